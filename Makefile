@@ -1,0 +1,44 @@
+# Two commands a user needs: `make demo` and `make test`. Everything else is set up on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+WHEELS := $(wildcard /opt/wheels)
+PIPFLAGS := -q $(if $(WHEELS),--find-links $(WHEELS),)
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-all test-rtl demo lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIPFLAGS) torch==2.13.0
+	$(BIN)/pip install $(PIPFLAGS) -e '.[dev]'
+	@if ! command -v iverilog >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq iverilog) >/dev/null 2>&1 \
+	      || echo "warning: could not install iverilog with apt; Icarus tests will be skipped"; \
+	  else echo "note: iverilog missing and not root; Icarus tests will be skipped"; fi; \
+	fi
+	@touch $@
+
+# CI subset: everything but the tests marked slow.
+test: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Every test, including the long RTL regressions.
+test-all: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-rtl: setup
+	$(BIN)/python -m pytest -m rtl $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/codesign demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Networks, number formats and the integer-exact golden models the hardware must match."""

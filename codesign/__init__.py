@@ -1,0 +1,1 @@
+"""The ``codesign`` command line and the end-to-end pipeline."""

@@ -1,0 +1,61 @@
+"""``codesign`` command line: one module per subcommand under :mod:`codesign.commands`.
+
+Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import CodesignError
+
+__all__ = ["main", "COMMANDS"]
+
+#: Subcommands in the order of the flow; each is ``codesign.commands.<name>``.
+COMMANDS = ("train", "dse", "build", "sim", "report", "flow", "demo")
+
+
+def _load(name):
+    try:
+        return importlib.import_module(f"codesign.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"codesign.commands.{name}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codesign",
+        description="Quantized and sparse CNNs -> ILP design-space exploration -> Amaranth RTL -> "
+        "cocotb co-simulation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        mod = _load(name)
+        if mod is None:
+            continue
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except CodesignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

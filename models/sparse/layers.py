@@ -1,0 +1,205 @@
+"""Sparse layers: submanifold / strided sparse convs, residual add, global pooling, ReLU.
+
+The weighted layers subclass :class:`models.quant.layers.QLayer`, so the float, fake-quant and
+integer-exact modes (BN folding, weight formats, requantization) are the dense layers' code; this
+file only provides the sparse linear operator :func:`sparse_conv`. Every op works on
+:class:`~models.sparse.tensor.SparseTensor` and never densifies: a conv gathers each output's active
+neighbours through a neighbour map (:mod:`models.sparse.neighbours`) and multiplies by the weight
+matrix. The result equals the dense ``F.conv2d`` (padding ``k // 2``) of the zero-filled map sampled
+at the output sites, in float and exactly in int64.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..quant.layers import QAdd, QGlobalAvgPool, QInput, QLayer
+from .neighbours import downsample, submanifold_map
+from .tensor import SparseTensor
+
+__all__ = [
+    "sparse_conv",
+    "sparse_add",
+    "sparse_global_avg_pool",
+    "SparseConv2d",
+    "SubmanifoldConv2d",
+    "SparseAdd",
+    "SparseGlobalAvgPool",
+    "SparseReLU",
+    "SparseInput",
+]
+
+
+def _check_sparse(x, what):
+    if not isinstance(x, SparseTensor):
+        raise TypeError(f"{what} takes a SparseTensor, not {type(x).__name__}")
+
+
+def sparse_conv(x: SparseTensor, weight, bias=None, *, stride: int = 1, groups: int = 1):
+    """Sparse conv with ``nn.Conv2d`` weight layout ``[out, in/groups, k, k]`` (cross-correlation).
+
+    ``k`` is 1 or 3 and the padding ``k // 2``. Stride 1 keeps the input's sites (submanifold);
+    stride 2 (k = 3 only) activates an output where its 3x3 receptive field holds an active input.
+    Float and integer features alike (integers accumulate in int64: the int32 accumulator).
+    """
+    _check_sparse(x, "sparse_conv")
+    out_c, cg, k, k2 = weight.shape
+    C = x.num_channels
+    if k != k2 or k not in (1, 3):
+        raise ValueError(f"kernel must be 1x1 or 3x3, not {k}x{k2}")
+    if C != cg * groups or out_c % groups:
+        raise ValueError(
+            f"weight {list(weight.shape)} with groups={groups} does not fit {C} input channels"
+        )
+    f = x.feats
+    if k == 1:
+        if stride != 1:
+            raise ValueError("a 1x1 sparse conv has stride 1")
+        if groups == 1:
+            y = f @ weight.reshape(out_c, C).t()
+        else:
+            y = torch.einsum("ngc,goc->ngo", f.reshape(-1, groups, cg),
+                             weight.reshape(groups, out_c // groups, cg)).reshape(-1, out_c)
+        out = x.with_feats(y)
+    else:
+        if stride == 1:
+            nbr = submanifold_map(x, k)
+            out = None
+        elif stride == 2:
+            oc, oshape, nbr = downsample(x, k)
+            out = SparseTensor(oc, f.new_zeros(oc.shape[0], 0), oshape, x.batch_size, check=False)
+        else:
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        # Gather the zero-filled 3x3 window of every output: row N (a zero row) stands for an
+        # inactive or outside neighbour.
+        cols = torch.cat([f, f.new_zeros(1, C)])[nbr]  # [M, 9, C]
+        m = cols.shape[0]
+        if groups == 1:
+            y = cols.reshape(m, k * k * C) @ weight.permute(0, 2, 3, 1).reshape(out_c, -1).t()
+        elif cg == 1 and out_c == groups:  # depthwise: one elementwise product per tap
+            y = (cols * weight.reshape(C, k * k).t()[None]).sum(1)
+        else:
+            w = weight.reshape(groups, out_c // groups, cg, k * k)
+            y = torch.einsum("mtgc,goct->mgo", cols.reshape(m, k * k, groups, cg), w)
+            y = y.reshape(m, out_c)
+        out = x.with_feats(y) if out is None else out.with_feats(y)
+    if bias is not None:
+        out = out.with_feats(out.feats + bias.to(out.feats.dtype))
+    return out
+
+
+def sparse_add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
+    """Elementwise sum of two maps with identical sites (float reference of the residual add)."""
+    _check_same(a, b)
+    return a.with_feats(a.feats + b.feats)
+
+
+def _check_same(a, b):
+    _check_sparse(a, "residual add")
+    _check_sparse(b, "residual add")
+    if not a.same_sites(b):
+        raise ValueError("residual add needs two maps with identical active sites")
+    if a.num_channels != b.num_channels:
+        raise ValueError(f"residual add of {a.num_channels} and {b.num_channels} channels")
+
+
+def _sum_count(x: SparseTensor):
+    total = x.feats.new_zeros(x.batch_size, x.num_channels).index_add_(0, x.coords[:, 0], x.feats)
+    return total, x.sites_per_frame()[:, None]
+
+
+def sparse_global_avg_pool(x: SparseTensor) -> torch.Tensor:
+    """``[B, C]`` mean over each frame's active sites (0 for an empty frame)."""
+    _check_sparse(x, "global average pool")
+    total, count = _sum_count(x)
+    return total / count.clamp(min=1).to(total.dtype)
+
+
+class SparseConv2d(QLayer):
+    """Sparse k x k conv (k in {1, 3}), stride 1 (submanifold) or 2 (sparse, 3x3), any groups.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int
+        1 or 3; the weight is ``[out, in/groups, k, k]`` exactly as ``nn.Conv2d``'s.
+    groups : int
+        1 for a full conv, ``in_channels`` for depthwise.
+    bias : bool
+    stride : int
+        1 (outputs at the input's active sites) or 2 (see :mod:`models.sparse.neighbours`).
+    relu, bn, requant_out
+        As :class:`models.quant.layers.QLayer`.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, groups=1, bias=True, *,
+                 stride=1, relu=False, bn=False, requant_out=True):
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("groups", groups)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if kernel_size not in (1, 3):
+            raise ValueError(f"kernel_size must be 1 or 3, not {kernel_size!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        if stride == 2 and kernel_size != 3:
+            raise ValueError("a stride-2 sparse conv must have kernel_size 3")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide {in_channels} and {out_channels}")
+        super().__init__((out_channels, in_channels // groups, kernel_size, kernel_size),
+                         bias=bias, relu=relu, bn=bn, requant_out=requant_out)
+        self.in_channels = in_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.groups = groups
+
+    def _op(self, x, weight, bias):
+        return sparse_conv(x, weight, bias, stride=self.stride, groups=self.groups)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, groups={self.groups}, relu={self.relu}")
+
+
+class SubmanifoldConv2d(SparseConv2d):
+    """Stride-1 submanifold conv: outputs exactly at the input's active sites.
+
+    ``SubmanifoldConv2d(in_channels, out_channels, kernel_size=3, groups=1, bias=True)``; see
+    :class:`SparseConv2d` for the keyword options.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, groups=1, bias=True, **kw):
+        if kw.get("stride", 1) != 1:
+            raise ValueError("SubmanifoldConv2d has stride 1; use SparseConv2d(stride=2)")
+        kw.pop("stride", None)
+        super().__init__(in_channels, out_channels, kernel_size, groups, bias, **kw)
+
+
+class SparseAdd(QAdd):
+    """Residual add of two sparse maps with identical sites (all three modes)."""
+
+    def forward(self, a, b):
+        _check_same(a, b)
+        return super().forward(a, b)
+
+
+class SparseGlobalAvgPool(QGlobalAvgPool):
+    """Global average pool over each frame's active sites, ``[B, C]`` out (0 for an empty frame)."""
+
+    def _sum_count(self, x):
+        _check_sparse(x, "global average pool")
+        return _sum_count(x)
+
+
+class SparseReLU(nn.Module):
+    """ReLU of the features (sites unchanged)."""
+
+    def forward(self, x):
+        _check_sparse(x, "SparseReLU")
+        return x.with_feats(F.relu(x.feats))
+
+
+class SparseInput(QInput):
+    """Input quantizer of a sparse network (same as :class:`models.quant.layers.QInput`)."""

@@ -1,0 +1,127 @@
+"""Neighbour maps of sparse maps: for every output site, the input row of each kernel tap.
+
+A neighbour map is a LongTensor ``[N_out, k*k]``; entry ``[i, t]`` is the row of the input feature
+matrix that tap ``t = (dy + r) * k + (dx + r)`` (``r = k // 2``) of output site ``i`` reads, or
+``N_in`` when that input site is inactive or outside the map. Gathering from the input features
+with one zero row appended (row ``N_in``) then gives exactly the zero-filled map's window, so a
+sparse conv is ``gather -> matrix multiply`` and equals the dense conv of the zero-filled map at the
+output sites.
+
+Maps are built without Python loops over sites: every candidate neighbour's raster linear index
+``(b * H + y) * W + x`` is looked up in the sorted keys of the input with ``torch.searchsorted``.
+
+Geometry ("same" padding ``k // 2``, as docs/CONTRACT.md):
+
+- stride 1 (submanifold): the outputs are the input's active sites; output ``(y, x)`` reads inputs
+  ``(y + dy, x + dx)``.
+- stride 2 (sparse): the output map is ``ceil(H/2) x ceil(W/2)``; output ``(oy, ox)`` is active iff
+  any input site ``(y, x)`` with ``2*oy - 1 <= y <= 2*oy + 1`` and ``2*ox - 1 <= x <= 2*ox + 1`` is
+  active (its 3x3 receptive field with padding 1), and reads inputs ``(2*oy + dy, 2*ox + dx)``. This
+  is the dense stride-2, padding-1 conv of the zero-filled map, sampled at the active outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tensor import SparseTensor
+
+__all__ = [
+    "submanifold_map",
+    "downsample",
+    "neighbour_counts",
+    "neighbour_hist",
+]
+
+
+def _lookup(keys, shape, b, cy, cx, k):
+    """Rows of ``keys`` at ``(b, cy + dy, cx + dx)`` for every tap; ``len(keys)`` where absent."""
+    H, W = shape
+    n = keys.shape[0]
+    m = b.shape[0]
+    r = k // 2
+    d = torch.arange(-r, r + 1, dtype=torch.int64)
+    ny = (cy[:, None] + d[None, :])[:, :, None].expand(m, k, k)
+    nx = (cx[:, None] + d[None, :])[:, None, :].expand(m, k, k)
+    inside = (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
+    q = ((b[:, None, None] * H + ny) * W + nx).reshape(m, k * k)
+    inside = inside.reshape(m, k * k)
+    if n == 0:
+        return torch.full((m, k * k), n, dtype=torch.int64)
+    pos = torch.searchsorted(keys, q)
+    hit = inside & (keys[pos.clamp(max=n - 1)] == q)
+    return torch.where(hit, pos, torch.full_like(pos, n))
+
+
+def submanifold_map(x: SparseTensor, kernel_size: int = 3) -> torch.Tensor:
+    """``[N, k*k]`` neighbour map of a stride-1 submanifold conv (outputs at the input's sites).
+
+    Cached on ``x.cache`` (shared by every tensor with the same sites).
+    """
+    key = ("submanifold", kernel_size)
+    nbr = x.cache.get(key)
+    if nbr is None:
+        c = x.coords
+        nbr = _lookup(x.keys(), x.spatial_shape, c[:, 0], c[:, 1], c[:, 2], kernel_size)
+        x.cache[key] = nbr
+    return nbr
+
+
+def _down_sites(coords, out_shape):
+    """Sorted active output sites of the stride-2 rule, as ``[M, 3]`` coordinates."""
+    Ho, Wo = out_shape
+    b, y, x = coords[:, 0], coords[:, 1], coords[:, 2]
+    # Input row y lies in the window of output rows floor(y/2) and ceil(y/2) (the same when y is
+    # even); the second one can fall off the bottom/right edge when H/W is even.
+    oys = torch.stack([y // 2, (y + 1) // 2], 1)[:, :, None].expand(-1, 2, 2)
+    oxs = torch.stack([x // 2, (x + 1) // 2], 1)[:, None, :].expand(-1, 2, 2)
+    valid = (oys < Ho) & (oxs < Wo)
+    k = (b[:, None, None] * Ho + oys) * Wo + oxs
+    k = torch.unique(k[valid])  # sorted
+    ox = k % Wo
+    oy = (k // Wo) % Ho
+    ob = k // (Wo * Ho)
+    return torch.stack([ob, oy, ox], 1)
+
+
+def downsample(x: SparseTensor, kernel_size: int = 3):
+    """Output sites and neighbour map of a stride-2 sparse conv (see the module doc for the rule).
+
+    Returns
+    -------
+    out_coords : torch.LongTensor
+        ``[M, 3]`` active output sites in raster order.
+    out_shape : tuple of int
+        ``(ceil(H/2), ceil(W/2))``.
+    nbr : torch.LongTensor
+        ``[M, k*k]`` rows of ``x`` each output reads (``N_in`` where inactive).
+    """
+    if kernel_size != 3:
+        raise ValueError(f"stride-2 sparse conv is defined for kernel_size 3, not {kernel_size}")
+    key = ("downsample", kernel_size)
+    hit = x.cache.get(key)
+    if hit is None:
+        H, W = x.spatial_shape
+        out_shape = ((H + 1) // 2, (W + 1) // 2)
+        oc = _down_sites(x.coords, out_shape)
+        nbr = _lookup(x.keys(), x.spatial_shape, oc[:, 0], 2 * oc[:, 1], 2 * oc[:, 2], kernel_size)
+        hit = (oc, out_shape, nbr)
+        x.cache[key] = hit
+    return hit
+
+
+def neighbour_counts(x: SparseTensor, *, stride: int = 1) -> torch.Tensor:
+    """``[N_out]`` active input sites in each output's 3x3 window (including the centre)."""
+    if stride == 1:
+        nbr = submanifold_map(x, 3)
+    elif stride == 2:
+        nbr = downsample(x, 3)[2]
+    else:
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    return (nbr < x.num_sites).sum(1)
+
+
+def neighbour_hist(x: SparseTensor, *, stride: int = 1) -> list[int]:
+    """Histogram (10 bins, counts 0..9) of :func:`neighbour_counts`: the 3x3 workload (DSE)."""
+    return torch.bincount(neighbour_counts(x, stride=stride), minlength=10).tolist()
+

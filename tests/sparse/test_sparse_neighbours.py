@@ -1,0 +1,70 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.sparse import (
+    SparseTensor,
+    downsample,
+    neighbour_counts,
+    neighbour_hist,
+    submanifold_map,
+)
+
+
+def _sparse(B, H, W, density, seed):
+    g = torch.Generator().manual_seed(seed)
+    m = torch.rand(B, 1, H, W, generator=g) < density
+    return SparseTensor.from_dense(torch.ones(B, 1, H, W) * m), m.float()
+
+
+@pytest.mark.parametrize("H, W", [(7, 9), (8, 6), (1, 5), (2, 2)])
+@pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
+def test_submanifold_map_matches_windows(H, W, density):
+    st, m = _sparse(2, H, W, density, seed=H * W)
+    nbr = submanifold_map(st)
+    assert nbr.shape == (st.num_sites, 9)
+    # Each tap of each site: the window's value in the zero-filled map tells whether it is active.
+    win = F.unfold(m, 3, padding=1).view(2, 9, H, W).permute(0, 2, 3, 1)
+    c = st.coords
+    assert torch.equal((nbr < st.num_sites).float(), win[c[:, 0], c[:, 1], c[:, 2]])
+    hit = nbr < st.num_sites
+    d = torch.tensor([-1, 0, 1])
+    dy, dx = d.repeat_interleave(3), d.repeat(3)
+    want = c[:, None, :] + torch.stack([torch.zeros(9, dtype=torch.long), dy, dx], 1)[None]
+    assert torch.equal(c[nbr[hit]], want[hit])
+    # the centre tap is the site itself
+    assert torch.equal(nbr[:, 4], torch.arange(st.num_sites))
+    assert submanifold_map(st) is nbr  # cached
+
+
+@pytest.mark.parametrize("H, W", [(7, 9), (8, 6), (1, 1), (3, 2)])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 1.0])
+def test_downsample_rule(H, W, density):
+    st, m = _sparse(3, H, W, density, seed=H + W)
+    oc, oshape, nbr = downsample(st)
+    assert oshape == ((H + 1) // 2, (W + 1) // 2)
+    # Contract: (oy, ox) active iff any input in rows 2oy-1..2oy+1, cols 2ox-1..2ox+1.
+    want = torch.zeros(3, *oshape, dtype=torch.bool)
+    for b, y, x in m[:, 0].nonzero().tolist():
+        for oy in range(oshape[0]):
+            for ox in range(oshape[1]):
+                if 2 * oy - 1 <= y <= 2 * oy + 1 and 2 * ox - 1 <= x <= 2 * ox + 1:
+                    want[b, oy, ox] = True
+    assert torch.equal(oc, want.nonzero())
+    win = F.unfold(m, 3, padding=1, stride=2).view(3, 9, *oshape).permute(0, 2, 3, 1)
+    assert torch.equal((nbr < st.num_sites).float(), win[oc[:, 0], oc[:, 1], oc[:, 2]])
+    assert (nbr < st.num_sites).any(1).all()  # every output reads at least one active input
+
+
+def test_neighbour_hist():
+    m = torch.zeros(1, 1, 4, 4)
+    m[0, 0, 0, 0] = m[0, 0, 0, 1] = m[0, 0, 3, 3] = 1
+    st = SparseTensor.from_dense(m)
+    assert neighbour_counts(st).tolist() == [2, 2, 1]
+    assert neighbour_hist(st) == [0, 1, 2, 0, 0, 0, 0, 0, 0, 0]
+    full = SparseTensor.from_dense(torch.ones(1, 1, 5, 5))
+    h = neighbour_hist(full)
+    assert sum(h) == 25 and h[9] == 9 and h[4] == 4 and h[6] == 12
+    assert sum(neighbour_hist(full, stride=2)) == 9
+    with pytest.raises(ValueError, match="stride"):
+        neighbour_hist(full, stride=3)

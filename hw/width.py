@@ -1,0 +1,177 @@
+"""Lane-width converter between token streams of ``a`` and ``b`` lanes, and beat packing helpers.
+
+A site's ``channels`` values arrive in beats of ``a`` lanes and leave in beats of ``b`` lanes
+(any ``a`` and ``b`` dividing ``channels``), in channel order. A buffer of ``a + b`` values takes an
+input beat whenever it has room after this cycle's output; a beat that starts a new site waits until the
+buffer has drained the previous site, so an output beat never mixes two sites. ``eof`` passes
+through once the buffer is empty. Throughput: the narrower side moves one beat per cycle without a
+gap, also across site boundaries (the last output beat of a site frees the buffer in the cycle the
+next site's first beat enters), so a site takes ``max(C/a, C/b)`` cycles; the first output beat
+leaves one cycle after the input beat that completes it (:data:`LATENCY`).
+
+:func:`frame_beats` and :func:`beats_frames` are the software view of the same packing (a frame's
+coordinates and features as stream payloads, and back), used by tests and by co-simulation.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .stream import TokenShape
+
+__all__ = ["WidthConverter", "LATENCY", "cycles_per_frame", "frame_beats", "beats_frames"]
+
+
+#: Cycles from the input beat that completes an output beat to that beat's ``valid`` (a != b).
+LATENCY = 1
+
+
+def cycles_per_frame(*, active_sites: float, channels: int, a: int, b: int) -> float:
+    """Cycles per frame when never stalled: ``active_sites * max(C/a, C/b) + 1``.
+
+    ``+ 1`` for the end-of-frame beat; the fill latency overlaps the previous frame in a pipeline.
+    """
+    return active_sites * max(channels // a, channels // b) + 1
+
+
+class WidthConverter(wiring.Component):
+    """Convert a token stream from ``shape.lanes`` lanes to ``lanes_out`` lanes.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream.
+    lanes_out : int
+        Output lanes; must divide ``shape.channels``.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+    """
+
+    def __init__(self, *, shape, lanes_out):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if not isinstance(lanes_out, int) or lanes_out < 1 or shape.channels % lanes_out:
+            raise ValueError(
+                f"lanes_out must be a positive divisor of {shape.channels} channels, "
+                f"not {lanes_out!r}"
+            )
+        self.i_shape = shape
+        self.o_shape = TokenShape(height=shape.height, width=shape.width, channels=shape.channels,
+                                  lanes=lanes_out, data_width=shape.data_width,
+                                  signed=shape.signed)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = self.i_shape.lanes, self.o_shape.lanes
+        i, o = self.i, self.o
+        if a == b:
+            m.d.comb += [
+                o.valid.eq(i.valid), o.payload.eq(i.payload), i.ready.eq(o.ready),
+            ]
+            return m
+
+        n = a + b
+        elem = self.i_layout["data"].shape.elem_shape
+        buf = [Signal(elem, name=f"buf{j}") for j in range(n)]
+        count = Signal(range(n + 1))
+        in_beats = self.i_shape.beats_per_site
+        in_beat = Signal(range(max(in_beats, 2)))
+        cy = Signal.like(o.payload.y)
+        cx = Signal.like(o.payload.x)
+
+        out_data = Signal()
+        m.d.comb += out_data.eq(count >= b)
+        out_fire = Signal()
+        after = Signal(range(n + 1))
+        m.d.comb += [
+            out_fire.eq(out_data & o.ready),
+            after.eq(count - (out_fire * b)),
+        ]
+        pass_eof = Signal()
+        m.d.comb += pass_eof.eq((count == 0) & i.valid & i.payload.eof)
+
+        m.d.comb += [
+            o.payload.y.eq(Mux(pass_eof, i.payload.y, cy)),
+            o.payload.x.eq(Mux(pass_eof, i.payload.x, cx)),
+            o.payload.eof.eq(pass_eof),
+            o.valid.eq(out_data | pass_eof),
+        ]
+        for j in range(b):
+            m.d.comb += o.payload.data[j].eq(buf[j])
+
+        in_fire = Signal()
+        room = (after + a <= n) & ((in_beat != 0) | (after == 0))
+        m.d.comb += in_fire.eq(i.valid & ~i.payload.eof & room)
+        m.d.comb += i.ready.eq(Mux(i.payload.eof, (count == 0) & o.ready, room))
+
+        with m.If(out_fire):
+            for j in range(n):
+                m.d.sync += buf[j].eq(buf[j + b] if j + b < n else 0)
+        with m.If(in_fire):
+            for j in range(n):
+                for k in range(a):
+                    if k <= j:
+                        with m.If(after == j - k):
+                            m.d.sync += buf[j].eq(i.payload.data[k])
+            with m.If(in_beat == 0):
+                m.d.sync += [cy.eq(i.payload.y), cx.eq(i.payload.x)]
+            m.d.sync += in_beat.eq(Mux(in_beat == in_beats - 1, 0, in_beat + 1))
+        m.d.sync += count.eq(after + in_fire * a)
+        return m
+
+
+def frame_beats(coords, feats, lanes: int) -> list[dict]:
+    """Stream payloads of one frame: ``C/lanes`` beats per site in order, then the eof beat.
+
+    ``coords`` is ``[(y, x), ...]`` and ``feats`` ``[[c0, c1, ...], ...]`` (lists or tensors).
+    """
+    out = []
+    for (y, x), f in zip(_rows(coords), _rows(feats), strict=True):
+        if len(f) % lanes:
+            raise ValueError(f"lanes {lanes} does not divide {len(f)} channels")
+        for s in range(0, len(f), lanes):
+            out.append({"y": int(y), "x": int(x), "data": [int(v) for v in f[s:s + lanes]],
+                        "eof": 0})
+    out.append({"y": 0, "x": 0, "data": [0] * lanes, "eof": 1})
+    return out
+
+
+def beats_frames(beats, channels: int) -> list[tuple[list, list]]:
+    """Inverse of :func:`frame_beats` over several frames: ``[(coords, feats), ...]``.
+
+    Raises ValueError if a site's beats disagree on coordinates or a frame ends mid-site.
+    """
+    frames, coords, feats, cur = [], [], [], []
+    for p in beats:
+        if p["eof"]:
+            if cur:
+                raise ValueError(f"frame ended after {len(cur)} of {channels} channels of a site")
+            frames.append((coords, feats))
+            coords, feats = [], []
+            continue
+        if cur and (p["y"], p["x"]) != coords[-1]:
+            raise ValueError(f"site ({p['y']}, {p['x']}) started before {coords[-1]} finished")
+        if not cur:
+            coords.append((p["y"], p["x"]))
+        cur.extend(p["data"])
+        if len(cur) >= channels:
+            if len(cur) > channels:
+                raise ValueError(f"site {coords[-1]} has more than {channels} channels")
+            feats.append(cur)
+            cur = []
+    return frames
+
+
+def _rows(t):
+    return t.tolist() if hasattr(t, "tolist") else list(t)

@@ -1,0 +1,78 @@
+import random
+
+import pytest
+import torch
+
+from hw.requant import Requantizer, cycles_per_frame
+from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.stream import TokenShape
+from hw.width import beats_frames, frame_beats
+from models.quant.requant import requant
+
+
+def _frame(rng, h, w, c, n, lo=-(1 << 31), hi=(1 << 31) - 1):
+    sites = sorted(rng.sample([(y, x) for y in range(h) for x in range(w)], n))
+    feats = [[rng.randint(lo, hi) for _ in range(c)] for _ in sites]
+    return sites, feats
+
+
+def _run(dut, frames, *, seed, idle=0.0, stall=0.0):
+    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
+    out = []
+    counter = CycleCounter()
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
+
+    async def sink(ctx):
+        n = 0
+
+        def until(p):
+            nonlocal n
+            n += p["eof"]
+            return n == len(frames)
+        out.extend(await stream_sink(ctx, dut.o, until=until, rng=seed + 1, stall=stall))
+
+    simulate(dut, src, sink, counter=counter)
+    return beats_frames(out, dut.o_shape.channels), counter.now
+
+
+@pytest.mark.parametrize("lanes,relu,S",
+                         [(1, True, 20), (4, False, 31), (8, True, 47), (2, False, 1)])
+def test_requant_exact_under_stalls(lanes, relu, S):
+    rng = random.Random(lanes * 100 + S)
+    c = 8
+    shape = TokenShape(height=5, width=6, channels=c, lanes=lanes, data_width=32)
+    M = [rng.randrange(1 << 15) for _ in range(c)]
+    M[0] = (1 << 15) - 1
+    lo, hi = (0, 127) if relu else (-127, 127)
+    dut = Requantizer(shape=shape, M=M, S=S, lo=lo, hi=hi)
+    small = 1 << min(S + 2, 31)
+    frames = [_frame(rng, 5, 6, c, 7, -small, small - 1), _frame(rng, 5, 6, c, 0),
+              _frame(rng, 5, 6, c, 1), _frame(rng, 5, 6, c, 30)]
+    got, _ = _run(dut, frames, seed=lanes, idle=0.3, stall=0.3)
+    assert len(got) == len(frames)
+    for (coords, feats), (gc, gf) in zip(frames, got, strict=True):
+        assert gc == coords
+        want = requant(torch.tensor(feats, dtype=torch.int64).reshape(-1, c), M, S, lo, hi)
+        assert gf == want.tolist()
+
+
+def test_requant_cycles_match_formula():
+    rng = random.Random(5)
+    shape = TokenShape(height=4, width=4, channels=6, lanes=2, data_width=32)
+    dut = Requantizer(shape=shape, M=[3] * 6, S=4, lo=-127, hi=127)
+    frame = _frame(rng, 4, 4, 6, 16, -1000, 1000)
+    _, cycles = _run(dut, [frame], seed=0)
+    # source starts at cycle 0; the last beat leaves LATENCY cycles after it entered
+    assert cycles == cycles_per_frame(active_sites=16, channels=6, lanes=2) + 3
+
+
+def test_requant_rejects_bad_params():
+    shape = TokenShape(height=4, width=4, channels=2, lanes=1, data_width=32)
+    with pytest.raises(ValueError, match="multipliers"):
+        Requantizer(shape=shape, M=[1], S=4, lo=0, hi=127)
+    with pytest.raises(ValueError, match="S must"):
+        Requantizer(shape=shape, M=[1, 1], S=0, lo=0, hi=127)
+    with pytest.raises(ValueError, match="clamp range"):
+        Requantizer(shape=shape, M=[1, 1], S=3, lo=0, hi=300)

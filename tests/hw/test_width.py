@@ -1,0 +1,69 @@
+import random
+
+import pytest
+from amaranth.hdl import Module, Signal
+
+from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.stream import TokenShape
+from hw.width import LATENCY, WidthConverter, beats_frames, cycles_per_frame, frame_beats
+
+
+def _frames(rng, c, sizes):
+    out = []
+    for n in sizes:
+        sites = sorted(rng.sample([(y, x) for y in range(4) for x in range(5)], n))
+        out.append((sites, [[rng.randint(-128, 127) for _ in range(c)] for _ in sites]))
+    return out
+
+
+def _run(dut, frames, *, idle=0.0, stall=0.0, seed=0):
+    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
+    got = []
+    counter = CycleCounter()
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
+
+    async def sink(ctx):
+        n = 0
+
+        def until(p):
+            nonlocal n
+            n += p["eof"]
+            return n == len(frames)
+        got.extend(await stream_sink(ctx, dut.o, until=until, rng=seed + 7, stall=stall))
+
+    # a pass-through converter has no clocked logic; give the simulator a sync domain
+    top = Module()
+    top.submodules.dut = dut
+    top.d.sync += Signal(name="tick").eq(1)
+    simulate(top, src, sink, counter=counter)
+    for p in got:
+        assert len(p["data"]) == dut.o_shape.lanes
+    return beats_frames(got, dut.o_shape.channels), counter.now
+
+
+@pytest.mark.parametrize("c,a,b", [(12, 1, 4), (12, 4, 1), (12, 2, 3), (12, 3, 2), (12, 4, 6),
+                                   (12, 12, 1), (8, 8, 8), (6, 6, 2)])
+def test_width_converter_exact_under_stalls(c, a, b):
+    rng = random.Random(c * a + b)
+    dut = WidthConverter(shape=TokenShape(height=4, width=5, channels=c, lanes=a), lanes_out=b)
+    frames = _frames(rng, c, [3, 0, 1, 20, 0])
+    got, _ = _run(dut, frames, idle=0.3, stall=0.3, seed=a + b)
+    assert got == frames
+
+
+@pytest.mark.parametrize("c,a,b", [(12, 1, 4), (12, 4, 1), (12, 2, 3), (12, 3, 2), (8, 2, 2),
+                                   (24, 8, 3), (12, 12, 1)])
+def test_width_converter_cycles(c, a, b):
+    rng = random.Random(3)
+    dut = WidthConverter(shape=TokenShape(height=4, width=5, channels=c, lanes=a), lanes_out=b)
+    frames = _frames(rng, c, [10])
+    _, cycles = _run(dut, frames)
+    fill = 0 if a == b else LATENCY
+    assert cycles == cycles_per_frame(active_sites=10, channels=c, a=a, b=b) + fill
+
+
+def test_width_converter_rejects_bad_lanes():
+    with pytest.raises(ValueError, match="divisor"):
+        WidthConverter(shape=TokenShape(height=4, width=5, channels=6, lanes=3), lanes_out=4)

@@ -1,13 +1,13 @@
 """Lane-width converter between token streams of ``a`` and ``b`` lanes, and beat packing helpers.
 
 A site's ``channels`` values arrive in beats of ``a`` lanes and leave in beats of ``b`` lanes
-(any ``a`` and ``b`` dividing ``channels``), in channel order. A buffer of ``a + b`` values takes an
-input beat whenever it has room after this cycle's output; a beat that starts a new site waits until the
-buffer has drained the previous site, so an output beat never mixes two sites. ``eof`` passes
-through once the buffer is empty. Throughput: the narrower side moves one beat per cycle without a
-gap, also across site boundaries (the last output beat of a site frees the buffer in the cycle the
-next site's first beat enters), so a site takes ``max(C/a, C/b)`` cycles; the first output beat
-leaves one cycle after the input beat that completes it (:data:`LATENCY`).
+(any ``a`` and ``b`` dividing ``channels``), in channel order. A buffer of ``a + b`` values takes
+an input beat whenever it has room after this cycle's output; a beat that starts a new site waits
+until the buffer has drained the previous site, so an output beat never mixes two sites.
+``eof`` passes through once the buffer is empty. Throughput: the narrower side moves one beat per
+cycle without a gap, also across site boundaries (the last output beat of a site frees the buffer
+in the cycle the next site's first beat enters), so a site takes ``max(C/a, C/b)`` cycles; the
+first output beat leaves one cycle after the input beat that completes it (:data:`LATENCY`).
 
 :func:`frame_beats` and :func:`beats_frames` are the software view of the same packing (a frame's
 coordinates and features as stream payloads, and back), used by tests and by co-simulation.

@@ -1,0 +1,145 @@
+"""Simulation helpers every hw test drives streams with (amaranth.sim async testbenches).
+
+``stream_put`` / ``stream_get`` move one payload; :func:`stream_source` and :func:`stream_sink`
+move many, with seeded random idle cycles (source) and backpressure (sink) so every block is checked
+under stalls; :func:`simulate` runs testbenches with a watchdog so a hung block fails quickly.
+Payloads go in as anything ``ctx.set`` accepts for the payload's layout (for a
+:class:`~amaranth.lib.data.StructLayout`, a dict such as ``{"y": 1, "x": 2, "data": [3, -4],
+"eof": 0}``) and come out as plain dicts via :func:`to_python`.
+"""
+
+from __future__ import annotations
+
+import random
+
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+__all__ = [
+    "to_python",
+    "stream_put",
+    "stream_get",
+    "stream_source",
+    "stream_sink",
+    "simulate",
+    "CycleCounter",
+]
+
+
+def to_python(value):
+    """A simulator value (int or ``data.Const`` view) as plain ints, lists and dicts."""
+    if isinstance(value, data.Const):
+        layout = data.Layout.cast(value.shape())
+        if isinstance(layout, data.ArrayLayout):
+            return [to_python(value[i]) for i in range(layout.length)]
+        return {name: to_python(value[name]) for name, _ in layout}
+    return value
+
+
+async def stream_put(ctx, stream, payload):
+    """Offer one payload and wait until it is accepted."""
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream):
+    """Accept one payload (as a plain Python value)."""
+    ctx.set(stream.ready, 1)
+    (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return to_python(payload)
+
+
+def _rng(rng):
+    if rng is None:
+        return random.Random(0)
+    if isinstance(rng, int):
+        return random.Random(rng)
+    return rng
+
+
+def _check_prob(name, p):
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+
+
+async def stream_source(ctx, stream, payloads, *, rng=None, idle=0.0):
+    """Send ``payloads`` in order, inserting an idle cycle before a beat with probability ``idle``.
+
+    ``rng`` is a :class:`random.Random`, a seed, or None (seed 0).
+    """
+    _check_prob("idle", idle)
+    rng = _rng(rng)
+    for payload in payloads:
+        while idle and rng.random() < idle:
+            await ctx.tick()
+        await stream_put(ctx, stream, payload)
+
+
+async def stream_sink(ctx, stream, *, until, rng=None, stall=0.0, on_beat=None):
+    """Receive payloads until ``until(payload)`` is true for an accepted one; return them all.
+
+    Each cycle ``ready`` is low with probability ``stall`` (backpressure). ``on_beat(payload)`` is
+    called for every accepted beat as it arrives (e.g. to timestamp it).
+    """
+    _check_prob("stall", stall)
+    rng = _rng(rng)
+    out = []
+    while True:
+        ready = 0 if (stall and rng.random() < stall) else 1
+        ctx.set(stream.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        if ready and valid:
+            p = to_python(payload)
+            out.append(p)
+            if on_beat is not None:
+                on_beat(p)
+            if until(p):
+                ctx.set(stream.ready, 0)
+                return out
+
+
+class CycleCounter:
+    """Counts clock cycles from the start of simulation (add with :meth:`attach`)."""
+
+    def __init__(self):
+        self.now = 0
+
+    def attach(self, sim):
+        async def count(ctx):
+            # one-shot ticks: a pending async-for iterator warns when the simulation ends
+            while True:
+                await ctx.tick()
+                self.now += 1
+        sim.add_testbench(count, background=True)
+        return self
+
+
+def simulate(dut, *testbenches, max_cycles=100_000, vcd=None, counter=None):
+    """Run the testbenches on ``dut`` (clock period 1 us) until they all finish.
+
+    A background watchdog raises :class:`TimeoutError` after ``max_cycles`` cycles, so a block that
+    deadlocks fails the test instead of hanging it. ``counter`` (a :class:`CycleCounter`) is
+    attached if given.
+    """
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+
+    async def watchdog(ctx):
+        for _ in range(max_cycles):
+            await ctx.tick()
+        raise TimeoutError(f"simulation did not finish within {max_cycles} cycles")
+
+    sim.add_testbench(watchdog, background=True)
+    if counter is not None:
+        counter.attach(sim)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return sim

@@ -1,0 +1,239 @@
+"""Pointwise (1x1) convolution as a ``pe`` x ``lanes`` matrix-vector unit on a token stream.
+
+Per site the block computes ``acc[o] = bias[o] + sum_i w[o, i] * x[i]`` for every output channel.
+The ``B = C_in / lanes`` input beats of a site are written into one bank of a two-bank input buffer;
+while the compute side works through the full bank, the next site fills the other (double
+buffering). For each of the ``G = C_out / pe`` output groups the compute side reads the ``B`` input
+words once, one per cycle, and each cycle ``pe x lanes`` products (:func:`hw.mac.product`, by weight
+format) are summed into ``pe`` accumulators; after the ``B``-th word of a group the accumulators,
+plus the bias, leave as one output beat of ``pe`` int32 channels. So a site costs ``G * B`` MAC
+cycles, and the unit is busy every cycle while input sites are ready.
+
+Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``), word
+``g * B + b`` holding the ``pe x lanes`` codes of output group ``g`` and input beat ``b``.
+
+An end-of-frame beat takes a bank like a site; the compute side forwards it as one ``eof`` output
+beat (data zero) after the sites before it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.quant.formats import weight_format
+from models.reference import ACC_BITS
+
+from .mac import adder_tree, product
+from .stream import TokenShape
+
+__all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
+
+#: Cycles from the issue of a group's last word to that group's output beat ``valid``.
+LATENCY = 2
+
+
+def cycles_per_frame(*, active_sites: float, c_in: int, c_out: int, lanes: int, pe: int) -> float:
+    """Cycles per frame in steady state (never stalled, input always ready).
+
+    ``active_sites * (C_in / lanes) * (C_out / pe)`` MAC cycles plus 1 for the end-of-frame beat.
+    A lone frame also pays :func:`fill_cycles` (the first site's input, and the pipeline), which
+    overlaps the previous frame's compute in a stream of frames.
+    """
+    return active_sites * (c_in // lanes) * (c_out // pe) + 1
+
+
+def fill_cycles(*, c_in: int, lanes: int) -> int:
+    """Cycles before the first MAC of a frame that arrives at an idle unit, plus output latency."""
+    return c_in // lanes + LATENCY
+
+
+def _codes(fmt, weight) -> np.ndarray:
+    w = np.asarray(weight, dtype=np.int64)
+    levels = set(int(v) for v in fmt.levels)
+    bad = sorted(set(int(v) for v in np.unique(w)) - levels)
+    if bad:
+        raise ValueError(f"weight value {bad[0]} is not representable in {fmt.name}")
+    return np.asarray(fmt.encode(w), dtype=np.int64)
+
+
+class Conv1x1(wiring.Component):
+    """1x1 convolution of a token stream, int32 accumulator output.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream (``channels`` = C_in, ``lanes``; int8 data).
+    c_out : int
+        Output channels.
+    pe : int
+        Output channels computed in parallel (divides ``c_out``); output beats carry ``pe`` lanes.
+    fmt : str or WeightFormat
+        Weight format.
+    weight : array of int, shape ``[c_out, c_in]`` (or ``[c_out, c_in, 1, 1]``)
+        Integer weight values, representable in ``fmt``.
+    bias : array of int, shape ``[c_out]``
+        Integer biases (int32).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+    """
+
+    def __init__(self, *, shape, c_out, pe, fmt, weight, bias):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if not isinstance(c_out, int) or c_out < 1:
+            raise TypeError(f"c_out must be a positive integer, not {c_out!r}")
+        if not isinstance(pe, int) or pe < 1 or c_out % pe:
+            raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
+        self.fmt = weight_format(fmt)
+        w = np.asarray(weight, dtype=np.int64).reshape(c_out, -1) if np.size(weight) else None
+        if w is None or w.shape != (c_out, shape.channels):
+            raise ValueError(
+                f"weight must have shape [{c_out}, {shape.channels}], not "
+                f"{np.shape(weight)}"
+            )
+        b = np.asarray(bias, dtype=np.int64).reshape(-1)
+        if b.shape != (c_out,):
+            raise ValueError(f"bias must have {c_out} values, not {b.shape}")
+        if (b < -(1 << (ACC_BITS - 1))).any() or (b >= (1 << (ACC_BITS - 1))).any():
+            raise ValueError("bias does not fit the int32 accumulator")
+        self.i_shape = shape
+        self.c_out, self.pe = c_out, pe
+        self.weight, self.bias = w, b
+        self.codes = _codes(self.fmt, w)
+        self.o_shape = TokenShape(height=shape.height, width=shape.width, channels=c_out,
+                                  lanes=pe, data_width=ACC_BITS)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def cycles_per_frame(self, active_sites: float) -> float:
+        return cycles_per_frame(active_sites=active_sites, c_in=self.i_shape.channels,
+                                c_out=self.c_out, lanes=self.i_shape.lanes, pe=self.pe)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, pe = self.i_shape.lanes, self.pe
+        abits = self.i_shape.data_width
+        nb = self.i_shape.beats_per_site          # B
+        ng = self.c_out // pe                     # G
+        cb = self.fmt.bits
+
+        # -- memories ------------------------------------------------------------------------
+        words = []
+        for g in range(ng):
+            for b in range(nb):
+                word = 0
+                for p in range(pe):
+                    for ln in range(lanes):
+                        code = int(self.codes[g * pe + p, b * lanes + ln])
+                        word |= code << ((p * lanes + ln) * cb)
+                words.append(word)
+        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * cb), depth=ng * nb,
+                                          init=words)
+        w_rd = wmem.read_port(domain="sync")
+        bias_words = []
+        for g in range(ng):
+            word = 0
+            for p in range(pe):
+                word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
+            bias_words.append(word)
+        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng,
+                                          init=bias_words)
+        b_rd = bmem.read_port(domain="sync")
+        m.submodules.xbuf = xbuf = Memory(shape=unsigned(lanes * abits), depth=2 * nb, init=[])
+        x_wr = xbuf.write_port()
+        x_rd = xbuf.read_port(domain="sync")
+
+        # -- input side: fill banks ----------------------------------------------------------
+        full = Signal(2)
+        eof_bank = Signal(2)
+        cy = [Signal.like(self.i.payload.y, name=f"y{k}") for k in range(2)]
+        cx = [Signal.like(self.i.payload.x, name=f"x{k}") for k in range(2)]
+        wbank = Signal()
+        wbeat = Signal(range(max(nb, 2)))
+        release = Signal(2)
+        m.d.comb += [
+            self.i.ready.eq(~full.bit_select(wbank, 1)),
+            x_wr.addr.eq(wbank * nb + wbeat),
+            x_wr.data.eq(self.i.payload.data.as_value()),
+            x_wr.en.eq(self.i.valid & self.i.ready & ~self.i.payload.eof),
+        ]
+        fill = Signal(2)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(wbeat == 0):
+                for k in range(2):
+                    with m.If(wbank == k):
+                        m.d.sync += [cy[k].eq(self.i.payload.y), cx[k].eq(self.i.payload.x),
+                                     eof_bank[k].eq(self.i.payload.eof)]
+            with m.If(self.i.payload.eof | (wbeat == nb - 1)):
+                m.d.sync += [wbeat.eq(0), wbank.eq(~wbank)]
+                m.d.comb += fill.eq(Mux(wbank, 0b10, 0b01))
+            with m.Else():
+                m.d.sync += wbeat.eq(wbeat + 1)
+        m.d.sync += full.eq((full | fill) & ~release)
+
+        # -- compute side --------------------------------------------------------------------
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        rbank = Signal()
+        g = Signal(range(max(ng, 2)))
+        b = Signal(range(max(nb, 2)))
+        ready_bank = full.bit_select(rbank, 1)
+        is_eof = eof_bank.bit_select(rbank, 1)
+        issue = Signal()
+        m.d.comb += issue.eq(en & ready_bank)
+        last_b = b == nb - 1
+        last_g = g == ng - 1
+        m.d.comb += [
+            x_rd.addr.eq(rbank * nb + b), x_rd.en.eq(en),
+            w_rd.addr.eq(g * nb + b), w_rd.en.eq(en),
+            b_rd.addr.eq(g), b_rd.en.eq(en),
+        ]
+        with m.If(issue):
+            with m.If(is_eof | (last_b & last_g)):
+                m.d.sync += [g.eq(0), b.eq(0), rbank.eq(~rbank)]
+                m.d.comb += release.eq(Mux(rbank, 0b10, 0b01))
+            with m.Elif(last_b):
+                m.d.sync += [b.eq(0), g.eq(g + 1)]
+            with m.Else():
+                m.d.sync += b.eq(b + 1)
+
+        # stage 1: memory words for the issued (g, b) have arrived
+        v1, first1, last1, eof1 = Signal(), Signal(), Signal(), Signal()
+        y1 = Signal.like(self.i.payload.y)
+        x1 = Signal.like(self.i.payload.x)
+        with m.If(en):
+            m.d.sync += [
+                v1.eq(issue), first1.eq(b == 0), last1.eq(last_b | is_eof), eof1.eq(is_eof),
+                y1.eq(Mux(rbank, cy[1], cy[0])), x1.eq(Mux(rbank, cx[1], cx[0])),
+            ]
+        acc = [Signal(signed(ACC_BITS), name=f"acc{p}") for p in range(pe)]
+        with m.If(en & v1):
+            for p in range(pe):
+                prods = []
+                for ln in range(lanes):
+                    k = p * lanes + ln
+                    code = w_rd.data[k * cb:(k + 1) * cb]
+                    act = x_rd.data[ln * abits:(ln + 1) * abits].as_signed()
+                    prods.append(product(self.fmt, code, act))
+                total = adder_tree(prods)
+                base = Mux(first1, b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed(), acc[p])
+                m.d.sync += acc[p].eq(Mux(eof1, 0, base + total))
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v1 & last1)
+            with m.If(v1 & last1):
+                m.d.sync += [self.o.payload.y.eq(y1), self.o.payload.x.eq(x1),
+                             self.o.payload.eof.eq(eof1)]
+        for p in range(pe):
+            m.d.comb += self.o.payload.data[p].eq(acc[p])
+        return m

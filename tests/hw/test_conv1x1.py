@@ -1,0 +1,101 @@
+import random
+
+import pytest
+import torch
+
+from hw.conv1x1 import Conv1x1, cycles_per_frame, fill_cycles
+from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.stream import TokenShape
+from hw.width import beats_frames, frame_beats
+from models import reference as ref
+from models.quant.formats import weight_format
+
+
+def _frames(rng, h, w, c, sizes):
+    out = []
+    for n in sizes:
+        sites = sorted(rng.sample([(y, x) for y in range(h) for x in range(w)], n))
+        out.append((sites, [[rng.randint(-127, 127) for _ in range(c)] for _ in sites]))
+    return out
+
+
+def _weights(rng, fmt, c_out, c_in):
+    levels = weight_format(fmt).levels.tolist()
+    w = [[rng.choice(levels) for _ in range(c_in)] for _ in range(c_out)]
+    b = [rng.randint(-5000, 5000) for _ in range(c_out)]
+    return w, b
+
+
+def run_stream(dut, frames, *, idle=0.0, stall=0.0, seed=0, max_cycles=200_000):
+    """Drive ``frames`` through a token-stream block; return (output frames, cycles)."""
+    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
+    got = []
+    counter = CycleCounter()
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
+
+    async def sink(ctx):
+        n = 0
+
+        def until(p):
+            nonlocal n
+            n += p["eof"]
+            return n == len(frames)
+        got.extend(await stream_sink(ctx, dut.o, until=until, rng=seed + 1, stall=stall))
+
+    simulate(dut, src, sink, counter=counter, max_cycles=max_cycles)
+    return beats_frames(got, dut.o_shape.channels), counter.now
+
+
+def _check(frames, got, w, b):
+    assert len(got) == len(frames)
+    for (coords, feats), (gc, gf) in zip(frames, got, strict=True):
+        assert gc == coords
+        if feats:
+            want = ref.linear(torch.tensor(feats), torch.tensor(w), torch.tensor(b)).tolist()
+        else:
+            want = []
+        assert gf == want
+
+
+@pytest.mark.parametrize("fmt,c_in,c_out,lanes,pe", [
+    ("int8", 8, 6, 2, 3),
+    ("dybit4", 8, 4, 4, 2),
+    ("int4", 6, 4, 1, 4),
+    ("dybit8", 4, 8, 4, 8),
+    ("int8", 4, 4, 4, 4),
+])
+def test_conv1x1_exact_under_stalls(fmt, c_in, c_out, lanes, pe):
+    rng = random.Random(c_in * 31 + c_out * 7 + lanes + pe)
+    w, b = _weights(rng, fmt, c_out, c_in)
+    shape = TokenShape(height=4, width=5, channels=c_in, lanes=lanes)
+    dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt=fmt, weight=w, bias=b)
+    frames = _frames(rng, 4, 5, c_in, [3, 0, 1, 20, 0, 2])
+    got, _ = run_stream(dut, frames, idle=0.3, stall=0.3, seed=pe)
+    _check(frames, got, w, b)
+
+
+@pytest.mark.parametrize("c_in,c_out,lanes,pe", [(8, 8, 2, 2), (8, 4, 8, 4), (16, 16, 4, 4),
+                                                 (4, 4, 4, 4)])
+def test_conv1x1_cycles_and_utilisation(c_in, c_out, lanes, pe):
+    rng = random.Random(1)
+    w, b = _weights(rng, "int8", c_out, c_in)
+    shape = TokenShape(height=8, width=8, channels=c_in, lanes=lanes)
+    dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt="int8", weight=w, bias=b)
+    frames = _frames(rng, 8, 8, c_in, [60])
+    got, cycles = run_stream(dut, frames)
+    _check(frames, got, w, b)
+    want = cycles_per_frame(active_sites=60, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe)
+    assert cycles == want + fill_cycles(c_in=c_in, lanes=lanes)
+    # MAC utilisation of a lone frame, fill and eof included
+    mac_cycles = 60 * (c_in // lanes) * (c_out // pe)
+    assert mac_cycles / cycles >= 0.9
+
+
+def test_conv1x1_rejects_bad_weights():
+    shape = TokenShape(height=2, width=2, channels=2, lanes=1)
+    with pytest.raises(ValueError, match="not representable"):
+        Conv1x1(shape=shape, c_out=1, pe=1, fmt="dybit4", weight=[[5, 1]], bias=[0])
+    with pytest.raises(ValueError, match="pe must"):
+        Conv1x1(shape=shape, c_out=3, pe=2, fmt="int8", weight=[[1, 1]] * 3, bias=[0] * 3)

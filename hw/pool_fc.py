@@ -1,0 +1,223 @@
+"""Global average pooling over the active sites, optionally followed by a fully connected layer.
+
+:class:`GlobalAvgPool` sums each channel over the frame's sites (one register per channel, updated
+as the beats stream in) and counts the sites. At the end-of-frame beat it turns each sum into
+``avg_round(sum, n) = floor((2*sum + n) / (2*n))`` (0 for an empty frame), exactly as
+:func:`models.reference.avg_round`, with ``lanes`` sequential restoring dividers (one quotient bit
+per cycle, :func:`div_bits` cycles per beat), and emits the pooled vector as one token at (0, 0) in
+beats of ``lanes`` channels, then ``eof``. The output map is 1 x 1, at the input's scale.
+
+:class:`PoolFC` chains the pool, a width converter if the linear layer's lanes differ, and the
+linear layer as a one-site :class:`~hw.conv1x1.Conv1x1` emitting int32 accumulators (the
+classifier's logits: one token at (0, 0), then ``eof``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .conv1x1 import Conv1x1
+from .conv1x1 import cycles_per_frame as conv1x1_cycles
+from .stream import TokenShape
+from .width import WidthConverter
+
+__all__ = ["GlobalAvgPool", "PoolFC", "div_bits", "cycles_per_frame", "pool_fc_cycles"]
+
+
+def _sum_bits(shape: TokenShape) -> int:
+    sites = shape.height * shape.width
+    return shape.data_width + sites.bit_length()
+
+
+def div_bits(shape: TokenShape) -> int:
+    """Bits of the divider's dividend ``|2*sum + n|`` (+ the ceiling bias), one cycle each."""
+    return _sum_bits(shape) + 2
+
+
+def cycles_per_frame(*, active_sites: float, channels: int, lanes: int, height: int, width: int,
+                     data_width: int = 8) -> float:
+    """Cycles per frame of :class:`GlobalAvgPool` when never stalled.
+
+    ``active_sites * C / lanes`` input beats, 1 for the input ``eof``, then per output beat
+    (``C / lanes`` of them) one load cycle, ``div_bits`` divide cycles and one output cycle, and
+    the output ``eof``: ``sites * B + 1 + B * (div_bits + 2) + 1`` with ``B = C / lanes``.
+    """
+    b = channels // lanes
+    d = div_bits(TokenShape(height=height, width=width, channels=channels, lanes=lanes,
+                            data_width=data_width))
+    return active_sites * b + 1 + b * (d + 2) + 1
+
+
+def pool_fc_cycles(*, active_sites: float, channels: int, lanes: int, height: int, width: int,
+                   c_out: int, fc_lanes: int, pe: int, data_width: int = 8) -> float:
+    """Cycles per frame of :class:`PoolFC`: the pool, then the linear layer on one site.
+
+    The linear layer's ``(C / fc_lanes) * (c_out / pe)`` MAC cycles do not overlap the pool's
+    division of the same frame (they need its result); its input fill overlaps the pool's output.
+    A lone frame's last beat leaves one cycle later (measured, with ``fc_lanes == lanes``).
+    """
+    return (cycles_per_frame(active_sites=active_sites, channels=channels, lanes=lanes,
+                             height=height, width=width, data_width=data_width)
+            + conv1x1_cycles(active_sites=1, c_in=channels, c_out=c_out, lanes=fc_lanes, pe=pe))
+
+
+class GlobalAvgPool(wiring.Component):
+    """Global average pooling of a token stream.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream (activations, ``data_width`` bits).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+        One token at (0, 0) with ``shape.channels`` channels in ``shape.lanes`` lanes, then eof.
+    """
+
+    def __init__(self, *, shape):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        self.i_shape = shape
+        self.o_shape = TokenShape(height=1, width=1, channels=shape.channels, lanes=shape.lanes,
+                                  data_width=shape.data_width)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.i_shape.lanes
+        nb = self.i_shape.beats_per_site
+        sw = _sum_bits(self.i_shape)
+        dw = div_bits(self.i_shape)
+        sites = self.i_shape.height * self.i_shape.width
+
+        sums = Array(Signal(signed(sw * lanes), name=f"sum{k}") for k in range(nb))
+        count = Signal(range(sites + 1))
+        beat = Signal(range(max(nb, 2)))
+        step = Signal(range(dw + 1))
+
+        # one restoring divider per lane: rem, quotient/dividend shift register, sign
+        rem = [Signal(unsigned(dw + 1), name=f"rem{i}") for i in range(lanes)]
+        qa = [Signal(unsigned(dw), name=f"qa{i}") for i in range(lanes)]
+        neg = [Signal(name=f"neg{i}") for i in range(lanes)]
+        divisor = Signal(unsigned(dw))
+        m.d.comb += divisor.eq(count << 1)
+
+        with m.FSM():
+            with m.State("ACC"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    with m.If(self.i.payload.eof):
+                        m.d.sync += beat.eq(0)
+                        m.next = "LOAD"
+                    with m.Else():
+                        word = sums[beat]
+                        new = Cat(*[
+                            (word[i * sw:(i + 1) * sw].as_signed()
+                             + self.i.payload.data[i])[:sw] for i in range(lanes)
+                        ])
+                        m.d.sync += sums[beat].eq(new)
+                        with m.If(beat == nb - 1):
+                            m.d.sync += [beat.eq(0), count.eq(count + 1)]
+                        with m.Else():
+                            m.d.sync += beat.eq(beat + 1)
+            with m.State("LOAD"):
+                word = sums[beat]
+                for i in range(lanes):
+                    s = word[i * sw:(i + 1) * sw].as_signed()
+                    num = Signal(signed(dw + 1), name=f"num{i}")
+                    # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
+                    m.d.comb += num.eq((s << 1) + count)
+                    mag = Mux(num < 0, -num + divisor - 1, num)
+                    m.d.sync += [rem[i].eq(0), qa[i].eq(mag), neg[i].eq(num < 0)]
+                m.d.sync += step.eq(0)
+                m.next = "DIV"
+            with m.State("DIV"):
+                for i in range(lanes):
+                    r = Cat(qa[i][dw - 1], rem[i][:dw])
+                    sub = r >= divisor
+                    m.d.sync += [
+                        rem[i].eq(Mux(sub, r - divisor, r)),
+                        qa[i].eq(Cat(sub, qa[i][:dw - 1])),
+                    ]
+                m.d.sync += step.eq(step + 1)
+                with m.If(step == dw - 1):
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.y.eq(0), self.o.payload.x.eq(0)]
+                for i in range(lanes):
+                    q = Mux(neg[i], -qa[i], qa[i])
+                    m.d.comb += self.o.payload.data[i].eq(Mux(count == 0, 0, q))
+                with m.If(self.o.ready):
+                    m.d.sync += sums[beat].eq(0)
+                    with m.If(beat == nb - 1):
+                        m.d.sync += beat.eq(0)
+                        m.next = "EOF"
+                    with m.Else():
+                        m.d.sync += beat.eq(beat + 1)
+                        m.next = "LOAD"
+            with m.State("EOF"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eof.eq(1)]
+                with m.If(self.o.ready):
+                    m.d.sync += count.eq(0)
+                    m.next = "ACC"
+        return m
+
+
+class PoolFC(wiring.Component):
+    """Global average pool, then a linear layer: int32 logits as one token at (0, 0), then eof.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream of the pool.
+    c_out : int
+        Outputs of the linear layer.
+    fc_lanes, pe : int
+        Lanes and PE of the linear layer (divide ``shape.channels`` and ``c_out``).
+    fmt, weight, bias
+        As :class:`~hw.conv1x1.Conv1x1` (``weight`` shape ``[c_out, channels]``).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+    """
+
+    def __init__(self, *, shape, c_out, fc_lanes, pe, fmt, weight, bias):
+        self.pool = GlobalAvgPool(shape=shape)
+        self.conv = None
+        if fc_lanes != shape.lanes:
+            self.conv = WidthConverter(shape=self.pool.o_shape, lanes_out=fc_lanes)
+            fc_in = self.conv.o_shape
+        else:
+            fc_in = self.pool.o_shape
+        self.fc = Conv1x1(shape=fc_in, c_out=c_out, pe=pe, fmt=fmt, weight=weight, bias=bias)
+        self.i_shape, self.o_shape = shape, self.fc.o_shape
+        self.i_layout, self.o_layout = shape.layout(), self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pool = self.pool
+        m.submodules.fc = self.fc
+        wiring.connect(m, wiring.flipped(self.i), self.pool.i)
+        if self.conv is not None:
+            m.submodules.width = self.conv
+            wiring.connect(m, self.pool.o, self.conv.i)
+            wiring.connect(m, self.conv.o, self.fc.i)
+        else:
+            wiring.connect(m, self.pool.o, self.fc.i)
+        wiring.connect(m, self.fc.o, wiring.flipped(self.o))
+        return m

@@ -23,6 +23,9 @@ __all__ = [
     "stream_sink",
     "simulate",
     "CycleCounter",
+    "random_frame",
+    "frame_beats",
+    "split_frames",
 ]
 
 
@@ -143,3 +146,45 @@ def simulate(dut, *testbenches, max_cycles=100_000, vcd=None, counter=None):
     else:
         sim.run()
     return sim
+
+
+def random_frame(rng, *, height, width, channels, density, lo=-127, hi=127):
+    """A random sparse frame: ``(coords, feats)`` with coords ``[(y, x), ...]`` in raster order.
+
+    Each site is active with probability ``density`` (0 gives an empty frame, 1 a dense one);
+    ``feats[i]`` is a list of ``channels`` ints in ``[lo, hi]``.
+    """
+    coords = [(y, x) for y in range(height) for x in range(width) if rng.random() < density]
+    feats = [[rng.randint(lo, hi) for _ in range(channels)] for _ in coords]
+    return coords, feats
+
+
+def frame_beats(coords, feats, *, lanes):
+    """Token-stream beats of one frame (channel beats per site, then the eof beat)."""
+    beats = []
+    for (y, x), f in zip(coords, feats, strict=True):
+        f = [int(v) for v in f]
+        if len(f) % lanes:
+            raise ValueError(f"lanes ({lanes}) must divide the {len(f)} channels of a site")
+        for b in range(0, len(f), lanes):
+            beats.append({"y": int(y), "x": int(x), "data": f[b:b + lanes], "eof": 0})
+    beats.append({"y": 0, "x": 0, "data": [0] * lanes, "eof": 1})
+    return beats
+
+
+def split_frames(beats):
+    """Group received token beats into frames ``[(coords, feats), ...]`` (one per eof beat).
+
+    Consecutive beats with the same ``(y, x)`` are one site; their lanes concatenate.
+    """
+    frames, coords, feats = [], [], []
+    for p in beats:
+        if p["eof"]:
+            frames.append((coords, feats))
+            coords, feats = [], []
+        elif coords and coords[-1] == (p["y"], p["x"]):
+            feats[-1].extend(p["data"])
+        else:
+            coords.append((p["y"], p["x"]))
+            feats.append(list(p["data"]))
+    return frames

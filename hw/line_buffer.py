@@ -1,0 +1,370 @@
+"""3x3 window generator (line buffer) for submanifold stride-1 and sparse stride-2 convolutions.
+
+Input: a token stream (docs/CONTRACT.md) of ``B = channels / lanes`` beats per active site and one
+end-of-frame beat. Output: one *window beat* per (output site, channel beat ``b``), in output raster
+order then ``b``, carrying the 3x3 neighbourhood of the centre input site ``(s*oy, s*ox)``: 9 taps
+(tap ``t = 3*dy + dx`` is input site ``(s*oy - 1 + dy, s*ox - 1 + dx)``) of ``lanes`` values each,
+a 9-bit tap-valid mask (absent neighbours, and positions outside the map, read as zero), and ``eof``
+on one final beat per frame.
+
+Output sites: stride 1, every active input site (submanifold); stride 2, ``(oy, ox)`` iff an input
+site in rows ``2oy-1 .. 2oy+1`` and columns ``2ox-1 .. 2ox+1`` is active.
+
+Architecture: four row slots (row ``r`` lives in slot ``r % 4``), each a W-bit validity bitmap plus
+4 column banks (column ``x`` in bank ``x % 4``) of feature memory, so the 9 taps of a window are 9
+distinct (slot, bank) memories read in one cycle. A writer stores the incoming row while an emitter
+walks an earlier row: it may emit output row ``e`` once every input row it touches is complete
+(a token of a later row, or end of frame, has arrived), and the writer may start input row ``r``
+only when it no longer overwrites a row the emitter needs (``r <= e + 2``, stride 2:
+``r <= 2e + 2``). The emitter steps over the active columns of a row with a priority encoder.
+
+Cycles per frame with no stalls (``B`` beats per site, ``n_in`` input and ``n_out`` output sites),
+counted from the frame's first input beat to its end-of-frame output beat (or from the previous
+frame's end-of-frame output, back to back): the writer takes ``B`` cycles per input site and one for
+the end-of-frame beat; the emitter one cycle per output row it visits (at most ``H_out``), ``B`` per
+output site and one for the end-of-frame beat; the two overlap row by row, except that the emitter
+can only start once two input rows are in and must finish the last output rows (two for stride 1,
+one for stride 2) after the input's end of frame. Hence the bounds the RTL is checked against
+(:func:`cycle_bounds`)::
+
+    B * max(n_in, n_out)  <=  cycles  <=  B * (n_in + n_out) + H_out + 4
+
+and the estimate the DSE prices with (:func:`cycles_per_frame`; exact to a few cycles on dense
+maps, where every row has the same count)::
+
+    B * (max(n_in, n_out) + n_out * tail / H_out) + H_out + 4,   tail = 2 (stride 1), 1 (stride 2)
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .stream import TokenShape, coord_bits
+
+__all__ = [
+    "LineBuffer",
+    "window_layout",
+    "output_size",
+    "output_sites",
+    "cycles_per_frame",
+    "cycle_bounds",
+]
+
+_SLOTS = 4
+_BANKS = 4
+
+
+def output_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """Output map size of a "same" 3x3 conv: ``(H, W)`` or ``(ceil(H/2), ceil(W/2))``."""
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    return (-(-height // stride), -(-width // stride))
+
+
+def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[int, int]]:
+    """Active output sites in raster order, from active input sites ``[(y, x), ...]``."""
+    if stride == 1:
+        return sorted({(int(y), int(x)) for y, x in coords})
+    ho, wo = output_size(height, width, stride)
+    out = set()
+    for y, x in coords:
+        y, x = int(y), int(x)
+        for oy in range((y - 1 + 1) // 2, (y + 1) // 2 + 1):
+            for ox in range((x - 1 + 1) // 2, (x + 1) // 2 + 1):
+                if 0 <= oy < ho and 0 <= ox < wo and 2 * oy - 1 <= y <= 2 * oy + 1 \
+                        and 2 * ox - 1 <= x <= 2 * ox + 1:
+                    out.add((oy, ox))
+    return sorted(out)
+
+
+def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
+                     active_sites: float, output_sites: float | None = None) -> float:
+    """Estimated cycles per frame with no stalls (see the module docstring).
+
+    ``output_sites`` defaults to ``active_sites`` for stride 1 and to
+    ``min(active_sites, H_out * W_out)`` for stride 2 (exact for dense maps; a sparse map's
+    output can have up to 4 sites per input site, pass the measured count then).
+    """
+    ho, wo = output_size(height, width, stride)
+    b = channels // lanes
+    if output_sites is None:
+        output_sites = active_sites if stride == 1 else min(active_sites, ho * wo)
+    tail = min(2 if stride == 1 else 1, ho)
+    return b * (max(active_sites, output_sites) + output_sites * tail / ho) + ho + 4
+
+
+def cycle_bounds(*, height: int, width: int, channels: int, lanes: int, stride: int,
+                 active_sites: int, output_sites: int) -> tuple[int, int]:
+    """``(lower, upper)`` bounds on the measured cycles per frame with no stalls."""
+    ho, _ = output_size(height, width, stride)
+    b = channels // lanes
+    return (b * max(active_sites, output_sites),
+            b * (active_sites + output_sites) + ho + 4)
+
+
+def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
+                  beats: int) -> data.StructLayout:
+    """Payload of a window beat: ``y``, ``x``, ``taps`` (9 x lanes), ``mask``, ``beat``, ``eof``."""
+    return data.StructLayout({
+        "y": unsigned(y_bits),
+        "x": unsigned(x_bits),
+        "taps": data.ArrayLayout(data.ArrayLayout(signed(width), lanes), 9),
+        "mask": unsigned(9),
+        "beat": unsigned(coord_bits(beats)),
+        "eof": unsigned(1),
+    })
+
+
+def _check_int(name, value, lo=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise TypeError(f"{name} must be an integer >= {lo}, not {value!r}")
+
+
+def _lowest_set(bits: Signal, n: int):
+    idx = Const(0, coord_bits(n))
+    for i in reversed(range(n)):
+        idx = Mux(bits[i], i, idx)
+    return idx
+
+
+class LineBuffer(wiring.Component):
+    """3x3 window generator over a token stream, stride 1 (submanifold) or 2 (sparse).
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream geometry (``height``, ``width``, ``channels``, ``lanes``, ``data_width``).
+    stride : int
+        1 or 2.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+        Input tokens.
+    o : Out(stream.Signature(out_layout))
+        Window beats, see :func:`window_layout`; ``y``/``x`` are output coordinates.
+    out_layout : data.StructLayout
+    out_height, out_width : int
+    beats : int
+        Beats per site (``channels / lanes``).
+    """
+
+    def __init__(self, *, shape: TokenShape, stride: int):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        self.shape = shape
+        self.stride = stride
+        self.beats = shape.beats_per_site
+        self.out_height, self.out_width = output_size(shape.height, shape.width, stride)
+        self.in_layout = shape.layout()
+        self.out_layout = window_layout(
+            y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
+            lanes=shape.lanes, width=shape.data_width, beats=self.beats)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        H, W = self.shape.height, self.shape.width
+        B, s = self.beats, self.stride
+        Ho, Wo = self.out_height, self.out_width
+        lanes, dw = self.shape.lanes, self.shape.data_width
+        word = lanes * dw
+        bbits = (B - 1).bit_length()
+        cols_per_bank = -(-W // _BANKS)
+        depth = cols_per_bank << bbits
+        rbits = coord_bits(H) + 2  # rows -1 .. H+1 and comparisons need headroom
+
+        mems = {}
+        wports, rports = {}, {}
+        for sl in range(_SLOTS):
+            for bk in range(_BANKS):
+                mem = Memory(shape=unsigned(word), depth=depth, init=[])
+                m.submodules[f"row{sl}_bank{bk}"] = mem
+                mems[sl, bk] = mem
+                wports[sl, bk] = mem.write_port()
+                rports[sl, bk] = mem.read_port()
+
+        # per-slot row tag and validity bitmap
+        tag = Array(Signal(signed(rbits), name=f"tag{k}") for k in range(_SLOTS))
+        tag_ok = Array(Signal(name=f"tag_ok{k}") for k in range(_SLOTS))
+        bitmap = Array(Signal(W, name=f"bitmap{k}") for k in range(_SLOTS))
+
+        # ---- writer -----------------------------------------------------------------------
+        started = Signal()
+        cur_row = Signal(signed(rbits))
+        b_in = Signal(range(max(B, 2)))
+        eof_seen = Signal()
+        e_row = Signal(signed(rbits))  # emitter's current output row
+
+        ip = self.i.payload
+        iy = Cat(ip.y, Const(0, rbits - len(ip.y))).as_signed()
+        first_beat = b_in == 0
+        new_row = first_beat & (~started | (iy != cur_row))
+        row_limit = (e_row + 2) if s == 1 else ((e_row << 1) + 2)
+        may_write = ~new_row | (iy <= row_limit)
+        m.d.comb += self.i.ready.eq(~eof_seen & (ip.eof | may_write))
+
+        wslot = ip.y[:2]
+        wbank = ip.x[:2]
+        waddr = Cat(b_in[:bbits], ip.x[2:]) if bbits else ip.x[2:]
+        for (sl, bk), wp in wports.items():
+            m.d.comb += [
+                wp.addr.eq(waddr),
+                wp.data.eq(ip.data.as_value()),
+                wp.en.eq(self.i.valid & self.i.ready & ~ip.eof & (wslot == sl) & (wbank == bk)),
+            ]
+
+        xbit = Signal(W)
+        m.d.comb += xbit.eq(Const(1, W) << ip.x)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(ip.eof):
+                m.d.sync += eof_seen.eq(1)
+            with m.Else():
+                m.d.sync += b_in.eq(Mux(b_in == B - 1, 0, b_in + 1))
+                with m.If(new_row):
+                    m.d.sync += [
+                        started.eq(1), cur_row.eq(iy),
+                        tag[wslot].eq(iy), tag_ok[wslot].eq(1), bitmap[wslot].eq(xbit),
+                    ]
+                with m.Elif(first_beat):
+                    m.d.sync += bitmap[wslot].eq(bitmap[wslot] | xbit)
+
+        # rows below `frontier` are complete; `all_done` once the frame's eof is here
+        all_done = eof_seen | (self.i.valid & first_beat & ip.eof)
+        pending_row = self.i.valid & first_beat & ~ip.eof & ~eof_seen
+        frontier = Mux(pending_row, iy, cur_row)
+
+        # ---- emitter: stage 0 (address, mask) -> stage 1 (memory data, output) -------------
+        cy = Signal(signed(rbits))
+        m.d.comb += cy.eq(e_row if s == 1 else e_row << 1)
+
+        def row_bitmap(r):
+            sl = r[:2]
+            ok = (r >= 0) & (r < H) & tag_ok[sl] & (tag[sl] == r)
+            return Mux(ok, bitmap[sl], 0)
+
+        rows_bm = [Signal(W, name=f"win_bm{dy}") for dy in range(3)]
+        for dy in range(3):
+            m.d.comb += rows_bm[dy].eq(row_bitmap(cy - 1 + dy))
+        if s == 1:
+            out_bm = rows_bm[1]
+        else:
+            union = Signal(W)
+            m.d.comb += union.eq(rows_bm[0] | rows_bm[1] | rows_bm[2])
+            out_bm = Signal(Wo)
+            for ox in range(Wo):
+                cols = [c for c in (2 * ox - 1, 2 * ox, 2 * ox + 1) if 0 <= c < W]
+                m.d.comb += out_bm[ox].eq(Cat(*(union[c] for c in cols)).any())
+
+        row_ready = all_done | ((started | pending_row) & (frontier >= (cy + 2)))
+        if s == 1:
+            finished = eof_seen & (~started | (e_row > cur_row))
+        else:
+            finished = eof_seen & (~started | (cy > cur_row + 1))
+        finished = finished | (eof_seen & (e_row >= Ho))
+
+        remaining = Signal(Wo)
+        b_out = Signal(range(max(B, 2)))
+        ox = Signal(coord_bits(Wo))
+        m.d.comb += ox.eq(_lowest_set(remaining, Wo))
+        cx = Signal(signed(coord_bits(W) + 2))
+        m.d.comb += cx.eq(ox if s == 1 else ox << 1)
+
+        # pipeline: stage 1 registers; the read ports' data registers hold the taps
+        s1_valid = Signal()
+        s1_y = Signal(coord_bits(Ho))
+        s1_x = Signal(coord_bits(Wo))
+        s1_mask = Signal(9)
+        s1_beat = Signal(coord_bits(B))
+        s1_eof = Signal()
+        s1_slot = [Signal(2, name=f"s1_slot{dy}") for dy in range(3)]
+        s1_bank = [Signal(2, name=f"s1_bank{dx}") for dx in range(3)]
+        advance = ~s1_valid | self.o.ready
+        issue = Signal()
+        issue_eof = Signal()
+
+        # tap-valid mask of the window at (cy, cx)
+        mask = Signal(9)
+        for dy in range(3):
+            for dx in range(3):
+                c = cx - 1 + dx
+                ok = (c >= 0) & (c < W)
+                bit = rows_bm[dy].bit_select(c[:coord_bits(W)], 1)
+                m.d.comb += mask[3 * dy + dx].eq(ok & bit)
+
+        # read addresses: bank k holds the window column c with c % 4 == k
+        raddr = {}
+        for bk in range(_BANKS):
+            d = Signal(2, name=f"dcol{bk}")
+            m.d.comb += d.eq(bk - (cx - 1))
+            col = Signal(signed(coord_bits(W) + 2), name=f"col{bk}")
+            m.d.comb += col.eq(cx - 1 + d)
+            a = Cat(b_out[:bbits], col[2:2 + (cols_per_bank - 1).bit_length()]) if bbits \
+                else col[2:2 + max((cols_per_bank - 1).bit_length(), 0)]
+            raddr[bk] = a
+        for (_sl, bk), rp in rports.items():
+            m.d.comb += [rp.addr.eq(raddr[bk]), rp.en.eq(advance)]
+
+        with m.If(advance):
+            m.d.sync += s1_valid.eq(issue | issue_eof)
+            with m.If(issue):
+                m.d.sync += [
+                    s1_y.eq(e_row), s1_x.eq(ox), s1_mask.eq(mask), s1_beat.eq(b_out),
+                    s1_eof.eq(0),
+                ]
+                for dy in range(3):
+                    m.d.sync += s1_slot[dy].eq((cy - 1 + dy)[:2])
+                for dx in range(3):
+                    m.d.sync += s1_bank[dx].eq((cx - 1 + dx)[:2])
+            with m.If(issue_eof):
+                m.d.sync += [s1_y.eq(0), s1_x.eq(0), s1_mask.eq(0), s1_beat.eq(0), s1_eof.eq(1)]
+
+        rdata = Array(rports[sl, bk].data for sl in range(_SLOTS) for bk in range(_BANKS))
+        op = self.o.payload
+        m.d.comb += [
+            self.o.valid.eq(s1_valid),
+            op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_beat),
+            op.eof.eq(s1_eof),
+        ]
+        for dy in range(3):
+            for dx in range(3):
+                t = 3 * dy + dx
+                tap = rdata[Cat(s1_bank[dx], s1_slot[dy])]
+                m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], tap, 0))
+
+        with m.FSM():
+            with m.State("ROW"):
+                with m.If(finished):
+                    m.next = "EOF"
+                with m.Elif((e_row < Ho) & row_ready):
+                    with m.If(out_bm.any()):
+                        m.d.sync += [remaining.eq(out_bm), b_out.eq(0)]
+                        m.next = "SITES"
+                    with m.Else():
+                        m.d.sync += e_row.eq(e_row + 1)
+            with m.State("SITES"):
+                m.d.comb += issue.eq(advance)
+                with m.If(advance):
+                    with m.If(b_out == B - 1):
+                        m.d.sync += [b_out.eq(0), remaining.eq(remaining & (remaining - 1))]
+                        with m.If((remaining & (remaining - 1)) == 0):
+                            m.d.sync += e_row.eq(e_row + 1)
+                            m.next = "ROW"
+                    with m.Else():
+                        m.d.sync += b_out.eq(b_out + 1)
+            with m.State("EOF"):
+                m.d.comb += issue_eof.eq(advance)
+                with m.If(advance):
+                    m.d.sync += [e_row.eq(0), started.eq(0), eof_seen.eq(0), b_in.eq(0)]
+                    for k in range(_SLOTS):
+                        m.d.sync += tag_ok[k].eq(0)
+                    m.next = "ROW"
+        return m

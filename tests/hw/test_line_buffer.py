@@ -1,0 +1,147 @@
+"""hw.line_buffer: windows bit-exact against the zero-filled dense map, under random stalls."""
+
+import random
+
+import pytest
+
+from hw.line_buffer import (
+    LineBuffer,
+    cycle_bounds,
+    cycles_per_frame,
+    output_sites,
+    output_size,
+)
+from hw.sim import CycleCounter, frame_beats, random_frame, simulate, stream_sink, stream_source
+from hw.stream import TokenShape
+
+
+def reference_windows(coords, feats, *, height, width, channels, lanes, stride):
+    """Expected window beats of one frame (payload dicts) from the dense zero-filled map."""
+    dense = {tuple(c): f for c, f in zip(coords, feats, strict=True)}
+    out = []
+    for oy, ox in output_sites(coords, height=height, width=width, stride=stride):
+        cy, cx = stride * oy, stride * ox
+        for b in range(channels // lanes):
+            taps, mask = [], 0
+            for t in range(9):
+                site = (cy - 1 + t // 3, cx - 1 + t % 3)
+                if site in dense:
+                    mask |= 1 << t
+                    taps.append(dense[site][b * lanes:(b + 1) * lanes])
+                else:
+                    taps.append([0] * lanes)
+            out.append({"y": oy, "x": ox, "taps": taps, "mask": mask, "beat": b, "eof": 0})
+    out.append({"y": 0, "x": 0, "taps": [[0] * lanes] * 9, "mask": 0, "beat": 0, "eof": 1})
+    return out
+
+
+def run_line_buffer(frames, *, height, width, channels, lanes, stride, idle=0.0, stall=0.0,
+                    seed=0):
+    shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
+    dut = LineBuffer(shape=shape, stride=stride)
+    beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
+    got, eof_times = [], []
+    counter = CycleCounter()
+    n_frames = len(frames)
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=random.Random(seed), idle=idle)
+
+    def on_beat(p):
+        if p["eof"]:
+            eof_times.append(counter.now)
+
+    async def snk(ctx):
+        got.extend(await stream_sink(
+            ctx, dut.o, until=lambda p: p["eof"] and len(eof_times) == n_frames,
+            rng=random.Random(seed + 1), stall=stall, on_beat=on_beat))
+
+    simulate(dut, src, snk, counter=counter, max_cycles=20 * len(beats) + 200 * n_frames + 1000)
+    return got, eof_times
+
+
+def check(frames, *, height, width, channels, lanes, stride, **kw):
+    got, times = run_line_buffer(frames, height=height, width=width, channels=channels,
+                                 lanes=lanes, stride=stride, **kw)
+    expect = []
+    for coords, feats in frames:
+        expect += reference_windows(coords, feats, height=height, width=width,
+                                    channels=channels, lanes=lanes, stride=stride)
+    assert len(got) == len(expect)
+    for i, (g, e) in enumerate(zip(got, expect, strict=True)):
+        assert g == e, f"beat {i}: got {g}, expected {e}"
+    return times
+
+
+GEOMS = [
+    # height, width, channels, lanes, stride, density
+    (5, 7, 2, 1, 1, 0.4),
+    (5, 7, 4, 2, 2, 0.4),
+    (8, 8, 3, 3, 1, 1.0),
+    (8, 8, 3, 3, 2, 1.0),
+    (6, 9, 6, 2, 2, 0.15),
+    (7, 5, 1, 1, 1, 0.6),
+]
+
+
+@pytest.mark.parametrize("height,width,channels,lanes,stride,density", GEOMS)
+def test_windows_random_stalls(height, width, channels, lanes, stride, density):
+    rng = random.Random(hash((height, width, channels, lanes, stride)) & 0xFFFF)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=d)
+              for d in (density, 0.0, density, 1.0)]
+    check(frames, height=height, width=width, channels=channels, lanes=lanes, stride=stride,
+          idle=0.3, stall=0.3, seed=5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_special_frames(stride):
+    h, w, c = 5, 6, 2
+    rng = random.Random(7)
+    border = [(y, x) for y in range(h) for x in range(w) if y in (0, h - 1) or x in (0, w - 1)]
+    cases = [
+        [],                                   # empty
+        [(0, 0)], [(h - 1, w - 1)], [(2, 3)],  # single sites incl. corners
+        border,                               # every border site
+        [(0, 2), (4, 2)],                     # rows far apart
+        [(y, x) for y in range(h) for x in range(w)],
+    ]
+    frames = [(cs, [[rng.randint(-127, 127) for _ in range(c)] for _ in cs]) for cs in cases]
+    check(frames, height=h, width=w, channels=c, lanes=1, stride=stride, idle=0.2, stall=0.4)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("density", [1.0, 0.3])
+def test_cycles_no_stalls(stride, density):
+    h, w, c, lanes = 8, 8, 4, 2
+    rng = random.Random(11)
+    frames = [random_frame(rng, height=h, width=w, channels=c, density=density)
+              for _ in range(3)]
+    times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride)
+    starts = [0] + times[:-1]
+    for (coords, _), t0, t1 in zip(frames, starts, times, strict=True):
+        n_out = len(output_sites(coords, height=h, width=w, stride=stride))
+        lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                              active_sites=len(coords), output_sites=n_out)
+        measured = t1 - t0
+        assert lo <= measured <= hi
+        if density == 1.0:
+            est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                                   active_sites=len(coords))
+            assert abs(measured - est) <= 0.05 * est
+
+
+def test_output_sites_rule():
+    # stride 2: (oy, ox) active iff an input in rows 2oy-1..2oy+1, cols 2ox-1..2ox+1
+    h, w = 7, 6
+    rng = random.Random(3)
+    coords = [(y, x) for y in range(h) for x in range(w) if rng.random() < 0.2]
+    ho, wo = output_size(h, w, 2)
+    brute = [(oy, ox) for oy in range(ho) for ox in range(wo)
+             if any(2 * oy - 1 <= y <= 2 * oy + 1 and 2 * ox - 1 <= x <= 2 * ox + 1
+                    for y, x in coords)]
+    assert output_sites(coords, height=h, width=w, stride=2) == brute
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="stride must be 1 or 2, not 3"):
+        output_size(4, 4, 3)

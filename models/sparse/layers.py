@@ -72,18 +72,24 @@ def sparse_conv(x: SparseTensor, weight, bias=None, *, stride: int = 1, groups: 
             out = SparseTensor(oc, f.new_zeros(oc.shape[0], 0), oshape, x.batch_size, check=False)
         else:
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        # Gather the zero-filled 3x3 window of every output: row N (a zero row) stands for an
-        # inactive or outside neighbour.
-        cols = torch.cat([f, f.new_zeros(1, C)])[nbr]  # [M, 9, C]
-        m = cols.shape[0]
+        # Row N (a zero row) stands for an inactive or outside neighbour, so each tap gathers the
+        # zero-filled map's values; one matrix multiply (or elementwise product) per tap.
+        fp = torch.cat([f, f.new_zeros(1, C)])
+        taps = k * k
         if groups == 1:
-            y = cols.reshape(m, k * k * C) @ weight.permute(0, 2, 3, 1).reshape(out_c, -1).t()
-        elif cg == 1 and out_c == groups:  # depthwise: one elementwise product per tap
-            y = (cols * weight.reshape(C, k * k).t()[None]).sum(1)
+            wt = weight.permute(2, 3, 1, 0).reshape(taps, C, out_c)
+            y = fp.index_select(0, nbr[0]) @ wt[0]
+            for t in range(1, taps):
+                y.addmm_(fp.index_select(0, nbr[t]), wt[t])
+        elif cg == 1 and out_c == groups:  # depthwise
+            wt = weight.reshape(C, taps).t()
+            y = fp.index_select(0, nbr[0]) * wt[0]
+            for t in range(1, taps):
+                y.addcmul_(fp.index_select(0, nbr[t]), wt[t])
         else:
-            w = weight.reshape(groups, out_c // groups, cg, k * k)
-            y = torch.einsum("mtgc,goct->mgo", cols.reshape(m, k * k, groups, cg), w)
-            y = y.reshape(m, out_c)
+            cols = fp[nbr.t()].reshape(-1, taps, groups, cg)  # [M, taps, groups, cg]
+            w = weight.reshape(groups, out_c // groups, cg, taps)
+            y = torch.einsum("mtgc,goct->mgo", cols, w).reshape(-1, out_c)
         out = x.with_feats(y) if out is None else out.with_feats(y)
     if bias is not None:
         out = out.with_feats(out.feats + bias.to(out.feats.dtype))

@@ -131,6 +131,22 @@ def test_module_int_and_fake_modes(fmt, cin, cout, k, groups, stride):
     assert torch.equal(yf.feats, y.feats.double() * layer.out_scale)
 
 
+@pytest.mark.parametrize("groups, stride", [(1, 1), (4, 1), (4, 2), (2, 1)])
+def test_gradients_match_dense(groups, stride):
+    x, _ = _float_map(2, 4, 6, 7, 0.4, seed=11, dtype=torch.float64)
+    st = SparseTensor.from_dense(x)
+    w = torch.randn(4, 4 // groups, 3, 3, dtype=torch.float64, requires_grad=True)
+    f = st.feats.clone().requires_grad_(True)
+    y = sparse_conv(st.with_feats(f), w, None, stride=stride, groups=groups)
+    y.feats.square().sum().backward()
+    xd = x.clone().requires_grad_(True)
+    wd = w.detach().clone().requires_grad_(True)
+    yd = F.conv2d(xd, wd, padding=1, stride=stride, groups=groups)
+    _at_sites(yd, y).square().sum().backward()
+    assert torch.allclose(w.grad, wd.grad)
+    assert torch.allclose(f.grad, _at_sites(xd.grad, st))
+
+
 def test_float_mode_module_and_bn():
     torch.manual_seed(0)
     layer = SubmanifoldConv2d(4, 6, 3, bn=True, relu=True)

@@ -17,14 +17,15 @@ def _sparse(B, H, W, density, seed):
     return SparseTensor.from_dense(torch.ones(B, 1, H, W) * m), m.float()
 
 
+@pytest.mark.parametrize("method", ["table", "search"])
 @pytest.mark.parametrize("H, W", [(7, 9), (8, 6), (1, 5), (2, 2)])
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
-def test_submanifold_map_matches_windows(H, W, density):
-    st, m = _sparse(2, H, W, density, seed=H * W)
-    nbr = submanifold_map(st)
+def test_submanifold_map_matches_windows(H, W, density, method):
+    st, m = _sparse(3, H, W, density, seed=H * W)
+    nbr = submanifold_map(st, method=method).t()
     assert nbr.shape == (st.num_sites, 9)
     # Each tap of each site: the window's value in the zero-filled map tells whether it is active.
-    win = F.unfold(m, 3, padding=1).view(2, 9, H, W).permute(0, 2, 3, 1)
+    win = F.unfold(m, 3, padding=1).view(3, 9, H, W).permute(0, 2, 3, 1)
     c = st.coords
     assert torch.equal((nbr < st.num_sites).float(), win[c[:, 0], c[:, 1], c[:, 2]])
     hit = nbr < st.num_sites
@@ -34,14 +35,16 @@ def test_submanifold_map_matches_windows(H, W, density):
     assert torch.equal(c[nbr[hit]], want[hit])
     # the centre tap is the site itself
     assert torch.equal(nbr[:, 4], torch.arange(st.num_sites))
-    assert submanifold_map(st) is nbr  # cached
+    assert submanifold_map(st) is submanifold_map(st)  # cached
 
 
+@pytest.mark.parametrize("method", ["table", "search"])
 @pytest.mark.parametrize("H, W", [(7, 9), (8, 6), (1, 1), (3, 2)])
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 1.0])
-def test_downsample_rule(H, W, density):
+def test_downsample_rule(H, W, density, method):
     st, m = _sparse(3, H, W, density, seed=H + W)
-    oc, oshape, nbr = downsample(st)
+    oc, oshape, nbr = downsample(st, method=method)
+    nbr = nbr.t()
     assert oshape == ((H + 1) // 2, (W + 1) // 2)
     # Contract: (oy, ox) active iff any input in rows 2oy-1..2oy+1, cols 2ox-1..2ox+1.
     want = torch.zeros(3, *oshape, dtype=torch.bool)
@@ -68,3 +71,15 @@ def test_neighbour_hist():
     assert sum(neighbour_hist(full, stride=2)) == 9
     with pytest.raises(ValueError, match="stride"):
         neighbour_hist(full, stride=3)
+
+
+def test_methods_agree_on_a_large_sparse_batch():
+    a, _ = _sparse(5, 40, 33, 0.02, seed=9)
+    b = SparseTensor(a.coords, a.feats, a.spatial_shape, a.batch_size)
+    assert torch.equal(submanifold_map(a, method="table"), submanifold_map(b, method="search"))
+    a.cache.clear()
+    b.cache.clear()
+    da, db = downsample(a, method="table"), downsample(b, method="search")
+    assert torch.equal(da[0], db[0]) and torch.equal(da[2], db[2])
+    with pytest.raises(ValueError, match="method"):
+        submanifold_map(SparseTensor(a.coords, a.feats, a.spatial_shape, 5), method="hash")

@@ -29,10 +29,13 @@ one for stride 2) after the input's end of frame. Hence the bounds the RTL is ch
 
     B * max(n_in, n_out)  <=  cycles  <=  B * (n_in + n_out) + H_out + 4
 
-and the estimate the DSE prices with (:func:`cycles_per_frame`; exact to a few cycles on dense
-maps, where every row has the same count)::
+and the estimate the DSE prices with (:func:`cycles_per_frame`; within 5 % on dense maps, where
+every row has the same count)::
 
     B * (max(n_in, n_out) + n_out * tail / H_out) + H_out + 4,   tail = 2 (stride 1), 1 (stride 2)
+
+A consumer that takes ``G`` cycles per window beat (the full conv with ``G = C_out / pe``
+output groups) stretches the emitter: replace ``n_out`` by ``G * n_out`` in all three.
 """
 
 from __future__ import annotations
@@ -81,28 +84,33 @@ def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[
 
 
 def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
-                     active_sites: float, output_sites: float | None = None) -> float:
+                     active_sites: float, output_sites: float | None = None,
+                     cycles_per_beat: int = 1) -> float:
     """Estimated cycles per frame with no stalls (see the module docstring).
 
     ``output_sites`` defaults to ``active_sites`` for stride 1 and to
     ``min(active_sites, H_out * W_out)`` for stride 2 (exact for dense maps; a sparse map's
     output can have up to 4 sites per input site, pass the measured count then).
+    ``cycles_per_beat`` is what the consumer of the window stream spends per window beat (1 for
+    the depthwise conv, ``C_out / pe`` for the full conv); it scales the emitter's ``n_out`` terms.
     """
     ho, wo = output_size(height, width, stride)
     b = channels // lanes
     if output_sites is None:
         output_sites = active_sites if stride == 1 else min(active_sites, ho * wo)
     tail = min(2 if stride == 1 else 1, ho)
-    return b * (max(active_sites, output_sites) + output_sites * tail / ho) + ho + 4
+    n_out = output_sites * cycles_per_beat
+    return b * (max(active_sites, n_out) + n_out * tail / ho) + ho + 4
 
 
 def cycle_bounds(*, height: int, width: int, channels: int, lanes: int, stride: int,
-                 active_sites: int, output_sites: int) -> tuple[int, int]:
+                 active_sites: int, output_sites: int, cycles_per_beat: int = 1
+                 ) -> tuple[int, int]:
     """``(lower, upper)`` bounds on the measured cycles per frame with no stalls."""
     ho, _ = output_size(height, width, stride)
     b = channels // lanes
-    return (b * max(active_sites, output_sites),
-            b * (active_sites + output_sites) + ho + 4)
+    n_out = output_sites * cycles_per_beat
+    return (b * max(active_sites, n_out), b * (active_sites + n_out) + ho + 4)
 
 
 def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,

@@ -26,6 +26,8 @@ __all__ = [
     "random_frame",
     "frame_beats",
     "split_frames",
+    "run_frames",
+    "conv3x3_reference",
 ]
 
 
@@ -188,3 +190,54 @@ def split_frames(beats):
             coords.append((p["y"], p["x"]))
             feats.append(list(p["data"]))
     return frames
+
+
+def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=None):
+    """Stream ``frames`` ``[(coords, feats), ...]`` through a token-in, token-out ``dut``.
+
+    Returns ``(out_frames, eof_cycles)``: the output split with :func:`split_frames`, and the
+    cycle at which each output end-of-frame beat was accepted (cycle 0 is the first input offer).
+    """
+    beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
+    got, eof_times = [], []
+    counter = CycleCounter()
+    n = len(frames)
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=random.Random(seed), idle=idle)
+
+    def on_beat(p):
+        if p["eof"]:
+            eof_times.append(counter.now)
+
+    async def snk(ctx):
+        got.extend(await stream_sink(ctx, dut.o, until=lambda p: p["eof"] and len(eof_times) == n,
+                                     rng=random.Random(seed + 1), stall=stall, on_beat=on_beat))
+
+    if max_cycles is None:
+        max_cycles = 50 * len(beats) + 500 * n + 1000
+    simulate(dut, src, snk, counter=counter, max_cycles=max_cycles)
+    return split_frames(got), eof_times
+
+
+def conv3x3_reference(coords, feats, *, height, width, weight, bias, stride, groups=1):
+    """Integer 3x3 "same" conv of a sparse frame, sampled at its output sites (raw accumulators).
+
+    The dense conv (:func:`models.reference.conv2d`, padding 1) of the zero-filled map, sampled
+    at :func:`hw.line_buffer.output_sites`: the submanifold / sparse semantics of docs/CONTRACT.md.
+    Returns ``(out_coords, out_feats)`` as lists.
+    """
+    import torch
+
+    from models.reference import conv2d
+
+    from .line_buffer import output_sites
+
+    c_in = int(weight.shape[1]) * groups
+    x = torch.zeros(1, c_in, height, width, dtype=torch.int64)
+    for (y, xx), f in zip(coords, feats, strict=True):
+        x[0, :, y, xx] = torch.tensor([int(v) for v in f], dtype=torch.int64)
+    out = conv2d(x, torch.as_tensor(weight), torch.as_tensor(bias), stride=stride, padding=1,
+                 groups=groups)
+    sites = output_sites(coords, height=height, width=width, stride=stride)
+    return sites, [out[0, :, oy, ox].tolist() for oy, ox in sites]

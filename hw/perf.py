@@ -100,10 +100,11 @@ def layer_cycles(node, choice, stats, *, lanes: int | None = None) -> float:
 
 def _window_args(node, choice, stats, kind) -> dict:
     c_in, h, w = node.in_shape
-    args = dict(height=h, width=w, channels=c_in, lanes=choice.lanes, stride=node.stride,
-                active_sites=_sites(stats, "active_in_mean"),
-                output_sites=_sites(stats))
+    args = dict(height=h, width=w, lanes=choice.lanes, stride=node.stride,
+                active_sites=_sites(stats, "active_in_mean"), output_sites=_sites(stats))
     if kind == "conv3x3":
-        args.update(c_out=node.out_shape[0], pe=choice.pe)
+        args.update(c_in=c_in, c_out=node.out_shape[0], pe=choice.pe)
+    else:
+        args.update(channels=c_in)
     return args
 

@@ -1,0 +1,88 @@
+import random
+
+import torch
+from test_point import tiny_qgraph
+
+from hw.compose import Network
+from hw.point import DesignPoint, LayerChoice
+from hw.sim import simulate, stream_sink, stream_source
+from hw.width import beats_frames, frame_beats
+
+
+def _frames(g, rng, sizes):
+    c, h, w = g.input.in_shape
+    out = []
+    for n in sizes:
+        sites = sorted(rng.sample([(y, x) for y in range(h) for x in range(w)], n))
+        out.append((sites, [[rng.randint(-127, 127) for _ in range(c)] for _ in sites]))
+    return out
+
+
+def run_network(net, frames, *, idle=0.0, stall=0.0, seed=0, max_cycles=200_000):
+    beats = [b for c, f in frames for b in frame_beats(c, f, net.i_shape.lanes)]
+    got = []
+
+    async def src(ctx):
+        await stream_source(ctx, net.i, beats, rng=seed, idle=idle)
+
+    async def sink(ctx):
+        n = 0
+
+        def until(p):
+            nonlocal n
+            n += p["eof"]
+            return n == len(frames)
+        got.extend(await stream_sink(ctx, net.o, until=until, rng=seed + 1, stall=stall))
+
+    simulate(net, src, sink, max_cycles=max_cycles)
+    return beats_frames(got, net.o_shape.channels)
+
+
+def _golden(g, frames):
+    out = []
+    for coords, feats in frames:
+        if not coords and g.output.op == "linear":
+            # QGraph.run_frame cannot reshape an empty frame; the contract's answer: the pool is
+            # all zeros, so the logits are the linear layer's bias
+            out.append(([(0, 0)], [g.output.bias.tolist()]))
+            continue
+        c = torch.tensor(coords, dtype=torch.int64).reshape(-1, 2)
+        f = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), g.input.in_shape[0])
+        oc, of = g.run_frame(c, f)
+        out.append(([tuple(v) for v in oc.tolist()], of.tolist()))
+    return out
+
+
+def _point(g, **over):
+    p = DesignPoint.default(g, model="tiny")
+    layers = tuple(LayerChoice(c.name, *over[c.name]) if c.name in over else c
+                   for c in p.layers)
+    return DesignPoint(model="tiny", layers=layers, fifo_depth=p.fifo_depth)
+
+
+def test_network_bit_exact_default_point():
+    g = tiny_qgraph(0)
+    net = Network(g, DesignPoint.default(g, model="tiny"))
+    frames = _frames(g, random.Random(0), [30, 0, 7, 1])
+    assert run_network(net, frames, idle=0.2, stall=0.2) == _golden(g, frames)
+
+
+def test_network_bit_exact_mixed_formats_and_lanes():
+    g = tiny_qgraph(1, fmt="dybit4")
+    p = _point(g, stem=("dybit4", 1, 2), pw1=("dybit4", 2, 8), dw=("dybit4", 4, 4),
+               pw2=("dybit4", 8, 1), fc=("dybit4", 2, 3))
+    net = Network(g, p)
+    assert net.skip_depths
+    frames = _frames(g, random.Random(1), [30, 12])
+    assert run_network(net, frames, idle=0.1, stall=0.3, seed=4) == _golden(g, frames)
+
+
+def test_skip_fifo_depth_covers_the_long_branch():
+    g = tiny_qgraph(0)
+    net = Network(g, DesignPoint.default(g, model="tiny"))
+    ((edge, depth),) = net.skip_depths.items()
+    assert edge == ("stem", "add")
+    _, _, w = g.input.in_shape
+    # the long branch holds at least two 3x3 rows plus a site (stem -> pw1 -> dw -> pw2)
+    beats = g.node("stem").out_shape[0] // net.stages["stem"].o_shape.lanes
+    assert depth >= (2 * w + 1) * beats

@@ -29,13 +29,19 @@ one for stride 2) after the input's end of frame. Hence the bounds the RTL is ch
 
     B * max(n_in, n_out)  <=  cycles  <=  B * (n_in + n_out) + H_out + 4
 
-and the estimate the DSE prices with (:func:`cycles_per_frame`; within 5 % on dense maps, where
-every row has the same count)::
+and the estimate the DSE prices with (:func:`cycles_per_frame`; within 5 % of the measured
+back-to-back figure on dense maps, where every row holds the same number of sites). With
+``I = B * n_in / H`` writer cycles per input row and ``O = B * n_out / H_out`` emitter cycles per
+output row, the writer first fills two input rows, the remaining ``H - 2`` input rows overlap the
+first ``H_out - tail`` output rows, and the last ``tail`` output rows (2 for stride 1, 1 for
+stride 2) run after the input's end of frame; the emitter's one cycle per row shows only when it
+is the bottleneck (``O >= R``)::
 
-    B * (max(n_in, n_out) + n_out * tail / H_out) + H_out + 4,   tail = 2 (stride 1), 1 (stride 2)
+    R = (H - 2) * I / (H_out - tail)
+    2 * I + (H_out - tail) * max(R, O) + tail * O + (H_out if O >= R else 0) + 2
 
 A consumer that takes ``G`` cycles per window beat (the full conv with ``G = C_out / pe``
-output groups) stretches the emitter: replace ``n_out`` by ``G * n_out`` in all three.
+output groups) stretches the emitter: ``n_out`` becomes ``G * n_out`` in the bounds and in ``O``.
 """
 
 from __future__ import annotations
@@ -92,15 +98,22 @@ def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stri
     ``min(active_sites, H_out * W_out)`` for stride 2 (exact for dense maps; a sparse map's
     output can have up to 4 sites per input site, pass the measured count then).
     ``cycles_per_beat`` is what the consumer of the window stream spends per window beat (1 for
-    the depthwise conv, ``C_out / pe`` for the full conv); it scales the emitter's ``n_out`` terms.
+    the depthwise conv, ``C_out / pe`` for the full conv); it scales the emitter's output work.
     """
     ho, wo = output_size(height, width, stride)
     b = channels // lanes
     if output_sites is None:
         output_sites = active_sites if stride == 1 else min(active_sites, ho * wo)
+    per_in_row = b * active_sites / height
+    per_out_row = b * cycles_per_beat * output_sites / ho
+    fill = min(2, height)
     tail = min(2 if stride == 1 else 1, ho)
-    n_out = output_sites * cycles_per_beat
-    return b * (max(active_sites, n_out) + n_out * tail / ho) + ho + 4
+    body = ho - tail
+    # input rows left after the fill, spread over the output rows that overlap them
+    in_per_body_row = (height - fill) * per_in_row / body if body else 0.0
+    emitter_bound = per_out_row >= in_per_body_row
+    return (fill * per_in_row + body * max(in_per_body_row, per_out_row) + tail * per_out_row
+            + (ho if emitter_bound else 0) + 2)
 
 
 def cycle_bounds(*, height: int, width: int, channels: int, lanes: int, stride: int,

@@ -62,15 +62,15 @@ def test_dwconv_cycles(stride):
     h, w, c, lanes = 8, 8, 4, 2
     rng = random.Random(21)
     frames = [random_frame(rng, height=h, width=w, channels=c, density=d)
-              for d in (1.0, 0.3, 1.0)]
+              for d in (1.0, 1.0, 0.3, 1.0)]
     times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride, fmt="int8")
     starts = [-LATENCY] + times[:-1]
-    for (coords, _), t0, t1 in zip(frames, starts, times, strict=True):
+    for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
         n_out = len(output_sites(coords, height=h, width=w, stride=stride))
         lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                               active_sites=len(coords), output_sites=n_out)
         assert lo <= t1 - t0 <= hi
-        if len(coords) == h * w:
+        if k > 0 and len(coords) == h * w:  # the estimate is for frames back to back
             est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                                    active_sites=len(coords))
             assert abs((t1 - t0) - est) <= 0.05 * est

@@ -1,0 +1,232 @@
+"""Full 3x3 convolution (groups = 1; stems with few input channels), stride 1 or 2, token stream.
+
+A :class:`~hw.line_buffer.LineBuffer` turns the input tokens into window beats (one per output site
+and input-channel beat ``b``, ``B = C_in / lanes`` per site). For each output site the compute side
+runs ``G = C_out / pe`` output groups; each group takes ``B`` cycles, one per input beat, each cycle
+``pe x lanes x 9`` products (:func:`hw.mac.product`, so DyBit layers use no DSP) summed into ``pe``
+accumulators that start from the bias. After the ``B``-th beat the group leaves as one output beat
+of ``pe`` int32 accumulators, so the output is a token stream with ``lanes = pe``. Group 0 consumes
+the window beats as they arrive and keeps them in a ``B``-entry register buffer that groups
+``1 .. G-1`` re-read.
+
+Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
+``g * 2^ceil(log2 B) + b`` holds the ``pe x lanes x 9`` codes of output channels ``g*pe ..`` and
+input channels ``b*lanes ..`` (order ``p``, then lane, then tap ``3*ky+kx``, lowest first); biases
+sit in a second memory, one word of ``pe`` biases per group.
+
+Cycles per frame (back to back, never stalled): the compute side spends ``G`` cycles per window
+beat, which stretches the line buffer's emitter, so :func:`cycles_per_frame` is
+:func:`hw.line_buffer.cycles_per_frame` with ``cycles_per_beat = G``::
+
+    B * (max(n_in, G * n_out) + G * n_out * tail / H_out) + H_out + 4
+
+within the bounds ``B * max(n_in, G * n_out) <= cycles <= B * (n_in + G * n_out) + H_out + 4``
+(:func:`hw.line_buffer.cycle_bounds`). A lone frame also pays :data:`LATENCY`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from models.quant.formats import weight_format
+from models.reference import ACC_BITS, check_acc_bits
+
+from . import line_buffer
+from .dwconv import _check_bias, weight_codes
+from .line_buffer import LineBuffer
+from .mac import adder_tree, product
+from .stream import TokenShape
+
+__all__ = ["Conv3x3", "cycles_per_frame", "LATENCY"]
+
+#: Cycles from a group's last MAC issue to its output beat's ``valid``.
+LATENCY = 2
+
+
+def cycles_per_frame(*, height: int, width: int, c_in: int, c_out: int, lanes: int, pe: int,
+                     stride: int, active_sites: float, output_sites: float | None = None) -> float:
+    """Estimated cycles per frame, back to back and never stalled (see the module docstring)."""
+    return line_buffer.cycles_per_frame(
+        height=height, width=width, channels=c_in, lanes=lanes, stride=stride,
+        active_sites=active_sites, output_sites=output_sites, cycles_per_beat=c_out // pe)
+
+
+class Conv3x3(wiring.Component):
+    """Full 3x3 convolution of a token stream, int32 accumulator output.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream (``channels`` = C_in, ``lanes``; int8 data).
+    c_out : int
+        Output channels.
+    pe : int
+        Output channels computed in parallel (divides ``c_out``); output beats carry ``pe`` lanes.
+    stride : int
+        1 (submanifold) or 2 (docs/CONTRACT.md rule).
+    fmt : str or WeightFormat
+        Weight format.
+    weight : array of int, shape ``[c_out, c_in, 3, 3]``
+        Integer weight values, representable in ``fmt``.
+    bias : array of int, shape ``[c_out]``
+        Integer biases (int32).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+        Input tokens.
+    o : Out(stream.Signature(o_shape.layout()))
+        Output tokens at the output sites: ``c_out / pe`` beats of ``pe`` int32 accumulators.
+    o_shape : TokenShape
+        ``(H_out, W_out, c_out, pe, 32)``.
+    """
+
+    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if not isinstance(c_out, int) or c_out < 1:
+            raise TypeError(f"c_out must be a positive integer, not {c_out!r}")
+        if not isinstance(pe, int) or pe < 1 or c_out % pe:
+            raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        self.fmt = weight_format(fmt)
+        w = np.asarray(weight, dtype=np.int64)
+        if w.shape != (c_out, shape.channels, 3, 3):
+            raise ValueError(f"weight must have shape [{c_out}, {shape.channels}, 3, 3], "
+                             f"not {list(w.shape)}")
+        self.weight = w
+        self.bias = _check_bias(bias, c_out)
+        check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
+                       name="3x3 conv")
+        self.codes = weight_codes(self.fmt, w)
+        self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
+        ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
+        self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
+                                  data_width=ACC_BITS)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    @classmethod
+    def from_qnode(cls, node, *, lanes, pe):
+        """Build from a :class:`models.qgraph.QNode` (``op="conv"``, ``kernel=3``, ``groups=1``)."""
+        c, h, w = node.in_shape
+        if node.kernel != 3 or node.groups != 1:
+            raise ValueError(f"node {node.name!r} is not a full 3x3 conv")
+        return cls(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes),
+                   c_out=node.out_shape[0], pe=pe, stride=node.stride, fmt=node.wformat,
+                   weight=node.weight, bias=node.bias)
+
+    def cycles_per_frame(self, active_sites, output_sites=None):
+        s = self.i_shape
+        return cycles_per_frame(height=s.height, width=s.width, c_in=s.channels,
+                                c_out=self.c_out, lanes=s.lanes, pe=self.pe, stride=self.stride,
+                                active_sites=active_sites, output_sites=output_sites)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, pe = self.i_shape.lanes, self.pe
+        nb = self.i_shape.beats_per_site
+        ng = self.c_out // pe
+        abits = self.i_shape.data_width
+        cb = self.fmt.bits
+        bbits = (nb - 1).bit_length()
+        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride)
+        wiring.connect(m, wiring.flipped(self.i), lb.i)
+
+        wwords = [0] * (ng << bbits)
+        for g in range(ng):
+            for b in range(nb):
+                word = 0
+                for p in range(pe):
+                    for ln in range(lanes):
+                        for t in range(9):
+                            code = int(self.codes[g * pe + p, b * lanes + ln, t // 3, t % 3])
+                            word |= code << (((p * lanes + ln) * 9 + t) * cb)
+                wwords[(g << bbits) | b] = word
+        bwords = []
+        for g in range(ng):
+            word = 0
+            for p in range(pe):
+                word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
+            bwords.append(word)
+        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * 9 * cb),
+                                          depth=ng << bbits, init=wwords)
+        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng, init=bwords)
+        w_rd = wmem.read_port()
+        b_rd = bmem.read_port()
+
+        win = lb.o.payload
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        g = Signal(range(max(ng, 2)))
+        b = Signal(range(max(nb, 2)))
+        site_y, site_x = Signal.like(win.y), Signal.like(win.x)
+        buf = Array(Signal(len(win.taps.as_value()), name=f"buf{k}") for k in range(nb))
+
+        # stage 0: issue (g, b); group 0 takes the live window beat, later groups the buffer
+        first_group = g == 0
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(en & (~first_group | lb.o.valid)),
+            lb.o.ready.eq(en & first_group),
+            w_rd.addr.eq((g << bbits) | b), w_rd.en.eq(en),
+            b_rd.addr.eq(g), b_rd.en.eq(en),
+        ]
+        is_eof = first_group & win.eof
+        last_b = b == nb - 1
+        with m.If(issue):
+            with m.If(is_eof):
+                pass
+            with m.Elif(last_b & (g == ng - 1)):
+                m.d.sync += [b.eq(0), g.eq(0)]
+            with m.Elif(last_b):
+                m.d.sync += [b.eq(0), g.eq(g + 1)]
+            with m.Else():
+                m.d.sync += b.eq(b + 1)
+            if ng > 1:
+                with m.If(first_group & ~win.eof):
+                    m.d.sync += buf[b].eq(win.taps)
+            with m.If(first_group & (b == 0)):
+                m.d.sync += [site_y.eq(win.y), site_x.eq(win.x)]
+
+        # stage 1: taps registered, weight and bias words arriving from memory
+        v1, first1, last1, eof1 = Signal(), Signal(), Signal(), Signal()
+        taps1 = Signal.like(win.taps)
+        y1, x1 = Signal.like(win.y), Signal.like(win.x)
+        with m.If(en):
+            m.d.sync += [
+                v1.eq(issue), first1.eq(b == 0), last1.eq(last_b | is_eof), eof1.eq(is_eof),
+                taps1.eq(Mux(first_group, win.taps.as_value(), buf[b])),
+                y1.eq(Mux(first_group & (b == 0), win.y, site_y)),
+                x1.eq(Mux(first_group & (b == 0), win.x, site_x)),
+            ]
+
+        # stage 2: accumulators, which are the output register
+        op = self.o.payload
+        with m.If(en & v1):
+            for p in range(pe):
+                prods = []
+                for ln in range(lanes):
+                    for t in range(9):
+                        k = (p * lanes + ln) * 9 + t
+                        code = w_rd.data[k * cb:(k + 1) * cb]
+                        act = Value.cast(taps1[t][ln])[:abits].as_signed()
+                        prods.append(product(self.fmt, code, act))
+                bias = b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed()
+                base = Mux(first1, bias, op.data[p])
+                m.d.sync += op.data[p].eq(Mux(eof1, 0, base + adder_tree(prods)))
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v1 & last1)
+            with m.If(v1 & last1):
+                m.d.sync += [op.y.eq(y1), op.x.eq(x1), op.eof.eq(eof1)]
+        return m

@@ -1,0 +1,100 @@
+"""hw.conv3x3: raw accumulators bit-exact against models.reference.conv2d, under random stalls."""
+
+import gc
+import random
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.hdl import UnusedElaboratable
+
+from hw.conv3x3 import LATENCY, Conv3x3, cycles_per_frame
+from hw.line_buffer import cycle_bounds, output_sites
+from hw.sim import conv3x3_reference, random_frame, run_frames
+from hw.stream import TokenShape
+from models.quant.formats import weight_format
+
+
+def random_weights(rng, fmt, c_out, c_in):
+    levels = [int(v) for v in weight_format(fmt).levels]
+    w = np.array([rng.choice(levels) for _ in range(c_out * c_in * 9)], dtype=np.int64)
+    b = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    return w.reshape(c_out, c_in, 3, 3), b
+
+
+def check(frames, *, height, width, c_in, c_out, lanes, pe, stride, fmt, seed=0, **kw):
+    rng = random.Random(seed)
+    weight, bias = random_weights(rng, fmt, c_out, c_in)
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+    dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                  bias=bias)
+    got, times = run_frames(dut, frames, lanes=lanes, seed=seed, **kw)
+    assert len(got) == len(frames)
+    for k, ((coords, feats), (got_c, got_f)) in enumerate(zip(frames, got, strict=True)):
+        ec, ef = conv3x3_reference(coords, feats, height=height, width=width, weight=weight,
+                                   bias=bias, stride=stride)
+        assert got_c == ec, f"frame {k}: output sites differ"
+        assert got_f == ef, f"frame {k}: accumulators differ"
+    return times
+
+
+CASES = [
+    # height, width, c_in, c_out, lanes, pe, stride, fmt, density
+    (5, 7, 1, 4, 1, 2, 1, "int8", 0.5),
+    (5, 7, 3, 4, 3, 4, 2, "dybit4", 0.5),
+    (8, 8, 2, 2, 1, 1, 1, "dybit8", 1.0),
+    (6, 6, 4, 6, 2, 3, 2, "int4", 0.3),
+    (4, 5, 2, 4, 2, 1, 1, "int8", 1.0),
+]
+
+
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,density", CASES)
+def test_conv3x3_random_stalls(height, width, c_in, c_out, lanes, pe, stride, fmt, density):
+    rng = random.Random(height * 100 + width + c_in)
+    frames = [random_frame(rng, height=height, width=width, channels=c_in, density=d)
+              for d in (density, 0.0, 1.0)]
+    frames.append(([(0, width - 1), (height - 1, 0)], [[127] * c_in, [-127] * c_in]))
+    check(frames, height=height, width=width, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
+          stride=stride, fmt=fmt, idle=0.3, stall=0.3, seed=4)
+
+
+@pytest.mark.parametrize("stride,lanes,pe", [(1, 1, 1), (2, 2, 2), (1, 2, 4)])
+def test_conv3x3_cycles(stride, lanes, pe):
+    h, w, c_in, c_out = 8, 8, 2, 4
+    rng = random.Random(31)
+    frames = [random_frame(rng, height=h, width=w, channels=c_in, density=d)
+              for d in (1.0, 1.0, 0.3, 1.0)]
+    times = check(frames, height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
+                  stride=stride, fmt="int8")
+    starts = [-LATENCY] + times[:-1]
+    g = c_out // pe
+    for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
+        n_out = len(output_sites(coords, height=h, width=w, stride=stride))
+        lo, hi = cycle_bounds(height=h, width=w, channels=c_in, lanes=lanes, stride=stride,
+                              active_sites=len(coords), output_sites=n_out, cycles_per_beat=g)
+        assert lo <= t1 - t0 <= hi
+        if k > 0 and len(coords) == h * w:  # the estimate is for frames back to back
+            est = cycles_per_frame(height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
+                                   stride=stride, active_sites=len(coords))
+            assert abs((t1 - t0) - est) <= 0.05 * est
+
+
+def _rejects(match, **kw):
+    # the half-built component would warn "created but never used" when collected
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match=match) as info:
+            Conv3x3(**kw)
+        del info
+        gc.collect()
+
+
+def test_conv3x3_rejects_bad_input():
+    shape = TokenShape(height=4, width=4, channels=1, lanes=1)
+    w = np.zeros((2, 1, 3, 3), dtype=np.int64)
+    _rejects("pe must be a positive divisor of c_out=2, not 3",
+             shape=shape, c_out=2, pe=3, stride=1, fmt="int8", weight=w, bias=[0, 0])
+    _rejects("weight value 9 is not representable in int4",
+             shape=shape, c_out=2, pe=1, stride=1, fmt="int4", weight=w + 9, bias=[0, 0])
+    _rejects("bias must have 2 values",
+             shape=shape, c_out=2, pe=1, stride=1, fmt="int8", weight=w, bias=[0])

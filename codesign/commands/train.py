@@ -1,0 +1,39 @@
+"""``codesign train``: train a zoo model, quantize it (PTQ or QAT) and write metrics."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import CodesignError
+
+NAME = "train"
+HELP = "train and quantize a model; writes DIR/model.pt and DIR/metrics.json"
+
+
+def add_arguments(p):
+    from models.quant.formats import TRAIN_FORMATS
+
+    p.add_argument("--model", required=True, help="digits, eventdigits or eye")
+    p.add_argument("--format", default="fp32", help=f"one of {', '.join(TRAIN_FORMATS)}")
+    p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
+    p.add_argument("--epochs", type=int, default=None, help="float training epochs")
+    p.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default epochs/3)")
+    p.add_argument("--abits", type=int, default=8, help="activation bits (8 or 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from models.quant.formats import FormatError
+    from models.train import TrainConfig, train
+    from models.zoo import ModelError
+
+    try:
+        cfg = TrainConfig(model=args.model, format=args.format, qat=args.qat, epochs=args.epochs,
+                          qat_epochs=args.qat_epochs, seed=args.seed, abits=args.abits)
+    except (FormatError, ModelError, ValueError) as exc:
+        raise CodesignError(str(exc)) from None
+    metrics = train(cfg, args.out, progress=not args.quiet)
+    print(json.dumps(metrics))
+    return 0

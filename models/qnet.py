@@ -1,0 +1,245 @@
+"""A network as a small graph of quantizable modules, with calibration and export to a QGraph.
+
+Dense and sparse networks use the same container: the nodes are :mod:`models.quant.layers` modules
+(or their sparse subclasses in :mod:`models.sparse`), so quantization, scale linking and export are
+written once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .qgraph import QGraph, QNode
+from .reference import check_acc_bits
+from .quant.formats import WEIGHT_FORMATS, FormatError
+from .quant.layers import (
+    QAdd,
+    QGlobalAvgPool,
+    QInput,
+    QLayer,
+    QLinear,
+    QModule,
+    feat,
+    mse_act_scale,
+)
+
+__all__ = ["QNet", "map_shape"]
+
+
+def map_shape(x) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one sample of a dense or sparse map (``(C, 1, 1)`` for a vector)."""
+    if isinstance(x, torch.Tensor):
+        if x.dim() == 2:
+            return (int(x.shape[1]), 1, 1)
+        return tuple(int(v) for v in x.shape[1:])
+    return (int(x.feats.shape[1]), *(int(v) for v in x.spatial_shape))
+
+
+class QNet(nn.Module):
+    """Modules connected as a DAG; the first node is a :class:`QInput`, the last the output."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.nodes = nn.ModuleDict()
+        self.edges: dict[str, tuple[str, ...]] = {}
+        self.formats: dict[str, str] = {}
+
+    def add(self, name: str, module: QModule, *inputs: str) -> str:
+        if name in self.nodes:
+            raise ValueError(f"duplicate node {name!r}")
+        if not self.nodes and not isinstance(module, QInput):
+            raise TypeError("the first node must be a QInput")
+        for i in inputs:
+            if i not in self.nodes:
+                raise ValueError(f"node {name!r}: unknown input {i!r}")
+        self.nodes[name] = module
+        self.edges[name] = tuple(inputs)
+        return name
+
+    # -- execution ---------------------------------------------------------------------------
+    def forward(self, x, *, return_all: bool = False):
+        env = {}
+        for name, mod in self.nodes.items():
+            ins = self.edges[name]
+            env[name] = mod(x) if not ins else mod(*(env[i] for i in ins))
+        return env if return_all else env[name]
+
+    def set_mode(self, mode: str) -> QNet:
+        for m in self.nodes.values():
+            m.set_mode(mode)
+        return self
+
+    @property
+    def input_node(self) -> QInput:
+        return next(iter(self.nodes.values()))
+
+    def quantize_input(self, x):
+        """The integer map (int64) the integer model and the hardware take."""
+        return self.input_node.quantize(x)
+
+    def layers(self) -> dict[str, QLayer]:
+        return {k: m for k, m in self.nodes.items() if isinstance(m, QLayer)}
+
+    # -- quantization ------------------------------------------------------------------------
+    def fold_bn(self) -> QNet:
+        for m in self.layers().values():
+            m.fold_bn()
+        return self
+
+    @property
+    def folded(self) -> bool:
+        return all(m.bn is None for m in self.layers().values())
+
+    def resolve_formats(self, formats) -> dict[str, str]:
+        """A format per layer from one name or a ``{layer: format}`` dict (validated)."""
+        names = list(self.layers())
+        if isinstance(formats, str):
+            if formats not in WEIGHT_FORMATS:
+                raise FormatError(
+                    f"unknown weight format {formats!r}; valid formats: {', '.join(WEIGHT_FORMATS)}"
+                )
+            return dict.fromkeys(names, formats)
+        formats = dict(formats)
+        unknown = sorted(set(formats) - set(names))
+        if unknown:
+            raise FormatError(f"unknown layer {unknown[0]!r}; layers: {', '.join(names)}")
+        missing = [n for n in names if n not in formats]
+        if missing:
+            raise FormatError(f"no format given for layer {missing[0]!r}")
+        for layer, f in formats.items():
+            if f not in WEIGHT_FORMATS:
+                raise FormatError(
+                    f"layer {layer!r}: unknown weight format {f!r}; valid formats: "
+                    f"{', '.join(WEIGHT_FORMATS)}"
+                )
+        return formats
+
+    def set_formats(self, formats) -> QNet:
+        """Weight format and MSE-optimal weight scales per layer, then (M, S) everywhere."""
+        self.formats = self.resolve_formats(formats)
+        for name, m in self.layers().items():
+            m.set_format(self.formats[name])
+        self.link_scales()
+        return self
+
+    @torch.no_grad()
+    def calibrate(self, batches, *, abits: int = 8) -> QNet:
+        """Per-tensor activation scales from float-mode outputs on calibration batches."""
+        if not self.folded:
+            raise RuntimeError("fold BatchNorm before calibrating")
+        mode = {k: m.mode for k, m in self.nodes.items()}
+        self.set_mode("float")
+        was_training = self.training
+        self.eval()
+        samples: dict[str, list[torch.Tensor]] = {}
+        for x in batches:
+            env = self(x, return_all=True)
+            for name, mod in self.nodes.items():
+                if self._has_own_scale(mod):
+                    samples.setdefault(name, []).append(feat(env[name]).reshape(-1).double())
+        for name, mod in self.nodes.items():
+            mod.abits = abits
+            if self._has_own_scale(mod):
+                nonneg = bool(getattr(mod, "relu", False) or getattr(mod, "nonneg", False))
+                s = mse_act_scale(torch.cat(samples[name]), abits, nonneg=nonneg)
+                mod.out_scale.fill_(s)
+        self.train(was_training)
+        for k, m in self.nodes.items():
+            m.mode = mode[k]
+        if self.formats:
+            self.link_scales()
+        return self
+
+    @staticmethod
+    def _has_own_scale(mod) -> bool:
+        if isinstance(mod, QLayer):
+            return mod.requant_out
+        return isinstance(mod, (QInput, QAdd))
+
+    def link_scales(self) -> None:
+        """Propagate producer scales to consumers and compute every (M, S)."""
+        for name, mod in self.nodes.items():
+            ins = [self.nodes[i] for i in self.edges[name]]
+            if isinstance(mod, QLayer):
+                mod.in_scale.copy_(ins[0].out_scale)
+                if mod.wformat is not None and mod.requant_out:
+                    mod.set_requant()
+            elif isinstance(mod, QAdd):
+                mod.in_scales.copy_(torch.stack([ins[0].out_scale, ins[1].out_scale]))
+                mod.set_requant()
+            elif isinstance(mod, QGlobalAvgPool):
+                mod.out_scale.copy_(ins[0].out_scale)
+
+    # -- persistence -------------------------------------------------------------------------
+    def quant_state(self) -> dict:
+        """What ``state_dict`` does not hold: formats, shifts and add multipliers."""
+        out = {"formats": dict(self.formats), "abits": self.input_node.abits, "nodes": {}}
+        for name, m in self.nodes.items():
+            if isinstance(m, QLayer):
+                out["nodes"][name] = {"S": m.S}
+            elif isinstance(m, QAdd):
+                out["nodes"][name] = {"S": m.S, "Ma": m.Ma, "Mb": m.Mb}
+        return out
+
+    def load_quant_state(self, state: dict) -> None:
+        for m in self.nodes.values():
+            m.abits = state.get("abits", 8)
+        self.formats = dict(state.get("formats", {}))
+        for name, fmt in self.formats.items():
+            self.nodes[name].wformat = fmt
+        for name, d in state.get("nodes", {}).items():
+            for k, v in d.items():
+                setattr(self.nodes[name], k, v)
+
+    # -- export ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def to_qgraph(self, example) -> QGraph:
+        """Integer graph of the quantized network; ``example`` is one float input batch."""
+        if not self.formats:
+            raise RuntimeError("quantize the network (set_formats) before exporting it")
+        mode = {k: m.mode for k, m in self.nodes.items()}
+        self.set_mode("int")
+        env = self(self.quantize_input(example), return_all=True)
+        for k, m in self.nodes.items():
+            m.mode = mode[k]
+        shape = {k: map_shape(v) for k, v in env.items()}
+        nodes = []
+        for name, m in self.nodes.items():
+            ins = self.edges[name]
+            in_shape = shape[ins[0]] if ins else shape[name]
+            common = dict(name=name, inputs=ins, in_shape=in_shape, out_shape=shape[name],
+                          out_scale=float(m.out_scale))
+            if isinstance(m, QInput):
+                lo, hi = m.bounds()
+                nodes.append(QNode(op="input", lo=lo, hi=hi, **common))
+            elif isinstance(m, QLayer):
+                lo, hi = m.bounds()
+                is_linear = isinstance(m, QLinear)
+                nodes.append(QNode(
+                    op="linear" if is_linear else "conv",
+                    kernel=1 if is_linear else m.kernel_size,
+                    stride=1 if is_linear else m.stride,
+                    groups=1 if is_linear else m.groups,
+                    relu=m.relu, requant=m.requant_out, wformat=m.wformat, lo=lo, hi=hi, S=m.S,
+                    in_scale=float(m.in_scale),
+                    weight=m.int_weight().numpy(), bias=m.int_bias().numpy(),
+                    M=m.M.numpy().copy(), w_scale=m.w_scale.numpy().copy(), **common))
+            elif isinstance(m, QAdd):
+                lo, hi = m.bounds()
+                nodes.append(QNode(op="add", relu=m.relu, lo=lo, hi=hi, S=m.S, Ma=m.Ma, Mb=m.Mb,
+                                   **common))
+            elif isinstance(m, QGlobalAvgPool):
+                nodes.append(QNode(op="gap", in_scale=float(m.out_scale), **common))
+            else:
+                raise TypeError(f"node {name!r}: cannot export {type(m).__name__}")
+        abits = self.input_node.abits
+        graph = QGraph(self.name, tuple(nodes), abits)
+        for n in graph.compute_nodes():
+            src = graph.node(n.inputs[0])
+            if src.op == "gap":  # pooling keeps its input's range
+                src = graph.node(src.inputs[0])
+            check_acc_bits(torch.from_numpy(n.weight), torch.from_numpy(n.bias),
+                           src.lo, src.hi, name=n.name)
+        return graph

@@ -1,0 +1,28 @@
+"""Number formats (one registry), quantizers, fake-quant layers and the integer requantizer."""
+
+from .formats import (
+    ACT_FORMATS,
+    TRAIN_FORMATS,
+    WEIGHT_FORMATS,
+    ActFormat,
+    FormatError,
+    WeightFormat,
+    act_format,
+    weight_format,
+)
+from .requant import Requant, add_requant, requant, requant_params
+
+__all__ = [
+    "ACT_FORMATS",
+    "TRAIN_FORMATS",
+    "WEIGHT_FORMATS",
+    "ActFormat",
+    "FormatError",
+    "WeightFormat",
+    "act_format",
+    "weight_format",
+    "Requant",
+    "add_requant",
+    "requant",
+    "requant_params",
+]

@@ -1,0 +1,372 @@
+"""Quantizable layers with float, fake-quant and integer-exact modes.
+
+Every layer computes in one of three modes (``layer.mode``):
+
+- ``"float"``: the plain float network (with BatchNorm until :meth:`QLayer.fold_bn`).
+- ``"fake"``: fake quantization for QAT and evaluation. Weights and bias are rounded to the integer grid
+  with a straight-through estimator, the accumulator is recovered as an integer and requantized with
+  the *same* ``(M, S)`` as the integer path, so in float64 the fake model equals the integer model
+  exactly (times the scales).
+- ``"int"``: integer-exact: int64 maps in, int64 maps out. This is the golden model.
+
+Quantization lives here once. A concrete layer only provides its linear operator ``_op(x, w, b)``;
+maps are either dense tensors ``[B, C, H, W]`` / ``[B, C]`` or sparse objects exposing ``.feats``
+(``[N, C]``) and ``.with_feats(f)`` (see :mod:`models.sparse`), accessed through :func:`feat` and
+:func:`with_feat`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .formats import act_format, weight_format
+from .requant import add_requant, requant, requant_params
+
+__all__ = [
+    "MODES",
+    "feat",
+    "with_feat",
+    "ste",
+    "mse_weight_scale",
+    "mse_act_scale",
+    "QModule",
+    "QLayer",
+    "QConv2d",
+    "QLinear",
+    "QAdd",
+    "QGlobalAvgPool",
+    "QInput",
+]
+
+MODES = ("float", "fake", "int")
+_INT32 = (1 << 31) - 1
+
+
+def feat(x) -> torch.Tensor:
+    """Channel-last 2-D view ``[sites, C]`` of a dense or sparse map."""
+    if isinstance(x, torch.Tensor):
+        return x.movedim(1, -1).reshape(-1, x.shape[1])
+    return x.feats
+
+
+def with_feat(x, f: torch.Tensor):
+    """The map ``x`` with its features replaced by ``f`` (``[sites, C']``)."""
+    if isinstance(x, torch.Tensor):
+        shape = (x.shape[0], *x.shape[2:], f.shape[1])
+        return f.reshape(shape).movedim(-1, 1)
+    return x.with_feats(f)
+
+
+def ste(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn(x)`` forward, identity gradient (straight-through estimator)."""
+    return x + (fn(x) - x).detach()
+
+
+def _floor_half_up(x):
+    return torch.floor(x + 0.5)
+
+
+def mse_weight_scale(w: torch.Tensor, fmt, *, grid: int = 96) -> torch.Tensor:
+    """Per-output-channel scale minimising the quantization MSE of ``w`` in format ``fmt``.
+
+    Candidates are ``alpha * max|w_c| / qmax`` for ``alpha`` on a grid in [0.2, 1.5] (above 1 helps
+    DyBit, whose largest step is coarse). Returns float64 ``[C_out]``; an all-zero channel gets scale 1.
+    """
+    fmt = weight_format(fmt)
+    w2 = w.detach().double().reshape(w.shape[0], -1)
+    wmax = w2.abs().amax(1)
+    alphas = torch.linspace(0.2, 1.5, grid, dtype=torch.float64)
+    s = alphas[:, None] * wmax[None, :] / fmt.qmax  # [A, C]
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    q = fmt.round(w2[None] / s[:, :, None]) * s[:, :, None]
+    err = ((q - w2[None]) ** 2).sum(-1)  # [A, C]
+    best = s.gather(0, err.argmin(0, keepdim=True))[0]
+    return torch.where(wmax > 0, best, torch.ones_like(best))
+
+
+def mse_act_scale(samples: torch.Tensor, bits: int, *, nonneg: bool, grid: int = 64) -> float:
+    """Per-tensor activation scale minimising the MSE of clamped rounding on calibration samples."""
+    x = samples.detach().double().reshape(-1)
+    if x.numel() > 400_000:
+        idx = torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))[:400_000]
+        x = x[idx]
+    top = float(x.abs().max()) if x.numel() else 0.0
+    if top == 0.0:
+        return 1.0
+    qmax = act_format(bits).qmax
+    lo = 0 if nonneg else -qmax
+    best, best_err = top / qmax, float("inf")
+    for alpha in torch.linspace(0.05, 1.0, grid, dtype=torch.float64).tolist():
+        s = alpha * top / qmax
+        err = float(((torch.clamp(_floor_half_up(x / s), lo, qmax) * s - x) ** 2).mean())
+        if err < best_err:
+            best, best_err = s, err
+    return best
+
+
+class QModule(nn.Module):
+    """Common state of every quantizable node: mode, activation bits, output scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.mode = "float"
+        self.abits = 8
+        self.register_buffer("out_scale", torch.tensor(1.0, dtype=torch.float64))
+
+    def set_mode(self, mode: str):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = mode
+
+    def _bounds(self, relu: bool) -> tuple[int, int]:
+        return act_format(self.abits).bounds(relu)
+
+
+class QLayer(QModule):
+    """A layer with weights (conv / linear, dense or sparse), quantized per the integer contract.
+
+    Parameters
+    ----------
+    weight_shape : tuple
+        Shape of the float weight, output channels first.
+    bias : bool
+        Whether the layer has a bias (a folded BatchNorm adds one).
+    relu : bool
+        ReLU after the layer (output clamp ``[0, qmax]`` instead of ``[-qmax, qmax]``).
+    bn : bool
+        BatchNorm after the linear operator (folded before quantization).
+    requant_out : bool
+        ``False`` for a layer whose raw accumulator is the output (classifier logits).
+    """
+
+    def __init__(self, weight_shape, *, bias=True, relu=False, bn=False, requant_out=True):
+        super().__init__()
+        out_channels = weight_shape[0]
+        self.weight = nn.Parameter(torch.empty(weight_shape))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if (bias or bn) else None
+        self.bn = nn.BatchNorm1d(out_channels) if bn else None
+        self.relu = relu
+        self.requant_out = requant_out
+        self.wformat = None
+        self.register_buffer("in_scale", torch.tensor(1.0, dtype=torch.float64))
+        self.register_buffer("w_scale", torch.ones(out_channels, dtype=torch.float64))
+        self.register_buffer("M", torch.zeros(out_channels, dtype=torch.int64))
+        self.S = 1
+
+    # -- what a concrete layer provides ---------------------------------------------------------
+    def _op(self, x, weight, bias):
+        """The linear operator on a map (float or int64 alike)."""
+        raise NotImplementedError
+
+    # -- quantization ---------------------------------------------------------------------------
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def fold_bn(self):
+        """Fold the BatchNorm (running statistics) into weight and bias, then drop it."""
+        if self.bn is None:
+            return
+        bn = self.bn
+        with torch.no_grad():
+            g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            self.weight.mul_(g.view(-1, *[1] * (self.weight.dim() - 1)))
+            self.bias.copy_((self.bias - bn.running_mean) * g + bn.bias)
+        self.bn = None
+
+    def set_format(self, fmt):
+        """Choose the weight format and the MSE-optimal weight scales for it.
+
+        Per output channel, except for a raw-accumulator output (logits): one scale per tensor.
+        """
+        if self.bn is not None:
+            raise RuntimeError("fold BatchNorm before choosing a weight format")
+        self.wformat = weight_format(fmt).name
+        if self.requant_out:
+            self.w_scale.copy_(mse_weight_scale(self.weight, self.wformat))
+        else:
+            # Raw accumulators (logits) are compared across channels, so they share one scale.
+            self.w_scale.fill_(float(mse_weight_scale(self.weight.reshape(1, -1), self.wformat)[0]))
+
+    def set_requant(self):
+        """Compute (M, S) from the input, weight and output scales."""
+        mult = self.in_scale * self.w_scale / self.out_scale
+        rq = requant_params(mult.tolist())
+        self.M.copy_(rq.tensor())
+        self.S = rq.S
+
+    def _acc_scale(self) -> torch.Tensor:
+        return self.in_scale * self.w_scale
+
+    def _wview(self, v):
+        return v.view(-1, *[1] * (self.weight.dim() - 1))
+
+    def int_weight(self) -> torch.Tensor:
+        """Integer weight values (computed in float64, identical for every caller)."""
+        fmt = weight_format(self.wformat)
+        return fmt.round(self.weight.detach().double() / self._wview(self.w_scale)).long()
+
+    def int_bias(self) -> torch.Tensor:
+        if self.bias is None:
+            return torch.zeros(self.out_channels, dtype=torch.int64)
+        b = torch.round(self.bias.detach().double() / self._acc_scale())
+        return b.clamp(-_INT32, _INT32).long()
+
+    def bounds(self) -> tuple[int, int]:
+        return self._bounds(self.relu)
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, x):
+        if self.mode == "float":
+            y = self._op(x, self.weight, self.bias)
+            if self.bn is not None:
+                y = with_feat(y, self.bn(feat(y)))
+            if self.relu:
+                y = with_feat(y, F.relu(feat(y)))
+            return y
+        if self.wformat is None:
+            raise RuntimeError("layer is not quantized: call set_format / calibrate first")
+        if self.mode == "int":
+            acc = self._op(x, self.int_weight(), self.int_bias())
+            if not self.requant_out:
+                return acc
+            lo, hi = self.bounds()
+            return with_feat(acc, requant(feat(acc), self.M, self.S, lo, hi))
+        return self._fake(x)
+
+    def _fake(self, x):
+        fmt = weight_format(self.wformat)
+        dt = feat(x).dtype
+        s_w = self._wview(self.w_scale).to(dt)
+        w_q = ste(fmt.round, self.weight / s_w) * s_w
+        b_q = None
+        acc_scale = self._acc_scale().to(dt)
+        if self.bias is not None:
+            b_q = ste(torch.round, self.bias / acc_scale).clamp(-_INT32, _INT32) * acc_scale
+        acc_f = self._op(x, w_q, b_q)
+        if not self.requant_out:
+            return acc_f
+        acc = ste(torch.round, feat(acc_f) / acc_scale)
+        lo, hi = self.bounds()
+        y = ste(torch.floor, (acc * self.M.to(dt) + 2.0 ** (self.S - 1)) / 2.0**self.S)
+        y = torch.clamp(y, lo, hi)
+        return with_feat(acc_f, y * self.out_scale.to(dt))
+
+
+class QConv2d(QLayer):
+    """Dense k x k convolution (``nn.Conv2d`` weight layout), "same" padding ``k // 2``."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, *, stride=1, groups=1, **kw):
+        if kernel_size not in (1, 3):
+            raise ValueError(f"kernel_size must be 1 or 3, not {kernel_size!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide {in_channels} and {out_channels}")
+        super().__init__((out_channels, in_channels // groups, kernel_size, kernel_size), **kw)
+        self.in_channels = in_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.groups = groups
+
+    def _op(self, x, weight, bias):
+        return F.conv2d(x, weight, bias, stride=self.stride, padding=self.kernel_size // 2,
+                        groups=self.groups)
+
+
+class QLinear(QLayer):
+    """Fully connected layer on ``[B, C]``."""
+
+    def __init__(self, in_features, out_features, **kw):
+        super().__init__((out_features, in_features), **kw)
+        self.in_channels = in_features
+
+    def _op(self, x, weight, bias):
+        y = x @ weight.t()
+        return y if bias is None else y + bias
+
+
+class QAdd(QModule):
+    """Residual add of two maps with identical sites, requantized as one rounding step."""
+
+    def __init__(self, *, relu=False):
+        super().__init__()
+        self.relu = relu
+        self.register_buffer("in_scales", torch.ones(2, dtype=torch.float64))
+        self.Ma, self.Mb, self.S = 0, 0, 1
+
+    def set_requant(self):
+        rq = requant_params((self.in_scales / self.out_scale).tolist())
+        (self.Ma, self.Mb), self.S = rq.M, rq.S
+
+    def bounds(self):
+        return self._bounds(self.relu)
+
+    def forward(self, a, b):
+        if self.mode == "float":
+            y = feat(a) + feat(b)
+            return with_feat(a, F.relu(y) if self.relu else y)
+        lo, hi = self.bounds()
+        if self.mode == "int":
+            return with_feat(a, add_requant(feat(a), feat(b), self.Ma, self.Mb, self.S, lo, hi))
+        fa, fb = feat(a), feat(b)
+        dt = fa.dtype
+        ia = ste(torch.round, fa / self.in_scales[0].to(dt))
+        ib = ste(torch.round, fb / self.in_scales[1].to(dt))
+        y = ste(torch.floor, (ia * self.Ma + ib * self.Mb + 2.0 ** (self.S - 1)) / 2.0**self.S)
+        return with_feat(a, torch.clamp(y, lo, hi) * self.out_scale.to(dt))
+
+
+class QGlobalAvgPool(QModule):
+    """Global average pooling, ``avg_round`` in the integer modes; output at the input's scale.
+
+    Dense maps ``[B, C, H, W] -> [B, C]``; sparse maps override :meth:`_sum_count`.
+    """
+
+    def _sum_count(self, x):
+        return x.sum(dim=(2, 3)), torch.full((x.shape[0], 1), x.shape[2] * x.shape[3])
+
+    def forward(self, x):
+        total, count = self._sum_count(x)
+        if self.mode == "float":
+            return total / count.clamp(min=1).to(total.dtype)
+        if self.mode == "int":
+            from ..reference import avg_round
+
+            return avg_round(total, count)
+        dt = total.dtype
+        s = self.out_scale.to(dt)
+        tot = ste(torch.round, total / s)
+        n = count.to(dt).clamp(min=1)
+        y = ste(torch.floor, (2 * tot + n) / (2 * n))
+        return torch.where(count > 0, y, torch.zeros_like(y)) * s
+
+
+class QInput(QModule):
+    """Quantization of the network input; ``quantize`` gives the integer map the hardware gets."""
+
+    def __init__(self, *, nonneg=True):
+        super().__init__()
+        self.nonneg = nonneg
+
+    def bounds(self):
+        return self._bounds(self.nonneg)
+
+    def quantize_feats(self, f: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.bounds()
+        return torch.clamp(_floor_half_up(f.double() / self.out_scale), lo, hi).long()
+
+    def quantize(self, x):
+        """Integer input map (int64) from a float map: round half up, clamp."""
+        return with_feat(x, self.quantize_feats(feat(x)))
+
+    def forward(self, x):
+        if self.mode == "float" or self.mode == "int":
+            return x
+        f = feat(x)
+        lo, hi = self.bounds()
+        s = self.out_scale.to(f.dtype)
+        return with_feat(x, torch.clamp(ste(_floor_half_up, f / s), lo, hi) * s)

@@ -1,0 +1,110 @@
+"""Training, quantization (PTQ or QAT) and evaluation of a zoo model into a checkpoint directory.
+
+Order: float training -> BatchNorm folding -> activation calibration on the ``val`` split -> weight
+format with MSE scales -> optional QAT fine-tuning with frozen scales -> metrics. ``metrics.json``
+reports the test-split accuracy of the fake-quant model and of the integer reference (they agree by
+construction; both are measured).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .quant.formats import TRAIN_FORMATS, FormatError, act_format
+from .zoo import save_checkpoint, spec
+
+__all__ = ["TrainConfig", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``codesign train`` does. ``epochs``/``qat_epochs`` of None use the model's defaults."""
+
+    model: str
+    format: str = "fp32"
+    qat: bool = False
+    epochs: int | None = None
+    qat_epochs: int | None = None
+    seed: int = 0
+    lr: float | None = None
+    abits: int = 8
+
+    def __post_init__(self):
+        spec(self.model)  # validates the name
+        if self.format not in TRAIN_FORMATS:
+            raise FormatError(
+                f"unknown format {self.format!r}; valid formats: {', '.join(TRAIN_FORMATS)}"
+            )
+        act_format(self.abits)
+        if self.qat and self.format == "fp32":
+            raise FormatError("--qat needs a quantized format, not fp32")
+        for k in ("epochs", "qat_epochs"):
+            v = getattr(self, k)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{k} must be a non-negative integer, not {v!r}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        return cls(**d)
+
+
+def train(config: TrainConfig, out_dir, *, progress: bool = True) -> dict:
+    """Train, quantize and evaluate; write ``out_dir/model.pt`` and ``out_dir/metrics.json``."""
+    from codesign.fsutil import write_json
+
+    s = spec(config.model)
+    epochs = s.default_epochs if config.epochs is None else config.epochs
+    qat_epochs = max(1, epochs // 3) if config.qat_epochs is None else config.qat_epochs
+    lr = getattr(s, "lr", 1e-2) if config.lr is None else config.lr
+    torch.manual_seed(config.seed)
+    t0 = time.time()
+    model = s.build()
+    s.fit(model, epochs=epochs, lr=lr, seed=config.seed, progress=progress)
+    float_metrics = s.evaluate(model, split="test", mode="float")
+    qnet = s.qnet(model)
+    qnet.fold_bn()
+    qnet.calibrate(s.calibration_batches(model), abits=config.abits)
+    metrics = {"model": s.name, "format": config.format, "qat": config.qat, "epochs": epochs,
+               "seed": config.seed, "abits": config.abits,
+               "float_accuracy": float_metrics.get("accuracy")}
+    if config.format == "fp32":
+        metrics.update(_prefixed(float_metrics, ""))
+        ptq = _quantized_copy(s, model, "int8")
+        metrics.update(_prefixed(s.evaluate(ptq, split="test", mode="int"), "integer_"))
+        metrics["integer_format"] = "int8"
+    else:
+        qnet.set_formats(config.format)
+        if config.qat and qat_epochs:
+            qnet.set_mode("fake")
+            s.fit(model, epochs=qat_epochs, lr=lr / 10, seed=config.seed + 1, progress=progress)
+        metrics["qat_epochs"] = qat_epochs if config.qat else 0
+        metrics.update(_prefixed(s.evaluate(model, split="test", mode="fake"), ""))
+        metrics.update(_prefixed(s.evaluate(model, split="test", mode="int"), "integer_"))
+        metrics["integer_format"] = config.format
+    qnet.set_mode("float")
+    metrics["train_seconds"] = round(time.time() - t0, 1)
+    out_dir = Path(out_dir)
+    save_checkpoint(out_dir / "model.pt", spec_name=s.name, model=model, fmt=config.format,
+                    qat=config.qat, metrics=metrics, config=config.to_json())
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _quantized_copy(s, model, fmt):
+    import copy
+
+    m = copy.deepcopy(model)
+    s.qnet(m).set_formats(fmt)
+    return m
+
+
+def _prefixed(d: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in d.items() if k != "n"}
+

@@ -70,7 +70,7 @@ HOT_PIXELS = (2, 7)
 HOT_HZ = (20.0, 200.0)
 EYEBALL_PX = 300.0
 BLINK_HZ = 0.25
-_BATCH = 8
+_BATCH = 4
 
 _XR = np.arange(RW, dtype=np.float32) * RENDER_SCALE + (RENDER_SCALE - 1) / 2
 _YR = np.arange(RH, dtype=np.float32) * RENDER_SCALE + (RENDER_SCALE - 1) / 2

@@ -1,0 +1,98 @@
+"""Per-layer benches: real hw/ blocks through the cosim machinery, against sparse-conv goldens."""
+
+import numpy as np
+import pytest
+
+from cosim.layer import conv_golden, output_sites, write_block_build
+from cosim.session import simulate
+
+pytestmark = pytest.mark.rtl
+
+H = W = 6
+
+
+def _weights(fmt, shape, seed):
+    from models.quant.formats import weight_format
+    levels = np.asarray(sorted(int(v) for v in weight_format(fmt).levels))
+    return np.random.default_rng(seed).choice(levels, size=shape)
+
+
+def _bias(n, seed):
+    return np.random.default_rng(seed).integers(-5000, 5000, size=n)
+
+
+@pytest.fixture(scope="module")
+def conv1x1_build(tmp_path_factory):
+    from hw.conv1x1 import Conv1x1
+    from hw.stream import TokenShape
+    w, b = _weights("int8", (8, 8), 1), _bias(8, 2)
+    block = Conv1x1(shape=TokenShape(height=H, width=W, channels=8, lanes=4), c_out=8, pe=2,
+                    fmt="int8", weight=w, bias=b)
+    d = write_block_build(block, tmp_path_factory.mktemp("conv1x1"), top="conv1x1")
+    return d, conv_golden(weight=w, bias=b, stride=1, height=H, width=W), block
+
+
+@pytest.mark.parametrize("path, stall", [("fast", 0.0), ("fast", 0.7), ("python", 0.3)])
+def test_conv1x1_block(conv1x1_build, kit, sim_cache, path, stall):
+    sim = kit.any_sim()
+    kit.need(sim)
+    d, golden, block = conv1x1_build
+    frames = kit.frame_set(seed=8, height=H, width=W, channels=8)
+    r = simulate(d, frames, golden, sim=sim, path=path, stall_in=stall, stall_out=stall,
+                 cache_dir=sim_cache)
+    assert r.ok, (r.mismatches[:3], r.stopped)
+    if stall == 0.0:
+        # hw.conv1x1.cycles_per_frame, measured: one extra cycle per non-empty frame (the
+        # pipeline hand-over between sites; reported to hw/).
+        want = [block.cycles_per_frame(len(c)) for c, _ in frames]
+        assert all(0 <= got - w <= 1 for got, w in zip(r.cycles_per_frame[1:], want[1:],
+                                                        strict=True)), (r.cycles_per_frame, want)
+
+
+def _window_block(kind, stride, fmt, tmp_path_factory, lanes=2, c_in=4, c_out=4, pe=2):
+    from hw.stream import TokenShape
+    shape = TokenShape(height=H, width=W, channels=c_in, lanes=lanes)
+    if kind == "dw":
+        from hw.dwconv import DWConv3x3
+        w, b = _weights(fmt, (c_in, 1, 3, 3), 3), _bias(c_in, 4)
+        block = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=w, bias=b)
+        groups = c_in
+    else:
+        from hw.conv3x3 import Conv3x3
+        w, b = _weights(fmt, (c_out, c_in, 3, 3), 5), _bias(c_out, 6)
+        block = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=w,
+                        bias=b)
+        groups = 1
+    d = write_block_build(block, tmp_path_factory.mktemp(f"{kind}{stride}"),
+                          top=f"{kind}conv_s{stride}")
+    golden = conv_golden(weight=w, bias=b, stride=stride, height=H, width=W, groups=groups)
+    return d, golden, block
+
+
+def _check_window_cycles(r, frames, block, stride, c_in, lanes, cycles_per_beat):
+    from hw.line_buffer import cycle_bounds
+    for i, (coords, _) in enumerate(frames[1:], start=1):
+        n_out = len(output_sites(coords, height=H, width=W, stride=stride))
+        lo, hi = cycle_bounds(height=H, width=W, channels=c_in, lanes=lanes, stride=stride,
+                              active_sites=len(coords), output_sites=n_out,
+                              cycles_per_beat=cycles_per_beat)
+        assert lo <= r.cycles_per_frame[i] <= hi + 4, (i, lo, r.cycles_per_frame[i], hi)
+
+
+@pytest.mark.parametrize("kind, stride, fmt", [
+    ("dw", 1, "dybit4"),
+    pytest.param("dw", 2, "int8", marks=pytest.mark.slow),
+    pytest.param("full", 2, "int4", marks=pytest.mark.slow),
+    pytest.param("full", 1, "dybit8", marks=pytest.mark.slow),
+])
+def test_window_blocks(kind, stride, fmt, tmp_path_factory, kit, sim_cache):
+    sim = kit.any_sim()
+    kit.need(sim)
+    d, golden, block = _window_block(kind, stride, fmt, tmp_path_factory)
+    frames = kit.frame_set(seed=9, height=H, width=W, channels=4)
+    for path, stall in (("fast", 0.0), ("fast", 0.3), ("python", 0.7)):
+        r = simulate(d, frames, golden, sim=sim, path=path, stall_in=stall, stall_out=stall,
+                     seed=stall > 0, cache_dir=sim_cache)
+        assert r.ok, (path, stall, r.mismatches[:3], r.stopped)
+        if stall == 0.0:
+            _check_window_cycles(r, frames, block, stride, 4, 2, 1 if kind == "dw" else 2)

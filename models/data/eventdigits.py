@@ -22,6 +22,8 @@ Split (fixed, independent of ``seed``): a permutation of the 1,797 indices drawn
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from .events import EVENT_DTYPE, cache_dir, load_npz, polarity_histogram, save_npz, scale_counts
@@ -143,8 +145,15 @@ def _generate(indices, seed, images):
     return ev, offsets
 
 
+def _fingerprint():
+    """Short hash of the generator's parameters: a changed generator never reads a stale cache."""
+    params = (_VERSION, SENSOR, DIGIT_SIZE, DURATION_US, STEP_US, CONTRAST, CONTRAST_SPREAD,
+              REFRACTORY_US, BACKGROUND, NOISE_EVENTS, MAX_EVENTS_PER_STEP, CLIP, _PATH.tolist())
+    return f"{zlib.crc32(repr(params).encode()):08x}"
+
+
 def _cache_file(seed):
-    return cache_dir() / f"eventdigits_v{_VERSION}_seed{seed}.npz"
+    return cache_dir() / f"eventdigits_v{_VERSION}_{_fingerprint()}_seed{seed}.npz"
 
 
 def _check_seed(seed):

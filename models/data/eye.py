@@ -38,6 +38,8 @@ indices drawn with ``numpy.random.default_rng(SPLIT_SEED)``; its first 20 % are 
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from .ais2024 import DOWNSAMPLE, EYE_CLIP, LABEL_PERIOD_US, SENSOR_HEIGHT, SENSOR_WIDTH, WINDOW_US
@@ -434,6 +436,14 @@ def make_eye_dataset(*, seed: int = 0, n_sequences: int = N_SEQUENCES,
     }
 
 
+def _fingerprint():
+    """Short hash of the generator's parameters: a changed generator never reads a stale cache."""
+    params = (_VERSION, RENDER_SCALE, STEP_US, CONTRAST, CONTRAST_SPREAD, REFRACTORY_US,
+              EVENTS_PER_CROSSING, MAX_CROSSINGS_PER_STEP, BACKGROUND_HZ, HOT_PIXELS, HOT_HZ,
+              EYEBALL_PX, BLINK_HZ, EYE_CLIP)
+    return f"{zlib.crc32(repr(params).encode()):08x}"
+
+
 def split_indices(split: str, n_sequences: int = N_SEQUENCES) -> np.ndarray:
     """Sorted sequence indices of ``split`` in {"train", "val", "test", "all"}."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(n_sequences)
@@ -458,8 +468,11 @@ def eye_frames(*, seed: int = 0, split: str = "train", n_sequences: int = N_SEQU
     closed : int8 [S, T]
     """
     _check_int("seed", seed, 0)
+    _check_int("n_sequences", n_sequences, 1)
+    _check_int("seq_len", seq_len, 1)
     idx = split_indices(split, n_sequences)
-    path = cache_dir() / f"eye_v{_VERSION}_seed{seed}_n{n_sequences}_len{seq_len}.npz"
+    name = f"eye_v{_VERSION}_{_fingerprint()}_seed{seed}_n{n_sequences}_len{seq_len}.npz"
+    path = cache_dir() / name
     got = load_npz(path, ["counts", "win_labels", "win_closed"])
     if got is None:
         d = make_eye_dataset(seed=seed, n_sequences=n_sequences, seq_len=seq_len,

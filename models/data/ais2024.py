@@ -93,9 +93,11 @@ def load_events(h5path) -> np.ndarray:
     ev = np.empty(len(raw), dtype=EVENT_DTYPE)
     for k in ("t", "x", "y", "p"):
         col = raw[k]
+        if col.dtype == np.bool_:
+            col = col.astype(np.int8)
         if not np.issubdtype(col.dtype, np.integer):
             raise DataError(f"{h5path}: event field {k!r} is {col.dtype}, not an integer type")
-        if len(col) and k != "t" and (col.min() < 0 or col.max() > np.iinfo(EVENT_DTYPE[k]).max):
+        if len(col) and (col.min() < 0 or col.max() > np.iinfo(EVENT_DTYPE[k]).max):
             raise DataError(f"{h5path}: event field {k!r} out of range [{col.min()}, {col.max()}]")
         ev[k] = col
     try:

@@ -157,18 +157,20 @@ def voxel_grid(events, height: int, width: int, bins: int, t0: int, t1: int) -> 
         raise ValueError(f"voxel grid needs t1 > t0, got t0={t0}, t1={t1}")
     validate_events(events, height=height, width=width, require_sorted=False)
     ev = events[(events["t"] >= t0) & (events["t"] < t1)]
-    grid = np.zeros(bins * height * width, dtype=np.float64)
+    size = bins * height * width
     sign = ev["p"].astype(np.float64) * 2 - 1
     pix = ev["y"].astype(np.int64) * width + ev["x"]
     if bins == 1:
-        np.add.at(grid, pix, sign)
+        grid = np.bincount(pix, weights=sign, minlength=size)
     else:
         u = (bins - 1) * (ev["t"] - t0).astype(np.float64) / (t1 - t0)
         b0 = np.floor(u).astype(np.int64)
         frac = u - b0
-        np.add.at(grid, b0 * height * width + pix, sign * (1 - frac))
         upper = b0 + 1 < bins
-        np.add.at(grid, (b0[upper] + 1) * height * width + pix[upper], sign[upper] * frac[upper])
+        idx = np.concatenate([b0 * height * width + pix, (b0[upper] + 1) * height * width
+                              + pix[upper]])
+        w = np.concatenate([sign * (1 - frac), sign[upper] * frac[upper]])
+        grid = np.bincount(idx, weights=w, minlength=size)
     return grid.astype(np.float32).reshape(bins, height, width)
 
 

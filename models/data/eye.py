@@ -171,11 +171,11 @@ class _Scene:
         self.skin_py = np.array([p[:, 1] for p in ph], f32)
         self.iris_k = np.array([r.uniform(0.15, 0.3, 2) for r in rngs], f32)
         self.lash_k = np.array([r.uniform(0.25, 0.45) for r in rngs], f32)
-        # static skin texture (lower region) and sclera shading, [B, RH, RW]
+        # static skin texture [B, RH, RW]
         sx = np.sin(self.skin_kx[:, :, None] * _XR + self.skin_px[:, :, None])  # [B,3,RW]
         sy = np.sin(self.skin_ky[:, :, None] * _YR + self.skin_py[:, :, None])  # [B,3,RH]
         self.tex0 = np.einsum("bky,bkx->byx", sy, sx).astype(f32)
-        self.sx, self.sy = sx.astype(f32), sy.astype(f32)
+        self.sx = sx.astype(f32)
         cy_ = np.cos(self.skin_ky[:, :, None] * _YR + self.skin_py[:, :, None])
         # [sin | -cos] of the rows, so that one matmul gives the moved lid texture
         self.syc = np.concatenate([sy, -cy_], axis=1).transpose(0, 2, 1).astype(f32).copy()

@@ -174,3 +174,20 @@ def test_label_formats(tmp_path):
     p.write_text("(1.5, 2e1, 0)\n  (3,4,1)  \n\n")
     xy, closed = load_labels(p)
     assert xy.tolist() == [[1.5, 20.0], [3, 4]] and closed.tolist() == [0, 1]
+
+
+def test_field_types(tmp_path):
+    raw = _events()
+    raw["t"][-1] = np.uint64(1) << np.uint64(63)
+    d = _write(tmp_path, events=raw)
+    with pytest.raises(DataError, match=r"rec1\.h5: event field 't' out of range"):
+        load_recording(d)
+    fl = np.zeros(3, [("t", "<f8"), ("x", "<u2"), ("y", "<u2"), ("p", "<u1")])
+    d = _write(tmp_path, "rec2", events=fl)
+    with pytest.raises(DataError, match=r"rec2\.h5: event field 't' is float64"):
+        load_recording(d)
+    ok = np.zeros(3, [("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    ok["t"] = [0, 5, 9]
+    ok["p"] = [True, False, True]
+    d = _write(tmp_path, "rec3", events=ok)
+    assert load_recording(d)[0]["p"].tolist() == [1, 0, 1]

@@ -148,6 +148,9 @@ class Network(wiring.Component):
     qgraph : models.qgraph.QGraph
     point : hw.point.DesignPoint
         Validated against ``qgraph`` here.
+    skip_depth : int, optional
+        Force every residual skip FIFO to this depth instead of the computed one (experiments
+        only: too small a depth deadlocks the network).
 
     Attributes
     ----------
@@ -161,8 +164,9 @@ class Network(wiring.Component):
         ``{(producer, add node): depth}`` of every computed residual skip FIFO.
     """
 
-    def __init__(self, qgraph, point):
+    def __init__(self, qgraph, point, *, skip_depth=None):
         point.validate(qgraph)
+        self._skip_override = skip_depth
         self.qgraph, self.point = qgraph, point
         self.abits = qgraph.abits
         self._subs = []          # (name, component)
@@ -317,6 +321,8 @@ class Network(wiring.Component):
             if mine is not None and other is not None and other > mine:
                 beats = shape.channels // to_lanes
                 depth = max(depth, (other - mine + 1) * max(beats, shape.beats_per_site))
+                if self._skip_override is not None:
+                    depth = self._skip_override
                 self.skip_depths[src, n.name] = depth
         fifo = self._add(f"{src}_to_{n.name}{k}_fifo",
                          StreamFIFO(layout=shape.layout(), depth=depth))

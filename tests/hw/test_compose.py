@@ -1,5 +1,6 @@
 import random
 
+import pytest
 import torch
 from test_point import tiny_qgraph
 
@@ -41,10 +42,13 @@ def run_network(net, frames, *, idle=0.0, stall=0.0, seed=0, max_cycles=200_000)
 def _golden(g, frames):
     out = []
     for coords, feats in frames:
-        if not coords and g.output.op == "linear":
-            # QGraph.run_frame cannot reshape an empty frame; the contract's answer: the pool is
-            # all zeros, so the logits are the linear layer's bias
-            out.append(([(0, 0)], [g.output.bias.tolist()]))
+        if not coords:
+            # QGraph.run_frame cannot reshape an empty frame; the contract's answer: no sites,
+            # or for a classifier an all-zero pool, so the logits are the linear layer's bias
+            if g.output.op == "linear":
+                out.append(([(0, 0)], [g.output.bias.tolist()]))
+            else:
+                out.append(([], []))
             continue
         c = torch.tensor(coords, dtype=torch.int64).reshape(-1, 2)
         f = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), g.input.in_shape[0])
@@ -86,3 +90,22 @@ def test_skip_fifo_depth_covers_the_long_branch():
     # the long branch holds at least two 3x3 rows plus a site (stem -> pw1 -> dw -> pw2)
     beats = g.node("stem").out_shape[0] // net.stages["stem"].o_shape.lanes
     assert depth >= (2 * w + 1) * beats
+
+
+def test_network_sparse_stride2_map_output():
+    g = tiny_qgraph(2, h=9, w=8, stem_stride=2, classifier=False)
+    p = _point(g, stem=("int8", 2, 4), pw1=("int8", 4, 2), dw=("int8", 2, 2),
+               pw2=("int8", 4, 4))
+    net = Network(g, p)
+    assert (net.o_shape.height, net.o_shape.width, net.o_shape.channels) == (5, 4, 4)
+    frames = _frames(g, random.Random(2), [5, 20, 72, 0, 1])
+    assert run_network(net, frames, idle=0.2, stall=0.2, seed=9) == _golden(g, frames)
+
+
+def test_too_small_skip_fifo_deadlocks_and_computed_one_does_not():
+    g = tiny_qgraph(3, h=4, w=12)
+    p = _point(g, stem=("int8", 2, 4), pw1=("int8", 4, 8), dw=("int8", 8, 8), pw2=("int8", 8, 4))
+    frames = _frames(g, random.Random(3), [48])
+    with pytest.raises(TimeoutError):
+        run_network(Network(g, p, skip_depth=3), frames, max_cycles=1000)
+    assert run_network(Network(g, p), frames, max_cycles=1000) == _golden(g, frames)

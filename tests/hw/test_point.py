@@ -22,11 +22,13 @@ def _conv(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, 
                  M=rng.integers(1 << 10, 1 << 12, size=c_out).astype(np.int64))
 
 
-def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True):
+def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True, stem_stride=1):
     """A small network with every node kind: 3x3 stem, 1x1, depthwise, residual add, gap, fc."""
     rng = np.random.default_rng(seed)
     nodes = [QNode(name="input", op="input", inputs=(), in_shape=(2, h, w), out_shape=(2, h, w))]
-    nodes.append(_conv(rng, "stem", "input", 2, 4, (h, w), k=3, fmt=fmt, S=10))
+    nodes.append(_conv(rng, "stem", "input", 2, 4, (h, w), k=3, fmt=fmt, S=10,
+                       stride=stem_stride))
+    h, w = nodes[-1].out_shape[1:]
     nodes.append(_conv(rng, "pw1", "stem", 4, 8, (h, w), k=1, fmt=fmt))
     last = "pw1"
     if with_dw:

@@ -109,3 +109,30 @@ def test_too_small_skip_fifo_deadlocks_and_computed_one_does_not():
     with pytest.raises(TimeoutError):
         run_network(Network(g, p, skip_depth=3), frames, max_cycles=1000)
     assert run_network(Network(g, p), frames, max_cycles=1000) == _golden(g, frames)
+
+
+def test_layer_cycles_dispatch_matches_block_formulas():
+    from hw import conv1x1, conv3x3, dwconv, pool_fc, residual
+    from hw.perf import layer_cycles
+
+    g = tiny_qgraph(0)
+    p = DesignPoint.default(g)
+    _, h, w = g.input.in_shape
+    dense = {"active_sites_mean": h * w, "active_in_mean": h * w}
+    pw1 = g.node("pw1")
+    assert layer_cycles(pw1, p["pw1"], dense) == conv1x1.cycles_per_frame(
+        active_sites=h * w, c_in=4, c_out=8, lanes=p["pw1"].lanes, pe=p["pw1"].pe)
+    fc = p["fc"]
+    assert layer_cycles(g.node("fc"), fc, dense) == (4 // fc.lanes) * (3 // fc.pe) + 1
+    assert layer_cycles(g.node("stem"), p["stem"], dense) == conv3x3.cycles_per_frame(
+        height=h, width=w, c_in=2, c_out=4, lanes=p["stem"].lanes, pe=p["stem"].pe, stride=1,
+        active_sites=h * w, output_sites=h * w)
+    assert layer_cycles(g.node("dw"), p["dw"], dense) == dwconv.cycles_per_frame(
+        height=h, width=w, channels=8, lanes=p["dw"].lanes, stride=1, active_sites=h * w,
+        output_sites=h * w)
+    assert layer_cycles(g.node("add"), None, dense, lanes=2) == residual.cycles_per_frame(
+        active_sites=h * w, channels=4, lanes=2)
+    assert layer_cycles(g.node("gap"), None, dense, lanes=4) == pool_fc.cycles_per_frame(
+        active_sites=h * w, channels=4, lanes=4, height=h, width=w)
+    with pytest.raises(ValueError, match="needs a LayerChoice"):
+        layer_cycles(pw1, None, dense)

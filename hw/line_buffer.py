@@ -144,11 +144,14 @@ def _check_int(name, value, lo=1):
         raise TypeError(f"{name} must be an integer >= {lo}, not {value!r}")
 
 
-def _lowest_set(bits: Signal, n: int):
-    idx = Const(0, coord_bits(n))
-    for i in reversed(range(n)):
-        idx = Mux(bits[i], i, idx)
-    return idx
+def _lowest_set(bits, lo: int, hi: int):
+    """``(any, index)`` of the lowest set bit of ``bits[lo:hi]``, as a balanced tree (log depth)."""
+    if hi - lo == 1:
+        return bits[lo], Const(lo, coord_bits(hi))
+    mid = (lo + hi) // 2
+    any_lo, idx_lo = _lowest_set(bits, lo, mid)
+    any_hi, idx_hi = _lowest_set(bits, mid, hi)
+    return any_lo | any_hi, Mux(any_lo, idx_lo, idx_hi)
 
 
 class LineBuffer(wiring.Component):
@@ -295,7 +298,7 @@ class LineBuffer(wiring.Component):
         remaining = Signal(Wo)
         b_out = Signal(range(max(B, 2)))
         ox = Signal(coord_bits(Wo))
-        m.d.comb += ox.eq(_lowest_set(remaining, Wo))
+        m.d.comb += ox.eq(_lowest_set(remaining, 0, Wo)[1])
         cx = Signal(signed(coord_bits(W) + 2))
         m.d.comb += cx.eq(ox if s == 1 else ox << 1)
 

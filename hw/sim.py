@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import random
 
+import torch
 from amaranth.lib import data
 from amaranth.sim import Simulator
+
+from models.reference import conv2d
+
+from .line_buffer import output_sites
 
 __all__ = [
     "to_python",
@@ -227,12 +232,6 @@ def conv3x3_reference(coords, feats, *, height, width, weight, bias, stride, gro
     at :func:`hw.line_buffer.output_sites`: the submanifold / sparse semantics of docs/CONTRACT.md.
     Returns ``(out_coords, out_feats)`` as lists.
     """
-    import torch
-
-    from models.reference import conv2d
-
-    from .line_buffer import output_sites
-
     c_in = int(weight.shape[1]) * groups
     x = torch.zeros(1, c_in, height, width, dtype=torch.int64)
     for (y, xx), f in zip(coords, feats, strict=True):

@@ -98,3 +98,18 @@ def test_conv3x3_rejects_bad_input():
              shape=shape, c_out=2, pe=1, stride=1, fmt="int4", weight=w + 9, bias=[0, 0])
     _rejects("bias must have 2 values",
              shape=shape, c_out=2, pe=1, stride=1, fmt="int8", weight=w, bias=[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,density", [
+    (60, 80, 2, 8, 2, 4, 1, "dybit8", 0.2),
+    (60, 80, 2, 8, 1, 8, 2, "int8", 0.2),
+    (16, 16, 3, 16, 3, 4, 2, "int4", 1.0),
+    (15, 17, 4, 4, 2, 2, 1, "dybit4", 0.6),
+])
+def test_conv3x3_sweep(height, width, c_in, c_out, lanes, pe, stride, fmt, density):
+    rng = random.Random(55)
+    frames = [random_frame(rng, height=height, width=width, channels=c_in, density=density)
+              for _ in range(2)]
+    check(frames, height=height, width=width, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
+          stride=stride, fmt=fmt, idle=0.2, stall=0.2, seed=6)

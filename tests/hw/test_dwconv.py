@@ -94,3 +94,33 @@ def test_dwconv_rejects_bad_input():
     _rejects("pe = 1", shape=shape, stride=1, fmt="int8", weight=w, bias=[0, 0], pe=2)
     _rejects("weight must have shape", shape=shape, stride=1, fmt="int8", weight=w[:1],
              bias=[0, 0])
+
+
+def test_dwconv_int4_activations():
+    # abits = 4 streams (``--abits 4``): 4-bit lanes through the same block
+    h, w, c = 5, 6, 2
+    rng = random.Random(8)
+    weight, bias = random_weights(rng, "dybit4", c, 1)
+    shape = TokenShape(height=h, width=w, channels=c, lanes=2, data_width=4)
+    dut = DWConv3x3(shape=shape, stride=2, fmt="dybit4", weight=weight, bias=bias)
+    frames = [random_frame(rng, height=h, width=w, channels=c, density=d, lo=-7, hi=7)
+              for d in (0.5, 1.0)]
+    got, _ = run_frames(dut, frames, lanes=2, idle=0.2, stall=0.2)
+    for (coords, feats), out in zip(frames, got, strict=True):
+        assert out == tuple(conv3x3_reference(coords, feats, height=h, width=w, weight=weight,
+                                              bias=bias, stride=2, groups=c))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("height,width,channels,lanes,stride,fmt,density", [
+    (60, 80, 4, 4, 1, "dybit8", 0.2),
+    (60, 80, 4, 2, 2, "int8", 0.2),
+    (16, 16, 16, 4, 1, "int4", 1.0),
+    (15, 17, 8, 8, 2, "dybit4", 0.6),
+])
+def test_dwconv_sweep(height, width, channels, lanes, stride, fmt, density):
+    rng = random.Random(77)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=density)
+              for _ in range(2)]
+    check(frames, height=height, width=width, channels=channels, lanes=lanes, stride=stride,
+          fmt=fmt, idle=0.2, stall=0.2, seed=7)

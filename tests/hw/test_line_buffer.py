@@ -145,3 +145,29 @@ def test_output_sites_rule():
 def test_bad_params():
     with pytest.raises(ValueError, match="stride must be 1 or 2, not 3"):
         output_size(4, 4, 3)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (2, 2), (1, 5), (3, 1)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_tiny_maps(height, width, stride):
+    rng = random.Random(height * 10 + width)
+    frames = [random_frame(rng, height=height, width=width, channels=2, density=d)
+              for d in (1.0, 0.5, 0.0)]
+    check(frames, height=height, width=width, channels=2, lanes=1, stride=stride,
+          idle=0.3, stall=0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("height,width,channels,lanes,stride,density", [
+    (60, 80, 2, 2, 1, 0.2),
+    (60, 80, 2, 1, 2, 0.2),
+    (16, 16, 32, 1, 1, 0.5),
+    (16, 16, 32, 4, 2, 1.0),
+    (13, 11, 6, 3, 2, 0.05),
+])
+def test_windows_sweep(height, width, channels, lanes, stride, density):
+    rng = random.Random(99)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=density)
+              for _ in range(2)]
+    check(frames, height=height, width=width, channels=channels, lanes=lanes, stride=stride,
+          idle=0.2, stall=0.2, seed=9)

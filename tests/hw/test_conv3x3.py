@@ -113,3 +113,21 @@ def test_conv3x3_sweep(height, width, c_in, c_out, lanes, pe, stride, fmt, densi
               for _ in range(2)]
     check(frames, height=height, width=width, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
           stride=stride, fmt=fmt, idle=0.2, stall=0.2, seed=6)
+
+
+def test_conv3x3_from_qnode_and_no_multiplier_for_dybit():
+    from amaranth.back import rtlil
+
+    from models.qgraph import QNode
+
+    rng = random.Random(2)
+    c_in, c_out, h, w = 1, 4, 6, 6
+    for fmt, has_mul in (("dybit4", False), ("int4", True)):
+        weight, bias = random_weights(rng, fmt, c_out, c_in)
+        node = QNode(name="stem", op="conv", inputs=("x",), in_shape=(c_in, h, w),
+                     out_shape=(c_out, h, w), kernel=3, stride=1, groups=1, wformat=fmt,
+                     weight=weight, bias=bias, M=np.ones(c_out, dtype=np.int64))
+        dut = Conv3x3.from_qnode(node, lanes=1, pe=2)
+        assert dut.o_shape == TokenShape(height=h, width=w, channels=c_out, lanes=2,
+                                         data_width=32)
+        assert ("$mul" in rtlil.convert(dut, name="stem")) == has_mul

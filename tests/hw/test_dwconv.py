@@ -124,3 +124,20 @@ def test_dwconv_sweep(height, width, channels, lanes, stride, fmt, density):
               for _ in range(2)]
     check(frames, height=height, width=width, channels=channels, lanes=lanes, stride=stride,
           fmt=fmt, idle=0.2, stall=0.2, seed=7)
+
+
+def test_dwconv_from_qnode_and_no_multiplier_for_dybit():
+    from amaranth.back import rtlil
+
+    from models.qgraph import QNode
+
+    rng = random.Random(2)
+    c, h, w = 4, 5, 5
+    for fmt, has_mul in (("dybit8", False), ("int8", True)):
+        weight, bias = random_weights(rng, fmt, c, 1)
+        node = QNode(name="dw", op="conv", inputs=("x",), in_shape=(c, h, w),
+                     out_shape=(c, 3, 3), kernel=3, stride=2, groups=c, wformat=fmt,
+                     weight=weight, bias=bias, M=np.ones(c, dtype=np.int64))
+        dut = DWConv3x3.from_qnode(node, lanes=2)
+        assert dut.o_shape == TokenShape(height=3, width=3, channels=c, lanes=2, data_width=32)
+        assert ("$mul" in rtlil.convert(dut, name="dw")) == has_mul

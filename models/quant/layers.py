@@ -247,9 +247,10 @@ class QLayer(QModule):
         if self.bias is not None:
             b_q = ste(torch.round, self.bias / acc_scale).clamp(-_INT32, _INT32) * acc_scale
         acc_f = self._op(x, w_q, b_q)
-        if not self.requant_out:
-            return acc_f
         acc = ste(torch.round, feat(acc_f) / acc_scale)
+        if not self.requant_out:
+            # exact multiples of the scale, so ties between logits stay ties
+            return with_feat(acc_f, acc * acc_scale)
         lo, hi = self.bounds()
         y = ste(torch.floor, (acc * self.M.to(dt) + 2.0 ** (self.S - 1)) / 2.0**self.S)
         y = torch.clamp(y, lo, hi)

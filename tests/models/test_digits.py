@@ -1,0 +1,98 @@
+import copy
+import json
+
+import pytest
+import torch
+
+from codesign.cli import main
+from models import zoo
+from models.nets.digits import digits_data
+from models.train import TrainConfig, train
+
+
+def test_split_is_fixed_and_disjoint():
+    sizes = {s: len(digits_data(s)[1]) for s in ("train", "val", "test")}
+    assert sum(sizes.values()) == 1797 and sizes["test"] == 359
+    x1, _ = digits_data("test")
+    x2, _ = digits_data("test")
+    assert torch.equal(x1, x2)
+    tr = {tuple(v.reshape(-1).tolist()) for v in digits_data("train")[0][:200]}
+    assert tr.isdisjoint({tuple(v.reshape(-1).tolist()) for v in digits_data("test")[0][:50]})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    metrics = train(TrainConfig(model="digits", epochs=3), out, progress=False)
+    return out, metrics
+
+
+def test_train_writes_checkpoint_and_metrics(trained):
+    out, metrics = trained
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == metrics
+    for k in ("accuracy", "format", "integer_accuracy"):
+        assert k in on_disk
+    assert 0.5 < on_disk["accuracy"] <= 1.0 and 0.5 < on_disk["integer_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4", "dybit4", "dybit8"])
+def test_fake_quant_logits_equal_integer_logits_on_every_test_image(trained, fmt):
+    out, _ = trained
+    s, model, _ = zoo.load_checkpoint(out / "model.pt")
+    s.qnet(model).set_formats(fmt)
+    x, _ = s.data("test")
+    fake = s.logits(model, x, mode="fake")
+    integer = s.logits(model, x, mode="int")
+    fc = model.nodes["fc"]
+    as_int = torch.round(fake / (fc.in_scale * fc.w_scale)).long()
+    assert len(x) == 359
+    assert int((as_int != integer).sum()) == 0
+    assert torch.equal(fake.argmax(1), integer.argmax(1))
+
+
+def test_bundle_qgraph_frames_match_integer_model(trained):
+    out, _ = trained
+    b = zoo.load(str(out / "model.pt"))
+    g = b.qgraph({n: f for n, f in zip(b.layer_names(), ["int8", "dybit4", "int4"] * 4,
+                                        strict=False)})
+    model = b.quantized(g.formats())
+    frames = b.frames(4, seed=1)
+    q = copy.deepcopy(model).double().set_mode("int")
+    x, _ = b.spec.data("test")
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))[:4]
+    want = q(q.quantize_input(x[idx].double()))
+    for i, (coords, feats) in enumerate(frames):
+        assert len(coords) == 256  # dense: every site active
+        oc, of = g.run_frame(coords, feats)
+        assert torch.equal(of[0], want[i])
+
+
+def test_qgraph_json_round_trip(trained, tmp_path):
+    out, _ = trained
+    g = zoo.load(str(out)).qgraph("dybit4")
+    g.save(tmp_path / "g.json")
+    g2 = type(g).load(tmp_path / "g.json")
+    assert g2 == g
+    for a, b in zip(g.compute_nodes(), g2.compute_nodes(), strict=True):
+        assert (a.weight == b.weight).all() and (a.M == b.M).all()
+
+
+def test_cli_bad_inputs_fail_cleanly(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["train", "--model", "nope", "--out", str(out)]) == 2
+    assert "valid models: digits" in capsys.readouterr().err
+    assert main(["train", "--model", "digits", "--format", "int3", "--out", str(out)]) == 2
+    assert "valid formats: fp32, int8, int4, dybit4, dybit8" in capsys.readouterr().err
+    assert main(["train", "--model", "digits", "--abits", "6", "--out", str(out)]) == 2
+    assert "unsupported activation bits 6" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(zoo.ModelError, match="does not exist"):
+        zoo.load(str(tmp_path / "none.pt"))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(zoo.ModelError, match="corrupt"):
+        zoo.load(str(bad))

@@ -1,0 +1,339 @@
+"""Cost model: pure functions ``(LayerWork, Choice) -> Cost`` (cycles per frame and resources).
+
+Cycles are the hardware blocks' own ``cycles_per_frame`` formulas (``hw/perf.py`` /
+``hw/<block>.py``) when those modules are importable; otherwise the documented formulas below,
+which are the same expressions:
+
+- ``conv1x1``, ``linear``: ``ceil(C_in/lanes) * ceil(C_out/pe)`` cycles per output site;
+- ``dwconv3x3``: ``ceil(C/lanes)`` per output site (the nine taps in parallel, ``pe == lanes``);
+- ``conv3x3``: ``ceil(C_in/lanes) * ceil(C_out/pe)`` per output site;
+- a 3x3 block also takes its input at ``lanes`` channels per cycle, so a frame costs at least
+  ``active_in * ceil(C_in/lanes)`` cycles; plus one end-of-frame beat.
+
+Resources come from a linear model whose coefficients live in ``resource_model.json`` (fitted by
+``dse/fit_resources.py`` against Yosys ``synth_xilinx`` runs of the real hw blocks): per MAC of each
+format, per input lane, per output lane, a per-block base, plus memories (weights, line buffers)
+priced as BRAM18 by aspect ratio or as LUTRAM when small.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+from models.quant.formats import WEIGHT_FORMATS, weight_format
+
+from .workload import LayerWork
+
+__all__ = [
+    "Choice",
+    "Cost",
+    "ResourceModel",
+    "resource_model",
+    "cycles",
+    "fill_cycles",
+    "resources",
+    "layer_cost",
+    "converter_cost",
+    "converter_coefficients",
+    "divisors",
+    "parallelism_options",
+    "candidates",
+    "ACT_BITS",
+]
+
+#: Activation bits on every stream (docs/CONTRACT.md: W{format}A8).
+ACT_BITS = 8
+
+_MODEL_FILE = Path(__file__).with_name("resource_model.json")
+
+#: BRAM18 aspect ratios (depth, width) of a RAMB18E2 in simple dual-port mode.
+_BRAM18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One per-layer hardware choice: weight format, input lanes, output lanes (PE)."""
+
+    format: str
+    lanes: int
+    pe: int
+
+    def __post_init__(self):
+        weight_format(self.format)
+        for key in ("lanes", "pe"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{key} must be a positive integer, not {v!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Choice:
+        return cls(format=d["format"], lanes=int(d["lanes"]), pe=int(d["pe"]))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Price of one (layer, choice): cycles per frame, pipeline fill, and resources."""
+
+    cycles: int
+    fill: int
+    dsp: int
+    lut: int
+    ff: int
+    bram18: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cost:
+        return cls(**{k: int(d[k]) for k in ("cycles", "fill", "dsp", "lut", "ff", "bram18")})
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(a + b for a, b in zip(asdict(self).values(), asdict(other).values(),
+                                            strict=True)))
+
+
+# -- cycles ----------------------------------------------------------------------------------------
+
+def _hw_cycles():
+    """``hw.perf.layer_cycles`` if the hardware package provides it (the one definition)."""
+    try:
+        from hw.perf import layer_cycles
+    except ImportError:
+        return None
+    return layer_cycles
+
+
+def _sites(layer: LayerWork, activity: str) -> tuple[float, float]:
+    if activity == "mean":
+        return layer.active_in, layer.active_out
+    if activity == "p95":
+        return layer.active_in_p95, layer.active_out_p95
+    raise ValueError(f"activity must be 'mean' or 'p95', not {activity!r}")
+
+
+def _per_site(layer: LayerWork, choice: Choice) -> int:
+    if layer.kind == "dwconv3x3":
+        return math.ceil(layer.c_in / choice.lanes)
+    return math.ceil(layer.c_in / choice.lanes) * math.ceil(layer.c_out / choice.pe)
+
+
+def _documented_cycles(layer: LayerWork, choice: Choice, activity: str) -> float:
+    s_in, s_out = _sites(layer, activity)
+    compute = s_out * _per_site(layer, choice)
+    if layer.kernel == 3:
+        compute = max(compute, s_in * math.ceil(layer.c_in / choice.lanes))
+    return compute + 1
+
+
+def cycles(layer: LayerWork, choice: Choice, *, activity: str = "mean") -> int:
+    """Cycles per frame of ``layer`` under ``choice`` at the measured ``activity`` (mean/p95)."""
+    _check_choice(layer, choice)
+    fn = _hw_cycles()
+    if fn is not None:
+        stats = layer.stats()
+        if activity == "p95":
+            stats = dict(stats, active_sites_mean=layer.active_out_p95,
+                         active_in_mean=layer.active_in_p95)
+        return math.ceil(fn(layer, choice, stats))
+    return math.ceil(_documented_cycles(layer, choice, activity))
+
+
+def fill_cycles(layer: LayerWork, choice: Choice) -> int:
+    """Cycles from a layer's first input token to its first output token (pipeline fill).
+
+    A 1x1 or linear block emits a site after consuming it (one site of work); a 3x3 block must
+    also wait for the next input row, ``W + 1`` input sites at the map's density. A linear layer
+    after global pooling runs once per frame, so its whole work is fill.
+    """
+    density = layer.active_in / (layer.in_shape[1] * layer.in_shape[2])
+    per_site = _per_site(layer, choice)
+    if layer.kernel == 3:
+        wait = (layer.in_shape[2] + 1) * density * math.ceil(layer.c_in / choice.lanes)
+        return math.ceil(wait + per_site) + _PIPE_DEPTH
+    return per_site + _PIPE_DEPTH
+
+
+#: Register stages of a compute block and its requantizer, from input beat to output beat.
+_PIPE_DEPTH = 6
+
+
+def _check_choice(layer: LayerWork, choice: Choice) -> None:
+    if layer.c_in % choice.lanes:
+        raise ValueError(f"layer {layer.name}: lanes {choice.lanes} does not divide C_in "
+                         f"{layer.c_in}")
+    if layer.c_out % choice.pe:
+        raise ValueError(f"layer {layer.name}: pe {choice.pe} does not divide C_out {layer.c_out}")
+    if layer.kind == "dwconv3x3" and choice.pe != choice.lanes:
+        raise ValueError(f"layer {layer.name}: depthwise needs pe == lanes")
+
+
+# -- resources -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResourceModel:
+    """Coefficients of the resource model (see ``resource_model.json``)."""
+
+    status: str
+    provenance: str
+    mac: dict  # format -> {"lut", "ff", "dsp"} per multiply-accumulate
+    block: dict  # kind -> {"base": {...}, "per_lane": {...}, "per_pe": {...}}
+    requant: dict  # per output lane {"lut", "ff", "dsp"}
+    memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
+    converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ResourceModel:
+        missing = [k for k in ("mac", "block", "requant", "memory", "converter") if k not in d]
+        if missing:
+            raise ValueError(f"resource model lacks {', '.join(missing)}")
+        for fmt in WEIGHT_FORMATS:
+            if fmt not in d["mac"]:
+                raise ValueError(f"resource model has no MAC coefficients for {fmt}")
+        return cls(status=d.get("status", ""), provenance=d.get("provenance", ""),
+                   mac=d["mac"], block=d["block"], requant=d["requant"], memory=d["memory"],
+                   converter=d["converter"])
+
+
+@cache
+def resource_model(path=None) -> ResourceModel:
+    """The resource model in ``path`` (default: ``dse/resource_model.json``)."""
+    p = Path(path) if path else _MODEL_FILE
+    return ResourceModel.from_dict(json.loads(p.read_text()))
+
+
+def memory_bram18(width: int, depth: int) -> int:
+    """BRAM18 blocks for a ``width`` x ``depth`` memory, best aspect ratio."""
+    if width <= 0 or depth <= 0:
+        return 0
+    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM18_SHAPES)
+
+
+def _memory(model: ResourceModel, width: int, depth: int) -> tuple[int, int]:
+    """(LUTs, BRAM18) of a memory: LUTRAM when small, block RAM otherwise."""
+    bits = width * depth
+    if bits <= 0:
+        return 0, 0
+    if bits <= model.memory["lutram_max_bits"]:
+        per_lut = model.memory["lutram_bits_per_lut"]
+        return math.ceil(width * math.ceil(depth / per_lut)), 0
+    return 0, memory_bram18(width, depth)
+
+
+def _mac_count(layer: LayerWork, choice: Choice) -> int:
+    taps = layer.kernel * layer.kernel
+    if layer.kind == "dwconv3x3":
+        return taps * choice.lanes
+    return taps * choice.lanes * choice.pe
+
+
+def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = None) -> dict:
+    """``{"dsp", "lut", "ff", "bram18"}`` of ``layer``'s block (compute, memories, requantizer)."""
+    _check_choice(layer, choice)
+    model = model or resource_model()
+    fmt = weight_format(choice.format)
+    macs = _mac_count(layer, choice)
+    blk = model.block[layer.kind]
+    out_lanes = choice.pe
+    res = {}
+    for r in ("lut", "ff", "dsp"):
+        v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
+             + blk["per_pe"].get(r, 0) * out_lanes + model.mac[fmt.name].get(r, 0) * macs)
+        if layer.kind != "linear":  # the classifier emits raw accumulators: no requantizer
+            v += model.requant.get(r, 0) * out_lanes
+        res[r] = v
+    # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
+    w_width = macs * fmt.bits
+    w_depth = math.ceil(layer.weight_count / macs)
+    lut_w, bram_w = _memory(model, w_width, w_depth)
+    bram = bram_w
+    res["lut"] += lut_w
+    if layer.kernel == 3:
+        rows = model.memory["line_buffer_rows"]
+        lb_width = choice.lanes * ACT_BITS
+        lb_depth = rows * layer.in_shape[2] * math.ceil(layer.c_in / choice.lanes)
+        lut_l, bram_l = _memory(model, lb_width, lb_depth)
+        res["lut"] += lut_l
+        bram += bram_l
+    return {"dsp": math.ceil(res["dsp"] - 1e-9), "lut": math.ceil(res["lut"]),
+            "ff": math.ceil(res["ff"]), "bram18": int(bram)}
+
+
+def layer_cost(layer: LayerWork, choice: Choice, *, model: ResourceModel | None = None,
+               activity: str = "mean") -> Cost:
+    """Cycles, fill and resources of one (layer, choice)."""
+    r = resources(layer, choice, model)
+    return Cost(cycles=cycles(layer, choice, activity=activity), fill=fill_cycles(layer, choice),
+                dsp=r["dsp"], lut=r["lut"], ff=r["ff"], bram18=r["bram18"])
+
+
+def converter_coefficients(model: ResourceModel | None = None) -> dict:
+    """``{"lut": (base, per_bit), "ff": (base, per_bit)}``: a converter between ``a`` and ``b``
+    lanes costs ``base + per_bit * 8 * (a + b)`` when ``a != b``."""
+    model = model or resource_model()
+    return {r: (float(model.converter["base"][r]), float(model.converter["per_bit"][r]))
+            for r in ("lut", "ff")}
+
+
+def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = None) -> dict:
+    """``{"lut", "ff"}`` of a stream width converter from ``width_in`` to ``width_out`` lanes.
+
+    Zero when the widths agree. The converter never limits throughput: it moves one beat per cycle
+    on each side, and the layers around it need at least as many cycles per site.
+    """
+    if width_in == width_out:
+        return {"lut": 0, "ff": 0}
+    model = model or resource_model()
+    bits = ACT_BITS * (width_in + width_out)
+    return {r: math.ceil(model.converter["base"][r] + model.converter["per_bit"][r] * bits)
+            for r in ("lut", "ff")}
+
+
+# -- candidate choices -----------------------------------------------------------------------------
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def parallelism_options(n: int, *, max_par: int = 64, count: int = 6) -> list[int]:
+    """Divisors of ``n`` up to ``max_par``: every power of two that divides, plus other divisors,
+    thinned to at most ``count`` values spread geometrically (always keeping 1 and the largest)."""
+    opts = [d for d in divisors(n) if d <= max_par]
+    if len(opts) <= count:
+        return opts
+    pow2 = [d for d in opts if d & (d - 1) == 0]
+    if len(pow2) >= count:
+        # geometric thinning of the powers of two, keeping both ends
+        idx = sorted({round(i * (len(pow2) - 1) / (count - 1)) for i in range(count)})
+        return [pow2[i] for i in idx]
+    rest = [d for d in opts if d not in pow2]
+    keep = set(pow2) | {opts[-1]}
+    for d in sorted(rest, key=lambda d: -d):
+        if len(keep) >= count:
+            break
+        keep.add(d)
+    return sorted(keep)
+
+
+def candidates(layer: LayerWork, formats, *, max_lanes: int = 64, max_pe: int = 64,
+               count: int = 6) -> list[Choice]:
+    """Every (format, lanes, pe) the explorer considers for ``layer``.
+
+    ``lanes`` and ``pe`` run over :func:`parallelism_options` of the channel counts; a depthwise
+    layer has ``pe == lanes``; a linear layer (one token per frame) is kept at low parallelism.
+    """
+    formats = [weight_format(f).name for f in formats]
+    lanes_opts = parallelism_options(layer.c_in, max_par=max_lanes, count=count)
+    if layer.kind == "dwconv3x3":
+        pairs = [(ln, ln) for ln in lanes_opts]
+    else:
+        pe_opts = parallelism_options(layer.c_out, max_par=max_pe, count=count)
+        pairs = [(ln, p) for ln in lanes_opts for p in pe_opts]
+    return [Choice(f, ln, p) for f in formats for ln, p in pairs]

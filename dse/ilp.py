@@ -1,0 +1,369 @@
+"""The design-space integer program, in three steps: :func:`build`, :func:`solve`, :func:`decode`.
+
+Variables: one binary ``x[l, c]`` per (layer, candidate choice), exactly one per layer; one binary
+``z[e]`` per stream edge that is 1 when the producer's output width (``pe``) differs from the
+consumer's ``lanes`` (a width converter, priced in LUT/FF, never a throughput limit); the
+initiation interval ``II`` (continuous, integral at the optimum).
+
+Constraints: ``II >= cycles[l, c]`` for the chosen candidate of every layer; DSP, LUT, FF and BRAM18
+sums (converters included) within the budget; predicted accuracy drop ``<= max_drop``.
+
+Objective ``"ii"``: minimise ``II`` (throughput); ``"latency"``: minimise
+``II + sum(fill[l, c])`` (a frame streams through the pipeline at the bottleneck's rate after every
+stage has filled). Ties are broken, with weights too small to trade one cycle, toward a smaller
+accuracy drop and then fewer LUTs.
+
+:func:`brute_force` enumerates the same problem (small instances) to check the program.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import pulp
+
+from codesign.errors import CodesignError
+
+from .cost import ACT_BITS, Choice, Cost, converter_coefficients
+from .devices import RESOURCES, Budget
+
+__all__ = [
+    "Candidate",
+    "Problem",
+    "Solution",
+    "Infeasible",
+    "OBJECTIVES",
+    "build",
+    "solve",
+    "decode",
+    "optimise",
+    "prune",
+    "evaluate",
+    "brute_force",
+    "check_budget",
+]
+
+OBJECTIVES = ("ii", "latency")
+
+
+class Infeasible(CodesignError):
+    """No design point meets the budget (and accuracy bound); the message names the cause."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One priced choice for one layer."""
+
+    choice: Choice
+    cost: Cost
+    drop: float = 0.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An instance of the integer program.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Layer names, in order.
+    candidates : tuple of tuple of Candidate
+        Per layer, the choices to pick from.
+    edges : tuple of (int, int)
+        (producer, consumer) layer indices of every stream between compute layers.
+    budget : Budget
+        Resource limits.
+    max_drop : float or None
+        Bound on the predicted accuracy drop (None: unbounded).
+    objective : str
+        ``"ii"`` or ``"latency"``.
+    converter : dict
+        ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
+        :func:`dse.cost.converter_cost` prices it.
+    """
+
+    names: tuple[str, ...]
+    candidates: tuple[tuple[Candidate, ...], ...]
+    edges: tuple[tuple[int, int], ...]
+    budget: Budget
+    max_drop: float | None = None
+    objective: str = "ii"
+    converter: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.names) != len(self.candidates):
+            raise ValueError("one candidate list per layer")
+        for name, cands in zip(self.names, self.candidates, strict=True):
+            if not cands:
+                raise ValueError(f"layer {name} has no candidate choice")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        if not self.converter:
+            object.__setattr__(self, "converter", converter_coefficients())
+
+    def converter_price(self, width_in: int, width_out: int) -> dict:
+        """``{"lut", "ff"}`` (unrounded) of a converter between two stream widths."""
+        if width_in == width_out:
+            return {"lut": 0.0, "ff": 0.0}
+        bits = ACT_BITS * (width_in + width_out)
+        return {r: b + p * bits for r, (b, p) in self.converter.items()}
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A decoded design point with its predicted figures."""
+
+    choices: tuple[Choice, ...]
+    costs: tuple[Cost, ...]
+    drops: tuple[float, ...]
+    ii: int
+    latency: int
+    dsp: int
+    lut: int
+    ff: int
+    bram18: int
+    drop: float
+    converters: int
+    solve_seconds: float = 0.0
+    proven: bool = True
+
+    def resources(self) -> dict:
+        return {r: getattr(self, r) for r in RESOURCES}
+
+
+@dataclass
+class Model:
+    """A built program: the PuLP problem and its variables."""
+
+    problem: Problem
+    lp: pulp.LpProblem
+    x: list  # per layer, list of binaries
+    ii: object  # LpVariable or affine expression
+    status: str = "built"
+    seconds: float = 0.0
+
+
+def evaluate(problem: Problem, picks) -> Solution:
+    """Figures of an assignment ``picks`` (candidate index per layer), as the program sees it."""
+    cands = [problem.candidates[i][k] for i, k in enumerate(picks)]
+    ii = max(c.cost.cycles for c in cands)
+    latency = ii + sum(c.cost.fill for c in cands)
+    res = {r: sum(getattr(c.cost, r) for c in cands) for r in RESOURCES}
+    n_conv = 0
+    for p, c in problem.edges:
+        price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes)
+        if price["lut"] or price["ff"]:
+            n_conv += 1
+        res["lut"] += price["lut"]
+        res["ff"] += price["ff"]
+    # Converter prices are fractional; the budget is an integer, so ceil(total) <= limit
+    # exactly when total <= limit, as in the program.
+    res = {r: math.ceil(v - 1e-9) for r, v in res.items()}
+    return Solution(
+        choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),
+        drops=tuple(c.drop for c in cands), ii=ii, latency=latency, drop=sum(c.drop for c in cands),
+        converters=n_conv, **res,
+    )
+
+
+def _fits(problem: Problem, sol: Solution) -> bool:
+    if any(getattr(sol, r) > problem.budget.limit(r) for r in RESOURCES):
+        return False
+    return problem.max_drop is None or sol.drop <= problem.max_drop + 1e-9
+
+
+def _objective_value(problem: Problem, sol: Solution) -> int:
+    return sol.ii if problem.objective == "ii" else sol.latency
+
+
+def check_budget(problem: Problem) -> None:
+    """Raise :class:`Infeasible` naming the resource if even the cheapest choices do not fit."""
+    b = problem.budget
+    labels = {"dsp": b.dsp_cell, "lut": "LUT", "ff": "FF", "bram18": "BRAM18"}
+    for r in RESOURCES:
+        need = sum(min(getattr(c.cost, r) for c in cands) for cands in problem.candidates)
+        if need > b.limit(r):
+            raise Infeasible(
+                f"infeasible: needs at least {need} {labels[r]} at the lowest parallelism, device "
+                f"{b.device} offers {b.limit(r)} at util {b.util:g}"
+            )
+    if problem.max_drop is not None:
+        least = sum(min(c.drop for c in cands) for cands in problem.candidates)
+        if least > problem.max_drop + 1e-9:
+            raise Infeasible(
+                f"infeasible: predicted accuracy drop is at least {least:.4f} with the allowed "
+                f"formats, above the bound {problem.max_drop:.4f}"
+            )
+
+
+def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max") -> Model:
+    """Step 1: the PuLP problem of ``problem`` (no solving)."""
+    lp = pulp.LpProblem("dse", pulp.LpMinimize)
+    x = [
+        [pulp.LpVariable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]
+        for i, cands in enumerate(problem.candidates)
+    ]
+    for i in range(len(problem.candidates)):
+        lp += pulp.lpSum(x[i]) == 1, f"one_{i}"
+    ii = _initiation_interval(lp, problem, x, formulation)
+    # Width converters on edges whose producer pe differs from the consumer lanes.
+    conv_terms = {"lut": [], "ff": []}
+    for e, (p, c) in enumerate(problem.edges):
+        pes = sorted({cand.choice.pe for cand in problem.candidates[p]})
+        lanes = {cand.choice.lanes for cand in problem.candidates[c]}
+        if len(pes) == 1 and lanes == set(pes):
+            continue
+        z = pulp.LpVariable(f"z_{e}", cat=pulp.LpBinary)
+        for v in pes:
+            out_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[p], x[p], strict=True)
+                               if cand.choice.pe == v)
+            in_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[c], x[c], strict=True)
+                              if cand.choice.lanes == v)
+            lp += z >= out_v - in_v, f"conv_{e}_{v}"
+        w_out = pulp.lpSum(cand.choice.pe * xv
+                           for cand, xv in zip(problem.candidates[p], x[p], strict=True))
+        w_in = pulp.lpSum(cand.choice.lanes * xv
+                          for cand, xv in zip(problem.candidates[c], x[c], strict=True))
+        w_max = max(pes) + max(lanes)
+        for r in ("lut", "ff"):
+            base, per_bit = problem.converter[r]
+            # t = per_bit * bits when z = 1, else 0: the product of a binary and a linear term.
+            t = pulp.LpVariable(f"t_{r}_{e}", lowBound=0)
+            big = per_bit * ACT_BITS * w_max
+            lp += t >= per_bit * ACT_BITS * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
+            conv_terms[r].append(base * z + t)
+    for r in RESOURCES:
+        use = pulp.lpSum(getattr(c.cost, r) * v for cands, xs in zip(problem.candidates, x,
+                                                                     strict=True)
+                         for c, v in zip(cands, xs, strict=True))
+        extra = pulp.lpSum(conv_terms.get(r, []))
+        lp += use + extra <= problem.budget.limit(r), f"budget_{r}"
+    drop = pulp.lpSum(c.drop * v for cands, xs in zip(problem.candidates, x, strict=True)
+                      for c, v in zip(cands, xs, strict=True))
+    if problem.max_drop is not None:
+        lp += drop <= problem.max_drop + 1e-9, "accuracy"
+    objective = ii
+    if problem.objective == "latency":
+        objective = ii + pulp.lpSum(c.cost.fill * v for cands, xs in zip(problem.candidates, x,
+                                                                         strict=True)
+                                    for c, v in zip(cands, xs, strict=True))
+    if tie_break:
+        # Worth less than one cycle in total: among equally fast points prefer the smaller drop.
+        max_drop_total = sum(max(abs(c.drop) for c in cands) for cands in problem.candidates)
+        objective = objective + 0.5 / (max_drop_total or 1.0) * drop
+    lp += objective
+    return Model(problem=problem, lp=lp, x=x, ii=ii)
+
+
+def _initiation_interval(lp, problem: Problem, x, formulation: str):
+    """The II as an expression of the choice binaries.
+
+    ``"max"``: one continuous ``II >= cycles`` row per layer (weak LP relaxation).
+    ``"levels"``: binaries ``y[t]`` = "II reaches the t-th distinct cycle count", monotone, with
+    ``sum(x[l, c] for cycles[l, c] >= T[t]) <= y[t]``; the LP relaxation then cannot average a slow
+    choice away, which makes CBC much faster on bottleneck objectives.
+    """
+    lower = max(min(c.cost.cycles for c in cands) for cands in problem.candidates)
+    if formulation == "max":
+        upper = max(c.cost.cycles for cands in problem.candidates for c in cands)
+        ii = pulp.LpVariable("ii", lowBound=lower, upBound=upper)
+        for i, cands in enumerate(problem.candidates):
+            lp += ii >= pulp.lpSum(c.cost.cycles * v for c, v in zip(cands, x[i], strict=True)), \
+                f"ii_{i}"
+        return ii
+    if formulation != "levels":
+        raise ValueError(f"formulation must be 'levels' or 'max', not {formulation!r}")
+    levels = sorted({c.cost.cycles for cands in problem.candidates for c in cands} - {lower})
+    levels = [t for t in levels if t > lower]
+    y = {t: pulp.LpVariable(f"y_{t}", cat=pulp.LpBinary) for t in levels}
+    for a, b in zip(levels, levels[1:], strict=False):
+        lp += y[b] <= y[a], f"mono_{b}"
+    for i, cands in enumerate(problem.candidates):
+        for t in sorted({c.cost.cycles for c in cands if c.cost.cycles > lower}):
+            lp += pulp.lpSum(v for c, v in zip(cands, x[i], strict=True)
+                             if c.cost.cycles >= t) <= y[t], f"lvl_{i}_{t}"
+    steps = [(t, t - p) for p, t in zip([lower, *levels], levels, strict=False)]
+    return lower + pulp.lpSum(d * y[t] for t, d in steps)
+
+
+def solve(model: Model, *, time_limit: float | None = None, threads: int = 1) -> Model:
+    """Step 2: solve with the bundled CBC; ``model.status`` is PuLP's status string."""
+    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads)
+    t0 = time.perf_counter()
+    model.lp.solve(solver)
+    model.seconds = time.perf_counter() - t0
+    model.status = pulp.LpStatus[model.lp.status]
+    if model.status == "Optimal" and model.lp.sol_status != pulp.LpSolutionOptimal:
+        # CBC stopped on the time limit with a feasible, unproven point.
+        model.status = "Feasible"
+    return model
+
+
+def decode(model: Model) -> Solution:
+    """Step 3: the chosen candidate per layer, re-priced exactly by :func:`evaluate`."""
+    problem = model.problem
+    if model.status not in ("Optimal", "Feasible"):
+        raise Infeasible(_infeasible_message(problem, model.status))
+    picks = []
+    for i, xs in enumerate(model.x):
+        vals = [v.value() or 0.0 for v in xs]
+        k = max(range(len(vals)), key=vals.__getitem__)
+        if vals[k] < 0.5:
+            raise Infeasible(f"solver returned no choice for layer {problem.names[i]}")
+        picks.append(k)
+    sol = evaluate(problem, picks)
+    return replace(sol, solve_seconds=model.seconds, proven=model.status == "Optimal")
+
+
+def _infeasible_message(problem: Problem, status: str) -> str:
+    b = problem.budget
+    if status == "Infeasible":
+        bound = "" if problem.max_drop is None else f" and accuracy drop <= {problem.max_drop:.4f}"
+        return (f"infeasible: no choice of formats and parallelism meets {b.describe()}{bound} "
+                "together (each resource alone fits)")
+    return f"solver stopped with status {status}"
+
+
+def prune(problem: Problem, upper: int) -> Problem:
+    """Drop every candidate slower than ``upper`` cycles (a known feasible II or latency): the
+    optimum cannot use them. Layers keep at least their fastest candidate."""
+    cands = []
+    for cs in problem.candidates:
+        keep = tuple(c for c in cs if c.cost.cycles <= upper)
+        cands.append(keep or (min(cs, key=lambda c: c.cost.cycles),))
+    return replace(problem, candidates=tuple(cands))
+
+
+def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
+             formulation: str = "max", warm: bool = True) -> Solution:
+    """Check the budget, bound the II with the greedy baseline, then build, solve and decode."""
+    check_budget(problem)
+    t0 = time.perf_counter()
+    work = problem
+    if warm:
+        from .greedy import greedy
+
+        start = greedy(problem)
+        if start is not None:
+            work = prune(problem, start.ii if problem.objective == "ii" else start.latency)
+    model = solve(build(work, tie_break=tie_break, formulation=formulation),
+                  time_limit=time_limit)
+    sol = decode(model)
+    return replace(sol, solve_seconds=time.perf_counter() - t0)
+
+
+def brute_force(problem: Problem) -> Solution | None:
+    """The optimum by enumerating every assignment (small problems only); None if infeasible."""
+    best = None
+    best_key = None
+    for picks in itertools.product(*(range(len(c)) for c in problem.candidates)):
+        sol = evaluate(problem, picks)
+        if not _fits(problem, sol):
+            continue
+        key = _objective_value(problem, sol)
+        if best is None or key < best_key:
+            best, best_key = sol, key
+    return best

@@ -1,0 +1,355 @@
+"""Workload: one record per configurable layer of a network, with its measured activity.
+
+A :class:`LayerWork` carries what the cost model prices: the layer kind, channels, kernel, stride,
+input/output map size, the mean and 95th-percentile number of active sites per frame (dense maps:
+every site), and for 3x3 layers the histogram of active-neighbour counts. It keeps the field names
+of :class:`models.qgraph.QNode` (``op``, ``in_shape``, ``out_shape``, ``kernel``, ``stride``,
+``groups``) so that the hardware cycle functions, written against a ``QNode``, accept it directly.
+
+Records are frozen dataclasses that round-trip through JSON (:meth:`Workload.to_json`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+
+__all__ = [
+    "KINDS",
+    "LayerWork",
+    "Workload",
+    "layer_kind",
+    "from_qgraph",
+    "from_bundle",
+    "synthetic",
+]
+
+#: Layer kinds the cost model knows, one per hardware compute block.
+KINDS = ("conv3x3", "dwconv3x3", "conv1x1", "linear")
+
+_PASS_THROUGH = ("add", "gap", "input")
+
+
+def layer_kind(op: str, kernel: int, groups: int, c_in: int) -> str:
+    """The hardware block kind of a compute node."""
+    if op == "linear":
+        return "linear"
+    if op != "conv":
+        raise ValueError(f"op {op!r} is not a compute node (conv or linear)")
+    if kernel == 1:
+        if groups != 1:
+            raise ValueError("grouped 1x1 convolutions are not supported")
+        return "conv1x1"
+    if kernel == 3:
+        if groups == 1:
+            return "conv3x3"
+        if groups == c_in:
+            return "dwconv3x3"
+        raise ValueError(f"3x3 conv with groups={groups} (neither 1 nor C_in={c_in})")
+    raise ValueError(f"kernel {kernel} not supported (1 or 3)")
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """One compute layer as the cost model sees it.
+
+    Attributes
+    ----------
+    name : str
+        Node name in the QGraph (the design point's layer name).
+    op : str
+        ``"conv"`` or ``"linear"``.
+    in_shape, out_shape : tuple of int
+        ``(C, H, W)``; a linear layer has ``(C, 1, 1)``.
+    kernel, stride, groups : int
+        Convolution geometry (``1, 1, 1`` for linear).
+    active_in, active_in_p95, active_out, active_out_p95 : float
+        Active sites per frame at the layer's input and output (mean and 95th percentile).
+    neighbour_hist : tuple of float
+        For 3x3 layers, fraction of output sites with 0..9 active 3x3 neighbours (incl. itself);
+        empty for 1x1/linear.
+    producers : tuple of str
+        Compute layers whose output streams reach this layer's input (through add/gap nodes); a
+        stream width converter sits on each edge whose widths differ.
+    """
+
+    name: str
+    op: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int = 1
+    stride: int = 1
+    groups: int = 1
+    active_in: float = -1.0
+    active_in_p95: float = -1.0
+    active_out: float = -1.0
+    active_out_p95: float = -1.0
+    neighbour_hist: tuple[float, ...] = ()
+    producers: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"layer name must be a non-empty string, not {self.name!r}")
+        for key in ("in_shape", "out_shape"):
+            shape = tuple(int(v) for v in getattr(self, key))
+            if len(shape) != 3 or min(shape) < 1:
+                raise ValueError(f"layer {self.name}: {key} must be (C, H, W) >= 1, not {shape}")
+            object.__setattr__(self, key, shape)
+        kind = layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+        if self.stride not in (1, 2):
+            raise ValueError(f"layer {self.name}: stride must be 1 or 2, not {self.stride!r}")
+        if kind == "dwconv3x3" and self.in_shape[0] != self.out_shape[0]:
+            raise ValueError(f"layer {self.name}: depthwise conv must keep its channel count")
+        # Unmeasured activity means a dense map: every site active.
+        h_in, w_in = self.in_shape[1:]
+        h_out, w_out = self.out_shape[1:]
+        for key, dense in (("active_in", h_in * w_in), ("active_out", h_out * w_out)):
+            if getattr(self, key) < 0:
+                object.__setattr__(self, key, float(dense))
+            if getattr(self, key + "_p95") < 0:
+                object.__setattr__(self, key + "_p95", float(max(getattr(self, key), 0.0)))
+        object.__setattr__(self, "neighbour_hist", tuple(float(v) for v in self.neighbour_hist))
+        object.__setattr__(self, "producers", tuple(self.producers))
+
+    @property
+    def kind(self) -> str:
+        return layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+
+    @property
+    def c_in(self) -> int:
+        return self.in_shape[0]
+
+    @property
+    def c_out(self) -> int:
+        return self.out_shape[0]
+
+    @property
+    def weight_count(self) -> int:
+        """Number of weights: ``C_out * C_in / groups * k * k``."""
+        return self.c_out * (self.c_in // self.groups) * self.kernel * self.kernel
+
+    @property
+    def macs(self) -> float:
+        """Multiply-accumulates per frame at the measured mean activity."""
+        per_site = self.weight_count if self.kind != "dwconv3x3" else self.c_in * 9
+        return per_site * self.active_out
+
+    def stats(self) -> dict:
+        """This layer's activity in the form of :func:`models.stats.layer_stats` entries."""
+        return {
+            "active_sites_mean": self.active_out,
+            "active_sites_p95": self.active_out_p95,
+            "active_in_mean": self.active_in,
+            "active_in_p95": self.active_in_p95,
+            "neighbour_hist": list(self.neighbour_hist),
+        }
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LayerWork:
+        d = dict(d)
+        d.pop("kind", None)
+        for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A network's compute layers in topological order."""
+
+    name: str
+    layers: tuple[LayerWork, ...]
+    source: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ValueError(f"workload {self.name!r} has no compute layers")
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"workload {self.name!r} has duplicate layer names")
+        seen = set()
+        for layer in self.layers:
+            for p in layer.producers:
+                if p not in seen:
+                    raise ValueError(f"layer {layer.name}: producer {p!r} is not an earlier layer")
+            seen.add(layer.name)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def index(self, name: str) -> int:
+        for i, layer in enumerate(self.layers):
+            if layer.name == name:
+                return i
+        raise KeyError(name)
+
+    def edges(self) -> list[tuple[int, int]]:
+        """(producer index, consumer index) of every stream between compute layers."""
+        pos = {layer.name: i for i, layer in enumerate(self.layers)}
+        return [(pos[p], i) for i, layer in enumerate(self.layers) for p in layer.producers]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Workload:
+        return cls(
+            name=d["name"],
+            source=d.get("source", ""),
+            layers=tuple(LayerWork.from_dict(x) for x in d["layers"]),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Workload:
+        return cls.from_dict(json.loads(text))
+
+
+def _normalised_hist(hist) -> tuple[float, ...]:
+    if not hist:
+        return ()
+    total = float(sum(hist))
+    if total <= 0:
+        return tuple(0.0 for _ in hist)
+    return tuple(float(v) / total for v in hist)
+
+
+def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -> Workload:
+    """Workload of a :class:`models.qgraph.QGraph` and its :func:`models.stats.layer_stats`.
+
+    ``stats`` maps node names to ``{"active_sites_mean", "active_sites_p95", "neighbour_hist"}`` of
+    that node's output; the input activity of a layer is its input node's entry. Nodes without
+    stats are taken as dense.
+    """
+    stats = stats or {}
+    nodes = {n.name: n for n in qgraph.nodes}
+    compute = {n.name for n in qgraph.compute_nodes()}
+
+    def producers(node_name):
+        # Trace a stream back through pass-through nodes to the compute layers that feed it.
+        node = nodes[node_name]
+        if node.name in compute:
+            return [node.name]
+        out = []
+        for src in node.inputs:
+            for p in producers(src):
+                if p not in out:
+                    out.append(p)
+        return out
+
+    layers = []
+    for node in qgraph.nodes:
+        if node.name not in compute:
+            continue
+        src = node.inputs[0]
+        s_in = stats.get(src, {})
+        s_out = stats.get(node.name, {})
+        kernel = int(getattr(node, "kernel", 1) or 1)
+        hist = s_out.get("neighbour_hist") or () if kernel == 3 else ()
+        prods = []
+        for inp in node.inputs:
+            for p in producers(inp):
+                if p not in prods:
+                    prods.append(p)
+        in_shape = tuple(node.in_shape)
+        out_shape = tuple(node.out_shape)
+        if node.op == "linear":
+            in_shape = (in_shape[0], 1, 1)
+            out_shape = (out_shape[0], 1, 1)
+        layers.append(
+            LayerWork(
+                name=node.name,
+                op=node.op,
+                in_shape=in_shape,
+                out_shape=out_shape,
+                kernel=kernel,
+                stride=int(getattr(node, "stride", 1) or 1),
+                groups=int(getattr(node, "groups", 1) or 1),
+                active_in=float(s_in.get("active_sites_mean", -1.0)),
+                active_in_p95=float(s_in.get("active_sites_p95", -1.0)),
+                active_out=float(s_out.get("active_sites_mean", -1.0)),
+                active_out_p95=float(s_out.get("active_sites_p95", -1.0)),
+                neighbour_hist=_normalised_hist(hist),
+                producers=tuple(prods),
+            )
+        )
+    if stats:
+        # A linear layer after global pooling sees one token per frame, whatever the map density.
+        layers = [
+            _replace_activity(layer, 1.0) if layer.op == "linear" else layer for layer in layers
+        ]
+    return Workload(name=name or getattr(qgraph, "name", "") or "network", layers=tuple(layers),
+                    source="qgraph")
+
+
+def _replace_activity(layer: LayerWork, sites: float) -> LayerWork:
+    d = layer.to_dict()
+    d.update(active_in=sites, active_in_p95=sites, active_out=sites, active_out_p95=sites)
+    return LayerWork.from_dict(d)
+
+
+def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> Workload:
+    """Workload of a :func:`models.zoo.load` bundle, activity measured on ``frames`` test frames."""
+    from models.stats import layer_stats
+
+    qgraph = bundle.qgraph(formats)
+    stats = layer_stats(qgraph, bundle.frames(frames, seed=seed, split="test"))
+    return from_qgraph(qgraph, stats, name=bundle.name)
+
+
+def synthetic(n_layers: int = 50, *, seed: int = 0, size: int = 64,
+              density: float = 1.0) -> Workload:
+    """A MobileNet-like dense network of exactly ``n_layers`` compute layers (benchmarks, tests).
+
+    A 3x3 stem, then depthwise-3x3 / pointwise-1x1 pairs whose width grows at each stride-2 stage,
+    and a final linear classifier. ``density`` scales the active sites (1.0: dense).
+    """
+    if n_layers < 3:
+        raise ValueError(f"n_layers must be >= 3, not {n_layers}")
+    rng = random.Random(seed)
+    layers = []
+    c, h = 16, size // 2
+    layers.append(LayerWork(name="stem", op="conv", in_shape=(3, size, size),
+                            out_shape=(c, h, h), kernel=3, stride=2,
+                            active_in=density * size * size, active_out=density * h * h))
+    n_pairs = (n_layers - 2) // 2
+    stride2_at = set(rng.sample(range(1, n_pairs), k=min(4, max(n_pairs - 1, 0))))
+    prev = "stem"
+    for i in range(n_pairs):
+        stride = 2 if (i in stride2_at and h > 2) else 1
+        h_out = math.ceil(h / stride)
+        dw = LayerWork(name=f"dw{i}", op="conv", in_shape=(c, h, h), out_shape=(c, h_out, h_out),
+                       kernel=3, stride=stride, groups=c, active_in=density * h * h,
+                       active_out=density * h_out * h_out, producers=(prev,))
+        c_out = min(2 * c, 256) if stride == 2 else c
+        pw = LayerWork(name=f"pw{i}", op="conv", in_shape=(c, h_out, h_out),
+                       out_shape=(c_out, h_out, h_out), kernel=1,
+                       active_in=density * h_out * h_out, active_out=density * h_out * h_out,
+                       producers=(dw.name,))
+        layers += [dw, pw]
+        prev, c, h = pw.name, c_out, h_out
+    if len(layers) < n_layers - 1:
+        # Odd layer count: one more pointwise layer keeps the count exact.
+        layers.append(LayerWork(name="pw_extra", op="conv", in_shape=(c, h, h),
+                                out_shape=(c, h, h), kernel=1, active_in=density * h * h,
+                                active_out=density * h * h, producers=(prev,)))
+        prev = "pw_extra"
+    layers.append(LayerWork(name="fc", op="linear", in_shape=(c, 1, 1), out_shape=(10, 1, 1),
+                            active_in=1.0, active_out=1.0, producers=(prev,)))
+    return Workload(name=f"synthetic{n_layers}", layers=tuple(layers), source=f"synthetic:{seed}")

@@ -8,6 +8,7 @@ from hw.compose import Network
 from hw.point import DesignPoint, LayerChoice
 from hw.sim import simulate, stream_sink, stream_source
 from hw.width import beats_frames, frame_beats
+from models.quant.formats import weight_format
 
 
 def _frames(g, rng, sizes):
@@ -136,3 +137,53 @@ def test_layer_cycles_dispatch_matches_block_formulas():
         active_sites=h * w, channels=4, lanes=4, height=h, width=w)
     with pytest.raises(ValueError, match="needs a LayerChoice"):
         layer_cycles(pw1, None, dense)
+
+
+def digits_like_qgraph(seed=0, *, fmt="int8", h=8, w=8):
+    """The digits classifier's topology (stem, dw s2, pw, dw, pw + add, dw s2, pw, gap, fc)."""
+    import numpy as np
+    from test_point import _conv
+
+    from models.qgraph import QGraph, QNode
+
+    rng = np.random.default_rng(seed)
+    nodes = [QNode(name="input", op="input", inputs=(), in_shape=(1, h, w), out_shape=(1, h, w))]
+
+    def conv(name, src, c_in, c_out, k, groups=1, stride=1, relu=True, S=12):
+        hw = nodes[-1].out_shape[1:] if src == nodes[-1].name else _node(src).out_shape[1:]
+        nodes.append(_conv(rng, name, src, c_in, c_out, hw, k=k, groups=groups, stride=stride,
+                           relu=relu, fmt=fmt, S=S))
+
+    def _node(name):
+        return next(n for n in nodes if n.name == name)
+
+    conv("stem", "input", 1, 16, 3, S=9)
+    conv("dw1", "stem", 16, 16, 3, groups=16, stride=2, S=11)
+    conv("pw1", "dw1", 16, 32, 1, S=13)
+    conv("dw2", "pw1", 32, 32, 3, groups=32, S=11)
+    conv("pw2", "dw2", 32, 32, 1, relu=False, S=14)
+    shp = nodes[-1].out_shape
+    nodes.append(QNode(name="add1", op="add", inputs=("pw2", "pw1"), in_shape=shp,
+                       out_shape=shp, Ma=1 << 13, Mb=1 << 13, S=14, lo=0, hi=127))
+    conv("dw3", "add1", 32, 32, 3, groups=32, stride=2, S=11)
+    conv("pw3", "dw3", 32, 64, 1, S=14)
+    shp = nodes[-1].out_shape
+    nodes.append(QNode(name="gap", op="gap", inputs=("pw3",), in_shape=shp,
+                       out_shape=(64, 1, 1)))
+    levels = weight_format(fmt).levels.numpy()
+    nodes.append(QNode(name="fc", op="linear", inputs=("gap",), in_shape=(64, 1, 1),
+                       out_shape=(10, 1, 1), requant=False, wformat=fmt,
+                       weight=rng.choice(levels, size=(10, 64)).astype(np.int64),
+                       bias=rng.integers(-500, 500, size=10).astype(np.int64),
+                       M=np.ones(10, dtype=np.int64)))
+    return QGraph(name="digitslike", nodes=tuple(nodes))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["int8", "dybit4"])
+def test_digits_like_network_bit_exact(fmt):
+    g = digits_like_qgraph(5, fmt=fmt)
+    net = Network(g, DesignPoint.default(g, model="digitslike"))
+    frames = _frames(g, random.Random(5), [64, 20, 0, 1])
+    assert run_network(net, frames, idle=0.1, stall=0.1, seed=5,
+                       max_cycles=400_000) == _golden(g, frames)

@@ -99,3 +99,17 @@ def test_conv1x1_rejects_bad_weights():
         Conv1x1(shape=shape, c_out=1, pe=1, fmt="dybit4", weight=[[5, 1]], bias=[0])
     with pytest.raises(ValueError, match="pe must"):
         Conv1x1(shape=shape, c_out=3, pe=2, fmt="int8", weight=[[1, 1]] * 3, bias=[0] * 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["int8", "int4", "dybit4", "dybit8"])
+@pytest.mark.parametrize("c_in,c_out,lanes,pe", [(16, 16, 1, 1), (16, 16, 16, 16), (16, 32, 4, 8),
+                                                 (12, 6, 3, 2)])
+def test_conv1x1_sweep(fmt, c_in, c_out, lanes, pe):
+    rng = random.Random(hash((fmt, c_in, c_out, lanes, pe)) & 0xFFFF)
+    w, b = _weights(rng, fmt, c_out, c_in)
+    shape = TokenShape(height=4, width=4, channels=c_in, lanes=lanes)
+    dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt=fmt, weight=w, bias=b)
+    frames = _frames(rng, 4, 4, c_in, [16, 0, 3])
+    got, _ = run_stream(dut, frames, idle=0.25, stall=0.25, seed=lanes + pe)
+    _check(frames, got, w, b)

@@ -67,3 +67,14 @@ def test_width_converter_cycles(c, a, b):
 def test_width_converter_rejects_bad_lanes():
     with pytest.raises(ValueError, match="divisor"):
         WidthConverter(shape=TokenShape(height=4, width=5, channels=6, lanes=3), lanes_out=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("a", [1, 2, 3, 4, 6, 12])
+@pytest.mark.parametrize("b", [1, 2, 3, 4, 6, 12])
+def test_width_converter_all_divisors(a, b):
+    rng = random.Random(a * 13 + b)
+    dut = WidthConverter(shape=TokenShape(height=4, width=5, channels=12, lanes=a), lanes_out=b)
+    frames = _frames(rng, 12, [4, 0, 20])
+    got, _ = _run(dut, frames, idle=0.4, stall=0.4, seed=a * b)
+    assert got == frames

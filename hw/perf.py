@@ -27,6 +27,7 @@ input sites, ``neighbour_hist`` the 3x3 active-neighbour histogram.
 from __future__ import annotations
 
 import importlib
+import math
 
 from . import conv1x1, pool_fc, residual
 
@@ -59,7 +60,7 @@ def _part1(name):
         raise NotImplementedError(f"hw.{name} is not available for the cycle model") from exc
 
 
-def layer_cycles(node, choice, stats, *, lanes: int | None = None) -> float:
+def layer_cycles(node, choice, stats, *, lanes: int | None = None) -> int:
     """Cycles per frame of ``node`` under ``choice`` at the measured activity ``stats``.
 
     Parameters
@@ -72,7 +73,16 @@ def layer_cycles(node, choice, stats, *, lanes: int | None = None) -> float:
         Activity of the node (see the module docstring).
     lanes : int, optional
         Input lanes of an ``add`` / ``gap`` node (the producer's ``pe``); default 1.
+
+    Returns
+    -------
+    int
+        The block's formula rounded up (fractional for mean activities).
     """
+    return math.ceil(_cycles(node, choice, stats, lanes))
+
+
+def _cycles(node, choice, stats, lanes):
     kind = node_kind(node)
     c_in, h, w = node.in_shape
     c_out = node.out_shape[0]

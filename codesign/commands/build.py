@@ -48,7 +48,7 @@ def _qgraph(model: str, formats):
 
 
 def run(args) -> int:
-    from hw.build import build
+    from hw.build import build, top_name
     from hw.point import DesignPoint, load_point
     from models.quant.formats import WEIGHT_FORMATS
 
@@ -63,7 +63,9 @@ def run(args) -> int:
         formats = {c.name: c.format for c in point.layers}
         qgraph, name = _qgraph(args.model, formats)
         point.validate(qgraph)
-    manifest = build(qgraph, point, args.out, synth=args.synth, model=name)
+    # the manifest names the model as cosim must reload it: a registry name, or an absolute path
+    ref = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
+    manifest = build(qgraph, point, args.out, synth=args.synth, model=ref, top=top_name(name))
     summary = {"top": manifest["top"], "verilog": str(Path(args.out) / manifest["verilog"]),
                "manifest": str(Path(args.out) / "manifest.json")}
     if args.synth:

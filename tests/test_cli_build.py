@@ -1,14 +1,10 @@
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from test_point import tiny_qgraph  # tests/hw is on pytest's pythonpath
 
 from codesign.cli import main
 from cosim.manifest import load_manifest
-
-sys.path.insert(0, str(Path(__file__).parent / "hw"))
-from test_point import tiny_qgraph  # noqa: E402
 
 
 @pytest.fixture

@@ -75,6 +75,8 @@ class Conv3x3(wiring.Component):
         Integer weight values, representable in ``fmt``.
     bias : array of int, shape ``[c_out]``
         Integer biases (int32).
+    slots : int, optional
+        Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
 
     Attributes
     ----------
@@ -86,7 +88,7 @@ class Conv3x3(wiring.Component):
         ``(H_out, W_out, c_out, pe, 32)``.
     """
 
-    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias):
+    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -105,6 +107,9 @@ class Conv3x3(wiring.Component):
         check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
                        name="3x3 conv")
         self.codes = weight_codes(self.fmt, w)
+        self.slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
+        if self.slots not in (4, 8, 16):
+            raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
         ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
@@ -140,7 +145,7 @@ class Conv3x3(wiring.Component):
         abits = self.i_shape.data_width
         cb = self.fmt.bits
         bbits = (nb - 1).bit_length()
-        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride)
+        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords = [0] * (ng << bbits)

@@ -85,6 +85,8 @@ class DWConv3x3(wiring.Component):
         Integer biases (int32).
     pe : int
         Must be 1 (kept so a design point's ``pe`` can be passed through and checked).
+    slots : int, optional
+        Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
 
     Attributes
     ----------
@@ -96,7 +98,7 @@ class DWConv3x3(wiring.Component):
         ``(H_out, W_out, C, lanes, 32)``.
     """
 
-    def __init__(self, *, shape, stride, fmt, weight, bias, pe=1):
+    def __init__(self, *, shape, stride, fmt, weight, bias, pe=1, slots=None):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if pe != 1:
@@ -113,6 +115,9 @@ class DWConv3x3(wiring.Component):
         check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
                        name="depthwise conv")
         self.codes = weight_codes(self.fmt, w)
+        self.slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
+        if self.slots not in (4, 8, 16):
+            raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
         self.i_shape, self.stride = shape, stride
         ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
@@ -145,7 +150,7 @@ class DWConv3x3(wiring.Component):
         nb = self.i_shape.beats_per_site
         abits = self.i_shape.data_width
         cb = self.fmt.bits
-        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride)
+        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords, bwords = [], []

@@ -5,6 +5,7 @@ import random
 import pytest
 
 from hw.line_buffer import (
+    DEFAULT_SLOTS,
     LineBuffer,
     cycle_bounds,
     cycles_per_frame,
@@ -36,9 +37,9 @@ def reference_windows(coords, feats, *, height, width, channels, lanes, stride):
 
 
 def run_line_buffer(frames, *, height, width, channels, lanes, stride, idle=0.0, stall=0.0,
-                    seed=0):
+                    seed=0, slots=DEFAULT_SLOTS):
     shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
-    dut = LineBuffer(shape=shape, stride=stride)
+    dut = LineBuffer(shape=shape, stride=stride, slots=slots)
     beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
     got, eof_times = [], []
     counter = CycleCounter()
@@ -93,8 +94,9 @@ def test_windows_random_stalls(height, width, channels, lanes, stride, density):
           idle=0.3, stall=0.3, seed=5)
 
 
+@pytest.mark.parametrize("slots", [4, 8])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_special_frames(stride):
+def test_special_frames(stride, slots):
     h, w, c = 5, 6, 2
     rng = random.Random(7)
     border = [(y, x) for y in range(h) for x in range(w) if y in (0, h - 1) or x in (0, w - 1)]
@@ -106,17 +108,20 @@ def test_special_frames(stride):
         [(y, x) for y in range(h) for x in range(w)],
     ]
     frames = [(cs, [[rng.randint(-127, 127) for _ in range(c)] for _ in cs]) for cs in cases]
-    check(frames, height=h, width=w, channels=c, lanes=1, stride=stride, idle=0.2, stall=0.4)
+    check(frames, height=h, width=w, channels=c, lanes=1, stride=stride, idle=0.2, stall=0.4,
+          slots=slots)
 
 
+@pytest.mark.parametrize("slots", [4, 8])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("density", [1.0, 0.3])
-def test_cycles_no_stalls(stride, density):
+def test_cycles_no_stalls(stride, density, slots):
     h, w, c, lanes = 8, 8, 4, 2
     rng = random.Random(11)
     frames = [random_frame(rng, height=h, width=w, channels=c, density=density)
               for _ in range(3)]
-    times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride)
+    times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                  slots=slots)
     starts = [0] + times[:-1]
     for (coords, _), t0, t1 in zip(frames, starts, times, strict=True):
         n_out = len(output_sites(coords, height=h, width=w, stride=stride))
@@ -124,10 +129,13 @@ def test_cycles_no_stalls(stride, density):
                               active_sites=len(coords), output_sites=n_out)
         measured = t1 - t0
         assert lo <= measured <= hi
+        est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                               active_sites=len(coords), output_sites=n_out)
         if density == 1.0:
-            est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
-                                   active_sites=len(coords))
             assert abs(measured - est) <= 0.05 * est
+        elif slots == 8:
+            # rows of a small random map differ; the estimate assumes equal rows
+            assert abs(measured - est) <= 0.1 * est + 2
 
 
 def test_output_sites_rule():

@@ -6,7 +6,9 @@ Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
   ports ``clk``, ``rst`` (active high), ``i__valid``/``i__ready``/``i__payload`` and the same for
   ``o__``; the payload bit fields are listed in the manifest.
 - ``manifest.json``: top name, clock/reset, the design point, both stream ports with their field
-  layout (:func:`hw.stream.payload_fields`) and map geometry, and one entry per compute layer.
+  layout (:func:`hw.stream.payload_fields`) and map geometry, one entry per compute layer, the
+  computed residual skip FIFO depths, and every stage's cycles per frame for a dense input
+  (``stages_dense``; ``ii_dense`` is their maximum, the dense initiation interval).
 - ``resources.json`` (``synth=True``): Yosys ``synth_xilinx -family xcup`` cell counts of the top
   (:func:`hw.synth.synthesize_verilog`).
 
@@ -21,9 +23,10 @@ from pathlib import Path
 from codesign.fsutil import write_json, write_text
 
 from .compose import Network
+from .perf import layer_cycles
 from .stream import payload_fields
 
-__all__ = ["top_name", "port_manifest", "build"]
+__all__ = ["top_name", "port_manifest", "dense_stage_cycles", "build"]
 
 
 def top_name(model: str) -> str:
@@ -42,6 +45,22 @@ def port_manifest(prefix: str, shape) -> dict:
         "payload_width": layout.size, "lanes": shape.lanes, "channels": shape.channels,
         "height": shape.height, "width": shape.width, "fields": payload_fields(layout),
     }
+
+
+def dense_stage_cycles(qgraph, point, net) -> list[dict]:
+    """Cycles per frame of every stage (:func:`hw.perf.layer_cycles`) when every site is active.
+
+    The network's initiation interval for dense maps is the largest of them.
+    """
+    out = []
+    for node in qgraph.nodes[1:]:
+        _, ih, iw = node.in_shape
+        _, oh, ow = node.out_shape
+        stats = {"active_sites_mean": oh * ow, "active_in_mean": ih * iw}
+        choice = point.choice(node.name) if node.op in ("conv", "linear") else None
+        cycles = layer_cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes)
+        out.append({"name": node.name, "op": node.op, "cycles": cycles})
+    return out
 
 
 def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
@@ -78,6 +97,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         layers.append({"name": node.name, "op": node.op, "kind": node.kind,
                        "format": c.format, "lanes": c.lanes, "pe": c.pe,
                        "pred_cycles": c.predictions.get("pred_cycles")})
+    stages = dense_stage_cycles(qgraph, point, net)
     manifest = {
         "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
         "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
@@ -86,6 +106,8 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
                   "output": port_manifest("o", net.o_shape)},
         "layers": layers,
         "skip_fifos": [{"from": a, "to": b, "depth": d} for (a, b), d in net.skip_depths.items()],
+        "stages_dense": stages,
+        "ii_dense": max((s["cycles"] for s in stages), default=0),
     }
     if synth:
         from .synth import synthesize_verilog

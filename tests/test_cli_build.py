@@ -31,6 +31,9 @@ def test_build_default_point_writes_verilog_and_manifest(qgraph_file, tmp_path, 
     assert outp["channels"] == 3 and outp["fields"][2]["width"] == 32
     assert [layer["name"] for layer in m["layers"]] == ["stem", "pw1", "dw", "pw2", "fc"]
     assert m["skip_fifos"] and m["skip_fifos"][0]["to"] == "add"
+    stages = {s["name"]: s["cycles"] for s in m["stages_dense"]}
+    assert set(stages) == {"stem", "pw1", "dw", "pw2", "add", "gap", "fc"}
+    assert m["ii_dense"] == max(stages.values()) > 0
     assert not (out / "resources.json").exists()
     # cosim reads it back
     man = load_manifest(out)

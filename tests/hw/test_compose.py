@@ -187,3 +187,34 @@ def test_digits_like_network_bit_exact(fmt):
     frames = _frames(g, random.Random(5), [64, 20, 0, 1])
     assert run_network(net, frames, idle=0.1, stall=0.1, seed=5,
                        max_cycles=400_000) == _golden(g, frames)
+
+
+def test_dense_initiation_interval_matches_slowest_stage():
+    from hw.build import dense_stage_cycles
+    from hw.sim import CycleCounter
+
+    g = tiny_qgraph(0)
+    p = DesignPoint.default(g)
+    net = Network(g, p)
+    _, h, w = g.input.in_shape
+    frames = _frames(g, random.Random(0), [h * w] * 4)
+    beats = [b for c, f in frames for b in frame_beats(c, f, net.i_shape.lanes)]
+    counter = CycleCounter()
+    eofs = []
+
+    async def src(ctx):
+        await stream_source(ctx, net.i, beats)
+
+    async def sink(ctx):
+        def on_beat(pl):
+            if pl["eof"]:
+                eofs.append(counter.now)
+        await stream_sink(ctx, net.o, until=lambda pl: len(eofs) == len(frames),
+                          on_beat=on_beat)
+
+    simulate(net, src, sink, counter=counter)
+    stages = {s["name"]: s["cycles"] for s in dense_stage_cycles(g, p, net)}
+    gaps = [b - a for a, b in zip(eofs, eofs[1:], strict=False)]
+    assert len(set(gaps)) == 1
+    # no slower than the slowest stage's estimate, no faster than the exact 1x1 stages
+    assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values())

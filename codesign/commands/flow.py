@@ -1,0 +1,215 @@
+"""``codesign flow``: model -> DSE Pareto front -> fastest point within an accuracy drop -> Verilog
++ Yosys resources -> bit-exact co-simulation -> ``DIR/report.md``.
+
+Every stage is skipped on a re-run when its inputs are unchanged (see :mod:`codesign.pipeline`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import CodesignError
+from ..fsutil import write_json
+from ..pipeline import FlowConfig, Stage, file_digest, run_flow
+
+NAME = "flow"
+HELP = "run the whole flow (train/reuse, DSE, pick, build, co-simulate, report)"
+
+
+def add_arguments(p):
+    d = FlowConfig()
+    p.add_argument("--model", default=d.model, help="digits, eventdigits, eye or a checkpoint")
+    p.add_argument("--device", default=d.device, help=f"FPGA part (default {d.device})")
+    p.add_argument("--util", type=float, default=d.util, help="utilisation ceiling (0, 1]")
+    p.add_argument("--formats", default=d.formats, help="weight formats the DSE may choose")
+    p.add_argument("--clock-mhz", type=float, default=d.clock_mhz)
+    p.add_argument("--points", type=int, default=d.points, help="Pareto points to sweep")
+    p.add_argument("--max-drop", type=float, default=d.max_drop,
+                   help="accuracy drop allowed for the chosen point, as a fraction (0.01 = 1 pt)")
+    p.add_argument("--frames", type=int, default=d.frames, help="frames to co-simulate")
+    p.add_argument("--sim", default=d.sim, choices=("verilator", "icarus"))
+    p.add_argument("--stall", type=float, default=d.stall, help="stall probability in the sim")
+    p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=d.synth,
+                   help="Yosys resource counts (default on)")
+    p.add_argument("--out", default=None, help="run directory (default runs/flow-<model>)")
+    p.add_argument("--force", action="store_true", help="redo every stage")
+
+
+def defaults(**kw) -> argparse.Namespace:
+    """The arguments of ``codesign flow`` with its defaults, overridden by ``kw``."""
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    ns = p.parse_args([])
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def _cli(argv: list[str]) -> None:
+    from ..cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    code = int(args._run(args) or 0)
+    if code:
+        raise CodesignError(f"`codesign {' '.join(argv)}` exited with {code}", code)
+
+
+def pick_point(pareto_csv: Path, max_drop: float) -> dict:
+    """The fastest Pareto point whose predicted accuracy is within ``max_drop`` of the best."""
+    import pandas as pd
+
+    df = pd.read_csv(pareto_csv)
+    if df.empty:
+        raise CodesignError(f"{pareto_csv} holds no Pareto point")
+    best = float(df["accuracy_pred"].max())
+    ok = df[df["accuracy_pred"] >= best - max_drop - 1e-12]
+    row = ok.sort_values(["ii_cycles", "latency_cycles", "accuracy_pred"],
+                         ascending=[True, True, False]).iloc[0]
+    return {"point": int(row["point"]), "accuracy_pred": float(row["accuracy_pred"]),
+            "best_accuracy_pred": best, "max_drop": max_drop,
+            "ii_cycles": int(row["ii_cycles"]), "latency_cycles": int(row["latency_cycles"]),
+            "candidates": int(len(ok)), "front": int(len(df))}
+
+
+def run(args) -> int:
+    from models.zoo import ModelError
+
+    cfg = FlowConfig(model=args.model, device=args.device, util=args.util, formats=args.formats,
+                     clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
+                     frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
+                     out=args.out or f"runs/flow-{Path(str(args.model)).stem}")
+    _check_inputs(cfg)
+    out = Path(cfg.out)
+    paths = {
+        "model": out / "model.json",
+        "dse": out / "dse",
+        "pick": out / "pick.json",
+        "point": out / "point.json",
+        "build": out / "build",
+        "accuracy": out / "accuracy.json",
+        "report": out / "report.md",
+    }
+    state = {}
+
+    def ckpt() -> str:
+        return json.loads(paths["model"].read_text())["checkpoint"]
+
+    def do_model():
+        from models import zoo
+
+        try:
+            b = zoo.load(cfg.model)
+        except ModelError as exc:
+            raise CodesignError(str(exc)) from None
+        write_json(paths["model"], {"model": b.name, "checkpoint": str(b.checkpoint.resolve()),
+                                    "sha256": file_digest(b.checkpoint),
+                                    "metrics": b.meta.get("metrics", {})})
+
+    def do_dse():
+        if paths["dse"].exists():
+            shutil.rmtree(paths["dse"])
+        _cli(["dse", "--model", ckpt(), "--device", cfg.device, "--util", str(cfg.util),
+              "--formats", cfg.formats, "--clock-mhz", str(cfg.clock_mhz),
+              "--points", str(cfg.points), "--out", str(paths["dse"])])
+
+    def do_pick():
+        choice = pick_point(paths["dse"] / "pareto.csv", cfg.max_drop)
+        src = paths["dse"] / f"point_{choice['point']}.json"
+        if not src.is_file():
+            raise CodesignError(f"{src} is missing; re-run with --force")
+        write_json(paths["point"], json.loads(src.read_text()))
+        write_json(paths["pick"], choice)
+
+    def do_build():
+        if paths["build"].exists():
+            shutil.rmtree(paths["build"])
+        argv = ["build", "--model", ckpt(), "--point", str(paths["point"]),
+                "--out", str(paths["build"])]
+        _cli(argv + (["--synth"] if cfg.synth else ["--no-synth"]))
+
+    def do_sim():
+        _cli(["sim", "--build", str(paths["build"]), "--frames", str(cfg.frames),
+              "--sim", cfg.sim, "--stall", str(cfg.stall)])
+
+    def do_accuracy():
+        from models import zoo
+
+        b = zoo.load(ckpt())
+        point = json.loads(paths["point"].read_text())
+        formats = {layer["name"]: layer["format"] for layer in point["layers"]}
+        res = {
+            "float": b.evaluate(None, split="test")["accuracy"],
+            "int8": b.evaluate("int8", split="test", mode="int").get("accuracy"),
+            "chosen": b.evaluate(formats, split="test", mode="int").get("accuracy"),
+            "chosen_metrics": b.evaluate(formats, split="test", mode="int"),
+            "predicted": json.loads(paths["pick"].read_text())["accuracy_pred"],
+            "split": "test",
+        }
+        write_json(paths["accuracy"], res)
+
+    def do_report():
+        from reports.report import write_report
+
+        state["summary"] = write_report(out, cfg)
+
+    def digests(*names):
+        def f():
+            d = cfg.to_json()
+            for n in names:
+                p = paths[n] if n in paths else out / n
+                d[n] = file_digest(p) if p.is_file() else None
+            return d
+        return f
+
+    stages = [
+        Stage("model", do_model, lambda: [paths["model"]], lambda: {"model": cfg.model}),
+        Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"], digests("model")),
+        Stage("pick", do_pick, lambda: [paths["pick"], paths["point"]],
+              lambda: {**digests()(), "pareto": file_digest(paths["dse"] / "pareto.csv")}),
+        Stage("build", do_build, lambda: [paths["build"] / "manifest.json"],
+              digests("model", "point")),
+        Stage("sim", do_sim, lambda: [paths["build"] / "sim_summary.json"],
+              lambda: {**digests("model", "point")(),
+                       "manifest": file_digest(paths["build"] / "manifest.json")}),
+        Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]], digests("model", "point",
+                                                                             "pick")),
+        Stage("report", do_report, lambda: [paths["report"]],
+              lambda: {**digests("model", "point", "pick", "accuracy")(),
+                       "sim": file_digest(paths["build"] / "sim_summary.json")}),
+    ]
+    run_flow(stages, out / ".flow", force=args.force)
+    from reports.report import summary_text
+
+    print(summary_text(out))
+    return 0
+
+
+def _check_inputs(cfg: FlowConfig) -> None:
+    """Fail before any work on a bad model, device or format name."""
+    from models import zoo
+    from models.quant.formats import WEIGHT_FORMATS
+
+    name = cfg.model
+    if not (name.endswith(".pt") or "/" in name):
+        try:
+            zoo.spec(name)
+        except zoo.ModelError as exc:
+            raise CodesignError(str(exc)) from None
+    elif not Path(name).exists():
+        raise CodesignError(f"checkpoint {name} does not exist")
+    try:
+        from dse.devices import device
+
+        device(cfg.device)
+    except ImportError:
+        pass
+    except Exception as exc:  # the device table names the valid parts
+        raise CodesignError(str(exc).splitlines()[0]) from None
+    for f in cfg.formats.split(","):
+        if f not in WEIGHT_FORMATS:
+            raise CodesignError(
+                f"unknown format {f!r} in --formats; valid formats: {', '.join(WEIGHT_FORMATS)}"
+            )

@@ -1,0 +1,112 @@
+"""The end-to-end flow as resumable stages.
+
+train -> dse -> pick -> build -> sim -> accuracy -> report. Each stage records the hash of its
+inputs (configuration and the content of the files it reads) in ``DIR/.flow/<stage>.json`` once its
+outputs are written; a re-run skips a stage whose inputs and outputs are unchanged, so a killed flow
+resumes where it stopped. ``force`` redoes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import CodesignError
+from .fsutil import write_json
+
+__all__ = ["FlowConfig", "Stage", "run_flow", "file_digest"]
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Everything ``codesign flow`` does; round-trips through JSON."""
+
+    model: str = "digits"
+    device: str = "XCZU3EG"
+    util: float = 0.8
+    formats: str = "int8,int4,dybit4"
+    clock_mhz: float = 200.0
+    points: int = 8
+    max_drop: float = 0.01
+    frames: int = 20
+    sim: str = "verilator"
+    stall: float = 0.0
+    synth: bool = True
+    out: str = "runs/flow"
+
+    def __post_init__(self):
+        if not 0 < self.util <= 1:
+            raise CodesignError(f"--util must lie in (0, 1], not {self.util}")
+        if self.max_drop < 0:
+            raise CodesignError(f"--max-drop must be non-negative, not {self.max_drop}")
+        if self.frames < 1:
+            raise CodesignError(f"--frames must be a positive integer, not {self.frames}")
+        if self.points < 1:
+            raise CodesignError(f"--points must be a positive integer, not {self.points}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def file_digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Stage:
+    """One step: ``run()`` writes ``outputs``; ``inputs()`` names what the result depends on."""
+
+    name: str
+    run: Callable[[], None]
+    outputs: Callable[[], list[Path]]
+    inputs: Callable[[], dict] = field(default=lambda: {})
+
+
+def _key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_flow(stages: list[Stage], state_dir: Path, *, force: bool = False) -> dict[str, str]:
+    """Run or skip each stage in order; returns ``{stage: "ran"|"skipped"}``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    status = {}
+    for i, st in enumerate(stages, 1):
+        stamp = state_dir / f"{st.name}.json"
+        key = _key(st.inputs())
+        done = False
+        if not force and stamp.is_file():
+            try:
+                rec = json.loads(stamp.read_text())
+                done = rec.get("key") == key and all(
+                    Path(p).exists() and file_digest(p) == d
+                    for p, d in rec.get("outputs", {}).items()
+                )
+            except (OSError, ValueError):
+                done = False
+        if done:
+            _say(f"[{i}/{len(stages)}] {st.name}: up to date, skipped")
+            status[st.name] = "skipped"
+            continue
+        _say(f"[{i}/{len(stages)}] {st.name} ...")
+        t0 = time.time()
+        if stamp.exists():
+            stamp.unlink()
+        st.run()
+        outs = {str(p): file_digest(p) for p in st.outputs()}
+        write_json(stamp, {"key": key, "outputs": outs, "seconds": round(time.time() - t0, 1)})
+        _say(f"[{i}/{len(stages)}] {st.name}: done in {time.time() - t0:.1f} s")
+        status[st.name] = "ran"
+    return status

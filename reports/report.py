@@ -1,0 +1,180 @@
+"""``report.md`` of a flow run: Pareto front, chosen point, per-layer latency, resources against the
+device, simulation summary and the measured accuracy of the chosen point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from codesign.fsutil import atomic_path, write_text
+
+__all__ = ["write_report", "summary_text", "latency_plot"]
+
+
+def _load(path: Path, default=None):
+    if not path.is_file():
+        return default
+    return json.loads(path.read_text())
+
+
+def latency_plot(point: dict, sim: dict | None, path: Path, *, title: str) -> None:
+    """Bar chart of predicted cycles per layer with the II and the measured cycles per frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = point["layers"]
+    names = [layer["name"] for layer in layers]
+    cycles = [layer.get("pred_cycles") or 0 for layer in layers]
+    colors = ["tab:orange" if layer["format"].startswith("dybit") else
+              "tab:blue" if layer["format"] == "int8" else "tab:green" for layer in layers]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(names) + 2), 4))
+    ax.bar(range(len(names)), cycles, color=colors)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("predicted cycles per frame")
+    ax.axhline(max(cycles, default=0), color="k", ls="--", lw=1, label="predicted II (max)")
+    if sim and sim.get("cycles_per_frame"):
+        ax.axhline(sim["cycles_per_frame"]["mean"], color="tab:red", lw=1,
+                   label="simulated cycles/frame (mean, whole network)")
+    for fmt, c in (("int8", "tab:blue"), ("int4", "tab:green"), ("dybit", "tab:orange")):
+        ax.bar([], [], color=c, label=fmt)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _resource_rows(resources: dict | None, device_name: str, util: float):
+    try:
+        from dse.devices import device
+
+        dev = device(device_name)
+        avail = {"lut": dev.lut, "ff": dev.ff, "dsp": dev.dsp, "bram18": dev.bram18}
+    except Exception:  # device table unavailable: show usage only
+        avail = {}
+    rows = []
+    for key, label in (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP"), ("bram18", "BRAM18")):
+        used = (resources or {}).get(key)
+        a = avail.get(key)
+        share = f"{100 * used / a:.1f} %" if (used is not None and a) else "n/a"
+        rows.append((label, used, a, share, int(a * util) if a else None))
+    return rows
+
+
+def write_report(out, cfg) -> dict:
+    """Write ``out/report.md`` (and ``out/latency.png``); returns the summary figures."""
+    out = Path(out)
+    model = _load(out / "model.json", {})
+    pick = _load(out / "pick.json", {})
+    point = _load(out / "point.json", {"layers": []})
+    manifest = _load(out / "build" / "manifest.json", {})
+    resources = _load(out / "build" / "resources.json")
+    sim = _load(out / "build" / "sim_summary.json")
+    acc = _load(out / "accuracy.json", {})
+    latency_plot(point, sim, out / "latency.png",
+                 title=f"{model.get('model', cfg.model)}: per-layer latency of the chosen point")
+
+    import pandas as pd
+
+    front = pd.read_csv(out / "dse" / "pareto.csv")
+    cols = [c for c in ("point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp",
+                        "lut", "bram18", "formats") if c in front.columns]
+    lines = [
+        f"# Flow report: {model.get('model', cfg.model)} on {cfg.device}",
+        "",
+        f"Checkpoint `{model.get('checkpoint', '?')}`; device {cfg.device} at "
+        f"{cfg.util:.0%} utilisation ceiling; clock {cfg.clock_mhz:g} MHz; weight formats "
+        f"{cfg.formats}.",
+        "",
+        "## Latency-accuracy Pareto front",
+        "",
+        "![Pareto front](dse/pareto.png)",
+        "",
+        _md_table(front[cols]),
+        "",
+        f"Chosen: point {pick.get('point')}, the fastest within {cfg.max_drop:.1%} of the best "
+        f"predicted accuracy ({pick.get('best_accuracy_pred', float('nan')):.4f}); "
+        f"{pick.get('candidates')} of {pick.get('front')} points qualified.",
+        "",
+        "## Chosen design point",
+        "",
+        _md_table(pd.DataFrame([{k: v for k, v in layer.items()} for layer in point["layers"]])),
+        "",
+        "![Per-layer latency](latency.png)",
+        "",
+        "## Resources (Yosys synth_xilinx) against the device",
+        "",
+    ]
+    if resources is None:
+        lines.append("Synthesis was skipped (`--no-synth`).")
+    else:
+        lines += ["| resource | used | device | share | budget |", "|---|---|---|---|---|"]
+        for label, used, a, share, budget in _resource_rows(resources, cfg.device, cfg.util):
+            lines.append(f"| {label} | {used} | {a} | {share} | {budget} |")
+    lines += ["", "## Co-simulation", ""]
+    if sim:
+        lines += [
+            f"{sim['frames']} frames on {sim['sim']}, stall probability {cfg.stall}: "
+            f"**{sim['mismatches']} mismatches**; cycles per frame mean "
+            f"{sim['cycles_per_frame']['mean']:.0f}, max {sim['cycles_per_frame']['max']}; "
+            f"{sim.get('sim_cycles_per_s', 0):,.0f} simulated cycles/s.",
+            "",
+            f"Predicted II of the point: {pick.get('ii_cycles')} cycles; top "
+            f"`{manifest.get('top')}`, clock `{manifest.get('clock')}`, reset "
+            f"`{manifest.get('reset')}` (active {manifest.get('reset_active')}).",
+        ]
+    lines += ["", "## Accuracy (test split, integer reference)", ""]
+    if acc:
+        lines += [
+            "| model | accuracy |", "|---|---|",
+            f"| float | {acc['float']:.4f} |",
+            f"| all int8 | {acc['int8']:.4f} |",
+            f"| chosen point (predicted) | {acc['predicted']:.4f} |",
+            f"| chosen point (measured) | {acc['chosen']:.4f} |",
+        ]
+    write_text(out / "report.md", "\n".join(lines) + "\n")
+    return {"point": pick.get("point"), "mismatches": (sim or {}).get("mismatches")}
+
+
+def _md_table(df) -> str:
+    if df is None or len(df) == 0:
+        return "(empty)"
+    cols = list(df.columns)
+    rows = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            cells.append(f"{v:.4f}" if isinstance(v, float) else str(v))
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def summary_text(out) -> str:
+    """One screen: what was chosen, how fast, how big, whether the RTL matched."""
+    out = Path(out)
+    pick = _load(out / "pick.json", {})
+    sim = _load(out / "build" / "sim_summary.json", {})
+    res = _load(out / "build" / "resources.json") or {}
+    acc = _load(out / "accuracy.json", {})
+    manifest = _load(out / "build" / "manifest.json", {})
+    cpf = sim.get("cycles_per_frame", {})
+    return "\n".join([
+        "",
+        f"codesign flow: {out}",
+        f"  chosen point   {pick.get('point')} of {pick.get('front')} on the front "
+        f"(fastest within {pick.get('max_drop', 0):.1%} of the best predicted accuracy)",
+        f"  accuracy       predicted {acc.get('predicted', float('nan')):.4f}, measured "
+        f"{acc.get('chosen', float('nan')):.4f} (float {acc.get('float', float('nan')):.4f})",
+        f"  throughput     predicted II {pick.get('ii_cycles')} cycles; simulated "
+        f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean",
+        f"  resources      LUT {res.get('lut')}, FF {res.get('ff')}, DSP {res.get('dsp')}, "
+        f"BRAM18 {res.get('bram18')}",
+        f"  co-simulation  {sim.get('frames')} frames, {sim.get('mismatches')} mismatches "
+        f"({sim.get('sim')})",
+        f"  Verilog        {out / 'build' / manifest.get('verilog', '?')}",
+        f"  report         {out / 'report.md'}",
+    ])

@@ -10,6 +10,7 @@ from .layers import (
     sparse_add,
     sparse_conv,
     sparse_global_avg_pool,
+    sparse_workload,
 )
 from .neighbours import downsample, neighbour_counts, neighbour_hist, submanifold_map
 from .tensor import SparseTensor
@@ -29,4 +30,5 @@ __all__ = [
     "SparseGlobalAvgPool",
     "SparseReLU",
     "SparseInput",
+    "sparse_workload",
 ]

@@ -10,40 +10,37 @@ on one final beat per frame.
 Output sites: stride 1, every active input site (submanifold); stride 2, ``(oy, ox)`` iff an input
 site in rows ``2oy-1 .. 2oy+1`` and columns ``2ox-1 .. 2ox+1`` is active.
 
-Architecture: ``N`` row slots (``slots``, default 8; row ``r`` lives in slot ``r % N``), each a
-W-bit validity bitmap plus 4 column banks (column ``x`` in bank ``x % 4``) of feature memory, so the
-9 taps of a window are 9 distinct (slot, bank) memories read in one cycle. A writer stores incoming
-rows while an emitter walks an earlier row: it may emit output row ``e`` (centre row
-``c = stride * e``) once every input row it touches is complete (a token of a later row, or end of
-frame, has arrived), and the writer may start input row ``r`` only when that does not overwrite a
-row the emitter still needs (``r <= c + N - 2``). The emitter steps over the active columns of a
-row with a priority encoder, so empty columns and rows cost nothing (rows: one cycle each).
+Architecture: ``N`` row slots (``slots``, default 8), each a W-bit validity bitmap plus 4 column
+banks (column ``x`` in bank ``x % 4``) of feature memory, so the 9 taps of a window are 9 distinct
+(slot, bank) memories read in one cycle. A writer stores incoming rows while an emitter walks an
+earlier row: it may emit output row ``e`` (centre row ``c = stride * e``) once every input row it
+touches is complete (a token of a later row, or end of frame, has arrived), and the writer may
+start relative row ``r`` only when that does not overwrite a row the emitter still needs
+(``r <= c + N - 2``). Rows are numbered relative to the emitter's frame, so the writer may run on
+into the next frame (its row ``y`` is relative row ``H + y``) while the emitter finishes the last
+rows of the current one; slots carry the row and the frame parity. The emitter steps over the
+active columns of a row with a priority encoder, so empty columns cost nothing and rows one cycle
+each.
 
-Cycles per frame with no stalls (``B`` beats per site, ``n_in`` input and ``n_out`` output sites),
-counted from the frame's first input beat to its end-of-frame output beat (or from the previous
-frame's end-of-frame output, back to back): the writer takes ``B`` cycles per input site and one for
-the end-of-frame beat; the emitter one cycle per output row it visits (at most ``H_out``), ``B`` per
-output site and one for the end-of-frame beat; the two overlap row by row, except that the emitter
-can only start once two input rows are in and must finish the last output rows (two for stride 1,
-one for stride 2) after the input's end of frame. Hence the bounds the RTL is checked against
-(:func:`cycle_bounds`)::
+Cycles per frame, frames back to back, never stalled (``B`` beats per site, ``n_in`` input and
+``n_out`` output sites, ``G`` cycles the consumer spends per window beat: 1 for the depthwise conv,
+``C_out / pe`` for the full conv), measured from one end-of-frame output beat to the next
+(:func:`cycles_per_frame`)::
 
-    B * max(n_in, n_out)  <=  cycles  <=  B * (n_in + n_out) + H_out + 4
+    B * n_out + H_out + 2                 if G == 1 and n_out >= n_in   (emitter-bound)
+    B * max(n_in, G * n_out) + 1          otherwise
 
-and the estimate the DSE prices with (:func:`cycles_per_frame`; within 5 % of the measured
-back-to-back figure on dense maps, where every row holds the same number of sites, and with the
-default 8 slots also on random sparse maps: measured 1107 vs 1102 estimated for a 60x80 map at
-20 %, 136 vs 132 for 30x40 at 5 %). With ``I = B * n_in / H`` writer cycles per input row and
-``O = B * n_out / H_out`` emitter cycles per output row, the writer first fills two input rows,
-the remaining ``H - 2`` input rows overlap the first ``H_out - tail`` output rows, and the last
-``tail`` output rows (2 for stride 1, 1 for stride 2) run after the input's end of frame; the
-emitter's one cycle per row shows only when it is the bottleneck (``O >= R``)::
+The emitter pays one cycle per visited row (and 2 per frame), visible only when it is the
+bottleneck and its consumer takes every beat at once (``G == 1``); otherwise the writer's ``B``
+cycles per input site or the consumer's ``G * B`` per output site set the pace. Measured on the RTL
+(``slots = 8``): exact on dense maps (8x8, 16x16, 7x9, 5x7, both strides) and on random sparse
+ones (60x80 at 20 %, 30x40 at 5 %, 8x8 at 30 %) within a few cycles. With 4 slots sparse maps run
+up to 10 % slower (the writer cannot absorb row-to-row imbalance). Every frame, lone or not, lies
+within :func:`cycle_bounds`::
 
-    R = (H - 2) * I / (H_out - tail)
-    2 * I + (H_out - tail) * max(R, O) + tail * O + (H_out if O >= R else 0) + 2
+    B * G * n_out + 1  <=  cycles  <=  B * (n_in + G * n_out) + H_out + 4
 
-A consumer that takes ``G`` cycles per window beat (the full conv with ``G = C_out / pe``
-output groups) stretches the emitter: ``n_out`` becomes ``G * n_out`` in the bounds and in ``O``.
+(a lone frame also waits for its first two input rows and the consumer's pipeline).
 """
 
 from __future__ import annotations
@@ -68,7 +65,7 @@ __all__ = [
 _BANKS = 4
 #: Row slots of the line buffer: 4 is the minimum (3 rows read, 1 written); 8 lets the writer run
 #: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
-#: density: 1202 -> 1107 cycles at stride 1, 1592 -> 1121 at stride 2) for twice the row memory.
+#: density: 1176 -> 1068 cycles at stride 1, 1573 -> 1082 at stride 2) for twice the row memory.
 DEFAULT_SLOTS = 8
 
 
@@ -98,38 +95,32 @@ def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[
 def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
                      active_sites: float, output_sites: float | None = None,
                      cycles_per_beat: int = 1) -> float:
-    """Estimated cycles per frame with no stalls (see the module docstring).
+    """Cycles per frame, frames back to back, never stalled (see the module docstring).
 
     ``output_sites`` defaults to ``active_sites`` for stride 1 and to
     ``min(active_sites, H_out * W_out)`` for stride 2 (exact for dense maps; a sparse map's
     output can have up to 4 sites per input site, pass the measured count then).
-    ``cycles_per_beat`` is what the consumer of the window stream spends per window beat (1 for
-    the depthwise conv, ``C_out / pe`` for the full conv); it scales the emitter's output work.
+    ``cycles_per_beat`` is ``G``, what the consumer of the window stream spends per window beat.
     """
     ho, wo = output_size(height, width, stride)
     b = channels // lanes
     if output_sites is None:
         output_sites = active_sites if stride == 1 else min(active_sites, ho * wo)
-    per_in_row = b * active_sites / height
-    per_out_row = b * cycles_per_beat * output_sites / ho
-    fill = min(2, height)
-    tail = min(2 if stride == 1 else 1, ho)
-    body = ho - tail
-    # input rows left after the fill, spread over the output rows that overlap them
-    in_per_body_row = (height - fill) * per_in_row / body if body else 0.0
-    emitter_bound = per_out_row >= in_per_body_row
-    return (fill * per_in_row + body * max(in_per_body_row, per_out_row) + tail * per_out_row
-            + (ho if emitter_bound else 0) + 2)
+    n_in = b * active_sites
+    n_out = b * cycles_per_beat * output_sites
+    if cycles_per_beat == 1 and n_out >= n_in:
+        return n_out + ho + 2
+    return max(n_in, n_out) + 1
 
 
 def cycle_bounds(*, height: int, width: int, channels: int, lanes: int, stride: int,
                  active_sites: int, output_sites: int, cycles_per_beat: int = 1
                  ) -> tuple[int, int]:
-    """``(lower, upper)`` bounds on the measured cycles per frame with no stalls."""
+    """``(lower, upper)`` bounds on the measured cycles of any frame with no stalls."""
     ho, _ = output_size(height, width, stride)
     b = channels // lanes
     n_out = output_sites * cycles_per_beat
-    return (b * max(active_sites, n_out), b * (active_sites + n_out) + ho + 4)
+    return (b * n_out + 1, b * (active_sites + n_out) + ho + 4)
 
 
 def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
@@ -217,7 +208,7 @@ class LineBuffer(wiring.Component):
         bbits = (B - 1).bit_length()
         cols_per_bank = -(-W // _BANKS)
         depth = cols_per_bank << bbits
-        rbits = max(coord_bits(H) + 2, sbits + 1)  # rows -1 .. H+1, comparisons need headroom
+        rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -1 .. 2H+1, comparisons need headroom
 
         mems = {}
         wports, rports = {}, {}
@@ -229,28 +220,42 @@ class LineBuffer(wiring.Component):
                 wports[sl, bk] = mem.write_port()
                 rports[sl, bk] = mem.read_port()
 
-        # per-slot row tag and validity bitmap
+        # per-slot row tag (frame-local row and frame parity) and validity bitmap
         tag = Array(Signal(signed(rbits), name=f"tag{k}") for k in range(N))
-        tag_ok = Array(Signal(name=f"tag_ok{k}") for k in range(N))
+        tag_par = Array(Signal(name=f"tag_par{k}") for k in range(N))
+        tag_ok = [Signal(name=f"tag_ok{k}") for k in range(N)]
+        tag_ok_a = Array(tag_ok)
         bitmap = Array(Signal(W, name=f"bitmap{k}") for k in range(N))
+
+        # The writer may run one frame ahead of the emitter (`ahead`: it has taken the end of
+        # the emitter's frame). Rows are placed relative to the emitter's frame: a row y of the
+        # next frame sits at relative row H + y, in slot (slot_base + H + y) % N.
+        e_row = Signal(signed(rbits))  # emitter's current output row
+        par_e = Signal()                # emitter's frame parity
+        slot_base = Signal(sbits)       # slot of the emitter frame's row 0
+        ahead = Signal()                # the emitter's frame is complete; writer on the next
+        e_started = Signal()            # the emitter's frame has a site ...
+        e_last = Signal(signed(rbits))  # ... and this is its last row
+        cy = Signal(signed(rbits))
+        m.d.comb += cy.eq(e_row if s == 1 else e_row << 1)
 
         # ---- writer -----------------------------------------------------------------------
         started = Signal()
         cur_row = Signal(signed(rbits))
         b_in = Signal(range(max(B, 2)))
-        eof_seen = Signal()
-        e_row = Signal(signed(rbits))  # emitter's current output row
 
         ip = self.i.payload
         iy = Cat(ip.y, Const(0, rbits - len(ip.y))).as_signed()
+        rel = Signal(signed(rbits + 1))
+        m.d.comb += rel.eq(iy + Mux(ahead, H, 0))
         first_beat = b_in == 0
         new_row = first_beat & (~started | (iy != cur_row))
-        # row r overwrites row r - N, which the emitter no longer needs once r - N < cy - 1
-        row_limit = (e_row if s == 1 else (e_row << 1)) + (N - 2)
-        may_write = ~new_row | (iy <= row_limit)
-        m.d.comb += self.i.ready.eq(~eof_seen & (ip.eof | may_write))
+        # relative row r overwrites r - N, which the emitter no longer needs once r - N < cy - 1
+        may_write = ~new_row | (rel <= cy + (N - 2))
+        m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
 
-        wslot = iy[:sbits]
+        wslot = Signal(sbits)
+        m.d.comb += wslot.eq(slot_base + rel)
         wbank = ip.x[:2]
         waddr = Cat(b_in[:bbits], ip.x[2:]) if bbits else ip.x[2:]
         for (sl, bk), wp in wports.items():
@@ -262,31 +267,32 @@ class LineBuffer(wiring.Component):
 
         xbit = Signal(W)
         m.d.comb += xbit.eq(Const(1, W) << ip.x)
+        take_row = Signal()
         with m.If(self.i.valid & self.i.ready):
             with m.If(ip.eof):
-                m.d.sync += eof_seen.eq(1)
+                m.d.sync += [ahead.eq(1), e_started.eq(started), e_last.eq(cur_row),
+                             started.eq(0)]
             with m.Else():
                 m.d.sync += b_in.eq(Mux(b_in == B - 1, 0, b_in + 1))
                 with m.If(new_row):
+                    m.d.comb += take_row.eq(1)
                     m.d.sync += [
                         started.eq(1), cur_row.eq(iy),
-                        tag[wslot].eq(iy), tag_ok[wslot].eq(1), bitmap[wslot].eq(xbit),
+                        tag[wslot].eq(iy), tag_par[wslot].eq(par_e ^ ahead),
+                        bitmap[wslot].eq(xbit),
                     ]
                 with m.Elif(first_beat):
                     m.d.sync += bitmap[wslot].eq(bitmap[wslot] | xbit)
 
         # rows below `frontier` are complete; `all_done` once the frame's eof is here
-        all_done = eof_seen | (self.i.valid & first_beat & ip.eof)
-        pending_row = self.i.valid & first_beat & ~ip.eof & ~eof_seen
+        all_done = ahead | (self.i.valid & ip.eof)
+        pending_row = self.i.valid & first_beat & ~ip.eof & ~ahead
         frontier = Mux(pending_row, iy, cur_row)
 
         # ---- emitter: stage 0 (address, mask) -> stage 1 (memory data, output) -------------
-        cy = Signal(signed(rbits))
-        m.d.comb += cy.eq(e_row if s == 1 else e_row << 1)
-
         def row_bitmap(r):
-            sl = r[:sbits]
-            ok = (r >= 0) & (r < H) & tag_ok[sl] & (tag[sl] == r)
+            sl = (slot_base + r)[:sbits]
+            ok = (r >= 0) & (r < H) & tag_ok_a[sl] & (tag[sl] == r) & (tag_par[sl] == par_e)
             return Mux(ok, bitmap[sl], 0)
 
         rows_bm = [Signal(W, name=f"win_bm{dy}") for dy in range(3)]
@@ -304,10 +310,10 @@ class LineBuffer(wiring.Component):
 
         row_ready = all_done | ((started | pending_row) & (frontier >= (cy + 2)))
         if s == 1:
-            finished = eof_seen & (~started | (e_row > cur_row))
+            finished = ahead & (~e_started | (e_row > e_last))
         else:
-            finished = eof_seen & (~started | (cy > cur_row + 1))
-        finished = finished | (eof_seen & (e_row >= Ho))
+            finished = ahead & (~e_started | (cy > e_last + 1))
+        finished = finished | (ahead & (e_row >= Ho))
 
         remaining = Signal(Wo)
         b_out = Signal(range(max(B, 2)))
@@ -359,7 +365,7 @@ class LineBuffer(wiring.Component):
                     s1_eof.eq(0),
                 ]
                 for dy in range(3):
-                    m.d.sync += s1_slot[dy].eq((cy - 1 + dy)[:sbits])
+                    m.d.sync += s1_slot[dy].eq((slot_base + cy - 1 + dy)[:sbits])
                 for dx in range(3):
                     m.d.sync += s1_bank[dx].eq((cx - 1 + dx)[:2])
             with m.If(issue_eof):
@@ -401,8 +407,15 @@ class LineBuffer(wiring.Component):
             with m.State("EOF"):
                 m.d.comb += issue_eof.eq(advance)
                 with m.If(advance):
-                    m.d.sync += [e_row.eq(0), started.eq(0), eof_seen.eq(0), b_in.eq(0)]
-                    for k in range(N):
-                        m.d.sync += tag_ok[k].eq(0)
+                    m.d.sync += [e_row.eq(0), ahead.eq(0), par_e.eq(~par_e),
+                                 slot_base.eq(slot_base + H)]
                     m.next = "ROW"
+
+        # a slot turns valid when the writer starts a row in it; the emitter's frame's rows
+        # turn invalid as that frame ends (the writer's rows, of the other parity, stay)
+        for k in range(N):
+            with m.If(take_row & (wslot == k)):
+                m.d.sync += tag_ok[k].eq(1)
+            with m.Elif(issue_eof & (tag_par[k] == par_e)):
+                m.d.sync += tag_ok[k].eq(0)
         return m

@@ -63,7 +63,7 @@ def test_conv3x3_cycles(stride, lanes, pe):
     h, w, c_in, c_out = 8, 8, 2, 4
     rng = random.Random(31)
     frames = [random_frame(rng, height=h, width=w, channels=c_in, density=d)
-              for d in (1.0, 1.0, 0.3, 1.0)]
+              for d in (1.0, 1.0, 1.0, 0.3)]
     times = check(frames, height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
                   stride=stride, fmt="int8")
     starts = [-LATENCY] + times[:-1]
@@ -73,10 +73,14 @@ def test_conv3x3_cycles(stride, lanes, pe):
         lo, hi = cycle_bounds(height=h, width=w, channels=c_in, lanes=lanes, stride=stride,
                               active_sites=len(coords), output_sites=n_out, cycles_per_beat=g)
         assert lo <= t1 - t0 <= hi
-        if k > 0 and len(coords) == h * w:  # the estimate is for frames back to back
+        if k > 0:  # the estimate is for frames back to back
             est = cycles_per_frame(height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
-                                   stride=stride, active_sites=len(coords))
-            assert abs((t1 - t0) - est) <= 0.05 * est
+                                   stride=stride, active_sites=len(coords),
+                                   output_sites=n_out)
+            if len(coords) == h * w:
+                assert t1 - t0 == est
+            else:  # sparse rows differ; the estimate assumes they balance
+                assert abs((t1 - t0) - est) <= 0.1 * est + 2
 
 
 def _rejects(match, **kw):

@@ -62,7 +62,7 @@ def test_dwconv_cycles(stride):
     h, w, c, lanes = 8, 8, 4, 2
     rng = random.Random(21)
     frames = [random_frame(rng, height=h, width=w, channels=c, density=d)
-              for d in (1.0, 1.0, 0.3, 1.0)]
+              for d in (1.0, 1.0, 1.0, 0.3)]
     times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride, fmt="int8")
     starts = [-LATENCY] + times[:-1]
     for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
@@ -70,10 +70,13 @@ def test_dwconv_cycles(stride):
         lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                               active_sites=len(coords), output_sites=n_out)
         assert lo <= t1 - t0 <= hi
-        if k > 0 and len(coords) == h * w:  # the estimate is for frames back to back
+        if k > 0:  # the estimate is for frames back to back
             est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
-                                   active_sites=len(coords))
-            assert abs((t1 - t0) - est) <= 0.05 * est
+                                   active_sites=len(coords), output_sites=n_out)
+            if len(coords) == h * w:
+                assert t1 - t0 == est
+            else:  # sparse rows differ; the estimate assumes they balance
+                assert abs((t1 - t0) - est) <= 0.1 * est + 2
 
 
 def _rejects(match, **kw):

@@ -119,22 +119,24 @@ def test_cycles_no_stalls(stride, density, slots):
     h, w, c, lanes = 8, 8, 4, 2
     rng = random.Random(11)
     frames = [random_frame(rng, height=h, width=w, channels=c, density=density)
-              for _ in range(3)]
+              for _ in range(4)]
     times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride,
                   slots=slots)
     starts = [0] + times[:-1]
-    for (coords, _), t0, t1 in zip(frames, starts, times, strict=True):
+    for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
         n_out = len(output_sites(coords, height=h, width=w, stride=stride))
         lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                               active_sites=len(coords), output_sites=n_out)
         measured = t1 - t0
         assert lo <= measured <= hi
+        if k == 0:
+            continue  # the estimate is for frames back to back
         est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                                active_sites=len(coords), output_sites=n_out)
         if density == 1.0:
-            assert abs(measured - est) <= 0.05 * est
+            assert measured == est
         elif slots == 8:
-            # rows of a small random map differ; the estimate assumes equal rows
+            # rows of a small random map differ; the estimate assumes they balance
             assert abs(measured - est) <= 0.1 * est + 2
 
 

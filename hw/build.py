@@ -26,7 +26,24 @@ from .compose import Network
 from .perf import layer_cycles
 from .stream import payload_fields
 
-__all__ = ["top_name", "port_manifest", "dense_stage_cycles", "build"]
+__all__ = ["kick_comb_blocks", "top_name", "port_manifest", "dense_stage_cycles", "build"]
+
+
+_KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;$",
+                   re.MULTILINE)
+
+
+def kick_comb_blocks(verilog: str) -> str:
+    """Make every ``always @*`` block of Yosys' Verilog evaluate once at time 0, in any simulator.
+
+    Yosys makes each ``always @*`` block sensitive to a register initialised to 0 so that it runs
+    at time 0; Icarus applies declaration initialisers before processes start, so a block whose
+    inputs keep their initial values (a constant beat counter, an FSM still in its first state)
+    would hold ``x`` forever. A ``#0`` write of 1 to that register, after every process has
+    started, runs each block once (Verilator, with ``--timing`` or without, accepts it).
+    """
+    return _KICK.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #0 {mo.group(2)} = 1'b1;",
+                     verilog)
 
 
 def top_name(model: str) -> str:
@@ -87,7 +104,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     model = model or point.model or qgraph.name
     top = top or top_name(model)
     net = Network(qgraph, point)
-    text = verilog.convert(net, name=top, emit_src=False)
+    text = kick_comb_blocks(verilog.convert(net, name=top, emit_src=False))
     vpath = Path("verilog") / f"{top}.v"
     write_text(out / vpath, text)
 

@@ -110,10 +110,20 @@ class GlobalAvgPool(wiring.Component):
         neg = [Signal(name=f"neg{i}") for i in range(lanes)]
         divisor = Signal(unsigned(dw))
         m.d.comb += divisor.eq(count << 1)
+        loads = []
 
-        with m.FSM():
+        # Combinational outputs are driven outside the FSM: Yosys emits comb statements inside a
+        # state as `always @*` blocks, which Icarus never evaluates while their inputs keep their
+        # initial values (i.ready would read x until the first state change).
+        for i in range(lanes):
+            s = sums[beat].word_select(i, sw).as_signed()
+            num = Signal(signed(dw + 1), name=f"num{i}")
+            m.d.comb += num.eq((s << 1) + count)
+            loads.append((num, Mux(num < 0, -num + divisor - 1, num)))
+            q = Mux(neg[i], -qa[i], qa[i])
+            m.d.comb += self.o.payload.data[i].eq(Mux(count == 0, 0, q))
+        with m.FSM() as fsm:
             with m.State("ACC"):
-                m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     with m.If(self.i.payload.eof):
                         m.d.sync += beat.eq(0)
@@ -130,13 +140,8 @@ class GlobalAvgPool(wiring.Component):
                         with m.Else():
                             m.d.sync += beat.eq(beat + 1)
             with m.State("LOAD"):
-                word = sums[beat]
-                for i in range(lanes):
-                    s = word[i * sw:(i + 1) * sw].as_signed()
-                    num = Signal(signed(dw + 1), name=f"num{i}")
-                    # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
-                    m.d.comb += num.eq((s << 1) + count)
-                    mag = Mux(num < 0, -num + divisor - 1, num)
+                # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
+                for i, (num, mag) in enumerate(loads):
                     m.d.sync += [rem[i].eq(0), qa[i].eq(mag), neg[i].eq(num < 0)]
                 m.d.sync += step.eq(0)
                 m.next = "DIV"
@@ -152,10 +157,6 @@ class GlobalAvgPool(wiring.Component):
                 with m.If(step == dw - 1):
                     m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.y.eq(0), self.o.payload.x.eq(0)]
-                for i in range(lanes):
-                    q = Mux(neg[i], -qa[i], qa[i])
-                    m.d.comb += self.o.payload.data[i].eq(Mux(count == 0, 0, q))
                 with m.If(self.o.ready):
                     m.d.sync += sums[beat].eq(0)
                     with m.If(beat == nb - 1):
@@ -165,10 +166,14 @@ class GlobalAvgPool(wiring.Component):
                         m.d.sync += beat.eq(beat + 1)
                         m.next = "LOAD"
             with m.State("EOF"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eof.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += count.eq(0)
                     m.next = "ACC"
+        m.d.comb += [
+            self.i.ready.eq(fsm.ongoing("ACC")),
+            self.o.valid.eq(fsm.ongoing("EMIT") | fsm.ongoing("EOF")),
+            self.o.payload.eof.eq(fsm.ongoing("EOF")),
+        ]
         return m
 
 

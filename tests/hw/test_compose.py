@@ -216,5 +216,6 @@ def test_dense_initiation_interval_matches_slowest_stage():
     stages = {s["name"]: s["cycles"] for s in dense_stage_cycles(g, p, net)}
     gaps = [b - a for a, b in zip(eofs, eofs[1:], strict=False)]
     assert len(set(gaps)) == 1
-    # no slower than the slowest stage's estimate, no faster than the exact 1x1 stages
-    assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values())
+    # no faster than the exact 1x1 stages; the slowest stage's formula, plus a few cycles where
+    # neighbouring stages hand a frame over (measured 2 with the stride-1 line buffer)
+    assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values()) + 4

@@ -13,12 +13,17 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH"]
+__all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH", "cycles_per_frame"]
 
 #: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
 LATENCY = 2
 #: Smallest storage that sustains one beat per cycle.
 MIN_DEPTH = 3
+
+
+def cycles_per_frame(*, active_sites: float, channels: int, lanes: int) -> float:
+    """Cycles per frame when never stalled: one beat per cycle, ``sites * C / lanes + 1``."""
+    return active_sites * (channels // lanes) + 1
 
 
 class StreamFIFO(wiring.Component):

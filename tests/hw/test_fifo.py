@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from hw.fifo import LATENCY, StreamFIFO
+from hw.fifo import LATENCY, StreamFIFO, cycles_per_frame
 from hw.sim import CycleCounter, simulate, stream_sink, stream_source
 from hw.stream import TokenShape
 
@@ -50,6 +50,7 @@ def test_fifo_full_rate(depth):
 
     simulate(dut, src, sink, counter=counter)
     assert counter.now == 100 + LATENCY
+    assert cycles_per_frame(active_sites=99, channels=1, lanes=1) == 100
 
 
 def test_fifo_rejects_bad_depth():

@@ -142,8 +142,22 @@ def cycles(layer: LayerWork, choice: Choice, *, activity: str = "mean") -> int:
         if activity == "p95":
             stats = dict(stats, active_sites_mean=layer.active_out_p95,
                          active_in_mean=layer.active_in_p95)
-        return math.ceil(fn(layer, choice, stats))
+        own = math.ceil(fn(layer, choice, stats))
+        # add / gap stages downstream run at this layer's output width.
+        for s in layer.stages:
+            node = _Stage(s["name"], s["op"], s["in_shape"], s["in_shape"])
+            own = max(own, math.ceil(fn(node, None, {"active_in_mean": s["active_in"]},
+                                        lanes=choice.pe)))
+        return own
     return math.ceil(_documented_cycles(layer, choice, activity))
+
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str
+    op: str
+    in_shape: tuple
+    out_shape: tuple
 
 
 def fill_cycles(layer: LayerWork, choice: Choice) -> int:

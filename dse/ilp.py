@@ -10,8 +10,9 @@ sums (converters included) within the budget; predicted accuracy drop ``<= max_d
 
 Objective ``"ii"``: minimise ``II`` (throughput); ``"latency"``: minimise
 ``II + sum(fill[l, c])`` (a frame streams through the pipeline at the bottleneck's rate after every
-stage has filled). Ties are broken, with weights too small to trade one cycle, toward a smaller
-accuracy drop and then fewer LUTs.
+stage has filled); ``"drop"``: minimise the predicted accuracy drop (the most accurate design that
+fits, where a Pareto sweep starts). With ``tie_break``, equally fast points are ranked by their
+drop, with a weight too small to trade one cycle (off by default: it makes CBC much slower).
 
 :func:`brute_force` enumerates the same problem (small instances) to check the program.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import pulp
@@ -46,7 +48,7 @@ __all__ = [
     "check_budget",
 ]
 
-OBJECTIVES = ("ii", "latency")
+OBJECTIVES = ("ii", "latency", "drop")
 
 
 class Infeasible(CodesignError):
@@ -175,8 +177,8 @@ def _fits(problem: Problem, sol: Solution) -> bool:
     return problem.max_drop is None or sol.drop <= problem.max_drop + 1e-9
 
 
-def _objective_value(problem: Problem, sol: Solution) -> int:
-    return sol.ii if problem.objective == "ii" else sol.latency
+def _objective_value(problem: Problem, sol: Solution):
+    return {"ii": sol.ii, "latency": sol.latency, "drop": sol.drop}[problem.objective]
 
 
 def check_budget(problem: Problem) -> None:
@@ -199,16 +201,19 @@ def check_budget(problem: Problem) -> None:
             )
 
 
-def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max") -> Model:
+def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max",
+          ii_lower: int | None = None) -> Model:
     """Step 1: the PuLP problem of ``problem`` (no solving)."""
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
     x = [
-        [pulp.LpVariable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]
+        [lp.add_variable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]
         for i, cands in enumerate(problem.candidates)
     ]
     for i in range(len(problem.candidates)):
         lp += pulp.lpSum(x[i]) == 1, f"one_{i}"
     ii = _initiation_interval(lp, problem, x, formulation)
+    if ii_lower is not None:
+        lp += ii >= ii_lower, "ii_lower"
     # Width converters on edges whose producer pe differs from the consumer lanes.
     conv_terms = {"lut": [], "ff": []}
     for e, (p, c) in enumerate(problem.edges):
@@ -216,7 +221,7 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max"
         lanes = {cand.choice.lanes for cand in problem.candidates[c]}
         if len(pes) == 1 and lanes == set(pes):
             continue
-        z = pulp.LpVariable(f"z_{e}", cat=pulp.LpBinary)
+        z = lp.add_variable(f"z_{e}", cat=pulp.LpBinary)
         for v in pes:
             out_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[p], x[p], strict=True)
                                if cand.choice.pe == v)
@@ -231,7 +236,7 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max"
         for r in ("lut", "ff"):
             base, per_bit = problem.converter[r]
             # t = per_bit * bits when z = 1, else 0: the product of a binary and a linear term.
-            t = pulp.LpVariable(f"t_{r}_{e}", lowBound=0)
+            t = lp.add_variable(f"t_{r}_{e}", lowBound=0)
             big = per_bit * ACT_BITS * w_max
             lp += t >= per_bit * ACT_BITS * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
             conv_terms[r].append(base * z + t)
@@ -246,11 +251,13 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max"
     if problem.max_drop is not None:
         lp += drop <= problem.max_drop + 1e-9, "accuracy"
     objective = ii
-    if problem.objective == "latency":
+    if problem.objective == "drop":
+        objective = drop
+    elif problem.objective == "latency":
         objective = ii + pulp.lpSum(c.cost.fill * v for cands, xs in zip(problem.candidates, x,
                                                                          strict=True)
                                     for c, v in zip(cands, xs, strict=True))
-    if tie_break:
+    if tie_break and problem.objective != "drop":
         # Worth less than one cycle in total: among equally fast points prefer the smaller drop.
         max_drop_total = sum(max(abs(c.drop) for c in cands) for cands in problem.candidates)
         objective = objective + 0.5 / (max_drop_total or 1.0) * drop
@@ -269,7 +276,7 @@ def _initiation_interval(lp, problem: Problem, x, formulation: str):
     lower = max(min(c.cost.cycles for c in cands) for cands in problem.candidates)
     if formulation == "max":
         upper = max(c.cost.cycles for cands in problem.candidates for c in cands)
-        ii = pulp.LpVariable("ii", lowBound=lower, upBound=upper)
+        ii = lp.add_variable("ii", lowBound=lower, upBound=upper)
         for i, cands in enumerate(problem.candidates):
             lp += ii >= pulp.lpSum(c.cost.cycles * v for c, v in zip(cands, x[i], strict=True)), \
                 f"ii_{i}"
@@ -278,7 +285,7 @@ def _initiation_interval(lp, problem: Problem, x, formulation: str):
         raise ValueError(f"formulation must be 'levels' or 'max', not {formulation!r}")
     levels = sorted({c.cost.cycles for cands in problem.candidates for c in cands} - {lower})
     levels = [t for t in levels if t > lower]
-    y = {t: pulp.LpVariable(f"y_{t}", cat=pulp.LpBinary) for t in levels}
+    y = {t: lp.add_variable(f"y_{t}", cat=pulp.LpBinary) for t in levels}
     for a, b in zip(levels, levels[1:], strict=False):
         lp += y[b] <= y[a], f"mono_{b}"
     for i, cands in enumerate(problem.candidates):
@@ -291,7 +298,10 @@ def _initiation_interval(lp, problem: Problem, x, formulation: str):
 
 def solve(model: Model, *, time_limit: float | None = None, threads: int = 1) -> Model:
     """Step 2: solve with the bundled CBC; ``model.status`` is PuLP's status string."""
-    solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads)
+    with warnings.catch_warnings():
+        # PuLP 3.3 announces the bundled CBC's removal in 4.0; the pinned 3.3.2 ships it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads)
     t0 = time.perf_counter()
     model.lp.solve(solver)
     model.seconds = time.perf_counter() - t0
@@ -338,18 +348,25 @@ def prune(problem: Problem, upper: int) -> Problem:
 
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
-             formulation: str = "max", warm: bool = True) -> Solution:
-    """Check the budget, bound the II with the greedy baseline, then build, solve and decode."""
+             formulation: str = "max", warm: bool = True, upper: int | None = None,
+             lower: int | None = None) -> Solution:
+    """Check the budget, bound the II with the greedy baseline, then build, solve and decode.
+
+    ``upper``: the objective of a known feasible point (e.g. the previous point of a Pareto sweep),
+    used instead of the greedy bound; ``lower``: a known lower bound on the II.
+    """
     check_budget(problem)
     t0 = time.perf_counter()
     work = problem
-    if warm:
+    if upper is not None:
+        work = prune(problem, upper)
+    elif warm and problem.objective != "drop":
         from .greedy import greedy
 
         start = greedy(problem)
         if start is not None:
             work = prune(problem, start.ii if problem.objective == "ii" else start.latency)
-    model = solve(build(work, tie_break=tie_break, formulation=formulation),
+    model = solve(build(work, tie_break=tie_break, formulation=formulation, ii_lower=lower),
                   time_limit=time_limit)
     sol = decode(model)
     return replace(sol, solve_seconds=time.perf_counter() - t0)

@@ -23,6 +23,7 @@ __all__ = [
     "layer_kind",
     "from_qgraph",
     "from_bundle",
+    "measure_activity",
     "synthetic",
 ]
 
@@ -73,6 +74,10 @@ class LayerWork:
     producers : tuple of str
         Compute layers whose output streams reach this layer's input (through add/gap nodes); a
         stream width converter sits on each edge whose widths differ.
+    stages : tuple of dict
+        Pass-through pipeline stages (``add``, ``gap``) fed by this layer's output stream, which
+        run at this layer's output width (``pe``): ``{"name", "op", "in_shape", "active_in"}``.
+        Their cycles per frame count toward the II through this layer's choice.
     """
 
     name: str
@@ -88,6 +93,7 @@ class LayerWork:
     active_out_p95: float = -1.0
     neighbour_hist: tuple[float, ...] = ()
     producers: tuple[str, ...] = field(default_factory=tuple)
+    stages: tuple = field(default_factory=tuple)
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -112,6 +118,15 @@ class LayerWork:
                 object.__setattr__(self, key + "_p95", float(max(getattr(self, key), 0.0)))
         object.__setattr__(self, "neighbour_hist", tuple(float(v) for v in self.neighbour_hist))
         object.__setattr__(self, "producers", tuple(self.producers))
+        stages = []
+        for s in self.stages:
+            s = dict(s)
+            if s.get("op") not in ("add", "gap"):
+                raise ValueError(f"layer {self.name}: stage op must be add or gap, not {s!r}")
+            s["in_shape"] = tuple(int(v) for v in s["in_shape"])
+            s["active_in"] = float(s["active_in"])
+            stages.append(s)
+        object.__setattr__(self, "stages", tuple(stages))
 
     @property
     def kind(self) -> str:
@@ -150,13 +165,14 @@ class LayerWork:
         d = asdict(self)
         for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
             d[key] = list(d[key])
+        d["stages"] = [dict(s, in_shape=list(s["in_shape"])) for s in self.stages]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> LayerWork:
         d = dict(d)
         d.pop("kind", None)
-        for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
+        for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "stages"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -253,6 +269,19 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                     out.append(p)
         return out
 
+    def stages(node_name):
+        # Pass-through nodes whose first input is this stream run at its width (docs/CONTRACT.md:
+        # "others inherit the lanes of their input").
+        out = []
+        for n in qgraph.nodes:
+            if n.op in ("add", "gap") and n.inputs and n.inputs[0] == node_name:
+                dense = n.in_shape[1] * n.in_shape[2]
+                sites = float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense))
+                out.append({"name": n.name, "op": n.op, "in_shape": tuple(n.in_shape),
+                            "active_in": sites})
+                out += stages(n.name)
+        return out
+
     layers = []
     for node in qgraph.nodes:
         if node.name not in compute:
@@ -287,6 +316,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                 active_out_p95=float(s_out.get("active_sites_p95", -1.0)),
                 neighbour_hist=_normalised_hist(hist),
                 producers=tuple(prods),
+                stages=tuple(stages(node.name)),
             )
         )
     if stats:
@@ -304,10 +334,55 @@ def _replace_activity(layer: LayerWork, sites: float) -> LayerWork:
     return LayerWork.from_dict(d)
 
 
-def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> Workload:
-    """Workload of a :func:`models.zoo.load` bundle, activity measured on ``frames`` test frames."""
-    from models.stats import layer_stats
+def measure_activity(qgraph, frames) -> dict:
+    """Per node: mean / 95th-percentile active output sites over ``frames`` (``(coords, feats)``)
+    and, for 3x3 convs, the histogram of output sites by active input sites in their window.
 
+    The same keys as :func:`models.stats.layer_stats`, computed with the integer golden model
+    (:meth:`QGraph.run_frame_all`).
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    sites: dict[str, list[int]] = {}
+    hists: dict[str, np.ndarray] = {}
+    for coords, feats in frames:
+        env = qgraph.run_frame_all(coords, feats)
+        for node in qgraph.nodes:
+            oc, _ = env[node.name]
+            sites.setdefault(node.name, []).append(int(len(oc)))
+            if node.op == "conv" and node.kernel == 3:
+                ic, _ = env[node.inputs[0]]
+                _, h, w = node.in_shape
+                mask = torch.zeros((1, 1, h, w), dtype=torch.float64)
+                if len(ic):
+                    mask[0, 0, ic[:, 0], ic[:, 1]] = 1.0
+                counts = F.conv2d(mask, torch.ones((1, 1, 3, 3), dtype=torch.float64),
+                                  stride=node.stride, padding=1)[0, 0]
+                c = counts[oc[:, 0], oc[:, 1]].round().long() if len(oc) else torch.zeros(0)
+                h10 = np.bincount(c.numpy().astype(np.int64), minlength=10)[:10]
+                hists[node.name] = hists.get(node.name, 0) + h10
+    out = {}
+    for name, s in sites.items():
+        arr = np.asarray(s, dtype=np.float64)
+        out[name] = {"active_sites_mean": float(arr.mean()),
+                     "active_sites_p95": float(np.percentile(arr, 95))}
+        if name in hists:
+            out[name]["neighbour_hist"] = [int(v) for v in hists[name]]
+    return out
+
+
+def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> Workload:
+    """Workload of a :func:`models.zoo.load` bundle, activity measured on ``frames`` test frames.
+
+    Uses :func:`models.stats.layer_stats` when the models package provides it, else
+    :func:`measure_activity` (same keys).
+    """
+    try:
+        from models.stats import layer_stats
+    except ImportError:
+        layer_stats = measure_activity
     qgraph = bundle.qgraph(formats)
     stats = layer_stats(qgraph, bundle.frames(frames, seed=seed, split="test"))
     return from_qgraph(qgraph, stats, name=bundle.name)

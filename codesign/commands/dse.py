@@ -1,0 +1,46 @@
+"""``codesign dse``: integer-programming design-space exploration and the latency-accuracy front.
+
+Writes ``DIR/pareto.csv``, ``DIR/pareto.png``, ``DIR/point_<k>.json`` (design points for
+``codesign build``) and ``DIR/choices.csv`` (every priced candidate); see :mod:`dse.api`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+NAME = "dse"
+HELP = "ILP design-space exploration: Pareto front of latency vs predicted accuracy"
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True,
+                   help="digits, eventdigits, eye, a checkpoint path, or synthetic<N>")
+    p.add_argument("--device", required=True, help="FPGA part, e.g. XCZU3EG, XCZU9EG, XC7Z020")
+    p.add_argument("--util", type=float, default=0.8, help="utilisation ceiling in (0, 1]")
+    p.add_argument("--formats", default="int8,int4,dybit4",
+                   help="weight formats the explorer may choose (comma-separated)")
+    p.add_argument("--clock-mhz", type=float, default=200.0, help="clock for fps and latency")
+    p.add_argument("--points", type=int, default=10, help="accuracy bounds to sweep")
+    p.add_argument("--objective", choices=("ii", "latency"), default="ii",
+                   help="minimise the initiation interval (throughput) or the frame latency")
+    p.add_argument("--frames", type=int, default=32, help="test frames to measure activity on")
+    p.add_argument("--time-limit", type=float, default=60.0,
+                   help="CBC seconds per point (an unproven point is marked proven=False)")
+    p.add_argument("--max-par", type=int, default=64, help="largest lanes / pe considered")
+    p.add_argument("--out", required=True, help="output directory")
+
+
+def run(args) -> int:
+    from dse.api import explore
+
+    def log(msg):
+        print(msg, file=sys.stderr)
+
+    df = explore(args.model, args.device, out=args.out, util=args.util, formats=args.formats,
+                 clock_mhz=args.clock_mhz, points=args.points, objective=args.objective,
+                 frames=args.frames, time_limit=args.time_limit, max_par=args.max_par, log=log)
+    cols = ["point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp", "lut",
+            "bram18", "format_counts"]
+    print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"wrote {args.out}/pareto.csv, pareto.png, point_*.json, choices.csv")
+    return 0

@@ -1,0 +1,148 @@
+"""Latency-accuracy Pareto fronts: price every candidate, sweep the accuracy bound, keep the front.
+
+:func:`price` turns a workload, formats and a sensitivity table into per-layer candidate lists
+(and the ``choices.csv`` table); :func:`make_problem` wraps them with a budget; :func:`sweep`
+solves the program for ``points`` accuracy bounds between the most accurate and the fastest design
+and returns the non-dominated points as a pandas DataFrame.
+
+The sweep runs from the tightest bound to the loosest: each point is feasible for the next bound,
+so its II bounds the next program from above (slower candidates are pruned), and the unbounded
+optimum bounds every II from below.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import replace
+
+import pandas as pd
+
+from .accuracy import Sensitivity
+from .cost import ResourceModel, candidates, converter_coefficients, layer_cost
+from .devices import Budget
+from .ilp import Candidate, Infeasible, Problem, Solution, optimise
+from .workload import Workload
+
+__all__ = ["price", "make_problem", "sweep", "non_dominated", "solutions_frame", "FRONT_COLUMNS"]
+
+#: Columns of the front table (pareto.csv), in order.
+FRONT_COLUMNS = (
+    "point", "accuracy_pred", "acc_drop", "max_drop", "ii_cycles", "latency_cycles", "fps",
+    "latency_us", "dsp", "lut", "ff", "bram18", "converters", "formats", "format_counts",
+    "solve_seconds", "proven",
+)
+
+
+def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceModel | None = None,
+          activity: str = "mean", max_lanes: int = 64, max_pe: int = 64, count: int = 6):
+    """Candidates per layer and the table of all of them (``choices.csv``)."""
+    per_layer = []
+    rows = []
+    for layer in workload.layers:
+        cands = []
+        for ch in candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe, count=count):
+            cost = layer_cost(layer, ch, model=model, activity=activity)
+            drop = sens.drop(layer.name, ch.format)
+            cands.append(Candidate(ch, cost, drop))
+            rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
+                         "lanes": ch.lanes, "pe": ch.pe, "cycles": cost.cycles, "fill": cost.fill,
+                         "dsp": cost.dsp, "lut": cost.lut, "ff": cost.ff, "bram18": cost.bram18,
+                         "acc_drop": drop})
+        per_layer.append(tuple(cands))
+    return tuple(per_layer), pd.DataFrame(rows)
+
+
+def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
+                 objective: str = "ii", model: ResourceModel | None = None) -> Problem:
+    return Problem(names=tuple(layer.name for layer in workload.layers), candidates=tuple(cands),
+                   edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
+                   objective=objective, converter=converter_coefficients(model))
+
+
+def _key(problem: Problem, sol: Solution) -> int:
+    return sol.ii if problem.objective == "ii" else sol.latency
+
+
+def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None,
+          log=None) -> list[tuple[float | None, Solution]]:
+    """Solve for ``points`` accuracy bounds; return ``(bound, solution)`` of every solved bound.
+
+    Raises :class:`Infeasible` (naming the resource) if not even the fastest design fits.
+    """
+    if points < 1:
+        raise ValueError(f"points must be >= 1, not {points}")
+    fastest = optimise(problem, time_limit=time_limit)
+    d_hi = fastest.drop
+    if points == 1:
+        return [(problem.max_drop, fastest)]
+    # The most accurate design that fits: tighter bounds would only prove infeasibility (slowly).
+    d_lo = optimise(replace(problem, objective="drop"), time_limit=time_limit).drop
+    if d_hi <= d_lo + 1e-12:
+        return [(problem.max_drop, fastest)]
+    bounds = [d_lo + (d_hi - d_lo) * k / (points - 1) for k in range(points - 1)]
+    lower = fastest.ii if problem.objective == "ii" else None
+    out = []
+    prev = None
+    for b in bounds:
+        try:
+            sol = optimise(replace(problem, max_drop=b), time_limit=time_limit,
+                           upper=None if prev is None else _key(problem, prev), lower=lower,
+                           warm=prev is None)
+        except Infeasible as exc:
+            if log:
+                log(f"bound {b:.4f}: {exc}")
+            continue
+        out.append((b, sol))
+        prev = sol
+    out.append((problem.max_drop if problem.max_drop is not None else d_hi, fastest))
+    return out
+
+
+def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "ii"):
+    """The points no other point beats in both the objective and the predicted drop."""
+    key = (lambda s: s.ii) if objective == "ii" else (lambda s: s.latency)
+    keep = []
+    for b, s in rows:
+        dominated = any(
+            (key(t) <= key(s) and t.drop <= s.drop + 1e-12)
+            and (key(t) < key(s) or t.drop < s.drop - 1e-12)
+            for _, t in rows
+        )
+        duplicate = any(key(t) == key(s) and abs(t.drop - s.drop) <= 1e-12 for _, t in keep)
+        if not dominated and not duplicate:
+            keep.append((b, s))
+    keep.sort(key=lambda bs: (key(bs[1]), -bs[1].drop))
+    return keep
+
+
+def solutions_frame(rows, *, base: float, clock_mhz: float) -> pd.DataFrame:
+    """The front table: one row per point, numbered from 0 (fastest first)."""
+    recs = []
+    for k, (b, s) in enumerate(rows):
+        counts = Counter(c.format for c in s.choices)
+        recs.append({
+            "point": k,
+            "accuracy_pred": base - s.drop,
+            "acc_drop": s.drop,
+            "max_drop": b,
+            "ii_cycles": s.ii,
+            "latency_cycles": s.latency,
+            "fps": clock_mhz * 1e6 / s.ii,
+            "latency_us": s.latency / clock_mhz,
+            "dsp": s.dsp, "lut": s.lut, "ff": s.ff, "bram18": s.bram18,
+            "converters": s.converters,
+            "formats": "/".join(c.format for c in s.choices),
+            "format_counts": " ".join(f"{f}:{n}" for f, n in sorted(counts.items())),
+            "solve_seconds": round(s.solve_seconds, 3),
+            "proven": s.proven,
+        })
+    return pd.DataFrame(recs, columns=list(FRONT_COLUMNS))
+
+
+def timed_sweep(problem: Problem, **kw):
+    """:func:`sweep` and :func:`non_dominated`, with the wall time of the whole front."""
+    t0 = time.perf_counter()
+    rows = sweep(problem, **kw)
+    front = non_dominated(rows, problem.objective)
+    return front, rows, time.perf_counter() - t0

@@ -1,0 +1,125 @@
+"""The integer program against brute-force enumeration, and its infeasibility messages."""
+
+import random
+
+import pytest
+
+from dse import ilp
+from dse.cost import Choice, Cost
+from dse.devices import Budget, budget
+from dse.greedy import greedy
+
+
+def _instance(seed):
+    rng = random.Random(seed)
+    n = rng.randint(2, 4)
+    formats = ["int8", "int4", "dybit4"]
+    cands = []
+    for _ in range(n):
+        k = rng.randint(2, 5)
+        layer = []
+        for _ in range(k):
+            ch = Choice(rng.choice(formats), rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
+            cost = Cost(cycles=rng.randint(10, 200), fill=rng.randint(1, 50),
+                        dsp=rng.randint(0, 20), lut=rng.randint(50, 900),
+                        ff=rng.randint(50, 900), bram18=rng.randint(0, 6))
+            layer.append(ilp.Candidate(ch, cost, round(rng.uniform(0, 0.05), 4)))
+        cands.append(tuple(layer))
+    edges = [(i, i + 1) for i in range(n - 1)]
+    if n >= 3 and rng.random() < 0.5:
+        edges.append((0, n - 1))  # a residual-style skip edge
+    limits = {}
+    for r in ("dsp", "lut", "ff", "bram18"):
+        lo = sum(min(getattr(c.cost, r) for c in layer) for layer in cands)
+        hi = sum(max(getattr(c.cost, r) for c in layer) for layer in cands)
+        # from a little below the cheapest design (infeasible) to everything fitting
+        limits[r] = rng.randint(int(lo * 0.95), hi + 40)
+    b = Budget(device="TEST", util=1.0, **limits)
+    max_drop = rng.choice([None, round(rng.uniform(0.0, 0.1), 3)])
+    objective = rng.choice(ilp.OBJECTIVES)
+    conv = {"lut": (rng.randint(0, 40), rng.choice([0.5, 1.0, 2.0])),
+            "ff": (rng.randint(0, 40), rng.choice([0.5, 1.0]))}
+    return ilp.Problem(names=tuple(f"l{i}" for i in range(n)), candidates=tuple(cands),
+                       edges=tuple(edges), budget=b, max_drop=max_drop, objective=objective,
+                       converter=conv)
+
+
+def _value(problem, sol):
+    if problem.objective == "drop":
+        return pytest.approx(sol.drop, abs=1e-9)
+    return sol.ii if problem.objective == "ii" else sol.latency
+
+
+@pytest.mark.parametrize("formulation", ["max", "levels"])
+def test_ilp_equals_brute_force(formulation):
+    feasible = infeasible = 0
+    for seed in range(400):
+        if feasible >= 50:
+            break
+        problem = _instance(seed)
+        best = ilp.brute_force(problem)
+        if best is None:
+            infeasible += 1
+            with pytest.raises(ilp.Infeasible):
+                ilp.optimise(problem, formulation=formulation, warm=seed % 2 == 0)
+            continue
+        feasible += 1
+        sol = ilp.optimise(problem, formulation=formulation, warm=seed % 2 == 0)
+        assert _value(problem, best) == _value(problem, sol), seed
+        # the decoded point is really within budget and bound
+        for r in ("dsp", "lut", "ff", "bram18"):
+            assert getattr(sol, r) <= problem.budget.limit(r)
+        if problem.max_drop is not None:
+            assert sol.drop <= problem.max_drop + 1e-9
+    # the random instances exercise both outcomes
+    assert feasible >= 50 and infeasible >= 5
+
+
+def test_greedy_never_beats_ilp():
+    for seed in range(60):
+        problem = _instance(seed)
+        if problem.objective == "drop":
+            continue
+        g = greedy(problem)
+        if g is None:
+            continue
+        sol = ilp.optimise(problem)
+        assert _value(problem, sol) <= _value(problem, g)
+
+
+def test_converter_priced_on_width_mismatch():
+    cost = Cost(cycles=10, fill=1, dsp=0, lut=100, ff=100, bram18=0)
+    a = ilp.Candidate(Choice("int8", 1, 2), cost)
+    b_same = ilp.Candidate(Choice("int8", 2, 1), cost)
+    b_diff = ilp.Candidate(Choice("int8", 4, 1), cost)
+    conv = {"lut": (10, 1.0), "ff": (0, 0.5)}
+    b = Budget(device="TEST", util=1.0, dsp=0, lut=1000, ff=1000, bram18=0)
+    p = ilp.Problem(names=("a", "b"), candidates=((a,), (b_same, b_diff)), edges=((0, 1),),
+                    budget=b, converter=conv)
+    same = ilp.evaluate(p, [0, 0])
+    diff = ilp.evaluate(p, [0, 1])
+    assert same.lut == 200 and same.converters == 0
+    assert diff.lut == 200 + 10 + 8 * (2 + 4) and diff.ff == 200 + 4 * (2 + 4)
+    assert diff.converters == 1
+
+
+def test_infeasible_names_resource_and_minimum():
+    cost = Cost(cycles=10, fill=1, dsp=300, lut=100, ff=100, bram18=0)
+    cands = ((ilp.Candidate(Choice("int8", 1, 1), cost),),) * 2
+    p = ilp.Problem(names=("a", "b"), candidates=cands, edges=((0, 1),),
+                    budget=budget("XC7Z020", 0.8))
+    with pytest.raises(ilp.Infeasible) as exc:
+        ilp.optimise(p)
+    msg = str(exc.value)
+    assert msg == ("infeasible: needs at least 600 DSP48E1 at the lowest parallelism, device "
+                   "XC7Z020 offers 176 at util 0.8")
+    assert "\n" not in msg
+
+
+def test_infeasible_accuracy_bound():
+    cost = Cost(cycles=10, fill=1, dsp=1, lut=100, ff=100, bram18=0)
+    cands = ((ilp.Candidate(Choice("int4", 1, 1), cost, 0.03),),) * 2
+    p = ilp.Problem(names=("a", "b"), candidates=cands, edges=((0, 1),),
+                    budget=budget("XCZU3EG"), max_drop=0.05)
+    with pytest.raises(ilp.Infeasible, match="accuracy drop is at least 0.0600"):
+        ilp.optimise(p)

@@ -29,8 +29,9 @@ branch and, since a 3x3 layer cannot emit a row until the next row has arrived, 
 deadlocks. The skip FIFO therefore holds, in beats, the most sites the long branch can have in
 flight (:func:`sites_in_flight`), summed over its stages:
 
-- 3x3 layer (line buffer): the writer may run two rows ahead of the emitter, so up to three input
-  rows ``3 * W`` plus the window/compute pipeline (2 sites);
+- 3x3 layer (line buffer of ``N`` row slots): the writer may run ``N - 2`` rows ahead of the
+  row the emitter is centred on, so up to ``(N - 1) * W`` input sites, plus the window/compute
+  pipeline (2 sites) and the requantizer (1);
 - 1x1 layer: its two input banks and its output register (3 sites);
 - requantizer (3 beats), width converter (``a + b`` values), residual add (2 beats): one site each,
   rounded up;
@@ -38,7 +39,9 @@ flight (:func:`sites_in_flight`), summed over its stages:
 
 minus what the short branch itself holds, plus one site of slack, times the skip stream's beats per
 site (never less than ``fifo_depth``). Sized this way the fork never waits for the skip branch while
-the long branch can accept input, so the residual costs no throughput either.
+the long branch can accept input, so the residual costs no throughput either. (Deadlock freedom
+alone needs less: a stride-1 3x3 layer emits a site once ``2 * W + 1`` later sites have arrived;
+``test_compose`` shows a too-small skip FIFO deadlocking.)
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from amaranth.lib.wiring import In, Out
 
 from codesign.errors import CodesignError
 
+from . import line_buffer
 from .conv1x1 import Conv1x1
 from .conv3x3 import Conv3x3
 from .dwconv import DWConv3x3
@@ -113,14 +117,15 @@ def _requant(node, conv, abits):
                        lo=int(node.lo), hi=int(node.hi), out_width=abits)
 
 
-def sites_in_flight(kind: str, *, width: int = 1, beats: int = 1, depth: int = 0) -> int:
+def sites_in_flight(kind: str, *, width: int = 1, beats: int = 1, depth: int = 0,
+                    slots: int = line_buffer.DEFAULT_SLOTS) -> int:
     """Most sites a stage can hold between taking a site's first beat and emitting its last.
 
     See the module docstring; ``width`` is the map width, ``beats`` the stream's beats per site,
-    ``depth`` a FIFO's depth in beats.
+    ``depth`` a FIFO's depth in beats, ``slots`` a line buffer's row slots.
     """
     if kind in ("conv3x3", "dwconv3x3"):
-        return 3 * width + 2 + 1        # three rows, pipeline, requantizer
+        return (slots - 1) * width + 2 + 1   # rows held, pipeline, requantizer
     if kind in ("conv1x1", "linear"):
         return 3 + 1                    # two banks, output register, requantizer
     if kind == "fifo":
@@ -253,8 +258,10 @@ class Network(wiring.Component):
                 rq = self._add(f"{name}_requant", _requant(n, conv, self.abits))
                 self._links.append((conv.o, rq.i))
                 out, o_shape = rq.o, rq.o_shape
+            slots = getattr(conv, "slots", line_buffer.DEFAULT_SLOTS)
             self.stages[name] = _Stage(n, [conv.i], out, o_shape, ch.lanes,
-                                       sites_in_flight(kind, width=w, beats=c // ch.lanes))
+                                       sites_in_flight(kind, width=w, beats=c // ch.lanes,
+                                                       slots=slots))
         elif kind == "add":
             a = self.stages[n.inputs[0]].o_shape
             add = self._add(f"{name}_add", ResidualAdd(shape=a, Ma=int(n.Ma), Mb=int(n.Mb),

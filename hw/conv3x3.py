@@ -18,7 +18,7 @@ Cycles per frame (back to back, never stalled): the compute side spends ``G`` cy
 beat, which stretches the line buffer's emitter, so :func:`cycles_per_frame` is
 :func:`hw.line_buffer.cycles_per_frame` with ``cycles_per_beat = G``::
 
-    B * n_out + H_out + 2          if G == 1 and n_out >= n_in
+    B * n_out + 3 + 2 * E          if G == 1 and n_out >= n_in   (E: expected empty rows)
     B * max(n_in, G * n_out) + 1   otherwise
 
 (measured exact on dense maps and within a few cycles on sparse ones), and any frame lies within

@@ -27,16 +27,19 @@ Cycles per frame, frames back to back, never stalled (``B`` beats per site, ``n_
 ``C_out / pe`` for the full conv), measured from one end-of-frame output beat to the next
 (:func:`cycles_per_frame`)::
 
-    B * n_out + H_out + 2                 if G == 1 and n_out >= n_in   (emitter-bound)
-    B * max(n_in, G * n_out) + 1          otherwise
+    B * n_out + 3 + 2 * E             if G == 1 and n_out >= n_in   (emitter-bound)
+    B * max(n_in, G * n_out) + 1      otherwise
 
-The emitter pays one cycle per visited row (and 2 per frame), visible only when it is the
-bottleneck and its consumer takes every beat at once (``G == 1``); otherwise the writer's ``B``
-cycles per input site or the consumer's ``G * B`` per output site set the pace. Measured on the RTL
-(``slots = 8``): exact on dense maps (8x8, 16x16, 7x9, 5x7, both strides) and on random sparse
-ones (60x80 at 20 %, 30x40 at 5 %, 8x8 at 30 %) within a few cycles. With 4 slots sparse maps run
-up to 10 % slower (the writer cannot absorb row-to-row imbalance). Every frame, lone or not, lies
-within :func:`cycle_bounds`::
+where ``E = H_out * (1 - n_out / (H_out * W_out)) ** W_out`` is the expected number of empty output
+rows of a uniformly random map (0 for a dense one). The emitter moves from one output row to the
+next without a bubble when the next row is ready and has sites, and spends about two cycles per
+empty row; that shows only when it is the bottleneck and its consumer takes a beat per cycle
+(``G == 1``); otherwise the writer's ``B`` cycles per input site or the consumer's ``G * B`` per
+output site set the pace. Measured on the RTL with the default 8 slots: exact on dense maps (8x8,
+16x16, 7x9, 5x7, both strides, ``G`` = 1, 2, 4, 8), within 5 cycles on 60x80 maps at 20 %
+(1011 vs 1009 estimated), within 4 % on 30x40 at 5 %. With 4 slots the writer cannot absorb the
+row-to-row imbalance of sparse maps: up to 25 % slower there, 3 cycles per frame on dense ones.
+Every frame, lone or not, lies within :func:`cycle_bounds`::
 
     B * G * n_out + 1  <=  cycles  <=  B * (n_in + G * n_out) + H_out + 4
 
@@ -65,7 +68,7 @@ __all__ = [
 _BANKS = 4
 #: Row slots of the line buffer: 4 is the minimum (3 rows read, 1 written); 8 lets the writer run
 #: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
-#: density: 1176 -> 1068 cycles at stride 1, 1573 -> 1082 at stride 2) for twice the row memory.
+#: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
 DEFAULT_SLOTS = 8
 
 
@@ -109,7 +112,8 @@ def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stri
     n_in = b * active_sites
     n_out = b * cycles_per_beat * output_sites
     if cycles_per_beat == 1 and n_out >= n_in:
-        return n_out + ho + 2
+        empty_rows = ho * (1.0 - min(output_sites / (ho * wo), 1.0)) ** wo
+        return n_out + 3 + 2 * empty_rows
     return max(n_in, n_out) + 1
 
 
@@ -295,20 +299,30 @@ class LineBuffer(wiring.Component):
             ok = (r >= 0) & (r < H) & tag_ok_a[sl] & (tag[sl] == r) & (tag_par[sl] == par_e)
             return Mux(ok, bitmap[sl], 0)
 
-        rows_bm = [Signal(W, name=f"win_bm{dy}") for dy in range(3)]
-        for dy in range(3):
-            m.d.comb += rows_bm[dy].eq(row_bitmap(cy - 1 + dy))
-        if s == 1:
-            out_bm = rows_bm[1]
-        else:
-            union = Signal(W)
-            m.d.comb += union.eq(rows_bm[0] | rows_bm[1] | rows_bm[2])
-            out_bm = Signal(Wo)
+        def window_rows(centre, tag_):
+            """Bitmaps of the 3 input rows around ``centre`` and the output row's site bitmap."""
+            rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(3)]
+            for dy in range(3):
+                m.d.comb += rows[dy].eq(row_bitmap(centre - 1 + dy))
+            if s == 1:
+                return rows, rows[1]
+            union = Signal(W, name=f"{tag_}_union")
+            m.d.comb += union.eq(rows[0] | rows[1] | rows[2])
+            sites = Signal(Wo, name=f"{tag_}_sites")
             for ox in range(Wo):
                 cols = [c for c in (2 * ox - 1, 2 * ox, 2 * ox + 1) if 0 <= c < W]
-                m.d.comb += out_bm[ox].eq(Cat(*(union[c] for c in cols)).any())
+                m.d.comb += sites[ox].eq(Cat(*(union[c] for c in cols)).any())
+            return rows, sites
 
-        row_ready = all_done | ((started | pending_row) & (frontier >= (cy + 2)))
+        def ready_for(centre):
+            return all_done | ((started | pending_row) & (frontier >= (centre + 2)))
+
+        rows_bm, out_bm = window_rows(cy, "win")
+        # the next output row, so that the emitter moves on without a bubble
+        _, next_bm = window_rows(cy + s, "next")
+        next_go = (e_row + 1 < Ho) & ready_for(cy + s) & next_bm.any()
+
+        row_ready = ready_for(cy)
         if s == 1:
             finished = ahead & (~e_started | (e_row > e_last))
         else:
@@ -401,7 +415,10 @@ class LineBuffer(wiring.Component):
                         m.d.sync += [b_out.eq(0), remaining.eq(remaining & (remaining - 1))]
                         with m.If((remaining & (remaining - 1)) == 0):
                             m.d.sync += e_row.eq(e_row + 1)
-                            m.next = "ROW"
+                            with m.If(next_go):
+                                m.d.sync += remaining.eq(next_bm)
+                            with m.Else():
+                                m.next = "ROW"
                     with m.Else():
                         m.d.sync += b_out.eq(b_out + 1)
             with m.State("EOF"):

@@ -64,7 +64,7 @@ async def python_stream(dut):
     in_mon = StreamMonitor(tb, m.input, name="input_monitor", callback=on_input)
     out_mon = StreamMonitor(tb, m.output, name="output_monitor", callback=on_output)
     await tb.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for words in stim["inputs"]:
         src.send_beats(words)
     stopped = await tb.wait_until(
@@ -75,9 +75,9 @@ async def python_stream(dut):
     end_cycle = tb.cycle
     if stopped is None:
         await Timer(64 * tb.period_ns, unit="ns")  # catch extra beats after the last frame
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     _write(job["result"], {
-        "out": out, "frames_in": frames_in, "cycles": end_cycle, "wall_s": wall,
+        "out": out, "frames_in": frames_in, "cycles": end_cycle, "wall_s": wall, "cpu_s": cpu,
         "stopped": None if stopped is None else {
             "stream": stopped, "cycle": tb.cycle, "n_in": in_mon.count,
             "n_out": out_mon.count, "frames_out": sb.frames_done},
@@ -93,8 +93,8 @@ async def fast_stream(dut):
     if not job.get("hdl_clock"):
         tb = TB(dut, clock="clk", reset="rst", reset_active="high", count_cycles=False)
         await tb.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await RisingEdge(dut.done)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     _write(job["result"], {"cycles": int(dut.cycle.value.to_unsigned()), "wall_s": wall,
-                           "timed_out": int(dut.timed_out.value)})
+                           "cpu_s": cpu, "timed_out": int(dut.timed_out.value)})

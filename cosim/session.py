@@ -40,6 +40,7 @@ class SimResult:
     total_cycles: int
     sim_wall_s: float
     wall_s: float
+    sim_cpu_s: float = 0.0
     stopped: str | None = None
     build_reused: bool = False
     stall_in: float = 0.0
@@ -55,6 +56,11 @@ class SimResult:
     def sim_cycles_per_s(self) -> float:
         return self.total_cycles / self.sim_wall_s if self.sim_wall_s > 0 else 0.0
 
+    @property
+    def sim_cycles_per_cpu_s(self) -> float:
+        """Cycles per CPU second of the simulator process (robust on a loaded machine)."""
+        return self.total_cycles / self.sim_cpu_s if self.sim_cpu_s > 0 else 0.0
+
     def summary(self) -> dict:
         cpf = self.cycles_per_frame
 
@@ -64,6 +70,7 @@ class SimResult:
         out = {"frames": self.frames, "mismatches": len(self.mismatches),
                "cycles_per_frame": stats(cpf), "sim": self.sim,
                "sim_cycles_per_s": round(self.sim_cycles_per_s, 1),
+               "sim_cycles_per_cpu_s": round(self.sim_cycles_per_cpu_s, 1),
                "path": self.path, "latency_cycles": stats(self.latency),
                "total_cycles": self.total_cycles, "stall": [self.stall_in, self.stall_out],
                "seed": self.seed}
@@ -225,6 +232,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
     return SimResult(sim=sim, path=path, frames=len(frames), mismatches=mismatches,
                      cycles_per_frame=cpf, latency=lat, total_cycles=total_cycles,
                      sim_wall_s=res["wall_s"], wall_s=time.perf_counter() - t0,
+                     sim_cpu_s=res.get("cpu_s", 0.0),
                      stopped=stopped, build_reused=reused, stall_in=stall_in,
                      stall_out=stall_out, seed=seed, extra={"work_dir": str(work_dir)})
 

@@ -1,0 +1,78 @@
+"""Whole-network co-simulation: designs composed by hw/ against QGraph.run_frame."""
+
+import random
+
+import pytest
+
+from cosim.manifest import load_manifest
+from cosim.session import simulate
+
+pytestmark = pytest.mark.rtl
+
+INT8 = ["int8"] * 6
+MIXED = ["int8", "dybit4", "int4", "dybit8", "int4", "int8"]
+
+
+def _frames(qgraph, kit, seed, n=20):
+    c, h, w = qgraph.input.in_shape
+    return kit.frame_set(seed=seed, n=n, height=h, width=w, channels=c)
+
+
+@pytest.mark.parametrize("head", [
+    "map", pytest.param("classifier", marks=pytest.mark.slow)])
+def test_tiny_network_fast_and_python_paths(tiny_net, kit, sim_cache, head):
+    # the map-output network (stride-2 sparse sites, residual, no pool) is the quick CI one;
+    # the classifier needs Verilator (see the Icarus xfail below) and two 30-60 s builds
+    sim = kit.any_sim() if head == "map" else "verilator"
+    kit.need(sim)
+    d, golden, g = tiny_net(MIXED, lanes=2, pe=2, head=head)
+    m = load_manifest(d)
+    assert m.model == "tiny" and m.output.channels == (5 if head == "classifier" else 8)
+    frames = _frames(g, kit, seed=21)
+    r = simulate(d, frames, golden, sim=sim, stall_in=0.3, stall_out=0.3, seed=3,
+                 cache_dir=sim_cache)
+    assert r.ok and r.frames >= 20, (r.mismatches[:3], r.stopped)
+    few = frames[:6]
+    p = simulate(d, few, golden, sim=sim, path="python", stall_in=0.7, stall_out=0.7, seed=4,
+                 cache_dir=sim_cache)
+    assert p.ok, (p.mismatches[:3], p.stopped)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("formats", [INT8, MIXED], ids=["int8", "mixed"])
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+def test_tiny_network_sweep_verilator(tiny_net, kit, sim_cache, formats, stall):
+    kit.need("verilator")
+    d, golden, g = tiny_net(formats)
+    r = simulate(d, _frames(g, kit, seed=22), golden, sim="verilator", stall_in=stall,
+                 stall_out=stall, seed=5, cache_dir=sim_cache)
+    assert r.ok, (r.mismatches[:3], r.stopped)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="Icarus 11 runs the composed classifier one frame late (the last "
+                          "frame's logits never leave); every block alone and every prefix up "
+                          "to the pool agree with Verilator; open with hw/", strict=False)
+def test_tiny_network_icarus_matches_verilator(tiny_net, kit, sim_cache):
+    kit.need("verilator")
+    kit.need("icarus")
+    d, golden, g = tiny_net(INT8)
+    frames = _frames(g, kit, seed=23, n=8)
+    runs = [simulate(d, frames, golden, sim=s, stall_in=0.3, stall_out=0.3, seed=6,
+                     cache_dir=sim_cache) for s in ("verilator", "icarus")]
+    assert all(r.ok for r in runs)
+    assert runs[0].cycles_per_frame == runs[1].cycles_per_frame
+    assert runs[0].total_cycles == runs[1].total_cycles
+
+
+def test_empty_frame_golden_is_the_bias_for_a_classifier(tiny_net):
+    import numpy as np
+    d, golden, g = tiny_net(INT8)
+    coords, feats = golden([], [])
+    assert coords.tolist() == [[0, 0]]
+    assert feats.tolist() == [np.asarray(g.output.bias).tolist()]
+    rng = random.Random(0)
+    c, h, w = g.input.in_shape
+    site = [(h - 1, 0)]
+    out = golden(site, [[rng.randint(-127, 127) for _ in range(c)]])
+    assert out[0].tolist() == [[0, 0]] and out[1].shape == (1, 5)

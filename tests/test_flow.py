@@ -1,0 +1,89 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from codesign.cli import main
+from codesign.commands.flow import pick_point
+from codesign.errors import CodesignError
+from codesign.pipeline import Stage, run_flow
+
+
+def _stages(tmp, log, fail_at=None):
+    def make(name, src):
+        out = tmp / f"{name}.txt"
+
+        def run():
+            if fail_at == name:
+                raise RuntimeError(f"killed in {name}")
+            text = (tmp / f"{src}.txt").read_text() if src else "seed"
+            out.write_text(text + f"+{name}")
+            log.append(name)
+
+        return Stage(name, run, lambda: [out],
+                     lambda: {"src": (tmp / f"{src}.txt").read_text() if src else None})
+
+    return [make("a", None), make("b", "a"), make("c", "b")]
+
+
+def test_flow_resumes_after_a_kill_and_reruns_only_what_changed(tmp_path):
+    log = []
+    with pytest.raises(RuntimeError, match="killed in c"):
+        run_flow(_stages(tmp_path, log, fail_at="c"), tmp_path / ".flow")
+    assert log == ["a", "b"] and not (tmp_path / "c.txt").exists()
+    log.clear()
+    status = run_flow(_stages(tmp_path, log), tmp_path / ".flow")
+    assert status == {"a": "skipped", "b": "skipped", "c": "ran"}
+    assert (tmp_path / "c.txt").read_text() == "seed+a+b+c"
+    # an output edited by hand is noticed and redone; c's input is then unchanged again
+    (tmp_path / "b.txt").write_text("tampered")
+    log.clear()
+    status = run_flow(_stages(tmp_path, log), tmp_path / ".flow")
+    assert status == {"a": "skipped", "b": "ran", "c": "skipped"}
+    assert (tmp_path / "c.txt").read_text() == "seed+a+b+c"
+    log.clear()
+    assert set(run_flow(_stages(tmp_path, log), tmp_path / ".flow", force=True).values()) == {"ran"}
+
+
+def test_pick_point_fastest_within_drop(tmp_path):
+    p = tmp_path / "pareto.csv"
+    p.write_text("point,accuracy_pred,ii_cycles,latency_cycles\n"
+                 "0,0.90,100,150\n1,0.975,300,400\n2,0.98,500,600\n3,0.99,900,1000\n")
+    assert pick_point(p, 0.01)["point"] == 2
+    assert pick_point(p, 0.0)["point"] == 3
+    assert pick_point(p, 0.2)["point"] == 0
+    p.write_text("point,accuracy_pred,ii_cycles,latency_cycles\n")
+    with pytest.raises(CodesignError, match="no Pareto point"):
+        pick_point(p, 0.01)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--model", "nope"], "valid models"),
+    (["--device", "XC9999"], "XC9999"),
+    (["--formats", "int8,int3"], "valid formats"),
+    (["--util", "1.5"], "--util"),
+    (["--frames", "0"], "--frames"),
+])
+def test_flow_bad_input_one_line_nothing_written(tmp_path, capsys, argv, msg):
+    out = tmp_path / "run"
+    assert main(["flow", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and msg in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_flow_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["flow", "--model", "digits", "--out", str(out), "--frames", "3", "--no-synth",
+            "--points", "3"]
+    assert main(argv) == 0
+    report = (out / "report.md").read_text()
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    assert sim["mismatches"] == 0 and sim["frames"] == 3
+    assert "0 mismatches" in report and Path(out / "latency.png").stat().st_size > 1000
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "up to date, skipped" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == report

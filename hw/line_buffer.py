@@ -214,13 +214,11 @@ class LineBuffer(wiring.Component):
         depth = cols_per_bank << bbits
         rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -1 .. 2H+1, comparisons need headroom
 
-        mems = {}
         wports, rports = {}, {}
         for sl in range(N):
             for bk in range(_BANKS):
                 mem = Memory(shape=unsigned(word), depth=depth, init=[])
                 m.submodules[f"row{sl}_bank{bk}"] = mem
-                mems[sl, bk] = mem
                 wports[sl, bk] = mem.write_port()
                 rports[sl, bk] = mem.read_port()
 

@@ -6,6 +6,11 @@ under stalls; :func:`simulate` runs testbenches with a watchdog so a hung block 
 Payloads go in as anything ``ctx.set`` accepts for the payload's layout (for a
 :class:`~amaranth.lib.data.StructLayout`, a dict such as ``{"y": 1, "x": 2, "data": [3, -4],
 "eof": 0}``) and come out as plain dicts via :func:`to_python`.
+
+Frame helpers for token-stream blocks: :func:`random_frame` makes a sparse frame
+``(coords, feats)``, :func:`frame_beats` / :func:`split_frames` convert between frames and beats,
+:func:`run_frames` streams frames through a block and timestamps each end of frame, and
+:func:`conv3x3_reference` is the integer golden model of a 3x3 layer's raw accumulators.
 """
 
 from __future__ import annotations

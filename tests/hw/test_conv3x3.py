@@ -135,3 +135,18 @@ def test_conv3x3_from_qnode_and_no_multiplier_for_dybit():
         assert dut.o_shape == TokenShape(height=h, width=w, channels=c_out, lanes=2,
                                          data_width=32)
         assert ("$mul" in rtlil.convert(dut, name="stem")) == has_mul
+
+
+def test_conv3x3_int4_activations():
+    h, w, c_in, c_out = 5, 4, 2, 2
+    rng = random.Random(12)
+    weight, bias = random_weights(rng, "dybit8", c_out, c_in)
+    shape = TokenShape(height=h, width=w, channels=c_in, lanes=1, data_width=4)
+    dut = Conv3x3(shape=shape, c_out=c_out, pe=1, stride=2, fmt="dybit8", weight=weight,
+                  bias=bias)
+    frames = [random_frame(rng, height=h, width=w, channels=c_in, density=d, lo=-7, hi=7)
+              for d in (0.5, 1.0)]
+    got, _ = run_frames(dut, frames, lanes=1, idle=0.2, stall=0.2)
+    for (coords, feats), out in zip(frames, got, strict=True):
+        assert out == tuple(conv3x3_reference(coords, feats, height=h, width=w, weight=weight,
+                                              bias=bias, stride=2))

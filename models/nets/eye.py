@@ -150,7 +150,7 @@ class EyeSpec:
     """Zoo entry of the eye tracker (see :class:`models.zoo.ModelSpec`)."""
 
     name = "eye"
-    default_epochs = 12
+    default_epochs = 6
     sparse = True
     lr = 3e-3
     batch_size = 8

@@ -16,6 +16,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from cocotb_tools.runner import Verilator, get_runner
+
 from codesign.errors import CodesignError
 
 __all__ = ["SIMULATORS", "simulator_missing", "require_simulator", "cached_build", "run_test",
@@ -70,9 +72,20 @@ def require_simulator(sim: str) -> None:
         _setup_verilator_env()
 
 
-def _get_runner(sim: str):
-    from cocotb_tools.runner import get_runner
+class _TopOnlyVerilator(Verilator):
+    """Verilator without ``--public-flat-rw``: only the top's signals are visible to cocotb, so
+    Verilator may optimise everything below (the fast-path wrapper needs nothing else)."""
+
+    def _build_command(self):
+        cmds = super()._build_command()
+        first = [a for a in cmds[0] if a != "--public-flat-rw"]
+        return [first + ["--public-depth", "1"], *cmds[1:]]
+
+
+def _get_runner(sim: str, *, top_only: bool = False):
     require_simulator(sim)
+    if sim == "verilator" and top_only:
+        return _TopOnlyVerilator()
     try:
         return get_runner(sim)
     except SystemExit as exc:
@@ -130,22 +143,23 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def cached_build(sim: str, sources, toplevel: str, cache_dir) -> tuple:
+def cached_build(sim: str, sources, toplevel: str, cache_dir, *, top_only: bool = False) -> tuple:
     """Build ``sources`` with top ``toplevel`` unless an identical build exists.
 
+    ``top_only`` (Verilator): only the top's own signals are visible to cocotb (faster model).
     Returns ``(build_dir, reused)``.
     """
     sources = [Path(s).resolve() for s in sources]
     for s in sources:
         if not s.is_file():
             raise CodesignError(f"Verilog source {s} does not exist")
-    key = build_key(sim, sources, toplevel)
+    key = build_key(sim, sources, toplevel + ("-toponly" if top_only else ""))
     build_dir = Path(cache_dir).resolve() / f"{toplevel}-{sim}-{key}"
     stamp = build_dir / ".cosim_built"
     with _locked(Path(cache_dir).resolve() / f".{toplevel}-{sim}-{key}.lock"):
         if stamp.exists():
             return build_dir, True
-        runner = _get_runner(sim)
+        runner = _get_runner(sim, top_only=top_only)
         log = build_dir / "build.log"
         build_dir.mkdir(parents=True, exist_ok=True)
         try:

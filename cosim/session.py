@@ -162,7 +162,8 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
         wrapper = work_dir / f"{WRAPPER_TOP}.v"
         wrapper.write_text(wrapper_verilog(m, hdl_clock=hdl_clock))
         job["hdl_clock"] = hdl_clock
-        build_dir, reused = cached_build(sim, [m.verilog, wrapper], WRAPPER_TOP, cache_dir)
+        build_dir, reused = cached_build(sim, [m.verilog, wrapper], WRAPPER_TOP, cache_dir,
+                                         top_only=hdl_clock)
         in_file, trace_file = work_dir / "input.hex", work_dir / "trace.txt"
         n_beats = write_input_file(in_file, (w for fr in inputs for w in fr))
         trace_file.unlink(missing_ok=True)

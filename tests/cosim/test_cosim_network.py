@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from cosim.cycles import compare_cycles, predicted_frame_cycles
 from cosim.manifest import load_manifest
 from cosim.session import simulate
 
@@ -36,6 +37,10 @@ def test_tiny_network_fast_and_python_paths(tiny_net, kit, sim_cache, head):
     p = simulate(d, few, golden, sim=sim, path="python", stall_in=0.7, stall_out=0.7, seed=4,
                  cache_dir=sim_cache)
     assert p.ok, (p.mismatches[:3], p.stopped)
+    # no stalls: each frame's period against the slowest layer's hw.perf formula
+    r0 = simulate(d, frames, golden, sim=sim, cache_dir=sim_cache)
+    cmp = compare_cycles(r0.cycles_per_frame, predicted_frame_cycles(g, m.point, frames))
+    assert cmp["frames"] >= 20 and 0.95 <= cmp["ratio_mean"] <= 1.25, cmp
 
 
 @pytest.mark.slow

@@ -38,16 +38,18 @@ def test_fast_path_verilator_zero_mismatches(toy, kit, sim_cache, stall):
             _formula_cycles(f, **TOY) for f in frames) / len(frames)
 
 
-def test_python_path_matches_fast_path_cycles(toy, kit, sim_cache):
-    kit.need("verilator")
+@pytest.mark.parametrize("sim", ["any", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_python_path_matches_fast_path_cycles(toy, kit, sim_cache, sim):
+    sim = kit.any_sim() if sim == "any" else sim
+    kit.need(sim)
     d, golden = toy(**TOY)
     frames = kit.frame_set(seed=4)
-    py = simulate(d, frames, golden, sim="verilator", path="python", cache_dir=sim_cache)
-    fast = simulate(d, frames, golden, sim="verilator", path="fast", cache_dir=sim_cache)
+    py = simulate(d, frames, golden, sim=sim, path="python", cache_dir=sim_cache)
+    fast = simulate(d, frames, golden, sim=sim, path="fast", cache_dir=sim_cache)
     assert py.ok and fast.ok
     assert py.cycles_per_frame == fast.cycles_per_frame
     assert py.latency == fast.latency
-    stalled = simulate(d, frames, golden, sim="verilator", path="python", stall_in=0.3,
+    stalled = simulate(d, frames, golden, sim=sim, path="python", stall_in=0.3,
                        stall_out=0.7, seed=2, cache_dir=sim_cache)
     assert stalled.ok, (stalled.mismatches[:3], stalled.stopped)
     assert sum(stalled.cycles_per_frame) > sum(py.cycles_per_frame)

@@ -80,3 +80,16 @@ def test_load_toy_manifest(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(bad))
     with pytest.raises(CodesignError, match="lanes"):
         load_manifest(tmp_path)
+
+
+def test_missing_simulator_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
+    import cosim.runner
+    from codesign.cli import main
+    from cosim.toy import write_toy_build
+    write_toy_build(tmp_path)
+    monkeypatch.setattr(cosim.runner.shutil, "which", lambda tool: None)
+    reason = cosim.runner.simulator_missing("icarus")
+    assert reason and "iverilog" in reason
+    assert cosim.runner.simulator_missing("questa").startswith("unknown simulator")
+    assert main(["sim", "--build", str(tmp_path), "--sim", "icarus"]) == 2
+    assert "Icarus Verilog not found" in capsys.readouterr().err

@@ -153,3 +153,14 @@ def test_cli_sim_summary_and_exit_codes(toy, kit, monkeypatch, capsys, tmp_path)
     assert code == 2 and "--stall" in err
     code, out, err = _cli(monkeypatch, capsys, tmp_path, golden, kit)
     assert code == 2 and "codesign build" in err
+
+
+@pytest.mark.parametrize("sim", ["any", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_wide_payloads_over_64_bits(toy, kit, sim_cache, sim):
+    sim = kit.any_sim() if sim == "any" else sim
+    kit.need(sim)
+    d, golden = toy(channels=32, lanes=16, height=16, width=16)
+    assert load_manifest(d).input.payload_width > 128
+    frames = kit.frame_set(seed=12, n=4, height=16, width=16, channels=32)
+    r = simulate(d, frames, golden, sim=sim, stall_in=0.3, stall_out=0.3, cache_dir=sim_cache)
+    assert r.ok, (r.mismatches[:3], r.stopped)

@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import math
 
+import torch
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from codesign.errors import CodesignError
+from models import reference
 
 from . import line_buffer
 from .conv1x1 import Conv1x1
@@ -113,8 +115,15 @@ class _Stage:
 
 
 def _requant(node, conv, abits):
+    # the accumulator's real width (bounds over the whole activation range), so the requant
+    # multiplier fits one DSP per lane
+    qmax = (1 << (abits - 1)) - 1
+    bits = reference.acc_bits(torch.from_numpy(node.weight), torch.from_numpy(node.bias),
+                              -qmax, qmax)
+    width = conv.o_shape.data_width
     return Requantizer(shape=conv.o_shape, M=[int(v) for v in node.M.reshape(-1)], S=int(node.S),
-                       lo=int(node.lo), hi=int(node.hi), out_width=abits)
+                       lo=int(node.lo), hi=int(node.hi), out_width=abits,
+                       acc_bits=max(2, min(bits, width)))
 
 
 def sites_in_flight(kind: str, *, width: int = 1, beats: int = 1, depth: int = 0,

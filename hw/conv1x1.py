@@ -19,13 +19,14 @@ beat (data zero) after the sites before it.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from models.quant.formats import weight_format
-from models.reference import ACC_BITS
+from models.reference import ACC_BITS, check_acc_bits
 
 from .mac import adder_tree, product
 from .stream import TokenShape
@@ -103,6 +104,8 @@ class Conv1x1(wiring.Component):
             raise ValueError(f"bias must have {c_out} values, not {b.shape}")
         if (b < -(1 << (ACC_BITS - 1))).any() or (b >= (1 << (ACC_BITS - 1))).any():
             raise ValueError("bias does not fit the int32 accumulator")
+        qmax = (1 << (shape.data_width - 1)) - 1
+        check_acc_bits(torch.from_numpy(w), torch.from_numpy(b), -qmax, qmax, name="1x1 conv")
         self.i_shape = shape
         self.c_out, self.pe = c_out, pe
         self.weight, self.bias = w, b

@@ -11,6 +11,10 @@ site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants.
 Three pipeline stages (ROM read, multiply-round, shift-clamp) advance together whenever the output
 register is empty or being drained, so the block takes one beat per cycle when unstalled and adds a
 latency of :data:`LATENCY` cycles. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
+
+``acc_bits`` (the layer's accumulator width from :func:`models.reference.acc_bits`, which the
+composer computes) narrows the multiplier to the bits the accumulator really uses: up to 27 bits
+times the 15-bit ``M`` fits one DSP48E2 per lane instead of two.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class Requantizer(wiring.Component):
         Output clamp range; must fit ``out_width`` signed bits.
     out_width : int
         Bits of an output lane (8 for int8 activations).
+    acc_bits : int, optional
+        Signed bits the accumulators actually need (default: the stream's ``data_width``); the
+        caller guarantees every accumulator fits.
 
     Attributes
     ----------
@@ -61,7 +68,7 @@ class Requantizer(wiring.Component):
     o : Out(stream.Signature(o_shape.layout()))
     """
 
-    def __init__(self, *, shape, M, S, lo, hi, out_width=8):
+    def __init__(self, *, shape, M, S, lo, hi, out_width=8, acc_bits=None):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         M = [int(v) for v in M]
@@ -77,6 +84,12 @@ class Requantizer(wiring.Component):
         qmax = (1 << (out_width - 1)) - 1
         if not -qmax - 1 <= lo <= hi <= qmax:
             raise ValueError(f"clamp range [{lo}, {hi}] does not fit {out_width} signed bits")
+        if acc_bits is None:
+            acc_bits = shape.data_width
+        if not isinstance(acc_bits, int) or not 2 <= acc_bits <= shape.data_width:
+            raise ValueError(f"acc_bits must be an integer in [2, {shape.data_width}], "
+                             f"not {acc_bits!r}")
+        self.acc_bits = acc_bits
         self.i_shape = shape
         self.o_shape = TokenShape(height=shape.height, width=shape.width,
                                   channels=shape.channels, lanes=shape.lanes,
@@ -119,14 +132,15 @@ class Requantizer(wiring.Component):
         # stage b: rounded products
         b_valid = Signal()
         b_meta = Signal(self.i_layout)
-        pw = self.i_shape.data_width + M_BITS + 1
+        pw = self.acc_bits + M_BITS + 1
         b_prod = [Signal(signed(pw + 1), name=f"prod{i}") for i in range(lanes)]
         with m.If(en):
             m.d.sync += [a_valid.eq(self.i.valid), a.eq(self.i.payload)]
             m.d.sync += [b_valid.eq(a_valid), b_meta.eq(a)]
             for i in range(lanes):
                 mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
-                m.d.sync += b_prod[i].eq(a.data[i] * mult + (1 << (self.S - 1)))
+                acc = a.data[i][:self.acc_bits].as_signed()
+                m.d.sync += b_prod[i].eq(acc * mult + (1 << (self.S - 1)))
             m.d.sync += [
                 self.o.valid.eq(b_valid),
                 self.o.payload.y.eq(b_meta.y),

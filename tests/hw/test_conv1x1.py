@@ -113,3 +113,9 @@ def test_conv1x1_sweep(fmt, c_in, c_out, lanes, pe):
     frames = _frames(rng, 4, 4, c_in, [16, 0, 3])
     got, _ = run_stream(dut, frames, idle=0.25, stall=0.25, seed=lanes + pe)
     _check(frames, got, w, b)
+
+
+def test_conv1x1_rejects_accumulator_overflow():
+    shape = TokenShape(height=2, width=2, channels=2, lanes=1)
+    with pytest.raises(OverflowError, match="accumulator needs"):
+        Conv1x1(shape=shape, c_out=1, pe=1, fmt="int8", weight=[[127, 127]], bias=[(1 << 31) - 1])

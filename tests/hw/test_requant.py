@@ -76,3 +76,20 @@ def test_requant_rejects_bad_params():
         Requantizer(shape=shape, M=[1, 1], S=0, lo=0, hi=127)
     with pytest.raises(ValueError, match="clamp range"):
         Requantizer(shape=shape, M=[1, 1], S=3, lo=0, hi=300)
+
+
+@pytest.mark.parametrize("acc_bits", [10, 24])
+def test_requant_narrow_accumulator_exact(acc_bits):
+    rng = random.Random(acc_bits)
+    c, lanes, S = 4, 2, 12
+    shape = TokenShape(height=4, width=4, channels=c, lanes=lanes, data_width=32)
+    M = [rng.randrange(1 << 15) for _ in range(c)]
+    dut = Requantizer(shape=shape, M=M, S=S, lo=-127, hi=127, acc_bits=acc_bits)
+    top = 1 << (acc_bits - 1)
+    frames = [_frame(rng, 4, 4, c, 16, -top, top - 1), _frame(rng, 4, 4, c, 0)]
+    frames[0][1][0] = [-top, top - 1, -top, top - 1]
+    got, _ = _run(dut, frames, seed=3, idle=0.2, stall=0.2)
+    for (coords, feats), (gc, gf) in zip(frames, got, strict=True):
+        assert gc == coords
+        want = requant(torch.tensor(feats, dtype=torch.int64).reshape(-1, c), M, S, -127, 127)
+        assert gf == want.tolist()

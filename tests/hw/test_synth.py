@@ -39,3 +39,16 @@ def test_int8_uses_dsp_and_dybit4_does_not(tmp_path):
     assert int8["dsp"] > 0
     assert dybit["dsp"] == 0
     assert dybit["lut"] > 0 and dybit["ff"] > 0
+
+
+@pytest.mark.slow
+def test_requant_narrow_accumulator_takes_one_dsp_per_lane(tmp_path):
+    from hw.requant import Requantizer
+
+    shape = TokenShape(height=4, width=4, channels=4, lanes=2, data_width=32)
+    dsp = {}
+    for bits in (24, 32):
+        rq = Requantizer(shape=shape, M=[1000, 2000, 3000, 32767], S=20, lo=0, hi=127,
+                         acc_bits=bits)
+        dsp[bits] = synthesize(rq, name=f"rq{bits}", workdir=tmp_path / str(bits))["dsp"]
+    assert dsp == {24: 2, 32: 4}

@@ -71,14 +71,20 @@ def _floor_half_up(x):
 def mse_weight_scale(w: torch.Tensor, fmt, *, grid: int = 96) -> torch.Tensor:
     """Per-output-channel scale minimising the quantization MSE of ``w`` in format ``fmt``.
 
-    Candidates are ``alpha * max|w_c| / qmax`` for ``alpha`` on a grid in [0.2, 1.5] (above 1 helps
-    DyBit, whose largest step is coarse). Returns float64 ``[C_out]``; an all-zero channel gets scale 1.
+    Candidates map ``max|w_c|`` to a target magnitude ``t``: ``s = max|w_c| / t``, for ``t`` on a
+    linear grid over [0.2, 1.5] x qmax and a log grid over [2, qmax]. The log grid matters for
+    DyBit, whose top magnitudes have few mantissa bits: dybit8's best target for a bell-shaped
+    channel is near 128, not near 4096. Returns float64 ``[C_out]``; an all-zero channel gets 1.
     """
     fmt = weight_format(fmt)
     w2 = w.detach().double().reshape(w.shape[0], -1)
     wmax = w2.abs().amax(1)
-    alphas = torch.linspace(0.2, 1.5, grid, dtype=torch.float64)
-    s = alphas[:, None] * wmax[None, :] / fmt.qmax  # [A, C]
+    targets = torch.cat([
+        torch.linspace(0.2, 1.5, grid, dtype=torch.float64) * fmt.qmax,
+        torch.logspace(1, torch.log2(torch.tensor(float(fmt.qmax))).item(), grid, base=2.0,
+                       dtype=torch.float64),
+    ])
+    s = wmax[None, :] / targets[:, None]  # [A, C]
     s = torch.where(s > 0, s, torch.ones_like(s))
     q = fmt.round(w2[None] / s[:, :, None]) * s[:, :, None]
     err = ((q - w2[None]) ** 2).sum(-1)  # [A, C]

@@ -128,3 +128,18 @@ def test_bad_formats_and_unquantized_use():
         net.set_formats({"nope": "int8"})
     with pytest.raises(RuntimeError, match="not quantized"):
         net.set_mode("int")(torch.zeros(1, 3, 9, 11, dtype=torch.int64))
+
+
+def test_dybit8_scale_uses_its_fine_region():
+    # dybit8's top magnitudes have 1-2 mantissa bits: mapping max|w| to 4096 would cost ~10 %
+    # relative error on bell-shaped weights; the scale search must find the fine region.
+    from models.quant.formats import weight_format
+
+    torch.manual_seed(5)
+    w = torch.randn(8, 256, dtype=torch.float64)
+    rel = {}
+    for fmt in ("int8", "dybit8", "int4", "dybit4"):
+        s = mse_weight_scale(w, fmt)[:, None]
+        rel[fmt] = float((weight_format(fmt).round(w / s) * s - w).norm() / w.norm())
+    assert rel["dybit8"] < 2 * rel["int8"] < 0.02
+    assert rel["dybit4"] < 1.5 * rel["int4"]

@@ -1,0 +1,271 @@
+"""Fit the resource model's coefficients to Yosys ``synth_xilinx`` runs of the real hw blocks.
+
+Run ``python -m dse.fit_resources [--quick] [--workdir DIR]``. For each block (1x1 conv, depthwise
+3x3, full 3x3, requantizer, width converter) and weight format it generates the Amaranth
+component over a grid of ``lanes`` / ``pe``, synthesises it for UltraScale+ (:mod:`hw.synth`), and
+fits by non-negative least squares
+
+- LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
+  + mac[format] * MACs (LUTs after removing what the memory model prices as LUTRAM);
+- DSP = mac_dsp[format] * MACs (+ base[kind]);
+- requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + per_bit * bits.
+
+The coefficients, the raw samples and the fit errors are written to ``dse/resource_model.json``
+(``"status": "fitted"``). Samples are cached per configuration in the work directory, so an
+interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from codesign.fsutil import write_json
+
+__all__ = ["grid", "synth_sample", "fit", "main"]
+
+_MODEL_FILE = Path(__file__).with_name("resource_model.json")
+
+#: LUTs per distributed-RAM cell (Yosys' Xilinx LUTRAM primitives).
+_LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2,
+                "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
+                "RAM256X1S": 4, "RAM256X1D": 8}
+
+FORMATS = ("int8", "int4", "dybit4", "dybit8")
+
+
+def grid(quick: bool = False) -> list[dict]:
+    """The configurations to synthesise."""
+    cfgs = []
+    pairs_1x1 = [(1, 1), (2, 2), (4, 4), (8, 4), (4, 8)] if not quick else [(1, 1), (4, 4)]
+    for fmt in FORMATS:
+        for ln, pe in pairs_1x1:
+            cfgs.append({"block": "conv1x1", "format": fmt, "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8})
+        for ln in ([1, 2, 4, 8] if not quick else [1, 4]):
+            cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "stride": 1})
+        for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not quick else [(1, 2)]):
+            cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    for ln in ([1, 2, 4, 8] if not quick else [1, 4]):
+        cfgs.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32, "lanes": ln,
+                     "pe": ln, "h": 8, "w": 8})
+    for a, b in ([(1, 2), (2, 8), (8, 2), (4, 1), (4, 16)] if not quick else [(1, 4), (4, 1)]):
+        cfgs.append({"block": "width", "format": "int8", "c_in": 16, "c_out": 16, "lanes": a,
+                     "pe": b, "h": 8, "w": 8})
+    return cfgs
+
+
+def _key(cfg: dict) -> str:
+    return "_".join(f"{k}{cfg[k]}" for k in sorted(cfg))
+
+
+def _weights(fmt, shape, rng):
+    from models.quant.formats import weight_format
+
+    levels = weight_format(fmt).levels.numpy()
+    return rng.choice(levels, size=shape).astype(np.int64)
+
+
+def _component(cfg: dict):
+    from hw.stream import TokenShape
+
+    rng = np.random.default_rng(0)
+    block = cfg["block"]
+    shape = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"], lanes=cfg["lanes"])
+    if block == "conv1x1":
+        from hw.conv1x1 import Conv1x1
+
+        return Conv1x1(shape=shape, c_out=cfg["c_out"], pe=cfg["pe"], fmt=cfg["format"],
+                       weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"]), rng),
+                       bias=rng.integers(-1000, 1000, cfg["c_out"]))
+    if block == "dwconv3x3":
+        from hw.dwconv import DWConv3x3
+
+        return DWConv3x3(shape=shape, stride=cfg["stride"], fmt=cfg["format"],
+                         weight=_weights(cfg["format"], (cfg["c_in"], 1, 3, 3), rng),
+                         bias=rng.integers(-1000, 1000, cfg["c_in"]))
+    if block == "conv3x3":
+        from hw.conv3x3 import Conv3x3
+
+        return Conv3x3(shape=shape, c_out=cfg["c_out"], pe=cfg["pe"], stride=cfg["stride"],
+                       fmt=cfg["format"],
+                       weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"], 3, 3), rng),
+                       bias=rng.integers(-1000, 1000, cfg["c_out"]))
+    if block == "requant":
+        from hw.requant import Requantizer
+
+        acc = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"],
+                         lanes=cfg["lanes"], data_width=32)
+        return Requantizer(shape=acc, M=rng.integers(1 << 13, 1 << 15, cfg["c_in"]).tolist(),
+                           S=20, lo=0, hi=127)
+    if block == "width":
+        from hw.width import WidthConverter
+
+        return WidthConverter(shape=shape, lanes_out=cfg["pe"])
+    raise ValueError(f"unknown block {block!r}")
+
+
+def synth_sample(cfg: dict, workdir: Path) -> dict:
+    """Synthesise one configuration (cached in ``workdir/<key>/sample.json``)."""
+    from hw.synth import synthesize
+
+    d = workdir / _key(cfg)
+    cached = d / "sample.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    t0 = time.perf_counter()
+    res = synthesize(_component(cfg), name="top", workdir=d)
+    lutram_luts = sum(_LUTRAM_LUTS.get(k, 2) * n for k, n in res["cells"].items()
+                      if k.startswith("RAM") and k[-1] in "MSD" and not k.startswith("RAMB"))
+    sample = {"config": cfg, "lut": res["lut"], "lutram_luts": lutram_luts, "srl": res["srl"],
+              "ff": res["ff"], "dsp": res["dsp"], "bram18": res["bram18"],
+              "carry": res["carry"], "seconds": round(time.perf_counter() - t0, 1)}
+    write_json(cached, sample)
+    return sample
+
+
+def _layer(cfg):
+    from .workload import LayerWork
+
+    c_in, c_out, h, w = cfg["c_in"], cfg["c_out"], cfg["h"], cfg["w"]
+    if cfg["block"] == "conv1x1":
+        return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, h, w))
+    if cfg["block"] == "dwconv3x3":
+        return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_in, h, w),
+                         kernel=3, groups=c_in)
+    return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, h, w),
+                     kernel=3)
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from sklearn.linear_model import LinearRegression
+
+    reg = LinearRegression(positive=True, fit_intercept=False).fit(a, b)
+    return reg.coef_
+
+
+def fit(samples: list[dict], base_model: dict) -> dict:
+    """Coefficients of the resource model from ``samples`` (see the module docstring)."""
+    from models.quant.formats import weight_format
+
+    from .cost import ACT_BITS, Choice, ResourceModel, _mac_count, _memory, resources
+
+    model = json.loads(json.dumps(base_model))
+    rm = ResourceModel.from_dict(model)
+    kinds = ("conv1x1", "dwconv3x3", "conv3x3")
+    compute = [s for s in samples if s["config"]["block"] in kinds]
+    cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
+            + [f"pe:{k}" for k in kinds] + [f"mac:{f}" for f in FORMATS])
+    rows, targets = [], {"lut": [], "ff": [], "dsp": []}
+    for s in compute:
+        cfg = s["config"]
+        layer = _layer(cfg)
+        ch = Choice(cfg["format"], cfg["lanes"], cfg["pe"])
+        macs = _mac_count(layer, ch)
+        x = dict.fromkeys(cols, 0.0)
+        x[f"base:{cfg['block']}"] = 1.0
+        x[f"lane:{cfg['block']}"] = cfg["lanes"]
+        x[f"pe:{cfg['block']}"] = cfg["pe"]
+        x[f"mac:{cfg['format']}"] = macs
+        rows.append([x[c] for c in cols])
+        # what the memory model prices as LUTRAM is not logic
+        bits = weight_format(cfg["format"]).bits
+        lut_mem, _ = _memory(rm, macs * bits, -(-layer.weight_count // macs))
+        if layer.kernel == 3:
+            lb_luts, _ = _memory(rm, cfg["lanes"] * ACT_BITS, rm.memory["line_buffer_rows"]
+                                 * cfg["w"] * (cfg["c_in"] // cfg["lanes"]))
+            lut_mem += lb_luts
+        targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
+        targets["ff"].append(s["ff"])
+        targets["dsp"].append(s["dsp"])
+    a = np.asarray(rows, dtype=np.float64)
+    report = {}
+    for r, t in targets.items():
+        coef = _nnls(a, np.asarray(t, dtype=np.float64))
+        c = dict(zip(cols, coef, strict=True))
+        for k in kinds:
+            blk = model["block"][k]
+            blk["base"][r] = round(c[f"base:{k}"], 3)
+            blk["per_lane"][r] = round(c[f"lane:{k}"], 3)
+            blk["per_pe"][r] = round(c[f"pe:{k}"], 3)
+        for f in FORMATS:
+            model["mac"][f][r] = round(c[f"mac:{f}"], 4)
+        pred = a @ coef
+        err = (pred - np.asarray(t)) / np.maximum(np.asarray(t), 1)
+        report[r] = {"mean_abs_rel_error": round(float(np.mean(np.abs(err))), 4),
+                     "max_abs_rel_error": round(float(np.max(np.abs(err))), 4)}
+    # The linear layer is a 1x1 conv on one site.
+    model["block"]["linear"] = json.loads(json.dumps(model["block"]["conv1x1"]))
+    rq = [s for s in samples if s["config"]["block"] == "requant"]
+    if rq:
+        lanes = np.asarray([[1.0, s["config"]["lanes"]] for s in rq])
+        for r in ("lut", "ff", "dsp"):
+            t = np.asarray([s[r] + (s["lutram_luts"] + s["srl"] if r == "lut" else 0)
+                            for s in rq], dtype=np.float64)
+            coef = _nnls(lanes, t)
+            # the constant part is shared control; price it per lane of the smallest block
+            model["requant"][r] = round(float(coef[1] + coef[0]), 3)
+    wc = [s for s in samples if s["config"]["block"] == "width"]
+    if wc:
+        bits = np.asarray([[1.0, 8 * (s["config"]["lanes"] + s["config"]["pe"])] for s in wc])
+        for r in ("lut", "ff"):
+            t = np.asarray([s[r] + (s["lutram_luts"] + s["srl"] if r == "lut" else 0)
+                            for s in wc], dtype=np.float64)
+            coef = _nnls(bits, t)
+            model["converter"]["base"][r] = round(float(coef[0]), 3)
+            model["converter"]["per_bit"][r] = round(float(coef[1]), 4)
+    # BRAM18: the memory model is not fitted; report how it compares.
+    bram = []
+    for s in compute:
+        cfg = s["config"]
+        pred = resources(_layer(cfg), Choice(cfg["format"], cfg["lanes"], cfg["pe"]),
+                         ResourceModel.from_dict(model))
+        bram.append({"config": _key(cfg), "pred": pred["bram18"], "measured": s["bram18"]})
+    report["bram18"] = {"exact": sum(b["pred"] == b["measured"] for b in bram),
+                        "samples": len(bram)}
+    model["fit"] = {"report": report, "samples": samples}
+    return model
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default="build/fit_resources")
+    p.add_argument("--quick", action="store_true", help="a small grid (smoke test)")
+    p.add_argument("--out", default=str(_MODEL_FILE))
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    workdir = Path(args.workdir)
+    samples = []
+    cfgs = grid(args.quick)
+    for i, cfg in enumerate(cfgs):
+        try:
+            s = synth_sample(cfg, workdir)
+        except Exception as exc:  # a block that does not elaborate is reported, not fatal
+            print(f"[{i + 1}/{len(cfgs)}] {_key(cfg)}: FAILED {exc}", file=sys.stderr)
+            continue
+        samples.append(s)
+        print(f"[{i + 1}/{len(cfgs)}] {_key(cfg)}: lut {s['lut']} (+{s['lutram_luts']} lutram) "
+              f"ff {s['ff']} dsp {s['dsp']} bram18 {s['bram18']} ({s['seconds']} s)",
+              file=sys.stderr, flush=True)
+    base = json.loads(Path(args.out).read_text())
+    model = fit(samples, base)
+    model["status"] = "fitted"
+    model["provenance"] = (
+        f"fitted by dse/fit_resources.py on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" from {len(samples)} Yosys synth_xilinx -family xcup runs of the hw blocks "
+        f"({'quick' if args.quick else 'full'} grid); samples and errors under 'fit'")
+    print(json.dumps(model["fit"]["report"], indent=1))
+    if not args.no_write:
+        write_json(args.out, model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Cost model: cycles are the hw formulas, resources behave, candidates are legal."""
+
+import math
+
+import pytest
+
+from dse.cost import (
+    Choice,
+    Cost,
+    candidates,
+    converter_cost,
+    cycles,
+    layer_cost,
+    memory_bram18,
+    parallelism_options,
+    resources,
+)
+from dse.workload import LayerWork
+
+
+def _pw(c_in=32, c_out=64, h=8, active=None):
+    return LayerWork(name="pw", op="conv", in_shape=(c_in, h, h), out_shape=(c_out, h, h),
+                     active_in=active if active is not None else -1.0,
+                     active_out=active if active is not None else -1.0)
+
+
+def _dw(c=32, h=8, stride=1):
+    ho = -(-h // stride)
+    return LayerWork(name="dw", op="conv", in_shape=(c, h, h), out_shape=(c, ho, ho), kernel=3,
+                     stride=stride, groups=c)
+
+
+@pytest.mark.parametrize("lanes, pe", [(1, 1), (4, 8), (32, 64), (8, 2)])
+def test_conv1x1_cycles_documented_formula(lanes, pe):
+    layer = _pw(active=20.5)
+    want = math.ceil(20.5 * (32 // lanes) * (64 // pe) + 1)
+    assert cycles(layer, Choice("int8", lanes, pe)) == want
+
+
+def test_cycles_use_hw_perf():
+    from hw.perf import layer_cycles
+
+    for layer in (_pw(), _dw(), _dw(stride=2)):
+        for ch in candidates(layer, ["int8"]):
+            assert cycles(layer, ch) == layer_cycles(layer, ch, layer.stats())
+
+
+def test_depthwise_and_divisibility_rules():
+    with pytest.raises(ValueError, match="pe == lanes"):
+        cycles(_dw(), Choice("int8", 4, 2))
+    with pytest.raises(ValueError, match="does not divide"):
+        cycles(_pw(), Choice("int8", 3, 1))
+    for layer in (_pw(c_in=24, c_out=40), _dw(c=48)):
+        for ch in candidates(layer, ["int8", "dybit4"]):
+            assert layer.c_in % ch.lanes == 0 and layer.c_out % ch.pe == 0
+            if layer.kind == "dwconv3x3":
+                assert ch.pe == ch.lanes
+
+
+def test_parallelism_options():
+    assert parallelism_options(16) == [1, 2, 4, 8, 16]
+    opts = parallelism_options(96, max_par=64, count=6)
+    assert opts[0] == 1 and len(opts) <= 6 and all(96 % d == 0 and d <= 64 for d in opts)
+    assert parallelism_options(7) == [1, 7]
+
+
+def test_more_parallelism_is_faster_and_costs_more():
+    layer = _pw()
+    slow, fast = Choice("int8", 1, 1), Choice("int8", 8, 8)
+    a, b = layer_cost(layer, slow), layer_cost(layer, fast)
+    assert b.cycles < a.cycles
+    assert b.dsp > a.dsp and b.lut > a.lut
+
+
+def test_dybit_trades_dsp_for_lut():
+    layer = _pw()
+    i8 = resources(layer, Choice("int8", 8, 8))
+    d4 = resources(layer, Choice("dybit4", 8, 8))
+    assert d4["dsp"] < i8["dsp"]  # shift-add MACs need no multiplier
+
+
+def test_memory_bram18_aspect_ratios():
+    assert memory_bram18(36, 512) == 1
+    assert memory_bram18(72, 512) == 2
+    assert memory_bram18(8, 2048) == 1  # 2K x 9
+    assert memory_bram18(1, 16385) == 2
+    assert memory_bram18(0, 10) == 0
+
+
+def test_converter_cost():
+    assert converter_cost(4, 4) == {"lut": 0, "ff": 0}
+    c = converter_cost(2, 8)
+    assert c["lut"] > 0 and c["ff"] > 0
+    assert converter_cost(2, 16)["lut"] >= c["lut"]
+
+
+def test_records_round_trip():
+    ch = Choice("dybit4", 2, 4)
+    assert Choice.from_dict(ch.to_dict()) == ch
+    cost = layer_cost(_pw(), ch)
+    assert Cost.from_dict(cost.to_dict()) == cost
+    with pytest.raises(ValueError, match="unknown weight format"):
+        Choice("int3", 1, 1)

@@ -1,0 +1,106 @@
+"""Pareto sweeps: non-dominated, within budget, and the command's files."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from codesign.cli import main
+from dse import accuracy, devices, pareto, workload
+from dse.ilp import Infeasible, evaluate
+
+
+def _front(n=8, device="XCZU3EG", util=0.8, points=6, formats=("int8", "int4", "dybit4"),
+           count=6):
+    w = workload.synthetic(n, size=32)
+    sens = accuracy.synthetic_sensitivity(w, formats)
+    cands, table = pareto.price(w, formats, sens, count=count)
+    problem = pareto.make_problem(w, cands, devices.budget(device, util))
+    front, rows, _ = pareto.timed_sweep(problem, points=points)
+    return problem, front, rows, table, sens
+
+
+def test_front_is_non_dominated_and_within_budget():
+    problem, front, rows, table, _ = _front()
+    assert len(front) >= 2
+    for i, (_, s) in enumerate(front):
+        for r in ("dsp", "lut", "ff", "bram18"):
+            assert getattr(s, r) <= problem.budget.limit(r)
+        for j, (_, t) in enumerate(front):
+            if i != j:
+                assert not (t.ii <= s.ii and t.drop <= s.drop and (t.ii < s.ii or t.drop < s.drop))
+    # every solved bound's point is dominated by or on the front
+    for _, s in rows:
+        assert any(t.ii <= s.ii and t.drop <= s.drop + 1e-12 for _, t in front)
+    # faster points give up accuracy
+    iis = [s.ii for _, s in front]
+    drops = [s.drop for _, s in front]
+    assert iis == sorted(iis) and drops == sorted(drops, reverse=True)
+    assert set(table.columns) >= {"layer", "format", "lanes", "pe", "cycles", "dsp", "lut", "ff",
+                                  "bram18", "acc_drop"}
+
+
+def test_each_front_point_is_optimal_for_its_bound():
+    # small enough to enumerate: 4 layers, 2 formats, 2 parallelism options per dimension
+    problem, front, rows, _, _ = _front(n=4, points=4, formats=("int8", "dybit4"), count=2,
+                                        device="XC7Z020", util=0.2)
+    from dataclasses import replace
+
+    from dse.ilp import brute_force
+
+    assert len(rows) >= 2
+    for bound, s in rows:
+        best = brute_force(replace(problem, max_drop=bound))
+        assert best.ii == s.ii
+        assert evaluate(problem, [0] * len(problem.names)).ii >= s.ii
+
+
+def test_infeasible_budget_one_line():
+    w = workload.synthetic(50)
+    sens = accuracy.synthetic_sensitivity(w, ["int8"])
+    cands, _ = pareto.price(w, ["int8"], sens)
+    problem = pareto.make_problem(w, cands, devices.budget("XC7Z020", 0.1))
+    with pytest.raises(Infeasible) as exc:
+        pareto.sweep(problem, points=3)
+    msg = str(exc.value)
+    assert msg.startswith("infeasible: needs at least ") and "\n" not in msg
+    assert "DSP48E1 at the lowest parallelism, device XC7Z020 offers 22 at util 0.1" in msg
+
+
+def test_dse_command_writes_front(tmp_path, capsys):
+    out = tmp_path / "dse"
+    rc = main(["dse", "--model", "synthetic12", "--device", "ZU3EG", "--points", "5",
+               "--out", str(out)])
+    assert rc == 0
+    df = pd.read_csv(out / "pareto.csv")
+    for col in ("point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp", "lut",
+                "bram18", "formats"):
+        assert col in df.columns
+    assert (out / "pareto.png").stat().st_size > 1000
+    choices = pd.read_csv(out / "choices.csv")
+    assert len(choices) > len(df)
+    from hw.point import DesignPoint
+
+    wl = workload.Workload.from_json((out / "workload.json").read_text())
+    for k in df["point"]:
+        d = json.loads((out / f"point_{k}.json").read_text())
+        point = DesignPoint.from_dict(d)
+        assert [c.name for c in point.layers] == [layer.name for layer in wl.layers]
+        assert sum(c.predictions["pred_dsp"] for c in point.layers) <= d["dse"]["dsp"]
+        assert max(c.predictions["pred_cycles"] for c in point.layers) == d["dse"]["ii_cycles"]
+        for c, layer in zip(point.layers, wl.layers, strict=True):
+            assert layer.c_in % c.lanes == 0 and layer.c_out % c.pe == 0
+
+
+def test_dse_command_errors_are_one_line(tmp_path, capsys):
+    rc = main(["dse", "--model", "synthetic12", "--device", "XC1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: unknown device 'XC1'; valid devices:")
+    assert "\n" not in err
+    rc = main(["dse", "--model", "synthetic50", "--device", "XC7Z020", "--util", "0.05",
+               "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("error: infeasible: needs at least")
+    rc = main(["dse", "--model", "synthetic12", "--device", "XC7Z020", "--formats", "int3",
+               "--out", str(tmp_path)])
+    assert rc == 2 and "unknown format 'int3'" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Workload records: validation, JSON round trip, extraction from a QGraph, the synthetic net."""
+
+import numpy as np
+import pytest
+import torch
+
+from dse.workload import LayerWork, Workload, from_qgraph, measure_activity, synthetic
+from models.qgraph import QGraph, QNode
+
+
+def _conv(name, src, c_in, c_out, h, *, k=1, stride=1, groups=1):
+    ho = -(-h // stride)
+    return QNode(name=name, op="conv", inputs=(src,), in_shape=(c_in, h, h),
+                 out_shape=(c_out, ho, ho), kernel=k, stride=stride, groups=groups, relu=True,
+                 wformat="int8", lo=0, hi=127, S=8,
+                 weight=np.ones((c_out, c_in // groups, k, k), dtype=np.int64),
+                 bias=np.zeros(c_out, dtype=np.int64), M=np.full(c_out, 1, dtype=np.int64))
+
+
+def _graph():
+    nodes = [
+        QNode(name="in", op="input", inputs=(), in_shape=(2, 8, 8), out_shape=(2, 8, 8)),
+        _conv("stem", "in", 2, 8, 8, k=3),
+        _conv("dw", "stem", 8, 8, 8, k=3, groups=8),
+        _conv("pw", "dw", 8, 8, 8),
+        QNode(name="add", op="add", inputs=("pw", "stem"), in_shape=(8, 8, 8),
+              out_shape=(8, 8, 8), Ma=1, Mb=1, S=1, lo=0, hi=127),
+        _conv("down", "add", 8, 16, 8, k=3, stride=2, groups=1),
+        QNode(name="gap", op="gap", inputs=("down",), in_shape=(16, 4, 4), out_shape=(16, 1, 1)),
+        QNode(name="fc", op="linear", inputs=("gap",), in_shape=(16, 1, 1), out_shape=(4, 1, 1),
+              requant=False, wformat="int8", weight=np.ones((4, 16), dtype=np.int64),
+              bias=np.zeros(4, dtype=np.int64), M=np.ones(4, dtype=np.int64)),
+    ]
+    return QGraph("tiny", tuple(nodes))
+
+
+def test_layerwork_round_trip_and_dense_default():
+    layer = LayerWork(name="a", op="conv", in_shape=(4, 6, 6), out_shape=(8, 3, 3), kernel=3,
+                      stride=2, neighbour_hist=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+                      stages=({"name": "g", "op": "gap", "in_shape": (8, 3, 3),
+                               "active_in": 9},))
+    assert layer.kind == "conv3x3"
+    assert layer.active_in == 36 and layer.active_out == 9  # unmeasured means dense
+    assert layer.weight_count == 8 * 4 * 9
+    assert LayerWork.from_dict(layer.to_dict()) == layer
+    w = Workload(name="n", layers=(layer,))
+    assert Workload.from_json(w.to_json()) == w
+
+
+def test_layerwork_rejects_bad_geometry():
+    with pytest.raises(ValueError, match="groups"):
+        LayerWork(name="a", op="conv", in_shape=(4, 6, 6), out_shape=(4, 6, 6), kernel=3, groups=2)
+    with pytest.raises(ValueError, match="producer"):
+        Workload(name="n", layers=(LayerWork(name="a", op="conv", in_shape=(4, 2, 2),
+                                             out_shape=(4, 2, 2), producers=("zz",)),))
+
+
+def test_from_qgraph_edges_stages_and_kinds():
+    w = from_qgraph(_graph())
+    assert [layer.name for layer in w.layers] == ["stem", "dw", "pw", "down", "fc"]
+    assert [layer.kind for layer in w.layers] == [
+        "conv3x3", "dwconv3x3", "conv1x1", "conv3x3", "linear"]
+    down = w.layers[3]
+    # the add merges pw and the stem skip: both stream into `down`
+    assert down.producers == ("pw", "stem")
+    assert [s["op"] for s in w.layers[2].stages] == ["add"]
+    assert [s["op"] for s in down.stages] == ["gap"]
+    assert w.layers[4].producers == ("down",)
+    assert set(w.edges()) == {(0, 1), (1, 2), (2, 3), (0, 3), (3, 4)}
+
+
+def test_measure_activity_sparse_frame():
+    g = _graph()
+    coords = torch.tensor([[0, 0], [0, 1], [5, 5]])
+    feats = torch.ones((3, 2), dtype=torch.int64)
+    stats = measure_activity(g, [(coords, feats)])
+    assert stats["stem"]["active_sites_mean"] == 3  # submanifold: same sites
+    # (0,0) and (0,1) see each other and themselves; (5,5) only itself
+    assert stats["stem"]["neighbour_hist"][:3] == [0, 1, 2]
+    # stride 2 (contract rule): (0,0),(0,1) make (0,0),(0,1); (5,5) makes (2|3, 2|3)
+    assert stats["down"]["active_sites_mean"] == 6
+    w = from_qgraph(g, stats)
+    assert w.layers[0].active_in == 3 and w.layers[4].active_out == 1
+    assert abs(sum(w.layers[0].neighbour_hist) - 1.0) < 1e-9
+
+
+def test_synthetic_has_exact_layer_count():
+    for n in (3, 10, 50, 51):
+        w = synthetic(n)
+        assert len(w) == n
+        assert w.layers[-1].kind == "linear"
+        assert len(w.edges()) == n - 1

@@ -25,17 +25,26 @@ def formats_from_point(point) -> dict:
 def network_golden(manifest: Manifest, *, progress: bool = False):
     """``(bundle, qgraph, golden)`` for the network of a built design.
 
-    Raises :class:`CodesignError` if the manifest names no model or the model cannot be loaded.
+    The model is ``manifest["checkpoint"]`` when present (the exact weights the build used), else
+    the zoo's cached ``manifest["model"]``; a ``manifest["qgraph"]`` file (relative to the build
+    directory), when present, is the golden QGraph itself. Raises :class:`CodesignError` if the
+    manifest names no model or the model cannot be loaded.
     """
-    if not manifest.model:
+    raw = manifest.raw or {}
+    source = raw.get("checkpoint") or manifest.model
+    if not source:
         raise CodesignError(
             f"{manifest.root / 'manifest.json'} names no model; cannot rebuild the golden model")
     if not manifest.point:
         raise CodesignError(f"{manifest.root / 'manifest.json'} has no design point")
     from models import zoo
     try:
-        bundle = zoo.load(manifest.model, progress=progress)
-        qgraph = bundle.qgraph(formats_from_point(manifest.point))
+        bundle = zoo.load(source, progress=progress)
+        if raw.get("qgraph"):
+            from models.qgraph import QGraph
+            qgraph = QGraph.load(manifest.root / raw["qgraph"])
+        else:
+            qgraph = bundle.qgraph(formats_from_point(manifest.point))
     except CodesignError:
         raise
     except (ValueError, OSError) as exc:

@@ -7,6 +7,8 @@
 - ``point_<k>.json``: design points ``codesign build`` accepts (:class:`hw.point.DesignPoint`),
   each layer with its choice and ``pred_*`` cycles and resources, plus a ``dse`` summary;
 - ``choices.csv``: every candidate the program chose from;
+- ``accuracy_check.csv``: predicted against measured accuracy of ``check`` front points (trained
+  models only), also in ``pareto.csv``'s ``accuracy_measured`` column;
 - ``workload.json``, ``sensitivity.json``, ``budget.json``: the inputs, for reproduction.
 
 Models named ``synthetic<N>`` (e.g. ``synthetic50``) are the made-up dense networks of
@@ -44,13 +46,13 @@ def _formats(formats) -> list[str]:
     return formats
 
 
-def load_workload(model: str, formats, *, frames: int = 32, out: Path | None = None,
-                  log=None):
-    """``(workload, sensitivity)`` of a zoo model / checkpoint path, or of ``synthetic<N>``."""
+def load_workload(model: str, formats, *, frames: int = 32, log=None):
+    """``(workload, sensitivity, bundle)`` of a zoo model / checkpoint path, or of
+    ``synthetic<N>`` (bundle None)."""
     m = re.fullmatch(r"synthetic(\d+)", str(model))
     if m:
         w = workload.synthetic(int(m.group(1)))
-        return w, accuracy.synthetic_sensitivity(w, formats)
+        return w, accuracy.synthetic_sensitivity(w, formats), None
     from models import zoo
 
     try:
@@ -62,7 +64,7 @@ def load_workload(model: str, formats, *, frames: int = 32, out: Path | None = N
     if log:
         log(f"sensitivity of {len(w)} layers x {len(formats)} formats (cached in {cache})")
     sens = accuracy.load_or_measure(bundle, formats, cache)
-    return w, sens
+    return w, sens, bundle
 
 
 def _plot(path: Path, df, budget: devices.Budget, title: str, clock_mhz: float) -> None:
@@ -116,7 +118,7 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
 def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_FORMATS,
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
             frames: int = 32, time_limit: float | None = 60.0, max_par: int = 64,
-            activity: str = "mean", log=None):
+            activity: str = "mean", check: int = 3, log=None):
     """Run the design-space exploration and write its files; returns the front DataFrame."""
     out = Path(out)
     budget = devices.budget(device, util)
@@ -127,7 +129,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--points must be a positive integer, not {points!r}")
     if not clock_mhz > 0:
         raise CodesignError(f"--clock-mhz must be positive, not {clock_mhz!r}")
-    w, sens = load_workload(model, formats, frames=frames, log=log)
+    w, sens, bundle = load_workload(model, formats, frames=frames, log=log)
     rmodel = resource_model()
     cands, table = pareto.price(w, formats, sens, model=rmodel, activity=activity,
                                 max_lanes=max_par, max_pe=max_par)
@@ -150,6 +152,21 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         write_json(out / f"point_{int(row['point'])}.json",
                    _point(model_ref, w, sol, row, clock_mhz=clock_mhz, budget=budget,
                           objective=objective))
+    df["accuracy_measured"] = float("nan")
+    if bundle is not None and check > 0 and len(df):
+        # Measure a few points spread over the front (always both ends) against the predictor.
+        k = min(check, len(df))
+        picks = sorted({round(i * (len(df) - 1) / max(k - 1, 1)) for i in range(k)})
+        assignments = [{layer.name: c.format for layer, c in zip(w.layers, front[i][1].choices,
+                                                                  strict=True)} for i in picks]
+        chk = accuracy.check_predictions(bundle, sens, assignments)
+        chk.insert(0, "point", picks)
+        df.loc[picks, "accuracy_measured"] = chk["measured"].to_numpy()
+        with atomic_path(out / "accuracy_check.csv") as tmp:
+            chk.to_csv(tmp, index=False)
+        if log:
+            log(f"predictor check on {k} points ({sens.split} split): max |error| "
+                f"{chk['error'].abs().max():.4f}")
     with atomic_path(out / "pareto.csv") as tmp:
         df.to_csv(tmp, index=False)
     _plot(out / "pareto.png", df, budget,

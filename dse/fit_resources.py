@@ -53,6 +53,11 @@ def grid(quick: bool = False) -> list[dict]:
         for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not quick else [(1, 2)]):
             cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    if not quick:
+        # Memory probes: where Yosys moves a weight ROM from LUT logic into block RAM.
+        for c in (64, 128):
+            cfgs.append({"block": "conv1x1", "format": "int8", "c_in": c, "c_out": c,
+                         "lanes": 1, "pe": 1, "h": 4, "w": 4})
     for ln in ([1, 2, 4, 8] if not quick else [1, 4]):
         cfgs.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32, "lanes": ln,
                      "pe": ln, "h": 8, "w": 8})

@@ -27,6 +27,8 @@ def add_arguments(p):
     p.add_argument("--time-limit", type=float, default=60.0,
                    help="CBC seconds per point (an unproven point is marked proven=False)")
     p.add_argument("--max-par", type=int, default=64, help="largest lanes / pe considered")
+    p.add_argument("--check", type=int, default=3,
+                   help="front points whose accuracy is measured against the prediction")
     p.add_argument("--out", required=True, help="output directory")
 
 
@@ -38,7 +40,8 @@ def run(args) -> int:
 
     df = explore(args.model, args.device, out=args.out, util=args.util, formats=args.formats,
                  clock_mhz=args.clock_mhz, points=args.points, objective=args.objective,
-                 frames=args.frames, time_limit=args.time_limit, max_par=args.max_par, log=log)
+                 frames=args.frames, time_limit=args.time_limit, max_par=args.max_par,
+                 check=args.check, log=log)
     cols = ["point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp", "lut",
             "bram18", "format_counts"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -5,7 +5,8 @@ Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
 - ``verilog/<top>.v``: the :class:`~hw.compose.Network` converted by ``amaranth.back.verilog``;
   ports ``clk``, ``rst`` (active high), ``i__valid``/``i__ready``/``i__payload`` and the same for
   ``o__``; the payload bit fields are listed in the manifest.
-- ``manifest.json``: top name, clock/reset, the design point, both stream ports with their field
+- ``manifest.json``: top name, clock/reset, the design point, ``qgraph_sha256``
+  (:func:`qgraph_fingerprint`, to detect a stale build), both stream ports with their field
   layout (:func:`hw.stream.payload_fields`) and map geometry, one entry per compute layer, the
   computed residual skip FIFO depths, and every stage's cycles per frame for a dense input
   (``stages_dense``; ``ii_dense`` is their maximum, the dense initiation interval).
@@ -17,6 +18,8 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -26,7 +29,8 @@ from .compose import Network
 from .perf import layer_cycles
 from .stream import payload_fields
 
-__all__ = ["kick_comb_blocks", "top_name", "port_manifest", "dense_stage_cycles", "build"]
+__all__ = ["kick_comb_blocks", "qgraph_fingerprint", "top_name", "port_manifest",
+           "dense_stage_cycles", "build"]
 
 
 _KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;$",
@@ -44,6 +48,16 @@ def kick_comb_blocks(verilog: str) -> str:
     """
     return _KICK.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #0 {mo.group(2)} = 1'b1;",
                      verilog)
+
+
+def qgraph_fingerprint(qgraph) -> str:
+    """SHA-256 of the QGraph's JSON: the integer network (weights, M, S, ...) the Verilog holds.
+
+    A checker that rebuilds the QGraph from the model can compare it to spot a stale build (the
+    model was retrained or its quantization changed after ``codesign build``).
+    """
+    text = json.dumps(qgraph.to_json(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def top_name(model: str) -> str:
@@ -119,6 +133,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
         "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
         "point": point.to_dict(),
+        "qgraph_sha256": qgraph_fingerprint(qgraph),
         "ports": {"input": port_manifest("i", net.i_shape),
                   "output": port_manifest("o", net.o_shape)},
         "layers": layers,

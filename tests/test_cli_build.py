@@ -35,6 +35,11 @@ def test_build_default_point_writes_verilog_and_manifest(qgraph_file, tmp_path, 
     assert set(stages) == {"stem", "pw1", "dw", "pw2", "add", "gap", "fc"}
     assert m["ii_dense"] == max(stages.values()) > 0
     assert not (out / "resources.json").exists()
+    from hw.build import qgraph_fingerprint
+    from models.qgraph import QGraph
+
+    assert m["qgraph_sha256"] == qgraph_fingerprint(QGraph.load(qgraph_file))
+    assert qgraph_fingerprint(tiny_qgraph(1)) != m["qgraph_sha256"]
     # cosim reads it back
     man = load_manifest(out)
     assert man.input.lanes == inp["lanes"] and man.output.channels == 3

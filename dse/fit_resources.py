@@ -40,30 +40,32 @@ FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
 
 def grid(quick: bool = False) -> list[dict]:
-    """The configurations to synthesise."""
+    """The configurations to synthesise: cheap blocks first, then each format's compute blocks
+    (a smaller grid for dybit8, whose shift-add MACs take Yosys minutes each)."""
     cfgs = []
-    pairs_1x1 = [(1, 1), (2, 2), (4, 4), (8, 4), (4, 8)] if not quick else [(1, 1), (4, 4)]
-    for fmt in FORMATS:
-        for ln, pe in pairs_1x1:
-            cfgs.append({"block": "conv1x1", "format": fmt, "c_in": 32, "c_out": 32,
-                         "lanes": ln, "pe": pe, "h": 8, "w": 8})
-        for ln in ([1, 2, 4, 8] if not quick else [1, 4]):
-            cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
-                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "stride": 1})
-        for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not quick else [(1, 2)]):
-            cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
-                         "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
-    if not quick:
-        # Memory probes: where Yosys moves a weight ROM from LUT logic into block RAM.
-        for c in (64, 128):
-            cfgs.append({"block": "conv1x1", "format": "int8", "c_in": c, "c_out": c,
-                         "lanes": 1, "pe": 1, "h": 4, "w": 4})
     for ln in ([1, 2, 4, 8] if not quick else [1, 4]):
         cfgs.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32, "lanes": ln,
                      "pe": ln, "h": 8, "w": 8})
     for a, b in ([(1, 2), (2, 8), (8, 2), (4, 1), (4, 16)] if not quick else [(1, 4), (4, 1)]):
         cfgs.append({"block": "width", "format": "int8", "c_in": 16, "c_out": 16, "lanes": a,
                      "pe": b, "h": 8, "w": 8})
+    if not quick:
+        # Memory probes: where Yosys moves a weight ROM from LUT logic into block RAM.
+        for c in (64, 128):
+            cfgs.append({"block": "conv1x1", "format": "int8", "c_in": c, "c_out": c,
+                         "lanes": 1, "pe": 1, "h": 4, "w": 4})
+    for fmt in FORMATS:
+        small = quick or fmt == "dybit8"
+        for ln, pe in ([(1, 1), (2, 2), (4, 4), (8, 4), (4, 8)] if not small
+                       else [(1, 1), (2, 2)]):
+            cfgs.append({"block": "conv1x1", "format": fmt, "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8})
+        for ln in ([1, 2, 4, 8] if not small else [1, 2]):
+            cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "stride": 1})
+        for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not small else [(1, 2)]):
+            cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
     return cfgs
 
 
@@ -191,17 +193,23 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         targets["ff"].append(s["ff"])
         targets["dsp"].append(s["dsp"])
     a = np.asarray(rows, dtype=np.float64)
-    report = {}
+    # Coefficients without samples (a format or block not synthesised) keep their prior value.
+    seen = [j for j in range(len(cols)) if np.any(a[:, j])]
+    fitted = [cols[j] for j in seen]
+    report = {"fitted": fitted}
     for r, t in targets.items():
-        coef = _nnls(a, np.asarray(t, dtype=np.float64))
+        coef = np.zeros(len(cols))
+        coef[seen] = _nnls(a[:, seen], np.asarray(t, dtype=np.float64))
         c = dict(zip(cols, coef, strict=True))
         for k in kinds:
             blk = model["block"][k]
-            blk["base"][r] = round(c[f"base:{k}"], 3)
-            blk["per_lane"][r] = round(c[f"lane:{k}"], 3)
-            blk["per_pe"][r] = round(c[f"pe:{k}"], 3)
+            for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
+                             (f"pe:{k}", "per_pe")):
+                if col in fitted:
+                    blk[key][r] = round(c[col], 3)
         for f in FORMATS:
-            model["mac"][f][r] = round(c[f"mac:{f}"], 4)
+            if f"mac:{f}" in fitted:
+                model["mac"][f][r] = round(c[f"mac:{f}"], 4)
         pred = a @ coef
         err = (pred - np.asarray(t)) / np.maximum(np.asarray(t), 1)
         report[r] = {"mean_abs_rel_error": round(float(np.mean(np.abs(err))), 4),
@@ -245,11 +253,15 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test)")
     p.add_argument("--out", default=str(_MODEL_FILE))
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--cached-only", action="store_true",
+                   help="fit the samples already synthesised in --workdir, synthesise nothing")
     args = p.parse_args(argv)
     workdir = Path(args.workdir)
     samples = []
     cfgs = grid(args.quick)
     for i, cfg in enumerate(cfgs):
+        if args.cached_only and not (workdir / _key(cfg) / "sample.json").is_file():
+            continue
         try:
             s = synth_sample(cfg, workdir)
         except Exception as exc:  # a block that does not elaborate is reported, not fatal

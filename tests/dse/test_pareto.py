@@ -104,3 +104,39 @@ def test_dse_command_errors_are_one_line(tmp_path, capsys):
     rc = main(["dse", "--model", "synthetic12", "--device", "XC7Z020", "--formats", "int3",
                "--out", str(tmp_path)])
     assert rc == 2 and "unknown format 'int3'" in capsys.readouterr().err
+
+
+def _problem50(device):
+    w = workload.synthetic(50)
+    formats = ["int8", "int4", "dybit4"]
+    sens = accuracy.synthetic_sensitivity(w, formats)
+    cands, _ = pareto.price(w, formats, sens)
+    return pareto.make_problem(w, cands, devices.budget(device, 0.8))
+
+
+def test_synthetic50_point_beats_greedy():
+    from dse.greedy import greedy
+    from dse.ilp import optimise
+
+    problem = _problem50("XCZU9EG")
+    sol = optimise(problem, time_limit=60)
+    g = greedy(problem)
+    assert sol.proven and sol.ii <= g.ii
+    for r in ("dsp", "lut", "ff", "bram18"):
+        assert getattr(sol, r) <= problem.budget.limit(r)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["XC7Z020", "XCZU3EG", "XCZU9EG"])
+def test_synthetic50_solve_times(device):
+    """Acceptance: one point < 2 s, a 20-point front < 30 s (on an otherwise idle 2-core box)."""
+    import time
+
+    from dse.ilp import optimise
+
+    problem = _problem50(device)
+    t0 = time.perf_counter()
+    optimise(problem)
+    assert time.perf_counter() - t0 < 2.0
+    _, _, seconds = pareto.timed_sweep(problem, points=20)
+    assert seconds < 30.0

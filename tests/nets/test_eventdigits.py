@@ -97,6 +97,6 @@ def test_shift_augment():
 def test_training_reaches_accuracy(tmp_path):
     from models.train import TrainConfig, train
 
-    metrics = train(TrainConfig(model="eventdigits", epochs=4), tmp_path / "run", progress=False)
+    metrics = train(TrainConfig(model="eventdigits", epochs=6), tmp_path / "run", progress=False)
     assert metrics["accuracy"] > 0.8
     assert metrics["integer_accuracy"] > 0.75

@@ -130,9 +130,11 @@ def test_registered_in_zoo():
 def test_training_reaches_p10(tmp_path):
     from models.train import TrainConfig, train
 
-    metrics = train(TrainConfig(model="eye", epochs=12), tmp_path / "run", progress=False)
+    # measured with the default 6 epochs: p10 0.879 float, 0.898 int8 backbone (target 0.95)
+    metrics = train(TrainConfig(model="eye", epochs=6), tmp_path / "run", progress=False)
     assert metrics["p10"] > 0.8
     assert metrics["integer_p10"] > 0.8
+    assert metrics["integer_distance"] < 8.0
 
 
 def test_sparse_input_is_a_sparse_tensor():

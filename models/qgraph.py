@@ -207,7 +207,8 @@ class QGraph:
     def run_frame_all(self, coords, feats) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Every node's output ``(coords [N, 2], feats int64 [N, C])`` for one input frame."""
         coords = torch.as_tensor(coords, dtype=torch.int64).reshape(-1, 2)
-        feats = torch.as_tensor(feats, dtype=torch.int64).reshape(len(coords), -1)
+        feats = torch.as_tensor(feats, dtype=torch.int64).reshape(len(coords),
+                                                                  self.input.in_shape[0])
         self.check_frame(coords, feats)
         env: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for n in self.nodes:

@@ -96,3 +96,12 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(zoo.ModelError, match="corrupt"):
         zoo.load(str(bad))
+
+
+def test_qgraph_empty_and_single_site_frames(trained):
+    out, _ = trained
+    g = zoo.load(str(out)).qgraph("int8")
+    oc, of = g.run_frame(torch.zeros((0, 2), dtype=torch.int64), torch.zeros((0, 1)))
+    assert oc.tolist() == [[0, 0]] and of.shape == (1, 10)
+    oc1, of1 = g.run_frame(torch.tensor([[15, 0]]), torch.tensor([[100]]))
+    assert of1.shape == (1, 10) and not torch.equal(of1, of)

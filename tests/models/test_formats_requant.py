@@ -81,3 +81,21 @@ def test_acc_bits_bound():
     assert ref.acc_bits(w, None, 0, 127) == (4 * 127 * 127).bit_length() + 1
     with pytest.raises(OverflowError):
         ref.check_acc_bits(torch.full((1, 1 << 20), 127), None, -127, 127)
+
+
+def test_atomic_write_mode_and_no_partial_file(tmp_path):
+    import os
+
+    from codesign.fsutil import atomic_path, write_json
+
+    write_json(tmp_path / "a.json", {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    try:
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    except RuntimeError:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

@@ -146,6 +146,7 @@ class Model:
     ii: object  # LpVariable or affine expression
     status: str = "built"
     seconds: float = 0.0
+    warm: bool = False
 
 
 def evaluate(problem: Problem, picks) -> Solution:
@@ -202,7 +203,7 @@ def check_budget(problem: Problem) -> None:
 
 
 def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max",
-          ii_lower: int | None = None) -> Model:
+          ii_lower: int | None = None, start: Solution | None = None) -> Model:
     """Step 1: the PuLP problem of ``problem`` (no solving)."""
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
     x = [
@@ -262,7 +263,39 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max"
         max_drop_total = sum(max(abs(c.drop) for c in cands) for cands in problem.candidates)
         objective = objective + 0.5 / (max_drop_total or 1.0) * drop
     lp += objective
-    return Model(problem=problem, lp=lp, x=x, ii=ii)
+    model = Model(problem=problem, lp=lp, x=x, ii=ii)
+    if start is not None:
+        model.warm = _set_start(model, start)
+    return model
+
+
+def _set_start(model: Model, start: Solution) -> bool:
+    """Give CBC ``start`` (a known feasible point) as its first incumbent; False if ``start``
+    uses a candidate the (pruned) problem no longer has."""
+    problem = model.problem
+    picks = []
+    for cands, ch in zip(problem.candidates, start.choices, strict=True):
+        k = next((k for k, c in enumerate(cands) if c.choice == ch), None)
+        if k is None:
+            return False
+        picks.append(k)
+    sol = evaluate(problem, picks)
+    values = {}
+    for i, xs in enumerate(model.x):
+        for k, v in enumerate(xs):
+            values[v.name] = 1.0 if k == picks[i] else 0.0
+    values["ii"] = float(sol.ii)
+    for e, (p, c) in enumerate(problem.edges):
+        a, b = sol.choices[p].pe, sol.choices[c].lanes
+        values[f"z_{e}"] = 0.0 if a == b else 1.0
+        for r, (_, per_bit) in problem.converter.items():
+            values[f"t_{r}_{e}"] = 0.0 if a == b else per_bit * ACT_BITS * (a + b)
+    for name, var in model.lp.variablesDict().items():
+        if name.startswith("y_"):
+            var.setInitialValue(1.0 if int(name[2:]) <= sol.ii else 0.0)
+        elif name in values:
+            var.setInitialValue(values[name])
+    return True
 
 
 def _initiation_interval(lp, problem: Problem, x, formulation: str):
@@ -301,7 +334,8 @@ def solve(model: Model, *, time_limit: float | None = None, threads: int = 1) ->
     with warnings.catch_warnings():
         # PuLP 3.3 announces the bundled CBC's removal in 4.0; the pinned 3.3.2 ships it.
         warnings.simplefilter("ignore", DeprecationWarning)
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads,
+                                   warmStart=model.warm)
     t0 = time.perf_counter()
     model.lp.solve(solver)
     model.seconds = time.perf_counter() - t0
@@ -349,11 +383,12 @@ def prune(problem: Problem, upper: int) -> Problem:
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
              formulation: str = "max", warm: bool = True, upper: int | None = None,
-             lower: int | None = None) -> Solution:
+             lower: int | None = None, start: Solution | None = None) -> Solution:
     """Check the budget, bound the II with the greedy baseline, then build, solve and decode.
 
     ``upper``: the objective of a known feasible point (e.g. the previous point of a Pareto sweep),
-    used instead of the greedy bound; ``lower``: a known lower bound on the II.
+    used instead of the greedy bound; ``start``: that point, handed to CBC as its first
+    incumbent; ``lower``: a known lower bound on the II.
     """
     check_budget(problem)
     t0 = time.perf_counter()
@@ -366,7 +401,10 @@ def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bo
         start = greedy(problem)
         if start is not None:
             work = prune(problem, start.ii if problem.objective == "ii" else start.latency)
-    model = solve(build(work, tie_break=tie_break, formulation=formulation, ii_lower=lower),
+    if start is not None and problem.max_drop is not None and start.drop > problem.max_drop:
+        start = None
+    model = solve(build(work, tie_break=tie_break, formulation=formulation, ii_lower=lower,
+                        start=start if warm else None),
                   time_limit=time_limit)
     sol = decode(model)
     return replace(sol, solve_seconds=time.perf_counter() - t0)

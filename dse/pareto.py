@@ -88,7 +88,7 @@ def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None
         try:
             sol = optimise(replace(problem, max_drop=b), time_limit=time_limit,
                            upper=None if prev is None else _key(problem, prev), lower=lower,
-                           warm=prev is None)
+                           start=prev)
         except Infeasible as exc:
             if log:
                 log(f"bound {b:.4f}: {exc}")

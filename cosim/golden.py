@@ -50,6 +50,13 @@ def network_golden(manifest: Manifest, *, progress: bool = False):
     except (ValueError, OSError) as exc:
         raise CodesignError(f"cannot rebuild model {manifest.model!r}: {exc}") from None
     _check_ports(manifest, qgraph)
+    want = raw.get("qgraph_sha256")
+    if want:
+        from hw.build import qgraph_fingerprint
+        if qgraph_fingerprint(qgraph) != want:
+            raise CodesignError(
+                f"the build in {manifest.root} is stale: model {source!r} no longer gives the "
+                "QGraph it was built from (retrained or requantized); rerun `codesign build`")
     return bundle, qgraph, qgraph_golden(qgraph)
 
 

@@ -117,7 +117,7 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
 
 def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_FORMATS,
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
-            frames: int = 32, time_limit: float | None = 60.0, max_par: int = 64,
+            frames: int = 32, time_limit: float | None = 20.0, max_par: int = 64,
             activity: str = "mean", check: int = 3, log=None):
     """Run the design-space exploration and write its files; returns the front DataFrame."""
     out = Path(out)

@@ -202,7 +202,7 @@ def check_budget(problem: Problem) -> None:
             )
 
 
-def build(problem: Problem, *, tie_break: bool = False, formulation: str = "max",
+def build(problem: Problem, *, tie_break: bool = False, formulation: str = "levels",
           ii_lower: int | None = None, start: Solution | None = None) -> Model:
     """Step 1: the PuLP problem of ``problem`` (no solving)."""
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
@@ -382,7 +382,7 @@ def prune(problem: Problem, upper: int) -> Problem:
 
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
-             formulation: str = "max", warm: bool = True, upper: int | None = None,
+             formulation: str = "levels", warm: bool = True, upper: int | None = None,
              lower: int | None = None, start: Solution | None = None) -> Solution:
     """Check the budget, bound the II with the greedy baseline, then build, solve and decode.
 

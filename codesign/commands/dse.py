@@ -24,7 +24,7 @@ def add_arguments(p):
     p.add_argument("--objective", choices=("ii", "latency"), default="ii",
                    help="minimise the initiation interval (throughput) or the frame latency")
     p.add_argument("--frames", type=int, default=32, help="test frames to measure activity on")
-    p.add_argument("--time-limit", type=float, default=60.0,
+    p.add_argument("--time-limit", type=float, default=20.0,
                    help="CBC seconds per point (an unproven point is marked proven=False)")
     p.add_argument("--max-par", type=int, default=64, help="largest lanes / pe considered")
     p.add_argument("--check", type=int, default=3,

@@ -119,8 +119,9 @@ def write_report(out, cfg) -> dict:
         lines += [
             f"{sim['frames']} frames on {sim['sim']}, stall probability {cfg.stall}: "
             f"**{sim['mismatches']} mismatches**; cycles per frame mean "
-            f"{sim['cycles_per_frame']['mean']:.0f}, max {sim['cycles_per_frame']['max']}; "
-            f"{sim.get('sim_cycles_per_s', 0):,.0f} simulated cycles/s.",
+            f"{sim['cycles_per_frame']['mean']:.0f}, max {sim['cycles_per_frame']['max']} "
+            "(simulation speed is in `build/sim_summary.json`; the report holds only figures "
+            "that a re-run reproduces).",
             "",
             f"Predicted II of the point: {pick.get('ii_cycles')} cycles; top "
             f"`{manifest.get('top')}`, clock `{manifest.get('clock')}`, reset "
@@ -174,7 +175,7 @@ def summary_text(out) -> str:
         f"  resources      LUT {res.get('lut')}, FF {res.get('ff')}, DSP {res.get('dsp')}, "
         f"BRAM18 {res.get('bram18')}",
         f"  co-simulation  {sim.get('frames')} frames, {sim.get('mismatches')} mismatches "
-        f"({sim.get('sim')})",
+        f"({sim.get('sim')}, {sim.get('sim_cycles_per_s', 0):,.0f} cycles/s)",
         f"  Verilog        {out / 'build' / manifest.get('verilog', '?')}",
         f"  report         {out / 'report.md'}",
     ])

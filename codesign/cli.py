@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import CodesignError
@@ -44,7 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _limit_threads() -> None:
+    # The networks are small: a second intra-op thread buys little, and when the other core is
+    # busy (Yosys, a simulator) OpenMP spin-waiting made training 30x slower. CODESIGN_THREADS
+    # overrides.
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("CODESIGN_THREADS", "1"))))
+
+
 def main(argv=None) -> int:
+    _limit_threads()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -60,7 +60,13 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None):
     except (zoo.ModelError, FileNotFoundError) as exc:
         raise CodesignError(str(exc).splitlines()[0]) from None
     w = workload.from_bundle(bundle, frames=frames)
-    cache = bundle.checkpoint.parent / "dse_sensitivity.json"
+    # keyed by the checkpoint's content and the quantizer version: a retrained model or a change
+    # in how weights are quantized must not reuse old drops
+    from codesign.pipeline import file_digest
+    from models.quant import QUANT_VERSION
+
+    tag = f"{file_digest(bundle.checkpoint)[:12]}-q{QUANT_VERSION}"
+    cache = bundle.checkpoint.parent / f"dse_sensitivity-{tag}.json"
     if log:
         log(f"sensitivity of {len(w)} layers x {len(formats)} formats (cached in {cache})")
     sens = accuracy.load_or_measure(bundle, formats, cache)

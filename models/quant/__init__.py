@@ -12,7 +12,11 @@ from .formats import (
 )
 from .requant import Requant, add_requant, requant, requant_params
 
+#: Bumped whenever quantized values for the same float weights change (caches key on it).
+QUANT_VERSION = 2
+
 __all__ = [
+    "QUANT_VERSION",
     "ACT_FORMATS",
     "TRAIN_FORMATS",
     "WEIGHT_FORMATS",

@@ -245,3 +245,47 @@ def conv3x3_reference(coords, feats, *, height, width, weight, bias, stride, gro
                  groups=groups)
     sites = output_sites(coords, height=height, width=width, stride=stride)
     return sites, [out[0, :, oy, ox].tolist() for oy, ox in sites]
+
+
+def run_stream(dut, frames, *, idle=0.0, stall=0.0, seed=0, sink_seed=None, max_cycles=100_000,
+               sync_domain=False, check_beat=None):
+    """Stream ``frames`` through a token-in, token-out ``dut``, strictly regrouped into frames.
+
+    Returns ``(out_frames, cycles)``: the output split with :func:`hw.width.beats_frames` (which
+    rejects a frame that ends mid-site) and the cycle count of the whole run. ``sink_seed``
+    defaults to ``seed + 1``; ``sync_domain`` wraps a purely combinational ``dut`` in a module with
+    a clocked signal so the simulator has a sync domain; ``check_beat`` sees every output payload.
+    """
+    from amaranth.hdl import Module, Signal
+
+    from .width import beats_frames
+    from .width import frame_beats as width_frame_beats
+
+    beats = [b for c, f in frames for b in width_frame_beats(c, f, dut.i_shape.lanes)]
+    got = []
+    counter = CycleCounter()
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
+
+    async def sink(ctx):
+        n = 0
+
+        def until(p):
+            nonlocal n
+            n += p["eof"]
+            return n == len(frames)
+        got.extend(await stream_sink(ctx, dut.o, until=until,
+                                     rng=seed + 1 if sink_seed is None else sink_seed,
+                                     stall=stall))
+
+    top = dut
+    if sync_domain:
+        top = Module()
+        top.submodules.dut = dut
+        top.d.sync += Signal(name="tick").eq(1)
+    simulate(top, src, sink, counter=counter, max_cycles=max_cycles)
+    if check_beat is not None:
+        for p in got:
+            check_beat(p)
+    return beats_frames(got, dut.o_shape.channels), counter.now

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from hw.pool_fc import GlobalAvgPool, PoolFC, cycles_per_frame, pool_fc_cycles
-from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.sim import run_stream
 from hw.stream import TokenShape
-from hw.width import beats_frames, frame_beats
 from models import reference as ref
 from models.quant.formats import weight_format
 
@@ -20,24 +19,7 @@ def _frames(rng, h, w, c, sizes, lo=-127, hi=127):
 
 
 def _run(dut, frames, *, idle=0.0, stall=0.0, seed=0):
-    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
-    got = []
-    counter = CycleCounter()
-
-    async def src(ctx):
-        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
-
-    async def sink(ctx):
-        n = 0
-
-        def until(p):
-            nonlocal n
-            n += p["eof"]
-            return n == len(frames)
-        got.extend(await stream_sink(ctx, dut.o, until=until, rng=seed + 1, stall=stall))
-
-    simulate(dut, src, sink, counter=counter)
-    return beats_frames(got, dut.o_shape.channels), counter.now
+    return run_stream(dut, frames, idle=idle, stall=stall, seed=seed)
 
 
 def _pooled(feats, c):

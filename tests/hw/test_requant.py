@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from hw.requant import Requantizer, cycles_per_frame
-from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.sim import run_stream
 from hw.stream import TokenShape
-from hw.width import beats_frames, frame_beats
 from models.quant.requant import requant
 
 
@@ -17,24 +16,7 @@ def _frame(rng, h, w, c, n, lo=-(1 << 31), hi=(1 << 31) - 1):
 
 
 def _run(dut, frames, *, seed, idle=0.0, stall=0.0):
-    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
-    out = []
-    counter = CycleCounter()
-
-    async def src(ctx):
-        await stream_source(ctx, dut.i, beats, rng=seed, idle=idle)
-
-    async def sink(ctx):
-        n = 0
-
-        def until(p):
-            nonlocal n
-            n += p["eof"]
-            return n == len(frames)
-        out.extend(await stream_sink(ctx, dut.o, until=until, rng=seed + 1, stall=stall))
-
-    simulate(dut, src, sink, counter=counter)
-    return beats_frames(out, dut.o_shape.channels), counter.now
+    return run_stream(dut, frames, idle=idle, stall=stall, seed=seed)
 
 
 @pytest.mark.parametrize("lanes,relu,S",

@@ -1,15 +1,20 @@
 """Yosys ``synth_xilinx`` resource counts of generated Verilog (UltraScale+, ``-family xcup``).
 
 The counts are the real cells Yosys maps to (``stat -json`` ``num_cells_by_type``), summarised as
-``lut`` (LUT1..LUT6), ``ff`` (FD*), ``dsp`` (DSP48E2), ``bram18`` (RAMB18E2 + 2 x RAMB36E2),
-``carry`` (CARRY8/CARRY4), ``lutram`` (RAM*M/RAM*S distributed memory) and ``srl`` (SRL16E/SRLC32E),
-plus ``cells`` (every cell type and its count, as Yosys reports it).
+``lut`` (LUT1..LUT6: logic LUTs only), ``ff`` (FD*), ``dsp`` (DSP48E2), ``bram18`` (RAMB18E2 +
+2 x RAMB36E2), ``uram`` (URAM288), ``carry`` (CARRY8/CARRY4), ``lutram`` (distributed-memory
+cells: RAM32M, RAM32M16, RAM64M, RAM64M8, RAM32X1D, RAM128X1S, ...), ``lutram_luts`` (the LUTs
+those cells occupy), ``srl`` (SRL16E/SRLC32E, one LUT each), ``lut_total`` (``lut + lutram_luts +
+srl``: every LUT site used, what Vivado calls "CLB LUTs"), plus ``cells`` (every cell type and its
+count, as Yosys reports it).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +22,14 @@ from pathlib import Path
 
 from codesign.errors import CodesignError
 
-__all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells"]
+__all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells",
+           "lutram_luts"]
+
+# LUT6 sites per multi-port distributed-RAM primitive (UG574, UltraScale+ CLB): one LUT per
+# port-bit group, so RAM32M/RAM64M (4 ports) take 4 and the 8-port wide ones take 8.
+_LUTRAM_MULTIPORT = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X16DR8": 8,
+                     "RAM64X8SW": 8}
+_RAMNXW = re.compile(r"RAM(\d+)X(\d+)([SD])(_1)?")
 
 
 def yosys_path() -> str:
@@ -38,9 +50,26 @@ def cache_home() -> Path:
     return Path(root) / "yowasp"
 
 
+def lutram_luts(cell: str) -> int | None:
+    """LUT6 sites one distributed-RAM cell occupies, or ``None`` if ``cell`` is not one.
+
+    ``RAM<depth>X<width><S|D>``: each bit of width takes ``ceil(depth / 64)`` LUTs per port, a
+    dual-port (``D``) cell has a second (read) port; the multi-port ``RAM32M``-style cells are
+    tabulated.
+    """
+    if cell in _LUTRAM_MULTIPORT:
+        return _LUTRAM_MULTIPORT[cell]
+    m = _RAMNXW.fullmatch(cell)
+    if m is None:
+        return None
+    depth, width, kind = int(m[1]), int(m[2]), m[3]
+    return width * math.ceil(depth / 64) * (2 if kind == "D" else 1)
+
+
 def summarize_cells(cells: dict) -> dict:
     """Group Yosys cell counts into the resource classes the cost model prices."""
-    out = {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0, "carry": 0, "lutram": 0, "srl": 0}
+    out = {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0, "uram": 0, "carry": 0, "lutram": 0,
+           "lutram_luts": 0, "srl": 0}
     for name, n in cells.items():
         n = int(n)
         if name.startswith("LUT") and name[3:].isdigit():
@@ -53,12 +82,16 @@ def summarize_cells(cells: dict) -> dict:
             out["bram18"] += n
         elif name == "RAMB36E2":
             out["bram18"] += 2 * n
+        elif name.startswith("URAM"):
+            out["uram"] += n
         elif name.startswith("CARRY"):
             out["carry"] += n
-        elif name.startswith("RAM") and name[-1] in "MS":
+        elif lutram_luts(name) is not None:
             out["lutram"] += n
+            out["lutram_luts"] += n * lutram_luts(name)
         elif name.startswith("SRL"):
             out["srl"] += n
+    out["lut_total"] = out["lut"] + out["lutram_luts"] + out["srl"]
     out["cells"] = {k: int(v) for k, v in sorted(cells.items())}
     return out
 

@@ -1,11 +1,14 @@
 import random
 
 import pytest
+from amaranth import Module
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
 
 from codesign.errors import CodesignError
 from hw.conv1x1 import Conv1x1
 from hw.stream import TokenShape
-from hw.synth import summarize_cells, synthesize, synthesize_verilog
+from hw.synth import lutram_luts, summarize_cells, synthesize, synthesize_verilog
 from models.quant.formats import weight_format
 
 
@@ -16,6 +19,49 @@ def test_summarize_cells_groups_xilinx_primitives():
     assert (s["lut"], s["ff"], s["dsp"], s["bram18"], s["carry"], s["lutram"], s["srl"]) == \
         (7, 11, 2, 5, 5, 2, 1)
     assert s["cells"]["BUFG"] == 1
+    assert s["lutram_luts"] == 8 and s["lut_total"] == 7 + 8 + 1
+
+
+def test_lutram_cells_count_as_luts_and_separately():
+    # LUT sites per UG574: multi-port cells by table, RAM<d>X<w><S|D> by depth, width and ports.
+    assert [lutram_luts(c) for c in ("RAM32M", "RAM64M", "RAM32M16", "RAM64M8", "RAM32X1D",
+                                     "RAM64X1D", "RAM128X1D", "RAM256X1D", "RAM32X1S",
+                                     "RAM128X1S", "RAM512X1S", "RAM16X8S", "RAM64X1S_1")] == \
+        [4, 4, 8, 8, 2, 2, 4, 8, 1, 2, 8, 8, 1]
+    assert lutram_luts("RAMB18E2") is None and lutram_luts("LUT6") is None
+    s = summarize_cells({"LUT3": 2, "RAM32M16": 3, "RAM64M8": 1, "RAM32X1D": 2, "SRLC32E": 5,
+                         "RAMB36E2": 1, "URAM288": 1})
+    assert (s["lut"], s["lutram"], s["lutram_luts"], s["srl"], s["lut_total"]) == \
+        (2, 6, 24 + 8 + 4, 5, 2 + 36 + 5)
+    assert (s["bram18"], s["uram"]) == (2, 1)
+
+
+class _AsyncReadRAM(wiring.Component):
+    """A small memory with a combinational read port: Yosys maps it to distributed RAM."""
+
+    def __init__(self, depth, width):
+        self._depth, self._width = depth, width
+        super().__init__({"wa": In(range(depth)), "wd": In(width), "we": In(1),
+                          "ra": In(range(depth)), "rd": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self._width, depth=self._depth, init=[])
+        w, r = mem.write_port(), mem.read_port(domain="comb")
+        m.d.comb += [w.addr.eq(self.wa), w.data.eq(self.wd), w.en.eq(self.we),
+                     r.addr.eq(self.ra), self.rd.eq(r.data)]
+        return m
+
+
+@pytest.mark.slow  # a few seconds once Yosys is compiled; the first yowasp call takes about 40 s
+def test_inferred_lutram_is_counted(tmp_path):
+    res = synthesize(_AsyncReadRAM(32, 8), name="lutram32x8", workdir=tmp_path)
+    assert res["lutram"] >= 1 and res["bram18"] == 0
+    assert res["lutram_luts"] == sum(n * lutram_luts(c) for c, n in res["cells"].items()
+                                     if lutram_luts(c) is not None)
+    # 256 bits of storage; a LUT6 holds at most 64.
+    assert res["lutram_luts"] >= 4
+    assert res["lut_total"] == res["lut"] + res["lutram_luts"] + res["srl"]
 
 
 @pytest.mark.slow  # the first yowasp call compiles Yosys (about 40 s)

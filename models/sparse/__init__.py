@@ -12,13 +12,22 @@ from .layers import (
     sparse_global_avg_pool,
     sparse_workload,
 )
-from .neighbours import downsample, neighbour_counts, neighbour_hist, submanifold_map
+from .neighbours import (
+    Rulebook,
+    downsample,
+    neighbour_counts,
+    neighbour_hist,
+    rulebook,
+    submanifold_map,
+)
 from .tensor import SparseTensor
 
 __all__ = [
     "SparseTensor",
     "submanifold_map",
     "downsample",
+    "Rulebook",
+    "rulebook",
     "neighbour_counts",
     "neighbour_hist",
     "sparse_conv",

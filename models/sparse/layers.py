@@ -3,10 +3,12 @@
 The weighted layers subclass :class:`models.quant.layers.QLayer`, so the float, fake-quant and
 integer-exact modes (BN folding, weight formats, requantization) are the dense layers' code; this
 file only provides the sparse linear operator :func:`sparse_conv`. Every op works on
-:class:`~models.sparse.tensor.SparseTensor` and never densifies: a conv gathers each output's active
-neighbours through a neighbour map (:mod:`models.sparse.neighbours`) and multiplies by the weight
-matrix. The result equals the dense ``F.conv2d`` (padding ``k // 2``) of the zero-filled map sampled
-at the output sites, in float and exactly in int64.
+:class:`~models.sparse.tensor.SparseTensor` and never densifies: a 3x3 conv walks the rulebook (the
+active input/output pairs of each tap, :func:`models.sparse.neighbours.rulebook`, built once per
+site set): gather the inputs, multiply by the tap's weights, scatter-add into the outputs; on dense
+maps a full conv gathers every tap of the neighbour map instead (one ``addmm`` per tap). The result
+equals the dense ``F.conv2d`` (padding ``k // 2``) of the zero-filled map sampled at the output
+sites, in float and exactly in int64.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant.layers import QAdd, QGlobalAvgPool, QInput, QLayer
-from .neighbours import downsample, submanifold_map
+from .neighbours import downsample, rulebook, submanifold_map
 from .tensor import SparseTensor
 
 __all__ = [
@@ -66,35 +68,71 @@ def sparse_conv(x: SparseTensor, weight, bias=None, *, stride: int = 1, groups: 
         out = x.with_feats(y)
     else:
         if stride == 1:
-            nbr = submanifold_map(x, k)
             out = None
         elif stride == 2:
-            oc, oshape, nbr = downsample(x, k)
+            oc, oshape, _ = downsample(x, k)
             out = SparseTensor(oc, f.new_zeros(oc.shape[0], 0), oshape, x.batch_size, check=False)
         else:
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        # Row N (a zero row) stands for an inactive or outside neighbour, so each tap gathers the
-        # zero-filled map's values; one matrix multiply (or elementwise product) per tap.
-        fp = torch.cat([f, f.new_zeros(1, C)])
-        taps = k * k
+        rb = rulebook(x, stride=stride)
         if groups == 1:
-            wt = weight.permute(2, 3, 1, 0).reshape(taps, C, out_c)
-            y = fp.index_select(0, nbr[0]) @ wt[0]
-            for t in range(1, taps):
-                y.addmm_(fp.index_select(0, nbr[t]), wt[t])
-        elif cg == 1 and out_c == groups:  # depthwise
-            wt = weight.reshape(C, taps).t()
-            y = fp.index_select(0, nbr[0]) * wt[0]
-            for t in range(1, taps):
-                y.addcmul_(fp.index_select(0, nbr[t]), wt[t])
+            y = _full_conv3(f, weight, rb, x, stride)
+        elif cg == 1 and out_c == groups:
+            y = _depthwise_conv3(f, weight, rb)
         else:
-            cols = fp[nbr.t()].reshape(-1, taps, groups, cg)  # [M, taps, groups, cg]
-            w = weight.reshape(groups, out_c // groups, cg, taps)
+            cols = _padded(f)[_nbr(x, stride).t()].reshape(-1, 9, groups, cg)  # [M, 9, g, cg]
+            w = weight.reshape(groups, out_c // groups, cg, 9)
             y = torch.einsum("mtgc,goct->mgo", cols, w).reshape(-1, out_c)
         out = x.with_feats(y) if out is None else out.with_feats(y)
     if bias is not None:
         out = out.with_feats(out.feats + bias.to(out.feats.dtype))
     return out
+
+
+#: Depthwise convs with at most this many (pair x channel) products run as one flat gather,
+#: multiply and scatter; larger ones tap by tap (fewer temporaries).
+FLAT_DEPTHWISE_MAX = 1 << 17
+#: Full convs use the rulebook (active pairs only) while the active pairs are at most this share
+#: of the ``9 * N_out`` taps; denser maps gather every tap from the zero-padded features.
+RULEBOOK_MAX_SHARE = 0.5
+
+
+def _padded(f):
+    # Row N (a zero row) stands for an inactive or outside neighbour.
+    return torch.cat([f, f.new_zeros(1, f.shape[1])])
+
+
+def _nbr(x, stride):
+    return submanifold_map(x, 3) if stride == 1 else downsample(x, 3)[2]
+
+
+def _full_conv3(f, weight, rb, x, stride):
+    out_c, C = weight.shape[0], weight.shape[1]
+    wt = weight.permute(2, 3, 1, 0).reshape(9, C, out_c)
+    if rb.pairs > RULEBOOK_MAX_SHARE * 9 * rb.n_out:
+        # Dense enough that most taps are active: gather every tap, one addmm per tap.
+        fp = _padded(f)
+        nbr = _nbr(x, stride)
+        y = fp.index_select(0, nbr[0]) @ wt[0]
+        for t in range(1, 9):
+            y.addmm_(fp.index_select(0, nbr[t]), wt[t])
+        return y
+    y = f @ wt[4] if rb.identity_centre else f.new_zeros(rb.n_out, out_c)
+    for t, i, o in rb.taps:
+        y.index_add_(0, o, f.index_select(0, i) @ wt[t])
+    return y
+
+
+def _depthwise_conv3(f, weight, rb):
+    C = f.shape[1]
+    w9 = weight.reshape(C, 9).t().contiguous()  # [tap, C]
+    if rb.pairs * C <= FLAT_DEPTHWISE_MAX:
+        src = f.index_select(0, rb.in_rows) * w9.index_select(0, rb.tap)
+        return f.new_zeros(rb.n_out, C).index_add_(0, rb.out_rows, src)
+    y = f * w9[4] if rb.identity_centre else f.new_zeros(rb.n_out, C)
+    for t, i, o in rb.taps:
+        y.index_add_(0, o, f.index_select(0, i) * w9[t])
+    return y
 
 
 def sparse_add(a: SparseTensor, b: SparseTensor) -> SparseTensor:

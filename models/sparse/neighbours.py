@@ -25,6 +25,8 @@ Geometry ("same" padding ``k // 2``, as docs/CONTRACT.md):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from .tensor import SparseTensor
@@ -32,6 +34,8 @@ from .tensor import SparseTensor
 __all__ = [
     "submanifold_map",
     "downsample",
+    "Rulebook",
+    "rulebook",
     "neighbour_counts",
     "neighbour_hist",
     "TABLE_FACTOR",
@@ -146,6 +150,63 @@ def downsample(x: SparseTensor, kernel_size: int = 3, *, method=None):
         hit = (oc, out_shape, nbr)
         x.cache[key] = hit
     return hit
+
+
+class Rulebook(NamedTuple):
+    """The active (input row, output row) pairs of a 3x3 conv, per tap (spconv's "rulebook").
+
+    A neighbour map lists every tap of every output, inactive ones included; at low density most
+    taps read the zero row. The rulebook keeps only the pairs whose input is active, so a conv
+    costs work proportional to the active pairs. Built once per site set (cached on
+    ``SparseTensor.cache``, which every layer keeping those sites shares, as spconv's
+    ``indice_key``).
+
+    Attributes
+    ----------
+    n_in, n_out : int
+        Input and output site counts.
+    identity_centre : bool
+        Whether the centre tap reads each output's own input row (stride 1): that tap is then a
+        dense elementwise/matrix product and is left out of ``taps``.
+    taps : tuple of ``(tap, in_rows, out_rows)``
+        The non-empty taps other than an identity centre; ``tap = (dy + 1) * 3 + (dx + 1)``.
+    tap, in_rows, out_rows : torch.LongTensor
+        All active pairs (the centre included), tap-major: the same pairs as one flat list.
+    """
+
+    n_in: int
+    n_out: int
+    identity_centre: bool
+    taps: tuple
+    tap: torch.Tensor
+    in_rows: torch.Tensor
+    out_rows: torch.Tensor
+
+    @property
+    def pairs(self) -> int:
+        return int(self.in_rows.shape[0])
+
+
+def rulebook(x: SparseTensor, *, stride: int = 1) -> Rulebook:
+    """The :class:`Rulebook` of a 3x3 conv of stride 1 or 2 on ``x``'s sites (cached on ``x``)."""
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    key = ("rulebook", stride)
+    rb = x.cache.get(key)
+    if rb is None:
+        nbr = submanifold_map(x, 3) if stride == 1 else downsample(x, 3)[2]
+        n = x.num_sites
+        active = nbr < n
+        tap, out_rows = active.nonzero(as_tuple=True)  # tap-major, outputs ascending per tap
+        in_rows = nbr[tap, out_rows]
+        counts = active.sum(1).tolist()
+        identity = stride == 1
+        per_tap = zip(in_rows.split(counts), out_rows.split(counts), strict=True)
+        taps = tuple((t, i, o) for t, (i, o) in enumerate(per_tap)
+                     if counts[t] and not (identity and t == 4))
+        rb = Rulebook(n, nbr.shape[1], identity, taps, tap, in_rows, out_rows)
+        x.cache[key] = rb
+    return rb
 
 
 def neighbour_counts(x: SparseTensor, *, stride: int = 1) -> torch.Tensor:

@@ -244,3 +244,39 @@ def test_sparse_workload_of_a_small_net():
     assert w["c2"]["shape"] == [2, 2, 2] and w["c2"]["active_sites_mean"] == 1.5
     assert w["c2"]["neighbour_hist"] == [0, 2, 1, 0, 0, 0, 0, 0, 0, 0]
     assert w["input"]["density_mean"] == 1.5 / 16
+
+
+# Each 3x3 kernel path (rulebook or zero-padded gather for full convs, flat or tap-by-tap for
+# depthwise ones) is forced in turn, so every path meets the exactness checks whatever the
+# size thresholds pick for these small maps.
+PATHS = {
+    "full-rulebook": ("RULEBOOK_MAX_SHARE", 10.0),
+    "full-gather": ("RULEBOOK_MAX_SHARE", -1.0),
+    "dw-flat": ("FLAT_DEPTHWISE_MAX", 1 << 40),
+    "dw-taps": ("FLAT_DEPTHWISE_MAX", -1),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.3, 1.0])
+def test_every_kernel_path_is_exact(monkeypatch, path, stride, density):
+    import models.sparse.layers as layers
+
+    name, value = PATHS[path]
+    monkeypatch.setattr(layers, name, value)
+    C = 6
+    groups = C if path.startswith("dw") else 1
+    g = torch.Generator().manual_seed(3)
+    w = torch.randint(-127, 128, (C, C // groups, 3, 3), generator=g)
+    b = torch.randint(-5000, 5000, (C,), generator=g)
+    xi, m = _int_map(2, C, 9, 10, density, seed=5)
+    y = sparse_conv(SparseTensor.from_dense(xi), w, b, stride=stride, groups=groups)
+    want = reference.conv2d(xi, w, b, stride=stride, padding=1, groups=groups)
+    assert torch.equal(y.coords, _expected_sites(m, stride))
+    assert torch.equal(y.feats, _at_sites(want, y))
+    xf, _ = _float_map(2, C, 9, 10, density, seed=5)
+    wf = torch.randn(C, C // groups, 3, 3, generator=g)
+    yf = sparse_conv(SparseTensor.from_dense(xf), wf, None, stride=stride, groups=groups)
+    wantf = F.conv2d(xf, wf, padding=1, stride=stride, groups=groups)
+    assert yf.num_sites == 0 or (yf.feats - _at_sites(wantf, yf)).abs().max().item() <= 1e-5

@@ -83,3 +83,25 @@ def test_methods_agree_on_a_large_sparse_batch():
     assert torch.equal(da[0], db[0]) and torch.equal(da[2], db[2])
     with pytest.raises(ValueError, match="method"):
         submanifold_map(SparseTensor(a.coords, a.feats, a.spatial_shape, 5), method="hash")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_rulebook_holds_exactly_the_active_pairs(stride):
+    from models.sparse import rulebook
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 1, 7, 9, generator=g) * (torch.rand(2, 1, 7, 9, generator=g) < 0.3)
+    st = SparseTensor.from_dense(x)
+    nbr = submanifold_map(st) if stride == 1 else downsample(st)[2]
+    rb = rulebook(st, stride=stride)
+    assert rulebook(st.with_feats(st.feats * 2), stride=stride) is rb  # shared by the sites
+    want = {(t, int(nbr[t, o]), o) for t in range(9) for o in range(nbr.shape[1])
+            if nbr[t, o] < st.num_sites}
+    flat = set(zip(rb.tap.tolist(), rb.in_rows.tolist(), rb.out_rows.tolist(), strict=True))
+    assert flat == want and rb.pairs == len(want)
+    per_tap = {(t, i, o) for t, ins, outs in rb.taps
+               for i, o in zip(ins.tolist(), outs.tolist(), strict=True)}
+    centre = {(4, o, o) for o in range(st.num_sites)} if stride == 1 else set()
+    assert rb.identity_centre == (stride == 1)
+    assert per_tap | centre == want and not per_tap & centre
+    assert (rb.n_in, rb.n_out) == (st.num_sites, nbr.shape[1])

@@ -335,54 +335,17 @@ def _replace_activity(layer: LayerWork, sites: float) -> LayerWork:
 
 
 def measure_activity(qgraph, frames) -> dict:
-    """Per node: mean / 95th-percentile active output sites over ``frames`` (``(coords, feats)``)
-    and, for 3x3 convs, the histogram of output sites by active input sites in their window.
+    """Alias of :func:`models.stats.layer_stats` (the one implementation), kept for callers."""
+    from models.stats import layer_stats
 
-    The same keys as :func:`models.stats.layer_stats`, computed with the integer golden model
-    (:meth:`QGraph.run_frame_all`).
-    """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    sites: dict[str, list[int]] = {}
-    hists: dict[str, np.ndarray] = {}
-    for coords, feats in frames:
-        env = qgraph.run_frame_all(coords, feats)
-        for node in qgraph.nodes:
-            oc, _ = env[node.name]
-            sites.setdefault(node.name, []).append(int(len(oc)))
-            if node.op == "conv" and node.kernel == 3:
-                ic, _ = env[node.inputs[0]]
-                _, h, w = node.in_shape
-                mask = torch.zeros((1, 1, h, w), dtype=torch.float64)
-                if len(ic):
-                    mask[0, 0, ic[:, 0], ic[:, 1]] = 1.0
-                counts = F.conv2d(mask, torch.ones((1, 1, 3, 3), dtype=torch.float64),
-                                  stride=node.stride, padding=1)[0, 0]
-                c = counts[oc[:, 0], oc[:, 1]].round().long() if len(oc) else torch.zeros(0)
-                h10 = np.bincount(c.numpy().astype(np.int64), minlength=10)[:10]
-                hists[node.name] = hists.get(node.name, 0) + h10
-    out = {}
-    for name, s in sites.items():
-        arr = np.asarray(s, dtype=np.float64)
-        out[name] = {"active_sites_mean": float(arr.mean()),
-                     "active_sites_p95": float(np.percentile(arr, 95))}
-        if name in hists:
-            out[name]["neighbour_hist"] = [int(v) for v in hists[name]]
-    return out
+    return layer_stats(qgraph, frames)
 
 
 def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> Workload:
-    """Workload of a :func:`models.zoo.load` bundle, activity measured on ``frames`` test frames.
+    """Workload of a :func:`models.zoo.load` bundle, activity measured on ``frames`` test frames
+    with :func:`models.stats.layer_stats`."""
+    from models.stats import layer_stats
 
-    Uses :func:`models.stats.layer_stats` when the models package provides it, else
-    :func:`measure_activity` (same keys).
-    """
-    try:
-        from models.stats import layer_stats
-    except ImportError:
-        layer_stats = measure_activity
     qgraph = bundle.qgraph(formats)
     stats = layer_stats(qgraph, bundle.frames(frames, seed=seed, split="test"))
     return from_qgraph(qgraph, stats, name=bundle.name)

@@ -10,7 +10,6 @@ from .layers import (
     sparse_add,
     sparse_conv,
     sparse_global_avg_pool,
-    sparse_workload,
 )
 from .neighbours import (
     Rulebook,
@@ -39,5 +38,4 @@ __all__ = [
     "SparseGlobalAvgPool",
     "SparseReLU",
     "SparseInput",
-    "sparse_workload",
 ]

@@ -31,7 +31,6 @@ __all__ = [
     "SparseGlobalAvgPool",
     "SparseReLU",
     "SparseInput",
-    "sparse_workload",
 ]
 
 
@@ -248,42 +247,3 @@ class SparseReLU(nn.Module):
 
 class SparseInput(QInput):
     """Input quantizer of a sparse network (same as :class:`models.quant.layers.QInput`)."""
-
-
-@torch.no_grad()
-def sparse_workload(net, batches) -> dict:
-    """Measured workload of every sparse node of a :class:`~models.qnet.QNet`, for the DSE.
-
-    Runs ``net`` (in its current mode) on each batch (a :class:`SparseTensor` input) and returns,
-    per node whose output is sparse, ``{"active_sites_mean", "active_sites_p95", "density_mean",
-    "shape": (C, H, W)}`` over all frames, and for 3x3 convs also ``"neighbour_hist"``: 10 counts of
-    output sites with 0..9 active inputs in their 3x3 window (centre included).
-    """
-    from .neighbours import neighbour_counts
-
-    sites: dict[str, list] = {}
-    hists: dict[str, torch.Tensor] = {}
-    shapes = {}
-    for x in batches:
-        env = net(x, return_all=True)
-        for name, mod in net.nodes.items():
-            y = env[name]
-            if not isinstance(y, SparseTensor):
-                continue
-            sites.setdefault(name, []).append(y.sites_per_frame())
-            shapes[name] = (y.num_channels, *y.spatial_shape)
-            if isinstance(mod, SparseConv2d) and mod.kernel_size == 3:
-                src = env[net.edges[name][0]]
-                h = torch.bincount(neighbour_counts(src, stride=mod.stride), minlength=10)
-                hists[name] = hists.get(name, 0) + h
-    out = {}
-    for name, s in sites.items():
-        s = torch.cat(s).double()
-        C, H, W = shapes[name]
-        d = {"shape": [C, H, W], "active_sites_mean": float(s.mean()),
-             "active_sites_p95": float(torch.quantile(s, 0.95)),
-             "density_mean": float(s.mean() / (H * W))}
-        if name in hists:
-            d["neighbour_hist"] = [int(v) for v in hists[name]]
-        out[name] = d
-    return out

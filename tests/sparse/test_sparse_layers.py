@@ -224,28 +224,6 @@ def test_submanifold_rejects_stride():
         SubmanifoldConv2d(4, 4, stride=2)
 
 
-def test_sparse_workload_of_a_small_net():
-    from models.qnet import QNet
-    from models.quant.layers import QInput
-    from models.sparse import sparse_workload
-
-    net = QNet("tiny")
-    net.add("input", QInput())
-    net.add("c1", SubmanifoldConv2d(1, 2, 3), "input")
-    net.add("c2", SparseConv2d(2, 2, 3, stride=2), "c1")
-    m = torch.zeros(2, 1, 4, 4)
-    m[0, 0, 0, 0] = m[0, 0, 0, 1] = 1.0
-    m[1, 0, 3, 3] = 1.0
-    w = sparse_workload(net, [SparseTensor.from_dense(m)])
-    assert w["c1"]["active_sites_mean"] == 1.5 and w["c1"]["shape"] == [2, 4, 4]
-    assert w["c1"]["neighbour_hist"] == [0, 1, 2, 0, 0, 0, 0, 0, 0, 0]
-    # stride 2 (2x2 out): frame 0's sites feed output (0, 0) (both) and (0, 1) (x = 1 only);
-    # frame 1's (3, 3) lies in rows/cols 1..3 of output (1, 1) only
-    assert w["c2"]["shape"] == [2, 2, 2] and w["c2"]["active_sites_mean"] == 1.5
-    assert w["c2"]["neighbour_hist"] == [0, 2, 1, 0, 0, 0, 0, 0, 0, 0]
-    assert w["input"]["density_mean"] == 1.5 / 16
-
-
 # Each 3x3 kernel path (rulebook or zero-padded gather for full convs, flat or tap-by-tap for
 # depthwise ones) is forced in turn, so every path meets the exactness checks whatever the
 # size thresholds pick for these small maps.

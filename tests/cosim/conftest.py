@@ -49,15 +49,8 @@ def random_frame(rng, *, height=8, width=8, channels=4, density=0.5):
 
 def special_frames(rng, *, height=8, width=8, channels=4):
     """Empty, full, single-site (first, last, middle) and border-only frames."""
-    def feats(n):
-        return [[rng.choice([-127, 127, 0, rng.randint(-127, 127)]) for _ in range(channels)]
-                for _ in range(n)]
-    full = [(y, x) for y in range(height) for x in range(width)]
-    border = [(y, x) for y, x in full if y in (0, height - 1) or x in (0, width - 1)]
-    frames = [([], []), (full, feats(len(full))), ([(0, 0)], feats(1)),
-              ([(height - 1, width - 1)], feats(1)), ([(height // 2, width // 3)], feats(1)),
-              (border, feats(len(border))), ([], [])]
-    return frames
+    from cosim.matrix import special_frames as frames
+    return frames(rng, height=height, width=width, channels=channels)
 
 
 def frame_set(seed=1, n=20, **geom):

@@ -92,3 +92,38 @@ def test_dse_alias_is_layer_stats():
 
     frames = [_frame(f) for f in FRAMES]
     assert measure_activity(_graph(), frames) == layer_stats(_graph(), frames)
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "layer_stats.py"
+    spec = importlib.util.spec_from_file_location("layer_stats_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_layer_stats_benchmark_writes_json_and_plot(tmp_path):
+    import json
+
+    from codesign.fsutil import write_json
+
+    bench = _bench()
+    layers = {name: {"op": "conv", **d} for name, d in
+              layer_stats(_graph(), [_frame(f) for f in FRAMES]).items()}
+    doc = {"model": "hand", "frames": len(FRAMES), "layers": layers}
+    write_json(tmp_path / "s.json", doc)
+    bench.plot(doc, tmp_path / "s.png")
+    assert json.loads((tmp_path / "s.json").read_text())["layers"]["down"]["neighbour_hist"] == [
+        0, 2, 1, 0, 1, 0, 2, 0, 0, 1]
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "s.png"]  # no temporaries
+
+
+def test_layer_stats_benchmark_never_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    assert _bench().main(["--model", "digits", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "codesign train --model digits" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

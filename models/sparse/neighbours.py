@@ -97,9 +97,33 @@ def submanifold_map(x: SparseTensor, kernel_size: int = 3, *, method=None) -> to
     nbr = x.cache.get(key)
     if nbr is None:
         c = x.coords
-        nbr = _lookup(x.keys(), x.spatial_shape, c[:, 0], c[:, 1], c[:, 2], kernel_size, method)
+        H, W = x.spatial_shape
+        r = kernel_size // 2
+        n = c.shape[0]
+        cells = (int(c[-1, 0]) + 1) * (H + 2 * r) * (W + 2 * r) if n else 0
+        if n and _use_table(cells, n, method):
+            nbr = _submanifold_table(c, x.spatial_shape, kernel_size)
+        else:
+            nbr = _lookup(x.keys(), x.spatial_shape, c[:, 0], c[:, 1], c[:, 2], kernel_size,
+                          method)
         x.cache[key] = nbr
     return nbr
+
+
+def _submanifold_table(coords, shape, k):
+    # The table path of _lookup when the centres are the input sites themselves: each site's
+    # padded-map index is both where it is written and where its window starts (half the ops).
+    H, W = shape
+    r = k // 2
+    Wp = W + 2 * r
+    b, y, x = coords.unbind(1)
+    base = (b * (H + 2 * r) + y + r) * Wp + x + r
+    n = coords.shape[0]
+    table = torch.full(((int(b[-1]) + 1) * (H + 2 * r) * Wp,), n, dtype=torch.int64)
+    table[base] = torch.arange(n)
+    d = torch.arange(-r, r + 1, dtype=torch.int64)
+    offsets = (d[:, None] * Wp + d[None, :]).reshape(-1, 1)  # tap t = (dy+r)*k + (dx+r)
+    return table[base[None, :] + offsets]
 
 
 def _down_sites(coords, out_shape, batch_size, method=None):

@@ -29,18 +29,15 @@ beat, which stretches the line buffer's emitter, so :func:`cycles_per_frame` is
 
 from __future__ import annotations
 
-import numpy as np
-import torch
 from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models.quant.formats import weight_format
-from models.reference import ACC_BITS, check_acc_bits
+from models.reference import ACC_BITS
 
 from . import line_buffer
-from .dwconv import _check_bias, weight_codes
+from .dwconv import check_window_conv
 from .line_buffer import LineBuffer
 from .mac import adder_tree, product
 from .stream import TokenShape
@@ -98,21 +95,9 @@ class Conv3x3(wiring.Component):
             raise TypeError(f"c_out must be a positive integer, not {c_out!r}")
         if not isinstance(pe, int) or pe < 1 or c_out % pe:
             raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        self.fmt = weight_format(fmt)
-        w = np.asarray(weight, dtype=np.int64)
-        if w.shape != (c_out, shape.channels, 3, 3):
-            raise ValueError(f"weight must have shape [{c_out}, {shape.channels}, 3, 3], "
-                             f"not {list(w.shape)}")
-        self.weight = w
-        self.bias = _check_bias(bias, c_out)
-        check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
-                       name="3x3 conv")
-        self.codes = weight_codes(self.fmt, w)
-        self.slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
-        if self.slots not in (4, 8, 16):
-            raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
+        self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
+            shape=shape, stride=stride, fmt=fmt, weight=weight,
+            weight_shape=(c_out, shape.channels, 3, 3), bias=bias, slots=slots, name="3x3 conv")
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
         ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,

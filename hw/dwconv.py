@@ -68,6 +68,30 @@ def _check_bias(bias, n):
     return b
 
 
+def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, name):
+    """The parameter checks a 3x3 window conv (:class:`DWConv3x3`, :class:`hw.conv3x3.Conv3x3`)
+    shares; ``(fmt, weight, bias, codes, slots)`` as the block keeps them.
+
+    ``weight_shape`` is the shape ``weight`` must have and ``name`` the layer kind that the
+    accumulator-width check names.
+    """
+    if not isinstance(shape, TokenShape):
+        raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    fmt = weight_format(fmt)
+    w = np.asarray(weight, dtype=np.int64)
+    if w.shape != tuple(weight_shape):
+        raise ValueError(f"weight must have shape {list(weight_shape)}, not {list(w.shape)}")
+    b = _check_bias(bias, weight_shape[0])
+    check_acc_bits(torch.from_numpy(w), torch.from_numpy(b), -127, 127, name=name)
+    codes = weight_codes(fmt, w)
+    slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
+    if slots not in (4, 8, 16):
+        raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
+    return fmt, w, b, codes, slots
+
+
 class DWConv3x3(wiring.Component):
     """Depthwise 3x3 convolution of a token stream, int32 accumulator output.
 
@@ -99,25 +123,12 @@ class DWConv3x3(wiring.Component):
     """
 
     def __init__(self, *, shape, stride, fmt, weight, bias, pe=1, slots=None):
-        if not isinstance(shape, TokenShape):
-            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if pe != 1:
             raise ValueError(f"a depthwise conv has pe = 1, not {pe!r}")
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        c = shape.channels
-        self.fmt = weight_format(fmt)
-        w = np.asarray(weight, dtype=np.int64)
-        if w.shape != (c, 1, 3, 3):
-            raise ValueError(f"weight must have shape [{c}, 1, 3, 3], not {list(w.shape)}")
-        self.weight = w
-        self.bias = _check_bias(bias, c)
-        check_acc_bits(torch.from_numpy(w), torch.from_numpy(self.bias), -127, 127,
-                       name="depthwise conv")
-        self.codes = weight_codes(self.fmt, w)
-        self.slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
-        if self.slots not in (4, 8, 16):
-            raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
+        c = getattr(shape, "channels", None)
+        self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
+            shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
+            bias=bias, slots=slots, name="depthwise conv")
         self.i_shape, self.stride = shape, stride
         ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,

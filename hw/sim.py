@@ -8,8 +8,9 @@ Payloads go in as anything ``ctx.set`` accepts for the payload's layout (for a
 "eof": 0}``) and come out as plain dicts via :func:`to_python`.
 
 Frame helpers for token-stream blocks: :func:`random_frame` makes a sparse frame
-``(coords, feats)``, :func:`frame_beats` / :func:`split_frames` convert between frames and beats,
-:func:`run_frames` streams frames through a block and timestamps each end of frame, and
+``(coords, feats)``, :func:`hw.width.frame_beats` / :func:`hw.width.beats_frames` convert between
+frames and beats (``frame_beats`` is re-exported here), :func:`run_frames` streams frames through
+a block and timestamps each end of frame, and
 :func:`conv3x3_reference` is the integer golden model of a 3x3 layer's raw accumulators.
 """
 
@@ -24,6 +25,7 @@ from amaranth.sim import Simulator
 from models.reference import conv2d
 
 from .line_buffer import output_sites
+from .width import beats_frames, frame_beats
 
 __all__ = [
     "to_python",
@@ -35,7 +37,6 @@ __all__ = [
     "CycleCounter",
     "random_frame",
     "frame_beats",
-    "split_frames",
     "run_frames",
     "conv3x3_reference",
 ]
@@ -171,42 +172,12 @@ def random_frame(rng, *, height, width, channels, density, lo=-127, hi=127):
     return coords, feats
 
 
-def frame_beats(coords, feats, *, lanes):
-    """Token-stream beats of one frame (channel beats per site, then the eof beat)."""
-    beats = []
-    for (y, x), f in zip(coords, feats, strict=True):
-        f = [int(v) for v in f]
-        if len(f) % lanes:
-            raise ValueError(f"lanes ({lanes}) must divide the {len(f)} channels of a site")
-        for b in range(0, len(f), lanes):
-            beats.append({"y": int(y), "x": int(x), "data": f[b:b + lanes], "eof": 0})
-    beats.append({"y": 0, "x": 0, "data": [0] * lanes, "eof": 1})
-    return beats
-
-
-def split_frames(beats):
-    """Group received token beats into frames ``[(coords, feats), ...]`` (one per eof beat).
-
-    Consecutive beats with the same ``(y, x)`` are one site; their lanes concatenate.
-    """
-    frames, coords, feats = [], [], []
-    for p in beats:
-        if p["eof"]:
-            frames.append((coords, feats))
-            coords, feats = [], []
-        elif coords and coords[-1] == (p["y"], p["x"]):
-            feats[-1].extend(p["data"])
-        else:
-            coords.append((p["y"], p["x"]))
-            feats.append(list(p["data"]))
-    return frames
-
-
 def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=None):
     """Stream ``frames`` ``[(coords, feats), ...]`` through a token-in, token-out ``dut``.
 
-    Returns ``(out_frames, eof_cycles)``: the output split with :func:`split_frames`, and the
-    cycle at which each output end-of-frame beat was accepted (cycle 0 is the first input offer).
+    Returns ``(out_frames, eof_cycles)``: the output regrouped by :func:`hw.width.beats_frames`
+    (which rejects a frame that ends mid-site), and the cycle at which each output end-of-frame
+    beat was accepted (cycle 0 is the first input offer).
     """
     beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
     got, eof_times = [], []
@@ -227,7 +198,7 @@ def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=No
     if max_cycles is None:
         max_cycles = 50 * len(beats) + 500 * n + 1000
     simulate(dut, src, snk, counter=counter, max_cycles=max_cycles)
-    return split_frames(got), eof_times
+    return beats_frames(got, dut.o_shape.channels), eof_times
 
 
 def conv3x3_reference(coords, feats, *, height, width, weight, bias, stride, groups=1):
@@ -258,10 +229,7 @@ def run_stream(dut, frames, *, idle=0.0, stall=0.0, seed=0, sink_seed=None, max_
     """
     from amaranth.hdl import Module, Signal
 
-    from .width import beats_frames
-    from .width import frame_beats as width_frame_beats
-
-    beats = [b for c, f in frames for b in width_frame_beats(c, f, dut.i_shape.lanes)]
+    beats = [b for c, f in frames for b in frame_beats(c, f, dut.i_shape.lanes)]
     got = []
     counter = CycleCounter()
 

@@ -134,22 +134,52 @@ def _documented_cycles(layer: LayerWork, choice: Choice, activity: str) -> float
 
 
 def cycles(layer: LayerWork, choice: Choice, *, activity: str = "mean") -> int:
-    """Cycles per frame of ``layer`` under ``choice`` at the measured ``activity`` (mean/p95)."""
+    """Cycles per frame of ``layer``'s pipeline stage under ``choice`` at the measured ``activity``
+    (mean/p95), frames back to back.
+
+    The block's own formula with the frame turnaround of a 1x1 unit (:func:`hw.perf.stage_cycles`);
+    an ``add`` stage fed by this layer runs at its width and must not be slower; a global pool fed
+    by it holds the layer up while it divides (:func:`hw.perf.pool_stall`).
+    """
     _check_choice(layer, choice)
-    fn = _hw_cycles()
-    if fn is not None:
-        stats = layer.stats()
-        if activity == "p95":
-            stats = dict(stats, active_sites_mean=layer.active_out_p95,
-                         active_in_mean=layer.active_in_p95)
-        own = math.ceil(fn(layer, choice, stats))
-        # add / gap stages downstream run at this layer's output width.
-        for s in layer.stages:
-            node = _Stage(s["name"], s["op"], s["in_shape"], s["in_shape"])
-            own = max(own, math.ceil(fn(node, None, {"active_in_mean": s["active_in"]},
-                                        lanes=choice.pe)))
-        return own
-    return math.ceil(_documented_cycles(layer, choice, activity))
+    if _hw_cycles() is None:
+        return math.ceil(_documented_cycles(layer, choice, activity))
+    from hw.perf import pool_stall, stage_cycles
+
+    stats = _stats(layer, activity)
+    own = stage_cycles(layer, choice, stats)
+    out_beats = stats["active_sites_mean"] * layer.c_out / choice.pe
+    for s in layer.stages:
+        node = _Stage(s["name"], s["op"], s["in_shape"], s["in_shape"])
+        st = stage_cycles(node, None, {"active_in_mean": _stage_sites(layer, s, activity)},
+                          lanes=choice.pe)
+        if s["op"] == "gap":
+            _, h, w = s["in_shape"]
+            own = own + pool_stall(own, out_beats, channels=s["in_shape"][0], lanes=choice.pe,
+                                   height=h, width=w, fifo_depth=FIFO_DEPTH)
+        own = max(own, st)
+    return math.ceil(own - 1e-9)
+
+
+def _stats(layer: LayerWork, activity: str) -> dict:
+    stats = layer.stats()
+    if activity == "p95":
+        stats = dict(stats, active_sites_mean=layer.active_out_p95,
+                     active_in_mean=layer.active_in_p95)
+    elif activity != "mean":
+        raise ValueError(f"activity must be 'mean' or 'p95', not {activity!r}")
+    return stats
+
+
+def _stage_sites(layer: LayerWork, stage: dict, activity: str) -> float:
+    # a stage's input is this layer's output stream
+    if activity == "p95":
+        return max(float(stage["active_in"]), layer.active_out_p95)
+    return float(stage["active_in"])
+
+
+#: Depth of the FIFO between stages (``hw.point.DesignPoint.fifo_depth``'s default).
+FIFO_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -161,12 +191,27 @@ class _Stage:
 
 
 def fill_cycles(layer: LayerWork, choice: Choice) -> int:
-    """Cycles from a layer's first input token to its first output token (pipeline fill).
+    """``layer``'s share of a lone frame's latency: its stage's tail (:func:`hw.perf.tail_cycles`,
+    from the last input beat to the last output beat) and that of the ``add`` / ``gap`` stages it
+    feeds, plus a FIFO per stage.
 
-    A 1x1 or linear block emits a site after consuming it (one site of work); a 3x3 block must
-    also wait for the next input row, ``W + 1`` input sites at the map's density. A linear layer
-    after global pooling runs once per frame, so its whole work is fill.
+    A lone frame's latency is predicted as the II plus every layer's fill: the frame streams in at
+    the slowest stage's pace, then drains through each stage after it.
     """
+    if _hw_cycles() is None:
+        return _documented_fill(layer, choice)
+    from hw.perf import EDGE_LATENCY, tail_cycles
+
+    stats = layer.stats()
+    total = tail_cycles(layer, choice, stats) + EDGE_LATENCY
+    for s in layer.stages:
+        node = _Stage(s["name"], s["op"], s["in_shape"], s["in_shape"])
+        total += tail_cycles(node, None, {"active_in_mean": s["active_in"]},
+                             lanes=choice.pe) + EDGE_LATENCY
+    return math.ceil(total - 1e-9)
+
+
+def _documented_fill(layer: LayerWork, choice: Choice) -> int:
     density = layer.active_in / (layer.in_shape[1] * layer.in_shape[2])
     per_site = _per_site(layer, choice)
     if layer.kernel == 3:

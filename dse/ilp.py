@@ -46,6 +46,7 @@ __all__ = [
     "evaluate",
     "brute_force",
     "check_budget",
+    "network_latency",
 ]
 
 OBJECTIVES = ("ii", "latency", "drop")
@@ -149,11 +150,21 @@ class Model:
     warm: bool = False
 
 
+def network_latency(cands, edges=()) -> tuple[int, int]:
+    """``(II, latency)`` of one candidate per layer, as the program prices them.
+
+    The initiation interval is the slowest stage's cycles per frame (every layer is its own
+    pipeline stage). A lone frame streams in at the bottleneck's pace and then drains through
+    every stage: ``II + sum(fill)``.
+    """
+    ii = max(c.cost.cycles for c in cands)
+    return ii, ii + sum(c.cost.fill for c in cands)
+
+
 def evaluate(problem: Problem, picks) -> Solution:
     """Figures of an assignment ``picks`` (candidate index per layer), as the program sees it."""
     cands = [problem.candidates[i][k] for i, k in enumerate(picks)]
-    ii = max(c.cost.cycles for c in cands)
-    latency = ii + sum(c.cost.fill for c in cands)
+    ii, latency = network_latency(cands, problem.edges)
     res = {r: sum(getattr(c.cost, r) for c in cands) for r in RESOURCES}
     n_conv = 0
     for p, c in problem.edges:

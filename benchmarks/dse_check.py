@@ -1,0 +1,241 @@
+"""DSE predictions checked against RTL simulation: per-layer and network cycles, lone-frame latency.
+
+For one model and one or more design points (``point_<k>.json`` from ``codesign dse``):
+
+- **per layer**: each compute layer is built alone (a one-layer QGraph: input FIFO, the block, its
+  requantizer, and the global pool when the layer feeds one, exactly the stage the composer
+  makes) with :func:`hw.build.build`, and simulated with Verilator (the cosim fast path, checked
+  bit for bit against the golden model) on the layer's real input frames, i.e. the golden
+  model's activations of real test frames, back to back, never stalled. Measured: the mean
+  interval between consecutive end-of-frame output beats (first frame excluded). Predicted:
+  :func:`dse.cost.cycles` at the workload's mean activity (what the DSE priced) and, to separate
+  the activity statistic from the formula, at the simulated frames' own mean activity;
+- **network**: the whole design (``codesign build`` of the point), the same frames back to back:
+  measured II (mean end-of-frame interval after the first frame) against the DSE's II
+  (:func:`dse.ilp.evaluate`); and the **latency of a lone frame** (first input beat to last
+  output beat, pipeline empty: each of ``--lone`` frames simulated on its own) against the DSE's
+  latency model (``II + sum(fill)``, :func:`dse.cost.fill_cycles`).
+
+Writes ``reports/dse_check_<model>.csv`` (one row per point and layer, plus a ``network`` row and
+a ``latency`` row per point), ``reports/dse_check_<model>.png`` (predicted against measured per
+layer) and prints Markdown tables.
+
+Usage::
+
+    python benchmarks/dse_check.py --model digits \
+        --point build/dse/point_0.json --point build/dse_mixed/point_0.json [--frames 8]
+
+Why Verilator per layer rather than timestamps inside the whole network: inside the network every
+stage runs at the bottleneck's pace, so its own cycles cannot be seen; alone, fed as fast as it
+takes input, a block shows exactly the steady-state cycles the cost model claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codesign.fsutil import atomic_path  # noqa: E402
+from dse import workload as wl  # noqa: E402
+from dse.cost import Choice, layer_cost, resource_model  # noqa: E402
+from dse.ilp import Candidate, network_latency  # noqa: E402
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+def _sub_qgraph(qgraph, node, with_gap: bool):
+    """A QGraph of ``node`` alone (and the global pool it feeds, when ``with_gap``)."""
+    from models.qgraph import QGraph
+
+    inp = dataclasses.replace(qgraph.input, name="input", in_shape=tuple(node.in_shape),
+                              out_shape=tuple(node.in_shape))
+    nodes = [inp, dataclasses.replace(node, inputs=("input",))]
+    if with_gap:
+        gap = next(n for n in qgraph.nodes if n.op == "gap" and n.inputs[0] == node.name)
+        nodes.append(gap)
+    return QGraph(name=f"{qgraph.name}_{node.name}", nodes=tuple(nodes), abits=qgraph.abits)
+
+
+def _simulate(qgraph, point, frames, build_dir, *, sim="verilator"):
+    """Build ``qgraph`` at ``point`` into ``build_dir`` (reused when unchanged) and simulate."""
+    from cosim.session import simulate
+    from hw.build import build, qgraph_fingerprint
+
+    man = Path(build_dir) / "manifest.json"
+    fp = qgraph_fingerprint(qgraph)
+    fresh = True
+    if man.exists():
+        m = json.loads(man.read_text())
+        fresh = not (m.get("qgraph_sha256") == fp and m.get("point") == point.to_dict())
+    if fresh:
+        build(qgraph, point, build_dir, model=qgraph.name)
+    expected = [qgraph.run_frame(c, f) for c, f in frames]
+    res = simulate(build_dir, frames, expected=expected, sim=sim, timeout=400000)
+    if not res.ok:
+        raise SystemExit(f"{build_dir}: simulation failed: "
+                         f"{res.stopped or res.mismatches[0]}")
+    return res
+
+
+def _mean_after_first(values):
+    v = list(values)[1:]
+    return statistics.fmean(v) if v else float("nan")
+
+
+def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> list[dict]:
+    """Rows of the per-layer, network and latency comparisons of one design point."""
+    from hw.point import DesignPoint
+
+    pdict = json.loads(Path(point_file).read_text())
+    point = DesignPoint.from_dict(pdict)
+    formats = {c.name: c.format for c in point.layers}
+    qgraph = bundle.qgraph(formats)
+    point.validate(qgraph)
+    # the DSE's workload (its default: 32 test frames, seed 0) and the simulated frames' own
+    w_dse = wl.from_bundle(bundle, frames=32)
+    w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
+    model = resource_model()
+    choice = {c.name: Choice(c.format, c.lanes, c.pe) for c in point.layers}
+    tag = Path(point_file).parent.name + "-" + Path(point_file).stem
+    rows = []
+    cands_dse, cands_sim = [], []
+    for lay_d, lay_s in zip(w_dse.layers, w_sim.layers, strict=True):
+        ch = choice[lay_d.name]
+        cost_d = layer_cost(lay_d, ch, model=model)
+        cost_s = layer_cost(lay_s, ch, model=model)
+        cands_dse.append(Candidate(ch, cost_d))
+        cands_sim.append(Candidate(ch, cost_s))
+        node = qgraph.node(lay_d.name)
+        with_gap = any(s["op"] == "gap" for s in lay_d.stages)
+        sub = _sub_qgraph(qgraph, node, with_gap)
+        sub_point = DesignPoint.from_dict(
+            {"model": sub.name, "clock_mhz": point.clock_mhz, "fifo_depth": point.fifo_depth,
+             "layers": [{"name": node.name, "format": ch.format, "lanes": ch.lanes,
+                         "pe": ch.pe}]})
+        if node.op == "linear":
+            # after global pooling: one site at (0, 0) per frame, the pooled vector
+            src = qgraph.node(node.inputs[0])
+            in_frames = []
+            for c, f in frames:
+                env = qgraph.run_frame_all(c, f)
+                in_frames.append(env[src.name])
+        else:
+            in_frames = [qgraph.run_frame_all(c, f)[node.inputs[0]] for c, f in frames]
+        t0 = time.perf_counter()
+        res = _simulate(sub, sub_point, in_frames, work / tag / node.name)
+        measured = _mean_after_first(res.cycles_per_frame)
+        rows.append({"point": tag, "layer": node.name, "kind": lay_d.kind,
+                     "format": ch.format, "lanes": ch.lanes, "pe": ch.pe,
+                     "stages": "+".join(s["op"] for s in lay_d.stages if s["op"] == "gap"),
+                     "pred_cycles": cost_d.cycles, "pred_cycles_sim_activity": cost_s.cycles,
+                     "measured_cycles": round(measured, 1),
+                     "error": round(cost_d.cycles / measured - 1, 4),
+                     "error_sim_activity": round(cost_s.cycles / measured - 1, 4)})
+        log(f"  {tag} {node.name:8s} pred {cost_d.cycles:7d} (at sim activity "
+            f"{cost_s.cycles:7d}) measured {measured:9.1f}  [{time.perf_counter() - t0:.0f} s]")
+    # whole network
+    res = _simulate(qgraph, point, frames, work / tag / "_network")
+    ii_meas = _mean_after_first(res.cycles_per_frame)
+    edges = w_dse.edges()
+    ii_d, lat_d = network_latency(cands_dse, edges)
+    ii_s, lat_s = network_latency(cands_sim, edges)
+    rows.append({"point": tag, "layer": "network", "kind": "II", "pred_cycles": ii_d,
+                 "pred_cycles_sim_activity": ii_s, "measured_cycles": round(ii_meas, 1),
+                 "error": round(ii_d / ii_meas - 1, 4),
+                 "error_sim_activity": round(ii_s / ii_meas - 1, 4)})
+    log(f"  {tag} network II pred {ii_d} (at sim activity {ii_s}) measured {ii_meas:.1f}")
+    # lone frames: each frame alone through an empty pipeline
+    lats, preds = [], []
+    for k in range(min(lone, len(frames))):
+        r = _simulate(qgraph, point, [frames[k]], work / tag / "_network")
+        lats.append(r.latency[0])
+        wk = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, [frames[k]]), name=bundle.name)
+        ck = [Candidate(choice[x.name], layer_cost(x, choice[x.name], model=model))
+              for x in wk.layers]
+        preds.append(network_latency(ck, edges)[1])
+    lat_meas = statistics.fmean(lats)
+    rows.append({"point": tag, "layer": "latency", "kind": f"lone x{len(lats)}",
+                 "pred_cycles": lat_d, "pred_cycles_sim_activity": round(statistics.fmean(preds)),
+                 "measured_cycles": round(lat_meas, 1), "error": round(lat_d / lat_meas - 1, 4),
+                 "error_sim_activity": round(statistics.fmean(preds) / lat_meas - 1, 4)})
+    log(f"  {tag} lone-frame latency pred {lat_d} (per frame {preds}) measured {lats}")
+    return rows
+
+
+def _plot(df, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for (pt, kind), g in df.groupby(["point", df["layer"].isin(["network", "latency"])]):
+        what = "network" if kind else "layers"
+        ax.scatter(g["measured_cycles"], g["pred_cycles"], label=f"{pt} ({what})",
+                   marker="s" if kind else "o", s=30 if kind else 18)
+    lo = max(1.0, min(df["measured_cycles"].min(), df["pred_cycles"].min()) * 0.8)
+    hi = max(df["measured_cycles"].max(), df["pred_cycles"].max()) * 1.25
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85",
+                    label="+-10 %")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured cycles per frame (Verilator)")
+    ax.set_ylabel("DSE predicted cycles per frame")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--point", action="append", required=True, help="point JSON (repeat)")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--lone", type=int, default=3, help="frames simulated alone for latency")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="build/dse_check")
+    p.add_argument("--out", default=None, help="CSV path (default reports/dse_check_<model>.csv)")
+    args = p.parse_args(argv)
+    from models import zoo
+
+    bundle = zoo.load(args.model, train_if_missing=False, progress=False)
+    frames = bundle.frames(args.frames, seed=args.seed, split="test")
+    work = Path(args.work) / args.model
+    rows = []
+    for pf in args.point:
+        print(f"{args.model}: {pf}", file=sys.stderr, flush=True)
+        rows += check_point(bundle, pf, frames, work=work, lone=args.lone,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+    df = pd.DataFrame(rows)
+    out = Path(args.out) if args.out else REPORTS / f"dse_check_{args.model}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False)
+    _plot(df, out.with_suffix(".png"),
+          f"{args.model}: DSE prediction vs Verilator, {args.frames} test frames")
+    cols = ["point", "layer", "kind", "format", "lanes", "pe", "pred_cycles",
+            "pred_cycles_sim_activity", "measured_cycles", "error", "error_sim_activity"]
+    print(df[[c for c in cols if c in df]].to_string(index=False))
+    layers = df[~df["layer"].isin(["network", "latency"])]
+    print(f"max |error| per layer {layers['error'].abs().max():.3f} "
+          f"(at the simulated frames' activity {layers['error_sim_activity'].abs().max():.3f}); "
+          f"network II {df[df.layer == 'network']['error'].abs().max():.3f}; lone-frame latency "
+          f"{df[df.layer == 'latency']['error'].abs().max():.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

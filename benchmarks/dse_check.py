@@ -171,6 +171,39 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     return rows
 
 
+def resource_rows(build_dir, *, frames: int = 32) -> list[dict]:
+    """Predicted (the DSE's model, converters included, as :func:`dse.ilp.evaluate` sums them)
+    against Yosys (``resources.json`` of ``codesign build --synth``) for one built design."""
+    from dse.devices import budget
+    from dse.ilp import Problem, evaluate
+    from models import zoo
+
+    build_dir = Path(build_dir)
+    man = json.loads((build_dir / "manifest.json").read_text())
+    got = json.loads((build_dir / "resources.json").read_text())
+    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+    layers = {c["name"]: c for c in man["point"]["layers"]}
+    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
+    w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
+                       name=bundle.name)
+    model = resource_model()
+    cands = tuple((Candidate(ch, layer_cost(x, ch, model=model)),)
+                  for x in w.layers
+                  for ch in [Choice(layers[x.name]["format"], layers[x.name]["lanes"],
+                                    layers[x.name]["pe"])])
+    prob = Problem(names=tuple(x.name for x in w.layers), candidates=cands,
+                   edges=tuple(w.edges()), budget=budget("XCZU9EG", 1.0))
+    sol = evaluate(prob, [0] * len(cands))
+    fmts = sorted({c["format"] for c in layers.values()})
+    rows = []
+    for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):
+        pred, meas = getattr(sol, r), got[key]
+        rows.append({"design": build_dir.name, "model": man["model"], "formats": "/".join(fmts),
+                     "resource": r, "predicted": pred, "yosys": meas,
+                     "error": round(pred / meas - 1, 4) if meas else None})
+    return rows
+
+
 def _plot(df, path: Path, title: str) -> None:
     import matplotlib
 
@@ -201,16 +234,30 @@ def _plot(df, path: Path, title: str) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--point", action="append", required=True, help="point JSON (repeat)")
+    p.add_argument("--model")
+    p.add_argument("--point", action="append", default=[], help="point JSON (repeat)")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--lone", type=int, default=3, help="frames simulated alone for latency")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="build/dse_check")
     p.add_argument("--out", default=None, help="CSV path (default reports/dse_check_<model>.csv)")
+    p.add_argument("--synth", action="append", default=[], metavar="BUILD_DIR",
+                   help="instead: compare the resource model with Yosys on these "
+                        "`codesign build --synth` directories (repeat); writes "
+                        "reports/dse_check_resources.csv")
     args = p.parse_args(argv)
     from models import zoo
 
+    if args.synth:
+        df = pd.DataFrame([r for d in args.synth for r in resource_rows(d)])
+        out = Path(args.out) if args.out else REPORTS / "dse_check_resources.csv"
+        with atomic_path(out) as tmp:
+            df.to_csv(tmp, index=False)
+        print(df.to_string(index=False))
+        return 0
+
+    if not args.model or not args.point:
+        p.error("--model and --point are required (or --synth)")
     bundle = zoo.load(args.model, train_if_missing=False, progress=False)
     frames = bundle.frames(args.frames, seed=args.seed, split="test")
     work = Path(args.work) / args.model

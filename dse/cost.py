@@ -244,9 +244,10 @@ class ResourceModel:
     provenance: str
     mac: dict  # format -> {"lut", "ff", "dsp"} per multiply-accumulate
     block: dict  # kind -> {"base": {...}, "per_lane": {...}, "per_pe": {...}}
-    requant: dict  # per output lane {"lut", "ff", "dsp"}
+    requant: dict  # per output lane {"lut", "ff", "dsp"} (+ "base": {"lut", "ff"})
     memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
     converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}
+    stage: dict = None  # {"fifo", "add", "gap"}: composed-network terms (fit_network)
 
     @classmethod
     def from_dict(cls, d: dict) -> ResourceModel:
@@ -258,7 +259,7 @@ class ResourceModel:
                 raise ValueError(f"resource model has no MAC coefficients for {fmt}")
         return cls(status=d.get("status", ""), provenance=d.get("provenance", ""),
                    mac=d["mac"], block=d["block"], requant=d["requant"], memory=d["memory"],
-                   converter=d["converter"])
+                   converter=d["converter"], stage=d.get("stage") or {})
 
 
 @cache
@@ -293,20 +294,77 @@ def _mac_count(layer: LayerWork, choice: Choice) -> int:
     return taps * choice.lanes * choice.pe
 
 
+def _coord_bits(layer: LayerWork) -> int:
+    _, h, w = layer.in_shape
+    return max(1, (h - 1).bit_length()) + max(1, (w - 1).bit_length())
+
+
+def acc_bits(layer: LayerWork, fmt) -> int:
+    """Bound on the accumulator's width: int8 activations times the format's largest weight over
+    the fan-in, plus the bias and the sign (what the composer sizes the requantizer by)."""
+    fan_in = (layer.c_in // layer.groups) * layer.kernel * layer.kernel
+    wmax = max(abs(int(v)) for v in weight_format(fmt).levels)
+    return math.ceil(math.log2(127 * wmax * fan_in + 1)) + 2
+
+
+def _fifo(model: ResourceModel, width: int) -> dict:
+    f = (model.stage or {}).get("fifo")
+    if not f:
+        return {"lut": 0.0, "ff": 0.0}
+    return {r: f[r]["base"] + f[r]["per_bit"] * width for r in ("lut", "ff")}
+
+
+def _stages(layer: LayerWork, choice: Choice, model: ResourceModel) -> dict:
+    """Resources of the FIFO in front of ``layer`` and of the add / pool stages it feeds."""
+    st = model.stage or {}
+    lanes_bits = choice.pe * ACT_BITS + _coord_bits(layer) + 1
+    res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
+    fin = _fifo(model, choice.lanes * ACT_BITS + _coord_bits(layer) + 1)
+    for r in ("lut", "ff"):
+        res[r] += fin[r]
+    for s in layer.stages:
+        if s["op"] == "add" and "add" in st:
+            for r in ("lut", "ff", "dsp"):
+                res[r] += st["add"][r] * choice.pe
+            # both inputs through a FIFO; the skip one holds the long branch's sites
+            for _ in range(2):
+                f = _fifo(model, lanes_bits)
+                res["lut"] += f["lut"]
+                res["ff"] += f["ff"]
+            depth = s.get("skip_sites", 0) * math.ceil(s["in_shape"][0] / choice.pe)
+            lut_m, bram_m = _memory(model, lanes_bits, depth)
+            res["lut"] += lut_m
+            res["bram18"] += bram_m
+        elif s["op"] == "gap" and "gap" in st:
+            for r in ("lut", "ff"):
+                res[r] += (st["gap"][r]["per_channel"] * s["in_shape"][0]
+                           + st["gap"][r]["per_lane"] * choice.pe)
+            f = _fifo(model, lanes_bits)
+            res["lut"] += f["lut"]
+            res["ff"] += f["ff"]
+    return res
+
+
 def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = None) -> dict:
-    """``{"dsp", "lut", "ff", "bram18"}`` of ``layer``'s block (compute, memories, requantizer)."""
+    """``{"dsp", "lut", "ff", "bram18"}`` of ``layer``'s stage: the compute block, its memories
+    and requantizer, the FIFO in front of it, and the add / pool stages it feeds."""
     _check_choice(layer, choice)
     model = model or resource_model()
     fmt = weight_format(choice.format)
     macs = _mac_count(layer, choice)
     blk = model.block[layer.kind]
     out_lanes = choice.pe
+    rq = model.requant
+    rq_dsp = rq.get("dsp", 0)
+    if "dsp_acc_bits" in rq and acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:
+        rq_dsp *= 2  # the accumulator x M product no longer fits one DSP48E2
     res = {}
     for r in ("lut", "ff", "dsp"):
         v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
              + blk["per_pe"].get(r, 0) * out_lanes + model.mac[fmt.name].get(r, 0) * macs)
         if layer.kind != "linear":  # the classifier emits raw accumulators: no requantizer
-            v += model.requant.get(r, 0) * out_lanes
+            per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
+            v += rq.get("base", {}).get(r, 0) + per_lane * out_lanes
         res[r] = v
     # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
     w_width = macs * fmt.bits
@@ -321,6 +379,10 @@ def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = No
         lut_l, bram_l = _memory(model, lb_width, lb_depth)
         res["lut"] += lut_l
         bram += bram_l
+    extra = _stages(layer, choice, model)
+    for r in ("lut", "ff", "dsp"):
+        res[r] += extra[r]
+    bram += extra["bram18"]
     return {"dsp": math.ceil(res["dsp"] - 1e-9), "lut": math.ceil(res["lut"]),
             "ff": math.ceil(res["ff"]), "bram18": int(bram)}
 

@@ -13,6 +13,13 @@ fits by non-negative least squares
 The coefficients, the raw samples and the fit errors are written to ``dse/resource_model.json``
 (``"status": "fitted"``). Samples are cached per configuration in the work directory, so an
 interrupted run resumes.
+
+``--network DIR`` (repeatable; ``codesign build --synth`` directories) calibrates what exists only
+in a composed network, from Yosys' per-module breakdown of the whole design (``synth/stat.json``):
+the requantizer as the composer instantiates it (its accumulator at the layer's real width, so
+one DSP48E2 per lane where that fits 27 bits; a block-grid sample uses the full 32), the residual
+add, the global pool, and the stream FIFOs. Only the ``requant`` and ``stage`` sections change;
+the block coefficients stay as the grid fitted them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import numpy as np
 
 from codesign.fsutil import write_json
 
-__all__ = ["grid", "synth_sample", "fit", "main"]
+__all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "main"]
 
 _MODEL_FILE = Path(__file__).with_name("resource_model.json")
 
@@ -217,7 +224,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     # The linear layer is a 1x1 conv on one site.
     model["block"]["linear"] = json.loads(json.dumps(model["block"]["conv1x1"]))
     rq = [s for s in samples if s["config"]["block"] == "requant"]
-    if rq:
+    if rq and model["requant"].get("source") != "network":
         lanes = np.asarray([[1.0, s["config"]["lanes"]] for s in rq])
         for r in ("lut", "ff", "dsp"):
             t = np.asarray([s[r] + (s["lutram_luts"] + s["srl"] if r == "lut" else 0)
@@ -247,6 +254,112 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     return model
 
 
+def _module_cells(stat: dict) -> dict:
+    """``{submodule path: {"lut", "ff", "dsp", "bram18"}}`` from a ``stat -json`` of a design,
+    LUTRAM and SRL cells counted as the LUT sites they take."""
+    from hw.synth import lutram_luts
+
+    out = {}
+    for name, v in stat["modules"].items():
+        parts = name.lstrip("\\").split(".")
+        if len(parts) < 2:
+            continue
+        a = out.setdefault(parts[1], {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0})
+        for cell, n in v.get("num_cells_by_type", {}).items():
+            if cell.startswith("LUT") or cell.startswith("SRL"):
+                a["lut"] += n
+            elif cell.startswith("FD"):
+                a["ff"] += n
+            elif cell == "DSP48E2":
+                a["dsp"] += n
+            elif cell == "RAMB18E2":
+                a["bram18"] += n
+            elif cell == "RAMB36E2":
+                a["bram18"] += 2 * n
+            elif lutram_luts(cell) is not None:
+                a["lut"] += n * lutram_luts(cell)
+    return out
+
+
+def network_samples(build_dir) -> list[dict]:
+    """Per-module samples of a built design: requantizers, adds, pools and FIFOs with the
+    configuration the cost model prices them by."""
+    from hw.compose import Network
+    from hw.fifo import StreamFIFO
+    from hw.point import DesignPoint
+    from models import zoo
+
+    build_dir = Path(build_dir)
+    man = json.loads((build_dir / "manifest.json").read_text())
+    cells = _module_cells(json.loads((build_dir / "synth" / "stat.json").read_text()))
+    point = DesignPoint.from_dict(man["point"])
+    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+    qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
+    net = Network(qgraph, point)
+    out = []
+    for name, comp in net._subs:
+        c = cells.get(name)
+        if c is None:
+            continue
+        node = name.rsplit("_", 1)[0]
+        if name.endswith("_requant"):
+            out.append({"kind": "requant", "lanes": comp.o_shape.lanes, **c})
+        elif name.endswith("_add"):
+            out.append({"kind": "add", "lanes": comp.shape.lanes, **c})
+        elif name.endswith("_gap"):
+            out.append({"kind": "gap", "lanes": comp.i_shape.lanes,
+                        "channels": comp.i_shape.channels, **c})
+        elif isinstance(comp, StreamFIFO):
+            out.append({"kind": "fifo", "width": comp.layout.size, "depth": comp.depth,
+                        "node": node, **c})
+    return out
+
+
+def fit_network(samples: list[dict], base_model: dict) -> dict:
+    """The ``requant`` and ``stage`` sections fitted to :func:`network_samples`."""
+    model = json.loads(json.dumps(base_model))
+
+    def nnls(rows, t):
+        return _nnls(np.asarray(rows, dtype=np.float64), np.asarray(t, dtype=np.float64))
+
+    rq = [s for s in samples if s["kind"] == "requant"]
+    if rq:
+        req = {"source": "network", "base": {}}
+        for r in ("lut", "ff"):
+            b, k = nnls([[1.0, s["lanes"]] for s in rq], [s[r] for s in rq])
+            req["base"][r] = round(float(b), 3)
+            req[r] = round(float(k), 3)
+        req["dsp"] = round(sum(s["dsp"] for s in rq) / sum(s["lanes"] for s in rq), 3)
+        req["dsp_acc_bits"] = 27
+        model["requant"] = req
+    stage = model.setdefault("stage", {})
+    add = [s for s in samples if s["kind"] == "add"]
+    if add:
+        lanes = sum(s["lanes"] for s in add)
+        stage["add"] = {r: round(sum(s[r] for s in add) / lanes, 3) for r in ("lut", "ff", "dsp")}
+    gap = [s for s in samples if s["kind"] == "gap"]
+    if gap:
+        stage["gap"] = {}
+        for r in ("lut", "ff"):
+            c, k = nnls([[s["channels"], s["lanes"]] for s in gap], [s[r] for s in gap])
+            stage["gap"][r] = {"per_channel": round(float(c), 3), "per_lane": round(float(k), 3)}
+    fifo = [s for s in samples if s["kind"] == "fifo" and s["bram18"] == 0 and s["depth"] <= 16]
+    if fifo:
+        stage["fifo"] = {}
+        for r in ("lut", "ff"):
+            b, k = nnls([[1.0, s["width"]] for s in fifo], [s[r] for s in fifo])
+            stage["fifo"][r] = {"base": round(float(b), 3), "per_bit": round(float(k), 4)}
+    deep = [s for s in samples if s["kind"] == "fifo" and s["depth"] > 16]
+    model["network_fit"] = {
+        "samples": samples,
+        "counts": {k: sum(s["kind"] == k for s in samples)
+                   for k in ("requant", "add", "gap", "fifo")},
+        "deep_fifos": [{k: s[k] for k in ("width", "depth", "lut", "ff", "bram18")}
+                       for s in deep],
+    }
+    return model
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="build/fit_resources")
@@ -255,7 +368,23 @@ def main(argv=None) -> int:
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--cached-only", action="store_true",
                    help="fit the samples already synthesised in --workdir, synthesise nothing")
+    p.add_argument("--network", action="append", default=[], metavar="BUILD_DIR",
+                   help="calibrate the requantizer / add / pool / FIFO terms from the per-module "
+                        "Yosys stat of these `codesign build --synth` directories (repeat); "
+                        "synthesises nothing")
     args = p.parse_args(argv)
+    if args.network:
+        base = json.loads(Path(args.out).read_text())
+        samples = [s for d in args.network for s in network_samples(d)]
+        model = fit_network(samples, base)
+        model["network_fit"]["builds"] = [str(Path(d).name) for d in args.network]
+        model["network_fit"]["provenance"] = (
+            f"fit_network on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from "
+            f"{len(samples)} modules of {len(args.network)} built designs")
+        print(json.dumps({k: model[k] for k in ("requant", "stage")}, indent=1))
+        if not args.no_write:
+            write_json(args.out, model)
+        return 0
     workdir = Path(args.workdir)
     samples = []
     cfgs = grid(args.quick)

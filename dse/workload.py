@@ -25,6 +25,7 @@ __all__ = [
     "from_bundle",
     "measure_activity",
     "synthetic",
+    "skip_sites",
 ]
 
 #: Layer kinds the cost model knows, one per hardware compute block.
@@ -125,6 +126,8 @@ class LayerWork:
                 raise ValueError(f"layer {self.name}: stage op must be add or gap, not {s!r}")
             s["in_shape"] = tuple(int(v) for v in s["in_shape"])
             s["active_in"] = float(s["active_in"])
+            if "skip_sites" in s:
+                s["skip_sites"] = int(s["skip_sites"])
             stages.append(s)
         object.__setattr__(self, "stages", tuple(stages))
 
@@ -277,8 +280,11 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
             if n.op in ("add", "gap") and n.inputs and n.inputs[0] == node_name:
                 dense = n.in_shape[1] * n.in_shape[2]
                 sites = float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense))
-                out.append({"name": n.name, "op": n.op, "in_shape": tuple(n.in_shape),
-                            "active_in": sites})
+                st = {"name": n.name, "op": n.op, "in_shape": tuple(n.in_shape),
+                      "active_in": sites}
+                if n.op == "add":
+                    st["skip_sites"] = skip_sites(qgraph, n)
+                out.append(st)
                 out += stages(n.name)
         return out
 
@@ -326,6 +332,45 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
         ]
     return Workload(name=name or getattr(qgraph, "name", "") or "network", layers=tuple(layers),
                     source="qgraph")
+
+
+def skip_sites(qgraph, add) -> int:
+    """Sites the skip FIFO of residual ``add`` holds (``hw.compose`` sizes it so): the most sites
+    its long branch can hold in flight minus the short branch's, plus one.
+
+    A 3x3 layer holds ``(slots - 1) * W + 3`` sites, a 1x1 unit 4, an ``add`` 1, each FIFO between
+    stages about 2 (one more behind a width converter is not counted: lanes are not known here).
+    """
+    from hw.line_buffer import DEFAULT_SLOTS
+
+    nodes = list(qgraph.nodes)
+    order = [n.name for n in nodes]
+
+    def ancestors(name):
+        seen, todo = set(), [name]
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(qgraph.node(x).inputs)
+        return seen
+
+    common = ancestors(add.inputs[0]) & ancestors(add.inputs[1])
+    fork = max(common, key=order.index)
+    best = {fork: 0}
+    for n in nodes[order.index(fork) + 1:order.index(add.name)]:
+        reach = [best[s] + 2 for s in n.inputs if s in best]
+        if not reach:
+            continue
+        if n.op == "conv" and n.kernel == 3:
+            hold = (DEFAULT_SLOTS - 1) * n.in_shape[2] + 3
+        elif n.op in ("conv", "linear"):
+            hold = 4
+        else:
+            hold = 1
+        best[n.name] = max(reach) + hold
+    paths = [best.get(src, 0) for src in add.inputs]
+    return int(max(paths) - min(paths) + 1)
 
 
 def _replace_activity(layer: LayerWork, sites: float) -> LayerWork:

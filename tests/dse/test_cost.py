@@ -140,3 +140,22 @@ def test_records_round_trip():
     assert Cost.from_dict(cost.to_dict()) == cost
     with pytest.raises(ValueError, match="unknown weight format"):
         Choice("int3", 1, 1)
+
+
+def test_network_stage_resources_match_yosys_digits():
+    """Anchors from Yosys on the digits int8 build (per-module stat): the residual skip FIFO of
+    1104 x 25 bits maps to 3 RAMB18E2, a requantizer whose accumulator fits 27 bits takes one
+    DSP48E2 per lane, the residual add two per lane."""
+    pw2 = LayerWork(name="pw2", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                    stages=({"name": "add1", "op": "add", "in_shape": (32, 8, 8),
+                             "active_in": 64.0, "skip_sites": 69},))
+    r = resources(pw2, Choice("int8", 32, 2))
+    assert r["bram18"] == memory_bram18(25, 1104) == 3
+    plain = resources(_pw(32, 32), Choice("int8", 32, 2))
+    assert plain["bram18"] == 0
+    # 64 MACs + 2 requantizer lanes; the add's two multipliers per lane on top
+    assert plain["dsp"] == 64 + 2
+    assert r["dsp"] == 64 + 2 + 2 * 2
+    # a 32-bit accumulator (dybit8 weights over a wide fan-in) needs two DSPs per lane
+    wide = _pw(1024, 8)
+    assert resources(wide, Choice("dybit8", 1, 4))["dsp"] == 2 * 4

@@ -204,6 +204,53 @@ def resource_rows(build_dir, *, frames: int = 32) -> list[dict]:
     return rows
 
 
+def accuracy_rows(bundle, *, front_dirs=(), n_random: int = 6, seed: int = 0,
+                  splits=("val", "test"), formats=("int8", "int4", "dybit4"), log=print):
+    """Predicted (additive per-layer sensitivity) against measured integer accuracy.
+
+    Points: the design points of ``front_dirs`` (``codesign dse`` outputs), uniform int4 and
+    dybit4, and ``n_random`` seeded random per-layer mixes. For each split the sensitivity is
+    measured on that split (cached next to the checkpoint) and the points are measured there too.
+    """
+    import random
+
+    from codesign.pipeline import file_digest
+    from dse.accuracy import load_or_measure
+    from models.quant import QUANT_VERSION
+
+    layers = bundle.layer_names()
+    points = []
+    for d in front_dirs:
+        for pf in sorted(Path(d).glob("point_*.json")):
+            pd_ = json.loads(pf.read_text())
+            points.append((f"{Path(d).name}/{pf.stem}",
+                           {c["name"]: c["format"] for c in pd_["layers"]}))
+    for f in formats[1:]:
+        points.append((f"all-{f}", dict.fromkeys(layers, f)))
+    rng = random.Random(seed)
+    for k in range(n_random):
+        points.append((f"random{k}", {name: rng.choice(formats) for name in layers}))
+    tag = f"{file_digest(bundle.checkpoint)[:12]}-q{QUANT_VERSION}"
+    rows = []
+    for split in splits:
+        cache = bundle.checkpoint.parent / f"dse_sensitivity-{tag}-{split}.json"
+        if split == "val":
+            cache = bundle.checkpoint.parent / f"dse_sensitivity-{tag}.json"
+        sens = load_or_measure(bundle, formats, cache, split=split)
+        n = None
+        for name, a in points:
+            m = bundle.evaluate(a, split=split)
+            n = m.get("n", n)
+            pred = sens.predict(a)
+            rows.append({"model": bundle.name, "split": split, "n": n, "point": name,
+                         "predicted": round(pred, 4), "measured": round(m[sens.metric], 4),
+                         "error": round(pred - m[sens.metric], 4),
+                         "formats": "/".join(a[x][0] + a[x][-1] for x in layers)})
+            log(f"  {bundle.name} {split} {name}: predicted {pred:.4f} measured "
+                f"{m[sens.metric]:.4f}")
+    return rows
+
+
 def _plot(df, path: Path, title: str) -> None:
     import matplotlib
 
@@ -245,9 +292,28 @@ def main(argv=None) -> int:
                    help="instead: compare the resource model with Yosys on these "
                         "`codesign build --synth` directories (repeat); writes "
                         "reports/dse_check_resources.csv")
+    p.add_argument("--accuracy", action="store_true",
+                   help="instead: predicted vs measured accuracy of the --front points plus "
+                        "uniform and random mixes; writes reports/dse_check_accuracy_<model>.csv")
+    p.add_argument("--front", action="append", default=[], metavar="DSE_DIR")
+    p.add_argument("--random", type=int, default=6, help="random mixes for --accuracy")
     args = p.parse_args(argv)
     from models import zoo
 
+    if args.accuracy:
+        bundle = zoo.load(args.model, train_if_missing=False, progress=False)
+        df = pd.DataFrame(accuracy_rows(bundle, front_dirs=args.front, n_random=args.random,
+                                        seed=args.seed,
+                                        log=lambda m: print(m, file=sys.stderr, flush=True)))
+        out = Path(args.out) if args.out else REPORTS / f"dse_check_accuracy_{args.model}.csv"
+        with atomic_path(out) as tmp:
+            df.to_csv(tmp, index=False)
+        print(df.to_string(index=False))
+        for split, g in df.groupby("split"):
+            print(f"{split} (n={int(g['n'].iloc[0])}, one image = {1 / g['n'].iloc[0]:.4f}): "
+                  f"{len(g)} points, max |error| {g['error'].abs().max():.4f}, mean |error| "
+                  f"{g['error'].abs().mean():.4f}")
+        return 0
     if args.synth:
         df = pd.DataFrame([r for d in args.synth for r in resource_rows(d)])
         out = Path(args.out) if args.out else REPORTS / "dse_check_resources.csv"

@@ -47,13 +47,26 @@ __all__ = [
     "brute_force",
     "check_budget",
     "network_latency",
+    "DEFAULT_TIME_LIMIT",
+    "SolverTimeout",
 ]
 
 OBJECTIVES = ("ii", "latency", "drop")
 
+#: CBC time limit of one solve, in seconds, when the caller gives none: every solve is bounded.
+#: A solve that reaches it returns its best point with ``proven=False``.
+DEFAULT_TIME_LIMIT = 20.0
+
+#: Shortest CBC time limit used (seconds).
+MIN_TIME_LIMIT = 1.0
+
 
 class Infeasible(CodesignError):
     """No design point meets the budget (and accuracy bound); the message names the cause."""
+
+
+class SolverTimeout(CodesignError):
+    """CBC reached its time limit before finding any feasible point (none is known either)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class Model:
     status: str = "built"
     seconds: float = 0.0
     warm: bool = False
+    time_limit: float | None = None
 
 
 def network_latency(cands, edges=()) -> tuple[int, int]:
@@ -341,14 +355,28 @@ def _initiation_interval(lp, problem: Problem, x, formulation: str):
 
 
 def solve(model: Model, *, time_limit: float | None = None, threads: int = 1) -> Model:
-    """Step 2: solve with the bundled CBC; ``model.status`` is PuLP's status string."""
+    """Step 2: solve with the bundled CBC; ``model.status`` is PuLP's status string, or
+    ``"Feasible"`` when CBC stopped at ``time_limit`` (default :data:`DEFAULT_TIME_LIMIT`) with an
+    unproven point."""
+    if time_limit is None:
+        time_limit = DEFAULT_TIME_LIMIT
+    if not time_limit > 0:
+        raise ValueError(f"time_limit must be positive seconds, not {time_limit!r}")
+    # below a second the bundled CBC can exit with an error instead of stopping cleanly
+    time_limit = max(float(time_limit), MIN_TIME_LIMIT)
+    model.time_limit = time_limit
     with warnings.catch_warnings():
         # PuLP 3.3 announces the bundled CBC's removal in 4.0; the pinned 3.3.2 ships it.
         warnings.simplefilter("ignore", DeprecationWarning)
         solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, threads=threads,
                                    warmStart=model.warm)
     t0 = time.perf_counter()
-    model.lp.solve(solver)
+    try:
+        model.lp.solve(solver)
+    except pulp.PulpSolverError:
+        model.seconds = time.perf_counter() - t0
+        model.status = "Not Solved"
+        return model
     model.seconds = time.perf_counter() - t0
     model.status = pulp.LpStatus[model.lp.status]
     if model.status == "Optimal" and model.lp.sol_status != pulp.LpSolutionOptimal:
@@ -360,6 +388,9 @@ def solve(model: Model, *, time_limit: float | None = None, threads: int = 1) ->
 def decode(model: Model) -> Solution:
     """Step 3: the chosen candidate per layer, re-priced exactly by :func:`evaluate`."""
     problem = model.problem
+    if model.status == "Not Solved":
+        raise SolverTimeout(f"solver stopped at its time limit of {model.time_limit:g} s "
+                            "without a feasible point; raise the time limit")
     if model.status not in ("Optimal", "Feasible"):
         raise Infeasible(_infeasible_message(problem, model.status))
     picks = []
@@ -417,7 +448,13 @@ def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bo
     model = solve(build(work, tie_break=tie_break, formulation=formulation, ii_lower=lower,
                         start=start if warm else None),
                   time_limit=time_limit)
-    sol = decode(model)
+    try:
+        sol = decode(model)
+    except SolverTimeout:
+        if start is None or not _fits(problem, start):
+            raise
+        # the known feasible point (greedy or the previous sweep point), not proven optimal
+        sol = replace(start, proven=False)
     return replace(sol, solve_seconds=time.perf_counter() - t0)
 
 

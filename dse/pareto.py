@@ -21,7 +21,15 @@ import pandas as pd
 from .accuracy import Sensitivity
 from .cost import ResourceModel, candidates, converter_coefficients, layer_cost
 from .devices import Budget
-from .ilp import Candidate, Infeasible, Problem, Solution, optimise
+from .ilp import (
+    DEFAULT_TIME_LIMIT,
+    Candidate,
+    Infeasible,
+    Problem,
+    Solution,
+    SolverTimeout,
+    optimise,
+)
 from .workload import Workload
 
 __all__ = ["price", "make_problem", "sweep", "non_dominated", "solutions_frame", "FRONT_COLUMNS"]
@@ -65,35 +73,67 @@ def _key(problem: Problem, sol: Solution) -> int:
 
 
 def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None,
-          log=None) -> list[tuple[float | None, Solution]]:
+          time_budget: float | None = None, log=None) -> list[tuple[float | None, Solution]]:
     """Solve for ``points`` accuracy bounds; return ``(bound, solution)`` of every solved bound.
+
+    Every solve is bounded by ``time_limit`` seconds (default
+    :data:`dse.ilp.DEFAULT_TIME_LIMIT`); a solve that reaches it keeps its best point, marked
+    ``proven=False``, and ``log`` says so. ``time_budget`` bounds the whole sweep: later solves
+    get what remains, and bounds not reached are skipped (logged).
 
     Raises :class:`Infeasible` (naming the resource) if not even the fastest design fits.
     """
     if points < 1:
         raise ValueError(f"points must be >= 1, not {points}")
-    fastest = optimise(problem, time_limit=time_limit)
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    t_start = time.perf_counter()
+
+    def remaining():
+        if time_budget is None:
+            return limit
+        return min(limit, time_budget - (time.perf_counter() - t_start))
+
+    def note(what, sol):
+        if log and not sol.proven:
+            log(f"{what}: CBC time limit ({limit:g} s) reached; the point is the best found, "
+                "not proven optimal")
+        return sol
+
+    fastest = note("fastest point", optimise(problem, time_limit=limit))
     d_hi = fastest.drop
     if points == 1:
         return [(problem.max_drop, fastest)]
     # The most accurate design that fits: tighter bounds would only prove infeasibility (slowly).
-    d_lo = optimise(replace(problem, objective="drop"), time_limit=time_limit).drop
+    try:
+        d_lo = note("most accurate point", optimise(replace(problem, objective="drop"),
+                                                    time_limit=max(remaining(), 1.0))).drop
+    except SolverTimeout as exc:
+        # the sweep only needs a lower end: every layer at its least-drop choice
+        d_lo = sum(min(c.drop for c in cs) for cs in problem.candidates)
+        if log:
+            log(f"most accurate point: {exc}; sweeping from the bound {d_lo:.4f}")
     if d_hi <= d_lo + 1e-12:
         return [(problem.max_drop, fastest)]
     bounds = [d_lo + (d_hi - d_lo) * k / (points - 1) for k in range(points - 1)]
     lower = fastest.ii if problem.objective == "ii" else None
     out = []
     prev = None
-    for b in bounds:
+    for i, b in enumerate(bounds):
+        left = remaining()
+        if left < 0.5:
+            if log:
+                log(f"time budget of {time_budget:g} s spent: {len(bounds) - i} of "
+                    f"{len(bounds)} accuracy bounds not solved")
+            break
         try:
-            sol = optimise(replace(problem, max_drop=b), time_limit=time_limit,
+            sol = optimise(replace(problem, max_drop=b), time_limit=left,
                            upper=None if prev is None else _key(problem, prev), lower=lower,
                            start=prev)
-        except Infeasible as exc:
+        except (Infeasible, SolverTimeout) as exc:
             if log:
                 log(f"bound {b:.4f}: {exc}")
             continue
-        out.append((b, sol))
+        out.append((b, note(f"bound {b:.4f}", sol)))
         prev = sol
     out.append((problem.max_drop if problem.max_drop is not None else d_hi, fastest))
     return out

@@ -123,3 +123,37 @@ def test_infeasible_accuracy_bound():
                     budget=budget("XCZU3EG"), max_drop=0.05)
     with pytest.raises(ilp.Infeasible, match="accuracy drop is at least 0.0600"):
         ilp.optimise(p)
+
+
+def test_every_solve_has_a_time_limit_and_reports_it():
+    problem = _instance(3)
+    model = ilp.solve(ilp.build(problem))
+    assert model.time_limit == ilp.DEFAULT_TIME_LIMIT
+    with pytest.raises(ValueError, match="positive"):
+        ilp.solve(ilp.build(problem), time_limit=0)
+    # CBC stopping at its limit without a point is a timeout, not "infeasible"
+    model.status = "Not Solved"
+    with pytest.raises(ilp.SolverTimeout, match="time limit of 20 s"):
+        ilp.decode(model)
+
+
+def test_time_limited_50_layer_solve_and_sweep_stay_bounded():
+    import time
+
+    from dse import accuracy, pareto, workload
+
+    w = workload.synthetic(50)
+    formats = ["int8", "int4", "dybit4"]
+    cands, _ = pareto.price(w, formats, accuracy.synthetic_sensitivity(w, formats))
+    problem = pareto.make_problem(w, cands, budget("XCZU7EV", 0.8))
+    t0 = time.perf_counter()
+    sol = ilp.optimise(problem, time_limit=0.5)
+    assert time.perf_counter() - t0 < 15  # CBC start-up and model build on a busy machine
+    assert all(getattr(sol, r) <= problem.budget.limit(r) for r in ("dsp", "lut", "ff", "bram18"))
+    logs = []
+    t0 = time.perf_counter()
+    rows = pareto.sweep(problem, points=20, time_limit=0.5, time_budget=3.0, log=logs.append)
+    assert time.perf_counter() - t0 < 30
+    assert rows and all(s.ii >= sol.ii or not sol.proven for _, s in rows)
+    unproven = [s for _, s in rows if not s.proven]
+    assert len([m for m in logs if "not proven optimal" in m]) >= len(unproven)

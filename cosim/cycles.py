@@ -1,9 +1,11 @@
-"""Measured cycles per frame against the per-block formulas of :mod:`hw.perf`.
+"""Measured cycles per frame against the DSE's cycle model (one definition: :mod:`dse.cost`).
 
 Each layer is its own pipeline stage, so a frame's predicted period is the largest
-``hw.perf.layer_cycles`` over the nodes, evaluated at that frame's own activity (input and output
-sites of every node, from the golden model). The measurement is the interval between consecutive
-end-of-frame output beats with no stalls (``SimResult.cycles_per_frame``).
+:func:`dse.cost.cycles` over the layers (the block formulas of :mod:`hw.perf` plus the stage
+effects of frames back to back: the 1x1 unit's frame turnaround and the global pool's stall on its
+producer), evaluated at that frame's own activity (input and output sites of every node, from the
+golden model). The measurement is the interval between consecutive end-of-frame output beats with
+no stalls (``SimResult.cycles_per_frame``).
 """
 
 from __future__ import annotations
@@ -14,31 +16,21 @@ __all__ = ["predicted_frame_cycles", "compare_cycles"]
 
 
 def predicted_frame_cycles(qgraph, point: dict, frames) -> list:
-    """``[(cycles, bottleneck node)]`` per frame from :func:`hw.perf.layer_cycles`."""
-    from hw.perf import layer_cycles
-    from hw.point import LayerChoice
+    """``[(cycles, bottleneck layer)]`` per frame from :func:`dse.cost.cycles` at the frame's own
+    activity (``(None, None)`` for an empty frame)."""
+    from dse.cost import Choice, cycles
+    from dse.workload import from_qgraph, measure_activity
 
-    choices = {c["name"]: LayerChoice(c["name"], c["format"], c["lanes"], c["pe"])
+    choices = {c["name"]: Choice(c["format"], int(c["lanes"]), int(c["pe"]))
                for c in point["layers"]}
     out = []
     for coords, feats in frames:
         if not len(coords):
             out.append((None, None))
             continue
-        env = qgraph.run_frame_all(coords, feats)
-        best = (0, None)
-        lanes_of = {}
-        for n in qgraph.nodes:
-            if n.op == "input":
-                continue
-            src = n.inputs[0]
-            stats = {"active_sites_mean": len(env[n.name][0]),
-                     "active_in_mean": len(env[src][0])}
-            choice = choices.get(n.name)
-            cyc = layer_cycles(n, choice, stats, lanes=lanes_of.get(src, 1))
-            lanes_of[n.name] = choice.pe if choice else lanes_of.get(src, 1)
-            best = max(best, (cyc, n.name), key=lambda t: t[0])
-        out.append(best)
+        w = from_qgraph(qgraph, measure_activity(qgraph, [(coords, feats)]))
+        out.append(max(((cycles(layer, choices[layer.name]), layer.name) for layer in w.layers),
+                       key=lambda t: t[0]))
     return out
 
 

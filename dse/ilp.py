@@ -9,8 +9,9 @@ Constraints: ``II >= cycles[l, c]`` for the chosen candidate of every layer; DSP
 sums (converters included) within the budget; predicted accuracy drop ``<= max_drop``.
 
 Objective ``"ii"``: minimise ``II`` (throughput); ``"latency"``: minimise
-``II + sum(fill[l, c])`` (a frame streams through the pipeline at the bottleneck's rate after every
-stage has filled); ``"drop"``: minimise the predicted accuracy drop (the most accurate design that
+``II + sum(fill[l, c])`` (a lone frame streams in at the bottleneck's rate, then drains through
+every stage; ``fill`` is a stage's tail, :func:`dse.cost.fill_cycles`); ``"drop"``: minimise
+the predicted accuracy drop (the most accurate design that
 fits, where a Pareto sweep starts). With ``tie_break``, equally fast points are ranked by their
 drop, with a weight too small to trade one cycle (off by default: it makes CBC much slower).
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dse import workload
 from dse.workload import LayerWork, Workload, from_qgraph, measure_activity, synthetic
 from models.qgraph import QGraph, QNode
 
@@ -90,3 +91,24 @@ def test_synthetic_has_exact_layer_count():
         assert len(w) == n
         assert w.layers[-1].kind == "linear"
         assert len(w.edges()) == n - 1
+
+
+@pytest.mark.parametrize("h, w", [(6, 5), (8, 12), (16, 16)])
+def test_skip_sites_estimate_matches_the_composer(h, w):
+    """The skip FIFO the DSE prices holds about the sites hw.compose sizes it for (within 10 %;
+    the composer also counts each FIFO's exact hold at the chosen lanes)."""
+    from test_point import tiny_qgraph
+
+    from hw.compose import Network
+    from hw.point import DesignPoint
+
+    g = tiny_qgraph(0, h=h, w=w)
+    net = Network(g, DesignPoint.default(g))
+    (src, add_name), depth = next(iter(net.skip_depths.items()))
+    shape = net.stages[src].o_shape
+    sites = depth / (shape.channels // shape.lanes)
+    est = workload.skip_sites(g, g.node(add_name))
+    assert abs(est / sites - 1) <= 0.10, (est, sites)
+    wl = workload.from_qgraph(g)
+    stage = next(s for layer in wl.layers for s in layer.stages if s["op"] == "add")
+    assert stage["skip_sites"] == est

@@ -33,7 +33,9 @@ that of the real AIS2024 data; ``benchmarks/eye_density.py`` measures it.
 
 Split (fixed, independent of ``seed``): sequences are i.i.d.; a permutation of the sequence
 indices drawn with ``numpy.random.default_rng(SPLIT_SEED)``; its first 20 % are ``test``, the next
-10 % ``val``, the rest ``train``.
+10 % ``val``, the rest ``train``. :func:`models.nets.eye.eye_data` trains on that ``train`` split
+plus every sequence (``split="all"``) of data seeds from 1000 on, which it reserves as extra
+training recordings; val and test stay those of the data seed.
 """
 
 from __future__ import annotations

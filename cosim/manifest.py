@@ -188,8 +188,11 @@ def port_from_dict(d: dict, where: str = "port") -> PortSpec:
 
 
 def load_manifest(path) -> Manifest:
-    """Read and check ``manifest.json`` (``path`` is the file or the build directory)."""
-    path = Path(path)
+    """Read and check ``manifest.json`` (``path`` is the file or the build directory).
+
+    ``root`` and ``verilog`` of the result are absolute: simulators run in their own directories.
+    """
+    path = Path(path).absolute()
     if path.is_dir():
         path = path / "manifest.json"
     if not path.is_file():

@@ -177,7 +177,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
                                             testcase="fast_stream", job_file=job_file,
                                             plusargs=plusargs),
                            trace_file, m.output.field("eof"), len(frames), progress)
-        res = json.loads(result_file.read_text())
+        res = _read_result(result_file, work_dir)
         trace = read_trace(trace_file)
         out, frames_in = trace.out, trace.frames_in
         stopped = None
@@ -209,7 +209,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
         except CodesignError:
             if not result_file.exists():
                 raise
-        res = json.loads(result_file.read_text())
+        res = _read_result(result_file, work_dir)
         out = [tuple(x) for x in res["out"]]
         frames_in = [tuple(x) for x in res["frames_in"]]
         stopped = None
@@ -236,6 +236,15 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
                      sim_cpu_s=res.get("cpu_s", 0.0),
                      stopped=stopped, build_reused=reused, stall_in=stall_in,
                      stall_out=stall_out, seed=seed, extra={"work_dir": str(work_dir)})
+
+
+def _read_result(result_file: Path, work_dir: Path) -> dict:
+    """The bench's result, or a clear error when the bench ended without writing one."""
+    try:
+        return json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        raise CodesignError(f"the simulation ended without a result ({result_file.name}); see "
+                            f"{work_dir / 'sim.log'}") from None
 
 
 def _run_with_progress(fn, trace_file: Path, eof_field, n_frames: int, progress) -> None:

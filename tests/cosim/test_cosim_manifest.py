@@ -93,3 +93,12 @@ def test_missing_simulator_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
     assert cosim.runner.simulator_missing("questa").startswith("unknown simulator")
     assert main(["sim", "--build", str(tmp_path), "--sim", "icarus"]) == 2
     assert "Icarus Verilog not found" in capsys.readouterr().err
+
+
+def test_manifest_paths_are_absolute(tmp_path, monkeypatch):
+    from cosim.toy import write_toy_build
+
+    write_toy_build(tmp_path / "b", height=4, width=4, channels=2, lanes=1, ii=1)
+    monkeypatch.chdir(tmp_path)
+    m = load_manifest("b")
+    assert m.root.is_absolute() and m.verilog.is_absolute() and m.root == tmp_path / "b"

@@ -164,3 +164,14 @@ def test_wide_payloads_over_64_bits(toy, kit, sim_cache, sim):
     frames = kit.frame_set(seed=12, n=4, height=16, width=16, channels=32)
     r = simulate(d, frames, golden, sim=sim, stall_in=0.3, stall_out=0.3, cache_dir=sim_cache)
     assert r.ok, (r.mismatches[:3], r.stopped)
+
+
+def test_python_path_from_a_relative_build_dir(toy, kit, sim_cache, monkeypatch):
+    # the simulator runs in its own directory, so the job must not carry a relative manifest path
+    sim = kit.any_sim()
+    kit.need(sim)
+    d, golden = toy(**TOY)
+    monkeypatch.chdir(d.parent)
+    r = simulate(d.name, kit.frame_set(seed=8, n=4), golden, sim=sim, path="python",
+                 cache_dir=sim_cache)
+    assert r.ok, (r.mismatches[:3], r.stopped)

@@ -30,13 +30,16 @@ def _network(model: str, fmt: str, build_dir: Path):
     """Model by zoo name or checkpoint path (hardware speed does not need a well-trained one)."""
     from cosim.golden import qgraph_golden
     from cosim.manifest import load_manifest
-    from hw.build import build
+    from hw.build import build, qgraph_fingerprint
     from hw.point import DesignPoint
     from models import zoo
     bundle = zoo.load(model)
     qgraph = bundle.qgraph(fmt)
     point = DesignPoint.default(qgraph, model=bundle.name)
-    if not (build_dir / "manifest.json").exists():
+    mfile = build_dir / "manifest.json"
+    # rebuild when the model was retrained since (the Verilog would not match the golden model)
+    if not mfile.exists() or \
+            json.loads(mfile.read_text()).get("qgraph_sha256") != qgraph_fingerprint(qgraph):
         build(qgraph, point, build_dir, model=bundle.name)
     m = load_manifest(build_dir)
     return m, (lambda n, seed: bundle.frames(n, seed=seed)), qgraph_golden(qgraph), qgraph

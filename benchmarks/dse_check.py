@@ -257,16 +257,24 @@ def _plot(df, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for (pt, kind), g in df.groupby(["point", df["layer"].isin(["network", "latency"])]):
-        what = "network" if kind else "layers"
-        ax.scatter(g["measured_cycles"], g["pred_cycles"], label=f"{pt} ({what})",
-                   marker="s" if kind else "o", s=30 if kind else 18)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
     lo = max(1.0, min(df["measured_cycles"].min(), df["pred_cycles"].min()) * 0.8)
     hi = max(df["measured_cycles"].max(), df["pred_cycles"].max()) * 1.25
-    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.85",
-                    label="+-10 %")
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="0.88",
+                    label="+-10 %", zorder=1)
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, zorder=2)
+    marks = {"layer": "o", "network": "s", "latency": "^"}
+    for pt, g in df.groupby("point"):
+        color = None
+        for what, mk in marks.items():
+            sel = g[g["layer"] == what] if what != "layer" else \
+                g[~g["layer"].isin(["network", "latency"])]
+            if sel.empty:
+                continue
+            h = ax.scatter(sel["measured_cycles"], sel["pred_cycles"], marker=mk, color=color,
+                           s=36 if what != "layer" else 20, zorder=3,
+                           label=f"{pt}: {what if what != 'layer' else 'layers'}")
+            color = h.get_facecolor()[0]
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured cycles per frame (Verilator)")

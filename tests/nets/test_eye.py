@@ -133,12 +133,13 @@ def test_registered_in_zoo():
 def test_training_reaches_p10(tmp_path):
     from models.train import TrainConfig, train
 
-    # a short run (the default is EyeSpec.default_epochs); before the extra training recordings
-    # 6 epochs measured p10 0.879 float, 0.898 int8 backbone
-    metrics = train(TrainConfig(model="eye", epochs=6), tmp_path / "run", progress=False)
-    assert metrics["p10"] > 0.8
-    assert metrics["integer_p10"] > 0.8
-    assert metrics["integer_distance"] < 8.0
+    # the default run (EyeSpec.default_epochs = 15 on 102 recordings, ~5 min), measured on the
+    # test split: p10 0.977 float and int8 backbone, p5 0.829 / 0.819, distance 3.58 / 3.59 px
+    metrics = train(TrainConfig(model="eye"), tmp_path / "run", progress=False)
+    assert metrics["p10"] >= 0.95
+    assert metrics["integer_p10"] >= 0.95
+    assert metrics["integer_p5"] > 0.75
+    assert metrics["integer_distance"] < 4.5
 
 
 def test_train_split_adds_independent_recordings(monkeypatch):

@@ -23,8 +23,8 @@ Data and training. ``val`` and ``test`` are the splits of :func:`models.data.eye
 plus every sequence of :data:`EXTRA_TRAIN_SETS` further data seeds (:func:`extra_train_seeds`):
 independent recordings, so val and test are unchanged. With the 42 sequences alone the tracker
 overfits (train p10 0.99, val 0.93-0.96); 60 more recordings lift test p5 from ~0.7 to
-~0.9. Training: random crops of :attr:`EyeSpec.crop` windows, a fresh GRU state per crop, Adam
-with a one-cycle schedule, smooth-L1 loss on every window.
+0.82-0.91 (two data draws). Training: random crops of :attr:`EyeSpec.crop` windows, a fresh
+GRU state per crop, Adam with a one-cycle schedule, smooth-L1 loss on every window.
 
 Labels stay at each window's *start* (the AIS2024 baseline alignment, see
 :mod:`models.data.eye`): the GRU has seen the previous window end there. Measured on the test

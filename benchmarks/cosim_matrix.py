@@ -6,7 +6,9 @@ output backpressure alike) ``--frames`` data-set frames plus the special frames 
 single-site, border-only) are simulated on the fast path, exactly as ``codesign sim`` does, and
 checked bit for bit against ``QGraph.run_frame``. Then Icarus and Verilator run the same
 ``--agree-frames`` frames with the same stall pattern and their output traces and cycle counts
-are compared. Rows go to ``reports/cosim_matrix.csv`` (rewritten atomically after every run;
+are compared. Unstalled cells also give measured / predicted cycles per frame over the data
+frames (``meas/model``: mean (min-max) of :mod:`cosim.cycles`, the DSE's cycle model). Rows go
+to ``reports/cosim_matrix.csv`` (rewritten atomically after every run;
 rows of models not in this run are kept)::
 
     nice -n 5 .venv/bin/python benchmarks/cosim_matrix.py --models digits,eventdigits
@@ -45,18 +47,23 @@ def _say(msg: str) -> None:
 
 def _table(rows) -> str:
     head = (f"{'check':<14}{'model':<12}{'point':<7}{'stall':>6} {'sim':<10}{'frames':>7}"
-            f"{'mism':>6}{'cyc/frame mean':>16}{'max':>9}{'sim cyc/s':>11}  agree")
+            f"{'mism':>6}{'cyc/frame mean':>16}{'max':>9}{'sim cyc/s':>11}"
+            f"{'meas/model':>18}  agree")
     lines = [head]
     for r in rows:
         agree = ""
         if r.get("agrees_with"):
             agree = (f"outputs {'same' if str(r['outputs_identical']) == 'True' else 'DIFFER'}, "
                      f"cycles {'same' if str(r['cycles_identical']) == 'True' else 'DIFFER'}")
+        ratio = ""
+        if r.get("formula_ratio_mean", "") != "":
+            ratio = (f"{r['formula_ratio_mean']} ({r['formula_ratio_min']}-"
+                     f"{r['formula_ratio_max']})")
         lines.append(
             f"{r['check']:<14}{r['model']:<12}{r['point']:<7}{float(r['stall']):>6.1f} "
             f"{r['sim']:<10}{r['frames']:>7}{r['mismatches']:>6}"
             f"{r['cycles_per_frame_mean']:>16}{r['cycles_per_frame_max']:>9}"
-            f"{r['sim_cycles_per_s']:>11}  {agree or r.get('deadlock', '')}")
+            f"{r['sim_cycles_per_s']:>11}{ratio:>18}  {agree or r.get('deadlock', '')}")
     return "\n".join(lines)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from codesign.errors import CodesignError
 
 __all__ = ["POINTS", "MIXED_FORMATS", "STALLS", "CSV_COLUMNS", "point_formats",
-           "special_frames", "Design", "load_design", "run_cell", "compare_simulators",
-           "merge_rows", "read_csv", "write_csv"]
+           "special_frames", "Design", "load_design", "formula_columns", "run_cell",
+           "compare_simulators", "merge_rows", "read_csv", "write_csv"]
 
 POINTS = ("int8", "mixed")
 # The mixed point cycles these formats over the layers in network order, so every block kind
@@ -29,7 +29,8 @@ STALLS = (0.0, 0.3, 0.7)
 CSV_COLUMNS = ("check", "model", "point", "stall", "sim", "path", "frames", "data_frames",
                "special_frames", "mismatches", "deadlock", "cycles_per_frame_mean",
                "cycles_per_frame_max", "total_cycles", "sim_cycles_per_s", "wall_s",
-               "agrees_with", "outputs_identical", "cycles_identical", "first_mismatch")
+               "agrees_with", "outputs_identical", "cycles_identical", "formula_frames",
+               "formula_ratio_mean", "formula_ratio_min", "formula_ratio_max", "first_mismatch")
 
 
 def point_formats(layer_names, point: str):
@@ -122,17 +123,35 @@ def _row(design, result, *, n_special, stall, check="matrix") -> dict:
             "cycles_identical": "", "first_mismatch": s.get("first_mismatch", "")}
 
 
+def formula_columns(design: Design, frames, measured) -> dict:
+    """Measured cycles per frame over the cycle model's prediction (:mod:`cosim.cycles`), for
+    ``frames`` (data frames, back to back, unstalled) and their ``measured`` periods."""
+    from .cycles import compare_cycles, predicted_frame_cycles
+
+    cmp = compare_cycles(measured, predicted_frame_cycles(design.qgraph, design.manifest.point,
+                                                          frames))
+    if not cmp.get("frames"):
+        return {}
+    return {"formula_frames": cmp["frames"], "formula_ratio_mean": cmp["ratio_mean"],
+            "formula_ratio_min": cmp["ratio_min"], "formula_ratio_max": cmp["ratio_max"]}
+
+
 def run_cell(design: Design, *, frames, expected, n_special: int, stall: float,
              sim: str = "verilator", seed: int = 3, cache_dir=None, work_dir=None,
              timeout: int = 1_000_000, check: str = "matrix"):
     """Simulate ``frames`` at stall ``stall`` (input idle and output backpressure); return
-    ``(row, result)``."""
+    ``(row, result)``. Unstalled, the row also holds measured / predicted cycles per frame over
+    the data frames (the frames before the ``n_special`` special ones)."""
     from .session import simulate
 
     r = simulate(design.manifest, frames, expected=expected, sim=sim, stall_in=stall,
                  stall_out=stall, seed=seed, timeout=timeout, cache_dir=cache_dir,
                  work_dir=work_dir)
-    return _row(design, r, n_special=n_special, stall=stall, check=check), r
+    row = _row(design, r, n_special=n_special, stall=stall, check=check)
+    n_data = len(frames) - n_special
+    if stall == 0 and r.ok and n_data > 1:
+        row.update(formula_columns(design, frames[:n_data], r.cycles_per_frame[:n_data]))
+    return row, r
 
 
 def compare_simulators(design: Design, *, frames, expected, n_special: int, stall: float = 0.3,

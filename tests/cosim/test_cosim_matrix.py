@@ -64,7 +64,8 @@ def test_compare_simulators_on_tiny_network(tiny_net, kit, sim_cache, tmp_path):
     design = matrix.Design(model="tiny", point="int8", manifest=load_manifest(d), qgraph=g,
                            bundle=None, golden=golden, rebuilt=True)
     c, h, w = g.input.in_shape
-    frames = kit.frame_set(seed=31, n=4, height=h, width=w, channels=c)
+    fs = kit.frame_set(seed=31, n=4, height=h, width=w, channels=c)
+    frames = fs[7:] + fs[:7]  # data frames first, then the 7 special ones (as Design.frames)
     rows = matrix.compare_simulators(design, frames=frames,
                                      expected=expected_frames(frames, golden), n_special=7,
                                      stall=0.3, cache_dir=sim_cache, work_root=tmp_path)
@@ -74,3 +75,10 @@ def test_compare_simulators_on_tiny_network(tiny_net, kit, sim_cache, tmp_path):
     assert i["outputs_identical"] is True and i["cycles_identical"] is True
     assert v["total_cycles"] == i["total_cycles"] > 0
     assert v["frames"] == len(frames) and v["data_frames"] == len(frames) - 7
+    # unstalled, a cell also compares its data frames' periods with the cycle model
+    row, r = matrix.run_cell(design, frames=frames, expected=expected_frames(frames, golden),
+                             n_special=7, stall=0.0, cache_dir=sim_cache,
+                             work_dir=tmp_path / "s0")
+    assert r.ok and row["formula_frames"] == len(frames) - 7 - 1
+    assert 0.9 <= row["formula_ratio_min"] <= row["formula_ratio_mean"] <= \
+        row["formula_ratio_max"] <= 1.3

@@ -5,7 +5,8 @@ dybit4/int4/int8 point (:func:`cosim.matrix.point_formats`), under random input 
 backpressure. amaranth.sim runs these networks at a few hundred cycles per second, so each case
 takes two real frames plus an empty one and is marked slow; a model missing from the checkpoint
 cache is skipped, not trained. Measured on the shared 2-core machine (2026-11-21, nice 5): digits
-18-22 s per case, eventdigits 117-124 s, eye 92,728 cycles in 401 s (int8) and 441 s (mixed).
+18-22 s per case, eventdigits 117-124 s, eye (92,728 cycles) 173-401 s int8 and 194-441 s mixed,
+depending on the load.
 The RTL of the same designs is checked on many more frames by tests/cosim/test_cosim_zoo.py and
 benchmarks/cosim_matrix.py.
 """

@@ -281,7 +281,9 @@ def _memory(model: ResourceModel, width: int, depth: int) -> tuple[int, int]:
     bits = width * depth
     if bits <= 0:
         return 0, 0
-    if bits <= model.memory["lutram_max_bits"]:
+    # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM only
+    # pays off from one BRAM18's depth at its widest aspect (512)
+    if bits <= model.memory["lutram_max_bits"] or depth < _BRAM18_SHAPES[0][0]:
         per_lut = model.memory["lutram_bits_per_lut"]
         return math.ceil(width * math.ceil(depth / per_lut)), 0
     return 0, memory_bram18(width, depth)
@@ -345,6 +347,20 @@ def _stages(layer: LayerWork, choice: Choice, model: ResourceModel) -> dict:
     return res
 
 
+def line_buffer_luts(layer: LayerWork, choice: Choice) -> int:
+    """LUTs of a 3x3 layer's line buffer as Yosys maps it: ``slots x 4`` column-bank memories of
+    ``ceil(W/4) * B`` words of ``lanes * 8`` bits, each in RAM32M16 (32 x 14 bits) or RAM64M8
+    (64 x 7 bits) cells of 8 LUTs, whichever takes fewer (exact on the digits and event-digits
+    builds)."""
+    from hw.line_buffer import _BANKS, DEFAULT_SLOTS
+
+    width = choice.lanes * ACT_BITS
+    depth = math.ceil(layer.in_shape[2] / _BANKS) * math.ceil(layer.c_in / choice.lanes)
+    cells = min(math.ceil(width / 14) * math.ceil(depth / 32),
+                math.ceil(width / 7) * math.ceil(depth / 64))
+    return DEFAULT_SLOTS * _BANKS * 8 * cells
+
+
 def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = None) -> dict:
     """``{"dsp", "lut", "ff", "bram18"}`` of ``layer``'s stage: the compute block, its memories
     and requantizer, the FIFO in front of it, and the add / pool stages it feeds."""
@@ -373,12 +389,7 @@ def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = No
     bram = bram_w
     res["lut"] += lut_w
     if layer.kernel == 3:
-        rows = model.memory["line_buffer_rows"]
-        lb_width = choice.lanes * ACT_BITS
-        lb_depth = rows * layer.in_shape[2] * math.ceil(layer.c_in / choice.lanes)
-        lut_l, bram_l = _memory(model, lb_width, lb_depth)
-        res["lut"] += lut_l
-        bram += bram_l
+        res["lut"] += line_buffer_luts(layer, choice)
     extra = _stages(layer, choice, model)
     for r in ("lut", "ff", "dsp"):
         res[r] += extra[r]

@@ -169,7 +169,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
     from models.quant.formats import weight_format
 
-    from .cost import ACT_BITS, Choice, ResourceModel, _mac_count, _memory, resources
+    from .cost import Choice, ResourceModel, _mac_count, _memory, line_buffer_luts, resources
 
     model = json.loads(json.dumps(base_model))
     rm = ResourceModel.from_dict(model)
@@ -193,9 +193,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         bits = weight_format(cfg["format"]).bits
         lut_mem, _ = _memory(rm, macs * bits, -(-layer.weight_count // macs))
         if layer.kernel == 3:
-            lb_luts, _ = _memory(rm, cfg["lanes"] * ACT_BITS, rm.memory["line_buffer_rows"]
-                                 * cfg["w"] * (cfg["c_in"] // cfg["lanes"]))
-            lut_mem += lb_luts
+            lut_mem += line_buffer_luts(layer, ch)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
         targets["ff"].append(s["ff"])
         targets["dsp"].append(s["dsp"])

@@ -270,10 +270,22 @@ def resource_model(path=None) -> ResourceModel:
 
 
 def memory_bram18(width: int, depth: int) -> int:
-    """BRAM18 blocks for a ``width`` x ``depth`` memory, best aspect ratio."""
+    """BRAM18 blocks for a ``width`` x ``depth`` memory.
+
+    The word is split into slices, each in its best aspect ratio, the way Yosys maps it: a 19-bit x
+    4255 FIFO takes an 18-bit slice (5 blocks of 1K x 18) and a 1-bit slice (1 block of 16K x 1), 6
+    blocks, where one aspect ratio for the whole word would take 9.
+    """
     if width <= 0 or depth <= 0:
         return 0
-    return min(math.ceil(width / w) * math.ceil(depth / d) for d, w in _BRAM18_SHAPES)
+    return _sliced_bram18(width, depth)
+
+
+@cache
+def _sliced_bram18(width: int, depth: int) -> int:
+    if width <= 0:
+        return 0
+    return min(math.ceil(depth / d) + _sliced_bram18(width - w, depth) for d, w in _BRAM18_SHAPES)
 
 
 def _memory(model: ResourceModel, width: int, depth: int) -> tuple[int, int]:

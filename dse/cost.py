@@ -243,7 +243,7 @@ class ResourceModel:
     status: str
     provenance: str
     mac: dict  # format -> {"lut", "ff", "dsp"} per multiply-accumulate
-    block: dict  # kind -> {"base": {...}, "per_lane": {...}, "per_pe": {...}}
+    block: dict  # kind -> {"base", "per_lane", "per_pe"[, "per_lb_lut"]}: {"lut", "ff", "dsp"}
     requant: dict  # per output lane {"lut", "ff", "dsp"} (+ "base": {"lut", "ff"})
     memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
     converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}
@@ -390,6 +390,8 @@ def resources(layer: LayerWork, choice: Choice, model: ResourceModel | None = No
     for r in ("lut", "ff", "dsp"):
         v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
              + blk["per_pe"].get(r, 0) * out_lanes + model.mac[fmt.name].get(r, 0) * macs)
+        if layer.kernel == 3:  # line-buffer addressing and read muxes grow with its depth
+            v += blk.get("per_lb_lut", {}).get(r, 0) * line_buffer_luts(layer, choice)
         if layer.kind != "linear":  # the classifier emits raw accumulators: no requantizer
             per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
             v += rq.get("base", {}).get(r, 0) + per_lane * out_lanes

@@ -6,7 +6,9 @@ component over a grid of ``lanes`` / ``pe``, synthesises it for UltraScale+ (:mo
 fits by non-negative least squares
 
 - LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
-  + mac[format] * MACs (LUTs after removing what the memory model prices as LUTRAM);
+  + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a 3x3 block, whose address and
+  read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
+  (LUTs after removing what the memory model prices as LUTRAM);
 - DSP = mac_dsp[format] * MACs (+ base[kind]);
 - requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + per_bit * bits.
 
@@ -38,11 +40,6 @@ __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "mai
 
 _MODEL_FILE = Path(__file__).with_name("resource_model.json")
 
-#: LUTs per distributed-RAM cell (Yosys' Xilinx LUTRAM primitives).
-_LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2,
-                "RAM64X1D": 2, "RAM128X1D": 4, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
-                "RAM256X1S": 4, "RAM256X1D": 8}
-
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
 
@@ -73,6 +70,23 @@ def grid(quick: bool = False) -> list[dict]:
         for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not small else [(1, 2)]):
             cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    if not quick:
+        # Map-size probes: the line buffer's read and write-address logic grows with its depth
+        # (map width x channels), the stride-2 skip logic is only in stride-2 blocks.
+        for fmt in ("int8", "dybit4"):
+            for ln, h, st in ([(1, 34, 1), (1, 34, 2), (2, 16, 1)] if fmt == "int8"
+                              else [(2, 34, 1), (2, 34, 2)]):
+                cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
+                             "lanes": ln, "pe": ln, "h": h, "w": h, "stride": st})
+            for st in ((1, 2) if fmt == "int8" else (1,)):
+                cfgs.append({"block": "conv3x3", "format": fmt, "c_in": 2, "c_out": 16,
+                             "lanes": 1, "pe": 2, "h": 34, "w": 34, "stride": st})
+        cfgs.append({"block": "dwconv3x3", "format": "int8", "c_in": 64, "c_out": 64,
+                     "lanes": 1, "pe": 1, "h": 8, "w": 8, "stride": 1})
+        # Wide-input 1x1 blocks (the networks' pointwise layers take 16-64 lanes in).
+        for ln, pe in ((16, 1), (32, 1), (32, 2)):
+            cfgs.append({"block": "conv1x1", "format": "int8", "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8})
     return cfgs
 
 
@@ -126,6 +140,15 @@ def _component(cfg: dict):
     raise ValueError(f"unknown block {block!r}")
 
 
+def _stat_lutram_luts(stat: Path) -> int:
+    """LUT sites of the distributed-RAM cells in a synthesis' ``stat.json`` (whole design)."""
+    from hw.synth import summarize_cells
+
+    text = stat.read_text()
+    report = json.loads(text[text.index("{"):])
+    return summarize_cells(report["design"]["num_cells_by_type"])["lutram_luts"]
+
+
 def synth_sample(cfg: dict, workdir: Path) -> dict:
     """Synthesise one configuration (cached in ``workdir/<key>/sample.json``)."""
     from hw.synth import synthesize
@@ -133,12 +156,16 @@ def synth_sample(cfg: dict, workdir: Path) -> dict:
     d = workdir / _key(cfg)
     cached = d / "sample.json"
     if cached.is_file():
-        return json.loads(cached.read_text())
+        sample = json.loads(cached.read_text())
+        stat = d / "stat.json"
+        if stat.is_file():
+            # samples cached before the LUTRAM recount missed RAM64M8 / RAM32M16 (line buffers)
+            sample["lutram_luts"] = _stat_lutram_luts(stat)
+        return sample
     t0 = time.perf_counter()
     res = synthesize(_component(cfg), name="top", workdir=d)
-    lutram_luts = sum(_LUTRAM_LUTS.get(k, 2) * n for k, n in res["cells"].items()
-                      if k.startswith("RAM") and k[-1] in "MSD" and not k.startswith("RAMB"))
-    sample = {"config": cfg, "lut": res["lut"], "lutram_luts": lutram_luts, "srl": res["srl"],
+    sample = {"config": cfg, "lut": res["lut"], "lutram_luts": res["lutram_luts"],
+              "srl": res["srl"],
               "ff": res["ff"], "dsp": res["dsp"], "bram18": res["bram18"],
               "carry": res["carry"], "seconds": round(time.perf_counter() - t0, 1)}
     write_json(cached, sample)
@@ -151,11 +178,13 @@ def _layer(cfg):
     c_in, c_out, h, w = cfg["c_in"], cfg["c_out"], cfg["h"], cfg["w"]
     if cfg["block"] == "conv1x1":
         return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, h, w))
+    st = cfg.get("stride", 1)
+    ho, wo = -(-h // st), -(-w // st)
     if cfg["block"] == "dwconv3x3":
-        return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_in, h, w),
-                         kernel=3, groups=c_in)
-    return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, h, w),
-                     kernel=3)
+        return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_in, ho, wo),
+                         kernel=3, stride=st, groups=c_in)
+    return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, ho, wo),
+                     kernel=3, stride=st)
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -176,7 +205,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     kinds = ("conv1x1", "dwconv3x3", "conv3x3")
     compute = [s for s in samples if s["config"]["block"] in kinds]
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
-            + [f"pe:{k}" for k in kinds] + [f"mac:{f}" for f in FORMATS])
+            + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
+            + [f"mac:{f}" for f in FORMATS])
     rows, targets = [], {"lut": [], "ff": [], "dsp": []}
     for s in compute:
         cfg = s["config"]
@@ -188,6 +218,9 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         x[f"lane:{cfg['block']}"] = cfg["lanes"]
         x[f"pe:{cfg['block']}"] = cfg["pe"]
         x[f"mac:{cfg['format']}"] = macs
+        if layer.kernel == 3:
+            # the line buffer's address / read-mux logic scales with its LUTRAM cells
+            x[f"lb:{cfg['block']}"] = line_buffer_luts(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
@@ -209,9 +242,9 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         for k in kinds:
             blk = model["block"][k]
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
-                             (f"pe:{k}", "per_pe")):
+                             (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut")):
                 if col in fitted:
-                    blk[key][r] = round(c[col], 3)
+                    blk.setdefault(key, {})[r] = round(c[col], 4)
         for f in FORMATS:
             if f"mac:{f}" in fitted:
                 model["mac"][f][r] = round(c[f"mac:{f}"], 4)

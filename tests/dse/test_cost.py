@@ -1,5 +1,6 @@
 """Cost model: cycles are the hw formulas, resources behave, candidates are legal."""
 
+import json
 import math
 
 import pytest
@@ -159,3 +160,30 @@ def test_network_stage_resources_match_yosys_digits():
     # a 32-bit accumulator (dybit8 weights over a wide fan-in) needs two DSPs per lane
     wide = _pw(1024, 8)
     assert resources(wide, Choice("dybit8", 1, 4))["dsp"] == 2 * 4
+
+
+def test_3x3_block_grows_with_the_map_as_yosys():
+    """Block-grid anchors (Yosys ``synth_xilinx -family xcup``, LUT sites incl. LUTRAM): a
+    depthwise 3x3 int8 block, 32 channels, 1 lane, takes 1,750 LUT / 634 FF on an 8x8 map and
+    5,214 LUT / 921 FF on 34x34 (line buffer 4x deeper, with its address and read-mux logic).
+    The model's growth is within 10 % of that on LUT and 25 % on FF."""
+    small = resources(_dw(32, 8), Choice("int8", 1, 1))
+    large = resources(_dw(32, 34), Choice("int8", 1, 1))
+    assert abs((large["lut"] - small["lut"]) - (5214 - 1750)) <= 0.10 * (5214 - 1750)
+    assert abs((large["ff"] - small["ff"]) - (921 - 634)) <= 0.25 * (921 - 634)
+
+
+def test_fit_sample_counts_line_buffer_lutram(tmp_path):
+    """A cached grid sample's LUTRAM is recounted from its ``stat.json``: RAM64M8 / RAM32M16 cells
+    (the line buffers) are 8 LUT sites each."""
+    from dse.fit_resources import _key, synth_sample
+
+    cfg = {"block": "dwconv3x3", "format": "int8", "c_in": 32, "c_out": 32, "lanes": 1, "pe": 1,
+           "h": 8, "w": 8, "stride": 1}
+    d = tmp_path / _key(cfg)
+    d.mkdir()
+    (d / "sample.json").write_text(json.dumps({"config": cfg, "lut": 1238, "lutram_luts": 0,
+                                               "srl": 0, "ff": 634, "dsp": 9, "bram18": 0}))
+    (d / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
+        "RAM64M8": 60, "RAM32M16": 4, "RAM32M": 1, "LUT6": 3}}}))
+    assert synth_sample(cfg, tmp_path)["lutram_luts"] == 60 * 8 + 4 * 8 + 4

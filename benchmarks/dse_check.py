@@ -60,8 +60,18 @@ def _sub_qgraph(qgraph, node, with_gap: bool):
                               out_shape=tuple(node.in_shape))
     nodes = [inp, dataclasses.replace(node, inputs=("input",))]
     if with_gap:
-        gap = next(n for n in qgraph.nodes if n.op == "gap" and n.inputs[0] == node.name)
-        nodes.append(gap)
+        # the pool fed by this layer, directly or through residual adds (eye: proj -> add ->
+        # gap); the add needs its skip input, so the isolated layer feeds the pool directly
+        cur = node.name
+        while True:
+            users = [n for n in qgraph.nodes if cur in n.inputs]
+            gap = next((n for n in users if n.op == "gap"), None)
+            if gap is not None or not any(n.op == "add" for n in users):
+                break
+            cur = next(n for n in users if n.op == "add").name
+        if gap is None:
+            raise SystemExit(f"{node.name}: no global pool downstream of this layer")
+        nodes.append(dataclasses.replace(gap, inputs=(node.name,)))
     return QGraph(name=f"{qgraph.name}_{node.name}", nodes=tuple(nodes), abits=qgraph.abits)
 
 

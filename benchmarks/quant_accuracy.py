@@ -1,12 +1,14 @@
 """Accuracy of fp32 and every weight format, PTQ vs QAT at equal epochs, over several seeds.
 
 For each seed: float training for ``--epochs``; then, from that model, per format,
-- PTQ: ``--ft-epochs`` more float epochs at lr/10, then quantize (MSE scales, calibrated activations);
+- PTQ: ``--ft-epochs`` more float epochs at lr/10, then quantize (MSE scales, calibrated
+  activations);
 - QAT: ``--ft-epochs`` fake-quant epochs at lr/10 with the same schedule.
 Accuracies are test-split accuracies of the integer reference (equal to the fake-quant model's).
 Prints a table (mean and spread over seeds) and writes ``reports/quant_accuracy.csv``.
 
-    python benchmarks/quant_accuracy.py [--model digits] [--seeds 0 1 2] [--epochs 30] [--ft-epochs 10]
+    python benchmarks/quant_accuracy.py [--model digits] [--seeds 0 1 2] [--epochs 30] \
+        [--ft-epochs 10]
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ def main(argv=None):
     print(f"\n{args.model}: test accuracy over seeds {args.seeds} "
           f"({args.epochs} float epochs + {args.ft_epochs} PTQ-float / QAT epochs), "
           f"{time.time() - t0:.0f} s")
-    print((summary.assign(**{c: summary[c] * 100 for c in ("mean", "std", "min", "max")})
-           .round(2).to_string(index=False)))
+    print(summary.assign(**{c: summary[c] * 100 for c in ("mean", "std", "min", "max")})
+           .round(2).to_string(index=False))
     print(f"wrote {args.out}")
 
 

@@ -1,10 +1,10 @@
 """The quantized network as data: what hw/ builds and what cosim/ checks against.
 
-A :class:`QGraph` is a list of :class:`QNode` in topological order holding integer weights, biases and
-requantization parameters. :meth:`QGraph.run_frame` is the golden model of one frame in the token view
-(active sites in raster order with their feature vectors); it is written from the definitions (dense
-convolution of the zero-filled map, sampled at the output's active sites) so it is independent of the
-sparse kernels it checks.
+A :class:`QGraph` is a list of :class:`QNode` in topological order holding integer weights,
+biases and requantization parameters. :meth:`QGraph.run_frame` is the golden model of one frame
+in the token view (active sites in raster order with their feature vectors); it is written from
+the definitions (dense convolution of the zero-filled map, sampled at the output's active sites)
+so it is independent of the sparse kernels it checks.
 """
 
 from __future__ import annotations

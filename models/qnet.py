@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from .qgraph import QGraph, QNode
-from .reference import check_acc_bits
 from .quant.formats import WEIGHT_FORMATS, FormatError
 from .quant.layers import (
     QAdd,
@@ -23,6 +22,7 @@ from .quant.layers import (
     feat,
     mse_act_scale,
 )
+from .reference import check_acc_bits
 
 __all__ = ["QNet", "map_shape"]
 

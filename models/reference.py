@@ -1,7 +1,7 @@
 """Integer reference operations: the functions the RTL is compared against, bit for bit.
 
-All inputs and outputs are int64 torch tensors holding integer values; no float enters. Dense maps are
-``[B, C, H, W]``. Sparse maps use the same arithmetic per site (see :mod:`models.sparse`).
+All inputs and outputs are int64 torch tensors holding integer values; no float enters. Dense
+maps are ``[B, C, H, W]``. Sparse maps use the same arithmetic per site (see :mod:`models.sparse`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def avg_round(total, count):
 
 
 def global_avg_pool(x) -> torch.Tensor:
-    """``[B, C, H, W] -> [B, C]``: the channel sums over every site, averaged with :func:`avg_round`."""
+    """``[B, C, H, W] -> [B, C]``: channel sums over every site, averaged with :func:`avg_round`."""
     x = _int(x, "pool input")
     return avg_round(x.sum(dim=(2, 3)), x.shape[2] * x.shape[3])
 

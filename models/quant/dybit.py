@@ -16,7 +16,7 @@ magnitude, i.e. toward zero.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ def _magnitude(magbits: int, bits: int) -> int:
     return (1 << (bits - 3 + k)) + (f << (bits - 3 + k - r))
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_table(bits: int) -> tuple[int, ...]:
     """Signed integer value of every code 0 .. 2^bits - 1."""
     _check_bits(bits)
@@ -65,14 +65,14 @@ def code_table(bits: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-@lru_cache(maxsize=None)
+@cache
 def magnitudes(bits: int) -> list[int]:
     """Sorted non-negative magnitudes representable by ``dybit<bits>``."""
     _check_bits(bits)
     return sorted({abs(v) for v in code_table(bits)})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _encode_lut(bits: int) -> tuple[np.ndarray, int]:
     """Code for every integer value in [-max, max], index ``value + max``."""
     mags = magnitudes(bits)

@@ -63,8 +63,8 @@ class WeightFormat:
     def round(self, x: torch.Tensor) -> torch.Tensor:
         """Nearest representable value of a float tensor (in units of the scale), as float.
 
-        Integer formats round half to even (``torch.round``) and saturate; DyBit rounds to the nearest
-        magnitude, ties toward zero (as :func:`models.quant.dybit.encode`).
+        Integer formats round half to even (``torch.round``) and saturate; DyBit rounds to the
+        nearest magnitude, ties toward zero (as :func:`models.quant.dybit.encode`).
         """
         if self.kind == "int":
             return torch.clamp(torch.round(x), -self.qmax, self.qmax)

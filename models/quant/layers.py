@@ -3,10 +3,10 @@
 Every layer computes in one of three modes (``layer.mode``):
 
 - ``"float"``: the plain float network (with BatchNorm until :meth:`QLayer.fold_bn`).
-- ``"fake"``: fake quantization for QAT and evaluation. Weights and bias are rounded to the integer grid
-  with a straight-through estimator, the accumulator is recovered as an integer and requantized with
-  the *same* ``(M, S)`` as the integer path, so in float64 the fake model equals the integer model
-  exactly (times the scales).
+- ``"fake"``: fake quantization for QAT and evaluation. Weights and bias are rounded to the integer
+  grid with a straight-through estimator, the accumulator is recovered as an integer and requantized
+  with the *same* ``(M, S)`` as the integer path, so in float64 the fake model equals the integer
+  model exactly (times the scales).
 - ``"int"``: integer-exact: int64 maps in, int64 maps out. This is the golden model.
 
 Quantization lives here once. A concrete layer only provides its linear operator ``_op(x, w, b)``;

@@ -1,7 +1,8 @@
 """Requantization parameters and the integer requantizer of the contract.
 
-``y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` with an unsigned multiplier ``M[c] < 2^M_BITS`` per
-output channel, one shift ``S`` per layer and an arithmetic (floor) shift: rounding is half up.
+``y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` with an unsigned multiplier
+``M[c] < 2^M_BITS`` per output channel, one shift ``S`` per layer and an arithmetic (floor)
+shift: rounding is half up.
 """
 
 from __future__ import annotations

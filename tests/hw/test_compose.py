@@ -6,8 +6,8 @@ from test_point import tiny_qgraph
 
 from hw.compose import Network
 from hw.point import DesignPoint, LayerChoice
-from hw.sim import simulate, stream_sink, stream_source
-from hw.width import beats_frames, frame_beats
+from hw.sim import run_stream, simulate, stream_sink, stream_source
+from hw.width import frame_beats
 from models.quant.formats import weight_format
 
 
@@ -21,23 +21,7 @@ def _frames(g, rng, sizes):
 
 
 def run_network(net, frames, *, idle=0.0, stall=0.0, seed=0, max_cycles=200_000):
-    beats = [b for c, f in frames for b in frame_beats(c, f, net.i_shape.lanes)]
-    got = []
-
-    async def src(ctx):
-        await stream_source(ctx, net.i, beats, rng=seed, idle=idle)
-
-    async def sink(ctx):
-        n = 0
-
-        def until(p):
-            nonlocal n
-            n += p["eof"]
-            return n == len(frames)
-        got.extend(await stream_sink(ctx, net.o, until=until, rng=seed + 1, stall=stall))
-
-    simulate(net, src, sink, max_cycles=max_cycles)
-    return beats_frames(got, net.o_shape.channels)
+    return run_stream(net, frames, idle=idle, stall=stall, seed=seed, max_cycles=max_cycles)[0]
 
 
 def _golden(g, frames):

@@ -345,18 +345,7 @@ def skip_sites(qgraph, add) -> int:
 
     nodes = list(qgraph.nodes)
     order = [n.name for n in nodes]
-
-    def ancestors(name):
-        seen, todo = set(), [name]
-        while todo:
-            x = todo.pop()
-            if x not in seen:
-                seen.add(x)
-                todo.extend(qgraph.node(x).inputs)
-        return seen
-
-    common = ancestors(add.inputs[0]) & ancestors(add.inputs[1])
-    fork = max(common, key=order.index)
+    fork = qgraph.fork_of(add)
     best = {fork: 0}
     for n in nodes[order.index(fork) + 1:order.index(add.name)]:
         reach = [best[s] + 2 for s in n.inputs if s in best]

@@ -308,20 +308,6 @@ class Network(wiring.Component):
             return None
         return best[src]
 
-    def _fork_of(self, add_node):
-        """Nearest common ancestor (ancestor-or-self) of the add's two inputs."""
-        def ancestors(name):
-            seen, todo = set(), [name]
-            while todo:
-                x = todo.pop()
-                if x not in seen:
-                    seen.add(x)
-                    todo.extend(self.qgraph.node(x).inputs)
-            return seen
-        common = ancestors(add_node.inputs[0]) & ancestors(add_node.inputs[1])
-        order = [n.name for n in self.qgraph.nodes]
-        return max(common, key=order.index)
-
     def _connect_edge(self, src, n, k):
         port = self._edge_src[src, n.name]
         st = self.stages[src]
@@ -331,7 +317,7 @@ class Network(wiring.Component):
         if n.op == "add" and k == 1:
             to_lanes = self.stages[n.inputs[0]].o_shape.lanes
         if n.op == "add":
-            fork = self._fork_of(n)
+            fork = self.qgraph.fork_of(n)
             mine = self._path_hold(fork, n, k)
             other = self._path_hold(fork, n, 1 - k)
             if mine is not None and other is not None and other > mine:

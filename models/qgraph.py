@@ -149,6 +149,21 @@ class QGraph:
                 return n
         raise GraphError(f"no node {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
 
+    def fork_of(self, node: QNode) -> str:
+        """Name of the nearest common ancestor (ancestor-or-self) of ``node``'s two inputs: where
+        a residual ``add``'s branches split."""
+        def ancestors(name):
+            seen, todo = set(), [name]
+            while todo:
+                x = todo.pop()
+                if x not in seen:
+                    seen.add(x)
+                    todo.extend(self.node(x).inputs)
+            return seen
+        common = ancestors(node.inputs[0]) & ancestors(node.inputs[1])
+        order = [n.name for n in self.nodes]
+        return max(common, key=order.index)
+
     @property
     def input(self) -> QNode:
         return self.nodes[0]

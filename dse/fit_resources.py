@@ -287,28 +287,21 @@ def fit(samples: list[dict], base_model: dict) -> dict:
 
 def _module_cells(stat: dict) -> dict:
     """``{submodule path: {"lut", "ff", "dsp", "bram18"}}`` from a ``stat -json`` of a design,
-    LUTRAM and SRL cells counted as the LUT sites they take."""
-    from hw.synth import lutram_luts
+    LUTRAM and SRL cells counted as the LUT sites they take (:func:`hw.synth.summarize_cells`'s
+    ``lut_total``)."""
+    from collections import Counter
 
-    out = {}
+    from hw.synth import summarize_cells
+
+    cells: dict[str, Counter] = {}
     for name, v in stat["modules"].items():
         parts = name.lstrip("\\").split(".")
-        if len(parts) < 2:
-            continue
-        a = out.setdefault(parts[1], {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0})
-        for cell, n in v.get("num_cells_by_type", {}).items():
-            if cell.startswith("LUT") or cell.startswith("SRL"):
-                a["lut"] += n
-            elif cell.startswith("FD"):
-                a["ff"] += n
-            elif cell == "DSP48E2":
-                a["dsp"] += n
-            elif cell == "RAMB18E2":
-                a["bram18"] += n
-            elif cell == "RAMB36E2":
-                a["bram18"] += 2 * n
-            elif lutram_luts(cell) is not None:
-                a["lut"] += n * lutram_luts(cell)
+        if len(parts) >= 2:
+            cells.setdefault(parts[1], Counter()).update(v.get("num_cells_by_type", {}))
+    out = {}
+    for sub, c in cells.items():
+        s = summarize_cells(c)
+        out[sub] = {"lut": s["lut_total"], "ff": s["ff"], "dsp": s["dsp"], "bram18": s["bram18"]}
     return out
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codesign.fsutil import atomic_path  # noqa: E402
+from codesign.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
 from dse.cost import Choice, layer_cost, resource_model  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
@@ -292,9 +292,7 @@ def _plot(df, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_png(path, fig, dpi=120)
 
 
 def main(argv=None) -> int:

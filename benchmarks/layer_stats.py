@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codesign.errors import CodesignError  # noqa: E402
-from codesign.fsutil import atomic_path, write_json  # noqa: E402
+from codesign.fsutil import write_json, write_png  # noqa: E402
 
 __all__ = ["MODELS", "collect", "plot", "main"]
 
@@ -101,9 +101,7 @@ def plot(doc: dict, path) -> None:
     ax2.set_title("3x3 layers: active-neighbour count")
     ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_png(path, fig)
 
 
 def main(argv=None) -> int:

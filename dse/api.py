@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from codesign.errors import CodesignError
-from codesign.fsutil import atomic_path, write_json, write_text
+from codesign.fsutil import atomic_path, write_json, write_png, write_text
 from models.quant.formats import WEIGHT_FORMATS
 
 from . import accuracy, devices, pareto, workload
@@ -94,9 +94,7 @@ def _plot(path: Path, df, budget: devices.Budget, title: str, clock_mhz: float) 
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{title}\nbudget: {budget.describe()}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    write_png(path, fig, dpi=120)
 
 
 def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective: str) -> dict:

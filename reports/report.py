@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codesign.fsutil import atomic_path, write_text
+from codesign.fsutil import write_png, write_text
 
 __all__ = ["write_report", "summary_text", "latency_plot"]
 
@@ -42,9 +42,7 @@ def latency_plot(point: dict, sim: dict | None, path: Path, *, title: str) -> No
     ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_png(path, fig)
 
 
 def _resource_rows(resources: dict | None, device_name: str, util: float):

@@ -121,9 +121,9 @@ def write_report(out, cfg) -> dict:
         for label, used, a, share, budget, over in rows:
             lines.append(f"| {label} | {used} | {a} | {share} | {budget} | "
                          f"{'**no**' if over else 'yes'} |")
-        over = [f"{label} {used} > {budget}" for label, used, _, _, budget, o in rows if o]
-        if over:
-            lines += ["", f"**Over the {cfg.util:.0%} utilisation budget:** {', '.join(over)}. "
+        exceeded = [f"{label} {used} > {budget}" for label, used, _, _, budget, o in rows if o]
+        if exceeded:
+            lines += ["", f"**Over the {cfg.util:.0%} utilisation budget:** {', '.join(exceeded)}. "
                       "The DSE chose this point with its resource model, which is within "
                       "about 10 % of Yosys (`reports/dse_check.md`), so a point at the edge of "
                       "the budget can cross it. The design still fits the device where the "

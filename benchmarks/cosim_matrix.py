@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codesign.errors import CodesignError  # noqa: E402
+from common.errors import CodesignError  # noqa: E402
 from cosim import matrix  # noqa: E402
 from cosim.runner import simulator_missing  # noqa: E402
 from cosim.session import expected_frames  # noqa: E402

@@ -44,7 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codesign.fsutil import atomic_path, write_png  # noqa: E402
+from common.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
 from dse.cost import Choice, layer_cost, resource_model  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
@@ -224,7 +224,7 @@ def accuracy_rows(bundle, *, front_dirs=(), n_random: int = 6, seed: int = 0,
     """
     import random
 
-    from codesign.pipeline import file_digest
+    from common.digest import file_digest
     from dse.accuracy import load_or_measure
     from models.quant import QUANT_VERSION
 

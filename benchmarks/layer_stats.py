@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codesign.errors import CodesignError  # noqa: E402
-from codesign.fsutil import write_json, write_png  # noqa: E402
+from common.errors import CodesignError  # noqa: E402
+from common.fsutil import write_json, write_png  # noqa: E402
 
 __all__ = ["MODELS", "collect", "plot", "main"]
 

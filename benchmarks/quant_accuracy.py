@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codesign.fsutil import atomic_path  # noqa: E402
+from common.fsutil import atomic_path  # noqa: E402
 from models.quant.formats import WEIGHT_FORMATS  # noqa: E402
 from models.zoo import spec as get_spec  # noqa: E402
 

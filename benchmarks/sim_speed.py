@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codesign.errors import CodesignError  # noqa: E402
+from common.errors import CodesignError  # noqa: E402
 from cosim.runner import simulator_missing  # noqa: E402
 from cosim.session import expected_frames, simulate  # noqa: E402
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
               f"{r['total_cycles']:>11}{r['cycles_per_frame']['mean']:>14}"
               f"{r['sim_cycles_per_s']:>12.0f}{r['sim_cycles_per_cpu_s']:>14.0f}")
     if args.out:
-        from codesign.fsutil import write_json
+        from common.fsutil import write_json
         write_json(args.out, rows)
     return 1 if failed else 0
 

@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from .errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["main", "COMMANDS"]
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import CodesignError
-from .fsutil import write_json
+from common.digest import file_digest
+from common.errors import CodesignError
+from common.fsutil import write_json
 
-__all__ = ["FlowConfig", "Stage", "run_flow", "file_digest"]
+__all__ = ["FlowConfig", "Stage", "run_flow"]
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,6 @@ class FlowConfig:
     def to_json(self) -> dict:
         return asdict(self)
 
-
-def file_digest(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

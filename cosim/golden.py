@@ -7,7 +7,7 @@ and ``point`` (the per-layer weight formats), with frames from the model's own d
 
 from __future__ import annotations
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 from .manifest import Manifest
 

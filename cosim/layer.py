@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from amaranth.back import verilog
 
-from codesign.fsutil import write_text
+from common.fsutil import write_text
 from models import reference as ref
 
 from .toy import layout_fields

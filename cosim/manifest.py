@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["Field", "Beat", "PortSpec", "Manifest", "load_manifest", "port_from_dict"]
 

@@ -15,7 +15,7 @@ import io
 import random
 from pathlib import Path
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["POINTS", "MIXED_FORMATS", "STALLS", "CSV_COLUMNS", "point_formats",
            "special_frames", "Design", "load_design", "formula_columns", "run_cell",
@@ -201,7 +201,7 @@ def read_csv(path) -> list[dict]:
 
 def write_csv(path, rows) -> None:
     """Write ``rows`` (dicts with :data:`CSV_COLUMNS`) atomically."""
-    from codesign.fsutil import write_text
+    from common.fsutil import write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cocotb_tools.runner import Verilator, get_runner
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["SIMULATORS", "simulator_missing", "require_simulator", "cached_build", "run_test",
            "BENCH_MODULE"]

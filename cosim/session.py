@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 from .manifest import Manifest, load_manifest
 from .runner import cached_build, require_simulator, run_test

@@ -18,7 +18,7 @@ from amaranth.back import verilog
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from codesign.fsutil import write_text
+from common.fsutil import write_text
 
 __all__ = ["ToyRequant", "stream_layout", "layout_fields", "write_toy_build", "toy_golden"]
 

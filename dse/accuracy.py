@@ -91,7 +91,7 @@ class Sensitivity:
         return cls(**d)
 
     def save(self, path) -> None:
-        from codesign.fsutil import write_json
+        from common.fsutil import write_json
 
         write_json(path, self.to_dict())
 

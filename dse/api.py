@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from codesign.errors import CodesignError
-from codesign.fsutil import atomic_path, write_json, write_png, write_text
+from common.errors import CodesignError
+from common.fsutil import atomic_path, write_json, write_png, write_text
 from models.quant.formats import WEIGHT_FORMATS
 
 from . import accuracy, devices, pareto, workload
@@ -62,7 +62,7 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None):
     w = workload.from_bundle(bundle, frames=frames)
     # keyed by the checkpoint's content and the quantizer version: a retrained model or a change
     # in how weights are quantized must not reuse old drops
-    from codesign.pipeline import file_digest
+    from common.digest import file_digest
     from models.quant import QUANT_VERSION
 
     tag = f"{file_digest(bundle.checkpoint)[:12]}-q{QUANT_VERSION}"

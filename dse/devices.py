@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["Device", "Budget", "devices", "device", "budget", "RESOURCES"]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codesign.fsutil import write_json
+from common.fsutil import write_json
 
 __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "main"]
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import pulp
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 from .cost import ACT_BITS, Choice, Cost, converter_coefficients
 from .devices import RESOURCES, Budget

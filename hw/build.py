@@ -18,12 +18,11 @@ Every file is written atomically.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 
-from codesign.fsutil import write_json, write_text
+from common.digest import json_digest
+from common.fsutil import write_json, write_text
 
 from .compose import Network
 from .perf import layer_cycles
@@ -56,8 +55,7 @@ def qgraph_fingerprint(qgraph) -> str:
     A checker that rebuilds the QGraph from the model can compare it to spot a stale build (the
     model was retrained or its quantization changed after ``codesign build``).
     """
-    text = json.dumps(qgraph.to_json(), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return json_digest(qgraph.to_json())
 
 
 def top_name(model: str) -> str:

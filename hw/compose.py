@@ -53,7 +53,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from models import reference
 
 from . import line_buffer

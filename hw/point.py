@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from models.quant.formats import WEIGHT_FORMATS
 
 __all__ = ["LayerChoice", "DesignPoint", "COMPUTE_OPS", "load_point"]

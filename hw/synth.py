@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 
 __all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells",
            "lutram_luts"]

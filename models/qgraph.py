@@ -191,7 +191,7 @@ class QGraph:
         return cls(d["name"], tuple(QNode.from_json(n) for n in d["nodes"]), d.get("abits", 8))
 
     def save(self, path) -> None:
-        from codesign.fsutil import write_text
+        from common.fsutil import write_text
 
         write_text(path, json.dumps(self.to_json()))
 

@@ -57,7 +57,7 @@ class TrainConfig:
 
 def train(config: TrainConfig, out_dir, *, progress: bool = True) -> dict:
     """Train, quantize and evaluate; write ``out_dir/model.pt`` and ``out_dir/metrics.json``."""
-    from codesign.fsutil import write_json
+    from common.fsutil import write_json
 
     s = spec(config.model)
     epochs = s.default_epochs if config.epochs is None else config.epochs

@@ -235,7 +235,7 @@ def checkpoint_path(name: str, fmt: str = "fp32", qat: bool = False) -> Path:
 
 
 def save_checkpoint(path, *, spec_name, model, fmt, qat, metrics, config) -> None:
-    from codesign.fsutil import atomic_path
+    from common.fsutil import atomic_path
 
     qnet = REGISTRY[spec_name].qnet(model)
     blob = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from codesign.fsutil import write_png, write_text
+from common.fsutil import write_png, write_text
 
 __all__ = ["write_report", "summary_text", "latency_plot"]
 

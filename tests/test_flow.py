@@ -5,8 +5,8 @@ import pytest
 
 from codesign.cli import main
 from codesign.commands.flow import pick_point
-from codesign.errors import CodesignError
 from codesign.pipeline import Stage, run_flow
+from common.errors import CodesignError
 
 
 def _stages(tmp, log, fail_at=None):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import CodesignError
+from common.errors import CodesignError
 
 NAME = "build"
 HELP = ("generate the accelerator of a model at a design point: DIR/verilog/<top>.v, "

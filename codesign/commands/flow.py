@@ -11,9 +11,11 @@ import json
 import shutil
 from pathlib import Path
 
-from ..errors import CodesignError
-from ..fsutil import write_json
-from ..pipeline import FlowConfig, Stage, file_digest, run_flow
+from common.digest import file_digest
+from common.errors import CodesignError
+from common.fsutil import write_json
+
+from ..pipeline import FlowConfig, Stage, run_flow
 
 NAME = "flow"
 HELP = "run the whole flow (train/reuse, DSE, pick, build, co-simulate, report)"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_DEADLOCK, EXIT_MISMATCH, CodesignError
+from common.errors import EXIT_DEADLOCK, EXIT_MISMATCH, CodesignError
 
 NAME = "sim"
 HELP = ("simulate N frames of the model's data set through DIR's Verilog (cocotb) and compare "
@@ -50,7 +50,7 @@ def _say(msg: str) -> None:
 
 
 def run(args) -> int:
-    from codesign.fsutil import write_json
+    from common.fsutil import write_json
     from cosim.golden import network_golden
     from cosim.manifest import load_manifest
     from cosim.runner import require_simulator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import CodesignError
+from common.errors import CodesignError
 
 NAME = "train"
 HELP = "train and quantize a model; writes DIR/model.pt and DIR/metrics.json"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.fsutil import atomic_path
+from common.fsutil import atomic_path
 
 __all__ = [
     "EVENT_DTYPE",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from cosim.manifest import load_manifest, port_from_dict
 from cosim.toy import layout_fields, stream_layout
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from cosim import matrix
 from cosim.manifest import load_manifest
 from cosim.session import expected_frames

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from codesign.cli import main
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from cosim import matrix
 from cosim.session import simulate
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from dse.devices import budget, device, devices
 
 

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from hw.point import DesignPoint, LayerChoice, load_point
 from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format

@@ -5,7 +5,7 @@ from amaranth import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from codesign.errors import CodesignError
+from common.errors import CodesignError
 from hw.conv1x1 import Conv1x1
 from hw.stream import TokenShape
 from hw.synth import lutram_luts, summarize_cells, synthesize, synthesize_verilog

@@ -86,7 +86,7 @@ def test_acc_bits_bound():
 def test_atomic_write_mode_and_no_partial_file(tmp_path):
     import os
 
-    from codesign.fsutil import atomic_path, write_json
+    from common.fsutil import atomic_path, write_json
 
     write_json(tmp_path / "a.json", {"x": 1})
     umask = os.umask(0)

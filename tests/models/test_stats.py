@@ -108,7 +108,7 @@ def _bench():
 def test_layer_stats_benchmark_writes_json_and_plot(tmp_path):
     import json
 
-    from codesign.fsutil import write_json
+    from common.fsutil import write_json
 
     bench = _bench()
     layers = {name: {"op": "conv", **d} for name, d in

@@ -42,8 +42,10 @@ test-rtl: models
 demo: setup
 	$(BIN)/codesign demo
 
+# Style (ruff) and the package layering and acyclicity contracts (import-linter, pyproject.toml).
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
-from dse.cost import Choice, layer_cost, resource_model  # noqa: E402
+from dse.cost import LayerChoice, layer_cost, resource_model  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -103,7 +103,7 @@ def _mean_after_first(values):
 
 def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> list[dict]:
     """Rows of the per-layer, network and latency comparisons of one design point."""
-    from hw.point import DesignPoint
+    from contract.point import DesignPoint
 
     pdict = json.loads(Path(point_file).read_text())
     point = DesignPoint.from_dict(pdict)
@@ -114,7 +114,7 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     w_dse = wl.from_bundle(bundle, frames=32)
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
     model = resource_model()
-    choice = {c.name: Choice(c.format, c.lanes, c.pe) for c in point.layers}
+    choice = {c.name: LayerChoice(c.format, c.lanes, c.pe) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []
     cands_dse, cands_sim = [], []
@@ -199,7 +199,7 @@ def resource_rows(build_dir, *, frames: int = 32) -> list[dict]:
     model = resource_model()
     cands = tuple((Candidate(ch, layer_cost(x, ch, model=model)),)
                   for x in w.layers
-                  for ch in [Choice(layers[x.name]["format"], layers[x.name]["lanes"],
+                  for ch in [LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"],
                                     layers[x.name]["pe"])])
     prob = Problem(names=tuple(x.name for x in w.layers), candidates=cands,
                    edges=tuple(w.edges()), budget=budget("XCZU9EG", 1.0))

@@ -35,7 +35,7 @@ MODELS = ("digits", "eventdigits", "eye")
 
 def collect(model: str, *, frames: int = 128, fmt: str = "int8", seed: int = 0) -> dict:
     """The JSON document of one model (see the module doc)."""
-    from models import zoo
+    from models import ops, zoo
     from models.stats import layer_stats
 
     try:
@@ -50,7 +50,7 @@ def collect(model: str, *, frames: int = 128, fmt: str = "int8", seed: int = 0) 
     layers = {}
     for node in qgraph.nodes:
         geo = {"op": node.op}
-        if node.op in ("conv", "linear"):
+        if ops.of(node).compute:
             geo.update(kernel=int(node.kernel), stride=int(node.stride), groups=int(node.groups))
         layers[node.name] = {**geo, "inputs": list(node.inputs), **stats[node.name]}
     print(f"{model}: measured {len(frame_list)} frames in {secs:.1f} s")

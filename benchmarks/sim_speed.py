@@ -28,10 +28,10 @@ from cosim.session import expected_frames, simulate  # noqa: E402
 
 def _network(model: str, fmt: str, build_dir: Path):
     """Model by zoo name or checkpoint path (hardware speed does not need a well-trained one)."""
+    from contract.point import DesignPoint
     from cosim.golden import qgraph_golden
     from cosim.manifest import load_manifest
     from hw.build import build, qgraph_fingerprint
-    from hw.point import DesignPoint
     from models import zoo
     bundle = zoo.load(model)
     qgraph = bundle.qgraph(fmt)

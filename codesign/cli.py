@@ -14,8 +14,8 @@ from common.errors import CodesignError
 
 __all__ = ["main", "COMMANDS"]
 
-#: Subcommands in the order of the flow; each is ``codesign.commands.<name>``.
-COMMANDS = ("train", "dse", "build", "sim", "report", "flow", "demo")
+#: Subcommands in the order of the flow; each is ``codesign.commands.<name>``, which must exist.
+COMMANDS = ("train", "dse", "build", "sim", "flow", "demo")
 
 
 def _load(name):
@@ -23,7 +23,9 @@ def _load(name):
         return importlib.import_module(f"codesign.commands.{name}")
     except ModuleNotFoundError as exc:
         if exc.name == f"codesign.commands.{name}":
-            return None
+            raise ImportError(f"command {name!r} is listed in codesign.cli.COMMANDS but "
+                              f"codesign/commands/{name}.py does not exist",
+                              name=exc.name) from exc
         raise
 
 
@@ -37,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         mod = _load(name)
-        if mod is None:
-            continue
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -11,6 +11,6 @@ Parts, from the bottom up:
 - :mod:`cosim.benches`: the cocotb tests the runner starts (Python path and fast path).
 - :mod:`cosim.session`: :func:`~cosim.session.simulate`, the Python API of ``codesign sim``.
 - :mod:`cosim.golden`, :mod:`cosim.layer`, :mod:`cosim.cycles`: golden models for networks and
-  single blocks, and measured cycles against the :mod:`hw.perf` formulas.
+  single blocks, and measured cycles against the :mod:`contract.cycles` formulas.
 - :mod:`cosim.toy`: a small DUT with the contract's ports, for testing all of the above.
 """

@@ -1,11 +1,11 @@
 """Measured cycles per frame against the DSE's cycle model (one definition: :mod:`dse.cost`).
 
 Each layer is its own pipeline stage, so a frame's predicted period is the largest
-:func:`dse.cost.cycles` over the layers (the block formulas of :mod:`hw.perf` plus the stage
-effects of frames back to back: the 1x1 unit's frame turnaround and the global pool's stall on its
-producer), evaluated at that frame's own activity (input and output sites of every node, from the
-golden model). The measurement is the interval between consecutive end-of-frame output beats with
-no stalls (``SimResult.cycles_per_frame``).
+:func:`dse.cost.cycles` over the layers (the cycle models of their ops, :mod:`models.ops`, plus the
+stage effects of frames back to back: the 1x1 unit's frame turnaround and the global pool's stall on
+its producer), evaluated at that frame's own activity (input and output sites of every node, from
+the golden model). The measurement is the interval between consecutive end-of-frame output beats
+with no stalls (``SimResult.cycles_per_frame``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ __all__ = ["predicted_frame_cycles", "compare_cycles"]
 def predicted_frame_cycles(qgraph, point: dict, frames) -> list:
     """``[(cycles, bottleneck layer)]`` per frame from :func:`dse.cost.cycles` at the frame's own
     activity (``(None, None)`` for an empty frame)."""
-    from dse.cost import Choice, cycles
+    from contract.point import LayerChoice
+    from dse.cost import cycles
     from dse.workload import from_qgraph, measure_activity
 
-    choices = {c["name"]: Choice(c["format"], int(c["lanes"]), int(c["pe"]))
+    choices = {c["name"]: LayerChoice(c["format"], int(c["lanes"]), int(c["pe"]))
                for c in point["layers"]}
     out = []
     for coords, feats in frames:

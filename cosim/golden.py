@@ -52,8 +52,7 @@ def network_golden(manifest: Manifest, *, progress: bool = False):
     _check_ports(manifest, qgraph)
     want = raw.get("qgraph_sha256")
     if want:
-        from hw.build import qgraph_fingerprint
-        if qgraph_fingerprint(qgraph) != want:
+        if qgraph.fingerprint() != want:
             raise CodesignError(
                 f"the build in {manifest.root} is stale: model {source!r} no longer gives the "
                 "QGraph it was built from (retrained or requantized); rerun `codesign build`")
@@ -61,36 +60,9 @@ def network_golden(manifest: Manifest, *, progress: bool = False):
 
 
 def qgraph_golden(qgraph):
-    """``QGraph.run_frame`` as a golden callable, also defined for an empty frame.
-
-    An empty frame has no sites anywhere; a global pool of nothing is 0 (contract), so a
-    classifier still answers with one token: the linear layer applied to zeros (its bias).
-    """
-    import torch
-
-    from models import reference as ref
-
-    def golden(coords, feats):
-        coords = torch.as_tensor(coords, dtype=torch.int64).reshape(-1, 2)
-        if len(coords):
-            return qgraph.run_frame(coords, torch.as_tensor(feats, dtype=torch.int64))
-        env = {}
-        for n in qgraph.nodes:
-            c = n.out_shape[0]
-            if n.op == "gap":
-                env[n.name] = (torch.zeros((1, 2), dtype=torch.int64),
-                               torch.zeros((1, c), dtype=torch.int64))
-            elif n.op == "linear" and len(env[n.inputs[0]][0]):
-                xc, xf = env[n.inputs[0]]
-                acc = ref.linear(xf, torch.from_numpy(n.weight), torch.from_numpy(n.bias))
-                if n.requant:
-                    acc = ref.requant(acc, torch.from_numpy(n.M), n.S, n.lo, n.hi)
-                env[n.name] = (xc, acc)
-            else:
-                env[n.name] = (torch.zeros((0, 2), dtype=torch.int64),
-                               torch.zeros((0, c), dtype=torch.int64))
-        return env[qgraph.output.name]
-    return golden
+    """``QGraph.run_frame`` as a golden callable (defined for an empty frame too: a global pool
+    of nothing is 0, so a classifier still answers with one token, its bias)."""
+    return qgraph.run_frame
 
 
 def _check_ports(manifest: Manifest, qgraph) -> None:

@@ -81,8 +81,8 @@ def load_design(model: str, point: str, build_root) -> Design:
     the directory when its manifest was built from the same QGraph (same ``qgraph_sha256``)."""
     import json
 
+    from contract.point import DesignPoint
     from hw.build import build, qgraph_fingerprint
-    from hw.point import DesignPoint
     from models import zoo
 
     from .golden import qgraph_golden

@@ -13,42 +13,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.back import verilog
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from common.fsutil import write_text
+from hw.build import port_manifest
+from hw.stream import TokenShape
 
-__all__ = ["ToyRequant", "stream_layout", "layout_fields", "write_toy_build", "toy_golden"]
+__all__ = ["ToyRequant", "write_toy_build", "toy_golden"]
 
 _BUGS = (None, "channel", "stall", "drop_eof")
-
-
-def stream_layout(*, height: int, width: int, lanes: int, bits: int) -> data.StructLayout:
-    """The contract's payload: ``y``, ``x``, ``data[lanes]`` signed, ``eof``."""
-    return data.StructLayout({
-        "y": unsigned(max(1, (height - 1).bit_length())),
-        "x": unsigned(max(1, (width - 1).bit_length())),
-        "data": data.ArrayLayout(signed(bits), lanes),
-        "eof": unsigned(1),
-    })
-
-
-def layout_fields(layout: data.StructLayout) -> list:
-    """The manifest's ``fields`` list for a contract payload layout (offsets from the layout)."""
-    out = []
-    for name, field in layout:
-        shape = field.shape
-        if isinstance(shape, data.ArrayLayout):
-            elem = shape.elem_shape
-            out.append({"name": name, "offset": field.offset, "width": elem.width,
-                        "signed": elem.signed, "count": shape.length})
-        else:
-            s = shape if hasattr(shape, "signed") else unsigned(field.width)
-            out.append({"name": name, "offset": field.offset, "width": field.width,
-                        "signed": bool(s.signed)})
-    return out
 
 
 class ToyRequant(wiring.Component):
@@ -85,7 +61,8 @@ class ToyRequant(wiring.Component):
         self.height, self.width, self.channels, self.lanes = height, width, channels, lanes
         self.mult, self.shift, self.lo, self.hi, self.ii, self.bug = (
             list(mult), shift, lo, hi, ii, bug)
-        self.layout = stream_layout(height=height, width=width, lanes=lanes, bits=8)
+        self.shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
+        self.layout = self.shape.layout()
         super().__init__({"i": In(stream.Signature(self.layout)),
                           "o": Out(stream.Signature(self.layout))})
 
@@ -167,17 +144,11 @@ def write_toy_build(build_dir, *, top="toy", height=8, width=8, channels=4, lane
                      shift=shift, lo=lo, hi=hi, ii=ii, bug=bug)
     text = verilog.convert(dut, name=top)
     write_text(build_dir / "verilog" / f"{top}.v", text)
-    fields = layout_fields(dut.layout)
-
-    def port(prefix):
-        return {"valid": f"{prefix}__valid", "ready": f"{prefix}__ready",
-                "payload": f"{prefix}__payload", "payload_width": dut.layout.size,
-                "lanes": lanes, "channels": channels, "height": height, "width": width,
-                "fields": fields}
 
     manifest = {"top": top, "verilog": f"verilog/{top}.v", "clock": "clk", "reset": "rst",
                 "reset_active": "high", "clock_mhz": 200, "model": None, "point": None,
-                "ports": {"input": port("i"), "output": port("o")},
+                "ports": {"input": port_manifest("i", dut.shape),
+                          "output": port_manifest("o", dut.shape)},
                 "layers": [{"name": "toy", "op": "requant", "lanes": lanes, "pe": lanes,
                             "pred_cycles": None, "ii": ii}]}
     write_text(build_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")

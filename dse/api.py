@@ -4,8 +4,9 @@
 
 - ``pareto.csv``: the non-dominated points (:data:`dse.pareto.FRONT_COLUMNS`), fastest first;
 - ``pareto.png``: latency against predicted accuracy, each point labelled, the budget stated;
-- ``point_<k>.json``: design points ``codesign build`` accepts (:class:`hw.point.DesignPoint`),
-  each layer with its choice and ``pred_*`` cycles and resources, plus a ``dse`` summary;
+- ``point_<k>.json``: design points ``codesign build`` accepts
+  (:class:`contract.point.DesignPoint`), each layer with its choice and ``pred_*`` cycles and
+  resources, plus a ``dse`` summary;
 - ``choices.csv``: every candidate the program chose from;
 - ``accuracy_check.csv``: predicted against measured accuracy of ``check`` front points (trained
   models only), also in ``pareto.csv``'s ``accuracy_measured`` column;
@@ -98,7 +99,7 @@ def _plot(path: Path, df, budget: devices.Budget, title: str, clock_mhz: float) 
 
 
 def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective: str) -> dict:
-    from hw.point import DesignPoint, LayerChoice
+    from contract.point import DesignPoint, LayerChoice
 
     layers = []
     for layer, ch, cost, drop in zip(w.layers, sol.choices, sol.costs, sol.drops, strict=True):

@@ -11,7 +11,7 @@ integer program.
 from __future__ import annotations
 
 from .devices import RESOURCES
-from .ilp import Problem, Solution, evaluate
+from .problem import Problem, Solution, evaluate
 
 __all__ = ["greedy_folding", "greedy"]
 

@@ -16,8 +16,10 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 
+from models import ops
+from models.ops.add import EDGE_HOLD_ESTIMATE, branch_holds
+
 __all__ = [
-    "KINDS",
     "LayerWork",
     "Workload",
     "layer_kind",
@@ -28,29 +30,21 @@ __all__ = [
     "skip_sites",
 ]
 
-#: Layer kinds the cost model knows, one per hardware compute block.
-KINDS = ("conv3x3", "dwconv3x3", "conv1x1", "linear")
-
-_PASS_THROUGH = ("add", "gap", "input")
-
-
 def layer_kind(op: str, kernel: int, groups: int, c_in: int) -> str:
-    """The hardware block kind of a compute node."""
-    if op == "linear":
-        return "linear"
-    if op != "conv":
-        raise ValueError(f"op {op!r} is not a compute node (conv or linear)")
-    if kernel == 1:
-        if groups != 1:
-            raise ValueError("grouped 1x1 convolutions are not supported")
-        return "conv1x1"
-    if kernel == 3:
-        if groups == 1:
-            return "conv3x3"
-        if groups == c_in:
-            return "dwconv3x3"
-        raise ValueError(f"3x3 conv with groups={groups} (neither 1 nor C_in={c_in})")
-    raise ValueError(f"kernel {kernel} not supported (1 or 3)")
+    """The op (hardware block kind) of a compute node with this geometry."""
+    node = _Geometry(op, kernel, groups, (c_in, 1, 1))
+    kind = ops.of(node)
+    if not kind.compute:
+        raise ValueError(f"op {op!r} is not a compute node")
+    return kind.name
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    op: str
+    kernel: int
+    groups: int
+    in_shape: tuple
 
 
 @dataclass(frozen=True)
@@ -76,8 +70,9 @@ class LayerWork:
         Compute layers whose output streams reach this layer's input (through add/gap nodes); a
         stream width converter sits on each edge whose widths differ.
     stages : tuple of dict
-        Pass-through pipeline stages (``add``, ``gap``) fed by this layer's output stream, which
-        run at this layer's output width (``pe``): ``{"name", "op", "in_shape", "active_in"}``.
+        Pass-through pipeline stages (``add``, ``gap``, ...) fed by this layer's output stream,
+        which run at this layer's output width (``pe``): ``{"name", "op", "in_shape",
+        "active_in"}`` (and ``out_shape``, ``active_out`` when the stage changes the map).
         Their cycles per frame count toward the II through this layer's choice.
     """
 
@@ -104,11 +99,13 @@ class LayerWork:
             if len(shape) != 3 or min(shape) < 1:
                 raise ValueError(f"layer {self.name}: {key} must be (C, H, W) >= 1, not {shape}")
             object.__setattr__(self, key, shape)
-        kind = layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+        layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
         if self.stride not in (1, 2):
             raise ValueError(f"layer {self.name}: stride must be 1 or 2, not {self.stride!r}")
-        if kind == "dwconv3x3" and self.in_shape[0] != self.out_shape[0]:
-            raise ValueError(f"layer {self.name}: depthwise conv must keep its channel count")
+        try:
+            ops.of(self).check_geometry(self)
+        except ValueError as exc:
+            raise ValueError(f"layer {self.name}: {exc}") from None
         # Unmeasured activity means a dense map: every site active.
         h_in, w_in = self.in_shape[1:]
         h_out, w_out = self.out_shape[1:]
@@ -122,9 +119,12 @@ class LayerWork:
         stages = []
         for s in self.stages:
             s = dict(s)
-            if s.get("op") not in ("add", "gap"):
-                raise ValueError(f"layer {self.name}: stage op must be add or gap, not {s!r}")
+            if s.get("op") not in ops.names() or not ops.get(s["op"]).stage:
+                raise ValueError(f"layer {self.name}: a stage must be a pass-through op, not {s!r}")
             s["in_shape"] = tuple(int(v) for v in s["in_shape"])
+            if "out_shape" in s:
+                s["out_shape"] = tuple(int(v) for v in s["out_shape"])
+                s["active_out"] = float(s["active_out"])
             s["active_in"] = float(s["active_in"])
             if "skip_sites" in s:
                 s["skip_sites"] = int(s["skip_sites"])
@@ -134,6 +134,10 @@ class LayerWork:
     @property
     def kind(self) -> str:
         return layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+
+    @property
+    def wformat(self) -> None:
+        return None
 
     @property
     def c_in(self) -> int:
@@ -151,8 +155,7 @@ class LayerWork:
     @property
     def macs(self) -> float:
         """Multiply-accumulates per frame at the measured mean activity."""
-        per_site = self.weight_count if self.kind != "dwconv3x3" else self.c_in * 9
-        return per_site * self.active_out
+        return self.weight_count * self.active_out
 
     def stats(self) -> dict:
         """This layer's activity in the form of :func:`models.stats.layer_stats` entries."""
@@ -168,7 +171,9 @@ class LayerWork:
         d = asdict(self)
         for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
             d[key] = list(d[key])
-        d["stages"] = [dict(s, in_shape=list(s["in_shape"])) for s in self.stages]
+        d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
+                            **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
+                       for s in self.stages]
         return d
 
     @classmethod
@@ -277,12 +282,18 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
         # "others inherit the lanes of their input").
         out = []
         for n in qgraph.nodes:
-            if n.op in ("add", "gap") and n.inputs and n.inputs[0] == node_name:
+            op = ops.of(n)
+            if op.stage and n.inputs and n.inputs[0] == node_name:
                 dense = n.in_shape[1] * n.in_shape[2]
                 sites = float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense))
-                st = {"name": n.name, "op": n.op, "in_shape": tuple(n.in_shape),
+                st = {"name": n.name, "op": op.name, "in_shape": tuple(n.in_shape),
                       "active_in": sites}
-                if n.op == "add":
+                if tuple(n.out_shape) != tuple(n.in_shape):
+                    st["out_shape"] = tuple(n.out_shape)
+                    dense_out = n.out_shape[1] * n.out_shape[2]
+                    st["active_out"] = float(stats.get(n.name, {}).get("active_sites_mean",
+                                                                       dense_out))
+                if len(n.inputs) == 2:
                     st["skip_sites"] = skip_sites(qgraph, n)
                 out.append(st)
                 out += stages(n.name)
@@ -304,7 +315,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                     prods.append(p)
         in_shape = tuple(node.in_shape)
         out_shape = tuple(node.out_shape)
-        if node.op == "linear":
+        if ops.of(node).single_site:
             in_shape = (in_shape[0], 1, 1)
             out_shape = (out_shape[0], 1, 1)
         layers.append(
@@ -328,7 +339,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
     if stats:
         # A linear layer after global pooling sees one token per frame, whatever the map density.
         layers = [
-            _replace_activity(layer, 1.0) if layer.op == "linear" else layer for layer in layers
+            _replace_activity(layer, 1.0) if ops.of(layer).single_site else layer
+            for layer in layers
         ]
     return Workload(name=name or getattr(qgraph, "name", "") or "network", layers=tuple(layers),
                     source="qgraph")
@@ -336,29 +348,13 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
 
 def skip_sites(qgraph, add) -> int:
     """Sites the skip FIFO of residual ``add`` holds (``hw.compose`` sizes it so): the most sites
-    its long branch can hold in flight minus the short branch's, plus one.
-
-    A 3x3 layer holds ``(slots - 1) * W + 3`` sites, a 1x1 unit 4, an ``add`` 1, each FIFO between
-    stages about 2 (one more behind a width converter is not counted: lanes are not known here).
+    its long branch can hold in flight minus the short branch's, plus one
+    (:func:`models.ops.add.branch_holds`, each stage's op ``hold``; lanes are not known here, so
+    each edge holds :data:`~models.ops.add.EDGE_HOLD_ESTIMATE` sites).
     """
-    from hw.line_buffer import DEFAULT_SLOTS
-
-    nodes = list(qgraph.nodes)
-    order = [n.name for n in nodes]
-    fork = qgraph.fork_of(add)
-    best = {fork: 0}
-    for n in nodes[order.index(fork) + 1:order.index(add.name)]:
-        reach = [best[s] + 2 for s in n.inputs if s in best]
-        if not reach:
-            continue
-        if n.op == "conv" and n.kernel == 3:
-            hold = (DEFAULT_SLOTS - 1) * n.in_shape[2] + 3
-        elif n.op in ("conv", "linear"):
-            hold = 4
-        else:
-            hold = 1
-        best[n.name] = max(reach) + hold
-    paths = [best.get(src, 0) for src in add.inputs]
+    paths = branch_holds(qgraph, add, node_hold=lambda n: ops.of(n).hold(n),
+                         edge_hold=lambda src, n: EDGE_HOLD_ESTIMATE)
+    paths = [p or 0 for p in paths]
     return int(max(paths) - min(paths) + 1)
 
 

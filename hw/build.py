@@ -18,14 +18,15 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 from common.digest import json_digest
 from common.fsutil import write_json, write_text
+from models import ops
 
 from .compose import Network
-from .perf import layer_cycles
 from .stream import payload_fields
 
 __all__ = ["kick_comb_blocks", "qgraph_fingerprint", "top_name", "port_manifest",
@@ -77,7 +78,7 @@ def port_manifest(prefix: str, shape) -> dict:
 
 
 def dense_stage_cycles(qgraph, point, net) -> list[dict]:
-    """Cycles per frame of every stage (:func:`hw.perf.layer_cycles`) when every site is active.
+    """Cycles per frame of every stage (its op's block formula) when every site is active.
 
     The network's initiation interval for dense maps is the largest of them.
     """
@@ -86,8 +87,9 @@ def dense_stage_cycles(qgraph, point, net) -> list[dict]:
         _, ih, iw = node.in_shape
         _, oh, ow = node.out_shape
         stats = {"active_sites_mean": oh * ow, "active_in_mean": ih * iw}
-        choice = point.choice(node.name) if node.op in ("conv", "linear") else None
-        cycles = layer_cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes)
+        op = ops.of(node)
+        choice = point.choice(node.name) if op.compute else None
+        cycles = math.ceil(op.cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes))
         out.append({"name": node.name, "op": node.op, "cycles": cycles})
     return out
 
@@ -99,7 +101,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     Parameters
     ----------
     qgraph : models.qgraph.QGraph
-    point : hw.point.DesignPoint
+    point : contract.point.DesignPoint
         Validated against ``qgraph``.
     out : path
         Build directory (created).

@@ -1,18 +1,8 @@
 """Top-level composer: (QGraph, DesignPoint) -> one dataflow Component with one stream in, one out.
 
-Every QGraph node becomes a pipeline stage on the token stream:
-
-==========================  ==============================================================
-node                        stage
-==========================  ==============================================================
-``conv`` k=3, groups=1      :class:`~hw.conv3x3.Conv3x3` (line buffer + MACs) + requantizer
-``conv`` k=3, depthwise     :class:`~hw.dwconv.DWConv3x3` (line buffer + MACs) + requantizer
-``conv`` k=1                :class:`~hw.conv1x1.Conv1x1` + requantizer
-``add``                     :class:`~hw.residual.ResidualAdd`
-``gap``                     :class:`~hw.pool_fc.GlobalAvgPool`
-``linear``                  :class:`~hw.conv1x1.Conv1x1` on the one pooled site (+ requantizer
-                            unless ``requant`` is False: the classifier's int32 logits)
-==========================  ==============================================================
+Every QGraph node becomes a pipeline stage: its op (:mod:`models.ops`) names the Amaranth block
+and its constructor arguments; a compute node whose ``requant`` is set gets a
+:class:`~hw.requant.Requantizer` after its block.
 
 Each edge producer -> consumer gets a :class:`~hw.fifo.StreamFIFO` (``point.fifo_depth``) and, where
 the producer's output lanes differ from the lanes the consumer takes, a
@@ -21,32 +11,17 @@ fork (a beat leaves the fork once every branch has taken it).
 
 Residual skip FIFO depth
 ------------------------
-A residual block forks one stream into a long branch (convs) and a short one (the skip) that meet
-at the ``add``. The fork can only pass a beat when both branches accept it, and the add only
-consumes when both branches offer the *same* site. So while the long branch holds sites it has not
-yet turned into output, the skip branch must hold the same sites, or the fork stalls the long
-branch and, since a 3x3 layer cannot emit a row until the next row has arrived, the network
-deadlocks. The skip FIFO therefore holds, in beats, the most sites the long branch can have in
-flight (:func:`sites_in_flight`), summed over its stages:
-
-- 3x3 layer (line buffer of ``N`` row slots): the writer may run ``N - 2`` rows ahead of the
-  row the emitter is centred on, so up to ``(N - 1) * W`` input sites, plus the window/compute
-  pipeline (2 sites) and the requantizer (1);
-- 1x1 layer: its two input banks and its output register (3 sites);
-- requantizer (3 beats), width converter (``a + b`` values), residual add (2 beats): one site each,
-  rounded up;
-- each inter-layer FIFO: ``ceil(depth / beats_per_site) + 1`` sites,
-
-minus what the short branch itself holds, plus one site of slack, times the skip stream's beats per
-site (never less than ``fifo_depth``). Sized this way the fork never waits for the skip branch while
-the long branch can accept input, so the residual costs no throughput either. (Deadlock freedom
-alone needs less: a stride-1 3x3 layer emits a site once ``2 * W + 1`` later sites have arrived;
-``test_compose`` shows a too-small skip FIFO deadlocking.)
+Sized as :mod:`models.ops.add` describes (:func:`models.ops.add.branch_holds`): each stage's
+``hold`` from its op, each edge's FIFO (:func:`~models.ops.add.fifo_hold`) and width converter
+(one site). Sized this way the fork never waits for the skip branch while the long branch can
+accept input, so the residual costs no throughput either. (Deadlock freedom alone needs less: a
+stride-1 3x3 layer emits a site once ``2 * W + 1`` later sites have arrived; ``test_compose``
+shows a too-small skip FIFO deadlocking.)
 """
 
 from __future__ import annotations
 
-import math
+import importlib
 
 import torch
 from amaranth.hdl import Module, Signal
@@ -54,20 +29,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from common.errors import CodesignError
-from models import reference
+from models import ops, reference
+from models.ops.add import branch_holds, fifo_hold
 
-from . import line_buffer
-from .conv1x1 import Conv1x1
-from .conv3x3 import Conv3x3
-from .dwconv import DWConv3x3
 from .fifo import MIN_DEPTH, StreamFIFO
-from .pool_fc import GlobalAvgPool
 from .requant import Requantizer
-from .residual import ResidualAdd
 from .stream import TokenShape
 from .width import WidthConverter
 
-__all__ = ["Network", "sites_in_flight"]
+__all__ = ["Network", "block_class", "build_block"]
 
 
 class _Fork(wiring.Component):
@@ -109,9 +79,13 @@ def _all(bits):
 class _Stage:
     """A node's hardware: input port(s), output port, and the shape of its output stream."""
 
-    def __init__(self, node, inputs, output, o_shape, in_lanes, hold):
+    def __init__(self, node, inputs, output, o_shape, in_lanes, slots=None):
         self.node, self.inputs, self.output = node, inputs, output
-        self.o_shape, self.in_lanes, self.hold = o_shape, in_lanes, hold
+        self.o_shape, self.in_lanes, self.slots = o_shape, in_lanes, slots
+
+    @property
+    def hold(self) -> int:
+        return ops.of(self.node).hold(self.node, slots=self.slots)
 
 
 def _requant(node, conv, abits):
@@ -126,32 +100,19 @@ def _requant(node, conv, abits):
                        acc_bits=max(2, min(bits, width)))
 
 
-def sites_in_flight(kind: str, *, width: int = 1, beats: int = 1, depth: int = 0,
-                    slots: int = line_buffer.DEFAULT_SLOTS) -> int:
-    """Most sites a stage can hold between taking a site's first beat and emitting its last.
-
-    See the module docstring; ``width`` is the map width, ``beats`` the stream's beats per site,
-    ``depth`` a FIFO's depth in beats, ``slots`` a line buffer's row slots.
-    """
-    if kind in ("conv3x3", "dwconv3x3"):
-        return (slots - 1) * width + 2 + 1   # rows held, pipeline, requantizer
-    if kind in ("conv1x1", "linear"):
-        return 3 + 1                    # two banks, output register, requantizer
-    if kind == "fifo":
-        return math.ceil(depth / beats) + 1
-    if kind in ("width", "add", "input"):
-        return 1
-    if kind == "gap":
-        raise ValueError("a global pool cannot sit inside a residual branch")
-    raise ValueError(f"unknown stage kind {kind!r}")
+def block_class(op):
+    """The Amaranth component class of ``op`` (its ``block`` entry, ``"module:Class"``)."""
+    if op.block is None:
+        raise CodesignError(f"op {op.name!r} has no hardware block")
+    mod, cls = op.block.split(":")
+    return getattr(importlib.import_module(mod), cls)
 
 
-def _kind(node):
-    if node.op == "conv":
-        if node.kernel == 1:
-            return "conv1x1"
-        return "conv3x3" if node.groups == 1 else "dwconv3x3"
-    return node.op
+def build_block(node, choice, shape, *, abits: int = 8):
+    """The hardware block of QGraph ``node`` under ``choice`` on an input stream ``shape``."""
+    op = ops.of(node)
+    return block_class(op)(**op.block_args(node, choice, shape, abits=abits))
+
 
 
 class Network(wiring.Component):
@@ -160,7 +121,7 @@ class Network(wiring.Component):
     Parameters
     ----------
     qgraph : models.qgraph.QGraph
-    point : hw.point.DesignPoint
+    point : contract.point.DesignPoint
         Validated against ``qgraph`` here.
     skip_depth : int, optional
         Force every residual skip FIFO to this depth instead of the computed one (experiments
@@ -192,9 +153,9 @@ class Network(wiring.Component):
 
         # lanes each node takes at its input(s)
         def in_lanes(n):
-            if n.op in ("conv", "linear"):
+            if ops.of(n).compute:
                 return point.choice(n.name).lanes
-            return None  # add/gap inherit from their (first) producer
+            return None  # pass-through stages inherit from their (first) producer
 
         inp = nodes[0]
         first = [in_lanes(c) for c in consumers[inp.name] if in_lanes(c)]
@@ -206,8 +167,7 @@ class Network(wiring.Component):
         in_fifo = self._add(f"{inp.name}_fifo", StreamFIFO(layout=self.i_shape.layout(),
                                                           depth=point.fifo_depth))
         self._in_port = in_fifo.i
-        self.stages[inp.name] = _Stage(inp, [], in_fifo.o, self.i_shape, lanes0,
-                                       sites_in_flight("input", width=w0, beats=1))
+        self.stages[inp.name] = _Stage(inp, [], in_fifo.o, self.i_shape, lanes0)
 
         for n in nodes[1:]:
             self._build(n)
@@ -244,69 +204,38 @@ class Network(wiring.Component):
         return comp
 
     def _build(self, n):
-        kind = _kind(n)
-        name = n.name
-        if kind in ("conv1x1", "conv3x3", "dwconv3x3", "linear"):
-            ch = self.point.choice(name)
+        op = ops.of(n)
+        if op.block is None:
+            raise CodesignError(f"node {n.name}: op {n.op!r} has no hardware block")
+        if op.compute:
+            ch = self.point.choice(n.name)
             c, h, w = n.in_shape
             shape = TokenShape(height=h, width=w, channels=c, lanes=ch.lanes,
                                data_width=self.abits)
-            weight = n.weight
-            if kind == "conv3x3":
-                conv = Conv3x3(shape=shape, c_out=n.out_shape[0], pe=ch.pe, stride=n.stride,
-                               fmt=ch.format, weight=weight, bias=n.bias)
-            elif kind == "dwconv3x3":
-                conv = DWConv3x3(shape=shape, stride=n.stride, fmt=ch.format, weight=weight,
-                                 bias=n.bias)
-            else:
-                conv = Conv1x1(shape=shape, c_out=n.out_shape[0], pe=ch.pe, fmt=ch.format,
-                               weight=weight.reshape(n.out_shape[0], -1), bias=n.bias)
-            self._add(f"{name}_conv", conv)
-            out, o_shape = conv.o, conv.o_shape
-            if n.requant:
-                rq = self._add(f"{name}_requant", _requant(n, conv, self.abits))
-                self._links.append((conv.o, rq.i))
-                out, o_shape = rq.o, rq.o_shape
-            slots = getattr(conv, "slots", line_buffer.DEFAULT_SLOTS)
-            self.stages[name] = _Stage(n, [conv.i], out, o_shape, ch.lanes,
-                                       sites_in_flight(kind, width=w, beats=c // ch.lanes,
-                                                       slots=slots))
-        elif kind == "add":
-            a = self.stages[n.inputs[0]].o_shape
-            add = self._add(f"{name}_add", ResidualAdd(shape=a, Ma=int(n.Ma), Mb=int(n.Mb),
-                                                       S=int(n.S), lo=int(n.lo), hi=int(n.hi)))
-            self.stages[name] = _Stage(n, [add.a, add.b], add.o, add.shape, a.lanes,
-                                       sites_in_flight("add", width=a.width, beats=1))
-        elif kind == "gap":
-            src = self.stages[n.inputs[0]].o_shape
-            gap = self._add(f"{name}_gap", GlobalAvgPool(shape=src))
-            self.stages[name] = _Stage(n, [gap.i], gap.o, gap.o_shape, src.lanes, 0)
+            in_lanes = ch.lanes
         else:
-            raise CodesignError(f"node {name}: op {n.op!r} has no hardware block")
+            ch = None
+            shape = self.stages[n.inputs[0]].o_shape
+            in_lanes = shape.lanes
+        # submodule names as in the Verilog hierarchy that the resource fit reads
+        suffix = "conv" if op.compute else op.name
+        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=self.abits))
+        out, o_shape = block.o, block.o_shape
+        if op.compute and n.requant:
+            rq = self._add(f"{n.name}_requant", _requant(n, block, self.abits))
+            self._links.append((block.o, rq.i))
+            out, o_shape = rq.o, rq.o_shape
+        ports = [getattr(block, p) for p in op.in_ports]
+        self.stages[n.name] = _Stage(n, ports, out, o_shape, in_lanes,
+                                     getattr(block, "slots", None))
 
     # -- edges ---------------------------------------------------------------------------------
-    def _edge_hold(self, shape, depth, lanes_to):
-        beats = shape.beats_per_site
-        hold = sites_in_flight("fifo", beats=beats, depth=max(depth, MIN_DEPTH))
-        if lanes_to != shape.lanes:
-            hold += sites_in_flight("width", width=shape.width, beats=beats)
+    def _edge_hold(self, src, n):
+        shape = self.stages[src].o_shape
+        hold = fifo_hold(depth=max(self.point.fifo_depth, MIN_DEPTH), beats=shape.beats_per_site)
+        if self.stages[n.name].in_lanes != shape.lanes:
+            hold += 1  # the width converter holds one site
         return hold
-
-    def _path_hold(self, start, end_node, end_input):
-        """Most sites in flight from ``start``'s output to input ``end_input`` of ``end_node``."""
-        names = [n.name for n in self.qgraph.nodes]
-        lo, hi = names.index(start), names.index(end_node.name)
-        best = {start: 0}
-        for n in self.qgraph.nodes[lo + 1:hi]:
-            reach = [best[s] + self._edge_hold(self.stages[s].o_shape, self.point.fifo_depth,
-                                               self.stages[n.name].in_lanes)
-                     for s in n.inputs if s in best]
-            if reach:
-                best[n.name] = max(reach) + self.stages[n.name].hold
-        src = end_node.inputs[end_input]
-        if src not in best:
-            return None
-        return best[src]
 
     def _connect_edge(self, src, n, k):
         port = self._edge_src[src, n.name]
@@ -314,12 +243,12 @@ class Network(wiring.Component):
         shape = st.o_shape
         depth = self.point.fifo_depth
         to_lanes = self.stages[n.name].in_lanes
-        if n.op == "add" and k == 1:
+        if len(n.inputs) == 2 and k == 1:
             to_lanes = self.stages[n.inputs[0]].o_shape.lanes
-        if n.op == "add":
-            fork = self.qgraph.fork_of(n)
-            mine = self._path_hold(fork, n, k)
-            other = self._path_hold(fork, n, 1 - k)
+        if len(n.inputs) == 2:
+            holds = branch_holds(self.qgraph, n, node_hold=lambda x: self.stages[x.name].hold,
+                                 edge_hold=self._edge_hold)
+            mine, other = holds[k], holds[1 - k]
             if mine is not None and other is not None and other > mine:
                 beats = shape.channels // to_lanes
                 depth = max(depth, (other - mine + 1) * max(beats, shape.beats_per_site))

@@ -25,6 +25,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import MAC_LATENCY
+from contract.cycles import conv1x1_cycles as cycles_per_frame
+from contract.cycles import conv1x1_fill as fill_cycles
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
@@ -34,22 +37,9 @@ from .stream import TokenShape
 __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
 
 #: Cycles from the issue of a group's last word to that group's output beat ``valid``.
-LATENCY = 2
+LATENCY = MAC_LATENCY
 
 
-def cycles_per_frame(*, active_sites: float, c_in: int, c_out: int, lanes: int, pe: int) -> float:
-    """Cycles per frame in steady state (never stalled, input always ready).
-
-    ``active_sites * (C_in / lanes) * (C_out / pe)`` MAC cycles plus 1 for the end-of-frame beat.
-    A lone frame also pays :func:`fill_cycles` (the first site's input, and the pipeline), which
-    overlaps the previous frame's compute in a stream of frames.
-    """
-    return active_sites * (c_in // lanes) * (c_out // pe) + 1
-
-
-def fill_cycles(*, c_in: int, lanes: int) -> int:
-    """Cycles before the first MAC of a frame that arrives at an idle unit, plus output latency."""
-    return c_in // lanes + LATENCY
 
 
 def _codes(fmt, weight) -> np.ndarray:

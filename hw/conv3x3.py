@@ -15,16 +15,16 @@ input channels ``b*lanes ..`` (order ``p``, then lane, then tap ``3*ky+kx``, low
 sit in a second memory, one word of ``pe`` biases per group.
 
 Cycles per frame (back to back, never stalled): the compute side spends ``G`` cycles per window
-beat, which stretches the line buffer's emitter, so :func:`cycles_per_frame` is
-:func:`hw.line_buffer.cycles_per_frame` with ``cycles_per_beat = G``::
+beat, which stretches the line buffer's emitter, so :meth:`Conv3x3.cycles_per_frame` is
+:func:`contract.cycles.window_cycles` with ``cycles_per_beat = G``::
 
     B * n_out + 3 + 2 * E          if G == 1 and n_out >= n_in   (E: expected empty rows)
     B * max(n_in, G * n_out) + 1   otherwise
 
 (measured exact on dense maps and within a few cycles on sparse ones), and any frame lies within
 ``B * G * n_out + 1 <= cycles <= B * (n_in + G * n_out) + H_out + 4``
-(:func:`hw.line_buffer.cycle_bounds`). A lone frame also waits for its first two input rows and
-:data:`LATENCY`.
+(:func:`contract.cycles.window_cycle_bounds`). A lone frame also waits for its first two input
+rows and :data:`LATENCY`.
 """
 
 from __future__ import annotations
@@ -34,26 +34,20 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import MAC_LATENCY
+from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
-from . import line_buffer
 from .dwconv import check_window_conv
 from .line_buffer import LineBuffer
 from .mac import adder_tree, product
 from .stream import TokenShape
 
-__all__ = ["Conv3x3", "cycles_per_frame", "LATENCY"]
+__all__ = ["Conv3x3", "LATENCY"]
 
 #: Cycles from a group's last MAC issue to its output beat's ``valid``.
-LATENCY = 2
+LATENCY = MAC_LATENCY
 
-
-def cycles_per_frame(*, height: int, width: int, c_in: int, c_out: int, lanes: int, pe: int,
-                     stride: int, active_sites: float, output_sites: float | None = None) -> float:
-    """Estimated cycles per frame, back to back and never stalled (see the module docstring)."""
-    return line_buffer.cycles_per_frame(
-        height=height, width=width, channels=c_in, lanes=lanes, stride=stride,
-        active_sites=active_sites, output_sites=output_sites, cycles_per_beat=c_out // pe)
 
 
 class Conv3x3(wiring.Component):
@@ -99,7 +93,7 @@ class Conv3x3(wiring.Component):
             shape=shape, stride=stride, fmt=fmt, weight=weight,
             weight_shape=(c_out, shape.channels, 3, 3), bias=bias, slots=slots, name="3x3 conv")
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
-        ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
+        ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
                                   data_width=ACC_BITS)
         self.i_layout = shape.layout()
@@ -109,21 +103,11 @@ class Conv3x3(wiring.Component):
             "o": Out(stream.Signature(self.o_layout)),
         })
 
-    @classmethod
-    def from_qnode(cls, node, *, lanes, pe):
-        """Build from a :class:`models.qgraph.QNode` (``op="conv"``, ``kernel=3``, ``groups=1``)."""
-        c, h, w = node.in_shape
-        if node.kernel != 3 or node.groups != 1:
-            raise ValueError(f"node {node.name!r} is not a full 3x3 conv")
-        return cls(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes),
-                   c_out=node.out_shape[0], pe=pe, stride=node.stride, fmt=node.wformat,
-                   weight=node.weight, bias=node.bias)
-
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape
-        return cycles_per_frame(height=s.height, width=s.width, c_in=s.channels,
-                                c_out=self.c_out, lanes=s.lanes, pe=self.pe, stride=self.stride,
-                                active_sites=active_sites, output_sites=output_sites)
+        return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
+                             stride=self.stride, active_sites=active_sites,
+                             output_sites=output_sites, cycles_per_beat=self.c_out // self.pe)
 
     def elaborate(self, platform):
         m = Module()

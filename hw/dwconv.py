@@ -12,7 +12,7 @@ Weights live in a memory initialised with their hardware codes (``WeightFormat.e
 ``3*ky+kx`` minor); the biases sit in a second memory with the same addressing.
 
 Cycles per frame: the compute side takes one window beat per cycle, so the block runs at the line
-buffer's rate, :func:`hw.line_buffer.cycles_per_frame` with ``cycles_per_beat = 1``; the
+buffer's rate, :func:`contract.cycles.window_cycles` with ``cycles_per_beat = 1``; the
 :data:`LATENCY` cycles of the compute pipeline are paid once for a lone frame and overlap the next
 frame back to back.
 """
@@ -26,6 +26,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import MAC_LATENCY
+from contract.cycles import window_cycles, window_output_size
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
@@ -34,18 +36,11 @@ from .line_buffer import LineBuffer
 from .mac import adder_tree, product
 from .stream import TokenShape
 
-__all__ = ["DWConv3x3", "cycles_per_frame", "LATENCY", "weight_codes"]
+__all__ = ["DWConv3x3", "LATENCY", "weight_codes"]
 
 #: Cycles from a window beat leaving the line buffer to its output beat's ``valid``.
-LATENCY = 2
+LATENCY = MAC_LATENCY
 
-
-def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
-                     active_sites: float, output_sites: float | None = None) -> float:
-    """Estimated cycles per frame, back to back and never stalled (see the module docstring)."""
-    return line_buffer.cycles_per_frame(
-        height=height, width=width, channels=channels, lanes=lanes, stride=stride,
-        active_sites=active_sites, output_sites=output_sites, cycles_per_beat=1)
 
 
 def weight_codes(fmt, weight) -> np.ndarray:
@@ -130,7 +125,7 @@ class DWConv3x3(wiring.Component):
             shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
             bias=bias, slots=slots, name="depthwise conv")
         self.i_shape, self.stride = shape, stride
-        ho, wo = line_buffer.output_size(shape.height, shape.width, stride)
+        ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
                                   data_width=ACC_BITS)
         self.i_layout = shape.layout()
@@ -140,20 +135,11 @@ class DWConv3x3(wiring.Component):
             "o": Out(stream.Signature(self.o_layout)),
         })
 
-    @classmethod
-    def from_qnode(cls, node, *, lanes, pe=1):
-        """Build from a :class:`models.qgraph.QNode` (``op="conv"``, ``kernel=3``, depthwise)."""
-        c, h, w = node.in_shape
-        if node.kernel != 3 or node.groups != c:
-            raise ValueError(f"node {node.name!r} is not a depthwise 3x3 conv")
-        return cls(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes), stride=node.stride,
-                   fmt=node.wformat, weight=node.weight, bias=node.bias, pe=pe)
-
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape
-        return cycles_per_frame(height=s.height, width=s.width, channels=s.channels,
-                                lanes=s.lanes, stride=self.stride, active_sites=active_sites,
-                                output_sites=output_sites)
+        return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
+                             stride=self.stride, active_sites=active_sites,
+                             output_sites=output_sites)
 
     def elaborate(self, platform):
         m = Module()

@@ -13,17 +13,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import FIFO_LATENCY, FIFO_MIN_DEPTH
+from contract.cycles import stream_cycles as cycles_per_frame
+
 __all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH", "cycles_per_frame"]
 
 #: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
-LATENCY = 2
+LATENCY = FIFO_LATENCY
 #: Smallest storage that sustains one beat per cycle.
-MIN_DEPTH = 3
+MIN_DEPTH = FIFO_MIN_DEPTH
 
-
-def cycles_per_frame(*, active_sites: float, channels: int, lanes: int) -> float:
-    """Cycles per frame when never stalled: one beat per cycle, ``sites * C / lanes + 1``."""
-    return active_sites * (channels // lanes) + 1
 
 
 class StreamFIFO(wiring.Component):

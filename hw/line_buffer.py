@@ -25,7 +25,7 @@ each.
 Cycles per frame, frames back to back, never stalled (``B`` beats per site, ``n_in`` input and
 ``n_out`` output sites, ``G`` cycles the consumer spends per window beat: 1 for the depthwise conv,
 ``C_out / pe`` for the full conv), measured from one end-of-frame output beat to the next
-(:func:`cycles_per_frame`)::
+(:func:`contract.cycles.window_cycles`)::
 
     B * n_out + 3 + 2 * E             if G == 1 and n_out >= n_in   (emitter-bound)
     B * max(n_in, G * n_out) + 1      otherwise
@@ -39,7 +39,7 @@ output site set the pace. Measured on the RTL with the default 8 slots: exact on
 16x16, 7x9, 5x7, both strides, ``G`` = 1, 2, 4, 8), within 5 cycles on 60x80 maps at 20 %
 (1011 vs 1009 estimated), within 4 % on 30x40 at 5 %. With 4 slots the writer cannot absorb the
 row-to-row imbalance of sparse maps: up to 25 % slower there, 3 cycles per frame on dense ones.
-Every frame, lone or not, lies within :func:`cycle_bounds`::
+Every frame, lone or not, lies within :func:`contract.cycles.window_cycle_bounds`::
 
     B * G * n_out + 1  <=  cycles  <=  B * (n_in + G * n_out) + H_out + 4
 
@@ -53,78 +53,26 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import LINE_BUFFER_BANKS, LINE_BUFFER_SLOTS
+from contract.cycles import window_output_size
+from models.reference import window_sites
+
 from .stream import TokenShape, coord_bits
 
 __all__ = [
     "LineBuffer",
     "DEFAULT_SLOTS",
     "window_layout",
-    "output_size",
     "output_sites",
-    "cycles_per_frame",
-    "cycle_bounds",
 ]
 
-_BANKS = 4
-#: Row slots of the line buffer: 4 is the minimum (3 rows read, 1 written); 8 lets the writer run
-#: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
-#: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
-DEFAULT_SLOTS = 8
+_BANKS = LINE_BUFFER_BANKS
+#: Row slots of the line buffer (:data:`contract.constants.LINE_BUFFER_SLOTS`).
+DEFAULT_SLOTS = LINE_BUFFER_SLOTS
 
 
-def output_size(height: int, width: int, stride: int) -> tuple[int, int]:
-    """Output map size of a "same" 3x3 conv: ``(H, W)`` or ``(ceil(H/2), ceil(W/2))``."""
-    if stride not in (1, 2):
-        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-    return (-(-height // stride), -(-width // stride))
 
 
-def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[int, int]]:
-    """Active output sites in raster order, from active input sites ``[(y, x), ...]``."""
-    if stride == 1:
-        return sorted({(int(y), int(x)) for y, x in coords})
-    ho, wo = output_size(height, width, stride)
-    out = set()
-    for y, x in coords:
-        y, x = int(y), int(x)
-        for oy in range((y - 1 + 1) // 2, (y + 1) // 2 + 1):
-            for ox in range((x - 1 + 1) // 2, (x + 1) // 2 + 1):
-                if 0 <= oy < ho and 0 <= ox < wo and 2 * oy - 1 <= y <= 2 * oy + 1 \
-                        and 2 * ox - 1 <= x <= 2 * ox + 1:
-                    out.add((oy, ox))
-    return sorted(out)
-
-
-def cycles_per_frame(*, height: int, width: int, channels: int, lanes: int, stride: int,
-                     active_sites: float, output_sites: float | None = None,
-                     cycles_per_beat: int = 1) -> float:
-    """Cycles per frame, frames back to back, never stalled (see the module docstring).
-
-    ``output_sites`` defaults to ``active_sites`` for stride 1 and to
-    ``min(active_sites, H_out * W_out)`` for stride 2 (exact for dense maps; a sparse map's
-    output can have up to 4 sites per input site, pass the measured count then).
-    ``cycles_per_beat`` is ``G``, what the consumer of the window stream spends per window beat.
-    """
-    ho, wo = output_size(height, width, stride)
-    b = channels // lanes
-    if output_sites is None:
-        output_sites = active_sites if stride == 1 else min(active_sites, ho * wo)
-    n_in = b * active_sites
-    n_out = b * cycles_per_beat * output_sites
-    if cycles_per_beat == 1 and n_out >= n_in:
-        empty_rows = ho * (1.0 - min(output_sites / (ho * wo), 1.0)) ** wo
-        return n_out + 3 + 2 * empty_rows
-    return max(n_in, n_out) + 1
-
-
-def cycle_bounds(*, height: int, width: int, channels: int, lanes: int, stride: int,
-                 active_sites: int, output_sites: int, cycles_per_beat: int = 1
-                 ) -> tuple[int, int]:
-    """``(lower, upper)`` bounds on the measured cycles of any frame with no stalls."""
-    ho, _ = output_size(height, width, stride)
-    b = channels // lanes
-    n_out = output_sites * cycles_per_beat
-    return (b * n_out + 1, b * (active_sites + n_out) + ho + 4)
 
 
 def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
@@ -190,7 +138,7 @@ class LineBuffer(wiring.Component):
         self.shape = shape
         self.stride = stride
         self.beats = shape.beats_per_site
-        self.out_height, self.out_width = output_size(shape.height, shape.width, stride)
+        self.out_height, self.out_width = window_output_size(shape.height, shape.width, stride)
         self.in_layout = shape.layout()
         self.out_layout = window_layout(
             y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
@@ -434,3 +382,11 @@ class LineBuffer(wiring.Component):
             with m.Elif(issue_eof & (tag_par[k] == par_e)):
                 m.d.sync += tag_ok[k].eq(0)
         return m
+
+
+def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[int, int]]:
+    """Active output sites ``[(y, x), ...]`` in raster order (:func:`models.reference.window_sites`
+    as a list)."""
+    sites = window_sites(sorted({(int(y), int(x)) for y, x in coords}), height=height,
+                         width=width, stride=stride)
+    return [(int(y), int(x)) for y, x in sites.tolist()]

@@ -18,36 +18,18 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.cycles import conv1x1_cycles, sum_bits
+from contract.cycles import div_bits as _div_bits
+from contract.cycles import gap_cycles as cycles_per_frame
+
 from .conv1x1 import Conv1x1
-from .conv1x1 import cycles_per_frame as conv1x1_cycles
 from .stream import TokenShape
 from .width import WidthConverter
 
 __all__ = ["GlobalAvgPool", "PoolFC", "div_bits", "cycles_per_frame", "pool_fc_cycles"]
 
 
-def _sum_bits(shape: TokenShape) -> int:
-    sites = shape.height * shape.width
-    return shape.data_width + sites.bit_length()
 
-
-def div_bits(shape: TokenShape) -> int:
-    """Bits of the divider's dividend ``|2*sum + n|`` (+ the ceiling bias), one cycle each."""
-    return _sum_bits(shape) + 2
-
-
-def cycles_per_frame(*, active_sites: float, channels: int, lanes: int, height: int, width: int,
-                     data_width: int = 8) -> float:
-    """Cycles per frame of :class:`GlobalAvgPool` when never stalled.
-
-    ``active_sites * C / lanes`` input beats, 1 for the input ``eof``, then per output beat
-    (``C / lanes`` of them) one load cycle, ``div_bits`` divide cycles and one output cycle, and
-    the output ``eof``: ``sites * B + 1 + B * (div_bits + 2) + 1`` with ``B = C / lanes``.
-    """
-    b = channels // lanes
-    d = div_bits(TokenShape(height=height, width=width, channels=channels, lanes=lanes,
-                            data_width=data_width))
-    return active_sites * b + 1 + b * (d + 2) + 1
 
 
 def pool_fc_cycles(*, active_sites: float, channels: int, lanes: int, height: int, width: int,
@@ -61,6 +43,15 @@ def pool_fc_cycles(*, active_sites: float, channels: int, lanes: int, height: in
     return (cycles_per_frame(active_sites=active_sites, channels=channels, lanes=lanes,
                              height=height, width=width, data_width=data_width)
             + conv1x1_cycles(active_sites=1, c_in=channels, c_out=c_out, lanes=fc_lanes, pe=pe))
+
+
+def div_bits(shape: TokenShape) -> int:
+    """Bits of the divider's dividend for a pool over ``shape``'s map (one cycle each)."""
+    return _div_bits(height=shape.height, width=shape.width, data_width=shape.data_width)
+
+
+def _sum_bits(shape: TokenShape) -> int:
+    return sum_bits(height=shape.height, width=shape.width, data_width=shape.data_width)
 
 
 class GlobalAvgPool(wiring.Component):

@@ -24,6 +24,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import REQUANT_LATENCY
+from contract.cycles import stream_cycles as cycles_per_frame
 from models.quant.requant import M_BITS, S_MAX, S_MIN
 
 from .stream import TokenShape
@@ -31,16 +33,8 @@ from .stream import TokenShape
 __all__ = ["Requantizer", "LATENCY", "cycles_per_frame"]
 
 #: Cycles from an input beat's acceptance to its output beat's ``valid``.
-LATENCY = 3
+LATENCY = REQUANT_LATENCY
 
-
-def cycles_per_frame(*, active_sites: float, channels: int, lanes: int) -> float:
-    """Cycles to stream one frame through the requantizer when never stalled.
-
-    ``active_sites * channels / lanes`` data beats plus one end-of-frame beat, one per cycle;
-    the pipeline fill (:data:`LATENCY`) overlaps the next frame and is not counted.
-    """
-    return active_sites * (channels // lanes) + 1
 
 
 class Requantizer(wiring.Component):

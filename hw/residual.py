@@ -15,6 +15,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import RESIDUAL_LATENCY
+from contract.cycles import stream_cycles as cycles_per_frame
 from models.quant.requant import M_BITS, S_MAX, S_MIN
 
 from .stream import TokenShape
@@ -22,15 +24,8 @@ from .stream import TokenShape
 __all__ = ["ResidualAdd", "LATENCY", "cycles_per_frame"]
 
 #: Cycles from the joined input beat to the output beat's ``valid``.
-LATENCY = 2
+LATENCY = RESIDUAL_LATENCY
 
-
-def cycles_per_frame(*, active_sites: float, channels: int, lanes: int) -> float:
-    """Cycles per frame when neither input starves nor the output stalls.
-
-    ``active_sites * channels / lanes`` beats plus the end-of-frame beat, one per cycle.
-    """
-    return active_sites * (channels // lanes) + 1
 
 
 class ResidualAdd(wiring.Component):

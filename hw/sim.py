@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import random
 
-import torch
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from models.reference import conv2d
+from models.reference import sparse_conv
 
-from .line_buffer import output_sites
 from .width import beats_frames, frame_beats
 
 __all__ = [
@@ -202,20 +200,11 @@ def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=No
 
 
 def conv3x3_reference(coords, feats, *, height, width, weight, bias, stride, groups=1):
-    """Integer 3x3 "same" conv of a sparse frame, sampled at its output sites (raw accumulators).
-
-    The dense conv (:func:`models.reference.conv2d`, padding 1) of the zero-filled map, sampled
-    at :func:`hw.line_buffer.output_sites`: the submanifold / sparse semantics of docs/CONTRACT.md.
-    Returns ``(out_coords, out_feats)`` as lists.
-    """
-    c_in = int(weight.shape[1]) * groups
-    x = torch.zeros(1, c_in, height, width, dtype=torch.int64)
-    for (y, xx), f in zip(coords, feats, strict=True):
-        x[0, :, y, xx] = torch.tensor([int(v) for v in f], dtype=torch.int64)
-    out = conv2d(x, torch.as_tensor(weight), torch.as_tensor(bias), stride=stride, padding=1,
-                 groups=groups)
-    sites = output_sites(coords, height=height, width=width, stride=stride)
-    return sites, [out[0, :, oy, ox].tolist() for oy, ox in sites]
+    """:func:`models.reference.sparse_conv` (the one golden model of every conv) with the
+    coordinates and features as lists: ``(out_coords [(y, x)], out_feats [[...]])``."""
+    oc, of = sparse_conv(coords, feats, weight=weight, bias=bias, height=height, width=width,
+                         stride=stride, groups=groups)
+    return [tuple(c) for c in oc.tolist()], of.tolist()
 
 
 def run_stream(dut, frames, *, idle=0.0, stall=0.0, seed=0, sink_seed=None, max_cycles=100_000,

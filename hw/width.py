@@ -19,21 +19,17 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from contract.constants import WIDTH_LATENCY
+from contract.cycles import width_cycles as cycles_per_frame
+
 from .stream import TokenShape
 
 __all__ = ["WidthConverter", "LATENCY", "cycles_per_frame", "frame_beats", "beats_frames"]
 
 
 #: Cycles from the input beat that completes an output beat to that beat's ``valid`` (a != b).
-LATENCY = 1
+LATENCY = WIDTH_LATENCY
 
-
-def cycles_per_frame(*, active_sites: float, channels: int, a: int, b: int) -> float:
-    """Cycles per frame when never stalled: ``active_sites * max(C/a, C/b) + 1``.
-
-    ``+ 1`` for the end-of-frame beat; the fill latency overlaps the previous frame in a pipeline.
-    """
-    return active_sites * max(channels // a, channels // b) + 1
 
 
 class WidthConverter(wiring.Component):

@@ -14,18 +14,14 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import reference as ref
+from common.digest import json_digest
+
+from . import ops
+from .ops.registry import GraphError
 from .quant.formats import act_format
 
-__all__ = ["OPS", "QNode", "QGraph", "GraphError"]
-
-OPS = ("input", "conv", "add", "gap", "linear")
-
-
-class GraphError(ValueError):
-    """A malformed quantized graph or frame."""
+__all__ = ["QNode", "QGraph", "GraphError"]
 
 
 @dataclass(frozen=True)
@@ -56,15 +52,10 @@ class QNode:
     w_scale: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        if self.op not in OPS:
-            raise GraphError(f"node {self.name!r}: unknown op {self.op!r}; valid: {', '.join(OPS)}")
-        if self.op in ("conv", "linear"):
-            if self.weight is None or self.bias is None or self.M is None:
-                raise GraphError(f"node {self.name!r}: {self.op} needs weight, bias and M")
-            if self.op == "conv" and self.kernel not in (1, 3):
-                raise GraphError(f"node {self.name!r}: kernel must be 1 or 3, not {self.kernel}")
-            if self.stride not in (1, 2) or (self.kernel == 1 and self.stride != 1):
-                raise GraphError(f"node {self.name!r}: unsupported stride {self.stride}")
+        try:
+            ops.of(self).check_node(self)
+        except ValueError as exc:
+            raise GraphError(f"node {self.name!r}: {exc}") from None
 
     @property
     def channels_in(self) -> int:
@@ -76,12 +67,8 @@ class QNode:
 
     @property
     def kind(self) -> str:
-        """Hardware block kind: conv3x3, dwconv3x3, conv1x1, linear, add, gap, input."""
-        if self.op == "conv":
-            if self.kernel == 1:
-                return "conv1x1"
-            return "dwconv3x3" if self.groups > 1 else "conv3x3"
-        return self.op
+        """The node's op in the registry (its hardware block kind: ``conv3x3``, ``gap``, ...)."""
+        return ops.kind_of(self)
 
     def to_json(self) -> dict:
         out = {}
@@ -105,21 +92,6 @@ class QNode:
         for k in ("inputs", "in_shape", "out_shape"):
             kw[k] = tuple(kw[k])
         return cls(**kw)
-
-
-def _dense(coords, feats, shape):
-    c, h, w = shape
-    x = torch.zeros((1, c, h, w), dtype=torch.int64)
-    if len(coords):
-        x[0, :, coords[:, 0], coords[:, 1]] = feats.t()
-    return x
-
-
-def _mask(coords, h, w):
-    m = torch.zeros((1, 1, h, w), dtype=torch.float64)
-    if len(coords):
-        m[0, 0, coords[:, 0], coords[:, 1]] = 1.0
-    return m
 
 
 @dataclass(frozen=True)
@@ -172,9 +144,14 @@ class QGraph:
     def output(self) -> QNode:
         return self.nodes[-1]
 
+    @staticmethod
+    def op_of(node: QNode):
+        """The registry's op of ``node`` (:func:`models.ops.of`)."""
+        return ops.of(node)
+
     def compute_nodes(self) -> list[QNode]:
-        """The nodes a design point configures (conv and linear)."""
-        return [n for n in self.nodes if n.op in ("conv", "linear")]
+        """The nodes a design point configures (the ops with weights)."""
+        return [n for n in self.nodes if ops.of(n).compute]
 
     def consumers(self, name: str) -> list[QNode]:
         return [n for n in self.nodes if name in n.inputs]
@@ -189,6 +166,10 @@ class QGraph:
     @classmethod
     def from_json(cls, d: dict) -> QGraph:
         return cls(d["name"], tuple(QNode.from_json(n) for n in d["nodes"]), d.get("abits", 8))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the graph's canonical JSON: the integer network (weights, M, S, ...)."""
+        return json_digest(self.to_json())
 
     def save(self, path) -> None:
         from common.fsutil import write_text
@@ -225,46 +206,11 @@ class QGraph:
         feats = torch.as_tensor(feats, dtype=torch.int64).reshape(len(coords),
                                                                   self.input.in_shape[0])
         self.check_frame(coords, feats)
-        env: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for n in self.nodes:
-            if n.op == "input":
-                env[n.name] = (coords, feats)
-                continue
-            xc, xf = env[n.inputs[0]]
-            if n.op == "conv":
-                env[n.name] = self._conv(n, xc, xf)
-            elif n.op == "add":
-                yc, yf = env[n.inputs[1]]
-                if not torch.equal(xc, yc):
-                    raise GraphError(f"node {n.name!r}: residual inputs have different sites")
-                env[n.name] = (xc, ref.add_requant(xf, yf, n.Ma, n.Mb, n.S, n.lo, n.hi))
-            elif n.op == "gap":
-                total = xf.sum(0) if len(xf) else torch.zeros(n.in_shape[0], dtype=torch.int64)
-                pooled = ref.avg_round(total, len(xc)).reshape(1, -1)
-                env[n.name] = (torch.zeros((1, 2), dtype=torch.int64), pooled)
-            elif n.op == "linear":
-                acc = ref.linear(xf, torch.from_numpy(n.weight), torch.from_numpy(n.bias))
-                if n.requant:
-                    acc = ref.requant(acc, torch.from_numpy(n.M), n.S, n.lo, n.hi)
-                env[n.name] = (xc, acc)
+        env: dict[str, tuple[torch.Tensor, torch.Tensor]] = {self.input.name: (coords, feats)}
+        for n in self.nodes[1:]:
+            env[n.name] = ops.of(n).golden(n, [env[s] for s in n.inputs])
         return env
 
     def run_frame(self, coords, feats) -> tuple[torch.Tensor, torch.Tensor]:
         """The network output for one input frame (the golden model the RTL must match)."""
         return self.run_frame_all(coords, feats)[self.output.name]
-
-    @staticmethod
-    def _conv(n: QNode, xc, xf):
-        _, h, w = n.in_shape
-        dense = _dense(xc, xf, n.in_shape)
-        acc = ref.conv2d(dense, torch.from_numpy(n.weight), torch.from_numpy(n.bias),
-                         stride=n.stride, padding=n.kernel // 2, groups=n.groups)
-        if n.stride == 1:
-            oc = xc
-        else:
-            m = F.max_pool2d(_mask(xc, h, w), 3, stride=2, padding=1)
-            oc = torch.nonzero(m[0, 0] > 0)
-        of = acc[0][:, oc[:, 0], oc[:, 1]].t() if len(oc) else acc.new_zeros((0, acc.shape[1]))
-        if n.requant:
-            of = ref.requant(of, torch.from_numpy(n.M), n.S, n.lo, n.hi)
-        return oc, of

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import ops
 from .qgraph import QGraph, QNode
 from .quant.formats import WEIGHT_FORMATS, FormatError
 from .quant.layers import (
@@ -169,7 +170,7 @@ class QNet(nn.Module):
             elif isinstance(mod, QAdd):
                 mod.in_scales.copy_(torch.stack([ins[0].out_scale, ins[1].out_scale]))
                 mod.set_requant()
-            elif isinstance(mod, QGlobalAvgPool):
+            elif getattr(mod, "keeps_scale", False):  # pooling: output at the input's scale
                 mod.out_scale.copy_(ins[0].out_scale)
 
     # -- persistence -------------------------------------------------------------------------
@@ -232,13 +233,15 @@ class QNet(nn.Module):
                                    **common))
             elif isinstance(m, QGlobalAvgPool):
                 nodes.append(QNode(op="gap", in_scale=float(m.out_scale), **common))
+            elif hasattr(m, "to_qnode"):  # modules that an op module defines with its export
+                nodes.append(m.to_qnode(**common))
             else:
                 raise TypeError(f"node {name!r}: cannot export {type(m).__name__}")
         abits = self.input_node.abits
         graph = QGraph(self.name, tuple(nodes), abits)
         for n in graph.compute_nodes():
             src = graph.node(n.inputs[0])
-            if src.op == "gap":  # pooling keeps its input's range
+            while ops.of(src).keeps_range:  # pooling keeps its input's range
                 src = graph.node(src.inputs[0])
             check_acc_bits(torch.from_numpy(n.weight), torch.from_numpy(n.bias),
                            src.lo, src.hi, name=n.name)

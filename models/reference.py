@@ -23,6 +23,9 @@ __all__ = [
     "global_avg_pool",
     "acc_bits",
     "check_acc_bits",
+    "window_sites",
+    "sparse_conv",
+    "empty_sites",
 ]
 
 #: Accumulator width of the contract.
@@ -102,3 +105,59 @@ def check_acc_bits(weight, bias, x_lo: int, x_hi: int, name: str = "layer") -> i
     if n > ACC_BITS:
         raise OverflowError(f"{name}: accumulator needs {n} bits, more than the {ACC_BITS} allowed")
     return n
+
+
+# -- sparse maps in the token view: coords [N, 2] (raster order), feats [N, C] ------------------
+
+def empty_sites() -> torch.Tensor:
+    return torch.zeros((0, 2), dtype=torch.int64)
+
+
+def _coords(coords) -> torch.Tensor:
+    return torch.as_tensor(coords, dtype=torch.int64).reshape(-1, 2)
+
+
+def _mask(coords, height: int, width: int) -> torch.Tensor:
+    m = torch.zeros((1, 1, height, width), dtype=torch.float64)
+    if len(coords):
+        m[0, 0, coords[:, 0], coords[:, 1]] = 1.0
+    return m
+
+
+def window_sites(coords, *, height: int, width: int, kernel: int = 3,
+                 stride: int = 1) -> torch.Tensor:
+    """Active output sites of a "same" ``kernel x kernel`` conv, in raster order.
+
+    Stride 1 (submanifold): the input's own sites. Stride 2: every output site whose receptive
+    field holds an active input site (docs/CONTRACT.md).
+    """
+    coords = _coords(coords)
+    if stride == 1:
+        return coords
+    m = F.max_pool2d(_mask(coords, height, width), kernel, stride=stride, padding=kernel // 2)
+    return torch.nonzero(m[0, 0] > 0)
+
+
+def sparse_conv(coords, feats, *, weight, bias, height: int, width: int, stride: int = 1,
+                groups: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw int32 accumulators of a sparse "same" conv: ``(out coords, out feats [N, C_out])``.
+
+    The one golden model of every conv block: the dense conv (:func:`conv2d`) of the zero-filled
+    map, sampled at :func:`window_sites`, so each output sums only over active neighbours.
+    """
+    w = _int(torch.as_tensor(weight), "weight")
+    if w.dim() == 2:
+        w = w[:, :, None, None]
+    b = None if bias is None else torch.as_tensor(bias, dtype=torch.int64)
+    coords = _coords(coords)
+    c_in = w.shape[1] * groups
+    feats = torch.as_tensor(feats, dtype=torch.int64).reshape(len(coords), c_in)
+    dense = torch.zeros((1, c_in, height, width), dtype=torch.int64)
+    if len(coords):
+        dense[0, :, coords[:, 0], coords[:, 1]] = feats.t()
+    k = w.shape[-1]
+    acc = conv2d(dense, w, b, stride=stride, padding=k // 2, groups=groups)
+    oc = window_sites(coords, height=height, width=width, kernel=k, stride=stride)
+    if not len(oc):
+        return oc, acc.new_zeros((0, acc.shape[1]))
+    return oc, acc[0][:, oc[:, 0], oc[:, 1]].t()

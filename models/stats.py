@@ -1,7 +1,7 @@
 """Measured layer statistics of a quantized network: active sites, density, 3x3 neighbour counts.
 
 The one implementation of "how sparse is each layer" (the DSE's :mod:`dse.workload`, the hardware
-cycle model :mod:`hw.perf` and ``benchmarks/layer_stats.py`` all read it). It runs the integer
+cycle model (:mod:`models.ops`) and ``benchmarks/layer_stats.py`` all read it). It runs the integer
 golden model (:meth:`models.qgraph.QGraph.run_frame_all`) on frames in the token view, so the
 sites counted are exactly the ones the hardware streams.
 
@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import ops
 
 __all__ = ["layer_stats", "window_counts"]
 
@@ -88,4 +90,4 @@ def layer_stats(qgraph, frames) -> dict[str, dict]:
 
 
 def _is_3x3(node) -> bool:
-    return node.op == "conv" and node.kernel == 3
+    return ops.of(node).neighbour_stats

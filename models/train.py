@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import save_checkpoint
 from .quant.formats import TRAIN_FORMATS, FormatError, act_format
-from .zoo import save_checkpoint, spec
+from .registry import spec
 
 __all__ = ["TrainConfig", "train"]
 

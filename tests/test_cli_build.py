@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from test_point import tiny_qgraph  # tests/hw is on pytest's pythonpath
+from helpers import tiny_qgraph
 
 from codesign.cli import main
 from cosim.manifest import load_manifest
@@ -46,7 +46,7 @@ def test_build_default_point_writes_verilog_and_manifest(qgraph_file, tmp_path, 
 
 
 def test_build_with_point_file(qgraph_file, tmp_path):
-    from hw.point import DesignPoint
+    from contract.point import DesignPoint
     from models.qgraph import QGraph
 
     p = DesignPoint.default(QGraph.load(qgraph_file), model="tiny").to_dict()

@@ -48,8 +48,8 @@ def _qgraph(model: str, formats):
 
 
 def run(args) -> int:
+    from contract.point import DesignPoint, load_point
     from hw.build import build, top_name
-    from hw.point import DesignPoint, load_point
     from models.quant.formats import WEIGHT_FORMATS
 
     if args.point == "default":

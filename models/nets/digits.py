@@ -16,8 +16,9 @@ import torch
 
 from ..qnet import QNet
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLinear
+from ..spec import ClassifierSpec
 
-__all__ = ["SPLITS", "INPUT_SHAPE", "digits_data", "build_digits"]
+__all__ = ["SPLITS", "INPUT_SHAPE", "digits_data", "build_digits", "SPEC"]
 
 SPLITS = ("train", "val", "test")
 INPUT_SHAPE = (1, 16, 16)
@@ -74,11 +75,5 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-def _register():
-    from ..zoo import ClassifierSpec, register
-
-    register(ClassifierSpec("digits", build_digits, digits_data, augment=_augment,
-                            default_epochs=30))
-
-
-_register()
+#: The zoo entry (collected by :mod:`models.registry`).
+SPEC = ClassifierSpec("digits", build_digits, digits_data, augment=_augment, default_epochs=30)

@@ -20,8 +20,9 @@ import torch
 from ..qnet import QNet
 from ..quant.layers import QInput, QLinear
 from ..sparse import SparseAdd, SparseConv2d, SparseGlobalAvgPool, SparseTensor, SubmanifoldConv2d
+from ..spec import ClassifierSpec
 
-__all__ = ["SPLITS", "INPUT_SHAPE", "eventdigits_data", "build_eventdigits"]
+__all__ = ["SPLITS", "INPUT_SHAPE", "eventdigits_data", "build_eventdigits", "SPEC"]
 
 SPLITS = ("train", "val", "test")
 INPUT_SHAPE = (2, 34, 34)
@@ -67,12 +68,7 @@ def shift_augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> 
     return torch.stack([padded[i, :, a : a + h, b : b + w] for i, (a, b) in enumerate(s)])
 
 
-def _register():
-    from ..zoo import ClassifierSpec, register
-
-    register(ClassifierSpec("eventdigits", build_eventdigits, eventdigits_data,
-                            to_input=SparseTensor.from_dense, augment=shift_augment,
-                            default_epochs=8, sparse=True, batch_size=64, lr=1e-2))
-
-
-_register()
+#: The zoo entry (collected by :mod:`models.registry`).
+SPEC = ClassifierSpec("eventdigits", build_eventdigits, eventdigits_data,
+                      to_input=SparseTensor.from_dense, augment=shift_augment,
+                      default_epochs=8, sparse=True, batch_size=64, lr=1e-2)

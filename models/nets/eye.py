@@ -45,6 +45,7 @@ from torch import nn
 from ..qnet import QNet
 from ..quant.layers import QInput, QLinear
 from ..sparse import SparseAdd, SparseConv2d, SparseGlobalAvgPool, SparseTensor, SubmanifoldConv2d
+from ..spec import ModelSpec
 
 __all__ = [
     "SPLITS",
@@ -59,6 +60,7 @@ __all__ = [
     "EyeTracker",
     "eye_metrics",
     "EyeSpec",
+    "SPEC",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -178,8 +180,8 @@ def _subsequences(S, T, length, gen):
                                                                    generator=gen)
 
 
-class EyeSpec:
-    """Zoo entry of the eye tracker (see :class:`models.zoo.ModelSpec`)."""
+class EyeSpec(ModelSpec):
+    """Zoo entry of the eye tracker."""
 
     name = "eye"
     default_epochs = 15
@@ -268,13 +270,5 @@ class EyeSpec:
         return out
 
 
-def _register():
-    from ..zoo import ModelSpec, register
-
-    class _Spec(EyeSpec, ModelSpec):
-        pass
-
-    register(_Spec())
-
-
-_register()
+#: The zoo entry (collected by :mod:`models.registry`).
+SPEC = EyeSpec()

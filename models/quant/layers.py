@@ -333,6 +333,8 @@ class QGlobalAvgPool(QModule):
     Dense maps ``[B, C, H, W] -> [B, C]``; sparse maps override :meth:`_sum_count`.
     """
 
+    keeps_scale = True
+
     def _sum_count(self, x):
         return x.sum(dim=(2, 3)), torch.full((x.shape[0], 1), x.shape[2] * x.shape[3])
 

@@ -135,9 +135,9 @@ def tiny_net(tmp_path_factory):
     def make(formats, *, lanes=4, pe=4, seed=0, head="classifier"):
         key = (tuple(formats), lanes, pe, seed, head)
         if key not in made:
+            from contract.point import DesignPoint
             from cosim.golden import qgraph_golden
             from hw.build import build
-            from hw.point import DesignPoint
             from models.qgraph import QGraph
             g = tiny_qgraph(formats, seed=seed)
             if head == "map":

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cosim.layer import conv_golden, output_sites, write_block_build
+from cosim.layer import conv_golden, write_block_build
 from cosim.session import simulate
+from hw.line_buffer import output_sites
 
 pytestmark = pytest.mark.rtl
 
@@ -70,7 +71,7 @@ def _window_block(kind, stride, fmt, tmp_path_factory, lanes=2, c_in=4, c_out=4,
 
 
 def _check_window_cycles(r, frames, block, stride, c_in, lanes, cycles_per_beat):
-    from hw.line_buffer import cycle_bounds
+    from contract.cycles import window_cycle_bounds as cycle_bounds
     for i, (coords, _) in enumerate(frames[1:], start=1):
         n_out = len(output_sites(coords, height=H, width=W, stride=stride))
         lo, hi = cycle_bounds(height=H, width=W, channels=c_in, lanes=lanes, stride=stride,

@@ -6,18 +6,19 @@ import pytest
 
 from common.errors import CodesignError
 from cosim.manifest import load_manifest, port_from_dict
-from cosim.toy import layout_fields, stream_layout
+from hw.stream import TokenShape, payload_fields
 
 
 def _port(lanes=2, channels=4, bits=8, height=8, width=8):
-    layout = stream_layout(height=height, width=width, lanes=lanes, bits=bits)
+    layout = TokenShape(height=height, width=width, channels=lanes, lanes=lanes,
+                        data_width=bits).layout()
     return port_from_dict({"valid": "i__valid", "ready": "i__ready", "payload": "i__payload",
                            "payload_width": layout.size, "lanes": lanes, "channels": channels,
-                           "height": height, "width": width, "fields": layout_fields(layout)})
+                           "height": height, "width": width, "fields": payload_fields(layout)})
 
 
 def test_fields_follow_the_struct_layout():
-    f = layout_fields(stream_layout(height=16, width=16, lanes=3, bits=8))
+    f = payload_fields(TokenShape(height=16, width=16, channels=3, lanes=3, data_width=8).layout())
     assert f == [{"name": "y", "offset": 0, "width": 4, "signed": False},
                  {"name": "x", "offset": 4, "width": 4, "signed": False},
                  {"name": "data", "offset": 8, "width": 8, "signed": True, "count": 3},

@@ -7,15 +7,15 @@ import pytest
 from cosim.manifest import port_from_dict
 from cosim.pause import bernoulli, make_pause, never, pattern
 from cosim.scoreboard import Scoreboard
-from cosim.toy import layout_fields, stream_layout
 from cosim.wrapper import read_trace, stall_threshold
+from hw.stream import TokenShape, payload_fields
 
 
 def _port():
-    layout = stream_layout(height=8, width=8, lanes=2, bits=8)
+    layout = TokenShape(height=8, width=8, channels=2, lanes=2, data_width=8).layout()
     return port_from_dict({"valid": "o__valid", "ready": "o__ready", "payload": "o__payload",
                            "payload_width": layout.size, "lanes": 2, "channels": 4,
-                           "height": 8, "width": 8, "fields": layout_fields(layout)})
+                           "height": 8, "width": 8, "fields": payload_fields(layout)})
 
 
 FRAME = ([(0, 1), (2, 3)], [[1, 2, 3, 4], [5, 6, 7, 8]])

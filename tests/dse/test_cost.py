@@ -1,13 +1,12 @@
 """Cost model: cycles are the hw formulas, resources behave, candidates are legal."""
 
-import json
 import math
 
 import pytest
 
 from dse.cost import (
-    Choice,
     Cost,
+    LayerChoice,
     candidates,
     converter_cost,
     cycles,
@@ -37,17 +36,18 @@ def test_conv1x1_cycles_documented_formula(lanes, pe):
     layer = _pw(active=20.5)
     b = 32 // lanes
     want = math.ceil(20.5 * b * (64 // pe) + 1 + b - 1)
-    assert cycles(layer, Choice("int8", lanes, pe)) == want
+    assert cycles(layer, LayerChoice("int8", lanes, pe)) == want
 
 
-def test_cycles_use_hw_perf():
-    from hw.perf import layer_cycles, stage_cycles
+def test_cycles_are_the_ops_stage_cycles():
+    from models import ops
 
     for layer in (_pw(), _dw(), _dw(stride=2)):
+        op = ops.of(layer)
         for ch in candidates(layer, ["int8"]):
-            assert cycles(layer, ch) == math.ceil(stage_cycles(layer, ch, layer.stats()))
+            assert cycles(layer, ch) == math.ceil(op.stage_cycles(layer, ch, layer.stats()))
             if layer.kind != "conv1x1":
-                assert cycles(layer, ch) == layer_cycles(layer, ch, layer.stats())
+                assert cycles(layer, ch) == math.ceil(op.cycles(layer, ch, layer.stats()))
 
 
 def _digits_tail():
@@ -63,9 +63,9 @@ def test_cycles_match_verilator_on_digits_stages():
     """Anchors measured with Verilator (benchmarks/dse_check.py, digits, 6 test frames back to
     back): pw3 + global pool alone 541 and 309 cycles per frame, the classifier alone 352 and 44."""
     pw3, fc = _digits_tail()
-    assert cycles(fc, Choice("dybit4", 2, 1)) == 352  # 320 MAC cycles + 1 + B - 1
-    assert cycles(fc, Choice("int8", 16, 1)) == 44
-    for ch, measured in ((Choice("dybit4", 4, 16), 541), (Choice("int8", 8, 16), 309)):
+    assert cycles(fc, LayerChoice("dybit4", 2, 1)) == 352  # 320 MAC cycles + 1 + B - 1
+    assert cycles(fc, LayerChoice("int8", 16, 1)) == 44
+    for ch, measured in ((LayerChoice("dybit4", 4, 16), 541), (LayerChoice("int8", 8, 16), 309)):
         c = cycles(pw3, ch)
         assert abs(c / measured - 1) <= 0.02, (ch, c, measured)
         # without the pool's stall the model is 4 % and 16 % low
@@ -73,23 +73,24 @@ def test_cycles_match_verilator_on_digits_stages():
 
 
 def test_fill_is_the_stage_tail():
-    from hw.perf import EDGE_LATENCY, tail_cycles
+    from contract.constants import FIFO_LATENCY as EDGE_LATENCY
+    from models import ops
 
     pw3, fc = _digits_tail()
-    ch = Choice("int8", 8, 16)
+    ch = LayerChoice("int8", 8, 16)
     # last site's 4 x 4 MAC cycles + MAC and requantizer registers + FIFO, then the pool's divide
     assert layer_cost(_pw(32, 64, 4), ch).fill == 4 * 4 + 2 + 3 + EDGE_LATENCY
     assert layer_cost(pw3, ch).fill > layer_cost(_pw(32, 64, 4), ch).fill + 60
     # a stride-1 3x3 layer drains its last two rows
     dw = _dw(c=32, h=8)
-    assert tail_cycles(dw, Choice("int8", 8, 8), dw.stats()) == 2 * 8 * 4 + 8
+    assert ops.of(dw).tail(dw, LayerChoice("int8", 8, 8), dw.stats()) == 2 * 8 * 4 + 8
 
 
 def test_depthwise_and_divisibility_rules():
     with pytest.raises(ValueError, match="pe == lanes"):
-        cycles(_dw(), Choice("int8", 4, 2))
+        cycles(_dw(), LayerChoice("int8", 4, 2))
     with pytest.raises(ValueError, match="does not divide"):
-        cycles(_pw(), Choice("int8", 3, 1))
+        cycles(_pw(), LayerChoice("int8", 3, 1))
     for layer in (_pw(c_in=24, c_out=40), _dw(c=48)):
         for ch in candidates(layer, ["int8", "dybit4"]):
             assert layer.c_in % ch.lanes == 0 and layer.c_out % ch.pe == 0
@@ -106,7 +107,7 @@ def test_parallelism_options():
 
 def test_more_parallelism_is_faster_and_costs_more():
     layer = _pw()
-    slow, fast = Choice("int8", 1, 1), Choice("int8", 8, 8)
+    slow, fast = LayerChoice("int8", 1, 1), LayerChoice("int8", 8, 8)
     a, b = layer_cost(layer, slow), layer_cost(layer, fast)
     assert b.cycles < a.cycles
     assert b.dsp > a.dsp and b.lut > a.lut
@@ -114,8 +115,8 @@ def test_more_parallelism_is_faster_and_costs_more():
 
 def test_dybit_trades_dsp_for_lut():
     layer = _pw()
-    i8 = resources(layer, Choice("int8", 8, 8))
-    d4 = resources(layer, Choice("dybit4", 8, 8))
+    i8 = resources(layer, LayerChoice("int8", 8, 8))
+    d4 = resources(layer, LayerChoice("dybit4", 8, 8))
     assert d4["dsp"] < i8["dsp"]  # shift-add MACs need no multiplier
 
 
@@ -135,12 +136,12 @@ def test_converter_cost():
 
 
 def test_records_round_trip():
-    ch = Choice("dybit4", 2, 4)
-    assert Choice.from_dict(ch.to_dict()) == ch
+    ch = LayerChoice("dybit4", 2, 4)
+    assert LayerChoice.from_dict(ch.to_dict()) == ch
     cost = layer_cost(_pw(), ch)
     assert Cost.from_dict(cost.to_dict()) == cost
     with pytest.raises(ValueError, match="unknown weight format"):
-        Choice("int3", 1, 1)
+        LayerChoice("int3", 1, 1)
 
 
 def test_network_stage_resources_match_yosys_digits():
@@ -150,16 +151,16 @@ def test_network_stage_resources_match_yosys_digits():
     pw2 = LayerWork(name="pw2", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
                     stages=({"name": "add1", "op": "add", "in_shape": (32, 8, 8),
                              "active_in": 64.0, "skip_sites": 69},))
-    r = resources(pw2, Choice("int8", 32, 2))
+    r = resources(pw2, LayerChoice("int8", 32, 2))
     assert r["bram18"] == memory_bram18(25, 1104) == 3
-    plain = resources(_pw(32, 32), Choice("int8", 32, 2))
+    plain = resources(_pw(32, 32), LayerChoice("int8", 32, 2))
     assert plain["bram18"] == 0
     # 64 MACs + 2 requantizer lanes; the add's two multipliers per lane on top
     assert plain["dsp"] == 64 + 2
     assert r["dsp"] == 64 + 2 + 2 * 2
     # a 32-bit accumulator (dybit8 weights over a wide fan-in) needs two DSPs per lane
     wide = _pw(1024, 8)
-    assert resources(wide, Choice("dybit8", 1, 4))["dsp"] == 2 * 4
+    assert resources(wide, LayerChoice("dybit8", 1, 4))["dsp"] == 2 * 4
 
 
 def test_3x3_block_grows_with_the_map_as_yosys():
@@ -167,23 +168,7 @@ def test_3x3_block_grows_with_the_map_as_yosys():
     depthwise 3x3 int8 block, 32 channels, 1 lane, takes 1,750 LUT / 634 FF on an 8x8 map and
     5,214 LUT / 921 FF on 34x34 (line buffer 4x deeper, with its address and read-mux logic).
     The model's growth is within 10 % of that on LUT and 25 % on FF."""
-    small = resources(_dw(32, 8), Choice("int8", 1, 1))
-    large = resources(_dw(32, 34), Choice("int8", 1, 1))
+    small = resources(_dw(32, 8), LayerChoice("int8", 1, 1))
+    large = resources(_dw(32, 34), LayerChoice("int8", 1, 1))
     assert abs((large["lut"] - small["lut"]) - (5214 - 1750)) <= 0.10 * (5214 - 1750)
     assert abs((large["ff"] - small["ff"]) - (921 - 634)) <= 0.25 * (921 - 634)
-
-
-def test_fit_sample_counts_line_buffer_lutram(tmp_path):
-    """A cached grid sample's LUTRAM is recounted from its ``stat.json``: RAM64M8 / RAM32M16 cells
-    (the line buffers) are 8 LUT sites each."""
-    from dse.fit_resources import _key, synth_sample
-
-    cfg = {"block": "dwconv3x3", "format": "int8", "c_in": 32, "c_out": 32, "lanes": 1, "pe": 1,
-           "h": 8, "w": 8, "stride": 1}
-    d = tmp_path / _key(cfg)
-    d.mkdir()
-    (d / "sample.json").write_text(json.dumps({"config": cfg, "lut": 1238, "lutram_luts": 0,
-                                               "srl": 0, "ff": 634, "dsp": 9, "bram18": 0}))
-    (d / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
-        "RAM64M8": 60, "RAM32M16": 4, "RAM32M": 1, "LUT6": 3}}}))
-    assert synth_sample(cfg, tmp_path)["lutram_luts"] == 60 * 8 + 4 * 8 + 4

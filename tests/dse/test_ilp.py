@@ -5,7 +5,7 @@ import random
 import pytest
 
 from dse import ilp
-from dse.cost import Choice, Cost
+from dse.cost import Cost, LayerChoice
 from dse.devices import Budget, budget
 from dse.greedy import greedy
 
@@ -19,7 +19,7 @@ def _instance(seed):
         k = rng.randint(2, 5)
         layer = []
         for _ in range(k):
-            ch = Choice(rng.choice(formats), rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
+            ch = LayerChoice(rng.choice(formats), rng.choice([1, 2, 4]), rng.choice([1, 2, 4]))
             cost = Cost(cycles=rng.randint(10, 200), fill=rng.randint(1, 50),
                         dsp=rng.randint(0, 20), lut=rng.randint(50, 900),
                         ff=rng.randint(50, 900), bram18=rng.randint(0, 6))
@@ -89,9 +89,9 @@ def test_greedy_never_beats_ilp():
 
 def test_converter_priced_on_width_mismatch():
     cost = Cost(cycles=10, fill=1, dsp=0, lut=100, ff=100, bram18=0)
-    a = ilp.Candidate(Choice("int8", 1, 2), cost)
-    b_same = ilp.Candidate(Choice("int8", 2, 1), cost)
-    b_diff = ilp.Candidate(Choice("int8", 4, 1), cost)
+    a = ilp.Candidate(LayerChoice("int8", 1, 2), cost)
+    b_same = ilp.Candidate(LayerChoice("int8", 2, 1), cost)
+    b_diff = ilp.Candidate(LayerChoice("int8", 4, 1), cost)
     conv = {"lut": (10, 1.0), "ff": (0, 0.5)}
     b = Budget(device="TEST", util=1.0, dsp=0, lut=1000, ff=1000, bram18=0)
     p = ilp.Problem(names=("a", "b"), candidates=((a,), (b_same, b_diff)), edges=((0, 1),),
@@ -105,7 +105,7 @@ def test_converter_priced_on_width_mismatch():
 
 def test_infeasible_names_resource_and_minimum():
     cost = Cost(cycles=10, fill=1, dsp=300, lut=100, ff=100, bram18=0)
-    cands = ((ilp.Candidate(Choice("int8", 1, 1), cost),),) * 2
+    cands = ((ilp.Candidate(LayerChoice("int8", 1, 1), cost),),) * 2
     p = ilp.Problem(names=("a", "b"), candidates=cands, edges=((0, 1),),
                     budget=budget("XC7Z020", 0.8))
     with pytest.raises(ilp.Infeasible) as exc:
@@ -118,7 +118,7 @@ def test_infeasible_names_resource_and_minimum():
 
 def test_infeasible_accuracy_bound():
     cost = Cost(cycles=10, fill=1, dsp=1, lut=100, ff=100, bram18=0)
-    cands = ((ilp.Candidate(Choice("int4", 1, 1), cost, 0.03),),) * 2
+    cands = ((ilp.Candidate(LayerChoice("int4", 1, 1), cost, 0.03),),) * 2
     p = ilp.Problem(names=("a", "b"), candidates=cands, edges=((0, 1),),
                     budget=budget("XCZU3EG"), max_drop=0.05)
     with pytest.raises(ilp.Infeasible, match="accuracy drop is at least 0.0600"):

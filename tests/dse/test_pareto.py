@@ -79,7 +79,7 @@ def test_dse_command_writes_front(tmp_path, capsys):
     assert (out / "pareto.png").stat().st_size > 1000
     choices = pd.read_csv(out / "choices.csv")
     assert len(choices) > len(df)
-    from hw.point import DesignPoint
+    from contract.point import DesignPoint
 
     wl = workload.Workload.from_json((out / "workload.json").read_text())
     for k in df["point"]:

@@ -97,10 +97,10 @@ def test_synthetic_has_exact_layer_count():
 def test_skip_sites_estimate_matches_the_composer(h, w):
     """The skip FIFO the DSE prices holds about the sites hw.compose sizes it for (within 10 %;
     the composer also counts each FIFO's exact hold at the chosen lanes)."""
-    from test_point import tiny_qgraph
+    from helpers import tiny_qgraph
 
+    from contract.point import DesignPoint
     from hw.compose import Network
-    from hw.point import DesignPoint
 
     g = tiny_qgraph(0, h=h, w=w)
     net = Network(g, DesignPoint.default(g))

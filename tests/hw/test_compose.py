@@ -1,11 +1,12 @@
+import math
 import random
 
 import pytest
 import torch
-from test_point import tiny_qgraph
+from helpers import tiny_qgraph
 
+from contract.point import DesignPoint, LayerChoice
 from hw.compose import Network
-from hw.point import DesignPoint, LayerChoice
 from hw.sim import run_stream, simulate, stream_sink, stream_source
 from hw.width import frame_beats
 from models.quant.formats import weight_format
@@ -44,7 +45,7 @@ def _golden(g, frames):
 
 def _point(g, **over):
     p = DesignPoint.default(g, model="tiny")
-    layers = tuple(LayerChoice(c.name, *over[c.name]) if c.name in over else c
+    layers = tuple(LayerChoice(*over[c.name], name=c.name) if c.name in over else c
                    for c in p.layers)
     return DesignPoint(model="tiny", layers=layers, fifo_depth=p.fifo_depth)
 
@@ -96,37 +97,37 @@ def test_too_small_skip_fifo_deadlocks_and_computed_one_does_not():
     assert run_network(Network(g, p), frames, max_cycles=1000) == _golden(g, frames)
 
 
-def test_layer_cycles_dispatch_matches_block_formulas():
-    from hw import conv1x1, conv3x3, dwconv, pool_fc, residual
-    from hw.perf import layer_cycles
+def test_op_cycles_match_the_blocks_own_formulas():
+    from hw import pool_fc, residual
+    from models import ops
 
     g = tiny_qgraph(0)
     p = DesignPoint.default(g)
+    net = Network(g, p)
     _, h, w = g.input.in_shape
     dense = {"active_sites_mean": h * w, "active_in_mean": h * w}
-    pw1 = g.node("pw1")
-    assert layer_cycles(pw1, p["pw1"], dense) == conv1x1.cycles_per_frame(
-        active_sites=h * w, c_in=4, c_out=8, lanes=p["pw1"].lanes, pe=p["pw1"].pe)
+
+    def cyc(name, lanes=None):
+        n = g.node(name)
+        ch = p[name] if ops.of(n).compute else None
+        return math.ceil(ops.of(n).cycles(n, ch, dense, lanes=lanes))
+
+    blocks = {name: comp for name, comp in net._subs}
+    assert cyc("pw1") == blocks["pw1_conv"].cycles_per_frame(h * w)
+    assert cyc("stem") == blocks["stem_conv"].cycles_per_frame(h * w, h * w)
+    assert cyc("dw") == blocks["dw_conv"].cycles_per_frame(h * w, h * w)
     fc = p["fc"]
-    assert layer_cycles(g.node("fc"), fc, dense) == (4 // fc.lanes) * (3 // fc.pe) + 1
-    assert layer_cycles(g.node("stem"), p["stem"], dense) == conv3x3.cycles_per_frame(
-        height=h, width=w, c_in=2, c_out=4, lanes=p["stem"].lanes, pe=p["stem"].pe, stride=1,
-        active_sites=h * w, output_sites=h * w)
-    assert layer_cycles(g.node("dw"), p["dw"], dense) == dwconv.cycles_per_frame(
-        height=h, width=w, channels=8, lanes=p["dw"].lanes, stride=1, active_sites=h * w,
-        output_sites=h * w)
-    assert layer_cycles(g.node("add"), None, dense, lanes=2) == residual.cycles_per_frame(
-        active_sites=h * w, channels=4, lanes=2)
-    assert layer_cycles(g.node("gap"), None, dense, lanes=4) == pool_fc.cycles_per_frame(
-        active_sites=h * w, channels=4, lanes=4, height=h, width=w)
-    with pytest.raises(ValueError, match="needs a LayerChoice"):
-        layer_cycles(pw1, None, dense)
+    assert cyc("fc") == (4 // fc.lanes) * (3 // fc.pe) + 1
+    assert cyc("add", lanes=2) == residual.cycles_per_frame(active_sites=h * w, channels=4,
+                                                            lanes=2)
+    assert cyc("gap", lanes=4) == pool_fc.cycles_per_frame(active_sites=h * w, channels=4,
+                                                           lanes=4, height=h, width=w)
 
 
 def digits_like_qgraph(seed=0, *, fmt="int8", h=8, w=8):
     """The digits classifier's topology (stem, dw s2, pw, dw, pw + add, dw s2, pw, gap, fc)."""
     import numpy as np
-    from test_point import _conv
+    from helpers import conv_node
 
     from models.qgraph import QGraph, QNode
 
@@ -135,8 +136,8 @@ def digits_like_qgraph(seed=0, *, fmt="int8", h=8, w=8):
 
     def conv(name, src, c_in, c_out, k, groups=1, stride=1, relu=True, S=12):
         hw = nodes[-1].out_shape[1:] if src == nodes[-1].name else _node(src).out_shape[1:]
-        nodes.append(_conv(rng, name, src, c_in, c_out, hw, k=k, groups=groups, stride=stride,
-                           relu=relu, fmt=fmt, S=S))
+        nodes.append(conv_node(rng, name, src, c_in, c_out, hw, k=k, groups=groups,
+                               stride=stride, relu=relu, fmt=fmt, S=S))
 
     def _node(name):
         return next(n for n in nodes if n.name == name)

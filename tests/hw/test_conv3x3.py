@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import UnusedElaboratable
 
-from hw.conv3x3 import LATENCY, Conv3x3, cycles_per_frame
-from hw.line_buffer import cycle_bounds, output_sites
+from contract.cycles import window_cycle_bounds as cycle_bounds
+from contract.cycles import window_cycles
+from hw.conv3x3 import LATENCY, Conv3x3
+from hw.line_buffer import output_sites
 from hw.sim import conv3x3_reference, random_frame, run_frames
 from hw.stream import TokenShape
 from models.quant.formats import weight_format
@@ -74,9 +76,9 @@ def test_conv3x3_cycles(stride, lanes, pe):
                               active_sites=len(coords), output_sites=n_out, cycles_per_beat=g)
         assert lo <= t1 - t0 <= hi
         if k > 0:  # the estimate is for frames back to back
-            est = cycles_per_frame(height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
-                                   stride=stride, active_sites=len(coords),
-                                   output_sites=n_out)
+            est = window_cycles(height=h, width=w, channels=c_in, lanes=lanes, stride=stride,
+                                active_sites=len(coords), output_sites=n_out,
+                                cycles_per_beat=c_out // pe)
             if len(coords) == h * w:
                 assert t1 - t0 == est
             else:  # sparse rows differ; the estimate assumes they balance
@@ -119,9 +121,11 @@ def test_conv3x3_sweep(height, width, c_in, c_out, lanes, pe, stride, fmt, densi
           stride=stride, fmt=fmt, idle=0.2, stall=0.2, seed=6)
 
 
-def test_conv3x3_from_qnode_and_no_multiplier_for_dybit():
+def test_conv3x3_built_from_its_op_and_no_multiplier_for_dybit():
     from amaranth.back import rtlil
 
+    from contract.point import LayerChoice
+    from hw.compose import build_block
     from models.qgraph import QNode
 
     rng = random.Random(2)
@@ -131,7 +135,8 @@ def test_conv3x3_from_qnode_and_no_multiplier_for_dybit():
         node = QNode(name="stem", op="conv", inputs=("x",), in_shape=(c_in, h, w),
                      out_shape=(c_out, h, w), kernel=3, stride=1, groups=1, wformat=fmt,
                      weight=weight, bias=bias, M=np.ones(c_out, dtype=np.int64))
-        dut = Conv3x3.from_qnode(node, lanes=1, pe=2)
+        dut = build_block(node, LayerChoice(fmt, 1, 2), TokenShape(height=h, width=w,
+                                                                        channels=c_in, lanes=1))
         assert dut.o_shape == TokenShape(height=h, width=w, channels=c_out, lanes=2,
                                          data_width=32)
         assert ("$mul" in rtlil.convert(dut, name="stem")) == has_mul

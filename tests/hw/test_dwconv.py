@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from amaranth.hdl import UnusedElaboratable
 
-from hw.dwconv import LATENCY, DWConv3x3, cycles_per_frame
-from hw.line_buffer import cycle_bounds, output_sites
+from contract.cycles import window_cycle_bounds as cycle_bounds
+from contract.cycles import window_cycles
+from hw.dwconv import LATENCY, DWConv3x3
+from hw.line_buffer import output_sites
 from hw.sim import conv3x3_reference, random_frame, run_frames
 from hw.stream import TokenShape
 from models.quant.formats import weight_format
@@ -71,7 +73,7 @@ def test_dwconv_cycles(stride):
                               active_sites=len(coords), output_sites=n_out)
         assert lo <= t1 - t0 <= hi
         if k > 0:  # the estimate is for frames back to back
-            est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+            est = window_cycles(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                                    active_sites=len(coords), output_sites=n_out)
             if len(coords) == h * w:
                 assert t1 - t0 == est
@@ -129,9 +131,11 @@ def test_dwconv_sweep(height, width, channels, lanes, stride, fmt, density):
           fmt=fmt, idle=0.2, stall=0.2, seed=7)
 
 
-def test_dwconv_from_qnode_and_no_multiplier_for_dybit():
+def test_dwconv_built_from_its_op_and_no_multiplier_for_dybit():
     from amaranth.back import rtlil
 
+    from contract.point import LayerChoice
+    from hw.compose import build_block
     from models.qgraph import QNode
 
     rng = random.Random(2)
@@ -141,6 +145,7 @@ def test_dwconv_from_qnode_and_no_multiplier_for_dybit():
         node = QNode(name="dw", op="conv", inputs=("x",), in_shape=(c, h, w),
                      out_shape=(c, 3, 3), kernel=3, stride=2, groups=c, wformat=fmt,
                      weight=weight, bias=bias, M=np.ones(c, dtype=np.int64))
-        dut = DWConv3x3.from_qnode(node, lanes=2)
+        dut = build_block(node, LayerChoice(fmt, 2, 2),
+                          TokenShape(height=h, width=w, channels=c, lanes=2))
         assert dut.o_shape == TokenShape(height=3, width=3, channels=c, lanes=2, data_width=32)
         assert ("$mul" in rtlil.convert(dut, name="dw")) == has_mul

@@ -4,14 +4,10 @@ import random
 
 import pytest
 
-from hw.line_buffer import (
-    DEFAULT_SLOTS,
-    LineBuffer,
-    cycle_bounds,
-    cycles_per_frame,
-    output_sites,
-    output_size,
-)
+from contract.cycles import window_cycle_bounds as cycle_bounds
+from contract.cycles import window_cycles as cycles_per_frame
+from contract.cycles import window_output_size as output_size
+from hw.line_buffer import DEFAULT_SLOTS, LineBuffer, output_sites
 from hw.sim import CycleCounter, frame_beats, random_frame, simulate, stream_sink, stream_source
 from hw.stream import TokenShape
 

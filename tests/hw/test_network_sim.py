@@ -15,9 +15,9 @@ import time
 
 import pytest
 
+from contract.point import DesignPoint
 from cosim.matrix import point_formats
 from hw.compose import Network
-from hw.point import DesignPoint
 from hw.sim import run_stream
 
 pytestmark = pytest.mark.slow

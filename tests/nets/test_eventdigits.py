@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models.nets.eventdigits import INPUT_SHAPE, build_eventdigits, shift_augment
-from models.qgraph import OPS
+from models.ops import node_ops
 from models.sparse import SparseTensor
 
 
@@ -45,7 +45,7 @@ def test_int_model_matches_qgraph_golden_model(fmt):
     x[2] = 0  # an empty frame
     st = SparseTensor.from_dense(x.double())
     graph = net.to_qgraph(SparseTensor.from_dense(x[:1]))
-    assert {n.op for n in graph.nodes} <= set(OPS)
+    assert {n.op for n in graph.nodes} <= set(node_ops())
     assert [n.name for n in graph.compute_nodes()][-1] == "fc"
     assert graph.node("dw1").stride == 2 and graph.node("dw1").groups == 16
     m = copy.deepcopy(net).double().set_mode("int")

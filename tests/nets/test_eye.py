@@ -14,7 +14,7 @@ from models.nets.eye import (
     eye_metrics,
     to_input,
 )
-from models.qgraph import OPS
+from models.ops import node_ops
 from models.sparse import SparseTensor
 
 
@@ -77,7 +77,7 @@ def test_int_backbone_matches_qgraph_and_fake(quantized_tracker):
     bb = quantized_tracker.backbone
     x = _windows(2, 21, density=0.05)
     graph = bb.to_qgraph(to_input(x[:1]))
-    assert {n.op for n in graph.nodes} <= set(OPS)
+    assert {n.op for n in graph.nodes} <= set(node_ops())
     assert graph.output.op == "linear" and not graph.output.requant
     assert graph.input.in_shape == INPUT_SHAPE
     m = copy.deepcopy(bb).double().set_mode("int")

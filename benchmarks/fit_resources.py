@@ -1,7 +1,7 @@
 """Fit the resource model's coefficients to Yosys ``synth_xilinx`` runs of the real hw blocks.
 
-Run ``python -m dse.fit_resources [--quick] [--workdir DIR]``. For each block (1x1 conv, depthwise
-3x3, full 3x3, requantizer, width converter) and weight format it generates the Amaranth
+Run ``python benchmarks/fit_resources.py [--quick] [--workdir DIR]``. For each block (1x1 conv,
+depthwise 3x3, full 3x3, requantizer, width converter) and weight format it generates the Amaranth
 component over a grid of ``lanes`` / ``pe``, synthesises it for UltraScale+ (:mod:`hw.synth`), and
 fits by non-negative least squares
 
@@ -34,11 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common.fsutil import write_json
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common.fsutil import write_json  # noqa: E402
 
 __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "main"]
 
-_MODEL_FILE = Path(__file__).with_name("resource_model.json")
+_MODEL_FILE = ROOT / "dse" / "resource_model.json"
 
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
@@ -173,7 +176,7 @@ def synth_sample(cfg: dict, workdir: Path) -> dict:
 
 
 def _layer(cfg):
-    from .workload import LayerWork
+    from dse.workload import LayerWork
 
     c_in, c_out, h, w = cfg["c_in"], cfg["c_out"], cfg["h"], cfg["w"]
     if cfg["block"] == "conv1x1":
@@ -196,9 +199,11 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
+    from contract.point import LayerChoice
+    from dse.cost import ResourceModel, resources
+    from models import ops
+    from models.ops._price import memory
     from models.quant.formats import weight_format
-
-    from .cost import Choice, ResourceModel, _mac_count, _memory, line_buffer_luts, resources
 
     model = json.loads(json.dumps(base_model))
     rm = ResourceModel.from_dict(model)
@@ -211,8 +216,9 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     for s in compute:
         cfg = s["config"]
         layer = _layer(cfg)
-        ch = Choice(cfg["format"], cfg["lanes"], cfg["pe"])
-        macs = _mac_count(layer, ch)
+        ch = LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"])
+        op = ops.of(layer)
+        macs = op.mac_count(layer, ch)
         x = dict.fromkeys(cols, 0.0)
         x[f"base:{cfg['block']}"] = 1.0
         x[f"lane:{cfg['block']}"] = cfg["lanes"]
@@ -220,13 +226,12 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         x[f"mac:{cfg['format']}"] = macs
         if layer.kernel == 3:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
-            x[f"lb:{cfg['block']}"] = line_buffer_luts(layer, ch)
+            x[f"lb:{cfg['block']}"] = op.line_buffer_luts(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
-        lut_mem, _ = _memory(rm, macs * bits, -(-layer.weight_count // macs))
-        if layer.kernel == 3:
-            lut_mem += line_buffer_luts(layer, ch)
+        lut_mem, _ = memory(rm, macs * bits, -(-layer.weight_count // macs))
+        lut_mem += op.line_buffer_luts(layer, ch)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
         targets["ff"].append(s["ff"])
         targets["dsp"].append(s["dsp"])
@@ -276,7 +281,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     bram = []
     for s in compute:
         cfg = s["config"]
-        pred = resources(_layer(cfg), Choice(cfg["format"], cfg["lanes"], cfg["pe"]),
+        pred = resources(_layer(cfg), LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"]),
                          ResourceModel.from_dict(model))
         bram.append({"config": _key(cfg), "pred": pred["bram18"], "measured": s["bram18"]})
     report["bram18"] = {"exact": sum(b["pred"] == b["measured"] for b in bram),
@@ -308,9 +313,9 @@ def _module_cells(stat: dict) -> dict:
 def network_samples(build_dir) -> list[dict]:
     """Per-module samples of a built design: requantizers, adds, pools and FIFOs with the
     configuration the cost model prices them by."""
+    from contract.point import DesignPoint
     from hw.compose import Network
     from hw.fifo import StreamFIFO
-    from hw.point import DesignPoint
     from models import zoo
 
     build_dir = Path(build_dir)
@@ -428,8 +433,9 @@ def main(argv=None) -> int:
     model = fit(samples, base)
     model["status"] = "fitted"
     model["provenance"] = (
-        f"fitted by dse/fit_resources.py on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-        f" from {len(samples)} Yosys synth_xilinx -family xcup runs of the hw blocks "
+        f"fitted by benchmarks/fit_resources.py on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(samples)} Yosys "
+        f"synth_xilinx -family xcup runs of the hw blocks "
         f"({'quick' if args.quick else 'full'} grid); samples and errors under 'fit'")
     print(json.dumps(model["fit"]["report"], indent=1))
     if not args.no_write:

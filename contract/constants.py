@@ -1,0 +1,46 @@
+"""Block constants the hardware is built with and the DSE prices with: one definition each."""
+
+from __future__ import annotations
+
+__all__ = [
+    "WEIGHT_FORMAT_NAMES",
+    "ACT_BITS",
+    "FIFO_DEPTH",
+    "FIFO_MIN_DEPTH",
+    "FIFO_LATENCY",
+    "MAC_LATENCY",
+    "REQUANT_LATENCY",
+    "RESIDUAL_LATENCY",
+    "WIDTH_LATENCY",
+    "LINE_BUFFER_BANKS",
+    "LINE_BUFFER_SLOTS",
+]
+
+#: Weight formats the hardware implements (``models.quant.formats`` holds their value tables).
+WEIGHT_FORMAT_NAMES = ("int8", "int4", "dybit4", "dybit8")
+
+#: Activation bits on every stream between layers (docs/CONTRACT.md: W{format}A8).
+ACT_BITS = 8
+
+#: Depth, in beats, of the FIFO between two stages (a design point's default ``fifo_depth``).
+FIFO_DEPTH = 4
+#: Smallest FIFO storage that sustains one beat per cycle.
+FIFO_MIN_DEPTH = 3
+#: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
+FIFO_LATENCY = 2
+
+#: Cycles from a MAC unit's last issue (1x1 group, 3x3 window beat) to its output ``valid``.
+MAC_LATENCY = 2
+#: Cycles from an input beat's acceptance by the requantizer to its output ``valid``.
+REQUANT_LATENCY = 3
+#: Cycles from the residual add's joined input beat to its output ``valid``.
+RESIDUAL_LATENCY = 2
+#: Cycles from the input beat that completes a width converter's output beat to its ``valid``.
+WIDTH_LATENCY = 1
+
+#: Column banks of a 3x3 line buffer (the four columns a window reads in one cycle).
+LINE_BUFFER_BANKS = 4
+#: Row slots of the line buffer: 4 is the minimum (3 rows read, 1 written); 8 lets the writer run
+#: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
+#: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
+LINE_BUFFER_SLOTS = 8

@@ -1,0 +1,134 @@
+"""The design-space problem the integer program and the greedy baseline both solve.
+
+A :class:`Problem` is a list of priced :class:`Candidate` choices per layer, the stream edges
+between layers, a budget and an accuracy bound; :func:`evaluate` prices one pick per layer
+exactly as the program does (converters included) into a :class:`Solution`. Kept apart from
+:mod:`dse.ilp` so that :mod:`dse.greedy` can use it without importing the solver.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .cost import ACT_BITS, Cost, LayerChoice, converter_coefficients
+from .devices import RESOURCES, Budget
+
+__all__ = ["OBJECTIVES", "Candidate", "Problem", "Solution", "network_latency", "evaluate"]
+
+OBJECTIVES = ("ii", "latency", "drop")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One priced choice for one layer."""
+
+    choice: LayerChoice
+    cost: Cost
+    drop: float = 0.0
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An instance of the integer program.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Layer names, in order.
+    candidates : tuple of tuple of Candidate
+        Per layer, the choices to pick from.
+    edges : tuple of (int, int)
+        (producer, consumer) layer indices of every stream between compute layers.
+    budget : Budget
+        Resource limits.
+    max_drop : float or None
+        Bound on the predicted accuracy drop (None: unbounded).
+    objective : str
+        ``"ii"`` or ``"latency"``.
+    converter : dict
+        ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
+        :func:`dse.cost.converter_cost` prices it.
+    """
+
+    names: tuple[str, ...]
+    candidates: tuple[tuple[Candidate, ...], ...]
+    edges: tuple[tuple[int, int], ...]
+    budget: Budget
+    max_drop: float | None = None
+    objective: str = "ii"
+    converter: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.names) != len(self.candidates):
+            raise ValueError("one candidate list per layer")
+        for name, cands in zip(self.names, self.candidates, strict=True):
+            if not cands:
+                raise ValueError(f"layer {name} has no candidate choice")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        if not self.converter:
+            object.__setattr__(self, "converter", converter_coefficients())
+
+    def converter_price(self, width_in: int, width_out: int) -> dict:
+        """``{"lut", "ff"}`` (unrounded) of a converter between two stream widths."""
+        if width_in == width_out:
+            return {"lut": 0.0, "ff": 0.0}
+        bits = ACT_BITS * (width_in + width_out)
+        return {r: b + p * bits for r, (b, p) in self.converter.items()}
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A decoded design point with its predicted figures."""
+
+    choices: tuple[LayerChoice, ...]
+    costs: tuple[Cost, ...]
+    drops: tuple[float, ...]
+    ii: int
+    latency: int
+    dsp: int
+    lut: int
+    ff: int
+    bram18: int
+    drop: float
+    converters: int
+    solve_seconds: float = 0.0
+    proven: bool = True
+
+    def resources(self) -> dict:
+        return {r: getattr(self, r) for r in RESOURCES}
+
+
+
+def network_latency(cands, edges=()) -> tuple[int, int]:
+    """``(II, latency)`` of one candidate per layer, as the program prices them.
+
+    The initiation interval is the slowest stage's cycles per frame (every layer is its own
+    pipeline stage). A lone frame streams in at the bottleneck's pace and then drains through
+    every stage: ``II + sum(fill)``.
+    """
+    ii = max(c.cost.cycles for c in cands)
+    return ii, ii + sum(c.cost.fill for c in cands)
+
+
+def evaluate(problem: Problem, picks) -> Solution:
+    """Figures of an assignment ``picks`` (candidate index per layer), as the program sees it."""
+    cands = [problem.candidates[i][k] for i, k in enumerate(picks)]
+    ii, latency = network_latency(cands, problem.edges)
+    res = {r: sum(getattr(c.cost, r) for c in cands) for r in RESOURCES}
+    n_conv = 0
+    for p, c in problem.edges:
+        price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes)
+        if price["lut"] or price["ff"]:
+            n_conv += 1
+        res["lut"] += price["lut"]
+        res["ff"] += price["ff"]
+    # Converter prices are fractional; the budget is an integer, so ceil(total) <= limit
+    # exactly when total <= limit, as in the program.
+    res = {r: math.ceil(v - 1e-9) for r, v in res.items()}
+    return Solution(
+        choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),
+        drops=tuple(c.drop for c in cands), ii=ii, latency=latency, drop=sum(c.drop for c in cands),
+        converters=n_conv, **res,
+    )

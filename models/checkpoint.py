@@ -1,0 +1,74 @@
+"""Checkpoints of zoo models and the cache of trained ones.
+
+The cache lives in ``$CODESIGN_CACHE`` (default ``~/.cache/codesign``), one folder per
+``<model>-<format>[-qat]``. A checkpoint names its model by registry name, so loading one builds
+the network from :mod:`models.registry`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .registry import ModelError, spec
+
+__all__ = ["CHECKPOINT_VERSION", "cache_dir", "checkpoint_path", "save_checkpoint",
+           "load_checkpoint"]
+
+CHECKPOINT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CODESIGN_CACHE", Path.home() / ".cache" / "codesign"))
+
+
+def checkpoint_path(name: str, fmt: str = "fp32", qat: bool = False) -> Path:
+    tag = f"{name}-{fmt}" + ("-qat" if qat else "")
+    return cache_dir() / "checkpoints" / tag / "model.pt"
+
+
+def save_checkpoint(path, *, spec_name, model, fmt, qat, metrics, config) -> None:
+    from common.fsutil import atomic_path
+
+    qnet = spec(spec_name).qnet(model)
+    blob = {
+        "version": CHECKPOINT_VERSION,
+        "model": spec_name,
+        "format": fmt,
+        "qat": qat,
+        "folded": qnet.folded,
+        "state_dict": model.state_dict(),
+        "quant_state": qnet.quant_state(),
+        "metrics": metrics,
+        "config": config,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load_checkpoint(path):
+    """``(spec, model, blob)`` from a checkpoint file; :class:`ModelError` if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist; train one with `codesign train`")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
+            raise ValueError("not a codesign checkpoint")
+        s = spec(blob["model"])
+        model = s.build()
+        if blob["folded"]:
+            s.qnet(model).fold_bn()
+        model.load_state_dict(blob["state_dict"])
+        s.qnet(model).load_quant_state(blob["quant_state"])
+    except ModelError:
+        raise
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise ModelError(
+            f"checkpoint {path} is corrupt or not a codesign checkpoint ({type(exc).__name__}); "
+            "delete it and train again"
+        ) from None
+    model.eval()
+    return s, model, blob

@@ -1,0 +1,77 @@
+"""Shared parts of the resource prices: memories, FIFOs and accumulator widths.
+
+Pure functions of their arguments and of the fitted coefficients (``model``: a
+``dse.cost.ResourceModel``, read here only through its attributes).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+from contract.constants import ACT_BITS
+
+__all__ = ["memory_bram18", "memory", "fifo", "coord_bits", "acc_bits"]
+
+#: BRAM18 aspect ratios (depth, width) of a RAMB18E2 in simple dual-port mode.
+BRAM18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def memory_bram18(width: int, depth: int) -> int:
+    """BRAM18 blocks for a ``width`` x ``depth`` memory.
+
+    The word is split into slices, each in its best aspect ratio, the way Yosys maps it: a 19-bit x
+    4255 FIFO takes an 18-bit slice (5 blocks of 1K x 18) and a 1-bit slice (1 block of 16K x 1), 6
+    blocks, where one aspect ratio for the whole word would take 9.
+    """
+    if width <= 0 or depth <= 0:
+        return 0
+    return _sliced_bram18(width, depth)
+
+
+@cache
+def _sliced_bram18(width: int, depth: int) -> int:
+    if width <= 0:
+        return 0
+    return min(math.ceil(depth / d) + _sliced_bram18(width - w, depth) for d, w in BRAM18_SHAPES)
+
+
+def memory(model, width: int, depth: int) -> tuple[int, int]:
+    """(LUTs, BRAM18) of a memory: LUTRAM when small, block RAM otherwise."""
+    bits = width * depth
+    if bits <= 0:
+        return 0, 0
+    # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM only
+    # pays off from one BRAM18's depth at its widest aspect (512)
+    if bits <= model.memory["lutram_max_bits"] or depth < BRAM18_SHAPES[0][0]:
+        per_lut = model.memory["lutram_bits_per_lut"]
+        return math.ceil(width * math.ceil(depth / per_lut)), 0
+    return 0, memory_bram18(width, depth)
+
+
+def fifo(model, width: int) -> dict:
+    """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms)."""
+    f = (model.stage or {}).get("fifo")
+    if not f:
+        return {"lut": 0.0, "ff": 0.0}
+    return {r: f[r]["base"] + f[r]["per_bit"] * width for r in ("lut", "ff")}
+
+
+def coord_bits(in_shape) -> int:
+    """Bits of a token's ``(y, x)`` on a ``(C, H, W)`` map."""
+    _, h, w = in_shape
+    return max(1, (h - 1).bit_length()) + max(1, (w - 1).bit_length())
+
+
+def stream_bits(lanes: int, in_shape) -> int:
+    """Width of a token stream beat: ``lanes`` activations, coordinates and ``eof``."""
+    return lanes * ACT_BITS + coord_bits(in_shape) + 1
+
+
+def acc_bits(*, fan_in: int, fmt) -> int:
+    """Bound on the accumulator's width: int8 activations times the format's largest weight over
+    the fan-in, plus the bias and the sign (what the composer sizes the requantizer by)."""
+    from models.quant.formats import weight_format
+
+    wmax = max(abs(int(v)) for v in weight_format(fmt).levels)
+    return math.ceil(math.log2(127 * wmax * fan_in + 1)) + 2

@@ -1,0 +1,245 @@
+"""What every op type provides, and the shared parts of the compute (conv-like) ops.
+
+An op is a stateless object: every method is a pure function of its arguments. ``layer`` is
+anything with a QNode's geometry (``op``, ``in_shape``, ``out_shape``, ``kernel``, ``stride``,
+``groups``): a :class:`~models.qgraph.QNode` or a :class:`dse.workload.LayerWork`. ``stats`` is one
+entry of :func:`models.stats.layer_stats` (``active_sites_mean`` the node's output sites per frame,
+``active_in_mean`` its input sites, ``neighbour_hist`` the 3x3 active-neighbour histogram).
+"""
+
+from __future__ import annotations
+
+import math
+
+from contract.point import LayerChoice
+
+from . import _price
+
+__all__ = ["Op", "ComputeOp", "StageOp", "sites", "largest_divisor", "divisors",
+           "parallelism_options"]
+
+
+def sites(stats, key="active_sites_mean") -> float:
+    """Sites per frame from a stats entry (``active_in_mean`` falls back to the output's)."""
+    if key not in stats and key == "active_in_mean":
+        key = "active_sites_mean"
+    try:
+        return float(stats[key])
+    except (KeyError, TypeError):
+        raise ValueError(f"layer stats need {key!r}, got {stats!r}") from None
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def parallelism_options(n: int, *, max_par: int = 64, count: int = 6) -> list[int]:
+    """Divisors of ``n`` up to ``max_par``: every power of two that divides, plus other divisors,
+    thinned to at most ``count`` values spread geometrically (always keeping 1 and the largest)."""
+    opts = [d for d in divisors(n) if d <= max_par]
+    if len(opts) <= count:
+        return opts
+    pow2 = [d for d in opts if d & (d - 1) == 0]
+    if len(pow2) >= count:
+        idx = sorted({round(i * (len(pow2) - 1) / (count - 1)) for i in range(count)})
+        return [pow2[i] for i in idx]
+    rest = [d for d in opts if d not in pow2]
+    keep = set(pow2) | {opts[-1]}
+    for d in sorted(rest, key=lambda d: -d):
+        if len(keep) >= count:
+            break
+        keep.add(d)
+    return sorted(keep)
+
+
+class Op:
+    """One layer type. Subclasses set the class attributes and override what applies.
+
+    Attributes
+    ----------
+    name : str
+        Registry key and hardware block kind (``"conv3x3"``).
+    node_op : str
+        The QNode ``op`` string it handles (several kinds may share one, told apart by
+        :meth:`matches`).
+    compute : bool
+        Has weights: a design point configures it with a :class:`~contract.point.LayerChoice`.
+    stage : bool
+        A pass-through stage (no choice of its own) that runs at its producer's output lanes;
+        the DSE prices it with that producer.
+    block : str or None
+        ``"module:Class"`` of its Amaranth component in ``hw/`` (the composer imports it).
+    resource_key : str or None
+        Its entry in the resource model's fitted coefficients (``dse/resource_model.json``).
+    in_ports : tuple of str
+        The block's input stream ports, one per graph input.
+    single_site : bool
+        Sees one site per frame whatever the map (the classifier after the global pool).
+    keeps_range : bool
+        Its output values lie in its input's range (pooling): no bounds of its own.
+    """
+
+    name = ""
+    node_op = ""
+    compute = False
+    stage = False
+    block: str | None = None
+    resource_key: str | None = None
+    in_ports = ("i",)
+    single_site = False
+    keeps_range = False
+
+    def matches(self, node) -> bool:
+        return True
+
+    #: Whether the DSE measures the active-neighbour histogram of its output (3x3 windows).
+    neighbour_stats = False
+
+    # -- models: graph and golden model -----------------------------------------------------
+    def check_geometry(self, layer) -> None:
+        """Raise ``ValueError`` (message without the node name) unless the shapes, kernel, stride
+        and groups are ones this op takes (a QNode or a ``dse.workload.LayerWork``)."""
+
+    def check_node(self, node) -> None:
+        """Raise ``ValueError`` (message without the node name) unless ``node`` is well formed."""
+        self.check_geometry(node)
+
+    def golden(self, node, inputs):
+        """The integer reference: ``inputs`` is one ``(coords [N, 2], feats [N, C])`` per graph
+        input, the result the node's output in the same form. Defined for empty frames."""
+        raise NotImplementedError(f"{self.name} has no golden model")
+
+    # -- contract: cycles, latency, sites in flight ------------------------------------------
+    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        """The block's cycles per frame (a formula of :mod:`contract.cycles`)."""
+        return 0.0
+
+    def stage_cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        """Cycles per frame of the node's pipeline stage when frames follow each other."""
+        return self.cycles(layer, choice, stats, lanes=lanes)
+
+    def producer_stall(self, producer_cycles, out_beats, stage, *, lanes, fifo_depth) -> float:
+        """Cycles per frame this stage costs the compute layer that feeds it."""
+        return 0.0
+
+    def tail(self, layer, choice, stats, *, lanes=None) -> float:
+        """Cycles from the node's last input beat to its last output beat in a lone frame."""
+        return 0.0
+
+    def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
+        """Most sites the stage holds between taking a site's first beat and emitting its last
+        (what a residual skip FIFO must match, ``hw/compose.py``)."""
+        return 1
+
+    # -- hw -----------------------------------------------------------------------------------
+    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+        """Constructor arguments of :attr:`block` for ``node``; ``shape`` is the
+        ``hw.stream.TokenShape`` of its input stream (at ``choice.lanes`` for compute ops)."""
+        return {"shape": shape}
+
+
+class StageOp(Op):
+    """A pass-through stage: no weights, runs at its producer's lanes."""
+
+    stage = True
+
+    def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
+        """``{"lut", "ff", "dsp", "bram18"}`` of the stage (and its input FIFO) at ``lanes``."""
+        return {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
+
+
+class ComputeOp(Op):
+    """A layer with weights (conv k x k, grouped or not, linear): MACs, then a requantizer."""
+
+    compute = True
+
+    # -- models -----------------------------------------------------------------------------
+    def check_node(self, node) -> None:
+        if node.weight is None or node.bias is None or node.M is None:
+            raise ValueError(f"{node.op} needs weight, bias and M")
+        self.check_geometry(node)
+
+    # -- choices ----------------------------------------------------------------------------
+    def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:
+        ln = largest_divisor(layer.in_shape[0], lanes)
+        p = largest_divisor(layer.out_shape[0], pe)
+        return LayerChoice(layer.wformat, ln, p)
+
+    def check_choice(self, layer, choice) -> None:
+        c_in, c_out = layer.in_shape[0], layer.out_shape[0]
+        if c_in % choice.lanes:
+            raise ValueError(f"lanes {choice.lanes} does not divide its {c_in} input channels")
+        if c_out % choice.pe:
+            raise ValueError(f"pe {choice.pe} does not divide its {c_out} output channels")
+
+    def parallel_pairs(self, layer, *, max_lanes, max_pe, count) -> list[tuple[int, int]]:
+        lanes_opts = parallelism_options(layer.in_shape[0], max_par=max_lanes, count=count)
+        pe_opts = parallelism_options(layer.out_shape[0], max_par=max_pe, count=count)
+        return [(ln, p) for ln in lanes_opts for p in pe_opts]
+
+    def candidates(self, layer, formats, *, max_lanes=64, max_pe=64, count=6):
+        """Every (format, lanes, pe) the explorer considers for ``layer``."""
+        pairs = self.parallel_pairs(layer, max_lanes=max_lanes, max_pe=max_pe, count=count)
+        return [LayerChoice(f, ln, p) for f in formats for ln, p in pairs]
+
+    # -- cycles -----------------------------------------------------------------------------
+    def beats(self, layer, choice) -> int:
+        return layer.in_shape[0] // choice.lanes
+
+    def requantized(self, layer) -> bool:
+        return getattr(layer, "requant", True) is not False
+
+    # -- resources --------------------------------------------------------------------------
+    def mac_count(self, layer, choice) -> int:
+        return layer.kernel * layer.kernel * choice.lanes * choice.pe
+
+    def weight_count(self, layer) -> int:
+        return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * layer.kernel ** 2
+
+    def line_buffer_luts(self, layer, choice) -> int:
+        return 0
+
+    def acc_bits(self, layer, fmt) -> int:
+        return _price.acc_bits(fan_in=(layer.in_shape[0] // layer.groups) * layer.kernel ** 2,
+                               fmt=fmt)
+
+    def price(self, layer, choice, model) -> dict:
+        """``{"dsp", "lut", "ff"}`` (floats) and ``bram18`` of the compute block, its weight
+        memory, line buffer and requantizer, from the coefficients under :attr:`resource_key`."""
+        from models.quant.formats import weight_format
+
+        fmt = weight_format(choice.format)
+        macs = self.mac_count(layer, choice)
+        blk = model.block[self.resource_key]
+        rq = model.requant
+        rq_dsp = rq.get("dsp", 0)
+        if "dsp_acc_bits" in rq and self.acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:
+            rq_dsp *= 2  # the accumulator x M product no longer fits one DSP48E2
+        lb = self.line_buffer_luts(layer, choice)
+        res = {}
+        for r in ("lut", "ff", "dsp"):
+            v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
+                 + blk["per_pe"].get(r, 0) * choice.pe + model.mac[fmt.name].get(r, 0) * macs)
+            if lb:  # line-buffer addressing and read muxes grow with its depth
+                v += blk.get("per_lb_lut", {}).get(r, 0) * lb
+            if self.requantized(layer):
+                per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
+                v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe
+            res[r] = v
+        # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
+        lut_w, bram_w = _price.memory(model, macs * fmt.bits,
+                                      math.ceil(self.weight_count(layer) / macs))
+        res["lut"] += lut_w
+        res["lut"] += lb
+        res["bram18"] = bram_w
+        return res
+
+    # -- hw -----------------------------------------------------------------------------------
+    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+        return dict(shape=shape, c_out=node.out_shape[0], pe=choice.pe, fmt=choice.format,
+                    weight=node.weight, bias=node.bias)
+

@@ -1,0 +1,22 @@
+"""Full 3x3 convolution ("same", stride 1 submanifold or stride 2), then requantization.
+
+Hardware: :class:`hw.conv3x3.Conv3x3` (line buffer + ``pe x lanes x 9`` MACs) and a requantizer.
+"""
+
+from __future__ import annotations
+
+from .registry import register
+from .window import WindowOp
+
+
+@register
+class Conv3x3(WindowOp):
+    name = "conv3x3"
+    block = "hw.conv3x3:Conv3x3"
+    resource_key = "conv3x3"
+
+    def matches(self, node) -> bool:
+        return node.kernel == 3 and node.groups == 1
+
+    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride)

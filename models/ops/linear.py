@@ -1,0 +1,36 @@
+"""Fully connected layer on the one site of a pooled map (the classifier), with or without
+requantization (raw int32 logits when ``requant`` is False).
+
+Hardware: :class:`hw.conv1x1.Conv1x1` on one site (+ a requantizer unless ``requant`` is False).
+"""
+
+from __future__ import annotations
+
+from .pointwise import PointwiseOp
+from .registry import register
+
+
+@register
+class Linear(PointwiseOp):
+    name = "linear"
+    node_op = "linear"
+    resource_key = "linear"
+    single_site = True
+
+    def site_count(self, layer, stats) -> float:
+        return 1
+
+    def requantized(self, layer) -> bool:
+        # the classifier is priced without a requantizer; the composer adds one if requant is set
+        return False
+
+    def golden(self, node, inputs):
+        import torch
+
+        from models import reference as ref
+
+        (xc, xf), = inputs
+        acc = ref.linear(xf, torch.from_numpy(node.weight), torch.from_numpy(node.bias))
+        if node.requant:
+            acc = ref.requant(acc, torch.from_numpy(node.M), node.S, node.lo, node.hi)
+        return xc, acc

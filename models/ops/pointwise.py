@@ -1,0 +1,38 @@
+"""Shared by the ops the 1x1 unit (a ``pe x lanes`` matrix-vector unit) computes: 1x1, linear."""
+
+from __future__ import annotations
+
+from contract.constants import MAC_LATENCY, REQUANT_LATENCY
+from contract.cycles import conv1x1_cycles
+
+from .base import ComputeOp
+
+__all__ = ["PointwiseOp"]
+
+
+class PointwiseOp(ComputeOp):
+    block = "hw.conv1x1:Conv1x1"
+
+    def site_count(self, layer, stats) -> float:
+        raise NotImplementedError
+
+    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        return conv1x1_cycles(active_sites=self.site_count(layer, stats), c_in=layer.in_shape[0],
+                              c_out=layer.out_shape[0], lanes=choice.lanes, pe=choice.pe)
+
+    def stage_cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        # the end-of-frame beat takes an input bank like a site, so the next frame's first site
+        # (B beats) loads while the compute side idles: B - 1 cycles per frame
+        return self.cycles(layer, choice, stats) + self.beats(layer, choice) - 1
+
+    def tail(self, layer, choice, stats, *, lanes=None) -> float:
+        rq = REQUANT_LATENCY if self.requantized(layer) else 0
+        g = layer.out_shape[0] // choice.pe
+        return self.beats(layer, choice) * g + MAC_LATENCY + rq
+
+    def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
+        return 3 + 1  # two input banks, the output register, the requantizer
+
+    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+        args = super().block_args(node, choice, shape, abits=abits)
+        return dict(args, weight=node.weight.reshape(node.out_shape[0], -1))

@@ -1,0 +1,90 @@
+"""Shared by the 3x3 window ops (full and depthwise conv): the line buffer's cycles, tail, hold
+and LUTRAM price."""
+
+from __future__ import annotations
+
+import math
+
+from contract.constants import (
+    ACT_BITS,
+    LINE_BUFFER_BANKS,
+    LINE_BUFFER_SLOTS,
+    MAC_LATENCY,
+    REQUANT_LATENCY,
+)
+from contract.cycles import window_cycles
+
+from .base import ComputeOp, sites
+
+__all__ = ["WindowOp"]
+
+
+class WindowOp(ComputeOp):
+    """A conv whose block reads 3x3 windows from a line buffer (stride 1 or 2, "same")."""
+
+    node_op = "conv"
+    kernel = 3
+
+    def group_cycles(self, layer, choice) -> int:
+        """Cycles the MACs spend per window beat (``G``)."""
+        return layer.out_shape[0] // choice.pe
+
+    neighbour_stats = True
+
+    def check_geometry(self, layer) -> None:
+        if layer.stride not in (1, 2):
+            raise ValueError(f"unsupported stride {layer.stride}")
+
+    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        c_in, h, w = layer.in_shape
+        return window_cycles(height=h, width=w, channels=c_in, lanes=choice.lanes,
+                             stride=layer.stride, active_sites=sites(stats, "active_in_mean"),
+                             output_sites=sites(stats),
+                             cycles_per_beat=self.group_cycles(layer, choice))
+
+    def tail(self, layer, choice, stats, *, lanes=None) -> float:
+        # stride 1: the last two output rows (the emitter runs a row behind the writer);
+        # stride 2: the last input row and the last output row
+        _, h, _ = layer.in_shape
+        rq = REQUANT_LATENCY if self.requantized(layer) else 0
+        b, g = self.beats(layer, choice), self.group_cycles(layer, choice)
+        row_out = sites(stats) / layer.out_shape[1]
+        if layer.stride == 1:
+            return 2 * row_out * b * g + 2 * MAC_LATENCY + rq + 1
+        row_in = sites(stats, "active_in_mean") / h
+        return row_in * b + row_out * b * g
+
+    def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
+        # the writer may run slots - 2 rows ahead of the emitter's centre row: (slots - 1) rows,
+        # plus the window/compute pipeline (2 sites) and the requantizer (1)
+        slots = LINE_BUFFER_SLOTS if slots is None else slots
+        return (slots - 1) * layer.in_shape[2] + 2 + 1
+
+    def line_buffer_luts(self, layer, choice) -> int:
+        """LUTs of the line buffer as Yosys maps it: ``slots x banks`` column-bank memories of
+        ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in RAM32M16 (32 x 14 bits) or
+        RAM64M8 (64 x 7 bits) cells of 8 LUTs, whichever takes fewer (exact on the digits and
+        event-digits builds)."""
+        width = choice.lanes * ACT_BITS
+        depth = (math.ceil(layer.in_shape[2] / LINE_BUFFER_BANKS)
+                 * math.ceil(layer.in_shape[0] / choice.lanes))
+        cells = min(math.ceil(width / 14) * math.ceil(depth / 32),
+                    math.ceil(width / 7) * math.ceil(depth / 64))
+        return LINE_BUFFER_SLOTS * LINE_BUFFER_BANKS * 8 * cells
+
+    def golden(self, node, inputs):
+        from models import reference as ref
+
+        (xc, xf), = inputs
+        _, h, w = node.in_shape
+        oc, of = ref.sparse_conv(xc, xf, weight=node.weight, bias=node.bias, height=h, width=w,
+                                 stride=node.stride, groups=node.groups)
+        if node.requant:
+            of = ref.requant(of, _t(node.M), node.S, node.lo, node.hi)
+        return oc, of
+
+
+def _t(a):
+    import torch
+
+    return torch.from_numpy(a)

@@ -1,0 +1,162 @@
+"""What the zoo knows about one network: :class:`ModelSpec` and :class:`ClassifierSpec`.
+
+A spec describes one network: how to build it, its data, how to train and evaluate it, and which
+part of it is the hardware's :class:`~models.qnet.QNet`. :class:`ClassifierSpec` covers image-like
+classifiers (dense or sparse); the eye tracker defines its own spec. Each module under
+:mod:`models.nets` defines its ``SPEC``; :mod:`models.registry` collects them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from .qnet import QNet
+
+__all__ = ["ModelSpec", "ClassifierSpec"]
+
+
+class ModelSpec:
+    """One network of the zoo. Subclasses implement the task-specific parts."""
+
+    name: str = ""
+    default_epochs: int = 10
+    sparse: bool = False
+
+    def build(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def qnet(self, model) -> QNet:
+        """The part of ``model`` that goes to hardware."""
+        return model
+
+    def data(self, split: str):
+        raise NotImplementedError
+
+    def calibration_batches(self, model) -> list:
+        raise NotImplementedError
+
+    def fit(self, model, *, epochs: int, lr: float, seed: int, progress: bool) -> None:
+        raise NotImplementedError
+
+    def evaluate(self, model, *, split: str, mode: str) -> dict:
+        raise NotImplementedError
+
+    def frames(self, model, n: int, *, seed: int = 0, split: str = "test") -> list:
+        """``n`` input frames ``(coords [N, 2], feats int64 [N, C])`` in the token view."""
+        raise NotImplementedError
+
+    def example_input(self, model):
+        """One float input batch for :meth:`QNet.to_qgraph`."""
+        raise NotImplementedError
+
+
+def _progress(iterable, *, desc: str, enabled: bool, total=None):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+class ClassifierSpec(ModelSpec):
+    """An image classifier whose whole network is a :class:`QNet` (dense or sparse).
+
+    Parameters
+    ----------
+    name : str
+    build : callable returning the QNet
+    data : callable ``split -> (x float [N, C, H, W], labels [N])``
+    to_input : callable turning a dense float batch into the network's input map (identity for
+        dense networks, :meth:`models.sparse.SparseTensor.from_dense` for sparse ones)
+    augment : callable on a training batch (or None)
+    """
+
+    def __init__(self, name, build, data, *, to_input=None, augment=None, default_epochs=30,
+                 sparse=False, batch_size=64, lr=1e-2):
+        self.name = name
+        self._build = build
+        self._data = data
+        self._to_input = to_input or (lambda x: x)
+        self._augment = augment
+        self.default_epochs = default_epochs
+        self.sparse = sparse
+        self.batch_size = batch_size
+        self.lr = lr
+
+    def build(self):
+        return self._build()
+
+    def data(self, split):
+        return self._data(split)
+
+    def to_input(self, x):
+        return self._to_input(x)
+
+    def calibration_batches(self, model):
+        x, _ = self.data("val")
+        return [self.to_input(x[i : i + 256]) for i in range(0, len(x), 256)]
+
+    def example_input(self, model):
+        x, _ = self.data("test")
+        return self.to_input(x[:1])
+
+    def fit(self, model, *, epochs, lr, seed, progress):
+        x, y = self.data("train")
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        steps = epochs * ((len(y) + self.batch_size - 1) // self.batch_size)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
+        model.train()
+        for _ in _progress(range(epochs), desc=f"train {self.name}", enabled=progress):
+            perm = torch.randperm(len(y), generator=gen)
+            for i in range(0, len(y), self.batch_size):
+                idx = perm[i : i + self.batch_size]
+                xb = x[idx]
+                if self._augment is not None:
+                    xb = self._augment(xb, gen)
+                loss = F.cross_entropy(model(self.to_input(xb)), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        model.eval()
+
+    @torch.no_grad()
+    def logits(self, model, x, *, mode: str):
+        """Logits in ``mode``: float (float32), fake (float64, exact) or int (int64 accumulator)."""
+        model.eval()
+        if mode == "float":
+            return copy.deepcopy(model).set_mode("float")(self.to_input(x))
+        if mode == "fake":
+            m = copy.deepcopy(model).double().set_mode("fake")
+            return m(self.to_input(x.double()))
+        if mode == "int":
+            m = copy.deepcopy(model).double().set_mode("int")
+            return m(m.quantize_input(self.to_input(x.double())))
+        raise ValueError(f"unknown mode {mode!r}")
+
+    def evaluate(self, model, *, split, mode):
+        x, y = self.data(split)
+        correct = 0
+        for i in range(0, len(y), 512):
+            correct += int((self.logits(model, x[i : i + 512], mode=mode).argmax(1)
+                            == y[i : i + 512]).sum())
+        return {"accuracy": correct / len(y), "n": len(y)}
+
+    def frames(self, model, n, *, seed=0, split="test"):
+        x, _ = self.data(split)
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+        qnet = self.qnet(model)
+        out = []
+        for i in idx.tolist():
+            xb = x[i : i + 1].double()
+            if self.sparse:
+                active = torch.nonzero(xb[0].abs().sum(0) > 0)
+            else:
+                active = torch.nonzero(torch.ones(xb.shape[2:], dtype=torch.bool))
+            q = qnet.input_node.quantize_feats(xb[0][:, active[:, 0], active[:, 1]].t())
+            out.append((active, q))
+        return out

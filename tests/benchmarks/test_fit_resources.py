@@ -1,0 +1,45 @@
+"""benchmarks/fit_resources.py: the calibration script, loaded from its path (benchmarks/ is not a
+package)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fit_resources.py"
+
+
+@pytest.fixture(scope="module")
+def fit_resources():
+    spec = importlib.util.spec_from_file_location("fit_resources", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_command_line_help(fit_resources, capsys):
+    with pytest.raises(SystemExit) as exc:
+        fit_resources.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--network BUILD_DIR" in out and "--cached-only" in out
+
+
+def test_writes_the_dse_resource_model(fit_resources):
+    assert fit_resources._MODEL_FILE == SCRIPT.parents[1] / "dse" / "resource_model.json"
+    assert fit_resources._MODEL_FILE.is_file()
+
+
+def test_fit_sample_counts_line_buffer_lutram(fit_resources, tmp_path):
+    """A cached grid sample's LUTRAM is recounted from its ``stat.json``: RAM64M8 / RAM32M16 cells
+    (the line buffers) are 8 LUT sites each."""
+    cfg = {"block": "dwconv3x3", "format": "int8", "c_in": 32, "c_out": 32, "lanes": 1, "pe": 1,
+           "h": 8, "w": 8, "stride": 1}
+    d = tmp_path / fit_resources._key(cfg)
+    d.mkdir()
+    (d / "sample.json").write_text(json.dumps({"config": cfg, "lut": 1238, "lutram_luts": 0,
+                                               "srl": 0, "ff": 634, "dsp": 9, "bram18": 0}))
+    (d / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
+        "RAM64M8": 60, "RAM32M16": 4, "RAM32M": 1, "LUT6": 3}}}))
+    assert fit_resources.synth_sample(cfg, tmp_path)["lutram_luts"] == 60 * 8 + 4 * 8 + 4

@@ -233,8 +233,8 @@ class QNet(nn.Module):
                                    **common))
             elif isinstance(m, QGlobalAvgPool):
                 nodes.append(QNode(op="gap", in_scale=float(m.out_scale), **common))
-            elif hasattr(m, "to_qnode"):  # modules that an op module defines with its export
-                nodes.append(m.to_qnode(**common))
+            elif hasattr(m, "qnode_fields"):  # layers an op module defines, with their export
+                nodes.append(QNode(**m.qnode_fields(**common)))
             else:
                 raise TypeError(f"node {name!r}: cannot export {type(m).__name__}")
         abits = self.input_node.abits

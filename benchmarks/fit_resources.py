@@ -22,6 +22,11 @@ the requantizer as the composer instantiates it (its accumulator at the layer's 
 one DSP48E2 per lane where that fits 27 bits; a block-grid sample uses the full 32), the residual
 add, the global pool, and the stream FIFOs. Only the ``requant`` and ``stage`` sections change;
 the block coefficients stay as the grid fitted them.
+
+``--stage-ops`` fits the pass-through ops that declare a calibration grid
+(:class:`models.ops.base.StageOp`: ``calibration`` and ``price_features``): each configuration's
+block alone, synthesised, less what the op prices structurally (its memories), fitted per term
+into ``stage[<op>]``; nothing else changes.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from common.fsutil import write_json  # noqa: E402
 
-__all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "main"]
+__all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "stage_op_samples",
+           "fit_stage_ops", "main"]
 
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
 
@@ -140,6 +146,13 @@ def _component(cfg: dict):
         from hw.width import WidthConverter
 
         return WidthConverter(shape=shape, lanes_out=cfg["pe"])
+    from models import ops
+
+    if block in ops.names() and ops.get(block).stage:
+        from hw.compose import block_class
+
+        op = ops.get(block)
+        return block_class(op)(**op.block_args(None, None, shape, abits=8))
     raise ValueError(f"unknown block {block!r}")
 
 
@@ -389,6 +402,67 @@ def fit_network(samples: list[dict], base_model: dict) -> dict:
     return model
 
 
+def _stage_cfg(op, cal: dict) -> dict:
+    return {"block": op.name, "format": "int8", "c_in": cal["c"], "c_out": cal["c"],
+            "lanes": cal["lanes"], "pe": cal["lanes"], "h": cal["h"], "w": cal["w"]}
+
+
+def stage_op_samples(workdir: Path) -> list[dict]:
+    """Synthesise every calibration configuration of the registered pass-through ops."""
+    from models import ops
+
+    samples = []
+    for name in ops.names():
+        op = ops.get(name)
+        for cal in getattr(op, "calibration", ()):
+            s = synth_sample(_stage_cfg(op, cal), workdir)
+            print(f"{name} {cal}: lut {s['lut']} (+{s['lutram_luts']} lutram) ff {s['ff']} "
+                  f"({s['seconds']} s)", file=sys.stderr, flush=True)
+            samples.append(s)
+    return samples
+
+
+def fit_stage_ops(samples: list[dict], base_model: dict) -> dict:
+    """``base_model`` with ``stage[<op>]`` fitted from ``samples`` (see the module docstring)."""
+    from dse.cost import ResourceModel
+    from models import ops
+    from models.ops._price import coord_bits
+
+    model = json.loads(json.dumps(base_model))
+    bare = ResourceModel.from_dict({**model, "stage": {}})  # structural part only
+    by_op: dict = {}
+    for s in samples:
+        by_op.setdefault(s["config"]["block"], []).append(s)
+    for name, group in by_op.items():
+        op = ops.get(name)
+        rows, targets, cfgs = [], {"lut": [], "ff": []}, []
+        for s in group:
+            cfg = s["config"]
+            stage = {"name": name, "op": name, "in_shape": (cfg["c_in"], cfg["h"], cfg["w"])}
+            feats = op.price_features(stage, lanes=cfg["lanes"])
+            cols = sorted(feats)
+            rows.append([feats[k] for k in cols])
+            struct = op.stage_price(stage, lanes=cfg["lanes"], model=bare,
+                                    coord_bits=coord_bits(stage["in_shape"]))
+            targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - struct["lut"])
+            targets["ff"].append(s["ff"] - struct["ff"])
+            cfgs.append(cfg)
+        a = np.asarray(rows, dtype=np.float64)
+        coef = {r: dict(zip(cols, (round(float(v), 4) for v in _nnls(a, np.asarray(t))),
+                            strict=True))
+                for r, t in targets.items()}
+        model.setdefault("stage", {})[name] = coef
+        pred = {r: a @ np.asarray([coef[r][k] for k in cols]) for r in coef}
+        model.setdefault("stage_fit", {})[name] = {
+            "samples": [{"config": c, "lut": t_l, "ff": t_f,
+                         "pred_lut": round(float(p_l), 1), "pred_ff": round(float(p_f), 1)}
+                        for c, t_l, t_f, p_l, p_f in zip(cfgs, targets["lut"], targets["ff"],
+                                                         pred["lut"], pred["ff"], strict=True)],
+            "provenance": f"fit_stage_ops on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                          f" from {len(group)} Yosys synth_xilinx runs of the block alone"}
+    return model
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="build/fit_resources")
@@ -401,7 +475,16 @@ def main(argv=None) -> int:
                    help="calibrate the requantizer / add / pool / FIFO terms from the per-module "
                         "Yosys stat of these `codesign build --synth` directories (repeat); "
                         "synthesises nothing")
+    p.add_argument("--stage-ops", action="store_true",
+                   help="fit the pass-through ops' own terms from their calibration grids")
     args = p.parse_args(argv)
+    if args.stage_ops:
+        base = json.loads(Path(args.out).read_text())
+        model = fit_stage_ops(stage_op_samples(Path(args.workdir)), base)
+        print(json.dumps({k: model["stage"][k] for k in model.get("stage_fit", {})}, indent=1))
+        if not args.no_write:
+            write_json(args.out, model)
+        return 0
     if args.network:
         base = json.loads(Path(args.out).read_text())
         samples = [s for d in args.network for s in network_samples(d)]

@@ -143,13 +143,32 @@ class Op:
 
 
 class StageOp(Op):
-    """A pass-through stage: no weights, runs at its producer's lanes."""
+    """A pass-through stage: no weights, runs at its producer's lanes.
+
+    A stage op whose price has fitted terms lists its Yosys calibration configurations in
+    :attr:`calibration` (``{"c", "h", "w", "lanes"}``: its block on a ``c x h x w`` stream of
+    ``lanes`` lanes) and the terms in :meth:`price_features`; ``benchmarks/fit_resources.py
+    --stage-ops`` synthesises the configurations and fits the terms' coefficients into the
+    resource model's ``stage`` section under the op's name.
+    """
 
     stage = True
+    calibration: tuple = ()
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """``{"lut", "ff", "dsp", "bram18"}`` of the stage (and its input FIFO) at ``lanes``."""
         return {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
+
+    def price_features(self, stage, *, lanes: int) -> dict:
+        """The fitted terms of the price: ``{term: value}`` (coefficients per resource)."""
+        return {}
+
+    def fitted(self, stage, *, lanes: int, model) -> dict:
+        """``{"lut", "ff"}`` of the fitted terms (0 where the model has no coefficients)."""
+        coef = (model.stage or {}).get(self.name) or {}
+        feats = self.price_features(stage, lanes=lanes)
+        return {r: sum(coef.get(r, {}).get(k, 0.0) * v for k, v in feats.items())
+                for r in ("lut", "ff")}
 
 
 class ComputeOp(Op):

@@ -129,14 +129,21 @@ def cycles(layer: LayerWork, choice: LayerChoice, *, activity: str = "mean") -> 
     check_choice(layer, choice)
     stats = _stats(layer, activity)
     own = ops.of(layer).stage_cycles(layer, choice, stats)
-    out_beats = stats["active_sites_mean"] * layer.c_out / choice.pe
     for s in layer.stages:
         op = ops.get(s["op"])
-        st = op.stage_cycles(_stage_node(s), None, _stage_stats(layer, s, activity),
-                             lanes=choice.pe)
-        own = own + op.producer_stall(own, out_beats, s, lanes=choice.pe, fifo_depth=FIFO_DEPTH)
+        lanes = _stage_lanes(s, choice)
+        st = op.stage_cycles(_stage_node(s), None, _stage_stats(layer, s, activity), lanes=lanes)
+        if s.get("at") != "input":
+            # the stream that feeds the stage: this layer's output or a stage's before it
+            beats_in = _stage_sites(layer, s, activity) * s["in_shape"][0] / lanes
+            own = own + op.producer_stall(own, beats_in, s, lanes=lanes, fifo_depth=FIFO_DEPTH)
         own = max(own, st)
     return math.ceil(own - 1e-9)
+
+
+def _stage_lanes(stage: dict, choice: LayerChoice) -> int:
+    """A stage on the layer's input stream runs at its ``lanes``, one on its output at ``pe``."""
+    return choice.lanes if stage.get("at") == "input" else choice.pe
 
 
 def fill_cycles(layer: LayerWork, choice: LayerChoice) -> int:
@@ -150,7 +157,7 @@ def fill_cycles(layer: LayerWork, choice: LayerChoice) -> int:
     total = ops.of(layer).tail(layer, choice, layer.stats()) + FIFO_LATENCY
     for s in layer.stages:
         total += ops.get(s["op"]).tail(_stage_node(s), None, _stage_stats(layer, s, "mean"),
-                                       lanes=choice.pe) + FIFO_LATENCY
+                                       lanes=_stage_lanes(s, choice)) + FIFO_LATENCY
     return math.ceil(total - 1e-9)
 
 
@@ -200,7 +207,8 @@ def resources(layer: LayerWork, choice: LayerChoice, model: ResourceModel | None
     fin = _price.fifo(model, choice.lanes * ACT_BITS + coord + 1)
     extra = {"lut": fin["lut"], "ff": fin["ff"], "dsp": 0.0, "bram18": 0}
     for s in layer.stages:
-        st = ops.get(s["op"]).stage_price(s, lanes=choice.pe, coord_bits=coord, model=model)
+        st = ops.get(s["op"]).stage_price(s, lanes=_stage_lanes(s, choice), coord_bits=coord,
+                                          model=model)
         for r in extra:
             extra[r] += st[r]
     for r in ("lut", "ff", "dsp"):

@@ -125,6 +125,9 @@ class LayerWork:
             if "out_shape" in s:
                 s["out_shape"] = tuple(int(v) for v in s["out_shape"])
                 s["active_out"] = float(s["active_out"])
+            if s.get("at", "output") not in ("input", "output"):
+                raise ValueError(f"layer {self.name}: a stage runs at its 'input' or 'output' "
+                                 f"stream, not {s['at']!r}")
             s["active_in"] = float(s["active_in"])
             if "skip_sites" in s:
                 s["skip_sites"] = int(s["skip_sites"])
@@ -299,6 +302,33 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                 out += stages(n.name)
         return out
 
+    priced = set()
+
+    def input_stages(node):
+        # pass-through stages between the network input and this compute layer run on the input
+        # stream at this layer's input lanes (hw.compose); they are priced with the first such
+        # layer, marked "at": "input"
+        chain, src = [], nodes[node.inputs[0]]
+        while not ops.of(src).compute and src.inputs:
+            chain.insert(0, src)
+            src = nodes[src.inputs[0]]
+        if src.inputs or not chain or chain[0].name in priced:
+            return []
+        out = []
+        for n in chain:
+            priced.add(n.name)
+            dense = n.in_shape[1] * n.in_shape[2]
+            st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
+                  "active_in": float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense)),
+                  "at": "input"}
+            if tuple(n.out_shape) != tuple(n.in_shape):
+                st["out_shape"] = tuple(n.out_shape)
+                dense_out = n.out_shape[1] * n.out_shape[2]
+                st["active_out"] = float(stats.get(n.name, {}).get("active_sites_mean",
+                                                                   dense_out))
+            out.append(st)
+        return out
+
     layers = []
     for node in qgraph.nodes:
         if node.name not in compute:
@@ -333,7 +363,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                 active_out_p95=float(s_out.get("active_sites_p95", -1.0)),
                 neighbour_hist=_normalised_hist(hist),
                 producers=tuple(prods),
-                stages=tuple(stages(node.name)),
+                stages=tuple(input_stages(node) + stages(node.name)),
             )
         )
     if stats:

@@ -157,9 +157,16 @@ class Network(wiring.Component):
                 return point.choice(n.name).lanes
             return None  # pass-through stages inherit from their (first) producer
 
+        def downstream_lanes(name):
+            # the lanes of the first compute layer reached through pass-through stages
+            for c in consumers[name]:
+                ln = in_lanes(c) or downstream_lanes(c.name)
+                if ln:
+                    return ln
+            return None
+
         inp = nodes[0]
-        first = [in_lanes(c) for c in consumers[inp.name] if in_lanes(c)]
-        lanes0 = first[0] if first else 1
+        lanes0 = downstream_lanes(inp.name) or 1
         c0, h0, w0 = inp.out_shape
         self.i_shape = TokenShape(height=h0, width=w0, channels=c0, lanes=lanes0,
                                   data_width=self.abits)

@@ -14,6 +14,7 @@ __all__ = [
     "WIDTH_LATENCY",
     "LINE_BUFFER_BANKS",
     "LINE_BUFFER_SLOTS",
+    "MAXPOOL_LATENCY",
 ]
 
 #: Weight formats the hardware implements (``models.quant.formats`` holds their value tables).
@@ -44,3 +45,7 @@ LINE_BUFFER_BANKS = 4
 #: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
 #: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
 LINE_BUFFER_SLOTS = 8
+
+#: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,
+#: or ``eof``) to that row's first output beat: the output register.
+MAXPOOL_LATENCY = 1

@@ -15,6 +15,7 @@ width converter        ``sites * max(C/a, C/b) + 1``
 3x3 window blocks      :func:`window_cycles`: input ``B * sites_in`` against output
                        ``B * G * sites_out`` beats, whichever is longer
 global average pool    ``sites * B + 1 + B * (div_bits + 2) + 1``
+2x2 max pool           ``B * (sites_in + sites_out) + 1``
 =====================  ==========================================================================
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "div_bits",
     "gap_cycles",
     "pool_stall",
+    "maxpool2_cycles",
 ]
 
 from .constants import MAC_LATENCY
@@ -135,3 +137,18 @@ def pool_stall(producer_cycles: float, out_beats: float, *, channels: int, lanes
     tail = b * (div_bits(height=height, width=width) + 2) + 1
     per_beat = producer_cycles / max(out_beats, 1.0)
     return max(0.0, tail - (fifo_depth + 1) * per_beat)
+
+
+def maxpool2_cycles(*, active_in: float, active_out: float, channels: int, lanes: int) -> float:
+    """The 2x2 max pool: one cycle per input beat (every active input site, those in a dropped
+    odd row or column too), one per output beat (``active_out`` sites of the pooled map) and one
+    for the end of frame, ``B * (active_in + active_out) + 1``: input and the row flush never
+    overlap, so this holds exactly however sparse the map."""
+    for name, v in (("active_in", active_in), ("active_out", active_out)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ValueError(f"{name} must be a non-negative number, not {v!r}")
+    if active_out > active_in:
+        raise ValueError(f"active_out ({active_out}) cannot exceed active_in ({active_in})")
+    if lanes < 1 or channels % lanes:
+        raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
+    return (channels // lanes) * (active_in + active_out) + 1

@@ -8,7 +8,7 @@ import numpy as np
 from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format
 
-__all__ = ["conv_node", "tiny_qgraph"]
+__all__ = ["conv_node", "tiny_qgraph", "maxpool_qgraph"]
 
 
 def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, fmt="int8",
@@ -50,3 +50,61 @@ def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True, 
                            bias=rng.integers(-500, 500, size=3).astype(np.int64),
                            M=np.ones(3, dtype=np.int64)))
     return QGraph(name="tiny", nodes=tuple(nodes))
+
+
+def maxpool_qgraph(seed=0, *, h=8, w=8, c_in=2, formats=("int8", "int8", "int8"), head="classifier",
+                   pool_first=False):
+    """A LeNet-like network with 2x2 max pools: 3x3 stem, max pool, 1x1, max pool, then a global
+    pool and a raw-logit linear (``head="classifier"``) or the pooled map itself (``"map"``).
+    ``pool_first`` puts a max pool straight after the input. Each layer's S is calibrated on a
+    random dense activation so that outputs are mostly unsaturated."""
+    import torch
+
+    from models import reference as ref
+    from models.ops.maxpool import maxpool2
+
+    rng = np.random.default_rng(seed)
+    fmts = iter(formats)
+    nodes = [QNode(name="input", op="input", inputs=(), in_shape=(c_in, h, w),
+                   out_shape=(c_in, h, w))]
+    act = {"input": torch.from_numpy(rng.integers(0, 128, size=(c_in, h, w)))}
+
+    def pool(name, src):
+        c, hh, ww = nodes[-1].out_shape
+        nodes.append(QNode(name=name, op="maxpool", inputs=(src,), in_shape=(c, hh, ww),
+                           out_shape=(c, hh // 2, ww // 2), kernel=2, stride=2, requant=False))
+        coords = torch.tensor([(y, x) for y in range(hh) for x in range(ww)])
+        _, f = maxpool2(coords, act[src].reshape(c, -1).t(), height=hh, width=ww)
+        act[name] = f.t().reshape(c, hh // 2, ww // 2)
+        return name
+
+    def conv(name, src, c_out, k):
+        fmt = next(fmts)
+        c, hh, ww = nodes[-1].out_shape
+        weight = rng.choice(weight_format(fmt).levels.numpy(), size=(c_out, c, k, k))
+        M = rng.integers(1 << 10, 1 << 13, size=c_out).astype(np.int64)
+        acc = ref.conv2d(act[src][None], torch.from_numpy(weight), None, padding=k // 2)[0]
+        S = max(1, round(np.log2(max(float(acc.abs().double().median()) * M.mean() / 40, 2.0))))
+        bias = rng.integers(-1, 2, size=c_out).astype(np.int64) * int(acc.abs().max() // 8)
+        act[name] = ref.requant(acc + torch.from_numpy(bias)[:, None, None],
+                                torch.from_numpy(M), S, 0, 127, channel_dim=0)
+        nodes.append(QNode(name=name, op="conv", inputs=(src,), in_shape=(c, hh, ww),
+                           out_shape=(c_out, hh, ww), kernel=k, relu=True, wformat=fmt, lo=0,
+                           hi=127, S=S, weight=weight.astype(np.int64), bias=bias, M=M))
+        return name
+
+    last = pool("mp0", "input") if pool_first else "input"
+    last = pool("mp1", conv("stem", last, 4, 3))
+    last = pool("mp2", conv("pw", last, 8, 1))
+    if head == "classifier":
+        c = nodes[-1].out_shape[0]
+        nodes.append(QNode(name="gap", op="gap", inputs=(last,), in_shape=nodes[-1].out_shape,
+                           out_shape=(c, 1, 1)))
+        fmt = next(fmts)
+        nodes.append(QNode(name="fc", op="linear", inputs=("gap",), in_shape=(c, 1, 1),
+                           out_shape=(5, 1, 1), requant=False, wformat=fmt,
+                           weight=rng.choice(weight_format(fmt).levels.numpy(),
+                                             size=(5, c)).astype(np.int64),
+                           bias=rng.integers(-500, 500, size=5).astype(np.int64),
+                           M=np.ones(5, dtype=np.int64)))
+    return QGraph(name="lenet_mp", nodes=tuple(nodes))

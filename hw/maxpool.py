@@ -1,0 +1,139 @@
+"""2x2 max pooling, stride 2, of a sparse token stream (``MaxPool2d(2)``, floor mode).
+
+Output site ``(yo, xo)`` of the ``H//2 x W//2`` map is active iff an active input site
+``(y, x)`` has ``y // 2 == yo`` and ``x // 2 == xo`` (the last row / column of an odd map is
+dropped); its value, per channel, is the maximum over the active sites of its window only, as
+MinkowskiEngine's and spconv's sparse max pool (an absent site is not a 0). On a dense map this is
+``torch.nn.functional.max_pool2d(x, 2)``. Values pass through at their width: max commutes with
+the monotone requantizer, so none is needed.
+
+A row buffer of ``W//2 * B`` words (``B = channels / lanes`` beats per site, one word per beat)
+holds the running maximum of the current output row, and a ``W//2``-bit bitmap the columns that
+have one. Input beats update it by read-modify-write through an asynchronous read port, so the
+second site of a window may follow the first on the next cycle. Raster order means an output row
+is complete once a token of a later output row (or the end of frame) is offered: that beat is held
+back while the row's columns leave in increasing ``xo`` (a priority encoder over the bitmap, one
+beat per cycle), then the bitmap is empty and the beat goes in. Input and flush never overlap, so
+the block spends one cycle per input beat, per output beat and on the end of frame
+(:func:`cycles_per_frame`), exactly, however sparse the map.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from contract.constants import MAXPOOL_LATENCY
+from contract.cycles import maxpool2_cycles as cycles_per_frame
+
+from .stream import TokenShape, coord_bits
+
+__all__ = ["MaxPool2x2", "LATENCY", "cycles_per_frame"]
+
+#: Cycles from the offer of the input beat that completes an output row (a token of a later output
+#: row, or ``eof``) to that row's first output beat, and from an accepted ``eof`` to the output
+#: ``eof``: the output register.
+LATENCY = MAXPOOL_LATENCY
+
+
+class MaxPool2x2(wiring.Component):
+    """2x2 / stride 2 max pooling of a token stream over its active sites.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream; ``height`` and ``width`` at least 2.
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+    o : Out(stream.Signature(o_shape.layout()))
+        ``o_shape`` is ``shape`` with ``height // 2`` x ``width // 2`` sites.
+    """
+
+    def __init__(self, *, shape):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        for name in ("height", "width"):
+            if getattr(shape, name) < 2:
+                raise ValueError(f"shape.{name} must be at least 2, not {getattr(shape, name)!r}")
+        self.shape = self.i_shape = shape
+        self.o_shape = TokenShape(height=shape.height // 2, width=shape.width // 2,
+                                  channels=shape.channels, lanes=shape.lanes,
+                                  data_width=shape.data_width, signed=shape.signed)
+        self.i_layout = shape.layout()
+        self.o_layout = self.o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, dw, nb = self.shape.lanes, self.shape.data_width, self.shape.beats_per_site
+        ho, wo = self.o_shape.height, self.o_shape.width
+        ip, op = self.i.payload, self.o.payload
+
+        m.submodules.rows = mem = Memory(shape=unsigned(lanes * dw), depth=wo * nb, init=[])
+        rd = mem.read_port(domain="comb")
+        wr = mem.write_port()
+
+        bitmap = Signal(wo)
+        row = Signal(coord_bits(ho))
+        beat = Signal(range(max(nb, 2)))
+        col = Signal(range(max(wo, 2)))
+        for k in reversed(range(wo)):
+            with m.If(bitmap[k]):
+                m.d.comb += col.eq(k)
+
+        yo, xo = ip.y >> 1, ip.x >> 1
+        kept = (ip.y < 2 * ho) & (ip.x < 2 * wo)
+        flush = Signal()
+        out_free = Signal()
+        m.d.comb += [
+            flush.eq(self.i.valid & bitmap.any() & (ip.eof | (kept & (yo != row)))),
+            out_free.eq(~self.o.valid | self.o.ready),
+            rd.addr.eq(Mux(flush, col * nb, xo * nb) + beat),
+        ]
+
+        def lane(word, i):
+            v = word[i * dw:(i + 1) * dw]
+            return v.as_signed() if self.shape.signed else v
+
+        last_beat = beat == nb - 1
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(flush):
+            with m.If(out_free):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    op.y.eq(row),
+                    op.x.eq(col),
+                    op.eof.eq(0),
+                    beat.eq(Mux(last_beat, 0, beat + 1)),
+                ]
+                m.d.sync += [op.data[i].eq(lane(rd.data, i)) for i in range(lanes)]
+                with m.If(last_beat):
+                    m.d.sync += bitmap.eq(bitmap & (bitmap - 1))
+        with m.Elif(ip.eof):
+            m.d.comb += self.i.ready.eq(out_free)
+            with m.If(self.i.valid & out_free):
+                m.d.sync += [self.o.valid.eq(1), op.y.eq(0), op.x.eq(0), op.eof.eq(1)]
+                m.d.sync += [op.data[i].eq(0) for i in range(lanes)]
+        with m.Else():
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                m.d.sync += beat.eq(Mux(last_beat, 0, beat + 1))
+                with m.If(kept):
+                    # the bitmap bit is set after the site's last beat: until then every beat of
+                    # the window's first site finds it clear and overwrites its stale word
+                    fresh = ~bitmap.bit_select(xo, 1)
+                    new = [Mux(fresh | (ip.data[i] > lane(rd.data, i)), ip.data[i],
+                               lane(rd.data, i)) for i in range(lanes)]
+                    m.d.comb += [wr.en.eq(1), wr.addr.eq(xo * nb + beat), wr.data.eq(Cat(*new))]
+                    m.d.sync += row.eq(yo)
+                    with m.If(last_beat):
+                        m.d.sync += bitmap.bit_select(xo, 1).eq(1)
+        return m

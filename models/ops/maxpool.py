@@ -1,0 +1,143 @@
+"""Max pooling 2x2, stride 2 (floor, as ``nn.MaxPool2d(2)``), on dense and sparse maps.
+
+On a sparse map an output site is active when any input site of its 2x2 window is (the stride-2
+rule of a sparse conv), and its value, per channel, is the maximum over the window's *active*
+inputs only, the sparse max-pool of MinkowskiEngine and spconv; on a dense map this is
+``max_pool2d(x, 2)``. An odd map's last row / column is dropped. Max commutes with the monotone
+requantizer, so the op needs no requantization: its output keeps its input's scale and range.
+
+Hardware: :class:`hw.maxpool.MaxPool2x2` at its producer's lanes (a row buffer of running maxima,
+flushed once a later output row or the end of frame arrives).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from contract.constants import MAXPOOL_LATENCY
+from contract.cycles import maxpool2_cycles
+from models.quant.layers import QModule
+
+from . import _price
+from .base import StageOp, sites
+from .registry import register
+
+__all__ = ["MaxPool2x2", "QMaxPool2d", "maxpool2"]
+
+
+def maxpool2(coords, feats, *, height: int, width: int,
+             channels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The integer golden model on one frame: ``(coords [N, 2], feats [N, C])`` in raster order
+    -> the pooled frame in the same form (``channels`` gives C for an empty frame)."""
+    coords = torch.as_tensor(coords, dtype=torch.int64).reshape(-1, 2)
+    feats = torch.as_tensor(feats)
+    if channels is None:
+        channels = feats.shape[-1] if feats.dim() == 2 else 0
+    feats = feats.reshape(len(coords), channels)
+    batch = torch.zeros((len(coords), 1), dtype=torch.int64)
+    oc, of = _pool(torch.cat([batch, coords], 1), feats, height, width)
+    return oc[:, 1:], of
+
+
+def _pool(coords, feats, height: int, width: int):
+    """Batched: ``coords [N, 3]`` (b, y, x) in raster order per frame."""
+    ho, wo = height // 2, width // 2
+    keep = (coords[:, 1] < 2 * ho) & (coords[:, 2] < 2 * wo)
+    coords, feats = coords[keep], feats[keep]
+    key = (coords[:, 0] * ho + coords[:, 1] // 2) * wo + coords[:, 2] // 2
+    out_keys, inverse = torch.unique(key, sorted=True, return_inverse=True)
+    low = torch.finfo(feats.dtype).min if feats.is_floating_point() \
+        else torch.iinfo(feats.dtype).min
+    out = torch.full((len(out_keys), feats.shape[1]), low, dtype=feats.dtype)
+    out = out.scatter_reduce(0, inverse[:, None].expand(-1, feats.shape[1]), feats,
+                             reduce="amax", include_self=True)
+    oc = torch.stack([out_keys // (ho * wo), out_keys % (ho * wo) // wo, out_keys % wo], 1)
+    return oc, out
+
+
+class QMaxPool2d(QModule):
+    """The quantized layer: the same function in every mode (float, fake-quant and integer), since
+    the values on its input are already on its producer's grid. Dense ``[B, C, H, W]`` or
+    :class:`models.sparse.SparseTensor` maps."""
+
+    keeps_scale = True
+
+    def forward(self, x):
+        if isinstance(x, torch.Tensor):
+            return F.max_pool2d(x, 2)
+        from models.sparse.tensor import SparseTensor
+
+        h, w = x.spatial_shape
+        oc, of = _pool(x.coords, x.feats, h, w)
+        return SparseTensor(oc, of, (h // 2, w // 2), x.batch_size, check=False)
+
+    def qnode_fields(self, **common) -> dict:
+        """The QGraph node's fields (``models.qnet.QNet.to_qgraph`` builds the node)."""
+        return dict(op="maxpool", kernel=2, stride=2, requant=False, in_scale=common["out_scale"],
+                    **common)
+
+
+@register
+class MaxPool2x2(StageOp):
+    name = "maxpool"
+    node_op = "maxpool"
+    block = "hw.maxpool:MaxPool2x2"
+    keeps_range = True
+
+    def check_geometry(self, layer) -> None:
+        c, h, w = layer.in_shape
+        if layer.kernel != 2 or layer.stride != 2:
+            raise ValueError(f"max pooling is 2x2 stride 2, not kernel {layer.kernel} stride "
+                             f"{layer.stride}")
+        if h < 2 or w < 2 or tuple(layer.out_shape) != (c, h // 2, w // 2):
+            raise ValueError(f"max pooling maps {layer.in_shape} to {(c, h // 2, w // 2)}, not "
+                             f"{layer.out_shape}")
+
+    def golden(self, node, inputs):
+        (xc, xf), = inputs
+        _, h, w = node.in_shape
+        return maxpool2(xc, xf, height=h, width=w, channels=node.in_shape[0])
+
+    def _lanes(self, choice, lanes):
+        ln = lanes if choice is None else choice.lanes
+        return 1 if ln is None else ln
+
+    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        return maxpool2_cycles(active_in=sites(stats, "active_in_mean"),
+                               active_out=sites(stats), channels=layer.in_shape[0],
+                               lanes=self._lanes(choice, lanes))
+
+    def tail(self, layer, choice, stats, *, lanes=None) -> float:
+        # the end of frame flushes the last output row
+        b = layer.in_shape[0] // self._lanes(choice, lanes)
+        return sites(stats) / layer.out_shape[1] * b + 1 + MAXPOOL_LATENCY
+
+    def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
+        # an output row's two input rows, and the output register
+        return 2 * layer.in_shape[2] + 1
+
+    #: Yosys calibration of the fitted terms (``benchmarks/fit_resources.py --stage-ops``).
+    calibration = tuple({"c": c, "h": h, "w": w, "lanes": ln}
+                        for c, h, w, ln in ((8, 8, 8, 1), (8, 8, 8, 8), (16, 16, 16, 4),
+                                            (32, 32, 32, 8), (16, 8, 64, 2), (64, 16, 16, 16),
+                                            (32, 60, 80, 4), (4, 28, 28, 4)))
+
+    def price_features(self, stage, *, lanes: int) -> dict:
+        # a comparator and a register per lane; the bitmap and its priority encoder per column
+        columns = stage["in_shape"][2] // 2
+        return {"base": 1.0, "per_lane": float(lanes), "per_column": float(columns)}
+
+    def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
+        """The row buffer (``W/2 * C/lanes`` words of ``lanes * 8`` bits) as the memory model
+        prices it, the input FIFO, and the fitted logic (:meth:`price_features`)."""
+        c, _, w = stage["in_shape"]
+        res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
+        lut_m, bram_m = _price.memory(model, lanes * 8, (w // 2) * (c // lanes))
+        res["lut"] += lut_m
+        res["bram18"] += bram_m
+        f = _price.fifo(model, _price.stream_bits(lanes, stage["in_shape"]))
+        fit = self.fitted(stage, lanes=lanes, model=model)
+        for r in ("lut", "ff"):
+            res[r] += f[r] + fit[r]
+        return res

@@ -21,9 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import MAC_LATENCY
 from contract.cycles import conv1x1_cycles as cycles_per_frame
@@ -32,7 +30,7 @@ from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
 from .mac import adder_tree, product
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
 
@@ -51,7 +49,7 @@ def _codes(fmt, weight) -> np.ndarray:
     return np.asarray(fmt.encode(w), dtype=np.int64)
 
 
-class Conv1x1(wiring.Component):
+class Conv1x1(TokenBlock):
     """1x1 convolution of a token stream, int32 accumulator output.
 
     Parameters
@@ -102,12 +100,7 @@ class Conv1x1(wiring.Component):
         self.codes = _codes(self.fmt, w)
         self.o_shape = TokenShape(height=shape.height, width=shape.width, channels=c_out,
                                   lanes=pe, data_width=ACC_BITS)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites: float) -> float:
         return cycles_per_frame(active_sites=active_sites, c_in=self.i_shape.channels,

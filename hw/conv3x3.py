@@ -30,9 +30,8 @@ rows and :data:`LATENCY`.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import MAC_LATENCY
 from contract.cycles import window_cycles, window_output_size
@@ -41,7 +40,7 @@ from models.reference import ACC_BITS
 from .dwconv import check_window_conv
 from .line_buffer import LineBuffer
 from .mac import adder_tree, product
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv3x3", "LATENCY"]
 
@@ -50,7 +49,7 @@ LATENCY = MAC_LATENCY
 
 
 
-class Conv3x3(wiring.Component):
+class Conv3x3(TokenBlock):
     """Full 3x3 convolution of a token stream, int32 accumulator output.
 
     Parameters
@@ -96,12 +95,7 @@ class Conv3x3(wiring.Component):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
                                   data_width=ACC_BITS)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape

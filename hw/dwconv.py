@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from amaranth.hdl import Module, Mux, Signal, Value, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import MAC_LATENCY
 from contract.cycles import window_cycles, window_output_size
@@ -34,7 +33,7 @@ from models.reference import ACC_BITS, check_acc_bits
 from . import line_buffer
 from .line_buffer import LineBuffer
 from .mac import adder_tree, product
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 
 __all__ = ["DWConv3x3", "LATENCY", "weight_codes"]
 
@@ -87,7 +86,7 @@ def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, 
     return fmt, w, b, codes, slots
 
 
-class DWConv3x3(wiring.Component):
+class DWConv3x3(TokenBlock):
     """Depthwise 3x3 convolution of a token stream, int32 accumulator output.
 
     Parameters
@@ -128,12 +127,7 @@ class DWConv3x3(wiring.Component):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
                                   data_width=ACC_BITS)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape

@@ -21,14 +21,12 @@ the block spends one cycle per input beat, per output beat and on the end of fra
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import MAXPOOL_LATENCY
 from contract.cycles import maxpool2_cycles as cycles_per_frame
 
-from .stream import TokenShape, coord_bits
+from .stream import TokenBlock, TokenShape, coord_bits
 
 __all__ = ["MaxPool2x2", "LATENCY", "cycles_per_frame"]
 
@@ -38,7 +36,7 @@ __all__ = ["MaxPool2x2", "LATENCY", "cycles_per_frame"]
 LATENCY = MAXPOOL_LATENCY
 
 
-class MaxPool2x2(wiring.Component):
+class MaxPool2x2(TokenBlock):
     """2x2 / stride 2 max pooling of a token stream over its active sites.
 
     Parameters
@@ -63,12 +61,7 @@ class MaxPool2x2(wiring.Component):
         self.o_shape = TokenShape(height=shape.height // 2, width=shape.width // 2,
                                   channels=shape.channels, lanes=shape.lanes,
                                   data_width=shape.data_width, signed=shape.signed)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def elaborate(self, platform):
         m = Module()

@@ -15,15 +15,14 @@ classifier's logits: one token at (0, 0), then ``eof``).
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from contract.cycles import conv1x1_cycles, sum_bits
 from contract.cycles import div_bits as _div_bits
 from contract.cycles import gap_cycles as cycles_per_frame
 
 from .conv1x1 import Conv1x1
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 from .width import WidthConverter
 
 __all__ = ["GlobalAvgPool", "PoolFC", "div_bits", "cycles_per_frame", "pool_fc_cycles"]
@@ -54,7 +53,7 @@ def _sum_bits(shape: TokenShape) -> int:
     return sum_bits(height=shape.height, width=shape.width, data_width=shape.data_width)
 
 
-class GlobalAvgPool(wiring.Component):
+class GlobalAvgPool(TokenBlock):
     """Global average pooling of a token stream.
 
     Parameters
@@ -75,12 +74,7 @@ class GlobalAvgPool(wiring.Component):
         self.i_shape = shape
         self.o_shape = TokenShape(height=1, width=1, channels=shape.channels, lanes=shape.lanes,
                                   data_width=shape.data_width)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def elaborate(self, platform):
         m = Module()
@@ -168,7 +162,7 @@ class GlobalAvgPool(wiring.Component):
         return m
 
 
-class PoolFC(wiring.Component):
+class PoolFC(TokenBlock):
     """Global average pool, then a linear layer: int32 logits as one token at (0, 0), then eof.
 
     Parameters
@@ -197,12 +191,7 @@ class PoolFC(wiring.Component):
         else:
             fc_in = self.pool.o_shape
         self.fc = Conv1x1(shape=fc_in, c_out=c_out, pe=pe, fmt=fmt, weight=weight, bias=bias)
-        self.i_shape, self.o_shape = shape, self.fc.o_shape
-        self.i_layout, self.o_layout = shape.layout(), self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.fc.o_shape)
 
     def elaborate(self, platform):
         m = Module()

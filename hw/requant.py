@@ -20,15 +20,13 @@ times the 15-bit ``M`` fits one DSP48E2 per lane instead of two.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import REQUANT_LATENCY
 from contract.cycles import stream_cycles as cycles_per_frame
 from models.quant.requant import M_BITS, S_MAX, S_MIN
 
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 
 __all__ = ["Requantizer", "LATENCY", "cycles_per_frame"]
 
@@ -37,7 +35,7 @@ LATENCY = REQUANT_LATENCY
 
 
 
-class Requantizer(wiring.Component):
+class Requantizer(TokenBlock):
     """Per-channel requantizer of a token stream.
 
     Parameters
@@ -88,13 +86,8 @@ class Requantizer(wiring.Component):
         self.o_shape = TokenShape(height=shape.height, width=shape.width,
                                   channels=shape.channels, lanes=shape.lanes,
                                   data_width=out_width)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
         self.M, self.S, self.lo, self.hi = tuple(M), S, int(lo), int(hi)
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def elaborate(self, platform):
         m = Module()

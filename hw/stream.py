@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape, unsigned
 from amaranth.hdl import signed as _signed
-from amaranth.lib import data
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["coord_bits", "token_layout", "TokenShape", "payload_fields"]
+__all__ = ["coord_bits", "token_layout", "TokenShape", "TokenBlock", "payload_fields"]
 
 
 def _check_pos_int(name, value):
@@ -85,6 +86,23 @@ class TokenShape:
         """The payload :class:`~amaranth.lib.data.StructLayout` of this stream."""
         return token_layout(y_bits=coord_bits(self.height), x_bits=coord_bits(self.width),
                             lanes=self.lanes, width=self.data_width, signed=self.signed)
+
+
+class TokenBlock(wiring.Component):
+    """Base of the blocks with one token stream in and one out.
+
+    Keeps the shapes and layouts every block exposes (``i_shape``, ``o_shape``, ``i_layout``,
+    ``o_layout``; a stream signature does not expose its layout) and declares the ports ``i`` and
+    ``o``.
+    """
+
+    def __init__(self, i_shape: TokenShape, o_shape: TokenShape):
+        self.i_shape, self.o_shape = i_shape, o_shape
+        self.i_layout, self.o_layout = i_shape.layout(), o_shape.layout()
+        super().__init__({
+            "i": In(stream.Signature(self.i_layout)),
+            "o": Out(stream.Signature(self.o_layout)),
+        })
 
 
 def payload_fields(layout: data.StructLayout) -> list[dict]:

@@ -16,13 +16,11 @@ coordinates and features as stream payloads, and back), used by tests and by co-
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from contract.constants import WIDTH_LATENCY
 from contract.cycles import width_cycles as cycles_per_frame
 
-from .stream import TokenShape
+from .stream import TokenBlock, TokenShape
 
 __all__ = ["WidthConverter", "LATENCY", "cycles_per_frame", "frame_beats", "beats_frames"]
 
@@ -32,7 +30,7 @@ LATENCY = WIDTH_LATENCY
 
 
 
-class WidthConverter(wiring.Component):
+class WidthConverter(TokenBlock):
     """Convert a token stream from ``shape.lanes`` lanes to ``lanes_out`` lanes.
 
     Parameters
@@ -60,12 +58,7 @@ class WidthConverter(wiring.Component):
         self.o_shape = TokenShape(height=shape.height, width=shape.width, channels=shape.channels,
                                   lanes=lanes_out, data_width=shape.data_width,
                                   signed=shape.signed)
-        self.i_layout = shape.layout()
-        self.o_layout = self.o_shape.layout()
-        super().__init__({
-            "i": In(stream.Signature(self.i_layout)),
-            "o": Out(stream.Signature(self.o_layout)),
-        })
+        super().__init__(shape, self.o_shape)
 
     def elaborate(self, platform):
         m = Module()

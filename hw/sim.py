@@ -35,6 +35,7 @@ __all__ = [
     "CycleCounter",
     "random_frame",
     "frame_beats",
+    "run_beats",
     "run_frames",
     "conv3x3_reference",
 ]
@@ -170,12 +171,12 @@ def random_frame(rng, *, height, width, channels, density, lo=-127, hi=127):
     return coords, feats
 
 
-def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=None):
-    """Stream ``frames`` ``[(coords, feats), ...]`` through a token-in, token-out ``dut``.
+def run_beats(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=None):
+    """Stream ``frames`` ``[(coords, feats), ...]`` into ``dut`` (``lanes`` per beat) and collect
+    its output beats (payload dicts) until it has sent one end-of-frame beat per frame.
 
-    Returns ``(out_frames, eof_cycles)``: the output regrouped by :func:`hw.width.beats_frames`
-    (which rejects a frame that ends mid-site), and the cycle at which each output end-of-frame
-    beat was accepted (cycle 0 is the first input offer).
+    Returns ``(beats, eof_cycles)``: the cycle at which each output end-of-frame beat was accepted
+    (cycle 0 is the first input offer).
     """
     beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
     got, eof_times = [], []
@@ -196,6 +197,14 @@ def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=No
     if max_cycles is None:
         max_cycles = 50 * len(beats) + 500 * n + 1000
     simulate(dut, src, snk, counter=counter, max_cycles=max_cycles)
+    return got, eof_times
+
+
+def run_frames(dut, frames, *, lanes, idle=0.0, stall=0.0, seed=0, max_cycles=None):
+    """:func:`run_beats` with the output regrouped into frames by :func:`hw.width.beats_frames`
+    (which rejects a frame that ends mid-site): ``(out_frames, eof_cycles)``."""
+    got, eof_times = run_beats(dut, frames, lanes=lanes, idle=idle, stall=stall, seed=seed,
+                               max_cycles=max_cycles)
     return beats_frames(got, dut.o_shape.channels), eof_times
 
 

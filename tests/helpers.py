@@ -8,7 +8,7 @@ import numpy as np
 from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format
 
-__all__ = ["conv_node", "tiny_qgraph", "maxpool_qgraph"]
+__all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph"]
 
 
 def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, fmt="int8",
@@ -23,6 +23,18 @@ def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=Tr
                  wformat=fmt, lo=0 if relu else -127, hi=127, S=S,
                  weight=weight, bias=rng.integers(-300, 300, size=c_out).astype(np.int64),
                  M=rng.integers(1 << 10, 1 << 12, size=c_out).astype(np.int64))
+
+
+def classifier_head(rng, src, shape, n_out, *, fmt="int8") -> list:
+    """A global pool of ``src`` (a ``(C, H, W)`` map) and a raw-logit linear layer to ``n_out``."""
+    c = shape[0]
+    levels = weight_format(fmt).levels.numpy()
+    return [QNode(name="gap", op="gap", inputs=(src,), in_shape=tuple(shape), out_shape=(c, 1, 1)),
+            QNode(name="fc", op="linear", inputs=("gap",), in_shape=(c, 1, 1),
+                  out_shape=(n_out, 1, 1), requant=False, wformat=fmt,
+                  weight=rng.choice(levels, size=(n_out, c)).astype(np.int64),
+                  bias=rng.integers(-500, 500, size=n_out).astype(np.int64),
+                  M=np.ones(n_out, dtype=np.int64))]
 
 
 def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True, stem_stride=1):
@@ -41,14 +53,7 @@ def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True, 
     nodes.append(QNode(name="add", op="add", inputs=("stem", "pw2"), in_shape=(4, h, w),
                        out_shape=(4, h, w), Ma=1 << 13, Mb=3 << 12, S=14, lo=0, hi=127))
     if classifier:
-        nodes.append(QNode(name="gap", op="gap", inputs=("add",), in_shape=(4, h, w),
-                           out_shape=(4, 1, 1)))
-        levels = weight_format(fmt).levels.numpy()
-        nodes.append(QNode(name="fc", op="linear", inputs=("gap",), in_shape=(4, 1, 1),
-                           out_shape=(3, 1, 1), requant=False, wformat=fmt,
-                           weight=rng.choice(levels, size=(3, 4)).astype(np.int64),
-                           bias=rng.integers(-500, 500, size=3).astype(np.int64),
-                           M=np.ones(3, dtype=np.int64)))
+        nodes += classifier_head(rng, "add", (4, h, w), 3, fmt=fmt)
     return QGraph(name="tiny", nodes=tuple(nodes))
 
 
@@ -97,14 +102,5 @@ def maxpool_qgraph(seed=0, *, h=8, w=8, c_in=2, formats=("int8", "int8", "int8")
     last = pool("mp1", conv("stem", last, 4, 3))
     last = pool("mp2", conv("pw", last, 8, 1))
     if head == "classifier":
-        c = nodes[-1].out_shape[0]
-        nodes.append(QNode(name="gap", op="gap", inputs=(last,), in_shape=nodes[-1].out_shape,
-                           out_shape=(c, 1, 1)))
-        fmt = next(fmts)
-        nodes.append(QNode(name="fc", op="linear", inputs=("gap",), in_shape=(c, 1, 1),
-                           out_shape=(5, 1, 1), requant=False, wformat=fmt,
-                           weight=rng.choice(weight_format(fmt).levels.numpy(),
-                                             size=(5, c)).astype(np.int64),
-                           bias=rng.integers(-500, 500, size=5).astype(np.int64),
-                           M=np.ones(5, dtype=np.int64)))
+        nodes += classifier_head(rng, last, nodes[-1].out_shape, 5, fmt=next(fmts))
     return QGraph(name="lenet_mp", nodes=tuple(nodes))

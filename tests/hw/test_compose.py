@@ -3,13 +3,12 @@ import random
 
 import pytest
 import torch
-from helpers import tiny_qgraph
+from helpers import classifier_head, tiny_qgraph
 
 from contract.point import DesignPoint, LayerChoice
 from hw.compose import Network
 from hw.sim import run_stream, simulate, stream_sink, stream_source
 from hw.width import frame_beats
-from models.quant.formats import weight_format
 
 
 def _frames(g, rng, sizes):
@@ -152,15 +151,7 @@ def digits_like_qgraph(seed=0, *, fmt="int8", h=8, w=8):
                        out_shape=shp, Ma=1 << 13, Mb=1 << 13, S=14, lo=0, hi=127))
     conv("dw3", "add1", 32, 32, 3, groups=32, stride=2, S=11)
     conv("pw3", "dw3", 32, 64, 1, S=14)
-    shp = nodes[-1].out_shape
-    nodes.append(QNode(name="gap", op="gap", inputs=("pw3",), in_shape=shp,
-                       out_shape=(64, 1, 1)))
-    levels = weight_format(fmt).levels.numpy()
-    nodes.append(QNode(name="fc", op="linear", inputs=("gap",), in_shape=(64, 1, 1),
-                       out_shape=(10, 1, 1), requant=False, wformat=fmt,
-                       weight=rng.choice(levels, size=(10, 64)).astype(np.int64),
-                       bias=rng.integers(-500, 500, size=10).astype(np.int64),
-                       M=np.ones(10, dtype=np.int64)))
+    nodes += classifier_head(rng, "pw3", nodes[-1].out_shape, 10, fmt=fmt)
     return QGraph(name="digitslike", nodes=tuple(nodes))
 
 

@@ -8,7 +8,7 @@ from contract.cycles import window_cycle_bounds as cycle_bounds
 from contract.cycles import window_cycles as cycles_per_frame
 from contract.cycles import window_output_size as output_size
 from hw.line_buffer import DEFAULT_SLOTS, LineBuffer, output_sites
-from hw.sim import CycleCounter, frame_beats, random_frame, simulate, stream_sink, stream_source
+from hw.sim import frame_beats, random_frame, run_beats
 from hw.stream import TokenShape
 
 
@@ -36,25 +36,9 @@ def run_line_buffer(frames, *, height, width, channels, lanes, stride, idle=0.0,
                     seed=0, slots=DEFAULT_SLOTS):
     shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
     dut = LineBuffer(shape=shape, stride=stride, slots=slots)
-    beats = [b for coords, feats in frames for b in frame_beats(coords, feats, lanes=lanes)]
-    got, eof_times = [], []
-    counter = CycleCounter()
-    n_frames = len(frames)
-
-    async def src(ctx):
-        await stream_source(ctx, dut.i, beats, rng=random.Random(seed), idle=idle)
-
-    def on_beat(p):
-        if p["eof"]:
-            eof_times.append(counter.now)
-
-    async def snk(ctx):
-        got.extend(await stream_sink(
-            ctx, dut.o, until=lambda p: p["eof"] and len(eof_times) == n_frames,
-            rng=random.Random(seed + 1), stall=stall, on_beat=on_beat))
-
-    simulate(dut, src, snk, counter=counter, max_cycles=20 * len(beats) + 200 * n_frames + 1000)
-    return got, eof_times
+    n_beats = sum(len(frame_beats(c, f, lanes=lanes)) for c, f in frames)
+    return run_beats(dut, frames, lanes=lanes, idle=idle, stall=stall, seed=seed,
+                     max_cycles=20 * n_beats + 200 * len(frames) + 1000)
 
 
 def check(frames, *, height, width, channels, lanes, stride, **kw):

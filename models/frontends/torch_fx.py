@@ -1,0 +1,263 @@
+"""PyTorch front end: a plain ``torch.nn.Module``, traced with ``torch.fx``, as a :class:`QNet`.
+
+The traced graph is walked in order and each node goes through a table of small handlers, one per
+module type or function (as hls4ml's ``@pytorch_handler`` tables): a conv starts a layer, and the
+BatchNorm and ReLU that follow it alone fold into it (BatchNorm into its weights and bias, ReLU into
+its output clamp); ``+`` becomes a residual add (a ReLU after it folds into the add); max pooling,
+the global average pool and the linear classifier after it map to their quantized layers; identity,
+dropout and the flatten after the global pool pass the value through. The result computes, in float
+mode, what the module computes (to float rounding); ``quantize`` then calibrates and quantizes it
+as every built-in network is (PTQ).
+
+Anything else fails with one line naming the node, its type and what is supported
+(:class:`FrontendError`).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.maxpool import QMaxPool2d
+from ..qnet import QNet
+from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLinear
+
+__all__ = ["FrontendError", "from_torch", "SUPPORTED"]
+
+#: What the front end takes, for the error message.
+SUPPORTED = (
+    "Conv2d (1x1 stride 1, 3x3 stride 1 or 2, 'same' padding, groups 1 or depthwise)",
+    "BatchNorm2d after a conv", "ReLU after a conv or an add", "MaxPool2d(2)",
+    "AdaptiveAvgPool2d(1) / mean over H, W", "Flatten / view / reshape after the global pool",
+    "Linear after the global pool", "+ / torch.add of two maps", "Identity", "Dropout",
+)
+
+
+class FrontendError(ValueError):
+    """A module the front end cannot take (one line: the node, its type, what is supported)."""
+
+
+def _unsupported(node, what: str, why: str = "") -> FrontendError:
+    reason = f" ({why})" if why else ""
+    return FrontendError(f"{node.name}: {what} is not supported{reason}; supported: "
+                         + "; ".join(SUPPORTED))
+
+
+class _Builder:
+    def __init__(self, gm: torch.fx.GraphModule, name: str, nonneg_input: bool):
+        self.gm, self.net = gm, QNet(name)
+        self.nonneg_input = nonneg_input
+        self.value: dict = {}     # fx node -> QNet node name (or None for a non-map value)
+        self.kind: dict = {}      # QNet node name -> "map" | "pooled" | "vector"
+        self.users = {n: len(n.users) for n in gm.graph.nodes}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _name(self, node) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", node.name) or "n"
+        name, k = base, 1
+        while name in self.net.nodes:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def _src(self, node, arg):
+        if not isinstance(arg, torch.fx.Node) or arg not in self.value:
+            raise _unsupported(node, f"an input of type {type(arg).__name__}")
+        return self.value[arg]
+
+    def _add(self, node, module, *inputs, kind="map") -> str:
+        name = self._name(node)
+        self.net.add(name, module, *inputs)
+        self.value[node] = name
+        self.kind[name] = kind
+        return name
+
+    def _fold_target(self, node, arg, types):
+        """The QNet layer ``arg`` is, when ``node`` may fold into it (its only user)."""
+        src = self._src(node, arg)
+        mod = self.net.nodes[src]
+        if isinstance(mod, types) and self.users[arg] == 1 and not getattr(mod, "relu", False):
+            return src, mod
+        return None, None
+
+    # -- handlers ----------------------------------------------------------------------------------
+    def placeholder(self, node):
+        if self.net.nodes:
+            raise _unsupported(node, "a second input")
+        self._add(node, QInput(nonneg=self.nonneg_input))
+
+    def conv2d(self, node, m: nn.Conv2d):
+        (x,) = node.args
+        k = m.kernel_size
+        if k[0] != k[1] or k[0] not in (1, 3):
+            raise _unsupported(node, f"Conv2d with kernel {k}")
+        k, s = k[0], m.stride
+        if s[0] != s[1] or s[0] not in (1, 2) or (k == 1 and s[0] != 1):
+            raise _unsupported(node, f"Conv2d {k}x{k} with stride {s}")
+        pad = m.padding if isinstance(m.padding, tuple) else None
+        if m.padding != "same" and pad != (k // 2, k // 2):
+            raise _unsupported(node, f"Conv2d {k}x{k} with padding {m.padding}")
+        if m.dilation != (1, 1) or m.padding_mode != "zeros":
+            raise _unsupported(node, "Conv2d with dilation or non-zero padding mode")
+        g = m.groups
+        if g != 1 and not (g == m.in_channels == m.out_channels and k == 3):
+            raise _unsupported(node, f"Conv2d with groups={g} (1, or depthwise 3x3)")
+        q = QConv2d(m.in_channels, m.out_channels, k, stride=s[0], groups=g, bias=True)
+        with torch.no_grad():
+            q.weight.copy_(m.weight)
+            q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_channels))
+        self._add(node, q, self._src(node, x))
+
+    def batchnorm2d(self, node, m: nn.BatchNorm2d):
+        (x,) = node.args
+        src, conv = self._fold_target(node, x, QConv2d)
+        if conv is None:
+            raise _unsupported(node, "BatchNorm2d not right after a conv")
+        with torch.no_grad():
+            g = m.weight / torch.sqrt(m.running_var + m.eps) if m.affine else \
+                1.0 / torch.sqrt(m.running_var + m.eps)
+            beta = m.bias if m.affine else torch.zeros_like(g)
+            conv.weight.mul_(g.view(-1, 1, 1, 1))
+            conv.bias.copy_((conv.bias - m.running_mean) * g + beta)
+        self.value[node] = src
+
+    def relu(self, node, x):
+        src, mod = self._fold_target(node, x, (QConv2d, QLinear, QAdd))
+        if mod is None:
+            raise _unsupported(node, "ReLU not right after a conv, linear or add")
+        mod.relu = True
+        self.value[node] = src
+
+    def maxpool2d(self, node, x, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+        def one(v):
+            return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
+        stride = kernel if stride is None or stride == [] else stride
+        if (one(kernel), one(stride), one(padding), one(dilation), ceil_mode) != (2, 2, 0, 1,
+                                                                                 False):
+            raise _unsupported(node, f"MaxPool2d(kernel={kernel}, stride={stride}, "
+                                     f"padding={padding})", "2x2, stride 2, no padding")
+        if self.kind.get(self._src(node, x)) != "map":
+            raise _unsupported(node, "MaxPool2d of a vector")
+        self._add(node, QMaxPool2d(), self._src(node, x))
+
+    def global_pool(self, node, x):
+        if self.kind.get(self._src(node, x)) != "map":
+            raise _unsupported(node, "a global pool of a vector")
+        self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
+
+    def flatten(self, node, x):
+        src = self._src(node, x)
+        if self.kind[src] == "map":
+            raise _unsupported(node, "flattening a spatial map",
+                               "a dense head over a whole map is not supported yet")
+        self.value[node] = src
+
+    def linear(self, node, m: nn.Linear):
+        (x,) = node.args
+        src = self._src(node, x)
+        if self.kind[src] == "map":
+            raise _unsupported(node, "Linear on a spatial map")
+        q = QLinear(m.in_features, m.out_features, bias=True)
+        with torch.no_grad():
+            q.weight.copy_(m.weight)
+            q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_features))
+        self._add(node, q, src, kind="vector")
+
+    def add(self, node, a, b):
+        sa, sb = self._src(node, a), self._src(node, b)
+        if self.kind[sa] != "map" or self.kind[sb] != "map":
+            raise _unsupported(node, "an add of non-map values")
+        self._add(node, QAdd(), sa, sb)
+
+    def passthrough(self, node, x):
+        self.value[node] = self._src(node, x)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def run(self) -> QNet:
+        out = None
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
+                self.placeholder(node)
+            elif node.op == "call_module":
+                self._module(node, self.gm.get_submodule(node.target))
+            elif node.op in ("call_function", "call_method"):
+                self._function(node)
+            elif node.op == "output":
+                out = node.args[0]
+            else:
+                raise _unsupported(node, f"a {node.op} node ({node.target})")
+        if not isinstance(out, torch.fx.Node) or self.value.get(out) != list(self.net.nodes)[-1]:
+            raise FrontendError("the module must return one tensor, computed last")
+        last = self.net.nodes[self.value[out]]
+        if isinstance(last, QLinear) and not last.relu:
+            last.requant_out = False  # the classifier's raw int32 logits
+        return self.net
+
+    def _module(self, node, m):
+        if isinstance(m, nn.Conv2d):
+            self.conv2d(node, m)
+        elif isinstance(m, nn.BatchNorm2d):
+            self.batchnorm2d(node, m)
+        elif isinstance(m, nn.ReLU):
+            self.relu(node, node.args[0])
+        elif isinstance(m, nn.MaxPool2d):
+            self.maxpool2d(node, node.args[0], m.kernel_size, m.stride, m.padding, m.dilation,
+                           m.ceil_mode)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            size = m.output_size
+            if size not in (1, (1, 1)):
+                raise _unsupported(node, f"AdaptiveAvgPool2d({size})")
+            self.global_pool(node, node.args[0])
+        elif isinstance(m, nn.Flatten):
+            self.flatten(node, node.args[0])
+        elif isinstance(m, nn.Linear):
+            self.linear(node, m)
+        elif isinstance(m, (nn.Identity, nn.Dropout)):
+            self.passthrough(node, node.args[0])
+        else:
+            raise _unsupported(node, f"module {node.target} ({type(m).__name__})")
+
+    def _function(self, node):
+        t, args, kw = node.target, node.args, node.kwargs
+        if t in (F.relu, torch.relu, "relu"):
+            self.relu(node, args[0])
+        elif t in (operator.add, torch.add, "add") and len(args) == 2 and not kw:
+            self.add(node, *args)
+        elif t is F.max_pool2d:
+            names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+            params = dict(zip(names, args[1:], strict=False)) | dict(kw)
+            params.pop("return_indices", None)
+            self.maxpool2d(node, args[0], params.get("kernel_size"), params.get("stride"),
+                           params.get("padding", 0), params.get("dilation", 1),
+                           params.get("ceil_mode", False))
+        elif t is F.adaptive_avg_pool2d and args[1:] in ((1,), ((1, 1),)):
+            self.global_pool(node, args[0])
+        elif t in (torch.mean, "mean") and tuple(args[1:2]) in (((2, 3),), ([2, 3],), ((-2, -1),)):
+            self.global_pool(node, args[0])
+        elif t in (torch.flatten, "flatten", "view", "reshape"):
+            self.flatten(node, args[0])
+        elif t in (F.dropout, "contiguous"):
+            self.passthrough(node, args[0])
+        else:
+            what = getattr(t, "__name__", str(t))
+            raise _unsupported(node, f"function {what}")
+
+
+def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = True) -> QNet:
+    """The :class:`QNet` of ``module`` (in eval mode), with its float weights.
+
+    ``nonneg_input``: whether the input is non-negative (an unsigned first quantizer, like the
+    built-in networks' images); otherwise the input is quantized symmetric.
+    """
+    if not isinstance(module, nn.Module):
+        raise FrontendError(f"expected a torch.nn.Module, not {type(module).__name__}")
+    module = module.eval()
+    try:
+        gm = torch.fx.symbolic_trace(module)
+    except Exception as exc:  # noqa: BLE001  (any trace failure is the user's model's)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FrontendError(f"torch.fx cannot trace {type(module).__name__}: {first}") from None
+    return _Builder(gm, name, nonneg_input).run().eval()

@@ -1,0 +1,99 @@
+"""PyTorch front end: plain modules traced into QNet, float-equivalent, integer-exact export."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.frontends import FrontendError, from_torch, quantize
+
+
+class LeNetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding="same")
+        self.bn2 = nn.BatchNorm2d(8)
+        self.conv3 = nn.Conv2d(8, 16, 1)
+        self.drop = nn.Dropout(0.2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        y = self.bn2(self.conv2(x))
+        x = torch.relu(x + y)
+        x = F.max_pool2d(torch.relu(self.conv3(x)), 2)
+        return self.fc(torch.flatten(self.gap(self.drop(x)), 1))
+
+
+def _trained_bn(m):
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+    return m.eval()
+
+
+def test_float_graph_computes_the_module():
+    torch.manual_seed(0)
+    m = _trained_bn(LeNetish())
+    net = from_torch(m, name="lenet")
+    assert [type(v).__name__ for v in net.nodes.values()] == [
+        "QInput", "QConv2d", "QMaxPool2d", "QConv2d", "QAdd", "QConv2d", "QMaxPool2d",
+        "QGlobalAvgPool", "QLinear"]
+    x = torch.rand(4, 1, 16, 16)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+def test_quantized_golden_is_the_integer_model():
+    torch.manual_seed(1)
+    m = _trained_bn(LeNetish())
+    net = from_torch(m, name="lenet")
+    x = torch.rand(32, 1, 16, 16)
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes][-3:] == ["maxpool", "gap", "linear"]
+    assert not g.output.requant  # raw logits
+    net.set_mode("int")
+    xi = net.quantize_input(x[:6])
+    out = net(xi)
+    coords = torch.tensor([(y, xx) for y in range(16) for xx in range(16)])
+    for b in range(6):
+        _, logits = g.run_frame(coords, xi[b].reshape(1, -1).t())
+        assert torch.equal(logits[0], out[b].long())
+    # the quantized model agrees with the float module on most inputs
+    net.set_mode("fake")
+    agree = (net(x).argmax(1) == m(x).argmax(1)).float().mean()
+    assert agree >= 0.8, agree
+
+
+@pytest.mark.parametrize("module,match", [
+    (nn.Sequential(nn.Conv2d(1, 4, 5, padding=2)), r"Conv2d with kernel \(5, 5\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3)), r"padding \(0, 0\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()), r"Sigmoid\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2)), "AvgPool2d"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 64, 10)),
+     "flattening a spatial map"),
+    (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
+])
+def test_unsupported_is_one_line_naming_node_type_and_list(module, match):
+    with pytest.raises(FrontendError, match=match) as e:
+        from_torch(module)
+    msg = str(e.value)
+    assert "\n" not in msg and "supported:" in msg and "MaxPool2d(2)" in msg
+
+
+def test_untraceable_module_is_one_line():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(FrontendError, match="torch.fx cannot trace Branchy") as e:
+        from_torch(Branchy())
+    assert "\n" not in str(e.value)

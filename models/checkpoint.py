@@ -57,6 +57,11 @@ def load_checkpoint(path):
         blob = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
             raise ValueError("not a codesign checkpoint")
+        if blob["model"] == "user":  # an imported network carries its graph and its inputs
+            from .user import spec_from_blob
+
+            s, model = spec_from_blob(blob)
+            return s, model.eval(), blob
         s = spec(blob["model"])
         model = s.build()
         if blob["folded"]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from . import user
 from .checkpoint import (
     CHECKPOINT_VERSION,
     cache_dir,
@@ -98,11 +99,21 @@ class Bundle:
         return self.spec.frames(self.model, n, seed=seed, split=split)
 
 
-def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True) -> Bundle:
-    """A :class:`Bundle` from a registry name (cached, trained on demand) or a checkpoint path."""
+def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,
+         calib=None) -> Bundle:
+    """A :class:`Bundle` from a registry name (cached, trained on demand), a checkpoint path, or
+    a user's ``file.py:factory`` with its calibration inputs ``calib`` (imported on demand into
+    the cache, :mod:`models.user`)."""
     name_or_path = str(name_or_path)
     looks_like_path = name_or_path.endswith(".pt") or os.sep in name_or_path
-    if looks_like_path:
+    if user.is_user_ref(name_or_path):
+        if calib is None:
+            raise ModelError(f"{name_or_path} is a PyTorch model: give its calibration inputs "
+                             "with --calib (.npz with x [and y], .npy, or file.py:function)")
+        path = user.user_checkpoint_path(name_or_path, calib, cache_dir())
+        if not path.is_file():
+            user.import_model(name_or_path, calib, path, version=CHECKPOINT_VERSION)
+    elif looks_like_path:
         path = Path(name_or_path)
         if path.is_dir():
             path = path / "model.pt"

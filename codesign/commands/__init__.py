@@ -1,0 +1,34 @@
+"""One module per subcommand; shared option handling below."""
+
+from __future__ import annotations
+
+from common.errors import CodesignError
+
+__all__ = ["MODEL_HELP", "add_model_arguments", "resolve_model"]
+
+#: What ``--model`` takes in every command.
+MODEL_HELP = ("a built-in name (digits, eventdigits, eye), a checkpoint path, or your PyTorch "
+              "model as path/to/file.py:factory (with --calib)")
+
+
+def add_model_arguments(p, *, required: bool = True, default=None) -> None:
+    """``--model`` and ``--calib`` (the calibration inputs of a file.py:factory model)."""
+    p.add_argument("--model", required=required, default=default, help=MODEL_HELP)
+    p.add_argument("--calib", default=None,
+                   help="calibration inputs of a file.py:factory model: .npz with x [N, C, H, W] "
+                        "(and labels y), .npy, or file.py:function returning x or (x, y)")
+
+
+def resolve_model(model: str, calib) -> str:
+    """``model`` as every command takes it: a ``file.py:factory`` model is imported (traced,
+    calibrated, cached) and named by its checkpoint path; other names pass unchanged."""
+    from models import user, zoo
+
+    if not user.is_user_ref(model):
+        if calib is not None:
+            raise CodesignError(f"--calib is for a file.py:factory model, not {model!r}")
+        return model
+    try:
+        return str(zoo.load(model, calib=calib).checkpoint)
+    except (zoo.ModelError, ValueError) as exc:
+        raise CodesignError(str(exc).splitlines()[0]) from None

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
+from . import add_model_arguments, resolve_model
+
 NAME = "build"
 HELP = ("generate the accelerator of a model at a design point: DIR/verilog/<top>.v, "
         "DIR/manifest.json and, with --synth, DIR/resources.json")
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True,
-                   help="model name or checkpoint path (models.zoo), or a QGraph .json file")
+    add_model_arguments(p)
     p.add_argument("--point", default="default", metavar="P.json|default",
                    help="design point JSON from `codesign dse`, or 'default' (default)")
     p.add_argument("--format", default="int8",
@@ -49,6 +50,8 @@ def _qgraph(model: str, formats):
 
 def run(args) -> int:
     from contract.point import DesignPoint, load_point
+
+    args.model = resolve_model(args.model, args.calib)
     from hw.build import build, top_name
     from models.quant.formats import WEIGHT_FORMATS
 

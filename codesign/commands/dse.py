@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 
+from . import add_model_arguments, resolve_model
+
 NAME = "dse"
 HELP = "ILP design-space exploration: Pareto front of latency vs predicted accuracy"
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True,
-                   help="digits, eventdigits, eye, a checkpoint path, or synthetic<N>")
+    add_model_arguments(p)
     p.add_argument("--device", required=True, help="FPGA part, e.g. XCZU3EG, XCZU9EG, XC7Z020")
     p.add_argument("--util", type=float, default=0.8, help="utilisation ceiling in (0, 1]")
     p.add_argument("--formats", default="int8,int4,dybit4",
@@ -35,6 +36,7 @@ def add_arguments(p):
 def run(args) -> int:
     from dse.api import explore
 
+    args.model = resolve_model(args.model, args.calib)
     def log(msg):
         print(msg, file=sys.stderr)
 

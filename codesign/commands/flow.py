@@ -16,6 +16,7 @@ from common.errors import CodesignError
 from common.fsutil import write_json
 
 from ..pipeline import FlowConfig, Stage, run_flow
+from . import add_model_arguments, resolve_model
 
 NAME = "flow"
 HELP = "run the whole flow (train/reuse, DSE, pick, build, co-simulate, report)"
@@ -23,7 +24,7 @@ HELP = "run the whole flow (train/reuse, DSE, pick, build, co-simulate, report)"
 
 def add_arguments(p):
     d = FlowConfig()
-    p.add_argument("--model", default=d.model, help="digits, eventdigits, eye or a checkpoint")
+    add_model_arguments(p, required=False, default=d.model)
     p.add_argument("--device", default=d.device, help=f"FPGA part (default {d.device})")
     p.add_argument("--util", type=float, default=d.util, help="utilisation ceiling (0, 1]")
     p.add_argument("--formats", default=d.formats, help="weight formats the DSE may choose")
@@ -79,10 +80,11 @@ def pick_point(pareto_csv: Path, max_drop: float) -> dict:
 def run(args) -> int:
     from models.zoo import ModelError
 
-    cfg = FlowConfig(model=args.model, device=args.device, util=args.util, formats=args.formats,
+    cfg = FlowConfig(model=resolve_model(args.model, args.calib), device=args.device,
+                     util=args.util, formats=args.formats,
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
-                     out=args.out or f"runs/flow-{Path(str(args.model)).stem}")
+                     out=args.out or f"runs/flow-{Path(str(args.model).split(':')[0]).stem}")
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {

@@ -1,0 +1,212 @@
+"""A user's own PyTorch network: ``path/to/file.py:factory`` plus calibration inputs.
+
+``import_model`` calls the factory (a callable returning a trained ``torch.nn.Module``), traces it
+with the PyTorch front end (:func:`models.frontends.from_torch`), folds its BatchNorms, calibrates
+its activation scales on the inputs, and writes a codesign checkpoint: the quantizable graph itself
+(no user code is needed to load it again) and where its data came from. Every command then takes
+that checkpoint like a zoo model's.
+
+Calibration inputs (``--calib``): a ``.npz`` with ``x`` (float ``[N, C, H, W]``) and optionally
+``y`` (int labels ``[N]``), a ``.npy`` holding ``x``, or ``file.py:function`` returning ``x`` or
+``(x, y)``. The first half of the rows calibrates (and measures per-layer sensitivity), the second
+half is the test split (all rows when there are fewer than 4). Without labels, "accuracy" is the
+agreement of the quantized model's argmax with the float module's on the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .registry import ModelError
+from .spec import ClassifierSpec
+
+__all__ = ["is_user_ref", "parse_ref", "load_factory", "load_inputs", "UserSpec",
+           "import_model", "user_checkpoint_path"]
+
+_REF = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def is_user_ref(text) -> bool:
+    """Whether ``text`` names a callable in a Python file (``file.py:name``)."""
+    return bool(_REF.match(str(text)))
+
+
+def parse_ref(text) -> tuple[Path, str]:
+    m = _REF.match(str(text))
+    if not m:
+        raise ModelError(f"{text!r} is not of the form path/to/file.py:callable")
+    path = Path(m["path"])
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist (model or data reference {text!r})")
+    return path, m["name"]
+
+
+def _call(text, what: str):
+    path, name = parse_ref(text)
+    mod_name = "codesign_user_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    try:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001  (the user's file: any error is theirs)
+        raise ModelError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ModelError(f"{path} has no callable {name!r} (the {what})")
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"{path}:{name}() failed: {type(exc).__name__}: {exc}") from None
+
+
+def load_factory(ref) -> torch.nn.Module:
+    """The module ``file.py:factory()`` returns."""
+    module = _call(ref, "model factory")
+    if not isinstance(module, torch.nn.Module):
+        raise ModelError(f"{ref} returned {type(module).__name__}, not a torch.nn.Module")
+    return module.eval()
+
+
+def load_inputs(ref) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(x float32 [N, C, H, W], y int64 [N] or None)`` from a .npz, a .npy or ``file.py:fn``."""
+    text = str(ref)
+    if is_user_ref(text):
+        got = _call(text, "data function")
+        x, y = got if isinstance(got, tuple) else (got, None)
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ModelError(f"calibration data {path} does not exist")
+        try:
+            if path.suffix == ".npz":
+                with np.load(path) as z:
+                    if "x" not in z:
+                        raise ValueError(f"no array 'x' (arrays: {', '.join(z.files)})")
+                    x, y = z["x"], (z["y"] if "y" in z else None)
+            elif path.suffix == ".npy":
+                x, y = np.load(path), None
+            else:
+                raise ValueError("expected a .npz or .npy file")
+        except Exception as exc:  # noqa: BLE001  (numpy raises many kinds for a damaged file)
+            raise ModelError(f"calibration data {path} is unreadable: {exc}") from None
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    if x.dim() != 4 or len(x) == 0 or not torch.isfinite(x).all():
+        raise ModelError("calibration inputs must be a finite float array [N, C, H, W] with "
+                         f"N >= 1, not shape {list(x.shape)}")
+    if y is not None:
+        y = torch.as_tensor(np.asarray(y)).long().reshape(-1)
+        if len(y) != len(x):
+            raise ModelError(f"calibration labels y have {len(y)} rows, inputs x {len(x)}")
+    return x, y
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+class UserSpec(ClassifierSpec):
+    """A user's network: its data are the calibration inputs (see the module docstring)."""
+
+    def __init__(self, name: str, x: torch.Tensor, y: torch.Tensor | None, *, source: dict):
+        self.source = source
+        self.x = x
+        self.labelled = y is not None
+        self._y = y
+        n_val = len(x) if len(x) < 4 else (len(x) + 1) // 2
+        self._val = slice(0, n_val)
+        self._test = slice(0, len(x)) if len(x) < 4 else slice(n_val, len(x))
+        super().__init__(name, build=self._no_build, data=self._split, default_epochs=0)
+
+    def _no_build(self):
+        raise ModelError(f"{self.name} is an imported model: rebuild it from "
+                         f"{self.source['model']} with `codesign import`")
+
+    def set_reference(self, float_logits: torch.Tensor) -> None:
+        """Labels for unlabelled inputs: the float module's own argmax."""
+        if self._y is None:
+            self._y = float_logits.argmax(1)
+
+    def _split(self, split):
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}")
+        sel = self._test if split == "test" else self._val
+        return self.x[sel], self._y[sel]
+
+    def fit(self, model, *, epochs, lr, seed, progress):
+        raise ModelError(f"{self.name} is imported with its own weights: train it in PyTorch; "
+                         "codesign quantizes it (PTQ)")
+
+
+def user_checkpoint_path(ref, calib, cache: Path) -> Path:
+    """Where the cache (``cache``) keeps the import of ``ref`` calibrated on ``calib``."""
+    path, name = parse_ref(ref)
+    data = Path(str(calib).split(":")[0]) if is_user_ref(calib) else Path(str(calib))
+    if not data.is_file():
+        raise ModelError(f"calibration data {data} does not exist")
+    key = _digest(path.read_bytes(), name.encode(), data.read_bytes(), str(calib).encode())
+    return Path(cache) / "imports" / f"{path.stem}-{name}-{key[:12]}" / "model.pt"
+
+
+def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
+    """Trace, calibrate and save ``ref`` as a checkpoint of format ``version``; return its
+    metrics (also in ``metrics.json`` beside it)."""
+    from common.fsutil import atomic_path, write_json
+
+    from .frontends import from_torch
+
+    path, name = parse_ref(ref)
+    module = load_factory(ref)
+    x, y = load_inputs(calib)
+    model_name = re.sub(r"[^A-Za-z0-9_]", "_", f"{path.stem}_{name}")
+    qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()))
+    with torch.no_grad():
+        ref_logits = module(x)
+    if ref_logits.dim() != 2:
+        raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
+                         "classifiers (one logit vector per input)")
+    source = {"model": str(ref), "model_file": str(path.resolve()),
+              "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
+              "labelled": y is not None}
+    spec = UserSpec(model_name, x, y, source=source)
+    spec.set_reference(ref_logits)
+    qnet.fold_bn()
+    qnet.calibrate(spec.calibration_batches(qnet), abits=abits)
+    float_acc = spec.evaluate(qnet, split="test", mode="float")
+    int8 = spec.evaluate(_quantized(qnet, "int8"), split="test", mode="int")
+    metrics = {"model": model_name, "source": str(ref), "calib": source["calib"],
+               "labelled": y is not None, "inputs": len(x),
+               "float_accuracy": float_acc["accuracy"], "integer_accuracy": int8["accuracy"],
+               "integer_format": "int8", "test_n": int8["n"]}
+    blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
+            "name": model_name, "x": x, "y": spec._y, "format": "fp32", "qat": False,
+            "folded": True, "metrics": metrics}
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        torch.save(blob, tmp)
+    write_json(out_path.parent / "metrics.json", metrics)
+    return metrics
+
+
+def _quantized(qnet, fmt):
+    import copy
+
+    q = copy.deepcopy(qnet)
+    q.set_formats(fmt)
+    return q
+
+
+def spec_from_blob(blob) -> tuple[UserSpec, torch.nn.Module]:
+    """``(spec, qnet)`` of a saved import (the inputs and labels are saved with it)."""
+    spec = UserSpec(blob["name"], blob["x"], blob["y"], source=blob["user"])
+    return spec, blob["qnet"]

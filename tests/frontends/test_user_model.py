@@ -1,0 +1,116 @@
+"""A user's own PyTorch file through the command line: import, DSE, build and co-simulation, and
+one-line errors for bad model and data inputs."""
+
+import json
+import re
+import textwrap
+
+import numpy as np
+import pytest
+
+from codesign.cli import main
+
+MODEL = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.pool = nn.MaxPool2d(2)
+            self.c2 = nn.Conv2d(4, 8, 1)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.bn(self.c1(x))))
+            x = torch.relu(self.c2(x))
+            return self.fc(x.mean((2, 3)))
+
+    def build():
+        torch.manual_seed(0)
+        return Net().eval()
+
+    def not_a_module():
+        return 3
+
+    def broken():
+        raise RuntimeError("no weights")
+""")
+
+
+@pytest.fixture
+def user_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "net.py").write_text(MODEL)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.random((16, 1, 8, 8), dtype=np.float32),
+             y=rng.integers(0, 3, 16))
+    return tmp_path
+
+
+def test_import_then_dse_build_and_rtl_sim(user_files, capsys):
+    d = user_files
+    ref, calib = f"{d}/net.py:build", str(d / "calib.npz")
+    assert main(["dse", "--model", ref, "--calib", calib, "--device", "XC7Z020", "--points", "2",
+                 "--out", str(d / "dse")]) == 0
+    point = json.loads((d / "dse" / "point_0.json").read_text())
+    assert [layer["name"] for layer in point["layers"]] == ["c1", "c2", "fc"]
+    ckpts = list((d / "cache" / "imports").glob("*/model.pt"))
+    assert len(ckpts) == 1
+    metrics = json.loads((ckpts[0].parent / "metrics.json").read_text())
+    assert metrics["labelled"] and metrics["inputs"] == 16 and metrics["test_n"] == 8
+    # the checkpoint stands for the model in every later command
+    out = d / "build"
+    assert main(["build", "--model", str(ckpts[0]), "--point", str(d / "dse" / "point_0.json"),
+                 "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == str(ckpts[0])
+    assert [layer["format"] for layer in manifest["layers"]] == \
+        [layer["format"] for layer in point["layers"]]
+    capsys.readouterr()
+
+
+@pytest.mark.rtl
+def test_user_model_co_simulates_bit_exact(user_files, capsys):
+    from cosim.runner import simulator_missing
+
+    if simulator_missing("verilator"):
+        pytest.skip("verilator missing")
+    d = user_files
+    out = d / "build"
+    assert main(["build", "--model", f"{d}/net.py:build", "--calib", str(d / "calib.npz"),
+                 "--out", str(out)]) == 0
+    assert main(["sim", "--build", str(out), "--frames", "6", "--stall", "0.3"]) == 0
+    summary = json.loads((out / "sim_summary.json").read_text())
+    assert summary["mismatches"] == 0 and summary["frames"] >= 6
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("model,calib,match", [
+    ("{d}/missing.py:build", "{d}/calib.npz", "missing.py does not exist"),
+    ("{d}/net.py:nothere", "{d}/calib.npz", "has no callable 'nothere'"),
+    ("{d}/net.py:not_a_module", "{d}/calib.npz", "returned int, not a torch.nn.Module"),
+    ("{d}/net.py:broken", "{d}/calib.npz", r"broken\(\) failed: RuntimeError: no weights"),
+    ("{d}/net.py:build", None, "give its calibration inputs with --calib"),
+    ("{d}/net.py:build", "{d}/nothere.npz", "nothere.npz does not exist"),
+    ("{d}/net.py:build", "{d}/bad.npz", "is unreadable"),
+    ("{d}/net.py:build", "{d}/noxs.npz", "no array 'x'"),
+    ("{d}/net.py:build", "{d}/flat.npy", r"\[N, C, H, W\]"),
+    ("digits", "{d}/calib.npz", "--calib is for a file.py:factory model"),
+])
+def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys, model, calib,
+                                                               match):
+    d = user_files
+    (d / "bad.npz").write_bytes(b"not a zip")
+    np.savez(d / "noxs.npz", z=np.zeros(3))
+    np.save(d / "flat.npy", np.zeros((4, 64), dtype=np.float32))
+    argv = ["dse", "--model", model.format(d=d), "--device", "XC7Z020", "--out", str(d / "o")]
+    if calib:
+        argv += ["--calib", calib.format(d=d)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert re.search(match, err), err
+    assert not (d / "o").exists()

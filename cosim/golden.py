@@ -25,37 +25,52 @@ def formats_from_point(point) -> dict:
 def network_golden(manifest: Manifest, *, progress: bool = False):
     """``(bundle, qgraph, golden)`` for the network of a built design.
 
-    The model is ``manifest["checkpoint"]`` when present (the exact weights the build used), else
-    the zoo's cached ``manifest["model"]``; a ``manifest["qgraph"]`` file (relative to the build
-    directory), when present, is the golden QGraph itself. Raises :class:`CodesignError` if the
-    manifest names no model or the model cannot be loaded.
+    The build carries its own QGraph (``manifest["qgraph"]``, checked against
+    ``manifest["qgraph_sha256"]``). When the model it was built from still loads
+    (``manifest["checkpoint"]`` or ``manifest["model"]``), the QGraph is rebuilt from it as well
+    and must be the same (else the model was retrained or requantized since: the build is stale);
+    ``bundle`` is then the model, whose data set gives frames. A build from a QGraph JSON file has
+    no model: ``bundle`` is None and frames must come from the user (``codesign sim --inputs``).
     """
+    from models.qgraph import GraphError, QGraph
+
     raw = manifest.raw or {}
     source = raw.get("checkpoint") or manifest.model
-    if not source:
-        raise CodesignError(
-            f"{manifest.root / 'manifest.json'} names no model; cannot rebuild the golden model")
     if not manifest.point:
         raise CodesignError(f"{manifest.root / 'manifest.json'} has no design point")
-    from models import zoo
-    try:
-        bundle = zoo.load(source, progress=progress)
-        if raw.get("qgraph"):
-            from models.qgraph import QGraph
-            qgraph = QGraph.load(manifest.root / raw["qgraph"])
-        else:
-            qgraph = bundle.qgraph(formats_from_point(manifest.point))
-    except CodesignError:
-        raise
-    except (ValueError, OSError) as exc:
-        raise CodesignError(f"cannot rebuild model {manifest.model!r}: {exc}") from None
-    _check_ports(manifest, qgraph)
     want = raw.get("qgraph_sha256")
-    if want:
-        if qgraph.fingerprint() != want:
-            raise CodesignError(
-                f"the build in {manifest.root} is stale: model {source!r} no longer gives the "
-                "QGraph it was built from (retrained or requantized); rerun `codesign build`")
+    own = None
+    if raw.get("qgraph"):
+        path = manifest.root / raw["qgraph"]
+        try:
+            own = QGraph.load(path)
+        except (OSError, ValueError, KeyError, TypeError, GraphError) as exc:
+            raise CodesignError(f"{path} is unreadable ({exc}); rerun `codesign build`") from None
+        if want and own.fingerprint() != want:
+            raise CodesignError(f"{path} does not match the QGraph the build was made from "
+                                "(modified after `codesign build`); rerun `codesign build`")
+    bundle = None
+    if source and not str(source).endswith(".json"):
+        from models import zoo
+        try:
+            bundle = zoo.load(source, progress=progress)
+            qgraph = bundle.qgraph(formats_from_point(manifest.point))
+        except CodesignError:
+            raise
+        except (ValueError, OSError) as exc:
+            if own is None:
+                raise CodesignError(f"cannot rebuild model {manifest.model!r}: {exc}") from None
+            bundle = None
+    if bundle is None:
+        if own is None:
+            raise CodesignError(f"{manifest.root / 'manifest.json'} names no loadable model and "
+                                "the build holds no QGraph; rerun `codesign build`")
+        qgraph = own
+    _check_ports(manifest, qgraph)
+    if want and qgraph.fingerprint() != want:
+        raise CodesignError(
+            f"the build in {manifest.root} is stale: model {source!r} no longer gives the "
+            "QGraph it was built from (retrained or requantized); rerun `codesign build`")
     return bundle, qgraph, qgraph_golden(qgraph)
 
 

@@ -10,6 +10,8 @@ Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
   layout (:func:`hw.stream.payload_fields`) and map geometry, one entry per compute layer, the
   computed residual skip FIFO depths, and every stage's cycles per frame for a dense input
   (``stages_dense``; ``ii_dense`` is their maximum, the dense initiation interval).
+- ``qgraph.json``: the integer network the Verilog computes (the build's own golden model, so
+  ``codesign sim`` needs nothing else; its digest is ``qgraph_sha256``).
 - ``resources.json`` (``synth=True``): Yosys ``synth_xilinx -family xcup`` cell counts of the top
   (:func:`hw.synth.synthesize_verilog`).
 
@@ -121,6 +123,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     text = kick_comb_blocks(verilog.convert(net, name=top, emit_src=False))
     vpath = Path("verilog") / f"{top}.v"
     write_text(out / vpath, text)
+    qgraph.save(out / "qgraph.json")  # the build's own golden model
 
     layers = []
     for node in qgraph.compute_nodes():
@@ -133,6 +136,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
         "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
         "point": point.to_dict(),
+        "qgraph": "qgraph.json",
         "qgraph_sha256": qgraph_fingerprint(qgraph),
         "ports": {"input": port_manifest("i", net.i_shape),
                   "output": port_manifest("o", net.o_shape)},

@@ -66,6 +66,13 @@ def run(args) -> int:
         formats = {c.name: c.format for c in point.layers}
         qgraph, name = _qgraph(args.model, formats)
         point.validate(qgraph)
+        fixed = {n.name: n.wformat for n in qgraph.compute_nodes()}
+        for layer, fmt in formats.items():
+            if fixed.get(layer) != fmt:
+                raise CodesignError(
+                    f"layer {layer}: the point asks for {fmt} weights but {args.model} holds "
+                    f"{fixed.get(layer)} (a QGraph file is already quantized); use a point with "
+                    "its formats, or build from the model or checkpoint")
     # the manifest names the model as cosim must reload it: a registry name, or an absolute path
     ref = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
     manifest = build(qgraph, point, args.out, synth=args.synth, model=ref, top=top_name(name))

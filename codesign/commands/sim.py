@@ -43,6 +43,54 @@ def add_arguments(p):
     p.add_argument("--timeout", type=int, default=200000, metavar="CYCLES",
                    help="cycles without any transfer that count as a deadlock")
     p.add_argument("--split", default="test", help="data set split the frames come from")
+    p.add_argument("--inputs", default=None, metavar="FRAMES.npz",
+                   help="simulate your own frames: .npz with x [N, C, H, W] (float: quantized "
+                        "with the model's input quantizer; integer: the quantized input itself) "
+                        "and optionally active [N, H, W] (bool: the active sites of sparse "
+                        "frames; default every site)")
+
+
+def user_frames(path, qgraph, bundle) -> list:
+    """Frames ``(coords, feats)`` from a user's .npz (see ``--inputs``), checked against the
+    network's input (shape, integer range)."""
+    import numpy as np
+    import torch
+
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            x = z["x"]
+            active = z["active"] if "active" in z.files else None
+    except Exception as exc:  # noqa: BLE001  (numpy raises many kinds for a damaged file)
+        raise CodesignError(f"--inputs {path} is unreadable ({exc}); expected a .npz with x") \
+            from None
+    c, h, w = qgraph.input.in_shape
+    if x.ndim != 4 or x.shape[1:] != (c, h, w) or len(x) == 0:
+        raise CodesignError(f"--inputs {path}: x has shape {list(x.shape)}, the network takes "
+                            f"[N, {c}, {h}, {w}]")
+    if active is None:
+        active = np.ones((len(x), h, w), dtype=bool)
+    if active.shape != (len(x), h, w):
+        raise CodesignError(f"--inputs {path}: active has shape {list(active.shape)}, not "
+                            f"[{len(x)}, {h}, {w}]")
+    if np.issubdtype(x.dtype, np.floating):
+        if bundle is None:
+            raise CodesignError(f"--inputs {path} holds float inputs but the build has no model "
+                                "to quantize them with: give integer inputs")
+        quant = bundle.qnet_base.input_node.quantize_feats
+    else:
+        quant = None
+    frames = []
+    for xb, mask in zip(x, active.astype(bool), strict=True):
+        coords = torch.nonzero(torch.from_numpy(mask))
+        feats = torch.from_numpy(np.ascontiguousarray(xb[:, mask].T))
+        feats = quant(feats.double()) if quant else feats.long()
+        try:
+            qgraph.check_frame(coords, feats)
+        except ValueError as exc:
+            raise CodesignError(f"--inputs {path}: {exc}") from None
+        frames.append((coords, feats))
+    return frames
 
 
 def _say(msg: str) -> None:
@@ -65,9 +113,15 @@ def run(args) -> int:
     manifest = load_manifest(build)
     require_simulator(args.sim)
     _say(f"sim: loading model {manifest.model!r} and its golden QGraph")
-    bundle, _, golden = network_golden(manifest)
-    frames = bundle.frames(args.frames, seed=args.seed, split=args.split)
-    if len(frames) < args.frames:
+    bundle, qgraph, golden = network_golden(manifest)
+    if args.inputs is not None:
+        frames = user_frames(args.inputs, qgraph, bundle)[: args.frames]
+    elif bundle is None:
+        raise CodesignError(f"the model of {build} has no data set (built from a QGraph file): "
+                            "give your frames with --inputs FRAMES.npz")
+    else:
+        frames = bundle.frames(args.frames, seed=args.seed, split=args.split)
+    if args.inputs is None and len(frames) < args.frames:
         raise CodesignError(f"the {args.split} split of {manifest.model!r} has only "
                             f"{len(frames)} frames, {args.frames} requested")
     _say(f"sim: golden model on {len(frames)} frames")

@@ -118,7 +118,8 @@ def _digest(*parts: bytes) -> str:
 class UserSpec(ClassifierSpec):
     """A user's network: its data are the calibration inputs (see the module docstring)."""
 
-    def __init__(self, name: str, x: torch.Tensor, y: torch.Tensor | None, *, source: dict):
+    def __init__(self, name: str, x: torch.Tensor, y: torch.Tensor | None, *, source: dict,
+                 sparse: bool = False):
         self.source = source
         self.x = x
         self.labelled = y is not None
@@ -126,7 +127,13 @@ class UserSpec(ClassifierSpec):
         n_val = len(x) if len(x) < 4 else (len(x) + 1) // 2
         self._val = slice(0, n_val)
         self._test = slice(0, len(x)) if len(x) < 4 else slice(n_val, len(x))
-        super().__init__(name, build=self._no_build, data=self._split, default_epochs=0)
+        to_input = None
+        if sparse:
+            from .sparse import SparseTensor
+
+            to_input = SparseTensor.from_dense
+        super().__init__(name, build=self._no_build, data=self._split, default_epochs=0,
+                         sparse=sparse, to_input=to_input)
 
     def _no_build(self):
         raise ModelError(f"{self.name} is an imported model: rebuild it from "
@@ -170,15 +177,21 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
     x, y = load_inputs(calib)
     model_name = re.sub(r"[^A-Za-z0-9_]", "_", f"{path.stem}_{name}")
     qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()))
+    sparse = bool(getattr(qnet, "sparse", False))
     with torch.no_grad():
-        ref_logits = module(x)
+        if sparse:
+            from .sparse import SparseTensor
+
+            ref_logits = module(SparseTensor.from_dense(x))
+        else:
+            ref_logits = module(x)
     if ref_logits.dim() != 2:
         raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
                          "classifiers (one logit vector per input)")
     source = {"model": str(ref), "model_file": str(path.resolve()),
               "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
               "labelled": y is not None}
-    spec = UserSpec(model_name, x, y, source=source)
+    spec = UserSpec(model_name, x, y, source=source, sparse=sparse)
     spec.set_reference(ref_logits)
     qnet.fold_bn()
     qnet.calibrate(spec.calibration_batches(qnet), abits=abits)
@@ -189,7 +202,8 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
                "float_accuracy": float_acc["accuracy"], "integer_accuracy": int8["accuracy"],
                "integer_format": "int8", "test_n": int8["n"]}
     blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
-            "name": model_name, "x": x, "y": spec._y, "format": "fp32", "qat": False,
+            "name": model_name, "x": x, "y": spec._y, "sparse": sparse, "format": "fp32",
+            "qat": False,
             "folded": True, "metrics": metrics}
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
@@ -208,5 +222,6 @@ def _quantized(qnet, fmt):
 
 def spec_from_blob(blob) -> tuple[UserSpec, torch.nn.Module]:
     """``(spec, qnet)`` of a saved import (the inputs and labels are saved with it)."""
-    spec = UserSpec(blob["name"], blob["x"], blob["y"], source=blob["user"])
+    spec = UserSpec(blob["name"], blob["x"], blob["y"], source=blob["user"],
+                    sparse=blob.get("sparse", False))
     return spec, blob["qnet"]

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
-from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLinear
+from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear, QModule
 
 __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 
@@ -34,6 +34,7 @@ SUPPORTED = (
     "BatchNorm2d after a conv", "ReLU after a conv or an add", "MaxPool2d(2)",
     "AdaptiveAvgPool2d(1) / mean over H, W", "Flatten / view / reshape after the global pool",
     "Linear after the global pool", "+ / torch.add of two maps", "Identity", "Dropout",
+    "the project's quantizable and sparse layers (models.quant.layers, models.sparse)",
 )
 
 
@@ -54,6 +55,7 @@ class _Builder:
         self.value: dict = {}     # fx node -> QNet node name (or None for a non-map value)
         self.kind: dict = {}      # QNet node name -> "map" | "pooled" | "vector"
         self.users = {n: len(n.users) for n in gm.graph.nodes}
+        self.sparse = False
 
     # -- helpers ---------------------------------------------------------------------------------
     def _name(self, node) -> str:
@@ -175,6 +177,28 @@ class _Builder:
     def passthrough(self, node, x):
         self.value[node] = self._src(node, x)
 
+    def own_layer(self, node, m):
+        """One of the project's quantizable layers (dense or sparse), taken as it is."""
+        import copy
+
+        from ..sparse.layers import SparseConv2d
+
+        if isinstance(m, QInput):
+            raise _unsupported(node, f"a {type(m).__name__} inside the model")
+        self.sparse = self.sparse or isinstance(m, SparseConv2d)
+        srcs = [self._src(node, a) for a in node.args]
+        if isinstance(m, QLayer) and not isinstance(m, QLinear):
+            kind = "map"
+        elif isinstance(m, QLinear):
+            kind = "vector"
+        elif isinstance(m, QGlobalAvgPool):
+            kind = "pooled"
+        else:
+            kind = "map"
+        if kind != "vector" and any(self.kind[s] != "map" for s in srcs):
+            raise _unsupported(node, f"{type(m).__name__} on a vector")
+        self._add(node, copy.deepcopy(m), *srcs, kind=kind)
+
     # -- dispatch ---------------------------------------------------------------------------------
     def run(self) -> QNet:
         out = None
@@ -194,10 +218,13 @@ class _Builder:
         last = self.net.nodes[self.value[out]]
         if isinstance(last, QLinear) and not last.relu:
             last.requant_out = False  # the classifier's raw int32 logits
+        self.net.sparse = self.sparse
         return self.net
 
     def _module(self, node, m):
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, QModule):
+            self.own_layer(node, m)
+        elif isinstance(m, nn.Conv2d):
             self.conv2d(node, m)
         elif isinstance(m, nn.BatchNorm2d):
             self.batchnorm2d(node, m)
@@ -246,6 +273,13 @@ class _Builder:
             raise _unsupported(node, f"function {what}")
 
 
+class _Tracer(torch.fx.Tracer):
+    """Keeps the project's own layers whole (their quantization is already defined)."""
+
+    def is_leaf_module(self, m, qualname) -> bool:
+        return isinstance(m, QModule) or super().is_leaf_module(m, qualname)
+
+
 def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = True) -> QNet:
     """The :class:`QNet` of ``module`` (in eval mode), with its float weights.
 
@@ -256,7 +290,7 @@ def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = Tru
         raise FrontendError(f"expected a torch.nn.Module, not {type(module).__name__}")
     module = module.eval()
     try:
-        gm = torch.fx.symbolic_trace(module)
+        gm = torch.fx.GraphModule(module, _Tracer().trace(module))
     except Exception as exc:  # noqa: BLE001  (any trace failure is the user's model's)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrontendError(f"torch.fx cannot trace {type(module).__name__}: {first}") from None

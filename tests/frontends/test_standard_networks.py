@@ -1,0 +1,66 @@
+"""Standard networks written in plain PyTorch from their published definitions, through the
+front end: float-equivalent QNet, integer golden model equal to the quantized module."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from models.frontends import from_torch, quantize
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _example(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mobilenet_v1_025_imports_exactly():
+    ex = _example("mobilenet_v1")
+    m = ex.build()
+    # the published structure: stem + 13 separable blocks, 0.25 width, 2 classes
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert len(convs) == 27 and convs[-1].out_channels == 256 and m.classifier.out_features == 2
+    net = from_torch(m, name="mobilenet")
+    assert len(net.layers()) == 28  # 27 convs + the classifier (BN and ReLU folded)
+    x = torch.from_numpy(ex.calib(n=8, size=32))  # any size: a small one keeps the test fast
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-4, atol=1e-4)
+    g = quantize(net, x, formats="int8")
+    net.set_mode("int")
+    xi = net.quantize_input(x[:2].double())
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(32, 32, dtype=torch.bool))
+    for b in range(2):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(3, -1).t())[1][0], out[b].long())
+
+
+def test_see_d_sparse_backbone_imports_exactly():
+    from models.sparse import SparseTensor
+
+    ex = _example("seed_eye")
+    m = ex.build()
+    net = from_torch(m, name="seed")
+    assert net.sparse and len(net.layers()) == 23
+    kinds = [type(v).__name__ for v in net.nodes.values()]
+    assert kinds.count("SparseAdd") == 4 and kinds[-1] == "SparseGlobalAvgPool"
+    x = torch.zeros(3, 3, 60, 80)
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.rand(3, 60, 80, generator=gen) < 0.2
+    x[:, :2][mask[:, None].expand(-1, 2, -1, -1)] = torch.randint(
+        1, 4, (int(mask.sum()) * 2,), generator=gen).float()
+    x[:, 2] = x[:, :2].sum(1)
+    st = SparseTensor.from_dense(x)
+    net.set_mode("float")
+    torch.testing.assert_close(net(st), m(st))
+    g = quantize(net, [st], formats="int8")
+    assert g.output.op == "gap" and g.output.out_shape == (64, 1, 1)
+    net.set_mode("int")
+    xi = net.quantize_input(SparseTensor.from_dense(x.double()))
+    out = net(xi)
+    for b in range(3):
+        _, feats = g.run_frame(*xi.frame(b))
+        assert torch.equal(feats[0], out[b].long())

@@ -18,9 +18,10 @@ def quantize(net, calib, *, formats="int8", abits: int = 8):
     formats (one name or ``{layer: format}``) and return its integer graph."""
     import torch
 
-    batches = [calib] if isinstance(calib, torch.Tensor) else list(calib)
+    batches = [calib] if not isinstance(calib, (list, tuple)) else list(calib)
     if not batches:
         raise FrontendError("calibration data is empty")
     net.fold_bn().calibrate(batches, abits=abits)
     net.set_formats(formats)
-    return net.to_qgraph(batches[0][:1])
+    first = batches[0]
+    return net.to_qgraph(first[:1] if isinstance(first, torch.Tensor) else first)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from common.errors import CodesignError
+from hw.width import frame_beats
 
 __all__ = ["Field", "Beat", "PortSpec", "Manifest", "load_manifest", "port_from_dict"]
 
@@ -122,12 +123,12 @@ class PortSpec:
                     self.field("eof").extract(word))
 
     def frame_beats(self, coords, feats) -> list:
-        """Pack one frame (token view) into its beats, ending with the end-of-frame beat."""
+        """Pack one frame (token view) into its beats (:func:`hw.width.frame_beats`, then the
+        port's bit layout), ending with the end-of-frame beat."""
         coords = _rows(coords)
         feats = _rows(feats)
         if len(coords) != len(feats):
             raise CodesignError(f"frame has {len(coords)} sites but {len(feats)} feature rows")
-        beats = []
         prev = None
         for (y, x), f in zip(coords, feats, strict=True):
             if not (0 <= y < self.height and 0 <= x < self.width):
@@ -141,10 +142,8 @@ class PortSpec:
                 raise CodesignError(
                     f"site ({y}, {x}) has {len(f)} channels, port {self.payload!r} carries "
                     f"{self.channels}")
-            for b in range(self.beats_per_token):
-                beats.append(self.pack(y, x, f[b * self.lanes:(b + 1) * self.lanes]))
-        beats.append(self.pack(0, 0, [0] * self.lanes, eof=1))
-        return beats
+        return [self.pack(b["y"], b["x"], b["data"], b["eof"])
+                for b in frame_beats(coords, feats, self.lanes)]
 
 
 def _rows(t) -> list:

@@ -56,7 +56,10 @@ def load_checkpoint(path):
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(blob, dict) or blob.get("version") != CHECKPOINT_VERSION:
-            raise ValueError("not a codesign checkpoint")
+            raise ModelError(
+                f"{path} is not a codesign checkpoint ({type(blob).__name__}); give your own "
+                "PyTorch model as --model file.py:factory with --calib, or train a built-in "
+                "one with `codesign train`")
         if blob["model"] == "user":  # an imported network carries its graph and its inputs
             from .user import spec_from_blob
 
@@ -72,8 +75,8 @@ def load_checkpoint(path):
         raise
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise ModelError(
-            f"checkpoint {path} is corrupt or not a codesign checkpoint ({type(exc).__name__}); "
-            "delete it and train again"
+            f"checkpoint {path} is unreadable or damaged ({type(exc).__name__}); rebuild it "
+            "(`codesign train`, or --model file.py:factory --calib for your own model)"
         ) from None
     model.eval()
     return s, model, blob

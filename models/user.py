@@ -178,13 +178,18 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
     model_name = re.sub(r"[^A-Za-z0-9_]", "_", f"{path.stem}_{name}")
     qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()))
     sparse = bool(getattr(qnet, "sparse", False))
-    with torch.no_grad():
-        if sparse:
-            from .sparse import SparseTensor
+    try:
+        with torch.no_grad():
+            if sparse:
+                from .sparse import SparseTensor
 
-            ref_logits = module(SparseTensor.from_dense(x))
-        else:
-            ref_logits = module(x)
+                ref_logits = module(SparseTensor.from_dense(x))
+            else:
+                ref_logits = module(x)
+    except Exception as exc:  # noqa: BLE001  (the user's module on the user's data)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{ref} fails on the calibration inputs of shape {list(x.shape)}: "
+                         f"{first}") from None
     if ref_logits.dim() != 2:
         raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
                          "classifiers (one logit vector per input)")

@@ -114,3 +114,12 @@ def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert re.search(match, err), err
     assert not (d / "o").exists()
+
+
+def test_module_failing_on_the_inputs_is_one_line(user_files, capsys):
+    d = user_files
+    np.savez(d / "wide.npz", x=np.zeros((4, 3, 8, 8), dtype=np.float32))
+    assert main(["dse", "--model", f"{d}/net.py:build", "--calib", str(d / "wide.npz"),
+                 "--device", "XC7Z020", "--out", str(d / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fails on the calibration inputs of shape [4, 3, 8, 8]" in err and "\n" not in err

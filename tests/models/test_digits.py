@@ -94,8 +94,17 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
         zoo.load(str(tmp_path / "none.pt"))
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    with pytest.raises(zoo.ModelError, match="corrupt"):
+    with pytest.raises(zoo.ModelError, match="unreadable or damaged"):
         zoo.load(str(bad))
+    # a valid torch file that is not a codesign checkpoint: where to go instead
+    import torch as _torch
+
+    other = tmp_path / "state.pt"
+    _torch.save({"weight": _torch.zeros(2)}, other)
+    with pytest.raises(zoo.ModelError, match="not a codesign checkpoint.*file.py:factory"):
+        zoo.load(str(other))
+    with pytest.raises(zoo.ModelError, match="ONNX / QONNX models are not taken yet"):
+        zoo.load("model.onnx")
 
 
 def test_qgraph_empty_and_single_site_frames(trained):

@@ -1,4 +1,5 @@
-"""``codesign train``: train a zoo model, quantize it (PTQ or QAT) and write metrics."""
+"""``codesign train``: train a zoo model, quantize it (PTQ or QAT) and write metrics; or import
+your own PyTorch model (``file.py:factory`` with ``--calib``: traced, calibrated, PTQ)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ HELP = "train and quantize a model; writes DIR/model.pt and DIR/metrics.json"
 def add_arguments(p):
     from models.quant.formats import TRAIN_FORMATS
 
-    p.add_argument("--model", required=True, help="digits, eventdigits or eye")
+    p.add_argument("--model", required=True,
+                   help="digits, eventdigits or eye; or your model as file.py:factory (imported "
+                        "with its own weights and calibrated on --calib)")
+    p.add_argument("--calib", default=None, help="calibration inputs of a file.py:factory model")
     p.add_argument("--format", default="fp32", help=f"one of {', '.join(TRAIN_FORMATS)}")
     p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
     p.add_argument("--epochs", type=int, default=None, help="float training epochs")
@@ -25,9 +29,30 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from models import user
+    from models.checkpoint import CHECKPOINT_VERSION
     from models.quant.formats import FormatError
     from models.train import TrainConfig, train
     from models.zoo import ModelError
+
+    if user.is_user_ref(args.model):
+        if args.format != "fp32" or args.qat or args.epochs is not None:
+            raise CodesignError("a file.py:factory model is imported with its own weights: "
+                                "--format, --qat and --epochs are for the built-in networks")
+        if args.calib is None:
+            raise CodesignError(f"{args.model} is a PyTorch model: give its calibration inputs "
+                                "with --calib")
+        try:
+            metrics = user.import_model(args.model, args.calib, Path(args.out) / "model.pt",
+                                        version=CHECKPOINT_VERSION, abits=args.abits)
+        except (ModelError, ValueError) as exc:
+            raise CodesignError(str(exc).splitlines()[0]) from None
+        print(json.dumps(metrics))
+        return 0
+    if args.calib is not None:
+        raise CodesignError(f"--calib is for a file.py:factory model, not {args.model!r}")
 
     try:
         cfg = TrainConfig(model=args.model, format=args.format, qat=args.qat, epochs=args.epochs,

@@ -123,3 +123,18 @@ def test_module_failing_on_the_inputs_is_one_line(user_files, capsys):
                  "--device", "XC7Z020", "--out", str(d / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "fails on the calibration inputs of shape [4, 3, 8, 8]" in err and "\n" not in err
+
+
+def test_train_imports_a_user_model(user_files, capsys):
+    d = user_files
+    out = d / "imported"
+    assert main(["train", "--model", f"{d}/net.py:build", "--calib", str(d / "calib.npz"),
+                 "--out", str(out)]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["integer_format"] == "int8" and 0 <= metrics["integer_accuracy"] <= 1
+    assert (out / "model.pt").is_file() and (out / "metrics.json").is_file()
+    # the written checkpoint is a model like any other
+    assert main(["build", "--model", str(out / "model.pt"), "--out", str(d / "b")]) == 0
+    assert main(["train", "--model", f"{d}/net.py:build", "--calib", str(d / "calib.npz"),
+                 "--format", "int4", "--out", str(d / "x")]) == 2
+    assert "imported with its own weights" in capsys.readouterr().err

@@ -108,6 +108,20 @@ class MaxPool2x2(StageOp):
                                active_out=sites(stats), channels=layer.in_shape[0],
                                lanes=self._lanes(choice, lanes))
 
+    def producer_stall(self, producer_cycles, out_beats, stage, *, lanes, fifo_depth) -> float:
+        """The block takes no input while it flushes an output row (``row sites * B`` cycles);
+        its producer keeps going until the FIFO between them and the requantizer hold about
+        ``fifo_depth + 1`` beats, then waits, once per output row."""
+        c, _, _ = stage["in_shape"]
+        _, ho, wo = stage.get("out_shape", (c, 1, 1))
+        out_sites = float(stage.get("active_out", ho * wo))
+        rows = min(float(ho), out_sites)
+        if rows <= 0:
+            return 0.0
+        flush = out_sites / rows * (c // lanes)
+        per_beat = producer_cycles / max(out_beats, 1.0)
+        return rows * max(0.0, flush - (fifo_depth + 1) * per_beat)
+
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         # the end of frame flushes the last output row
         b = layer.in_shape[0] // self._lanes(choice, lanes)

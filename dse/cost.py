@@ -204,7 +204,7 @@ def resources(layer: LayerWork, choice: LayerChoice, model: ResourceModel | None
     model = model or resource_model()
     res = ops.of(layer).price(layer, choice, model)
     coord = _price.coord_bits(layer.in_shape)
-    fin = _price.fifo(model, choice.lanes * ACT_BITS + coord + 1)
+    fin = _price.fifo(model, _price.stream_bits(choice.lanes, coord))
     extra = {"lut": fin["lut"], "ff": fin["ff"], "dsp": 0.0, "bram18": 0}
     for s in layer.stages:
         st = ops.get(s["op"]).stage_price(s, lanes=_stage_lanes(s, choice), coord_bits=coord,

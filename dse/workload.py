@@ -280,22 +280,25 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                     out.append(p)
         return out
 
+    def sites_of(name, shape):
+        # measured active sites of a node's output; unmeasured means a dense map
+        return float(stats.get(name, {}).get("active_sites_mean", shape[1] * shape[2]))
+
+    def stage_entry(n):
+        st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
+              "active_in": sites_of(n.inputs[0], n.in_shape)}
+        if tuple(n.out_shape) != tuple(n.in_shape):
+            st["out_shape"] = tuple(n.out_shape)
+            st["active_out"] = sites_of(n.name, n.out_shape)
+        return st
+
     def stages(node_name):
         # Pass-through nodes whose first input is this stream run at its width (docs/CONTRACT.md:
         # "others inherit the lanes of their input").
         out = []
         for n in qgraph.nodes:
-            op = ops.of(n)
-            if op.stage and n.inputs and n.inputs[0] == node_name:
-                dense = n.in_shape[1] * n.in_shape[2]
-                sites = float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense))
-                st = {"name": n.name, "op": op.name, "in_shape": tuple(n.in_shape),
-                      "active_in": sites}
-                if tuple(n.out_shape) != tuple(n.in_shape):
-                    st["out_shape"] = tuple(n.out_shape)
-                    dense_out = n.out_shape[1] * n.out_shape[2]
-                    st["active_out"] = float(stats.get(n.name, {}).get("active_sites_mean",
-                                                                       dense_out))
+            if ops.of(n).stage and n.inputs and n.inputs[0] == node_name:
+                st = stage_entry(n)
                 if len(n.inputs) == 2:
                     st["skip_sites"] = skip_sites(qgraph, n)
                 out.append(st)
@@ -317,16 +320,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
         out = []
         for n in chain:
             priced.add(n.name)
-            dense = n.in_shape[1] * n.in_shape[2]
-            st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
-                  "active_in": float(stats.get(n.inputs[0], {}).get("active_sites_mean", dense)),
-                  "at": "input"}
-            if tuple(n.out_shape) != tuple(n.in_shape):
-                st["out_shape"] = tuple(n.out_shape)
-                dense_out = n.out_shape[1] * n.out_shape[2]
-                st["active_out"] = float(stats.get(n.name, {}).get("active_sites_mean",
-                                                                   dense_out))
-            out.append(st)
+            out.append(dict(stage_entry(n), at="input"))
         return out
 
     layers = []

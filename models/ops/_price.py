@@ -63,9 +63,9 @@ def coord_bits(in_shape) -> int:
     return max(1, (h - 1).bit_length()) + max(1, (w - 1).bit_length())
 
 
-def stream_bits(lanes: int, in_shape) -> int:
-    """Width of a token stream beat: ``lanes`` activations, coordinates and ``eof``."""
-    return lanes * ACT_BITS + coord_bits(in_shape) + 1
+def stream_bits(lanes: int, coords: int) -> int:
+    """Width of a token stream beat: ``lanes`` activations, ``coords`` coordinate bits, ``eof``."""
+    return lanes * ACT_BITS + coords + 1
 
 
 def acc_bits(*, fan_in: int, fmt) -> int:

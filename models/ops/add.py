@@ -91,7 +91,7 @@ class Add(StageOp):
             return res
         for r in ("lut", "ff", "dsp"):
             res[r] += st["add"][r] * lanes
-        bits = lanes * 8 + coord_bits + 1
+        bits = _price.stream_bits(lanes, coord_bits)
         # both inputs through a FIFO; the skip one holds the long branch's sites
         for _ in range(2):
             f = _price.fifo(model, bits)

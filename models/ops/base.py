@@ -182,6 +182,21 @@ class ComputeOp(Op):
             raise ValueError(f"{node.op} needs weight, bias and M")
         self.check_geometry(node)
 
+    def golden(self, node, inputs):
+        """A conv's golden model: :func:`models.reference.sparse_conv` (zero-filled dense conv
+        sampled at the output sites), then the requantizer if the node has one."""
+        import torch
+
+        from models import reference as ref
+
+        (xc, xf), = inputs
+        _, h, w = node.in_shape
+        oc, of = ref.sparse_conv(xc, xf, weight=node.weight, bias=node.bias, height=h, width=w,
+                                 stride=node.stride, groups=node.groups)
+        if node.requant:
+            of = ref.requant(of, torch.from_numpy(node.M), node.S, node.lo, node.hi)
+        return oc, of
+
     # -- choices ----------------------------------------------------------------------------
     def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:
         ln = largest_divisor(layer.in_shape[0], lanes)

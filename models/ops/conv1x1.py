@@ -27,15 +27,3 @@ class Conv1x1(PointwiseOp):
 
     def site_count(self, layer, stats) -> float:
         return sites(stats)
-
-    def golden(self, node, inputs):
-        from models import reference as ref
-
-        from .window import _t
-
-        (xc, xf), = inputs
-        _, h, w = node.in_shape
-        oc, of = ref.sparse_conv(xc, xf, weight=node.weight, bias=node.bias, height=h, width=w)
-        if node.requant:
-            of = ref.requant(of, _t(node.M), node.S, node.lo, node.hi)
-        return oc, of

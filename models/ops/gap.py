@@ -61,7 +61,7 @@ class GlobalAvgPool(StageOp):
         for r in ("lut", "ff"):
             res[r] += (st["gap"][r]["per_channel"] * stage["in_shape"][0]
                        + st["gap"][r]["per_lane"] * lanes)
-        f = _price.fifo(model, lanes * 8 + coord_bits + 1)
+        f = _price.fifo(model, _price.stream_bits(lanes, coord_bits))
         res["lut"] += f["lut"]
         res["ff"] += f["ff"]
         return res

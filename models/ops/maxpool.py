@@ -150,7 +150,7 @@ class MaxPool2x2(StageOp):
         lut_m, bram_m = _price.memory(model, lanes * 8, (w // 2) * (c // lanes))
         res["lut"] += lut_m
         res["bram18"] += bram_m
-        f = _price.fifo(model, _price.stream_bits(lanes, stage["in_shape"]))
+        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"])))
         fit = self.fitted(stage, lanes=lanes, model=model)
         for r in ("lut", "ff"):
             res[r] += f[r] + fit[r]

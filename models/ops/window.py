@@ -71,20 +71,3 @@ class WindowOp(ComputeOp):
         cells = min(math.ceil(width / 14) * math.ceil(depth / 32),
                     math.ceil(width / 7) * math.ceil(depth / 64))
         return LINE_BUFFER_SLOTS * LINE_BUFFER_BANKS * 8 * cells
-
-    def golden(self, node, inputs):
-        from models import reference as ref
-
-        (xc, xf), = inputs
-        _, h, w = node.in_shape
-        oc, of = ref.sparse_conv(xc, xf, weight=node.weight, bias=node.bias, height=h, width=w,
-                                 stride=node.stride, groups=node.groups)
-        if node.requant:
-            of = ref.requant(of, _t(node.M), node.S, node.lo, node.hi)
-        return oc, of
-
-
-def _t(a):
-    import torch
-
-    return torch.from_numpy(a)

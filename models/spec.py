@@ -153,6 +153,8 @@ class ClassifierSpec(ModelSpec):
         out = []
         for i in idx.tolist():
             xb = x[i : i + 1].double()
+            if xb.dim() == 2:  # a vector input: one site of F channels
+                xb = xb[:, :, None, None]
             if self.sparse:
                 active = torch.nonzero(xb[0].abs().sum(0) > 0)
             else:

@@ -6,7 +6,8 @@ its activation scales on the inputs, and writes a codesign checkpoint: the quant
 (no user code is needed to load it again) and where its data came from. Every command then takes
 that checkpoint like a zoo model's.
 
-Calibration inputs (``--calib``): a ``.npz`` with ``x`` (float ``[N, C, H, W]``) and optionally
+Calibration inputs (``--calib``): a ``.npz`` with ``x`` (float ``[N, C, H, W]``, or ``[N, F]``
+vectors for a network of linear layers) and optionally
 ``y`` (int labels ``[N]``), a ``.npy`` holding ``x``, or ``file.py:function`` returning ``x`` or
 ``(x, y)``. The first half of the rows calibrates (and measures per-layer sensitivity), the second
 half is the test split (all rows when there are fewer than 4). Without labels, "accuracy" is the
@@ -76,7 +77,8 @@ def load_factory(ref) -> torch.nn.Module:
 
 
 def load_inputs(ref) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(x float32 [N, C, H, W], y int64 [N] or None)`` from a .npz, a .npy or ``file.py:fn``."""
+    """``(x float32 [N, C, H, W] or [N, F], y int64 [N] or None)`` from a .npz, a .npy or
+    ``file.py:fn`` (``[N, F]``: one vector per input, for networks of linear layers)."""
     text = str(ref)
     if is_user_ref(text):
         got = _call(text, "data function")
@@ -98,9 +100,9 @@ def load_inputs(ref) -> tuple[torch.Tensor, torch.Tensor | None]:
         except Exception as exc:  # noqa: BLE001  (numpy raises many kinds for a damaged file)
             raise ModelError(f"calibration data {path} is unreadable: {exc}") from None
     x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-    if x.dim() != 4 or len(x) == 0 or not torch.isfinite(x).all():
-        raise ModelError("calibration inputs must be a finite float array [N, C, H, W] with "
-                         f"N >= 1, not shape {list(x.shape)}")
+    if x.dim() not in (2, 4) or len(x) == 0 or not torch.isfinite(x).all():
+        raise ModelError("calibration inputs must be a finite float array [N, C, H, W] (maps) "
+                         f"or [N, F] (vectors) with N >= 1, not shape {list(x.shape)}")
     if y is not None:
         y = torch.as_tensor(np.asarray(y)).long().reshape(-1)
         if len(y) != len(x):

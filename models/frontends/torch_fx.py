@@ -31,9 +31,11 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 #: What the front end takes, for the error message.
 SUPPORTED = (
     "Conv2d (1x1 stride 1, 3x3 stride 1 or 2, 'same' padding, groups 1 or depthwise)",
-    "BatchNorm2d after a conv", "ReLU after a conv or an add", "MaxPool2d(2)",
+    "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
+    "MaxPool2d(2)",
     "AdaptiveAvgPool2d(1) / mean over H, W", "Flatten / view / reshape after the global pool",
-    "Linear after the global pool", "+ / torch.add of two maps", "Identity", "Dropout",
+    "Linear after the global pool or on a vector input (an MLP)", "+ / torch.add of two maps",
+    "Identity", "Dropout",
     "the project's quantizable and sparse layers (models.quant.layers, models.sparse)",
 )
 
@@ -113,17 +115,22 @@ class _Builder:
             q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_channels))
         self._add(node, q, self._src(node, x))
 
-    def batchnorm2d(self, node, m: nn.BatchNorm2d):
+    def batchnorm(self, node, m: nn.BatchNorm1d | nn.BatchNorm2d):
+        """BatchNorm2d after a conv, BatchNorm1d after a linear layer: folded into its weights."""
         (x,) = node.args
-        src, conv = self._fold_target(node, x, QConv2d)
-        if conv is None:
-            raise _unsupported(node, "BatchNorm2d not right after a conv")
+        layer = QConv2d if isinstance(m, nn.BatchNorm2d) else QLinear
+        src, mod = self._fold_target(node, x, layer)
+        if mod is None:
+            raise _unsupported(node, f"{type(m).__name__} not right after a "
+                                     f"{'conv' if layer is QConv2d else 'linear layer'}")
+        if m.running_mean is None:
+            raise _unsupported(node, f"{type(m).__name__} without running statistics")
         with torch.no_grad():
             g = m.weight / torch.sqrt(m.running_var + m.eps) if m.affine else \
                 1.0 / torch.sqrt(m.running_var + m.eps)
             beta = m.bias if m.affine else torch.zeros_like(g)
-            conv.weight.mul_(g.view(-1, 1, 1, 1))
-            conv.bias.copy_((conv.bias - m.running_mean) * g + beta)
+            mod.weight.mul_(g.view(-1, *([1] * (mod.weight.dim() - 1))))
+            mod.bias.copy_((mod.bias - m.running_mean) * g + beta)
         self.value[node] = src
 
     def relu(self, node, x):
@@ -160,6 +167,8 @@ class _Builder:
     def linear(self, node, m: nn.Linear):
         (x,) = node.args
         src = self._src(node, x)
+        if src == next(iter(self.net.nodes)):  # linear layers on a vector input (an MLP)
+            self.kind[src] = "vector"
         if self.kind[src] == "map":
             raise _unsupported(node, "Linear on a spatial map")
         q = QLinear(m.in_features, m.out_features, bias=True)
@@ -226,8 +235,8 @@ class _Builder:
             self.own_layer(node, m)
         elif isinstance(m, nn.Conv2d):
             self.conv2d(node, m)
-        elif isinstance(m, nn.BatchNorm2d):
-            self.batchnorm2d(node, m)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            self.batchnorm(node, m)
         elif isinstance(m, nn.ReLU):
             self.relu(node, node.args[0])
         elif isinstance(m, nn.MaxPool2d):

@@ -64,3 +64,35 @@ def test_see_d_sparse_backbone_imports_exactly():
     for b in range(3):
         _, feats = g.run_frame(*xi.frame(b))
         assert torch.equal(feats[0], out[b].long())
+
+
+def test_autoencoder_mlp_imports_exactly():
+    """A network of linear layers only (MLPerf Tiny's anomaly-detection autoencoder): its vector
+    input is one site of 640 channels; BatchNorm1d folds into the linear layer before it."""
+    ex = _example("autoencoder")
+    m = ex.build()
+    net = from_torch(m, name="ae", nonneg_input=False)
+    assert len(net.layers()) == 10  # BN and ReLU folded
+    x = torch.from_numpy(ex.calib(n=16))
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-4, atol=1e-4)
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes] == ["input"] + ["linear"] * 10
+    assert g.input.out_shape == (640, 1, 1) and g.output.out_shape == (640, 1, 1)
+    assert not g.output.requant and all(n.requant and n.lo == 0 for n in g.nodes[1:-1])
+    net.set_mode("int")
+    xi = net.quantize_input(x[:4].double())
+    out = net(xi)
+    for b in range(4):
+        coords, feats = g.run_frame(torch.zeros((1, 2), dtype=torch.int64), xi[b].reshape(1, -1))
+        assert coords.tolist() == [[0, 0]] and torch.equal(feats[0], out[b].long())
+
+
+def test_batchnorm1d_must_follow_a_linear_layer():
+    import pytest
+
+    from models.frontends import FrontendError
+
+    m = torch.nn.Sequential(torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    with pytest.raises(FrontendError, match="BatchNorm1d not right after a linear layer"):
+        from_torch(m.eval())

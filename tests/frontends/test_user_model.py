@@ -97,7 +97,8 @@ def test_user_model_co_simulates_bit_exact(user_files, capsys):
     ("{d}/net.py:build", "{d}/nothere.npz", "nothere.npz does not exist"),
     ("{d}/net.py:build", "{d}/bad.npz", "is unreadable"),
     ("{d}/net.py:build", "{d}/noxs.npz", "no array 'x'"),
-    ("{d}/net.py:build", "{d}/flat.npy", r"\[N, C, H, W\]"),
+    ("{d}/net.py:build", "{d}/flat.npy", r"fails on the calibration inputs of shape \[4, 64\]"),
+    ("{d}/net.py:build", "{d}/flat3.npy", r"\[N, C, H, W\] \(maps\) or \[N, F\]"),
     ("digits", "{d}/calib.npz", "--calib is for a file.py:factory model"),
 ])
 def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys, model, calib,
@@ -106,6 +107,7 @@ def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys
     (d / "bad.npz").write_bytes(b"not a zip")
     np.savez(d / "noxs.npz", z=np.zeros(3))
     np.save(d / "flat.npy", np.zeros((4, 64), dtype=np.float32))
+    np.save(d / "flat3.npy", np.zeros((4, 8, 8), dtype=np.float32))
     argv = ["dse", "--model", model.format(d=d), "--device", "XC7Z020", "--out", str(d / "o")]
     if calib:
         argv += ["--calib", calib.format(d=d)]

@@ -20,11 +20,6 @@ class PointwiseOp(ComputeOp):
         return conv1x1_cycles(active_sites=self.site_count(layer, stats), c_in=layer.in_shape[0],
                               c_out=layer.out_shape[0], lanes=choice.lanes, pe=choice.pe)
 
-    def stage_cycles(self, layer, choice, stats, *, lanes=None) -> float:
-        # the end-of-frame beat takes an input bank like a site, so the next frame's first site
-        # (B beats) loads while the compute side idles: B - 1 cycles per frame
-        return self.cycles(layer, choice, stats) + self.beats(layer, choice) - 1
-
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
         g = layer.out_shape[0] // choice.pe

@@ -143,7 +143,9 @@ class QNet(nn.Module):
         for name, mod in self.nodes.items():
             mod.abits = abits
             if self._has_own_scale(mod):
-                nonneg = bool(getattr(mod, "relu", False) or getattr(mod, "nonneg", False))
+                clip = getattr(mod, "clip", None)
+                nonneg = bool(getattr(mod, "relu", False) or getattr(mod, "nonneg", False)
+                              or (clip is not None and clip[0] >= 0))
                 s = mse_act_scale(torch.cat(samples[name]), abits, nonneg=nonneg)
                 mod.out_scale.fill_(s)
         self.train(was_training)

@@ -32,6 +32,7 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 SUPPORTED = (
     "Conv2d (1x1 stride 1, 3x3 stride 1 or 2, 'same' padding, groups 1 or depthwise)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
+    "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)",
     "AdaptiveAvgPool2d(1) / mean over H, W", "Flatten / view / reshape after the global pool",
     "Linear after the global pool or on a vector input (an MLP)", "+ / torch.add of two maps",
@@ -140,6 +141,16 @@ class _Builder:
         mod.relu = True
         self.value[node] = src
 
+    def clamp(self, node, x, lo: float, hi: float, what: str):
+        """ReLU6 / Hardtanh after a conv or linear layer: its output clamp (``QLayer.clip``)."""
+        src, mod = self._fold_target(node, x, (QConv2d, QLinear))
+        if mod is None or mod.clip is not None:
+            raise _unsupported(node, f"{what} not right after a conv or linear layer")
+        if not lo < hi or not (lo <= 0 <= hi):
+            raise _unsupported(node, f"{what} with range [{lo}, {hi}]", "it must contain 0")
+        mod.clip = (float(lo), float(hi))
+        self.value[node] = src
+
     def maxpool2d(self, node, x, kernel, stride, padding=0, dilation=1, ceil_mode=False):
         def one(v):
             return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
@@ -239,6 +250,10 @@ class _Builder:
             self.batchnorm(node, m)
         elif isinstance(m, nn.ReLU):
             self.relu(node, node.args[0])
+        elif isinstance(m, nn.ReLU6):
+            self.clamp(node, node.args[0], 0.0, 6.0, "ReLU6")
+        elif isinstance(m, nn.Hardtanh):
+            self.clamp(node, node.args[0], m.min_val, m.max_val, type(m).__name__)
         elif isinstance(m, nn.MaxPool2d):
             self.maxpool2d(node, node.args[0], m.kernel_size, m.stride, m.padding, m.dilation,
                            m.ceil_mode)
@@ -260,6 +275,11 @@ class _Builder:
         t, args, kw = node.target, node.args, node.kwargs
         if t in (F.relu, torch.relu, "relu"):
             self.relu(node, args[0])
+        elif t is F.relu6:
+            self.clamp(node, args[0], 0.0, 6.0, "relu6")
+        elif t is F.hardtanh:
+            p = dict(zip(("min_val", "max_val"), args[1:3], strict=False)) | dict(kw)
+            self.clamp(node, args[0], p.get("min_val", -1.0), p.get("max_val", 1.0), "hardtanh")
         elif t in (operator.add, torch.add, "add") and len(args) == 2 and not kw:
             self.add(node, *args)
         elif t is F.max_pool2d:

@@ -17,6 +17,8 @@ maps are either dense tensors ``[B, C, H, W]`` / ``[B, C]`` or sparse objects ex
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,7 +147,16 @@ class QLayer(QModule):
         BatchNorm after the linear operator (folded before quantization).
     requant_out : bool
         ``False`` for a layer whose raw accumulator is the output (classifier logits).
+
+    Attributes
+    ----------
+    clip : tuple of float or None
+        ``(min, max)`` of a clamp after the layer (ReLU6 is ``(0, 6)``, Hardtanh ``(-1, 1)``):
+        the float model clamps there, the integer output clamp narrows to
+        ``[ceil(min / s), floor(max / s)]`` on the output scale ``s`` (see :meth:`bounds`).
     """
+
+    clip: tuple[float, float] | None = None
 
     def __init__(self, weight_shape, *, bias=True, relu=False, bn=False, requant_out=True):
         super().__init__()
@@ -222,7 +233,12 @@ class QLayer(QModule):
         return b.clamp(-_INT32, _INT32).long()
 
     def bounds(self) -> tuple[int, int]:
-        return self._bounds(self.relu)
+        lo, hi = self._bounds(self.relu or (self.clip is not None and self.clip[0] >= 0))
+        if self.clip is not None:
+            s = float(self.out_scale)
+            lo = max(lo, math.ceil(self.clip[0] / s - 1e-9))
+            hi = min(hi, math.floor(self.clip[1] / s + 1e-9))
+        return lo, hi
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, x):
@@ -232,6 +248,8 @@ class QLayer(QModule):
                 y = with_feat(y, self.bn(feat(y)))
             if self.relu:
                 y = with_feat(y, F.relu(feat(y)))
+            if self.clip is not None:
+                y = with_feat(y, torch.clamp(feat(y), *self.clip))
             return y
         if self.wformat is None:
             raise RuntimeError("layer is not quantized: call set_format / calibrate first")

@@ -97,3 +97,53 @@ def test_untraceable_module_is_one_line():
     with pytest.raises(FrontendError, match="torch.fx cannot trace Branchy") as e:
         from_torch(Branchy())
     assert "\n" not in str(e.value)
+
+
+def test_relu6_and_hardtanh_are_output_clamps():
+    """ReLU6 / Hardtanh fold into the layer before them: the float model clamps, the integer
+    model's output clamp narrows to the range on the output scale; golden == integer mode."""
+    import torch.nn.functional as F
+
+    from models.frontends import quantize
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(2, 8, 3, padding=1)
+            self.a1 = torch.nn.ReLU6()
+            self.c2 = torch.nn.Conv2d(8, 8, 1)
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            y = F.hardtanh(self.c2(self.a1(self.c1(x))), -0.5, 0.5)
+            return self.fc(y.mean((2, 3)))
+
+    torch.manual_seed(0)
+    m = Net().eval()
+    with torch.no_grad():
+        m.c1.weight.mul_(8)  # drive the stem well past 6 so the clamp binds
+    net = from_torch(m)
+    assert net.nodes["c1"].clip == (0.0, 6.0) and net.nodes["c2"].clip == (-0.5, 0.5)
+    x = torch.rand(6, 2, 8, 8)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    c1, c2 = g.node("c1"), g.node("c2")
+    s1, s2 = c1.out_scale, c2.out_scale
+    assert c1.lo == 0 and c1.hi == min(127, int(6 / s1)) and c1.hi * s1 <= 6
+    assert c2.lo == -min(127, int(0.5 / s2)) and c2.hi == min(127, int(0.5 / s2))
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    env = net(xi, return_all=True)
+    assert int(env["c1"].max()) <= c1.hi and int(env["c2"].min()) >= c2.lo
+    coords = torch.nonzero(torch.ones(8, 8, dtype=torch.bool))
+    for b in range(len(x)):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(2, -1).t())[1][0],
+                           env["fc"][b].long())
+
+
+def test_clamp_must_follow_a_layer():
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                            torch.nn.ReLU6())
+    with pytest.raises(FrontendError, match="ReLU6 not right after a conv or linear layer"):
+        from_torch(m.eval())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from common.digest import file_digest
 from common.errors import CodesignError
 from hw.width import frame_beats
 
@@ -218,4 +219,11 @@ def load_manifest(path) -> Manifest:
         raise CodesignError(f"{path}: reset_active must be 'high' or 'low', not {m.reset_active!r}")
     if not verilog.is_file():
         raise CodesignError(f"{path} names Verilog {raw['verilog']!r}, which does not exist")
+    want = raw.get("verilog_sha256")
+    if not isinstance(want, str):
+        raise CodesignError(f"{path} records no verilog_sha256 (a build by an older codesign): "
+                            "run `codesign build` again")
+    if file_digest(verilog) != want:
+        raise CodesignError(f"{verilog} changed since `codesign build` wrote {path.name} (its "
+                            "SHA-256 differs); run `codesign build` again")
     return m

@@ -18,6 +18,7 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from common.digest import file_digest
 from common.fsutil import write_text
 from hw.build import port_manifest
 from hw.stream import TokenShape
@@ -145,7 +146,9 @@ def write_toy_build(build_dir, *, top="toy", height=8, width=8, channels=4, lane
     text = verilog.convert(dut, name=top)
     write_text(build_dir / "verilog" / f"{top}.v", text)
 
-    manifest = {"top": top, "verilog": f"verilog/{top}.v", "clock": "clk", "reset": "rst",
+    manifest = {"top": top, "verilog": f"verilog/{top}.v",
+                "verilog_sha256": file_digest(build_dir / "verilog" / f"{top}.v"),
+                "clock": "clk", "reset": "rst",
                 "reset_active": "high", "clock_mhz": 200, "model": None, "point": None,
                 "ports": {"input": port_manifest("i", dut.shape),
                           "output": port_manifest("o", dut.shape)},

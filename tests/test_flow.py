@@ -87,3 +87,29 @@ def test_flow_end_to_end_and_resume(tmp_path, capsys):
     assert main(argv) == 0
     assert "up to date, skipped" in capsys.readouterr().err
     assert (out / "report.md").read_text() == report
+    # --frames is read by the simulation only: DSE, pick and build stay
+    argv4 = [a if a != "3" or argv[i - 1] != "--frames" else "4" for i, a in enumerate(argv)]
+    assert main(argv4) == 0
+    err = capsys.readouterr().err
+    for stage in ("model", "dse", "pick", "build", "accuracy"):
+        assert f"{stage}: up to date, skipped" in err, stage
+    assert "] sim: done" in err and json.loads(
+        (out / "build" / "sim_summary.json").read_text())["frames"] == 4
+    # Verilog edited by hand: the build is redone (and everything after it), never reported as
+    # checked; a summary of other Verilog is refused by the report
+    manifest = json.loads((out / "build" / "manifest.json").read_text())
+    v = out / "build" / manifest["verilog"]
+    v.write_text(v.read_text() + "\n// edited\n")
+    from reports.report import check_verdicts
+    with pytest.raises(CodesignError, match="is not the Verilog"):
+        check_verdicts(out / "build", manifest, None, None)
+    assert main(argv4) == 0
+    err = capsys.readouterr().err
+    assert "] build: done" in err and "] sim: done" in err
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    assert sim["checked"]["verilog_sha256"] == json.loads(
+        (out / "build" / "manifest.json").read_text())["verilog_sha256"]
+    sim["checked"]["verilog_sha256"] = "0" * 64
+    with pytest.raises(CodesignError, match="sim_summary.json was not made from this build"):
+        check_verdicts(out / "build", json.loads((out / "build" / "manifest.json").read_text()),
+                       sim, None)

@@ -101,6 +101,10 @@ def run(args) -> int:
     def ckpt() -> str:
         return json.loads(paths["model"].read_text())["checkpoint"]
 
+    def verilog() -> Path:
+        m = json.loads((paths["build"] / "manifest.json").read_text())
+        return paths["build"] / m["verilog"]
+
     def do_model():
         from models import zoo
 
@@ -159,9 +163,13 @@ def run(args) -> int:
 
         state["summary"] = write_report(out, cfg)
 
-    def digests(*names):
+    def digests(*names, keys=None):
+        """A stage's key: the digests of the files it reads and the options it uses (``keys``;
+        None: every option), so that changing ``--frames`` re-runs the simulation only."""
         def f():
             d = cfg.to_json()
+            if keys is not None:
+                d = {k: d[k] for k in keys}
             for n in names:
                 p = paths[n] if n in paths else out / n
                 d[n] = file_digest(p) if p.is_file() else None
@@ -170,19 +178,23 @@ def run(args) -> int:
 
     stages = [
         Stage("model", do_model, lambda: [paths["model"]], lambda: {"model": cfg.model}),
-        Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"], digests("model")),
+        Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"],
+              digests("model", keys=("device", "util", "formats", "clock_mhz", "points"))),
         Stage("pick", do_pick, lambda: [paths["pick"], paths["point"]],
-              lambda: {**digests()(), "pareto": file_digest(paths["dse"] / "pareto.csv")}),
-        Stage("build", do_build, lambda: [paths["build"] / "manifest.json"],
-              digests("model", "point")),
+              lambda: {**digests(keys=("max_drop",))(),
+                       "pareto": file_digest(paths["dse"] / "pareto.csv")}),
+        Stage("build", do_build, lambda: [paths["build"] / "manifest.json", verilog()],
+              digests("model", "point", keys=("synth",))),
         Stage("sim", do_sim, lambda: [paths["build"] / "sim_summary.json"],
-              lambda: {**digests("model", "point")(),
-                       "manifest": file_digest(paths["build"] / "manifest.json")}),
-        Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]], digests("model", "point",
-                                                                             "pick")),
+              lambda: {**digests("model", "point", keys=("frames", "sim", "stall"))(),
+                       "manifest": file_digest(paths["build"] / "manifest.json"),
+                       "verilog": file_digest(verilog())}),
+        Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]],
+              digests("model", "point", "pick", keys=())),
         Stage("report", do_report, lambda: [paths["report"]],
               lambda: {**digests("model", "point", "pick", "accuracy")(),
-                       "sim": file_digest(paths["build"] / "sim_summary.json")}),
+                       "sim": file_digest(paths["build"] / "sim_summary.json"),
+                       "verilog": file_digest(verilog())}),
     ]
     run_flow(stages, out / ".flow", force=args.force)
     from reports.report import summary_text

@@ -93,11 +93,18 @@ def user_frames(path, qgraph, bundle) -> list:
     return frames
 
 
+def _ints(t) -> list:
+    import numpy as np
+
+    return np.asarray(t, dtype=np.int64).tolist()
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
+    from common.digest import file_digest, json_digest
     from common.fsutil import write_json
     from cosim.golden import network_golden
     from cosim.manifest import load_manifest
@@ -126,6 +133,13 @@ def run(args) -> int:
                             f"{len(frames)} frames, {args.frames} requested")
     _say(f"sim: golden model on {len(frames)} frames")
     expected = expected_frames(frames, golden)
+    # the verdict names exactly what it checked; an earlier verdict goes before the run starts
+    (build / "sim_summary.json").unlink(missing_ok=True)
+    checked = {"manifest_sha256": file_digest(manifest.root / "manifest.json"),
+               "verilog_sha256": manifest.raw["verilog_sha256"],
+               "qgraph_sha256": manifest.raw.get("qgraph_sha256"),
+               "frames_sha256": json_digest([[_ints(c), _ints(f)] for c, f in frames]),
+               "expected_sha256": json_digest([[_ints(c), _ints(f)] for c, f in expected])}
     _say(f"sim: {args.sim} ({args.path} path), stall {stall}, seed {args.seed}; building "
          "(reused when the Verilog is unchanged)")
 
@@ -135,7 +149,7 @@ def run(args) -> int:
     result = simulate(manifest, frames, expected=expected, sim=args.sim, path=args.path,
                       stall_in=stall, stall_out=stall, seed=args.seed, timeout=args.timeout,
                       progress=progress)
-    summary = result.summary()
+    summary = {**result.summary(), "checked": checked}
     write_json(build / "sim_summary.json", summary)
     print(json.dumps(summary), flush=True)
     if result.stopped:

@@ -103,3 +103,22 @@ def test_manifest_paths_are_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     m = load_manifest("b")
     assert m.root.is_absolute() and m.verilog.is_absolute() and m.root == tmp_path / "b"
+
+
+def test_tampered_or_unrecorded_verilog_is_refused(tmp_path):
+    """The manifest holds the Verilog's SHA-256: an edited Verilog file (or a manifest without the
+    digest) is refused in one line before anything simulates it."""
+    from cosim.toy import write_toy_build
+
+    write_toy_build(tmp_path)
+    load_manifest(tmp_path)
+    v = tmp_path / "verilog" / "toy.v"
+    v.write_text(v.read_text().replace("1'h1", "1'h0", 1))
+    with pytest.raises(CodesignError,
+                       match=r"toy\.v changed since `codesign build`.*run `codesign build` again"):
+        load_manifest(tmp_path)
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    del raw["verilog_sha256"]
+    (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(CodesignError, match="records no verilog_sha256"):
+        load_manifest(tmp_path)

@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from common.errors import CodesignError
+from common.errors import EXIT_ERROR, CodesignError
 
 __all__ = ["main", "COMMANDS"]
 
@@ -30,7 +30,7 @@ def _load(name):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="codesign",
         description="Quantized and sparse CNNs -> ILP design-space exploration -> Amaranth RTL -> "
         "cocotb co-simulation.",
@@ -45,24 +45,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line (``error: codesign sim: argument --stall: ...``), exit code 2."""
+
+    def error(self, message):
+        raise CodesignError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def _limit_threads() -> None:
     # The networks are small: a second intra-op thread buys little, and when the other core is
     # busy (Yosys, a simulator) OpenMP spin-waiting made training 30x slower. CODESIGN_THREADS
     # overrides.
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("CODESIGN_THREADS", "1"))))
+    from .options import check_count
+
+    text = os.environ.get("CODESIGN_THREADS", "1")
+    torch.set_num_threads(check_count("CODESIGN_THREADS", text, high=1024))
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OS error: the path(s), the cause, and what to check."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    cause = exc.strerror or type(exc).__name__
+    where = f"{paths}: " if paths else ""
+    return f"{where}{cause} (check that the path exists, is writable and the disk has space)"
 
 
 def main(argv=None) -> int:
-    _limit_threads()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every failure the user can fix is one line on stderr and an exit code:
+    2 for bad input or a failed step (and a deadlock), 1 for simulation mismatches
+    (:mod:`common.errors`), 130 when interrupted."""
     try:
+        _limit_threads()
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args._run(args) or 0)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
+    except OSError as exc:
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

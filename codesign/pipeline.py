@@ -41,14 +41,23 @@ class FlowConfig:
     out: str = "runs/flow"
 
     def __post_init__(self):
-        if not 0 < self.util <= 1:
-            raise CodesignError(f"--util must lie in (0, 1], not {self.util}")
-        if self.max_drop < 0:
-            raise CodesignError(f"--max-drop must be non-negative, not {self.max_drop}")
-        if self.frames < 1:
-            raise CodesignError(f"--frames must be a positive integer, not {self.frames}")
-        if self.points < 1:
-            raise CodesignError(f"--points must be a positive integer, not {self.points}")
+        # the command line's checks (codesign.options), so a config from JSON meets the same ones
+        from .options import (
+            check_count,
+            check_drop,
+            check_fraction,
+            check_mhz,
+            check_probability,
+        )
+
+        check_fraction("--util", self.util)
+        check_drop("--max-drop", self.max_drop)
+        check_count("--frames", self.frames, high=100_000)
+        check_count("--points", self.points, high=1000)
+        check_mhz("--clock-mhz", self.clock_mhz)
+        check_probability("--stall", self.stall)
+        if self.sim not in ("verilator", "icarus"):
+            raise CodesignError(f"--sim must be verilator or icarus, not {self.sim!r}")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -21,6 +21,8 @@ def bernoulli(p: float, seed: int = 0):
     """Pause each cycle independently with probability ``p`` (seeded, reproducible)."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"pause probability must be in [0, 1), not {p!r}")
+    # a pause run of n cycles has probability p ** n: the benches' deadlock timeout grows with p
+    # (cosim.session.stall_timeout)
     if p == 0.0:
         return never()
     rng = random.Random(seed)

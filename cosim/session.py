@@ -9,6 +9,7 @@ and produce cycle stamps with the same convention.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import threading
 import time
@@ -20,7 +21,14 @@ from common.errors import CodesignError
 from .manifest import Manifest, load_manifest
 from .runner import cached_build, require_simulator, run_test
 from .scoreboard import Scoreboard
-from .wrapper import WRAPPER_TOP, read_trace, stall_threshold, wrapper_verilog, write_input_file
+from .wrapper import (
+    MAX_STALL,
+    WRAPPER_TOP,
+    read_trace,
+    stall_threshold,
+    wrapper_verilog,
+    write_input_file,
+)
 
 __all__ = ["SimResult", "simulate", "expected_frames"]
 
@@ -95,6 +103,14 @@ def _frame_of_beat(beats_per_frame, index) -> int:
     return len(beats_per_frame)
 
 
+def stall_timeout(timeout: int, stall: float) -> int:
+    """The deadlock timeout at stall probability ``stall``: ``timeout`` cycles plus
+    ``50 / (1 - stall)``, so that a run of paused cycles (probability ``stall ** n``) is never
+    taken for a deadlock (odds ``e ** -50``) however close ``stall`` is to 1; at most 2**32 - 1
+    (the wrapper's counter)."""
+    return min(int(timeout) + math.ceil(50.0 / (1.0 - stall)), 2**32 - 1)
+
+
 def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verilator",
              path: str = "fast", stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0,
              timeout: int = 100000, work_dir=None, cache_dir=None, progress=None,
@@ -134,8 +150,9 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
     if path not in PATHS:
         raise CodesignError(f"simulation path must be one of {PATHS}, not {path!r}")
     for name, p in (("stall_in", stall_in), ("stall_out", stall_out)):
-        if not 0.0 <= p < 1.0:
-            raise CodesignError(f"{name} must be a probability in [0, 1), not {p}")
+        if not 0.0 <= p <= MAX_STALL:
+            raise CodesignError(f"{name} must be a probability in [0, {MAX_STALL!r}], not {p}")
+    timeout = stall_timeout(timeout, max(stall_in, stall_out))
     if not frames:
         raise CodesignError("nothing to simulate: no frames")
     require_simulator(sim)

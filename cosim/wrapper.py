@@ -66,8 +66,8 @@ module {wtop} (
     reg [31:0] rng_in, rng_out, idle, drain, n_loaded;
     reg [IW-1:0] next_beat;
     reg         first_of_frame, draining;
-    wire pause_in  = rng_in[15:0]  < thr_in[15:0];
-    wire pause_out = rng_out[15:0] < thr_out[15:0];
+    wire pause_in  = rng_in  < thr_in;
+    wire pause_out = rng_out < thr_out;
 
     initial begin
         done = 0; timed_out = 0; in_valid = 0; out_ready = 0;
@@ -184,11 +184,17 @@ def wrapper_verilog(m: Manifest, *, hdl_clock: bool = True) -> str:
         i_eof=i.field("eof").offset, o_eof=o.field("eof").offset)
 
 
+#: Largest stall probability the wrapper takes: its 32-bit threshold must stay below 2**32.
+MAX_STALL = 1.0 - 2.0 ** -31
+
+
 def stall_threshold(p: float) -> int:
-    """The wrapper's 16-bit pause threshold for probability ``p``."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"stall probability must be in [0, 1), not {p!r}")
-    return round(p * 65536)
+    """The wrapper's 32-bit pause threshold for probability ``p``: a cycle pauses when the 32-bit
+    xorshift state (uniform over 1 .. 2**32 - 1) is below it, so with probability
+    ``(threshold - 1) / (2**32 - 1)``, within 2**-32 of ``p``."""
+    if not 0.0 <= p <= MAX_STALL:
+        raise ValueError(f"stall probability must lie in [0, {MAX_STALL!r}], not {p!r}")
+    return round(p * 2.0 ** 32)
 
 
 def write_input_file(path, words) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from ..options import arg, check_count, check_fraction, check_mhz, check_seconds
 from . import add_model_arguments, resolve_model
 
 NAME = "dse"
@@ -17,18 +18,23 @@ HELP = "ILP design-space exploration: Pareto front of latency vs predicted accur
 def add_arguments(p):
     add_model_arguments(p)
     p.add_argument("--device", required=True, help="FPGA part, e.g. XCZU3EG, XCZU9EG, XC7Z020")
-    p.add_argument("--util", type=float, default=0.8, help="utilisation ceiling in (0, 1]")
+    p.add_argument("--util", type=arg(check_fraction, "--util"), default=0.8,
+                   help="utilisation ceiling in (0, 1]")
     p.add_argument("--formats", default="int8,int4,dybit4",
                    help="weight formats the explorer may choose (comma-separated)")
-    p.add_argument("--clock-mhz", type=float, default=200.0, help="clock for fps and latency")
-    p.add_argument("--points", type=int, default=10, help="accuracy bounds to sweep")
+    p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=200.0,
+                   help="clock for fps and latency")
+    p.add_argument("--points", type=arg(check_count, "--points", high=1000), default=10,
+                   help="accuracy bounds to sweep")
     p.add_argument("--objective", choices=("ii", "latency"), default="ii",
                    help="minimise the initiation interval (throughput) or the frame latency")
-    p.add_argument("--frames", type=int, default=32, help="test frames to measure activity on")
-    p.add_argument("--time-limit", type=float, default=20.0,
+    p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=32,
+                   help="test frames to measure activity on")
+    p.add_argument("--time-limit", type=arg(check_seconds, "--time-limit"), default=20.0,
                    help="CBC seconds per point (an unproven point is marked proven=False)")
-    p.add_argument("--max-par", type=int, default=64, help="largest lanes / pe considered")
-    p.add_argument("--check", type=int, default=3,
+    p.add_argument("--max-par", type=arg(check_count, "--max-par", high=4096), default=64,
+                   help="largest lanes / pe considered")
+    p.add_argument("--check", type=arg(check_count, "--check", low=0, high=1000), default=3,
                    help="front points whose accuracy is measured against the prediction")
     p.add_argument("--out", required=True, help="output directory")
 

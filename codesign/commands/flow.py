@@ -15,6 +15,7 @@ from common.digest import file_digest
 from common.errors import CodesignError
 from common.fsutil import write_json
 
+from ..options import arg, check_count, check_drop, check_fraction, check_mhz, check_probability
 from ..pipeline import FlowConfig, Stage, run_flow
 from . import add_model_arguments, resolve_model
 
@@ -26,15 +27,19 @@ def add_arguments(p):
     d = FlowConfig()
     add_model_arguments(p, required=False, default=d.model)
     p.add_argument("--device", default=d.device, help=f"FPGA part (default {d.device})")
-    p.add_argument("--util", type=float, default=d.util, help="utilisation ceiling (0, 1]")
+    p.add_argument("--util", type=arg(check_fraction, "--util"), default=d.util,
+                   help="utilisation ceiling (0, 1]")
     p.add_argument("--formats", default=d.formats, help="weight formats the DSE may choose")
-    p.add_argument("--clock-mhz", type=float, default=d.clock_mhz)
-    p.add_argument("--points", type=int, default=d.points, help="Pareto points to sweep")
-    p.add_argument("--max-drop", type=float, default=d.max_drop,
+    p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=d.clock_mhz)
+    p.add_argument("--points", type=arg(check_count, "--points", high=1000), default=d.points,
+                   help="Pareto points to sweep")
+    p.add_argument("--max-drop", type=arg(check_drop, "--max-drop"), default=d.max_drop,
                    help="accuracy drop allowed for the chosen point, as a fraction (0.01 = 1 pt)")
-    p.add_argument("--frames", type=int, default=d.frames, help="frames to co-simulate")
+    p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=d.frames,
+                   help="frames to co-simulate")
     p.add_argument("--sim", default=d.sim, choices=("verilator", "icarus"))
-    p.add_argument("--stall", type=float, default=d.stall, help="stall probability in the sim")
+    p.add_argument("--stall", type=arg(check_probability, "--stall"), default=d.stall,
+                   help="stall probability in the sim")
     p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=d.synth,
                    help="Yosys resource counts (default on)")
     p.add_argument("--out", default=None, help="run directory (default runs/flow-<model>)")

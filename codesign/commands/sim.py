@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from codesign.options import arg, check_count, check_probability, check_seed
 from common.errors import EXIT_DEADLOCK, EXIT_MISMATCH, CodesignError
 
 NAME = "sim"
@@ -18,29 +19,22 @@ HELP = ("simulate N frames of the model's data set through DIR's Verilog (cocotb
         "with the golden model; writes DIR/sim_summary.json")
 
 
-def _probability(text: str) -> float:
-    try:
-        p = float(text)
-    except ValueError:
-        raise CodesignError(f"--stall must be a number, not {text!r}") from None
-    if not 0.0 <= p < 1.0:
-        raise CodesignError(f"--stall must be a probability in [0, 1), not {p}")
-    return p
-
-
 def add_arguments(p):
     p.add_argument("--build", required=True, metavar="DIR",
                    help="build directory of `codesign build` (manifest.json, verilog/)")
-    p.add_argument("--frames", type=int, default=20, metavar="N", help="frames to simulate")
+    p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=20,
+                   metavar="N", help="frames to simulate")
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"),
                    help="HDL simulator (default verilator)")
-    p.add_argument("--seed", type=int, default=0, help="frame selection and stall pattern seed")
-    p.add_argument("--stall", default="0", metavar="P",
+    p.add_argument("--seed", type=arg(check_seed, "--seed"), default=0,
+                   help="frame selection and stall pattern seed")
+    p.add_argument("--stall", default=0.0, type=arg(check_probability, "--stall"), metavar="P",
                    help="probability per cycle of an idle input cycle and of output backpressure")
     p.add_argument("--path", default="fast", choices=("fast", "python"),
                    help="fast: HDL wrapper drives the DUT (default); python: cocotb drives "
                         "every cycle")
-    p.add_argument("--timeout", type=int, default=200000, metavar="CYCLES",
+    p.add_argument("--timeout", type=arg(check_count, "--timeout"), default=200000,
+                   metavar="CYCLES",
                    help="cycles without any transfer that count as a deadlock")
     p.add_argument("--split", default="test", help="data set split the frames come from")
     p.add_argument("--inputs", default=None, metavar="FRAMES.npz",
@@ -111,11 +105,7 @@ def run(args) -> int:
     from cosim.runner import require_simulator
     from cosim.session import expected_frames, simulate
 
-    if args.frames < 1:
-        raise CodesignError(f"--frames must be a positive integer, not {args.frames}")
-    if args.timeout < 1:
-        raise CodesignError(f"--timeout must be a positive integer, not {args.timeout}")
-    stall = _probability(args.stall)
+    stall = args.stall
     build = Path(args.build)
     manifest = load_manifest(build)
     require_simulator(args.sim)

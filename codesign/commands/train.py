@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from codesign.options import arg, check_abits, check_count, check_seed
 from common.errors import CodesignError
 
 NAME = "train"
@@ -20,10 +21,13 @@ def add_arguments(p):
     p.add_argument("--calib", default=None, help="calibration inputs of a file.py:factory model")
     p.add_argument("--format", default="fp32", help=f"one of {', '.join(TRAIN_FORMATS)}")
     p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
-    p.add_argument("--epochs", type=int, default=None, help="float training epochs")
-    p.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default epochs/3)")
-    p.add_argument("--abits", type=int, default=8, help="activation bits (8 or 4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=arg(check_count, "--epochs", high=100_000), default=None,
+                   help="float training epochs")
+    p.add_argument("--qat-epochs", type=arg(check_count, "--qat-epochs", low=0, high=100_000),
+                   default=None, help="QAT epochs (default epochs/3)")
+    p.add_argument("--abits", type=arg(check_abits, "--abits"), default=8,
+                   help="activation bits (8 or 4)")
+    p.add_argument("--seed", type=arg(check_seed, "--seed"), default=0)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

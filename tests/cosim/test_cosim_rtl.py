@@ -175,3 +175,19 @@ def test_python_path_from_a_relative_build_dir(toy, kit, sim_cache, monkeypatch)
     r = simulate(d.name, kit.frame_set(seed=8, n=4), golden, sim=sim, path="python",
                  cache_dir=sim_cache)
     assert r.ok, (r.mismatches[:3], r.stopped)
+
+
+@pytest.mark.parametrize("stall", [0.99999, 0.999995])
+def test_stall_close_to_one_simulates_at_its_probability(toy, kit, sim_cache, stall):
+    """The 32-bit pause threshold keeps probabilities near 1 (a 16-bit one wrapped 0.999995 to
+    "never stall" and took 0.99999's long pauses for a deadlock): still 0 mismatches, and a frame
+    takes about ``beats / (1 - stall)`` cycles, the sink's wait for ``ready`` on every beat."""
+    kit.need("verilator")
+    d, golden = toy(ii=1, channels=1, lanes=1, height=2, width=2)
+    frames = [([(0, 0), (1, 1)], [[3], [-5]]), ([(0, 1)], [[7]]), ([(1, 0), (1, 1)], [[1], [2]])]
+    r = simulate(d, frames, golden, sim="verilator", stall_in=stall, stall_out=stall, seed=5,
+                 cache_dir=sim_cache)
+    assert r.ok, (r.mismatches[:3], r.stopped)
+    beats = sum(len(c) + 1 for c, _ in frames)
+    ratio = r.total_cycles / (beats / (1 - stall))
+    assert 0.5 < ratio < 3.0, ratio

@@ -7,7 +7,7 @@ import pytest
 from cosim.manifest import port_from_dict
 from cosim.pause import bernoulli, make_pause, never, pattern
 from cosim.scoreboard import Scoreboard
-from cosim.wrapper import read_trace, stall_threshold
+from cosim.wrapper import MAX_STALL, read_trace, stall_threshold
 from hw.stream import TokenShape, payload_fields
 
 
@@ -77,7 +77,12 @@ def test_pause_generators():
     assert 0.25 < sum(a) / len(a) < 0.35
     with pytest.raises(ValueError):
         bernoulli(1.0)
-    assert stall_threshold(0.5) == 32768 and stall_threshold(0.0) == 0
+    assert stall_threshold(0.5) == 2**31 and stall_threshold(0.0) == 0
+    # 32 bits: probabilities close to 1 keep their resolution, none wraps to "never stall"
+    assert stall_threshold(0.999995) == round(0.999995 * 2**32) < 2**32
+    assert stall_threshold(MAX_STALL) == 2**32 - 2
+    with pytest.raises(ValueError, match="stall probability"):
+        stall_threshold(1.0)
 
 
 def test_read_trace(tmp_path):

@@ -72,6 +72,20 @@ def _os_error(exc: OSError) -> str:
     return f"{where}{cause} (check that the path exists, is writable and the disk has space)"
 
 
+def run_command(args) -> int:
+    """Run a parsed command holding the lock of every directory it writes (its ``locks(args)``,
+    :func:`common.lock.dir_lock`)."""
+    from contextlib import ExitStack
+
+    from common.lock import dir_lock
+
+    mod = importlib.import_module(args._run.__module__)
+    with ExitStack() as stack:
+        for d in getattr(mod, "locks", lambda a: [])(args):
+            stack.enter_context(dir_lock(d))
+        return int(args._run(args) or 0)
+
+
 def main(argv=None) -> int:
     """Run one command; every failure the user can fix is one line on stderr and an exit code:
     2 for bad input or a failed step (and a deadlock), 1 for simulation mismatches
@@ -80,7 +94,7 @@ def main(argv=None) -> int:
         _limit_threads()
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args._run(args) or 0)
+        return run_command(args)
     except CodesignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code

@@ -16,6 +16,11 @@ HELP = ("generate the accelerator of a model at a design point: DIR/verilog/<top
         "DIR/manifest.json and, with --synth, DIR/resources.json")
 
 
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.out]
+
+
 def add_arguments(p):
     add_model_arguments(p)
     p.add_argument("--point", default="default", metavar="P.json|default",

@@ -6,6 +6,11 @@ NAME = "demo"
 HELP = "run the flow on the built-in example (digits CNN)"
 
 
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.out]
+
+
 def add_arguments(p):
     p.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
 

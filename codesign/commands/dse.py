@@ -15,6 +15,11 @@ NAME = "dse"
 HELP = "ILP design-space exploration: Pareto front of latency vs predicted accuracy"
 
 
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.out]
+
+
 def add_arguments(p):
     add_model_arguments(p)
     p.add_argument("--device", required=True, help="FPGA part, e.g. XCZU3EG, XCZU9EG, XC7Z020")

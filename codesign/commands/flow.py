@@ -46,6 +46,16 @@ def add_arguments(p):
     p.add_argument("--force", action="store_true", help="redo every stage")
 
 
+def out_dir(args) -> str:
+    """The run directory: ``--out`` or ``runs/flow-<model file stem>``."""
+    return args.out or f"runs/flow-{Path(str(args.model).split(':')[0]).stem}"
+
+
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [out_dir(args)]
+
+
 def defaults(**kw) -> argparse.Namespace:
     """The arguments of ``codesign flow`` with its defaults, overridden by ``kw``."""
     p = argparse.ArgumentParser()
@@ -57,10 +67,10 @@ def defaults(**kw) -> argparse.Namespace:
 
 
 def _cli(argv: list[str]) -> None:
-    from ..cli import build_parser
+    from ..cli import build_parser, run_command
 
     args = build_parser().parse_args(argv)
-    code = int(args._run(args) or 0)
+    code = run_command(args)  # holding the step's own directory lock (out/dse, out/build)
     if code:
         raise CodesignError(f"`codesign {' '.join(argv)}` exited with {code}", code)
 
@@ -89,7 +99,7 @@ def run(args) -> int:
                      util=args.util, formats=args.formats,
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
-                     out=args.out or f"runs/flow-{Path(str(args.model).split(':')[0]).stem}")
+                     out=out_dir(args))
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {

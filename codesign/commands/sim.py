@@ -19,6 +19,11 @@ HELP = ("simulate N frames of the model's data set through DIR's Verilog (cocotb
         "with the golden model; writes DIR/sim_summary.json")
 
 
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.build]
+
+
 def add_arguments(p):
     p.add_argument("--build", required=True, metavar="DIR",
                    help="build directory of `codesign build` (manifest.json, verilog/)")

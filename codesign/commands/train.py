@@ -12,6 +12,11 @@ NAME = "train"
 HELP = "train and quantize a model; writes DIR/model.pt and DIR/metrics.json"
 
 
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.out]
+
+
 def add_arguments(p):
     from models.quant.formats import TRAIN_FORMATS
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from cocotb_tools.runner import Verilator, get_runner
 
 from common.errors import CodesignError
+from common.procs import reap_children
 
 __all__ = ["SIMULATORS", "simulator_missing", "require_simulator", "cached_build", "run_test",
            "BENCH_MODULE"]
@@ -163,7 +164,7 @@ def cached_build(sim: str, sources, toplevel: str, cache_dir, *, top_only: bool 
         log = build_dir / "build.log"
         build_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with _make_overrides(sim):
+            with _make_overrides(sim), reap_children():
                 runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
                              build_args=_build_args(sim), timescale=_TIMESCALE, always=True,
                              log_file=log)
@@ -193,10 +194,11 @@ def run_test(sim: str, build_dir, toplevel: str, test_dir, *, testcase: str, job
     }
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
-        runner.test(test_module=module, hdl_toplevel=toplevel, build_dir=build_dir,
-                    test_dir=test_dir, testcase=testcase, extra_env=env,
-                    hdl_toplevel_lang="verilog", plusargs=list(plusargs), log_file=log,
-                    timescale=_TIMESCALE, results_xml=str(test_dir / "results.xml"))
+        with reap_children():
+            runner.test(test_module=module, hdl_toplevel=toplevel, build_dir=build_dir,
+                        test_dir=test_dir, testcase=testcase, extra_env=env,
+                        hdl_toplevel_lang="verilog", plusargs=list(plusargs), log_file=log,
+                        timescale=_TIMESCALE, results_xml=str(test_dir / "results.xml"))
     except (Exception, SystemExit) as exc:
         tail = log.read_text().strip().splitlines()[-15:] if log.exists() else []
         raise CodesignError(f"{sim} simulation failed ({exc}); log {log}:\n"

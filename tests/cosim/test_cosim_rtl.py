@@ -191,3 +191,61 @@ def test_stall_close_to_one_simulates_at_its_probability(toy, kit, sim_cache, st
     beats = sum(len(c) + 1 for c, _ in frames)
     ratio = r.total_cycles / (beats / (1 - stall))
     assert 0.5 < ratio < 3.0, ratio
+
+
+def test_killed_sim_takes_verilator_along(kit, tmp_path):
+    """SIGKILL of `codesign sim` while Verilator compiles: make and the compiler die with it (a
+    watchdog, common.procs), nothing goes on writing into the build directory."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+    from helpers import tiny_qgraph
+
+    from common.procs import descendants
+    from contract.point import DesignPoint
+    from hw.build import build
+
+    kit.need("verilator")
+    g = tiny_qgraph(0)
+    d = tmp_path / "b"
+    build(g, DesignPoint.default(g, model="tiny"), d, model="tiny")
+    c, h, w = g.input.in_shape
+    np.savez(tmp_path / "x.npz", x=np.ones((1, c, h, w), dtype=np.int64))
+    p = subprocess.Popen([sys.executable, "-m", "codesign", "sim", "--build", str(d),
+                          "--inputs", str(tmp_path / "x.npz"), "--frames", "1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, seen = time.time() + 120, set()
+    while time.time() < deadline and p.poll() is None:
+        kids = descendants({p.pid})
+        names = set()
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/comm") as f:
+                    names.add(f.read().strip())
+            except OSError:
+                pass
+        if "cc1plus" in names:  # compiling (writes no output a closed pipe could stop)
+            seen = kids
+            break
+        time.sleep(0.1)
+    if not seen:
+        pytest.skip("the Verilator build finished before it could be caught")
+    time.sleep(0.8)  # the watchdog takes its snapshot twice a second
+    seen |= descendants({p.pid})
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    deadline = time.time() + 15
+    while time.time() < deadline and any(alive(k) for k in seen):
+        time.sleep(0.2)
+    assert not [k for k in seen if alive(k)]

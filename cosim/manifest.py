@@ -199,8 +199,11 @@ def load_manifest(path) -> Manifest:
         raise CodesignError(f"no manifest at {path}: run `codesign build` first")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CodesignError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("ports"), dict):
+        raise CodesignError(f"{path} is not a build manifest (no object with 'ports'); run "
+                            "`codesign build` again")
     try:
         ports = raw["ports"]
         top = raw["top"]

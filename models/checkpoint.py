@@ -21,7 +21,21 @@ CHECKPOINT_VERSION = 1
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("CODESIGN_CACHE", Path.home() / ".cache" / "codesign"))
+    """``$CODESIGN_CACHE`` (default ``~/.cache/codesign``), created if missing; one line if it
+    cannot be a directory (checked before any training writes into it)."""
+    from common.errors import CodesignError
+
+    path = Path(os.environ.get("CODESIGN_CACHE", Path.home() / ".cache" / "codesign"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CodesignError(f"the model cache {path} (CODESIGN_CACHE) is not a directory; point "
+                            "CODESIGN_CACHE at a directory or unset it") from None
+    except OSError as exc:
+        raise CodesignError(f"the model cache {path} (CODESIGN_CACHE) cannot be created: "
+                            f"{exc.strerror}; point CODESIGN_CACHE at a writable directory") \
+            from None
+    return path
 
 
 def checkpoint_path(name: str, fmt: str = "fp32", qat: bool = False) -> Path:

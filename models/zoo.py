@@ -129,6 +129,9 @@ def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,
                 raise ModelError(f"no cached checkpoint for {s.name!r} at {path}")
             train(TrainConfig(model=s.name), path.parent, progress=progress)
     s, model, blob = load_checkpoint(path)
+    if not looks_like_path and not user.is_user_ref(name_or_path) and s.name != name_or_path:
+        raise ModelError(f"the cache slot {path} of {name_or_path!r} holds a checkpoint of "
+                         f"{s.name!r}; delete {path.parent} and run again")
     qnet = s.qnet(model)
     if not qnet.folded:
         raise FormatError(f"checkpoint {path} is not BatchNorm-folded; retrain it")

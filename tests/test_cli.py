@@ -32,3 +32,32 @@ def test_parser_offers_exactly_the_listed_commands(capsys):
     assert cli.main(["report"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'report'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cache_that_is_a_file_is_one_line_before_training(tmp_path, monkeypatch, capsys):
+    f = tmp_path / "cachefile"
+    f.write_text("")
+    monkeypatch.setenv("CODESIGN_CACHE", str(f))
+    out = tmp_path / "o"
+    assert cli.main(["dse", "--model", "digits", "--device", "XC7Z020", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: the model cache {f} (CODESIGN_CACHE) is not a directory; point "
+                   "CODESIGN_CACHE at a directory or unset it")
+    assert not out.exists()
+
+
+def test_cache_slot_holding_another_network_is_refused(tmp_path, monkeypatch):
+    """A checkpoint copied into another network's cache slot is not explored under that name."""
+    import shutil
+
+    from models import zoo
+    from models.checkpoint import checkpoint_path
+    from models.zoo import ModelError
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    b = zoo.load("digits", progress=False)
+    slot = checkpoint_path("eventdigits")
+    slot.parent.mkdir(parents=True)
+    shutil.copy(b.checkpoint, slot)
+    with pytest.raises(ModelError, match="holds a checkpoint of 'digits'; delete"):
+        zoo.load("eventdigits", train_if_missing=False)

@@ -128,6 +128,9 @@ def load_labels(txtpath) -> tuple[np.ndarray, np.ndarray]:
         x, y, c = (float(g) for g in m.groups())
         if c not in (0.0, 1.0):
             raise DataError(f"{txtpath}:{i + 1}: closed flag must be 0 or 1, got {line!r}")
+        if not (0.0 <= x < SENSOR_WIDTH and 0.0 <= y < SENSOR_HEIGHT):  # NaN and inf fail too
+            raise DataError(f"{txtpath}:{i + 1}: pupil ({x}, {y}) lies outside the "
+                            f"{SENSOR_WIDTH}x{SENSOR_HEIGHT} sensor, got {line!r}")
         xy[i] = x, y
         closed[i] = int(c)
     if not lines:

@@ -160,6 +160,9 @@ def test_non_monotonic_and_out_of_sensor(tmp_path):
         ("(1, 2, 0)\n(3, 4)\n", r"label\.txt:2: expected"),
         ("(1, 2, 0)\n(3, 4, 0)\nhello\n", r"label\.txt:3: expected"),
         ("(1, 2, 3)\n", r"label\.txt:1: closed flag"),
+        ("(1, 2, 0)\n(1e999, -1e999, 0)\n", r"label\.txt:2: pupil \(inf, -inf\) lies outside"),
+        ("(640, 10, 0)\n", r"label\.txt:1: pupil \(640.0, 10.0\) lies outside the 640x480"),
+        ("(3, -0.5, 1)\n", r"label\.txt:1: pupil .* lies outside"),
         ("", "no labels"),
     ],
 )

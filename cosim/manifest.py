@@ -204,6 +204,17 @@ def load_manifest(path) -> Manifest:
     if not isinstance(raw, dict) or not isinstance(raw.get("ports"), dict):
         raise CodesignError(f"{path} is not a build manifest (no object with 'ports'); run "
                             "`codesign build` again")
+    kinds = {"top": (str,), "verilog": (str,), "clock": (str,), "reset": (str,),
+             "reset_active": (str,), "clock_mhz": (int, float), "model": (str, type(None)),
+             "point": (dict, type(None)), "layers": (list,)}
+    for key, types in kinds.items():
+        if key in raw and (not isinstance(raw[key], types) or isinstance(raw[key], bool)):
+            raise CodesignError(f"{path}: {key!r} is malformed ({raw[key]!r}); run "
+                                "`codesign build` again")
+    if not (isinstance(raw.get("clock_mhz", 100), (int, float))
+            and 0 < raw.get("clock_mhz", 100) < float("inf")):
+        raise CodesignError(f"{path}: clock_mhz must be a positive number; run `codesign build` "
+                            "again")
     try:
         ports = raw["ports"]
         top = raw["top"]
@@ -218,6 +229,10 @@ def load_manifest(path) -> Manifest:
                      layers=tuple(raw.get("layers", ())), raw=raw)
     except KeyError as exc:
         raise CodesignError(f"{path} lacks key {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CodesignError(f"{path} is malformed ({first}); run `codesign build` again") \
+            from None
     if m.reset_active not in ("high", "low"):
         raise CodesignError(f"{path}: reset_active must be 'high' or 'low', not {m.reset_active!r}")
     if not verilog.is_file():

@@ -113,3 +113,69 @@ def test_flow_end_to_end_and_resume(tmp_path, capsys):
     with pytest.raises(CodesignError, match="sim_summary.json was not made from this build"):
         check_verdicts(out / "build", json.loads((out / "build" / "manifest.json").read_text()),
                        sim, None)
+
+
+def test_killed_rebuild_leaves_no_manifest_and_no_old_verdict(tmp_path, capsys):
+    """SIGKILL while `codesign build --synth` rebuilds into an old build directory: the old
+    manifest, verdict and resource counts are gone before the new Verilog is written, so
+    `codesign sim` says the build is incomplete instead of checking new Verilog against an old
+    description (or reporting an old verdict)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d = tmp_path / "b"
+    assert main(["build", "--model", "digits", "--out", str(d)]) == 0
+    (d / "sim_summary.json").write_text('{"frames": 3, "mismatches": 0}')
+    old_verilog = json.loads((d / "manifest.json").read_text())["verilog"]
+    p = subprocess.Popen([sys.executable, "-m", "codesign", "build", "--model", "digits",
+                          "--point", "default", "--format", "int4", "--out", str(d), "--synth"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None and not (d / "synth").exists():
+        time.sleep(0.05)
+    assert p.poll() is None, "the build ended before Yosys started"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert (d / old_verilog).is_file()  # the new Verilog, under no manifest
+    for stale in ("manifest.json", "sim_summary.json", "resources.json"):
+        assert not (d / stale).exists(), stale
+    capsys.readouterr()
+    assert main(["sim", "--build", str(d)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: no manifest at {d / 'manifest.json'}: run `codesign build` first"
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_flow_killed_mid_simulation_resumes_with_a_true_verdict(tmp_path):
+    """SIGKILL a real `codesign flow` while it simulates, run it again: DSE, pick and build are
+    reused, the simulation runs again, and the report's verdict names the Verilog it checked."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "codesign", "flow", "--model", "digits", "--out", str(out),
+            "--frames", "3", "--no-synth", "--points", "2"]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 900
+    while time.time() < deadline and p.poll() is None and not (out / "build" / "sim").exists():
+        time.sleep(0.1)
+    assert p.poll() is None, "the flow ended before it simulated"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (out / "build" / "sim_summary.json").exists()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for stage in ("model", "dse", "pick", "build"):
+        assert f"{stage}: up to date, skipped" in r.stderr, stage
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    manifest = json.loads((out / "build" / "manifest.json").read_text())
+    assert sim["mismatches"] == 0 and sim["checked"]["verilog_sha256"] == manifest[
+        "verilog_sha256"]
+    assert "0 mismatches" in (out / "report.md").read_text()

@@ -41,7 +41,8 @@ def add_arguments(p):
     p.add_argument("--timeout", type=arg(check_count, "--timeout"), default=200000,
                    metavar="CYCLES",
                    help="cycles without any transfer that count as a deadlock")
-    p.add_argument("--split", default="test", help="data set split the frames come from")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="data set split the frames come from")
     p.add_argument("--inputs", default=None, metavar="FRAMES.npz",
                    help="simulate your own frames: .npz with x [N, C, H, W] (float: quantized "
                         "with the model's input quantizer; integer: the quantized input itself) "
@@ -114,7 +115,6 @@ def run(args) -> int:
     build = Path(args.build)
     manifest = load_manifest(build)
     require_simulator(args.sim)
-    _say(f"sim: loading model {manifest.model!r} and its golden QGraph")
     bundle, qgraph, golden = network_golden(manifest)
     if args.inputs is not None:
         frames = user_frames(args.inputs, qgraph, bundle)[: args.frames]
@@ -126,7 +126,7 @@ def run(args) -> int:
     if args.inputs is None and len(frames) < args.frames:
         raise CodesignError(f"the {args.split} split of {manifest.model!r} has only "
                             f"{len(frames)} frames, {args.frames} requested")
-    _say(f"sim: golden model on {len(frames)} frames")
+    _say(f"sim: {manifest.model!r}, golden model on {len(frames)} frames")
     expected = expected_frames(frames, golden)
     # the verdict names exactly what it checked; an earlier verdict goes before the run starts
     (build / "sim_summary.json").unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import CodesignError
+from common.lock import dir_lock
 
 from .manifest import Manifest, load_manifest
 from .runner import cached_build, require_simulator, run_test
@@ -165,94 +166,96 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
     m = manifest
     work_dir = Path(work_dir or m.root / "sim" / f"{path}-{sim}").resolve()
     cache_dir = Path(cache_dir or m.root / "sim_build").resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    inputs = [m.input.frame_beats(c, f) for c, f in frames]
-    sb = Scoreboard(m.output)
-    for c, f in expected:
-        sb.expect(c, f)
-    result_file = work_dir / "result.json"
-    result_file.unlink(missing_ok=True)
-    job = {"manifest": str(m.root / "manifest.json"), "seed": seed, "stall_in": stall_in,
-           "stall_out": stall_out, "timeout": timeout, "result": str(result_file)}
-    t0 = time.perf_counter()
-    if path == "fast":
-        wrapper = work_dir / f"{WRAPPER_TOP}.v"
-        wrapper.write_text(wrapper_verilog(m, hdl_clock=hdl_clock))
-        job["hdl_clock"] = hdl_clock
-        build_dir, reused = cached_build(sim, [m.verilog, wrapper], WRAPPER_TOP, cache_dir,
-                                         top_only=hdl_clock)
-        in_file, trace_file = work_dir / "input.hex", work_dir / "trace.txt"
-        n_beats = write_input_file(in_file, (w for fr in inputs for w in fr))
-        trace_file.unlink(missing_ok=True)
-        plusargs = [f"+cosim_in={in_file}", f"+cosim_out={trace_file}",
-                    f"+cosim_beats={n_beats}", f"+cosim_frames={len(frames)}",
-                    f"+cosim_timeout={timeout}", f"+cosim_thr_in={stall_threshold(stall_in)}",
-                    f"+cosim_thr_out={stall_threshold(stall_out)}", f"+cosim_seed={seed + 1}"]
-        job_file = work_dir / "job.json"
-        job_file.write_text(json.dumps(job))
-        _run_with_progress(lambda: run_test(sim, build_dir, WRAPPER_TOP, work_dir,
-                                            testcase="fast_stream", job_file=job_file,
-                                            plusargs=plusargs),
-                           trace_file, m.output.field("eof"), len(frames), progress)
-        res = _read_result(result_file, work_dir)
-        trace = read_trace(trace_file)
-        out, frames_in = trace.out, trace.frames_in
-        stopped = None
-        if res["timed_out"] or trace.timeout is not None:
-            t = trace.timeout or {}
-            bpf = [len(fr) for fr in inputs]
-            if t.get("n_in", n_beats) < n_beats:
-                stopped = (f"input stream ({m.input.valid}/{m.input.ready}) stopped moving: the "
-                           f"DUT did not accept input beat {t['n_in']} of {n_beats} (frame "
-                           f"{_frame_of_beat(bpf, t['n_in'])}) for {timeout} cycles")
-            else:
-                stopped = (f"output stream ({m.output.valid}/{m.output.ready}) stopped moving: "
-                           f"{t.get('frames_out', '?')} of {len(frames)} frames and "
-                           f"{t.get('n_out', '?')} beats came out, then nothing for {timeout} "
-                           f"cycles")
-        total_cycles = res["cycles"]
-    else:
-        stim_file = work_dir / "stimulus.json"
-        stim_file.write_text(json.dumps({
-            "inputs": inputs,
-            "expected": [m.output.frame_beats(c, f) for c, f in expected]}))
-        job["stimulus"] = str(stim_file)
-        job_file = work_dir / "job.json"
-        job_file.write_text(json.dumps(job))
-        build_dir, reused = cached_build(sim, [m.verilog], m.top, cache_dir)
-        try:
-            run_test(sim, build_dir, m.top, work_dir, testcase="python_stream",
-                     job_file=job_file)
-        except CodesignError:
-            if not result_file.exists():
-                raise
-        res = _read_result(result_file, work_dir)
-        out = [tuple(x) for x in res["out"]]
-        frames_in = [tuple(x) for x in res["frames_in"]]
-        stopped = None
-        if res["stopped"]:
-            s = res["stopped"]
-            which = s["stream"]
-            port = m.input if which == "input" else m.output
-            stopped = (f"{which} stream ({port.valid}/{port.ready}) stopped moving: "
-                       f"{s['n_in']} input beats in, {s['frames_out']} of {len(frames)} frames "
-                       f"and {s['n_out']} beats out, then nothing for {timeout} cycles")
-        total_cycles = res["cycles"]
-    for cycle, word in out:
-        sb.receive(word, cycle)
-    mismatches = list(sb.mismatches) if stopped else sb.finish()
-    eofs = sb.eof_cycles
-    cpf, lat = [], []
-    for i, e in enumerate(eofs[:len(frames)]):
-        if i < len(frames_in):
-            lat.append(e - frames_in[i][0])
-        cpf.append(e - eofs[i - 1] if i else (e - frames_in[0][0] if frames_in else e))
-    return SimResult(sim=sim, path=path, frames=len(frames), mismatches=mismatches,
-                     cycles_per_frame=cpf, latency=lat, total_cycles=total_cycles,
-                     sim_wall_s=res["wall_s"], wall_s=time.perf_counter() - t0,
-                     sim_cpu_s=res.get("cpu_s", 0.0),
-                     stopped=stopped, build_reused=reused, stall_in=stall_in,
-                     stall_out=stall_out, seed=seed, extra={"work_dir": str(work_dir)})
+    # one run at a time in a scratch directory (two would share its input and trace files)
+    with dir_lock(work_dir):
+        inputs = [m.input.frame_beats(c, f) for c, f in frames]
+        sb = Scoreboard(m.output)
+        for c, f in expected:
+            sb.expect(c, f)
+        result_file = work_dir / "result.json"
+        result_file.unlink(missing_ok=True)
+        job = {"manifest": str(m.root / "manifest.json"), "seed": seed, "stall_in": stall_in,
+               "stall_out": stall_out, "timeout": timeout, "result": str(result_file)}
+        t0 = time.perf_counter()
+        if path == "fast":
+            wrapper = work_dir / f"{WRAPPER_TOP}.v"
+            wrapper.write_text(wrapper_verilog(m, hdl_clock=hdl_clock))
+            job["hdl_clock"] = hdl_clock
+            build_dir, reused = cached_build(sim, [m.verilog, wrapper], WRAPPER_TOP, cache_dir,
+                                             top_only=hdl_clock)
+            in_file, trace_file = work_dir / "input.hex", work_dir / "trace.txt"
+            n_beats = write_input_file(in_file, (w for fr in inputs for w in fr))
+            trace_file.unlink(missing_ok=True)
+            plusargs = [f"+cosim_in={in_file}", f"+cosim_out={trace_file}",
+                        f"+cosim_beats={n_beats}", f"+cosim_frames={len(frames)}",
+                        f"+cosim_timeout={timeout}", f"+cosim_thr_in={stall_threshold(stall_in)}",
+                        f"+cosim_thr_out={stall_threshold(stall_out)}", f"+cosim_seed={seed + 1}"]
+            job_file = work_dir / "job.json"
+            job_file.write_text(json.dumps(job))
+            _run_with_progress(lambda: run_test(sim, build_dir, WRAPPER_TOP, work_dir,
+                                                testcase="fast_stream", job_file=job_file,
+                                                plusargs=plusargs),
+                               trace_file, m.output.field("eof"), len(frames), progress)
+            res = _read_result(result_file, work_dir)
+            trace = read_trace(trace_file)
+            out, frames_in = trace.out, trace.frames_in
+            stopped = None
+            if res["timed_out"] or trace.timeout is not None:
+                t = trace.timeout or {}
+                bpf = [len(fr) for fr in inputs]
+                if t.get("n_in", n_beats) < n_beats:
+                    stopped = (f"input stream ({m.input.valid}/{m.input.ready}) stopped "
+                               f"moving: the DUT did not accept input beat {t['n_in']} of "
+                               f"{n_beats} (frame {_frame_of_beat(bpf, t['n_in'])}) for "
+                               f"{timeout} cycles")
+                else:
+                    stopped = (f"output stream ({m.output.valid}/{m.output.ready}) stopped moving: "
+                               f"{t.get('frames_out', '?')} of {len(frames)} frames and "
+                               f"{t.get('n_out', '?')} beats came out, then nothing for {timeout} "
+                               f"cycles")
+            total_cycles = res["cycles"]
+        else:
+            stim_file = work_dir / "stimulus.json"
+            stim_file.write_text(json.dumps({
+                "inputs": inputs,
+                "expected": [m.output.frame_beats(c, f) for c, f in expected]}))
+            job["stimulus"] = str(stim_file)
+            job_file = work_dir / "job.json"
+            job_file.write_text(json.dumps(job))
+            build_dir, reused = cached_build(sim, [m.verilog], m.top, cache_dir)
+            try:
+                run_test(sim, build_dir, m.top, work_dir, testcase="python_stream",
+                         job_file=job_file)
+            except CodesignError:
+                if not result_file.exists():
+                    raise
+            res = _read_result(result_file, work_dir)
+            out = [tuple(x) for x in res["out"]]
+            frames_in = [tuple(x) for x in res["frames_in"]]
+            stopped = None
+            if res["stopped"]:
+                s = res["stopped"]
+                which = s["stream"]
+                port = m.input if which == "input" else m.output
+                stopped = (f"{which} stream ({port.valid}/{port.ready}) stopped moving: "
+                           f"{s['n_in']} input beats in, {s['frames_out']} of {len(frames)} frames "
+                           f"and {s['n_out']} beats out, then nothing for {timeout} cycles")
+            total_cycles = res["cycles"]
+        for cycle, word in out:
+            sb.receive(word, cycle)
+        mismatches = list(sb.mismatches) if stopped else sb.finish()
+        eofs = sb.eof_cycles
+        cpf, lat = [], []
+        for i, e in enumerate(eofs[:len(frames)]):
+            if i < len(frames_in):
+                lat.append(e - frames_in[i][0])
+            cpf.append(e - eofs[i - 1] if i else (e - frames_in[0][0] if frames_in else e))
+        return SimResult(sim=sim, path=path, frames=len(frames), mismatches=mismatches,
+                         cycles_per_frame=cpf, latency=lat, total_cycles=total_cycles,
+                         sim_wall_s=res["wall_s"], wall_s=time.perf_counter() - t0,
+                         sim_cpu_s=res.get("cpu_s", 0.0),
+                         stopped=stopped, build_reused=reused, stall_in=stall_in,
+                         stall_out=stall_out, seed=seed, extra={"work_dir": str(work_dir)})
 
 
 def _read_result(result_file: Path, work_dir: Path) -> dict:

@@ -8,7 +8,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json", "write_png", "write_text"]
+__all__ = ["atomic_path", "write_json", "write_png", "write_text", "undo_new_on_failure"]
 
 
 @contextmanager
@@ -46,3 +46,26 @@ def write_png(path, fig, *, dpi: int = 110) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
+
+
+@contextmanager
+def undo_new_on_failure(directory, *, keep=(".codesign.lock",)):
+    """Run the block; if it raises, remove what it added to ``directory`` (new top-level files and
+    folders, not ``keep``), so a failed command leaves the directory as it found it rather than
+    half its outputs. Files it overwrote are not restored: write those atomically."""
+    import shutil
+
+    directory = Path(directory)
+    before = {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if directory.is_dir():
+            for p in directory.iterdir():
+                if p.name in before or p.name in keep:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+        raise

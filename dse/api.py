@@ -25,7 +25,7 @@ from common.errors import CodesignError
 from common.fsutil import atomic_path, write_json, write_png, write_text
 from models.quant.formats import WEIGHT_FORMATS
 
-from . import accuracy, devices, pareto, workload
+from . import accuracy, devices, ilp, pareto, workload
 from .cost import resource_model
 from .ilp import OBJECTIVES
 
@@ -47,12 +47,15 @@ def _formats(formats) -> list[str]:
     return formats
 
 
-def load_workload(model: str, formats, *, frames: int = 32, log=None):
+def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=None):
     """``(workload, sensitivity, bundle)`` of a zoo model / checkpoint path, or of
-    ``synthetic<N>`` (bundle None)."""
+    ``synthetic<N>`` (bundle None). ``precheck(workload)`` runs before the sensitivity analysis
+    (the slow part), to refuse a budget nothing fits before any work."""
     m = re.fullmatch(r"synthetic(\d+)", str(model))
     if m:
         w = workload.synthetic(int(m.group(1)))
+        if precheck:
+            precheck(w)
         return w, accuracy.synthetic_sensitivity(w, formats), None
     from models import zoo
 
@@ -61,6 +64,8 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None):
     except (zoo.ModelError, FileNotFoundError) as exc:
         raise CodesignError(str(exc).splitlines()[0]) from None
     w = workload.from_bundle(bundle, frames=frames)
+    if precheck:
+        precheck(w)
     # keyed by the checkpoint's content and the quantizer version: a retrained model or a change
     # in how weights are quantized must not reuse old drops
     from common.digest import file_digest
@@ -134,8 +139,22 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--points must be a positive integer, not {points!r}")
     if not clock_mhz > 0:
         raise CodesignError(f"--clock-mhz must be positive, not {clock_mhz!r}")
-    w, sens, bundle = load_workload(model, formats, frames=frames, log=log)
     rmodel = resource_model()
+
+    def fits(w):
+        """Even the cheapest choice of every layer must fit the budget (resources only: the
+        drops do not matter here, so placeholder ones stand in for the sensitivity)."""
+        cands, _ = pareto.price(w, formats, accuracy.synthetic_sensitivity(w, formats),
+                                model=rmodel, activity=activity, max_lanes=max_par,
+                                max_pe=max_par)
+        try:
+            ilp.check_budget(pareto.make_problem(w, cands, budget, objective=objective,
+                                                 model=rmodel))
+        except ilp.Infeasible as exc:
+            raise CodesignError(f"{exc}; raise --util, choose a larger device or allow cheaper "
+                                "formats") from None
+
+    w, sens, bundle = load_workload(model, formats, frames=frames, log=log, precheck=fits)
     cands, table = pareto.price(w, formats, sens, model=rmodel, activity=activity,
                                 max_lanes=max_par, max_pe=max_par)
     out.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ CASES = [
     (DSE + ["--util", "nan"], {}, None, "--util: must be a finite number"),
     (DSE + ["--util", "1.5"], {}, None, "--util: must lie in (0, 1]"),
     (DSE + ["--points", "0"], {}, None, "--points: must be an integer in [1"),
+    (DSE + ["--util", "0.001"], {}, None, "infeasible: needs at least 9 DSP48E1"),
     (DSE + ["--formats", "int8,int3"], {}, None, "int3"),
     (["dse", "--model", "digits", "--device", "XC9999", "--out", "{out}"], {}, None, "XC9999"),
     (["dse", "--model", "{tmp}/missing.pt", "--device", "XC7Z020", "--out", "{out}"], {}, None,
@@ -119,4 +120,4 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, cap
 
 
 def test_cases_cover_every_command():
-    assert set(COUNTS) == {"train", "dse", "build", "sim", "flow"} and sum(COUNTS.values()) >= 40
+    assert set(COUNTS) == {"train", "dse", "build", "sim", "flow"} and sum(COUNTS.values()) >= 41

@@ -51,10 +51,13 @@ def run(args) -> int:
     def log(msg):
         print(msg, file=sys.stderr)
 
-    df = explore(args.model, args.device, out=args.out, util=args.util, formats=args.formats,
-                 clock_mhz=args.clock_mhz, points=args.points, objective=args.objective,
-                 frames=args.frames, time_limit=args.time_limit, max_par=args.max_par,
-                 check=args.check, log=log)
+    from common.fsutil import undo_new_on_failure
+
+    with undo_new_on_failure(args.out):  # an infeasible budget leaves no half of the outputs
+        df = explore(args.model, args.device, out=args.out, util=args.util,
+                     formats=args.formats, clock_mhz=args.clock_mhz, points=args.points,
+                     objective=args.objective, frames=args.frames, time_limit=args.time_limit,
+                     max_par=args.max_par, check=args.check, log=log)
     cols = ["point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp", "lut",
             "bram18", "format_counts"]
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -2,14 +2,21 @@
 
 :func:`explore` writes, under ``out``:
 
-- ``pareto.csv``: the non-dominated points (:data:`dse.pareto.FRONT_COLUMNS`), fastest first;
-- ``pareto.png``: latency against predicted accuracy, each point labelled, the budget stated;
+- ``pareto.csv``: the non-dominated points (:data:`dse.pareto.FRONT_COLUMNS`), fastest first,
+  each with its measured accuracy (integer golden model on the sensitivity split, every point by
+  default) and ``bound_ok``: whether the measured drop stays within the point's accuracy bound;
+- ``references.csv``: the all-int8 design (the program with int8 only) and the greedy folding
+  design (FINN-style: raise the bottleneck's parallelism while the budget allows, int8), priced
+  and measured the same way;
+- ``pareto.png``: latency (linear, microseconds; cycles on the top axis) against accuracy, each
+  point's predicted and measured accuracy joined by its gap, the references on the same axes, the
+  budget stated (:func:`plot_front`; the flow marks its chosen point);
 - ``point_<k>.json``: design points ``codesign build`` accepts
   (:class:`contract.point.DesignPoint`), each layer with its choice and ``pred_*`` cycles and
   resources, plus a ``dse`` summary;
 - ``choices.csv``: every candidate the program chose from;
-- ``accuracy_check.csv``: predicted against measured accuracy of ``check`` front points (trained
-  models only), also in ``pareto.csv``'s ``accuracy_measured`` column;
+- ``accuracy_check.csv``: predicted against measured accuracy of ``check`` front points (all by
+  default; trained models only), also in ``pareto.csv``'s ``accuracy_measured`` column;
 - ``workload.json``, ``sensitivity.json``, ``budget.json``: the inputs, for reproduction.
 
 Models named ``synthetic<N>`` (e.g. ``synthetic50``) are the made-up dense networks of
@@ -79,26 +86,62 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
     return w, sens, bundle
 
 
-def _plot(path: Path, df, budget: devices.Budget, title: str, clock_mhz: float) -> None:
+def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float,
+               chosen: int | None = None) -> None:
+    """The front a user reads: latency (linear, microseconds at ``clock_mhz``; cycles on the top
+    axis) against accuracy in percent; each point's predicted accuracy (filled) and measured one
+    (cross) joined by a line, so the gap shows; the reference designs (``refs``, the rows of
+    ``references.csv``) on the same axes; ``chosen`` ringed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = df["latency_us"]
-    y = df["accuracy_pred"]
-    ax.plot(x, y, "o-", color="tab:blue")
-    ax.margins(x=0.15, y=0.1)
-    for _, r in df.iterrows():
-        ax.annotate(f"{int(r['point'])}: II {int(r['ii_cycles'])}, {int(r['dsp'])} DSP",
-                    (r["latency_us"], r["accuracy_pred"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
-    ax.set_xlabel(f"latency per frame [us] at {clock_mhz:g} MHz")
-    ax.set_ylabel("predicted accuracy")
-    ax.set_xscale("log")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    x = df["latency_cycles"].to_numpy(dtype=float) / clock_mhz
+    pred = 100 * df["accuracy_pred"].to_numpy(dtype=float)
+    meas = 100 * df.get("accuracy_measured", np.full(len(df), np.nan)).to_numpy(dtype=float)
+    ax.plot(x, pred, "o-", color="tab:blue", label="predicted", zorder=3)
+    if np.isfinite(meas).any():
+        ax.plot(x, meas, "x", color="tab:red", markersize=8, mew=2, label="measured", zorder=4)
+        for xi, p, m in zip(x, pred, meas, strict=True):
+            if np.isfinite(m):
+                ax.plot([xi, xi], [p, m], color="tab:red", alpha=0.5, lw=1.2)
+    for k, (xi, p) in enumerate(zip(x, pred, strict=True)):
+        r = df.iloc[k]
+        ax.annotate(f"{int(r['point'])}", (xi, p), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)
+    styles = {"int8": ("s", "black"), "greedy": ("^", "tab:gray")}
+    for _, r in (refs.iterrows() if refs is not None else ()):
+        marker, color = styles.get(r["design"], ("D", "tab:green"))
+        acc = r["accuracy_measured"] if np.isfinite(r["accuracy_measured"]) else \
+            r["accuracy_pred"]
+        ax.plot(r["latency_cycles"] / clock_mhz, 100 * acc, marker, color=color, markersize=8,
+                label=f"{r['label']}: II {int(r['ii_cycles']):,}, {int(r['dsp'])} DSP",
+                zorder=2)
+    if chosen is not None and chosen in set(df["point"]):
+        k = int(np.flatnonzero(df["point"].to_numpy() == chosen)[0])
+        ax.plot(x[k], pred[k], "o", ms=16, mfc="none", mec="tab:orange", mew=2,
+                label=f"chosen: point {chosen}", zorder=5)
+    ax.set_xlabel(f"latency of one frame [us] at {clock_mhz:g} MHz")
+    ax.set_ylabel("accuracy [%]")
+    ys = [pred, meas]
+    if refs is not None and len(refs):
+        ys += [100 * refs["accuracy_pred"].to_numpy(dtype=float),
+               100 * refs["accuracy_measured"].to_numpy(dtype=float)]
+    ys = np.concatenate(ys)
+    lo = np.nanmin(ys) if np.isfinite(ys).any() else 0
+    hi = np.nanmax(ys) if np.isfinite(ys).any() else 100
+    pad = max(0.5, 0.15 * (hi - lo))
+    ax.set_ylim(lo - pad, min(100.5, hi + pad))
+    ax.set_xlim(left=0)
+    top = ax.secondary_xaxis("top", functions=(lambda us: us * clock_mhz,
+                                               lambda c: c / clock_mhz))
+    top.set_xlabel("latency [cycles]")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{title}\nbudget: {budget.describe()}", fontsize=9)
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    ax.set_title(f"{title}\n{budget_text}", fontsize=9)
     fig.tight_layout()
     write_png(path, fig, dpi=120)
 
@@ -128,7 +171,7 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
 def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_FORMATS,
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
             frames: int = 32, time_limit: float | None = 20.0, max_par: int = 64,
-            activity: str = "mean", check: int = 3, log=None):
+            activity: str = "mean", check: int | None = None, log=None):
     """Run the design-space exploration and write its files; returns the front DataFrame."""
     out = Path(out)
     budget = devices.budget(device, util)
@@ -168,6 +211,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     front, rows, seconds = pareto.timed_sweep(problem, points=points, time_limit=time_limit,
                                               log=log)
     df = pareto.solutions_frame(front, base=sens.base, clock_mhz=clock_mhz)
+    refs = references(problem, sens, clock_mhz=clock_mhz, time_limit=time_limit)
     name = getattr(w, "name", str(model))
     model_ref = str(model)
     for old in out.glob("point_*.json"):
@@ -177,8 +221,9 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                    _point(model_ref, w, sol, row, clock_mhz=clock_mhz, budget=budget,
                           objective=objective))
     df["accuracy_measured"] = float("nan")
+    check = len(df) if check is None else check
     if bundle is not None and check > 0 and len(df):
-        # Measure a few points spread over the front (always both ends) against the predictor.
+        # Measure points spread over the front (always both ends; every one by default).
         k = min(check, len(df))
         picks = sorted({round(i * (len(df) - 1) / max(k - 1, 1)) for i in range(k)})
         assignments = [{layer.name: c.format for layer, c in zip(w.layers, front[i][1].choices,
@@ -191,11 +236,78 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         if log:
             log(f"predictor check on {k} points ({sens.split} split): max |error| "
                 f"{chk['error'].abs().max():.4f}")
+    # a point breaks its bound when its measured drop from the reference (all-int8) exceeds the
+    # drop it was solved for; a negative bound (a predicted gain) counts as no drop
+    bound = sens.base - df["max_drop"].astype(float).fillna(float("inf")).clip(lower=0.0)
+    df["bound_ok"] = ~(df["accuracy_measured"] < bound - 1e-12)
+    if bundle is not None and len(refs):
+        names = [layer.name for layer in w.layers]
+        refs["accuracy_measured"] = [
+            float(bundle.evaluate(dict(zip(names, f.split("/"), strict=True)),
+                                  split=sens.split)[sens.metric])
+            for f in refs["formats"]]
     with atomic_path(out / "pareto.csv") as tmp:
         df.to_csv(tmp, index=False)
-    _plot(out / "pareto.png", df, budget,
-          f"{name}: {len(df)} Pareto points ({sens.metric}, formats {','.join(formats)})",
-          clock_mhz)
+    with atomic_path(out / "references.csv") as tmp:
+        refs.to_csv(tmp, index=False)
+    note = fewer_points_note(points, len(rows), len(df))
+    plot_front(out / "pareto.png", df, refs,
+               title=f"{name}: {len(df)} Pareto points ({sens.metric} on {sens.split}, formats "
+                     f"{','.join(formats)})", budget_text=f"budget: {budget.describe()}",
+               clock_mhz=clock_mhz)
     if log:
         log(f"{len(rows)} bounds solved in {seconds:.1f} s, {len(df)} non-dominated points")
+        if note:
+            log(note)
+        broken = df.loc[~df["bound_ok"], "point"].tolist()
+        if broken:
+            log(f"warning: measured accuracy breaks the bound of point(s) "
+                f"{', '.join(map(str, broken))} (see pareto.csv bound_ok)")
     return df
+
+
+def fewer_points_note(asked: int, solved: int, distinct: int) -> str:
+    """One sentence when the front has fewer points than asked, and why ('' otherwise)."""
+    if distinct >= asked:
+        return ""
+    return (f"{distinct} of the {asked} points asked for exist: the {solved} accuracy bounds "
+            "between the fastest design and the most accurate one gave only "
+            f"{distinct} different non-dominated designs (neighbouring bounds chose the same "
+            "formats, or a design was slower and no more accurate than another)")
+
+
+def references(problem, sens, *, clock_mhz: float, time_limit):
+    """The all-int8 design (the program restricted to int8) and the greedy folding design (FINN's
+    way: raise the bottleneck layer's parallelism while the budget allows, int8), as rows with
+    the front's figures; none when int8 is not among the formats or does not fit."""
+    import pandas as pd
+
+    from .greedy import greedy_folding
+    from .problem import Problem
+
+    rows = []
+    only = tuple(tuple(c for c in cands if c.choice.format == "int8")
+                 for cands in problem.candidates)
+    if all(only):
+        p8 = Problem(names=problem.names, candidates=only, edges=problem.edges,
+                     budget=problem.budget, max_drop=None, objective=problem.objective,
+                     converter=problem.converter)
+        found = []
+        try:
+            found.append(("int8", "all-int8 (ILP)",
+                          ilp.optimise(p8, time_limit=time_limit)))
+        except CodesignError:
+            pass
+        g = greedy_folding(problem, "int8")
+        if g is not None:
+            found.append(("greedy", "greedy folding (FINN-style, int8)", g))
+        for design, label, sol in found:
+            rows.append({"design": design, "label": label, "accuracy_pred": sens.base - sol.drop,
+                         "accuracy_measured": float("nan"), "ii_cycles": sol.ii,
+                         "latency_cycles": sol.latency, "fps": clock_mhz * 1e6 / sol.ii,
+                         "latency_us": sol.latency / clock_mhz, "dsp": sol.dsp, "lut": sol.lut,
+                         "ff": sol.ff, "bram18": sol.bram18,
+                         "formats": "/".join(c.format for c in sol.choices)})
+    cols = ["design", "label", "accuracy_pred", "accuracy_measured", "ii_cycles",
+            "latency_cycles", "fps", "latency_us", "dsp", "lut", "ff", "bram18", "formats"]
+    return pd.DataFrame(rows, columns=cols)

@@ -105,9 +105,19 @@ def write_report(out, cfg) -> dict:
 
     import pandas as pd
 
+    from dse.api import fewer_points_note, plot_front
+
     front = pd.read_csv(out / "dse" / "pareto.csv")
-    cols = [c for c in ("point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp",
-                        "lut", "bram18", "formats") if c in front.columns]
+    refs_csv = out / "dse" / "references.csv"
+    refs = pd.read_csv(refs_csv) if refs_csv.is_file() else None
+    plot_front(out / "pareto.png", front, refs,
+               title=f"{model.get('model', cfg.model)} on {cfg.device}: {len(front)} Pareto points",
+               budget_text=f"{cfg.util:.0%} utilisation ceiling; chosen point ringed",
+               clock_mhz=cfg.clock_mhz, chosen=pick.get("point"))
+    note = fewer_points_note(cfg.points, cfg.points, len(front))
+    cols = [c for c in ("point", "accuracy_pred", "accuracy_measured", "bound_ok", "ii_cycles",
+                        "latency_cycles", "fps", "dsp", "lut", "ff", "bram18", "formats")
+            if c in front.columns]
     lines = [
         f"# Flow report: {model.get('model', cfg.model)} on {cfg.device}",
         "",
@@ -117,10 +127,16 @@ def write_report(out, cfg) -> dict:
         "",
         "## Latency-accuracy Pareto front",
         "",
-        "![Pareto front](dse/pareto.png)",
+        "![Pareto front](pareto.png)",
         "",
         _md_table(front[cols]),
         "",
+        *([note, ""] if note else []),
+        *(["Reference designs on the same budget (int8 everywhere):", "",
+           _md_table(refs[[c for c in ("label", "accuracy_pred", "accuracy_measured",
+                                       "ii_cycles", "latency_cycles", "dsp", "lut", "ff",
+                                       "bram18") if c in refs.columns]]), ""]
+          if refs is not None and len(refs) else []),
         f"Chosen: point {pick.get('point')}, the fastest within {cfg.max_drop:.1%} of the best "
         f"predicted accuracy ({pick.get('best_accuracy_pred', float('nan')):.4f}); "
         f"{pick.get('candidates')} of {pick.get('front')} points qualified.",

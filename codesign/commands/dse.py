@@ -39,8 +39,9 @@ def add_arguments(p):
                    help="CBC seconds per point (an unproven point is marked proven=False)")
     p.add_argument("--max-par", type=arg(check_count, "--max-par", high=4096), default=64,
                    help="largest lanes / pe considered")
-    p.add_argument("--check", type=arg(check_count, "--check", low=0, high=1000), default=3,
-                   help="front points whose accuracy is measured against the prediction")
+    p.add_argument("--check", type=arg(check_count, "--check", low=0, high=1000), default=None,
+                   help="front points whose accuracy is measured against the prediction "
+                        "(default: every point)")
     p.add_argument("--out", required=True, help="output directory")
 
 

@@ -134,7 +134,7 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
     lo = np.nanmin(ys) if np.isfinite(ys).any() else 0
     hi = np.nanmax(ys) if np.isfinite(ys).any() else 100
     pad = max(0.5, 0.15 * (hi - lo))
-    ax.set_ylim(lo - pad, min(100.5, hi + pad))
+    ax.set_ylim(lo - pad, hi + pad)  # a prediction above 100 % shows (and says what it is)
     ax.set_xlim(left=0)
     top = ax.secondary_xaxis("top", functions=(lambda us: us * clock_mhz,
                                                lambda c: c / clock_mhz))

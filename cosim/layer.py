@@ -16,7 +16,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from common.fsutil import write_text
-from hw.build import port_manifest
+from hw.build import write_design
 from models import reference as ref
 
 __all__ = ["write_block_build", "conv_golden"]
@@ -29,13 +29,9 @@ def write_block_build(block, build_dir, *, top: str, layer: dict | None = None,
     for attr in ("i_shape", "o_shape", "i_layout", "o_layout"):
         if not hasattr(block, attr):
             raise TypeError(f"{type(block).__name__} has no {attr}; not a token-stream block")
-    text = verilog.convert(block, name=top)
-    write_text(build_dir / "verilog" / f"{top}.v", text)
-    manifest = {"top": top, "verilog": f"verilog/{top}.v", "clock": "clk", "reset": "rst",
-                "reset_active": "high", "clock_mhz": clock_mhz, "model": None, "point": None,
-                "ports": {"input": port_manifest("i", block.i_shape),
-                          "output": port_manifest("o", block.o_shape)},
-                "layers": [layer or {"name": top, "op": type(block).__name__}]}
+    manifest = write_design(build_dir, top=top, text=verilog.convert(block, name=top),
+                            i_shape=block.i_shape, o_shape=block.o_shape, clock_mhz=clock_mhz,
+                            layers=[layer or {"name": top, "op": type(block).__name__}])
     write_text(build_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return build_dir
 

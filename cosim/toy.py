@@ -18,9 +18,8 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from common.digest import file_digest
 from common.fsutil import write_text
-from hw.build import port_manifest
+from hw.build import write_design
 from hw.stream import TokenShape
 
 __all__ = ["ToyRequant", "write_toy_build", "toy_golden"]
@@ -143,16 +142,9 @@ def write_toy_build(build_dir, *, top="toy", height=8, width=8, channels=4, lane
         mult = [97 + 31 * c for c in range(channels)]
     dut = ToyRequant(height=height, width=width, channels=channels, lanes=lanes, mult=mult,
                      shift=shift, lo=lo, hi=hi, ii=ii, bug=bug)
-    text = verilog.convert(dut, name=top)
-    write_text(build_dir / "verilog" / f"{top}.v", text)
-
-    manifest = {"top": top, "verilog": f"verilog/{top}.v",
-                "verilog_sha256": file_digest(build_dir / "verilog" / f"{top}.v"),
-                "clock": "clk", "reset": "rst",
-                "reset_active": "high", "clock_mhz": 200, "model": None, "point": None,
-                "ports": {"input": port_manifest("i", dut.shape),
-                          "output": port_manifest("o", dut.shape)},
-                "layers": [{"name": "toy", "op": "requant", "lanes": lanes, "pe": lanes,
-                            "pred_cycles": None, "ii": ii}]}
+    manifest = write_design(build_dir, top=top, text=verilog.convert(dut, name=top),
+                            i_shape=dut.shape, o_shape=dut.shape, clock_mhz=200,
+                            layers=[{"name": "toy", "op": "requant", "lanes": lanes, "pe": lanes,
+                                     "pred_cycles": None, "ii": ii}])
     write_text(build_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return toy_golden(mult=mult, shift=shift, lo=lo, hi=hi)

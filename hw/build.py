@@ -84,6 +84,28 @@ def port_manifest(prefix: str, shape) -> dict:
     }
 
 
+def write_design(out, *, top: str, text: str, i_shape, o_shape, clock_mhz: float,
+                 model=None, point=None, layers=(), **extra) -> dict:
+    """Write ``out/verilog/<top>.v`` and ``out/manifest.json`` describing it (ports from the
+    stream shapes, ``verilog_sha256`` of the file written) and return the manifest: the one
+    writer of a build's description, for whole networks (:func:`build`) and the single blocks and
+    test designs that ``cosim`` simulates alike. The manifest goes last, after whatever earlier
+    one was there has been removed (:data:`STALE_ON_REBUILD`)."""
+    out = Path(out)
+    for stale in STALE_ON_REBUILD:
+        (out / stale).unlink(missing_ok=True)
+    vpath = Path("verilog") / f"{top}.v"
+    write_text(out / vpath, text)
+    manifest = {
+        "top": top, "verilog": vpath.as_posix(), "verilog_sha256": file_digest(out / vpath),
+        "clock": "clk", "reset": "rst", "reset_active": "high", "clock_mhz": clock_mhz,
+        "model": model, "point": point,
+        "ports": {"input": port_manifest("i", i_shape), "output": port_manifest("o", o_shape)},
+        "layers": list(layers), **extra,
+    }
+    return manifest
+
+
 def dense_stage_cycles(qgraph, point, net) -> list[dict]:
     """Cycles per frame of every stage (its op's block formula) when every site is active.
 
@@ -126,15 +148,6 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     top = top or top_name(model)
     net = Network(qgraph, point)
     text = kick_comb_blocks(verilog.convert(net, name=top, emit_src=False))
-    vpath = Path("verilog") / f"{top}.v"
-    # What describes or checked an earlier build goes first, the manifest last: a build killed
-    # half way leaves no manifest (so nothing simulates or reports it), never new Verilog under
-    # an old manifest or an old verdict.
-    for stale in STALE_ON_REBUILD:
-        (out / stale).unlink(missing_ok=True)
-    write_text(out / vpath, text)
-    qgraph.save(out / "qgraph.json")  # the build's own golden model
-
     layers = []
     for node in qgraph.compute_nodes():
         c = point.choice(node.name)
@@ -142,20 +155,16 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
                        "format": c.format, "lanes": c.lanes, "pe": c.pe,
                        "pred_cycles": c.predictions.get("pred_cycles")})
     stages = dense_stage_cycles(qgraph, point, net)
-    manifest = {
-        "top": top, "verilog": vpath.as_posix(), "clock": "clk", "reset": "rst",
-        "reset_active": "high", "clock_mhz": point.clock_mhz, "model": model,
-        "point": point.to_dict(),
-        "verilog_sha256": file_digest(out / vpath),
-        "qgraph": "qgraph.json",
-        "qgraph_sha256": qgraph_fingerprint(qgraph),
-        "ports": {"input": port_manifest("i", net.i_shape),
-                  "output": port_manifest("o", net.o_shape)},
-        "layers": layers,
-        "skip_fifos": [{"from": a, "to": b, "depth": d} for (a, b), d in net.skip_depths.items()],
-        "stages_dense": stages,
-        "ii_dense": max((s["cycles"] for s in stages), default=0),
-    }
+    # the old manifest, verdict and resource counts go before the new Verilog is written and the
+    # manifest last: a build killed half way leaves no manifest, never new Verilog under an old
+    # description or an old verdict
+    manifest = write_design(
+        out, top=top, text=text, i_shape=net.i_shape, o_shape=net.o_shape,
+        clock_mhz=point.clock_mhz, model=model, point=point.to_dict(), layers=layers,
+        qgraph="qgraph.json", qgraph_sha256=qgraph_fingerprint(qgraph),
+        skip_fifos=[{"from": a, "to": b, "depth": d} for (a, b), d in net.skip_depths.items()],
+        stages_dense=stages, ii_dense=max((s["cycles"] for s in stages), default=0))
+    qgraph.save(out / "qgraph.json")  # the build's own golden model
     if synth:
         from .synth import synthesize_verilog
 

@@ -85,7 +85,7 @@ def test_cli_bad_inputs_fail_cleanly(tmp_path, capsys):
     assert main(["train", "--model", "digits", "--format", "int3", "--out", str(out)]) == 2
     assert "valid formats: fp32, int8, int4, dybit4, dybit8" in capsys.readouterr().err
     assert main(["train", "--model", "digits", "--abits", "6", "--out", str(out)]) == 2
-    assert "unsupported activation bits 6" in capsys.readouterr().err
+    assert "--abits: must be one of 4, 8, not 6" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -51,11 +51,16 @@ def width_cycles(*, active_sites: float, channels: int, a: int, b: int) -> float
     return active_sites * max(channels // a, channels // b) + 1
 
 
-def conv1x1_cycles(*, active_sites: float, c_in: int, c_out: int, lanes: int, pe: int) -> float:
+def conv1x1_cycles(*, active_sites: float, c_in: int, c_out: int, lanes: int, pe: int,
+                   input_sites: float | None = None) -> float:
     """The 1x1 unit: ``active_sites * (C_in / lanes) * (C_out / pe)`` MAC cycles plus 1 for the
-    end-of-frame beat. A lone frame also pays :func:`conv1x1_fill`, which overlaps the previous
-    frame's compute in a stream of frames."""
-    return active_sites * (c_in // lanes) * (c_out // pe) + 1
+    end-of-frame beat. At stride 2 the input side also takes (and drops) the beats of the input
+    sites off the even grid, one cycle each, overlapping the MACs: ``input_sites * C_in / lanes``
+    cycles bound the frame when they are more. A lone frame also pays :func:`conv1x1_fill`, which
+    overlaps the previous frame's compute in a stream of frames."""
+    b = c_in // lanes
+    mac = active_sites * b * (c_out // pe)
+    return max(mac, (input_sites or 0) * b) + 1
 
 
 def conv1x1_fill(*, c_in: int, lanes: int) -> int:

@@ -72,6 +72,10 @@ class Conv1x1(TokenBlock):
         Integer weight values, representable in ``fmt``.
     bias : array of int, shape ``[c_out]``
         Integer biases (int32).
+    stride : {1, 2}
+        At stride 2 (a ResNet projection shortcut) output site ``(oy, ox)`` of the
+        ``ceil(H/2) x ceil(W/2)`` map is input site ``(2 oy, 2 ox)``, its 1x1 window: the beats of
+        a site with an odd ``y`` or ``x`` are taken (one cycle each) and dropped.
 
     Attributes
     ----------
@@ -79,7 +83,7 @@ class Conv1x1(TokenBlock):
     o : Out(stream.Signature(o_shape.layout()))
     """
 
-    def __init__(self, *, shape, c_out, pe, fmt, weight, bias):
+    def __init__(self, *, shape, c_out, pe, fmt, weight, bias, stride=1):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -100,17 +104,24 @@ class Conv1x1(TokenBlock):
             raise ValueError("bias does not fit the int32 accumulator")
         qmax = (1 << (shape.data_width - 1)) - 1
         check_acc_bits(torch.from_numpy(w), torch.from_numpy(b), -qmax, qmax, name="1x1 conv")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
         self.i_shape = shape
+        self.stride = stride
         self.c_out, self.pe = c_out, pe
         self.weight, self.bias = w, b
         self.codes = _codes(self.fmt, w)
-        self.o_shape = TokenShape(height=shape.height, width=shape.width, channels=c_out,
+        self.o_shape = TokenShape(height=-(-shape.height // stride),
+                                  width=-(-shape.width // stride), channels=c_out,
                                   lanes=pe, data_width=ACC_BITS)
         super().__init__(shape, self.o_shape)
 
-    def cycles_per_frame(self, active_sites: float) -> float:
+    def cycles_per_frame(self, active_sites: float, input_sites: float | None = None) -> float:
+        """Frames back to back; ``active_sites`` output sites, ``input_sites`` (stride 2) the
+        input's."""
         return cycles_per_frame(active_sites=active_sites, c_in=self.i_shape.channels,
-                                c_out=self.c_out, lanes=self.i_shape.lanes, pe=self.pe)
+                                c_out=self.c_out, lanes=self.i_shape.lanes, pe=self.pe,
+                                input_sites=input_sites)
 
     def elaborate(self, platform):
         m = Module()
@@ -167,26 +178,32 @@ class Conv1x1(TokenBlock):
         # next frame's first site loads while the frame's last site computes: frames of one site
         # (an MLP's vectors) pipeline from layer to layer. Otherwise it takes a bank of its own.
         prev = ~wbank
+        drop = Signal()  # stride 2: a site off the even grid, taken and dropped
+        if self.stride == 2:
+            m.d.comb += drop.eq(~self.i.payload.eof
+                                & (self.i.payload.y[0] | self.i.payload.x[0]))
         attach = Signal()
         m.d.comb += attach.eq(
             self.i.payload.eof & (wbeat == 0) & full.bit_select(prev, 1)
             & ~eof_bank.bit_select(prev, 1) & ~eof_after.bit_select(prev, 1)
             & ~((rbank == prev) & last_b & last_g))
         m.d.comb += [
-            self.i.ready.eq(~full.bit_select(wbank, 1) | attach),
+            self.i.ready.eq(~full.bit_select(wbank, 1) | attach | drop),
             x_wr.addr.eq(wbank * nb + wbeat),
             x_wr.data.eq(self.i.payload.data.as_value()),
-            x_wr.en.eq(self.i.valid & self.i.ready & ~self.i.payload.eof),
+            x_wr.en.eq(self.i.valid & self.i.ready & ~self.i.payload.eof & ~drop),
         ]
         fill = Signal(2)
         mark = Signal(2)
         with m.If(self.i.valid & attach):
             m.d.comb += mark.eq(Mux(prev, 0b10, 0b01))
-        with m.Elif(self.i.valid & self.i.ready):
+        with m.Elif(self.i.valid & self.i.ready & ~drop):
             with m.If(wbeat == 0):
                 for k in range(2):
                     with m.If(wbank == k):
-                        m.d.sync += [cy[k].eq(self.i.payload.y), cx[k].eq(self.i.payload.x),
+                        sh = self.stride - 1  # output coordinates: (y, x) / stride
+                        m.d.sync += [cy[k].eq(self.i.payload.y >> sh),
+                                     cx[k].eq(self.i.payload.x >> sh),
                                      eof_bank[k].eq(self.i.payload.eof)]
             with m.If(self.i.payload.eof | (wbeat == nb - 1)):
                 m.d.sync += [wbeat.eq(0), wbank.eq(~wbank)]

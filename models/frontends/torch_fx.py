@@ -30,7 +30,7 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 
 #: What the front end takes, for the error message.
 SUPPORTED = (
-    "Conv2d (1x1 stride 1, 3x3 stride 1 or 2, 'same' padding, groups 1 or depthwise)",
+    "Conv2d (1x1 or 3x3, stride 1 or 2, 'same' padding, groups 1 or depthwise 3x3)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)",
@@ -100,7 +100,7 @@ class _Builder:
         if k[0] != k[1] or k[0] not in (1, 3):
             raise _unsupported(node, f"Conv2d with kernel {k}")
         k, s = k[0], m.stride
-        if s[0] != s[1] or s[0] not in (1, 2) or (k == 1 and s[0] != 1):
+        if s[0] != s[1] or s[0] not in (1, 2):
             raise _unsupported(node, f"Conv2d {k}x{k} with stride {s}")
         pad = m.padding if isinstance(m.padding, tuple) else None
         if m.padding != "same" and pad != (k // 2, k // 2):

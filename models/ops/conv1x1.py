@@ -1,9 +1,12 @@
-"""Pointwise (1x1, stride 1) convolution, then requantization.
+"""Pointwise (1x1) convolution, stride 1 or 2 (a ResNet projection shortcut: output site
+``(oy, ox)`` is input site ``(2 oy, 2 ox)``), then requantization.
 
 Hardware: :class:`hw.conv1x1.Conv1x1` and a requantizer.
 """
 
 from __future__ import annotations
+
+from contract.cycles import conv1x1_cycles
 
 from .base import sites
 from .pointwise import PointwiseOp
@@ -20,10 +23,25 @@ class Conv1x1(PointwiseOp):
         return node.kernel == 1
 
     def check_geometry(self, layer) -> None:
-        if layer.stride != 1:
-            raise ValueError(f"unsupported stride {layer.stride}")
+        if layer.stride not in (1, 2):
+            raise ValueError(f"unsupported stride {layer.stride} (1x1 takes 1 or 2)")
         if layer.groups != 1:
             raise ValueError("grouped 1x1 convolutions are not supported")
+        _, h, w = layer.in_shape
+        s = layer.stride
+        if tuple(layer.out_shape[1:]) != (-(-h // s), -(-w // s)):
+            raise ValueError(f"a 1x1 stride-{s} conv maps {h}x{w} to {-(-h // s)}x{-(-w // s)}, "
+                             f"not {layer.out_shape[1]}x{layer.out_shape[2]}")
 
     def site_count(self, layer, stats) -> float:
         return sites(stats)
+
+    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+        # stride 2: the input side also takes the dropped sites' beats
+        return conv1x1_cycles(active_sites=sites(stats), c_in=layer.in_shape[0],
+                              c_out=layer.out_shape[0], lanes=choice.lanes, pe=choice.pe,
+                              input_sites=(sites(stats, "active_in_mean") if layer.stride == 2
+                                           else None))
+
+    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride)

@@ -96,3 +96,26 @@ def test_batchnorm1d_must_follow_a_linear_layer():
     m = torch.nn.Sequential(torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
     with pytest.raises(FrontendError, match="BatchNorm1d not right after a linear layer"):
         from_torch(m.eval())
+
+
+def test_resnet8_cifar_imports_exactly():
+    """MLPerf Tiny's ResNet-8: three basic blocks, the 2nd and 3rd with 1x1 stride-2 projection
+    shortcuts; float QNet = module, integer golden model = quantized module, bit for bit."""
+    ex = _example("resnet_cifar")
+    m = ex.build()
+    net = from_torch(m, name="resnet8")
+    assert len(net.layers()) == 10  # stem, 2 x 3 block convs, 2 projections, the classifier
+    x = torch.from_numpy(ex.calib(n=6))
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-4, atol=1e-4)
+    g = quantize(net, x, formats="int8")
+    proj = [n for n in g.nodes if n.op == "conv" and n.kernel == 1]
+    assert [(n.stride, n.in_shape, n.out_shape) for n in proj] == [
+        (2, (16, 32, 32), (32, 16, 16)), (2, (32, 16, 16), (64, 8, 8))]
+    assert sum(n.op == "add" for n in g.nodes) == 3
+    net.set_mode("int")
+    xi = net.quantize_input(x[:2].double())
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(32, 32, dtype=torch.bool))
+    for b in range(2):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(3, -1).t())[1][0], out[b].long())

@@ -101,3 +101,60 @@ def test_conv1x1_rejects_accumulator_overflow():
     shape = TokenShape(height=2, width=2, channels=2, lanes=1)
     with pytest.raises(OverflowError, match="accumulator needs"):
         Conv1x1(shape=shape, c_out=1, pe=1, fmt="int8", weight=[[127, 127]], bias=[(1 << 31) - 1])
+
+
+def _stride2_golden(frames, w, b, h, wd):
+    """The op's golden model (models.reference.sparse_conv, k = 1, stride 2) per frame."""
+    out = []
+    for coords, feats in frames:
+        xf = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), len(w[0]))
+        oc, of = ref.sparse_conv(torch.tensor(coords, dtype=torch.int64).reshape(-1, 2), xf,
+                                 weight=torch.tensor(w), bias=torch.tensor(b), height=h, width=wd,
+                                 stride=2)
+        out.append(([tuple(c) for c in oc.tolist()], of.tolist()))
+    return out
+
+
+@pytest.mark.parametrize("fmt,c_in,c_out,lanes,pe,h,wd", [
+    ("int8", 8, 6, 2, 3, 5, 6),     # odd height: the last row is an output row
+    ("dybit4", 4, 8, 4, 2, 4, 4),
+    ("int4", 6, 4, 1, 4, 7, 3),
+    ("int8", 4, 4, 4, 4, 1, 5),     # a single row
+])
+def test_conv1x1_stride2_exact_under_stalls(fmt, c_in, c_out, lanes, pe, h, wd):
+    """Projection shortcut: output (oy, ox) is input (2 oy, 2 ox); empty, full, single-site
+    (on and off the even grid) and border frames, under random idle and backpressure."""
+    rng = random.Random(c_in * 13 + c_out + lanes * 5 + pe + h)
+    w, b = _weights(rng, fmt, c_out, c_in)
+    shape = TokenShape(height=h, width=wd, channels=c_in, lanes=lanes)
+    dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt=fmt, weight=w, bias=b, stride=2)
+    assert (dut.o_shape.height, dut.o_shape.width) == (-(-h // 2), -(-wd // 2))
+    every = [(y, x) for y in range(h) for x in range(wd)]
+    border = [(y, x) for y, x in every if y in (0, h - 1) or x in (0, wd - 1)]
+
+    def frame(sites):
+        return (sites, [[rng.randint(-127, 127) for _ in range(c_in)] for _ in sites])
+    frames = [frame([]), frame(every), frame([(0, 0)]), frame([every[-1]]), frame(border),
+              frame([(y, x) for y, x in every if y % 2 or x % 2]), frame([])]
+    frames += _frames(rng, h, wd, c_in, [rng.randint(0, h * wd) for _ in range(6)])
+    for seed, (idle, stall) in enumerate(((0.0, 0.0), (0.3, 0.3), (0.7, 0.7))):
+        got, _ = run_stream(dut, frames, idle=idle, stall=stall, seed=seed)
+        assert got == _stride2_golden(frames, w, b, h, wd)
+
+
+@pytest.mark.parametrize("c_in,c_out,lanes,pe", [(8, 8, 8, 8), (8, 4, 2, 4), (16, 16, 4, 2)])
+def test_conv1x1_stride2_cycles(c_in, c_out, lanes, pe):
+    """Frames back to back cost exactly the formula: max(MAC cycles of the kept sites, a cycle per
+    input beat) + 1 (dense 6x6 maps: 36 input sites, 9 kept)."""
+    rng = random.Random(3)
+    w, b = _weights(rng, "int8", c_out, c_in)
+    shape = TokenShape(height=6, width=6, channels=c_in, lanes=lanes)
+    every = [(y, x) for y in range(6) for x in range(6)]
+    res = []
+    for n in (2, 6):
+        dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt="int8", weight=w, bias=b, stride=2)
+        frames = [(every, [[1] * c_in for _ in every])] * n
+        res.append(run_stream(dut, frames)[1])
+    want = cycles_per_frame(active_sites=9, input_sites=36, c_in=c_in, c_out=c_out, lanes=lanes,
+                            pe=pe)
+    assert (res[1] - res[0]) / 4 == want

@@ -237,9 +237,16 @@ class Network(wiring.Component):
                                      getattr(block, "slots", None))
 
     # -- edges ---------------------------------------------------------------------------------
+    def _edge_depth(self, src, n) -> int:
+        """The FIFO depth of edge ``src -> n``: the point's, or what ``n``'s op asks of its input
+        (:meth:`models.ops.base.Op.input_fifo_sites`)."""
+        shape = self.stages[src].o_shape
+        return max(self.point.fifo_depth, ops.of(n).input_fifo_sites(n) * shape.beats_per_site)
+
     def _edge_hold(self, src, n):
         shape = self.stages[src].o_shape
-        hold = fifo_hold(depth=max(self.point.fifo_depth, MIN_DEPTH), beats=shape.beats_per_site)
+        hold = fifo_hold(depth=max(self._edge_depth(src, n), MIN_DEPTH),
+                         beats=shape.beats_per_site)
         if self.stages[n.name].in_lanes != shape.lanes:
             hold += 1  # the width converter holds one site
         return hold
@@ -248,7 +255,7 @@ class Network(wiring.Component):
         port = self._edge_src[src, n.name]
         st = self.stages[src]
         shape = st.o_shape
-        depth = self.point.fifo_depth
+        depth = self._edge_depth(src, n)
         to_lanes = self.stages[n.name].in_lanes
         if len(n.inputs) == 2 and k == 1:
             to_lanes = self.stages[n.inputs[0]].o_shape.lanes

@@ -135,6 +135,12 @@ class Op:
         (what a residual skip FIFO must match, ``hw/compose.py``)."""
         return 1
 
+    def input_fifo_sites(self, layer) -> int:
+        """Sites the FIFO in front of the block must hold (0: the default depth). A block whose
+        input demand is bursty (fast for a while, then slow) needs one deep enough to smooth it,
+        or, behind a fork, it stalls the other branch with its slow phase."""
+        return 0
+
     # -- hw -----------------------------------------------------------------------------------
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
         """Constructor arguments of :attr:`block` for ``node``; ``shape`` is the

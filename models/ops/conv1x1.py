@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contract.cycles import conv1x1_cycles
 
+from . import _price
 from .base import sites
 from .pointwise import PointwiseOp
 from .registry import register
@@ -42,6 +43,25 @@ class Conv1x1(PointwiseOp):
                               c_out=layer.out_shape[0], lanes=choice.lanes, pe=choice.pe,
                               input_sites=(sites(stats, "active_in_mean") if layer.stride == 2
                                            else None))
+
+    def input_fifo_sites(self, layer) -> int:
+        # stride 2: the even rows carry every kept site (MACs, slow) and the odd rows none (one
+        # cycle a beat): an input row in front of the block lets it compute the even row's sites
+        # while the odd row streams past, so a fork it shares with the long branch of a residual
+        # block (a projection shortcut) is not held up for the even row
+        return layer.in_shape[2] + 1 if layer.stride == 2 else 0
+
+    def price(self, layer, choice, model) -> dict:
+        res = super().price(layer, choice, model)
+        sites = self.input_fifo_sites(layer)
+        if sites:
+            beats = layer.in_shape[0] // choice.lanes
+            lut, bram = _price.memory(model, _price.stream_bits(choice.lanes,
+                                                                _price.coord_bits(layer.in_shape)),
+                                      sites * beats)
+            res["lut"] += lut
+            res["bram18"] += bram
+        return res
 
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride)

@@ -1,0 +1,115 @@
+"""The standard networks of ``examples/`` through the user's path, one ``codesign flow`` each.
+
+For every (network, device): import the PyTorch file with its calibration function, DSE, pick,
+build, co-simulate ``--frames`` frames under ``--stall`` in Verilator against the integer golden
+model, and collect the figures: predicted II and latency, the simulated cycles per frame (the mean
+over the frames after the first, whose pipeline fill is not part of the II), mismatches, and the
+DSE's resources (``--synth`` adds Yosys counts). A network that does not fit a device is a row
+with the DSE's one-line reason. Writes ``reports/standard_networks.csv`` and ``.md``.
+
+    python benchmarks/standard_networks.py [--nets resnet_cifar,autoencoder] [--devices XC7Z020]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "mobilenet_v1", "seed_eye")
+DEVICES = ("XC7Z020", "XCZU3EG")
+
+
+def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synth: bool) -> dict:
+    ref = f"examples/{net}.py"
+    argv = [sys.executable, "-m", "codesign", "flow", "--model", f"{ref}:build",
+            "--calib", f"{ref}:calib", "--device", device, "--frames", str(frames),
+            "--stall", str(stall), "--out", str(out), "--synth" if synth else "--no-synth"]
+    t0 = time.time()
+    r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    row = {"network": net, "device": device, "wall_s": round(time.time() - t0, 1)}
+    if r.returncode != 0:
+        err = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+        row["result"] = err[-1][7:] if err else f"exit {r.returncode}"
+        return row
+    pick = json.loads((out / "pick.json").read_text())
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    point = json.loads((out / "point.json").read_text())["dse"]
+    # the II: frames back to back with no stalls, the first frame (pipeline fill) left out
+    r0 = subprocess.run([sys.executable, "-m", "codesign", "sim", "--build", str(out / "build"),
+                         "--frames", str(frames + 1), "--stall", "0"], cwd=ROOT,
+                        capture_output=True, text=True)
+    steady = None
+    if r0.returncode == 0:
+        s0 = json.loads((out / "build" / "sim_summary.json").read_text())
+        n, cpf = s0["frames"], s0["cycles_per_frame"]
+        steady = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame is the longest
+    row.update(result="ok", mismatches=sim["mismatches"], frames=sim["frames"],
+               stall=sim["stall"][0], ii_pred=pick["ii_cycles"], ii_sim=steady,
+               latency_pred=pick["latency_cycles"], latency_sim=sim["latency_cycles"]["max"],
+               dsp=point["dsp"], lut=point["lut"], ff=point["ff"], bram18=point["bram18"],
+               clock_mhz=json.loads((out / "point.json").read_text())["clock_mhz"])
+    res = out / "build" / "resources.json"
+    if res.is_file():
+        y = json.loads(res.read_text())
+        row.update(yosys_lut=y.get("lut_total", y.get("lut")), yosys_dsp=y.get("dsp"),
+                   yosys_bram18=y.get("bram18"))
+    return row
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def main(argv=None) -> int:
+    import pandas as pd
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", default=",".join(NETS))
+    p.add_argument("--devices", default=",".join(DEVICES))
+    p.add_argument("--frames", type=int, default=5)
+    p.add_argument("--stall", type=float, default=0.3)
+    p.add_argument("--synth", action="store_true", help="Yosys resource counts (slow)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "standard"))
+    p.add_argument("--out", default=str(ROOT / "reports"))
+    args = p.parse_args(argv)
+    rows = []
+    for net in args.nets.split(","):
+        for dev in args.devices.split(","):
+            print(f"{net} on {dev} ...", flush=True)
+            row = run_one(net, dev, out=Path(args.runs) / f"{net}-{dev}", frames=args.frames,
+                          stall=args.stall, synth=args.synth)
+            print(f"  {row}", flush=True)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    df.to_csv(out / "standard_networks.csv", index=False)
+    lines = ["# Standard networks through `codesign flow`", "",
+             f"`python benchmarks/standard_networks.py` ({args.frames} frames per run at stall "
+             f"{args.stall}, Verilator, against the integer golden model). II in cycles per "
+             "frame: predicted by the DSE, and simulated with frames back to back and no stalls "
+             "(the first frame's fill left out). Latency: a lone frame, predicted and the "
+             "longest simulated under stalls. Resources: the DSE's model of the chosen point.",
+             "",
+             "| network | device | result | mismatches | II pred | II sim | latency pred | "
+             "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("result") != "ok":
+            lines.append(f"| {r['network']} | {r['device']} | {r['result']} | | | | | | | | |")
+            continue
+        lines.append(f"| {r['network']} | {r['device']} | ok ({r['frames']} frames) | "
+                     f"{r['mismatches']} | {r['ii_pred']:,} | {_num(r['ii_sim'])} | "
+                     f"{r['latency_pred']:,} | {r['latency_sim']:,} | {r['dsp']} | {r['lut']:,} | "
+                     f"{r['bram18']} |")
+    (out / "standard_networks.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'standard_networks.csv'}, .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

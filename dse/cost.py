@@ -133,8 +133,9 @@ def cycles(layer: LayerWork, choice: LayerChoice, *, activity: str = "mean") -> 
         op = ops.get(s["op"])
         lanes = _stage_lanes(s, choice)
         st = op.stage_cycles(_stage_node(s), None, _stage_stats(layer, s, activity), lanes=lanes)
-        if s.get("at") != "input":
-            # the stream that feeds the stage: this layer's output or a stage's before it
+        if s.get("at") != "input" and not s.get("buffered"):
+            # the stream that feeds the stage: this layer's output or a stage's before it (a
+            # join's deep skip FIFO in between takes the stall up: "buffered")
             beats_in = _stage_sites(layer, s, activity) * s["in_shape"][0] / lanes
             own = own + op.producer_stall(own, beats_in, s, lanes=lanes, fifo_depth=FIFO_DEPTH)
         own = max(own, st)
@@ -156,6 +157,8 @@ def fill_cycles(layer: LayerWork, choice: LayerChoice) -> int:
     """
     total = ops.of(layer).tail(layer, choice, layer.stats()) + FIFO_LATENCY
     for s in layer.stages:
+        if s.get("shadow"):  # counted with the join's first input
+            continue
         total += ops.get(s["op"]).tail(_stage_node(s), None, _stage_stats(layer, s, "mean"),
                                        lanes=_stage_lanes(s, choice)) + FIFO_LATENCY
     return math.ceil(total - 1e-9)
@@ -207,6 +210,8 @@ def resources(layer: LayerWork, choice: LayerChoice, model: ResourceModel | None
     fin = _price.fifo(model, _price.stream_bits(choice.lanes, coord))
     extra = {"lut": fin["lut"], "ff": fin["ff"], "dsp": 0.0, "bram18": 0}
     for s in layer.stages:
+        if s.get("shadow"):  # priced with the join's first input
+            continue
         st = ops.get(s["op"]).stage_price(s, lanes=_stage_lanes(s, choice), coord_bits=coord,
                                           model=model)
         for r in extra:

@@ -131,6 +131,9 @@ class LayerWork:
             s["active_in"] = float(s["active_in"])
             if "skip_sites" in s:
                 s["skip_sites"] = int(s["skip_sites"])
+            for flag in ("shadow", "buffered"):
+                if flag in s:
+                    s[flag] = bool(s[flag])
             stages.append(s)
         object.__setattr__(self, "stages", tuple(stages))
 
@@ -295,14 +298,26 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
     def stages(node_name):
         # Pass-through nodes whose first input is this stream run at its width (docs/CONTRACT.md:
         # "others inherit the lanes of their input").
+        # A stream that is a later input of a join (the second input of a residual add) feeds
+        # it too: the join and the stages after it hold this layer up as much as the first
+        # input's, so they are listed here as well, marked "shadow": they count for its cycles,
+        # not for the resources or the latency (priced once, with the first input's layer).
+        # The input of a join behind its deep skip FIFO does not feel the stalls of the stages
+        # after it (the FIFO takes them up): "buffered", no producer stall for that layer.
         out = []
         for n in qgraph.nodes:
-            if ops.of(n).stage and n.inputs and n.inputs[0] == node_name:
-                st = stage_entry(n)
-                if len(n.inputs) == 2:
-                    st["skip_sites"] = skip_sites(qgraph, n)
-                out.append(st)
-                out += stages(n.name)
+            if not (ops.of(n).stage and n.inputs) or node_name not in n.inputs:
+                continue
+            k = n.inputs.index(node_name)
+            first = stage_entry(n)
+            if k == 0 and len(n.inputs) == 2:
+                first["skip_sites"] = skip_sites(qgraph, n)
+            chain = [first, *stages(n.name)]
+            if k > 0:
+                chain = [dict(s, shadow=True) for s in chain]
+            if len(n.inputs) > 1 and skip_input(qgraph, n) == k:
+                chain = [dict(s, buffered=True) for s in chain]
+            out += chain
         return out
 
     priced = set()
@@ -380,6 +395,17 @@ def skip_sites(qgraph, add) -> int:
                          edge_hold=lambda src, n: EDGE_HOLD_ESTIMATE)
     paths = [p or 0 for p in paths]
     return int(max(paths) - min(paths) + 1)
+
+
+def skip_input(qgraph, add) -> int | None:
+    """Which input of residual ``add`` comes through its deep skip FIFO (the branch that holds
+    fewer sites, as :mod:`hw.compose` sizes it); None when neither does."""
+    paths = branch_holds(qgraph, add, node_hold=lambda n: ops.of(n).hold(n),
+                         edge_hold=lambda src, n: EDGE_HOLD_ESTIMATE)
+    paths = [p or 0 for p in paths]
+    if len(paths) != 2 or paths[0] == paths[1]:
+        return None
+    return 0 if paths[0] < paths[1] else 1
 
 
 def _replace_activity(layer: LayerWork, sites: float) -> LayerWork:

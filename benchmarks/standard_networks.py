@@ -62,8 +62,35 @@ def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synt
     return row
 
 
+def write_report(rows, out: Path, *, frames: int, stall: float) -> None:
+    """``standard_networks.csv`` and ``.md`` in ``out`` from the rows of :func:`run_one`."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "standard_networks.csv", index=False)
+    lines = ["# Standard networks through `codesign flow`", "",
+             f"`python benchmarks/standard_networks.py` ({frames} frames per run at stall "
+             f"{stall}, Verilator, against the integer golden model). II in cycles per "
+             "frame: predicted by the DSE, and simulated with frames back to back and no stalls "
+             "(the first frame's fill left out). Latency: a lone frame, predicted and the "
+             "longest simulated under stalls. Resources: the DSE's model of the chosen point.",
+             "",
+             "| network | device | result | mismatches | II pred | II sim | latency pred | "
+             "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("result") != "ok":
+            lines.append(f"| {r['network']} | {r['device']} | {r['result']} | | | | | | | | |")
+            continue
+        lines.append(f"| {r['network']} | {r['device']} | ok ({int(r['frames'])} frames) | "
+                     f"{int(r['mismatches'])} | {_num(r['ii_pred'])} | {_num(r['ii_sim'])} | "
+                     f"{_num(r['latency_pred'])} | {_num(r['latency_sim'])} | "
+                     f"{_num(r['dsp'])} | {_num(r['lut'])} | {_num(r['bram18'])} |")
+    (out / "standard_networks.md").write_text("\n".join(lines) + "\n")
+
+
 def _num(v) -> str:
-    return "n/a" if v is None else f"{v:,.0f}"
+    return "n/a" if v is None or v != v else f"{v:,.0f}"
 
 
 def main(argv=None) -> int:
@@ -77,7 +104,17 @@ def main(argv=None) -> int:
     p.add_argument("--synth", action="store_true", help="Yosys resource counts (slow)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "standard"))
     p.add_argument("--out", default=str(ROOT / "reports"))
+    p.add_argument("--merge", nargs="+", metavar="CSV",
+                   help="no runs: write the report from the rows of earlier runs' CSVs")
     args = p.parse_args(argv)
+    if args.merge:
+        rows = []
+        for f in args.merge:
+            rows += [{k: v for k, v in r.items() if not pd.isna(v)}
+                     for r in pd.read_csv(f).to_dict("records")]
+        write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)
+        print(f"wrote {Path(args.out) / 'standard_networks.csv'}, .md")
+        return 0
     rows = []
     for net in args.nets.split(","):
         for dev in args.devices.split(","):
@@ -86,28 +123,8 @@ def main(argv=None) -> int:
                           stall=args.stall, synth=args.synth)
             print(f"  {row}", flush=True)
             rows.append(row)
-    df = pd.DataFrame(rows)
-    out = Path(args.out)
-    df.to_csv(out / "standard_networks.csv", index=False)
-    lines = ["# Standard networks through `codesign flow`", "",
-             f"`python benchmarks/standard_networks.py` ({args.frames} frames per run at stall "
-             f"{args.stall}, Verilator, against the integer golden model). II in cycles per "
-             "frame: predicted by the DSE, and simulated with frames back to back and no stalls "
-             "(the first frame's fill left out). Latency: a lone frame, predicted and the "
-             "longest simulated under stalls. Resources: the DSE's model of the chosen point.",
-             "",
-             "| network | device | result | mismatches | II pred | II sim | latency pred | "
-             "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r.get("result") != "ok":
-            lines.append(f"| {r['network']} | {r['device']} | {r['result']} | | | | | | | | |")
-            continue
-        lines.append(f"| {r['network']} | {r['device']} | ok ({r['frames']} frames) | "
-                     f"{r['mismatches']} | {r['ii_pred']:,} | {_num(r['ii_sim'])} | "
-                     f"{r['latency_pred']:,} | {r['latency_sim']:,} | {r['dsp']} | {r['lut']:,} | "
-                     f"{r['bram18']} |")
-    (out / "standard_networks.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {out / 'standard_networks.csv'}, .md")
+    write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)
+    print(f"wrote {Path(args.out) / 'standard_networks.csv'}, .md")
     return 0
 
 

@@ -157,3 +157,12 @@ def maxpool2_cycles(*, active_in: float, active_out: float, channels: int, lanes
     if lanes < 1 or channels % lanes:
         raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
     return (channels // lanes) * (active_in + active_out) + 1
+
+
+def flatten_cycles(*, height: int, width: int, channels: int, lanes: int) -> float:
+    """The flatten (a dense head's input): every site of the ``height x width`` map leaves as
+    ``C / lanes`` beats, the missing sites of a sparse frame as zero beats, then the end of frame:
+    ``H * W * C / lanes + 1`` cycles per frame, however many sites arrive."""
+    if lanes < 1 or channels % lanes:
+        raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
+    return height * width * (channels // lanes) + 1

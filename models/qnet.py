@@ -220,6 +220,10 @@ class QNet(nn.Module):
             elif isinstance(m, QLayer):
                 lo, hi = m.bounds()
                 is_linear = isinstance(m, QLinear)
+                weight = m.int_weight().numpy()
+                src = self.nodes[ins[0]]
+                if hasattr(src, "site_major"):  # after a flatten: the stream's column order
+                    weight = src.site_major(weight, shape[self.edges[ins[0]][0]])
                 nodes.append(QNode(
                     op="linear" if is_linear else "conv",
                     kernel=1 if is_linear else m.kernel_size,
@@ -227,7 +231,7 @@ class QNet(nn.Module):
                     groups=1 if is_linear else m.groups,
                     relu=m.relu, requant=m.requant_out, wformat=m.wformat, lo=lo, hi=hi, S=m.S,
                     in_scale=float(m.in_scale),
-                    weight=m.int_weight().numpy(), bias=m.int_bias().numpy(),
+                    weight=weight, bias=m.int_bias().numpy(),
                     M=m.M.numpy().copy(), w_scale=m.w_scale.numpy().copy(), **common))
             elif isinstance(m, QAdd):
                 lo, hi = m.bounds()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear, QModule
@@ -34,8 +35,10 @@ SUPPORTED = (
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)",
-    "AdaptiveAvgPool2d(1) / mean over H, W", "Flatten / view / reshape after the global pool",
-    "Linear after the global pool or on a vector input (an MLP)", "+ / torch.add of two maps",
+    "AdaptiveAvgPool2d(1) / mean over H, W",
+    "Flatten / view / reshape (after the global pool, or of a dense map: a dense head)",
+    "Linear after the global pool or a flatten, or on a vector input (an MLP)",
+    "+ / torch.add of two maps",
     "Identity", "Dropout",
     "the project's quantizable and sparse layers (models.quant.layers, models.sparse)",
 )
@@ -71,6 +74,8 @@ class _Builder:
     def _src(self, node, arg):
         if not isinstance(arg, torch.fx.Node) or arg not in self.value:
             raise _unsupported(node, f"an input of type {type(arg).__name__}")
+        if self.value[arg] is None:
+            raise _unsupported(node, f"a shape value ({arg.name}) used as a map")
         return self.value[arg]
 
     def _add(self, node, module, *inputs, kind="map") -> str:
@@ -170,10 +175,13 @@ class _Builder:
 
     def flatten(self, node, x):
         src = self._src(node, x)
-        if self.kind[src] == "map":
-            raise _unsupported(node, "flattening a spatial map",
-                               "a dense head over a whole map is not supported yet")
-        self.value[node] = src
+        if self.kind[src] != "map":
+            self.value[node] = src  # a pooled vector is flat already
+            return
+        if self.sparse:
+            raise _unsupported(node, "flattening a sparse map",
+                               "a dense head takes dense maps; pool the sparse map first")
+        self._add(node, QFlatten(), src, kind="flat")
 
     def linear(self, node, m: nn.Linear):
         (x,) = node.args
@@ -181,7 +189,7 @@ class _Builder:
         if src == next(iter(self.net.nodes)):  # linear layers on a vector input (an MLP)
             self.kind[src] = "vector"
         if self.kind[src] == "map":
-            raise _unsupported(node, "Linear on a spatial map")
+            raise _unsupported(node, "Linear on a spatial map", "flatten it first")
         q = QLinear(m.in_features, m.out_features, bias=True)
         with torch.no_grad():
             q.weight.copy_(m.weight)
@@ -295,6 +303,8 @@ class _Builder:
             self.global_pool(node, args[0])
         elif t in (torch.flatten, "flatten", "view", "reshape"):
             self.flatten(node, args[0])
+        elif t in ("size", getattr):
+            self.value[node] = None  # a shape value (x.view(x.size(0), -1)), not a map
         elif t in (F.dropout, "contiguous"):
             self.passthrough(node, args[0])
         else:

@@ -78,8 +78,7 @@ def test_quantized_golden_is_the_integer_model():
     (nn.Sequential(nn.Conv2d(1, 4, 3)), r"padding \(0, 0\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()), r"Sigmoid\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2)), "AvgPool2d"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 64, 10)),
-     "flattening a spatial map"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),
     (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
 ])
 def test_unsupported_is_one_line_naming_node_type_and_list(module, match):
@@ -147,3 +146,70 @@ def test_clamp_must_follow_a_layer():
                             torch.nn.ReLU6())
     with pytest.raises(FrontendError, match="ReLU6 not right after a conv or linear layer"):
         from_torch(m.eval())
+
+
+class DenseHead(nn.Module):
+    """conv -> max pool -> flatten (``view``) -> linear -> linear: a dense head over a map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.fc1 = nn.Linear(4 * 3 * 4, 12)
+        self.fc2 = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        x = x.view(x.size(0), -1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_dense_head_over_a_map_is_flatten_then_linear():
+    """PyTorch flattens channel-major; the integer graph site-major (the stream's order), with the
+    linear layer's columns permuted to match: golden == integer mode, bit for bit, and a sparse
+    frame's absent sites are zeros in the flattened vector."""
+    torch.manual_seed(3)
+    m = DenseHead().eval()
+    net = from_torch(m, name="dense_head", nonneg_input=False)
+    assert [type(v).__name__ for v in net.nodes.values()] == [
+        "QInput", "QConv2d", "QMaxPool2d", "QFlatten", "QLinear", "QLinear"]
+    x = torch.randn(16, 2, 6, 9)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    fl = g.node("view")
+    assert fl.op == "flatten" and fl.in_shape == (4, 3, 4) and fl.out_shape == (48, 1, 1)
+    assert g.node("fc1").in_shape == (48, 1, 1)
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    env = net(xi, return_all=True)
+    coords = torch.nonzero(torch.ones(6, 9, dtype=torch.bool))
+    for b in range(len(x)):
+        out = g.run_frame_all(coords, xi[b].reshape(2, -1).t())
+        assert torch.equal(out["fc2"][1][0], env["fc2"][b].long())
+        # the flattened vector is the pooled map in site-major order
+        pooled = env[fl.inputs[0]][b].long()            # [C, H, W]
+        assert torch.equal(out["view"][1][0], pooled.permute(1, 2, 0).reshape(-1))
+    # a sparse frame: its absent sites are zeros in the flattened vector
+    keep = coords[::3]
+    sub = g.run_frame_all(keep, xi[0].reshape(2, -1).t()[::3])
+    pc, pf = sub[fl.inputs[0]]
+    assert 0 < len(pc) < 12
+    dense = torch.zeros(3, 4, 4, dtype=torch.int64)
+    dense[pc[:, 0], pc[:, 1]] = pf
+    assert torch.equal(sub["view"][1][0], dense.reshape(-1))
+
+
+def test_flatten_of_a_sparse_map_is_refused():
+    from models.sparse.layers import SparseConv2d
+
+    class Sparse(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = SparseConv2d(2, 4, 3)
+            self.fc = nn.Linear(4 * 16, 3)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.c(x), 1))
+
+    with pytest.raises(FrontendError, match="flattening a sparse map"):
+        from_torch(Sparse())

@@ -97,7 +97,8 @@ def _requant(node, conv, abits):
     width = conv.o_shape.data_width
     return Requantizer(shape=conv.o_shape, M=[int(v) for v in node.M.reshape(-1)], S=int(node.S),
                        lo=int(node.lo), hi=int(node.hi), out_width=abits,
-                       acc_bits=max(2, min(bits, width)))
+                       acc_bits=max(2, min(bits, width)),
+                       R=None if node.R is None else [int(v) for v in node.R.reshape(-1)])
 
 
 def block_class(op):

@@ -2,11 +2,14 @@
 
 Per lane, with ``c`` the lane's channel (``beat * lanes + lane``)::
 
-    y = clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)
+    y = clamp((acc * M[c] + R[c]) >> S, lo, hi)
 
 exactly as :func:`models.quant.requant.requant`. ``M`` comes from a ROM with one word per beat of a
 site (``lanes`` multipliers of ``M_BITS`` bits), addressed by a beat counter that restarts at every
-site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants.
+site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants. The rounding offset
+``R[c]`` is the constant ``2^(S-1)`` unless per-channel offsets are given (a layer that carries its
+float bias's fraction there, :func:`models.quant.requant.rounding_offsets`); then each ROM word
+also holds the lanes' offsets.
 
 Three pipeline stages (ROM read, multiply-round, shift-clamp) advance together whenever the output
 register is empty or being drained, so the block takes one beat per cycle when unstalled and adds a
@@ -53,6 +56,8 @@ class Requantizer(TokenBlock):
     acc_bits : int, optional
         Signed bits the accumulators actually need (default: the stream's ``data_width``); the
         caller guarantees every accumulator fits.
+    R : sequence of int, optional
+        Per-channel rounding offsets (default ``2^(S-1)`` for every channel).
 
     Attributes
     ----------
@@ -60,7 +65,7 @@ class Requantizer(TokenBlock):
     o : Out(stream.Signature(o_shape.layout()))
     """
 
-    def __init__(self, *, shape, M, S, lo, hi, out_width=8, acc_bits=None):
+    def __init__(self, *, shape, M, S, lo, hi, out_width=8, acc_bits=None, R=None):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         M = [int(v) for v in M]
@@ -87,19 +92,32 @@ class Requantizer(TokenBlock):
                                   channels=shape.channels, lanes=shape.lanes,
                                   data_width=out_width)
         self.M, self.S, self.lo, self.hi = tuple(M), S, int(lo), int(hi)
+        if R is not None:
+            R = tuple(int(v) for v in R)
+            if len(R) != shape.channels:
+                raise ValueError(f"R has {len(R)} offsets for {shape.channels} channels")
+            if any(abs(v) >= (1 << (S + M_BITS)) for v in R):
+                raise ValueError(f"a rounding offset is outside +-2^(S + {M_BITS})")
+        self.R = R
         super().__init__(shape, self.o_shape)
 
     def elaborate(self, platform):
         m = Module()
         lanes = self.i_shape.lanes
         beats = self.i_shape.beats_per_site
+        # a ROM word per beat: the lanes' multipliers, then (per-channel R) their offsets
+        rw = self.S + M_BITS + 1 if self.R is not None else 0
         words = []
         for b in range(beats):
             word = 0
             for i in range(lanes):
                 word |= self.M[b * lanes + i] << (i * M_BITS)
+                if self.R is not None:
+                    r = self.R[b * lanes + i] & ((1 << rw) - 1)
+                    word |= r << (lanes * M_BITS + i * rw)
             words.append(word)
-        m.submodules.rom = rom = Memory(shape=unsigned(lanes * M_BITS), depth=beats, init=words)
+        m.submodules.rom = rom = Memory(shape=unsigned(lanes * (M_BITS + rw)), depth=beats,
+                                        init=words)
         rd = rom.read_port(domain="sync")
 
         en = Signal()
@@ -120,6 +138,8 @@ class Requantizer(TokenBlock):
         b_valid = Signal()
         b_meta = Signal(self.i_layout)
         pw = self.acc_bits + M_BITS + 1
+        if self.R is not None:  # room for the offsets (|R| < 2^(S + M_BITS))
+            pw = max(pw, self.S + M_BITS + 1)
         b_prod = [Signal(signed(pw + 1), name=f"prod{i}") for i in range(lanes)]
         with m.If(en):
             m.d.sync += [a_valid.eq(self.i.valid), a.eq(self.i.payload)]
@@ -127,7 +147,12 @@ class Requantizer(TokenBlock):
             for i in range(lanes):
                 mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
                 acc = a.data[i][:self.acc_bits].as_signed()
-                m.d.sync += b_prod[i].eq(acc * mult + (1 << (self.S - 1)))
+                if self.R is None:
+                    offset = 1 << (self.S - 1)
+                else:
+                    base = lanes * M_BITS + i * rw
+                    offset = rd.data[base:base + rw].as_signed()
+                m.d.sync += b_prod[i].eq(acc * mult + offset)
             m.d.sync += [
                 self.o.valid.eq(b_valid),
                 self.o.payload.y.eq(b_meta.y),

@@ -50,6 +50,9 @@ class QNode:
     bias: np.ndarray | None = field(default=None, compare=False, repr=False)
     M: np.ndarray | None = field(default=None, compare=False, repr=False)
     w_scale: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: Per-channel rounding offsets of the requantizer (None: ``2^(S-1)``), see
+    #: :func:`models.quant.requant.rounding_offsets`.
+    R: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         try:
@@ -74,6 +77,8 @@ class QNode:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "R" and v is None:
+                continue  # the default offsets: graphs without R keep their digests
             if isinstance(v, np.ndarray):
                 v = {"shape": list(v.shape), "values": v.reshape(-1).tolist()}
             elif isinstance(v, tuple):
@@ -84,7 +89,7 @@ class QNode:
     @classmethod
     def from_json(cls, d: dict) -> QNode:
         kw = dict(d)
-        for k in ("weight", "bias", "M", "w_scale"):
+        for k in ("weight", "bias", "M", "w_scale", "R"):
             v = kw.get(k)
             if v is not None:
                 dtype = np.float64 if k == "w_scale" else np.int64

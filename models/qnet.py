@@ -7,6 +7,7 @@ written once.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -117,9 +118,22 @@ class QNet(nn.Module):
                 )
         return formats
 
+    #: The formats and weight scales are the model's own (an imported QONNX model's quantizers):
+    #: :meth:`set_formats` takes only those formats and keeps the scales.
+    fixed_formats = False
+
     def set_formats(self, formats) -> QNet:
         """Weight format and MSE-optimal weight scales per layer, then (M, S) everywhere."""
-        self.formats = self.resolve_formats(formats)
+        wanted = self.resolve_formats(formats)
+        if self.fixed_formats:
+            for layer, fmt in wanted.items():
+                if fmt != self.formats[layer]:
+                    raise FormatError(
+                        f"layer {layer!r} is quantized by its model to {self.formats[layer]}; "
+                        f"an imported model keeps its own quantizers (not {fmt})")
+            self.link_scales()
+            return self
+        self.formats = wanted
         for name, m in self.layers().items():
             m.set_format(self.formats[name])
         self.link_scales()
@@ -232,7 +246,8 @@ class QNet(nn.Module):
                     relu=m.relu, requant=m.requant_out, wformat=m.wformat, lo=lo, hi=hi, S=m.S,
                     in_scale=float(m.in_scale),
                     weight=weight, bias=m.int_bias().numpy(),
-                    M=m.M.numpy().copy(), w_scale=m.w_scale.numpy().copy(), **common))
+                    M=m.M.numpy().copy(), w_scale=m.w_scale.numpy().copy(),
+                    R=None if m.R is None else np.asarray(m.R, dtype=np.int64), **common))
             elif isinstance(m, QAdd):
                 lo, hi = m.bounds()
                 nodes.append(QNode(op="add", relu=m.relu, lo=lo, hi=hi, S=m.S, Ma=m.Ma, Mb=m.Mb,

@@ -200,7 +200,8 @@ class ComputeOp(Op):
         oc, of = ref.sparse_conv(xc, xf, weight=node.weight, bias=node.bias, height=h, width=w,
                                  stride=node.stride, groups=node.groups)
         if node.requant:
-            of = ref.requant(of, torch.from_numpy(node.M), node.S, node.lo, node.hi)
+            of = ref.requant(of, torch.from_numpy(node.M), node.S, node.lo, node.hi,
+                             R=None if node.R is None else torch.from_numpy(node.R))
         return oc, of
 
     # -- choices ----------------------------------------------------------------------------

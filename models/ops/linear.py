@@ -32,5 +32,6 @@ class Linear(PointwiseOp):
         (xc, xf), = inputs
         acc = ref.linear(xf, torch.from_numpy(node.weight), torch.from_numpy(node.bias))
         if node.requant:
-            acc = ref.requant(acc, torch.from_numpy(node.M), node.S, node.lo, node.hi)
+            acc = ref.requant(acc, torch.from_numpy(node.M), node.S, node.lo, node.hi,
+                              R=None if node.R is None else torch.from_numpy(node.R))
         return xc, acc

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .formats import act_format, weight_format
-from .requant import add_requant, requant, requant_params
+from .requant import add_requant, requant, requant_params, rounding_offsets
 
 __all__ = [
     "MODES",
@@ -128,8 +128,15 @@ class QModule(nn.Module):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
 
+    #: ``(lo, hi)`` of an imported quantizer (QONNX ``Quant``: e.g. ``(0, 15)`` for 4-bit
+    #: unsigned), which narrows the output clamp; None: the activation format's own range.
+    qrange: tuple[int, int] | None = None
+
     def _bounds(self, relu: bool) -> tuple[int, int]:
-        return act_format(self.abits).bounds(relu)
+        lo, hi = act_format(self.abits).bounds(relu)
+        if self.qrange is not None:
+            lo, hi = max(lo, self.qrange[0]), min(hi, self.qrange[1])
+        return lo, hi
 
 
 class QLayer(QModule):
@@ -157,6 +164,11 @@ class QLayer(QModule):
     """
 
     clip: tuple[float, float] | None = None
+    #: Carry the float bias's fraction of an accumulator step into the requantizer's rounding
+    #: offsets ``R`` (:func:`~models.quant.requant.rounding_offsets`) instead of dropping it: set
+    #: for imported QONNX layers, whose float biases are not on the accumulator grid.
+    fine_bias = False
+    R: tuple[int, ...] | None = None
 
     def __init__(self, weight_shape, *, bias=True, relu=False, bn=False, requant_out=True):
         super().__init__()
@@ -214,6 +226,11 @@ class QLayer(QModule):
         rq = requant_params(mult.tolist())
         self.M.copy_(rq.tensor())
         self.S = rq.S
+        self.R = None
+        if self.fine_bias and self.bias is not None:
+            exact = self.bias.detach().double() / self._acc_scale()
+            frac = (exact - self.int_bias().double()).clamp(-0.5, 0.5)
+            self.R = rounding_offsets(rq.M, rq.S, frac.tolist())
 
     def _acc_scale(self) -> torch.Tensor:
         return self.in_scale * self.w_scale
@@ -258,7 +275,7 @@ class QLayer(QModule):
             if not self.requant_out:
                 return acc
             lo, hi = self.bounds()
-            return with_feat(acc, requant(feat(acc), self.M, self.S, lo, hi))
+            return with_feat(acc, requant(feat(acc), self.M, self.S, lo, hi, R=self.R))
         return self._fake(x)
 
     def _fake(self, x):
@@ -276,7 +293,8 @@ class QLayer(QModule):
             # exact multiples of the scale, so ties between logits stay ties
             return with_feat(acc_f, acc * acc_scale)
         lo, hi = self.bounds()
-        y = ste(torch.floor, (acc * self.M.to(dt) + 2.0 ** (self.S - 1)) / 2.0**self.S)
+        r = 2.0 ** (self.S - 1) if self.R is None else torch.tensor(self.R, dtype=dt)
+        y = ste(torch.floor, (acc * self.M.to(dt) + r) / 2.0**self.S)
         y = torch.clamp(y, lo, hi)
         return with_feat(acc_f, y * self.out_scale.to(dt))
 
@@ -285,8 +303,8 @@ class QConv2d(QLayer):
     """Dense k x k convolution (``nn.Conv2d`` weight layout), "same" padding ``k // 2``."""
 
     def __init__(self, in_channels, out_channels, kernel_size=3, *, stride=1, groups=1, **kw):
-        if kernel_size not in (1, 3):
-            raise ValueError(f"kernel_size must be 1 or 3, not {kernel_size!r}")
+        if kernel_size not in (1, 3, 5, 7):
+            raise ValueError(f"kernel_size must be 1, 3, 5 or 7, not {kernel_size!r}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
         if in_channels % groups or out_channels % groups:
@@ -375,6 +393,10 @@ class QGlobalAvgPool(QModule):
 class QInput(QModule):
     """Quantization of the network input; ``quantize`` gives the integer map the hardware gets."""
 
+    #: How the host rounds inputs onto the grid: ``"half_up"`` (the built-in networks) or
+    #: ``"half_even"`` (an imported QONNX model's ``Quant`` with ``rounding_mode="ROUND"``).
+    rounding = "half_up"
+
     def __init__(self, *, nonneg=True):
         super().__init__()
         self.nonneg = nonneg
@@ -382,9 +404,12 @@ class QInput(QModule):
     def bounds(self):
         return self._bounds(self.nonneg)
 
+    def _round(self, x):
+        return torch.round(x) if self.rounding == "half_even" else _floor_half_up(x)
+
     def quantize_feats(self, f: torch.Tensor) -> torch.Tensor:
         lo, hi = self.bounds()
-        return torch.clamp(_floor_half_up(f.double() / self.out_scale), lo, hi).long()
+        return torch.clamp(self._round(f.double() / self.out_scale), lo, hi).long()
 
     def quantize(self, x):
         """Integer input map (int64) from a float map: round half up, clamp."""
@@ -396,4 +421,4 @@ class QInput(QModule):
         f = feat(x)
         lo, hi = self.bounds()
         s = self.out_scale.to(f.dtype)
-        return with_feat(x, torch.clamp(ste(_floor_half_up, f / s), lo, hi) * s)
+        return with_feat(x, torch.clamp(ste(self._round, f / s), lo, hi) * s)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["M_BITS", "S_MIN", "S_MAX", "Requant", "requant_params", "requant", "add_requant"]
+__all__ = ["M_BITS", "S_MIN", "S_MAX", "Requant", "requant_params", "requant", "add_requant",
+           "rounding_offsets"]
 
 #: Multipliers are unsigned and below 2^M_BITS (fits the 18-bit signed DSP48E2 port).
 M_BITS = 15
@@ -64,20 +65,38 @@ def requant_params(multipliers) -> Requant:
     return Requant(tuple(int(round(v * 2.0**S)) for v in m), S)
 
 
-def requant(acc: torch.Tensor, M, S: int, lo: int, hi: int, channel_dim: int = 1) -> torch.Tensor:
-    """Integer requantizer: ``clamp((acc * M[c] + 2^(S-1)) >> S, lo, hi)`` in int64.
+def requant(acc: torch.Tensor, M, S: int, lo: int, hi: int, channel_dim: int = 1,
+            R=None) -> torch.Tensor:
+    """Integer requantizer: ``clamp((acc * M[c] + R[c]) >> S, lo, hi)`` in int64.
 
-    ``M`` broadcasts along ``channel_dim`` of ``acc`` (a scalar M applies to every channel).
+    ``M`` (and ``R``) broadcast along ``channel_dim`` of ``acc`` (a scalar applies to every
+    channel). ``R`` is the rounding offset, ``2^(S-1)`` (round half up) unless given: a layer
+    whose float bias falls between accumulator steps carries the fraction there
+    (:func:`rounding_offsets`).
     """
     if acc.is_floating_point():
         raise TypeError("requant takes integer accumulators")
-    M = torch.as_tensor(M, dtype=torch.int64)
-    if M.dim() == 1 and acc.dim() > 1:
-        shape = [1] * acc.dim()
-        shape[channel_dim] = -1
-        M = M.view(shape)
-    y = (acc.long() * M + (1 << (S - 1))) >> S
+
+    def per_channel(v):
+        v = torch.as_tensor(v, dtype=torch.int64)
+        if v.dim() == 1 and acc.dim() > 1:
+            shape = [1] * acc.dim()
+            shape[channel_dim] = -1
+            v = v.view(shape)
+        return v
+
+    R = (1 << (S - 1)) if R is None else per_channel(R)
+    y = (acc.long() * per_channel(M) + R) >> S
     return y.clamp(lo, hi)
+
+
+def rounding_offsets(M, S: int, fraction) -> tuple[int, ...]:
+    """``R[c] = 2^(S-1) + round(fraction[c] * M[c])``: the requantizer's rounding offset that
+    adds a bias fraction (in accumulator steps, within [-0.5, 0.5]) at the multiplier's
+    resolution, so ``(acc * M + R) >> S`` rounds ``(acc + fraction) * M / 2^S``."""
+    f = np.asarray(fraction, dtype=np.float64).reshape(-1)
+    return tuple(int((1 << (S - 1)) + round(float(fc) * int(m)))
+                 for fc, m in zip(f, M, strict=True))
 
 
 def add_requant(a, b, Ma: int, Mb: int, S: int, lo: int, hi: int) -> torch.Tensor:

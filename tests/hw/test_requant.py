@@ -75,3 +75,38 @@ def test_requant_narrow_accumulator_exact(acc_bits):
         assert gc == coords
         want = requant(torch.tensor(feats, dtype=torch.int64).reshape(-1, c), M, S, -127, 127)
         assert gf == want.tolist()
+
+
+@pytest.mark.parametrize("lanes,S,acc_bits,stall", [(1, 6, 12, 0.0), (4, 20, 24, 0.3),
+                                                    (2, 13, 18, 0.7), (8, 31, 32, 0.3)])
+def test_requant_per_channel_offsets_exact(lanes, S, acc_bits, stall):
+    """Per-channel rounding offsets R (an imported layer's bias fraction): exact under stalls,
+    offsets from below 0 to above 2^S, narrow accumulators too."""
+    from models.quant.requant import rounding_offsets
+
+    rng = random.Random(lanes * 7 + S)
+    c = 8
+    shape = TokenShape(height=4, width=5, channels=c, lanes=lanes, data_width=32)
+    M = [rng.randrange(1, 1 << 15) for _ in range(c)]
+    frac = [rng.uniform(-0.5, 0.5) for _ in range(c)]
+    frac[0], frac[1] = -0.5, 0.5
+    R = list(rounding_offsets(M, S, frac))
+    if S < 15:
+        assert min(R) < 0  # a small shift: the offset goes negative
+    dut = Requantizer(shape=shape, M=M, S=S, lo=-7, hi=15, acc_bits=acc_bits, R=R)
+    big = 1 << (acc_bits - 1)
+    frames = [_frame(rng, 4, 5, c, 9, -big, big - 1), _frame(rng, 4, 5, c, 0),
+              _frame(rng, 4, 5, c, 20, -big, big - 1)]
+    got, _ = _run(dut, frames, seed=S, idle=stall, stall=stall)
+    for (coords, feats), (gc, gf) in zip(frames, got, strict=True):
+        assert gc == coords
+        acc = torch.tensor(feats, dtype=torch.int64).reshape(-1, c)
+        assert gf == requant(acc, M, S, -7, 15, R=R).tolist()
+    # the offsets round (acc + fraction) * M / 2^S
+    acc = torch.arange(-300, 300).reshape(-1, 1).expand(-1, c)
+    exact = torch.floor((acc.double() + torch.tensor(frac)) * torch.tensor(M, dtype=torch.float64)
+                        / 2**S + 0.5)
+    diff = (requant(acc, M, S, -10**9, 10**9, R=R) - exact).abs()
+    assert diff.max() <= 1
+    if S >= 13:  # R's resolution is 1 / M of an accumulator step: fine once M is large
+        assert diff.double().mean() < 0.01

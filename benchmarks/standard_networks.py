@@ -21,14 +21,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "mobilenet_v1", "seed_eye")
+NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "mobilenet_v1", "seed_eye",
+        "brevitas_w4a4")
+#: Networks that come as a QONNX file (with their inputs as an .npz) rather than PyTorch.
+QONNX = {"brevitas_w4a4": ("examples/brevitas_w4a4.onnx", "examples/brevitas_w4a4_calib.npz")}
 DEVICES = ("XC7Z020", "XCZU3EG")
 
 
 def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synth: bool) -> dict:
     ref = f"examples/{net}.py"
-    argv = [sys.executable, "-m", "codesign", "flow", "--model", f"{ref}:build",
-            "--calib", f"{ref}:calib", "--device", device, "--frames", str(frames),
+    model, calib = QONNX.get(net, (f"{ref}:build", f"{ref}:calib"))
+    argv = [sys.executable, "-m", "codesign", "flow", "--model", model,
+            "--calib", calib, "--device", device, "--frames", str(frames),
             "--stall", str(stall), "--out", str(out), "--synth" if synth else "--no-synth"]
     t0 = time.time()
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)

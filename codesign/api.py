@@ -42,10 +42,11 @@ def _command(argv: list[str]) -> int:
 def convert(model, *, calib=None, formats="int8") -> Model:
     """A network ready for the flow.
 
-    ``model``: a built-in name (``"digits"``), a checkpoint path, ``"file.py:factory"`` (with
-    ``calib``: an .npz / .npy path, ``"file.py:function"``, or an array ``[N, C, H, W]`` / a pair
-    ``(x, y)``), or a ``torch.nn.Module`` (with ``calib`` as above). ``formats``: the weight
-    formats :meth:`Model.predict` and :attr:`Model.qgraph` use (one name or ``{layer: format}``).
+    ``model``: a built-in name (``"digits"``), a checkpoint path, ``"file.py:factory"`` or a
+    QONNX ``"model.onnx"`` (with ``calib``: an .npz / .npy path, ``"file.py:function"``, or an
+    array ``[N, C, H, W]`` / a pair ``(x, y)``), or a ``torch.nn.Module`` (with ``calib`` as
+    above). ``formats``: the weight formats :meth:`Model.predict` and :attr:`Model.qgraph` use
+    (one name or ``{layer: format}``); a QONNX model keeps its own quantizers (the default).
     """
     from models import user, zoo
 
@@ -53,14 +54,16 @@ def convert(model, *, calib=None, formats="int8") -> Model:
         model = _module_ref(model)
     calib = _calib_ref(calib)
     try:
-        if user.is_user_ref(str(model)):
+        if user.is_user_ref(str(model)) or user.is_qonnx_ref(str(model)):
             bundle = zoo.load(str(model), calib=calib)
         else:
             if calib is not None:
-                raise CodesignError(f"calib is for a PyTorch model, not {model!r}")
+                raise CodesignError(f"calib is for a PyTorch or QONNX model, not {model!r}")
             bundle = zoo.load(str(model))
     except (zoo.ModelError, ValueError, OSError) as exc:
         raise CodesignError(str(exc).splitlines()[0]) from None
+    if getattr(bundle.qnet_base, "fixed_formats", False) and formats == "int8":
+        formats = dict(bundle.qnet_base.formats)  # an imported model's own
     return Model(bundle, formats)
 
 

@@ -73,6 +73,18 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
     w = workload.from_bundle(bundle, frames=frames)
     if precheck:
         precheck(w)
+    if any(layer.formats for layer in w.layers):
+        # an imported model keeps its own formats: nothing to measure a drop against
+        own = {layer.name: layer.formats[0] for layer in w.layers}
+        if log:
+            log(f"formats fixed by the model ({', '.join(sorted(set(own.values())))}); the DSE "
+                "chooses parallelism only")
+        base = bundle.evaluate(own, split="val")
+        metric = accuracy.metric_name(base)
+        sens = accuracy.Sensitivity(model=bundle.name, metric=metric, reference="int8",
+                                    base=float(base[metric]),
+                                    drops={k: {f: 0.0} for k, f in own.items()})
+        return w, sens, bundle
     # keyed by the checkpoint's content and the quantizer version: a retrained model or a change
     # in how weights are quantized must not reuse old drops
     from common.digest import file_digest
@@ -84,6 +96,12 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
         log(f"sensitivity of {len(w)} layers x {len(formats)} formats (cached in {cache})")
     sens = accuracy.load_or_measure(bundle, formats, cache)
     return w, sens, bundle
+
+
+def with_layer_formats(w, formats) -> list[str]:
+    """``formats``, or the workload's own when its layers keep theirs (an imported model)."""
+    own = [f for layer in w.layers for f in layer.formats]
+    return list(dict.fromkeys(own)) if own else list(formats)
 
 
 def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float,
@@ -187,7 +205,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     def fits(w):
         """Even the cheapest choice of every layer must fit the budget (resources only: the
         drops do not matter here, so placeholder ones stand in for the sensitivity)."""
-        cands, _ = pareto.price(w, formats, accuracy.synthetic_sensitivity(w, formats),
+        fmts = with_layer_formats(w, formats)
+        cands, _ = pareto.price(w, fmts, accuracy.synthetic_sensitivity(w, fmts),
                                 model=rmodel, activity=activity, max_lanes=max_par,
                                 max_pe=max_par)
         try:
@@ -198,6 +217,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                                 "formats") from None
 
     w, sens, bundle = load_workload(model, formats, frames=frames, log=log, precheck=fits)
+    formats = with_layer_formats(w, formats)
     cands, table = pareto.price(w, formats, sens, model=rmodel, activity=activity,
                                 max_lanes=max_par, max_pe=max_par)
     out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +270,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
         refs.to_csv(tmp, index=False)
-    note = fewer_points_note(points, len(rows), len(df))
+    note = fewer_points_note(points, len(rows), len(df),
+                             fixed=any(layer.formats for layer in w.layers))
     plot_front(out / "pareto.png", df, refs,
                title=f"{name}: {len(df)} Pareto points ({sens.metric} on {sens.split}, formats "
                      f"{','.join(formats)})", budget_text=f"budget: {budget.describe()}",
@@ -266,10 +287,14 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     return df
 
 
-def fewer_points_note(asked: int, solved: int, distinct: int) -> str:
+def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = False) -> str:
     """One sentence when the front has fewer points than asked, and why ('' otherwise)."""
     if distinct >= asked:
         return ""
+    if fixed:
+        return (f"{distinct} of the {asked} points asked for exist: the model fixes every "
+                "layer's format (an imported QONNX model keeps its quantizers), so there is one "
+                "accuracy and the DSE gives the fastest design that fits")
     return (f"{distinct} of the {asked} points asked for exist: the {solved} accuracy bounds "
             "between the fastest design and the most accurate one gave only "
             f"{distinct} different non-dominated designs (neighbouring bounds chose the same "

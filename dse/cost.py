@@ -259,6 +259,6 @@ def candidates(layer: LayerWork, formats, *, max_lanes: int = 64, max_pe: int = 
                count: int = 6) -> list[LayerChoice]:
     """Every (format, lanes, pe) the explorer considers for ``layer`` (its op's enumeration over
     :func:`models.ops.base.parallelism_options` of the channel counts)."""
-    formats = [weight_format(f).name for f in formats]
+    formats = [weight_format(f).name for f in (layer.formats or formats)]
     return ops.of(layer).candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe,
                                     count=count)

@@ -74,6 +74,9 @@ class LayerWork:
         which run at this layer's output width (``pe``): ``{"name", "op", "in_shape",
         "active_in"}`` (and ``out_shape``, ``active_out`` when the stage changes the map).
         Their cycles per frame count toward the II through this layer's choice.
+    formats : tuple of str
+        The weight formats the layer may take; empty: any the explorer is given. An imported
+        QONNX model's layers keep their own (one each).
     """
 
     name: str
@@ -90,6 +93,7 @@ class LayerWork:
     neighbour_hist: tuple[float, ...] = ()
     producers: tuple[str, ...] = field(default_factory=tuple)
     stages: tuple = field(default_factory=tuple)
+    formats: tuple[str, ...] = ()
 
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
@@ -116,6 +120,7 @@ class LayerWork:
                 object.__setattr__(self, key + "_p95", float(max(getattr(self, key), 0.0)))
         object.__setattr__(self, "neighbour_hist", tuple(float(v) for v in self.neighbour_hist))
         object.__setattr__(self, "producers", tuple(self.producers))
+        object.__setattr__(self, "formats", tuple(str(f) for f in self.formats))
         stages = []
         for s in self.stages:
             s = dict(s)
@@ -175,7 +180,7 @@ class LayerWork:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("in_shape", "out_shape", "neighbour_hist", "producers"):
+        for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "formats"):
             d[key] = list(d[key])
         d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
                             **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
@@ -186,7 +191,7 @@ class LayerWork:
     def from_dict(cls, d: dict) -> LayerWork:
         d = dict(d)
         d.pop("kind", None)
-        for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "stages"):
+        for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "stages", "formats"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
@@ -260,7 +265,8 @@ def _normalised_hist(hist) -> tuple[float, ...]:
     return tuple(float(v) / total for v in hist)
 
 
-def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -> Workload:
+def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
+                fixed_formats: bool = False) -> Workload:
     """Workload of a :class:`models.qgraph.QGraph` and its :func:`models.stats.layer_stats`.
 
     ``stats`` maps node names to ``{"active_sites_mean", "active_sites_p95", "neighbour_hist"}`` of
@@ -373,6 +379,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None) -
                 neighbour_hist=_normalised_hist(hist),
                 producers=tuple(prods),
                 stages=tuple(input_stages(node) + stages(node.name)),
+                formats=(node.wformat,) if fixed_formats else (),
             )
         )
     if stats:
@@ -426,9 +433,12 @@ def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> W
     with :func:`models.stats.layer_stats`."""
     from models.stats import layer_stats
 
+    fixed = bool(getattr(bundle.qnet_base, "fixed_formats", False))
+    if fixed:  # an imported model keeps its own formats
+        formats = dict(bundle.qnet_base.formats)
     qgraph = bundle.qgraph(formats)
     stats = layer_stats(qgraph, bundle.frames(frames, seed=seed, split="test"))
-    return from_qgraph(qgraph, stats, name=bundle.name)
+    return from_qgraph(qgraph, stats, name=bundle.name, fixed_formats=fixed)
 
 
 def synthetic(n_layers: int = 50, *, seed: int = 0, size: int = 64,

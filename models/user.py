@@ -29,7 +29,7 @@ from .registry import ModelError
 from .spec import ClassifierSpec
 
 __all__ = ["is_user_ref", "parse_ref", "load_factory", "load_inputs", "UserSpec",
-           "import_model", "user_checkpoint_path"]
+           "import_model", "user_checkpoint_path", "is_qonnx_ref", "import_qonnx"]
 
 _REF = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -165,6 +165,72 @@ def user_checkpoint_path(ref, calib, cache: Path) -> Path:
         raise ModelError(f"calibration data {data} does not exist")
     key = _digest(path.read_bytes(), name.encode(), data.read_bytes(), str(calib).encode())
     return Path(cache) / "imports" / f"{path.stem}-{name}-{key[:12]}" / "model.pt"
+
+
+def is_qonnx_ref(text) -> bool:
+    """Whether ``text`` names a QONNX (``.onnx``) file."""
+    return str(text).endswith(".onnx")
+
+
+def import_qonnx(path, calib, out_path, *, version: int) -> dict:
+    """Import the QONNX model at ``path`` with its own quantizers, measure its agreement with
+    ``qonnx``'s execution on the test split, and save it as a checkpoint of format ``version``;
+    return its metrics (also in ``metrics.json`` beside it)."""
+    from common.fsutil import atomic_path, write_json
+
+    from .frontends.qonnx_import import agreement, from_qonnx, load_qonnx, qonnx_execute
+
+    path = Path(path)
+    x, y = load_inputs(calib)
+    model_name = re.sub(r"[^A-Za-z0-9_]", "_", path.stem)
+    qnet = from_qonnx(path, name=model_name)
+    model = load_qonnx(path)
+    want = model.get_tensor_shape(model.graph.input[0].name)
+    if want is None or list(x.shape[1:]) != [int(v) for v in want[1:]]:
+        raise ModelError(f"calibration inputs have shape {list(x.shape[1:])} per row; "
+                         f"{path.name} takes {list(want[1:]) if want else '?'}")
+    source = {"model": str(path), "model_file": str(path.resolve()),
+              "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
+              "labelled": y is not None, "format": "qonnx"}
+    spec = UserSpec(model_name, x, y, source=source)
+    xt, _ = spec.data("test")
+    ref = qonnx_execute(model, xt.numpy())[model.graph.output[0].name]
+    if y is None:
+        # without labels, "accuracy" is agreement with the model's own (qonnx) execution
+        spec._y = torch.from_numpy(
+            qonnx_execute(model, x.numpy())[model.graph.output[0].name].argmax(1))
+    _, yt = spec.data("test")
+    agree = agreement(path, qnet, xt.numpy())
+    ours = spec.evaluate(qnet, split="test", mode="int")
+    metrics = {"model": model_name, "source": str(path), "calib": source["calib"],
+               "labelled": y is not None, "inputs": len(x),
+               "float_accuracy": float((torch.from_numpy(ref.argmax(1)) == yt).double().mean()),
+               "float_is": "the QONNX model (qonnx execution)",
+               "integer_accuracy": ours["accuracy"], "integer_format": "the model's own",
+               "formats": dict(qnet.formats), "test_n": ours["n"], "qonnx_agreement": agree}
+    blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
+            "name": model_name, "x": x, "y": spec._y, "sparse": False, "format": "qonnx",
+            "qat": False, "folded": True, "metrics": metrics}
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        torch.save(blob, tmp)
+    write_json(out_path.parent / "metrics.json", metrics)
+    return metrics
+
+
+def qonnx_checkpoint_path(path, calib, cache: Path) -> Path:
+    """Where the cache (``cache``) keeps the import of the QONNX file ``path`` with ``calib``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist (QONNX model)")
+    data = Path(str(calib).split(":")[0]) if is_user_ref(calib) else Path(str(calib))
+    if not data.is_file():
+        raise ModelError(f"calibration data {data} does not exist")
+    from .quant import QUANT_VERSION
+
+    key = _digest(path.read_bytes(), data.read_bytes(), str(calib).encode(),
+                  f"q{QUANT_VERSION}".encode())
+    return Path(cache) / "imports" / f"{path.stem}-qonnx-{key[:12]}" / "model.pt"
 
 
 def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:

@@ -106,11 +106,19 @@ def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,
     the cache, :mod:`models.user`)."""
     name_or_path = str(name_or_path)
     looks_like_path = name_or_path.endswith(".pt") or os.sep in name_or_path
-    if name_or_path.endswith((".onnx", ".json")):
-        raise ModelError(f"{name_or_path}: ONNX / QONNX models are not taken yet (a QGraph .json "
-                         "only by `codesign build`); give a PyTorch model as file.py:factory "
-                         "with --calib")
-    if user.is_user_ref(name_or_path):
+    if name_or_path.endswith(".json"):
+        raise ModelError(f"{name_or_path}: a QGraph .json is taken only by `codesign build` (it "
+                         "has no data); give a PyTorch model as file.py:factory or a QONNX "
+                         ".onnx with --calib")
+    if user.is_qonnx_ref(name_or_path):
+        if calib is None:
+            raise ModelError(f"{name_or_path} is a QONNX model: give its inputs with --calib "
+                             "(.npz with x [and y], .npy, or file.py:function)")
+        path = user.qonnx_checkpoint_path(name_or_path, calib, cache_dir())
+        if not path.is_file():
+            user.import_qonnx(name_or_path, calib, path, version=CHECKPOINT_VERSION)
+        looks_like_path = True
+    elif user.is_user_ref(name_or_path):
         if calib is None:
             raise ModelError(f"{name_or_path} is a PyTorch model: give its calibration inputs "
                              "with --calib (.npz with x [and y], .npy, or file.py:function)")

@@ -181,13 +181,30 @@ def write_report(out, cfg) -> dict:
         ]
     lines += ["", "## Accuracy (test split, integer reference)", ""]
     if acc:
+        imported = acc.get("int8") is None
         lines += [
             "| model | accuracy |", "|---|---|",
-            f"| float | {acc['float']:.4f} |",
-            f"| all int8 | {acc['int8']:.4f} |",
+            f"| {'QONNX model (qonnx execution)' if imported else 'float'} | {acc['float']:.4f} |",
+            *([] if imported else [f"| all int8 | {acc['int8']:.4f} |"]),
             f"| chosen point (predicted) | {acc['predicted']:.4f} |",
             f"| chosen point (measured) | {acc['chosen']:.4f} |",
         ]
+        agree = acc.get("qonnx_agreement")
+        if agree:
+            lines += [
+                "", f"### Agreement with qonnx's execution ({agree['n']} test inputs)", "",
+                f"Argmax agreement: {agree['argmax_agreement']:.4f}. Integers identical per "
+                "tensor: through the whole integer network, and for the layer alone (fed "
+                "qonnx's own input integers).", "",
+                "| node | op | ONNX tensor | values | identical | layer alone |",
+                "|---|---|---|---|---|---|",
+                *[f"| {r['node']} | {r['op']} | `{r['tensor']}` | {r['values']} | "
+                  f"{r['identical']:.6f} | "
+                  f"{'' if r['isolated'] is None else format(r['isolated'], '.6f')} |"
+                  for r in agree["layers"]],
+                *([""] + [f"- {n}" for n in agree.get("notes", [])] if agree.get("notes")
+                  else []),
+            ]
     write_text(out / "report.md", "\n".join(lines) + "\n")
     return {"point": pick.get("point"), "mismatches": (sim or {}).get("mismatches")}
 
@@ -221,7 +238,9 @@ def summary_text(out) -> str:
         f"  chosen point   {pick.get('point')} of {pick.get('front')} on the front "
         f"(fastest within {pick.get('max_drop', 0):.1%} of the best predicted accuracy)",
         f"  accuracy       predicted {acc.get('predicted', float('nan')):.4f}, measured "
-        f"{acc.get('chosen', float('nan')):.4f} (float {acc.get('float', float('nan')):.4f})",
+        f"{acc.get('chosen', float('nan')):.4f} "
+        f"({'QONNX model' if acc.get('int8', 0) is None else 'float'} "
+        f"{acc.get('float', float('nan')):.4f})",
         f"  throughput     predicted II {pick.get('ii_cycles')} cycles; simulated "
         f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean",
         f"  resources      LUT {res.get('lut_total', res.get('lut'))} (logic + LUTRAM), "

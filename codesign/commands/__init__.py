@@ -21,12 +21,14 @@ def add_model_arguments(p, *, required: bool = True, default=None) -> None:
 
 def resolve_model(model: str, calib) -> str:
     """``model`` as every command takes it: a ``file.py:factory`` model is imported (traced,
-    calibrated, cached) and named by its checkpoint path; other names pass unchanged."""
+    calibrated, cached), a QONNX ``.onnx`` imported with its own quantizers, and either is
+    named by its checkpoint path; other names pass unchanged."""
     from models import user, zoo
 
-    if not user.is_user_ref(model):
+    if not (user.is_user_ref(model) or user.is_qonnx_ref(model)):
         if calib is not None:
-            raise CodesignError(f"--calib is for a file.py:factory model, not {model!r}")
+            raise CodesignError(f"--calib is for a file.py:factory or .onnx model, not "
+                                f"{model!r}")
         return model
     try:
         return str(zoo.load(model, calib=calib).checkpoint)

@@ -163,14 +163,21 @@ def run(args) -> int:
         b = zoo.load(ckpt())
         point = json.loads(paths["point"].read_text())
         formats = {layer["name"]: layer["format"] for layer in point["layers"]}
+        fixed = bool(getattr(b.qnet_base, "fixed_formats", False))
+        imported = (b.meta.get("metrics") or {}) if fixed else {}
         res = {
-            "float": b.evaluate(None, split="test")["accuracy"],
-            "int8": b.evaluate("int8", split="test", mode="int").get("accuracy"),
+            # an imported QONNX model: its own (qonnx) execution, and no int8 variant of it
+            "float": imported.get("float_accuracy") if fixed else
+            b.evaluate(None, split="test")["accuracy"],
+            "float_is": imported.get("float_is", "the float model"),
+            "int8": None if fixed else b.evaluate("int8", split="test", mode="int").get("accuracy"),
             "chosen": b.evaluate(formats, split="test", mode="int").get("accuracy"),
             "chosen_metrics": b.evaluate(formats, split="test", mode="int"),
             "predicted": json.loads(paths["pick"].read_text())["accuracy_pred"],
             "split": "test",
         }
+        if imported.get("qonnx_agreement"):
+            res["qonnx_agreement"] = imported["qonnx_agreement"]
         write_json(paths["accuracy"], res)
 
     def do_report():

@@ -99,7 +99,7 @@ def test_user_model_co_simulates_bit_exact(user_files, capsys):
     ("{d}/net.py:build", "{d}/noxs.npz", "no array 'x'"),
     ("{d}/net.py:build", "{d}/flat.npy", r"fails on the calibration inputs of shape \[4, 64\]"),
     ("{d}/net.py:build", "{d}/flat3.npy", r"\[N, C, H, W\] \(maps\) or \[N, F\]"),
-    ("digits", "{d}/calib.npz", "--calib is for a file.py:factory model"),
+    ("digits", "{d}/calib.npz", "--calib is for a file.py:factory or .onnx model"),
 ])
 def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys, model, calib,
                                                                match):

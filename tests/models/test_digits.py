@@ -103,8 +103,12 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     _torch.save({"weight": _torch.zeros(2)}, other)
     with pytest.raises(zoo.ModelError, match="not a codesign checkpoint.*file.py:factory"):
         zoo.load(str(other))
-    with pytest.raises(zoo.ModelError, match="ONNX / QONNX models are not taken yet"):
+    with pytest.raises(zoo.ModelError, match="is a QONNX model: give its inputs with --calib"):
         zoo.load("model.onnx")
+    with pytest.raises(zoo.ModelError, match="model.onnx does not exist"):
+        zoo.load("model.onnx", calib=str(other))
+    with pytest.raises(zoo.ModelError, match="taken only by `codesign build`"):
+        zoo.load("graph.json")
 
 
 def test_qgraph_empty_and_single_site_frames(trained):

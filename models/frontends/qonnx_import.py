@@ -1,0 +1,569 @@
+"""QONNX front end: a quantized ONNX model (what Brevitas exports, FINN's input) as a :class:`QNet`.
+
+The model's own quantizers are honoured, not re-chosen. The graph (after ``qonnx``'s cleanup and
+shape inference) is walked in order through a table of handlers, one per ONNX op type:
+
+- ``Quant`` on a weight initializer gives the layer's integer weights (``q = clip(round(w / s))``
+  as ``qonnx`` computes them) and its scale per tensor or per output channel; the weight format is
+  the smallest of the project's that holds every value (``int4`` for 4-bit narrow-range weights,
+  else ``int8``).
+- ``Quant`` on the graph input is the input quantizer (its scale, range and half-to-even rounding).
+- ``Quant`` on a layer's output (after its ``Relu`` / ``BatchNormalization``) is that layer's
+  output quantizer: its scale becomes the output scale and its integer range (e.g. ``[0, 15]`` for
+  4-bit unsigned) the output clamp of the integer contract's requantizer.
+- ``Conv`` (1x1 or 3x3, "same" padding, stride 1 or 2, groups 1 or depthwise 3x3), ``Gemm`` /
+  ``MatMul`` (+ ``Add`` of a bias), ``BatchNormalization`` after a conv or linear layer (folded into
+  its weight scales and bias), ``Relu``, ``MaxPool`` 2x2/2, ``GlobalAveragePool``,
+  ``Reshape`` / ``Flatten`` (a dense head over a map), ``Add`` of two quantized maps (a residual
+  add), ``Mul`` / ``Div`` by a positive constant on the input or on the output logits, ``Identity``
+  and ``Dropout``.
+
+Where the integer contract and the QONNX float semantics part: the requantizer's fixed-point
+multiplier (15 bits) and round-half-up stand in for the float scale ratio and ``ROUND`` (half to
+even); a float bias is rounded onto the accumulator grid; a global average pool rounds its mean.
+Those cases are measured, not assumed: :func:`agreement` compares every quantized tensor with
+``qonnx``'s own execution (``benchmarks/qonnx_agreement.py``, ``docs/FRONTENDS.md``).
+
+Anything the hardware cannot take (an op, a quantizer range wider than the 8-bit signed streams, a
+zero point, per-channel activation scales) fails before any work with one line naming the node,
+what it is and what is supported (:class:`~models.frontends.torch_fx.FrontendError`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..ops.flatten import QFlatten
+from ..ops.maxpool import QMaxPool2d
+from ..qnet import QNet
+from ..quant.formats import WEIGHT_FORMATS
+from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear
+from .torch_fx import FrontendError
+
+__all__ = ["SUPPORTED_ONNX", "load_qonnx", "from_qonnx", "qonnx_execute", "agreement"]
+
+SUPPORTED_ONNX = (
+    "Quant (2-8 bits, zero point 0, per-tensor activation scales; weights per tensor or channel)",
+    "Conv (1x1 or 3x3, 'same' padding, stride 1 or 2, groups 1 or depthwise 3x3)",
+    "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
+    "GlobalAveragePool", "Reshape / Flatten (after a pool, or of a map: a dense head)",
+    "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
+    "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
+)
+
+#: The streams carry 8-bit signed values; the contract keeps them symmetric.
+_STREAM_LO, _STREAM_HI = -127, 127
+
+
+def _unsupported(node, what: str, why: str = "") -> FrontendError:
+    reason = f" ({why})" if why else ""
+    return FrontendError(f"{node.name}: {what} is not supported{reason}; supported: "
+                         + "; ".join(SUPPORTED_ONNX))
+
+
+def load_qonnx(path):
+    """The cleaned-up ``qonnx`` ``ModelWrapper`` of the file at ``path`` (one line on failure)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FrontendError(f"{path} does not exist (QONNX model)")
+    try:
+        import onnx
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.util.cleanup import cleanup_model
+    except ImportError as exc:
+        raise FrontendError(f"reading {path} needs the onnx and qonnx packages ({exc}); "
+                            "install the project with `make setup`") from None
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # noqa: BLE001  (onnx raises many kinds for a damaged file)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FrontendError(f"{path} is not a readable ONNX model: {first[:200]}") from None
+    try:
+        model = cleanup_model(ModelWrapper(proto))
+    except Exception as exc:  # noqa: BLE001
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FrontendError(f"{path}: qonnx cannot clean up the graph: {first[:200]}") from None
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise FrontendError(f"{path}: the model must have one input and one output, not "
+                            f"{len(model.graph.input)} and {len(model.graph.output)}")
+    return model
+
+
+def _attr(node, name, default=None):
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            v = onnx.helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
+    return default
+
+
+def _int_range(signed: bool, narrow: bool, bits: int) -> tuple[int, int]:
+    if signed:
+        return (-(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1)
+    return (0, (1 << bits) - 1 - int(narrow))
+
+
+class _Builder:
+    def __init__(self, model, name: str):
+        self.model = model
+        self.net = QNet(name)
+        self.val: dict[str, tuple] = {}
+        self.kind: dict[str, str] = {}       # QNet node -> "map" | "flat" | "pooled" | "vector"
+        self.shape_of: dict[str, tuple] = {}  # QNet node -> (C, H, W) of its output
+        self.onnx_names: dict[str, str] = {}  # QNet node -> ONNX tensor of its quantized output
+        self.notes: list[str] = []
+        self.pre_scale = 1.0
+        self.logit_scale = 1.0
+        self.consumers: dict[str, int] = {}
+        for n in model.graph.node:
+            for t in n.input:
+                self.consumers[t] = self.consumers.get(t, 0) + 1
+
+    # -- helpers ---------------------------------------------------------------------------
+    def const(self, name):
+        return self.model.get_initializer(name)
+
+    def _name(self, node) -> str:
+        import re
+
+        base = re.sub(r"[^A-Za-z0-9_]", "_", node.name or node.op_type) or "n"
+        name, k = base, 1
+        while name in self.net.nodes:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def _add(self, node, module, *inputs, kind="map") -> str:
+        name = self._name(node)
+        self.net.add(name, module, *inputs)
+        self.kind[name] = kind
+        return name
+
+    def _get(self, node, tensor, *kinds):
+        v = self.val.get(tensor)
+        if v is None:
+            c = self.const(tensor)
+            v = ("const", c) if c is not None else None
+        if v is None or (kinds and v[0] not in kinds):
+            what = "nothing" if v is None else v[0]
+            raise _unsupported(node, f"{node.op_type} on {tensor!r} ({what})")
+        return v
+
+    def _map_shape(self, tensor) -> tuple[int, ...]:
+        s = self.model.get_tensor_shape(tensor)
+        if s is None:
+            raise FrontendError(f"no shape for tensor {tensor!r} after shape inference")
+        return tuple(int(v) for v in s[1:])
+
+    def _scalar(self, node, arr, what) -> float:
+        a = np.asarray(arr, dtype=np.float64)
+        if a.size != 1:
+            raise _unsupported(node, f"{what} of shape {list(a.shape)}", "per-tensor only")
+        return float(a.reshape(-1)[0])
+
+    # -- handlers --------------------------------------------------------------------------
+    def quant(self, node):
+        x, s_name, z_name, b_name = node.input[:4]
+        s, z, b = self.const(s_name), self.const(z_name), self.const(b_name)
+        if s is None or z is None or b is None:
+            raise _unsupported(node, "Quant with computed scale, zero point or bit width")
+        if np.any(np.asarray(z) != 0):
+            raise _unsupported(node, "Quant with a non-zero zero point", "zero point 0")
+        bits = float(np.asarray(b).reshape(-1)[0])
+        signed, narrow = bool(_attr(node, "signed", 1)), bool(_attr(node, "narrow", 0))
+        mode = _attr(node, "rounding_mode", "ROUND")
+        if bits != int(bits) or not 2 <= bits <= 8:
+            raise _unsupported(node, f"a {bits:g}-bit Quant", "2 to 8 bits")
+        bits = int(bits)
+        lo, hi = _int_range(signed, narrow, bits)
+        s = np.asarray(s, dtype=np.float64)
+        if np.any(s <= 0) or not np.all(np.isfinite(s)):
+            raise _unsupported(node, "Quant with a non-positive scale")
+        src = self.val.get(x)
+        w = self.const(x)
+        if w is not None and src is None:   # a weight quantizer
+            from qonnx.custom_op.general.quant import resolve_rounding_mode
+
+            q = np.clip(np.asarray(w, dtype=np.float64) / s, lo, hi)
+            q = resolve_rounding_mode(mode)(q).astype(np.int64)
+            self.val[node.output[0]] = ("wq", q, s, bits, signed)
+            return
+        if mode != "ROUND":
+            raise _unsupported(node, f"an activation Quant with rounding_mode {mode}",
+                               "ROUND (half to even)")
+        if lo < _STREAM_LO or hi > _STREAM_HI:
+            raise _unsupported(
+                node, f"a {bits}-bit {'signed' if signed else 'unsigned'} activation quantizer "
+                f"with range [{lo}, {hi}]", f"the 8-bit signed streams carry [{_STREAM_LO}, "
+                f"{_STREAM_HI}]: use at most 7 bits unsigned, or narrow range when signed")
+        scale = self._scalar(node, s, "an activation scale")
+        v = self._get(node, x, "input", "acc", "q")
+        if v[0] == "input":
+            if self.net.nodes:
+                raise _unsupported(node, "a second input quantizer")
+            q = QInput(nonneg=not signed)
+            q.rounding = "half_even"
+            q.qrange = (lo, hi)
+            q.out_scale.fill_(scale / self.pre_scale)
+            name = self._add(node, q)
+            self.shape_of[name] = self._map_shape(node.output[0])
+            self.kind[name] = "map" if len(self.shape_of[name]) == 3 else "vector"
+            self.val[node.output[0]] = ("q", name)
+            self.onnx_names[name] = node.output[0]
+            return
+        name = v[1]
+        mod = self.net.nodes[name]
+        if v[0] == "q":
+            # a quantizer on a value already on a grid: the same grid and a range that holds it
+            # change nothing (e.g. after a max pool or a global pool)
+            if math.isclose(float(mod.out_scale), scale, rel_tol=1e-6) and \
+                    lo <= mod.bounds()[0] and mod.bounds()[1] <= hi:
+                self.val[node.output[0]] = v
+                self.onnx_names.setdefault(name, node.output[0])
+                return
+            raise _unsupported(node, f"requantizing the output of {name} to another scale or "
+                               "range", "only layers and adds requantize")
+        mod.out_scale.fill_(scale)
+        mod.qrange = (lo, hi)
+        if isinstance(mod, QLayer):
+            mod.requant_out = True
+        self.val[node.output[0]] = ("q", name)
+        self.onnx_names[name] = node.output[0]
+
+    def conv(self, node):
+        x, wt = node.input[0], node.input[1]
+        v = self._get(node, x, "q")
+        if self.kind[v[1]] != "map":
+            raise _unsupported(node, "Conv on a vector")
+        wq = self._get(node, wt, "wq")
+        _, q, s, bits, _ = wq
+        k = tuple(_attr(node, "kernel_shape", list(q.shape[2:])))
+        strides = tuple(_attr(node, "strides", [1, 1]))
+        pads = tuple(_attr(node, "pads", [0, 0, 0, 0]))
+        group = int(_attr(node, "group", 1))
+        auto_pad = _attr(node, "auto_pad", "NOTSET")
+        if k[0] != k[1] or k[0] not in (1, 3):
+            raise _unsupported(node, f"Conv with kernel {list(k)}")
+        k = k[0]
+        if strides[0] != strides[1] or strides[0] not in (1, 2):
+            raise _unsupported(node, f"Conv with strides {list(strides)}")
+        same = auto_pad in ("SAME_UPPER", "SAME_LOWER") or pads == (k // 2,) * 4
+        if not same and not (k == 1 and auto_pad in ("NOTSET", "VALID") and not any(pads)):
+            raise _unsupported(node, f"Conv {k}x{k} with pads {list(pads)}", "'same' padding")
+        if tuple(_attr(node, "dilations", [1, 1])) != (1, 1):
+            raise _unsupported(node, "Conv with dilation")
+        c_out, c_in_g = q.shape[0], q.shape[1]
+        c_in = c_in_g * group
+        if group != 1 and not (group == c_in == c_out and k == 3):
+            raise _unsupported(node, f"Conv with group={group}", "1, or depthwise 3x3")
+        m = QConv2d(c_in, c_out, k, stride=strides[0], groups=group, bias=True)
+        self._set_weights(node, m, q, s, bits, node.input[2] if len(node.input) > 2 else None)
+        name = self._add(node, m, v[1])
+        self.shape_of[name] = self._map_shape(node.output[0])
+        self.val[node.output[0]] = ("acc", name)
+
+    def gemm(self, node):
+        a, b = node.input[0], node.input[1]
+        if node.op_type == "Gemm":
+            if _attr(node, "alpha", 1.0) != 1.0 or _attr(node, "beta", 1.0) != 1.0 or \
+                    _attr(node, "transA", 0):
+                raise _unsupported(node, "Gemm with alpha, beta != 1 or transA")
+        v = self._get(node, a, "q")
+        if self.kind[v[1]] == "map":
+            raise _unsupported(node, f"{node.op_type} on a spatial map", "flatten it first")
+        _, q, s, bits, _ = self._get(node, b, "wq")
+        trans = node.op_type == "Gemm" and bool(_attr(node, "transB", 0))
+        if not trans:              # [in, out] -> [out, in]
+            q, s = q.T, (s.T if s.ndim == 2 else s)
+        s = s.reshape(-1) if s.size > 1 else s
+        out_f, in_f = q.shape
+        m = QLinear(in_f, out_f, bias=True)
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else None
+        self._set_weights(node, m, q, s, bits, bias)
+        name = self._add(node, m, v[1], kind="vector")
+        self.shape_of[name] = (out_f, 1, 1)
+        self.val[node.output[0]] = ("acc", name)
+
+    def _set_weights(self, node, m: QLayer, q, s, bits, bias_name):
+        qmax = int(np.abs(q).max()) if q.size else 0
+        fmt = "int4" if bits <= 4 and qmax <= WEIGHT_FORMATS["int4"].qmax else "int8"
+        if qmax > WEIGHT_FORMATS["int8"].qmax:
+            raise _unsupported(node, f"weights reaching {int(q.min())}",
+                               "int8 weights are symmetric [-127, 127]: use narrow range")
+        s = np.asarray(s, dtype=np.float64).reshape(-1)
+        scale = np.broadcast_to(s, (q.shape[0],)).copy()
+        with torch.no_grad():
+            view = (-1,) + (1,) * (q.ndim - 1)
+            m.weight.copy_(torch.from_numpy(q * scale.reshape(view)))
+            m.w_scale.copy_(torch.from_numpy(scale))
+            m.bias.zero_()
+            if bias_name is not None:
+                b = self.const(bias_name)
+                if b is None:
+                    raise _unsupported(node, "a computed (not constant) bias")
+                m.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float64).reshape(-1)))
+        m.wformat = fmt
+        m.fine_bias = True      # the float bias's fraction goes into the rounding offsets
+        m.requant_out = False   # until an output quantizer follows
+
+    def batchnorm(self, node):
+        v = self._get(node, node.input[0], "acc")
+        m = self.net.nodes[v[1]]
+        if not isinstance(m, QLayer) or m.relu or self.consumers.get(node.input[0], 0) != 1:
+            raise _unsupported(node, "BatchNormalization not right after a Conv or Gemm")
+        gamma, beta, mean, var = (np.asarray(self.const(t), dtype=np.float64)
+                                  for t in node.input[1:5])
+        eps = float(_attr(node, "epsilon", 1e-5))
+        g = gamma / np.sqrt(var + eps)
+        if np.any(g == 0):
+            raise _unsupported(node, "BatchNormalization with a zero scale")
+        with torch.no_grad():
+            gt = torch.from_numpy(g)
+            view = (-1,) + (1,) * (m.weight.dim() - 1)
+            # q * s * g = (q * sign g) * (s * |g|): the integers keep their magnitudes
+            m.weight.copy_(m.weight.double() * gt.view(view))
+            m.w_scale.mul_(gt.abs())
+            m.bias.copy_((m.bias.double() - torch.from_numpy(mean)) * gt + torch.from_numpy(beta))
+        self.val[node.output[0]] = v
+
+    def relu(self, node):
+        v = self._get(node, node.input[0], "acc", "q")
+        m = self.net.nodes[v[1]]
+        if v[0] == "acc" and isinstance(m, (QLayer, QAdd)) and \
+                self.consumers.get(node.input[0], 0) == 1:
+            m.relu = True
+        elif v[0] == "q" and m.bounds()[0] >= 0:
+            pass  # already non-negative
+        elif v[0] == "q" and isinstance(m, (QLayer, QAdd)) and \
+                self.consumers.get(node.input[0], 0) == 1:
+            m.relu = True  # relu(quant(x)) = quant(relu(x)) for a zero point of 0
+        else:
+            raise _unsupported(node, "Relu not right after a layer or an add")
+        self.val[node.output[0]] = v
+
+    def maxpool(self, node):
+        v = self._get(node, node.input[0], "q")
+        k = tuple(_attr(node, "kernel_shape", []))
+        st = tuple(_attr(node, "strides", [1, 1]))
+        pads = tuple(_attr(node, "pads", [0, 0, 0, 0]))
+        if k != (2, 2) or st != (2, 2) or any(pads) or _attr(node, "ceil_mode", 0) or \
+                self.kind[v[1]] != "map":
+            raise _unsupported(node, f"MaxPool kernel {list(k)} strides {list(st)} pads "
+                               f"{list(pads)}", "2x2, stride 2, no padding, on a map")
+        name = self._add(node, QMaxPool2d(), v[1])
+        self.shape_of[name] = self._map_shape(node.output[0])
+        self.val[node.output[0]] = ("q", name)
+        self.onnx_names[name] = node.output[0]
+
+    def global_pool(self, node):
+        v = self._get(node, node.input[0], "q")
+        if self.kind[v[1]] != "map":
+            raise _unsupported(node, "a global pool of a vector")
+        name = self._add(node, QGlobalAvgPool(), v[1], kind="pooled")
+        self.shape_of[name] = (self.shape_of[v[1]][0], 1, 1)
+        self.val[node.output[0]] = ("q", name)
+        self.notes.append(f"{name}: the global average is rounded (half up) onto its input's "
+                          "grid; QONNX keeps the float mean")
+
+    def reshape(self, node):
+        v = self._get(node, node.input[0], "q")
+        out = self.model.get_tensor_shape(node.output[0])
+        if out is None or len(out) != 2:
+            raise _unsupported(node, f"{node.op_type} to shape {out}", "a flatten to [N, F]")
+        src = v[1]
+        c, h, w = (tuple(self.shape_of[src]) + (1, 1))[:3]
+        if self.kind[src] != "map" or h * w == 1:
+            self.val[node.output[0]] = v
+            if self.kind[src] == "map":
+                self.kind[src] = "pooled"
+            return
+        name = self._add(node, QFlatten(), src, kind="flat")
+        self.shape_of[name] = (c * h * w, 1, 1)
+        self.val[node.output[0]] = ("q", name)
+        self.onnx_names[name] = node.output[0]
+
+    def add(self, node):
+        a, b = node.input[0], node.input[1]
+        ca, cb = self.const(a), self.const(b)
+        if ca is not None or cb is not None:   # a bias after a MatMul
+            v = self._get(node, b if ca is not None else a, "acc")
+            m = self.net.nodes[v[1]]
+            if not isinstance(m, QLayer) or m.relu:
+                raise _unsupported(node, "Add of a constant not right after a layer")
+            c = np.asarray(ca if ca is not None else cb, dtype=np.float64).reshape(-1)
+            with torch.no_grad():
+                m.bias.add_(torch.from_numpy(np.broadcast_to(c, m.bias.shape).copy()))
+            self.val[node.output[0]] = v
+            return
+        va, vb = self._get(node, a, "q"), self._get(node, b, "q")
+        if self.kind[va[1]] != "map" or self.kind[vb[1]] != "map":
+            raise _unsupported(node, "an Add of non-map values")
+        name = self._add(node, QAdd(), va[1], vb[1])
+        self.shape_of[name] = self.shape_of[va[1]]
+        self.val[node.output[0]] = ("acc", name)
+
+    def scale(self, node):
+        a, b = node.input[0], node.input[1]
+        c = self.const(b)
+        if c is None:
+            raise _unsupported(node, f"{node.op_type} by a computed value")
+        c = self._scalar(node, c, f"{node.op_type} by a constant")
+        if c <= 0:
+            raise _unsupported(node, f"{node.op_type} by {c:g}", "positive constants only")
+        factor = c if node.op_type == "Mul" else 1.0 / c
+        v = self._get(node, a, "input", "acc")
+        if v[0] == "input":
+            self.pre_scale *= factor
+        else:
+            if self.consumers.get(node.output[0], 0) != 0 or \
+                    node.output[0] != self.model.graph.output[0].name:
+                raise _unsupported(node, f"{node.op_type} by a constant between layers",
+                                   "on the input or the output only")
+            self.logit_scale *= factor
+        self.val[node.output[0]] = v
+
+    def passthrough(self, node):
+        self.val[node.output[0]] = self._get(node, node.input[0])
+
+    # -- dispatch --------------------------------------------------------------------------
+    def run(self) -> QNet:
+        g = self.model.graph
+        self.val[g.input[0].name] = ("input",)
+        table = {
+            "Quant": self.quant, "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.gemm,
+            "BatchNormalization": self.batchnorm, "Relu": self.relu, "MaxPool": self.maxpool,
+            "GlobalAveragePool": self.global_pool, "Reshape": self.reshape,
+            "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
+            "Identity": self.passthrough, "Dropout": self.passthrough,
+        }
+        for node in g.node:
+            fn = table.get(node.op_type)
+            if fn is None:
+                raise _unsupported(node, f"op {node.op_type}")
+            fn(node)
+        out = self.val.get(g.output[0].name)
+        if out is None or out[0] not in ("acc", "q") or out[1] != list(self.net.nodes)[-1]:
+            raise FrontendError("the model's output must be its last layer's")
+        last = self.net.nodes[out[1]]
+        if out[0] == "acc" and isinstance(last, QAdd):
+            raise FrontendError(f"{out[1]}: an Add as the output needs an output Quant")
+        if out[0] == "acc" and last.relu:
+            raise FrontendError(f"{out[1]}: a Relu output needs an output Quant")
+        if isinstance(last, QLayer) and out[0] == "acc":
+            if last.w_scale.numel() > 1 and not torch.allclose(
+                    last.w_scale, last.w_scale[:1].expand_as(last.w_scale), rtol=1e-9):
+                raise FrontendError(f"{out[1]}: raw output logits need one weight scale per "
+                                    "tensor (they are compared across channels)")
+            self.onnx_names[out[1]] = g.output[0].name
+        for name, m in self.net.nodes.items():
+            if isinstance(m, QLayer) and not m.requant_out and name != out[1]:
+                raise FrontendError(f"{name}: its output goes on without a Quant (every layer "
+                                    "but the last needs an output quantizer)")
+            if isinstance(m, QAdd) and self.onnx_names.get(name) is None:
+                raise FrontendError(f"{name}: an Add needs an output Quant")
+        net = self.net
+        net.formats = {k: m.wformat for k, m in net.layers().items()}
+        net.fixed_formats = True
+        net.onnx_names = dict(self.onnx_names)
+        net.logit_scale = self.logit_scale
+        net.import_notes = list(self.notes)
+        net.sparse = False
+        net.link_scales()
+        return net.eval()
+
+
+def from_qonnx(path, *, name: str = "net") -> QNet:
+    """The :class:`QNet` of the QONNX model at ``path``, quantized by the model's quantizers.
+
+    The result has ``fixed_formats`` set (its formats and scales are the model's), ``onnx_names``
+    (``{QNet node: ONNX tensor}`` of each quantized output, for :func:`agreement`) and
+    ``logit_scale`` (a constant the model multiplies its raw output by).
+    """
+    model = load_qonnx(path)
+    return _Builder(model, name).run()
+
+
+def _ready_for_exec(model):
+    m = model
+    if m.model.ir_version > 10:   # onnxruntime reads at most IR 10-13 (docs/TOOLCHAIN)
+        m.model.ir_version = 10
+    return m
+
+
+def qonnx_execute(model, x: np.ndarray, *, tensors=()) -> dict[str, np.ndarray]:
+    """``qonnx.core.onnx_exec`` on every row of ``x`` (the model's batch is 1): the output and the
+    named ``tensors`` stacked over rows."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    m = _ready_for_exec(model)
+    iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    want = list(dict.fromkeys([oname, *tensors]))
+    out = {t: [] for t in want}
+    for row in np.asarray(x, dtype=np.float32):
+        ctx = execute_onnx(m, {iname: row[None]}, return_full_exec_context=bool(tensors))
+        for t in want:
+            out[t].append(np.asarray(ctx[t])[0])
+    return {t: np.stack(v) for t, v in out.items()}
+
+
+def agreement(path, net: QNet, x: np.ndarray) -> dict:
+    """Agreement of ``net``'s integer model with ``qonnx``'s execution of ``path`` on inputs ``x``.
+
+    Per quantized tensor (the input quantizer, every layer and pool output, the raw logits), the
+    share of integers that are identical (QONNX's float tensor divided by its scale and rounded;
+    the logits on the accumulator's grid): ``identical`` when the whole integer network runs (a
+    difference upstream propagates), ``isolated`` for a layer fed QONNX's own input integers (its
+    own rounding only). And the argmax agreement of the outputs. Returns ``{"n",
+    "argmax_agreement", "layers": [{"node", "tensor", "values", "identical", "isolated"}],
+    "notes"}``.
+    """
+    model = load_qonnx(path)
+    names = net.onnx_names
+    ref = qonnx_execute(model, x, tensors=list(names.values()))
+    qnet = _int_copy(net)
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    with torch.no_grad():
+        env = qnet(qnet.quantize_input(xt), return_all=True)
+
+    def onto_grid(node, arr):
+        mod = net.nodes[node]
+        a = arr.astype(np.float64)
+        if isinstance(mod, QLayer) and not mod.requant_out:
+            grid = float(mod.in_scale) * mod.w_scale.double().numpy().reshape(-1)
+            a = a / net.logit_scale
+            return np.round(a / grid[None] if a.ndim == 2 else a / grid[0])
+        return np.round(a / float(mod.out_scale))
+
+    layers = []
+    for node, tensor in names.items():
+        ours = env[node].double().numpy()
+        theirs = onto_grid(node, ref[tensor]).reshape(ours.shape)
+        row = {"node": node, "op": type(net.nodes[node]).__name__, "tensor": tensor,
+               "values": int(ours.size), "identical": float((ours == theirs).mean()),
+               "isolated": None}
+        ins = net.edges[node]
+        if ins and all(i in names for i in ins):
+            feed = [torch.from_numpy(onto_grid(i, ref[names[i]]).reshape(env[i].shape)).long()
+                    for i in ins]
+            with torch.no_grad():
+                alone = qnet.nodes[node](*feed).double().numpy()
+            row["isolated"] = float((alone == theirs).mean())
+        layers.append(row)
+    out_name = model.graph.output[0].name
+    last = list(net.nodes)[-1]
+    argmax = float((env[last].argmax(1).numpy() == ref[out_name].argmax(1)).mean())
+    return {"n": int(len(x)), "argmax_agreement": argmax, "layers": layers,
+            "notes": list(getattr(net, "import_notes", []))}
+
+
+def _int_copy(net: QNet) -> QNet:
+    import copy
+
+    q = copy.deepcopy(net).double()
+    return q.set_mode("int")

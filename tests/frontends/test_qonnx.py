@@ -1,0 +1,255 @@
+"""QONNX front end with the real packages: Brevitas exports, qonnx cleans up and executes, the
+importer keeps the model's quantizers, and the integer model agrees with qonnx's execution."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("qonnx")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from models.frontends import FrontendError  # noqa: E402
+from models.frontends.qonnx_import import agreement, from_qonnx  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "brevitas_w4a4.onnx"
+CALIB = ROOT / "examples" / "brevitas_w4a4_calib.npz"
+
+
+def test_example_honours_its_quantizers_and_agrees_with_qonnx():
+    """The committed Brevitas W4A4 model: 4-bit weights become int4 (8-bit ones int8), 4-bit
+    unsigned activations the clamp [0, 15]; on 200 held-out digits the integer model's argmax
+    equals qonnx's on >= 99.5 %, and each layer fed qonnx's own inputs gives the same integers
+    on >= 99.99 % of its outputs."""
+    net = from_qonnx(EXAMPLE, name="bw")
+    assert net.fixed_formats
+    assert net.formats == {"Conv_0": "int4", "Conv_1": "int4", "Gemm_0": "int4",
+                           "Gemm_1": "int8"}
+    assert net.nodes["Conv_0"].bounds() == (0, 15)
+    assert net.nodes["Quant_0"].bounds() == (0, 127)
+    x = np.load(CALIB)["x"][:200]
+    a = agreement(EXAMPLE, net, x)
+    assert a["n"] == 200 and a["argmax_agreement"] >= 0.995
+    by = {row["node"]: row for row in a["layers"]}
+    assert by["Quant_0"]["identical"] == 1.0
+    for name in ("Conv_0", "Conv_1", "Gemm_0", "Gemm_1"):
+        assert by[name]["isolated"] >= 0.9999, by[name]
+    for name in ("MaxPool_0", "MaxPool_1", "Reshape_0"):
+        assert by[name]["isolated"] == 1.0
+
+
+def test_example_golden_is_the_integer_model():
+    """The exported QGraph (flatten site-major, rounding offsets R) computes, bit for bit, what
+    the imported network's integer mode computes."""
+    net = from_qonnx(EXAMPLE, name="bw")
+    x = torch.from_numpy(np.load(CALIB)["x"][:12]).double()
+    g = net.to_qgraph(x[:1])
+    assert g.node("Conv_0").R is not None and g.node("Reshape_0").op == "flatten"
+    q = net.double().set_mode("int")
+    xi = q.quantize_input(x)
+    out = q(xi)
+    coords = torch.nonzero(torch.ones(8, 8, dtype=torch.bool))
+    for b in range(len(x)):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(1, -1).t())[1][0], out[b].long())
+    with pytest.raises(ValueError, match="keeps its own quantizers"):
+        net.set_formats("int8")
+
+
+def test_example_network_bit_exact_in_amaranth_sim():
+    """The imported network's hardware (int4 MACs, 4-bit clamps, per-channel rounding offsets,
+    flatten + dense head) equals the golden model in amaranth.sim under stalls."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    net = from_qonnx(EXAMPLE, name="bw")
+    x = torch.from_numpy(np.load(CALIB)["x"][:2]).double()
+    g = net.to_qgraph(x[:1])
+    xi = net.double().set_mode("int").quantize_input(x)
+    coords = [(y, xx) for y in range(8) for xx in range(8)]
+    frames = [(coords, xi[b].reshape(1, -1).t().tolist()) for b in range(2)]
+    frames.append(([(0, 3), (5, 5)], [[100], [7]]))  # a sparse frame: absent sites are zeros
+    point = DesignPoint.default(g, model="bw", lanes=4, pe=4)
+    out, _ = run_stream(Network(g, point), frames, idle=0.3, stall=0.3, seed=3,
+                        max_cycles=200_000)
+    want = []
+    for c, f in frames:
+        oc, of = g.run_frame(c, f)
+        want.append(([tuple(v) for v in oc.tolist()], of.tolist()))
+    assert out == want
+
+
+# -- hand-built QONNX graphs: what is refused, in one line ----------------------------------------
+
+def _quant(name, x, scale, bits, *, signed, narrow=False, zero=0.0):
+    inits = [helper.make_tensor(f"{name}_s", TensorProto.FLOAT, np.shape(scale),
+                                np.ravel(scale).tolist()),
+             helper.make_tensor(f"{name}_z", TensorProto.FLOAT, [], [zero]),
+             helper.make_tensor(f"{name}_b", TensorProto.FLOAT, [], [float(bits)])]
+    node = helper.make_node("Quant", [x, f"{name}_s", f"{name}_z", f"{name}_b"], [f"{name}_o"],
+                            name=name, domain="qonnx.custom_op.general", signed=int(signed),
+                            narrow=int(narrow), rounding_mode="ROUND")
+    return node, inits
+
+
+def _model(path, *, act_bits=4, act_signed=False, extra=None, zero=0.0):
+    """input [1, 2, 4, 4] -> Quant -> Conv 3x3 (4-bit weights) -> Relu -> Quant -> GAP ->
+    Flatten -> Gemm (8-bit) [-> extra op]."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    # irregular scales, as trained quantizers have (decimal ones such as 0.05 and 0.1 make many
+    # exact ties, which the fixed-point requantizer resolves differently: docs/FRONTENDS.md)
+    n, i = _quant("qin", "x", 0.0473, 7, signed=False)
+    nodes.append(n)
+    inits += i
+    inits.append(helper.make_tensor("w1", TensorProto.FLOAT, [4, 2, 3, 3],
+                                    rng.normal(0, 0.3, 36 * 2).tolist()))
+    n, i = _quant("qw1", "w1", 0.1129, 4, signed=True, narrow=True)
+    nodes.append(n)
+    inits += i
+    nodes.append(helper.make_node("Conv", ["qin_o", "qw1_o"], ["c1"], name="conv1",
+                                  kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c1"], ["r1"], name="relu1"))
+    n, i = _quant("qa1", "r1", 0.0917, act_bits, signed=act_signed, zero=zero)
+    nodes.append(n)
+    inits += i
+    nodes.append(helper.make_node("GlobalAveragePool", ["qa1_o"], ["p"], name="gap"))
+    nodes.append(helper.make_node("Flatten", ["p"], ["f"], name="flat"))
+    inits.append(helper.make_tensor("w2", TensorProto.FLOAT, [3, 4],
+                                    rng.normal(0, 0.3, 12).tolist()))
+    n, i = _quant("qw2", "w2", 0.02, 8, signed=True, narrow=True)
+    nodes.append(n)
+    inits += i
+    out = "y"
+    nodes.append(helper.make_node("Gemm", ["f", "qw2_o"], ["g" if extra else out], name="fc",
+                                  transB=1))
+    if extra:
+        nodes.append(helper.make_node(extra, ["g"], [out], name="tail"))
+    graph = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 3])], inits)
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("qonnx.custom_op.general", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_hand_built_model_imports_and_agrees(tmp_path):
+    path = _model(tmp_path / "ok.onnx")
+    net = from_qonnx(path, name="t")
+    # qonnx's cleanup names the nodes <op>_<k>
+    assert net.formats == {"Conv_0": "int4", "Gemm_0": "int8"}
+    assert net.nodes["Conv_0"].bounds() == (0, 15) and net.nodes["Conv_0"].relu
+    x = np.random.default_rng(1).uniform(0, 1, (64, 2, 4, 4)).astype(np.float32)
+    a = agreement(path, net, x)
+    by = {row["node"]: row for row in a["layers"]}
+    assert by["Conv_0"]["isolated"] >= 0.999
+    assert a["argmax_agreement"] >= 0.9
+    assert any("global average" in n for n in a["notes"])  # the rounded mean is said
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"act_bits": 8}, r"Quant_\d: a 8-bit unsigned activation quantizer with range \[0, 255\]"),
+    ({"extra": "Sigmoid"}, "Sigmoid_0: op Sigmoid is not supported"),
+    ({"zero": 1.0}, r"Quant_\d: Quant with a non-zero zero point"),
+])
+def test_unsupported_is_one_line(tmp_path, kw, match):
+    path = _model(tmp_path / "bad.onnx", **kw)
+    with pytest.raises(FrontendError, match=match) as e:
+        from_qonnx(path)
+    assert "\n" not in str(e.value) and "supported:" in str(e.value)
+
+
+def test_corrupt_and_missing_files_are_one_line(tmp_path):
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(FrontendError, match="is not a readable ONNX model") as e:
+        from_qonnx(bad)
+    assert "\n" not in str(e.value)
+    with pytest.raises(FrontendError, match="does not exist"):
+        from_qonnx(tmp_path / "nope.onnx")
+
+
+def test_cli_refuses_bad_models_with_exit_2_and_writes_nothing(tmp_path):
+    """Every bad QONNX input through the CLI: one line, exit code 2, no output directory."""
+    bad = _model(tmp_path / "sig.onnx", extra="Sigmoid")
+    corrupt = tmp_path / "c.onnx"
+    corrupt.write_bytes(b"not onnx")
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=np.zeros((4, 2, 4, 4), np.float32))
+    wrong = tmp_path / "w.npz"
+    np.savez(wrong, x=np.zeros((4, 3, 4, 4), np.float32))
+    ok = _model(tmp_path / "ok.onnx")
+    cases = [(bad, calib, "Sigmoid_0: op Sigmoid"), (corrupt, calib, "not a readable ONNX model"),
+             (tmp_path / "missing.onnx", calib, "does not exist"),
+             (ok, wrong, "calibration inputs have shape [3, 4, 4] per row"),
+             (ok, None, "give its inputs with --calib")]
+    env = {"CODESIGN_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    for model, data, msg in cases:
+        out = tmp_path / "out"
+        cmd = [sys.executable, "-m", "codesign", "dse", "--model", str(model), "--device",
+               "xc7z020", "--out", str(out)] + (["--calib", str(data)] if data else [])
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip() and "Warning" not in ln
+                 and "warn" not in ln]
+        assert r.returncode == 2, (model, r.stderr[-500:])
+        assert any(msg in ln for ln in lines), (msg, r.stderr[-500:])
+        assert "Traceback" not in r.stderr
+        assert not out.exists()
+
+
+def test_brevitas_export_imports_and_agrees(tmp_path):
+    """A Brevitas network (untrained: seeded weights, BatchNorm statistics set), exported by
+    Brevitas' own QONNX exporter, then imported: the formats are the quantizers' and the integer
+    model agrees with qonnx's execution of the file."""
+    brevitas_nn = pytest.importorskip("brevitas.nn")
+    from brevitas.export import export_qonnx
+    from brevitas.quant import Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
+    from torch import nn
+
+    class In7(Uint8ActPerTensorFloat):
+        bit_width = 7
+
+    class W4(Int8WeightPerTensorFloat):
+        bit_width = 4
+        scaling_per_output_channel = True
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = brevitas_nn.QuantIdentity(act_quant=In7, return_quant_tensor=True)
+            self.conv = brevitas_nn.QuantConv2d(2, 8, 3, padding=1, bias=True, weight_quant=W4)
+            self.bn = nn.BatchNorm2d(8)
+            self.relu = brevitas_nn.QuantReLU(bit_width=3, return_quant_tensor=True)
+            self.fc = brevitas_nn.QuantLinear(8 * 3 * 3, 5, bias=True, weight_bit_width=6)
+
+        def forward(self, x):
+            x = torch.nn.functional.max_pool2d(self.relu(self.bn(self.conv(self.inp(x)))), 2)
+            return self.fc(torch.flatten(x, 1))
+
+    torch.manual_seed(0)
+    m = Net()
+    with torch.no_grad():
+        m.bn.running_mean.uniform_(-0.2, 0.2)
+        m.bn.running_var.uniform_(0.5, 2.0)
+        m.bn.weight.uniform_(-1.5, 1.5)   # negative BatchNorm scales flip the weights' signs
+    x = torch.rand(64, 2, 6, 6)
+    m.train()
+    m(x)             # the activation quantizers' statistics
+    m.eval()
+    path = tmp_path / "brevitas.onnx"
+    export_qonnx(m, x[:1], export_path=str(path))
+    net = from_qonnx(path, name="bv")
+    assert sorted(net.formats.values()) == ["int4", "int8"]   # 4-bit and 6-bit weights
+    assert net.nodes["Conv_0"].bounds() == (0, 7)              # 3-bit unsigned activations
+    a = agreement(path, net, x.numpy())
+    by = {row["node"]: row for row in a["layers"]}
+    assert by["Conv_0"]["isolated"] >= 0.999 and by["Gemm_0"]["isolated"] >= 0.999
+    assert a["argmax_agreement"] >= 0.95

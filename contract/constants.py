@@ -13,6 +13,8 @@ __all__ = [
     "RESIDUAL_LATENCY",
     "WIDTH_LATENCY",
     "LINE_BUFFER_BANKS",
+    "WINDOW_KERNELS",
+    "window_banks",
     "LINE_BUFFER_SLOTS",
     "MAXPOOL_LATENCY",
 ]
@@ -49,3 +51,16 @@ LINE_BUFFER_SLOTS = 8
 #: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,
 #: or ``eof``) to that row's first output beat: the output register.
 MAXPOOL_LATENCY = 1
+
+
+#: Kernel sizes of the window convs (line buffer + MACs): 3, 5 and 7 ("same" padding).
+WINDOW_KERNELS = (3, 5, 7)
+
+
+def window_banks(kernel: int) -> int:
+    """Column banks of the line buffer for ``kernel x kernel`` windows: the smallest power of two
+    holding ``kernel`` columns (4 for 3x3, 8 for 5x5 and 7x7), so a window's columns are distinct
+    banks read in one cycle."""
+    if kernel not in WINDOW_KERNELS:
+        raise ValueError(f"window kernel must be one of {WINDOW_KERNELS}, not {kernel!r}")
+    return LINE_BUFFER_BANKS if kernel <= LINE_BUFFER_BANKS else 1 << (kernel - 1).bit_length()

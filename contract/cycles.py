@@ -166,3 +166,11 @@ def flatten_cycles(*, height: int, width: int, channels: int, lanes: int) -> flo
     if lanes < 1 or channels % lanes:
         raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
     return height * width * (channels // lanes) + 1
+
+
+def crop_cycles(*, active_in: float, channels: int, lanes: int) -> float:
+    """The crop after a zero-padded conv: one cycle per input beat (kept or dropped) and one for
+    the end of frame, ``active_in * C / lanes + 1``."""
+    if lanes < 1 or channels % lanes:
+        raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
+    return active_in * (channels // lanes) + 1

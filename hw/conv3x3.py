@@ -1,4 +1,7 @@
-"""Full 3x3 convolution (groups = 1; stems with few input channels), stride 1 or 2, token stream.
+"""Full k x k convolution (k = 3, 5 or 7; groups = 1), stride 1 or 2, "same", on a token stream.
+
+Written for 3x3 below; a ``kernel`` of 5 or 7 reads ``k*k``-tap windows from the line buffer and
+multiplies ``pe x lanes x k*k`` products per cycle (tap ``k*ky + kx``).
 
 A :class:`~hw.line_buffer.LineBuffer` turns the input tokens into window beats (one per output site
 and input-channel beat ``b``, ``B = C_in / lanes`` per site). For each output site the compute side
@@ -64,12 +67,14 @@ class Conv3x3(TokenBlock):
         1 (submanifold) or 2 (docs/CONTRACT.md rule).
     fmt : str or WeightFormat
         Weight format.
-    weight : array of int, shape ``[c_out, c_in, 3, 3]``
+    weight : array of int, shape ``[c_out, c_in, k, k]``
         Integer weight values, representable in ``fmt``.
     bias : array of int, shape ``[c_out]``
         Integer biases (int32).
     slots : int, optional
         Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
+    kernel : int
+        3 (default), 5 or 7.
 
     Attributes
     ----------
@@ -81,7 +86,7 @@ class Conv3x3(TokenBlock):
         ``(H_out, W_out, c_out, pe, 32)``.
     """
 
-    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None):
+    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None, kernel=3):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -90,7 +95,9 @@ class Conv3x3(TokenBlock):
             raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight,
-            weight_shape=(c_out, shape.channels, 3, 3), bias=bias, slots=slots, name="3x3 conv")
+            weight_shape=(c_out, shape.channels, kernel, kernel), bias=bias, slots=slots,
+            name=f"{kernel}x{kernel} conv")
+        self.kernel = kernel
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
@@ -111,7 +118,10 @@ class Conv3x3(TokenBlock):
         abits = self.i_shape.data_width
         cb = self.fmt.bits
         bbits = (nb - 1).bit_length()
-        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots)
+        k = self.kernel
+        taps = k * k
+        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots,
+                                          kernel=k)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords = [0] * (ng << bbits)
@@ -120,9 +130,9 @@ class Conv3x3(TokenBlock):
                 word = 0
                 for p in range(pe):
                     for ln in range(lanes):
-                        for t in range(9):
-                            code = int(self.codes[g * pe + p, b * lanes + ln, t // 3, t % 3])
-                            word |= code << (((p * lanes + ln) * 9 + t) * cb)
+                        for t in range(taps):
+                            code = int(self.codes[g * pe + p, b * lanes + ln, t // k, t % k])
+                            word |= code << (((p * lanes + ln) * taps + t) * cb)
                 wwords[(g << bbits) | b] = word
         bwords = []
         for g in range(ng):
@@ -130,7 +140,7 @@ class Conv3x3(TokenBlock):
             for p in range(pe):
                 word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
             bwords.append(word)
-        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * 9 * cb),
+        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * taps * cb),
                                           depth=ng << bbits, init=wwords)
         m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng, init=bwords)
         w_rd = wmem.read_port()
@@ -188,9 +198,9 @@ class Conv3x3(TokenBlock):
             for p in range(pe):
                 prods = []
                 for ln in range(lanes):
-                    for t in range(9):
-                        k = (p * lanes + ln) * 9 + t
-                        code = w_rd.data[k * cb:(k + 1) * cb]
+                    for t in range(taps):
+                        j = (p * lanes + ln) * taps + t
+                        code = w_rd.data[j * cb:(j + 1) * cb]
                         act = Value.cast(taps1[t][ln])[:abits].as_signed()
                         prods.append(product(self.fmt, code, act))
                 bias = b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed()

@@ -1,4 +1,9 @@
-"""3x3 window generator (line buffer) for submanifold stride-1 and sparse stride-2 convolutions.
+"""k x k window generator (line buffer) for submanifold stride-1 and sparse stride-2 convolutions.
+
+Written here for the 3x3 case; a ``kernel`` of 5 or 7 generalises every 3 below to ``k`` (taps
+``t = k*dy + dx`` at ``(s*oy - k//2 + dy, s*ox - k//2 + dx)``, ``k`` window rows, the receptive
+field of the stride-2 rule ``k x k``, a row ready once row ``centre + k//2`` is complete, 8 column
+banks (:func:`contract.constants.window_banks`)).
 
 Input: a token stream (docs/CONTRACT.md) of ``B = channels / lanes`` beats per active site and one
 end-of-frame beat. Output: one *window beat* per (output site, channel beat ``b``), in output raster
@@ -53,7 +58,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from contract.constants import LINE_BUFFER_BANKS, LINE_BUFFER_SLOTS
+from contract.constants import LINE_BUFFER_SLOTS, window_banks
 from contract.cycles import window_output_size
 from models.reference import window_sites
 
@@ -66,7 +71,6 @@ __all__ = [
     "output_sites",
 ]
 
-_BANKS = LINE_BUFFER_BANKS
 #: Row slots of the line buffer (:data:`contract.constants.LINE_BUFFER_SLOTS`).
 DEFAULT_SLOTS = LINE_BUFFER_SLOTS
 
@@ -76,13 +80,15 @@ DEFAULT_SLOTS = LINE_BUFFER_SLOTS
 
 
 def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
-                  beats: int) -> data.StructLayout:
-    """Payload of a window beat: ``y``, ``x``, ``taps`` (9 x lanes), ``mask``, ``beat``, ``eof``."""
+                  beats: int, kernel: int = 3) -> data.StructLayout:
+    """Payload of a window beat: ``y``, ``x``, ``taps`` (k*k x lanes), ``mask``, ``beat``,
+    ``eof``."""
+    taps = kernel * kernel
     return data.StructLayout({
         "y": unsigned(y_bits),
         "x": unsigned(x_bits),
-        "taps": data.ArrayLayout(data.ArrayLayout(signed(width), lanes), 9),
-        "mask": unsigned(9),
+        "taps": data.ArrayLayout(data.ArrayLayout(signed(width), lanes), taps),
+        "mask": unsigned(taps),
         "beat": unsigned(coord_bits(beats)),
         "eof": unsigned(1),
     })
@@ -113,7 +119,9 @@ class LineBuffer(wiring.Component):
     stride : int
         1 or 2.
     slots : int
-        Row slots: 4, 8 (default) or 16 (see :data:`DEFAULT_SLOTS`).
+        Row slots: 4, 8 (default) or 16 (see :data:`DEFAULT_SLOTS`); at least ``kernel + 1``.
+    kernel : int
+        Window size: 3 (default), 5 or 7.
 
     Attributes
     ----------
@@ -127,13 +135,19 @@ class LineBuffer(wiring.Component):
         Beats per site (``channels / lanes``).
     """
 
-    def __init__(self, *, shape: TokenShape, stride: int, slots: int = DEFAULT_SLOTS):
+    def __init__(self, *, shape: TokenShape, stride: int, slots: int = DEFAULT_SLOTS,
+                 kernel: int = 3):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
         if slots not in (4, 8, 16):
             raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
+        self.banks = window_banks(kernel)
+        if slots < kernel + 1:
+            raise ValueError(f"a {kernel}x{kernel} window needs at least {kernel + 1} row slots, "
+                             f"not {slots}")
+        self.kernel = kernel
         self.slots = slots
         self.shape = shape
         self.stride = stride
@@ -142,7 +156,7 @@ class LineBuffer(wiring.Component):
         self.in_layout = shape.layout()
         self.out_layout = window_layout(
             y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
-            lanes=shape.lanes, width=shape.data_width, beats=self.beats)
+            lanes=shape.lanes, width=shape.data_width, beats=self.beats, kernel=kernel)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -156,15 +170,18 @@ class LineBuffer(wiring.Component):
         sbits = N.bit_length() - 1
         Ho, Wo = self.out_height, self.out_width
         lanes, dw = self.shape.lanes, self.shape.data_width
+        k, r = self.kernel, self.kernel // 2
+        banks = self.banks
+        kbits = banks.bit_length() - 1
         word = lanes * dw
         bbits = (B - 1).bit_length()
-        cols_per_bank = -(-W // _BANKS)
+        cols_per_bank = -(-W // banks)
         depth = cols_per_bank << bbits
-        rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -1 .. 2H+1, comparisons need headroom
+        rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -r .. 2H+r, comparisons need headroom
 
         wports, rports = {}, {}
         for sl in range(N):
-            for bk in range(_BANKS):
+            for bk in range(banks):
                 mem = Memory(shape=unsigned(word), depth=depth, init=[])
                 m.submodules[f"row{sl}_bank{bk}"] = mem
                 wports[sl, bk] = mem.write_port()
@@ -200,14 +217,14 @@ class LineBuffer(wiring.Component):
         m.d.comb += rel.eq(iy + Mux(ahead, H, 0))
         first_beat = b_in == 0
         new_row = first_beat & (~started | (iy != cur_row))
-        # relative row r overwrites r - N, which the emitter no longer needs once r - N < cy - 1
-        may_write = ~new_row | (rel <= cy + (N - 2))
+        # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - r
+        may_write = ~new_row | (rel <= cy + (N - 1 - r))
         m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
 
         wslot = Signal(sbits)
         m.d.comb += wslot.eq(slot_base + rel)
-        wbank = ip.x[:2]
-        waddr = Cat(b_in[:bbits], ip.x[2:]) if bbits else ip.x[2:]
+        wbank = ip.x[:kbits]
+        waddr = Cat(b_in[:bbits], ip.x[kbits:]) if bbits else ip.x[kbits:]
         for (sl, bk), wp in wports.items():
             m.d.comb += [
                 wp.addr.eq(waddr),
@@ -246,22 +263,25 @@ class LineBuffer(wiring.Component):
             return Mux(ok, bitmap[sl], 0)
 
         def window_rows(centre, tag_):
-            """Bitmaps of the 3 input rows around ``centre`` and the output row's site bitmap."""
-            rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(3)]
-            for dy in range(3):
-                m.d.comb += rows[dy].eq(row_bitmap(centre - 1 + dy))
+            """Bitmaps of the k input rows around ``centre`` and the output row's site bitmap."""
+            rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(k)]
+            for dy in range(k):
+                m.d.comb += rows[dy].eq(row_bitmap(centre - r + dy))
             if s == 1:
-                return rows, rows[1]
+                return rows, rows[r]
             union = Signal(W, name=f"{tag_}_union")
-            m.d.comb += union.eq(rows[0] | rows[1] | rows[2])
+            u = rows[0]
+            for row in rows[1:]:
+                u = u | row
+            m.d.comb += union.eq(u)
             sites = Signal(Wo, name=f"{tag_}_sites")
             for ox in range(Wo):
-                cols = [c for c in (2 * ox - 1, 2 * ox, 2 * ox + 1) if 0 <= c < W]
+                cols = [c for c in range(2 * ox - r, 2 * ox + r + 1) if 0 <= c < W]
                 m.d.comb += sites[ox].eq(Cat(*(union[c] for c in cols)).any())
             return rows, sites
 
         def ready_for(centre):
-            return all_done | ((started | pending_row) & (frontier >= (centre + 2)))
+            return all_done | ((started | pending_row) & (frontier >= (centre + r + 1)))
 
         rows_bm, out_bm = window_rows(cy, "win")
         # the next output row, so that the emitter moves on without a bubble
@@ -272,7 +292,7 @@ class LineBuffer(wiring.Component):
         if s == 1:
             finished = ahead & (~e_started | (e_row > e_last))
         else:
-            finished = ahead & (~e_started | (cy > e_last + 1))
+            finished = ahead & (~e_started | (cy > e_last + r))
         finished = finished | (ahead & (e_row >= Ho))
 
         remaining = Signal(Wo)
@@ -286,33 +306,34 @@ class LineBuffer(wiring.Component):
         s1_valid = Signal()
         s1_y = Signal(coord_bits(Ho))
         s1_x = Signal(coord_bits(Wo))
-        s1_mask = Signal(9)
+        s1_mask = Signal(k * k)
         s1_beat = Signal(coord_bits(B))
         s1_eof = Signal()
-        s1_slot = [Signal(sbits, name=f"s1_slot{dy}") for dy in range(3)]
-        s1_bank = [Signal(2, name=f"s1_bank{dx}") for dx in range(3)]
+        s1_slot = [Signal(sbits, name=f"s1_slot{dy}") for dy in range(k)]
+        s1_bank = [Signal(kbits, name=f"s1_bank{dx}") for dx in range(k)]
         advance = ~s1_valid | self.o.ready
         issue = Signal()
         issue_eof = Signal()
 
         # tap-valid mask of the window at (cy, cx)
-        mask = Signal(9)
-        for dy in range(3):
-            for dx in range(3):
-                c = cx - 1 + dx
+        mask = Signal(k * k)
+        for dy in range(k):
+            for dx in range(k):
+                c = cx - r + dx
                 ok = (c >= 0) & (c < W)
                 bit = rows_bm[dy].bit_select(c[:coord_bits(W)], 1)
-                m.d.comb += mask[3 * dy + dx].eq(ok & bit)
+                m.d.comb += mask[k * dy + dx].eq(ok & bit)
 
-        # read addresses: bank k holds the window column c with c % 4 == k
+        # read addresses: bank j holds the window column c with c % banks == j
         raddr = {}
-        for bk in range(_BANKS):
-            d = Signal(2, name=f"dcol{bk}")
-            m.d.comb += d.eq(bk - (cx - 1))
-            col = Signal(signed(coord_bits(W) + 2), name=f"col{bk}")
-            m.d.comb += col.eq(cx - 1 + d)
-            a = Cat(b_out[:bbits], col[2:2 + (cols_per_bank - 1).bit_length()]) if bbits \
-                else col[2:2 + max((cols_per_bank - 1).bit_length(), 0)]
+        cw = (cols_per_bank - 1).bit_length()
+        for bk in range(banks):
+            d = Signal(kbits, name=f"dcol{bk}")
+            m.d.comb += d.eq(bk - (cx - r))
+            col = Signal(signed(coord_bits(W) + kbits), name=f"col{bk}")
+            m.d.comb += col.eq(cx - r + d)
+            a = Cat(b_out[:bbits], col[kbits:kbits + cw]) if bbits \
+                else col[kbits:kbits + max(cw, 0)]
             raddr[bk] = a
         for (_sl, bk), rp in rports.items():
             m.d.comb += [rp.addr.eq(raddr[bk]), rp.en.eq(advance)]
@@ -324,23 +345,23 @@ class LineBuffer(wiring.Component):
                     s1_y.eq(e_row), s1_x.eq(ox), s1_mask.eq(mask), s1_beat.eq(b_out),
                     s1_eof.eq(0),
                 ]
-                for dy in range(3):
-                    m.d.sync += s1_slot[dy].eq((slot_base + cy - 1 + dy)[:sbits])
-                for dx in range(3):
-                    m.d.sync += s1_bank[dx].eq((cx - 1 + dx)[:2])
+                for dy in range(k):
+                    m.d.sync += s1_slot[dy].eq((slot_base + cy - r + dy)[:sbits])
+                for dx in range(k):
+                    m.d.sync += s1_bank[dx].eq((cx - r + dx)[:kbits])
             with m.If(issue_eof):
                 m.d.sync += [s1_y.eq(0), s1_x.eq(0), s1_mask.eq(0), s1_beat.eq(0), s1_eof.eq(1)]
 
-        rdata = Array(rports[sl, bk].data for sl in range(N) for bk in range(_BANKS))
+        rdata = Array(rports[sl, bk].data for sl in range(N) for bk in range(banks))
         op = self.o.payload
         m.d.comb += [
             self.o.valid.eq(s1_valid),
             op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_beat),
             op.eof.eq(s1_eof),
         ]
-        for dy in range(3):
-            for dx in range(3):
-                t = 3 * dy + dx
+        for dy in range(k):
+            for dx in range(k):
+                t = k * dy + dx
                 tap = rdata[Cat(s1_bank[dx], s1_slot[dy])]
                 m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], tap, 0))
 
@@ -384,9 +405,10 @@ class LineBuffer(wiring.Component):
         return m
 
 
-def output_sites(coords, *, height: int, width: int, stride: int) -> list[tuple[int, int]]:
+def output_sites(coords, *, height: int, width: int, stride: int,
+                 kernel: int = 3) -> list[tuple[int, int]]:
     """Active output sites ``[(y, x), ...]`` in raster order (:func:`models.reference.window_sites`
     as a list)."""
     sites = window_sites(sorted({(int(y), int(x)) for y, x in coords}), height=height,
-                         width=width, stride=stride)
+                         width=width, kernel=kernel, stride=stride)
     return [(int(y), int(x)) for y, x in sites.tolist()]

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
@@ -48,7 +49,8 @@ __all__ = ["SUPPORTED_ONNX", "load_qonnx", "from_qonnx", "qonnx_execute", "agree
 
 SUPPORTED_ONNX = (
     "Quant (2-8 bits, zero point 0, per-tensor activation scales; weights per tensor or channel)",
-    "Conv (1x1 or 3x3, 'same' padding, stride 1 or 2, groups 1 or depthwise 3x3)",
+    "Conv (1x1, 3x3, 5x5, 7x7; 'same' padding at stride 1 or 2, or pads 0 at stride 1; groups 1 "
+    "or depthwise 3x3)",
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
     "GlobalAveragePool", "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
@@ -121,6 +123,8 @@ class _Builder:
         self.notes: list[str] = []
         self.pre_scale = 1.0
         self.logit_scale = 1.0
+        self.crop_after: dict[str, int] = {}   # conv -> k: cropped where its value is used
+        self.cropped: dict[str, str] = {}
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
             for t in n.input:
@@ -153,6 +157,19 @@ class _Builder:
         if v is None or (kinds and v[0] not in kinds):
             what = "nothing" if v is None else v[0]
             raise _unsupported(node, f"{node.op_type} on {tensor!r} ({what})")
+        if v[0] == "q" and v[1] in self.crop_after and node.op_type != "Quant":
+            src = v[1]
+            if src not in self.cropped:
+                name = f"{src}_crop"
+                k = self.crop_after[src]
+                self.net.add(name, QCrop(k), src)
+                self.kind[name] = "map"
+                c_, h_, w_ = self.shape_of[src]
+                self.shape_of[name] = (c_, h_ - 2 * (k // 2), w_ - 2 * (k // 2))
+                if src in self.onnx_names:  # qonnx's tensor is the cropped map
+                    self.onnx_names[name] = self.onnx_names.pop(src)
+                self.cropped[src] = name
+            v = ("q", self.cropped[src])
         return v
 
     def _map_shape(self, tensor) -> tuple[int, ...]:
@@ -248,14 +265,16 @@ class _Builder:
         pads = tuple(_attr(node, "pads", [0, 0, 0, 0]))
         group = int(_attr(node, "group", 1))
         auto_pad = _attr(node, "auto_pad", "NOTSET")
-        if k[0] != k[1] or k[0] not in (1, 3):
+        if k[0] != k[1] or k[0] not in (1, 3, 5, 7):
             raise _unsupported(node, f"Conv with kernel {list(k)}")
         k = k[0]
         if strides[0] != strides[1] or strides[0] not in (1, 2):
             raise _unsupported(node, f"Conv with strides {list(strides)}")
         same = auto_pad in ("SAME_UPPER", "SAME_LOWER") or pads == (k // 2,) * 4
-        if not same and not (k == 1 and auto_pad in ("NOTSET", "VALID") and not any(pads)):
-            raise _unsupported(node, f"Conv {k}x{k} with pads {list(pads)}", "'same' padding")
+        valid = auto_pad in ("NOTSET", "VALID") and not any(pads)
+        if not same and not (valid and (k == 1 or strides[0] == 1)):
+            raise _unsupported(node, f"Conv {k}x{k} with pads {list(pads)} and strides "
+                               f"{list(strides)}", "'same' padding, or pads 0 at stride 1")
         if tuple(_attr(node, "dilations", [1, 1])) != (1, 1):
             raise _unsupported(node, "Conv with dilation")
         c_out, c_in_g = q.shape[0], q.shape[1]
@@ -266,6 +285,11 @@ class _Builder:
         self._set_weights(node, m, q, s, bits, node.input[2] if len(node.input) > 2 else None)
         name = self._add(node, m, v[1])
         self.shape_of[name] = self._map_shape(node.output[0])
+        if valid and k > 1:
+            # the "same" conv, cropped by k // 2 where its (quantized) value is used
+            c_, h_, w_ = self.shape_of[name]
+            self.shape_of[name] = (c_, h_ + 2 * (k // 2), w_ + 2 * (k // 2))
+            self.crop_after[name] = k
         self.val[node.output[0]] = ("acc", name)
 
     def gemm(self, node):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
@@ -31,7 +32,8 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 
 #: What the front end takes, for the error message.
 SUPPORTED = (
-    "Conv2d (1x1 or 3x3, stride 1 or 2, 'same' padding, groups 1 or depthwise 3x3)",
+    "Conv2d (1x1, 3x3, 5x5, 7x7; stride 1 or 2 with 'same' padding, or stride 1 with padding 0;"
+    " groups 1 or depthwise 3x3)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)",
@@ -62,6 +64,8 @@ class _Builder:
         self.kind: dict = {}      # QNet node name -> "map" | "pooled" | "vector"
         self.users = {n: len(n.users) for n in gm.graph.nodes}
         self.sparse = False
+        self.crop_after: dict[str, int] = {}   # conv -> k: crop its border when it is used
+        self.cropped: dict[str, str] = {}      # conv -> its crop node
 
     # -- helpers ---------------------------------------------------------------------------------
     def _name(self, node) -> str:
@@ -71,12 +75,25 @@ class _Builder:
             name, k = f"{base}_{k}", k + 1
         return name
 
-    def _src(self, node, arg):
+    def _raw(self, node, arg):
         if not isinstance(arg, torch.fx.Node) or arg not in self.value:
             raise _unsupported(node, f"an input of type {type(arg).__name__}")
         if self.value[arg] is None:
             raise _unsupported(node, f"a shape value ({arg.name}) used as a map")
         return self.value[arg]
+
+    def _src(self, node, arg):
+        """The QNet node whose value ``arg`` is, as a layer's input: a zero-padded conv's crop
+        goes in here, once."""
+        src = self._raw(node, arg)
+        if src in self.crop_after:
+            if src not in self.cropped:
+                name = f"{src}_crop"
+                self.net.add(name, QCrop(self.crop_after[src]), src)
+                self.kind[name] = "map"
+                self.cropped[src] = name
+            return self.cropped[src]
+        return src
 
     def _add(self, node, module, *inputs, kind="map") -> str:
         name = self._name(node)
@@ -87,7 +104,7 @@ class _Builder:
 
     def _fold_target(self, node, arg, types):
         """The QNet layer ``arg`` is, when ``node`` may fold into it (its only user)."""
-        src = self._src(node, arg)
+        src = self._raw(node, arg)
         mod = self.net.nodes[src]
         if isinstance(mod, types) and self.users[arg] == 1 and not getattr(mod, "relu", False):
             return src, mod
@@ -102,13 +119,17 @@ class _Builder:
     def conv2d(self, node, m: nn.Conv2d):
         (x,) = node.args
         k = m.kernel_size
-        if k[0] != k[1] or k[0] not in (1, 3):
+        if k[0] != k[1] or k[0] not in (1, 3, 5, 7):
             raise _unsupported(node, f"Conv2d with kernel {k}")
         k, s = k[0], m.stride
         if s[0] != s[1] or s[0] not in (1, 2):
             raise _unsupported(node, f"Conv2d {k}x{k} with stride {s}")
         pad = m.padding if isinstance(m.padding, tuple) else None
-        if m.padding != "same" and pad != (k // 2, k // 2):
+        valid = m.padding == "valid" or pad == (0, 0)
+        if k > 1 and valid and s[0] != 1:
+            raise _unsupported(node, f"Conv2d {k}x{k} with padding 0 and stride {s}",
+                               "padding 0 at stride 1 only")
+        if m.padding != "same" and pad != (k // 2, k // 2) and not valid:
             raise _unsupported(node, f"Conv2d {k}x{k} with padding {m.padding}")
         if m.dilation != (1, 1) or m.padding_mode != "zeros":
             raise _unsupported(node, "Conv2d with dilation or non-zero padding mode")
@@ -119,7 +140,11 @@ class _Builder:
         with torch.no_grad():
             q.weight.copy_(m.weight)
             q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_channels))
-        self._add(node, q, self._src(node, x))
+        name = self._add(node, q, self._src(node, x))
+        if k > 1 and valid:
+            # the "same" conv, cropped by k // 2 when its value is used (BatchNorm and ReLU
+            # after it fold into the conv first; they commute with the crop)
+            self.crop_after[name] = k
 
     def batchnorm(self, node, m: nn.BatchNorm1d | nn.BatchNorm2d):
         """BatchNorm2d after a conv, BatchNorm1d after a linear layer: folded into its weights."""

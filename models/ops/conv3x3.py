@@ -1,9 +1,13 @@
-"""Full 3x3 convolution ("same", stride 1 submanifold or stride 2), then requantization.
+"""Full k x k convolution, k in {3, 5, 7} ("same", stride 1 submanifold or stride 2), then
+requantization. (A conv with zero padding is this conv followed by a ``crop``.)
 
-Hardware: :class:`hw.conv3x3.Conv3x3` (line buffer + ``pe x lanes x 9`` MACs) and a requantizer.
+Hardware: :class:`hw.conv3x3.Conv3x3` (line buffer + ``pe x lanes x k*k`` MACs) and a
+requantizer.
 """
 
 from __future__ import annotations
+
+from contract.constants import WINDOW_KERNELS
 
 from .registry import register
 from .window import WindowOp
@@ -16,7 +20,8 @@ class Conv3x3(WindowOp):
     resource_key = "conv3x3"
 
     def matches(self, node) -> bool:
-        return node.kernel == 3 and node.groups == 1
+        return node.kernel in WINDOW_KERNELS and node.groups == 1
 
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
-        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride)
+        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride,
+                    kernel=node.kernel)

@@ -7,10 +7,10 @@ import math
 
 from contract.constants import (
     ACT_BITS,
-    LINE_BUFFER_BANKS,
     LINE_BUFFER_SLOTS,
     MAC_LATENCY,
     REQUANT_LATENCY,
+    window_banks,
 )
 from contract.cycles import window_cycles
 
@@ -50,13 +50,16 @@ class WindowOp(ComputeOp):
         b, g = self.beats(layer, choice), self.group_cycles(layer, choice)
         row_out = sites(stats) / layer.out_shape[1]
         if layer.stride == 1:
-            return 2 * row_out * b * g + 2 * MAC_LATENCY + rq + 1
+            # the last k//2 + 1 output rows wait for the end of frame
+            rows = getattr(layer, "kernel", 3) // 2 + 1
+            return rows * row_out * b * g + 2 * MAC_LATENCY + rq + 1
         row_in = sites(stats, "active_in_mean") / h
         return row_in * b + row_out * b * g
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
-        # the writer may run slots - 2 rows ahead of the emitter's centre row: (slots - 1) rows,
-        # plus the window/compute pipeline (2 sites) and the requantizer (1)
+        # the writer may run slots - 1 - k//2 rows ahead of the emitter's centre row, which
+        # still needs k//2 rows above it: (slots - 1) rows, plus the window/compute pipeline
+        # (2 sites) and the requantizer (1)
         slots = LINE_BUFFER_SLOTS if slots is None else slots
         return (slots - 1) * layer.in_shape[2] + 2 + 1
 
@@ -66,8 +69,9 @@ class WindowOp(ComputeOp):
         RAM64M8 (64 x 7 bits) cells of 8 LUTs, whichever takes fewer (exact on the digits and
         event-digits builds)."""
         width = choice.lanes * ACT_BITS
-        depth = (math.ceil(layer.in_shape[2] / LINE_BUFFER_BANKS)
+        banks = window_banks(layer.kernel)
+        depth = (math.ceil(layer.in_shape[2] / banks)
                  * math.ceil(layer.in_shape[0] / choice.lanes))
         cells = min(math.ceil(width / 14) * math.ceil(depth / 32),
                     math.ceil(width / 7) * math.ceil(depth / 64))
-        return LINE_BUFFER_SLOTS * LINE_BUFFER_BANKS * 8 * cells
+        return LINE_BUFFER_SLOTS * banks * 8 * cells

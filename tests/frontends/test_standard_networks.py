@@ -119,3 +119,27 @@ def test_resnet8_cifar_imports_exactly():
     coords = torch.nonzero(torch.ones(32, 32, dtype=torch.bool))
     for b in range(2):
         assert torch.equal(g.run_frame(coords, xi[b].reshape(3, -1).t())[1][0], out[b].long())
+
+
+def test_lenet5_imports_exactly():
+    """LeNet-5: two 5x5 convs with padding 0 (a window conv and a crop each), max pools, and a
+    dense head over the flattened 16 x 5 x 5 map; float-equivalent, golden == integer mode."""
+    ex = _example("lenet5")
+    torch.manual_seed(0)
+    m = ex.LeNet5().eval()  # seeded weights: the structure is what is checked here
+    net = from_torch(m, name="lenet5")
+    kinds = [type(v).__name__ for v in net.nodes.values()]
+    assert kinds == ["QInput", "QConv2d", "QCrop", "QMaxPool2d", "QConv2d", "QCrop",
+                     "QMaxPool2d", "QFlatten", "QLinear", "QLinear", "QLinear"]
+    x = torch.rand(16, 1, 32, 32)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-4, atol=1e-4)
+    g = quantize(net, x, formats="int8")
+    shapes = {n.name: n.out_shape for n in g.nodes}
+    assert shapes["conv1_crop"] == (6, 28, 28) and shapes["flatten"] == (400, 1, 1)
+    net.set_mode("int")
+    xi = net.quantize_input(x[:3].double())
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(32, 32, dtype=torch.bool))
+    for b in range(3):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(1, -1).t())[1][0], out[b].long())

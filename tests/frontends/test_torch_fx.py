@@ -74,8 +74,9 @@ def test_quantized_golden_is_the_integer_model():
 
 
 @pytest.mark.parametrize("module,match", [
-    (nn.Sequential(nn.Conv2d(1, 4, 5, padding=2)), r"Conv2d with kernel \(5, 5\)"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3)), r"padding \(0, 0\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 9, padding=4)), r"Conv2d with kernel \(9, 9\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, stride=2)), r"padding 0 and stride \(2, 2\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 5, padding=1)), r"Conv2d 5x5 with padding \(1, 1\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()), r"Sigmoid\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2)), "AvgPool2d"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),

@@ -155,3 +155,56 @@ def test_conv3x3_int4_activations():
     for (coords, feats), out in zip(frames, got, strict=True):
         assert out == tuple(conv3x3_reference(coords, feats, height=h, width=w, weight=weight,
                                               bias=bias, stride=2))
+
+
+# height, width, c_in, c_out, lanes, pe, stride, fmt, kernel
+KXK = [
+    (6, 7, 2, 4, 1, 2, 1, "int8", 5),
+    (7, 9, 3, 4, 3, 2, 2, "int4", 5),
+    (8, 8, 1, 3, 1, 3, 1, "dybit4", 7),
+    (9, 7, 2, 2, 2, 1, 2, "int8", 7),
+    (3, 4, 2, 2, 1, 1, 1, "int8", 5),   # a map smaller than the window
+]
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,kernel", KXK)
+def test_convkxk_exact(height, width, c_in, c_out, lanes, pe, stride, fmt, kernel, stall):
+    """5x5 and 7x7 windows: bit-exact against the one golden conv (models.reference.sparse_conv)
+    on empty, full, single-site, border and random frames, under stalls."""
+    rng = random.Random(kernel * 1000 + height * 10 + width)
+    levels = [int(v) for v in weight_format(fmt).levels]
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * kernel * kernel)],
+                      dtype=np.int64).reshape(c_out, c_in, kernel, kernel)
+    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    border = [(y, x) for y in range(height) for x in range(width)
+              if y in (0, height - 1) or x in (0, width - 1)]
+    frames = [random_frame(rng, height=height, width=width, channels=c_in, density=0.4),
+              ([], []),
+              random_frame(rng, height=height, width=width, channels=c_in, density=1.0),
+              ([(height // 2, width // 2)], [[127] * c_in]),
+              (border, [[rng.randint(-127, 127) for _ in range(c_in)] for _ in border]),
+              random_frame(rng, height=height, width=width, channels=c_in, density=1.0),
+              random_frame(rng, height=height, width=width, channels=c_in, density=1.0)]
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+    dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                  bias=bias, kernel=kernel)
+    got, times = run_frames(dut, frames, lanes=lanes, seed=kernel, idle=stall, stall=stall)
+    for k, ((coords, feats), (gc_, gf)) in enumerate(zip(frames, got, strict=True)):
+        from models.reference import sparse_conv
+
+        oc, of = sparse_conv(coords, feats, weight=weight, bias=bias, height=height,
+                             width=width, stride=stride)
+        assert gc_ == [tuple(v) for v in oc.tolist()], f"frame {k}: output sites differ"
+        assert gf == of.tolist(), f"frame {k}: accumulators differ"
+    if stall == 0.0:
+        # a dense frame right after a dense one (frames back to back): within 10 % of the
+        # window formula the DSE prices
+        coords = frames[-1][0]
+        n_out = len(output_sites(coords, height=height, width=width, stride=stride,
+                                 kernel=kernel))
+        est = window_cycles(height=height, width=width, channels=c_in, lanes=lanes,
+                            stride=stride, active_sites=len(coords), output_sites=n_out,
+                            cycles_per_beat=c_out // pe)
+        meas = times[-1] - times[-2]
+        assert abs(meas - est) <= 0.1 * est, (meas, est)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "mobilenet_v1", "seed_eye",
-        "brevitas_w4a4")
+NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "lenet5", "ds_cnn", "mobilenet_v1",
+        "seed_eye", "brevitas_w4a4")
 #: Networks that come as a QONNX file (with their inputs as an .npz) rather than PyTorch.
 QONNX = {"brevitas_w4a4": ("examples/brevitas_w4a4.onnx", "examples/brevitas_w4a4_calib.npz")}
 DEVICES = ("XC7Z020", "XCZU3EG")

@@ -53,13 +53,14 @@ LINE_BUFFER_SLOTS = 8
 MAXPOOL_LATENCY = 1
 
 
-#: Kernel sizes of the window convs (line buffer + MACs): 3, 5 and 7 ("same" padding).
-WINDOW_KERNELS = (3, 5, 7)
+#: Kernel sizes (each side) of the window convs (line buffer + MACs), "same" padding: 3, 5 and 7
+#: square, and odd rectangles up to 11 (a DS-CNN stem's 10x4 kernel is an 11x5 one).
+WINDOW_KERNELS = (3, 5, 7, 9, 11)
 
 
 def window_banks(kernel: int) -> int:
-    """Column banks of the line buffer for ``kernel x kernel`` windows: the smallest power of two
-    holding ``kernel`` columns (4 for 3x3, 8 for 5x5 and 7x7), so a window's columns are distinct
+    """Column banks of the line buffer for windows ``kernel`` columns wide: the smallest power of
+    two holding them (4 for 3, 8 for 5 and 7, 16 for 9 and 11), so a window's columns are distinct
     banks read in one cycle."""
     if kernel not in WINDOW_KERNELS:
         raise ValueError(f"window kernel must be one of {WINDOW_KERNELS}, not {kernel!r}")

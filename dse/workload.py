@@ -30,9 +30,9 @@ __all__ = [
     "skip_sites",
 ]
 
-def layer_kind(op: str, kernel: int, groups: int, c_in: int) -> str:
+def layer_kind(op: str, kernel: int, groups: int, c_in: int, kernel_w: int = 0) -> str:
     """The op (hardware block kind) of a compute node with this geometry."""
-    node = _Geometry(op, kernel, groups, (c_in, 1, 1))
+    node = _Geometry(op, kernel, groups, (c_in, 1, 1), kernel_w)
     kind = ops.of(node)
     if not kind.compute:
         raise ValueError(f"op {op!r} is not a compute node")
@@ -45,6 +45,7 @@ class _Geometry:
     kernel: int
     groups: int
     in_shape: tuple
+    kernel_w: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class LayerWork:
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
     kernel: int = 1
+    kernel_w: int = 0
     stride: int = 1
     groups: int = 1
     active_in: float = -1.0
@@ -103,7 +105,7 @@ class LayerWork:
             if len(shape) != 3 or min(shape) < 1:
                 raise ValueError(f"layer {self.name}: {key} must be (C, H, W) >= 1, not {shape}")
             object.__setattr__(self, key, shape)
-        layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+        layer_kind(self.op, self.kernel, self.groups, self.in_shape[0], self.kernel_w)
         if self.stride not in (1, 2):
             raise ValueError(f"layer {self.name}: stride must be 1 or 2, not {self.stride!r}")
         try:
@@ -144,7 +146,7 @@ class LayerWork:
 
     @property
     def kind(self) -> str:
-        return layer_kind(self.op, self.kernel, self.groups, self.in_shape[0])
+        return layer_kind(self.op, self.kernel, self.groups, self.in_shape[0], self.kernel_w)
 
     @property
     def wformat(self) -> None:
@@ -161,7 +163,8 @@ class LayerWork:
     @property
     def weight_count(self) -> int:
         """Number of weights: ``C_out * C_in / groups * k * k``."""
-        return self.c_out * (self.c_in // self.groups) * self.kernel * self.kernel
+        return self.c_out * (self.c_in // self.groups) * self.kernel * (self.kernel_w
+                                                                         or self.kernel)
 
     @property
     def macs(self) -> float:
@@ -352,7 +355,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
         s_in = stats.get(src, {})
         s_out = stats.get(node.name, {})
         kernel = int(getattr(node, "kernel", 1) or 1)
-        hist = s_out.get("neighbour_hist") or () if kernel == 3 else ()
+        kernel_w = int(getattr(node, "kernel_w", 0) or 0)
+        hist = s_out.get("neighbour_hist") or () if kernel == 3 and kernel_w in (0, 3) else ()
         prods = []
         for inp in node.inputs:
             for p in producers(inp):
@@ -370,6 +374,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 in_shape=in_shape,
                 out_shape=out_shape,
                 kernel=kernel,
+                kernel_w=kernel_w,
                 stride=int(getattr(node, "stride", 1) or 1),
                 groups=int(getattr(node, "groups", 1) or 1),
                 active_in=float(s_in.get("active_sites_mean", -1.0)),

@@ -41,11 +41,16 @@ from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
 from .dwconv import check_window_conv
-from .line_buffer import LineBuffer
+from .line_buffer import DEFAULT_SLOTS, LineBuffer
 from .mac import adder_tree, product
 from .stream import TokenBlock, TokenShape
 
-__all__ = ["Conv3x3", "LATENCY"]
+__all__ = ["Conv3x3", "LATENCY", "kh_kw"]
+
+
+def kh_kw(kernel) -> tuple[int, int]:
+    """``(kh, kw)`` of a kernel given as ``k`` or ``(kh, kw)``."""
+    return (kernel, kernel) if isinstance(kernel, int) else tuple(int(v) for v in kernel)
 
 #: Cycles from a group's last MAC issue to its output beat's ``valid``.
 LATENCY = MAC_LATENCY
@@ -73,8 +78,8 @@ class Conv3x3(TokenBlock):
         Integer biases (int32).
     slots : int, optional
         Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
-    kernel : int
-        3 (default), 5 or 7.
+    kernel : int or (int, int)
+        ``k`` (3, the default, 5 or 7) or an odd ``(kh, kw)`` up to 11.
 
     Attributes
     ----------
@@ -93,11 +98,13 @@ class Conv3x3(TokenBlock):
             raise TypeError(f"c_out must be a positive integer, not {c_out!r}")
         if not isinstance(pe, int) or pe < 1 or c_out % pe:
             raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
+        if slots is None and kh_kw(kernel)[0] + 1 > DEFAULT_SLOTS:
+            slots = 16  # a tall window (9 or 11 rows) needs more row slots than the default
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight,
-            weight_shape=(c_out, shape.channels, kernel, kernel), bias=bias, slots=slots,
-            name=f"{kernel}x{kernel} conv")
-        self.kernel = kernel
+            weight_shape=(c_out, shape.channels, *kh_kw(kernel)), bias=bias, slots=slots,
+            name="{}x{} conv".format(*kh_kw(kernel)))
+        self.kernel = kh_kw(kernel)
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
@@ -118,10 +125,10 @@ class Conv3x3(TokenBlock):
         abits = self.i_shape.data_width
         cb = self.fmt.bits
         bbits = (nb - 1).bit_length()
-        k = self.kernel
-        taps = k * k
+        kh, k = self.kernel  # k: the window's width (taps t = k * ky + kx)
+        taps = kh * k
         m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots,
-                                          kernel=k)
+                                          kernel=self.kernel)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords = [0] * (ng << bbits)

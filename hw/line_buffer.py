@@ -1,9 +1,10 @@
 """k x k window generator (line buffer) for submanifold stride-1 and sparse stride-2 convolutions.
 
-Written here for the 3x3 case; a ``kernel`` of 5 or 7 generalises every 3 below to ``k`` (taps
-``t = k*dy + dx`` at ``(s*oy - k//2 + dy, s*ox - k//2 + dx)``, ``k`` window rows, the receptive
-field of the stride-2 rule ``k x k``, a row ready once row ``centre + k//2`` is complete, 8 column
-banks (:func:`contract.constants.window_banks`)).
+Written here for the 3x3 case; a ``kernel`` ``(kh, kw)`` of odd sizes up to 11 (5x5, 7x7, or
+rectangular, such as the 11x5 a DS-CNN stem's 10x4 kernel becomes) generalises it: taps
+``t = kw*dy + dx`` at ``(s*oy - kh//2 + dy, s*ox - kw//2 + dx)``, ``kh`` window rows, a ``kh x kw``
+receptive field in the stride-2 rule, a row ready once row ``centre + kh//2`` is complete, and
+enough column banks for ``kw`` columns (:func:`contract.constants.window_banks`).
 
 Input: a token stream (docs/CONTRACT.md) of ``B = channels / lanes`` beats per active site and one
 end-of-frame beat. Output: one *window beat* per (output site, channel beat ``b``), in output raster
@@ -80,10 +81,11 @@ DEFAULT_SLOTS = LINE_BUFFER_SLOTS
 
 
 def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
-                  beats: int, kernel: int = 3) -> data.StructLayout:
-    """Payload of a window beat: ``y``, ``x``, ``taps`` (k*k x lanes), ``mask``, ``beat``,
+                  beats: int, kernel=3) -> data.StructLayout:
+    """Payload of a window beat: ``y``, ``x``, ``taps`` (kh*kw x lanes), ``mask``, ``beat``,
     ``eof``."""
-    taps = kernel * kernel
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    taps = kh * kw
     return data.StructLayout({
         "y": unsigned(y_bits),
         "x": unsigned(x_bits),
@@ -120,8 +122,8 @@ class LineBuffer(wiring.Component):
         1 or 2.
     slots : int
         Row slots: 4, 8 (default) or 16 (see :data:`DEFAULT_SLOTS`); at least ``kernel + 1``.
-    kernel : int
-        Window size: 3 (default), 5 or 7.
+    kernel : int or (int, int)
+        Window size ``k`` or ``(kh, kw)``: odd, 3 (default) to 11.
 
     Attributes
     ----------
@@ -143,11 +145,12 @@ class LineBuffer(wiring.Component):
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
         if slots not in (4, 8, 16):
             raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
-        self.banks = window_banks(kernel)
-        if slots < kernel + 1:
-            raise ValueError(f"a {kernel}x{kernel} window needs at least {kernel + 1} row slots, "
-                             f"not {slots}")
-        self.kernel = kernel
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        self.banks = window_banks(kw)
+        window_banks(kh)  # validates the height too
+        if slots < kh + 1:
+            raise ValueError(f"a {kh}x{kw} window needs at least {kh + 1} row slots, not {slots}")
+        self.kernel = (kh, kw)
         self.slots = slots
         self.shape = shape
         self.stride = stride
@@ -156,7 +159,7 @@ class LineBuffer(wiring.Component):
         self.in_layout = shape.layout()
         self.out_layout = window_layout(
             y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
-            lanes=shape.lanes, width=shape.data_width, beats=self.beats, kernel=kernel)
+            lanes=shape.lanes, width=shape.data_width, beats=self.beats, kernel=self.kernel)
         super().__init__({
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
@@ -170,7 +173,8 @@ class LineBuffer(wiring.Component):
         sbits = N.bit_length() - 1
         Ho, Wo = self.out_height, self.out_width
         lanes, dw = self.shape.lanes, self.shape.data_width
-        k, r = self.kernel, self.kernel // 2
+        kh, kw = self.kernel
+        ry, rx = kh // 2, kw // 2
         banks = self.banks
         kbits = banks.bit_length() - 1
         word = lanes * dw
@@ -217,8 +221,8 @@ class LineBuffer(wiring.Component):
         m.d.comb += rel.eq(iy + Mux(ahead, H, 0))
         first_beat = b_in == 0
         new_row = first_beat & (~started | (iy != cur_row))
-        # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - r
-        may_write = ~new_row | (rel <= cy + (N - 1 - r))
+        # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
+        may_write = ~new_row | (rel <= cy + (N - 1 - ry))
         m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
 
         wslot = Signal(sbits)
@@ -263,12 +267,12 @@ class LineBuffer(wiring.Component):
             return Mux(ok, bitmap[sl], 0)
 
         def window_rows(centre, tag_):
-            """Bitmaps of the k input rows around ``centre`` and the output row's site bitmap."""
-            rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(k)]
-            for dy in range(k):
-                m.d.comb += rows[dy].eq(row_bitmap(centre - r + dy))
+            """Bitmaps of the kh input rows around ``centre`` and the output row's site bitmap."""
+            rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(kh)]
+            for dy in range(kh):
+                m.d.comb += rows[dy].eq(row_bitmap(centre - ry + dy))
             if s == 1:
-                return rows, rows[r]
+                return rows, rows[ry]
             union = Signal(W, name=f"{tag_}_union")
             u = rows[0]
             for row in rows[1:]:
@@ -276,12 +280,12 @@ class LineBuffer(wiring.Component):
             m.d.comb += union.eq(u)
             sites = Signal(Wo, name=f"{tag_}_sites")
             for ox in range(Wo):
-                cols = [c for c in range(2 * ox - r, 2 * ox + r + 1) if 0 <= c < W]
+                cols = [c for c in range(2 * ox - rx, 2 * ox + rx + 1) if 0 <= c < W]
                 m.d.comb += sites[ox].eq(Cat(*(union[c] for c in cols)).any())
             return rows, sites
 
         def ready_for(centre):
-            return all_done | ((started | pending_row) & (frontier >= (centre + r + 1)))
+            return all_done | ((started | pending_row) & (frontier >= (centre + ry + 1)))
 
         rows_bm, out_bm = window_rows(cy, "win")
         # the next output row, so that the emitter moves on without a bubble
@@ -292,7 +296,7 @@ class LineBuffer(wiring.Component):
         if s == 1:
             finished = ahead & (~e_started | (e_row > e_last))
         else:
-            finished = ahead & (~e_started | (cy > e_last + r))
+            finished = ahead & (~e_started | (cy > e_last + ry))
         finished = finished | (ahead & (e_row >= Ho))
 
         remaining = Signal(Wo)
@@ -306,32 +310,32 @@ class LineBuffer(wiring.Component):
         s1_valid = Signal()
         s1_y = Signal(coord_bits(Ho))
         s1_x = Signal(coord_bits(Wo))
-        s1_mask = Signal(k * k)
+        s1_mask = Signal(kh * kw)
         s1_beat = Signal(coord_bits(B))
         s1_eof = Signal()
-        s1_slot = [Signal(sbits, name=f"s1_slot{dy}") for dy in range(k)]
-        s1_bank = [Signal(kbits, name=f"s1_bank{dx}") for dx in range(k)]
+        s1_slot = [Signal(sbits, name=f"s1_slot{dy}") for dy in range(kh)]
+        s1_bank = [Signal(kbits, name=f"s1_bank{dx}") for dx in range(kw)]
         advance = ~s1_valid | self.o.ready
         issue = Signal()
         issue_eof = Signal()
 
         # tap-valid mask of the window at (cy, cx)
-        mask = Signal(k * k)
-        for dy in range(k):
-            for dx in range(k):
-                c = cx - r + dx
+        mask = Signal(kh * kw)
+        for dy in range(kh):
+            for dx in range(kw):
+                c = cx - rx + dx
                 ok = (c >= 0) & (c < W)
                 bit = rows_bm[dy].bit_select(c[:coord_bits(W)], 1)
-                m.d.comb += mask[k * dy + dx].eq(ok & bit)
+                m.d.comb += mask[kw * dy + dx].eq(ok & bit)
 
         # read addresses: bank j holds the window column c with c % banks == j
         raddr = {}
         cw = (cols_per_bank - 1).bit_length()
         for bk in range(banks):
             d = Signal(kbits, name=f"dcol{bk}")
-            m.d.comb += d.eq(bk - (cx - r))
+            m.d.comb += d.eq(bk - (cx - rx))
             col = Signal(signed(coord_bits(W) + kbits), name=f"col{bk}")
-            m.d.comb += col.eq(cx - r + d)
+            m.d.comb += col.eq(cx - rx + d)
             a = Cat(b_out[:bbits], col[kbits:kbits + cw]) if bbits \
                 else col[kbits:kbits + max(cw, 0)]
             raddr[bk] = a
@@ -345,10 +349,10 @@ class LineBuffer(wiring.Component):
                     s1_y.eq(e_row), s1_x.eq(ox), s1_mask.eq(mask), s1_beat.eq(b_out),
                     s1_eof.eq(0),
                 ]
-                for dy in range(k):
-                    m.d.sync += s1_slot[dy].eq((slot_base + cy - r + dy)[:sbits])
-                for dx in range(k):
-                    m.d.sync += s1_bank[dx].eq((cx - r + dx)[:kbits])
+                for dy in range(kh):
+                    m.d.sync += s1_slot[dy].eq((slot_base + cy - ry + dy)[:sbits])
+                for dx in range(kw):
+                    m.d.sync += s1_bank[dx].eq((cx - rx + dx)[:kbits])
             with m.If(issue_eof):
                 m.d.sync += [s1_y.eq(0), s1_x.eq(0), s1_mask.eq(0), s1_beat.eq(0), s1_eof.eq(1)]
 
@@ -359,9 +363,9 @@ class LineBuffer(wiring.Component):
             op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_beat),
             op.eof.eq(s1_eof),
         ]
-        for dy in range(k):
-            for dx in range(k):
-                t = k * dy + dx
+        for dy in range(kh):
+            for dx in range(kw):
+                t = kw * dy + dx
                 tap = rdata[Cat(s1_bank[dx], s1_slot[dy])]
                 m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], tap, 0))
 
@@ -406,7 +410,7 @@ class LineBuffer(wiring.Component):
 
 
 def output_sites(coords, *, height: int, width: int, stride: int,
-                 kernel: int = 3) -> list[tuple[int, int]]:
+                 kernel=3) -> list[tuple[int, int]]:
     """Active output sites ``[(y, x), ...]`` in raster order (:func:`models.reference.window_sites`
     as a list)."""
     sites = window_sites(sorted({(int(y), int(x)) for y, x in coords}), height=height,

@@ -34,6 +34,8 @@ class QNode:
     in_shape: tuple[int, int, int]
     out_shape: tuple[int, int, int]
     kernel: int = 1
+    #: The kernel's width when it differs from its height (``kernel``); 0: square.
+    kernel_w: int = 0
     stride: int = 1
     groups: int = 1
     relu: bool = False
@@ -77,8 +79,8 @@ class QNode:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "R" and v is None:
-                continue  # the default offsets: graphs without R keep their digests
+            if (f.name == "R" and v is None) or (f.name == "kernel_w" and not v):
+                continue  # defaults: graphs without them keep their digests
             if isinstance(v, np.ndarray):
                 v = {"shape": list(v.shape), "values": v.reshape(-1).tolist()}
             elif isinstance(v, tuple):

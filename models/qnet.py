@@ -240,7 +240,9 @@ class QNet(nn.Module):
                     weight = src.site_major(weight, shape[self.edges[ins[0]][0]])
                 nodes.append(QNode(
                     op="linear" if is_linear else "conv",
-                    kernel=1 if is_linear else m.kernel_size,
+                    kernel=1 if is_linear else int(m.weight.shape[-2]),
+                    kernel_w=0 if is_linear or m.weight.shape[-1] == m.weight.shape[-2]
+                    else int(m.weight.shape[-1]),
                     stride=1 if is_linear else m.stride,
                     groups=1 if is_linear else m.groups,
                     relu=m.relu, requant=m.requant_out, wformat=m.wformat, lo=lo, hi=hi, S=m.S,

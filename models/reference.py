@@ -124,9 +124,9 @@ def _mask(coords, height: int, width: int) -> torch.Tensor:
     return m
 
 
-def window_sites(coords, *, height: int, width: int, kernel: int = 3,
+def window_sites(coords, *, height: int, width: int, kernel=3,
                  stride: int = 1) -> torch.Tensor:
-    """Active output sites of a "same" ``kernel x kernel`` conv, in raster order.
+    """Active output sites of a "same" ``kernel`` (``k`` or ``(kh, kw)``) conv, in raster order.
 
     Stride 1 (submanifold): the input's own sites. Stride 2: every output site whose receptive
     field holds an active input site (docs/CONTRACT.md).
@@ -134,7 +134,9 @@ def window_sites(coords, *, height: int, width: int, kernel: int = 3,
     coords = _coords(coords)
     if stride == 1:
         return coords
-    m = F.max_pool2d(_mask(coords, height, width), kernel, stride=stride, padding=kernel // 2)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    m = F.max_pool2d(_mask(coords, height, width), (kh, kw), stride=stride,
+                     padding=(kh // 2, kw // 2))
     return torch.nonzero(m[0, 0] > 0)
 
 
@@ -155,9 +157,9 @@ def sparse_conv(coords, feats, *, weight, bias, height: int, width: int, stride:
     dense = torch.zeros((1, c_in, height, width), dtype=torch.int64)
     if len(coords):
         dense[0, :, coords[:, 0], coords[:, 1]] = feats.t()
-    k = w.shape[-1]
-    acc = conv2d(dense, w, b, stride=stride, padding=k // 2, groups=groups)
-    oc = window_sites(coords, height=height, width=width, kernel=k, stride=stride)
+    kh, kw = w.shape[-2], w.shape[-1]
+    acc = conv2d(dense, w, b, stride=stride, padding=(kh // 2, kw // 2), groups=groups)
+    oc = window_sites(coords, height=height, width=width, kernel=(kh, kw), stride=stride)
     if not len(oc):
         return oc, acc.new_zeros((0, acc.shape[1]))
     return oc, acc[0][:, oc[:, 0], oc[:, 1]].t()

@@ -33,7 +33,8 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 #: What the front end takes, for the error message.
 SUPPORTED = (
     "Conv2d (1x1, 3x3, 5x5, 7x7; stride 1 or 2 with 'same' padding, or stride 1 with padding 0;"
-    " groups 1 or depthwise 3x3)",
+    " groups 1 or depthwise 3x3; any other kernel or ZeroPad2d / F.pad before it whose centred "
+    "window is odd and at most 11x11, such as a DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)",
@@ -64,6 +65,7 @@ class _Builder:
         self.kind: dict = {}      # QNet node name -> "map" | "pooled" | "vector"
         self.users = {n: len(n.users) for n in gm.graph.nodes}
         self.sparse = False
+        self.pad_of: dict = {}                 # fx node -> (left, right, top, bottom) zeros
         self.crop_after: dict[str, int] = {}   # conv -> k: crop its border when it is used
         self.cropped: dict[str, str] = {}      # conv -> its crop node
 
@@ -75,17 +77,19 @@ class _Builder:
             name, k = f"{base}_{k}", k + 1
         return name
 
-    def _raw(self, node, arg):
+    def _raw(self, node, arg, padded=False):
         if not isinstance(arg, torch.fx.Node) or arg not in self.value:
             raise _unsupported(node, f"an input of type {type(arg).__name__}")
+        if arg in self.pad_of and not padded:
+            raise _unsupported(node, f"a zero padding ({arg.name}) not right before a Conv2d")
         if self.value[arg] is None:
             raise _unsupported(node, f"a shape value ({arg.name}) used as a map")
         return self.value[arg]
 
-    def _src(self, node, arg):
+    def _src(self, node, arg, padded=False):
         """The QNet node whose value ``arg`` is, as a layer's input: a zero-padded conv's crop
         goes in here, once."""
-        src = self._raw(node, arg)
+        src = self._raw(node, arg, padded)
         if src in self.crop_after:
             if src not in self.cropped:
                 name = f"{src}_crop"
@@ -119,7 +123,11 @@ class _Builder:
     def conv2d(self, node, m: nn.Conv2d):
         (x,) = node.args
         k = m.kernel_size
-        if k[0] != k[1] or k[0] not in (1, 3, 5, 7):
+        extra = self.pad_of.get(x)
+        if extra is not None or k[0] != k[1]:
+            self.padded_conv2d(node, m, x, extra or (0, 0, 0, 0))
+            return
+        if k[0] not in (1, 3, 5, 7):
             raise _unsupported(node, f"Conv2d with kernel {k}")
         k, s = k[0], m.stride
         if s[0] != s[1] or s[0] not in (1, 2):
@@ -145,6 +153,49 @@ class _Builder:
             # the "same" conv, cropped by k // 2 when its value is used (BatchNorm and ReLU
             # after it fold into the conv first; they commute with the crop)
             self.crop_after[name] = k
+
+    def padded_conv2d(self, node, m: nn.Conv2d, x, extra):
+        """A conv whose padding is not its kernel's centred "same" one: a rectangular or even
+        kernel, or explicit (asymmetric) zero padding before it (``nn.ZeroPad2d``, ``F.pad``; a
+        TensorFlow-style "same" stem such as a DS-CNN's 10x4 / 2). It is the centred odd kernel
+        that holds the taps at the same offsets, zeros elsewhere: tap ``i`` of a kernel ``k`` with
+        ``top`` padding sits at ``s*o - top + i``, so ``K = 2 * max(top, k - 1 - top) + 1``."""
+        if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros":
+            raise _unsupported(node, "Conv2d with explicit padding and groups or dilation")
+        (kh, kw), (sh, sw) = m.kernel_size, m.stride
+        if sh != sw or sh not in (1, 2):
+            raise _unsupported(node, f"Conv2d with stride {m.stride}")
+        if m.padding == "same":   # PyTorch's (stride 1): the odd pixel at the bottom / right
+            pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+        elif m.padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            pads = (m.padding[0], m.padding[0], m.padding[1], m.padding[1])
+        left, right, top, bottom = extra
+        top, bottom = top + pads[0], bottom + pads[1]
+        left, right = left + pads[2], right + pads[3]
+        big_h = 2 * max(top, kh - 1 - top) + 1
+        big_w = 2 * max(left, kw - 1 - left) + 1
+        if big_h > 11 or big_w > 11:
+            raise _unsupported(node, f"Conv2d {kh}x{kw} with padding {(top, bottom, left, right)}",
+                               f"it needs a centred {big_h}x{big_w} window, at most 11x11")
+        q = QConv2d(m.in_channels, m.out_channels, (big_h, big_w), stride=sh, bias=True)
+        oy, ox = big_h // 2 - top, big_w // 2 - left
+        with torch.no_grad():
+            q.weight.zero_()
+            q.weight[:, :, oy:oy + kh, ox:ox + kw] = m.weight
+            q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_channels))
+        # checked on the first map: the centred conv's output size must be the module's
+        q.torch_padding = (top, bottom, left, right, kh, kw)
+        self._add(node, q, self._src(node, x, padded=True))
+
+    def pad(self, node, x, pads, mode="constant", value=0.0):
+        if mode != "constant" or value != 0 or len(pads) != 4 or min(pads) < 0:
+            raise _unsupported(node, f"padding {tuple(pads)} mode {mode} value {value}",
+                               "zero padding of H and W, right before a conv")
+        src = self._src(node, x)
+        self.value[node] = src
+        self.pad_of[node] = tuple(int(v) for v in pads)
 
     def batchnorm(self, node, m: nn.BatchNorm1d | nn.BatchNorm2d):
         """BatchNorm2d after a conv, BatchNorm1d after a linear layer: folded into its weights."""
@@ -301,6 +352,8 @@ class _Builder:
             self.linear(node, m)
         elif isinstance(m, (nn.Identity, nn.Dropout)):
             self.passthrough(node, node.args[0])
+        elif isinstance(m, nn.ZeroPad2d):
+            self.pad(node, node.args[0], m.padding)
         else:
             raise _unsupported(node, f"module {node.target} ({type(m).__name__})")
 
@@ -328,6 +381,10 @@ class _Builder:
             self.global_pool(node, args[0])
         elif t in (torch.flatten, "flatten", "view", "reshape"):
             self.flatten(node, args[0])
+        elif t is F.pad:
+            p = dict(zip(("pad", "mode", "value"), args[1:], strict=False)) | dict(kw)
+            self.pad(node, args[0], p.get("pad"), p.get("mode", "constant"),
+                     p.get("value", 0.0) or 0.0)
         elif t in ("size", getattr):
             self.value[node] = None  # a shape value (x.view(x.size(0), -1)), not a map
         elif t in (F.dropout, "contiguous"):

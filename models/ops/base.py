@@ -15,8 +15,14 @@ from contract.point import LayerChoice
 
 from . import _price
 
-__all__ = ["Op", "ComputeOp", "StageOp", "sites", "largest_divisor", "divisors",
+__all__ = ["Op", "ComputeOp", "StageOp", "sites", "kernel_hw", "largest_divisor", "divisors",
            "parallelism_options"]
+
+
+def kernel_hw(layer) -> tuple[int, int]:
+    """``(kh, kw)`` of a node or workload layer (``kernel_w`` 0 or absent: square)."""
+    kh = int(layer.kernel)
+    return kh, int(getattr(layer, "kernel_w", 0) or kh)
 
 
 def sites(stats, key="active_sites_mean") -> float:
@@ -236,16 +242,19 @@ class ComputeOp(Op):
 
     # -- resources --------------------------------------------------------------------------
     def mac_count(self, layer, choice) -> int:
-        return layer.kernel * layer.kernel * choice.lanes * choice.pe
+        kh, kw = kernel_hw(layer)
+        return kh * kw * choice.lanes * choice.pe
 
     def weight_count(self, layer) -> int:
-        return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * layer.kernel ** 2
+        kh, kw = kernel_hw(layer)
+        return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * kh * kw
 
     def line_buffer_luts(self, layer, choice) -> int:
         return 0
 
     def acc_bits(self, layer, fmt) -> int:
-        return _price.acc_bits(fan_in=(layer.in_shape[0] // layer.groups) * layer.kernel ** 2,
+        kh, kw = kernel_hw(layer)
+        return _price.acc_bits(fan_in=(layer.in_shape[0] // layer.groups) * kh * kw,
                                fmt=fmt)
 
     def price(self, layer, choice, model) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contract.constants import WINDOW_KERNELS
 
+from .base import kernel_hw
 from .registry import register
 from .window import WindowOp
 
@@ -20,8 +21,9 @@ class Conv3x3(WindowOp):
     resource_key = "conv3x3"
 
     def matches(self, node) -> bool:
-        return node.kernel in WINDOW_KERNELS and node.groups == 1
+        kh, kw = kernel_hw(node)
+        return kh in WINDOW_KERNELS and kw in WINDOW_KERNELS and node.groups == 1
 
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride,
-                    kernel=node.kernel)
+                    kernel=kernel_hw(node))

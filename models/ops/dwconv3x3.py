@@ -20,7 +20,7 @@ class DWConv3x3(WindowOp):
     resource_key = "dwconv3x3"
 
     def matches(self, node) -> bool:
-        return node.kernel == 3 and node.groups != 1
+        return node.kernel == 3 and not getattr(node, "kernel_w", 0) and node.groups != 1
 
     def check_geometry(self, layer) -> None:
         super().check_geometry(layer)

@@ -14,7 +14,7 @@ from contract.constants import (
 )
 from contract.cycles import window_cycles
 
-from .base import ComputeOp, sites
+from .base import ComputeOp, kernel_hw, sites
 
 __all__ = ["WindowOp"]
 
@@ -51,7 +51,7 @@ class WindowOp(ComputeOp):
         row_out = sites(stats) / layer.out_shape[1]
         if layer.stride == 1:
             # the last k//2 + 1 output rows wait for the end of frame
-            rows = getattr(layer, "kernel", 3) // 2 + 1
+            rows = kernel_hw(layer)[0] // 2 + 1
             return rows * row_out * b * g + 2 * MAC_LATENCY + rq + 1
         row_in = sites(stats, "active_in_mean") / h
         return row_in * b + row_out * b * g
@@ -69,7 +69,7 @@ class WindowOp(ComputeOp):
         RAM64M8 (64 x 7 bits) cells of 8 LUTs, whichever takes fewer (exact on the digits and
         event-digits builds)."""
         width = choice.lanes * ACT_BITS
-        banks = window_banks(layer.kernel)
+        banks = window_banks(kernel_hw(layer)[1])
         depth = (math.ceil(layer.in_shape[2] / banks)
                  * math.ceil(layer.in_shape[0] / choice.lanes))
         cells = min(math.ceil(width / 14) * math.ceil(depth / 32),

@@ -303,20 +303,43 @@ class QConv2d(QLayer):
     """Dense k x k convolution (``nn.Conv2d`` weight layout), "same" padding ``k // 2``."""
 
     def __init__(self, in_channels, out_channels, kernel_size=3, *, stride=1, groups=1, **kw):
-        if kernel_size not in (1, 3, 5, 7):
+        if isinstance(kernel_size, tuple):
+            kh, kwd = kernel_size
+            if kh == kwd:
+                kernel_size = kh
+            elif kh % 2 == 0 or kwd % 2 == 0 or not (1 <= kh <= 11 and 1 <= kwd <= 11):
+                raise ValueError(f"a rectangular kernel must be odd and at most 11 a side, "
+                                 f"not {kernel_size!r}")
+        if isinstance(kernel_size, int) and kernel_size not in (1, 3, 5, 7):
             raise ValueError(f"kernel_size must be 1, 3, 5 or 7, not {kernel_size!r}")
+        kh, kwd = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide {in_channels} and {out_channels}")
-        super().__init__((out_channels, in_channels // groups, kernel_size, kernel_size), **kw)
+        super().__init__((out_channels, in_channels // groups, kh, kwd), **kw)
         self.in_channels = in_channels
         self.kernel_size = kernel_size
         self.stride = stride
         self.groups = groups
 
+    #: ``(top, bottom, left, right, kh, kw)`` of the PyTorch conv this centred kernel stands for
+    #: (an imported asymmetric padding): both must give the same output size.
+    torch_padding: tuple | None = None
+
     def _op(self, x, weight, bias):
-        return F.conv2d(x, weight, bias, stride=self.stride, padding=self.kernel_size // 2,
+        kh, kwd = self.weight.shape[-2:]
+        if self.torch_padding is not None and isinstance(x, torch.Tensor):
+            top, bottom, left, right, th, tw = self.torch_padding
+            h, w = x.shape[-2:]
+            theirs = ((h + top + bottom - th) // self.stride + 1,
+                      (w + left + right - tw) // self.stride + 1)
+            ours = (-(-h // self.stride), -(-w // self.stride))
+            if theirs != ours:
+                raise ValueError(f"a {th}x{tw} conv with padding {(top, bottom, left, right)} "
+                                 f"maps {h}x{w} to {theirs[0]}x{theirs[1]}; its centred "
+                                 f"{kh}x{kwd} window gives {ours[0]}x{ours[1]}: not supported")
+        return F.conv2d(x, weight, bias, stride=self.stride, padding=(kh // 2, kwd // 2),
                         groups=self.groups)
 
 

@@ -143,3 +143,52 @@ def test_lenet5_imports_exactly():
     coords = torch.nonzero(torch.ones(32, 32, dtype=torch.bool))
     for b in range(3):
         assert torch.equal(g.run_frame(coords, xi[b].reshape(1, -1).t())[1][0], out[b].long())
+
+
+def test_ds_cnn_imports_exactly():
+    """DS-CNN: the 10x4 / 2 stem after TensorFlow-style zero padding (4 above, 5 below, 1 each
+    side) is the centred 11x5 window conv with the taps at the same offsets; float-equivalent,
+    golden == integer mode."""
+    ex = _example("ds_cnn")
+    m = ex.build()
+    net = from_torch(m, name="dscnn", nonneg_input=False)
+    assert len(net.layers()) == 10  # stem, 4 x (dw, pw), fc
+    stem = net.nodes["stem"]
+    assert tuple(stem.weight.shape[-2:]) == (11, 5)
+    x = torch.from_numpy(ex.calib(n=24))
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-4, atol=1e-4)
+    g = quantize(net, x[:16], formats="int8")
+    s = g.node("stem")
+    assert (s.kernel, s.kernel_w, s.stride, s.out_shape) == (11, 5, 2, (64, 25, 5))
+    net.set_mode("int")
+    xi = net.quantize_input(x[16:19].double())
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(49, 10, dtype=torch.bool))
+    for b in range(3):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(1, -1).t())[1][0], out[b].long())
+
+
+def test_padding_the_centred_window_cannot_match_is_refused():
+    """A padding whose centred window would change the output size is refused at the first map,
+    in one line."""
+    import pytest
+
+    from models.frontends import FrontendError
+
+    class Odd(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(1, 2, (4, 4), stride=1)   # no padding: 8 -> 5
+
+        def forward(self, x):
+            return self.c(torch.nn.functional.pad(x, (0, 0, 0, 0))).mean((2, 3))
+
+    net = from_torch(Odd(), name="odd")
+    with pytest.raises(ValueError, match="centred 7x7 window gives 8x8"):
+        net.set_mode("float")(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(FrontendError, match="not right before a Conv2d"):
+        class Pad(torch.nn.Module):
+            def forward(self, x):
+                return torch.nn.functional.pad(x, (1, 1, 1, 1)).mean((2, 3))
+        from_torch(Pad())

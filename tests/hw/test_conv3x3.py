@@ -164,6 +164,8 @@ KXK = [
     (8, 8, 1, 3, 1, 3, 1, "dybit4", 7),
     (9, 7, 2, 2, 2, 1, 2, "int8", 7),
     (3, 4, 2, 2, 1, 1, 1, "int8", 5),   # a map smaller than the window
+    (13, 8, 1, 4, 1, 2, 2, "int8", (11, 5)),  # a DS-CNN stem's 10x4 / 2, centred
+    (7, 9, 2, 2, 2, 2, 1, "int4", (3, 9)),
 ]
 
 
@@ -172,10 +174,11 @@ KXK = [
 def test_convkxk_exact(height, width, c_in, c_out, lanes, pe, stride, fmt, kernel, stall):
     """5x5 and 7x7 windows: bit-exact against the one golden conv (models.reference.sparse_conv)
     on empty, full, single-site, border and random frames, under stalls."""
-    rng = random.Random(kernel * 1000 + height * 10 + width)
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    rng = random.Random(kh * 1000 + kw * 100 + height * 10 + width)
     levels = [int(v) for v in weight_format(fmt).levels]
-    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * kernel * kernel)],
-                      dtype=np.int64).reshape(c_out, c_in, kernel, kernel)
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * kh * kw)],
+                      dtype=np.int64).reshape(c_out, c_in, kh, kw)
     bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
     border = [(y, x) for y in range(height) for x in range(width)
               if y in (0, height - 1) or x in (0, width - 1)]
@@ -189,7 +192,7 @@ def test_convkxk_exact(height, width, c_in, c_out, lanes, pe, stride, fmt, kerne
     shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
     dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
                   bias=bias, kernel=kernel)
-    got, times = run_frames(dut, frames, lanes=lanes, seed=kernel, idle=stall, stall=stall)
+    got, times = run_frames(dut, frames, lanes=lanes, seed=kh + kw, idle=stall, stall=stall)
     for k, ((coords, feats), (gc_, gf)) in enumerate(zip(frames, got, strict=True)):
         from models.reference import sparse_conv
 

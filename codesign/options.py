@@ -103,7 +103,9 @@ def check_abits(name: str, value) -> int:
     from models.quant.formats import ACT_FORMATS
 
     v = check_count(name, value, low=1, high=64)
-    valid = sorted(f.bits for f in ACT_FORMATS.values())
+    # what a model is trained or quantized with; 9-bit streams are only for imported models'
+    # 8-bit unsigned activations
+    valid = sorted(f.bits for f in ACT_FORMATS.values() if f.bits <= 8)
     if v not in valid:
         raise CodesignError(f"{name} must be one of {', '.join(map(str, valid))}, not {v}")
     return v

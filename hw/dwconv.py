@@ -78,7 +78,8 @@ def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, 
     if w.shape != tuple(weight_shape):
         raise ValueError(f"weight must have shape {list(weight_shape)}, not {list(w.shape)}")
     b = _check_bias(bias, weight_shape[0])
-    check_acc_bits(torch.from_numpy(w), torch.from_numpy(b), -127, 127, name=name)
+    qmax = (1 << (shape.data_width - 1)) - 1
+    check_acc_bits(torch.from_numpy(w), torch.from_numpy(b), -qmax, qmax, name=name)
     codes = weight_codes(fmt, w)
     slots = line_buffer.DEFAULT_SLOTS if slots is None else slots
     if slots not in (4, 8, 16):

@@ -57,8 +57,9 @@ SUPPORTED_ONNX = (
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
 )
 
-#: The streams carry 8-bit signed values; the contract keeps them symmetric.
-_STREAM_LO, _STREAM_HI = -127, 127
+#: The streams carry 8-bit signed values, symmetric, or 9-bit ones for a model with 8-bit unsigned
+#: (or 8-bit signed non-narrow) activations.
+_STREAM_LO, _STREAM_HI = -255, 255
 
 
 def _unsupported(node, what: str, why: str = "") -> FrontendError:
@@ -217,8 +218,8 @@ class _Builder:
         if lo < _STREAM_LO or hi > _STREAM_HI:
             raise _unsupported(
                 node, f"a {bits}-bit {'signed' if signed else 'unsigned'} activation quantizer "
-                f"with range [{lo}, {hi}]", f"the 8-bit signed streams carry [{_STREAM_LO}, "
-                f"{_STREAM_HI}]: use at most 7 bits unsigned, or narrow range when signed")
+                f"with range [{lo}, {hi}]", f"the streams carry at most [{_STREAM_LO}, "
+                f"{_STREAM_HI}] (9-bit)")
         scale = self._scalar(node, s, "an activation scale")
         v = self._get(node, x, "input", "acc", "q")
         if v[0] == "input":
@@ -492,6 +493,13 @@ class _Builder:
             if isinstance(m, QAdd) and self.onnx_names.get(name) is None:
                 raise FrontendError(f"{name}: an Add needs an output Quant")
         net = self.net
+        # 8-bit streams when every quantizer fits [-127, 127], else 9-bit ones (8-bit unsigned
+        # activations, Brevitas' default QuantReLU)
+        widest = max(max(-m.qrange[0], m.qrange[1]) for m in net.nodes.values()
+                     if m.qrange is not None)
+        abits = 8 if widest <= 127 else 9
+        for m in net.nodes.values():
+            m.abits = abits
         net.formats = {k: m.wformat for k, m in net.layers().items()}
         net.fixed_formats = True
         net.onnx_names = dict(self.onnx_names)

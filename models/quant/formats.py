@@ -122,6 +122,8 @@ WEIGHT_FORMATS: dict[str, WeightFormat] = {
 ACT_FORMATS: dict[str, ActFormat] = {
     "int8": ActFormat("int8", 8),
     "int4": ActFormat("int4", 4),
+    # 9-bit signed streams: they carry an imported model's 8-bit unsigned activations [0, 255]
+    "int9": ActFormat("int9", 9),
 }
 #: What ``codesign train --format`` accepts: no quantization, or a weight format.
 TRAIN_FORMATS = ("fp32", *WEIGHT_FORMATS)

@@ -155,8 +155,36 @@ def test_hand_built_model_imports_and_agrees(tmp_path):
     assert any("global average" in n for n in a["notes"])  # the rounded mean is said
 
 
+def test_8bit_unsigned_activations_take_9bit_streams(tmp_path):
+    """Brevitas' default QuantReLU (8-bit unsigned, [0, 255]) does not fit the 8-bit signed
+    streams: the graph takes 9-bit ones, and its hardware equals the golden model."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    path = _model(tmp_path / "u8.onnx", act_bits=8)
+    net = from_qonnx(path, name="u8")
+    assert net.nodes["Conv_0"].bounds() == (0, 255)
+    x = np.random.default_rng(2).uniform(0, 6, (32, 2, 4, 4)).astype(np.float32)
+    a = agreement(path, net, x)
+    assert {r["node"]: r for r in a["layers"]}["Conv_0"]["isolated"] >= 0.999
+    g = net.to_qgraph(torch.from_numpy(x[:1]).double())
+    assert g.abits == 9
+    xi = net.double().set_mode("int").quantize_input(torch.from_numpy(x[:3]).double())
+    coords = [(y, xx) for y in range(4) for xx in range(4)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
+    out, _ = run_stream(Network(g, DesignPoint.default(g, model="u8", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=1, max_cycles=50_000)
+    for (c, f), got in zip(frames, out, strict=True):
+        oc, of = g.run_frame(c, f)
+        assert got == ([tuple(v) for v in oc.tolist()], of.tolist())
+    assert int(g.node("Conv_0").hi) == 255
+    # the 9th bit is used: some conv outputs lie above 127
+    env = g.run_frame_all(*frames[0])
+    assert int(env["Conv_0"][1].max()) > 127
+
+
 @pytest.mark.parametrize("kw,match", [
-    ({"act_bits": 8}, r"Quant_\d: a 8-bit unsigned activation quantizer with range \[0, 255\]"),
     ({"extra": "Sigmoid"}, "Sigmoid_0: op Sigmoid is not supported"),
     ({"zero": 1.0}, r"Quant_\d: Quant with a non-zero zero point"),
 ])

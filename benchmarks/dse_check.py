@@ -342,7 +342,8 @@ def main(argv=None) -> int:
         p.error("--model and --point are required (or --synth)")
     bundle = zoo.load(args.model, train_if_missing=False, progress=False)
     frames = bundle.frames(args.frames, seed=args.seed, split="test")
-    work = Path(args.work) / args.model
+    # a checkpoint path names its model by the bundle's name (a path joined here would escape)
+    work = Path(args.work) / bundle.name
     rows = []
     for pf in args.point:
         print(f"{args.model}: {pf}", file=sys.stderr, flush=True)

@@ -123,7 +123,8 @@ class QNet(nn.Module):
     fixed_formats = False
 
     def set_formats(self, formats) -> QNet:
-        """Weight format and MSE-optimal weight scales per layer, then (M, S) everywhere."""
+        """Weight format and MSE-optimal weight scales per layer (a layer already in its format
+        keeps its scales), then (M, S) everywhere."""
         wanted = self.resolve_formats(formats)
         if self.fixed_formats:
             for layer, fmt in wanted.items():
@@ -135,7 +136,10 @@ class QNet(nn.Module):
             return self
         self.formats = wanted
         for name, m in self.layers().items():
-            m.set_format(self.formats[name])
+            # a layer already in its format keeps its scales: the same MSE choice for a PTQ
+            # network, and the fine-tuned ones after QAT (a mixed point keeps them too)
+            if m.wformat != self.formats[name]:
+                m.set_format(self.formats[name])
         self.link_scales()
         return self
 

@@ -149,7 +149,7 @@ class UserSpec(ClassifierSpec):
     def _split(self, split):
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}")
-        sel = self._test if split == "test" else self._val
+        sel = self._test if split == "test" else self._val  # QAT trains on the val half
         return self.x[sel], self._y[sel]
 
     def fit(self, model, *, epochs, lr, seed, progress):
@@ -233,9 +233,16 @@ def qonnx_checkpoint_path(path, calib, cache: Path) -> Path:
     return Path(cache) / "imports" / f"{path.stem}-qonnx-{key[:12]}" / "model.pt"
 
 
-def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
+def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_format=None,
+                 qat_epochs: int = 5, progress: bool = False) -> dict:
     """Trace, calibrate and save ``ref`` as a checkpoint of format ``version``; return its
-    metrics (also in ``metrics.json`` beside it)."""
+    metrics (also in ``metrics.json`` beside it).
+
+    ``qat_format``: also fine-tune the quantized network in that weight format (fake-quant, the
+    activation scales frozen) for ``qat_epochs`` epochs on the calibration half of the inputs
+    (their labels, or the float module's argmax), at a tenth of the built-in networks' rate; the
+    checkpoint then holds the fine-tuned weights, and every later command quantizes those.
+    """
     from common.fsutil import atomic_path, write_json
 
     from .frontends import from_torch
@@ -269,14 +276,28 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8) -> dict:
     qnet.fold_bn()
     qnet.calibrate(spec.calibration_batches(qnet), abits=abits)
     float_acc = spec.evaluate(qnet, split="test", mode="float")
+    qat = None
+    if qat_format is not None:
+        from .quant.formats import weight_format
+
+        fmt = weight_format(qat_format).name
+        before = spec.evaluate(_quantized(qnet, fmt), split="test", mode="int")["accuracy"]
+        qnet.set_formats(fmt)
+        qnet.set_mode("fake")
+        ClassifierSpec.fit(spec, qnet, epochs=qat_epochs, lr=spec.lr / 10, seed=0,
+                           progress=progress)
+        after = spec.evaluate(qnet, split="test", mode="int")["accuracy"]
+        qnet.set_mode("float")  # formats and weight scales stay the fine-tuned ones
+        qat = {"format": fmt, "epochs": qat_epochs, "data": "the calibration half of --calib",
+               "accuracy_before": before, "accuracy_after": after}
     int8 = spec.evaluate(_quantized(qnet, "int8"), split="test", mode="int")
     metrics = {"model": model_name, "source": str(ref), "calib": source["calib"],
                "labelled": y is not None, "inputs": len(x),
                "float_accuracy": float_acc["accuracy"], "integer_accuracy": int8["accuracy"],
-               "integer_format": "int8", "test_n": int8["n"]}
+               "integer_format": "int8", "test_n": int8["n"], "qat": qat}
     blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
             "name": model_name, "x": x, "y": spec._y, "sparse": sparse, "format": "fp32",
-            "qat": False,
+            "qat": qat is not None,
             "folded": True, "metrics": metrics}
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:

@@ -47,15 +47,21 @@ def run(args) -> int:
     from models.zoo import ModelError
 
     if user.is_user_ref(args.model):
-        if args.format != "fp32" or args.qat or args.epochs is not None:
+        if args.epochs is not None or (args.format != "fp32" and not args.qat):
             raise CodesignError("a file.py:factory model is imported with its own weights: "
-                                "--format, --qat and --epochs are for the built-in networks")
+                                "--epochs is for the built-in networks; --format goes with --qat "
+                                "(quantization-aware fine-tuning of the import)")
+        if args.qat and args.format == "fp32":
+            raise CodesignError("--qat needs a quantized --format (int8, int4, dybit4, dybit8)")
         if args.calib is None:
             raise CodesignError(f"{args.model} is a PyTorch model: give its calibration inputs "
                                 "with --calib")
         try:
-            metrics = user.import_model(args.model, args.calib, Path(args.out) / "model.pt",
-                                        version=CHECKPOINT_VERSION, abits=args.abits)
+            metrics = user.import_model(
+                args.model, args.calib, Path(args.out) / "model.pt", version=CHECKPOINT_VERSION,
+                abits=args.abits, qat_format=args.format if args.qat else None,
+                qat_epochs=5 if args.qat_epochs is None else args.qat_epochs,
+                progress=not args.quiet)
         except (ModelError, ValueError) as exc:
             raise CodesignError(str(exc).splitlines()[0]) from None
         print(json.dumps(metrics))

@@ -139,4 +139,27 @@ def test_train_imports_a_user_model(user_files, capsys):
     assert main(["build", "--model", str(out / "model.pt"), "--out", str(d / "b")]) == 0
     assert main(["train", "--model", f"{d}/net.py:build", "--calib", str(d / "calib.npz"),
                  "--format", "int4", "--out", str(d / "x")]) == 2
-    assert "imported with its own weights" in capsys.readouterr().err
+    assert "--format goes with --qat" in capsys.readouterr().err
+
+
+def test_qat_fine_tunes_an_imported_model(tmp_path, capsys):
+    """`codesign train --qat --format int4` on a user's model: quantization-aware fine-tuning on
+    the calibration half raises the int4 test accuracy (the LeNet example: 0.69 -> 0.97 in 4
+    epochs when this was written), and the checkpoint holds the fine-tuned weights."""
+    from pathlib import Path
+
+    ex = Path(__file__).resolve().parents[2] / "examples" / "digits_lenet.py"
+    out = tmp_path / "qat"
+    assert main(["train", "--model", f"{ex}:build", "--calib", f"{ex}:calib", "--format", "int4",
+                 "--qat", "--qat-epochs", "3", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    q = metrics["qat"]
+    assert q["format"] == "int4" and q["epochs"] == 3
+    assert q["accuracy_after"] >= q["accuracy_before"] + 0.1, q
+    from models import zoo
+
+    b = zoo.load(str(out / "model.pt"))
+    assert b.evaluate("int4", split="test")["accuracy"] == pytest.approx(q["accuracy_after"])
+    assert main(["train", "--model", f"{ex}:build", "--calib", f"{ex}:calib", "--qat",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "--qat needs a quantized --format" in capsys.readouterr().err

@@ -242,7 +242,9 @@ class Network(wiring.Component):
         """The FIFO depth of edge ``src -> n``: the point's, or what ``n``'s op asks of its input
         (:meth:`models.ops.base.Op.input_fifo_sites`)."""
         shape = self.stages[src].o_shape
-        return max(self.point.fifo_depth, ops.of(n).input_fifo_sites(n) * shape.beats_per_site)
+        producer = self.stages[src].node
+        return max(self.point.fifo_depth, ops.of(n).input_fifo_sites(n) * shape.beats_per_site,
+                   ops.of(producer).output_fifo_sites(producer) * shape.beats_per_site)
 
     def _edge_hold(self, src, n):
         shape = self.stages[src].o_shape

@@ -147,6 +147,13 @@ class Op:
         or, behind a fork, it stalls the other branch with its slow phase."""
         return 0
 
+    def output_fifo_sites(self, layer) -> int:
+        """Sites the FIFO after the block must hold (0: the default depth). A block that sends in
+        bursts and takes no input meanwhile (the max pool flushing a row) needs room for a whole
+        burst, or a slower consumer (a narrower next layer) stretches the burst and stalls the
+        layers before it."""
+        return 0
+
     # -- hw -----------------------------------------------------------------------------------
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
         """Constructor arguments of :attr:`block` for ``node``; ``shape`` is the

@@ -194,13 +194,14 @@ def import_qonnx(path, calib, out_path, *, version: int) -> dict:
               "labelled": y is not None, "format": "qonnx"}
     spec = UserSpec(model_name, x, y, source=source)
     xt, _ = spec.data("test")
-    ref = qonnx_execute(model, xt.numpy())[model.graph.output[0].name]
+    outputs: dict = {}
+    agree = agreement(path, qnet, xt.numpy(), outputs=outputs)
+    ref = outputs["qonnx"]
     if y is None:
         # without labels, "accuracy" is agreement with the model's own (qonnx) execution
         spec._y = torch.from_numpy(
             qonnx_execute(model, x.numpy())[model.graph.output[0].name].argmax(1))
     _, yt = spec.data("test")
-    agree = agreement(path, qnet, xt.numpy())
     ours = spec.evaluate(qnet, split="test", mode="int")
     metrics = {"model": model_name, "source": str(path), "calib": source["calib"],
                "labelled": y is not None, "inputs": len(x),

@@ -544,7 +544,7 @@ def qonnx_execute(model, x: np.ndarray, *, tensors=()) -> dict[str, np.ndarray]:
     return {t: np.stack(v) for t, v in out.items()}
 
 
-def agreement(path, net: QNet, x: np.ndarray) -> dict:
+def agreement(path, net: QNet, x: np.ndarray, *, outputs: dict | None = None) -> dict:
     """Agreement of ``net``'s integer model with ``qonnx``'s execution of ``path`` on inputs ``x``.
 
     Per quantized tensor (the input quantizer, every layer and pool output, the raw logits), the
@@ -553,7 +553,7 @@ def agreement(path, net: QNet, x: np.ndarray) -> dict:
     difference upstream propagates), ``isolated`` for a layer fed QONNX's own input integers (its
     own rounding only). And the argmax agreement of the outputs. Returns ``{"n",
     "argmax_agreement", "layers": [{"node", "tensor", "values", "identical", "isolated"}],
-    "notes"}``.
+    "notes"}``. ``outputs``, when given, receives qonnx's output tensor (``"qonnx"``).
     """
     model = load_qonnx(path)
     names = net.onnx_names
@@ -590,6 +590,8 @@ def agreement(path, net: QNet, x: np.ndarray) -> dict:
     out_name = model.graph.output[0].name
     last = list(net.nodes)[-1]
     argmax = float((env[last].argmax(1).numpy() == ref[out_name].argmax(1)).mean())
+    if outputs is not None:
+        outputs["qonnx"] = ref[out_name]
     return {"n": int(len(x)), "argmax_agreement": argmax, "layers": layers,
             "notes": list(getattr(net, "import_notes", []))}
 

@@ -281,3 +281,19 @@ def test_brevitas_export_imports_and_agrees(tmp_path):
     by = {row["node"]: row for row in a["layers"]}
     assert by["Conv_0"]["isolated"] >= 0.999 and by["Gemm_0"]["isolated"] >= 0.999
     assert a["argmax_agreement"] >= 0.95
+
+
+def test_python_api_takes_a_qonnx_file(tmp_path, monkeypatch):
+    """codesign.api.convert on the .onnx: the model's own formats, and predict() gives the
+    imported integer model's logits."""
+    import codesign.api as cs
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    model = cs.convert(str(EXAMPLE), calib=str(CALIB))
+    assert model.formats == {"Conv_0": "int4", "Conv_1": "int4", "Gemm_0": "int4",
+                             "Gemm_1": "int8"}
+    x = np.load(CALIB)["x"][:6]
+    logits = model.predict(x)
+    net = from_qonnx(EXAMPLE, name="bw").double().set_mode("int")
+    want = net(net.quantize_input(torch.from_numpy(x).double()))
+    assert np.array_equal(logits, want.long().numpy())

@@ -63,13 +63,25 @@ class MaxPool2x2(TokenBlock):
                                   data_width=shape.data_width, signed=shape.signed)
         super().__init__(shape, self.o_shape)
 
+    # -- what the pool keeps per column and lane (a subclass, hw.avgpool, keeps sums) ----------
+    def _store_width(self, dw: int) -> int:
+        return dw
+
+    def _combine(self, fresh, x, kept, width):
+        """The running value after input ``x`` (``fresh``: the window's first site)."""
+        return Mux(fresh | (x > kept), x, kept)
+
+    def _output(self, kept):
+        return kept
+
     def elaborate(self, platform):
         m = Module()
         lanes, dw, nb = self.shape.lanes, self.shape.data_width, self.shape.beats_per_site
         ho, wo = self.o_shape.height, self.o_shape.width
         ip, op = self.i.payload, self.o.payload
 
-        m.submodules.rows = mem = Memory(shape=unsigned(lanes * dw), depth=wo * nb, init=[])
+        sw = self._store_width(dw)
+        m.submodules.rows = mem = Memory(shape=unsigned(lanes * sw), depth=wo * nb, init=[])
         rd = mem.read_port(domain="comb")
         wr = mem.write_port()
 
@@ -92,7 +104,7 @@ class MaxPool2x2(TokenBlock):
         ]
 
         def lane(word, i):
-            v = word[i * dw:(i + 1) * dw]
+            v = word[i * sw:(i + 1) * sw]
             return v.as_signed() if self.shape.signed else v
 
         last_beat = beat == nb - 1
@@ -107,7 +119,7 @@ class MaxPool2x2(TokenBlock):
                     op.eof.eq(0),
                     beat.eq(Mux(last_beat, 0, beat + 1)),
                 ]
-                m.d.sync += [op.data[i].eq(lane(rd.data, i)) for i in range(lanes)]
+                m.d.sync += [op.data[i].eq(self._output(lane(rd.data, i))) for i in range(lanes)]
                 with m.If(last_beat):
                     m.d.sync += bitmap.eq(bitmap & (bitmap - 1))
         with m.Elif(ip.eof):
@@ -123,8 +135,8 @@ class MaxPool2x2(TokenBlock):
                     # the bitmap bit is set after the site's last beat: until then every beat of
                     # the window's first site finds it clear and overwrites its stale word
                     fresh = ~bitmap.bit_select(xo, 1)
-                    new = [Mux(fresh | (ip.data[i] > lane(rd.data, i)), ip.data[i],
-                               lane(rd.data, i)) for i in range(lanes)]
+                    new = [self._combine(fresh, ip.data[i], lane(rd.data, i), sw)[:sw]
+                           for i in range(lanes)]
                     m.d.comb += [wr.en.eq(1), wr.addr.eq(xo * nb + beat), wr.data.eq(Cat(*new))]
                     m.d.sync += row.eq(yo)
                     with m.If(last_beat):

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..ops.avgpool import QAvgPool2d
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
@@ -49,6 +50,7 @@ __all__ = ["SUPPORTED_ONNX", "load_qonnx", "from_qonnx", "qonnx_execute", "agree
 
 SUPPORTED_ONNX = (
     "Quant (2-8 bits, zero point 0, per-tensor activation scales; weights per tensor or channel)",
+    "AveragePool 2x2 stride 2",
     "Conv (1x1, 3x3, 5x5, 7x7; 'same' padding at stride 1 or 2, or pads 0 at stride 1; groups 1 "
     "or depthwise 3x3)",
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
@@ -386,6 +388,21 @@ class _Builder:
         self.val[node.output[0]] = ("q", name)
         self.onnx_names[name] = node.output[0]
 
+    def avgpool(self, node):
+        v = self._get(node, node.input[0], "q")
+        k = tuple(_attr(node, "kernel_shape", []))
+        st = tuple(_attr(node, "strides", [1, 1]))
+        pads = tuple(_attr(node, "pads", [0, 0, 0, 0]))
+        if k != (2, 2) or st != (2, 2) or any(pads) or _attr(node, "ceil_mode", 0) or \
+                self.kind[v[1]] != "map":
+            raise _unsupported(node, f"AveragePool kernel {list(k)} strides {list(st)} pads "
+                               f"{list(pads)}", "2x2, stride 2, no padding, on a map")
+        name = self._add(node, QAvgPool2d(), v[1])
+        self.shape_of[name] = self._map_shape(node.output[0])
+        self.val[node.output[0]] = ("q", name)
+        self.notes.append(f"{name}: the 2x2 average is rounded (half to even) onto its input's "
+                          "grid; QONNX keeps the float mean unless a Quant follows")
+
     def global_pool(self, node):
         v = self._get(node, node.input[0], "q")
         if self.kind[v[1]] != "map":
@@ -463,7 +480,8 @@ class _Builder:
         table = {
             "Quant": self.quant, "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.gemm,
             "BatchNormalization": self.batchnorm, "Relu": self.relu, "MaxPool": self.maxpool,
-            "GlobalAveragePool": self.global_pool, "Reshape": self.reshape,
+            "GlobalAveragePool": self.global_pool, "AveragePool": self.avgpool,
+            "Reshape": self.reshape,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,
         }

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.avgpool import QAvgPool2d
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
@@ -37,7 +38,7 @@ SUPPORTED = (
     "window is odd and at most 11x11, such as a DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
-    "MaxPool2d(2)",
+    "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
     "AdaptiveAvgPool2d(1) / mean over H, W",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head)",
     "Linear after the global pool or a flatten, or on a vector input (an MLP)",
@@ -244,6 +245,19 @@ class _Builder:
             raise _unsupported(node, "MaxPool2d of a vector")
         self._add(node, QMaxPool2d(), self._src(node, x))
 
+    def avgpool2d(self, node, x, kernel, stride, padding=0, ceil_mode=False,
+                  count_include_pad=True, divisor_override=None):
+        def one(v):
+            return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
+        stride = kernel if stride is None or stride == [] else stride
+        if (one(kernel), one(stride), one(padding), ceil_mode, divisor_override) != \
+                (2, 2, 0, False, None):
+            raise _unsupported(node, f"AvgPool2d(kernel={kernel}, stride={stride}, "
+                                     f"padding={padding})", "2x2, stride 2, no padding")
+        if self.kind.get(self._src(node, x)) != "map" or self.sparse:
+            raise _unsupported(node, "AvgPool2d of a vector or a sparse map")
+        self._add(node, QAvgPool2d(), self._src(node, x))
+
     def global_pool(self, node, x):
         if self.kind.get(self._src(node, x)) != "map":
             raise _unsupported(node, "a global pool of a vector")
@@ -341,6 +355,9 @@ class _Builder:
         elif isinstance(m, nn.MaxPool2d):
             self.maxpool2d(node, node.args[0], m.kernel_size, m.stride, m.padding, m.dilation,
                            m.ceil_mode)
+        elif isinstance(m, nn.AvgPool2d):
+            self.avgpool2d(node, node.args[0], m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                           m.count_include_pad, m.divisor_override)
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             size = m.output_size
             if size not in (1, (1, 1)):
@@ -375,6 +392,13 @@ class _Builder:
             self.maxpool2d(node, args[0], params.get("kernel_size"), params.get("stride"),
                            params.get("padding", 0), params.get("dilation", 1),
                            params.get("ceil_mode", False))
+        elif t is F.avg_pool2d:
+            names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                     "divisor_override")
+            p = dict(zip(names, args[1:], strict=False)) | dict(kw)
+            self.avgpool2d(node, args[0], p.get("kernel_size"), p.get("stride"),
+                           p.get("padding", 0), p.get("ceil_mode", False),
+                           p.get("count_include_pad", True), p.get("divisor_override"))
         elif t is F.adaptive_avg_pool2d and args[1:] in ((1,), ((1, 1),)):
             self.global_pool(node, args[0])
         elif t in (torch.mean, "mean") and tuple(args[1:2]) in (((2, 3),), ([2, 3],), ((-2, -1),)):

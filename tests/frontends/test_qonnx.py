@@ -297,3 +297,24 @@ def test_python_api_takes_a_qonnx_file(tmp_path, monkeypatch):
     net = from_qonnx(EXAMPLE, name="bw").double().set_mode("int")
     want = net(net.quantize_input(torch.from_numpy(x).double()))
     assert np.array_equal(logits, want.long().numpy())
+
+
+@pytest.mark.rtl
+def test_flow_runs_on_the_qonnx_file(tmp_path, monkeypatch):
+    """`codesign flow --model examples/brevitas_w4a4.onnx --calib ...`: no user code, the whole
+    flow (import, DSE with the model's formats, build, Verilator co-simulation, report)."""
+    import json
+
+    from codesign.cli import main
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "flow"
+    assert main(["flow", "--model", str(EXAMPLE), "--calib", str(CALIB), "--device", "XC7Z020",
+                 "--frames", "3", "--stall", "0.3", "--no-synth", "--out", str(out)]) == 0
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    assert sim["frames"] == 3 and sim["mismatches"] == 0
+    report = (out / "report.md").read_text()
+    assert "Agreement with qonnx's execution" in report and "QONNX model (qonnx execution)" in \
+        report
+    point = json.loads((out / "point.json").read_text())
+    assert {layer["format"] for layer in point["layers"]} == {"int4", "int8"}

@@ -78,7 +78,7 @@ def test_quantized_golden_is_the_integer_model():
     (nn.Sequential(nn.Conv2d(1, 4, 3, stride=2)), r"padding 0 and stride \(2, 2\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 5, padding=1)), r"Conv2d 5x5 with padding \(1, 1\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()), r"Sigmoid\)"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(2)), "AvgPool2d"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(3)), r"AvgPool2d\(kernel=3"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),
     (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
 ])
@@ -214,3 +214,49 @@ def test_flatten_of_a_sparse_map_is_refused():
 
     with pytest.raises(FrontendError, match="flattening a sparse map"):
         from_torch(Sparse())
+
+
+def test_avgpool_imports_and_its_network_is_bit_exact():
+    """AvgPool2d(2) and F.avg_pool2d: float-equivalent graph, golden == integer mode, and the
+    composed hardware (avg pool, its output FIFO, the next conv) equals the golden model in
+    amaranth.sim under stalls."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+            self.pool = nn.AvgPool2d(2)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.c1(x)))
+            x = F.avg_pool2d(F.relu(self.c2(x)), 2)
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(5)
+    m = Net().eval()
+    net = from_torch(m, name="avg")
+    assert [type(v).__name__ for v in net.nodes.values()].count("QAvgPool2d") == 2
+    x = torch.rand(12, 2, 8, 8)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes].count("avgpool") == 2
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    out = net(xi)
+    coords = [(y, xx) for y in range(8) for xx in range(8)]
+    frames = []
+    for b in range(3):
+        f = xi[b].reshape(2, -1).t()
+        assert torch.equal(g.run_frame(torch.tensor(coords), f)[1][0], out[b].long())
+        frames.append((coords, f.tolist()))
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="avg", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=2, max_cycles=100_000)
+    for (c, f), o in zip(frames, got, strict=True):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())

@@ -283,7 +283,11 @@ class _Builder:
         c_out, c_in_g = q.shape[0], q.shape[1]
         c_in = c_in_g * group
         if group != 1 and not (group == c_in == c_out and k == 3):
-            raise _unsupported(node, f"Conv with group={group}", "1, or depthwise 3x3")
+            # grouped: the full conv with a block-diagonal weight (docs/FRONTENDS.md)
+            from .torch_fx import grouped_as_full
+
+            q = grouped_as_full(torch.from_numpy(q), group).numpy()
+            group = 1
         m = QConv2d(c_in, c_out, k, stride=strides[0], groups=group, bias=True)
         self._set_weights(node, m, q, s, bits, node.input[2] if len(node.input) > 2 else None)
         name = self._add(node, m, v[1])

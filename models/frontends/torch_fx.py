@@ -34,8 +34,9 @@ __all__ = ["FrontendError", "from_torch", "SUPPORTED"]
 #: What the front end takes, for the error message.
 SUPPORTED = (
     "Conv2d (1x1, 3x3, 5x5, 7x7; stride 1 or 2 with 'same' padding, or stride 1 with padding 0;"
-    " groups 1 or depthwise 3x3; any other kernel or ZeroPad2d / F.pad before it whose centred "
-    "window is odd and at most 11x11, such as a DS-CNN's 10x4 / 2 stem)",
+    " groups 1, depthwise 3x3, or grouped (as the block-diagonal full conv); any other kernel"
+    " or ZeroPad2d / F.pad before it whose centred window is odd and at most 11x11, such as a"
+    " DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
@@ -50,6 +51,17 @@ SUPPORTED = (
 
 class FrontendError(ValueError):
     """A module the front end cannot take (one line: the node, its type, what is supported)."""
+
+
+def grouped_as_full(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """The ``[C_out, C_in, k, k]`` weight of a grouped conv's ``[C_out, C_in / g, k, k]`` one:
+    block diagonal, zero where an output channel's group does not see an input channel."""
+    c_out, c_in_g = weight.shape[:2]
+    full = weight.new_zeros((c_out, c_in_g * groups, *weight.shape[2:]))
+    per = c_out // groups
+    for i in range(groups):
+        full[i * per:(i + 1) * per, i * c_in_g:(i + 1) * c_in_g] = weight[i * per:(i + 1) * per]
+    return full
 
 
 def _unsupported(node, what: str, why: str = "") -> FrontendError:
@@ -143,11 +155,16 @@ class _Builder:
         if m.dilation != (1, 1) or m.padding_mode != "zeros":
             raise _unsupported(node, "Conv2d with dilation or non-zero padding mode")
         g = m.groups
-        if g != 1 and not (g == m.in_channels == m.out_channels and k == 3):
-            raise _unsupported(node, f"Conv2d with groups={g} (1, or depthwise 3x3)")
+        depthwise = g == m.in_channels == m.out_channels and k == 3
+        weight = m.weight
+        if g != 1 and not depthwise:
+            # a grouped conv as the full conv with a block-diagonal weight (zeros across
+            # groups): exact, at g times the MACs of a grouped unit (docs/FRONTENDS.md)
+            weight = grouped_as_full(m.weight, g)
+            g = 1
         q = QConv2d(m.in_channels, m.out_channels, k, stride=s[0], groups=g, bias=True)
         with torch.no_grad():
-            q.weight.copy_(m.weight)
+            q.weight.copy_(weight)
             q.bias.copy_(m.bias if m.bias is not None else torch.zeros(m.out_channels))
         name = self._add(node, q, self._src(node, x))
         if k > 1 and valid:

@@ -260,3 +260,33 @@ def test_avgpool_imports_and_its_network_is_bit_exact():
     for (c, f), o in zip(frames, got, strict=True):
         oc, of = g.run_frame(c, f)
         assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+
+
+def test_grouped_conv_is_the_block_diagonal_full_conv():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(4, 8, 3, padding=1)
+            self.g = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+            self.g1 = nn.Conv2d(8, 16, 1, groups=2)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            x = F.relu(self.g(F.relu(self.c1(x))))
+            return self.fc(F.relu(self.g1(x)).mean((2, 3)))
+
+    torch.manual_seed(4)
+    m = Net().eval()
+    net = from_torch(m, name="grouped")
+    w = net.nodes["g"].weight
+    assert w.shape == (8, 8, 3, 3) and float(w[0:2, 2:].abs().sum()) == 0.0
+    x = torch.randn(8, 4, 6, 6)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(6, 6, dtype=torch.bool))
+    for b in range(3):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(4, -1).t())[1][0], out[b].long())

@@ -174,3 +174,11 @@ def crop_cycles(*, active_in: float, channels: int, lanes: int) -> float:
     if lanes < 1 or channels % lanes:
         raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
     return active_in * (channels // lanes) + 1
+
+
+def concat_cycles(*, active_sites: float, channels: int, lanes: int) -> float:
+    """Channel concatenation: one cycle per output beat (``channels`` the output's, both inputs'
+    together) and one for the end of frame, ``active_sites * C / lanes + 1``."""
+    if lanes < 1 or channels % lanes:
+        raise ValueError(f"lanes ({lanes}) must divide channels ({channels})")
+    return active_sites * (channels // lanes) + 1

@@ -143,8 +143,10 @@ def cycles(layer: LayerWork, choice: LayerChoice, *, activity: str = "mean") -> 
 
 
 def _stage_lanes(stage: dict, choice: LayerChoice) -> int:
-    """A stage on the layer's input stream runs at its ``lanes``, one on its output at ``pe``."""
-    return choice.lanes if stage.get("at") == "input" else choice.pe
+    """A stage on the layer's input stream runs at its ``lanes``, one on its output at ``pe``
+    (narrowed after a concat to a divisor of its inputs' channels, ``lanes_gcd``)."""
+    lanes = choice.lanes if stage.get("at") == "input" else choice.pe
+    return math.gcd(lanes, stage["lanes_gcd"]) if "lanes_gcd" in stage else lanes
 
 
 def fill_cycles(layer: LayerWork, choice: LayerChoice) -> int:

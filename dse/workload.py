@@ -322,6 +322,12 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
             if k == 0 and len(n.inputs) == 2:
                 first["skip_sites"] = skip_sites(qgraph, n)
             chain = [first, *stages(n.name)]
+            # a join that runs at fewer lanes (a concat: a divisor of both inputs' channels)
+            # narrows its stream and the stages after it: they run at gcd(pe, lanes_gcd)
+            div = ops.of(n).stage_lanes(n, 1 << 30)
+            if div != 1 << 30:
+                chain = [dict(s, lanes_gcd=math.gcd(div, s.get("lanes_gcd", div)))
+                         for s in chain]
             if k > 0:
                 chain = [dict(s, shadow=True) for s in chain]
             if len(n.inputs) > 1 and skip_input(qgraph, n) == k:

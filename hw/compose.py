@@ -21,6 +21,7 @@ shows a too-small skip FIFO deadlocking.)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import torch
@@ -224,6 +225,9 @@ class Network(wiring.Component):
         else:
             ch = None
             shape = self.stages[n.inputs[0]].o_shape
+            lanes = op.stage_lanes(n, shape.lanes)
+            if lanes != shape.lanes:  # a join that needs fewer lanes: a converter before it
+                shape = dataclasses.replace(shape, lanes=lanes)
             in_lanes = shape.lanes
         # submodule names as in the Verilog hierarchy that the resource fit reads
         suffix = "conv" if op.compute else op.name
@@ -261,7 +265,7 @@ class Network(wiring.Component):
         depth = self._edge_depth(src, n)
         to_lanes = self.stages[n.name].in_lanes
         if len(n.inputs) == 2 and k == 1:
-            to_lanes = self.stages[n.inputs[0]].o_shape.lanes
+            to_lanes = self.stages[n.name].in_lanes  # the join's lanes (its first input's)
         if len(n.inputs) == 2:
             holds = branch_holds(self.qgraph, n, node_hold=lambda x: self.stages[x.name].hold,
                                  edge_hold=self._edge_hold)

@@ -167,11 +167,28 @@ class QNet(nn.Module):
                 s = mse_act_scale(torch.cat(samples[name]), abits, nonneg=nonneg)
                 mod.out_scale.fill_(s)
         self.train(was_training)
+        self._share_scales()
         for k, m in self.nodes.items():
             m.mode = mode[k]
         if self.formats:
             self.link_scales()
         return self
+
+    def _scale_owner(self, name: str) -> str:
+        """The node whose output scale ``name``'s output has (through pooling and the like)."""
+        while getattr(self.nodes[name], "keeps_scale", False) and self.edges[name]:
+            name = self.edges[name][0]
+        return name
+
+    def _share_scales(self) -> None:
+        """A join on one scale (a concat): its inputs' scale owners all take the largest of their
+        scales, so both tensors are on one grid (exact, at a little resolution)."""
+        for name, mod in self.nodes.items():
+            if getattr(mod, "shares_scale", False):
+                owners = {self._scale_owner(i) for i in self.edges[name]}
+                s = max(float(self.nodes[o].out_scale) for o in owners)
+                for o in owners:
+                    self.nodes[o].out_scale.fill_(s)
 
     @staticmethod
     def _has_own_scale(mod) -> bool:

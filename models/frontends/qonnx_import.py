@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..ops.avgpool import QAvgPool2d
+from ..ops.concat import QConcat
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
@@ -50,7 +51,7 @@ __all__ = ["SUPPORTED_ONNX", "load_qonnx", "from_qonnx", "qonnx_execute", "agree
 
 SUPPORTED_ONNX = (
     "Quant (2-8 bits, zero point 0, per-tensor activation scales; weights per tensor or channel)",
-    "AveragePool 2x2 stride 2",
+    "AveragePool 2x2 stride 2", "Concat on channels (one scale)",
     "Conv (1x1, 3x3, 5x5, 7x7; 'same' padding at stride 1 or 2, or pads 0 at stride 1; groups 1 "
     "or depthwise 3x3)",
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
@@ -454,6 +455,27 @@ class _Builder:
         self.shape_of[name] = self.shape_of[va[1]]
         self.val[node.output[0]] = ("acc", name)
 
+    def concat(self, node):
+        if _attr(node, "axis", 1) not in (1, -3) or len(node.input) < 2:
+            raise _unsupported(node, f"Concat on axis {_attr(node, 'axis', 1)}", "channels")
+        vals = [self._get(node, t, "q") for t in node.input]
+        if any(self.kind[v[1]] != "map" for v in vals):
+            raise _unsupported(node, "Concat of non-map values")
+        scales = [float(self.net.nodes[v[1]].out_scale) for v in vals]
+        if not all(math.isclose(s, scales[0], rel_tol=1e-6) for s in scales):
+            raise _unsupported(node, f"Concat of tensors on different scales {scales}",
+                               "one quantizer scale for every input")
+        cur = vals[0][1]
+        for i, v in enumerate(vals[1:]):
+            name = self._name(node) + (f"_{i}" if len(vals) > 2 else "")
+            self.net.add(name, QConcat(), cur, v[1])
+            self.kind[name] = "map"
+            c, h, w = self.shape_of[cur]
+            self.shape_of[name] = (c + self.shape_of[v[1]][0], h, w)
+            cur = name
+        self.val[node.output[0]] = ("q", cur)
+        self.onnx_names[cur] = node.output[0]
+
     def scale(self, node):
         a, b = node.input[0], node.input[1]
         c = self.const(b)
@@ -485,7 +507,7 @@ class _Builder:
             "Quant": self.quant, "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.gemm,
             "BatchNormalization": self.batchnorm, "Relu": self.relu, "MaxPool": self.maxpool,
             "GlobalAveragePool": self.global_pool, "AveragePool": self.avgpool,
-            "Reshape": self.reshape,
+            "Reshape": self.reshape, "Concat": self.concat,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,
         }

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.avgpool import QAvgPool2d
+from ..ops.concat import QConcat
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.maxpool import QMaxPool2d
@@ -43,7 +44,7 @@ SUPPORTED = (
     "AdaptiveAvgPool2d(1) / mean over H, W",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head)",
     "Linear after the global pool or a flatten, or on a vector input (an MLP)",
-    "+ / torch.add of two maps",
+    "+ / torch.add of two maps", "torch.cat of maps on channels (dim 1)",
     "Identity", "Dropout",
     "the project's quantizable and sparse layers (models.quant.layers, models.sparse)",
 )
@@ -309,6 +310,20 @@ class _Builder:
             raise _unsupported(node, "an add of non-map values")
         self._add(node, QAdd(), sa, sb)
 
+    def cat(self, node, tensors, dim):
+        if dim not in (1, -3) or not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+            raise _unsupported(node, f"torch.cat on dim {dim}", "maps on channels, dim 1")
+        srcs = [self._src(node, t) for t in tensors]
+        if any(self.kind[s] != "map" for s in srcs):
+            raise _unsupported(node, "torch.cat of non-map values")
+        cur = srcs[0]
+        for i, s in enumerate(srcs[1:]):  # a chain of two-input joins
+            name = self._name(node) + (f"_{i}" if len(srcs) > 2 else "")
+            self.net.add(name, QConcat(), cur, s)
+            self.kind[name] = "map"
+            cur = name
+        self.value[node] = cur
+
     def passthrough(self, node, x):
         self.value[node] = self._src(node, x)
 
@@ -402,6 +417,9 @@ class _Builder:
             self.clamp(node, args[0], p.get("min_val", -1.0), p.get("max_val", 1.0), "hardtanh")
         elif t in (operator.add, torch.add, "add") and len(args) == 2 and not kw:
             self.add(node, *args)
+        elif t is torch.cat:
+            p = dict(zip(("tensors", "dim"), args, strict=False)) | dict(kw)
+            self.cat(node, p.get("tensors"), p.get("dim", 0))
         elif t is F.max_pool2d:
             names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
             params = dict(zip(names, args[1:], strict=False)) | dict(kw)

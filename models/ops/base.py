@@ -147,6 +147,11 @@ class Op:
         or, behind a fork, it stalls the other branch with its slow phase."""
         return 0
 
+    def stage_lanes(self, node, lanes: int) -> int:
+        """The lanes a pass-through stage runs at, given its first producer's (the same, but a
+        join may need fewer so that every input's channels divide)."""
+        return lanes
+
     def output_fifo_sites(self, layer) -> int:
         """Sites the FIFO after the block must hold (0: the default depth). A block that sends in
         bursts and takes no input meanwhile (the max pool flushing a row) needs room for a whole

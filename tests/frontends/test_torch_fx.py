@@ -290,3 +290,55 @@ def test_grouped_conv_is_the_block_diagonal_full_conv():
     coords = torch.nonzero(torch.ones(6, 6, dtype=torch.bool))
     for b in range(3):
         assert torch.equal(g.run_frame(coords, xi[b].reshape(4, -1).t())[1][0], out[b].long())
+
+
+@pytest.mark.parametrize("lanes,pe", [(2, 2), (4, 4), (1, 3)])
+def test_concat_branches_share_a_scale_and_the_network_is_bit_exact(lanes, pe):
+    """An Inception-style join: torch.cat of a 1x1 and a 3x3 branch (6 + 4 channels). The
+    branches share one output scale (exact concatenation), golden == integer mode, and the
+    composed hardware (fork, skip FIFO, width converters to the join's lanes, hw.concat) equals
+    the golden model in amaranth.sim under stalls."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+            self.a = nn.Conv2d(4, 6, 1)
+            self.b = nn.Conv2d(4, 4, 3, padding=1)
+            self.c2 = nn.Conv2d(10, 4, 1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = F.relu(self.c1(x))
+            x = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], dim=1)
+            return self.fc(F.relu(self.c2(x)).mean((2, 3)))
+
+    torch.manual_seed(6)
+    m = Net().eval()
+    net = from_torch(m, name="cat")
+    x = torch.rand(10, 2, 5, 6)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    cat = next(n for n in g.nodes if n.op == "concat")
+    assert cat.out_shape == (10, 5, 6)
+    assert g.node("a").out_scale == g.node("b").out_scale
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    out = net(xi)
+    coords = [(y, xx) for y in range(5) for xx in range(6)]
+    frames = []
+    for k in range(3):
+        f = xi[k].reshape(2, -1).t()
+        assert torch.equal(g.run_frame(torch.tensor(coords), f)[1][0], out[k].long())
+        frames.append((coords, f.tolist()))
+    frames.append((coords[::4], [f[:] for f in frames[0][1][::4]]))  # a sparse frame
+    point = DesignPoint.default(g, model="cat", lanes=lanes, pe=pe)
+    got, _ = run_stream(Network(g, point), frames, idle=0.3, stall=0.3, seed=lanes,
+                        max_cycles=200_000)
+    for (c, f), o in zip(frames, got, strict=True):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())

@@ -10,6 +10,7 @@ from dse.devices import budget, device, devices
     ("XCZU3EG", 360, 70560, 141120, 216),
     ("XCZU9EG", 2520, 274080, 548160, 912),
     ("XC7Z020", 220, 53200, 106400, 140),
+    ("XC7A100T", 240, 63400, 126800, 135),   # Arty A7-100T (DS180)
 ])
 def test_datasheet_numbers(name, dsp, lut, ff, bram36):
     d = device(name)
@@ -18,6 +19,7 @@ def test_datasheet_numbers(name, dsp, lut, ff, bram36):
 
 def test_aliases_and_case():
     assert device("zcu102").name == "XCZU9EG"
+    assert device("arty-a7-100").name == "XC7A100T" and device("xc7a100t").dsp_cell == "DSP48E1"
     assert device("ZU3EG").name == "XCZU3EG"
     assert device("xc7z020").name == "XC7Z020"
     assert device("XCZU7EV").uram == 96

@@ -1,0 +1,109 @@
+"""Per-layer MAC utilisation of built and co-simulated designs: ideal cycles over measured.
+
+For each ``codesign flow`` run directory (the ones ``benchmarks/standard_networks.py`` writes):
+every compute layer's useful multiply-accumulates per frame (dense maps: every output site, the
+kernel's taps, ``C_in / groups`` inputs per output channel), divided by the multipliers its design
+point gives it (``lanes x pe x taps``; a depthwise layer ``lanes x taps``), is the layer's
+*ideal* cycles per frame; the network's *measured* initiation interval (frames back to back in
+Verilator, the first frame's fill left out, from ``build/sim_summary.json`` of a ``--stall 0``
+run) is what every stage of the dataflow pipeline actually gets. Utilisation = ideal / measured:
+the share of cycles its multipliers do useful work. Writes ``reports/mac_utilisation.md``,
+``.csv`` and ``.png``.
+
+    python benchmarks/mac_utilisation.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def layer_rows(run: Path) -> list[dict]:
+    """One row per compute layer of the run's design."""
+    q = json.loads((run / "build" / "qgraph.json").read_text())
+    point = json.loads((run / "point.json").read_text())
+    sim = json.loads((run / "build" / "sim_summary.json").read_text())
+    n, cpf = sim["frames"], sim["cycles_per_frame"]
+    if sim["stall"][0] != 0 or n < 2:
+        raise SystemExit(f"{run}: the simulation summary is not a --stall 0 run of 2+ frames")
+    ii = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame (its fill) is the longest
+    choice = {c["name"]: c for c in point["layers"]}
+    rows = []
+    for node in q["nodes"]:
+        if node["name"] not in choice:
+            continue
+        c = choice[node["name"]]
+        c_in, c_out = node["in_shape"][0], node["out_shape"][0]
+        kh = node.get("kernel", 1) if node["op"] == "conv" else 1
+        kw = node.get("kernel_w") or kh
+        groups = node.get("groups", 1) if node["op"] == "conv" else 1
+        sites = 1 if node["op"] == "linear" else node["out_shape"][1] * node["out_shape"][2]
+        macs = sites * c_out * (c_in // groups) * kh * kw
+        mults = c["lanes"] * (1 if groups > 1 else c["pe"]) * kh * kw
+        ideal = macs / mults
+        rows.append({"run": run.name, "layer": node["name"], "kernel": f"{kh}x{kw}",
+                     "groups": groups, "format": c["format"], "lanes": c["lanes"],
+                     "pe": c["pe"], "macs": macs, "multipliers": mults, "ideal": ideal,
+                     "ii_measured": ii, "utilisation": ideal / ii})
+    return rows
+
+
+def main(argv=None) -> int:
+    import pandas as pd
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", default=str(ROOT / "reports"))
+    args = p.parse_args(argv)
+    rows = [r for d in args.runs for r in layer_rows(Path(d))]
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    df.to_csv(out / "mac_utilisation.csv", index=False)
+    lines = ["# MAC utilisation per layer (ideal cycles / measured II)", "",
+             "`python benchmarks/mac_utilisation.py` on `codesign flow` runs of "
+             "`benchmarks/standard_networks.py`. Ideal: the layer's useful MACs per frame over "
+             "its multipliers (`lanes x pe x taps`, depthwise `lanes x taps`); measured: the "
+             "network's II in Verilator (frames back to back, no stalls, first frame left out). "
+             "A centred window that stands for a smaller kernel (DS-CNN's 10x4 stem as 11x5) is "
+             "counted at its window's taps.", ""]
+    for run, g in df.groupby("run", sort=False):
+        weighted = g["macs"].sum() / (g["multipliers"] * g["ii_measured"]).sum()
+        lines += [f"## {run} (II {g['ii_measured'].iloc[0]:,.0f} cycles; MAC-weighted "
+                  f"utilisation {weighted:.2f})",
+                  "", "| layer | kernel | groups | format | lanes | pe | MACs/frame | multipliers |"
+                  " ideal cycles | utilisation |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for _, r in g.iterrows():
+            lines.append(f"| {r['layer']} | {r['kernel']} | {r['groups']} | {r['format']} | "
+                         f"{r['lanes']} | {r['pe']} | {r['macs']:,} | {r['multipliers']} | "
+                         f"{r['ideal']:,.0f} | {r['utilisation']:.2f} |")
+        lines.append("")
+    (out / "mac_utilisation.md").write_text("\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = list(dict.fromkeys(df["run"]))
+    fig, axes = plt.subplots(len(runs), 1, figsize=(8, 1.9 * len(runs)), squeeze=False)
+    for ax, run in zip(axes[:, 0], runs, strict=True):
+        g = df[df["run"] == run]
+        ax.bar(range(len(g)), g["utilisation"], color="tab:blue")
+        ax.axhline(0.9, color="tab:red", lw=1, ls="--")
+        ax.set_xticks(range(len(g)), g["layer"], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("utilisation", fontsize=8)
+        ax.set_title(run, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "mac_utilisation.png", dpi=110)
+    print(f"wrote {out / 'mac_utilisation.md'}, .csv, .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

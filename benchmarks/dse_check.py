@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
-from dse.cost import LayerChoice, layer_cost, resource_model  # noqa: E402
+from dse.cost import LayerChoice, for_dsp_cell, layer_cost, resource_model  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -113,7 +113,8 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     # the DSE's workload (its default: 32 test frames, seed 0) and the simulated frames' own
     w_dse = wl.from_bundle(bundle, frames=32)
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
-    model = resource_model()
+    cell = (pdict.get("dse", {}).get("budget") or {}).get("dsp_cell", "DSP48E2")
+    model = for_dsp_cell(resource_model(), cell)
     choice = {c.name: LayerChoice(c.format, c.lanes, c.pe) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []

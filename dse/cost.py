@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -192,6 +192,22 @@ class ResourceModel:
         return cls(status=d.get("status", ""), provenance=d.get("provenance", ""),
                    mac=d["mac"], block=d["block"], requant=d["requant"], memory=d["memory"],
                    converter=d["converter"], stage=d.get("stage") or {})
+
+
+#: The widest signed accumulator whose product with the 15-bit unsigned requant multiplier fits one
+#: DSP slice: DSP48E2's multiplier is 27 x 18, DSP48E1's 25 x 18 (Yosys synth_xilinx of the
+#: requantizer: 4 lanes take 4 DSP48E1 up to 25 bits and 8 from 26, 4 DSP48E2 up to 27 bits and
+#: 8 from 28; -family xc7 and xcup).
+DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25}
+
+
+def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
+    """``model`` for a device whose DSP slice is ``dsp_cell``: the requantizer's one-DSP
+    accumulator width of that slice (the fit itself is UltraScale+'s)."""
+    bits = DSP_ACC_BITS.get(dsp_cell)
+    if bits is None or model.requant.get("dsp_acc_bits") in (None, bits):
+        return model
+    return replace(model, requant={**model.requant, "dsp_acc_bits": bits})
 
 
 @cache

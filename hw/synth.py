@@ -78,9 +78,9 @@ def summarize_cells(cells: dict) -> dict:
             out["ff"] += n
         elif name.startswith("DSP48"):
             out["dsp"] += n
-        elif name == "RAMB18E2":
+        elif name in ("RAMB18E2", "RAMB18E1"):
             out["bram18"] += n
-        elif name == "RAMB36E2":
+        elif name in ("RAMB36E2", "RAMB36E1"):
             out["bram18"] += 2 * n
         elif name.startswith("URAM"):
             out["uram"] += n
@@ -96,8 +96,10 @@ def summarize_cells(cells: dict) -> dict:
     return out
 
 
-def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600) -> dict:
-    """Synthesize Verilog text for UltraScale+ and return :func:`summarize_cells` of ``top``.
+def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
+                       family: str = "xcup") -> dict:
+    """Synthesize Verilog text for UltraScale+ (``family="xc7"``: 7 series, DSP48E1) and return
+    :func:`summarize_cells` of ``top``.
 
     ``workdir`` holds the script, log and ``stat.json``. Yowasp compiles Yosys on first use and
     caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
@@ -113,7 +115,7 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     script = workdir / "synth.ys"
     script.write_text(
         f"read_verilog -sv {src.name}\n"
-        f"synth_xilinx -family xcup -noiopad -top {top}\n"
+        f"synth_xilinx -family {family} -noiopad -top {top}\n"
         f"tee -o {stat.name} stat -json\n"
     )
     env = dict(os.environ)
@@ -147,9 +149,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     return summarize_cells(cells)
 
 
-def synthesize(component, *, name: str, workdir, timeout: float = 3600) -> dict:
+def synthesize(component, *, name: str, workdir, timeout: float = 3600,
+               family: str = "xcup") -> dict:
     """Convert an Amaranth component to Verilog and synthesize it (:func:`synthesize_verilog`)."""
     from amaranth.back import verilog
 
     text = verilog.convert(component, name=name, emit_src=False)
-    return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout)
+    return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout, family=family)

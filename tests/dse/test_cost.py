@@ -173,3 +173,21 @@ def test_3x3_block_grows_with_the_map_as_yosys():
     large = resources(_dw(32, 34), LayerChoice("int8", 1, 1))
     assert abs((large["lut"] - small["lut"]) - (5214 - 1750)) <= 0.10 * (5214 - 1750)
     assert abs((large["ff"] - small["ff"]) - (921 - 634)) <= 0.25 * (921 - 634)
+
+
+def test_dsp48e1_prices_the_requantizer_at_25_bits():
+    """A layer whose accumulator needs 26 or 27 bits: one DSP48E2 per requant lane, two DSP48E1
+    (what Yosys maps: synth_xilinx -family xc7 vs xcup of hw.requant)."""
+    from contract.point import LayerChoice
+    from dse.cost import for_dsp_cell, layer_cost, resource_model
+    from dse.workload import LayerWork
+    from models import ops
+
+    # 3x3, 64 inputs, int8: fan-in 576 -> a 26-bit accumulator
+    layer = LayerWork(name="c", op="conv", in_shape=(64, 8, 8), out_shape=(8, 8, 8), kernel=3)
+    assert 25 < ops.of(layer).acc_bits(layer, "int8") <= 27
+    choice = LayerChoice("int8", 4, 8)
+    e2 = layer_cost(layer, choice, model=resource_model())
+    e1 = layer_cost(layer, choice, model=for_dsp_cell(resource_model(), "DSP48E1"))
+    assert e1.dsp - e2.dsp == pytest.approx(8 * resource_model().requant["dsp"])
+    assert for_dsp_cell(resource_model(), "DSP48E2") is resource_model()

@@ -75,3 +75,19 @@ def acc_bits(*, fan_in: int, fmt) -> int:
 
     wmax = max(abs(int(v)) for v in weight_format(fmt).levels)
     return math.ceil(math.log2(127 * wmax * fan_in + 1)) + 2
+
+
+def join_fifos(model, stage: dict, *, lanes: int, coord_bits: int) -> dict:
+    """A two-input join's FIFOs: one per input, and the skip FIFO that holds the other branch's
+    ``stage["skip_sites"]`` sites (``{"lut", "ff", "dsp", "bram18"}``)."""
+    res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
+    bits = stream_bits(lanes, coord_bits)
+    for _ in range(2):
+        f = fifo(model, bits)
+        res["lut"] += f["lut"]
+        res["ff"] += f["ff"]
+    depth = stage.get("skip_sites", 0) * math.ceil(stage["in_shape"][0] / lanes)
+    lut_m, bram_m = memory(model, bits, depth)
+    res["lut"] += lut_m
+    res["bram18"] += bram_m
+    return res

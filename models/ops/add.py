@@ -89,18 +89,10 @@ class Add(StageOp):
         res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
         if "add" not in st:
             return res
+        # both inputs through a FIFO; the skip one holds the long branch's sites
+        res = _price.join_fifos(model, stage, lanes=lanes, coord_bits=coord_bits)
         for r in ("lut", "ff", "dsp"):
             res[r] += st["add"][r] * lanes
-        bits = _price.stream_bits(lanes, coord_bits)
-        # both inputs through a FIFO; the skip one holds the long branch's sites
-        for _ in range(2):
-            f = _price.fifo(model, bits)
-            res["lut"] += f["lut"]
-            res["ff"] += f["ff"]
-        depth = stage.get("skip_sites", 0) * math.ceil(stage["in_shape"][0] / lanes)
-        lut_m, bram_m = _price.memory(model, bits, depth)
-        res["lut"] += lut_m
-        res["bram18"] += bram_m
         return res
 
     def block_args(self, node, choice, shape, *, abits: int) -> dict:

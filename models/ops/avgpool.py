@@ -70,15 +70,10 @@ class AvgPool2x2(MaxPool2x2):
     node_op = "avgpool"
     block = "hw.avgpool:AvgPool2x2"
     calibration = ()
+    #: the max pool's fitted logic (the same structure; the adders are not in its fit)
+    fit_key = "maxpool"
 
     def golden(self, node, inputs):
         (xc, xf), = inputs
         _, h, w = node.in_shape
         return avgpool2(xc, xf, height=h, width=w, channels=node.in_shape[0])
-
-    def fitted(self, stage, *, lanes: int, model) -> dict:
-        # the max pool's fitted logic (the same structure; the adders are not in its fit)
-        coef = (model.stage or {}).get("maxpool") or {}
-        feats = self.price_features(stage, lanes=lanes)
-        return {r: sum(coef.get(r, {}).get(k, 0.0) * v for k, v in feats.items())
-                for r in ("lut", "ff")}

@@ -178,6 +178,20 @@ class StageOp(Op):
 
     stage = True
     calibration: tuple = ()
+    #: The resource model's ``stage`` entry of the fitted terms (None: the op's own name).
+    fit_key: str | None = None
+
+    def _lanes(self, choice, lanes) -> int:
+        """The lanes the stage runs at: the choice's, else the producer's ``lanes`` (1 if
+        unknown)."""
+        ln = lanes if choice is None else choice.lanes
+        return 1 if ln is None else ln
+
+    def input_fifo_price(self, stage, *, lanes: int, model) -> dict:
+        """``{"lut", "ff", "dsp", "bram18"}`` of the stage's input FIFO alone (a stage whose block
+        is a few comparators and a multiplexer)."""
+        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"])))
+        return {"lut": f["lut"], "ff": f["ff"], "dsp": 0.0, "bram18": 0}
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """``{"lut", "ff", "dsp", "bram18"}`` of the stage (and its input FIFO) at ``lanes``."""
@@ -189,7 +203,7 @@ class StageOp(Op):
 
     def fitted(self, stage, *, lanes: int, model) -> dict:
         """``{"lut", "ff"}`` of the fitted terms (0 where the model has no coefficients)."""
-        coef = (model.stage or {}).get(self.name) or {}
+        coef = (model.stage or {}).get(self.fit_key or self.name) or {}
         feats = self.price_features(stage, lanes=lanes)
         return {r: sum(coef.get(r, {}).get(k, 0.0) * v for k, v in feats.items())
                 for r in ("lut", "ff")}

@@ -71,10 +71,6 @@ class Concat(StageOp):
             raise GraphError(f"node {node.name!r}: concat inputs have different sites")
         return xc, torch.cat([xf, yf], 1)
 
-    def _lanes(self, choice, lanes):
-        ln = lanes if choice is None else choice.lanes
-        return 1 if ln is None else ln
-
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         c_out = layer.out_shape[0]
         ln = math.gcd(self._lanes(choice, lanes), c_out, layer.in_shape[0])
@@ -83,17 +79,7 @@ class Concat(StageOp):
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """Both inputs' FIFOs (the skip one holds the other branch's sites)."""
-        res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
-        bits = _price.stream_bits(lanes, coord_bits)
-        for _ in range(2):
-            f = _price.fifo(model, bits)
-            res["lut"] += f["lut"]
-            res["ff"] += f["ff"]
-        depth = stage.get("skip_sites", 0) * math.ceil(stage["in_shape"][0] / lanes)
-        lut_m, bram_m = _price.memory(model, bits, depth)
-        res["lut"] += lut_m
-        res["bram18"] += bram_m
-        return res
+        return _price.join_fifos(model, stage, lanes=lanes, coord_bits=coord_bits)
 
     def stage_lanes(self, node, lanes: int) -> int:
         return concat_lanes(lanes, node.in_shape[0], node.out_shape[0] - node.in_shape[0])

@@ -16,7 +16,6 @@ import torch
 from contract.cycles import crop_cycles
 from models.quant.layers import QModule
 
-from . import _price
 from .base import StageOp, sites
 from .registry import register
 
@@ -84,15 +83,10 @@ class Crop(StageOp):
     def block_args(self, node, choice, shape, *, abits: int) -> dict:
         return {"shape": shape, "kernel": node.kernel}
 
-    def _lanes(self, choice, lanes):
-        ln = lanes if choice is None else choice.lanes
-        return 1 if ln is None else ln
-
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         return crop_cycles(active_in=sites(stats, "active_in_mean"), channels=layer.in_shape[0],
                            lanes=self._lanes(choice, lanes))
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """Its input FIFO; the block itself is two comparators per coordinate."""
-        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"])))
-        return {"lut": f["lut"], "ff": f["ff"], "dsp": 0.0, "bram18": 0}
+        return self.input_fifo_price(stage, lanes=lanes, model=model)

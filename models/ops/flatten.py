@@ -20,7 +20,6 @@ import torch
 from contract.cycles import flatten_cycles
 from models.quant.layers import QModule
 
-from . import _price
 from .base import StageOp
 from .registry import register
 
@@ -76,10 +75,6 @@ class Flatten(StageOp):
             dense[xc[:, 0] * w + xc[:, 1]] = xf.long()
         return torch.zeros((1, 2), dtype=torch.int64), dense.reshape(1, -1)
 
-    def _lanes(self, choice, lanes):
-        ln = lanes if choice is None else choice.lanes
-        return 1 if ln is None else ln
-
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         c, h, w = layer.in_shape
         return flatten_cycles(height=h, width=w, channels=c, lanes=self._lanes(choice, lanes))
@@ -89,5 +84,4 @@ class Flatten(StageOp):
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """Its input FIFO; the block itself is a site counter and a multiplexer."""
-        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"])))
-        return {"lut": f["lut"], "ff": f["ff"], "dsp": 0.0, "bram18": 0}
+        return self.input_fifo_price(stage, lanes=lanes, model=model)

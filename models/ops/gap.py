@@ -29,10 +29,6 @@ class GlobalAvgPool(StageOp):
         pooled = ref.avg_round(total, len(xc)).reshape(1, -1)
         return torch.zeros((1, 2), dtype=torch.int64), pooled
 
-    def _lanes(self, choice, lanes):
-        ln = lanes if choice is None else choice.lanes
-        return 1 if ln is None else ln
-
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         c, h, w = layer.in_shape
         return gap_cycles(active_sites=sites(stats, "active_in_mean"), channels=c,

@@ -99,10 +99,6 @@ class MaxPool2x2(StageOp):
         _, h, w = node.in_shape
         return maxpool2(xc, xf, height=h, width=w, channels=node.in_shape[0])
 
-    def _lanes(self, choice, lanes):
-        ln = lanes if choice is None else choice.lanes
-        return 1 if ln is None else ln
-
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         return maxpool2_cycles(active_in=sites(stats, "active_in_mean"),
                                active_out=sites(stats), channels=layer.in_shape[0],

@@ -33,7 +33,7 @@ from common.fsutil import atomic_path, write_json, write_png, write_text
 from models.quant.formats import WEIGHT_FORMATS
 
 from . import accuracy, devices, ilp, pareto, workload
-from .cost import for_dsp_cell, resource_model
+from .cost import for_budget
 from .ilp import OBJECTIVES
 
 __all__ = ["explore", "load_workload", "DEFAULT_FORMATS"]
@@ -200,7 +200,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--points must be a positive integer, not {points!r}")
     if not clock_mhz > 0:
         raise CodesignError(f"--clock-mhz must be positive, not {clock_mhz!r}")
-    rmodel = for_dsp_cell(resource_model(), budget.dsp_cell)
+    rmodel = for_budget(budget)
 
     def fits(w):
         """Even the cheapest choice of every layer must fit the budget (resources only: the

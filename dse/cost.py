@@ -31,6 +31,8 @@ __all__ = [
     "Cost",
     "ResourceModel",
     "resource_model",
+    "for_budget",
+    "for_dsp_cell",
     "cycles",
     "fill_cycles",
     "resources",
@@ -198,7 +200,11 @@ class ResourceModel:
 #: DSP slice: DSP48E2's multiplier is 27 x 18, DSP48E1's 25 x 18 (Yosys synth_xilinx of the
 #: requantizer: 4 lanes take 4 DSP48E1 up to 25 bits and 8 from 26, 4 DSP48E2 up to 27 bits and
 #: 8 from 28; -family xc7 and xcup).
-DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25}
+DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25, "MULT18X18D": 18}
+
+#: The resource model fitted for each synthesis family that has its own fit (the Xilinx 7 series
+#: share UltraScale+'s, with their DSP width: :func:`for_dsp_cell`).
+_FAMILY_FILES = {"ecp5": "resource_model_ecp5.json"}
 
 
 def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
@@ -208,6 +214,14 @@ def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
     if bits is None or model.requant.get("dsp_acc_bits") in (None, bits):
         return model
     return replace(model, requant={**model.requant, "dsp_acc_bits": bits})
+
+
+def for_budget(budget) -> ResourceModel:
+    """The resource model that prices designs for ``budget``'s part: its family's fit
+    (``resource_model_<family>.json``, else UltraScale+'s) at its DSP slice's width."""
+    name = _FAMILY_FILES.get(getattr(budget, "family", ""))
+    model = resource_model(_MODEL_FILE.with_name(name)) if name else resource_model()
+    return for_dsp_cell(model, budget.dsp_cell)
 
 
 @cache

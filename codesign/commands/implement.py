@@ -1,0 +1,100 @@
+"""``codesign implement``: synthesis, placement, routing, timing and the bitstream of a build, with
+open tools (Yosys ``synth_ecp5``, ``nextpnr-ecp5``, ``ecppack``) for a Lattice ECP5 part.
+
+Writes ``DIR/implement/`` (the netlist, the tools' logs, nextpnr's ``report.json`` and the
+bitstream ``<top>.bit``) and ``DIR/implementation.json``: the achieved Fmax of each clock,
+utilisation, the worst paths, the bitstream's size and digest and the wall time of each step, tied
+to the build's Verilog by its SHA-256. Prints progress, the one-line timing verdict and one JSON
+line. A design that does not fit fails after synthesis naming the resource; a clock that is not
+met is a measurement, not an error: the verdict names the worst path and what to try.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from common.errors import CodesignError
+
+from ..options import arg, check_count, check_mhz
+
+NAME = "implement"
+HELP = ("place, route and time DIR's Verilog for a Lattice ECP5 part with open tools (yosys, "
+        "nextpnr-ecp5, ecppack): DIR/implementation.json and the bitstream")
+
+
+def locks(args) -> list:
+    """The directories this command writes (held locked while it runs)."""
+    return [args.build]
+
+
+def add_arguments(p):
+    p.add_argument("--build", required=True, metavar="DIR",
+                   help="build directory of `codesign build` (manifest.json, verilog/)")
+    p.add_argument("--device", default="LFE5U-85F",
+                   help="Lattice part of dse/devices.csv (default LFE5U-85F, the ULX3S's)")
+    p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=None,
+                   metavar="F", help="clock constraint for nextpnr (default: the design "
+                                     "point's clock)")
+    p.add_argument("--seed", type=arg(check_count, "--seed", high=2**31 - 1), default=1,
+                   help="nextpnr placer seed (default 1)")
+
+
+def _say(msg: str) -> None:
+    print(f"implement: {msg}", file=sys.stderr, flush=True)
+
+
+def _check(args):
+    """Everything that can be wrong with the inputs, before any work: the build, its Verilog,
+    the part, the tools and the output directory."""
+    import os
+
+    from cosim.manifest import load_manifest
+    from dse.devices import device
+    from hw.pnr import check_tools, nextpnr_device_flag
+
+    manifest = load_manifest(args.build)  # also checks the Verilog against its digest
+    dev = device(args.device)
+    if not dev.lattice:
+        raise CodesignError(
+            f"{dev.name} ({dev.family}) has no open place-and-route flow; implement takes the "
+            "Lattice ECP5 parts (LFE5U-25F, LFE5U-45F, LFE5U-85F, LFE5UM-85F); for Xilinx parts "
+            "use `codesign build --synth` (Yosys resource counts)")
+    nextpnr_device_flag(dev)
+    check_tools()
+    build = Path(args.build)
+    if not os.access(build, os.W_OK):
+        raise CodesignError(f"{build} is not writable (implement writes {build}/implement/ and "
+                            f"{build}/implementation.json)")
+    clock = args.clock_mhz if args.clock_mhz is not None else manifest.clock_mhz
+    return manifest, dev, clock
+
+
+def run(args) -> int:
+    from common.digest import file_digest
+    from common.fsutil import write_json
+    from hw.pnr import implement, timing_line
+
+    manifest, dev, clock = _check(args)
+    build = Path(args.build)
+    # the verdict names exactly what it measured; an earlier one goes before the run starts
+    (build / "implementation.json").unlink(missing_ok=True)
+    _say(f"{manifest.top} on {dev.name} ({dev.package}, speed {dev.speed}) at {clock:g} MHz")
+    impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
+                     workdir=build / "implement", clock_mhz=clock, seed=args.seed,
+                     progress=_say)
+    impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
+                       "verilog_sha256": manifest.raw.get("verilog_sha256")}
+    impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"
+    write_json(build / "implementation.json", impl)
+    _say(timing_line(impl))
+    u = impl["utilisation"]
+    print(json.dumps({
+        "device": dev.name, "fmax_mhz": impl["fmax_mhz"], "clock_mhz": clock,
+        "timing_met": impl["timing_met"],
+        **{r: u[r]["used"] for r in ("lut", "ff", "dsp", "bram18") if r in u},
+        "bitstream": str(build / impl["bitstream"]["file"]),
+        "bitstream_bytes": impl["bitstream"]["bytes"], "wall_s": impl["wall"]["total_s"],
+        "implementation": str(build / "implementation.json")}), flush=True)
+    return 0

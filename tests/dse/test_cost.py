@@ -196,7 +196,7 @@ def test_dsp48e1_prices_the_requantizer_at_25_bits():
 def test_ecp5_parts_are_priced_with_their_own_fit():
     """A Lattice part takes the synth_ecp5 fit: a line buffer deeper than 128 words is an EBR per
     bank (Yosys' mapping on ECP5), LUTRAM on UltraScale+; the requantizer's multiply takes two
-    MULT18X18D beyond an 18-bit accumulator."""
+    MULT18X18D beyond a 19-bit accumulator (synth_ecp5 of hw.requant at 17-26 bits)."""
     from contract.point import LayerChoice
     from dse.cost import for_budget, layer_cost, resource_model
     from dse.devices import budget
@@ -215,4 +215,9 @@ def test_ecp5_parts_are_priced_with_their_own_fit():
     shallow = LayerWork(name="s", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
                         kernel=3, groups=32)
     assert layer_cost(shallow, choice, model=ecp5).bram18 == 0
-    assert ecp5.requant["dsp_acc_bits"] == 18
+    assert ecp5.requant["dsp_acc_bits"] == 19
+    # the workload's measured accumulator width decides, not the fan-in bound (20 bits here)
+    narrow = LayerWork(name="s", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                       kernel=3, groups=32, acc_bits={"int8": 17})
+    assert layer_cost(shallow, choice, model=ecp5).dsp - \
+        layer_cost(narrow, choice, model=ecp5).dsp == ecp5.requant["dsp"]

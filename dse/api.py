@@ -32,7 +32,7 @@ from common.errors import CodesignError
 from common.fsutil import atomic_path, write_json, write_png, write_text
 from models.quant.formats import WEIGHT_FORMATS
 
-from . import accuracy, devices, ilp, pareto, workload
+from . import accuracy, devices, fmax, ilp, pareto, workload
 from .cost import for_budget
 from .ilp import OBJECTIVES
 
@@ -231,15 +231,25 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     front, rows, seconds = pareto.timed_sweep(problem, points=points, time_limit=time_limit,
                                               log=log)
     df = pareto.solutions_frame(front, base=sens.base, clock_mhz=clock_mhz)
+    fmodel = fmax.fmax_model() if budget.family == "ecp5" else None
+    if fmodel:
+        # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
+        est = [fmax.design_fmax_mhz(w.layers, sol.choices, fmodel) for _, sol in front]
+        df["fmax_est_mhz"] = [round(f, 1) for f in est]
+        df["latency_us_at_fmax_est"] = [round(lat / f, 2)
+                                        for lat, f in zip(df["latency_cycles"], est, strict=True)]
+        df["fps_at_fmax_est"] = [f * 1e6 / ii for ii, f in zip(df["ii_cycles"], est, strict=True)]
     refs = references(problem, sens, clock_mhz=clock_mhz, time_limit=time_limit)
     name = getattr(w, "name", str(model))
     model_ref = str(model)
     for old in out.glob("point_*.json"):
         old.unlink()
     for (_, sol), (_, row) in zip(front, df.iterrows(), strict=True):
-        write_json(out / f"point_{int(row['point'])}.json",
-                   _point(model_ref, w, sol, row, clock_mhz=clock_mhz, budget=budget,
-                          objective=objective))
+        pt = _point(model_ref, w, sol, row, clock_mhz=clock_mhz, budget=budget,
+                    objective=objective)
+        if "fmax_est_mhz" in row:
+            pt["dse"]["fmax_est_mhz"] = float(row["fmax_est_mhz"])
+        write_json(out / f"point_{int(row['point'])}.json", pt)
     df["accuracy_measured"] = float("nan")
     check = len(df) if check is None else check
     if bundle is not None and check > 0 and len(df):

@@ -63,6 +63,7 @@ def test_pick_point_fastest_within_drop(tmp_path):
     (["--formats", "int8,int3"], "valid formats"),
     (["--util", "1.5"], "--util"),
     (["--frames", "0"], "--frames"),
+    (["--device", "XCZU3EG", "--implement"], "has no open place-and-route flow"),
 ])
 def test_flow_bad_input_one_line_nothing_written(tmp_path, capsys, argv, msg):
     out = tmp_path / "run"
@@ -179,3 +180,12 @@ def test_flow_killed_mid_simulation_resumes_with_a_true_verdict(tmp_path):
     assert sim["mismatches"] == 0 and sim["checked"]["verilog_sha256"] == manifest[
         "verilog_sha256"]
     assert "0 mismatches" in (out / "report.md").read_text()
+
+
+def test_flow_implements_on_lattice_parts_by_default():
+    from codesign.pipeline import FlowConfig
+
+    assert FlowConfig(device="LFE5U-85F").implements
+    assert not FlowConfig(device="LFE5U-85F", implement=False).implements
+    assert not FlowConfig(device="XCZU3EG").implements
+    assert FlowConfig(device="ulx3s").lattice

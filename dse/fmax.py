@@ -1,0 +1,83 @@
+"""The clock as a measurement: an Fmax estimate per block and per design, fitted to nextpnr.
+
+``dse/fmax_model.json`` (written by ``benchmarks/fit_fmax.py`` from nextpnr-ecp5 runs of every
+block alone) gives, per block kind, the critical path in ns as
+
+    delay = base[kind] + per_level[kind] * levels + mult[format]
+
+where ``levels`` is the depth of the adder tree that sums one accumulator's products in a cycle
+(the accumulator add included) and ``mult[format]`` the multiply (a MULT18X18D for int formats,
+shift-adds in LUTs for DyBit); a design runs at ``1000 / (max over its blocks of delay *
+(1 + routing))`` MHz, ``routing`` fitted on whole networks implemented with ``codesign implement``.
+It is an estimate, labelled so wherever it appears (``fmax_est_mhz``); ``implementation.json``
+holds the measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+
+__all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "design_fmax_mhz"]
+
+_MODEL_FILE = Path(__file__).with_name("fmax_model.json")
+
+
+#: The widest accumulator whose requantizer multiply takes one MULT18X18D (dse.cost.DSP_ACC_BITS).
+_ONE_MULT_BITS = 19
+
+
+def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
+                   acc_bits: int = 32) -> dict:
+    """``{"kind", "format", "levels"}`` of a block (see the module docstring). ``kind`` is a
+    block of the calibration grid: ``conv1x1`` (and linear), ``dwconv3x3`` (depthwise window),
+    ``conv3x3`` (full window), ``requant`` (one level when its multiply spans two MULT18X18D,
+    beyond a ``acc_bits`` of 19), ``width``."""
+    products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
+                "conv3x3": kernel * kernel * lanes}.get(kind, 0)
+    levels = math.ceil(math.log2(products + 1)) if products else 0
+    if kind == "requant":
+        levels = int(acc_bits > _ONE_MULT_BITS)
+    return {"kind": kind, "format": fmt if products else "none", "levels": levels}
+
+
+def layer_blocks(layer, choice) -> list[dict]:
+    """The calibrated blocks a layer's stage is made of: its compute block and its
+    requantizer."""
+    if layer.kernel == 1:
+        kind, k = "conv1x1", 1
+    elif layer.groups == layer.in_shape[0] and layer.groups > 1:
+        kind, k = "dwconv3x3", layer.kernel
+    else:
+        kind, k = "conv3x3", layer.kernel
+    from models import ops
+
+    acc = ops.of(layer).acc_bits(layer, choice.format)
+    return [block_features(kind, choice.format, choice.lanes, k),
+            block_features("requant", "none", choice.pe, acc_bits=acc)]
+
+
+@cache
+def fmax_model(path=None) -> dict | None:
+    """The fitted model, or None when none has been fitted."""
+    p = Path(path) if path else _MODEL_FILE
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def block_delay_ns(feats: dict, model: dict) -> float:
+    kind = feats["kind"]
+    return (model["base"].get(kind, max(model["base"].values()))
+            + model["per_level"].get(kind, 0.0) * feats["levels"]
+            + model["mult"].get(feats["format"], 0.0))
+
+
+def design_fmax_mhz(layers, choices, model: dict | None = None) -> float | None:
+    """Estimated Fmax of a design: its slowest block, derated for routing in a whole network."""
+    model = model if model is not None else fmax_model()
+    if not model:
+        return None
+    worst = max(block_delay_ns(f, model) for layer, ch in zip(layers, choices, strict=True)
+                for f in layer_blocks(layer, ch))
+    return 1000.0 / (worst * (1.0 + model.get("routing", 0.0)))

@@ -61,11 +61,16 @@ def test_parse_report_takes_fmax_utilisation_and_worst_path():
             {"type": "logic", "delay": 4.0, "from": {"cell": "m", "port": "A0"},
              "to": {"cell": "m", "port": "P0"}},
             {"type": "setup", "delay": 0.1, "from": {"cell": "r", "port": "DI0"},
-             "to": {"cell": "r", "port": "DI0"}}]}],
+             "to": {"cell": "r", "port": "DI0"}}]},
+            # a longer pad path does not set the clock's Fmax: listed after
+            {"from": "<async>", "to": "posedge $glbnet$clk", "path": [
+                {"type": "routing", "delay": 9.0, "from": {"cell": "pad", "port": "O"},
+                 "to": {"cell": "r", "port": "M"}}]}],
     }
     p = parse_report(rep)
     assert p["fmax"]["$glbnet$clk"] == {"achieved_mhz": 53.4, "constraint_mhz": 100.0}
     w = p["worst_paths"][0]
+    assert p["worst_paths"][1]["from"] == "pad.O"
     assert (w["from"], w["to"], w["delay_ns"], w["routing_ns"], w["cells"]) == \
         ("a.CLK", "r.DI0", 6.1, 1.5, 1)
     impl = {"fmax_mhz": 53.4, "clock_mhz": 100.0, "timing_met": False,

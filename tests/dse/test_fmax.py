@@ -1,0 +1,39 @@
+"""The Fmax estimate (dse/fmax.py): block features as the calibration names them, a design's
+estimate from its slowest block and the routing derate."""
+
+import pytest
+
+from contract.point import LayerChoice
+from dse.fmax import block_delay_ns, block_features, design_fmax_mhz, layer_blocks
+from dse.workload import LayerWork
+
+MODEL = {"base": {"conv1x1": 8.0, "dwconv3x3": 9.0, "conv3x3": 9.5, "requant": 6.0},
+         "per_level": {"conv1x1": 1.5, "dwconv3x3": 1.0, "conv3x3": 1.2, "requant": 3.0},
+         "mult": {"int8": 4.0, "dybit4": 2.0}, "routing": 0.25}
+
+
+def test_features_count_the_adder_tree_and_the_requant_split():
+    assert block_features("conv1x1", "int8", 1)["levels"] == 1  # product + accumulator
+    assert block_features("conv1x1", "int8", 8)["levels"] == 4
+    assert block_features("dwconv3x3", "int8", 4, 3)["levels"] == 4  # 9 taps + accumulator
+    assert block_features("conv3x3", "int8", 2, 3)["levels"] == 5  # 18 products
+    assert block_features("requant", "int8", 4, acc_bits=19)["levels"] == 0
+    assert block_features("requant", "int8", 4, acc_bits=20)["levels"] == 1
+    assert block_features("width", "int8", 4)["format"] == "none"
+
+
+def test_design_fmax_is_the_slowest_block_derated():
+    pw = LayerWork(name="pw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                   acc_bits={"int8": 18})
+    dw = LayerWork(name="dw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                   groups=32, acc_bits={"int8": 18})
+    assert [b["kind"] for b in layer_blocks(dw, LayerChoice("int8", 2, 2))] == \
+        ["dwconv3x3", "requant"]
+    choices = [LayerChoice("int8", 8, 2), LayerChoice("int8", 1, 1)]
+    worst = max(block_delay_ns(f, MODEL) for x, c in zip([pw, dw], choices, strict=True)
+                for f in layer_blocks(x, c))
+    assert worst == pytest.approx(8.0 + 1.5 * 4 + 4.0)  # the 8-lane 1x1
+    assert design_fmax_mhz([pw, dw], choices, MODEL) == pytest.approx(1000 / (worst * 1.25))
+    # fewer lanes: a shallower tree, a faster clock
+    assert design_fmax_mhz([pw, dw], [LayerChoice("int8", 2, 2)] * 2, MODEL) > \
+        design_fmax_mhz([pw, dw], choices, MODEL)

@@ -306,7 +306,7 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from common.fsutil import atomic_path, write_png
+    from common.fsutil import atomic_path, write_png, write_text
 
     rows = []
     pred = {s["config"]: s for s in model["samples"]}
@@ -345,6 +345,25 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     write_png(out / "fmax_model.png", fig)
+    h = model["heldout"]
+    lines = ["# Fmax model (ECP5, nextpnr-ecp5)", "", model["provenance"] + ".", "",
+             "delay_ns = base[kind] + per_level[kind] * levels + mult[format]; a design: its "
+             f"slowest block x (1 + routing), routing = {model.get('routing')}.", "",
+             "| kind | base ns | per level ns |", "|---|---|---|",
+             *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
+             "", "| format | multiply ns |", "|---|---|",
+             *[f"| {f} | {v} |" for f, v in model["mult"].items()], "",
+             f"Blocks alone: held-out error mean {100 * h['mean_abs_rel_error']:.1f} %, worst "
+             f"{100 * h['max_abs_rel_error']:.1f} % ({h['samples']} blocks held out of "
+             f"{len(samples)}; every block in `fmax_blocks.csv`).", ""]
+    if model.get("networks"):
+        lines += ["Whole networks (`codesign implement`):", "",
+                  "| design | measured MHz | model MHz | error | |", "|---|---|---|---|---|"]
+        lines += [f"| {n['design']} | {n['fmax_mhz']} | {n['pred_mhz']} | "
+                  f"{100 * (n['pred_mhz'] - n['fmax_mhz']) / n['fmax_mhz']:+.1f} % | "
+                  f"{'held out' if n['heldout'] else 'fitted'} |" for n in model["networks"]]
+    lines += ["", "![Fmax model against nextpnr](fmax_model.png)", ""]
+    write_text(out / "fmax_model.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def network_sample(build_dir) -> dict:
     w = wl.from_qgraph(qgraph, name=bundle.name)
     blocks = [f for x in w.layers for f in layer_blocks(
         x, LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"], layers[x.name]["pe"]))]
-    return {"design": str(build_dir), "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
+    return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
 
 
 def _design(feats: list[dict], kinds, formats) -> np.ndarray:

@@ -25,7 +25,9 @@ def row(label: str, build: Path) -> dict:
     impl = json.loads((build / "implementation.json").read_text())
     dse = (man.get("point") or {}).get("dse") or {}
     layers = (man.get("point") or {}).get("layers") or []
-    pred = {r: sum(int(x.get(f"pred_{r}", 0) or 0) for x in layers)
+    # a point made by hand has no predictions
+    pred = {r: (sum(int(x.get(f"pred_{r}", 0) or 0) for x in layers)
+                if any(f"pred_{r}" in x for x in layers) else None)
             for r in ("lut", "ff", "dsp", "bram18")}
     ii = dse.get("ii_cycles") or man.get("ii_dense")
     u, w = impl["utilisation"], (impl.get("worst_paths") or [{}])[0]

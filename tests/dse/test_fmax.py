@@ -37,3 +37,19 @@ def test_design_fmax_is_the_slowest_block_derated():
     # fewer lanes: a shallower tree, a faster clock
     assert design_fmax_mhz([pw, dw], [LayerChoice("int8", 2, 2)] * 2, MODEL) > \
         design_fmax_mhz([pw, dw], choices, MODEL)
+
+
+def test_ecp5_dse_labels_its_clock_an_estimate(tmp_path):
+    """An ECP5 DSE writes the fitted model's Fmax estimate and the time at it beside the
+    cycles; a Xilinx one does not (no estimate there)."""
+    from dse.api import explore
+    from dse.fmax import fmax_model
+
+    assert fmax_model() is not None and "nextpnr" in fmax_model()["provenance"]
+    df = explore("synthetic8", "LFE5U-85F", out=tmp_path / "ecp5", points=2, check=0)
+    assert (df["fmax_est_mhz"] > 0).all()
+    # (the Fmax column is rounded to 0.1 MHz)
+    at = df["latency_cycles"] / df["fmax_est_mhz"]
+    assert (abs(df["latency_us_at_fmax_est"] / at - 1) < 0.005).all()
+    x = explore("synthetic8", "XCZU3EG", out=tmp_path / "zu3", points=2, check=0)
+    assert "fmax_est_mhz" not in x.columns

@@ -161,9 +161,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     log = workdir / "yosys.log"
     proc = _run_yosys(script, log, timeout=timeout, top=top)
     mapper = None
-    if proc.returncode != 0 and family == "ecp5" and not log.read_text().strip():
-        # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) dies without a word on some
-        # netlists; map those LUTs with classic ABC instead, and say so in the result.
+    if proc.returncode != 0 and family == "ecp5" and "ERROR" not in log.read_text():
+        # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) dies without an error message on
+        # some netlists (the log holds at most yowasp's first-run notice); map those LUTs with
+        # classic ABC instead, and say so in the result.
         mapper = "abc -lut 4 (abc9 exited without output)"
         script.write_text(
             f"read_verilog -sv {src.name}\n"

@@ -288,8 +288,12 @@ def summary_text(out) -> str:
         f"{acc.get('float', float('nan')):.4f})",
         f"  throughput     predicted II {pick.get('ii_cycles')} cycles; simulated "
         f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean",
-        f"  resources      LUT {res.get('lut_total', res.get('lut'))} (logic + LUTRAM), "
-        f"FF {res.get('ff')}, DSP {res.get('dsp')}, BRAM18 {res.get('bram18')}",
+        (f"  resources      LUT {res.get('lut_total', res.get('lut'))} (logic + LUTRAM), "
+         f"FF {res.get('ff')}, DSP {res.get('dsp')}, BRAM18 {res.get('bram18')}")
+        if res or not impl else
+        ("  resources      " + ", ".join(f"{v['cell']} {v['used']}/{v['available']}"
+                                         for v in impl["utilisation"].values())
+         + " (nextpnr)"),
         *([f"  implemented    {impl['device']}: Fmax {impl['fmax_mhz']:.1f} MHz "
            f"({'met' if impl['timing_met'] else 'missed'} at {impl['clock_mhz']:g} MHz), "
            f"bitstream {out / 'build' / impl['bitstream']['file']}"]

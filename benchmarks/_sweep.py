@@ -5,7 +5,7 @@ worker processes, or on the cluster behind a running scheduler (``dask scheduler
 ``dask worker ADDR`` on each of the others; they must see the same work directory). Results come
 back in the order of the items; progress goes to stderr as each job finishes. A job that raises is
 reported and returned as ``{"error": ...}``, so one block that does not build does not stop a
-sweep. Caching is the job's own business (each script keys its samples by content hash).
+sweep. Caching is the job's own business: each script keys its samples by :func:`digest`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,17 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["run_jobs"]
+__all__ = ["run_jobs", "digest"]
+
+
+def digest(*parts: str) -> str:
+    """SHA-256 of the text parts that decide a cached sample (each followed by a NUL)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
 
 
 def _guarded(fn, item):

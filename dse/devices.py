@@ -17,7 +17,8 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
-__all__ = ["Device", "Budget", "devices", "device", "budget", "RESOURCES", "LATTICE_FAMILIES"]
+__all__ = ["Device", "Budget", "devices", "device", "budget", "lattice_parts", "RESOURCES",
+           "LATTICE_FAMILIES"]
 
 _TABLE = Path(__file__).with_name("devices.csv")
 
@@ -138,6 +139,11 @@ def devices() -> dict[str, Device]:
             )
             out[dev.name] = dev
     return out
+
+
+def lattice_parts() -> str:
+    """The parts open tools place and route, for messages: ``"LFE5U-25F, ..."``."""
+    return ", ".join(d.name for d in devices().values() if d.lattice)
 
 
 def device(name) -> Device:

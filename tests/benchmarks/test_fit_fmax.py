@@ -38,7 +38,7 @@ def test_harness_synthesises_on_ecp5_with_one_pin_each_way(fit_fmax, tmp_path):
 
     cfg = {"block": "width", "format": "int8", "c_in": 16, "c_out": 16, "lanes": 4, "pe": 16,
            "h": 8, "w": 8}
-    text = verilog.convert(fit_fmax.harness(fit_fmax._block(cfg)), name="top", emit_src=False)
+    text = verilog.convert(fit_fmax.harness(fit_fmax._component(cfg)), name="top", emit_src=False)
     assert "input sin" in text and "output sout" in text and "input rdy" in text
     res = synthesize_verilog(text, top="top", workdir=tmp_path, family="ecp5", netlist=True)
     assert res["ff"] > 0 and res["lut"] > 0 and (tmp_path / "top.json").is_file()

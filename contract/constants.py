@@ -9,6 +9,10 @@ __all__ = [
     "FIFO_MIN_DEPTH",
     "FIFO_LATENCY",
     "MAC_LATENCY",
+    "PRODUCT_STAGES",
+    "TREE_LEVELS_PER_STAGE",
+    "tree_stages",
+    "mac_latency",
     "REQUANT_LATENCY",
     "RESIDUAL_LATENCY",
     "WIDTH_LATENCY",
@@ -32,12 +36,39 @@ FIFO_MIN_DEPTH = 3
 #: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
 FIFO_LATENCY = 2
 
-#: Cycles from a MAC unit's last issue (1x1 group, 3x3 window beat) to its output ``valid``.
+#: Cycles of a MAC unit's pipeline that do not depend on its format or size: the weight memory's
+#: read (the issue cycle) and the accumulator, which is the output register. The rest is
+#: :func:`mac_latency`'s.
 MAC_LATENCY = 2
+
+#: Register stages of one weight x activation product once its operands are registered: a
+#: multiplier (int formats, a DSP slice) is one; a DyBit shift-add is three (decode the code into
+#: sign, run length and mantissa; the shifted copies of the activation; their sum).
+PRODUCT_STAGES = {"int8": 1, "int4": 1, "dybit4": 3, "dybit8": 3}
+
+#: Levels of a MAC unit's adder tree between two of its registers (two carry chains of at most
+#: ~24 bits fit an 8 ns clock period on ECP5 speed 6: docs/IMPLEMENT.md, "Timing closure").
+TREE_LEVELS_PER_STAGE = 2
+
+
+def tree_stages(products: int) -> int:
+    """Register stages of the adder tree that sums ``products`` values (0 for a single one)."""
+    if not isinstance(products, int) or products < 1:
+        raise ValueError(f"products must be a positive integer, not {products!r}")
+    return -(-(products - 1).bit_length() // TREE_LEVELS_PER_STAGE)
+
+
+def mac_latency(fmt: str, products: int) -> int:
+    """Cycles from a MAC unit's issue of a weight word to its accumulator holding the sum of the
+    word's ``products`` products (one per accumulator): the memory read, the operand registers,
+    :data:`PRODUCT_STAGES`, :func:`tree_stages` and the accumulator."""
+    if fmt not in PRODUCT_STAGES:
+        raise ValueError(f"unknown weight format {fmt!r}; one of {WEIGHT_FORMAT_NAMES}")
+    return MAC_LATENCY + 1 + PRODUCT_STAGES[fmt] + tree_stages(products)
 #: Cycles from an input beat's acceptance by the requantizer to its output ``valid``.
-REQUANT_LATENCY = 3
+REQUANT_LATENCY = 4
 #: Cycles from the residual add's joined input beat to its output ``valid``.
-RESIDUAL_LATENCY = 2
+RESIDUAL_LATENCY = 4
 #: Cycles from the input beat that completes a width converter's output beat to its ``valid``.
 WIDTH_LATENCY = 1
 

@@ -36,7 +36,7 @@ __all__ = [
     "maxpool2_cycles",
 ]
 
-from .constants import MAC_LATENCY
+from .constants import mac_latency
 
 
 def stream_cycles(*, active_sites: float, channels: int, lanes: int) -> float:
@@ -63,9 +63,10 @@ def conv1x1_cycles(*, active_sites: float, c_in: int, c_out: int, lanes: int, pe
     return max(mac, (input_sites or 0) * b) + 1
 
 
-def conv1x1_fill(*, c_in: int, lanes: int) -> int:
-    """Cycles before the 1x1 unit's first MAC of a frame that arrives idle, plus output latency."""
-    return c_in // lanes + MAC_LATENCY
+def conv1x1_fill(*, c_in: int, lanes: int, fmt: str) -> int:
+    """Cycles before the 1x1 unit's first MAC of a frame that arrives idle, plus output latency
+    (:func:`contract.constants.mac_latency` of ``fmt`` over ``lanes`` products)."""
+    return c_in // lanes + mac_latency(fmt, lanes)
 
 
 def window_output_size(height: int, width: int, stride: int) -> tuple[int, int]:

@@ -29,18 +29,19 @@ import torch
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY
+from contract.constants import MAC_LATENCY, mac_latency
 from contract.cycles import conv1x1_cycles as cycles_per_frame
 from contract.cycles import conv1x1_fill as fill_cycles
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
-from .mac import adder_tree, product
+from .mac import Pipeline, pipelined_product, pipelined_sum
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
 
-#: Cycles from the issue of a group's last word to that group's output beat ``valid``.
+#: Cycles of the issue and the accumulator; a block's :attr:`Conv1x1.latency` adds its operand
+#: registers, products and adder tree (:func:`contract.constants.mac_latency`).
 LATENCY = MAC_LATENCY
 
 
@@ -114,6 +115,8 @@ class Conv1x1(TokenBlock):
         self.o_shape = TokenShape(height=-(-shape.height // stride),
                                   width=-(-shape.width // stride), channels=c_out,
                                   lanes=pe, data_width=ACC_BITS)
+        #: cycles from the issue of a group's last word to that group's output beat ``valid``
+        self.latency = mac_latency(self.fmt.name, shape.lanes)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites: float, input_sites: float | None = None) -> float:
@@ -223,7 +226,7 @@ class Conv1x1(TokenBlock):
         m.d.comb += [
             x_rd.addr.eq(rbank * nb + b), x_rd.en.eq(en),
             w_rd.addr.eq(g * nb + b), w_rd.en.eq(en),
-            b_rd.addr.eq(g), b_rd.en.eq(en),
+            b_rd.en.eq(en),
         ]
         with m.If(issue):
             with m.If(~is_eof & last_b & last_g & eof_after.bit_select(rbank, 1)):
@@ -242,31 +245,39 @@ class Conv1x1(TokenBlock):
                 m.d.sync += eof_bank[k].eq(1)
 
         # stage 1: memory words for the issued (g, b) have arrived
-        v1, first1, last1, eof1 = Signal(), Signal(), Signal(), Signal()
-        y1 = Signal.like(self.i.payload.y)
-        x1 = Signal.like(self.i.payload.x)
-        with m.If(en):
-            m.d.sync += [
-                v1.eq(issue), first1.eq(b == 0), last1.eq(last_b | is_eof), eof1.eq(is_eof),
-                y1.eq(Mux(rbank, cy[1], cy[0])), x1.eq(Mux(rbank, cx[1], cx[0])),
-            ]
+        pipe = Pipeline(m, en)
+        v1 = pipe.reg(issue, name="v1")
+        first1 = pipe.reg(b == 0, name="first1")
+        last1 = pipe.reg(last_b | is_eof, name="last1")
+        eof1 = pipe.reg(is_eof, name="eof1")
+        y1 = pipe.reg(Mux(rbank, cy[1], cy[0]), name="y1")
+        x1 = pipe.reg(Mux(rbank, cx[1], cx[0]), name="x1")
+        # then the operand registers, the products and the adder tree: `depth` more stages, with
+        # the bias memory read `depth` stages late so that its word arrives with the sums
+        depth = self.latency - LATENCY
+        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(x_rd.data, name="acts")
+        sums = []
+        for p in range(pe):
+            prods = []
+            for ln in range(lanes):
+                k = p * lanes + ln
+                act = acts[ln * abits:(ln + 1) * abits].as_signed()
+                prods.append(pipelined_product(pipe, self.fmt, codes[k * cb:(k + 1) * cb], act,
+                                               name=f"prod{k}"))
+            sums.append(pipelined_sum(pipe, prods, name=f"sum{p}"))
+        m.d.comb += b_rd.addr.eq(pipe.delay(g, depth, name="bias_g"))
+        vd, firstd, lastd, eofd = (pipe.delay(s_, depth) for s_ in (v1, first1, last1, eof1))
+        yd, xd = pipe.delay(y1, depth), pipe.delay(x1, depth)
         acc = [Signal(signed(ACC_BITS), name=f"acc{p}") for p in range(pe)]
-        with m.If(en & v1):
+        with m.If(en & vd):
             for p in range(pe):
-                prods = []
-                for ln in range(lanes):
-                    k = p * lanes + ln
-                    code = w_rd.data[k * cb:(k + 1) * cb]
-                    act = x_rd.data[ln * abits:(ln + 1) * abits].as_signed()
-                    prods.append(product(self.fmt, code, act))
-                total = adder_tree(prods)
-                base = Mux(first1, b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed(), acc[p])
-                m.d.sync += acc[p].eq(Mux(eof1, 0, base + total))
+                base = Mux(firstd, b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed(), acc[p])
+                m.d.sync += acc[p].eq(Mux(eofd, 0, base + sums[p]))
         with m.If(en):
-            m.d.sync += self.o.valid.eq(v1 & last1)
-            with m.If(v1 & last1):
-                m.d.sync += [self.o.payload.y.eq(y1), self.o.payload.x.eq(x1),
-                             self.o.payload.eof.eq(eof1)]
+            m.d.sync += self.o.valid.eq(vd & lastd)
+            with m.If(vd & lastd):
+                m.d.sync += [self.o.payload.y.eq(yd), self.o.payload.x.eq(xd),
+                             self.o.payload.eof.eq(eofd)]
         for p in range(pe):
             m.d.comb += self.o.payload.data[p].eq(acc[p])
         return m

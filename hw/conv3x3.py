@@ -36,13 +36,13 @@ from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY
+from contract.constants import MAC_LATENCY, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
 from .dwconv import check_window_conv
 from .line_buffer import DEFAULT_SLOTS, LineBuffer
-from .mac import adder_tree, product
+from .mac import Pipeline, pipelined_product, pipelined_sum
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv3x3", "LATENCY", "kh_kw"]
@@ -52,7 +52,9 @@ def kh_kw(kernel) -> tuple[int, int]:
     """``(kh, kw)`` of a kernel given as ``k`` or ``(kh, kw)``."""
     return (kernel, kernel) if isinstance(kernel, int) else tuple(int(v) for v in kernel)
 
-#: Cycles from a group's last MAC issue to its output beat's ``valid``.
+#: Cycles of the issue and the accumulator; a block's :attr:`Conv3x3.latency` (from a group's
+#: last MAC issue to its output beat's ``valid``) adds its operand registers, products and adder
+#: tree (:func:`contract.constants.mac_latency`).
 LATENCY = MAC_LATENCY
 
 
@@ -109,6 +111,7 @@ class Conv3x3(TokenBlock):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
                                   data_width=ACC_BITS)
+        self.latency = mac_latency(self.fmt.name, shape.lanes * self.kernel[0] * self.kernel[1])
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
@@ -168,7 +171,7 @@ class Conv3x3(TokenBlock):
             issue.eq(en & (~first_group | lb.o.valid)),
             lb.o.ready.eq(en & first_group),
             w_rd.addr.eq((g << bbits) | b), w_rd.en.eq(en),
-            b_rd.addr.eq(g), b_rd.en.eq(en),
+            b_rd.en.eq(en),
         ]
         is_eof = first_group & win.eof
         last_b = b == nb - 1
@@ -199,22 +202,36 @@ class Conv3x3(TokenBlock):
                 x1.eq(Mux(first_group & (b == 0), win.x, site_x)),
             ]
 
-        # stage 2: accumulators, which are the output register
+        # then the operand registers, the products and the adder tree: `depth` more stages, with
+        # the bias memory read `depth` stages late so that its word arrives with the sums
+        pipe = Pipeline(m, en)
+        depth = self.latency - LATENCY
+        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
+        aw = len(taps1.as_value()) // (taps * lanes)   # bits of one tap lane
+        sums = []
+        for p in range(pe):
+            prods = []
+            for ln in range(lanes):
+                for t in range(taps):
+                    j = (p * lanes + ln) * taps + t
+                    lo = (t * lanes + ln) * aw
+                    act = acts[lo:lo + abits].as_signed()
+                    prods.append(pipelined_product(pipe, self.fmt, codes[j * cb:(j + 1) * cb],
+                                                   act, name=f"prod{j}"))
+            sums.append(pipelined_sum(pipe, prods, name=f"sum{p}"))
+        m.d.comb += b_rd.addr.eq(pipe.delay(g, depth, name="bias_g"))
+        vd, firstd, lastd, eofd = (pipe.delay(s_, depth) for s_ in (v1, first1, last1, eof1))
+        yd, xd = pipe.delay(y1, depth), pipe.delay(x1, depth)
+
+        # the accumulators, which are the output register
         op = self.o.payload
-        with m.If(en & v1):
+        with m.If(en & vd):
             for p in range(pe):
-                prods = []
-                for ln in range(lanes):
-                    for t in range(taps):
-                        j = (p * lanes + ln) * taps + t
-                        code = w_rd.data[j * cb:(j + 1) * cb]
-                        act = Value.cast(taps1[t][ln])[:abits].as_signed()
-                        prods.append(product(self.fmt, code, act))
                 bias = b_rd.data[p * ACC_BITS:(p + 1) * ACC_BITS].as_signed()
-                base = Mux(first1, bias, op.data[p])
-                m.d.sync += op.data[p].eq(Mux(eof1, 0, base + adder_tree(prods)))
+                base = Mux(firstd, bias, op.data[p])
+                m.d.sync += op.data[p].eq(Mux(eofd, 0, base + sums[p]))
         with m.If(en):
-            m.d.sync += self.o.valid.eq(v1 & last1)
-            with m.If(v1 & last1):
-                m.d.sync += [op.y.eq(y1), op.x.eq(x1), op.eof.eq(eof1)]
+            m.d.sync += self.o.valid.eq(vd & lastd)
+            with m.If(vd & lastd):
+                m.d.sync += [op.y.eq(yd), op.x.eq(xd), op.eof.eq(eofd)]
         return m

@@ -13,7 +13,7 @@ Weights live in a memory initialised with their hardware codes (``WeightFormat.e
 
 Cycles per frame: the compute side takes one window beat per cycle, so the block runs at the line
 buffer's rate, :func:`contract.cycles.window_cycles` with ``cycles_per_beat = 1``; the
-:data:`LATENCY` cycles of the compute pipeline are paid once for a lone frame and overlap the next
+:attr:`DWConv3x3.latency` cycles of the compute pipeline are paid once for a lone frame and overlap the next
 frame back to back.
 """
 
@@ -25,19 +25,20 @@ from amaranth.hdl import Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY
+from contract.constants import MAC_LATENCY, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
 from . import line_buffer
 from .line_buffer import LineBuffer
-from .mac import adder_tree, product
+from .mac import Pipeline, pipelined_product, pipelined_sum
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["DWConv3x3", "LATENCY", "weight_codes"]
 
-#: Cycles from a window beat leaving the line buffer to its output beat's ``valid``.
+#: Cycles of the window read and the output register; a block's :attr:`DWConv3x3.latency` adds its
+#: operand registers, products and adder tree (:func:`contract.constants.mac_latency` of 9).
 LATENCY = MAC_LATENCY
 
 
@@ -128,6 +129,7 @@ class DWConv3x3(TokenBlock):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
                                   data_width=ACC_BITS)
+        self.latency = mac_latency(self.fmt.name, 9)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
@@ -166,7 +168,7 @@ class DWConv3x3(TokenBlock):
         m.d.comb += [
             lb.o.ready.eq(en),
             w_rd.addr.eq(win.beat), w_rd.en.eq(en),
-            b_rd.addr.eq(win.beat), b_rd.en.eq(en),
+            b_rd.en.eq(en),
         ]
         # stage 1: window registered, its weight word arriving from memory
         v1 = Signal()
@@ -175,17 +177,28 @@ class DWConv3x3(TokenBlock):
         with m.If(en):
             m.d.sync += [v1.eq(lb.o.valid), taps1.eq(win.taps), y1.eq(win.y), x1.eq(win.x),
                          eof1.eq(win.eof)]
-        # stage 2: the output register
+        # then the operand registers, the products and the adder tree: `depth` more stages, with
+        # the bias memory read `depth` stages late so that its word arrives with the sums
+        pipe = Pipeline(m, en)
+        depth = self.latency - LATENCY
+        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
+        aw = len(taps1.as_value()) // (9 * lanes)   # bits of one tap lane
+        sums = []
+        for ln in range(lanes):
+            prods = []
+            for t in range(9):
+                k = ln * 9 + t
+                lo = (t * lanes + ln) * aw
+                prods.append(pipelined_product(pipe, self.fmt, codes[k * cb:(k + 1) * cb],
+                                               acts[lo:lo + abits].as_signed(), name=f"prod{k}"))
+            sums.append(pipelined_sum(pipe, prods, name=f"sum{ln}"))
+        m.d.comb += b_rd.addr.eq(pipe.delay(win.beat, depth, name="bias_beat"))
+        vd, yd, xd, eofd = (pipe.delay(s_, depth) for s_ in (v1, y1, x1, eof1))
+        # the output register
         op = self.o.payload
         with m.If(en):
-            m.d.sync += [self.o.valid.eq(v1), op.y.eq(y1), op.x.eq(x1), op.eof.eq(eof1)]
+            m.d.sync += [self.o.valid.eq(vd), op.y.eq(yd), op.x.eq(xd), op.eof.eq(eofd)]
             for ln in range(lanes):
-                prods = []
-                for t in range(9):
-                    k = ln * 9 + t
-                    code = w_rd.data[k * cb:(k + 1) * cb]
-                    act = Value.cast(taps1[t][ln])[:abits].as_signed()
-                    prods.append(product(self.fmt, code, act))
                 bias = b_rd.data[ln * ACC_BITS:(ln + 1) * ACC_BITS].as_signed()
-                m.d.sync += op.data[ln].eq(Mux(eof1, 0, adder_tree(prods) + bias))
+                m.d.sync += op.data[ln].eq(Mux(eofd, 0, sums[ln] + bias))
         return m

@@ -15,11 +15,13 @@ That is LUT logic only, which is why the DSE can trade DyBit layers against DSP-
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Value, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed
 
+from contract.constants import PRODUCT_STAGES, TREE_LEVELS_PER_STAGE
 from models.quant.formats import WeightFormat, weight_format
 
-__all__ = ["product", "product_width", "code_width", "adder_tree", "sum_width"]
+__all__ = ["product", "product_width", "code_width", "adder_tree", "sum_width", "Pipeline",
+           "pipelined_product", "pipelined_sum"]
 
 
 def _fmt(fmt) -> WeightFormat:
@@ -42,7 +44,8 @@ def product_width(fmt, act_width: int) -> int:
     return act_width + 2 * f.bits - 3
 
 
-def _dybit_product(n: int, code: Value, act: Value) -> Value:
+def _dybit_decode(n: int, code: Value, act: Value):
+    """``(a, k, f)``: the sign-adjusted activation, the run length and the masked mantissa."""
     mag = code[:n - 1]
     sign = code[n - 1]
     a = Mux(sign, -act, act)
@@ -50,10 +53,20 @@ def _dybit_product(n: int, code: Value, act: Value) -> Value:
     k = adder_tree([mag[n - 1 - i:n - 1].all() for i in range(1, n)])[:(n - 1).bit_length()]
     # mantissa f, right-aligned in N-2 bits: bit j belongs to f iff j < r = N-2-k
     f = mag[:n - 2] & (Const((1 << (n - 2)) - 1, n - 2) >> k)
+    return a, k, f
+
+
+def _dybit_terms(n: int, a: Value, k: Value, f: Value):
+    """``(lead, pf, shift_f)``: the leading copy, the mantissa's copies summed, their shift."""
     pf = adder_tree([Mux(f[j], a << j, 0) for j in range(n - 2)])
     nonzero_k = k.any()
     shift_f = Mux(nonzero_k, (k << 1) - 1, 0)[:len(k) + 1]
     lead = Mux(nonzero_k, a << (k + (n - 3)), 0)
+    return lead, pf, shift_f
+
+
+def _dybit_product(n: int, code: Value, act: Value) -> Value:
+    lead, pf, shift_f = _dybit_terms(n, *_dybit_decode(n, code, act))
     return lead + (pf << shift_f)
 
 
@@ -108,4 +121,73 @@ def adder_tree(values) -> Value:
         if len(vals) % 2:
             nxt.append(vals[-1])
         vals = nxt
+    return vals[0]
+
+
+class Pipeline:
+    """Registers of one pipeline that all advance while ``en`` is high (the blocks' stall rule:
+    ``en = ~o.valid | o.ready``), so a value registered ``n`` times is the value of ``n`` cycles
+    of ``en`` ago. Call its methods outside any ``with m.If(...)`` of the caller."""
+
+    def __init__(self, m, en):
+        self.m, self.en = m, en
+
+    def reg(self, value, name=None) -> Signal:
+        """``value`` one stage later."""
+        value = Value.cast(value)
+        sig = Signal(value.shape(), name=name)
+        with self.m.If(self.en):
+            self.m.d.sync += sig.eq(value)
+        return sig
+
+    def delay(self, value, stages: int, name=None) -> Value:
+        """``value`` ``stages`` stages later (itself for 0)."""
+        value = Value.cast(value)
+        for i in range(stages):
+            value = self.reg(value, name=f"{name}_d{i + 1}" if name else None)
+        return value
+
+
+def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
+    """:func:`product` of registered operands, registered, ``PRODUCT_STAGES[fmt]`` stages later.
+
+    An int format is one multiplier and its output register. A DyBit one is decoded (sign-adjusted
+    activation, run length, mantissa), then turned into its shifted copies (the leading copy and the
+    mantissa's summed copies), then summed: three stages of a few LUT levels each.
+    """
+    f = _fmt(fmt)
+    width = product_width(f, len(Value.cast(act)))
+    if f.kind == "int":
+        out = pipe.reg(product(f, code, act), name=name)
+    else:
+        n = f.bits
+        code = Value.cast(code)[:n]
+        a, k, mant = (pipe.reg(v, name=f"{name}_{t}")
+                      for t, v in zip("akf", _dybit_decode(n, code, Value.cast(act))))
+        lead, pf, shift_f = (pipe.reg(v, name=f"{name}_{t}")
+                             for t, v in zip(("lead", "pf", "sh"), _dybit_terms(n, a, k, mant)))
+        raw = (lead + (pf << shift_f)).as_signed()
+        if len(raw) < width:
+            raw = Cat(raw, raw[-1].replicate(width - len(raw)))
+        out = pipe.reg(raw[:width].as_signed(), name=name)
+    assert PRODUCT_STAGES[f.name] == (1 if f.kind == "int" else 3)
+    return out
+
+
+def pipelined_sum(pipe: Pipeline, values, name="sum") -> Value:
+    """:func:`adder_tree` of ``values`` with a register after every
+    :data:`~contract.constants.TREE_LEVELS_PER_STAGE` levels and after the last one:
+    :func:`~contract.constants.tree_stages` stages later (a single value is returned as it is)."""
+    vals = [Value.cast(v) for v in values]
+    if not vals:
+        raise ValueError("pipelined_sum of no values")
+    level = 0
+    while len(vals) > 1:
+        nxt = [vals[i] + vals[i + 1] for i in range(0, len(vals) - 1, 2)]
+        if len(vals) % 2:
+            nxt.append(vals[-1])
+        vals = nxt
+        level += 1
+        if level % TREE_LEVELS_PER_STAGE == 0 or len(vals) == 1:
+            vals = [pipe.reg(v, name=f"{name}_l{level}_{i}") for i, v in enumerate(vals)]
     return vals[0]

@@ -37,7 +37,8 @@ def pool_fc_cycles(*, active_sites: float, channels: int, lanes: int, height: in
 
     The linear layer's ``(C / fc_lanes) * (c_out / pe)`` MAC cycles do not overlap the pool's
     division of the same frame (they need its result); its input fill overlaps the pool's output.
-    A lone frame's last beat leaves one cycle later (measured, with ``fc_lanes == lanes``).
+    A lone frame's last beat leaves ``Conv1x1.latency - 1`` cycles later (measured, with
+    ``fc_lanes == lanes``).
     """
     return (cycles_per_frame(active_sites=active_sites, channels=channels, lanes=lanes,
                              height=height, width=width, data_width=data_width)

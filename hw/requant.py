@@ -11,7 +11,7 @@ site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants. The 
 float bias's fraction there, :func:`models.quant.requant.rounding_offsets`); then each ROM word
 also holds the lanes' offsets.
 
-Three pipeline stages (ROM read, multiply-round, shift-clamp) advance together whenever the output
+Four pipeline stages (ROM read, multiply, round, shift-clamp) advance together whenever the output
 register is empty or being drained, so the block takes one beat per cycle when unstalled and adds a
 latency of :data:`LATENCY` cycles. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
 
@@ -29,6 +29,7 @@ from contract.constants import REQUANT_LATENCY
 from contract.cycles import stream_cycles as cycles_per_frame
 from models.quant.requant import M_BITS, S_MAX, S_MIN
 
+from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Requantizer", "LATENCY", "cycles_per_frame"]
@@ -131,36 +132,40 @@ class Requantizer(TokenBlock):
             with m.Else():
                 m.d.sync += beat.eq(beat + 1)
 
-        # stage a: the accepted beat, with its multipliers arriving from the ROM
-        a_valid = Signal()
+        # stage a: the accepted beat, with its multipliers arriving from the ROM; stage b: the
+        # products (a multiplier between two registers); stage c: plus the rounding offsets;
+        # then the shift and clamp into the output register
+        pipe = Pipeline(m, en)
+        a_valid = pipe.reg(self.i.valid, name="a_valid")
         a = Signal(self.i_layout)
-        # stage b: rounded products
-        b_valid = Signal()
-        b_meta = Signal(self.i_layout)
+        with m.If(en):
+            m.d.sync += a.eq(self.i.payload)
         pw = self.acc_bits + M_BITS + 1
         if self.R is not None:  # room for the offsets (|R| < 2^(S + M_BITS))
             pw = max(pw, self.S + M_BITS + 1)
-        b_prod = [Signal(signed(pw + 1), name=f"prod{i}") for i in range(lanes)]
+        sums = []
+        for i in range(lanes):
+            mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
+            acc = a.data[i][:self.acc_bits].as_signed()
+            prod = pipe.reg(acc * mult, name=f"prod{i}")
+            if self.R is None:
+                offset = 1 << (self.S - 1)
+            else:
+                base = lanes * M_BITS + i * rw
+                offset = pipe.reg(rd.data[base:base + rw].as_signed(), name=f"offset{i}")
+            sums.append(pipe.reg((prod + offset)[:pw + 1].as_signed(), name=f"sum{i}"))
+        y_c, x_c, eof_c = (pipe.delay(v, 2, name=n) for v, n in ((a.y, "y"), (a.x, "x"),
+                                                                (a.eof, "eof")))
+        c_valid = pipe.delay(a_valid, 2, name="c_valid")
         with m.If(en):
-            m.d.sync += [a_valid.eq(self.i.valid), a.eq(self.i.payload)]
-            m.d.sync += [b_valid.eq(a_valid), b_meta.eq(a)]
-            for i in range(lanes):
-                mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
-                acc = a.data[i][:self.acc_bits].as_signed()
-                if self.R is None:
-                    offset = 1 << (self.S - 1)
-                else:
-                    base = lanes * M_BITS + i * rw
-                    offset = rd.data[base:base + rw].as_signed()
-                m.d.sync += b_prod[i].eq(acc * mult + offset)
             m.d.sync += [
-                self.o.valid.eq(b_valid),
-                self.o.payload.y.eq(b_meta.y),
-                self.o.payload.x.eq(b_meta.x),
-                self.o.payload.eof.eq(b_meta.eof),
+                self.o.valid.eq(c_valid),
+                self.o.payload.y.eq(y_c),
+                self.o.payload.x.eq(x_c),
+                self.o.payload.eof.eq(eof_c),
             ]
             for i in range(lanes):
-                q = b_prod[i] >> self.S
+                q = sums[i] >> self.S
                 y = Mux(q < self.lo, self.lo, Mux(q > self.hi, self.hi, q))
-                m.d.sync += self.o.payload.data[i].eq(Mux(b_meta.eof, 0, y))
+                m.d.sync += self.o.payload.data[i].eq(Mux(eof_c, 0, y))
         return m

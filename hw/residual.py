@@ -5,13 +5,13 @@ Per lane: ``y = clamp((a * Ma + b * Mb + 2^(S-1)) >> S, lo, hi)`` exactly as
 the same lanes (the composer inserts width converters where they differ); a beat leaves when both
 inputs offer one. Coordinates and ``eof`` are taken from ``a``.
 
-Two pipeline stages (scale-and-sum, shift-clamp) advance together whenever the output register is
+Four pipeline stages (input register, the two products, their sum, shift-clamp) advance together whenever the output register is
 empty or drained: one beat per cycle, :data:`LATENCY` cycles from the joined input to the output.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,6 +19,7 @@ from contract.constants import RESIDUAL_LATENCY
 from contract.cycles import stream_cycles as cycles_per_frame
 from models.quant.requant import M_BITS, S_MAX, S_MIN
 
+from .mac import Pipeline
 from .stream import TokenShape
 
 __all__ = ["ResidualAdd", "LATENCY", "cycles_per_frame"]
@@ -81,24 +82,33 @@ class ResidualAdd(wiring.Component):
             self.a.ready.eq(en & join),
             self.b.ready.eq(en & join),
         ]
-        v1 = Signal()
-        meta = Signal(self.layout)
-        pw = self.shape.data_width + M_BITS + 3
-        s1 = [Signal(signed(pw), name=f"sum{i}") for i in range(lanes)]
+        # stage 1: the joined beats registered; stage 2: the two products; stage 3: their sum
+        # and the rounding offset; then the shift and clamp into the output register
+        pipe = Pipeline(m, en)
+        v1 = pipe.reg(join, name="v1")
+        a1 = pipe.reg(self.a.payload.data.as_value(), name="a1")
+        b1 = pipe.reg(self.b.payload.data.as_value(), name="b1")
+        w = self.shape.data_width
+        pw = w + M_BITS + 3
+        sums = []
+        for i in range(lanes):
+            pa = pipe.reg(a1[i * w:(i + 1) * w].as_signed() * self.Ma, name=f"pa{i}")
+            pb = pipe.reg(b1[i * w:(i + 1) * w].as_signed() * self.Mb, name=f"pb{i}")
+            sums.append(pipe.reg((pa + pb + (1 << (self.S - 1)))[:pw].as_signed(),
+                                 name=f"sum{i}"))
+        y3, x3, eof3 = (pipe.delay(v, 3, name=n) for v, n in ((self.a.payload.y, "y"),
+                                                               (self.a.payload.x, "x"),
+                                                               (self.a.payload.eof, "eof")))
+        v3 = pipe.delay(v1, 2, name="v")
         with m.If(en):
-            m.d.sync += [v1.eq(join), meta.eq(self.a.payload)]
-            for i in range(lanes):
-                m.d.sync += s1[i].eq(self.a.payload.data[i] * self.Ma
-                                     + self.b.payload.data[i] * self.Mb
-                                     + (1 << (self.S - 1)))
             m.d.sync += [
-                self.o.valid.eq(v1),
-                self.o.payload.y.eq(meta.y),
-                self.o.payload.x.eq(meta.x),
-                self.o.payload.eof.eq(meta.eof),
+                self.o.valid.eq(v3),
+                self.o.payload.y.eq(y3),
+                self.o.payload.x.eq(x3),
+                self.o.payload.eof.eq(eof3),
             ]
             for i in range(lanes):
-                q = s1[i] >> self.S
+                q = sums[i] >> self.S
                 y = Mux(q < self.lo, self.lo, Mux(q > self.hi, self.hi, q))
-                m.d.sync += self.o.payload.data[i].eq(Mux(meta.eof, 0, y))
+                m.d.sync += self.o.payload.data[i].eq(Mux(eof3, 0, y))
         return m

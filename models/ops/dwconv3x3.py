@@ -47,6 +47,9 @@ class DWConv3x3(WindowOp):
     def group_cycles(self, layer, choice) -> int:
         return 1
 
+    def products(self, layer, choice, taps: int) -> int:
+        return taps  # one output channel per lane: its own 9 taps
+
     def mac_count(self, layer, choice) -> int:
         return 9 * choice.lanes
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract.constants import MAC_LATENCY, REQUANT_LATENCY
+from contract.constants import REQUANT_LATENCY, mac_latency
 from contract.cycles import conv1x1_cycles
 
 from .base import ComputeOp
@@ -23,7 +23,7 @@ class PointwiseOp(ComputeOp):
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
         g = layer.out_shape[0] // choice.pe
-        return self.beats(layer, choice) * g + MAC_LATENCY + rq
+        return self.beats(layer, choice) * g + mac_latency(choice.format, choice.lanes) + rq
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         return 3 + 1  # two input banks, the output register, the requantizer

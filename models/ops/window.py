@@ -10,6 +10,7 @@ from contract.constants import (
     LINE_BUFFER_SLOTS,
     MAC_LATENCY,
     REQUANT_LATENCY,
+    mac_latency,
     window_banks,
 )
 from contract.cycles import window_cycles
@@ -25,6 +26,10 @@ class WindowOp(ComputeOp):
 
     node_op = "conv"
     kernel = 3
+
+    def products(self, layer, choice, taps: int) -> int:
+        """Products summed into one accumulator per cycle: a full conv's ``lanes x taps``."""
+        return choice.lanes * taps
 
     def group_cycles(self, layer, choice) -> int:
         """Cycles the MACs spend per window beat (``G``)."""
@@ -53,7 +58,9 @@ class WindowOp(ComputeOp):
         if layer.stride == 1:
             # the last k//2 + 1 output rows wait for the end of frame
             rows = kernel_hw(layer)[0] // 2 + 1
-            return rows * row_out * b * g + 2 * MAC_LATENCY + rq + 1
+            taps = kernel_hw(layer)[0] * kernel_hw(layer)[1]
+            mac = mac_latency(choice.format, self.products(layer, choice, taps))
+            return rows * row_out * b * g + MAC_LATENCY + mac + rq + 1
         row_in = sites(stats, "active_in_mean") / h
         return row_in * b + row_out * b * g
 

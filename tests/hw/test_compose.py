@@ -193,5 +193,6 @@ def test_dense_initiation_interval_matches_slowest_stage():
     gaps = [b - a for a, b in zip(eofs, eofs[1:], strict=False)]
     assert len(set(gaps)) == 1
     # no faster than the exact 1x1 stages; the slowest stage's formula, plus a few cycles where
-    # neighbouring stages hand a frame over (measured 2 with the stride-1 line buffer)
-    assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values()) + 4
+    # neighbouring stages hand a frame over (measured 4 with the stride-1 line buffer, 5 since
+    # the MAC and requantizer pipelines were deepened for timing closure: 68 for 63)
+    assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values()) + 5

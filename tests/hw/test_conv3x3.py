@@ -10,7 +10,8 @@ from amaranth.hdl import UnusedElaboratable
 
 from contract.cycles import window_cycle_bounds as cycle_bounds
 from contract.cycles import window_cycles
-from hw.conv3x3 import LATENCY, Conv3x3
+from contract.constants import mac_latency
+from hw.conv3x3 import Conv3x3
 from hw.line_buffer import output_sites
 from hw.sim import conv3x3_reference, random_frame, run_frames
 from hw.stream import TokenShape
@@ -68,7 +69,7 @@ def test_conv3x3_cycles(stride, lanes, pe):
               for d in (1.0, 1.0, 1.0, 0.3)]
     times = check(frames, height=h, width=w, c_in=c_in, c_out=c_out, lanes=lanes, pe=pe,
                   stride=stride, fmt="int8")
-    starts = [-LATENCY] + times[:-1]
+    starts = [-mac_latency("int8", lanes * 9)] + times[:-1]
     g = c_out // pe
     for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
         n_out = len(output_sites(coords, height=h, width=w, stride=stride))

@@ -10,7 +10,8 @@ from amaranth.hdl import UnusedElaboratable
 
 from contract.cycles import window_cycle_bounds as cycle_bounds
 from contract.cycles import window_cycles
-from hw.dwconv import LATENCY, DWConv3x3
+from contract.constants import mac_latency
+from hw.dwconv import DWConv3x3
 from hw.line_buffer import output_sites
 from hw.sim import conv3x3_reference, random_frame, run_frames
 from hw.stream import TokenShape
@@ -66,7 +67,7 @@ def test_dwconv_cycles(stride):
     frames = [random_frame(rng, height=h, width=w, channels=c, density=d)
               for d in (1.0, 1.0, 1.0, 0.3)]
     times = check(frames, height=h, width=w, channels=c, lanes=lanes, stride=stride, fmt="int8")
-    starts = [-LATENCY] + times[:-1]
+    starts = [-mac_latency("int8", 9)] + times[:-1]
     for k, ((coords, _), t0, t1) in enumerate(zip(frames, starts, times, strict=True)):
         n_out = len(output_sites(coords, height=h, width=w, stride=stride))
         lo, hi = cycle_bounds(height=h, width=w, channels=c, lanes=lanes, stride=stride,

@@ -3,7 +3,7 @@ import random
 import pytest
 import torch
 
-from hw.requant import Requantizer, cycles_per_frame
+from hw.requant import LATENCY, Requantizer, cycles_per_frame
 from hw.sim import run_stream
 from hw.stream import TokenShape
 from models.quant.requant import requant
@@ -47,7 +47,7 @@ def test_requant_cycles_match_formula():
     frame = _frame(rng, 4, 4, 6, 16, -1000, 1000)
     _, cycles = _run(dut, [frame], seed=0)
     # source starts at cycle 0; the last beat leaves LATENCY cycles after it entered
-    assert cycles == cycles_per_frame(active_sites=16, channels=6, lanes=2) + 3
+    assert cycles == cycles_per_frame(active_sites=16, channels=6, lanes=2) + LATENCY
 
 
 def test_requant_rejects_bad_params():

@@ -32,7 +32,7 @@ rows and :data:`LATENCY`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 

@@ -13,15 +13,15 @@ Weights live in a memory initialised with their hardware codes (``WeightFormat.e
 
 Cycles per frame: the compute side takes one window beat per cycle, so the block runs at the line
 buffer's rate, :func:`contract.cycles.window_cycles` with ``cycles_per_beat = 1``; the
-:attr:`DWConv3x3.latency` cycles of the compute pipeline are paid once for a lone frame and overlap the next
-frame back to back.
+:attr:`DWConv3x3.latency` cycles of the compute pipeline are paid once for a lone frame and
+overlap the next frame back to back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 

@@ -163,9 +163,10 @@ def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
         n = f.bits
         code = Value.cast(code)[:n]
         a, k, mant = (pipe.reg(v, name=f"{name}_{t}")
-                      for t, v in zip("akf", _dybit_decode(n, code, Value.cast(act))))
+                      for t, v in zip("akf", _dybit_decode(n, code, Value.cast(act)), strict=True))
         lead, pf, shift_f = (pipe.reg(v, name=f"{name}_{t}")
-                             for t, v in zip(("lead", "pf", "sh"), _dybit_terms(n, a, k, mant)))
+                             for t, v in zip(("lead", "pf", "sh"), _dybit_terms(n, a, k, mant),
+                                             strict=True))
         raw = (lead + (pf << shift_f)).as_signed()
         if len(raw) < width:
             raw = Cat(raw, raw[-1].replicate(width - len(raw)))

@@ -22,7 +22,7 @@ times the 15-bit ``M`` fits one DSP48E2 per lane instead of two.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
 from contract.constants import REQUANT_LATENCY

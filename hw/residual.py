@@ -5,8 +5,9 @@ Per lane: ``y = clamp((a * Ma + b * Mb + 2^(S-1)) >> S, lo, hi)`` exactly as
 the same lanes (the composer inserts width converters where they differ); a beat leaves when both
 inputs offer one. Coordinates and ``eof`` are taken from ``a``.
 
-Four pipeline stages (input register, the two products, their sum, shift-clamp) advance together whenever the output register is
-empty or drained: one beat per cycle, :data:`LATENCY` cycles from the joined input to the output.
+Four pipeline stages (input register, the two products, their sum, shift-clamp) advance together
+whenever the output register is empty or drained: one beat per cycle, :data:`LATENCY` cycles from
+the joined input to the output.
 """
 
 from __future__ import annotations

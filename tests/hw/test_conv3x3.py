@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from amaranth.hdl import UnusedElaboratable
 
+from contract.constants import mac_latency
 from contract.cycles import window_cycle_bounds as cycle_bounds
 from contract.cycles import window_cycles
-from contract.constants import mac_latency
 from hw.conv3x3 import Conv3x3
 from hw.line_buffer import output_sites
 from hw.sim import conv3x3_reference, random_frame, run_frames

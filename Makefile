@@ -21,6 +21,13 @@ $(STAMP): pyproject.toml
 	      || echo "warning: could not install iverilog with apt; Icarus tests will be skipped"; \
 	  else echo "note: iverilog missing and not root; Icarus tests will be skipped"; fi; \
 	fi
+	@if ! command -v openFPGALoader >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq openfpgaloader || (apt-get update -qq \
+	      && apt-get install -y -qq openfpgaloader)) >/dev/null 2>&1 \
+	      || echo "note: could not install openfpgaloader with apt; program boards yourself"; \
+	  else echo "note: openFPGALoader missing and not root: \`codesign board --port\` needs --no-program"; fi; \
+	fi
 	@touch $@
 
 # CI subset: everything but the tests marked slow.

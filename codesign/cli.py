@@ -15,7 +15,7 @@ from common.errors import EXIT_ERROR, CodesignError
 __all__ = ["main", "COMMANDS"]
 
 #: Subcommands in the order of the flow; each is ``codesign.commands.<name>``, which must exist.
-COMMANDS = ("train", "dse", "build", "sim", "implement", "flow", "demo")
+COMMANDS = ("train", "dse", "build", "sim", "implement", "board", "flow", "demo")
 
 
 def _load(name):

@@ -8,7 +8,7 @@ storage in the same cycle and runs at half rate, so the storage is ``max(depth, 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -56,13 +56,13 @@ class StreamFIFO(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = len(self.i.payload.as_value())
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=width, depth=self.depth)
+        i_bits, o_bits = Value.cast(self.i.payload), Value.cast(self.o.payload)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(i_bits), depth=self.depth)
         m.d.comb += [
-            fifo.w_data.eq(self.i.payload.as_value()),
+            fifo.w_data.eq(i_bits),
             fifo.w_en.eq(self.i.valid),
             self.i.ready.eq(fifo.w_rdy),
-            self.o.payload.as_value().eq(fifo.r_data),
+            o_bits.eq(fifo.r_data),
             self.o.valid.eq(fifo.r_rdy),
             fifo.r_en.eq(self.o.ready),
             self.level.eq(fifo.level),

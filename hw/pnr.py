@@ -127,10 +127,13 @@ def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
 
 
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
-              threads: int = 2, timeout: float = 7200, progress=None) -> dict:
+              threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
+              lpf: str | None = None) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
-    module docstring). ``progress(step)`` is called before each step."""
+    module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
+    (:func:`hw.synth.synthesize_verilog`); ``lpf`` is a pin and clock constraint file's text (a
+    board top: its clock constraint then takes precedence over ``clock_mhz``)."""
     check_tools()
     flag = nextpnr_device_flag(device)
     workdir = Path(workdir)
@@ -141,7 +144,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     say("synthesis (yosys synth_ecp5)")
     t0 = time.perf_counter()
     cells = synthesize_verilog(verilog, top=top, workdir=workdir, family="ecp5", netlist=True,
-                               timeout=timeout)
+                               timeout=timeout, extra=extra)
     wall["synth_s"] = round(time.perf_counter() - t0, 1)
     check_fit(cells, device)
 
@@ -156,6 +159,9 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
             "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
             "--report", report.name, "--textcfg", config.name, "--seed", str(seed),
             "--threads", str(threads), "--timing-allow-fail"]
+    if lpf is not None:
+        (workdir / f"{top}.lpf").write_text(lpf)
+        argv += ["--lpf", f"{top}.lpf"]
     wall["pnr_s"] = round(_run(argv, cwd=workdir, log=workdir / "nextpnr.log", timeout=timeout,
                                what=f"nextpnr-ecp5 on {top}"), 1)
     parsed = parse_report(json.loads(report.read_text()))

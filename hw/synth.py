@@ -149,9 +149,13 @@ def summarize_cells(cells: dict) -> dict:
 
 
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
-                       family: str = "xcup", netlist: bool = False) -> dict:
+                       family: str = "xcup", netlist: bool = False,
+                       extra: dict | None = None) -> dict:
     """Synthesize Verilog text for ``family`` (:data:`FAMILIES`: ``xcup`` UltraScale+, ``xc7``
     7 series with DSP48E1, ``ecp5``) and return :func:`summarize_cells` of ``top``.
+
+    ``extra`` (``{file name: text}``) adds sources read before synthesis: ``.il`` files as RTLIL
+    (an Amaranth platform's top with its IO buffers), others as Verilog.
 
     ``workdir`` holds the script, log and ``stat.json`` (and with ``netlist``, the mapped netlist
     ``<top>.json`` that nextpnr places). Yowasp compiles Yosys on first use and
@@ -169,8 +173,13 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         stat.unlink()
     script = workdir / "synth.ys"
     out_json = f"write_json {top}.json\n" if netlist else ""
+    reads = f"read_verilog -sv {src.name}\n"
+    for name, text in (extra or {}).items():
+        (workdir / name).write_text(text)
+        reads += (f"read_rtlil {name}\n" if name.endswith(".il")
+                  else f"read_verilog -sv {name}\n")
     script.write_text(
-        f"read_verilog -sv {src.name}\n"
+        reads +
         f"{FAMILIES[family]} -top {top}\n"
         f"{out_json}"
         f"tee -o {stat.name} stat -json\n"
@@ -184,7 +193,7 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         # classic ABC instead, and say so in the result.
         mapper = "abc -lut 4 (abc9 exited without output)"
         script.write_text(
-            f"read_verilog -sv {src.name}\n"
+            reads +
             f"{FAMILIES[family]} -top {top} -run :map_luts\n"
             "abc -lut 4 -dress\nclean\n"
             f"{FAMILIES[family]} -top {top} -run map_cells:\n"

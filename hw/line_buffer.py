@@ -209,6 +209,29 @@ class LineBuffer(wiring.Component):
         e_last = Signal(signed(rbits))  # ... and this is its last row
         cy = Signal(signed(rbits))
         m.d.comb += cy.eq(e_row if s == 1 else e_row << 1)
+        # Timing: every row the emitter compares with or reads from, ``cy + o`` for a constant
+        # ``o``, and its slot ``(slot_base + cy + o) % N`` are registers that move with e_row
+        # (+s per output row, reloaded at the end of a frame), so no adder sits between e_row
+        # and the row tags, bitmaps and the writer's limit.
+        offsets = sorted({o for dy in range(kh) for o in (dy - ry, s + dy - ry)}
+                         | {ry + 1, s + ry + 1, N - 1 - ry})
+
+        def _oname(o):
+            return f"m{-o}" if o < 0 else f"p{o}"
+        cyo = {o: Signal(signed(rbits), init=o, name=f"cy_{_oname(o)}") for o in offsets}
+        slo = {o: Signal(sbits, init=o % N, name=f"slot_{_oname(o)}") for o in offsets}
+
+        def next_row():
+            """The emitter moves to its next output row (inside the caller's condition)."""
+            m.d.sync += e_row.eq(e_row + 1)
+            for o in offsets:
+                m.d.sync += [cyo[o].eq(cyo[o] + s), slo[o].eq(slo[o] + s)]
+
+        def next_frame():
+            """The emitter's frame ends: row 0 of the next one, whose row 0 is H slots on."""
+            m.d.sync += [e_row.eq(0), slot_base.eq(slot_base + H)]
+            for o in offsets:
+                m.d.sync += [cyo[o].eq(o), slo[o].eq((slot_base + (H + o) % N)[:sbits])]
 
         # ---- writer -----------------------------------------------------------------------
         started = Signal()
@@ -222,7 +245,7 @@ class LineBuffer(wiring.Component):
         first_beat = b_in == 0
         new_row = first_beat & (~started | (iy != cur_row))
         # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
-        may_write = ~new_row | (rel <= cy + (N - 1 - ry))
+        may_write = ~new_row | (rel <= cyo[N - 1 - ry])
         m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
 
         wslot = Signal(sbits)
@@ -261,13 +284,15 @@ class LineBuffer(wiring.Component):
         frontier = Mux(pending_row, iy, cur_row)
 
         # ---- emitter: stage 0 (address, mask) -> stage 1 (memory data, output) -------------
-        def row_bitmap(r):
-            sl = (slot_base + r)[:sbits]
+        def row_bitmap(o):
+            """Bitmap of input row ``cy + o`` (0 unless the row is in its slot)."""
+            sl, r = slo[o], cyo[o]
             ok = (r >= 0) & (r < H) & tag_ok_a[sl] & (tag[sl] == r) & (tag_par[sl] == par_e)
             return Mux(ok, bitmap[sl], 0)
 
         def window_rows(centre, tag_):
-            """Bitmaps of the kh input rows around ``centre`` and the output row's site bitmap."""
+            """Bitmaps of the kh input rows around ``cy + centre`` and the output row's site
+            bitmap."""
             rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(kh)]
             for dy in range(kh):
                 m.d.comb += rows[dy].eq(row_bitmap(centre - ry + dy))
@@ -285,14 +310,15 @@ class LineBuffer(wiring.Component):
             return rows, sites
 
         def ready_for(centre):
-            return all_done | ((started | pending_row) & (frontier >= (centre + ry + 1)))
+            """Input rows up to ``cy + centre + ry`` are complete."""
+            return all_done | ((started | pending_row) & (frontier >= cyo[centre + ry + 1]))
 
-        rows_bm, out_bm = window_rows(cy, "win")
+        rows_bm, out_bm = window_rows(0, "win")
         # the next output row, so that the emitter moves on without a bubble
-        _, next_bm = window_rows(cy + s, "next")
-        next_go = (e_row + 1 < Ho) & ready_for(cy + s) & next_bm.any()
+        _, next_bm = window_rows(s, "next")
+        next_go = (e_row + 1 < Ho) & ready_for(s) & next_bm.any()
 
-        row_ready = ready_for(cy)
+        row_ready = ready_for(0)
         if s == 1:
             finished = ahead & (~e_started | (e_row > e_last))
         else:
@@ -350,7 +376,7 @@ class LineBuffer(wiring.Component):
                     s1_eof.eq(0),
                 ]
                 for dy in range(kh):
-                    m.d.sync += s1_slot[dy].eq((slot_base + cy - ry + dy)[:sbits])
+                    m.d.sync += s1_slot[dy].eq(slo[dy - ry])
                 for dx in range(kw):
                     m.d.sync += s1_bank[dx].eq((cx - rx + dx)[:kbits])
             with m.If(issue_eof):
@@ -378,14 +404,14 @@ class LineBuffer(wiring.Component):
                         m.d.sync += [remaining.eq(out_bm), b_out.eq(0)]
                         m.next = "SITES"
                     with m.Else():
-                        m.d.sync += e_row.eq(e_row + 1)
+                        next_row()
             with m.State("SITES"):
                 m.d.comb += issue.eq(advance)
                 with m.If(advance):
                     with m.If(b_out == B - 1):
                         m.d.sync += [b_out.eq(0), remaining.eq(remaining & (remaining - 1))]
                         with m.If((remaining & (remaining - 1)) == 0):
-                            m.d.sync += e_row.eq(e_row + 1)
+                            next_row()
                             with m.If(next_go):
                                 m.d.sync += remaining.eq(next_bm)
                             with m.Else():
@@ -395,8 +421,8 @@ class LineBuffer(wiring.Component):
             with m.State("EOF"):
                 m.d.comb += issue_eof.eq(advance)
                 with m.If(advance):
-                    m.d.sync += [e_row.eq(0), ahead.eq(0), par_e.eq(~par_e),
-                                 slot_base.eq(slot_base + H)]
+                    next_frame()
+                    m.d.sync += [ahead.eq(0), par_e.eq(~par_e)]
                     m.next = "ROW"
 
         # a slot turns valid when the writer starts a row in it; the emitter's frame's rows

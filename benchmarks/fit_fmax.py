@@ -161,10 +161,15 @@ def network_sample(build_dir) -> dict:
     else:  # nextpnr's own report of a run by hand
         fmax = parse_report(json.loads((build_dir / "implement" / "report.json").read_text()))
         impl = {"fmax_mhz": min(v["achieved_mhz"] for v in fmax["fmax"].values())}
-    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     layers = {c["name"]: c for c in man["point"]["layers"]}
-    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
-    w = wl.from_qgraph(qgraph, name=bundle.name)
+    if (build_dir / "qgraph.json").is_file():  # the build's own integer network
+        from models.qgraph import QGraph
+
+        qgraph = QGraph.load(build_dir / "qgraph.json")
+    else:
+        bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+        qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
+    w = wl.from_qgraph(qgraph, name=man.get("model") or "network")
     blocks = [f for x in w.layers for f in layer_blocks(
         x, LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"], layers[x.name]["pe"]))]
     return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
@@ -322,7 +327,9 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     h = model["heldout"]
     lines = ["# Fmax model (ECP5, nextpnr-ecp5)", "", model["provenance"] + ".", "",
              "delay_ns = base[kind] + per_level[kind] * levels + mult[format]; a design: its "
-             f"slowest block x (1 + routing), routing = {model.get('routing')}.", "",
+             "slowest block x (1 + routing), routing = "
+             + (f"{model['routing']}." if model.get("routing") is not None else
+                "0 (not fitted: no implemented network given with --network)."), "",
              "| kind | base ns | per level ns |", "|---|---|---|",
              *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
              "", "| format | multiply ns |", "|---|---|",

@@ -1,10 +1,24 @@
-"""Accuracy predictor: per-layer format sensitivity, summed.
+"""Accuracy predictor: per-layer quantization noise, summed, mapped to a drop calibrated on
+measured design points.
 
-:func:`measure_sensitivity` evaluates the integer model on held-out data once with every layer in
-the reference format (``int8``), then once per (layer, format) with only that layer changed; the
-sensitivity is the metric's drop. :meth:`Sensitivity.predict` adds the drops of an assignment (the
-additive predictor) and :func:`check_predictions` compares it with the measured metric of sampled
-assignments. Sensitivity tables are cached as JSON because measuring them is the slow part.
+:func:`measure_sensitivity` evaluates the integer model on a held-out set (``sens``) once with
+every layer in the reference format (``int8``), then once per (layer, format) with only that layer
+changed. Two things are kept per (layer, format):
+
+- the metric's **drop** (the additive predictor of earlier versions: the drops of an assignment
+  summed);
+- the **noise**: the output's mean squared deviation from the all-reference output, relative to
+  the output's variance (1 / SQNR at the network's output, as HAWQ-style methods use). Noise from
+  independent layers adds in power, and unlike a drop it has no resolution floor of one sample.
+
+Then a set of mixed **calibration assignments** (random per-layer mixes, plus every layer in each
+format) is measured, and the drop is fitted as ``g(noise) = a * noise ** b`` (``a >= 0``, ``b`` in
+[0.3, 2], least squares; monotone, so a bound on the drop is a linear bound on the summed noise
+and the integer program stays linear). :meth:`Sensitivity.predict` uses the noise model when it
+fits the calibration points better than the additive sum, else the sum (both errors are kept).
+:func:`check_predictions` compares predictions with the measured metric of other assignments
+(the front's points: design points the fit never saw). Tables are cached as JSON because
+measuring them is the slow part.
 
 Measured drops are kept as measured, including small negative ones (a format change that happens to
 help on the held-out set), so the predictor is unbiased rather than conservative.
@@ -14,7 +28,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.quant.formats import weight_format
@@ -26,7 +40,15 @@ __all__ = [
     "synthetic_sensitivity",
     "check_predictions",
     "load_or_measure",
+    "fit_noise_model",
+    "calibration_assignments",
+    "PREDICTOR_VERSION",
 ]
+
+#: Bumped when what a cached table holds or how it is measured changes.
+PREDICTOR_VERSION = 2
+#: Random mixed assignments measured to calibrate the noise-to-drop map.
+CALIBRATION_POINTS = 16
 
 #: Metrics tried in order as "accuracy" (higher is better).
 _METRICS = ("accuracy", "p10", "p5")
@@ -59,6 +81,15 @@ class Sensitivity:
         has drop 0.
     split : str
         Held-out split the drops were measured on.
+    noise : dict or None
+        ``{layer: {format: relative output noise power with only that layer in format}}``.
+    fit : dict or None
+        The noise-to-drop map ``{"a", "b"}`` and the calibration errors of both predictors
+        (``mae_noise``, ``mae_additive``, in metric units); ``use`` is the one predictions use.
+    calibration : list
+        The calibration assignments: ``{"formats", "noise", "measured_drop"}`` each.
+    n : int
+        Samples in the split.
     """
 
     model: str
@@ -67,6 +98,48 @@ class Sensitivity:
     base: float
     drops: dict
     split: str = "val"
+    noise: dict | None = None
+    fit: dict | None = None
+    calibration: list = field(default_factory=list)
+    n: int = 0
+
+    @property
+    def uses_noise(self) -> bool:
+        return bool(self.noise) and bool(self.fit) and self.fit.get("use") == "noise"
+
+    def coefficient(self, layer: str, fmt: str) -> float:
+        """The linear accuracy cost of ``layer`` in ``fmt`` the integer program sums: its noise
+        under the noise model, else its drop."""
+        if not self.uses_noise:
+            return self.drop(layer, fmt)
+        try:
+            return float(self.noise[layer][fmt])
+        except KeyError:
+            if fmt == self.reference:
+                return 0.0
+            raise KeyError(f"no noise measured for layer {layer!r} in {fmt!r}") from None
+
+    def drop_of(self, cost: float) -> float:
+        """Predicted drop of a summed linear cost (:meth:`coefficient`)."""
+        if not self.uses_noise:
+            return float(cost)
+        return _power(self.fit["a"], self.fit["b"], cost)
+
+    def cost_of(self, drop: float) -> float:
+        """The summed linear cost whose predicted drop is ``drop`` (inverse of :meth:`drop_of`)."""
+        if not self.uses_noise:
+            return float(drop)
+        a, b = self.fit["a"], self.fit["b"]
+        if drop <= 0 or a <= 0:
+            return 0.0
+        return (drop / a) ** (1.0 / b)
+
+    def predict_drop(self, assignment: dict) -> float:
+        return self.drop_of(sum(self.coefficient(layer, f) for layer, f in assignment.items()))
+
+    def predict_additive(self, assignment: dict) -> float:
+        """The additive predictor: base minus the sum of the layers' measured drops."""
+        return self.base - sum(self.drop(layer, fmt) for layer, fmt in assignment.items())
 
     def drop(self, layer: str, fmt: str) -> float:
         try:
@@ -77,8 +150,8 @@ class Sensitivity:
             raise KeyError(f"no sensitivity measured for layer {layer!r} in {fmt!r}") from None
 
     def predict(self, assignment: dict) -> float:
-        """Predicted metric of ``{layer: format}``: base minus the sum of the layers' drops."""
-        return self.base - sum(self.drop(layer, fmt) for layer, fmt in assignment.items())
+        """Predicted metric of ``{layer: format}``: base minus the predicted drop."""
+        return self.base - self.predict_drop(assignment)
 
     def formats(self) -> set[str]:
         return {f for d in self.drops.values() for f in d} | {self.reference}
@@ -88,7 +161,7 @@ class Sensitivity:
 
     @classmethod
     def from_dict(cls, d: dict) -> Sensitivity:
-        return cls(**d)
+        return cls(**{**d, "calibration": list(d.get("calibration", []))})
 
     def save(self, path) -> None:
         from common.fsutil import write_json
@@ -100,28 +173,107 @@ class Sensitivity:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def _power(a: float, b: float, x: float) -> float:
+    return a * x ** b if x > 0 else 0.0
+
+
+def _relative_noise(out, ref) -> float:
+    """Mean squared deviation of ``out`` from ``ref`` over the variance of ``ref``."""
+    import numpy as np
+
+    ref = np.asarray(ref, dtype=np.float64)
+    var = float(((ref - ref.mean(0)) ** 2).sum(-1).mean())
+    dev = float(((np.asarray(out, dtype=np.float64) - ref) ** 2).sum(-1).mean())
+    return dev / var if var > 0 else 0.0
+
+
+def fit_noise_model(noise, drops) -> dict:
+    """Least-squares ``drop = a * noise ** b`` (``a >= 0``, ``b`` in [0.3, 2]) and its mean
+    absolute error on the points."""
+    import numpy as np
+
+    x = np.asarray(noise, dtype=np.float64)
+    d = np.asarray(drops, dtype=np.float64)
+    best = None
+    for b in np.arange(0.30, 2.0001, 0.01):
+        xb = np.where(x > 0, np.abs(x) ** b, 0.0)
+        den = float((xb * xb).sum())
+        a = max(0.0, float((xb * d).sum()) / den) if den > 0 else 0.0
+        err = float(((a * xb - d) ** 2).sum())
+        if best is None or err < best[0] - 1e-15:
+            best = (err, a, float(b))
+    _, a, b = best
+    mae = float(np.mean([abs(_power(a, b, xi) - di) for xi, di in zip(x, d, strict=True)]))
+    return {"a": a, "b": round(b, 2), "mae_noise": mae}
+
+
+def calibration_assignments(layers, formats, reference, count, seed=0):
+    """Every layer in each non-reference format, then ``count`` random mixes whose share of
+    changed layers spreads from few to all."""
+    rng = random.Random(seed)
+    others = [f for f in formats if f != reference]
+    out = [dict.fromkeys(layers, f) for f in others]
+    for i in range(count):
+        share = (i + 1) / (count + 1)
+        out.append({layer: (rng.choice(others) if rng.random() < share else reference)
+                    for layer in layers})
+    return out
+
+
 def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8",
-                        split: str = "val", progress=None) -> Sensitivity:
-    """Measure the drop of every (layer, format) with only that layer in the format."""
+                        split: str = "val", progress=None,
+                        calibration: int = CALIBRATION_POINTS) -> Sensitivity:
+    """Measure the drop and the output noise of every (layer, format) with only that layer in the
+    format, then calibrate the noise-to-drop map on mixed assignments. A bundle without
+    ``outputs`` gets the additive predictor alone."""
     formats = [weight_format(f).name for f in formats]
     layers = list(layers or bundle.layer_names())
-    base_metrics = bundle.evaluate(dict.fromkeys(layers, reference), split=split)
+    ref_assign = dict.fromkeys(layers, reference)
+    has_outputs = callable(getattr(bundle, "evaluate_outputs", None))
+
+    def run(assignment):
+        if has_outputs:
+            return bundle.evaluate_outputs(assignment, split)
+        return bundle.evaluate(assignment, split=split), None
+
+    base_metrics, ref_out = run(ref_assign)
     metric = metric_name(base_metrics)
     base = float(base_metrics[metric])
-    drops = {}
+    drops, noise = {}, ({} if has_outputs else None)
     for layer in layers:
         drops[layer] = {reference: 0.0}
+        if has_outputs:
+            noise[layer] = {reference: 0.0}
         for fmt in formats:
             if fmt == reference:
                 continue
-            assignment = dict.fromkeys(layers, reference)
+            assignment = dict(ref_assign)
             assignment[layer] = fmt
-            value = float(bundle.evaluate(assignment, split=split)[metric])
+            got, out = run(assignment)
+            value = float(got[metric])
             drops[layer][fmt] = base - value
+            if has_outputs:
+                noise[layer][fmt] = _relative_noise(out, ref_out)
             if progress:
                 progress(layer, fmt, base - value)
-    return Sensitivity(model=bundle.name, metric=metric, reference=reference, base=base,
-                       drops=drops, split=split)
+    sens = Sensitivity(model=bundle.name, metric=metric, reference=reference, base=base,
+                       drops=drops, split=split, noise=noise,
+                       n=int(base_metrics.get("n", 0)))
+    if not has_outputs or len(formats) < 2 or calibration <= 0:
+        return sens
+    calib = []
+    for a in calibration_assignments(layers, formats, reference, calibration):
+        measured = base - float(bundle.evaluate(a, split=split)[metric])
+        cost = sum(sens.noise[layer][f] for layer, f in a.items())
+        calib.append({"formats": "/".join(a[layer] for layer in layers), "noise": cost,
+                      "measured_drop": measured,
+                      "additive_drop": sum(sens.drop(layer, f) for layer, f in a.items())})
+    fit = fit_noise_model([c["noise"] for c in calib], [c["measured_drop"] for c in calib])
+    fit["mae_additive"] = float(sum(abs(c["additive_drop"] - c["measured_drop"]) for c in calib)
+                                / len(calib))
+    fit["use"] = "noise" if fit["mae_noise"] <= fit["mae_additive"] else "additive"
+    fit["points"] = len(calib)
+    return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib})
 
 
 def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
@@ -134,7 +286,8 @@ def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
         except (ValueError, KeyError, TypeError):
             sens = None
         if sens is not None and sens.model == bundle.name and wanted <= sens.formats() and \
-                set(sens.drops) == set(bundle.layer_names()):
+                set(sens.drops) == set(bundle.layer_names()) and \
+                sens.split == kw.get("split", "val"):
             return sens
     sens = measure_sensitivity(bundle, sorted(wanted), **kw)
     sens.save(path)
@@ -157,18 +310,25 @@ def synthetic_sensitivity(workload, formats, *, seed: int = 0, base: float = 0.9
                        drops=drops, split="synthetic")
 
 
-def check_predictions(bundle, sens: Sensitivity, assignments, *, split: str | None = None):
+def check_predictions(bundle, sens: Sensitivity, assignments, *, split: str | None = None,
+                      base: float | None = None):
     """Predicted against measured metric for each ``{layer: format}`` in ``assignments``.
 
-    Returns a pandas DataFrame with columns ``predicted``, ``measured``, ``error`` (predicted minus
-    measured) and ``formats`` (the assignment, compact).
+    ``base`` anchors the prediction: the reference design's measured metric on ``split`` (default
+    the table's own base), so a prediction is ``base - predicted drop`` on the same samples as the
+    measurement. Returns a pandas DataFrame with columns ``predicted``, ``measured``, ``error``
+    (predicted minus measured), ``predicted_additive`` and ``error_additive`` (the additive
+    predictor, for comparison) and ``formats`` (the assignment, compact).
     """
     import pandas as pd
 
+    base = sens.base if base is None else base
     rows = []
     for a in assignments:
         measured = float(bundle.evaluate(dict(a), split=split or sens.split)[sens.metric])
-        predicted = sens.predict(a)
+        predicted = base - sens.predict_drop(a)
+        additive = base - (sens.base - sens.predict_additive(a))
         rows.append({"predicted": predicted, "measured": measured, "error": predicted - measured,
+                     "predicted_additive": additive, "error_additive": additive - measured,
                      "formats": ",".join(f"{k}={v}" for k, v in a.items())})
     return pd.DataFrame(rows)

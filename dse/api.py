@@ -3,7 +3,7 @@
 :func:`explore` writes, under ``out``:
 
 - ``pareto.csv``: the non-dominated points (:data:`dse.pareto.FRONT_COLUMNS`), fastest first,
-  each with its measured accuracy (integer golden model on the sensitivity split, every point by
+  each with its measured accuracy (integer golden model on the held-out `eval` set, every point by
   default) and ``bound_ok``: whether the measured drop stays within the point's accuracy bound;
 - ``references.csv``: the all-int8 design (the program with int8 only) and the greedy folding
   design (FINN-style: raise the bottleneck's parallelism while the budget allows, int8), priced
@@ -39,6 +39,8 @@ from .ilp import OBJECTIVES
 __all__ = ["explore", "load_workload", "DEFAULT_FORMATS"]
 
 DEFAULT_FORMATS = ("int8", "int4", "dybit4")
+#: Random mixed assignments measured on the evaluation set to check the predictor beyond the front.
+HOLDOUT = 12
 
 
 def _formats(formats) -> list[str]:
@@ -79,22 +81,25 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
         if log:
             log(f"formats fixed by the model ({', '.join(sorted(set(own.values())))}); the DSE "
                 "chooses parallelism only")
-        base = bundle.evaluate(own, split="val")
+        base = bundle.evaluate(own, split="sens")
         metric = accuracy.metric_name(base)
         sens = accuracy.Sensitivity(model=bundle.name, metric=metric, reference="int8",
                                     base=float(base[metric]),
-                                    drops={k: {f: 0.0} for k, f in own.items()})
+                                    drops={k: {f: 0.0} for k, f in own.items()}, split="sens",
+                                    n=int(base.get("n", 0)))
         return w, sens, bundle
     # keyed by the checkpoint's content and the quantizer version: a retrained model or a change
     # in how weights are quantized must not reuse old drops
     from common.digest import file_digest
     from models.quant import QUANT_VERSION
 
-    tag = f"{file_digest(bundle.checkpoint)[:12]}-q{QUANT_VERSION}"
+    tag = (f"{file_digest(bundle.checkpoint)[:12]}-q{QUANT_VERSION}"
+           f"-p{accuracy.PREDICTOR_VERSION}")
     cache = bundle.checkpoint.parent / f"dse_sensitivity-{tag}.json"
     if log:
-        log(f"sensitivity of {len(w)} layers x {len(formats)} formats (cached in {cache})")
-    sens = accuracy.load_or_measure(bundle, formats, cache)
+        log(f"sensitivity of {len(w)} layers x {len(formats)} formats and the predictor's "
+            f"calibration on the held-out 'sens' set (cached in {cache})")
+    sens = accuracy.load_or_measure(bundle, formats, cache, split="sens")
     return w, sens, bundle
 
 
@@ -228,9 +233,19 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     write_json(out / "budget.json", {**budget.to_dict(), "resource_model": rmodel.status,
                                      "resource_model_provenance": rmodel.provenance})
     problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel)
+    spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
     front, rows, seconds = pareto.timed_sweep(problem, points=points, time_limit=time_limit,
-                                              log=log)
-    df = pareto.solutions_frame(front, base=sens.base, clock_mhz=clock_mhz)
+                                              log=log, spacing=spacing)
+    fixed = any(layer.formats for layer in w.layers)
+    names = [layer.name for layer in w.layers]
+    base, n_eval = sens.base, 0
+    if bundle is not None:
+        # predictions are anchored on the reference design measured on the evaluation set, so
+        # predicted and measured accuracy of a point differ only by the predicted drop's error
+        ref = {layer.name: (layer.formats[0] if fixed else sens.reference) for layer in w.layers}
+        got = bundle.evaluate(ref, split="eval")
+        base, n_eval = float(got[sens.metric]), int(got.get("n", 0))
+    df = pareto.solutions_frame(front, base=base, clock_mhz=clock_mhz, to_drop=sens.drop_of)
     fmodel = fmax.fmax_model() if budget.family == "ecp5" else None
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
@@ -239,7 +254,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df["latency_us_at_fmax_est"] = [round(lat / f, 2)
                                         for lat, f in zip(df["latency_cycles"], est, strict=True)]
         df["fps_at_fmax_est"] = [f * 1e6 / ii for ii, f in zip(df["ii_cycles"], est, strict=True)]
-    refs = references(problem, sens, clock_mhz=clock_mhz, time_limit=time_limit)
+    refs = references(problem, sens, base=base, clock_mhz=clock_mhz, time_limit=time_limit)
     name = getattr(w, "name", str(model))
     model_ref = str(model)
     for old in out.glob("point_*.json"):
@@ -258,34 +273,45 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         picks = sorted({round(i * (len(df) - 1) / max(k - 1, 1)) for i in range(k)})
         assignments = [{layer.name: c.format for layer, c in zip(w.layers, front[i][1].choices,
                                                                   strict=True)} for i in picks]
-        chk = accuracy.check_predictions(bundle, sens, assignments)
+        chk = accuracy.check_predictions(bundle, sens, assignments, split="eval", base=base)
         chk.insert(0, "point", picks)
         df.loc[picks, "accuracy_measured"] = chk["measured"].to_numpy()
         with atomic_path(out / "accuracy_check.csv") as tmp:
             chk.to_csv(tmp, index=False)
+        held = None
+        if not fixed and len(formats) > 1:
+            # random mixed assignments of another seed than the calibration's: held-out design
+            # points spread over the whole range of drops, not only the front's
+            mixes = accuracy.calibration_assignments(names, formats, sens.reference, HOLDOUT,
+                                                     seed=1)
+            mixes = mixes[sum(f != sens.reference for f in formats):]
+            held = accuracy.check_predictions(bundle, sens, mixes, split="eval", base=base)
+            with atomic_path(out / "accuracy_holdout.csv") as tmp:
+                held.to_csv(tmp, index=False)
+        summary = predictor_summary(sens, chk, held, n_eval=n_eval, fixed=fixed)
+        write_json(out / "predictor.json", summary)
         if log:
-            log(f"predictor check on {k} points ({sens.split} split): max |error| "
-                f"{chk['error'].abs().max():.4f}")
+            log(predictor_line(summary))
     # a point breaks its bound when its measured drop from the reference (all-int8) exceeds the
     # drop it was solved for; a negative bound (a predicted gain) counts as no drop
-    bound = sens.base - df["max_drop"].astype(float).fillna(float("inf")).clip(lower=0.0)
+    bound = base - df["max_drop"].astype(float).fillna(float("inf")).clip(lower=0.0)
     df["bound_ok"] = ~(df["accuracy_measured"] < bound - 1e-12)
     if bundle is not None and len(refs):
-        names = [layer.name for layer in w.layers]
         refs["accuracy_measured"] = [
             float(bundle.evaluate(dict(zip(names, f.split("/"), strict=True)),
-                                  split=sens.split)[sens.metric])
+                                  split="eval")[sens.metric])
             for f in refs["formats"]]
     with atomic_path(out / "pareto.csv") as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
         refs.to_csv(tmp, index=False)
-    note = fewer_points_note(points, len(rows), len(df),
-                             fixed=any(layer.formats for layer in w.layers))
+    note = fewer_points_note(points, len(rows), len(df), fixed=fixed,
+                             levels=sorted({sol.ii for _, sol in rows}))
+    sizes = (f"{sens.metric}: predicted from {sens.n:,} 'sens' samples, measured on "
+             f"{n_eval:,} 'eval' samples" if bundle is not None else sens.metric)
     plot_front(out / "pareto.png", df, refs,
-               title=f"{name}: {len(df)} Pareto points ({sens.metric} on {sens.split}, formats "
-                     f"{','.join(formats)})", budget_text=f"budget: {budget.describe()}",
-               clock_mhz=clock_mhz)
+               title=f"{name}: {len(df)} Pareto points (formats {','.join(formats)}; {sizes})",
+               budget_text=f"budget: {budget.describe()}", clock_mhz=clock_mhz)
     if log:
         log(f"{len(rows)} bounds solved in {seconds:.1f} s, {len(df)} non-dominated points")
         if note:
@@ -297,7 +323,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     return df
 
 
-def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = False) -> str:
+def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = False,
+                      levels=()) -> str:
     """One sentence when the front has fewer points than asked, and why ('' otherwise)."""
     if distinct >= asked:
         return ""
@@ -305,13 +332,55 @@ def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = F
         return (f"{distinct} of the {asked} points asked for exist: the model fixes every "
                 "layer's format (an imported QONNX model keeps its quantizers), so there is one "
                 "accuracy and the DSE gives the fastest design that fits")
+    why = ("neighbouring bounds chose the same formats, or a design was slower and no more "
+           "accurate than another")
+    if levels and len(levels) <= distinct + 1:
+        why = (f"the budget leaves only {len(levels)} initiation intervals between them "
+               f"({', '.join(f'{v:,}' for v in levels)} cycles: parallelism comes in powers of "
+               "two), and each has one most accurate design")
     return (f"{distinct} of the {asked} points asked for exist: the {solved} accuracy bounds "
             "between the fastest design and the most accurate one gave only "
-            f"{distinct} different non-dominated designs (neighbouring bounds chose the same "
-            "formats, or a design was slower and no more accurate than another)")
+            f"{distinct} different non-dominated designs ({why})")
 
 
-def references(problem, sens, *, clock_mhz: float, time_limit):
+def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False) -> dict:
+    """What ``predictor.json`` holds: the held-out set sizes, the predictor in use, its
+    calibration fit, and its error on held-out design points (those the calibration never saw:
+    the measured front points other than the all-reference one, whose error is 0 by construction,
+    and the random ``held`` mixes), next to the additive predictor's on the same points."""
+    import pandas as pd
+
+    ref_only = chk["formats"].map(
+        lambda f: all(kv.split("=")[1] == sens.reference for kv in f.split(",")))
+    parts = [chk[~ref_only]] + ([held] if held is not None else [])
+    pts = pd.concat(parts) if any(len(x) for x in parts) else chk.iloc[:0]
+    err, add = pts["error"].abs(), pts["error_additive"].abs()
+    return {
+        "metric": sens.metric, "sens_samples": sens.n, "eval_samples": n_eval,
+        "one_sample_points": round(100.0 / n_eval, 4) if n_eval else None,
+        "predictor": "fixed formats" if fixed else
+        ("noise" if sens.uses_noise else "additive"),
+        "fit": sens.fit, "calibration_points": len(sens.calibration),
+        "held_out_points": int(len(pts)), "front_points": int((~ref_only).sum()),
+        "random_points": 0 if held is None else int(len(held)),
+        "mae": float(err.mean()) if len(pts) else 0.0,
+        "max_error": float(err.max()) if len(pts) else 0.0,
+        "mae_additive": float(add.mean()) if len(pts) else 0.0,
+        "max_error_additive": float(add.max()) if len(pts) else 0.0,
+    }
+
+
+def predictor_line(summary: dict) -> str:
+    pts = 100.0
+    return (f"predictor ({summary['predictor']}) on {summary['held_out_points']} held-out design "
+            f"points ({summary['front_points']} of the front, {summary['random_points']} random) "
+            f"measured on {summary['eval_samples']:,} eval samples: mean |error| "
+            f"{pts * summary['mae']:.2f} points, worst {pts * summary['max_error']:.2f} "
+            f"(additive predictor: {pts * summary['mae_additive']:.2f}, worst "
+            f"{pts * summary['max_error_additive']:.2f})")
+
+
+def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
     """The all-int8 design (the program restricted to int8) and the greedy folding design (FINN's
     way: raise the bottleneck layer's parallelism while the budget allows, int8), as rows with
     the front's figures; none when int8 is not among the formats or does not fit."""
@@ -337,7 +406,8 @@ def references(problem, sens, *, clock_mhz: float, time_limit):
         if g is not None:
             found.append(("greedy", "greedy folding (FINN-style, int8)", g))
         for design, label, sol in found:
-            rows.append({"design": design, "label": label, "accuracy_pred": sens.base - sol.drop,
+            rows.append({"design": design, "label": label,
+                         "accuracy_pred": base - sens.drop_of(sol.drop),
                          "accuracy_measured": float("nan"), "ii_cycles": sol.ii,
                          "latency_cycles": sol.latency, "fps": clock_mhz * 1e6 / sol.ii,
                          "latency_us": sol.latency / clock_mhz, "dsp": sol.dsp, "lut": sol.lut,

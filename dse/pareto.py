@@ -36,8 +36,8 @@ __all__ = ["price", "make_problem", "sweep", "non_dominated", "solutions_frame",
 
 #: Columns of the front table (pareto.csv), in order.
 FRONT_COLUMNS = (
-    "point", "accuracy_pred", "acc_drop", "max_drop", "ii_cycles", "latency_cycles", "fps",
-    "latency_us", "dsp", "lut", "ff", "bram18", "converters", "formats", "format_counts",
+    "point", "accuracy_pred", "acc_drop", "max_drop", "acc_cost", "ii_cycles", "latency_cycles",
+    "fps", "latency_us", "dsp", "lut", "ff", "bram18", "converters", "formats", "format_counts",
     "solve_seconds", "proven",
 )
 
@@ -51,12 +51,12 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
         cands = []
         for ch in candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe, count=count):
             cost = layer_cost(layer, ch, model=model, activity=activity)
-            drop = sens.drop(layer.name, ch.format)
-            cands.append(Candidate(ch, cost, drop))
+            acc_cost = sens.coefficient(layer.name, ch.format)
+            cands.append(Candidate(ch, cost, acc_cost))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
                          "lanes": ch.lanes, "pe": ch.pe, "cycles": cost.cycles, "fill": cost.fill,
                          "dsp": cost.dsp, "lut": cost.lut, "ff": cost.ff, "bram18": cost.bram18,
-                         "acc_drop": drop})
+                         "acc_drop": sens.drop(layer.name, ch.format), "acc_cost": acc_cost})
         per_layer.append(tuple(cands))
     return tuple(per_layer), pd.DataFrame(rows)
 
@@ -73,8 +73,13 @@ def _key(problem: Problem, sol: Solution) -> int:
 
 
 def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None,
-          time_budget: float | None = None, log=None) -> list[tuple[float | None, Solution]]:
+          time_budget: float | None = None, log=None,
+          spacing=None) -> list[tuple[float | None, Solution]]:
     """Solve for ``points`` accuracy bounds; return ``(bound, solution)`` of every solved bound.
+
+    Bounds are on the candidates' summed accuracy cost (``Candidate.drop``). ``spacing``, a pair
+    ``(to_drop, to_cost)`` of monotone maps (:meth:`dse.accuracy.Sensitivity.drop_of` and
+    ``cost_of``), spaces them evenly in predicted drop rather than in cost.
 
     Every solve is bounded by ``time_limit`` seconds (default
     :data:`dse.ilp.DEFAULT_TIME_LIMIT`); a solve that reaches it keeps its best point, marked
@@ -114,7 +119,13 @@ def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None
             log(f"most accurate point: {exc}; sweeping from the bound {d_lo:.4f}")
     if d_hi <= d_lo + 1e-12:
         return [(problem.max_drop, fastest)]
-    bounds = [d_lo + (d_hi - d_lo) * k / (points - 1) for k in range(points - 1)]
+    if spacing is None:
+        bounds = [d_lo + (d_hi - d_lo) * k / (points - 1) for k in range(points - 1)]
+    else:
+        to_drop, to_cost = spacing
+        p_lo, p_hi = to_drop(d_lo), to_drop(d_hi)
+        bounds = [max(d_lo, to_cost(p_lo + (p_hi - p_lo) * k / (points - 1)))
+                  for k in range(points - 1)]
     lower = fastest.ii if problem.objective == "ii" else None
     out = []
     prev = None
@@ -156,16 +167,19 @@ def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "i
     return keep
 
 
-def solutions_frame(rows, *, base: float, clock_mhz: float) -> pd.DataFrame:
-    """The front table: one row per point, numbered from 0 (fastest first)."""
+def solutions_frame(rows, *, base: float, clock_mhz: float, to_drop=None) -> pd.DataFrame:
+    """The front table: one row per point, numbered from 0 (fastest first). ``to_drop`` maps a
+    summed accuracy cost to a predicted drop (identity by default)."""
+    to_drop = to_drop or float
     recs = []
     for k, (b, s) in enumerate(rows):
         counts = Counter(c.format for c in s.choices)
         recs.append({
             "point": k,
-            "accuracy_pred": base - s.drop,
-            "acc_drop": s.drop,
-            "max_drop": b,
+            "accuracy_pred": base - to_drop(s.drop),
+            "acc_drop": to_drop(s.drop),
+            "max_drop": None if b is None else to_drop(b),
+            "acc_cost": s.drop,
             "ii_cycles": s.ii,
             "latency_cycles": s.latency,
             "fps": clock_mhz * 1e6 / s.ii,

@@ -79,7 +79,7 @@ def load_checkpoint(path):
 
             s, model = spec_from_blob(blob)
             return s, model.eval(), blob
-        s = spec(blob["model"])
+        s = spec(blob["model"]).for_cv_fold(int((blob.get("config") or {}).get("cv_fold", 0)))
         model = s.build()
         if blob["folded"]:
             s.qnet(model).fold_bn()

@@ -9,21 +9,42 @@ classifiers (dense or sparse); the eye tracker defines its own spec. Each module
 from __future__ import annotations
 
 import copy
+import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .qnet import QNet
 
-__all__ = ["ModelSpec", "ClassifierSpec"]
+__all__ = ["HELD_OUT", "ModelSpec", "ClassifierSpec"]
+
+#: The DSE's held-out sets: ``sens`` (per-layer sensitivity and the accuracy predictor's
+#: calibration) and ``eval`` (the measured accuracy of design points). Each spec maps them to data
+#: splits of its own (:attr:`ModelSpec.held_out`), pooled over its cross-validation folds.
+HELD_OUT = ("sens", "eval")
 
 
 class ModelSpec:
-    """One network of the zoo. Subclasses implement the task-specific parts."""
+    """One network of the zoo. Subclasses implement the task-specific parts.
+
+    ``held_out`` maps each of :data:`HELD_OUT` to the data split it is measured on; with
+    ``cv_folds`` > 1 it is measured on that split of every fold's model and pooled
+    (:meth:`models.zoo.Bundle.evaluate`), for data sets too small to hold out enough samples once.
+    """
 
     name: str = ""
     default_epochs: int = 10
     sparse: bool = False
+    cv_folds: int = 1
+    cv_fold: int = 0
+    held_out: dict = {"sens": "val", "eval": "test"}
+
+    def for_cv_fold(self, k: int) -> ModelSpec:
+        """This spec with the data of cross-validation fold ``k`` (0 is the spec itself)."""
+        if k == 0:
+            return self
+        raise ValueError(f"{self.name!r} has no cross-validation folds")
 
     def build(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -52,6 +73,16 @@ class ModelSpec:
         """One float input batch for :meth:`QNet.to_qgraph`."""
         raise NotImplementedError
 
+    def evaluate_outputs(self, model, *, split: str):
+        """``(evaluate(model, split, "int"), outputs(model, split))``; a spec whose two share
+        the slow part computes them in one pass."""
+        return self.evaluate(model, split=split, mode="int"), self.outputs(model, split=split)
+
+    def outputs(self, model, *, split: str) -> np.ndarray:
+        """``[N, K]`` float64 outputs of the hardware part (the QNet, fake-quant, exact) on every
+        sample of ``split``: what the accuracy predictor measures quantization noise on."""
+        raise NotImplementedError
+
 
 def _progress(iterable, *, desc: str, enabled: bool, total=None):
     if not enabled:
@@ -75,10 +106,16 @@ class ClassifierSpec(ModelSpec):
     """
 
     def __init__(self, name, build, data, *, to_input=None, augment=None, default_epochs=30,
-                 sparse=False, batch_size=64, lr=1e-2):
+                 sparse=False, batch_size=64, lr=1e-2, cv_folds=1, held_out=None):
         self.name = name
         self._build = build
         self._data = data
+        self._fold_data = data
+        self.cv_folds = cv_folds
+        if held_out is not None:
+            self.held_out = dict(held_out)
+        elif cv_folds > 1:  # every fold's test split, pooled
+            self.held_out = {"sens": "test", "eval": "test"}
         self._to_input = to_input or (lambda x: x)
         self._augment = augment
         self.default_epochs = default_epochs
@@ -89,8 +126,19 @@ class ClassifierSpec(ModelSpec):
     def build(self):
         return self._build()
 
+    def for_cv_fold(self, k):
+        if k == 0:
+            return self
+        if k not in range(self.cv_folds):
+            raise ValueError(f"{self.name!r} has cross-validation folds 0..{self.cv_folds - 1}, "
+                             f"not {k!r}")
+        other = copy.copy(self)
+        other.cv_fold = k
+        other._fold_data = functools.partial(self._data, cv_fold=k)
+        return other
+
     def data(self, split):
-        return self._data(split)
+        return self._fold_data(split)
 
     def to_input(self, x):
         return self._to_input(x)
@@ -137,6 +185,11 @@ class ClassifierSpec(ModelSpec):
             m = copy.deepcopy(model).double().set_mode("int")
             return m(m.quantize_input(self.to_input(x.double())))
         raise ValueError(f"unknown mode {mode!r}")
+
+    def outputs(self, model, *, split):
+        x, _ = self.data(split)
+        return np.concatenate([self.logits(model, x[i : i + 512], mode="fake").numpy()
+                               for i in range(0, len(x), 512)])
 
     def evaluate(self, model, *, split, mode):
         x, y = self.data(split)

@@ -33,9 +33,10 @@ class TrainConfig:
     seed: int = 0
     lr: float | None = None
     abits: int = 8
+    cv_fold: int = 0
 
     def __post_init__(self):
-        spec(self.model)  # validates the name
+        spec(self.model).for_cv_fold(self.cv_fold)  # validates the name and the fold
         if self.format not in TRAIN_FORMATS:
             raise FormatError(
                 f"unknown format {self.format!r}; valid formats: {', '.join(TRAIN_FORMATS)}"
@@ -60,7 +61,7 @@ def train(config: TrainConfig, out_dir, *, progress: bool = True) -> dict:
     """Train, quantize and evaluate; write ``out_dir/model.pt`` and ``out_dir/metrics.json``."""
     from common.fsutil import write_json
 
-    s = spec(config.model)
+    s = spec(config.model).for_cv_fold(config.cv_fold)
     epochs = s.default_epochs if config.epochs is None else config.epochs
     qat_epochs = max(1, epochs // 3) if config.qat_epochs is None else config.qat_epochs
     lr = getattr(s, "lr", 1e-2) if config.lr is None else config.lr

@@ -33,7 +33,7 @@ from .checkpoint import (
 from .qnet import QNet
 from .quant.formats import FormatError
 from .registry import REGISTRY, ModelError, model_names, register, spec
-from .spec import ClassifierSpec, ModelSpec
+from .spec import HELD_OUT, ClassifierSpec, ModelSpec
 from .train import TrainConfig, train
 
 __all__ = [
@@ -88,8 +88,61 @@ class Bundle:
         model = self.quantized(formats)
         return self.spec.qnet(model).to_qgraph(self.spec.example_input(model))
 
+    def cv_bundles(self) -> list[Bundle]:
+        """This bundle and the models of its spec's other cross-validation folds (trained with the
+        same configuration on demand, cached beside its checkpoint as ``<slot>-cv<k>``)."""
+        if self.spec.cv_folds <= 1 or self.spec.cv_fold != 0 or "config" not in self.meta:
+            return [self]
+        cached = self.__dict__.get("_cv")
+        if cached is None:
+            cached = [self]
+            for k in range(1, self.spec.cv_folds):
+                slot = self.checkpoint.parent
+                path = slot.with_name(f"{slot.name}-cv{k}") / "model.pt"
+                if not path.is_file():
+                    cfg = {**self.meta["config"], "cv_fold": k}
+                    train(TrainConfig.from_json(cfg), path.parent, progress=False)
+                s, model, blob = load_checkpoint(path)
+                cached.append(Bundle(s, model, path, blob))
+            self.__dict__["_cv"] = cached
+        return cached
+
+    def held_out_size(self, split: str) -> int:
+        """Samples in the held-out set ``split`` (:data:`models.spec.HELD_OUT`)."""
+        return int(self.evaluate("int8", split=split).get("n", 0)) if split in HELD_OUT else 0
+
+    def outputs(self, formats, split: str):
+        """``[N, K]`` float64 outputs of the QNet quantized with ``formats`` (fake-quant, exact) on
+        ``split``; a held-out set pools every cross-validation fold's model."""
+        import numpy as np
+
+        if split in HELD_OUT:
+            return np.concatenate([b.spec.outputs(b.quantized(formats),
+                                                  split=b.spec.held_out[split])
+                                   for b in self.cv_bundles()])
+        return self.spec.outputs(self.quantized(formats), split=split)
+
+    def evaluate_outputs(self, formats, split: str):
+        """``(evaluate(formats, split), outputs(formats, split))``, each spec computing the two in
+        one pass where it can."""
+        import numpy as np
+
+        bundles = self.cv_bundles() if split in HELD_OUT else [self]
+        got = [b.spec.evaluate_outputs(b.quantized(formats),
+                                       split=b.spec.held_out[split] if split in HELD_OUT else split)
+               for b in bundles]
+        return _pool([g[0] for g in got]), np.concatenate([g[1] for g in got])
+
     def evaluate(self, formats=None, split="val", mode="int") -> dict:
-        """Metrics of the model quantized with ``formats`` (None: the float model)."""
+        """Metrics of the model quantized with ``formats`` (None: the float model). A held-out
+        set (``sens``, ``eval``) pools every cross-validation fold's model on its own split,
+        weighted by sample count."""
+        if split in HELD_OUT:
+            return _pool([b._evaluate(formats, b.spec.held_out[split], mode)
+                          for b in self.cv_bundles()])
+        return self._evaluate(formats, split, mode)
+
+    def _evaluate(self, formats, split, mode) -> dict:
         if formats is None:
             return self.spec.evaluate(self.model, split=split, mode="float")
         model = self.quantized(formats)
@@ -97,6 +150,15 @@ class Bundle:
 
     def frames(self, n: int, seed: int = 0, split: str = "test"):
         return self.spec.frames(self.model, n, seed=seed, split=split)
+
+
+def _pool(parts: list[dict]) -> dict:
+    """Metrics of several models on disjoint samples as one: means weighted by sample count."""
+    n = [int(p.get("n", 1)) for p in parts]
+    out = {k: sum(float(p[k]) * w for p, w in zip(parts, n, strict=True)) / sum(n)
+           for k in parts[0] if k != "n" and isinstance(parts[0][k], (int, float))}
+    out["n"] = sum(n)
+    return out
 
 
 def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,

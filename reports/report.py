@@ -223,14 +223,32 @@ def write_report(out, cfg) -> dict:
             f"`{manifest.get('top')}`, clock `{manifest.get('clock')}`, reset "
             f"`{manifest.get('reset')}` (active {manifest.get('reset_active')}).",
         ]
-    lines += ["", "## Accuracy (test split, integer reference)", ""]
+    ev = acc.get("eval")
+    if ev:
+        folds = ev.get("cv_folds", 1)
+        pooled = (f", pooled over the {folds} cross-validation folds' models" if folds > 1
+                  else "")
+        verdict = "**within**" if ev["within_bound"] else "**outside**"
+        lines += [
+            "", f"## Accuracy of the chosen point (held-out `eval` set: {ev['n']:,} samples"
+            f"{pooled}, one sample = {100 / max(ev['n'], 1):.3f} points)", "",
+            "| design | accuracy |", "|---|---|",
+            f"| all int8 (measured) | {ev['int8']:.4f} |",
+            f"| chosen point (predicted) | {acc['predicted']:.4f} |",
+            f"| chosen point (measured) | {ev['chosen']:.4f} |",
+            "", f"Measured drop from all-int8: {100 * ev['drop']:.2f} points, {verdict} the "
+            f"flow's bound of {100 * ev['max_drop']:.2f} points (`--max-drop`).",
+        ]
+    n_test = acc.get("test_n")
+    lines += ["", "## Accuracy of the model that goes to hardware (its test split"
+              + (f", {n_test:,} samples" if n_test else "") + ", integer reference)", ""]
     if acc:
         imported = acc.get("int8") is None
         lines += [
             "| model | accuracy |", "|---|---|",
             f"| {'QONNX model (qonnx execution)' if imported else 'float'} | {acc['float']:.4f} |",
             *([] if imported else [f"| all int8 | {acc['int8']:.4f} |"]),
-            f"| chosen point (predicted) | {acc['predicted']:.4f} |",
+            *([] if ev else [f"| chosen point (predicted) | {acc['predicted']:.4f} |"]),
             f"| chosen point (measured) | {acc['chosen']:.4f} |",
         ]
         agree = acc.get("qonnx_agreement")
@@ -283,7 +301,11 @@ def summary_text(out) -> str:
         f"  chosen point   {pick.get('point')} of {pick.get('front')} on the front "
         f"(fastest within {pick.get('max_drop', 0):.1%} of the best predicted accuracy)",
         f"  accuracy       predicted {acc.get('predicted', float('nan')):.4f}, measured "
-        f"{acc.get('chosen', float('nan')):.4f} "
+        + (f"{acc['eval']['chosen']:.4f} on {acc['eval']['n']:,} held-out samples (drop "
+           f"{100 * acc['eval']['drop']:.2f} points, "
+           f"{'within' if acc['eval']['within_bound'] else 'OUTSIDE'} the bound); test split "
+           if acc.get("eval") else "")
+        + f"{acc.get('chosen', float('nan')):.4f} "
         f"({'QONNX model' if acc.get('int8', 0) is None else 'float'} "
         f"{acc.get('float', float('nan')):.4f})",
         f"  throughput     predicted II {pick.get('ii_cycles')} cycles; simulated "

@@ -189,3 +189,16 @@ def test_flow_implements_on_lattice_parts_by_default():
     assert not FlowConfig(device="LFE5U-85F", implement=False).implements
     assert not FlowConfig(device="XCZU3EG").implements
     assert FlowConfig(device="ulx3s").lattice
+
+
+def test_pick_point_needs_the_measured_accuracy_within_the_drop_too(tmp_path):
+    p = tmp_path / "pareto.csv"
+    p.write_text("point,accuracy_pred,accuracy_measured,ii_cycles,latency_cycles\n"
+                 "0,0.985,0.970,100,150\n1,0.985,0.982,300,400\n2,0.99,0.99,900,1000\n")
+    got = pick_point(p, 0.01)
+    assert got["point"] == 1 and got["accuracy_measured"] == pytest.approx(0.982)
+    assert got["best_accuracy_measured"] == pytest.approx(0.99)
+    # without measurements the predicted accuracy alone decides
+    p.write_text("point,accuracy_pred,accuracy_measured,ii_cycles,latency_cycles\n"
+                 "0,0.985,,100,150\n1,0.99,,900,1000\n")
+    assert pick_point(p, 0.01)["point"] == 0

@@ -2,7 +2,10 @@
 
 Input: the polarity histograms of :func:`models.data.eventdigits.eventdigits_frames` (channel 0
 OFF, 1 ON, in [0, 1]); a site is active where either polarity fired (about 57 % of the sites).
-Splits are the data module's (train 1,258 / val 180 / test 359).
+Splits are the data module's (train 1,258 / val 180 / test 359). The DSE's held-out sets are
+more recordings of the held-out digits, as N-MNIST is a recording of MNIST: ``sens`` the val digits
+recorded with data seeds 0 to 5 (1,080 recordings), ``eval`` the test digits recorded with data
+seeds 0 to 2 (1,077); recording noise, thresholds, saccade amplitude and start differ per seed.
 
 Network (every op a :mod:`models.sparse` layer, so the whole classifier is the hardware's
 :class:`~models.qnet.QNet`): stem submanifold 3x3 2->16, depthwise 3x3 stride 2 (sparse, 17x17) +
@@ -15,6 +18,7 @@ the pooled features see its whole shape.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..qnet import QNet
@@ -24,8 +28,10 @@ from ..spec import ClassifierSpec
 
 __all__ = ["SPLITS", "INPUT_SHAPE", "eventdigits_data", "build_eventdigits", "SPEC"]
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "sens", "eval")
 INPUT_SHAPE = (2, 34, 34)
+#: The DSE's held-out sets: (digit split, number of recordings of each digit).
+HELD_OUT_RECORDINGS = {"sens": ("val", 6), "eval": ("test", 3)}
 
 
 def eventdigits_data(split: str, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +40,12 @@ def eventdigits_data(split: str, *, seed: int = 0) -> tuple[torch.Tensor, torch.
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     from ..data.eventdigits import eventdigits_frames
 
-    x, y = eventdigits_frames(seed=seed, split=split)
+    if split in HELD_OUT_RECORDINGS:
+        digits, n = HELD_OUT_RECORDINGS[split]
+        parts = [eventdigits_frames(seed=seed + k, split=digits) for k in range(n)]
+        x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    else:
+        x, y = eventdigits_frames(seed=seed, split=split)
     return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
 
 
@@ -71,4 +82,5 @@ def shift_augment(x: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> 
 #: The zoo entry (collected by :mod:`models.registry`).
 SPEC = ClassifierSpec("eventdigits", build_eventdigits, eventdigits_data,
                       to_input=SparseTensor.from_dense, augment=shift_augment,
-                      default_epochs=8, sparse=True, batch_size=64, lr=1e-2)
+                      default_epochs=8, sparse=True, batch_size=64, lr=1e-2,
+                      held_out={"sens": "sens", "eval": "eval"})

@@ -63,7 +63,10 @@ __all__ = [
     "SPEC",
 ]
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "sens", "eval")
+#: The DSE's held-out sets: (split of data seed ``seed``, data seed whose first sequences are
+#: added, how many).
+HELD_OUT_SETS = {"sens": ("val", 900, 20), "eval": ("test", 901, 14)}
 HEIGHT, WIDTH = 60, 80
 INPUT_SHAPE = (4, HEIGHT, WIDTH)
 EMBED = 32
@@ -85,13 +88,20 @@ def eye_data(split: str, *, seed: int = 0):
     """``(x float32 [S, T, 2, 60, 80], pupil float32 [S, T, 2] (x, y), closed bool [S, T])``.
 
     ``val`` and ``test`` are those splits of data seed ``seed``; ``train`` is its train split plus
-    every sequence of :func:`extra_train_seeds` (:data:`EXTRA_TRAIN_SETS` x 60 recordings).
+    every sequence of :func:`extra_train_seeds` (:data:`EXTRA_TRAIN_SETS` x 60 recordings). The
+    DSE's held-out sets add independent recordings (:data:`HELD_OUT_SETS`, data seeds below 1000,
+    never trained on): ``sens`` is val + 20 sequences (1,040 windows), ``eval`` test + 14 (1,040).
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     from ..data.eye import eye_frames
 
-    parts = [eye_frames(seed=seed, split=split)]
+    if split in HELD_OUT_SETS:
+        base, extra, count = HELD_OUT_SETS[split]
+        more = eye_frames(seed=extra + seed, split="all")
+        parts = [eye_frames(seed=seed, split=base), tuple(a[:count] for a in more)]
+    else:
+        parts = [eye_frames(seed=seed, split=split)]
     if split == "train":
         parts += [eye_frames(seed=s, split="all") for s in extra_train_seeds(seed)]
     return (torch.as_tensor(np.concatenate([p[0] for p in parts]), dtype=torch.float32),
@@ -184,6 +194,7 @@ class EyeSpec(ModelSpec):
     """Zoo entry of the eye tracker."""
 
     name = "eye"
+    held_out = {"sens": "sens", "eval": "eval"}
     default_epochs = 15
     sparse = True
     lr = 3e-3
@@ -256,7 +267,33 @@ class EyeSpec(ModelSpec):
         x, lab, closed = self.data(split)
         out = eye_metrics(self.predict(model, x, mode=mode), lab)
         out["closed_share"] = float(closed.float().mean())
+        out["n"] = int(lab.shape[0] * lab.shape[1])
         return out
+
+    @torch.no_grad()
+    def evaluate_outputs(self, model, *, split):
+        """:meth:`evaluate` (``int`` mode) and :meth:`outputs` from one pass of the backbone."""
+        x, lab, closed = self.data(split)
+        emb = self.outputs(model, split=split)
+        m = copy.deepcopy(model).eval()
+        S, T = lab.shape[:2]
+        e = torch.as_tensor(emb, dtype=torch.float32).reshape(S, T, EMBED)
+        h, _ = m.gru(e)
+        out = eye_metrics(torch.sigmoid(m.head(h)) * _SCALE, lab)
+        out["closed_share"] = float(closed.float().mean())
+        out["n"] = int(S * T)
+        return out, emb
+
+    @torch.no_grad()
+    def outputs(self, model, *, split):
+        """The backbone's embeddings of every window, ``[S * T, EMBED]``: the integer model's
+        accumulators times their scale (what the GRU takes in ``int`` mode)."""
+        x, _, _ = self.data(split)
+        m = copy.deepcopy(model).eval()
+        m.backbone.set_mode("int")
+        flat = x.reshape(-1, 2, HEIGHT, WIDTH)
+        return np.concatenate([m.embed(flat[i : i + 200]).double().numpy()
+                               for i in range(0, len(flat), 200)])
 
     def frames(self, model, n, *, seed=0, split="test"):
         x, _, _ = self.data(split)

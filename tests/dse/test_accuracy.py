@@ -61,3 +61,82 @@ def test_sensitivity_cache(tmp_path):
     assert b.calls == calls and s2 == s1
     load_or_measure(b, ["int4", "dybit4"], path)  # a new format: measured again
     assert b.calls > calls
+
+
+class NoisyBundle:
+    """A model whose output noise adds over layers and whose drop is ``0.5 * noise ** 1.5``
+    of the summed noise, with an interaction the additive predictor cannot see."""
+
+    name = "noisy"
+    NOISE = {"int8": 0.0, "int4": 0.04, "dybit4": 0.02}
+    WEIGHT = {"a": 2.0, "b": 1.0, "c": 0.5, "d": 1.5}
+
+    def __init__(self):
+        import numpy as np
+
+        self.calls = 0
+        self.ref = np.random.default_rng(0).normal(size=(400, 5))
+        self.dirs = {k: np.random.default_rng(i + 1).normal(size=(400, 5))
+                     for i, k in enumerate(self.WEIGHT)}
+
+    def layer_names(self):
+        return list(self.WEIGHT)
+
+    def _noise(self, formats):
+        return sum(self.WEIGHT[k] * self.NOISE[f] for k, f in formats.items())
+
+    def evaluate(self, formats, split="val"):
+        self.calls += 1
+        return {"accuracy": 0.95 - 0.5 * self._noise(formats) ** 1.5, "n": 400}
+
+    def evaluate_outputs(self, formats, split):
+        import numpy as np
+
+        var = float(((self.ref - self.ref.mean(0)) ** 2).sum(-1).mean())
+        out = self.ref.copy()
+        for k, f in formats.items():  # independent perturbations: their powers add
+            d = self.dirs[k] / np.sqrt((self.dirs[k] ** 2).sum(-1).mean())
+            out = out + d * np.sqrt(self.WEIGHT[k] * self.NOISE[f] * var)
+        return self.evaluate(formats, split), out
+
+
+def test_noise_model_calibrated_on_mixed_points_beats_the_additive_sum():
+    b = NoisyBundle()
+    sens = measure_sensitivity(b, ["int8", "int4", "dybit4"], calibration=12)
+    assert sens.uses_noise and sens.fit["use"] == "noise" and sens.fit["points"] == 2 + 12
+    # one layer's noise is its share of the output power (independent directions: approximately)
+    assert sens.coefficient("a", "int4") == pytest.approx(2.0 * 0.04, rel=0.15)
+    assert sens.coefficient("b", "int8") == 0.0
+    assert sens.fit["b"] == pytest.approx(1.5, abs=0.2)
+    assert sens.fit["mae_noise"] < sens.fit["mae_additive"]
+    # drop_of and cost_of are inverse maps; the ILP's bound in cost is the bound in drop
+    assert sens.cost_of(sens.drop_of(0.1)) == pytest.approx(0.1)
+    assert sens.drop_of(0.0) == 0.0 and sens.cost_of(-1.0) == 0.0
+    mixed = {"a": "int4", "b": "dybit4", "c": "int4", "d": "dybit4"}
+    chk = check_predictions(b, sens, [mixed], base=0.90)
+    # anchored on the base given: the prediction is that base minus the predicted drop
+    assert chk["predicted"][0] == pytest.approx(0.90 - sens.predict_drop(mixed))
+    assert abs(chk["error_additive"][0] + 0.05) > abs(chk["error"][0] + 0.05)
+    assert Sensitivity.from_dict(sens.to_dict()) == sens
+
+
+def test_additive_predictor_kept_when_it_fits_better():
+    from dse.accuracy import fit_noise_model
+
+    fit = fit_noise_model([0.0, 0.1, 0.2, 0.4], [0.0, 0.01, 0.02, 0.04])
+    assert fit["b"] == pytest.approx(1.0, abs=0.02) and fit["a"] == pytest.approx(0.1, rel=0.05)
+    sens = Sensitivity(model="m", metric="accuracy", reference="int8", base=0.9,
+                       drops={"a": {"int8": 0.0, "int4": 0.03}}, noise={"a": {"int4": 0.2}},
+                       fit={"a": 1.0, "b": 1.0, "use": "additive"})
+    assert not sens.uses_noise and sens.coefficient("a", "int4") == 0.03
+    assert sens.drop_of(0.05) == 0.05 and sens.predict({"a": "int4"}) == pytest.approx(0.87)
+
+
+def test_calibration_assignments_cover_the_extremes_and_mixes():
+    from dse.accuracy import calibration_assignments
+
+    got = calibration_assignments(["a", "b", "c"], ["int8", "int4", "dybit4"], "int8", 6)
+    assert got[0] == dict.fromkeys("abc", "int4") and got[1] == dict.fromkeys("abc", "dybit4")
+    assert len(got) == 2 + 6 and all(set(a) == {"a", "b", "c"} for a in got)
+    assert got != calibration_assignments(["a", "b", "c"], ["int8", "int4", "dybit4"], "int8",
+                                          6, seed=1)

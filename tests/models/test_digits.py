@@ -118,3 +118,35 @@ def test_qgraph_empty_and_single_site_frames(trained):
     assert oc.tolist() == [[0, 0]] and of.shape == (1, 10)
     oc1, of1 = g.run_frame(torch.tensor([[15, 0]]), torch.tensor([[100]]))
     assert of1.shape == (1, 10) and not torch.equal(of1, of)
+
+
+def test_cross_validation_folds_hold_out_disjoint_test_splits():
+    from models.nets.digits import CV_FOLDS
+
+    seen = set()
+    for k in range(CV_FOLDS):
+        x, _ = digits_data("test", cv_fold=k)
+        tr, _ = digits_data("train", cv_fold=k)
+        keys = {tuple(v.reshape(-1).tolist()) for v in x}
+        assert keys.isdisjoint({tuple(v.reshape(-1).tolist()) for v in tr})
+        assert len(x) == 359
+        seen |= {(k, i) for i in range(len(x))}
+    assert len(seen) == 5 * 359
+    a, _ = digits_data("test", cv_fold=0)
+    b, _ = digits_data("test", cv_fold=1)
+    assert not any(torch.equal(a[0], v) for v in b)
+    with pytest.raises(ValueError, match="cv_fold"):
+        digits_data("test", cv_fold=5)
+
+
+def test_held_out_metrics_pool_the_folds_by_sample_count():
+    from models.zoo import _pool
+
+    got = _pool([{"accuracy": 1.0, "n": 300}, {"accuracy": 0.5, "n": 100}])
+    assert got == {"accuracy": pytest.approx(0.875), "n": 400}
+    from models.registry import spec
+
+    s = spec("digits")
+    assert s.cv_folds == 5 and s.held_out == {"sens": "test", "eval": "test"}
+    assert s.for_cv_fold(0) is s and s.for_cv_fold(2).cv_fold == 2
+    assert len(s.for_cv_fold(2).data("val")[1]) == len(s.data("val")[1])

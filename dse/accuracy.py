@@ -188,8 +188,10 @@ def _relative_noise(out, ref) -> float:
 
 
 def fit_noise_model(noise, drops) -> dict:
-    """Least-squares ``drop = a * noise ** b`` (``a >= 0``, ``b`` in [0.3, 2]) and its mean
-    absolute error on the points."""
+    """Least-absolute-deviation ``drop = a * noise ** b`` (``a >= 0``, ``b`` in [0.3, 2]) and its
+    mean absolute error on the points. Absolute rather than squared error: one calibration point
+    far off the trend (a held-out set's sampling noise, or a layer mix that breaks the network)
+    must not drag the map for all the others."""
     import numpy as np
 
     x = np.asarray(noise, dtype=np.float64)
@@ -197,9 +199,16 @@ def fit_noise_model(noise, drops) -> dict:
     best = None
     for b in np.arange(0.30, 2.0001, 0.01):
         xb = np.where(x > 0, np.abs(x) ** b, 0.0)
-        den = float((xb * xb).sum())
-        a = max(0.0, float((xb * d).sum()) / den) if den > 0 else 0.0
-        err = float(((a * xb - d) ** 2).sum())
+        use = xb > 0
+        if not use.any():
+            a = 0.0
+        else:
+            # for a fixed b, the a minimising sum |a * xb - d| is the xb-weighted median of d / xb
+            r, w = d[use] / xb[use], xb[use]
+            order = np.argsort(r)
+            cum = np.cumsum(w[order])
+            a = max(0.0, float(r[order][np.searchsorted(cum, cum[-1] / 2)]))
+        err = float(np.abs(a * xb - d).sum())
         if best is None or err < best[0] - 1e-15:
             best = (err, a, float(b))
     _, a, b = best
@@ -222,10 +231,12 @@ def calibration_assignments(layers, formats, reference, count, seed=0):
 
 def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8",
                         split: str = "val", progress=None,
-                        calibration: int = CALIBRATION_POINTS) -> Sensitivity:
+                        calibration: int = CALIBRATION_POINTS,
+                        calib_split: str | None = None) -> Sensitivity:
     """Measure the drop and the output noise of every (layer, format) with only that layer in the
-    format, then calibrate the noise-to-drop map on mixed assignments. A bundle without
-    ``outputs`` gets the additive predictor alone."""
+    format on ``split``, then calibrate the noise-to-drop map on mixed assignments measured on
+    ``calib_split`` (default ``split``; :func:`calibrate`). A bundle without ``evaluate_outputs``
+    gets the additive predictor alone."""
     formats = [weight_format(f).name for f in formats]
     layers = list(layers or bundle.layer_names())
     ref_assign = dict.fromkeys(layers, reference)
@@ -261,9 +272,19 @@ def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8"
                        n=int(base_metrics.get("n", 0)))
     if not has_outputs or len(formats) < 2 or calibration <= 0:
         return sens
+    return calibrate(bundle, sens, formats, split=calib_split or split, count=calibration)
+
+
+def calibrate(bundle, sens: Sensitivity, formats, *, split: str,
+              count: int = CALIBRATION_POINTS) -> Sensitivity:
+    """``sens`` with its noise-to-drop map fitted on mixed assignments measured on ``split``
+    (drops from the all-reference design measured there too)."""
+    layers = list(sens.drops)
+    ref = dict.fromkeys(layers, sens.reference)
+    base = float(bundle.evaluate(ref, split=split)[sens.metric])
     calib = []
-    for a in calibration_assignments(layers, formats, reference, calibration):
-        measured = base - float(bundle.evaluate(a, split=split)[metric])
+    for a in calibration_assignments(layers, formats, sens.reference, count):
+        measured = base - float(bundle.evaluate(a, split=split)[sens.metric])
         cost = sum(sens.noise[layer][f] for layer, f in a.items())
         calib.append({"formats": "/".join(a[layer] for layer in layers), "noise": cost,
                       "measured_drop": measured,
@@ -273,6 +294,7 @@ def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8"
                                 / len(calib))
     fit["use"] = "noise" if fit["mae_noise"] <= fit["mae_additive"] else "additive"
     fit["points"] = len(calib)
+    fit["split"] = split
     return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib})
 
 
@@ -288,6 +310,12 @@ def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
         if sens is not None and sens.model == bundle.name and wanted <= sens.formats() and \
                 set(sens.drops) == set(bundle.layer_names()) and \
                 sens.split == kw.get("split", "val"):
+            want = kw.get("calib_split") or sens.split
+            if sens.noise and (sens.fit or {}).get("split") != want and \
+                    kw.get("calibration", CALIBRATION_POINTS) > 0:
+                sens = calibrate(bundle, sens, sorted(sens.formats()), split=want,
+                                 count=kw.get("calibration", CALIBRATION_POINTS))
+                sens.save(path)
             return sens
     sens = measure_sensitivity(bundle, sorted(wanted), **kw)
     sens.save(path)

@@ -97,9 +97,9 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
            f"-p{accuracy.PREDICTOR_VERSION}")
     cache = bundle.checkpoint.parent / f"dse_sensitivity-{tag}.json"
     if log:
-        log(f"sensitivity of {len(w)} layers x {len(formats)} formats and the predictor's "
-            f"calibration on the held-out 'sens' set (cached in {cache})")
-    sens = accuracy.load_or_measure(bundle, formats, cache, split="sens")
+        log(f"sensitivity of {len(w)} layers x {len(formats)} formats on the held-out 'sens' "
+            f"set, the predictor's calibration points on 'eval' (cached in {cache})")
+    sens = accuracy.load_or_measure(bundle, formats, cache, split="sens", calib_split="eval")
     return w, sens, bundle
 
 

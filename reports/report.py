@@ -143,7 +143,7 @@ def write_report(out, cfg) -> dict:
 
     import pandas as pd
 
-    from dse.api import fewer_points_note, plot_front
+    from dse.api import fewer_points_note, plot_front, predictor_line
 
     front = pd.read_csv(out / "dse" / "pareto.csv")
     refs_csv = out / "dse" / "references.csv"
@@ -153,6 +153,10 @@ def write_report(out, cfg) -> dict:
                budget_text=f"{cfg.util:.0%} utilisation ceiling; chosen point ringed",
                clock_mhz=cfg.clock_mhz, chosen=pick.get("point"))
     note = fewer_points_note(cfg.points, cfg.points, len(front))
+    predictor = _load(out / "dse" / "predictor.json", None)
+    if predictor:
+        note = " ".join(x for x in (note, predictor_line(predictor) + " (`dse/predictor.json`, "
+                                    "docs/ACCURACY.md).") if x)
     cols = [c for c in ("point", "accuracy_pred", "accuracy_measured", "bound_ok", "ii_cycles",
                         "latency_cycles", "fps", "dsp", "lut", "ff", "bram18", "formats")
             if c in front.columns]
@@ -176,7 +180,10 @@ def write_report(out, cfg) -> dict:
                                        "bram18") if c in refs.columns]]), ""]
           if refs is not None and len(refs) else []),
         f"Chosen: point {pick.get('point')}, the fastest within {cfg.max_drop:.1%} of the best "
-        f"predicted accuracy ({pick.get('best_accuracy_pred', float('nan')):.4f}); "
+        f"predicted accuracy ({pick.get('best_accuracy_pred', float('nan')):.4f})"
+        + ("" if pick.get("best_accuracy_measured") is None else
+           f" and of the best measured one ({pick['best_accuracy_measured']:.4f})")
+        + "; "
         f"{pick.get('candidates')} of {pick.get('front')} points qualified.",
         "",
         "## Chosen design point",

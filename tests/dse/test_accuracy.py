@@ -140,3 +140,25 @@ def test_calibration_assignments_cover_the_extremes_and_mixes():
     assert len(got) == 2 + 6 and all(set(a) == {"a", "b", "c"} for a in got)
     assert got != calibration_assignments(["a", "b", "c"], ["int8", "int4", "dybit4"], "int8",
                                           6, seed=1)
+
+
+def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
+    import pandas as pd
+
+    from dse.api import fewer_points_note, predictor_line, predictor_summary
+
+    sens = Sensitivity(model="m", metric="accuracy", reference="int8", base=0.9,
+                       drops={"a": {"int8": 0.0}}, n=1000)
+    chk = pd.DataFrame({"formats": ["a=int8,b=int8", "a=int4,b=int8"],
+                        "error": [0.0, 0.004], "error_additive": [0.0, -0.01]})
+    held = pd.DataFrame({"formats": ["a=int4,b=int4"], "error": [-0.002],
+                         "error_additive": [0.02]})
+    got = predictor_summary(sens, chk, held, n_eval=2000)
+    assert got["held_out_points"] == 2 and got["front_points"] == 1 and got["random_points"] == 1
+    assert got["mae"] == pytest.approx(0.003) and got["max_error"] == pytest.approx(0.004)
+    assert got["max_error_additive"] == pytest.approx(0.02)
+    assert got["one_sample_points"] == pytest.approx(0.05)
+    assert "2,000 eval samples" in predictor_line(got)
+    note = fewer_points_note(6, 6, 2, levels=[515, 1025])
+    assert "only 2 initiation intervals" in note and "515, 1,025 cycles" in note
+    assert fewer_points_note(6, 6, 6) == ""

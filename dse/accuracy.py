@@ -12,13 +12,20 @@ changed. Two things are kept per (layer, format):
   independent layers adds in power, and unlike a drop it has no resolution floor of one sample.
 
 Then a set of mixed **calibration assignments** (random per-layer mixes, plus every layer in each
-format) is measured, and the drop is fitted as ``g(noise) = a * noise ** b`` (``a >= 0``, ``b`` in
-[0.3, 2], least squares; monotone, so a bound on the drop is a linear bound on the summed noise
-and the integer program stays linear). :meth:`Sensitivity.predict` uses the noise model when it
-fits the calibration points better than the additive sum, else the sum (both errors are kept).
+format) is measured (:func:`calibrate`), and two models are fitted to it:
+
+- **noise**: ``drop = g(summed noise) = a * noise ** b`` (``a >= 0``, ``b`` in [0.3, 2], least
+  absolute deviation; monotone, so a bound on the drop is a linear bound on the summed noise and
+  the integer program stays linear);
+- **linear**: per-(layer, format) drops fitted to the mixes by ridge regression towards the
+  single-layer drops (:func:`fit_linear`): what a layer costs *in company*, which is what the
+  single-layer drops miss.
+
+:meth:`Sensitivity.predict` uses the one of additive, noise and linear with the smallest
+leave-one-out error on the calibration points (all three errors are kept).
 :func:`check_predictions` compares predictions with the measured metric of other assignments
-(the front's points: design points the fit never saw). Tables are cached as JSON because
-measuring them is the slow part.
+(the front's points and random mixes of another seed: design points the fit never saw). Tables
+are cached as JSON because measuring them is the slow part.
 
 Measured drops are kept as measured, including small negative ones (a format change that happens to
 help on the held-out set), so the predictor is unbiased rather than conservative.
@@ -47,8 +54,10 @@ __all__ = [
 
 #: Bumped when what a cached table holds or how it is measured changes.
 PREDICTOR_VERSION = 2
-#: Random mixed assignments measured to calibrate the noise-to-drop map.
-CALIBRATION_POINTS = 16
+#: Random mixed assignments measured to calibrate the predictors.
+CALIBRATION_POINTS = 32
+#: Bumped when the calibration's models change (a cached table is then calibrated again).
+CALIBRATION_VERSION = 3
 
 #: Metrics tried in order as "accuracy" (higher is better).
 _METRICS = ("accuracy", "p10", "p5")
@@ -102,14 +111,22 @@ class Sensitivity:
     fit: dict | None = None
     calibration: list = field(default_factory=list)
     n: int = 0
+    fitted: dict | None = None
 
     @property
     def uses_noise(self) -> bool:
         return bool(self.noise) and bool(self.fit) and self.fit.get("use") == "noise"
 
+    @property
+    def uses_fitted(self) -> bool:
+        return bool(self.fitted) and bool(self.fit) and self.fit.get("use") == "linear"
+
     def coefficient(self, layer: str, fmt: str) -> float:
         """The linear accuracy cost of ``layer`` in ``fmt`` the integer program sums: its noise
-        under the noise model, else its drop."""
+        under the noise model, its fitted drop under the calibrated linear model, else its
+        measured drop."""
+        if self.uses_fitted:
+            return 0.0 if fmt == self.reference else float(self.fitted[layer][fmt])
         if not self.uses_noise:
             return self.drop(layer, fmt)
         try:
@@ -292,10 +309,63 @@ def calibrate(bundle, sens: Sensitivity, formats, *, split: str,
     fit = fit_noise_model([c["noise"] for c in calib], [c["measured_drop"] for c in calib])
     fit["mae_additive"] = float(sum(abs(c["additive_drop"] - c["measured_drop"]) for c in calib)
                                 / len(calib))
-    fit["use"] = "noise" if fit["mae_noise"] <= fit["mae_additive"] else "additive"
+    fitted, lam, loo = fit_linear(sens, calib)
+    fit["lambda"] = lam
+    # each model's leave-one-out error on the calibration points (the additive sum fits nothing)
+    fit["loo_additive"] = fit["mae_additive"]
+    fit["loo_noise"] = _loo_noise(calib)
+    fit["loo_linear"] = loo
+    fit["use"] = min(("additive", "noise", "linear"), key=lambda k: fit[f"loo_{k}"])
     fit["points"] = len(calib)
     fit["split"] = split
-    return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib})
+    fit["version"] = CALIBRATION_VERSION
+    return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib, "fitted": fitted})
+
+
+def _loo_noise(calib) -> float:
+    errs = []
+    for i, c in enumerate(calib):
+        rest = calib[:i] + calib[i + 1:]
+        f = fit_noise_model([r["noise"] for r in rest], [r["measured_drop"] for r in rest])
+        errs.append(abs(_power(f["a"], f["b"], c["noise"]) - c["measured_drop"]))
+    return float(sum(errs) / len(errs))
+
+
+def fit_linear(sens: Sensitivity, calib, lambdas=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0)):
+    """Per-(layer, format) drops fitted to the calibration points by ridge regression towards the
+    single-layer drops: ``min |X c - y|^2 + lam |c - d|^2``, ``lam`` by leave-one-out error.
+    Returns ``(fitted {layer: {format: c}}, lam, leave-one-out mean absolute error)``."""
+    import numpy as np
+
+    layers = list(sens.drops)
+    keys = [(layer, f) for layer in layers for f in sorted(sens.drops[layer])
+            if f != sens.reference]
+    col = {k: i for i, k in enumerate(keys)}
+    X = np.zeros((len(calib), len(keys)))
+    for r, c in enumerate(calib):
+        for layer, f in zip(layers, c["formats"].split("/"), strict=True):
+            if f != sens.reference:
+                X[r, col[(layer, f)]] = 1.0
+    y = np.array([c["measured_drop"] for c in calib])
+    d = np.array([sens.drop(*k) for k in keys])
+
+    def solve(Xs, ys, lam):
+        A = Xs.T @ Xs + lam * np.eye(len(keys))
+        return np.linalg.solve(A, Xs.T @ ys + lam * d)
+
+    best = None
+    for lam in lambdas:
+        errs = [abs(float(X[i] @ solve(np.delete(X, i, 0), np.delete(y, i), lam)) - y[i])
+                for i in range(len(y))]
+        loo = float(np.mean(errs))
+        if best is None or loo < best[1] - 1e-15:
+            best = (lam, loo)
+    lam, loo = best
+    c = solve(X, y, lam)
+    fitted = {layer: {} for layer in layers}
+    for (layer, f), v in zip(keys, c, strict=True):
+        fitted[layer][f] = float(v)
+    return fitted, float(lam), loo
 
 
 def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
@@ -311,8 +381,9 @@ def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
                 set(sens.drops) == set(bundle.layer_names()) and \
                 sens.split == kw.get("split", "val"):
             want = kw.get("calib_split") or sens.split
-            if sens.noise and (sens.fit or {}).get("split") != want and \
-                    kw.get("calibration", CALIBRATION_POINTS) > 0:
+            fit = sens.fit or {}
+            stale = fit.get("split") != want or fit.get("version") != CALIBRATION_VERSION
+            if sens.noise and stale and kw.get("calibration", CALIBRATION_POINTS) > 0:
                 sens = calibrate(bundle, sens, sorted(sens.formats()), split=want,
                                  count=kw.get("calibration", CALIBRATION_POINTS))
                 sens.save(path)

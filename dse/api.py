@@ -310,7 +310,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     sizes = (f"{sens.metric}: predicted from {sens.n:,} 'sens' samples, measured on "
              f"{n_eval:,} 'eval' samples" if bundle is not None else sens.metric)
     plot_front(out / "pareto.png", df, refs,
-               title=f"{name}: {len(df)} Pareto points (formats {','.join(formats)}; {sizes})",
+               title=f"{name}: {len(df)} Pareto points (formats {','.join(formats)})\n{sizes}",
                budget_text=f"budget: {budget.describe()}", clock_mhz=clock_mhz)
     if log:
         log(f"{len(rows)} bounds solved in {seconds:.1f} s, {len(df)} non-dominated points")
@@ -334,7 +334,10 @@ def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = F
                 "accuracy and the DSE gives the fastest design that fits")
     why = ("neighbouring bounds chose the same formats, or a design was slower and no more "
            "accurate than another")
-    if levels and len(levels) <= distinct + 1:
+    if len(levels) == 1:
+        why = (f"the fastest design that fits ({levels[0]:,} cycles) is already the most "
+               "accurate: no slower design is more accurate")
+    elif levels and len(levels) <= distinct + 1:
         why = (f"the budget leaves only {len(levels)} initiation intervals between them "
                f"({', '.join(f'{v:,}' for v in levels)} cycles: parallelism comes in powers of "
                "two), and each has one most accurate design")

@@ -57,7 +57,7 @@ PREDICTOR_VERSION = 2
 #: Random mixed assignments measured to calibrate the predictors.
 CALIBRATION_POINTS = 32
 #: Bumped when the calibration's models change (a cached table is then calibrated again).
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5
 
 #: Metrics tried in order as "accuracy" (higher is better).
 _METRICS = ("accuracy", "p10", "p5")
@@ -333,8 +333,8 @@ def _loo_noise(calib) -> float:
 
 def fit_linear(sens: Sensitivity, calib, lambdas=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0)):
     """Per-(layer, format) drops fitted to the calibration points by ridge regression towards the
-    single-layer drops: ``min |X c - y|^2 + lam |c - d|^2`` with ``c >= 0``, ``lam`` by
-    leave-one-out error.
+    single-layer drops: ``min |X c - y|^2 + lam |c - d|^2`` with ``c >= d`` (``d`` the
+    single-layer drops, floored at 0), ``lam`` by leave-one-out error.
     Returns ``(fitted {layer: {format: c}}, lam, leave-one-out mean absolute error)``."""
     import numpy as np
 
@@ -351,20 +351,21 @@ def fit_linear(sens: Sensitivity, calib, lambdas=(0.1, 0.3, 1.0, 3.0, 10.0, 30.0
     d = np.array([max(sens.drop(*k), 0.0) for k in keys])
 
     def solve(Xs, ys, lam):
-        # Non-negative: a fitted gain is noise the integer program would chase (it picks the
-        # layers whose fitted drop is most negative). Coefficients that come out negative are
-        # fixed at 0 and the rest solved again, until none is negative.
+        # c = d + e with e >= 0: a layer costs at least what it costs alone (in company it can
+        # only cost more, as the mixes measure). Without that floor the integer program chases
+        # the fitted coefficients that came out low. Coefficients of e that come out negative
+        # are fixed at 0 and the rest solved again, until none is negative.
+        r = ys - Xs @ d
         free = np.ones(len(keys), dtype=bool)
-        c = np.zeros(len(keys))
+        e = np.zeros(len(keys))
         for _ in range(len(keys) + 1):
             Xf = Xs[:, free]
-            A = Xf.T @ Xf + lam * np.eye(int(free.sum()))
-            c = np.zeros(len(keys))
-            c[free] = np.linalg.solve(A, Xf.T @ ys + lam * d[free])
-            if (c >= 0).all():
+            e = np.zeros(len(keys))
+            e[free] = np.linalg.solve(Xf.T @ Xf + lam * np.eye(int(free.sum())), Xf.T @ r)
+            if (e >= 0).all():
                 break
-            free &= c > 0
-        return np.maximum(c, 0.0)
+            free &= e > 0
+        return d + np.maximum(e, 0.0)
 
     best = None
     for lam in lambdas:

@@ -1,0 +1,97 @@
+"""Fronts of the built-in networks with predicted and measured accuracy, and the predictor's error.
+
+For every (model, device): ``codesign dse --points P`` into ``WORK/<model>_<device>`` (or, with
+``--collect``, the directories an earlier run left there), then one table row per front: points,
+the predictor in use, its mean and worst absolute error on held-out design points (front points
+other than all-int8, and 12 random mixes), the additive predictor's on the same points, the
+held-out set sizes, and the points whose measured accuracy breaks their bound. Writes
+``reports/accuracy_fronts.md`` and ``.csv``.
+
+    python benchmarks/accuracy_fronts.py --model digits --model eventdigits --model eye \\
+        --device XCZU3EG --device XCZU9EG
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def row(model: str, device: str, d: Path) -> dict:
+    import pandas as pd
+
+    p = json.loads((d / "predictor.json").read_text())
+    front = pd.read_csv(d / "pareto.csv")
+    return {
+        "model": model, "device": device, "points": len(front),
+        "ii_cycles": "/".join(f"{v:,}" for v in front["ii_cycles"]),
+        "accuracy_measured": "/".join(f"{100 * v:.2f}" for v in front["accuracy_measured"]),
+        "metric": p["metric"], "sens": p["sens_samples"], "eval": p["eval_samples"],
+        "predictor": p["predictor"], "held_out": p["held_out_points"],
+        "mae_pts": 100 * p["mae"], "max_pts": 100 * p["max_error"],
+        "mae_additive_pts": 100 * p["mae_additive"],
+        "max_additive_pts": 100 * p["max_error_additive"],
+        "bound_broken": ",".join(str(int(k)) for k in front.loc[~front["bound_ok"], "point"]),
+    }
+
+
+def main(argv=None) -> int:
+    import pandas as pd
+
+    from common.fsutil import atomic_path, write_text
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--device", action="append", required=True)
+    ap.add_argument("--points", type=int, default=6)
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "accuracy_fronts")
+    ap.add_argument("--collect", action="store_true", help="only read earlier runs in --work")
+    ap.add_argument("--reports", type=Path, default=ROOT / "reports")
+    args = ap.parse_args(argv)
+    rows = []
+    for m in args.model:
+        for dev in args.device:
+            d = args.work / f"{m}_{dev}"
+            if not args.collect:
+                print(f"== {m} on {dev}", flush=True)
+                subprocess.run([sys.executable, "-m", "codesign", "dse", "--model", m, "--device",
+                                dev, "--points", str(args.points), "--out", str(d)], check=True)
+            rows.append(row(m, dev, d))
+    df = pd.DataFrame(rows)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.reports / "accuracy_fronts.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    lines = [
+        "# Fronts with predicted and measured accuracy",
+        "",
+        f"`python benchmarks/accuracy_fronts.py {' '.join('--model ' + m for m in args.model)} "
+        f"{' '.join('--device ' + d for d in args.device)}` (`codesign dse --points "
+        f"{args.points}`, 80 % utilisation). Errors are in accuracy points over held-out design "
+        "points (the front's, all-int8 left out, and 12 random mixes), measured on the `eval` "
+        "set; see docs/ACCURACY.md.",
+        "",
+        "| model | device | points | II [cycles] | measured [%] | metric | sens / eval samples "
+        "| predictor | held-out points | mean / worst error | additive: mean / worst "
+        "| bound broken |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['device']} | {r['points']} | {r['ii_cycles']} | "
+            f"{r['accuracy_measured']} | {r['metric']} | {r['sens']:,} / {r['eval']:,} | "
+            f"{r['predictor']} | {r['held_out']} | {r['mae_pts']:.2f} / {r['max_pts']:.2f} | "
+            f"{r['mae_additive_pts']:.2f} / {r['max_additive_pts']:.2f} | "
+            f"{r['bound_broken'] or '-'} |")
+    write_text(args.reports / "accuracy_fronts.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

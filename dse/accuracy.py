@@ -126,15 +126,19 @@ class Sensitivity:
         under the noise model, its fitted drop under the calibrated linear model, else its
         measured drop."""
         if self.uses_fitted:
-            return 0.0 if fmt == self.reference else float(self.fitted[layer][fmt])
-        if not self.uses_noise:
-            return self.drop(layer, fmt)
+            return self._lookup(self.fitted, layer, fmt, "fitted drop")
+        if self.uses_noise:
+            return self._lookup(self.noise, layer, fmt, "noise")
+        return self.drop(layer, fmt)
+
+    def _lookup(self, table: dict, layer: str, fmt: str, what: str) -> float:
+        """``table[layer][fmt]``; 0 for the reference format when the table leaves it out."""
         try:
-            return float(self.noise[layer][fmt])
+            return float(table[layer][fmt])
         except KeyError:
             if fmt == self.reference:
                 return 0.0
-            raise KeyError(f"no noise measured for layer {layer!r} in {fmt!r}") from None
+            raise KeyError(f"no {what} measured for layer {layer!r} in {fmt!r}") from None
 
     def drop_of(self, cost: float) -> float:
         """Predicted drop of a summed linear cost (:meth:`coefficient`)."""
@@ -154,17 +158,12 @@ class Sensitivity:
     def predict_drop(self, assignment: dict) -> float:
         return self.drop_of(sum(self.coefficient(layer, f) for layer, f in assignment.items()))
 
-    def predict_additive(self, assignment: dict) -> float:
-        """The additive predictor: base minus the sum of the layers' measured drops."""
-        return self.base - sum(self.drop(layer, fmt) for layer, fmt in assignment.items())
+    def additive_drop(self, assignment: dict) -> float:
+        """The additive predictor's drop: the sum of the layers' single-layer drops."""
+        return sum(self.drop(layer, fmt) for layer, fmt in assignment.items())
 
     def drop(self, layer: str, fmt: str) -> float:
-        try:
-            return float(self.drops[layer][fmt])
-        except KeyError:
-            if fmt == self.reference:
-                return 0.0
-            raise KeyError(f"no sensitivity measured for layer {layer!r} in {fmt!r}") from None
+        return self._lookup(self.drops, layer, fmt, "sensitivity")
 
     def predict(self, assignment: dict) -> float:
         """Predicted metric of ``{layer: format}``: base minus the predicted drop."""
@@ -305,7 +304,7 @@ def calibrate(bundle, sens: Sensitivity, formats, *, split: str,
         cost = sum(sens.noise[layer][f] for layer, f in a.items())
         calib.append({"formats": "/".join(a[layer] for layer in layers), "noise": cost,
                       "measured_drop": measured,
-                      "additive_drop": sum(sens.drop(layer, f) for layer, f in a.items())})
+                      "additive_drop": sens.additive_drop(a)})
     fit = fit_noise_model([c["noise"] for c in calib], [c["measured_drop"] for c in calib])
     fit["mae_additive"] = float(sum(abs(c["additive_drop"] - c["measured_drop"]) for c in calib)
                                 / len(calib))
@@ -440,7 +439,7 @@ def check_predictions(bundle, sens: Sensitivity, assignments, *, split: str | No
     for a in assignments:
         measured = float(bundle.evaluate(dict(a), split=split or sens.split)[sens.metric])
         predicted = base - sens.predict_drop(a)
-        additive = base - (sens.base - sens.predict_additive(a))
+        additive = base - sens.additive_drop(a)
         rows.append({"predicted": predicted, "measured": measured, "error": predicted - measured,
                      "predicted_additive": additive, "error_additive": additive - measured,
                      "formats": ",".join(f"{k}={v}" for k, v in a.items())})

@@ -107,30 +107,21 @@ class Bundle:
             self.__dict__["_cv"] = cached
         return cached
 
-    def held_out_size(self, split: str) -> int:
-        """Samples in the held-out set ``split`` (:data:`models.spec.HELD_OUT`)."""
-        return int(self.evaluate("int8", split=split).get("n", 0)) if split in HELD_OUT else 0
-
-    def outputs(self, formats, split: str):
-        """``[N, K]`` float64 outputs of the QNet quantized with ``formats`` (fake-quant, exact) on
-        ``split``; a held-out set pools every cross-validation fold's model."""
-        import numpy as np
-
+    def _members(self, split: str) -> list:
+        """``(bundle, data split)`` pairs a metric on ``split`` is measured over: every
+        cross-validation fold's model on its own split for a held-out set, else this one."""
         if split in HELD_OUT:
-            return np.concatenate([b.spec.outputs(b.quantized(formats),
-                                                  split=b.spec.held_out[split])
-                                   for b in self.cv_bundles()])
-        return self.spec.outputs(self.quantized(formats), split=split)
+            return [(b, b.spec.held_out[split]) for b in self.cv_bundles()]
+        return [(self, split)]
 
     def evaluate_outputs(self, formats, split: str):
-        """``(evaluate(formats, split), outputs(formats, split))``, each spec computing the two in
-        one pass where it can."""
+        """``(metrics, [N, K] float64 outputs)`` of the QNet quantized with ``formats`` on ``split``
+        (a held-out set pools every cross-validation fold's model), each spec computing the two in
+        one pass where it can (:meth:`models.spec.ModelSpec.evaluate_outputs`)."""
         import numpy as np
 
-        bundles = self.cv_bundles() if split in HELD_OUT else [self]
-        got = [b.spec.evaluate_outputs(b.quantized(formats),
-                                       split=b.spec.held_out[split] if split in HELD_OUT else split)
-               for b in bundles]
+        got = [b.spec.evaluate_outputs(b.quantized(formats), split=data)
+               for b, data in self._members(split)]
         return _pool([g[0] for g in got]), np.concatenate([g[1] for g in got])
 
     def evaluate(self, formats=None, split="val", mode="int") -> dict:
@@ -138,8 +129,7 @@ class Bundle:
         set (``sens``, ``eval``) pools every cross-validation fold's model on its own split,
         weighted by sample count."""
         if split in HELD_OUT:
-            return _pool([b._evaluate(formats, b.spec.held_out[split], mode)
-                          for b in self.cv_bundles()])
+            return _pool([b._evaluate(formats, data, mode) for b, data in self._members(split)])
         return self._evaluate(formats, split, mode)
 
     def _evaluate(self, formats, split, mode) -> dict:

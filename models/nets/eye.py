@@ -176,6 +176,24 @@ class EyeTracker(nn.Module):
         return torch.sigmoid(self.head(h)) * _SCALE
 
 
+@torch.no_grad()
+def _int_embeddings(model, x: torch.Tensor) -> np.ndarray:
+    """``[S * T, EMBED]`` float64 embeddings of ``x`` with the backbone in ``int`` mode."""
+    m = copy.deepcopy(model).eval()
+    m.backbone.set_mode("int")
+    flat = x.reshape(-1, 2, HEIGHT, WIDTH)
+    return np.concatenate([m.embed(flat[i : i + 200]).double().numpy()
+                           for i in range(0, len(flat), 200)])
+
+
+def _metrics(pred: torch.Tensor, target: torch.Tensor, closed: torch.Tensor) -> dict:
+    """:func:`eye_metrics` with the share of closed-eye windows and the window count ``n``."""
+    out = eye_metrics(pred, target)
+    out["closed_share"] = float(closed.float().mean())
+    out["n"] = int(target.shape[0] * target.shape[1])
+    return out
+
+
 def eye_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
     """``p5``, ``p10`` (share within 5 / 10 pixels) and mean Euclidean ``distance`` in pixels."""
     d = (pred.reshape(-1, 2).double() - target.reshape(-1, 2).double()).norm(dim=1)
@@ -265,35 +283,21 @@ class EyeSpec(ModelSpec):
 
     def evaluate(self, model, *, split, mode):
         x, lab, closed = self.data(split)
-        out = eye_metrics(self.predict(model, x, mode=mode), lab)
-        out["closed_share"] = float(closed.float().mean())
-        out["n"] = int(lab.shape[0] * lab.shape[1])
-        return out
+        return _metrics(self.predict(model, x, mode=mode), lab, closed)
 
     @torch.no_grad()
     def evaluate_outputs(self, model, *, split):
         """:meth:`evaluate` (``int`` mode) and :meth:`outputs` from one pass of the backbone."""
         x, lab, closed = self.data(split)
-        emb = self.outputs(model, split=split)
+        emb = _int_embeddings(model, x)
         m = copy.deepcopy(model).eval()
-        S, T = lab.shape[:2]
-        e = torch.as_tensor(emb, dtype=torch.float32).reshape(S, T, EMBED)
-        h, _ = m.gru(e)
-        out = eye_metrics(torch.sigmoid(m.head(h)) * _SCALE, lab)
-        out["closed_share"] = float(closed.float().mean())
-        out["n"] = int(S * T)
-        return out, emb
+        h, _ = m.gru(torch.as_tensor(emb, dtype=torch.float32).reshape(*lab.shape[:2], EMBED))
+        return _metrics(torch.sigmoid(m.head(h)) * _SCALE, lab, closed), emb
 
-    @torch.no_grad()
     def outputs(self, model, *, split):
         """The backbone's embeddings of every window, ``[S * T, EMBED]``: the integer model's
         accumulators times their scale (what the GRU takes in ``int`` mode)."""
-        x, _, _ = self.data(split)
-        m = copy.deepcopy(model).eval()
-        m.backbone.set_mode("int")
-        flat = x.reshape(-1, 2, HEIGHT, WIDTH)
-        return np.concatenate([m.embed(flat[i : i + 200]).double().numpy()
-                               for i in range(0, len(flat), 200)])
+        return _int_embeddings(model, self.data(split)[0])
 
     def frames(self, model, n, *, seed=0, split="test"):
         x, _, _ = self.data(split)

@@ -72,7 +72,8 @@ def _sub_qgraph(qgraph, node, with_gap: bool):
         if gap is None:
             raise SystemExit(f"{node.name}: no global pool downstream of this layer")
         nodes.append(dataclasses.replace(gap, inputs=(node.name,)))
-    return QGraph(name=f"{qgraph.name}_{node.name}", nodes=tuple(nodes), abits=qgraph.abits)
+    return QGraph(name=f"{qgraph.name}_{node.name}", nodes=tuple(nodes), abits=qgraph.abits,
+                  dense=qgraph.dense)
 
 
 def _simulate(qgraph, point, frames, build_dir, *, sim="verilator"):
@@ -115,7 +116,7 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
     cell = (pdict.get("dse", {}).get("budget") or {}).get("dsp_cell", "DSP48E2")
     model = for_dsp_cell(resource_model(), cell)
-    choice = {c.name: LayerChoice(c.format, c.lanes, c.pe) for c in point.layers}
+    choice = {c.name: LayerChoice(c.format, c.lanes, c.pe, c.datapath) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []
     cands_dse, cands_sim = [], []
@@ -209,8 +210,7 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
                        name=bundle.name)
     cands = tuple((Candidate(ch, layer_cost(x, ch, model=model)),)
                   for x in w.layers
-                  for ch in [LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"],
-                                    layers[x.name]["pe"])])
+                  for ch in [LayerChoice.from_dict(layers[x.name])])
     prob = Problem(names=tuple(x.name for x in w.layers), candidates=cands,
                    edges=tuple(w.edges()), budget=budget("XCZU9EG", 1.0))
     sol = evaluate(prob, [0] * len(cands))

@@ -171,7 +171,7 @@ def network_sample(build_dir) -> dict:
         qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
     w = wl.from_qgraph(qgraph, name=man.get("model") or "network")
     blocks = [f for x in w.layers for f in layer_blocks(
-        x, LayerChoice(layers[x.name]["format"], layers[x.name]["lanes"], layers[x.name]["pe"]))]
+        x, LayerChoice.from_dict(layers[x.name]))]
     return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
 
 

@@ -9,6 +9,13 @@ __all__ = [
     "FIFO_MIN_DEPTH",
     "FIFO_LATENCY",
     "MAC_LATENCY",
+    "DATAPATHS",
+    "WEIGHT_BITS",
+    "DSP_WIDE_BITS",
+    "datapaths",
+    "default_datapath",
+    "pack_shift",
+    "packed_width",
     "PRODUCT_STAGES",
     "TREE_LEVELS_PER_STAGE",
     "tree_stages",
@@ -41,10 +48,66 @@ FIFO_LATENCY = 2
 #: :func:`mac_latency`'s.
 MAC_LATENCY = 2
 
-#: Register stages of one weight x activation product once its operands are registered: a
-#: multiplier (int formats, a DSP slice) is one; a DyBit shift-add is three (decode the code into
-#: sign, run length and mantissa; the shifted copies of the activation; their sum).
-PRODUCT_STAGES = {"int8": 1, "int4": 1, "dybit4": 3, "dybit8": 3}
+#: Bits of a weight code, per format.
+WEIGHT_BITS = {"int8": 8, "int4": 4, "dybit4": 4, "dybit8": 8}
+
+#: Multiplier datapaths a compute layer's products can be built with; the DSE chooses one per
+#: layer (docs/CONTRACT.md, "Datapaths"):
+#:
+#: - ``"dsp"``: one product per DSP slice (an int format's ``*``);
+#: - ``"dsp2"``: two products per DSP slice, those of two output channels that share one
+#:   activation: the slice multiplies the packed operand ``w_hi * 2^s + w_lo`` by the activation
+#:   and the two products are sliced apart (:func:`pack_shift`; ``hw/mult.py``);
+#: - ``"lut"``: a multiplier in LUTs (Booth partial products), for weights of at most 4 bits;
+#: - ``"shift-add"``: DyBit's decode and shift-add in LUTs (the DyBit formats' only datapath).
+DATAPATHS = ("dsp", "dsp2", "lut", "shift-add")
+
+#: Width of the DSP slice's wider multiplier operand (DSP48E2 27 x 18, DSP48E1 25 x 18, ECP5
+#: MULT18X18D 18 x 18): a packed operand must fit it.
+DSP_WIDE_BITS = {"DSP48E2": 27, "DSP48E1": 25, "MULT18X18D": 18}
+
+
+def pack_shift(wbits: int, abits: int) -> int:
+    """``s``: the low product of a packed pair sits in the ``s`` low bits of the slice's product.
+    A narrow-range ``wbits``-bit weight times a signed ``abits``-bit activation is below
+    ``2^(wbits + abits - 2)`` in magnitude, so it and its sign fit ``wbits + abits - 1`` bits."""
+    return wbits + abits - 1
+
+
+def packed_width(wbits: int, abits: int) -> int:
+    """Signed bits of the packed operand ``w_hi * 2^s + w_lo``."""
+    return wbits + pack_shift(wbits, abits)
+
+
+def datapaths(fmt: str, *, dsp_cell: str | None = None, abits: int = 9) -> tuple[str, ...]:
+    """The datapaths a layer in weight format ``fmt`` can use: DyBit only its shift-add; int
+    formats one product per DSP, two per DSP where the packed operand fits ``dsp_cell``'s wider
+    port (``None``: any Xilinx slice; ``abits``: the widest activation, 9 for 8-bit unsigned
+    streams), and LUT multipliers for weights of at most 4 bits."""
+    if fmt not in WEIGHT_BITS:
+        raise ValueError(f"unknown weight format {fmt!r}; one of {WEIGHT_FORMAT_NAMES}")
+    if fmt.startswith("dybit"):
+        return ("shift-add",)
+    out = ["dsp"]
+    wide = DSP_WIDE_BITS.get(dsp_cell or "DSP48E1", 0)
+    if packed_width(WEIGHT_BITS[fmt], abits) <= wide:
+        out.append("dsp2")
+    if WEIGHT_BITS[fmt] <= 4:
+        out.append("lut")
+    return tuple(out)
+
+
+def default_datapath(fmt: str) -> str:
+    """The datapath a choice without one means: ``"dsp"`` for int formats, DyBit's shift-add."""
+    return "shift-add" if str(fmt).startswith("dybit") else "dsp"
+
+
+#: Register stages of one weight x activation product once its operands are registered, per
+#: datapath: a DSP multiply (one product or a packed pair) is one; so is a LUT multiplier (two
+#: Booth rows and their sum: a few LUT levels and one carry chain); a DyBit shift-add is three
+#: (decode the code into sign, run length and mantissa; the shifted copies of the activation; their
+#: sum).
+PRODUCT_STAGES = {"dsp": 1, "dsp2": 1, "lut": 1, "shift-add": 3}
 
 #: Levels of a MAC unit's adder tree between two of its registers (two carry chains of at most
 #: ~24 bits fit an 8 ns clock period on ECP5 speed 6: docs/IMPLEMENT.md, "Timing closure").
@@ -58,13 +121,19 @@ def tree_stages(products: int) -> int:
     return -(-(products - 1).bit_length() // TREE_LEVELS_PER_STAGE)
 
 
-def mac_latency(fmt: str, products: int) -> int:
+def mac_latency(fmt: str, products: int, datapath: str | None = None) -> int:
     """Cycles from a MAC unit's issue of a weight word to its accumulator holding the sum of the
     word's ``products`` products (one per accumulator): the memory read, the operand registers,
-    :data:`PRODUCT_STAGES`, :func:`tree_stages` and the accumulator."""
-    if fmt not in PRODUCT_STAGES:
+    :data:`PRODUCT_STAGES` of the ``datapath`` (default: the format's,
+    :func:`default_datapath`), :func:`tree_stages` and the accumulator."""
+    if fmt not in WEIGHT_BITS:
         raise ValueError(f"unknown weight format {fmt!r}; one of {WEIGHT_FORMAT_NAMES}")
-    return MAC_LATENCY + 1 + PRODUCT_STAGES[fmt] + tree_stages(products)
+    datapath = datapath or default_datapath(fmt)
+    if datapath not in PRODUCT_STAGES:
+        raise ValueError(f"unknown datapath {datapath!r}; one of {DATAPATHS}")
+    return MAC_LATENCY + 1 + PRODUCT_STAGES[datapath] + tree_stages(products)
+
+
 #: Cycles from an input beat's acceptance by the requantizer to its output ``valid``.
 REQUANT_LATENCY = 4
 #: Cycles from the residual add's joined input beat to its output ``valid``.

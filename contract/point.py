@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
-from .constants import FIFO_DEPTH, WEIGHT_FORMAT_NAMES
+from .constants import DATAPATHS, FIFO_DEPTH, WEIGHT_FORMAT_NAMES, datapaths, default_datapath
 
 __all__ = ["LayerChoice", "DesignPoint", "PointError", "load_point"]
 
@@ -34,7 +34,7 @@ def _posint(value, what):
 
 @dataclass(frozen=True)
 class LayerChoice:
-    """Hardware choice for one compute layer: weight format and parallelism.
+    """Hardware choice for one compute layer: weight format, parallelism and multiplier datapath.
 
     The DSE enumerates and prices unnamed choices (``LayerChoice("int8", 4, 2)``); a design point
     holds them named after their QGraph node.
@@ -47,6 +47,10 @@ class LayerChoice:
         Input channels consumed per cycle (divides the layer's input channels).
     pe : int
         Output channels produced in parallel (divides the layer's output channels).
+    datapath : str
+        How the products are built (:data:`contract.constants.DATAPATHS`): ``"dsp"``, ``"dsp2"``
+        (two per DSP slice; ``pe`` even), ``"lut"`` (weights of at most 4 bits) or
+        ``"shift-add"`` (DyBit); empty: the format's default (:func:`default_datapath`).
     name : str
         QGraph node name ("" while unnamed).
     pred : tuple of (str, number)
@@ -56,6 +60,7 @@ class LayerChoice:
     format: str
     lanes: int = 1
     pe: int = 1
+    datapath: str = ""
     name: str = ""
     pred: tuple = field(default=(), compare=False)
 
@@ -68,6 +73,18 @@ class LayerChoice:
                              + ", ".join(WEIGHT_FORMAT_NAMES))
         _posint(self.lanes, f"{where}lanes")
         _posint(self.pe, f"{where}pe")
+        if self.datapath == "":
+            object.__setattr__(self, "datapath", default_datapath(self.format))
+        if not isinstance(self.datapath, str) or self.datapath not in DATAPATHS:
+            raise PointError(f"{where}unknown datapath {self.datapath!r}; valid datapaths: "
+                             + ", ".join(DATAPATHS))
+        if self.datapath not in datapaths(self.format, dsp_cell="DSP48E2"):
+            raise PointError(f"{where}a {self.format} layer cannot use the {self.datapath!r} "
+                             "datapath; it can use "
+                             + ", ".join(datapaths(self.format, dsp_cell="DSP48E2")))
+        if self.datapath == "dsp2" and self.pe % 2:
+            raise PointError(f"{where}the dsp2 datapath packs two output channels per DSP: pe "
+                             f"must be even, not {self.pe}")
         pred = tuple(sorted(dict(self.pred).items()))
         for k, _ in pred:
             if not k.startswith("pred_"):
@@ -84,7 +101,8 @@ class LayerChoice:
 
     def to_dict(self) -> dict:
         d = {"name": self.name} if self.name else {}
-        return {**d, "format": self.format, "lanes": self.lanes, "pe": self.pe, **dict(self.pred)}
+        return {**d, "format": self.format, "lanes": self.lanes, "pe": self.pe,
+                "datapath": self.datapath, **dict(self.pred)}
 
     @classmethod
     def from_dict(cls, d) -> LayerChoice:
@@ -94,7 +112,8 @@ class LayerChoice:
             raise PointError(f"design point layer entry {d!r} has no 'format'")
         pred = {k: v for k, v in d.items() if k.startswith("pred_")}
         return cls(format=d["format"], lanes=d.get("lanes", 1), pe=d.get("pe", 1),
-                   name=d.get("name", ""), pred=tuple(pred.items()))
+                   datapath=d.get("datapath", ""), name=d.get("name", ""),
+                   pred=tuple(pred.items()))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ def predicted_frame_cycles(qgraph, point: dict, frames) -> list:
     from dse.cost import cycles
     from dse.workload import from_qgraph, measure_activity
 
-    choices = {c["name"]: LayerChoice(c["format"], int(c["lanes"]), int(c["pe"]))
-               for c in point["layers"]}
+    choices = {c["name"]: LayerChoice.from_dict(c) for c in point["layers"]}
     out = []
     for coords, feats in frames:
         if not len(coords):

@@ -178,7 +178,7 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
                 "pred_lut": cost.lut, "pred_ff": cost.ff, "pred_bram18": cost.bram18,
                 "pred_acc_drop": round(drop, 6)}
         layers.append(LayerChoice(name=layer.name, format=ch.format, lanes=ch.lanes, pe=ch.pe,
-                                  pred=tuple(pred.items())))
+                                  datapath=ch.datapath, pred=tuple(pred.items())))
     point = DesignPoint(model=model_name, layers=tuple(layers), clock_mhz=clock_mhz)
     d = point.to_dict()
     d["dse"] = {

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from contract.constants import ACT_BITS, FIFO_DEPTH, FIFO_LATENCY
+from contract.constants import ACT_BITS, FIFO_DEPTH, FIFO_LATENCY, datapaths
 from contract.point import LayerChoice
 from models import ops
 from models.ops import _price
@@ -182,6 +182,8 @@ class ResourceModel:
     memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
     converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}
     stage: dict = None  # {"fifo", "add", "gap"}: composed-network terms (fit_network)
+    #: The target's DSP slice (:data:`contract.constants.DSP_WIDE_BITS`): which packed pairs fit.
+    dsp_cell: str = "DSP48E2"
 
     @classmethod
     def from_dict(cls, d: dict) -> ResourceModel:
@@ -212,7 +214,11 @@ def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
     """``model`` for a device whose DSP slice is ``dsp_cell``: the requantizer's one-DSP
     accumulator width of that slice (the fit itself is UltraScale+'s)."""
     bits = DSP_ACC_BITS.get(dsp_cell)
-    if bits is None or model.requant.get("dsp_acc_bits") in (None, bits):
+    if bits is None:
+        return model
+    if model.dsp_cell != dsp_cell:
+        model = replace(model, dsp_cell=dsp_cell)
+    if model.requant.get("dsp_acc_bits") in (None, bits):
         return model
     return replace(model, requant={**model.requant, "dsp_acc_bits": bits})
 
@@ -289,9 +295,12 @@ def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = 
 # -- candidate choices -----------------------------------------------------------------------------
 
 def candidates(layer: LayerWork, formats, *, max_lanes: int = 64, max_pe: int = 64,
-               count: int = 6) -> list[LayerChoice]:
-    """Every (format, lanes, pe) the explorer considers for ``layer`` (its op's enumeration over
-    :func:`models.ops.base.parallelism_options` of the channel counts)."""
+               count: int = 6, model: ResourceModel | None = None) -> list[LayerChoice]:
+    """Every (format, lanes, pe, datapath) the explorer considers for ``layer`` (its op's
+    enumeration over :func:`models.ops.base.parallelism_options` of the channel counts, and every
+    datapath the format has on ``model``'s DSP slice: :func:`contract.constants.datapaths`)."""
     formats = [weight_format(f).name for f in (layer.formats or formats)]
+    cell = (model or resource_model()).dsp_cell
     return ops.of(layer).candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe,
-                                    count=count)
+                                    count=count,
+                                    datapaths=lambda f: datapaths(f, dsp_cell=cell))

@@ -10,6 +10,8 @@ integer program.
 
 from __future__ import annotations
 
+from contract.constants import default_datapath
+
 from .devices import RESOURCES
 from .problem import Problem, Solution, evaluate
 
@@ -29,7 +31,9 @@ def greedy_folding(problem: Problem, fmt: str) -> Solution | None:
     """Greedy folding with every layer in format ``fmt``; None if the slowest start does not fit."""
     options = []
     for cands in problem.candidates:
-        opts = [k for k, c in enumerate(cands) if c.choice.format == fmt]
+        # FINN's habit: one product per DSP slice (the format's own datapath), no packing
+        opts = [k for k, c in enumerate(cands)
+                if c.choice.format == fmt and c.choice.datapath == default_datapath(fmt)]
         if not opts:
             return None
         options.append(opts)

@@ -49,12 +49,14 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
     rows = []
     for layer in workload.layers:
         cands = []
-        for ch in candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe, count=count):
+        for ch in candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe, count=count,
+                             model=model):
             cost = layer_cost(layer, ch, model=model, activity=activity)
             acc_cost = sens.coefficient(layer.name, ch.format)
             cands.append(Candidate(ch, cost, acc_cost))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
-                         "lanes": ch.lanes, "pe": ch.pe, "cycles": cost.cycles, "fill": cost.fill,
+                         "lanes": ch.lanes, "pe": ch.pe, "datapath": ch.datapath,
+                         "cycles": cost.cycles, "fill": cost.fill,
                          "dsp": cost.dsp, "lut": cost.lut, "ff": cost.ff, "bram18": cost.bram18,
                          "acc_drop": sens.drop(layer.name, ch.format), "acc_cost": acc_cost})
         per_layer.append(tuple(cands))

@@ -84,6 +84,9 @@ class LayerWork:
         The accumulator's real width per weight format, from the quantized weights
         (:func:`models.reference.requant_acc_bits`, as the composer sizes the requantizer);
         empty: the op's bound from the fan-in alone.
+    dense : bool
+        The network's frames hold every site (:attr:`models.qgraph.QGraph.dense`): a window
+        layer is built on the dense line buffer and priced as such.
     """
 
     name: str
@@ -103,6 +106,7 @@ class LayerWork:
     stages: tuple = field(default_factory=tuple)
     formats: tuple[str, ...] = ()
     acc_bits: tuple = ()
+    dense: bool = False
 
     def __post_init__(self):
         pairs = self.acc_bits.items() if isinstance(self.acc_bits, dict) else self.acc_bits
@@ -403,6 +407,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 formats=(node.wformat,) if fixed_formats else (),
                 acc_bits=(((node.wformat, requant_acc_bits(node, qgraph.abits)),)
                           if node.weight is not None and node.requant else ()),
+                dense=bool(getattr(qgraph, "dense", False)),
             )
         )
     if stats:

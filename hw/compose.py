@@ -107,10 +107,11 @@ def block_class(op):
     return getattr(importlib.import_module(mod), cls)
 
 
-def build_block(node, choice, shape, *, abits: int = 8):
-    """The hardware block of QGraph ``node`` under ``choice`` on an input stream ``shape``."""
+def build_block(node, choice, shape, *, abits: int = 8, dense: bool = False):
+    """The hardware block of QGraph ``node`` under ``choice`` on an input stream ``shape``
+    (``dense``: the network's frames hold every site)."""
     op = ops.of(node)
-    return block_class(op)(**op.block_args(node, choice, shape, abits=abits))
+    return block_class(op)(**op.block_args(node, choice, shape, abits=abits, dense=dense))
 
 
 
@@ -143,6 +144,7 @@ class Network(wiring.Component):
         self._skip_override = skip_depth
         self.qgraph, self.point = qgraph, point
         self.abits = qgraph.abits
+        self.dense = qgraph.dense
         self._subs = []          # (name, component)
         self._links = []         # (producer port, consumer port)
         self.stages = {}
@@ -228,7 +230,8 @@ class Network(wiring.Component):
             in_lanes = shape.lanes
         # submodule names as in the Verilog hierarchy that the resource fit reads
         suffix = "conv" if op.compute else op.name
-        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=self.abits))
+        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=self.abits,
+                                                                 dense=self.dense))
         out, o_shape = block.o, block.o_shape
         if op.compute and n.requant:
             rq = self._add(f"{n.name}_requant", _requant(n, block, self.abits))

@@ -35,7 +35,8 @@ from contract.cycles import conv1x1_fill as fill_cycles
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
-from .mac import Pipeline, pipelined_product, pipelined_sum
+from .datapath import check_datapath, mac_sums, stored_codes
+from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
@@ -45,15 +46,6 @@ __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
 LATENCY = MAC_LATENCY
 
 
-
-
-def _codes(fmt, weight) -> np.ndarray:
-    w = np.asarray(weight, dtype=np.int64)
-    levels = set(int(v) for v in fmt.levels)
-    bad = sorted(set(int(v) for v in np.unique(w)) - levels)
-    if bad:
-        raise ValueError(f"weight value {bad[0]} is not representable in {fmt.name}")
-    return np.asarray(fmt.encode(w), dtype=np.int64)
 
 
 class Conv1x1(TokenBlock):
@@ -77,6 +69,10 @@ class Conv1x1(TokenBlock):
         At stride 2 (a ResNet projection shortcut) output site ``(oy, ox)`` of the
         ``ceil(H/2) x ceil(W/2)`` map is input site ``(2 oy, 2 ox)``, its 1x1 window: the beats of
         a site with an odd ``y`` or ``x`` are taken (one cycle each) and dropped.
+    datapath : str
+        Multiplier datapath (:data:`contract.constants.DATAPATHS`; empty: the format's default):
+        ``"dsp2"`` packs output channels ``2q, 2q + 1`` into one DSP slice, ``"lut"`` builds LUT
+        multipliers (:func:`hw.datapath.mac_sums`).
 
     Attributes
     ----------
@@ -84,7 +80,7 @@ class Conv1x1(TokenBlock):
     o : Out(stream.Signature(o_shape.layout()))
     """
 
-    def __init__(self, *, shape, c_out, pe, fmt, weight, bias, stride=1):
+    def __init__(self, *, shape, c_out, pe, fmt, weight, bias, stride=1, datapath=""):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -92,6 +88,7 @@ class Conv1x1(TokenBlock):
         if not isinstance(pe, int) or pe < 1 or c_out % pe:
             raise ValueError(f"pe must be a positive divisor of c_out={c_out}, not {pe!r}")
         self.fmt = weight_format(fmt)
+        self.datapath = check_datapath(self.fmt.name, datapath, pe=pe)
         w = np.asarray(weight, dtype=np.int64).reshape(c_out, -1) if np.size(weight) else None
         if w is None or w.shape != (c_out, shape.channels):
             raise ValueError(
@@ -111,12 +108,12 @@ class Conv1x1(TokenBlock):
         self.stride = stride
         self.c_out, self.pe = c_out, pe
         self.weight, self.bias = w, b
-        self.codes = _codes(self.fmt, w)
+        self.codes = stored_codes(self.fmt, self.datapath, w)
         self.o_shape = TokenShape(height=-(-shape.height // stride),
                                   width=-(-shape.width // stride), channels=c_out,
                                   lanes=pe, data_width=ACC_BITS)
         #: cycles from the issue of a group's last word to that group's output beat ``valid``
-        self.latency = mac_latency(self.fmt.name, shape.lanes)
+        self.latency = mac_latency(self.fmt.name, shape.lanes, self.datapath)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites: float, input_sites: float | None = None) -> float:
@@ -256,15 +253,9 @@ class Conv1x1(TokenBlock):
         # the bias memory read `depth` stages late so that its word arrives with the sums
         depth = self.latency - LATENCY
         codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(x_rd.data, name="acts")
-        sums = []
-        for p in range(pe):
-            prods = []
-            for ln in range(lanes):
-                k = p * lanes + ln
-                act = acts[ln * abits:(ln + 1) * abits].as_signed()
-                prods.append(pipelined_product(pipe, self.fmt, codes[k * cb:(k + 1) * cb], act,
-                                               name=f"prod{k}"))
-            sums.append(pipelined_sum(pipe, prods, name=f"sum{p}"))
+        sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=lanes,
+                        code=lambda p, ln: codes[(p * lanes + ln) * cb:(p * lanes + ln + 1) * cb],
+                        act=lambda p, ln: acts[ln * abits:(ln + 1) * abits].as_signed())
         m.d.comb += b_rd.addr.eq(pipe.delay(g, depth, name="bias_g"))
         vd, firstd, lastd, eofd = (pipe.delay(s_, depth) for s_ in (v1, first1, last1, eof1))
         yd, xd = pipe.delay(y1, depth), pipe.delay(x1, depth)

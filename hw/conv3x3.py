@@ -40,9 +40,10 @@ from contract.constants import MAC_LATENCY, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
+from .datapath import check_datapath, mac_sums, stored_codes
 from .dwconv import check_window_conv
 from .line_buffer import DEFAULT_SLOTS, LineBuffer
-from .mac import Pipeline, pipelined_product, pipelined_sum
+from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv3x3", "LATENCY", "kh_kw"]
@@ -82,6 +83,11 @@ class Conv3x3(TokenBlock):
         Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
     kernel : int or (int, int)
         ``k`` (3, the default, 5 or 7) or an odd ``(kh, kw)`` up to 11.
+    datapath : str
+        Multiplier datapath (:data:`contract.constants.DATAPATHS`; empty: the format's default,
+        :func:`hw.datapath.mac_sums`).
+    dense : bool
+        Every input frame holds every site (a dense network): the window generator may rely on it.
 
     Attributes
     ----------
@@ -93,7 +99,8 @@ class Conv3x3(TokenBlock):
         ``(H_out, W_out, c_out, pe, 32)``.
     """
 
-    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None, kernel=3):
+    def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None, kernel=3,
+                 datapath="", dense=False):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -107,11 +114,15 @@ class Conv3x3(TokenBlock):
             weight_shape=(c_out, shape.channels, *kh_kw(kernel)), bias=bias, slots=slots,
             name="{}x{} conv".format(*kh_kw(kernel)))
         self.kernel = kh_kw(kernel)
+        self.dense = bool(dense)
+        self.datapath = check_datapath(self.fmt.name, datapath, pe=pe)
+        self.codes = stored_codes(self.fmt, self.datapath, self.weight)
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
                                   data_width=ACC_BITS)
-        self.latency = mac_latency(self.fmt.name, shape.lanes * self.kernel[0] * self.kernel[1])
+        self.latency = mac_latency(self.fmt.name, shape.lanes * self.kernel[0] * self.kernel[1],
+                                   self.datapath)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
@@ -208,17 +219,16 @@ class Conv3x3(TokenBlock):
         depth = self.latency - LATENCY
         codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
         aw = len(taps1.as_value()) // (taps * lanes)   # bits of one tap lane
-        sums = []
-        for p in range(pe):
-            prods = []
-            for ln in range(lanes):
-                for t in range(taps):
-                    j = (p * lanes + ln) * taps + t
-                    lo = (t * lanes + ln) * aw
-                    act = acts[lo:lo + abits].as_signed()
-                    prods.append(pipelined_product(pipe, self.fmt, codes[j * cb:(j + 1) * cb],
-                                                   act, name=f"prod{j}"))
-            sums.append(pipelined_sum(pipe, prods, name=f"sum{p}"))
+
+        def code(p, j):  # j = ln * taps + t
+            k = p * lanes * taps + j
+            return codes[k * cb:(k + 1) * cb]
+
+        def act(p, j):
+            ln, t = divmod(j, taps)
+            lo = (t * lanes + ln) * aw
+            return acts[lo:lo + abits].as_signed()
+        sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=lanes * taps, code=code, act=act)
         m.d.comb += b_rd.addr.eq(pipe.delay(g, depth, name="bias_g"))
         vd, firstd, lastd, eofd = (pipe.delay(s_, depth) for s_ in (v1, first1, last1, eof1))
         yd, xd = pipe.delay(y1, depth), pipe.delay(x1, depth)

@@ -1,18 +1,23 @@
 """Depthwise 3x3 convolution (stride 1 submanifold or stride 2 sparse) on a token stream.
 
-A :class:`~hw.line_buffer.LineBuffer` turns the input tokens into window beats; for every window
-beat (output site, channel beat ``b``) the compute side multiplies the ``lanes`` channels' 9 taps by
-their own 9 weights in parallel (``9 x lanes`` products, :func:`hw.mac.product`, so DyBit layers use
-no DSP) and adds the bias: one output beat of ``lanes`` int32 accumulators per window beat, so the
-output is a token stream with the same ``lanes`` (``pe`` is 1: one output channel per input
-channel). Absent neighbours arrive as zero taps. The requantizer is a separate block.
+A :class:`~hw.line_buffer.LineBuffer` turns the input tokens (``lanes`` channels per beat) into
+window beats; each window beat (output site, channel beat ``b``) takes ``G = lanes / pe`` cycles:
+in sub-step ``k`` the compute side multiplies the 9 taps of ``pe`` channels
+``b*lanes + k*pe ..`` by their own 9 weights (``9 x pe`` products, :func:`hw.datapath.mac_sums`, so
+DyBit or LUT datapaths use no DSP) and adds the bias: one output beat of ``pe`` int32 accumulators
+per sub-step, so the output is a token stream of ``pe`` lanes. Absent neighbours arrive as zero
+taps. The requantizer is a separate block.
+
+Why ``pe < lanes``: at stride 2 the line buffer's writer takes four input sites per output site,
+so with ``pe = lanes`` the multipliers wait three cycles of four; with ``lanes = 4 pe`` the same
+throughput needs a quarter of them (the DSE chooses the pair).
 
 Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
-``b`` holds the ``lanes x 9`` codes of channels ``b*lanes .. b*lanes+lanes-1`` (lane-major, tap
-``3*ky+kx`` minor); the biases sit in a second memory with the same addressing.
+``(b << ceil(log2 G)) | k`` holds the ``pe x 9`` codes of sub-step ``k`` of beat ``b`` (channel
+major, tap ``3*ky+kx`` minor); the biases sit in a second memory with the same addressing.
 
-Cycles per frame: the compute side takes one window beat per cycle, so the block runs at the line
-buffer's rate, :func:`contract.cycles.window_cycles` with ``cycles_per_beat = 1``; the
+Cycles per frame: the compute side takes a window beat every ``G`` cycles, so the block runs at
+:func:`contract.cycles.window_cycles` with ``cycles_per_beat = G``; the
 :attr:`DWConv3x3.latency` cycles of the compute pipeline are paid once for a lone frame and
 overlap the next frame back to back.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -31,8 +36,9 @@ from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
 from . import line_buffer
+from .datapath import check_datapath, mac_sums, stored_codes
 from .line_buffer import LineBuffer
-from .mac import Pipeline, pipelined_product, pipelined_sum
+from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["DWConv3x3", "LATENCY", "weight_codes"]
@@ -44,14 +50,9 @@ LATENCY = MAC_LATENCY
 
 
 def weight_codes(fmt, weight) -> np.ndarray:
-    """Hardware codes of integer weights, checking that every value is representable."""
-    fmt = weight_format(fmt)
-    w = np.asarray(weight, dtype=np.int64)
-    levels = {int(v) for v in fmt.levels}
-    bad = sorted({int(v) for v in np.unique(w)} - levels)
-    if bad:
-        raise ValueError(f"weight value {bad[0]} is not representable in {fmt.name}")
-    return np.asarray(fmt.encode(w), dtype=np.int64)
+    """Hardware codes of integer weights (the format's own datapath), checking that every value is
+    representable (:func:`hw.datapath.stored_codes`)."""
+    return stored_codes(fmt, "", weight)
 
 
 def _check_bias(bias, n):
@@ -103,10 +104,18 @@ class DWConv3x3(TokenBlock):
         Integer weight values, representable in ``fmt``.
     bias : array of int, shape ``[C]``
         Integer biases (int32).
-    pe : int
-        Must be 1 (kept so a design point's ``pe`` can be passed through and checked).
+    pe : int, optional
+        Channels computed per cycle (divides ``lanes``; default ``lanes``): each window beat of
+        ``lanes`` channels takes ``G = lanes / pe`` cycles, ``pe`` channels each, so the output
+        carries ``pe`` lanes. At stride 2 the writer takes four input sites per output site:
+        ``lanes = 4 pe`` keeps the ``9 pe`` multipliers busy instead of idle 3/4 of the time.
     slots : int, optional
         Row slots of the line buffer (default :data:`hw.line_buffer.DEFAULT_SLOTS`).
+    datapath : str
+        Multiplier datapath: ``"dsp"``, ``"lut"`` or ``"shift-add"`` (DyBit); empty: the format's
+        default (:func:`hw.datapath.mac_sums`).
+    dense : bool
+        Every input frame holds every site (a dense network): the window generator may rely on it.
 
     Attributes
     ----------
@@ -115,90 +124,121 @@ class DWConv3x3(TokenBlock):
     o : Out(stream.Signature(o_shape.layout()))
         Output tokens at the output sites: ``C / lanes`` beats of ``lanes`` int32 accumulators.
     o_shape : TokenShape
-        ``(H_out, W_out, C, lanes, 32)``.
+        ``(H_out, W_out, C, pe, 32)``.
     """
 
-    def __init__(self, *, shape, stride, fmt, weight, bias, pe=1, slots=None):
-        if pe != 1:
-            raise ValueError(f"a depthwise conv has pe = 1, not {pe!r}")
+    def __init__(self, *, shape, stride, fmt, weight, bias, pe=None, slots=None, datapath="",
+                 dense=False):
         c = getattr(shape, "channels", None)
+        lanes = getattr(shape, "lanes", None)
+        pe = lanes if pe is None else pe
+        if not isinstance(pe, int) or pe < 1 or not lanes or lanes % pe:
+            raise ValueError(f"pe must be a positive divisor of lanes={lanes}, not {pe!r}")
+        self.pe = pe
+        self.dense = bool(dense)
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
             bias=bias, slots=slots, name="depthwise conv")
+        self.datapath = check_datapath(self.fmt.name, datapath)
+        if self.datapath == "dsp2":
+            raise ValueError("a depthwise conv has no two output channels that share an "
+                             "activation: no dsp2 datapath")
+        self.codes = stored_codes(self.fmt, self.datapath, self.weight)
         self.i_shape, self.stride = shape, stride
         ho, wo = window_output_size(shape.height, shape.width, stride)
-        self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=shape.lanes,
+        self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=pe,
                                   data_width=ACC_BITS)
-        self.latency = mac_latency(self.fmt.name, 9)
+        self.latency = mac_latency(self.fmt.name, 9, self.datapath)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape
         return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
                              stride=self.stride, active_sites=active_sites,
-                             output_sites=output_sites)
+                             output_sites=output_sites, cycles_per_beat=s.lanes // self.pe)
 
     def elaborate(self, platform):
         m = Module()
-        lanes = self.i_shape.lanes
+        lanes, pe = self.i_shape.lanes, self.pe
+        ng = lanes // pe                          # cycles per window beat (G)
+        gbits = (ng - 1).bit_length()
         nb = self.i_shape.beats_per_site
         abits = self.i_shape.data_width
         cb = self.fmt.bits
         m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
-        wwords, bwords = [], []
+        # word (b << gbits) | k: the pe channels b*lanes + k*pe .. of window beat b, sub-step k
+        wwords = [0] * (nb << gbits)
+        bwords = [0] * (nb << gbits)
         for b in range(nb):
-            word = bword = 0
-            for ln in range(lanes):
-                ch = b * lanes + ln
-                for t in range(9):
-                    word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((ln * 9 + t) * cb)
-                bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (ln * ACC_BITS)
-            wwords.append(word)
-            bwords.append(bword)
-        m.submodules.wmem = wmem = Memory(shape=unsigned(lanes * 9 * cb), depth=nb, init=wwords)
-        m.submodules.bmem = bmem = Memory(shape=unsigned(lanes * ACC_BITS), depth=nb, init=bwords)
+            for k in range(ng):
+                word = bword = 0
+                for i in range(pe):
+                    ch = b * lanes + k * pe + i
+                    for t in range(9):
+                        word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((i * 9 + t) * cb)
+                    bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
+                wwords[(b << gbits) | k] = word
+                bwords[(b << gbits) | k] = bword
+        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * 9 * cb), depth=nb << gbits,
+                                          init=wwords)
+        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=nb << gbits,
+                                          init=bwords)
         w_rd = wmem.read_port()
         b_rd = bmem.read_port()
 
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
         win = lb.o.payload
+        # stage 0: sub-step k; sub-step 0 takes the live window beat (so the line buffer moves on
+        # at once, as for a full conv's output groups) and keeps it for sub-steps 1 .. G-1
+        k = Signal(range(max(ng, 2)))
+        first = k == 0
+        held = Signal.like(win)
+        cur = Signal.like(win)
+        m.d.comb += cur.eq(Mux(first, win.as_value(), held.as_value()))
+        last = Signal()
+        m.d.comb += last.eq((k == ng - 1) | cur.eof)
+        issue = Signal()
+        m.d.comb += issue.eq(en & (~first | lb.o.valid))
+        word = Cat(k[:gbits], cur.beat) if gbits else cur.beat
         m.d.comb += [
-            lb.o.ready.eq(en),
-            w_rd.addr.eq(win.beat), w_rd.en.eq(en),
+            lb.o.ready.eq(en & first),
+            w_rd.addr.eq(word), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
-        # stage 1: window registered, its weight word arriving from memory
+        if ng > 1:
+            with m.If(issue):
+                m.d.sync += k.eq(Mux(last, 0, k + 1))
+                with m.If(first):
+                    m.d.sync += held.eq(win)
+        # stage 1: the sub-step's pe lanes of every tap registered, its weight word arriving
         v1 = Signal()
-        taps1 = Signal.like(win.taps)
+        taps1 = [[Signal(signed(abits), name=f"tap{t}_{i}") for i in range(pe)] for t in range(9)]
         y1, x1, eof1 = Signal.like(win.y), Signal.like(win.x), Signal()
         with m.If(en):
-            m.d.sync += [v1.eq(lb.o.valid), taps1.eq(win.taps), y1.eq(win.y), x1.eq(win.x),
-                         eof1.eq(win.eof)]
+            m.d.sync += [v1.eq(issue), y1.eq(cur.y), x1.eq(cur.x), eof1.eq(cur.eof)]
+            for t in range(9):
+                for i in range(pe):
+                    src = [cur.taps[t][kk * pe + i] for kk in range(ng)]
+                    m.d.sync += taps1[t][i].eq(Array(src)[k] if ng > 1 else src[0])
         # then the operand registers, the products and the adder tree: `depth` more stages, with
         # the bias memory read `depth` stages late so that its word arrives with the sums
         pipe = Pipeline(m, en)
         depth = self.latency - LATENCY
-        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
-        aw = len(taps1.as_value()) // (9 * lanes)   # bits of one tap lane
-        sums = []
-        for ln in range(lanes):
-            prods = []
-            for t in range(9):
-                k = ln * 9 + t
-                lo = (t * lanes + ln) * aw
-                prods.append(pipelined_product(pipe, self.fmt, codes[k * cb:(k + 1) * cb],
-                                               acts[lo:lo + abits].as_signed(), name=f"prod{k}"))
-            sums.append(pipelined_sum(pipe, prods, name=f"sum{ln}"))
-        m.d.comb += b_rd.addr.eq(pipe.delay(win.beat, depth, name="bias_beat"))
+        codes = pipe.reg(w_rd.data, name="codes")
+        acts = [[pipe.reg(taps1[t][i], name=f"act{t}_{i}") for i in range(pe)] for t in range(9)]
+        sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=9,
+                        code=lambda i, t: codes[(i * 9 + t) * cb:(i * 9 + t + 1) * cb],
+                        act=lambda i, t: acts[t][i])
+        m.d.comb += b_rd.addr.eq(pipe.delay(word, depth, name="bias_word"))
         vd, yd, xd, eofd = (pipe.delay(s_, depth) for s_ in (v1, y1, x1, eof1))
         # the output register
         op = self.o.payload
         with m.If(en):
             m.d.sync += [self.o.valid.eq(vd), op.y.eq(yd), op.x.eq(xd), op.eof.eq(eofd)]
-            for ln in range(lanes):
-                bias = b_rd.data[ln * ACC_BITS:(ln + 1) * ACC_BITS].as_signed()
-                m.d.sync += op.data[ln].eq(Mux(eofd, 0, sums[ln] + bias))
+            for i in range(pe):
+                bias = b_rd.data[i * ACC_BITS:(i + 1) * ACC_BITS].as_signed()
+                m.d.sync += op.data[i].eq(Mux(eofd, 0, sums[i] + bias))
         return m

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed
 
-from contract.constants import PRODUCT_STAGES, TREE_LEVELS_PER_STAGE
+from contract.constants import PRODUCT_STAGES, TREE_LEVELS_PER_STAGE, default_datapath
 from models.quant.formats import WeightFormat, weight_format
 
 __all__ = ["product", "product_width", "code_width", "adder_tree", "sum_width", "Pipeline",
@@ -171,7 +171,7 @@ def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
         if len(raw) < width:
             raw = Cat(raw, raw[-1].replicate(width - len(raw)))
         out = pipe.reg(raw[:width].as_signed(), name=name)
-    assert PRODUCT_STAGES[f.name] == (1 if f.kind == "int" else 3)
+    assert PRODUCT_STAGES[default_datapath(f.name)] == (1 if f.kind == "int" else 3)
     return out
 
 

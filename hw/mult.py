@@ -57,15 +57,16 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Value
 
-from contract.constants import TREE_LEVELS_PER_STAGE
+from contract.constants import PRODUCT_STAGES, TREE_LEVELS_PER_STAGE, pack_shift, packed_width
 from hw.mac import Pipeline, pipelined_sum, sum_width
 
 __all__ = ["pack_shift", "packed_width", "pack_pair", "packed_operand",
            "pipelined_packed_product", "pipelined_pair_sums", "LUT_PRODUCT_STAGES",
            "lut_product_width", "lut_product", "pipelined_lut_product"]
 
-#: Register stages of :func:`pipelined_lut_product` once its operands are registered.
-LUT_PRODUCT_STAGES = 1
+#: Register stages of :func:`pipelined_lut_product` once its operands are registered (the
+#: contract's, which the DSE prices the pipeline by).
+LUT_PRODUCT_STAGES = PRODUCT_STAGES["lut"]
 
 
 def _check_bits(wbits, abits=None):
@@ -82,18 +83,6 @@ def _signed_act(act, abits=None) -> Value:
     if abits is not None and len(act) > abits:
         raise ValueError(f"the activation has {len(act)} bits, more than abits={abits}")
     return act
-
-
-def pack_shift(wbits: int, abits: int) -> int:
-    """``s = wbits + abits - 1``: where ``w_hi`` sits in the packed operand, and the bits of
-    ``lo`` (every ``w_lo * a`` of narrow-range weights is a signed ``s``-bit value)."""
-    _check_bits(wbits, abits)
-    return wbits + abits - 1
-
-
-def packed_width(wbits: int, abits: int) -> int:
-    """Signed bits of the packed operand ``A = w_hi * 2^s + w_lo``: ``wbits + s``."""
-    return wbits + pack_shift(wbits, abits)
 
 
 def pack_pair(w_hi: int, w_lo: int, *, wbits: int) -> int:
@@ -118,6 +107,7 @@ def packed_operand(word, *, wbits: int, abits: int) -> Value:
     """The signed ``packed_width(wbits, abits)``-bit operand ``A = w_hi * 2^s + w_lo`` of a
     :func:`pack_pair` word: wiring only (``w_lo``'s code sign-extended to ``s`` bits, then the
     adjusted ``w_hi`` code)."""
+    _check_bits(wbits, abits)
     s = pack_shift(wbits, abits)
     word = Value.cast(word)
     if len(word) < 2 * wbits:
@@ -151,6 +141,7 @@ def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: in
         sign-extended (signed, ``s`` bits), ``borrow`` = ``P[s-1]`` (1 bit), with
         ``w_hi * act == hi + borrow`` and ``w_lo * act == lo``.
     """
+    _check_bits(wbits, abits)
     s = pack_shift(wbits, abits)
     act = _signed_act(act, abits)
     prod = pipe.reg((packed_operand(word, wbits=wbits, abits=abits) * act)[:2 * s], name=name)

@@ -103,11 +103,17 @@ class QNode:
 
 @dataclass(frozen=True)
 class QGraph:
-    """An integer network: nodes in topological order, the first one the input."""
+    """An integer network: nodes in topological order, the first one the input.
+
+    ``dense``: every frame holds every site of the input map (an image network), so every map
+    in the network is dense and the hardware may use the blocks that rely on it (the dense line
+    buffer); a sparse network (event camera) has ``dense`` False.
+    """
 
     name: str
     nodes: tuple[QNode, ...]
     abits: int = 8
+    dense: bool = False
 
     def __post_init__(self):
         names = set()
@@ -168,11 +174,15 @@ class QGraph:
 
     # -- serialisation -----------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"name": self.name, "abits": self.abits, "nodes": [n.to_json() for n in self.nodes]}
+        d = {"name": self.name, "abits": self.abits}
+        if self.dense:  # sparse graphs keep their digests
+            d["dense"] = True
+        return {**d, "nodes": [n.to_json() for n in self.nodes]}
 
     @classmethod
     def from_json(cls, d: dict) -> QGraph:
-        return cls(d["name"], tuple(QNode.from_json(n) for n in d["nodes"]), d.get("abits", 8))
+        return cls(d["name"], tuple(QNode.from_json(n) for n in d["nodes"]), d.get("abits", 8),
+                   bool(d.get("dense", False)))
 
     def fingerprint(self) -> str:
         """SHA-256 of the graph's canonical JSON: the integer network (weights, M, S, ...)."""
@@ -203,6 +213,9 @@ class QGraph:
             lin = coords[:, 0] * w + coords[:, 1]
             if (lin[1:] <= lin[:-1]).any():
                 raise GraphError("frame sites must be in strictly increasing raster order")
+        if self.dense and len(coords) != h * w:
+            raise GraphError(f"the network is dense: a frame must hold all {h}x{w} sites, not "
+                             f"{len(coords)}")
         lo, hi = act_format(self.abits).bounds(False)
         if len(feats) and (feats.min() < lo or feats.max() > hi):
             raise GraphError(f"frame features must lie in [{lo}, {hi}]")

@@ -282,7 +282,9 @@ class QNet(nn.Module):
             else:
                 raise TypeError(f"node {name!r}: cannot export {type(m).__name__}")
         abits = self.input_node.abits
-        graph = QGraph(self.name, tuple(nodes), abits)
+        # a dense input tensor (an image) makes every map of the network dense
+        dense = isinstance(env[next(iter(self.nodes))], torch.Tensor)
+        graph = QGraph(self.name, tuple(nodes), abits, dense)
         for n in graph.compute_nodes():
             src = graph.node(n.inputs[0])
             while ops.of(src).keeps_range:  # pooling keeps its input's range

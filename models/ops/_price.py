@@ -11,7 +11,7 @@ from functools import cache
 
 from contract.constants import ACT_BITS
 
-__all__ = ["memory_bram18", "memory", "fifo", "coord_bits", "acc_bits"]
+__all__ = ["memory_bram18", "memory", "fifo", "coord_bits", "acc_bits", "mac_price", "mac_key"]
 
 #: BRAM18 aspect ratios (depth, width) of a RAMB18E2 in simple dual-port mode.
 BRAM18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
@@ -73,6 +73,25 @@ def memory(model, width: int, depth: int) -> tuple[int, int]:
         per_lut = model.memory["lutram_bits_per_lut"]
         return math.ceil(width * math.ceil(depth / per_lut)), 0
     return 0, memory_bram18(width, depth)
+
+
+def mac_key(fmt: str, datapath: str) -> str:
+    """The resource model's ``mac`` entry of a (format, datapath): the format's name for its
+    default datapath (``int8``: one product per DSP), ``"<format>/<datapath>"`` otherwise."""
+    from contract.constants import default_datapath
+
+    return fmt if datapath == default_datapath(fmt) else f"{fmt}/{datapath}"
+
+
+def mac_price(model, fmt: str, datapath: str) -> dict:
+    """``{"lut", "ff", "dsp"}`` of one product and its share of the adder tree, for ``fmt`` on
+    ``datapath`` (fitted coefficients; a packed pair's DSP is half a DSP per product)."""
+    key = mac_key(fmt, datapath)
+    try:
+        return model.mac[key]
+    except KeyError:
+        raise ValueError(f"the resource model has no MAC coefficients for {key}; refit it with "
+                         "benchmarks/fit_resources.py") from None
 
 
 def fifo(model, width: int) -> dict:

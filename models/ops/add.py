@@ -95,6 +95,6 @@ class Add(StageOp):
             res[r] += st["add"][r] * lanes
         return res
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, Ma=int(node.Ma), Mb=int(node.Mb), S=int(node.S), lo=int(node.lo),
                     hi=int(node.hi))

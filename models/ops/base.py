@@ -14,6 +14,7 @@ import math
 from contract.point import LayerChoice
 
 from . import _price
+from ._price import mac_price
 
 __all__ = ["Op", "ComputeOp", "StageOp", "sites", "kernel_hw", "largest_divisor", "divisors",
            "parallelism_options"]
@@ -160,9 +161,11 @@ class Op:
         return 0
 
     # -- hw -----------------------------------------------------------------------------------
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         """Constructor arguments of :attr:`block` for ``node``; ``shape`` is the
-        ``hw.stream.TokenShape`` of its input stream (at ``choice.lanes`` for compute ops)."""
+        ``hw.stream.TokenShape`` of its input stream (at ``choice.lanes`` for compute ops);
+        ``dense``: every frame holds every site (:attr:`models.qgraph.QGraph.dense`), so a window
+        op can take the dense line buffer."""
         return {"shape": shape}
 
 
@@ -254,10 +257,28 @@ class ComputeOp(Op):
         pe_opts = parallelism_options(layer.out_shape[0], max_par=max_pe, count=count)
         return [(ln, p) for ln in lanes_opts for p in pe_opts]
 
-    def candidates(self, layer, formats, *, max_lanes=64, max_pe=64, count=6):
-        """Every (format, lanes, pe) the explorer considers for ``layer``."""
+    def candidates(self, layer, formats, *, max_lanes=64, max_pe=64, count=6, datapaths=None):
+        """Every (format, lanes, pe, datapath) the explorer considers for ``layer``;
+        ``datapaths(fmt)`` lists a format's datapaths on the target (default: the format's own,
+        :func:`contract.constants.default_datapath`)."""
+        from contract.constants import default_datapath
+
         pairs = self.parallel_pairs(layer, max_lanes=max_lanes, max_pe=max_pe, count=count)
-        return [LayerChoice(f, ln, p) for f in formats for ln, p in pairs]
+        out = []
+        for f in formats:
+            for dp in (datapaths(f) if datapaths else (default_datapath(f),)):
+                for ln, p in pairs:
+                    ch = LayerChoice(f, ln, p, dp) if dp != "dsp2" or p % 2 == 0 else None
+                    if ch is not None and self._takes(layer, ch):
+                        out.append(ch)
+        return out
+
+    def _takes(self, layer, choice) -> bool:
+        try:
+            self.check_choice(layer, choice)
+        except ValueError:
+            return False
+        return True
 
     # -- cycles -----------------------------------------------------------------------------
     def beats(self, layer, choice) -> int:
@@ -298,6 +319,7 @@ class ComputeOp(Op):
 
         fmt = weight_format(choice.format)
         macs = self.mac_count(layer, choice)
+        mac = mac_price(model, fmt.name, choice.datapath)
         blk = model.block[self.resource_key]
         rq = model.requant
         rq_dsp = rq.get("dsp", 0)
@@ -307,7 +329,7 @@ class ComputeOp(Op):
         res = {}
         for r in ("lut", "ff", "dsp"):
             v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
-                 + blk["per_pe"].get(r, 0) * choice.pe + model.mac[fmt.name].get(r, 0) * macs)
+                 + blk["per_pe"].get(r, 0) * choice.pe + mac.get(r, 0) * macs)
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if self.requantized(layer):
@@ -323,7 +345,7 @@ class ComputeOp(Op):
         return res
 
     # -- hw -----------------------------------------------------------------------------------
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, c_out=node.out_shape[0], pe=choice.pe, fmt=choice.format,
-                    weight=node.weight, bias=node.bias)
+                    weight=node.weight, bias=node.bias, datapath=choice.datapath)
 

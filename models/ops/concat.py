@@ -84,5 +84,5 @@ class Concat(StageOp):
     def stage_lanes(self, node, lanes: int) -> int:
         return concat_lanes(lanes, node.in_shape[0], node.out_shape[0] - node.in_shape[0])
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, channels_b=node.out_shape[0] - node.in_shape[0])

@@ -63,5 +63,6 @@ class Conv1x1(PointwiseOp):
             res["bram18"] += bram
         return res
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
-        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride)
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
+        return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),
+                    stride=node.stride)

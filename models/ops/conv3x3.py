@@ -24,6 +24,6 @@ class Conv3x3(WindowOp):
         kh, kw = kernel_hw(node)
         return kh in WINDOW_KERNELS and kw in WINDOW_KERNELS and node.groups == 1
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
-        return dict(super().block_args(node, choice, shape, abits=abits), stride=node.stride,
-                    kernel=kernel_hw(node))
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
+        return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),
+                    stride=node.stride, kernel=kernel_hw(node), dense=dense)

@@ -80,7 +80,7 @@ class Crop(StageOp):
         _, h, w = node.in_shape
         return crop(xc, xf, margin=node.kernel // 2, height=h, width=w)
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return {"shape": shape, "kernel": node.kernel}
 
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:

@@ -1,7 +1,9 @@
 """Depthwise 3x3 convolution (``groups == C``), then requantization.
 
-Hardware: :class:`hw.dwconv.DWConv3x3` (line buffer + ``lanes x 9`` MACs, one output channel per
-input lane, so ``pe == lanes``) and a requantizer.
+Hardware: :class:`hw.dwconv.DWConv3x3` (line buffer + ``pe x 9`` MACs, one output channel per input
+channel: each window beat of ``lanes`` channels takes ``lanes / pe`` cycles, so ``pe`` divides
+``lanes``) and a requantizer. At stride 2 the writer takes four input sites per output site, and
+``lanes = 4 pe`` keeps the multipliers busy.
 """
 
 from __future__ import annotations
@@ -36,23 +38,26 @@ class DWConv3x3(WindowOp):
 
     def check_choice(self, layer, choice) -> None:
         super().check_choice(layer, choice)
-        if choice.pe != choice.lanes:
-            raise ValueError(f"depthwise conv needs pe == lanes, not pe {choice.pe}, "
+        if choice.lanes % choice.pe:
+            raise ValueError(f"depthwise conv needs pe dividing lanes, not pe {choice.pe}, "
                              f"lanes {choice.lanes}")
+        if choice.datapath == "dsp2":
+            raise ValueError("a depthwise conv has no two output channels that share an "
+                             "activation: no dsp2 datapath")
 
     def parallel_pairs(self, layer, *, max_lanes, max_pe, count):
-        return [(ln, ln) for ln in parallelism_options(layer.in_shape[0], max_par=max_lanes,
-                                                       count=count)]
+        opts = parallelism_options(layer.in_shape[0], max_par=max_lanes, count=count)
+        return [(ln, p) for ln in opts for p in opts if ln % p == 0 and p <= max_pe]
 
     def group_cycles(self, layer, choice) -> int:
-        return 1
+        return choice.lanes // choice.pe
 
     def products(self, layer, choice, taps: int) -> int:
         return taps  # one output channel per lane: its own 9 taps
 
     def mac_count(self, layer, choice) -> int:
-        return 9 * choice.lanes
+        return 9 * choice.pe
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, stride=node.stride, fmt=choice.format, weight=node.weight,
-                    bias=node.bias)
+                    bias=node.bias, pe=choice.pe, datapath=choice.datapath, dense=dense)

@@ -23,11 +23,12 @@ class PointwiseOp(ComputeOp):
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
         g = layer.out_shape[0] // choice.pe
-        return self.beats(layer, choice) * g + mac_latency(choice.format, choice.lanes) + rq
+        return self.beats(layer, choice) * g + mac_latency(choice.format, choice.lanes,
+                                                                    choice.datapath) + rq
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         return 3 + 1  # two input banks, the output register, the requantizer
 
-    def block_args(self, node, choice, shape, *, abits: int) -> dict:
-        args = super().block_args(node, choice, shape, abits=abits)
+    def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
+        args = super().block_args(node, choice, shape, abits=abits, dense=dense)
         return dict(args, weight=node.weight.reshape(node.out_shape[0], -1))

@@ -59,7 +59,7 @@ class WindowOp(ComputeOp):
             # the last k//2 + 1 output rows wait for the end of frame
             rows = kernel_hw(layer)[0] // 2 + 1
             taps = kernel_hw(layer)[0] * kernel_hw(layer)[1]
-            mac = mac_latency(choice.format, self.products(layer, choice, taps))
+            mac = mac_latency(choice.format, self.products(layer, choice, taps), choice.datapath)
             return rows * row_out * b * g + MAC_LATENCY + mac + rq + 1
         row_in = sites(stats, "active_in_mean") / h
         return row_in * b + row_out * b * g

@@ -91,15 +91,19 @@ def test_fill_is_the_stage_tail():
 
 
 def test_depthwise_and_divisibility_rules():
-    with pytest.raises(ValueError, match="pe == lanes"):
-        cycles(_dw(), LayerChoice("int8", 4, 2))
+    with pytest.raises(ValueError, match="pe dividing lanes"):
+        cycles(_dw(), LayerChoice("int8", 2, 4))
+    with pytest.raises(ValueError, match="no dsp2"):
+        cycles(_dw(), LayerChoice("int8", 4, 2, "dsp2"))
+    # fewer pe than lanes: each window beat takes lanes / pe cycles
+    assert cycles(_dw(), LayerChoice("int8", 4, 2)) > cycles(_dw(), LayerChoice("int8", 4, 4))
     with pytest.raises(ValueError, match="does not divide"):
         cycles(_pw(), LayerChoice("int8", 3, 1))
     for layer in (_pw(c_in=24, c_out=40), _dw(c=48)):
         for ch in candidates(layer, ["int8", "dybit4"]):
             assert layer.c_in % ch.lanes == 0 and layer.c_out % ch.pe == 0
             if layer.kind == "dwconv3x3":
-                assert ch.pe == ch.lanes
+                assert ch.lanes % ch.pe == 0 and ch.datapath != "dsp2"
 
 
 def test_parallelism_options():

@@ -10,7 +10,7 @@ from dse import accuracy, devices, pareto, workload
 from dse.ilp import Infeasible, evaluate
 
 
-def _front(n=8, device="XCZU3EG", util=0.8, points=6, formats=("int8", "int4", "dybit4"),
+def _front(n=8, device="XCZU3EG", util=0.5, points=6, formats=("int8", "int4", "dybit4"),
            count=6):
     w = workload.synthetic(n, size=32)
     sens = accuracy.synthetic_sensitivity(w, formats)

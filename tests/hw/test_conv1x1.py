@@ -58,6 +58,33 @@ def test_conv1x1_exact_under_stalls(fmt, c_in, c_out, lanes, pe):
     _check(frames, got, w, b)
 
 
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("fmt,datapath,c_in,c_out,lanes,pe", [
+    ("int8", "dsp2", 8, 6, 2, 2),
+    ("int4", "dsp2", 8, 4, 4, 4),
+    ("int4", "lut", 6, 4, 3, 2),
+    ("int8", "dsp2", 4, 8, 1, 8),
+])
+def test_conv1x1_datapaths_exact(fmt, datapath, c_in, c_out, lanes, pe, stall):
+    """Two products per DSP (dsp2) and LUT multipliers: bit-exact under stalls on empty, full,
+    single-site and random frames, with the extreme weights and activations in every frame."""
+    rng = random.Random(c_in * 31 + c_out * 7 + lanes + pe)
+    w, b = _weights(rng, fmt, c_out, c_in)
+    q = max(weight_format(fmt).levels.tolist())
+    w[0] = [-q] * c_in  # a negative low product: the pair's borrow
+    w[1] = [q] * c_in
+    shape = TokenShape(height=4, width=5, channels=c_in, lanes=lanes)
+    dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt=fmt, weight=w, bias=b, datapath=datapath)
+    frames = _frames(rng, 4, 5, c_in, [3, 0, 1, 20, 20])
+    frames[3] = (frames[3][0], [[127 if (i + j) % 2 else -127 for j in range(c_in)]
+                                for i in range(20)])
+    got, cycles = run_stream(dut, frames, idle=stall, stall=stall, seed=pe)
+    _check(frames, got, w, b)
+    if stall == 0.0:  # the same cycles as one product per DSP
+        ref_dut = Conv1x1(shape=shape, c_out=c_out, pe=pe, fmt=fmt, weight=w, bias=b)
+        assert run_stream(ref_dut, frames)[1] == cycles
+
+
 @pytest.mark.parametrize("c_in,c_out,lanes,pe", [(8, 8, 2, 2), (8, 4, 8, 4), (16, 16, 4, 4),
                                                  (4, 4, 4, 4)])
 def test_conv1x1_cycles_and_utilisation(c_in, c_out, lanes, pe):

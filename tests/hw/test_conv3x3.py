@@ -143,6 +143,40 @@ def test_conv3x3_built_from_its_op_and_no_multiplier_for_dybit():
         assert ("$mul" in rtlil.convert(dut, name="stem")) == has_mul
 
 
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,datapath,kernel", [
+    (5, 6, 2, 4, 2, 2, 1, "int8", "dsp2", 3),
+    (6, 5, 3, 4, 1, 4, 2, "int4", "dsp2", 3),
+    (5, 7, 2, 3, 2, 3, 1, "int4", "lut", 3),
+    (6, 6, 2, 2, 1, 2, 2, "int4", "lut", 5),
+])
+def test_conv3x3_datapaths_exact(height, width, c_in, c_out, lanes, pe, stride, fmt, datapath,
+                                 kernel, stall):
+    """dsp2 and LUT datapaths of window convs: bit-exact against the golden conv on random,
+    empty, full, single-site and border frames under stalls, extreme weights included."""
+    rng = random.Random(height * 100 + width + c_out)
+    k = kernel
+    levels = [int(v) for v in weight_format(fmt).levels]
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * k * k)],
+                      dtype=np.int64).reshape(c_out, c_in, k, k)
+    weight[0], weight[1] = -max(levels), max(levels)
+    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    border = [(y, x) for y in range(height) for x in range(width)
+              if y in (0, height - 1) or x in (0, width - 1)]
+    frames = [random_frame(rng, height=height, width=width, channels=c_in, density=0.5),
+              ([], []),
+              random_frame(rng, height=height, width=width, channels=c_in, density=1.0),
+              ([(height // 2, width // 2)], [[-127] * c_in]),
+              (border, [[127] * c_in for _ in border])]
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+    dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                  bias=bias, kernel=kernel, datapath=datapath)
+    got, _ = run_frames(dut, frames, lanes=lanes, seed=3, idle=stall, stall=stall)
+    for n, ((coords, feats), out) in enumerate(zip(frames, got, strict=True)):
+        assert out == tuple(conv3x3_reference(coords, feats, height=height, width=width,
+                                              weight=weight, bias=bias, stride=stride)), n
+
+
 def test_conv3x3_int4_activations():
     h, w, c_in, c_out = 5, 4, 2, 2
     rng = random.Random(12)

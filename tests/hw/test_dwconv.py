@@ -25,11 +25,13 @@ def random_weights(rng, fmt, c_out, c_in_per_group):
     return w.reshape(c_out, c_in_per_group, 3, 3), b
 
 
-def check(frames, *, height, width, channels, lanes, stride, fmt, seed=0, **kw):
+def check(frames, *, height, width, channels, lanes, stride, fmt, seed=0, pe=None, datapath="",
+          **kw):
     rng = random.Random(seed)
     weight, bias = random_weights(rng, fmt, channels, 1)
     shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
-    dut = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=weight, bias=bias)
+    dut = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=weight, bias=bias, pe=pe,
+                    datapath=datapath)
     got, times = run_frames(dut, frames, lanes=lanes, seed=seed, **kw)
     assert len(got) == len(frames)
     for k, ((coords, feats), (got_c, got_f)) in enumerate(zip(frames, got, strict=True)):
@@ -82,6 +84,51 @@ def test_dwconv_cycles(stride):
                 assert abs((t1 - t0) - est) <= 0.1 * est + 2
 
 
+PE_CASES = [
+    # height, width, channels, lanes, pe, stride, fmt, density
+    (6, 7, 8, 4, 1, 2, "int8", 1.0),
+    (5, 6, 4, 4, 2, 2, "int4/lut", 0.7),
+    (5, 5, 4, 2, 2, 1, "int4/lut", 1.0),
+    (6, 7, 8, 4, 2, 2, "dybit4", 0.5),
+    (5, 6, 12, 6, 2, 1, "int4", 0.6),
+    (7, 5, 8, 8, 4, 2, "int8", 0.3),
+]
+
+
+@pytest.mark.parametrize("height,width,channels,lanes,pe,stride,fmt,density", PE_CASES)
+def test_dwconv_fewer_pe_than_lanes(height, width, channels, lanes, pe, stride, fmt, density):
+    """pe < lanes: each window beat takes lanes / pe cycles, bit-exact under stalls on random,
+    empty, full and border frames."""
+    rng = random.Random(height * 10 + lanes + pe)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=d)
+              for d in (density, 0.0, 1.0)]
+    frames.append(([(0, 0), (height - 1, width - 1)], [[127] * channels, [-127] * channels]))
+    frames.append(([(height // 2, width // 2)], [[-127] * channels]))
+    fmt, _, datapath = fmt.partition("/")
+    for idle, stall in ((0.0, 0.0), (0.3, 0.3), (0.0, 0.7)):
+        check(frames, height=height, width=width, channels=channels, lanes=lanes, pe=pe,
+              stride=stride, fmt=fmt, datapath=datapath, idle=idle, stall=stall, seed=5)
+
+
+@pytest.mark.parametrize("stride,lanes,pe", [(2, 4, 1), (2, 8, 2), (1, 4, 2)])
+def test_dwconv_fewer_pe_cycles(stride, lanes, pe):
+    """Dense frames back to back cost window_cycles with cycles_per_beat = lanes / pe: a
+    stride-2 layer with lanes = 4 pe is as fast as with pe = lanes."""
+    h, w, c = 8, 8, 8
+    rng = random.Random(4)
+    frames = [random_frame(rng, height=h, width=w, channels=c, density=1.0) for _ in range(4)]
+    times = check(frames, height=h, width=w, channels=c, lanes=lanes, pe=pe, stride=stride,
+                  fmt="int8")
+    est = window_cycles(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                        active_sites=h * w, cycles_per_beat=lanes // pe)
+    for t0, t1 in zip(times[1:], times[2:], strict=False):
+        assert t1 - t0 == est
+    if stride == 2 and lanes == 4 * pe:
+        fast = window_cycles(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                             active_sites=h * w, cycles_per_beat=1)
+        assert est <= fast + 1
+
+
 def _rejects(match, **kw):
     # the half-built component would warn "created but never used" when collected
     with warnings.catch_warnings():
@@ -97,7 +144,9 @@ def test_dwconv_rejects_bad_input():
     w = np.zeros((2, 1, 3, 3), dtype=np.int64)
     _rejects("weight value 5 is not representable in dybit4",
              shape=shape, stride=1, fmt="dybit4", weight=w + 5, bias=[0, 0])
-    _rejects("pe = 1", shape=shape, stride=1, fmt="int8", weight=w, bias=[0, 0], pe=2)
+    _rejects("divisor of lanes", shape=shape, stride=1, fmt="int8", weight=w, bias=[0, 0], pe=2)
+    _rejects("no dsp2", shape=shape, stride=1, fmt="int8", weight=w, bias=[0, 0],
+             datapath="dsp2")
     _rejects("weight must have shape", shape=shape, stride=1, fmt="int8", weight=w[:1],
              bias=[0, 0])
 

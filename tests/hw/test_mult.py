@@ -388,7 +388,7 @@ def test_packed_mac_with_stalls(n, wbits, abits):
             hi, lo = hi + wh * x, lo + wl * x
         return hi, lo
 
-    latency = PRODUCT_STAGES[f"int{wbits}"] + tree_stages(n)
+    latency = PRODUCT_STAGES["dsp2"] + tree_stages(n)
     checked, bad = _run_stalled(m, en, drive, (sum_hi, sum_lo), latency, cycles=300, seed=n)
     assert bad[:3] == []
     assert checked >= 150

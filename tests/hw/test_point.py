@@ -25,7 +25,7 @@ def test_pred_fields_kept_and_unknown_keys_ignored():
     assert p["stem"].predictions == {"pred_cycles": 123, "pred_dsp": 0}
     out = p.to_dict()
     assert out["layers"][0] == {"name": "stem", "format": "dybit4", "lanes": 2, "pe": 4,
-                                "pred_cycles": 123, "pred_dsp": 0}
+                                "datapath": "shift-add", "pred_cycles": 123, "pred_dsp": 0}
     assert out["clock_mhz"] == 150 and out["fifo_depth"] == 8
     assert DesignPoint.from_dict(json.loads(json.dumps(out))) == p
 
@@ -43,7 +43,7 @@ def _edit(p, name, **kw):
     (lambda p: DesignPoint(model="t", layers=p.layers[:-1]), "no entry for layer fc"),
     (lambda p: DesignPoint(model="t", layers=p.layers + (LayerChoice("int8", name="zz"),)),
      "layer zz: no such compute layer"),
-    (lambda p: _edit(p, "dw", pe=1, lanes=2), "depthwise conv needs pe == lanes"),
+    (lambda p: _edit(p, "dw", pe=2, lanes=1), "depthwise conv needs pe dividing lanes"),
 ])
 def test_validation_names_layer_and_problem(edit, msg):
     g = tiny_qgraph()
@@ -71,3 +71,22 @@ def test_load_point_default_and_file(tmp_path):
     f = tmp_path / "p.json"
     f.write_text(p.to_json())
     assert load_point(f, g) == p
+
+
+def test_datapath_defaults_round_trips_and_is_checked():
+    from contract.point import LayerChoice, PointError
+
+    assert LayerChoice("int8", 4, 2).datapath == "dsp"
+    assert LayerChoice("dybit4", 4, 2).datapath == "shift-add"
+    assert LayerChoice("int8", 4, 2) == LayerChoice("int8", 4, 2, "dsp")
+    for ch in (LayerChoice("int8", 4, 2, "dsp2"), LayerChoice("int4", 1, 3, "lut"),
+               LayerChoice("int4", 2, 4, "dsp2")):
+        assert LayerChoice.from_dict(ch.to_dict()) == ch
+    # a point written before datapaths existed means the format's default
+    assert LayerChoice.from_dict({"format": "int4", "lanes": 1, "pe": 1}).datapath == "dsp"
+    for bad, what in (({"format": "int8", "datapath": "lut"}, "cannot use"),
+                      ({"format": "dybit4", "datapath": "dsp"}, "cannot use"),
+                      ({"format": "int8", "pe": 3, "datapath": "dsp2"}, "pe must be even"),
+                      ({"format": "int8", "datapath": "fpga"}, "unknown datapath")):
+        with pytest.raises(PointError, match=what):
+            LayerChoice.from_dict(bad)

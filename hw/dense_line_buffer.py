@@ -1,0 +1,406 @@
+"""Sliding-window generator for DENSE feature maps: :class:`~hw.line_buffer.LineBuffer`'s output at
+a fraction of its logic.
+
+What it computes
+----------------
+Input: a dense frame on a token stream (docs/CONTRACT.md): every site ``(y, x)`` of the
+``H x W`` map in raster order, ``B = channels / lanes`` beats each, then one end-of-frame beat.
+The input's ``y`` and ``x`` are not read (only ``eof``): a sparse frame is NOT a valid input (use
+:class:`~hw.line_buffer.LineBuffer` for those); the block counts ``H * W * B`` data beats per frame.
+
+Output (:func:`hw.line_buffer.window_layout`): for every output site ``(oy, ox)`` of the
+:func:`contract.cycles.window_output_size` map, in raster order, ``B`` window beats (beat
+``b = 0 .. B-1``), tap ``t = kw*dy + dx`` being input site
+``(s*oy - kh//2 + dy, s*ox - kw//2 + dx)`` ("same" zero padding: a position outside the map reads
+zero with mask bit 0), then one end-of-frame beat (``y = x = 0``, taps 0, mask 0, beat 0,
+``eof = 1``): exactly what ``LineBuffer`` sends for a dense frame.
+
+Architecture
+------------
+Row memory: ``N`` row slots, ``N`` the smallest power of two ``>= kh + 1`` (:func:`row_slots`);
+each slot is a memory of ``lanes * data_width``-bit words holding one input row (``W * B`` words;
+at stride 2 two memories, even and odd columns, so that both new columns of a window are read in
+one cycle). The row memories carry ``ram_style`` (``ram``: "lutram" distributed, "bram" block,
+"auto" none).
+
+Reader: walks the input positions of the map in raster order, one *step* (``s`` columns, one beat)
+per cycle, reading the ``s`` new columns of the ``kh`` window rows of its output row from the row
+slots (every slot memory is read at the same address; ``kh`` row multiplexers ``N : 1`` pick the
+window rows). The other window columns come from a per-beat *history*: ``B`` words of
+``Hc * kh * lanes * data_width`` bits (registers if ``B == 1``, distributed RAM otherwise), read and
+rewritten each cycle, shifting the new columns in. ``Hc`` (:func:`history_columns`) is
+``kw - stride`` (``kw - 1`` at stride 2 when ``kw // 2`` is even: 5x5, 9x9). Per-cycle read
+multiplexing is therefore ``kh`` row selects of ``s`` words, not ``kh * kw`` taps from every memory.
+
+Emitter: follows the reader ``L`` steps behind (:func:`lag_steps`: ``kw // 2`` at stride 1,
+``kw // 4`` at stride 2), so the window of site ``(oy, ox)`` is complete when the reader reads the
+step ``L`` positions later. The steps form one stream over rows: the first ``L`` steps of a row are
+read while the last ``L`` sites of the previous row are emitted, whose new columns lie right of
+the map (masked). Only at frame ends this would make a frame's output wait for the next frame's
+input, so there the emitter goes on without reads (*drain*) unless the next frame's first rows are
+already complete, and the next frame then starts with ``L`` steps without output (*prefill*).
+
+Writer: stores the input rows into the slots with counters (the row, the address in the row),
+relative to the reader's frame, so it runs on into the next frame while the reader and emitter
+finish the current one. The reader reads a row once input rows up to ``min(c + kh//2, H - 1)``
+(``c = s * oy``) are complete; the writer may write a row that replaces one the reader no longer
+needs, and the row the reader's current output row needs last (``c - kh//2``) word by word behind
+the reader's read address, so the writer is never a row behind at stride 2.
+
+Cycles per frame
+----------------
+Frames back to back, never stalled, the consumer taking one window beat per ``G`` cycles (``G = 1``:
+always ready) and the end-of-frame beat at once, measured from one output end-of-frame beat to the
+next::
+
+    max(B * H * W, G * B * H_out * W_out) + 1
+
+that is one cycle per output beat and one for the end of frame when the emitter is the bottleneck
+(stride 1, or stride 2 with ``G * H_out * W_out > H * W``), and one cycle per input beat otherwise:
+:func:`contract.cycles.window_cycles` exactly, except at stride 1 with ``G = 1``, where the block is
+two cycles faster (``B * H * W + 1`` against ``+ 3``). A frame after a drain (a frame that arrives
+when the emitter is idle, the first one, or one at stride 2 when the writer is the bottleneck) also
+takes ``L * B`` prefill cycles, hidden when the writer is the bottleneck.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from contract.constants import window_banks
+from contract.cycles import window_output_size
+
+from .line_buffer import window_layout
+from .stream import TokenShape, coord_bits
+
+__all__ = ["DenseLineBuffer", "RAM_STYLES", "row_slots", "lag_steps", "history_columns"]
+
+#: ``ram`` argument -> ``ram_style`` attribute of the row memories (``None``: Yosys chooses).
+RAM_STYLES = {"auto": None, "lutram": "distributed", "bram": "block"}
+
+
+def row_slots(kh: int) -> int:
+    """Row slots for a window ``kh`` rows high: the smallest power of two ``>= kh + 1``."""
+    return 1 << kh.bit_length()
+
+
+def lag_steps(kw: int, stride: int) -> int:
+    """Steps the emitter runs behind the reader: ``kw // 2`` at stride 1, ``kw // 4`` at stride 2
+    (a step reads ``stride`` columns; the window of output column ``ox`` ends at input column
+    ``s * ox + kw // 2``)."""
+    return kw // 2 if stride == 1 else (kw // 2) // 2
+
+
+def history_columns(kw: int, stride: int) -> int:
+    """Window columns kept per beat in the history: ``kw - 1`` at stride 1; at stride 2 ``kw - 2``,
+    or ``kw - 1`` when ``kw // 2`` is even (a step reads an even and an odd column)."""
+    return stride * lag_steps(kw, stride) + kw // 2
+
+
+def _kernel(kernel):
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    window_banks(kh)  # validates both sides: odd, 3 .. 11
+    window_banks(kw)
+    return kh, kw
+
+
+class DenseLineBuffer(wiring.Component):
+    """``kh x kw`` window generator over dense frames, stride 1 or 2.
+
+    Parameters
+    ----------
+    shape : TokenShape
+        Input stream geometry (``height``, ``width``, ``channels``, ``lanes``, ``data_width``).
+    stride : int
+        1 or 2.
+    kernel : int or (int, int)
+        Window size ``k`` or ``(kh, kw)``: odd, 3 (default) to 11.
+    ram : str
+        Row memories: "auto" (default, Yosys chooses), "lutram" (distributed) or "bram" (block).
+
+    Attributes
+    ----------
+    i : In(stream.Signature(shape.layout()))
+        Input tokens of dense frames.
+    o : Out(stream.Signature(out_layout))
+        Window beats, see :func:`hw.line_buffer.window_layout`; ``y``/``x`` are output coordinates.
+    out_layout : data.StructLayout
+    out_height, out_width : int
+    beats : int
+        Beats per site (``channels / lanes``).
+    kernel : (int, int)
+    slots : int
+        Row slots (:func:`row_slots`).
+    """
+
+    def __init__(self, *, shape: TokenShape, stride: int, kernel=3, ram: str = "auto"):
+        if not isinstance(shape, TokenShape):
+            raise TypeError(f"shape must be a TokenShape, not {shape!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        if ram not in RAM_STYLES:
+            raise ValueError(f"ram must be one of {', '.join(RAM_STYLES)}, not {ram!r}")
+        self.kernel = _kernel(kernel)
+        self.shape = shape
+        self.stride = stride
+        self.ram = ram
+        self.slots = row_slots(self.kernel[0])
+        self.beats = shape.beats_per_site
+        self.out_height, self.out_width = window_output_size(shape.height, shape.width, stride)
+        self.in_layout = shape.layout()
+        self.out_layout = window_layout(
+            y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
+            lanes=shape.lanes, width=shape.data_width, beats=self.beats, kernel=self.kernel)
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        H, W = self.shape.height, self.shape.width
+        B, s = self.beats, self.stride
+        Ho, Wo = self.out_height, self.out_width
+        kh, kw = self.kernel
+        ry, rx = kh // 2, kw // 2
+        N = self.slots
+        sbits = N.bit_length() - 1
+        word = self.shape.lanes * self.shape.data_width
+        L = lag_steps(kw, s)
+        Hc = history_columns(kw, s)
+        F = Ho * Wo           # steps (and output sites) per frame
+        RW = Wo * B           # read addresses per row: steps x beats
+        # the next frame's first L steps may be read while this frame's last L sites are emitted
+        # when they lie in that frame (L < F) and their rows are complete (rows <= need_l)
+        combine = 0 < L < F
+        need_l = min(s * ((L - 1) // Wo) + ry, H - 1) if L else 0
+        style = RAM_STYLES[self.ram]
+        attrs = {"ram_style": style} if style else None
+
+        # ---- row memories: slot k, column parity p ---------------------------------------
+        depths = [W * B] if s == 1 else [-(-W // 2) * B, (W // 2) * B]
+        wports, rports, rdata = {}, {}, {}
+        for k in range(N):
+            for p, depth in enumerate(depths):
+                if depth == 0:
+                    rdata[k, p] = Const(0, word)
+                    continue
+                mem = Memory(shape=unsigned(word), depth=depth, init=[], attrs=attrs)
+                m.submodules[f"row{k}_p{p}"] = mem
+                wports[k, p] = mem.write_port()
+                rports[k, p] = mem.read_port()
+                rdata[k, p] = rports[k, p].data
+
+        # ---- reader state (rows relative to the reader's frame) --------------------------
+        rows = H + N + 2
+        rr = Signal(range(max(Ho, 2)))                 # reader's output row
+        raddr = Signal(range(max(RW, 2)))              # step * B + beat within the row
+        lo = Signal(signed(coord_bits(rows) + 2), init=-ry)   # s*rr - ry: its first window row
+        need = Signal(range(max(H, 2)), init=min(ry, H - 1))  # last input row it needs
+        wlim = Signal(range(rows + 1), init=N)         # the writer may write rows < wlim
+        slot0 = Signal(sbits)                          # slot of the reader frame's row 0
+        rbase = Signal(sbits, init=(-ry) % N)          # slot of window row 0
+        r_next = Signal()                              # the reader is a frame ahead of the emitter
+
+        # ---- writer state ----------------------------------------------------------------
+        wr = Signal(range(rows + 1))                   # row being written; rows < wr complete
+        wslot = Signal(sbits)
+        waddr = Signal(range(max(RW, 2)))
+        wb = Signal(range(max(B, 2)))
+        wpar = Signal()
+
+        # ---- emitter state ---------------------------------------------------------------
+        oy = Signal(range(max(Ho, 2)))
+        ox = Signal(range(max(Wo, 2)))
+        b = Signal(range(max(B, 2)))                   # beat of the current step (shared)
+        e_done = Signal()                              # all sites sent: the eof beat is next
+        pre = Signal(init=L > 0)                       # prefill: reader steps alone
+        drain = Signal()                               # drain: emitter steps alone
+        lag = Signal(range(L + 1))                     # prefill steps done
+
+        # ---- writer ----------------------------------------------------------------------
+        ip = self.i.payload
+        behind = waddr < raddr
+        may_write = (wr < wlim) | ((wr == wlim) & ~lo[-1] & behind)
+        m.d.comb += self.i.ready.eq(ip.eof | may_write)
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready & ~ip.eof)
+        last_beat = wb == B - 1
+        if s == 1:
+            w_row_end = waddr == RW - 1
+        else:
+            w_row_end = (waddr == RW - 1) & (wpar == (W - 1) % 2)
+        for (k, p), wp in wports.items():
+            en = take & (wslot == k)
+            if s == 2:
+                en = en & (wpar == p)
+            m.d.comb += [wp.addr.eq(waddr), wp.data.eq(ip.data.as_value()), wp.en.eq(en)]
+        w_row_done = take & w_row_end
+        with m.If(take):
+            with m.If(w_row_end):
+                m.d.sync += [waddr.eq(0), wb.eq(0), wpar.eq(0), wslot.eq(wslot + 1)]
+            with m.Elif(last_beat & ~wpar if s == 2 else Const(0)):
+                # end of an even column: its odd neighbour takes the same addresses
+                m.d.sync += [waddr.eq(waddr - (B - 1)), wb.eq(0), wpar.eq(1)]
+            with m.Else():
+                m.d.sync += [waddr.eq(waddr + 1), wb.eq(Mux(last_beat, 0, wb + 1))]
+                if s == 2:
+                    m.d.sync += wpar.eq(wpar ^ last_beat)
+
+        # ---- issue (stage 0) -------------------------------------------------------------
+        s1_valid = Signal()
+        s1_out = Signal()      # the stage holds a window beat
+        s1_eof = Signal()
+        adv = Signal()
+        m.d.comb += adv.eq(~(s1_valid & (s1_out | s1_eof)) | self.o.ready)
+
+        ready_r = wr > need
+        boundary = r_next & (rr == 0) & (raddr == 0)   # the reader has read its whole frame
+        run = ~pre & ~drain
+        if combine:
+            go_drain = run & ~e_done & boundary & ~(wr > need_l)
+        elif L:
+            go_drain = run & ~e_done & boundary
+        else:
+            go_drain = Const(0)
+
+        i_eof = Signal()
+        i_pair = Signal()      # reader and emitter step together
+        i_pre = Signal()       # reader alone (prefill), reading
+        i_virt = Signal()      # prefill step past the frame's end (no read)
+        i_drain = Signal()     # emitter alone
+        m.d.comb += [
+            i_eof.eq(adv & ~pre & e_done),
+            i_drain.eq(adv & ~e_done & (drain | go_drain)),
+            i_pair.eq(adv & run & ~e_done & ~go_drain & ready_r),
+            i_pre.eq(adv & pre & ~r_next & ready_r),
+            i_virt.eq(adv & pre & r_next),
+        ]
+        r_step = i_pair | i_pre
+        e_step = i_pair | i_drain
+        step = r_step | e_step | i_virt
+        step_end = step & (b == B - 1)
+
+        with m.If(step):
+            m.d.sync += b.eq(Mux(b == B - 1, 0, b + 1))
+
+        # emitter position
+        with m.If(e_step & (b == B - 1)):
+            with m.If(ox == Wo - 1):
+                m.d.sync += ox.eq(0)
+                with m.If(oy == Ho - 1):
+                    m.d.sync += [oy.eq(0), e_done.eq(1)]
+                with m.Else():
+                    m.d.sync += oy.eq(oy + 1)
+            with m.Else():
+                m.d.sync += ox.eq(ox + 1)
+        with m.If(go_drain & adv):
+            m.d.sync += drain.eq(1)
+        with m.If(i_eof):
+            m.d.sync += [e_done.eq(0), r_next.eq(0)]
+            with m.If(drain):
+                m.d.sync += [drain.eq(0), pre.eq(1), lag.eq(0)]
+        with m.If((i_pre | i_virt) & step_end):
+            m.d.sync += lag.eq(lag + 1)
+            with m.If(lag == L - 1):
+                m.d.sync += pre.eq(0)
+
+        # reader position; at the end of its frame it moves to the next one
+        r_switch = Signal()
+        m.d.comb += r_switch.eq(r_step & (raddr == RW - 1) & (rr == Ho - 1))
+        with m.If(r_step):
+            with m.If(raddr == RW - 1):
+                m.d.sync += raddr.eq(0)
+                with m.If(rr == Ho - 1):
+                    m.d.sync += [
+                        rr.eq(0), lo.eq(-ry), need.eq(min(ry, H - 1)), wlim.eq(N),
+                        slot0.eq(slot0 + H % N), rbase.eq(slot0 + (H - ry) % N), r_next.eq(1),
+                    ]
+                with m.Else():
+                    lo_n = lo + s
+                    m.d.sync += [
+                        rr.eq(rr + 1), lo.eq(lo_n), rbase.eq(rbase + s),
+                        need.eq(Mux(need + s > H - 1, H - 1, need + s)),
+                        wlim.eq(Mux(lo_n < 0, N, lo_n + N)),
+                    ]
+            with m.Else():
+                m.d.sync += raddr.eq(raddr + 1)
+        m.d.sync += wr.eq(wr + w_row_done - Mux(r_switch, H, 0))
+        for rp in rports.values():
+            m.d.comb += [rp.addr.eq(raddr), rp.en.eq(r_step)]
+
+        # mask of the emitter's site: rows and columns inside the map
+        cy = oy if s == 1 else oy << 1
+        cx = ox if s == 1 else ox << 1
+
+        def inside(c, d, r, n):
+            lo_ok = Const(1) if d >= r else c >= r - d
+            return lo_ok & (c < n + r - d)
+
+        mask = Signal(kh * kw)
+        for dy in range(kh):
+            for dx in range(kw):
+                m.d.comb += mask[kw * dy + dx].eq(inside(cy, dy, ry, H) & inside(cx, dx, rx, W))
+
+        # ---- stage 1: memory data, output, history write-back ----------------------------
+        s1_step = Signal()     # commits a history word
+        s1_b = Signal.like(b)
+        s1_y = Signal.like(oy)
+        s1_x = Signal.like(ox)
+        s1_mask = Signal(kh * kw)
+        s1_rbase = Signal(sbits)
+        with m.If(adv):
+            m.d.sync += [
+                s1_valid.eq(step | i_eof), s1_out.eq(e_step), s1_eof.eq(i_eof),
+                s1_step.eq(step), s1_b.eq(b), s1_rbase.eq(rbase),
+                s1_y.eq(Mux(i_eof, 0, oy)), s1_x.eq(Mux(i_eof, 0, ox)),
+                s1_mask.eq(Mux(e_step, mask, 0)),
+            ]
+            with m.If(i_eof):
+                m.d.sync += s1_b.eq(0)
+
+        hbits = Hc * kh * word
+        commit = s1_valid & s1_step & adv
+        if B == 1:
+            hist_reg = Signal(hbits)
+            hist = hist_reg
+        else:
+            hmem = Memory(shape=unsigned(hbits), depth=B, init=[],
+                          attrs={"ram_style": "distributed"})
+            m.submodules.history = hmem
+            h_rd = hmem.read_port()
+            h_wr = hmem.write_port()
+            m.d.comb += [h_rd.addr.eq(b), h_rd.en.eq(adv & step)]
+            hist = h_rd.data
+
+        cols = [[hist[(c * kh + dy) * word:(c * kh + dy + 1) * word] for dy in range(kh)]
+                for c in range(Hc)]
+        for p in range(s):
+            sel = Array(rdata[k, p] for k in range(N))
+            col = []
+            for dy in range(kh):
+                w = Signal(word, name=f"new{p}_{dy}")
+                m.d.comb += w.eq(sel[(s1_rbase + dy)[:sbits]])
+                col.append(w)
+            cols.append(col)
+        new_hist = Cat(*(cols[c][dy] for c in range(s, s + Hc) for dy in range(kh)))
+        if B == 1:
+            with m.If(commit):
+                m.d.sync += hist_reg.eq(new_hist)
+        else:
+            m.d.comb += [h_wr.addr.eq(s1_b), h_wr.data.eq(new_hist), h_wr.en.eq(commit)]
+
+        op = self.o.payload
+        m.d.comb += [
+            self.o.valid.eq(s1_valid & (s1_out | s1_eof)),
+            op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_b),
+            op.eof.eq(s1_eof),
+        ]
+        for dy in range(kh):
+            for dx in range(kw):
+                t = kw * dy + dx
+                m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], cols[dx][dy], 0))
+        return m

@@ -218,7 +218,6 @@ class DenseLineBuffer(wiring.Component):
         b = Signal(range(max(B, 2)))                   # beat of the current step (shared)
         e_done = Signal()                              # all sites sent: the eof beat is next
         pre = Signal(init=L > 0)                       # prefill: reader steps alone
-        drain = Signal()                               # drain: emitter steps alone
         lag = Signal(range(L + 1))                     # prefill steps done
 
         # ---- writer ----------------------------------------------------------------------
@@ -251,31 +250,42 @@ class DenseLineBuffer(wiring.Component):
                     m.d.sync += wpar.eq(wpar ^ last_beat)
 
         # ---- issue (stage 0) -------------------------------------------------------------
+        # Stage 1 holds one step (the memory data of its reads); the end-of-frame beat waits in
+        # its own flag, so prefill steps of the next frame go on while the consumer holds it.
         s1_valid = Signal()
-        s1_out = Signal()      # the stage holds a window beat
-        s1_eof = Signal()
-        adv = Signal()
-        m.d.comb += adv.eq(~(s1_valid & (s1_out | s1_eof)) | self.o.ready)
+        s1_out = Signal()      # the step emits a window beat
+        eof_q = Signal()       # the end-of-frame beat is offered
+        out1 = s1_valid & s1_out
+        adv = Signal()         # stage 1 takes a new step
+        m.d.comb += adv.eq(~out1 | (self.o.ready & ~eof_q))
 
         ready_r = wr > need
-        boundary = r_next & (rr == 0) & (raddr == 0)   # the reader has read its whole frame
-        run = ~pre & ~drain
+        # the reader has read its whole frame, the emitter has its last `lag` steps to go
+        boundary = r_next & (rr == 0) & (raddr == 0)
+        run = ~pre & ~e_done
         if combine:
-            go_drain = run & ~e_done & boundary & ~(wr > need_l)
+            # read the next frame's first steps with them if its rows are there, else go on
+            # without reads (never wait for the next frame's input to finish this one)
+            # (decided per step: the beats of a drain step all drain, the reader staying put)
+            combined = (wr > need_l) & (b == 0)
+            pair_ok = Mux(boundary, combined, ready_r)
+            drain_ok = boundary & ~combined
         elif L:
-            go_drain = run & ~e_done & boundary
+            pair_ok = ~boundary & ready_r
+            drain_ok = boundary
         else:
-            go_drain = Const(0)
+            pair_ok = ready_r
+            drain_ok = Const(0)
 
         i_eof = Signal()
         i_pair = Signal()      # reader and emitter step together
         i_pre = Signal()       # reader alone (prefill), reading
         i_virt = Signal()      # prefill step past the frame's end (no read)
-        i_drain = Signal()     # emitter alone
+        i_drain = Signal()     # emitter alone (no read)
         m.d.comb += [
-            i_eof.eq(adv & ~pre & e_done),
-            i_drain.eq(adv & ~e_done & (drain | go_drain)),
-            i_pair.eq(adv & run & ~e_done & ~go_drain & ready_r),
+            i_eof.eq(e_done & ~eof_q & (~out1 | self.o.ready)),
+            i_drain.eq(adv & run & drain_ok),
+            i_pair.eq(adv & run & pair_ok),
             i_pre.eq(adv & pre & ~r_next & ready_r),
             i_virt.eq(adv & pre & r_next),
         ]
@@ -297,16 +307,23 @@ class DenseLineBuffer(wiring.Component):
                     m.d.sync += oy.eq(oy + 1)
             with m.Else():
                 m.d.sync += ox.eq(ox + 1)
-        with m.If(go_drain & adv):
-            m.d.sync += drain.eq(1)
+        with m.If(self.o.ready):
+            m.d.sync += eof_q.eq(0)
+        if L:
+            # lag: steps the reader is ahead of the emitter in the emitter's frame
+            with m.If((i_pre | i_virt) & step_end):
+                m.d.sync += lag.eq(lag + 1)
+                with m.If(lag == L - 1):
+                    m.d.sync += pre.eq(0)
+            with m.If(i_drain & step_end):
+                m.d.sync += lag.eq(lag - 1)
         with m.If(i_eof):
-            m.d.sync += [e_done.eq(0), r_next.eq(0)]
-            with m.If(drain):
-                m.d.sync += [drain.eq(0), pre.eq(1), lag.eq(0)]
-        with m.If((i_pre | i_virt) & step_end):
-            m.d.sync += lag.eq(lag + 1)
-            with m.If(lag == L - 1):
-                m.d.sync += pre.eq(0)
+            m.d.sync += [eof_q.eq(1), e_done.eq(0), r_next.eq(0)]
+            if combine:
+                # the next frame's first `lag` steps are read; prefill the rest
+                m.d.sync += pre.eq(lag != L)
+            elif L:
+                m.d.sync += [pre.eq(1), lag.eq(0)]
 
         # reader position; at the end of its frame it moves to the next one
         r_switch = Signal()
@@ -346,7 +363,6 @@ class DenseLineBuffer(wiring.Component):
                 m.d.comb += mask[kw * dy + dx].eq(inside(cy, dy, ry, H) & inside(cx, dx, rx, W))
 
         # ---- stage 1: memory data, output, history write-back ----------------------------
-        s1_step = Signal()     # commits a history word
         s1_b = Signal.like(b)
         s1_y = Signal.like(oy)
         s1_x = Signal.like(ox)
@@ -354,16 +370,12 @@ class DenseLineBuffer(wiring.Component):
         s1_rbase = Signal(sbits)
         with m.If(adv):
             m.d.sync += [
-                s1_valid.eq(step | i_eof), s1_out.eq(e_step), s1_eof.eq(i_eof),
-                s1_step.eq(step), s1_b.eq(b), s1_rbase.eq(rbase),
-                s1_y.eq(Mux(i_eof, 0, oy)), s1_x.eq(Mux(i_eof, 0, ox)),
-                s1_mask.eq(Mux(e_step, mask, 0)),
+                s1_valid.eq(step), s1_out.eq(e_step), s1_b.eq(b),
+                s1_rbase.eq(rbase), s1_y.eq(oy), s1_x.eq(ox), s1_mask.eq(mask),
             ]
-            with m.If(i_eof):
-                m.d.sync += s1_b.eq(0)
 
         hbits = Hc * kh * word
-        commit = s1_valid & s1_step & adv
+        commit = s1_valid & adv
         if B == 1:
             hist_reg = Signal(hbits)
             hist = hist_reg
@@ -393,14 +405,17 @@ class DenseLineBuffer(wiring.Component):
         else:
             m.d.comb += [h_wr.addr.eq(s1_b), h_wr.data.eq(new_hist), h_wr.en.eq(commit)]
 
+        # the end-of-frame beat: y = x = 0, taps and mask 0, beat 0
         op = self.o.payload
+        live = Signal(kh * kw)
         m.d.comb += [
-            self.o.valid.eq(s1_valid & (s1_out | s1_eof)),
-            op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_b),
-            op.eof.eq(s1_eof),
+            live.eq(Mux(eof_q, 0, s1_mask)),
+            self.o.valid.eq(eof_q | out1),
+            op.y.eq(Mux(eof_q, 0, s1_y)), op.x.eq(Mux(eof_q, 0, s1_x)), op.mask.eq(live),
+            op.beat.eq(Mux(eof_q, 0, s1_b)), op.eof.eq(eof_q),
         ]
         for dy in range(kh):
             for dx in range(kw):
                 t = kw * dy + dx
-                m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], cols[dx][dy], 0))
+                m.d.comb += op.taps[t].as_value().eq(Mux(live[t], cols[dx][dy], 0))
         return m

@@ -5,8 +5,9 @@ What it computes
 ----------------
 Input: a dense frame on a token stream (docs/CONTRACT.md): every site ``(y, x)`` of the
 ``H x W`` map in raster order, ``B = channels / lanes`` beats each, then one end-of-frame beat.
-The input's ``y`` and ``x`` are not read (only ``eof``): a sparse frame is NOT a valid input (use
-:class:`~hw.line_buffer.LineBuffer` for those); the block counts ``H * W * B`` data beats per frame.
+The block counts ``H * W * B`` data beats per frame and reads neither ``y`` nor ``x`` (the
+end-of-frame beat is taken and dropped): a sparse frame is NOT a valid input (use
+:class:`~hw.line_buffer.LineBuffer` for those).
 
 Output (:func:`hw.line_buffer.window_layout`): for every output site ``(oy, ox)`` of the
 :func:`contract.cycles.window_output_size` map, in raster order, ``B`` window beats (beat
@@ -36,16 +37,18 @@ Emitter: follows the reader ``L`` steps behind (:func:`lag_steps`: ``kw // 2`` a
 ``kw // 4`` at stride 2), so the window of site ``(oy, ox)`` is complete when the reader reads the
 step ``L`` positions later. The steps form one stream over rows: the first ``L`` steps of a row are
 read while the last ``L`` sites of the previous row are emitted, whose new columns lie right of
-the map (masked). Only at frame ends this would make a frame's output wait for the next frame's
-input, so there the emitter goes on without reads (*drain*) unless the next frame's first rows are
-already complete, and the next frame then starts with ``L`` steps without output (*prefill*).
+the map (masked). At a frame's end that would make its output wait for the next frame's input,
+so there, step by step, the emitter goes on without reads (*drain*) unless the next frame's first
+rows are already complete; the next frame then starts with as many steps without output
+(*prefill*) as were drained, which run while the consumer holds the end-of-frame beat.
 
 Writer: stores the input rows into the slots with counters (the row, the address in the row),
 relative to the reader's frame, so it runs on into the next frame while the reader and emitter
 finish the current one. The reader reads a row once input rows up to ``min(c + kh//2, H - 1)``
 (``c = s * oy``) are complete; the writer may write a row that replaces one the reader no longer
-needs, and the row the reader's current output row needs last (``c - kh//2``) word by word behind
-the reader's read address, so the writer is never a row behind at stride 2.
+needs, and the row that only the reader's current output row still needs (``c - kh//2``) word by
+word behind the reader's read address: at stride 2 it writes both input rows of the next output
+row while the reader reads the current one, with ``kh + 1`` slots.
 
 Cycles per frame
 ----------------
@@ -57,10 +60,13 @@ next::
 
 that is one cycle per output beat and one for the end of frame when the emitter is the bottleneck
 (stride 1, or stride 2 with ``G * H_out * W_out > H * W``), and one cycle per input beat otherwise:
-:func:`contract.cycles.window_cycles` exactly, except at stride 1 with ``G = 1``, where the block is
-two cycles faster (``B * H * W + 1`` against ``+ 3``). A frame after a drain (a frame that arrives
-when the emitter is idle, the first one, or one at stride 2 when the writer is the bottleneck) also
-takes ``L * B`` prefill cycles, hidden when the writer is the bottleneck.
+:func:`contract.cycles.window_cycles` exactly (measured with ``G`` = 1, 2, 4, 8, kernels 3 to 11x5),
+except at stride 1 with ``G = 1``, where the block is two cycles faster (``B * H * W + 1`` against
+``+ 3``), and at stride 2 with ``G * H_out * W_out = H * W`` (both sides the bottleneck), where it
+can be a cycle slower. A frame after a drain (the second frame
+after an idle start; every frame at stride 2 when the writer is the bottleneck) also takes up to
+``L * B`` prefill cycles, hidden when the writer is the bottleneck or the consumer holds the
+end-of-frame beat (``G > 1``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ LineBuffer, under random stalls; cycles per frame against contract.cycles.window
 
 import gc
 import random
+import re
 import warnings
 
 import pytest
@@ -235,6 +236,23 @@ def test_geometry_helpers():
         assert dut.out_layout == lb.out_layout
         del dut, lb
         gc.collect()
+
+
+@pytest.mark.parametrize("ram,row_style", [("auto", None), ("lutram", "distributed"),
+                                           ("bram", "block")])
+def test_ram_style(ram, row_style):
+    from amaranth.back import verilog
+
+    dut = make(height=4, width=5, channels=4, lanes=2, stride=2, ram=ram)
+    text = verilog.convert(dut, name="dlb", emit_src=False)
+    styles = re.findall(r'ram_style = "(\w+)" \*\)\s*reg \[\d+:0\] (\w+) \[', text)
+    rows = {name: style for style, name in styles if name.startswith("row")}
+    assert ("distributed", "history") in styles  # the history stays in LUTs
+    if row_style is None:
+        assert rows == {}
+    else:
+        assert sorted(rows) == [f"row{k}_p{p}" for k in range(4) for p in range(2)]
+        assert set(rows.values()) == {row_style}
 
 
 @pytest.mark.parametrize("kw,match", [

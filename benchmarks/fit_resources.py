@@ -116,6 +116,52 @@ def grid(quick: bool = False) -> list[dict]:
         for ln, pe in ((16, 1), (32, 1), (32, 2)):
             cfgs.append({"block": "conv1x1", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8})
+    cfgs += datapath_grid(quick) + dense_grid(quick)
+    return cfgs
+
+
+def datapath_grid(quick: bool = False) -> list[dict]:
+    """The multiplier datapaths other than a format's own (two products per DSP, LUT
+    multipliers) on the 1x1 and window blocks, and depthwise blocks with fewer pe than lanes."""
+    cfgs = []
+    for fmt, dp in (("int8", "dsp2"), ("int4", "dsp2"), ("int4", "lut")):
+        for ln, pe in ([(1, 2), (4, 4), (8, 4), (2, 8)] if not quick else [(2, 2)]):
+            cfgs.append({"block": "conv1x1", "format": fmt, "datapath": dp, "c_in": 32,
+                         "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8})
+        for ln, pe in ([(1, 2), (2, 4)] if not quick else [(1, 2)]):
+            cfgs.append({"block": "conv3x3", "format": fmt, "datapath": dp, "c_in": 2,
+                         "c_out": 16, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    for ln, pe in ([(1, 1), (4, 4)] if not quick else [(2, 2)]):
+        cfgs.append({"block": "dwconv3x3", "format": "int4", "datapath": "lut", "c_in": 32,
+                     "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    if not quick:
+        for fmt, ln, pe, st in (("int8", 4, 1, 2), ("int8", 8, 2, 2), ("dybit4", 4, 2, 1)):
+            cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
+                         "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": st})
+    return cfgs
+
+
+def dense_grid(quick: bool = False) -> list[dict]:
+    """Window blocks of dense networks (on :class:`hw.dense_line_buffer.DenseLineBuffer`): the
+    block grid's sizes, a map wide enough for block-RAM rows, and stride 2."""
+    cfgs = []
+    for fmt in (("int8", "int4", "dybit4") if not quick else ("int8",)):
+        for ln, pe in ([(1, 1), (2, 2), (4, 4), (4, 1)] if not quick else [(1, 1)]):
+            cfgs.append({"block": "dwconv3x3", "format": fmt, "dense": True, "c_in": 32,
+                         "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+        for ln, pe in ([(1, 2), (1, 4), (2, 4)] if not quick else [(1, 2)]):
+            cfgs.append({"block": "conv3x3", "format": fmt, "dense": True, "c_in": 2,
+                         "c_out": 16, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
+    if not quick:
+        for ln, pe, h, st in ((1, 1, 24, 1), (2, 2, 24, 2), (8, 2, 24, 2), (1, 1, 48, 1)):
+            cfgs.append({"block": "dwconv3x3", "format": "int8", "dense": True, "c_in": 32,
+                         "c_out": 32, "lanes": ln, "pe": pe, "h": h, "w": h, "stride": st})
+        for h, st in ((24, 1), (24, 2)):
+            cfgs.append({"block": "conv3x3", "format": "int8", "dense": True, "c_in": 8,
+                         "c_out": 16, "lanes": 2, "pe": 2, "h": h, "w": h, "stride": st})
+        cfgs.append({"block": "conv3x3", "format": "int8", "datapath": "dsp2", "dense": True,
+                     "c_in": 8, "c_out": 16, "lanes": 2, "pe": 4, "h": 16, "w": 16,
+                     "stride": 1})
     return cfgs
 
 
@@ -136,25 +182,28 @@ def _component(cfg: dict):
     rng = np.random.default_rng(0)
     block = cfg["block"]
     shape = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"], lanes=cfg["lanes"])
+    # keys a configuration has only when it differs from the grid's first version
+    extra = {k: cfg[k] for k in ("datapath", "dense") if k in cfg}
     if block == "conv1x1":
         from hw.conv1x1 import Conv1x1
 
+        extra.pop("dense", None)
         return Conv1x1(shape=shape, c_out=cfg["c_out"], pe=cfg["pe"], fmt=cfg["format"],
                        weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"]), rng),
-                       bias=rng.integers(-1000, 1000, cfg["c_out"]))
+                       bias=rng.integers(-1000, 1000, cfg["c_out"]), **extra)
     if block == "dwconv3x3":
         from hw.dwconv import DWConv3x3
 
         return DWConv3x3(shape=shape, stride=cfg["stride"], fmt=cfg["format"],
                          weight=_weights(cfg["format"], (cfg["c_in"], 1, 3, 3), rng),
-                         bias=rng.integers(-1000, 1000, cfg["c_in"]))
+                         bias=rng.integers(-1000, 1000, cfg["c_in"]), pe=cfg["pe"], **extra)
     if block == "conv3x3":
         from hw.conv3x3 import Conv3x3
 
         return Conv3x3(shape=shape, c_out=cfg["c_out"], pe=cfg["pe"], stride=cfg["stride"],
                        fmt=cfg["format"],
                        weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"], 3, 3), rng),
-                       bias=rng.integers(-1000, 1000, cfg["c_out"]))
+                       bias=rng.integers(-1000, 1000, cfg["c_out"]), **extra)
     if block == "requant":
         from hw.requant import Requantizer
 
@@ -255,11 +304,23 @@ def _layer(cfg):
         return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, h, w))
     st = cfg.get("stride", 1)
     ho, wo = -(-h // st), -(-w // st)
+    dense = bool(cfg.get("dense", False))
     if cfg["block"] == "dwconv3x3":
         return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_in, ho, wo),
-                         kernel=3, stride=st, groups=c_in)
+                         kernel=3, stride=st, groups=c_in, dense=dense)
     return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, ho, wo),
-                     kernel=3, stride=st)
+                     kernel=3, stride=st, dense=dense)
+
+
+def _choice(cfg):
+    from contract.point import LayerChoice
+
+    return LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"], cfg.get("datapath", ""))
+
+
+def _kind(cfg) -> str:
+    """The resource model's block entry a configuration is fitted into."""
+    return cfg["block"] + ("_dense" if cfg.get("dense") else "")
 
 
 def _nnls(a: np.ndarray, b: np.ndarray, *, relative: bool = False) -> np.ndarray:
@@ -274,34 +335,36 @@ def _nnls(a: np.ndarray, b: np.ndarray, *, relative: bool = False) -> np.ndarray
 
 def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
-    from contract.point import LayerChoice
     from dse.cost import ResourceModel, resources
     from models import ops
-    from models.ops._price import memory
+    from models.ops._price import mac_key, memory
     from models.quant.formats import weight_format
 
     model = json.loads(json.dumps(base_model))
     rm = ResourceModel.from_dict(model)
-    kinds = ("conv1x1", "dwconv3x3", "conv3x3")
+    kinds = ("conv1x1", "dwconv3x3", "conv3x3", "dwconv3x3_dense", "conv3x3_dense")
     compute = [s for s in samples if s["config"]["block"] in kinds]
+    macs_keys = sorted({mac_key(s["config"]["format"], _choice(s["config"]).datapath)
+                        for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
-            + [f"mac:{f}" for f in FORMATS])
+            + [f"mac:{f}" for f in macs_keys])
     rows, targets = [], {"lut": [], "ff": [], "dsp": []}
     for s in compute:
         cfg = s["config"]
         layer = _layer(cfg)
-        ch = LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"])
+        ch = _choice(cfg)
+        kind = _kind(cfg)
         op = ops.of(layer)
         macs = op.mac_count(layer, ch)
         x = dict.fromkeys(cols, 0.0)
-        x[f"base:{cfg['block']}"] = 1.0
-        x[f"lane:{cfg['block']}"] = cfg["lanes"]
-        x[f"pe:{cfg['block']}"] = cfg["pe"]
-        x[f"mac:{cfg['format']}"] = macs
+        x[f"base:{kind}"] = 1.0
+        x[f"lane:{kind}"] = cfg["lanes"]
+        x[f"pe:{kind}"] = cfg["pe"]
+        x[f"mac:{mac_key(cfg['format'], ch.datapath)}"] = macs
         if layer.kernel == 3:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
-            x[f"lb:{cfg['block']}"] = op.line_buffer_luts(layer, ch, rm)
+            x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
@@ -321,14 +384,14 @@ def fit(samples: list[dict], base_model: dict) -> dict:
                            relative=model.get("fit_relative", False))
         c = dict(zip(cols, coef, strict=True))
         for k in kinds:
-            blk = model["block"][k]
+            blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut")):
                 if col in fitted:
                     blk.setdefault(key, {})[r] = round(c[col], 4)
-        for f in FORMATS:
+        for f in macs_keys:
             if f"mac:{f}" in fitted:
-                model["mac"][f][r] = round(c[f"mac:{f}"], 4)
+                model["mac"].setdefault(f, {})[r] = round(c[f"mac:{f}"], 4)
         pred = a @ coef
         err = (pred - np.asarray(t)) / np.maximum(np.asarray(t), 1)
         report[r] = {"mean_abs_rel_error": round(float(np.mean(np.abs(err))), 4),
@@ -360,8 +423,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     bram = []
     for s in compute:
         cfg = s["config"]
-        pred = resources(_layer(cfg), LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"]),
-                         ResourceModel.from_dict(model))
+        pred = resources(_layer(cfg), _choice(cfg), ResourceModel.from_dict(model))
         bram.append({"config": _key(cfg), "pred": pred["bram18"], "measured": s["bram18"]})
     report["bram18"] = {"exact": sum(b["pred"] == b["measured"] for b in bram),
                         "samples": len(bram)}

@@ -27,6 +27,11 @@ __all__ = [
     "WINDOW_KERNELS",
     "window_banks",
     "LINE_BUFFER_SLOTS",
+    "DENSE_LB_BRAM_BITS",
+    "dense_line_buffer_ram",
+    "dense_row_slots",
+    "dense_lag_steps",
+    "dense_history_columns",
     "MAXPOOL_LATENCY",
 ]
 
@@ -147,6 +152,37 @@ LINE_BUFFER_BANKS = 4
 #: up to 6 rows ahead, which absorbs the row-to-row imbalance of sparse maps (a 60x80 map at 20 %
 #: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
 LINE_BUFFER_SLOTS = 8
+
+#: A dense line buffer's row memory (``W * B`` words of ``lanes * 8`` bits, one per row slot) goes
+#: to block RAM from this many bits; below, distributed RAM is cheaper than the block it would
+#: take (4 Kb in LUTRAM is about 75 LUT6 on UltraScale+, a BRAM18 holds 18 Kb).
+DENSE_LB_BRAM_BITS = 4096
+
+
+def dense_row_slots(kh: int) -> int:
+    """Row slots of the dense line buffer for a window ``kh`` rows high: the smallest power of
+    two ``>= kh + 1``."""
+    return 1 << kh.bit_length()
+
+
+def dense_lag_steps(kw: int, stride: int) -> int:
+    """Steps the dense line buffer's emitter runs behind its reader: ``kw // 2`` at stride 1,
+    ``kw // 4`` at stride 2 (a step reads ``stride`` columns)."""
+    return kw // 2 if stride == 1 else (kw // 2) // 2
+
+
+def dense_history_columns(kw: int, stride: int) -> int:
+    """Window columns the dense line buffer keeps per beat in its history: ``kw - 1`` at stride
+    1; at stride 2 ``kw - 2``, or ``kw - 1`` when ``kw // 2`` is even (a step reads an even and an
+    odd column)."""
+    return stride * dense_lag_steps(kw, stride) + kw // 2
+
+
+def dense_line_buffer_ram(width: int, depth: int) -> str:
+    """``"bram"`` or ``"lutram"``: where a dense line buffer's ``width x depth`` row memory goes
+    (the composer builds it so and the DSE prices it so)."""
+    return "bram" if width * depth >= DENSE_LB_BRAM_BITS else "lutram"
+
 
 #: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,
 #: or ``eof``) to that row's first output beat: the output register.

@@ -41,8 +41,8 @@ from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
 from .datapath import check_datapath, mac_sums, stored_codes
-from .dwconv import check_window_conv
-from .line_buffer import DEFAULT_SLOTS, LineBuffer
+from .dwconv import check_window_conv, window_generator
+from .line_buffer import DEFAULT_SLOTS
 from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
@@ -141,8 +141,9 @@ class Conv3x3(TokenBlock):
         bbits = (nb - 1).bit_length()
         kh, k = self.kernel  # k: the window's width (taps t = k * ky + kx)
         taps = kh * k
-        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots,
-                                          kernel=self.kernel)
+        m.submodules.lb = lb = window_generator(shape=self.i_shape, stride=self.stride,
+                                                slots=self.slots, dense=self.dense,
+                                                kernel=self.kernel)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords = [0] * (ng << bbits)

@@ -96,6 +96,6 @@ def mac_sums(pipe: Pipeline, fmt, datapath: str, *, pe: int, n: int, code, act,
             raise ValueError(f"a {f.name} layer cannot use the {datapath!r} datapath")
 
         def prod(p, j):
-            return pipelined_product(pipe, f, code(p, j), act(p, j), name=f"{name}_prod{p}_{j}")
-    return [pipelined_sum(pipe, [prod(p, j) for j in range(n)], name=f"{name}_sum{p}")
+            return pipelined_product(pipe, f, code(p, j), act(p, j), name=f"prod{p * n + j}")
+    return [pipelined_sum(pipe, [prod(p, j) for j in range(n)], name=f"sum{p}")
             for p in range(pe)]

@@ -76,7 +76,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from contract.constants import window_banks
+from contract.constants import (
+    dense_history_columns,
+    dense_lag_steps,
+    dense_row_slots,
+    window_banks,
+)
 from contract.cycles import window_output_size
 
 from .line_buffer import window_layout
@@ -88,22 +93,11 @@ __all__ = ["DenseLineBuffer", "RAM_STYLES", "row_slots", "lag_steps", "history_c
 RAM_STYLES = {"auto": None, "lutram": "distributed", "bram": "block"}
 
 
-def row_slots(kh: int) -> int:
-    """Row slots for a window ``kh`` rows high: the smallest power of two ``>= kh + 1``."""
-    return 1 << kh.bit_length()
-
-
-def lag_steps(kw: int, stride: int) -> int:
-    """Steps the emitter runs behind the reader: ``kw // 2`` at stride 1, ``kw // 4`` at stride 2
-    (a step reads ``stride`` columns; the window of output column ``ox`` ends at input column
-    ``s * ox + kw // 2``)."""
-    return kw // 2 if stride == 1 else (kw // 2) // 2
-
-
-def history_columns(kw: int, stride: int) -> int:
-    """Window columns kept per beat in the history: ``kw - 1`` at stride 1; at stride 2 ``kw - 2``,
-    or ``kw - 1`` when ``kw // 2`` is even (a step reads an even and an odd column)."""
-    return stride * lag_steps(kw, stride) + kw // 2
+#: Row slots, emitter lag and history columns: the contract's formulas (the DSE prices the block
+#: by them).
+row_slots = dense_row_slots
+lag_steps = dense_lag_steps
+history_columns = dense_history_columns
 
 
 def _kernel(kernel):

@@ -30,18 +30,19 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY, mac_latency
+from contract.constants import MAC_LATENCY, dense_line_buffer_ram, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
 
 from . import line_buffer
 from .datapath import check_datapath, mac_sums, stored_codes
+from .dense_line_buffer import DenseLineBuffer
 from .line_buffer import LineBuffer
 from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
 
-__all__ = ["DWConv3x3", "LATENCY", "weight_codes"]
+__all__ = ["DWConv3x3", "LATENCY", "weight_codes", "window_generator"]
 
 #: Cycles of the window read and the output register; a block's :attr:`DWConv3x3.latency` adds its
 #: operand registers, products and adder tree (:func:`contract.constants.mac_latency` of 9).
@@ -87,6 +88,18 @@ def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, 
     if slots not in (4, 8, 16):
         raise ValueError(f"slots must be 4, 8 or 16, not {slots!r}")
     return fmt, w, b, codes, slots
+
+
+def window_generator(*, shape, stride, slots, kernel=3, dense=False):
+    """The window conv's line buffer: on a dense network the
+    :class:`~hw.dense_line_buffer.DenseLineBuffer` (its row memories where
+    :func:`contract.constants.dense_line_buffer_ram` puts them), else the sparse
+    :class:`~hw.line_buffer.LineBuffer` with ``slots`` row slots."""
+    if not dense:
+        return LineBuffer(shape=shape, stride=stride, slots=slots, kernel=kernel)
+    depth = (shape.width if stride == 1 else -(-shape.width // 2)) * shape.beats_per_site
+    ram = dense_line_buffer_ram(shape.lanes * shape.data_width, depth)
+    return DenseLineBuffer(shape=shape, stride=stride, kernel=kernel, ram=ram)
 
 
 class DWConv3x3(TokenBlock):
@@ -165,7 +178,8 @@ class DWConv3x3(TokenBlock):
         nb = self.i_shape.beats_per_site
         abits = self.i_shape.data_width
         cb = self.fmt.bits
-        m.submodules.lb = lb = LineBuffer(shape=self.i_shape, stride=self.stride, slots=self.slots)
+        m.submodules.lb = lb = window_generator(shape=self.i_shape, stride=self.stride,
+                                                slots=self.slots, dense=self.dense)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         # word (b << gbits) | k: the pe channels b*lanes + k*pe .. of window beat b, sub-step k

@@ -296,6 +296,10 @@ class ComputeOp(Op):
         kh, kw = kernel_hw(layer)
         return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * kh * kw
 
+    def resource_block(self, layer) -> str:
+        """The resource model's ``block`` entry that prices ``layer``."""
+        return self.resource_key
+
     def line_buffer_memory(self, layer, choice, model=None) -> tuple[int, int]:
         return 0, 0
 
@@ -320,7 +324,7 @@ class ComputeOp(Op):
         fmt = weight_format(choice.format)
         macs = self.mac_count(layer, choice)
         mac = mac_price(model, fmt.name, choice.datapath)
-        blk = model.block[self.resource_key]
+        blk = model.block.get(self.resource_block(layer)) or model.block[self.resource_key]
         rq = model.requant
         rq_dsp = rq.get("dsp", 0)
         if "dsp_acc_bits" in rq and self.acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:

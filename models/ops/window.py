@@ -10,6 +10,9 @@ from contract.constants import (
     LINE_BUFFER_SLOTS,
     MAC_LATENCY,
     REQUANT_LATENCY,
+    dense_history_columns,
+    dense_line_buffer_ram,
+    dense_row_slots,
     mac_latency,
     window_banks,
 )
@@ -71,17 +74,54 @@ class WindowOp(ComputeOp):
         slots = LINE_BUFFER_SLOTS if slots is None else slots
         return (slots - 1) * layer.in_shape[2] + 2 + 1
 
+    def resource_block(self, layer) -> str:
+        """The resource model's block entry: a dense network's window blocks (on the dense line
+        buffer) have their own fit, ``<kind>_dense``."""
+        return self.resource_key + ("_dense" if getattr(layer, "dense", False) else "")
+
     def line_buffer_memory(self, layer, choice, model=None) -> tuple[int, int]:
-        """(LUTs, BRAM18) of the line buffer as Yosys maps it: ``slots x banks`` column-bank
-        memories of ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in the family's LUTRAM
-        cells (:func:`_price.dual_port_memory`; on UltraScale+ RAM32M16 or RAM64M8, exact on the
-        digits and event-digits builds; on ECP5 TRELLIS_DPR16X4, or an EBR beyond 128 words)."""
+        """(LUTs, BRAM18) of the line buffer as Yosys maps it.
+
+        Sparse (:class:`hw.line_buffer.LineBuffer`): ``slots x banks`` column-bank memories of
+        ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in the family's LUTRAM cells
+        (:func:`_price.dual_port_memory`; on UltraScale+ RAM32M16 or RAM64M8, exact on the digits
+        and event-digits builds; on ECP5 TRELLIS_DPR16X4, or an EBR beyond 128 words).
+
+        Dense (:class:`hw.dense_line_buffer.DenseLineBuffer`): a row memory per slot (two at
+        stride 2, by column parity) of ``W * B`` words, in block RAM or LUTRAM as
+        :func:`contract.constants.dense_line_buffer_ram` says, and the per-beat history (``B``
+        words of ``history columns x kh x lanes x 8`` bits in LUTRAM; registers when ``B = 1``,
+        which the block's fit prices)."""
+        if getattr(layer, "dense", False):
+            return self._dense_line_buffer_memory(layer, choice, model)
         width = choice.lanes * ACT_BITS
         banks = window_banks(kernel_hw(layer)[1])
         depth = (math.ceil(layer.in_shape[2] / banks)
                  * math.ceil(layer.in_shape[0] / choice.lanes))
         luts, bram = _price.dual_port_memory(model, width, depth)
         return LINE_BUFFER_SLOTS * banks * luts, LINE_BUFFER_SLOTS * banks * bram
+
+    def _dense_line_buffer_memory(self, layer, choice, model) -> tuple[int, int]:
+        kh, kw = kernel_hw(layer)
+        c, _, w = layer.in_shape
+        width = choice.lanes * ACT_BITS
+        b = math.ceil(c / choice.lanes)
+        depths = [w * b] if layer.stride == 1 else [math.ceil(w / 2) * b, (w // 2) * b]
+        luts = bram = 0
+        for depth in depths:
+            if depth == 0:
+                continue
+            if dense_line_buffer_ram(width, depth) == "bram":
+                bram += _price.memory_bram18(width, depth)
+            else:
+                lut_m, bram_m = _price.dual_port_memory(model, width, depth)
+                luts, bram = luts + lut_m, bram + bram_m
+        slots = dense_row_slots(kh)
+        luts, bram = slots * luts, slots * bram
+        if b > 1:
+            hist = dense_history_columns(kw, layer.stride) * kh * width
+            luts += _price.lutram_luts(model, hist, b)
+        return luts, bram
 
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         """LUTs of the line buffer (:meth:`line_buffer_memory`)."""

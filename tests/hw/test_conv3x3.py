@@ -246,3 +246,50 @@ def test_convkxk_exact(height, width, c_in, c_out, lanes, pe, stride, fmt, kerne
                             cycles_per_beat=c_out // pe)
         meas = times[-1] - times[-2]
         assert abs(meas - est) <= 0.1 * est, (meas, est)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("block,height,width,c_in,c_out,lanes,pe,stride,fmt,datapath,kernel", [
+    ("conv", 6, 7, 2, 4, 1, 2, 1, "int8", "dsp2", 3),
+    ("conv", 7, 6, 4, 4, 2, 1, 2, "int4", "lut", 5),
+    ("conv", 5, 5, 1, 2, 1, 2, 2, "dybit4", "", 3),
+    ("dw", 8, 6, 8, 8, 4, 1, 2, "int8", "", 3),
+    ("dw", 5, 7, 4, 4, 2, 2, 1, "int4", "lut", 3),
+])
+def test_window_convs_on_the_dense_line_buffer(block, height, width, c_in, c_out, lanes, pe,
+                                               stride, fmt, datapath, kernel, stall):
+    """A dense network's window convs take the dense line buffer: bit-exact against the golden
+    conv on dense frames (random, extreme values) under stalls, and frames back to back within
+    two cycles of window_cycles."""
+    from hw.dense_line_buffer import DenseLineBuffer
+    from hw.dwconv import DWConv3x3
+
+    rng = random.Random(height * 7 + width + c_out + pe)
+    levels = [int(v) for v in weight_format(fmt).levels]
+    groups = c_in if block == "dw" else 1
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in // groups * kernel ** 2)],
+                      dtype=np.int64).reshape(c_out, c_in // groups, kernel, kernel)
+    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+    if block == "dw":
+        dut = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=weight, bias=bias, pe=pe,
+                        datapath=datapath, dense=True)
+    else:
+        dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                      bias=bias, kernel=kernel, datapath=datapath, dense=True)
+    assert isinstance(dut.elaborate(None).submodules.lb, DenseLineBuffer)
+    sites = [(y, x) for y in range(height) for x in range(width)]
+    frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
+              for _ in range(4)]
+    frames[1] = (sites, [[127 if (y + x) % 2 else -127] * c_in for y, x in sites])
+    got, times = run_frames(dut, frames, lanes=lanes, seed=11, idle=stall, stall=stall)
+    for n, ((coords, feats), out) in enumerate(zip(frames, got, strict=True)):
+        assert out == tuple(conv3x3_reference(coords, feats, height=height, width=width,
+                                              weight=weight, bias=bias, stride=stride,
+                                              groups=groups)), n
+    if stall == 0.0:
+        g = (c_out // pe) if block == "conv" else lanes // pe
+        est = window_cycles(height=height, width=width, channels=c_in, lanes=lanes,
+                            stride=stride, active_sites=height * width, cycles_per_beat=g)
+        for t0, t1 in zip(times[1:], times[2:], strict=False):
+            assert abs((t1 - t0) - est) <= 2

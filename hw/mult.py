@@ -22,7 +22,7 @@ for every weight pair and every activation, with no rounding anywhere. ``|H| < 2
 so ``hi`` (which is ``H`` or ``H - 1 >= -2^(s-1)``) fits ``s`` signed bits too, and ``P`` needs
 only its low ``2 s`` bits. The multiplier is ``packed_width x abits`` signed: 23 x 8 for int8
 (a DSP48E1 is 25 x 18, a DSP48E2 27 x 18) and 15 x 8 (16 x 9 for 9-bit activations) for int4,
-which fits an ECP5 MULT18X18D.
+which fits an ECP5 MULT18X18D (int8's 23 bits do not: Yosys splits that multiply over two).
 
 ``A`` costs no adder: weight memory stores, per pair, the ``2 * wbits``-bit word
 :func:`pack_pair` builds, ``w_lo``'s code in the low ``wbits`` bits and ``w_hi - [w_lo < 0]``'s
@@ -64,8 +64,10 @@ __all__ = ["pack_shift", "packed_width", "pack_pair", "packed_operand",
            "pipelined_packed_product", "pipelined_pair_sums", "LUT_PRODUCT_STAGES",
            "lut_product_width", "lut_product", "pipelined_lut_product"]
 
-#: Register stages of :func:`pipelined_lut_product` once its operands are registered (the
-#: contract's, which the DSE prices the pipeline by).
+#: Register stages of :func:`pipelined_lut_product` once its operands are registered: the
+#: contract's, which the DSE prices the pipeline by (one: its logic, Booth digits, rows, row 1's
+#: incrementer and the sum, placed and routed alone on ECP5 speed 6 is 6.4 ns from operand to
+#: product register, less than an int4 product's MULT18X18D stage, 7.1 ns, in the same harness).
 LUT_PRODUCT_STAGES = PRODUCT_STAGES["lut"]
 
 
@@ -126,7 +128,12 @@ def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: in
     pipe : Pipeline
         The pipeline whose enable advances the product register.
     word : Value
-        A registered :func:`pack_pair` word (``2 * wbits`` bits).
+        A registered :func:`pack_pair` word (``2 * wbits`` bits), or its :func:`packed_operand`
+        registered (``packed_width`` bits). The operand is wiring of the word, so registering it
+        costs ``s - wbits`` more bits of register, but a DSP's input register can absorb it:
+        Yosys maps it to DSP48E1's ``AREG`` (the word's register stays in the fabric, as its
+        bits fan out to the sign extension), and to no register of DSP48E2 or MULT18X18D either
+        way (see ``reports/mult_synth.md``).
     act : Value
         A registered signed activation of at most ``abits`` bits.
     wbits, abits : int
@@ -144,7 +151,15 @@ def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: in
     _check_bits(wbits, abits)
     s = pack_shift(wbits, abits)
     act = _signed_act(act, abits)
-    prod = pipe.reg((packed_operand(word, wbits=wbits, abits=abits) * act)[:2 * s], name=name)
+    word = Value.cast(word)
+    if len(word) == packed_width(wbits, abits):
+        operand = word.as_signed()
+    elif len(word) == 2 * wbits:
+        operand = packed_operand(word, wbits=wbits, abits=abits)
+    else:
+        raise ValueError(f"a packed word has {2 * wbits} bits and its operand "
+                         f"{packed_width(wbits, abits)}, not {len(word)}")
+    prod = pipe.reg((operand * act)[:2 * s], name=name)
     return prod[s:2 * s].as_signed(), prod[:s].as_signed(), prod[s - 1]
 
 

@@ -239,6 +239,9 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="more than abits"):
         pipelined_packed_product(Pipeline(None, 1), Signal(16), Signal(signed(9)),
                                  wbits=8, abits=8)
+    with pytest.raises(ValueError, match="not 17"):
+        pipelined_packed_product(Pipeline(None, 1), Signal(17), Signal(signed(8)),
+                                 wbits=8, abits=8)
     with pytest.raises(ValueError, match="no products"):
         pipelined_pair_sums(Pipeline(None, 1), [])
 
@@ -367,15 +370,18 @@ def test_pair_sums_with_stalls(n, wbits, abits):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 9, 36])
 @pytest.mark.parametrize("wbits, abits", [(8, 8), (4, 8), (4, 9)])
-def test_packed_mac_with_stalls(n, wbits, abits):
-    # n pairs of products and their two sums: 1 + tree_stages(n) stages, as an int MAC's
+@pytest.mark.parametrize("operand", [False, True], ids=["word", "operand"])
+def test_packed_mac_with_stalls(n, wbits, abits, operand):
+    # n pairs of products and their two sums: 1 + tree_stages(n) stages, as an int MAC's; the
+    # product takes the stored word or the packed operand wired from it
     m = Module()
     en = Signal()
     pipe = Pipeline(m, en)
     words = [Signal(2 * wbits, name=f"w{i}") for i in range(n)]
     acts = [Signal(signed(abits), name=f"a{i}") for i in range(n)]
+    ins = [packed_operand(w, wbits=wbits, abits=abits) if operand else w for w in words]
     triples = [pipelined_packed_product(pipe, w, a, wbits=wbits, abits=abits, name=f"pp{i}")
-               for i, (w, a) in enumerate(zip(words, acts, strict=True))]
+               for i, (w, a) in enumerate(zip(ins, acts, strict=True))]
     sum_hi, sum_lo = pipelined_pair_sums(pipe, triples)
     weights, activations = list(_narrow(wbits)), list(_acts(abits))
 

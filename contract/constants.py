@@ -27,8 +27,8 @@ __all__ = [
     "WINDOW_KERNELS",
     "window_banks",
     "LINE_BUFFER_SLOTS",
-    "DENSE_LB_BRAM_BITS",
-    "dense_line_buffer_ram",
+    "LB_BRAM_BITS",
+    "line_buffer_ram",
     "dense_row_slots",
     "dense_lag_steps",
     "dense_history_columns",
@@ -153,10 +153,10 @@ LINE_BUFFER_BANKS = 4
 #: density: 1155 -> 1011 cycles at stride 1, 1573 -> 1053 at stride 2) for twice the row memory.
 LINE_BUFFER_SLOTS = 8
 
-#: A dense line buffer's row memory (``W * B`` words of ``lanes * 8`` bits, one per row slot) goes
-#: to block RAM from this many bits; below, distributed RAM is cheaper than the block it would
-#: take (4 Kb in LUTRAM is about 75 LUT6 on UltraScale+, a BRAM18 holds 18 Kb).
-DENSE_LB_BRAM_BITS = 4096
+#: A line buffer memory (a sparse one's row-slot bank, a dense one's row slot) goes to block RAM
+#: from this many bits: 4 Kb in LUTRAM is about 75 LUT6 on UltraScale+, a BRAM18 holds 18 Kb.
+#: Below it the family's synthesis chooses (UltraScale+: LUTRAM; ECP5: LUTRAM up to 128 words).
+LB_BRAM_BITS = 4096
 
 
 def dense_row_slots(kh: int) -> int:
@@ -178,10 +178,11 @@ def dense_history_columns(kw: int, stride: int) -> int:
     return stride * dense_lag_steps(kw, stride) + kw // 2
 
 
-def dense_line_buffer_ram(width: int, depth: int) -> str:
-    """``"bram"`` or ``"lutram"``: where a dense line buffer's ``width x depth`` row memory goes
-    (the composer builds it so and the DSE prices it so)."""
-    return "bram" if width * depth >= DENSE_LB_BRAM_BITS else "lutram"
+def line_buffer_ram(width: int, depth: int) -> str:
+    """``"bram"`` (the memory carries ``ram_style = "block"``) or ``"auto"`` (synthesis chooses,
+    as the resource model's family mapping prices it) for a ``width x depth`` line buffer
+    memory: the line buffers build it so and the DSE prices it so."""
+    return "bram" if width * depth >= LB_BRAM_BITS else "auto"
 
 
 #: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,

@@ -30,7 +30,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY, dense_line_buffer_ram, mac_latency
+from contract.constants import MAC_LATENCY, line_buffer_ram, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
@@ -93,12 +93,12 @@ def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, 
 def window_generator(*, shape, stride, slots, kernel=3, dense=False):
     """The window conv's line buffer: on a dense network the
     :class:`~hw.dense_line_buffer.DenseLineBuffer` (its row memories where
-    :func:`contract.constants.dense_line_buffer_ram` puts them), else the sparse
+    :func:`contract.constants.line_buffer_ram` puts them), else the sparse
     :class:`~hw.line_buffer.LineBuffer` with ``slots`` row slots."""
     if not dense:
         return LineBuffer(shape=shape, stride=stride, slots=slots, kernel=kernel)
     depth = (shape.width if stride == 1 else -(-shape.width // 2)) * shape.beats_per_site
-    ram = dense_line_buffer_ram(shape.lanes * shape.data_width, depth)
+    ram = line_buffer_ram(shape.lanes * shape.data_width, depth)
     return DenseLineBuffer(shape=shape, stride=stride, kernel=kernel, ram=ram)
 
 

@@ -59,7 +59,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from contract.constants import LINE_BUFFER_SLOTS, window_banks
+from contract.constants import LINE_BUFFER_SLOTS, line_buffer_ram, window_banks
 from contract.cycles import window_output_size
 from models.reference import window_sites
 
@@ -184,9 +184,10 @@ class LineBuffer(wiring.Component):
         rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -r .. 2H+r, comparisons need headroom
 
         wports, rports = {}, {}
+        attrs = {"ram_style": "block"} if line_buffer_ram(word, depth) == "bram" else None
         for sl in range(N):
             for bk in range(banks):
-                mem = Memory(shape=unsigned(word), depth=depth, init=[])
+                mem = Memory(shape=unsigned(word), depth=depth, init=[], attrs=attrs)
                 m.submodules[f"row{sl}_bank{bk}"] = mem
                 wports[sl, bk] = mem.write_port()
                 rports[sl, bk] = mem.read_port()

@@ -11,8 +11,8 @@ from contract.constants import (
     MAC_LATENCY,
     REQUANT_LATENCY,
     dense_history_columns,
-    dense_line_buffer_ram,
     dense_row_slots,
+    line_buffer_ram,
     mac_latency,
     window_banks,
 )
@@ -89,16 +89,20 @@ class WindowOp(ComputeOp):
 
         Dense (:class:`hw.dense_line_buffer.DenseLineBuffer`): a row memory per slot (two at
         stride 2, by column parity) of ``W * B`` words, in block RAM or LUTRAM as
-        :func:`contract.constants.dense_line_buffer_ram` says, and the per-beat history (``B``
+        :func:`contract.constants.line_buffer_ram` says, and the per-beat history (``B``
         words of ``history columns x kh x lanes x 8`` bits in LUTRAM; registers when ``B = 1``,
         which the block's fit prices)."""
         if getattr(layer, "dense", False):
             return self._dense_line_buffer_memory(layer, choice, model)
         width = choice.lanes * ACT_BITS
         banks = window_banks(kernel_hw(layer)[1])
-        depth = (math.ceil(layer.in_shape[2] / banks)
-                 * math.ceil(layer.in_shape[0] / choice.lanes))
-        luts, bram = _price.dual_port_memory(model, width, depth)
+        cols, b = math.ceil(layer.in_shape[2] / banks), math.ceil(layer.in_shape[0] / choice.lanes)
+        depth = cols * b
+        declared = cols << (b - 1).bit_length()  # the block addresses (column, beat) by bits
+        if line_buffer_ram(width, declared) == "bram":
+            luts, bram = 0, _price.memory_bram18(width, declared)
+        else:
+            luts, bram = _price.dual_port_memory(model, width, depth)
         return LINE_BUFFER_SLOTS * banks * luts, LINE_BUFFER_SLOTS * banks * bram
 
     def _dense_line_buffer_memory(self, layer, choice, model) -> tuple[int, int]:
@@ -111,7 +115,7 @@ class WindowOp(ComputeOp):
         for depth in depths:
             if depth == 0:
                 continue
-            if dense_line_buffer_ram(width, depth) == "bram":
+            if line_buffer_ram(width, depth) == "bram":
                 bram += _price.memory_bram18(width, depth)
             else:
                 lut_m, bram_m = _price.dual_port_memory(model, width, depth)

@@ -162,6 +162,11 @@ def dense_grid(quick: bool = False) -> list[dict]:
         cfgs.append({"block": "conv3x3", "format": "int8", "datapath": "dsp2", "dense": True,
                      "c_in": 8, "c_out": 16, "lanes": 2, "pe": 4, "h": 16, "w": 16,
                      "stride": 1})
+        # kernel rows folded over three cycles (the row mux and the beat buffer)
+        for ln, pe, dense in ((1, 4, False), (2, 4, True), (4, 2, True), (2, 8, True)):
+            cfgs.append({"block": "conv3x3", "format": "int4", "dense": dense, "kfold": 3,
+                         "c_in": 8, "c_out": 16, "lanes": ln, "pe": pe, "h": 8, "w": 8,
+                         "stride": 1})
     return cfgs
 
 
@@ -183,7 +188,7 @@ def _component(cfg: dict):
     block = cfg["block"]
     shape = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"], lanes=cfg["lanes"])
     # keys a configuration has only when it differs from the grid's first version
-    extra = {k: cfg[k] for k in ("datapath", "dense") if k in cfg}
+    extra = {k: cfg[k] for k in ("datapath", "dense", "kfold") if k in cfg}
     if block == "conv1x1":
         from hw.conv1x1 import Conv1x1
 
@@ -315,7 +320,8 @@ def _layer(cfg):
 def _choice(cfg):
     from contract.point import LayerChoice
 
-    return LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"], cfg.get("datapath", ""))
+    return LayerChoice(cfg["format"], cfg["lanes"], cfg["pe"], cfg.get("datapath", ""),
+                       cfg.get("kfold", 1))
 
 
 def _kind(cfg) -> str:
@@ -348,6 +354,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
                         for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
+            + [f"fold:{k}" for k in ("conv3x3", "conv3x3_dense")]
             + [f"mac:{f}" for f in macs_keys])
     rows, targets = [], {"lut": [], "ff": [], "dsp": []}
     for s in compute:
@@ -365,6 +372,9 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         if layer.kernel == 3:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
+        if ch.kfold > 1:
+            # the kernel-row mux and the window-beat buffer scale with the window's bits
+            x[f"fold:{kind}"] = op.fold_bits(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
@@ -386,7 +396,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         for k in kinds:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
-                             (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut")):
+                             (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
+                             (f"fold:{k}", "per_fold_bit")):
                 if col in fitted:
                     blk.setdefault(key, {})[r] = round(c[col], 4)
         for f in macs_keys:

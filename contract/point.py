@@ -51,6 +51,9 @@ class LayerChoice:
         How the products are built (:data:`contract.constants.DATAPATHS`): ``"dsp"``, ``"dsp2"``
         (two per DSP slice; ``pe`` even), ``"lut"`` (weights of at most 4 bits) or
         ``"shift-add"`` (DyBit); empty: the format's default (:func:`default_datapath`).
+    kfold : int
+        Cycles a full window conv spreads its kernel's rows over (1: all at once; ``kh``: one row
+        per cycle, a third of the multipliers of a 3x3 for three times the cycles per beat).
     name : str
         QGraph node name ("" while unnamed).
     pred : tuple of (str, number)
@@ -61,6 +64,7 @@ class LayerChoice:
     lanes: int = 1
     pe: int = 1
     datapath: str = ""
+    kfold: int = 1
     name: str = ""
     pred: tuple = field(default=(), compare=False)
 
@@ -73,6 +77,7 @@ class LayerChoice:
                              + ", ".join(WEIGHT_FORMAT_NAMES))
         _posint(self.lanes, f"{where}lanes")
         _posint(self.pe, f"{where}pe")
+        _posint(self.kfold, f"{where}kfold")
         if self.datapath == "":
             object.__setattr__(self, "datapath", default_datapath(self.format))
         if not isinstance(self.datapath, str) or self.datapath not in DATAPATHS:
@@ -102,7 +107,8 @@ class LayerChoice:
     def to_dict(self) -> dict:
         d = {"name": self.name} if self.name else {}
         return {**d, "format": self.format, "lanes": self.lanes, "pe": self.pe,
-                "datapath": self.datapath, **dict(self.pred)}
+                "datapath": self.datapath, **({"kfold": self.kfold} if self.kfold > 1 else {}),
+                **dict(self.pred)}
 
     @classmethod
     def from_dict(cls, d) -> LayerChoice:
@@ -112,7 +118,8 @@ class LayerChoice:
             raise PointError(f"design point layer entry {d!r} has no 'format'")
         pred = {k: v for k, v in d.items() if k.startswith("pred_")}
         return cls(format=d["format"], lanes=d.get("lanes", 1), pe=d.get("pe", 1),
-                   datapath=d.get("datapath", ""), name=d.get("name", ""),
+                   datapath=d.get("datapath", ""), kfold=d.get("kfold", 1),
+                   name=d.get("name", ""),
                    pred=tuple(pred.items()))
 
 

@@ -32,7 +32,7 @@ rows and :data:`LATENCY`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -88,6 +88,12 @@ class Conv3x3(TokenBlock):
         :func:`hw.datapath.mac_sums`).
     dense : bool
         Every input frame holds every site (a dense network): the window generator may rely on it.
+    kfold : int
+        Cycles per window beat and output group over which the kernel's rows are spread (1, the
+        default: all ``kh`` rows at once; ``kh``: one row per cycle, ``pe x lanes x kw``
+        multipliers). Parallelism comes in divisors of the channel counts (powers of two in most
+        networks); folding the rows adds a step of ``kh`` in between (ResNet-8's 16-64-channel
+        convs: an II of 24,576 cycles between 16,384 and 32,768).
 
     Attributes
     ----------
@@ -100,7 +106,7 @@ class Conv3x3(TokenBlock):
     """
 
     def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None, kernel=3,
-                 datapath="", dense=False):
+                 datapath="", dense=False, kfold=1):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -114,6 +120,10 @@ class Conv3x3(TokenBlock):
             weight_shape=(c_out, shape.channels, *kh_kw(kernel)), bias=bias, slots=slots,
             name="{}x{} conv".format(*kh_kw(kernel)))
         self.kernel = kh_kw(kernel)
+        if not isinstance(kfold, int) or kfold < 1 or self.kernel[0] % kfold:
+            raise ValueError(f"kfold must divide the kernel's {self.kernel[0]} rows, not "
+                             f"{kfold!r}")
+        self.kfold = kfold
         self.dense = bool(dense)
         self.datapath = check_datapath(self.fmt.name, datapath, pe=pe)
         self.codes = stored_codes(self.fmt, self.datapath, self.weight)
@@ -121,7 +131,8 @@ class Conv3x3(TokenBlock):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c_out, lanes=pe,
                                   data_width=ACC_BITS)
-        self.latency = mac_latency(self.fmt.name, shape.lanes * self.kernel[0] * self.kernel[1],
+        self.latency = mac_latency(self.fmt.name,
+                                   shape.lanes * self.kernel[0] // kfold * self.kernel[1],
                                    self.datapath)
         super().__init__(shape, self.o_shape)
 
@@ -129,7 +140,8 @@ class Conv3x3(TokenBlock):
         s = self.i_shape
         return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
                              stride=self.stride, active_sites=active_sites,
-                             output_sites=output_sites, cycles_per_beat=self.c_out // self.pe)
+                             output_sites=output_sites,
+                             cycles_per_beat=self.c_out // self.pe * self.kfold)
 
     def elaborate(self, platform):
         m = Module()
@@ -140,22 +152,27 @@ class Conv3x3(TokenBlock):
         cb = self.fmt.bits
         bbits = (nb - 1).bit_length()
         kh, k = self.kernel  # k: the window's width (taps t = k * ky + kx)
-        taps = kh * k
+        nf = self.kfold      # cycles per window beat and group: kernel rows kh / nf each
+        fbits = (nf - 1).bit_length()
+        rows = kh // nf
+        taps = rows * k      # taps multiplied per cycle
         m.submodules.lb = lb = window_generator(shape=self.i_shape, stride=self.stride,
                                                 slots=self.slots, dense=self.dense,
                                                 kernel=self.kernel)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
-        wwords = [0] * (ng << bbits)
+        wwords = [0] * (ng << (bbits + fbits))
         for g in range(ng):
             for b in range(nb):
-                word = 0
-                for p in range(pe):
-                    for ln in range(lanes):
-                        for t in range(taps):
-                            code = int(self.codes[g * pe + p, b * lanes + ln, t // k, t % k])
-                            word |= code << (((p * lanes + ln) * taps + t) * cb)
-                wwords[(g << bbits) | b] = word
+                for r in range(nf):
+                    word = 0
+                    for p in range(pe):
+                        for ln in range(lanes):
+                            for t in range(taps):
+                                code = int(self.codes[g * pe + p, b * lanes + ln,
+                                                      r * rows + t // k, t % k])
+                                word |= code << (((p * lanes + ln) * taps + t) * cb)
+                    wwords[(((g << bbits) | b) << fbits) | r] = word
         bwords = []
         for g in range(ng):
             word = 0
@@ -163,7 +180,7 @@ class Conv3x3(TokenBlock):
                 word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
             bwords.append(word)
         m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * taps * cb),
-                                          depth=ng << bbits, init=wwords)
+                                          depth=ng << (bbits + fbits), init=wwords)
         m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng, init=bwords)
         w_rd = wmem.read_port()
         b_rd = bmem.read_port()
@@ -176,42 +193,65 @@ class Conv3x3(TokenBlock):
         site_y, site_x = Signal.like(win.y), Signal.like(win.x)
         buf = Array(Signal(len(win.taps.as_value()), name=f"buf{k}") for k in range(nb))
 
-        # stage 0: issue (g, b); group 0 takes the live window beat, later groups the buffer
-        first_group = g == 0
+        # stage 0: issue (g, b, r); group 0 takes the live window beat in its first row step,
+        # later groups and row steps the buffer
+        if nf > 1:
+            r = Signal(range(nf))
+            live = (g == 0) & (r == 0)
+            last_r = r == nf - 1
+            waddr = Cat(r, b[:bbits], g) if bbits else Cat(r, g)
+        else:
+            live = g == 0
+            last_r = True
+            waddr = (g << bbits) | b
         issue = Signal()
         m.d.comb += [
-            issue.eq(en & (~first_group | lb.o.valid)),
-            lb.o.ready.eq(en & first_group),
-            w_rd.addr.eq((g << bbits) | b), w_rd.en.eq(en),
+            issue.eq(en & (~live | lb.o.valid)),
+            lb.o.ready.eq(en & live),
+            w_rd.addr.eq(waddr), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
-        is_eof = first_group & win.eof
+        is_eof = live & win.eof
         last_b = b == nb - 1
         with m.If(issue):
             with m.If(is_eof):
                 pass
+            if nf > 1:
+                with m.Elif(~last_r):
+                    m.d.sync += r.eq(r + 1)
             with m.Elif(last_b & (g == ng - 1)):
                 m.d.sync += [b.eq(0), g.eq(0)]
             with m.Elif(last_b):
                 m.d.sync += [b.eq(0), g.eq(g + 1)]
             with m.Else():
                 m.d.sync += b.eq(b + 1)
-            if ng > 1:
-                with m.If(first_group & ~win.eof):
+            if nf > 1:
+                with m.If(~is_eof & last_r):
+                    m.d.sync += r.eq(0)
+            if ng > 1 or nf > 1:
+                with m.If(live & ~win.eof):
                     m.d.sync += buf[b].eq(win.taps)
-            with m.If(first_group & (b == 0)):
+            with m.If(live & (b == 0)):
                 m.d.sync += [site_y.eq(win.y), site_x.eq(win.x)]
 
-        # stage 1: taps registered, weight and bias words arriving from memory
+        # stage 1: taps (of the row step's kernel rows) registered, weight and bias words arriving
         v1, first1, last1, eof1 = Signal(), Signal(), Signal(), Signal()
-        taps1 = Signal.like(win.taps)
+        if nf > 1:
+            first, last = (b == 0) & (r == 0), (last_b & last_r) | is_eof
+        else:
+            first, last = b == 0, last_b | is_eof
+        src = Mux(live, win.taps.as_value(), buf[b])
+        if nf > 1:
+            step = len(src) // nf
+            src = Array(src[i * step:(i + 1) * step] for i in range(nf))[r]
+        taps1 = Signal(len(src), name="taps1") if nf > 1 else Signal.like(win.taps)
         y1, x1 = Signal.like(win.y), Signal.like(win.x)
         with m.If(en):
             m.d.sync += [
-                v1.eq(issue), first1.eq(b == 0), last1.eq(last_b | is_eof), eof1.eq(is_eof),
-                taps1.eq(Mux(first_group, win.taps.as_value(), buf[b])),
-                y1.eq(Mux(first_group & (b == 0), win.y, site_y)),
-                x1.eq(Mux(first_group & (b == 0), win.x, site_x)),
+                v1.eq(issue), first1.eq(first), last1.eq(last), eof1.eq(is_eof),
+                taps1.eq(src),
+                y1.eq(Mux(live & (b == 0), win.y, site_y)),
+                x1.eq(Mux(live & (b == 0), win.x, site_x)),
             ]
 
         # then the operand registers, the products and the adder tree: `depth` more stages, with
@@ -219,7 +259,7 @@ class Conv3x3(TokenBlock):
         pipe = Pipeline(m, en)
         depth = self.latency - LATENCY
         codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
-        aw = len(taps1.as_value()) // (taps * lanes)   # bits of one tap lane
+        aw = len(Value.cast(taps1)) // (taps * lanes)   # bits of one tap lane
 
         def code(p, j):  # j = ln * taps + t
             k = p * lanes * taps + j

@@ -246,6 +246,8 @@ class ComputeOp(Op):
         return LayerChoice(layer.wformat, ln, p)
 
     def check_choice(self, layer, choice) -> None:
+        if choice.kfold != 1 and not hasattr(self, "kfolds"):
+            raise ValueError("only a window conv folds its kernel rows (kfold)")
         c_in, c_out = layer.in_shape[0], layer.out_shape[0]
         if c_in % choice.lanes:
             raise ValueError(f"lanes {choice.lanes} does not divide its {c_in} input channels")
@@ -290,7 +292,7 @@ class ComputeOp(Op):
     # -- resources --------------------------------------------------------------------------
     def mac_count(self, layer, choice) -> int:
         kh, kw = kernel_hw(layer)
-        return kh * kw * choice.lanes * choice.pe
+        return kh * kw // choice.kfold * choice.lanes * choice.pe
 
     def weight_count(self, layer) -> int:
         kh, kw = kernel_hw(layer)
@@ -305,6 +307,12 @@ class ComputeOp(Op):
 
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         return 0
+
+    def fold_bits(self, layer, choice) -> int:
+        """Bits of a window beat (``kh x kw x lanes`` activations): what a folded block buffers
+        per input beat and multiplexes by kernel row."""
+        kh, kw = kernel_hw(layer)
+        return kh * kw * choice.lanes * 8 * math.ceil(layer.in_shape[0] / choice.lanes)
 
     def acc_bits(self, layer, fmt) -> int:
         """The accumulator's width under ``fmt``: measured from the quantized weights where the
@@ -336,6 +344,8 @@ class ComputeOp(Op):
                  + blk["per_pe"].get(r, 0) * choice.pe + mac.get(r, 0) * macs)
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
+            if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
+                v += blk.get("per_fold_bit", {}).get(r, 0) * self.fold_bits(layer, choice)
             if self.requantized(layer):
                 per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
                 v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe

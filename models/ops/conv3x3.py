@@ -26,4 +26,5 @@ class Conv3x3(WindowOp):
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),
-                    stride=node.stride, kernel=kernel_hw(node), dense=dense)
+                    stride=node.stride, kernel=kernel_hw(node), dense=dense,
+                    kfold=choice.kfold)

@@ -55,6 +55,9 @@ class DWConv3x3(WindowOp):
     def products(self, layer, choice, taps: int) -> int:
         return taps  # one output channel per lane: its own 9 taps
 
+    def kfolds(self, layer) -> tuple[int, ...]:
+        return (1,)  # a depthwise conv's multipliers are already few
+
     def mac_count(self, layer, choice) -> int:
         return 9 * choice.pe
 

@@ -4,6 +4,7 @@ and LUTRAM price."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from contract.constants import (
     ACT_BITS,
@@ -31,12 +32,32 @@ class WindowOp(ComputeOp):
     kernel = 3
 
     def products(self, layer, choice, taps: int) -> int:
-        """Products summed into one accumulator per cycle: a full conv's ``lanes x taps``."""
-        return choice.lanes * taps
+        """Products summed into one accumulator per cycle: a full conv's ``lanes x taps`` (its
+        kernel rows spread over ``kfold`` cycles)."""
+        return choice.lanes * taps // choice.kfold
 
     def group_cycles(self, layer, choice) -> int:
-        """Cycles the MACs spend per window beat (``G``)."""
-        return layer.out_shape[0] // choice.pe
+        """Cycles the MACs spend per window beat (``G``): each output group's kernel rows over
+        ``kfold`` cycles."""
+        return layer.out_shape[0] // choice.pe * choice.kfold
+
+    def check_choice(self, layer, choice) -> None:
+        super().check_choice(layer, choice)
+        kh = kernel_hw(layer)[0]
+        if choice.kfold not in self.kfolds(layer):
+            raise ValueError(f"kfold {choice.kfold} is not one of {self.kfolds(layer)} for a "
+                             f"{kh}-row window")
+
+    def kfolds(self, layer) -> tuple[int, ...]:
+        """Row folds the block takes: 1, or one kernel row per cycle."""
+        kh = kernel_hw(layer)[0]
+        return (1, kh) if kh > 1 else (1,)
+
+    def candidates(self, layer, formats, *, max_lanes=64, max_pe=64, count=6, datapaths=None):
+        base = super().candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe,
+                                  count=count, datapaths=datapaths)
+        folded = [replace(c, kfold=f) for c in base for f in self.kfolds(layer)[1:]]
+        return base + [c for c in folded if self._takes(layer, c)]
 
     neighbour_stats = True
 

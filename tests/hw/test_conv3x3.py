@@ -293,3 +293,45 @@ def test_window_convs_on_the_dense_line_buffer(block, height, width, c_in, c_out
                             stride=stride, active_sites=height * width, cycles_per_beat=g)
         for t0, t1 in zip(times[1:], times[2:], strict=False):
             assert abs((t1 - t0) - est) <= 2
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,datapath,kernel,dense", [
+    (5, 6, 2, 4, 2, 2, 1, "int8", "", 3, False),
+    (6, 5, 4, 2, 2, 1, 2, "int4", "lut", 3, False),
+    (6, 7, 2, 4, 1, 4, 1, "int8", "dsp2", 5, True),
+    (7, 6, 4, 4, 4, 2, 2, "dybit4", "", 3, True),
+])
+def test_conv3x3_kernel_rows_folded(height, width, c_in, c_out, lanes, pe, stride, fmt, datapath,
+                                    kernel, dense, stall):
+    """kfold = kh: one kernel row per cycle (pe x lanes x kw multipliers), bit-exact on random,
+    empty, full, single-site and border frames (dense: dense frames) under stalls; frames back to
+    back cost window_cycles with kh times the cycles per beat."""
+    rng = random.Random(height * 13 + width + c_out + pe)
+    k = kernel
+    levels = [int(v) for v in weight_format(fmt).levels]
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * k * k)],
+                      dtype=np.int64).reshape(c_out, c_in, k, k)
+    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    border = [(y, x) for y in range(height) for x in range(width)
+              if y in (0, height - 1) or x in (0, width - 1)]
+    dense_frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
+                    for _ in range(4)]
+    frames = dense_frames if dense else [
+        random_frame(rng, height=height, width=width, channels=c_in, density=0.5), ([], []),
+        ([(height // 2, width // 2)], [[-127] * c_in]),
+        (border, [[127] * c_in for _ in border])] + dense_frames
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+    dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                  bias=bias, kernel=kernel, datapath=datapath, dense=dense, kfold=k)
+    got, times = run_frames(dut, frames, lanes=lanes, seed=5, idle=stall, stall=stall)
+    for n, ((coords, feats), out) in enumerate(zip(frames, got, strict=True)):
+        assert out == tuple(conv3x3_reference(coords, feats, height=height, width=width,
+                                              weight=weight, bias=bias, stride=stride)), n
+    if stall == 0.0:
+        est = window_cycles(height=height, width=width, channels=c_in, lanes=lanes,
+                            stride=stride, active_sites=height * width,
+                            cycles_per_beat=c_out // pe * k)
+        assert dut.cycles_per_frame(height * width) == est
+        for t0, t1 in zip(times[-3:], times[-2:], strict=False):
+            assert abs((t1 - t0) - est) <= 2, (t1 - t0, est)

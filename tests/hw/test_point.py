@@ -90,3 +90,27 @@ def test_datapath_defaults_round_trips_and_is_checked():
                       ({"format": "int8", "datapath": "fpga"}, "unknown datapath")):
         with pytest.raises(PointError, match=what):
             LayerChoice.from_dict(bad)
+
+
+def test_kfold_round_trips_and_only_window_convs_fold():
+    from contract.point import LayerChoice, PointError
+    from dse.cost import candidates, cycles
+    from dse.workload import LayerWork
+
+    ch = LayerChoice("int8", 2, 4, "dsp2", 3)
+    assert LayerChoice.from_dict(ch.to_dict()) == ch
+    assert "kfold" not in LayerChoice("int8", 2, 4).to_dict()
+    with pytest.raises(PointError, match="kfold"):
+        LayerChoice("int8", kfold=0)
+    conv = LayerWork(name="c", op="conv", in_shape=(8, 8, 8), out_shape=(8, 8, 8), kernel=3)
+    pw = LayerWork(name="p", op="conv", in_shape=(8, 8, 8), out_shape=(8, 8, 8))
+    dw = LayerWork(name="d", op="conv", in_shape=(8, 8, 8), out_shape=(8, 8, 8), kernel=3,
+                   groups=8)
+    folded, flat = LayerChoice("int8", 2, 4, kfold=3), LayerChoice("int8", 2, 4)
+    assert cycles(conv, folded) > cycles(conv, flat)
+    assert {c.kfold for c in candidates(conv, ["int8"])} == {1, 3}
+    assert {c.kfold for c in candidates(pw, ["int8"])} == {1}
+    assert {c.kfold for c in candidates(dw, ["int8"])} == {1}
+    for layer in (pw, dw):
+        with pytest.raises(ValueError, match="kfold"):
+            cycles(layer, LayerChoice("int8", 2, 2, kfold=3))

@@ -3,7 +3,7 @@
 For each ``codesign flow`` run directory (the ones ``benchmarks/standard_networks.py`` writes):
 every compute layer's useful multiply-accumulates per frame (dense maps: every output site, the
 kernel's taps, ``C_in / groups`` inputs per output channel), divided by the multipliers its design
-point gives it (``lanes x pe x taps``; a depthwise layer ``lanes x taps``), is the layer's
+point gives it (``lanes x pe x taps / kfold``; a depthwise layer ``pe x taps``), is the layer's
 *ideal* cycles per frame; the network's *measured* initiation interval (frames back to back in
 Verilator, the first frame's fill left out, from ``build/sim_summary.json`` of a ``--stall 0``
 run) is what every stage of the dataflow pipeline actually gets. Utilisation = ideal / measured:
@@ -44,11 +44,15 @@ def layer_rows(run: Path) -> list[dict]:
         groups = node.get("groups", 1) if node["op"] == "conv" else 1
         sites = 1 if node["op"] == "linear" else node["out_shape"][1] * node["out_shape"][2]
         macs = sites * c_out * (c_in // groups) * kh * kw
-        mults = c["lanes"] * (1 if groups > 1 else c["pe"]) * kh * kw
+        # a depthwise layer multiplies pe channels' taps per cycle; a full one lanes x pe, its
+        # kernel rows spread over kfold cycles
+        kfold = c.get("kfold", 1)
+        mults = (c["pe"] if groups > 1 else c["lanes"] * c["pe"]) * kh * kw // kfold
         ideal = macs / mults
         rows.append({"run": run.name, "layer": node["name"], "kernel": f"{kh}x{kw}",
-                     "groups": groups, "format": c["format"], "lanes": c["lanes"],
-                     "pe": c["pe"], "macs": macs, "multipliers": mults, "ideal": ideal,
+                     "groups": groups, "format": c["format"],
+                     "datapath": c.get("datapath", ""), "lanes": c["lanes"], "pe": c["pe"],
+                     "kfold": kfold, "macs": macs, "multipliers": mults, "ideal": ideal,
                      "ii_measured": ii, "utilisation": ideal / ii})
     return rows
 
@@ -67,7 +71,8 @@ def main(argv=None) -> int:
     lines = ["# MAC utilisation per layer (ideal cycles / measured II)", "",
              "`python benchmarks/mac_utilisation.py` on `codesign flow` runs of "
              "`benchmarks/standard_networks.py`. Ideal: the layer's useful MACs per frame over "
-             "its multipliers (`lanes x pe x taps`, depthwise `lanes x taps`); measured: the "
+             "its multipliers (`lanes x pe x taps / kfold`, depthwise `pe x taps`; a `dsp2` "
+             "layer's multiplier is half a DSP slice); measured: the "
              "network's II in Verilator (frames back to back, no stalls, first frame left out). "
              "A centred window that stands for a smaller kernel (DS-CNN's 10x4 stem as 11x5) is "
              "counted at its window's taps.", ""]
@@ -75,11 +80,13 @@ def main(argv=None) -> int:
         weighted = g["macs"].sum() / (g["multipliers"] * g["ii_measured"]).sum()
         lines += [f"## {run} (II {g['ii_measured'].iloc[0]:,.0f} cycles; MAC-weighted "
                   f"utilisation {weighted:.2f})",
-                  "", "| layer | kernel | groups | format | lanes | pe | MACs/frame | multipliers |"
-                  " ideal cycles | utilisation |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "", "| layer | kernel | groups | format | datapath | lanes | pe | kfold | "
+                  "MACs/frame | multipliers | ideal cycles | utilisation |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for _, r in g.iterrows():
             lines.append(f"| {r['layer']} | {r['kernel']} | {r['groups']} | {r['format']} | "
-                         f"{r['lanes']} | {r['pe']} | {r['macs']:,} | {r['multipliers']} | "
+                         f"{r['datapath']} | {r['lanes']} | {r['pe']} | {r['kfold']} | "
+                         f"{r['macs']:,} | {r['multipliers']} | "
                          f"{r['ideal']:,.0f} | {r['utilisation']:.2f} |")
         lines.append("")
     (out / "mac_utilisation.md").write_text("\n".join(lines) + "\n")

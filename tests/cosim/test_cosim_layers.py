@@ -106,7 +106,7 @@ def _datapath_block(case, tmp_path_factory):
     from hw.conv3x3 import Conv3x3
     from hw.dwconv import DWConv3x3
     from hw.stream import TokenShape
-    kind, fmt, datapath, lanes, pe, stride, dense = case
+    kind, fmt, datapath, lanes, pe, stride, dense, *fold = case
     shape = TokenShape(height=H, width=W, channels=8, lanes=lanes)
     if kind == "pw":
         w, b = _weights(fmt, (8, 8), 11), _bias(8, 12)
@@ -121,28 +121,31 @@ def _datapath_block(case, tmp_path_factory):
     else:
         w, b = _weights(fmt, (4, 8, 3, 3), 15), _bias(4, 16)
         block = Conv3x3(shape=shape, c_out=4, pe=pe, stride=stride, fmt=fmt, weight=w, bias=b,
-                        datapath=datapath, dense=dense)
+                        datapath=datapath, dense=dense, kfold=fold[0] if fold else 1)
         golden = conv_golden(weight=w, bias=b, stride=stride, height=H, width=W)
-    top = f"{kind}_{fmt}_{datapath or 'own'}_{lanes}_{pe}_{stride}{'_dense' if dense else ''}"
+    top = (f"{kind}_{fmt}_{datapath or 'own'}_{lanes}_{pe}_{stride}{'_dense' if dense else ''}"
+           f"{'_fold' if fold else ''}")
     return write_block_build(block, tmp_path_factory.mktemp(top), top=top), golden, block
 
 
 @pytest.mark.parametrize("case", [
     pytest.param(("pw", "int8", "dsp2", 4, 2, 1, False), marks=pytest.mark.slow),
-    ("full", "int4", "lut", 2, 2, 1, False),
+    ("full", "int4", "lut", 2, 2, 1, False, 3),
     pytest.param(("dw", "int4", "lut", 4, 1, 2, False), marks=pytest.mark.slow),
     pytest.param(("full", "int8", "dsp2", 2, 4, 2, True), marks=pytest.mark.slow),
     ("dw", "int8", "", 8, 2, 2, True),
 ], ids=lambda c: "-".join(str(v) for v in c))
 def test_datapath_and_dense_blocks(case, tmp_path_factory, kit, sim_cache):
-    """dsp2 / LUT datapaths, depthwise pe < lanes and the dense line buffer in Verilator,
+    """dsp2 / LUT datapaths, kernel rows folded, depthwise pe < lanes and the dense line buffer
+    in Verilator,
     bit-exact under stalls 0 / 0.3 / 0.7: sparse blocks on the special frames (empty,
     full, single-site, border) and random ones, dense blocks on dense frames; cycles of dense
     frames within 10 % of the block's formula."""
     sim = "verilator"
     kit.need(sim)
-    (d, golden, block), dense = _datapath_block(case, tmp_path_factory), case[-1]
+    (d, golden, block), dense = _datapath_block(case, tmp_path_factory), case[6]
     kind, lanes, pe, stride = case[0], case[3], case[4], case[5]
+    fold = case[7] if len(case) > 7 else 1
     if dense:
         frames = [kit.random_frame(__import__("random").Random(s), height=H, width=W,
                                    channels=8, density=1.0) for s in range(6)]
@@ -159,4 +162,4 @@ def test_datapath_and_dense_blocks(case, tmp_path_factory, kit, sim_cache):
                 assert abs(got - want) <= 0.1 * want, (got, want)
         elif stall == 0.0 and kind != "pw":
             _check_window_cycles(r, frames, block, stride, 8, lanes,
-                                 (lanes // pe) if kind == "dw" else 4 // pe)
+                                 (lanes // pe) if kind == "dw" else 4 // pe * fold)

@@ -1,5 +1,7 @@
 """PyTorch front end: plain modules traced into QNet, float-equivalent, integer-exact export."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -190,7 +192,10 @@ def test_dense_head_over_a_map_is_flatten_then_linear():
         # the flattened vector is the pooled map in site-major order
         pooled = env[fl.inputs[0]][b].long()            # [C, H, W]
         assert torch.equal(out["view"][1][0], pooled.permute(1, 2, 0).reshape(-1))
-    # a sparse frame: its absent sites are zeros in the flattened vector
+    # a sparse frame (the same layers taken as a sparse network): its absent sites are zeros in
+    # the flattened vector
+    assert g.dense
+    g = dataclasses.replace(g, dense=False)
     keep = coords[::3]
     sub = g.run_frame_all(keep, xi[0].reshape(2, -1).t()[::3])
     pc, pf = sub[fl.inputs[0]]
@@ -335,8 +340,16 @@ def test_concat_branches_share_a_scale_and_the_network_is_bit_exact(lanes, pe):
         f = xi[k].reshape(2, -1).t()
         assert torch.equal(g.run_frame(torch.tensor(coords), f)[1][0], out[k].long())
         frames.append((coords, f.tolist()))
-    frames.append((coords[::4], [f[:] for f in frames[0][1][::4]]))  # a sparse frame
+    # the dense network's hardware on its dense frames, and the same layers taken as a sparse
+    # network on a sparse frame too
     point = DesignPoint.default(g, model="cat", lanes=lanes, pe=pe)
+    got, _ = run_stream(Network(g, point), frames, idle=0.3, stall=0.3, seed=lanes,
+                        max_cycles=200_000)
+    for (c, f), o in zip(frames, got, strict=True):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+    g = dataclasses.replace(g, dense=False)
+    frames.append((coords[::4], [f[:] for f in frames[0][1][::4]]))  # a sparse frame
     got, _ = run_stream(Network(g, point), frames, idle=0.3, stall=0.3, seed=lanes,
                         max_cycles=200_000)
     for (c, f), o in zip(frames, got, strict=True):

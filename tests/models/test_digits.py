@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from codesign.cli import main
 from models import zoo
 from models.nets.digits import digits_data
+from models.qgraph import GraphError
 from models.train import TrainConfig, train
 
 
@@ -114,6 +116,11 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
 def test_qgraph_empty_and_single_site_frames(trained):
     out, _ = trained
     g = zoo.load(str(out)).qgraph("int8")
+    # an image network is dense: a frame without every site is not one of its inputs
+    assert g.dense
+    with pytest.raises(GraphError, match="must hold all 16x16 sites"):
+        g.run_frame(torch.tensor([[15, 0]]), torch.tensor([[100]]))
+    g = dataclasses.replace(g, dense=False)  # the same layers on sparse maps
     oc, of = g.run_frame(torch.zeros((0, 2), dtype=torch.int64), torch.zeros((0, 1)))
     assert oc.tolist() == [[0, 0]] and of.shape == (1, 10)
     oc1, of1 = g.run_frame(torch.tensor([[15, 0]]), torch.tensor([[100]]))

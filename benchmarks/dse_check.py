@@ -116,7 +116,7 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
     cell = (pdict.get("dse", {}).get("budget") or {}).get("dsp_cell", "DSP48E2")
     model = for_dsp_cell(resource_model(), cell)
-    choice = {c.name: LayerChoice(c.format, c.lanes, c.pe, c.datapath) for c in point.layers}
+    choice = {c.name: dataclasses.replace(c, name="", pred=()) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []
     cands_dse, cands_sim = [], []
@@ -131,8 +131,7 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
         sub = _sub_qgraph(qgraph, node, with_gap)
         sub_point = DesignPoint.from_dict(
             {"model": sub.name, "clock_mhz": point.clock_mhz, "fifo_depth": point.fifo_depth,
-             "layers": [{"name": node.name, "format": ch.format, "lanes": ch.lanes,
-                         "pe": ch.pe}]})
+             "layers": [ch.named(node.name).to_dict()]})
         if node.op == "linear":
             # after global pooling: one site at (0, 0) per frame, the pooled vector
             src = qgraph.node(node.inputs[0])

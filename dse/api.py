@@ -170,15 +170,14 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
 
 
 def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective: str) -> dict:
-    from contract.point import DesignPoint, LayerChoice
+    from contract.point import DesignPoint
 
     layers = []
     for layer, ch, cost, drop in zip(w.layers, sol.choices, sol.costs, sol.drops, strict=True):
         pred = {"pred_cycles": cost.cycles, "pred_fill": cost.fill, "pred_dsp": cost.dsp,
                 "pred_lut": cost.lut, "pred_ff": cost.ff, "pred_bram18": cost.bram18,
                 "pred_acc_drop": round(drop, 6)}
-        layers.append(LayerChoice(name=layer.name, format=ch.format, lanes=ch.lanes, pe=ch.pe,
-                                  datapath=ch.datapath, pred=tuple(pred.items())))
+        layers.append(ch.named(layer.name, **pred))  # every field of the choice, named
     point = DesignPoint(model=model_name, layers=tuple(layers), clock_mhz=clock_mhz)
     d = point.to_dict()
     d["dse"] = {

@@ -56,6 +56,7 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
             cands.append(Candidate(ch, cost, acc_cost))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
                          "lanes": ch.lanes, "pe": ch.pe, "datapath": ch.datapath,
+                         "kfold": ch.kfold,
                          "cycles": cost.cycles, "fill": cost.fill,
                          "dsp": cost.dsp, "lut": cost.lut, "ff": cost.ff, "bram18": cost.bram18,
                          "acc_drop": sens.drop(layer.name, ch.format), "acc_cost": acc_cost})

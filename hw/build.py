@@ -153,6 +153,7 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         c = point.choice(node.name)
         layers.append({"name": node.name, "op": node.op, "kind": node.kind,
                        "format": c.format, "lanes": c.lanes, "pe": c.pe,
+                       "datapath": c.datapath, "kfold": c.kfold,
                        "pred_cycles": c.predictions.get("pred_cycles")})
     stages = dense_stage_cycles(qgraph, point, net)
     # the old manifest, verdict and resource counts go before the new Verilog is written and the

@@ -124,3 +124,48 @@ def test_synthetic50_point_beats_greedy():
     assert sol.proven and sol.ii <= g.ii
     for r in ("dsp", "lut", "ff", "bram18"):
         assert getattr(sol, r) <= problem.budget.limit(r)
+
+
+def test_point_files_keep_every_field_of_the_chosen_choices(tmp_path):
+    """What the DSE chose (datapath, kernel-row fold) is what its point files tell the build:
+    every layer of point_<k>.json equals the priced candidate in choices.csv."""
+    from contract.point import DesignPoint
+    from dse.api import explore
+
+    explore("synthetic8", "XC7Z020", out=tmp_path, points=2, check=0)
+    table = pd.read_csv(tmp_path / "choices.csv")
+    seen = set()
+    for f in sorted(tmp_path.glob("point_*.json")):
+        p = DesignPoint.from_json(f.read_text())
+        for c in p.layers:
+            rows = table[(table["layer"] == c.name) & (table["format"] == c.format)
+                         & (table["lanes"] == c.lanes) & (table["pe"] == c.pe)
+                         & (table["datapath"] == c.datapath) & (table["kfold"] == c.kfold)]
+            assert len(rows) == 1, c
+            assert int(rows["cycles"].iloc[0]) == c.predictions["pred_cycles"]
+            seen |= {c.datapath, f"kfold{c.kfold}"}
+    assert len(seen) >= 2  # the points use more than one datapath or fold
+
+
+def test_a_folded_choice_reaches_the_point_file():
+    """dse.api._point writes the chosen LayerChoice whole (kfold and datapath included)."""
+    from contract.point import DesignPoint, LayerChoice
+    from dse import api
+    from dse.cost import layer_cost
+    from dse.problem import Candidate, Problem, evaluate
+
+    w = workload.synthetic(8, size=32)
+    ch = [LayerChoice("int4", 1, 2, "lut", 3) if layer.kind == "conv3x3"
+          else LayerChoice("int8", 1, 2 if layer.kind != "dwconv3x3" else 1, "dsp")
+          for layer in w.layers]
+    cands = tuple((Candidate(c, layer_cost(layer, c)),) for layer, c in zip(w.layers, ch,
+                                                                           strict=True))
+    b = devices.budget("XCZU3EG", 0.8)
+    sol = evaluate(Problem(names=tuple(x.name for x in w.layers), candidates=cands,
+                           edges=tuple(w.edges()), budget=b), [0] * len(cands))
+    row = {"point": 0, "accuracy_pred": 0.9, "acc_drop": 0.0, "fps": 1.0}
+    d = api._point("synthetic8", w, sol, row, clock_mhz=200, budget=b, objective="ii")
+    got = DesignPoint.from_dict(d)
+    assert [(c.format, c.lanes, c.pe, c.datapath, c.kfold) for c in got.layers] == \
+        [(c.format, c.lanes, c.pe, c.datapath, c.kfold) for c in ch]
+    assert any(c.kfold == 3 for c in got.layers)

@@ -183,7 +183,8 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
     d["dse"] = {
         "point": int(row["point"]), "device": budget.device, "util": budget.util,
         "objective": objective, "accuracy_pred": float(row["accuracy_pred"]),
-        "acc_drop": float(row["acc_drop"]), "ii_cycles": sol.ii, "latency_cycles": sol.latency,
+        "acc_drop": float(row["acc_drop"]), "ii_cycles": sol.ii,
+        "latency_cycles": sol.reported_latency,
         "fps": float(row["fps"]), "dsp": sol.dsp, "lut": sol.lut, "ff": sol.ff,
         "bram18": sol.bram18, "converters": sol.converters, "budget": budget.to_dict(),
     }
@@ -410,8 +411,10 @@ def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
             rows.append({"design": design, "label": label,
                          "accuracy_pred": base - sens.drop_of(sol.drop),
                          "accuracy_measured": float("nan"), "ii_cycles": sol.ii,
-                         "latency_cycles": sol.latency, "fps": clock_mhz * 1e6 / sol.ii,
-                         "latency_us": sol.latency / clock_mhz, "dsp": sol.dsp, "lut": sol.lut,
+                         "latency_cycles": sol.reported_latency,
+                         "fps": clock_mhz * 1e6 / sol.ii,
+                         "latency_us": sol.reported_latency / clock_mhz, "dsp": sol.dsp,
+                         "lut": sol.lut,
                          "ff": sol.ff, "bram18": sol.bram18,
                          "formats": "/".join(c.format for c in sol.choices)})
     cols = ["design", "label", "accuracy_pred", "accuracy_measured", "ii_cycles",

@@ -30,6 +30,7 @@ from .ilp import (
     SolverTimeout,
     optimise,
 )
+from .latency import rows_of
 from .workload import Workload
 
 __all__ = ["price", "make_problem", "sweep", "non_dominated", "solutions_frame", "FRONT_COLUMNS"]
@@ -66,9 +67,12 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
 
 def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                  objective: str = "ii", model: ResourceModel | None = None) -> Problem:
+    pos = {layer.name: i for i, layer in enumerate(workload.layers)}
+    rows = tuple(rows_of(layer, tuple(pos[p] for p in layer.producers))
+                 for layer in workload.layers)
     return Problem(names=tuple(layer.name for layer in workload.layers), candidates=tuple(cands),
                    edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
-                   objective=objective, converter=converter_coefficients(model))
+                   objective=objective, converter=converter_coefficients(model), rows=rows)
 
 
 def _key(problem: Problem, sol: Solution) -> int:
@@ -184,9 +188,9 @@ def solutions_frame(rows, *, base: float, clock_mhz: float, to_drop=None) -> pd.
             "max_drop": None if b is None else to_drop(b),
             "acc_cost": s.drop,
             "ii_cycles": s.ii,
-            "latency_cycles": s.latency,
+            "latency_cycles": s.reported_latency,
             "fps": clock_mhz * 1e6 / s.ii,
-            "latency_us": s.latency / clock_mhz,
+            "latency_us": s.reported_latency / clock_mhz,
             "dsp": s.dsp, "lut": s.lut, "ff": s.ff, "bram18": s.bram18,
             "converters": s.converters,
             "formats": "/".join(c.format for c in s.choices),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .cost import ACT_BITS, Cost, LayerChoice, converter_coefficients
 from .devices import RESOURCES, Budget
+from .latency import lone_frame_latency
 
 __all__ = ["OBJECTIVES", "Candidate", "Problem", "Solution", "network_latency", "evaluate"]
 
@@ -49,6 +50,9 @@ class Problem:
     converter : dict
         ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
         :func:`dse.cost.converter_cost` prices it.
+    rows : tuple of dse.latency.Rows
+        Per layer, its rows for the reported lone-frame latency (:mod:`dse.latency`); empty: the
+        program's own ``II + sum(fill)`` is reported.
     """
 
     names: tuple[str, ...]
@@ -58,6 +62,7 @@ class Problem:
     max_drop: float | None = None
     objective: str = "ii"
     converter: dict = field(default_factory=dict)
+    rows: tuple = ()
 
     def __post_init__(self):
         if len(self.names) != len(self.candidates):
@@ -95,6 +100,14 @@ class Solution:
     converters: int
     solve_seconds: float = 0.0
     proven: bool = True
+    #: The lone-frame latency a user is told (:func:`dse.latency.lone_frame_latency`, row by
+    #: row); ``latency`` is the program's own ``II + sum(fill)``, which its objective minimises.
+    lone_latency: int = 0
+
+    @property
+    def reported_latency(self) -> int:
+        """The lone-frame latency reports give: the row model's where the problem has rows."""
+        return self.lone_latency or self.latency
 
     def resources(self) -> dict:
         return {r: getattr(self, r) for r in RESOURCES}
@@ -127,8 +140,10 @@ def evaluate(problem: Problem, picks) -> Solution:
     # Converter prices are fractional; the budget is an integer, so ceil(total) <= limit
     # exactly when total <= limit, as in the program.
     res = {r: math.ceil(v - 1e-9) for r, v in res.items()}
+    lone = (lone_frame_latency(problem.rows, [c.cost.cycles for c in cands])
+            if problem.rows else 0)
     return Solution(
         choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),
         drops=tuple(c.drop for c in cands), ii=ii, latency=latency, drop=sum(c.drop for c in cands),
-        converters=n_conv, **res,
+        converters=n_conv, lone_latency=lone, **res,
     )

@@ -1,0 +1,131 @@
+"""Lone-frame latency of a dataflow design, row by row.
+
+A lone frame into an empty pipeline does not simply stream in at the bottleneck's pace and then
+drain (``II + sum(fill)``, what the integer program's latency objective adds up): in a network
+whose stages are within a small factor of each other (the eye backbone: 17 stages within 2x of
+the II), every stage waits for the rows it needs from the stage before it, and the frame's
+latency is a critical path through rows. This module computes that path.
+
+Each compute layer ``k`` (with the pass-through stages it feeds) is a stage that produces its
+output rows in order, ``t_k = cycles_k / rows_k`` cycles each (its cycles per frame spread evenly
+over its rows: the mean activity); output row ``r`` also needs the last input row it reads,
+``need_k(r)`` (a window of ``kh`` rows at stride ``s``: input row ``min(s r + kh // 2, H - 1)``;
+a 1x1 at stride ``s``: ``s r``; after a global pool or a flatten, every row). So::
+
+    F_k(r) = max(F_k(r - 1), max over producers p of F_p(need_k(r)) + pipe) + t_k
+
+with ``F = 0`` for the network input (its rows arrive as fast as the first stage takes them) and
+``pipe`` the cycles a row spends in a stage's pipeline beyond its work (the FIFO, the MAC
+pipeline, the requantizer). A stage's pass-through stages map its rows: a 2x2 pool's row ``q`` is
+ready with the layer's row ``2 q + 1``, a global pool's one row with the last. The latency is the
+last layer's last row, ``F_last``. FIFO back-pressure is not modelled (a stage never waits for
+its consumer): what it misses is a fast stage held by a slow one after it, which only delays
+rows the slow one has not reached anyway.
+
+Pure functions of the workload and the chosen costs; :func:`dse.problem.evaluate` reports it as a
+design's ``latency``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from contract.constants import FIFO_LATENCY, MAC_LATENCY, REQUANT_LATENCY
+
+__all__ = ["Rows", "rows_of", "lone_frame_latency", "PIPE_CYCLES"]
+
+#: Cycles a row spends in a stage beyond its share of the work: the FIFO in front of it, the
+#: MAC unit's issue and accumulator, a few product and tree stages, and the requantizer.
+PIPE_CYCLES = FIFO_LATENCY + MAC_LATENCY + 4 + REQUANT_LATENCY
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A layer's rows for :func:`lone_frame_latency`.
+
+    Attributes
+    ----------
+    rows : int
+        Rows of the layer's own output (its block, before the pass-through stages).
+    rows_in : int
+        Rows of its input stream.
+    need : tuple of int
+        ``need[r]``: the last row of the layer's input stream its output row ``r`` waits for.
+    out : tuple of int
+        ``out[q]``: the last own row the ``q``-th row of the layer's output stream (after its
+        pass-through stages) waits for.
+    producers : tuple of int
+        Indices of the layers whose output streams feed this one (empty: the network input).
+    """
+
+    rows: int
+    rows_in: int
+    need: tuple
+    out: tuple
+    producers: tuple
+
+
+def _window_need(rows_out: int, rows_in: int, *, stride: int, reach: int) -> tuple:
+    return tuple(min(stride * r + reach, rows_in - 1) for r in range(rows_out))
+
+
+def rows_of(layer, producers: tuple = ()) -> Rows:
+    """The :class:`Rows` of a :class:`dse.workload.LayerWork` fed by the layers ``producers``."""
+    _, h_in, _ = layer.in_shape
+    _, h_out, _ = layer.out_shape
+    if h_in == 1 and h_out == 1:
+        need = (0,)
+    elif layer.kernel > 1:
+        need = _window_need(h_out, h_in, stride=layer.stride, reach=layer.kernel // 2)
+    else:
+        need = _window_need(h_out, h_in, stride=layer.stride, reach=0)
+    out = tuple(range(h_out))
+    for s in layer.stages:
+        if s.get("shadow") or s.get("at") == "input":
+            continue
+        rows_after = s.get("out_shape", s["in_shape"])[1]
+        if rows_after == len(out):
+            continue
+        if rows_after == 1:  # a global pool, a flatten: every row
+            out = (out[-1],)
+        else:  # a 2x2 pool (floor), a crop: each output row waits for the rows it covers
+            k = max(1, len(out) // rows_after)
+            out = tuple(out[min(k * q + k - 1, len(out) - 1)] for q in range(rows_after))
+    return Rows(rows=h_out, rows_in=h_in, need=need, out=out, producers=tuple(producers))
+
+
+def lone_frame_latency(rows, cycles, *, pipe: int = PIPE_CYCLES) -> int:
+    """Cycles from a lone frame's first input beat to the network's last output beat.
+
+    Parameters
+    ----------
+    rows : sequence of Rows
+        One per layer, in topological order (:func:`rows_of`).
+    cycles : sequence of number
+        Each layer's cycles per frame under its chosen design (its stage: the block and the
+        pass-through stages it feeds).
+    pipe : int
+        Pipeline cycles per stage (:data:`PIPE_CYCLES`).
+    """
+    if len(rows) != len(cycles) or not rows:
+        raise ValueError("one Rows and one cycle count per layer")
+    done: list[list[float]] = []   # per layer: the time each row of its output stream is out
+    for k, (rw, c) in enumerate(zip(rows, cycles, strict=True)):
+        t = float(c) / rw.rows
+        rows_in = rw.rows_in
+        own, prev = [], 0.0
+        for n in rw.need:
+            ready = 0.0
+            for p in rw.producers:
+                if p >= k:
+                    raise ValueError(f"layer {k}: producer {p} is not an earlier layer")
+                src = done[p]
+                # the producer's stream has this layer's input rows; should it have others, the
+                # rows are taken in proportion
+                i = n if len(src) == rows_in else (n + 1) * len(src) // rows_in - 1
+                ready = max(ready, src[min(max(i, 0), len(src) - 1)] + pipe)
+            prev = max(prev, ready) + t
+            own.append(prev)
+        done.append([own[i] for i in rw.out])
+    return math.ceil(done[-1][-1] + pipe)

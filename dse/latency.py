@@ -14,6 +14,12 @@ a 1x1 at stride ``s``: ``s r``; after a global pool or a flatten, every row). So
 
     F_k(r) = max(F_k(r - 1), max over producers p of F_p(need_k(r)) + pipe) + t_k
 
+(rows are the grain of a window stage: its line buffer emits an output row once the last input
+row it reads is complete). A 1x1 stage takes its input site by site as the producer's row streams
+in over the producer's row time ``t_p``, so its row ends at
+``max(F_k(r - 1) + t_k, E + t_k / n_k, E - t_p + t_k)``, ``E = F_p(r) + pipe``, ``n_k`` the mean
+sites of a row: a site's work after its input row when it keeps up, its row's work after the input
+row began when it does not.
 with ``F = 0`` for the network input (its rows arrive as fast as the first stage takes them) and
 ``pipe`` the cycles a row spends in a stage's pipeline beyond its work (the FIFO, the MAC
 pipeline, the requantizer). A stage's pass-through stages map its rows: a 2x2 pool's row ``q`` is
@@ -57,6 +63,10 @@ class Rows:
         pass-through stages) waits for.
     producers : tuple of int
         Indices of the layers whose output streams feed this one (empty: the network input).
+    sites : float
+        Mean active sites of an output row.
+    streams : bool
+        A 1x1 stage, which takes its input site by site (a window stage waits for whole rows).
     """
 
     rows: int
@@ -64,6 +74,8 @@ class Rows:
     need: tuple
     out: tuple
     producers: tuple
+    sites: float = 1.0
+    streams: bool = False
 
 
 def _window_need(rows_out: int, rows_in: int, *, stride: int, reach: int) -> tuple:
@@ -89,10 +101,15 @@ def rows_of(layer, producers: tuple = ()) -> Rows:
             continue
         if rows_after == 1:  # a global pool, a flatten: every row
             out = (out[-1],)
-        else:  # a 2x2 pool (floor), a crop: each output row waits for the rows it covers
+        elif s["op"] == "crop":  # the rows kept, from the k // 2-th
+            off = (len(out) - rows_after) // 2
+            out = out[off:off + rows_after]
+        else:  # a 2x2 pool (floor): each output row waits for the rows it covers
             k = max(1, len(out) // rows_after)
             out = tuple(out[min(k * q + k - 1, len(out) - 1)] for q in range(rows_after))
-    return Rows(rows=h_out, rows_in=h_in, need=need, out=out, producers=tuple(producers))
+    sites = max(1.0, float(getattr(layer, "active_out", h_out)) / h_out)
+    return Rows(rows=h_out, rows_in=h_in, need=need, out=out, producers=tuple(producers),
+                sites=sites, streams=layer.kernel == 1 and h_in > 1)
 
 
 def lone_frame_latency(rows, cycles, *, pipe: int = PIPE_CYCLES) -> int:
@@ -111,6 +128,7 @@ def lone_frame_latency(rows, cycles, *, pipe: int = PIPE_CYCLES) -> int:
     if len(rows) != len(cycles) or not rows:
         raise ValueError("one Rows and one cycle count per layer")
     done: list[list[float]] = []   # per layer: the time each row of its output stream is out
+    row_time: list[float] = []     # per layer: its cycles per row of its output stream
     for k, (rw, c) in enumerate(zip(rows, cycles, strict=True)):
         t = float(c) / rw.rows
         rows_in = rw.rows_in
@@ -124,8 +142,16 @@ def lone_frame_latency(rows, cycles, *, pipe: int = PIPE_CYCLES) -> int:
                 # the producer's stream has this layer's input rows; should it have others, the
                 # rows are taken in proportion
                 i = n if len(src) == rows_in else (n + 1) * len(src) // rows_in - 1
-                ready = max(ready, src[min(max(i, 0), len(src) - 1)] + pipe)
-            prev = max(prev, ready) + t
+                end = src[min(max(i, 0), len(src) - 1)] + pipe
+                if rw.streams:
+                    # a 1x1 stage takes its input row site by site as it streams in over the
+                    # producer's row time: one that keeps up ends a site's work after the row,
+                    # a slower one its own row's work after the row began
+                    ready = max(ready, end + t / rw.sites, end - row_time[p] + t)
+                else:
+                    ready = max(ready, end + t)
+            prev = max(prev + t, ready)
             own.append(prev)
         done.append([own[i] for i in rw.out])
+        row_time.append(float(c) / len(rw.out))
     return math.ceil(done[-1][-1] + pipe)

@@ -12,18 +12,20 @@ def _pw(name, h, producers=(), stride=1):
                    producers)
 
 
-def test_a_chain_of_equal_stages_overlaps_row_by_row():
-    # two 1x1 stages of 8 rows, 80 cycles a frame each: the second trails the first by a row
+def test_a_chain_of_1x1_stages_streams_site_by_site():
+    # two 1x1 stages of 8 rows of 8 sites, 80 cycles a frame each: the second takes each row as
+    # it streams in and ends a site's work (80 / 64 cycles) after the first
     rows = [_pw("a", 8), _pw("b", 8, (0,))]
-    got = lone_frame_latency(rows, [80, 80], pipe=0)
-    assert got == 80 + 10  # not 80 + 80: the second stage works on the rows as they come
-    assert lone_frame_latency(rows, [80, 80]) == 80 + 10 + 2 * PIPE_CYCLES
+    assert rows[1].streams
+    assert lone_frame_latency(rows, [80, 80], pipe=0) == 82  # ceil(80 + 1.25)
+    assert lone_frame_latency(rows, [80, 80]) == 82 + 2 * PIPE_CYCLES
 
 
-def test_the_slow_stage_sets_the_pace_and_the_fast_one_trails_it():
+def test_the_slow_stage_sets_the_pace():
     rows = [_pw("a", 8), _pw("b", 8, (0,))]
-    assert lone_frame_latency(rows, [800, 80], pipe=0) == 800 + 10
-    assert lone_frame_latency(rows, [80, 800], pipe=0) == 10 + 800
+    assert lone_frame_latency(rows, [800, 80], pipe=0) == 802  # the fast one trails by a site
+    # the slow second stage starts each row as the first begins sending it
+    assert lone_frame_latency(rows, [80, 800], pipe=0) == 800
 
 
 def test_a_window_waits_for_the_row_below_and_a_pool_for_every_row():

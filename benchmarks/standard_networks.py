@@ -41,6 +41,31 @@ def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synt
         err = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
         row["result"] = err[-1][7:] if err else f"exit {r.returncode}"
         return row
+    return collect(row, out, frames=frames)
+
+
+def lone_latency(run: Path) -> int:
+    """The lone-frame latency the current model (:mod:`dse.latency`) predicts for a run's design
+    point on its workload (what ``latency_cycles`` of a DSE run today says)."""
+    from contract.point import LayerChoice
+    from dse import devices
+    from dse.cost import for_budget, layer_cost
+    from dse.latency import lone_frame_latency, rows_of
+    from dse.workload import Workload
+
+    w = Workload.from_json((run / "dse" / "workload.json").read_text())
+    point = json.loads((run / "point.json").read_text())
+    b = point["dse"]["budget"]
+    model = for_budget(devices.budget(b["device"], b["util"]))
+    choice = {c["name"]: LayerChoice.from_dict(c) for c in point["layers"]}
+    pos = {x.name: i for i, x in enumerate(w.layers)}
+    rows = [rows_of(x, tuple(pos[p] for p in x.producers)) for x in w.layers]
+    return lone_frame_latency(rows, [layer_cost(x, choice[x.name], model=model).cycles
+                                     for x in w.layers])
+
+
+def collect(row: dict, out: Path, *, frames: int) -> dict:
+    """``row`` completed from a finished flow run in ``out``."""
     pick = json.loads((out / "pick.json").read_text())
     sim = json.loads((out / "build" / "sim_summary.json").read_text())
     point = json.loads((out / "point.json").read_text())["dse"]
@@ -56,7 +81,7 @@ def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synt
         lone = cpf["max"]  # the first frame, into an empty pipeline: a lone frame's latency
     row.update(result="ok", mismatches=sim["mismatches"], frames=sim["frames"],
                stall=sim["stall"][0], ii_pred=pick["ii_cycles"], ii_sim=steady,
-               latency_pred=pick["latency_cycles"], latency_sim=lone,
+               latency_pred=lone_latency(out), latency_sim=lone,
                dsp=point["dsp"], lut=point["lut"], ff=point["ff"], bram18=point["bram18"],
                clock_mhz=json.loads((out / "point.json").read_text())["clock_mhz"])
     res = out / "build" / "resources.json"
@@ -111,13 +136,18 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default=str(ROOT / "runs" / "standard"))
     p.add_argument("--out", default=str(ROOT / "reports"))
     p.add_argument("--merge", nargs="+", metavar="CSV",
-                   help="no runs: write the report from the rows of earlier runs' CSVs")
+                   help="no runs: write the report from the rows of earlier runs' CSVs (with the "
+                        "lone-frame latency the current model predicts for their run directories)")
     args = p.parse_args(argv)
     if args.merge:
         rows = []
         for f in args.merge:
             rows += [{k: v for k, v in r.items() if not pd.isna(v)}
                      for r in pd.read_csv(f).to_dict("records")]
+        for r in rows:  # the latency the current model predicts for each run's design
+            run = Path(args.runs) / f"{r['network']}-{r['device']}"
+            if r.get("result") == "ok" and (run / "dse" / "workload.json").is_file():
+                r["latency_pred"] = lone_latency(run)
         write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)
         print(f"wrote {Path(args.out) / 'standard_networks.csv'}, .md")
         return 0

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the project's packages before benchmarks/ (benchmarks/dse.py)
 
 NETS = ("autoencoder", "resnet_cifar", "digits_lenet", "lenet5", "ds_cnn", "mobilenet_v1",
         "seed_eye", "brevitas_w4a4")

@@ -57,7 +57,8 @@ def test_build_with_point_file(qgraph_file, tmp_path):
                  "--out", str(out)]) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["layers"][1] == {"name": "pw1", "op": "conv", "kind": "conv1x1", "format": "int8",
-                              "lanes": 1, "pe": 2, "pred_cycles": 99}
+                              "lanes": 1, "pe": 2, "datapath": "dsp", "kfold": 1,
+                              "pred_cycles": 99}
 
 
 def test_build_bad_point_is_one_line_error(qgraph_file, tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "WEIGHT_FORMAT_NAMES",
     "ACT_BITS",
+    "act_width",
     "FIFO_DEPTH",
     "FIFO_MIN_DEPTH",
     "FIFO_LATENCY",
@@ -38,8 +39,20 @@ __all__ = [
 #: Weight formats the hardware implements (``models.quant.formats`` holds their value tables).
 WEIGHT_FORMAT_NAMES = ("int8", "int4", "dybit4", "dybit8")
 
-#: Activation bits on every stream between layers (docs/CONTRACT.md: W{format}A8).
+#: Activation bits of a stream whose range is the full int8 one (docs/CONTRACT.md: W{format}A8);
+#: a tensor with a narrower range travels in :func:`act_width` bits.
 ACT_BITS = 8
+
+
+def act_width(lo: int, hi: int) -> int:
+    """Bits of a signed stream lane that holds every integer of ``[lo, hi]`` (at least 2): a
+    tensor's stream width (docs/CONTRACT.md, "Stream widths"). 4-bit unsigned ``[0, 15]`` takes
+    5, 4-bit signed narrow ``[-7, 7]`` 4, int8 ``[-127, 127]`` and ``[0, 127]`` 8, 8-bit unsigned
+    ``[0, 255]`` 9."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    return max(2, 1 + max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0))
 
 #: Depth, in beats, of the FIFO between two stages (a design point's default ``fifo_depth``).
 FIFO_DEPTH = 4

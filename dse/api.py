@@ -397,7 +397,7 @@ def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
     if all(only):
         p8 = Problem(names=problem.names, candidates=only, edges=problem.edges,
                      budget=problem.budget, max_drop=None, objective=problem.objective,
-                     converter=problem.converter)
+                     converter=problem.converter, edge_bits=problem.edge_bits)
         found = []
         try:
             found.append(("int8", "all-int8 (ILP)",

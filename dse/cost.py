@@ -246,7 +246,7 @@ def resources(layer: LayerWork, choice: LayerChoice, model: ResourceModel | None
     model = model or resource_model()
     res = ops.of(layer).price(layer, choice, model)
     coord = _price.coord_bits(layer.in_shape)
-    fin = _price.fifo(model, _price.stream_bits(choice.lanes, coord))
+    fin = _price.fifo(model, _price.stream_bits(choice.lanes, coord, layer.in_bits))
     extra = {"lut": fin["lut"], "ff": fin["ff"], "dsp": 0.0, "bram18": 0}
     for s in layer.stages:
         if s.get("shadow"):  # priced with the join's first input
@@ -278,8 +278,10 @@ def converter_coefficients(model: ResourceModel | None = None) -> dict:
             for r in ("lut", "ff")}
 
 
-def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = None) -> dict:
-    """``{"lut", "ff"}`` of a stream width converter from ``width_in`` to ``width_out`` lanes.
+def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = None, *,
+                   bits: int = ACT_BITS) -> dict:
+    """``{"lut", "ff"}`` of a stream width converter from ``width_in`` to ``width_out`` lanes of
+    ``bits`` bits.
 
     Zero when the widths agree. The converter never limits throughput: it moves one beat per cycle
     on each side, and the layers around it need at least as many cycles per site.
@@ -287,7 +289,7 @@ def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = 
     if width_in == width_out:
         return {"lut": 0, "ff": 0}
     model = model or resource_model()
-    bits = ACT_BITS * (width_in + width_out)
+    bits = bits * (width_in + width_out)
     return {r: math.ceil(model.converter["base"][r] + model.converter["per_bit"][r] * bits)
             for r in ("lut", "ff")}
 

@@ -30,7 +30,6 @@ import pulp
 
 from common.errors import CodesignError
 
-from .cost import ACT_BITS
 from .devices import RESOURCES
 from .greedy import greedy
 from .problem import OBJECTIVES, Candidate, Problem, Solution, evaluate, network_latency
@@ -150,8 +149,9 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
             base, per_bit = problem.converter[r]
             # t = per_bit * bits when z = 1, else 0: the product of a binary and a linear term.
             t = lp.add_variable(f"t_{r}_{e}", lowBound=0)
-            big = per_bit * ACT_BITS * w_max
-            lp += t >= per_bit * ACT_BITS * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
+            bits = problem.bits_of(e)
+            big = per_bit * bits * w_max
+            lp += t >= per_bit * bits * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
             conv_terms[r].append(base * z + t)
     for r in RESOURCES:
         use = pulp.lpSum(getattr(c.cost, r) * v for cands, xs in zip(problem.candidates, x,
@@ -201,7 +201,7 @@ def _set_start(model: Model, start: Solution) -> bool:
         a, b = sol.choices[p].pe, sol.choices[c].lanes
         values[f"z_{e}"] = 0.0 if a == b else 1.0
         for r, (_, per_bit) in problem.converter.items():
-            values[f"t_{r}_{e}"] = 0.0 if a == b else per_bit * ACT_BITS * (a + b)
+            values[f"t_{r}_{e}"] = 0.0 if a == b else per_bit * problem.bits_of(e) * (a + b)
     for name, var in model.lp.variablesDict().items():
         if name.startswith("y_"):
             var.setInitialValue(1.0 if int(name[2:]) <= sol.ii else 0.0)

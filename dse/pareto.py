@@ -72,7 +72,8 @@ def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                  for layer in workload.layers)
     return Problem(names=tuple(layer.name for layer in workload.layers), candidates=tuple(cands),
                    edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
-                   objective=objective, converter=converter_coefficients(model), rows=rows)
+                   objective=objective, converter=converter_coefficients(model), rows=rows,
+                   edge_bits=tuple(workload.layers[c].in_bits for _, c in workload.edges()))
 
 
 def _key(problem: Problem, sol: Solution) -> int:

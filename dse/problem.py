@@ -50,6 +50,9 @@ class Problem:
     converter : dict
         ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
         :func:`dse.cost.converter_cost` prices it.
+    edge_bits : tuple of int
+        Per edge, the lane bits of its stream (the consumer's ``in_bits``); empty: all
+        :data:`ACT_BITS`.
     rows : tuple of dse.latency.Rows
         Per layer, its rows for the reported lone-frame latency (:mod:`dse.latency`); empty: the
         program's own ``II + sum(fill)`` is reported.
@@ -63,6 +66,7 @@ class Problem:
     objective: str = "ii"
     converter: dict = field(default_factory=dict)
     rows: tuple = ()
+    edge_bits: tuple = ()
 
     def __post_init__(self):
         if len(self.names) != len(self.candidates):
@@ -75,11 +79,16 @@ class Problem:
         if not self.converter:
             object.__setattr__(self, "converter", converter_coefficients())
 
-    def converter_price(self, width_in: int, width_out: int) -> dict:
-        """``{"lut", "ff"}`` (unrounded) of a converter between two stream widths."""
+    def bits_of(self, e: int) -> int:
+        """Lane bits of edge ``e``'s stream."""
+        return self.edge_bits[e] if self.edge_bits else ACT_BITS
+
+    def converter_price(self, width_in: int, width_out: int, bits: int = ACT_BITS) -> dict:
+        """``{"lut", "ff"}`` (unrounded) of a converter between two stream widths of ``bits``-bit
+        lanes."""
         if width_in == width_out:
             return {"lut": 0.0, "ff": 0.0}
-        bits = ACT_BITS * (width_in + width_out)
+        bits = bits * (width_in + width_out)
         return {r: b + p * bits for r, (b, p) in self.converter.items()}
 
 
@@ -131,8 +140,9 @@ def evaluate(problem: Problem, picks) -> Solution:
     ii, latency = network_latency(cands, problem.edges)
     res = {r: sum(getattr(c.cost, r) for c in cands) for r in RESOURCES}
     n_conv = 0
-    for p, c in problem.edges:
-        price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes)
+    for e, (p, c) in enumerate(problem.edges):
+        price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes,
+                                        problem.bits_of(e))
         if price["lut"] or price["ff"]:
             n_conv += 1
         res["lut"] += price["lut"]

@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, field, replace
 
-from contract.constants import WEIGHT_FORMAT_NAMES
+from contract.constants import ACT_BITS, WEIGHT_FORMAT_NAMES
 from models import ops
 from models.ops.add import EDGE_HOLD_ESTIMATE, branch_holds
 from models.reference import requant_acc_bits
@@ -87,6 +87,10 @@ class LayerWork:
     dense : bool
         The network's frames hold every site (:attr:`models.qgraph.QGraph.dense`): a window
         layer is built on the dense line buffer and priced as such.
+    in_bits : int
+        Lane bits of the layer's input stream (:meth:`models.qgraph.QGraph.stream_bits`): its
+        FIFO, line buffer and the converter before it are priced at that width. A stage's own
+        input stream width is its ``"bits"`` entry (absent: :data:`ACT_BITS`).
     """
 
     name: str
@@ -107,6 +111,7 @@ class LayerWork:
     formats: tuple[str, ...] = ()
     acc_bits: tuple = ()
     dense: bool = False
+    in_bits: int = ACT_BITS
 
     def __post_init__(self):
         pairs = self.acc_bits.items() if isinstance(self.acc_bits, dict) else self.acc_bits
@@ -121,6 +126,9 @@ class LayerWork:
         layer_kind(self.op, self.kernel, self.groups, self.in_shape[0], self.kernel_w)
         if self.stride not in (1, 2):
             raise ValueError(f"layer {self.name}: stride must be 1 or 2, not {self.stride!r}")
+        if not isinstance(self.in_bits, int) or not 2 <= self.in_bits <= 32:
+            raise ValueError(f"layer {self.name}: in_bits must be an integer in [2, 32], not "
+                             f"{self.in_bits!r}")
         try:
             ops.of(self).check_geometry(self)
         except ValueError as exc:
@@ -149,6 +157,8 @@ class LayerWork:
                 raise ValueError(f"layer {self.name}: a stage runs at its 'input' or 'output' "
                                  f"stream, not {s['at']!r}")
             s["active_in"] = float(s["active_in"])
+            if "bits" in s:
+                s["bits"] = int(s["bits"])
             if "skip_sites" in s:
                 s["skip_sites"] = int(s["skip_sites"])
             for flag in ("shadow", "buffered"):
@@ -199,6 +209,8 @@ class LayerWork:
         for key in ("in_shape", "out_shape", "neighbour_hist", "producers", "formats"):
             d[key] = list(d[key])
         d["acc_bits"] = dict(self.acc_bits)
+        if self.in_bits == ACT_BITS:  # int8 streams: the workload files of before
+            del d["in_bits"]
         d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
                             **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
                        for s in self.stages]
@@ -310,9 +322,17 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
         # measured active sites of a node's output; unmeasured means a dense map
         return float(stats.get(name, {}).get("active_sites_mean", shape[1] * shape[2]))
 
+    widths = qgraph.stream_bits()
+
+    def in_bits(n):
+        # the lane bits a node takes its input stream at (a join: its own, hw.compose)
+        return widths[n.name] if ops.of(n).stage else widths[n.inputs[0]]
+
     def stage_entry(n):
         st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
               "active_in": sites_of(n.inputs[0], n.in_shape)}
+        if in_bits(n) != ACT_BITS:
+            st["bits"] = in_bits(n)
         if tuple(n.out_shape) != tuple(n.in_shape):
             st["out_shape"] = tuple(n.out_shape)
             st["active_out"] = sites_of(n.name, n.out_shape)
@@ -405,9 +425,10 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 producers=tuple(prods),
                 stages=tuple(input_stages(node) + stages(node.name)),
                 formats=(node.wformat,) if fixed_formats else (),
-                acc_bits=(((node.wformat, requant_acc_bits(node, qgraph.abits)),)
+                acc_bits=(((node.wformat, requant_acc_bits(node, in_bits(node))),)
                           if node.weight is not None and node.requant else ()),
                 dense=bool(getattr(qgraph, "dense", False)),
+                in_bits=in_bits(node),
             )
         )
     if stats:
@@ -471,11 +492,12 @@ def from_bundle(bundle, *, frames: int = 32, formats="int8", seed: int = 0) -> W
         return w
     # the requantizer's width under every weight format the explorer may choose
     bits: dict = {layer.name: dict(layer.acc_bits) for layer in w.layers}
+    in_bits = {layer.name: layer.in_bits for layer in w.layers}
     for fmt in WEIGHT_FORMAT_NAMES:
         q = qgraph if formats == fmt else bundle.qgraph(fmt)
         for node in q.compute_nodes():
             if node.name in bits and node.weight is not None and node.requant:
-                bits[node.name][fmt] = requant_acc_bits(node, q.abits)
+                bits[node.name][fmt] = requant_acc_bits(node, in_bits[node.name])
     return replace(w, layers=tuple(replace(layer, acc_bits=bits[layer.name])
                                    for layer in w.layers))
 

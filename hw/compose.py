@@ -6,8 +6,10 @@ and its constructor arguments; a compute node whose ``requant`` is set gets a
 
 Each edge producer -> consumer gets a :class:`~hw.fifo.StreamFIFO` (``point.fifo_depth``) and, where
 the producer's output lanes differ from the lanes the consumer takes, a
-:class:`~hw.width.WidthConverter`. A node with several consumers feeds them through a broadcast
-fork (a beat leaves the fork once every branch has taken it).
+:class:`~hw.width.WidthConverter`; where a join's input is narrower than the join
+(:meth:`models.qgraph.QGraph.stream_bits`), a :class:`~hw.extend.SignExtend`. A node with
+several consumers feeds them through a broadcast fork (a beat leaves the fork once every branch
+has taken it).
 
 Residual skip FIFO depth
 ------------------------
@@ -32,6 +34,7 @@ from common.errors import CodesignError
 from models import ops, reference
 from models.ops.add import branch_holds, fifo_hold
 
+from .extend import SignExtend
 from .fifo import MIN_DEPTH, StreamFIFO
 from .requant import Requantizer
 from .stream import TokenShape
@@ -79,22 +82,23 @@ def _all(bits):
 class _Stage:
     """A node's hardware: input port(s), output port, and the shape of its output stream."""
 
-    def __init__(self, node, inputs, output, o_shape, in_lanes, slots=None):
+    def __init__(self, node, inputs, output, o_shape, in_lanes, slots=None, in_bits=None):
         self.node, self.inputs, self.output = node, inputs, output
         self.o_shape, self.in_lanes, self.slots = o_shape, in_lanes, slots
+        self.in_bits = o_shape.data_width if in_bits is None else in_bits
 
     @property
     def hold(self) -> int:
         return ops.of(self.node).hold(self.node, slots=self.slots)
 
 
-def _requant(node, conv, abits):
-    # the accumulator's real width (bounds over the whole activation range), so the requant
+def _requant(node, conv, out_bits):
+    # the accumulator's real width (bounds over the input stream's whole range), so the requant
     # multiplier fits one DSP per lane
-    bits = reference.requant_acc_bits(node, abits)
+    bits = reference.requant_acc_bits(node, conv.i_shape.data_width)
     width = conv.o_shape.data_width
     return Requantizer(shape=conv.o_shape, M=[int(v) for v in node.M.reshape(-1)], S=int(node.S),
-                       lo=int(node.lo), hi=int(node.hi), out_width=abits,
+                       lo=int(node.lo), hi=int(node.hi), out_width=out_bits,
                        acc_bits=max(2, min(bits, width)),
                        R=None if node.R is None else [int(v) for v in node.R.reshape(-1)])
 
@@ -144,6 +148,8 @@ class Network(wiring.Component):
         self._skip_override = skip_depth
         self.qgraph, self.point = qgraph, point
         self.abits = qgraph.abits
+        #: signed lane bits of every node's output stream (docs/CONTRACT.md, "Stream widths")
+        self.stream_bits = qgraph.stream_bits()
         self.dense = qgraph.dense
         self._subs = []          # (name, component)
         self._links = []         # (producer port, consumer port)
@@ -219,7 +225,7 @@ class Network(wiring.Component):
             ch = self.point.choice(n.name)
             c, h, w = n.in_shape
             shape = TokenShape(height=h, width=w, channels=c, lanes=ch.lanes,
-                               data_width=self.abits)
+                               data_width=self.stages[n.inputs[0]].o_shape.data_width)
             in_lanes = ch.lanes
         else:
             ch = None
@@ -227,19 +233,24 @@ class Network(wiring.Component):
             lanes = op.stage_lanes(n, shape.lanes)
             if lanes != shape.lanes:  # a join that needs fewer lanes: a converter before it
                 shape = dataclasses.replace(shape, lanes=lanes)
+            # a join takes its inputs at its own width (the narrower one is sign-extended)
+            shape = dataclasses.replace(shape, data_width=self.stream_bits[n.name])
             in_lanes = shape.lanes
         # submodule names as in the Verilog hierarchy that the resource fit reads
         suffix = "conv" if op.compute else op.name
-        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=self.abits,
+        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=shape.data_width,
                                                                  dense=self.dense))
         out, o_shape = block.o, block.o_shape
         if op.compute and n.requant:
-            rq = self._add(f"{n.name}_requant", _requant(n, block, self.abits))
+            rq = self._add(f"{n.name}_requant", _requant(n, block, self.stream_bits[n.name]))
             self._links.append((block.o, rq.i))
             out, o_shape = rq.o, rq.o_shape
+        if self.stream_bits[n.name] not in (None, o_shape.data_width):
+            raise AssertionError(f"{n.name}: the block's stream has {o_shape.data_width}-bit "
+                                 f"lanes, the graph says {self.stream_bits[n.name]}")
         ports = [getattr(block, p) for p in op.in_ports]
         self.stages[n.name] = _Stage(n, ports, out, o_shape, in_lanes,
-                                     getattr(block, "slots", None))
+                                     getattr(block, "slots", None), in_bits=shape.data_width)
 
     # -- edges ---------------------------------------------------------------------------------
     def _edge_depth(self, src, n) -> int:
@@ -285,6 +296,12 @@ class Network(wiring.Component):
                              WidthConverter(shape=shape, lanes_out=to_lanes))
             self._links.append((out, conv.i))
             out = conv.o
+            shape = conv.o_shape
+        if shape.data_width != self.stages[n.name].in_bits:  # a join's narrower input
+            ext = self._add(f"{src}_to_{n.name}{k}_extend",
+                            SignExtend(shape=shape, data_width=self.stages[n.name].in_bits))
+            self._links.append((out, ext.i))
+            out = ext.o
         self._links.append((out, self.stages[n.name].inputs[k]))
 
     def elaborate(self, platform):

@@ -173,6 +173,20 @@ class QGraph:
         return {n.name: n.wformat for n in self.compute_nodes()}
 
     # -- serialisation -----------------------------------------------------------------------
+    def stream_bits(self) -> dict[str, int | None]:
+        """Bits of the signed lanes of every node's output stream (docs/CONTRACT.md, "Stream
+        widths"): the input's are :attr:`abits`, a requantized layer's its clamp range's
+        (:func:`contract.constants.act_width`), a stage's its input's
+        (:meth:`models.ops.base.Op.out_bits`); None for raw accumulators (logits)."""
+        bits: dict[str, int | None] = {self.input.name: self.abits}
+        for n in self.nodes[1:]:
+            ins = [bits[s] for s in n.inputs]
+            if any(b is None for b in ins):
+                raise GraphError(f"node {n.name!r} takes raw accumulators from "
+                                 f"{n.inputs!r}; only the network's last node may leave them")
+            bits[n.name] = self.op_of(n).out_bits(n, ins)
+        return bits
+
     def to_json(self) -> dict:
         d = {"name": self.name, "abits": self.abits}
         if self.dense:  # sparse graphs keep their digests

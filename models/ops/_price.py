@@ -108,9 +108,10 @@ def coord_bits(in_shape) -> int:
     return max(1, (h - 1).bit_length()) + max(1, (w - 1).bit_length())
 
 
-def stream_bits(lanes: int, coords: int) -> int:
-    """Width of a token stream beat: ``lanes`` activations, ``coords`` coordinate bits, ``eof``."""
-    return lanes * ACT_BITS + coords + 1
+def stream_bits(lanes: int, coords: int, bits: int = ACT_BITS) -> int:
+    """Width of a token stream beat: ``lanes`` activations of ``bits`` bits, ``coords`` coordinate
+    bits, ``eof``."""
+    return lanes * bits + coords + 1
 
 
 def acc_bits(*, fan_in: int, fmt) -> int:
@@ -126,7 +127,7 @@ def join_fifos(model, stage: dict, *, lanes: int, coord_bits: int) -> dict:
     """A two-input join's FIFOs: one per input, and the skip FIFO that holds the other branch's
     ``stage["skip_sites"]`` sites (``{"lut", "ff", "dsp", "bram18"}``)."""
     res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
-    bits = stream_bits(lanes, coord_bits)
+    bits = stream_bits(lanes, coord_bits, stage.get("bits", ACT_BITS))
     for _ in range(2):
         f = fifo(model, bits)
         res["lut"] += f["lut"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from contract.constants import RESIDUAL_LATENCY
+from contract.constants import RESIDUAL_LATENCY, act_width
 from contract.cycles import stream_cycles
 
 from . import _price
@@ -75,6 +75,10 @@ class Add(StageOp):
         if not torch.equal(xc, yc):
             raise GraphError(f"node {node.name!r}: residual inputs have different sites")
         return xc, ref.add_requant(xf, yf, node.Ma, node.Mb, node.S, node.lo, node.hi)
+
+    def out_bits(self, node, in_bits: list) -> int | None:
+        # one width in and out (hw.residual): the widest input's or the clamp's
+        return max(*in_bits, act_width(node.lo, node.hi))
 
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         ln = lanes if choice is None else choice.lanes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from contract.constants import ACT_BITS, act_width
 from contract.point import LayerChoice
 
 from . import _price
@@ -120,6 +121,13 @@ class Op:
         input, the result the node's output in the same form. Defined for empty frames."""
         raise NotImplementedError(f"{self.name} has no golden model")
 
+    def out_bits(self, node, in_bits: list) -> int | None:
+        """Bits of the signed lanes of the node's output stream, given its inputs'
+        (docs/CONTRACT.md, "Stream widths"): a stage passes its input's values on (a join: its
+        widest input's, the narrower one sign-extended on its edge); None: an accumulator as wide
+        as the block makes it (a classifier's raw logits)."""
+        return max(in_bits)
+
     # -- contract: cycles, latency, sites in flight ------------------------------------------
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         """The block's cycles per frame (a formula of :mod:`contract.cycles`)."""
@@ -193,7 +201,8 @@ class StageOp(Op):
     def input_fifo_price(self, stage, *, lanes: int, model) -> dict:
         """``{"lut", "ff", "dsp", "bram18"}`` of the stage's input FIFO alone (a stage whose block
         is a few comparators and a multiplexer)."""
-        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"])))
+        f = _price.fifo(model, _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"]),
+                                                  stage.get("bits", ACT_BITS)))
         return {"lut": f["lut"], "ff": f["ff"], "dsp": 0.0, "bram18": 0}
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
@@ -238,6 +247,10 @@ class ComputeOp(Op):
             of = ref.requant(of, torch.from_numpy(node.M), node.S, node.lo, node.hi,
                              R=None if node.R is None else torch.from_numpy(node.R))
         return oc, of
+
+    def out_bits(self, node, in_bits: list) -> int | None:
+        # the requantizer clamps to [lo, hi]: the stream carries that range's bits
+        return act_width(node.lo, node.hi) if node.requant else None
 
     # -- choices ----------------------------------------------------------------------------
     def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:

@@ -57,7 +57,8 @@ class Conv1x1(PointwiseOp):
         if sites:
             beats = layer.in_shape[0] // choice.lanes
             lut, bram = _price.memory(model, _price.stream_bits(choice.lanes,
-                                                                _price.coord_bits(layer.in_shape)),
+                                                                _price.coord_bits(layer.in_shape),
+                                                                layer.in_bits),
                                       sites * beats)
             res["lut"] += lut
             res["bram18"] += bram

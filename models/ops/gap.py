@@ -6,6 +6,7 @@ Hardware: :class:`hw.pool_fc.GlobalAvgPool` at its producer's lanes.
 
 from __future__ import annotations
 
+from contract.constants import ACT_BITS
 from contract.cycles import div_bits, gap_cycles, pool_stall
 
 from .base import StageOp, sites
@@ -57,7 +58,8 @@ class GlobalAvgPool(StageOp):
         for r in ("lut", "ff"):
             res[r] += (st["gap"][r]["per_channel"] * stage["in_shape"][0]
                        + st["gap"][r]["per_lane"] * lanes)
-        f = _price.fifo(model, _price.stream_bits(lanes, coord_bits))
+        f = _price.fifo(model, _price.stream_bits(lanes, coord_bits,
+                                                  stage.get("bits", ACT_BITS)))
         res["lut"] += f["lut"]
         res["ff"] += f["ff"]
         return res

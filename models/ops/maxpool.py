@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contract.constants import MAXPOOL_LATENCY
+from contract.constants import ACT_BITS, MAXPOOL_LATENCY
 from contract.cycles import maxpool2_cycles
 from models.quant.layers import QModule
 
@@ -150,10 +150,11 @@ class MaxPool2x2(StageOp):
         prices it, the input FIFO, and the fitted logic (:meth:`price_features`)."""
         c, _, w = stage["in_shape"]
         res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
-        lut_m, bram_m = _price.memory(model, lanes * 8, (w // 2) * (c // lanes))
+        act = stage.get("bits", ACT_BITS)
+        lut_m, bram_m = _price.memory(model, lanes * act, (w // 2) * (c // lanes))
         res["lut"] += lut_m
         res["bram18"] += bram_m
-        bits = _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"]))
+        bits = _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"]), act)
         f = _price.fifo(model, bits)
         # the output FIFO that holds a flushed row (output_fifo_sites)
         lut_o, bram_o = _price.memory(model, bits, (w // 2 + 1) * (c // lanes))

@@ -111,11 +111,11 @@ class WindowOp(ComputeOp):
         Dense (:class:`hw.dense_line_buffer.DenseLineBuffer`): a row memory per slot (two at
         stride 2, by column parity) of ``W * B`` words, in block RAM or LUTRAM as
         :func:`contract.constants.line_buffer_ram` says, and the per-beat history (``B``
-        words of ``history columns x kh x lanes x 8`` bits in LUTRAM; registers when ``B = 1``,
-        which the block's fit prices)."""
+        words of ``history columns x kh x lanes x in_bits`` bits in LUTRAM; registers when
+        ``B = 1``, which the block's fit prices)."""
         if getattr(layer, "dense", False):
             return self._dense_line_buffer_memory(layer, choice, model)
-        width = choice.lanes * ACT_BITS
+        width = choice.lanes * getattr(layer, "in_bits", ACT_BITS)
         banks = window_banks(kernel_hw(layer)[1])
         cols, b = math.ceil(layer.in_shape[2] / banks), math.ceil(layer.in_shape[0] / choice.lanes)
         depth = cols * b
@@ -129,7 +129,7 @@ class WindowOp(ComputeOp):
     def _dense_line_buffer_memory(self, layer, choice, model) -> tuple[int, int]:
         kh, kw = kernel_hw(layer)
         c, _, w = layer.in_shape
-        width = choice.lanes * ACT_BITS
+        width = choice.lanes * getattr(layer, "in_bits", ACT_BITS)
         b = math.ceil(c / choice.lanes)
         depths = [w * b] if layer.stride == 1 else [math.ceil(w / 2) * b, (w // 2) * b]
         luts = bram = 0

@@ -147,3 +147,9 @@ def tiny_net(tmp_path_factory):
             made[key] = (d, qgraph_golden(g), g)
         return made[key]
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_graph():
+    """:func:`tiny_qgraph` itself, for tests that change the graph before building it."""
+    return tiny_qgraph

@@ -76,3 +76,29 @@ def test_empty_frame_golden_is_the_bias_for_a_classifier(tiny_net):
     site = [(h - 1, 0)]
     out = golden(site, [[rng.randint(-127, 127) for _ in range(c)]])
     assert out[0].tolist() == [[0, 0]] and out[1].shape == (1, 5)
+
+
+def test_narrow_streams_network_verilator(tmp_path, kit, sim_cache, tiny_graph):
+    """Narrow streams in Verilator: 4-bit unsigned, 6-bit unsigned and 3-bit signed tensors in
+    5-, 6- and 3-bit lanes, a residual add that sign-extends both inputs, under stalls 0.3
+    and 0.7."""
+    import dataclasses
+
+    from contract.point import DesignPoint
+    from cosim.golden import qgraph_golden
+    from hw.build import build
+
+    kit.need("verilator")
+    g = tiny_graph(MIXED, seed=4)
+    narrow = {"stem": (0, 15), "dw": (0, 31), "pw2": (-3, 3)}
+    g = dataclasses.replace(g, nodes=tuple(
+        dataclasses.replace(n, lo=narrow[n.name][0], hi=narrow[n.name][1])
+        if n.name in narrow else n for n in g.nodes))
+    assert [g.stream_bits()[k] for k in ("stem", "dw", "pw1", "pw2", "add")] == [5, 6, 8, 3, 8]
+    d = tmp_path / "narrow"
+    build(g, DesignPoint.default(g, model="tiny", lanes=2, pe=2), d, model="tiny")
+    frames = _frames(g, kit, seed=24, n=12)
+    for stall, seed in ((0.3, 7), (0.7, 8)):
+        r = simulate(d, frames, qgraph_golden(g), sim="verilator", stall_in=stall,
+                     stall_out=stall, seed=seed, cache_dir=sim_cache)
+        assert r.ok and r.frames == len(frames), (r.mismatches[:3], r.stopped)

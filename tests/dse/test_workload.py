@@ -112,3 +112,37 @@ def test_skip_sites_estimate_matches_the_composer(h, w):
     wl = workload.from_qgraph(g)
     stage = next(s for layer in wl.layers for s in layer.stages if s["op"] == "add")
     assert stage["skip_sites"] == est
+
+
+def test_narrow_streams_are_priced_at_their_width():
+    """A layer's input stream width comes from the graph (QGraph.stream_bits); its FIFO, line
+    buffer and the stages on narrow streams are priced at that width, and the workload file of
+    an int8 network is what it was (no in_bits key)."""
+    import dataclasses
+
+    from contract.point import LayerChoice
+    from dse.cost import resources
+
+    g = _graph()
+    wide = from_qgraph(g)
+    assert all(layer.in_bits == 8 for layer in wide.layers)
+    assert all("in_bits" not in d for d in wide.to_dict()["layers"])
+    narrow = dataclasses.replace(g, nodes=tuple(
+        dataclasses.replace(n, lo=0, hi=15) if n.name in ("stem", "dw", "pw") else n
+        for n in g.nodes))
+    w = from_qgraph(narrow)
+    by = {layer.name: layer for layer in w.layers}
+    assert (by["stem"].in_bits, by["dw"].in_bits, by["pw"].in_bits, by["down"].in_bits) == \
+        (8, 5, 5, 8)
+    add = next(s for s in by["pw"].stages if s["name"] == "add")
+    assert add.get("bits", 8) == 8  # the join's clamp [0, 127] keeps it at 8 bits
+    assert Workload.from_dict(w.to_dict()) == w
+    # the same 3x3 depthwise layer is cheaper on 5-bit lanes (line buffer, FIFO), and its
+    # accumulator is narrower
+    ch = LayerChoice("int8", 8, 8, name="dw")
+    r8 = resources(dataclasses.replace(by["dw"], in_bits=8), ch)
+    r5 = resources(by["dw"], ch)
+    assert r5["lut"] < r8["lut"] and r5["dsp"] == r8["dsp"]
+    assert dict(by["pw"].acc_bits)["int8"] < dict(wide.layers[2].acc_bits)["int8"]
+    with pytest.raises(ValueError, match="in_bits"):
+        dataclasses.replace(by["dw"], in_bits=1)

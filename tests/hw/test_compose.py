@@ -196,3 +196,30 @@ def test_dense_initiation_interval_matches_slowest_stage():
     # neighbouring stages hand a frame over (measured 4 with the stride-1 line buffer, 5 since
     # the MAC and requantizer pipelines were deepened for timing closure: 68 for 63)
     assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values()) + 5
+
+
+def test_narrow_streams_carry_each_tensors_range_bit_exact():
+    """A tensor travels in the bits of its clamp range (contract.constants.act_width): 4-bit
+    unsigned in 5-bit lanes, 3-bit signed narrow in 3; a join takes its inputs at its own width,
+    the narrower sign-extended on its edge. The hardware still equals the golden model."""
+    import dataclasses
+
+    g = tiny_qgraph(3)
+    narrow = {"stem": (0, 15), "pw1": (0, 31), "pw2": (-3, 3)}
+    g = dataclasses.replace(g, nodes=tuple(
+        dataclasses.replace(n, lo=narrow[n.name][0], hi=narrow[n.name][1])
+        if n.name in narrow else n for n in g.nodes))
+    bits = g.stream_bits()
+    assert {k: bits[k] for k in ("input", "stem", "pw1", "dw", "pw2", "add")} == \
+        {"input": 8, "stem": 5, "pw1": 6, "dw": 8, "pw2": 3, "add": 8}
+    net = Network(g, _point(g, pw1=("int8", 2, 4), pw2=("int8", 4, 2)))
+    assert net.stages["stem"].o_shape.data_width == 5
+    assert net.stages["pw1"].o_shape.data_width == 6
+    subs = dict(net._subs)
+    assert subs["pw1_conv"].i_shape.data_width == 5          # the 1x1 reads 5-bit activations
+    assert subs["pw2_to_add1_extend"].o_shape.data_width == 8  # 3 -> 8 bits into the add
+    assert subs["stem_to_add0_extend"].i_shape.data_width == 5
+    frames = _frames(g, random.Random(3), [30, 0, 1, 12, 30])
+    want = _golden(g, frames)
+    for stall in (0.0, 0.3, 0.7):
+        assert run_network(net, frames, idle=stall, stall=stall, seed=7) == want

@@ -325,7 +325,8 @@ class ComputeOp(Op):
         """Bits of a window beat (``kh x kw x lanes`` activations): what a folded block buffers
         per input beat and multiplexes by kernel row."""
         kh, kw = kernel_hw(layer)
-        return kh * kw * choice.lanes * 8 * math.ceil(layer.in_shape[0] / choice.lanes)
+        return (kh * kw * choice.lanes * getattr(layer, "in_bits", ACT_BITS)
+                * math.ceil(layer.in_shape[0] / choice.lanes))
 
     def acc_bits(self, layer, fmt) -> int:
         """The accumulator's width under ``fmt``: measured from the quantized weights where the
@@ -345,6 +346,11 @@ class ComputeOp(Op):
         fmt = weight_format(choice.format)
         macs = self.mac_count(layer, choice)
         mac = mac_price(model, fmt.name, choice.datapath)
+        # the MAC coefficients are fitted at 8-bit activations; a product's LUTs and registers
+        # (LUT or shift-add partial products, the adder tree after a DSP) scale with its width,
+        # wbits + abits (docs/CONTRACT.md, "Stream widths")
+        in_bits = getattr(layer, "in_bits", ACT_BITS)
+        narrow = (fmt.bits + in_bits) / (fmt.bits + ACT_BITS)
         blk = model.block.get(self.resource_block(layer)) or model.block[self.resource_key]
         rq = model.requant
         rq_dsp = rq.get("dsp", 0)
@@ -354,7 +360,8 @@ class ComputeOp(Op):
         res = {}
         for r in ("lut", "ff", "dsp"):
             v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
-                 + blk["per_pe"].get(r, 0) * choice.pe + mac.get(r, 0) * macs)
+                 + blk["per_pe"].get(r, 0) * choice.pe
+                 + mac.get(r, 0) * macs * (1.0 if r == "dsp" else narrow))
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer

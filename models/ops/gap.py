@@ -35,10 +35,21 @@ class GlobalAvgPool(StageOp):
         return gap_cycles(active_sites=sites(stats, "active_in_mean"), channels=c,
                           lanes=self._lanes(choice, lanes), height=h, width=w)
 
+    def input_fifo_sites(self, layer) -> int:
+        # The pool takes no input while it divides (B * (div_bits + 2) + 1 cycles after a frame's
+        # end); a FIFO in front of it that holds that many beats lets its producer go on with the
+        # next frame meanwhile. With the default 4 beats the stall went back up the pipeline to
+        # the bottleneck stage: digits at 283 cycles a frame for a 259-cycle design, digits_lenet
+        # 435 for 385. Sized for streams of up to 9-bit lanes (u8 imports); a site is at least
+        # one beat, so div_bits + 3 sites hold the division's beats at any lanes.
+        _, h, w = layer.in_shape
+        return div_bits(height=h, width=w, data_width=ACT_BITS + 1) + 3
+
     def producer_stall(self, producer_cycles, out_beats, stage, *, lanes, fifo_depth) -> float:
         c, h, w = stage["in_shape"]
+        depth = max(fifo_depth, self.input_fifo_sites(_Shape(stage["in_shape"])) * (c // lanes))
         return pool_stall(producer_cycles, out_beats, channels=c, lanes=lanes, height=h, width=w,
-                          fifo_depth=fifo_depth)
+                          fifo_depth=depth)
 
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         c, h, w = layer.in_shape
@@ -58,8 +69,22 @@ class GlobalAvgPool(StageOp):
         for r in ("lut", "ff"):
             res[r] += (st["gap"][r]["per_channel"] * stage["in_shape"][0]
                        + st["gap"][r]["per_lane"] * lanes)
-        f = _price.fifo(model, _price.stream_bits(lanes, coord_bits,
-                                                  stage.get("bits", ACT_BITS)))
+        bits = _price.stream_bits(lanes, coord_bits, stage.get("bits", ACT_BITS))
+        f = _price.fifo(model, bits)
         res["lut"] += f["lut"]
         res["ff"] += f["ff"]
+        # the input FIFO's storage beyond the default depth (input_fifo_sites)
+        c = stage["in_shape"][0]
+        depth = self.input_fifo_sites(_Shape(stage["in_shape"])) * (c // lanes)
+        lut_m, bram_m = _price.memory(model, bits, depth)
+        res["lut"] += lut_m
+        res["bram18"] += bram_m
         return res
+
+
+class _Shape:
+    """A stage dict's ``in_shape`` as the attribute :meth:`GlobalAvgPool.input_fifo_sites`
+    reads."""
+
+    def __init__(self, in_shape):
+        self.in_shape = tuple(in_shape)

@@ -1,13 +1,16 @@
 """The end-to-end flow as resumable stages.
 
 train -> dse -> pick -> build -> sim -> implement (Lattice parts) -> accuracy -> report. Each
-stage records the hash of its inputs (configuration and the content of the files it reads) in
-``DIR/.flow/<stage>.json`` once its outputs are written; a re-run skips a stage whose inputs and
-outputs are unchanged, so a killed flow resumes where it stopped. ``force`` redoes everything.
+stage records the hash of its inputs (configuration, the content of the files it reads, and the
+project's own code: :func:`code_digest`) in ``DIR/.flow/<stage>.json`` once its outputs are
+written; a re-run skips a stage whose inputs and outputs are unchanged, so a killed flow resumes
+where it stopped, and a flow re-run after an upgrade of codesign redoes its stages (a changed
+generator or cost model gives other Verilog and figures). ``force`` redoes everything.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -20,7 +23,10 @@ from common.digest import file_digest
 from common.errors import CodesignError
 from common.fsutil import write_json
 
-__all__ = ["FlowConfig", "Stage", "run_flow"]
+__all__ = ["FlowConfig", "Stage", "run_flow", "code_digest"]
+
+#: The packages whose code and data files decide what a flow stage produces.
+CODE_PACKAGES = ("common", "contract", "models", "dse", "hw", "cosim", "reports", "codesign")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,22 @@ class Stage:
     inputs: Callable[[], dict] = field(default=lambda: {})
 
 
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the project's code (``.py``) and data (``.json``) files in
+    :data:`CODE_PACKAGES`, by path and content."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pkg in CODE_PACKAGES:
+        for f in sorted(p for p in (root / pkg).rglob("*") if p.suffix in (".py", ".json")
+                        and "__pycache__" not in p.parts):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _key(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps({"inputs": inputs, "code": code_digest()}, sort_keys=True,
+                                     default=str).encode()).hexdigest()
 
 
 def _say(msg: str) -> None:

@@ -202,3 +202,19 @@ def test_pick_point_needs_the_measured_accuracy_within_the_drop_too(tmp_path):
     p.write_text("point,accuracy_pred,accuracy_measured,ii_cycles,latency_cycles\n"
                  "0,0.985,,100,150\n1,0.99,,900,1000\n")
     assert pick_point(p, 0.01)["point"] == 0
+
+
+def test_flow_redoes_its_stages_when_the_code_changes(tmp_path, monkeypatch):
+    """A flow re-run after an upgrade of codesign (another generator or cost model) must not
+    reuse stages made by the old code: the project's code digest is part of every stage's key."""
+    from codesign import pipeline
+
+    digest = pipeline.code_digest()
+    assert len(digest) == 64 and digest == pipeline.code_digest()
+    log = []
+    run_flow(_stages(tmp_path, log), tmp_path / ".flow")
+    assert set(run_flow(_stages(tmp_path, log), tmp_path / ".flow").values()) == {"skipped"}
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "another version of the code")
+    log.clear()
+    assert set(run_flow(_stages(tmp_path, log), tmp_path / ".flow").values()) == {"ran"}
+    assert log == ["a", "b", "c"]

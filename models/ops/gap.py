@@ -42,12 +42,11 @@ class GlobalAvgPool(StageOp):
         # the bottleneck stage: digits at 283 cycles a frame for a 259-cycle design, digits_lenet
         # 435 for 385. Sized for streams of up to 9-bit lanes (u8 imports); a site is at least
         # one beat, so div_bits + 3 sites hold the division's beats at any lanes.
-        _, h, w = layer.in_shape
-        return div_bits(height=h, width=w, data_width=ACT_BITS + 1) + 3
+        return _division_sites(layer.in_shape)
 
     def producer_stall(self, producer_cycles, out_beats, stage, *, lanes, fifo_depth) -> float:
         c, h, w = stage["in_shape"]
-        depth = max(fifo_depth, self.input_fifo_sites(_Shape(stage["in_shape"])) * (c // lanes))
+        depth = max(fifo_depth, _division_sites(stage["in_shape"]) * (c // lanes))
         return pool_stall(producer_cycles, out_beats, channels=c, lanes=lanes, height=h, width=w,
                           fifo_depth=depth)
 
@@ -73,18 +72,16 @@ class GlobalAvgPool(StageOp):
         f = _price.fifo(model, bits)
         res["lut"] += f["lut"]
         res["ff"] += f["ff"]
-        # the input FIFO's storage beyond the default depth (input_fifo_sites)
-        c = stage["in_shape"][0]
-        depth = self.input_fifo_sites(_Shape(stage["in_shape"])) * (c // lanes)
-        lut_m, bram_m = _price.memory(model, bits, depth)
+        # the input FIFO's storage, as deep as input_fifo_sites (its logic is the term above)
+        beats = _division_sites(stage["in_shape"]) * (stage["in_shape"][0] // lanes)
+        lut_m, bram_m = _price.memory(model, bits, beats)
         res["lut"] += lut_m
         res["bram18"] += bram_m
         return res
 
 
-class _Shape:
-    """A stage dict's ``in_shape`` as the attribute :meth:`GlobalAvgPool.input_fifo_sites`
-    reads."""
-
-    def __init__(self, in_shape):
-        self.in_shape = tuple(in_shape)
+def _division_sites(in_shape) -> int:
+    """Sites of the FIFO in front of a pool on a ``(C, H, W)`` map that hold its division
+    (:meth:`GlobalAvgPool.input_fifo_sites`)."""
+    _, h, w = in_shape
+    return div_bits(height=h, width=w, data_width=ACT_BITS + 1) + 3

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def layer_rows(run: Path) -> list[dict]:
@@ -33,6 +34,7 @@ def layer_rows(run: Path) -> list[dict]:
         raise SystemExit(f"{run}: the simulation summary is not a --stall 0 run of 2+ frames")
     ii = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame (its fill) is the longest
     choice = {c["name"]: c for c in point["layers"]}
+    work = _workload(run)
     rows = []
     for node in q["nodes"]:
         if node["name"] not in choice:
@@ -43,18 +45,51 @@ def layer_rows(run: Path) -> list[dict]:
         kw = node.get("kernel_w") or kh
         groups = node.get("groups", 1) if node["op"] == "conv" else 1
         sites = 1 if node["op"] == "linear" else node["out_shape"][1] * node["out_shape"][2]
+        layer = work.get(node["name"])
+        crop = next((st for st in (layer.stages if layer else ()) if st["op"] == "crop"), None)
+        if crop is not None:
+            # a zero-padded conv computes its "same" map and crops it: the border is not useful
+            sites = crop["out_shape"][1] * crop["out_shape"][2]
         macs = sites * c_out * (c_in // groups) * kh * kw
-        # a depthwise layer multiplies pe channels' taps per cycle; a full one lanes x pe, its
-        # kernel rows spread over kfold cycles
         kfold = c.get("kfold", 1)
-        mults = (c["pe"] if groups > 1 else c["lanes"] * c["pe"]) * kh * kw // kfold
+        mults = _multipliers(groups, c["lanes"], c["pe"], kfold, kh * kw)
         ideal = macs / mults
+        least = _least_multipliers(layer, c["format"], point["dse"]["ii_cycles"], groups,
+                                   kh * kw)
         rows.append({"run": run.name, "layer": node["name"], "kernel": f"{kh}x{kw}",
                      "groups": groups, "format": c["format"],
                      "datapath": c.get("datapath", ""), "lanes": c["lanes"], "pe": c["pe"],
                      "kfold": kfold, "macs": macs, "multipliers": mults, "ideal": ideal,
-                     "ii_measured": ii, "utilisation": ideal / ii})
+                     "ii_measured": ii, "utilisation": ideal / ii,
+                     "least_multipliers": least, "ceiling": macs / least / ii})
     return rows
+
+
+def _multipliers(groups: int, lanes: int, pe: int, kfold: int, taps: int) -> int:
+    """A depthwise layer multiplies pe channels' taps per cycle; a full one lanes x pe, its
+    kernel rows spread over kfold cycles."""
+    return (pe if groups > 1 else lanes * pe) * taps // kfold
+
+
+def _workload(run: Path) -> dict:
+    from dse.workload import Workload
+
+    w = Workload.from_json((run / "dse" / "workload.json").read_text())
+    return {layer.name: layer for layer in w.layers}
+
+
+def _least_multipliers(layer, fmt: str, ii: int, groups: int, taps: int) -> int:
+    """The fewest multipliers any design of ``layer`` in ``fmt`` has (every divisor of its
+    channel counts, every datapath and kernel fold the DSE knows) that keeps the DSE's II: the
+    ceiling of its utilisation at that II."""
+    from dse.cost import candidates, layer_cost
+
+    best = None
+    for ch in candidates(layer, [fmt], count=1 << 30):
+        if layer_cost(layer, ch).cycles <= ii:
+            m = _multipliers(groups, ch.lanes, ch.pe, ch.kfold, taps)
+            best = m if best is None else min(best, m)
+    return best
 
 
 def main(argv=None) -> int:
@@ -75,19 +110,27 @@ def main(argv=None) -> int:
              "layer's multiplier is half a DSP slice); measured: the "
              "network's II in Verilator (frames back to back, no stalls, first frame left out). "
              "A centred window that stands for a smaller kernel (DS-CNN's 10x4 stem as 11x5) is "
-             "counted at its window's taps.", ""]
+             "counted at its window's taps. A zero-padded conv is computed as its \"same\" map "
+             "and cropped (`crop` stage): only the kept sites' MACs count as useful. *Fewest "
+             "multipliers at this II*: the least any design of the layer in its format has (every "
+             "divisor of its channel counts, every datapath and kernel fold the DSE knows) that "
+             "keeps the DSE's II; *ceiling*: the utilisation that design would reach, the most "
+             "this layer can have in this network. A dense head after a global pool does a few "
+             "hundred MACs a frame: one multiplier is already more than it needs.", ""]
     for run, g in df.groupby("run", sort=False):
         weighted = g["macs"].sum() / (g["multipliers"] * g["ii_measured"]).sum()
         lines += [f"## {run} (II {g['ii_measured'].iloc[0]:,.0f} cycles; MAC-weighted "
                   f"utilisation {weighted:.2f})",
                   "", "| layer | kernel | groups | format | datapath | lanes | pe | kfold | "
-                  "MACs/frame | multipliers | ideal cycles | utilisation |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "MACs/frame | multipliers | ideal cycles | utilisation | fewest multipliers "
+                  "at this II | ceiling |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for _, r in g.iterrows():
             lines.append(f"| {r['layer']} | {r['kernel']} | {r['groups']} | {r['format']} | "
                          f"{r['datapath']} | {r['lanes']} | {r['pe']} | {r['kfold']} | "
                          f"{r['macs']:,} | {r['multipliers']} | "
-                         f"{r['ideal']:,.0f} | {r['utilisation']:.2f} |")
+                         f"{r['ideal']:,.0f} | {r['utilisation']:.2f} | "
+                         f"{r['least_multipliers']} | {r['ceiling']:.2f} |")
         lines.append("")
     (out / "mac_utilisation.md").write_text("\n".join(lines) + "\n")
 

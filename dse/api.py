@@ -232,7 +232,10 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     write_json(out / "sensitivity.json", sens.to_dict())
     write_json(out / "budget.json", {**budget.to_dict(), "resource_model": rmodel.status,
                                      "resource_model_provenance": rmodel.provenance})
-    problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel)
+    finer = pareto.pool(w, formats, sens, model=rmodel, activity=activity, max_lanes=max_par,
+                        max_pe=max_par)
+    problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel,
+                                  pool=finer)
     spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
     front, rows, seconds = pareto.timed_sweep(problem, points=points, time_limit=time_limit,
                                               log=log, spacing=spacing)
@@ -386,18 +389,20 @@ def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
     """The all-int8 design (the program restricted to int8) and the greedy folding design (FINN's
     way: raise the bottleneck layer's parallelism while the budget allows, int8), as rows with
     the front's figures; none when int8 is not among the formats or does not fit."""
+    from dataclasses import replace
+
     import pandas as pd
 
     from .greedy import greedy_folding
-    from .problem import Problem
 
     rows = []
     only = tuple(tuple(c for c in cands if c.choice.format == "int8")
                  for cands in problem.candidates)
     if all(only):
-        p8 = Problem(names=problem.names, candidates=only, edges=problem.edges,
-                     budget=problem.budget, max_drop=None, objective=problem.objective,
-                     converter=problem.converter, edge_bits=problem.edge_bits)
+        # the same problem (rows, pool, stream widths) restricted to int8 and unbounded in drop
+        p8 = replace(problem, candidates=only, max_drop=None,
+                     pool=tuple(tuple(c for c in cands if c.choice.format == "int8")
+                                for cands in problem.pool))
         found = []
         try:
             found.append(("int8", "all-int8 (ILP)",

@@ -186,7 +186,7 @@ def _set_start(model: Model, start: Solution) -> bool:
     uses a candidate the (pruned) problem no longer has."""
     problem = model.problem
     picks = []
-    for cands, ch in zip(problem.candidates, start.choices, strict=True):
+    for cands, ch in zip(problem.candidates, start.solved_choices or start.choices, strict=True):
         k = next((k for k, c in enumerate(cands) if c.choice == ch), None)
         if k is None:
             return False
@@ -316,7 +316,11 @@ def trim(problem: Problem, sol: Solution) -> Solution:
     that lowers the resources (each one's share of its budget, summed). The program minimises the
     II alone, so a layer off the critical path may keep twice the multipliers it needs (ResNet-8
     on XC7Z020: layers at half their multipliers' use); trimmed, the same II costs less and
-    every multiplier's utilisation rises. Formats (so the accuracy) are unchanged."""
+    every multiplier's utilisation rises. Formats (so the accuracy) are unchanged.
+
+    The trim also moves to the problem's ``pool``, every divisor of the channel counts where the
+    program chose on a thinned grid: LeNet-5's 120-wide dense layer may take 3 outputs a cycle
+    (48 multipliers for a 1,000-cycle layer) where the grid only had 2 (too slow) or 4 (64)."""
     b = problem.budget
 
     def score(s):
@@ -328,6 +332,12 @@ def trim(problem: Problem, sol: Solution) -> Solution:
         if k is None:
             return sol
         picks.append(k)
+    if problem.pool:
+        merged = []
+        for cands, extra in zip(problem.candidates, problem.pool, strict=True):
+            have = {c.choice for c in cands}
+            merged.append(tuple(cands) + tuple(c for c in extra if c.choice not in have))
+        problem = replace(problem, candidates=tuple(merged), pool=())
     best = evaluate(problem, picks)
     if best.ii != sol.ii:
         return sol
@@ -346,7 +356,9 @@ def trim(problem: Problem, sol: Solution) -> Solution:
                 if s.ii <= best.ii and _fits(problem, s) and score(s) < score(best) - 1e-9:
                     picks, best, improved = trial, s, True
                     break
-    return replace(best, solve_seconds=sol.solve_seconds, proven=sol.proven)
+    moved = best.choices != sol.choices
+    return replace(best, solve_seconds=sol.solve_seconds, proven=sol.proven,
+                   solved_choices=(sol.solved_choices or sol.choices) if moved else ())
 
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,

@@ -56,6 +56,10 @@ class Problem:
     rows : tuple of dse.latency.Rows
         Per layer, its rows for the reported lone-frame latency (:mod:`dse.latency`); empty: the
         program's own ``II + sum(fill)`` is reported.
+    pool : tuple of tuple of Candidate
+        Per layer, more choices that only :func:`dse.ilp.trim` moves to: every divisor of the
+        channel counts (:func:`dse.pareto.pool`), where ``candidates`` keep a thinned grid to keep
+        the program small; empty: ``candidates`` only.
     """
 
     names: tuple[str, ...]
@@ -67,6 +71,7 @@ class Problem:
     converter: dict = field(default_factory=dict)
     rows: tuple = ()
     edge_bits: tuple = ()
+    pool: tuple = ()
 
     def __post_init__(self):
         if len(self.names) != len(self.candidates):
@@ -76,6 +81,8 @@ class Problem:
                 raise ValueError(f"layer {name} has no candidate choice")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        if self.pool and len(self.pool) != len(self.candidates):
+            raise ValueError("pool: one list of extra candidates per layer")
         if not self.converter:
             object.__setattr__(self, "converter", converter_coefficients())
 
@@ -112,6 +119,9 @@ class Solution:
     #: The lone-frame latency a user is told (:func:`dse.latency.lone_frame_latency`, row by
     #: row); ``latency`` is the program's own ``II + sum(fill)``, which its objective minimises.
     lone_latency: int = 0
+    #: The program's own choices where :func:`dse.ilp.trim` moved some to the problem's ``pool``
+    #: (what a later solve can take as its first incumbent); empty: ``choices`` are the program's.
+    solved_choices: tuple = ()
 
     @property
     def reported_latency(self) -> int:

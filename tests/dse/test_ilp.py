@@ -157,3 +157,68 @@ def test_time_limited_50_layer_solve_and_sweep_stay_bounded():
     assert rows and all(s.ii >= sol.ii or not sol.proven for _, s in rows)
     unproven = [s for _, s in rows if not s.proven]
     assert len([m for m in logs if "not proven optimal" in m]) >= len(unproven)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_trim_keeps_ii_formats_and_budget_and_never_costs_more(seed):
+    problem = _instance(seed)
+    if problem.objective != "ii":
+        problem = ilp.Problem(**{**problem.__dict__, "objective": "ii"})
+    try:
+        sol = ilp.optimise(problem, time_limit=5)
+    except ilp.Infeasible:
+        return
+    raw = ilp.evaluate(problem, [next(k for k, c in enumerate(cs) if c.choice == ch)
+                                 for cs, ch in zip(problem.candidates,
+                                                   sol.solved_choices or sol.choices,
+                                                   strict=True)])
+    b = problem.budget
+    assert sol.ii <= raw.ii
+    assert [c.format for c in sol.choices] == [c.format for c in raw.choices]
+    assert all(getattr(sol, r) <= b.limit(r) for r in ("dsp", "lut", "ff", "bram18"))
+    share = lambda s: sum(getattr(s, r) / max(getattr(b, r), 1)  # noqa: E731
+                          for r in ("dsp", "lut", "ff", "bram18"))
+    assert share(sol) <= share(raw) + 1e-9
+
+
+def test_trim_moves_to_the_pool_and_the_solved_point_still_warm_starts():
+    """The grid has a 100-cycle and a 400-cycle choice for the second layer; the pool has a
+    250-cycle one at a third of the first's LUTs. The network's II (300, the first layer) does not
+    need the fast one, so the trim takes the pool's, and the program's own choice is kept for a
+    warm start of the next solve."""
+    def cand(fmt, lanes, pe, cycles, lut):
+        return ilp.Candidate(LayerChoice(fmt, lanes, pe),
+                             Cost(cycles=cycles, fill=1, dsp=0, lut=lut, ff=lut, bram18=0), 0.0)
+
+    first = (cand("int8", 1, 1, 300, 100),)
+    grid = (cand("int8", 4, 4, 100, 900), cand("int8", 1, 1, 400, 100))
+    extra = (cand("int8", 4, 3, 250, 300),)
+    b = Budget(device="TEST", util=1.0, dsp=10, lut=5000, ff=5000, bram18=10)
+    conv = {"lut": (0, 0.0), "ff": (0, 0.0)}
+    base = ilp.Problem(names=("a", "b"), candidates=(first, grid), edges=((0, 1),), budget=b,
+                       converter=conv)
+    plain = ilp.optimise(base)
+    assert plain.ii == 300 and plain.choices[1].pe == 4 and not plain.solved_choices
+    pooled = ilp.optimise(ilp.Problem(**{**base.__dict__, "pool": ((), extra)}))
+    assert pooled.ii == 300 and pooled.choices[1] == LayerChoice("int8", 4, 3)
+    assert pooled.lut == 400 and pooled.solved_choices[1] == LayerChoice("int8", 4, 4)
+    model = ilp.build(base, start=pooled)
+    assert model.warm
+
+
+def test_pool_prices_every_divisor_the_grid_thins_out():
+    from dse import accuracy, pareto
+    from dse.workload import LayerWork, Workload
+
+    w = Workload(name="mlp", layers=(
+        LayerWork(name="fc1", op="linear", in_shape=(400, 1, 1), out_shape=(120, 1, 1),
+                  active_in=1.0, active_out=1.0),
+        LayerWork(name="fc2", op="linear", in_shape=(120, 1, 1), out_shape=(84, 1, 1),
+                  active_in=1.0, active_out=1.0, producers=("fc1",))))
+    sens = accuracy.synthetic_sensitivity(w, ["int8"])
+    grid, _ = pareto.price(w, ["int8"], sens)
+    pool = pareto.pool(w, ["int8"], sens)
+    pes = lambda cs: {c.choice.pe for c in cs}  # noqa: E731
+    assert 3 not in pes(grid[0]) and 3 in pes(pool[0])
+    assert {d for d in range(1, 65) if 120 % d == 0} == pes(pool[0])
+    assert {c.choice for c in grid[1]} <= {c.choice for c in pool[1]}

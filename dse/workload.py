@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from contract.constants import ACT_BITS, WEIGHT_FORMAT_NAMES
 from models import ops
 from models.ops.add import EDGE_HOLD_ESTIMATE, branch_holds
+from models.ops.crop import folded_margin
 from models.reference import requant_acc_bits
 
 __all__ = [
@@ -91,6 +92,10 @@ class LayerWork:
         Lane bits of the layer's input stream (:meth:`models.qgraph.QGraph.stream_bits`): its
         FIFO, line buffer and the converter before it are priced at that width. A stage's own
         input stream width is its ``"bits"`` entry (absent: :data:`ACT_BITS`).
+    margin : int
+        The border a dense stride-1 window conv leaves to the crop after it
+        (:func:`models.ops.crop.folded_margin`): its block computes only the inner sites, and
+        the crop stage's ``active_in`` counts only those. 0: every site.
     """
 
     name: str
@@ -112,6 +117,7 @@ class LayerWork:
     acc_bits: tuple = ()
     dense: bool = False
     in_bits: int = ACT_BITS
+    margin: int = 0
 
     def __post_init__(self):
         pairs = self.acc_bits.items() if isinstance(self.acc_bits, dict) else self.acc_bits
@@ -126,6 +132,11 @@ class LayerWork:
         layer_kind(self.op, self.kernel, self.groups, self.in_shape[0], self.kernel_w)
         if self.stride not in (1, 2):
             raise ValueError(f"layer {self.name}: stride must be 1 or 2, not {self.stride!r}")
+        if not isinstance(self.margin, int) or self.margin < 0 or (
+                self.margin and (self.stride != 1 or not self.dense
+                                 or 2 * self.margin >= min(self.out_shape[1:]))):
+            raise ValueError(f"layer {self.name}: margin must be 0, or on a dense map at stride "
+                             f"1 less than half the output map, not {self.margin!r}")
         if not isinstance(self.in_bits, int) or not 2 <= self.in_bits <= 32:
             raise ValueError(f"layer {self.name}: in_bits must be an integer in [2, 32], not "
                              f"{self.in_bits!r}")
@@ -211,6 +222,8 @@ class LayerWork:
         d["acc_bits"] = dict(self.acc_bits)
         if self.in_bits == ACT_BITS:  # int8 streams: the workload files of before
             del d["in_bits"]
+        if not self.margin:
+            del d["margin"]
         d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
                             **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
                        for s in self.stages]
@@ -331,6 +344,9 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
     def stage_entry(n):
         st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
               "active_in": sites_of(n.inputs[0], n.in_shape)}
+        if n.inputs[0] in nodes and folded_margin(qgraph, nodes[n.inputs[0]]):
+            # the conv before this crop sends only the sites it keeps
+            st["active_in"] = sites_of(n.name, n.out_shape)
         if in_bits(n) != ACT_BITS:
             st["bits"] = in_bits(n)
         if tuple(n.out_shape) != tuple(n.in_shape):
@@ -428,6 +444,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 acc_bits=(((node.wformat, requant_acc_bits(node, in_bits(node))),)
                           if node.weight is not None and node.requant else ()),
                 dense=bool(getattr(qgraph, "dense", False)),
+                margin=folded_margin(qgraph, node),
                 in_bits=in_bits(node),
             )
         )

@@ -111,14 +111,21 @@ def dense_stage_cycles(qgraph, point, net) -> list[dict]:
 
     The network's initiation interval for dense maps is the largest of them.
     """
+    from models.ops.crop import folded_margin
+
     out = []
+    nodes = {n.name: n for n in qgraph.nodes}
     for node in qgraph.nodes[1:]:
         _, ih, iw = node.in_shape
         _, oh, ow = node.out_shape
         stats = {"active_sites_mean": oh * ow, "active_in_mean": ih * iw}
+        if node.op == "crop" and folded_margin(qgraph, nodes[node.inputs[0]]):
+            stats["active_in_mean"] = oh * ow  # its conv sends the kept sites only
         op = ops.of(node)
         choice = point.choice(node.name) if op.compute else None
-        cycles = math.ceil(op.cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes))
+        extra = {"margin": m} if op.compute and (m := folded_margin(qgraph, node)) else {}
+        cycles = math.ceil(op.cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes,
+                                     **extra))
         out.append({"name": node.name, "op": node.op, "cycles": cycles})
     return out
 

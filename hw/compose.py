@@ -33,6 +33,7 @@ from amaranth.lib.wiring import In, Out
 from common.errors import CodesignError
 from models import ops, reference
 from models.ops.add import branch_holds, fifo_hold
+from models.ops.crop import folded_margin
 
 from .extend import SignExtend
 from .fifo import MIN_DEPTH, StreamFIFO
@@ -111,11 +112,15 @@ def block_class(op):
     return getattr(importlib.import_module(mod), cls)
 
 
-def build_block(node, choice, shape, *, abits: int = 8, dense: bool = False):
+def build_block(node, choice, shape, *, abits: int = 8, dense: bool = False, margin: int = 0):
     """The hardware block of QGraph ``node`` under ``choice`` on an input stream ``shape``
-    (``dense``: the network's frames hold every site)."""
+    (``dense``: the network's frames hold every site; ``margin``: the border a window conv
+    leaves to the crop after it, :func:`models.ops.crop.folded_margin`)."""
     op = ops.of(node)
-    return block_class(op)(**op.block_args(node, choice, shape, abits=abits, dense=dense))
+    args = op.block_args(node, choice, shape, abits=abits, dense=dense)
+    if margin:
+        args["margin"] = margin
+    return block_class(op)(**args)
 
 
 
@@ -238,8 +243,9 @@ class Network(wiring.Component):
             in_lanes = shape.lanes
         # submodule names as in the Verilog hierarchy that the resource fit reads
         suffix = "conv" if op.compute else op.name
-        block = self._add(f"{n.name}_{suffix}", build_block(n, ch, shape, abits=shape.data_width,
-                                                                 dense=self.dense))
+        block = self._add(f"{n.name}_{suffix}", build_block(
+            n, ch, shape, abits=shape.data_width, dense=self.dense,
+            margin=folded_margin(self.qgraph, n) if op.compute else 0))
         out, o_shape = block.o, block.o_shape
         if op.compute and n.requant:
             rq = self._add(f"{n.name}_requant", _requant(n, block, self.stream_bits[n.name]))

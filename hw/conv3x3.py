@@ -88,6 +88,9 @@ class Conv3x3(TokenBlock):
         :func:`hw.datapath.mac_sums`).
     dense : bool
         Every input frame holds every site (a dense network): the window generator may rely on it.
+    margin : int
+        Dense maps at stride 1: the output sites closer than this to a border are not computed
+        (the crop after a zero-padded conv, folded: :func:`models.ops.crop.folded_margin`).
     kfold : int
         Cycles per window beat and output group over which the kernel's rows are spread (1, the
         default: all ``kh`` rows at once; ``kh``: one row per cycle, ``pe x lanes x kw``
@@ -106,7 +109,7 @@ class Conv3x3(TokenBlock):
     """
 
     def __init__(self, *, shape, c_out, pe, stride, fmt, weight, bias, slots=None, kernel=3,
-                 datapath="", dense=False, kfold=1):
+                 datapath="", dense=False, kfold=1, margin=0):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if not isinstance(c_out, int) or c_out < 1:
@@ -125,6 +128,7 @@ class Conv3x3(TokenBlock):
                              f"{kfold!r}")
         self.kfold = kfold
         self.dense = bool(dense)
+        self.margin = margin
         self.datapath = check_datapath(self.fmt.name, datapath, pe=pe)
         self.codes = stored_codes(self.fmt, self.datapath, self.weight)
         self.i_shape, self.c_out, self.pe, self.stride = shape, c_out, pe, stride
@@ -141,7 +145,8 @@ class Conv3x3(TokenBlock):
         return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
                              stride=self.stride, active_sites=active_sites,
                              output_sites=output_sites,
-                             cycles_per_beat=self.c_out // self.pe * self.kfold)
+                             cycles_per_beat=self.c_out // self.pe * self.kfold,
+                             margin=self.margin, burst=True)
 
     def elaborate(self, platform):
         m = Module()
@@ -158,7 +163,7 @@ class Conv3x3(TokenBlock):
         taps = rows * k      # taps multiplied per cycle
         m.submodules.lb = lb = window_generator(shape=self.i_shape, stride=self.stride,
                                                 slots=self.slots, dense=self.dense,
-                                                kernel=self.kernel)
+                                                kernel=self.kernel, margin=self.margin)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         wwords = [0] * (ng << (bbits + fbits))

@@ -16,6 +16,12 @@ Output (:func:`hw.line_buffer.window_layout`): for every output site ``(oy, ox)`
 zero with mask bit 0), then one end-of-frame beat (``y = x = 0``, taps 0, mask 0, beat 0,
 ``eof = 1``): exactly what ``LineBuffer`` sends for a dense frame.
 
+With ``margin = p > 0`` (stride 1; a zero-padded "valid" conv, whose crop follows:
+:func:`models.ops.crop.folded_margin`) only the sites ``p`` or more away from every border are
+sent, with the same coordinates: the border's window beats are never offered, so the MACs after
+the block spend no cycles on outputs the crop would drop. The reader still steps over every site
+(one cycle per beat of a border site).
+
 Architecture
 ------------
 Row memory: ``N`` row slots, ``N`` the smallest power of two ``>= kh + 1`` (:func:`row_slots`);
@@ -120,6 +126,8 @@ class DenseLineBuffer(wiring.Component):
         Window size ``k`` or ``(kh, kw)``: odd, 3 (default) to 11.
     ram : str
         Row memories: "auto" (default, Yosys chooses), "lutram" (distributed) or "bram" (block).
+    margin : int
+        Output sites closer than this to a border are not sent (stride 1; default 0: all).
 
     Attributes
     ----------
@@ -136,7 +144,8 @@ class DenseLineBuffer(wiring.Component):
         Row slots (:func:`row_slots`).
     """
 
-    def __init__(self, *, shape: TokenShape, stride: int, kernel=3, ram: str = "auto"):
+    def __init__(self, *, shape: TokenShape, stride: int, kernel=3, ram: str = "auto",
+                 margin: int = 0):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         if stride not in (1, 2):
@@ -150,6 +159,11 @@ class DenseLineBuffer(wiring.Component):
         self.slots = row_slots(self.kernel[0])
         self.beats = shape.beats_per_site
         self.out_height, self.out_width = window_output_size(shape.height, shape.width, stride)
+        if not isinstance(margin, int) or margin < 0 or (margin and stride != 1) \
+                or 2 * margin >= min(self.out_height, self.out_width):
+            raise ValueError(f"margin must be 0, or at stride 1 less than half the "
+                             f"{self.out_height}x{self.out_width} output map, not {margin!r}")
+        self.margin = margin
         self.in_layout = shape.layout()
         self.out_layout = window_layout(
             y_bits=coord_bits(self.out_height), x_bits=coord_bits(self.out_width),
@@ -368,9 +382,13 @@ class DenseLineBuffer(wiring.Component):
         s1_x = Signal.like(ox)
         s1_mask = Signal(kh * kw)
         s1_rbase = Signal(sbits)
+        sends = e_step
+        if self.margin:
+            p = self.margin
+            sends = e_step & (oy >= p) & (oy < Ho - p) & (ox >= p) & (ox < Wo - p)
         with m.If(adv):
             m.d.sync += [
-                s1_valid.eq(step), s1_out.eq(e_step), s1_b.eq(b),
+                s1_valid.eq(step), s1_out.eq(sends), s1_b.eq(b),
                 s1_rbase.eq(rbase), s1_y.eq(oy), s1_x.eq(ox), s1_mask.eq(mask),
             ]
 

@@ -90,16 +90,18 @@ def check_window_conv(*, shape, stride, fmt, weight, weight_shape, bias, slots, 
     return fmt, w, b, codes, slots
 
 
-def window_generator(*, shape, stride, slots, kernel=3, dense=False):
+def window_generator(*, shape, stride, slots, kernel=3, dense=False, margin=0):
     """The window conv's line buffer: on a dense network the
     :class:`~hw.dense_line_buffer.DenseLineBuffer` (its row memories where
-    :func:`contract.constants.line_buffer_ram` puts them), else the sparse
-    :class:`~hw.line_buffer.LineBuffer` with ``slots`` row slots."""
+    :func:`contract.constants.line_buffer_ram` puts them; ``margin``: the border sites it does not
+    send), else the sparse :class:`~hw.line_buffer.LineBuffer` with ``slots`` row slots."""
     if not dense:
+        if margin:
+            raise ValueError("a window conv folds its crop (margin) on dense maps only")
         return LineBuffer(shape=shape, stride=stride, slots=slots, kernel=kernel)
     depth = (shape.width if stride == 1 else -(-shape.width // 2)) * shape.beats_per_site
     ram = line_buffer_ram(shape.lanes * shape.data_width, depth)
-    return DenseLineBuffer(shape=shape, stride=stride, kernel=kernel, ram=ram)
+    return DenseLineBuffer(shape=shape, stride=stride, kernel=kernel, ram=ram, margin=margin)
 
 
 class DWConv3x3(TokenBlock):
@@ -129,6 +131,9 @@ class DWConv3x3(TokenBlock):
         default (:func:`hw.datapath.mac_sums`).
     dense : bool
         Every input frame holds every site (a dense network): the window generator may rely on it.
+    margin : int
+        Dense maps at stride 1: the output sites closer than this to a border are not computed
+        (the crop after a zero-padded conv, folded: :func:`models.ops.crop.folded_margin`).
 
     Attributes
     ----------
@@ -141,7 +146,7 @@ class DWConv3x3(TokenBlock):
     """
 
     def __init__(self, *, shape, stride, fmt, weight, bias, pe=None, slots=None, datapath="",
-                 dense=False):
+                 dense=False, margin=0):
         c = getattr(shape, "channels", None)
         lanes = getattr(shape, "lanes", None)
         pe = lanes if pe is None else pe
@@ -149,6 +154,7 @@ class DWConv3x3(TokenBlock):
             raise ValueError(f"pe must be a positive divisor of lanes={lanes}, not {pe!r}")
         self.pe = pe
         self.dense = bool(dense)
+        self.margin = margin
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
             bias=bias, slots=slots, name="depthwise conv")
@@ -168,7 +174,8 @@ class DWConv3x3(TokenBlock):
         s = self.i_shape
         return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
                              stride=self.stride, active_sites=active_sites,
-                             output_sites=output_sites, cycles_per_beat=s.lanes // self.pe)
+                             output_sites=output_sites, cycles_per_beat=s.lanes // self.pe,
+                             margin=self.margin)
 
     def elaborate(self, platform):
         m = Module()
@@ -179,7 +186,8 @@ class DWConv3x3(TokenBlock):
         abits = self.i_shape.data_width
         cb = self.fmt.bits
         m.submodules.lb = lb = window_generator(shape=self.i_shape, stride=self.stride,
-                                                slots=self.slots, dense=self.dense)
+                                                slots=self.slots, dense=self.dense,
+                                                margin=self.margin)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
         # word (b << gbits) | k: the pe channels b*lanes + k*pe .. of window beat b, sub-step k

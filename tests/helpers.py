@@ -8,7 +8,7 @@ import numpy as np
 from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format
 
-__all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph"]
+__all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph", "valid_qgraph"]
 
 
 def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, fmt="int8",
@@ -104,3 +104,28 @@ def maxpool_qgraph(seed=0, *, h=8, w=8, c_in=2, formats=("int8", "int8", "int8")
     if head == "classifier":
         nodes += classifier_head(rng, last, nodes[-1].out_shape, 5, fmt=next(fmts))
     return QGraph(name="lenet_mp", nodes=tuple(nodes))
+
+
+def valid_qgraph(seed=0, *, h=11, w=12, dense=True, formats=("int8", "int8", "int8", "int8")):
+    """Zero-padded ("valid") window convs, each a "same" conv and a crop: 3x3, 5x5 and a
+    depthwise 3x3, then a global pool and a raw-logit linear. ``dense``: an image network, where
+    the composer folds each crop into its conv's line buffer (models.ops.crop.folded_margin)."""
+    rng = np.random.default_rng(seed)
+    fmts = iter(formats)
+    nodes = [QNode(name="input", op="input", inputs=(), in_shape=(2, h, w), out_shape=(2, h, w))]
+
+    def conv_crop(name, src, c_in, c_out, k, groups=1, S=12):
+        hh, ww = nodes[-1].out_shape[1:]
+        nodes.append(conv_node(rng, name, src, c_in, c_out, (hh, ww), k=k, groups=groups,
+                               fmt=next(fmts), S=S))
+        p = k // 2
+        nodes.append(QNode(name=f"{name}_crop", op="crop", inputs=(name,),
+                           in_shape=(c_out, hh, ww), out_shape=(c_out, hh - 2 * p, ww - 2 * p),
+                           kernel=k, requant=False))
+        return f"{name}_crop"
+
+    last = conv_crop("c1", "input", 2, 4, 3, S=10)
+    last = conv_crop("c2", last, 4, 6, 5, S=12)
+    last = conv_crop("dw", last, 6, 6, 3, groups=6, S=10)
+    nodes += classifier_head(rng, last, nodes[-1].out_shape, 3, fmt=next(fmts))
+    return QGraph(name="valid", nodes=tuple(nodes), dense=dense)

@@ -19,6 +19,7 @@ class Conv3x3(WindowOp):
     name = "conv3x3"
     block = "hw.conv3x3:Conv3x3"
     resource_key = "conv3x3"
+    burst = True
 
     def matches(self, node) -> bool:
         kh, kw = kernel_hw(node)

@@ -19,7 +19,7 @@ from models.quant.layers import QModule
 from .base import StageOp, sites
 from .registry import register
 
-__all__ = ["Crop", "QCrop", "crop"]
+__all__ = ["Crop", "QCrop", "crop", "folded_margin"]
 
 
 def crop(coords, feats, *, margin: int, height: int, width: int):
@@ -29,6 +29,31 @@ def crop(coords, feats, *, margin: int, height: int, width: int):
     keep = ((coords[:, 0] >= margin) & (coords[:, 0] < height - margin)
             & (coords[:, 1] >= margin) & (coords[:, 1] < width - margin))
     return coords[keep] - margin, torch.as_tensor(feats)[keep]
+
+
+def folded_margin(qgraph, node) -> int:
+    """The border the window conv ``node`` does not compute because the crop after it would drop
+    it (``kernel // 2``), or 0.
+
+    Folded when the map is dense (every frame holds every site: the line buffer knows where the
+    border is without reading coordinates), the conv runs at stride 1 on a square kernel, and its
+    only consumer is a crop of that kernel. The crop stays in the graph and in the hardware, where
+    it shifts the coordinates of the sites it now passes all of: the golden model and every
+    tensor are unchanged, the conv's MACs spend no cycles on the dropped border
+    (:class:`hw.dense_line_buffer.DenseLineBuffer`'s ``margin``), and the DSE prices the layer
+    and its crop at the inner sites (:func:`contract.cycles.window_cycles`)."""
+    from . import of
+    from .window import WindowOp
+
+    if not getattr(qgraph, "dense", False) or not isinstance(of(node), WindowOp):
+        return 0
+    k = int(getattr(node, "kernel", 1) or 1)
+    if int(getattr(node, "stride", 1) or 1) != 1 or (getattr(node, "kernel_w", 0) or k) != k:
+        return 0
+    users = qgraph.consumers(node.name)
+    if len(users) != 1 or users[0].op != "crop" or users[0].kernel != k:
+        return 0
+    return k // 2
 
 
 class QCrop(QModule):

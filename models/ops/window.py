@@ -65,12 +65,21 @@ class WindowOp(ComputeOp):
         if layer.stride not in (1, 2):
             raise ValueError(f"unsupported stride {layer.stride}")
 
-    def cycles(self, layer, choice, stats, *, lanes=None) -> float:
+    #: The block takes a site's window beats back to back and then works on them (``G - 1``
+    #: cycles a beat after the last): the full conv. A depthwise one holds after each beat.
+    burst = False
+
+    def cycles(self, layer, choice, stats, *, lanes=None, margin=None) -> float:
+        """``margin``: the border the block leaves to a folded crop (default the layer's own,
+        :attr:`dse.workload.LayerWork.margin`; a graph node has none: pass
+        :func:`models.ops.crop.folded_margin`)."""
         c_in, h, w = layer.in_shape
         return window_cycles(height=h, width=w, channels=c_in, lanes=choice.lanes,
                              stride=layer.stride, active_sites=sites(stats, "active_in_mean"),
                              output_sites=sites(stats),
-                             cycles_per_beat=self.group_cycles(layer, choice))
+                             cycles_per_beat=self.group_cycles(layer, choice),
+                             margin=getattr(layer, "margin", 0) if margin is None else margin,
+                             burst=self.burst)
 
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         # stride 1: the last two output rows (the emitter runs a row behind the writer);
@@ -79,6 +88,11 @@ class WindowOp(ComputeOp):
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
         b, g = self.beats(layer, choice), self.group_cycles(layer, choice)
         row_out = sites(stats) / layer.out_shape[1]
+        p = getattr(layer, "margin", 0)
+        if p:
+            # a row's inner sites at the consumer's pace, its border at one cycle a beat
+            w_out = layer.out_shape[2]
+            row_out = (w_out - 2 * p) + 2 * p / g
         if layer.stride == 1:
             # the last k//2 + 1 output rows wait for the end of frame
             rows = kernel_hw(layer)[0] // 2 + 1

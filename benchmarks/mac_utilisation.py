@@ -50,6 +50,9 @@ def layer_rows(run: Path) -> list[dict]:
         if crop is not None:
             # a zero-padded conv computes its "same" map and crops it: the border is not useful
             sites = crop["out_shape"][1] * crop["out_shape"][2]
+        if layer is not None and not layer.dense and node["op"] != "linear":
+            # a sparse map: the active sites (the mean over the DSE's measured frames)
+            sites = layer.active_out
         macs = sites * c_out * (c_in // groups) * kh * kw
         kfold = c.get("kfold", 1)
         mults = _multipliers(groups, c["lanes"], c["pe"], kfold, kh * kw)
@@ -57,7 +60,7 @@ def layer_rows(run: Path) -> list[dict]:
         least = _least_multipliers(layer, c["format"], point["dse"]["ii_cycles"], groups,
                                    kh * kw)
         rows.append({"run": run.name, "layer": node["name"], "kernel": f"{kh}x{kw}",
-                     "groups": groups, "format": c["format"],
+                     "groups": groups, "format": c["format"], "sites": sites,
                      "datapath": c.get("datapath", ""), "lanes": c["lanes"], "pe": c["pe"],
                      "kfold": kfold, "macs": macs, "multipliers": mults, "ideal": ideal,
                      "ii_measured": ii, "utilisation": ideal / ii,
@@ -110,7 +113,8 @@ def main(argv=None) -> int:
              "layer's multiplier is half a DSP slice); measured: the "
              "network's II in Verilator (frames back to back, no stalls, first frame left out). "
              "A centred window that stands for a smaller kernel (DS-CNN's 10x4 stem as 11x5) is "
-             "counted at its window's taps. A zero-padded conv is computed as its \"same\" map "
+             "counted at its window's taps. On a sparse network (SEE-D) a layer's useful MACs are at "
+             "its mean active output sites over the DSE's measured frames. A zero-padded conv is computed as its \"same\" map "
              "and cropped (`crop` stage): only the kept sites' MACs count as useful. *Fewest "
              "multipliers at this II*: the least any design of the layer in its format has (every "
              "divisor of its channel counts, every datapath and kernel fold the DSE knows) that "
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
         for _, r in g.iterrows():
             lines.append(f"| {r['layer']} | {r['kernel']} | {r['groups']} | {r['format']} | "
                          f"{r['datapath']} | {r['lanes']} | {r['pe']} | {r['kfold']} | "
-                         f"{r['macs']:,} | {r['multipliers']} | "
+                         f"{r['macs']:,.0f} | {r['multipliers']} | "
                          f"{r['ideal']:,.0f} | {r['utilisation']:.2f} | "
                          f"{r['least_multipliers']} | {r['ceiling']:.2f} |")
         lines.append("")

@@ -12,9 +12,15 @@ Why ``pe < lanes``: at stride 2 the line buffer's writer takes four input sites 
 so with ``pe = lanes`` the multipliers wait three cycles of four; with ``lanes = 4 pe`` the same
 throughput needs a quarter of them (the DSE chooses the pair).
 
+With ``kfold = 3`` each sub-step spreads the window over its three kernel rows, one a cycle:
+``pe x 3`` products a cycle summed into ``pe`` accumulators that start from the bias, the output
+beat leaving after the third row, so ``G = 3 lanes / pe`` cycles a window beat for a third of the
+multipliers (a depthwise layer far off the network's bottleneck needs few).
+
 Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
-``(b << ceil(log2 G)) | k`` holds the ``pe x 9`` codes of sub-step ``k`` of beat ``b`` (channel
-major, tap ``3*ky+kx`` minor); the biases sit in a second memory with the same addressing.
+``((b << ceil(log2 G')) | k) << ceil(log2 kfold) | r`` holds the ``pe x 9 / kfold`` codes of row
+step ``r`` of sub-step ``k`` of beat ``b`` (``G' = lanes / pe``; channel major, tap ``3*ky+kx``
+minor); the biases sit in a second memory with the same addressing.
 
 Cycles per frame: the compute side takes a window beat every ``G`` cycles, so the block runs at
 :func:`contract.cycles.window_cycles` with ``cycles_per_beat = G``; the
@@ -134,6 +140,8 @@ class DWConv3x3(TokenBlock):
     margin : int
         Dense maps at stride 1: the output sites closer than this to a border are not computed
         (the crop after a zero-padded conv, folded: :func:`models.ops.crop.folded_margin`).
+    kfold : int
+        1 (default: the 9 taps at once) or 3 (one kernel row a cycle, 3 products per channel).
 
     Attributes
     ----------
@@ -146,7 +154,7 @@ class DWConv3x3(TokenBlock):
     """
 
     def __init__(self, *, shape, stride, fmt, weight, bias, pe=None, slots=None, datapath="",
-                 dense=False, margin=0):
+                 dense=False, margin=0, kfold=1):
         c = getattr(shape, "channels", None)
         lanes = getattr(shape, "lanes", None)
         pe = lanes if pe is None else pe
@@ -155,6 +163,9 @@ class DWConv3x3(TokenBlock):
         self.pe = pe
         self.dense = bool(dense)
         self.margin = margin
+        if kfold not in (1, 3):
+            raise ValueError(f"kfold must be 1 or 3 (kernel rows a cycle), not {kfold!r}")
+        self.kfold = kfold
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
             bias=bias, slots=slots, name="depthwise conv")
@@ -167,14 +178,15 @@ class DWConv3x3(TokenBlock):
         ho, wo = window_output_size(shape.height, shape.width, stride)
         self.o_shape = TokenShape(height=ho, width=wo, channels=c, lanes=pe,
                                   data_width=ACC_BITS)
-        self.latency = mac_latency(self.fmt.name, 9, self.datapath)
+        self.latency = mac_latency(self.fmt.name, 9 // kfold, self.datapath)
         super().__init__(shape, self.o_shape)
 
     def cycles_per_frame(self, active_sites, output_sites=None):
         s = self.i_shape
         return window_cycles(height=s.height, width=s.width, channels=s.channels, lanes=s.lanes,
                              stride=self.stride, active_sites=active_sites,
-                             output_sites=output_sites, cycles_per_beat=s.lanes // self.pe,
+                             output_sites=output_sites,
+                             cycles_per_beat=s.lanes // self.pe * self.kfold,
                              margin=self.margin)
 
     def elaborate(self, platform):
@@ -190,22 +202,30 @@ class DWConv3x3(TokenBlock):
                                                 margin=self.margin)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
 
-        # word (b << gbits) | k: the pe channels b*lanes + k*pe .. of window beat b, sub-step k
-        wwords = [0] * (nb << gbits)
-        bwords = [0] * (nb << gbits)
+        nf = self.kfold                           # kernel-row steps per sub-step
+        fbits = (nf - 1).bit_length()
+        n = 9 // nf                               # taps multiplied per cycle and channel
+        # word ((b << gbits) | k) << fbits | r: the pe channels b*lanes + k*pe .. of window beat
+        # b, sub-step k, kernel rows r*3/nf ..
+        depth_w = nb << (gbits + fbits)
+        wwords = [0] * depth_w
+        bwords = [0] * depth_w
         for b in range(nb):
             for k in range(ng):
-                word = bword = 0
-                for i in range(pe):
-                    ch = b * lanes + k * pe + i
-                    for t in range(9):
-                        word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((i * 9 + t) * cb)
-                    bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
-                wwords[(b << gbits) | k] = word
-                bwords[(b << gbits) | k] = bword
-        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * 9 * cb), depth=nb << gbits,
+                for r in range(nf):
+                    word = bword = 0
+                    for i in range(pe):
+                        ch = b * lanes + k * pe + i
+                        for c in range(n):
+                            t = r * n + c
+                            word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((i * n + c) * cb)
+                        bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
+                    a = (((b << gbits) | k) << fbits) | r
+                    wwords[a] = word
+                    bwords[a] = bword
+        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * n * cb), depth=depth_w,
                                           init=wwords)
-        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=nb << gbits,
+        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=depth_w,
                                           init=bwords)
         w_rd = wmem.read_port()
         b_rd = bmem.read_port()
@@ -213,54 +233,80 @@ class DWConv3x3(TokenBlock):
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
         win = lb.o.payload
-        # stage 0: sub-step k; sub-step 0 takes the live window beat (so the line buffer moves on
-        # at once, as for a full conv's output groups) and keeps it for sub-steps 1 .. G-1
+        # stage 0: sub-step k, row step r; the first step takes the live window beat (so the line
+        # buffer moves on at once, as for a full conv's output groups) and keeps it for the rest
         k = Signal(range(max(ng, 2)))
-        first = k == 0
+        r = Signal(range(max(nf, 2)))
+        first = (k == 0) & (r == 0) if nf > 1 else k == 0
         held = Signal.like(win)
         cur = Signal.like(win)
         m.d.comb += cur.eq(Mux(first, win.as_value(), held.as_value()))
+        last_r = Signal()
+        m.d.comb += last_r.eq((r == nf - 1) | cur.eof)
         last = Signal()
-        m.d.comb += last.eq((k == ng - 1) | cur.eof)
+        m.d.comb += last.eq(((k == ng - 1) & last_r) | cur.eof)
         issue = Signal()
         m.d.comb += issue.eq(en & (~first | lb.o.valid))
-        word = Cat(k[:gbits], cur.beat) if gbits else cur.beat
+        parts = ([r[:fbits]] if fbits else []) + ([k[:gbits]] if gbits else []) + [cur.beat]
+        word = Cat(*parts) if len(parts) > 1 else cur.beat
         m.d.comb += [
             lb.o.ready.eq(en & first),
             w_rd.addr.eq(word), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
-        if ng > 1:
+        if ng > 1 or nf > 1:
             with m.If(issue):
-                m.d.sync += k.eq(Mux(last, 0, k + 1))
+                if nf > 1:
+                    m.d.sync += r.eq(Mux(last_r, 0, r + 1))
+                    with m.If(last_r):
+                        m.d.sync += k.eq(Mux(last, 0, k + 1))
+                else:
+                    m.d.sync += k.eq(Mux(last, 0, k + 1))
                 with m.If(first):
                     m.d.sync += held.eq(win)
-        # stage 1: the sub-step's pe lanes of every tap registered, its weight word arriving
+        # stage 1: the sub-step's pe lanes of the row step's taps registered, its weight word
+        # arriving
         v1 = Signal()
-        taps1 = [[Signal(signed(abits), name=f"tap{t}_{i}") for i in range(pe)] for t in range(9)]
+        taps1 = [[Signal(signed(abits), name=f"tap{c}_{i}") for i in range(pe)] for c in range(n)]
         y1, x1, eof1 = Signal.like(win.y), Signal.like(win.x), Signal()
+        f1, l1 = Signal(), Signal()            # the first and the last row step of a sub-step
         with m.If(en):
-            m.d.sync += [v1.eq(issue), y1.eq(cur.y), x1.eq(cur.x), eof1.eq(cur.eof)]
-            for t in range(9):
+            m.d.sync += [v1.eq(issue), y1.eq(cur.y), x1.eq(cur.x), eof1.eq(cur.eof),
+                         f1.eq(r == 0), l1.eq(last_r)]
+            for c in range(n):
                 for i in range(pe):
-                    src = [cur.taps[t][kk * pe + i] for kk in range(ng)]
-                    m.d.sync += taps1[t][i].eq(Array(src)[k] if ng > 1 else src[0])
+                    if nf == 1:
+                        src = [cur.taps[c][kk * pe + i] for kk in range(ng)]
+                        m.d.sync += taps1[c][i].eq(Array(src)[k] if ng > 1 else src[0])
+                        continue
+                    # entry (kk << fbits) | rr: row rr's tap c of channel kk * pe + i
+                    src = [cur.taps[rr * n + c][kk * pe + i] if rr < nf else 0
+                           for kk in range(ng) for rr in range(1 << fbits)]
+                    sel = Cat(r[:fbits], k[:gbits]) if gbits else r[:fbits]
+                    m.d.sync += taps1[c][i].eq(Array(src)[sel])
         # then the operand registers, the products and the adder tree: `depth` more stages, with
         # the bias memory read `depth` stages late so that its word arrives with the sums
         pipe = Pipeline(m, en)
         depth = self.latency - LATENCY
         codes = pipe.reg(w_rd.data, name="codes")
-        acts = [[pipe.reg(taps1[t][i], name=f"act{t}_{i}") for i in range(pe)] for t in range(9)]
-        sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=9,
-                        code=lambda i, t: codes[(i * 9 + t) * cb:(i * 9 + t + 1) * cb],
-                        act=lambda i, t: acts[t][i])
+        acts = [[pipe.reg(taps1[c][i], name=f"act{c}_{i}") for i in range(pe)] for c in range(n)]
+        sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=n,
+                        code=lambda i, c: codes[(i * n + c) * cb:(i * n + c + 1) * cb],
+                        act=lambda i, c: acts[c][i])
         m.d.comb += b_rd.addr.eq(pipe.delay(word, depth, name="bias_word"))
-        vd, yd, xd, eofd = (pipe.delay(s_, depth) for s_ in (v1, y1, x1, eof1))
-        # the output register
+        vd, yd, xd, eofd, fd, ld = (pipe.delay(s_, depth) for s_ in (v1, y1, x1, eof1, f1, l1))
+        # the output register (with kfold, the accumulator of the row steps)
         op = self.o.payload
         with m.If(en):
-            m.d.sync += [self.o.valid.eq(vd), op.y.eq(yd), op.x.eq(xd), op.eof.eq(eofd)]
+            m.d.sync += [self.o.valid.eq(vd & ld), op.y.eq(yd), op.x.eq(xd), op.eof.eq(eofd)]
             for i in range(pe):
                 bias = b_rd.data[i * ACC_BITS:(i + 1) * ACC_BITS].as_signed()
-                m.d.sync += op.data[i].eq(Mux(eofd, 0, sums[i] + bias))
+                if nf > 1:
+                    acc = Signal(signed(ACC_BITS), name=f"acc{i}")
+                    total = Mux(fd, bias, acc) + sums[i]
+                    with m.If(vd):
+                        m.d.sync += acc.eq(total)
+                    m.d.sync += op.data[i].eq(Mux(eofd, 0, total))
+                else:
+                    m.d.sync += op.data[i].eq(Mux(eofd, 0, sums[i] + bias))
         return m

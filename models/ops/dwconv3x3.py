@@ -3,7 +3,9 @@
 Hardware: :class:`hw.dwconv.DWConv3x3` (line buffer + ``pe x 9`` MACs, one output channel per input
 channel: each window beat of ``lanes`` channels takes ``lanes / pe`` cycles, so ``pe`` divides
 ``lanes``) and a requantizer. At stride 2 the writer takes four input sites per output site, and
-``lanes = 4 pe`` keeps the multipliers busy.
+``lanes = 4 pe`` keeps the multipliers busy. ``kfold = 3`` spreads the window over its kernel
+rows (``pe x 3`` MACs, ``3 lanes / pe`` cycles a beat): a layer far off the bottleneck (MobileNet's
+late 4 x 4 and 2 x 2 maps) then needs 3 multipliers, not 9.
 """
 
 from __future__ import annotations
@@ -50,17 +52,18 @@ class DWConv3x3(WindowOp):
         return [(ln, p) for ln in opts for p in opts if ln % p == 0 and p <= max_pe]
 
     def group_cycles(self, layer, choice) -> int:
-        return choice.lanes // choice.pe
+        return choice.lanes // choice.pe * choice.kfold
 
     def products(self, layer, choice, taps: int) -> int:
-        return taps  # one output channel per lane: its own 9 taps
+        return taps // choice.kfold  # one output channel per lane: its own taps (a row folded)
 
     def kfolds(self, layer) -> tuple[int, ...]:
-        return (1,)  # a depthwise conv's multipliers are already few
+        return (1, 3)  # all 9 taps a cycle, or one kernel row
 
     def mac_count(self, layer, choice) -> int:
-        return 9 * choice.pe
+        return 9 * choice.pe // choice.kfold
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, stride=node.stride, fmt=choice.format, weight=node.weight,
-                    bias=node.bias, pe=choice.pe, datapath=choice.datapath, dense=dense)
+                    bias=node.bias, pe=choice.pe, datapath=choice.datapath, dense=dense,
+                    kfold=choice.kfold)

@@ -26,12 +26,12 @@ def random_weights(rng, fmt, c_out, c_in_per_group):
 
 
 def check(frames, *, height, width, channels, lanes, stride, fmt, seed=0, pe=None, datapath="",
-          **kw):
+          kfold=1, **kw):
     rng = random.Random(seed)
     weight, bias = random_weights(rng, fmt, channels, 1)
     shape = TokenShape(height=height, width=width, channels=channels, lanes=lanes)
     dut = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=weight, bias=bias, pe=pe,
-                    datapath=datapath)
+                    datapath=datapath, kfold=kfold)
     got, times = run_frames(dut, frames, lanes=lanes, seed=seed, **kw)
     assert len(got) == len(frames)
     for k, ((coords, feats), (got_c, got_f)) in enumerate(zip(frames, got, strict=True)):
@@ -129,6 +129,47 @@ def test_dwconv_fewer_pe_cycles(stride, lanes, pe):
         assert est <= fast + 1
 
 
+FOLD_CASES = [
+    # height, width, channels, lanes, pe, stride, fmt, density
+    (6, 7, 4, 2, 2, 1, "int8", 0.6),
+    (6, 7, 8, 4, 1, 2, "int4/lut", 1.0),
+    (5, 6, 6, 3, 3, 1, "dybit4", 0.4),
+    (7, 5, 4, 4, 2, 2, "int4", 0.5),
+    (5, 5, 2, 1, 1, 1, "dybit8", 1.0),
+]
+
+
+@pytest.mark.parametrize("height,width,channels,lanes,pe,stride,fmt,density", FOLD_CASES)
+def test_dwconv_kernel_rows_folded(height, width, channels, lanes, pe, stride, fmt, density):
+    """kfold = 3: one kernel row a cycle, the three accumulated from the bias; bit-exact under
+    idles and stalls on random, empty, full, border and single-site frames."""
+    rng = random.Random(height * 10 + lanes + pe + 7)
+    frames = [random_frame(rng, height=height, width=width, channels=channels, density=d)
+              for d in (density, 0.0, 1.0)]
+    frames.append(([(0, 0), (height - 1, width - 1)], [[127] * channels, [-127] * channels]))
+    frames.append(([(height // 2, width // 2)], [[-127] * channels]))
+    fmt, _, datapath = fmt.partition("/")
+    for idle, stall in ((0.0, 0.0), (0.3, 0.3), (0.0, 0.7)):
+        check(frames, height=height, width=width, channels=channels, lanes=lanes, pe=pe,
+              stride=stride, fmt=fmt, datapath=datapath, kfold=3, idle=idle, stall=stall,
+              seed=6)
+
+
+@pytest.mark.parametrize("stride,lanes,pe", [(1, 2, 2), (2, 4, 1), (1, 4, 2)])
+def test_dwconv_kernel_rows_folded_cycles(stride, lanes, pe):
+    """Dense frames back to back with kfold = 3 cost window_cycles at cycles_per_beat = 3 lanes /
+    pe, exactly (the line buffer waits for the compute side's G cycles a beat)."""
+    h, w, c = 8, 8, 8
+    rng = random.Random(9)
+    frames = [random_frame(rng, height=h, width=w, channels=c, density=1.0) for _ in range(4)]
+    times = check(frames, height=h, width=w, channels=c, lanes=lanes, pe=pe, stride=stride,
+                  fmt="int8", kfold=3)
+    est = window_cycles(height=h, width=w, channels=c, lanes=lanes, stride=stride,
+                        active_sites=h * w, cycles_per_beat=3 * lanes // pe)
+    for t0, t1 in zip(times[1:], times[2:], strict=False):
+        assert abs((t1 - t0) - est) <= 0.02 * est, (t1 - t0, est)
+
+
 def _rejects(match, **kw):
     # the half-built component would warn "created but never used" when collected
     with warnings.catch_warnings():
@@ -199,3 +240,35 @@ def test_dwconv_built_from_its_op_and_no_multiplier_for_dybit():
                           TokenShape(height=h, width=w, channels=c, lanes=2))
         assert dut.o_shape == TokenShape(height=3, width=3, channels=c, lanes=2, data_width=32)
         assert ("$mul" in rtlil.convert(dut, name="dw")) == has_mul
+
+
+def test_dwconv_fold_from_its_op_matches_the_dse():
+    """A kfold = 3 choice builds a folded block whose cycles are the op's (the DSE's), and the
+    DSE offers it with a third of the multipliers."""
+    import math
+
+    from contract.point import LayerChoice
+    from dse.cost import candidates, layer_cost
+    from dse.workload import LayerWork
+    from hw.compose import build_block
+    from models import ops
+    from models.qgraph import QNode
+
+    rng = random.Random(3)
+    c, h, w = 8, 6, 6
+    weight, bias = random_weights(rng, "int8", c, 1)
+    node = QNode(name="dw", op="conv", inputs=("x",), in_shape=(c, h, w), out_shape=(c, h, w),
+                 kernel=3, stride=1, groups=c, wformat="int8", weight=weight, bias=bias,
+                 M=np.ones(c, dtype=np.int64))
+    ch = LayerChoice("int8", 4, 2, "", 3)
+    dut = build_block(node, ch, TokenShape(height=h, width=w, channels=c, lanes=4))
+    assert dut.kfold == 3
+    dense = {"active_sites_mean": h * w, "active_in_mean": h * w}
+    assert math.ceil(ops.of(node).cycles(node, ch, dense)) == dut.cycles_per_frame(h * w)
+    layer = LayerWork(name="dw", op="conv", in_shape=(c, h, w), out_shape=(c, h, w), kernel=3,
+                      groups=c)
+    folded = [x for x in candidates(layer, ["int8"]) if x.kfold == 3]
+    assert folded and all(ops.of(layer).mac_count(layer, x) == 3 * x.pe for x in folded)
+    one = LayerChoice("int8", 4, 2)
+    assert layer_cost(layer, ch).dsp < layer_cost(layer, one).dsp
+    assert layer_cost(layer, ch).cycles > 2.5 * layer_cost(layer, one).cycles

@@ -249,7 +249,12 @@ def resources(layer: LayerWork, choice: LayerChoice, model: ResourceModel | None
     fin = _price.fifo(model, _price.stream_bits(choice.lanes, coord, layer.in_bits))
     extra = {"lut": fin["lut"], "ff": fin["ff"], "dsp": 0.0, "bram18": 0}
     for s in layer.stages:
-        if s.get("shadow"):  # priced with the join's first input
+        if s.get("shadow"):  # priced with the join's first input, but for its skip FIFO
+            if "skip_sites" in s:
+                skip = _price.skip_fifo(model, s, lanes=_stage_lanes(s, choice),
+                                        coord_bits=coord)
+                extra["lut"] += skip["lut"]
+                extra["bram18"] += skip["bram18"]
             continue
         st = ops.get(s["op"]).stage_price(s, lanes=_stage_lanes(s, choice), coord_bits=coord,
                                           model=model)

@@ -360,7 +360,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
         # A stream that is a later input of a join (the second input of a residual add) feeds
         # it too: the join and the stages after it hold this layer up as much as the first
         # input's, so they are listed here as well, marked "shadow": they count for its cycles,
-        # not for the resources or the latency (priced once, with the first input's layer).
+        # not for the resources or the latency (priced once, with the first input's layer),
+        # but for the join's skip FIFO when it holds this stream ("skip_sites").
         # The input of a join behind its deep skip FIFO does not feel the stalls of the stages
         # after it (the FIFO takes them up): "buffered", no producer stall for that layer.
         out = []
@@ -369,7 +370,9 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 continue
             k = n.inputs.index(node_name)
             first = stage_entry(n)
-            if k == 0 and len(n.inputs) == 2:
+            if len(n.inputs) == 2 and k == (skip_input(qgraph, n) or 0):
+                # the skip FIFO sits on the skip input's stream, at its producer's width: it
+                # is priced with that layer (a shadow entry then carries only this memory)
                 first["skip_sites"] = skip_sites(qgraph, n)
             chain = [first, *stages(n.name)]
             # a join that runs at fewer lanes (a concat: a divisor of both inputs' channels)

@@ -65,9 +65,9 @@ def memory(model, width: int, depth: int) -> tuple[int, int]:
     bits = width * depth
     if bits <= 0:
         return 0, 0
-    # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM only
-    # pays off from one BRAM18's depth at its widest aspect (512; ECP5: from 128,
-    # ``memory.bram_min_depth``)
+    # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM from
+    # ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16 RAMB18E2,
+    # 576 x 128 in LUTs, so 256; ECP5: 128; default one BRAM18's depth at its widest aspect)
     shallow = model.memory.get("bram_min_depth", BRAM18_SHAPES[0][0])
     if bits <= model.memory["lutram_max_bits"] or depth < shallow:
         per_lut = model.memory["lutram_bits_per_lut"]
@@ -132,8 +132,17 @@ def join_fifos(model, stage: dict, *, lanes: int, coord_bits: int) -> dict:
         f = fifo(model, bits)
         res["lut"] += f["lut"]
         res["ff"] += f["ff"]
+    skip = skip_fifo(model, stage, lanes=lanes, coord_bits=coord_bits)
+    res["lut"] += skip["lut"]
+    res["bram18"] += skip["bram18"]
+    return res
+
+
+def skip_fifo(model, stage: dict, *, lanes: int, coord_bits: int) -> dict:
+    """The memory of a join's skip FIFO on the stream of ``stage``'s layer (``lanes`` wide):
+    ``stage["skip_sites"]`` sites of ``C / lanes`` beats (``{"lut", "bram18"}``; none without
+    ``skip_sites``: the FIFO sits on the join's other input)."""
+    bits = stream_bits(lanes, coord_bits, stage.get("bits", ACT_BITS))
     depth = stage.get("skip_sites", 0) * math.ceil(stage["in_shape"][0] / lanes)
     lut_m, bram_m = memory(model, bits, depth)
-    res["lut"] += lut_m
-    res["bram18"] += bram_m
-    return res
+    return {"lut": lut_m, "bram18": bram_m}

@@ -110,8 +110,11 @@ def test_skip_sites_estimate_matches_the_composer(h, w):
     est = workload.skip_sites(g, g.node(add_name))
     assert abs(est / sites - 1) <= 0.10, (est, sites)
     wl = workload.from_qgraph(g)
-    stage = next(s for layer in wl.layers for s in layer.stages if s["op"] == "add")
+    owner, stage = next((layer, s) for layer in wl.layers for s in layer.stages
+                        if s["op"] == "add" and "skip_sites" in s)
     assert stage["skip_sites"] == est
+    # priced with the layer whose stream the skip FIFO holds (at its pe), as composed
+    assert owner.name == src
 
 
 def test_narrow_streams_are_priced_at_their_width():

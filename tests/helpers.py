@@ -8,7 +8,8 @@ import numpy as np
 from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format
 
-__all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph", "valid_qgraph"]
+__all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph", "valid_qgraph",
+           "golden_frames"]
 
 
 def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, fmt="int8",
@@ -23,6 +24,20 @@ def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=Tr
                  wformat=fmt, lo=0 if relu else -127, hi=127, S=S,
                  weight=weight, bias=rng.integers(-300, 300, size=c_out).astype(np.int64),
                  M=rng.integers(1 << 10, 1 << 12, size=c_out).astype(np.int64))
+
+
+def golden_frames(g, frames):
+    """The golden model's output of each ``(coords, feats)`` frame (non-empty), as the streams
+    regroup it: ``[([(y, x), ...], [[...], ...]), ...]``."""
+    import torch
+
+    out = []
+    for coords, feats in frames:
+        c = torch.tensor(coords, dtype=torch.int64).reshape(-1, 2)
+        f = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), g.input.in_shape[0])
+        oc, of = g.run_frame(c, f)
+        out.append(([tuple(v) for v in oc.tolist()], of.tolist()))
+    return out
 
 
 def classifier_head(rng, src, shape, n_out, *, fmt="int8") -> list:

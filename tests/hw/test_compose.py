@@ -7,8 +7,7 @@ from helpers import classifier_head, tiny_qgraph
 
 from contract.point import DesignPoint, LayerChoice
 from hw.compose import Network
-from hw.sim import run_stream, simulate, stream_sink, stream_source
-from hw.width import frame_beats
+from hw.sim import run_stream
 
 
 def _frames(g, rng, sizes):
@@ -167,28 +166,14 @@ def test_digits_like_network_bit_exact(fmt):
 
 def test_dense_initiation_interval_matches_slowest_stage():
     from hw.build import dense_stage_cycles
-    from hw.sim import CycleCounter
+    from hw.sim import run_beats
 
     g = tiny_qgraph(0)
     p = DesignPoint.default(g)
     net = Network(g, p)
     _, h, w = g.input.in_shape
     frames = _frames(g, random.Random(0), [h * w] * 4)
-    beats = [b for c, f in frames for b in frame_beats(c, f, net.i_shape.lanes)]
-    counter = CycleCounter()
-    eofs = []
-
-    async def src(ctx):
-        await stream_source(ctx, net.i, beats)
-
-    async def sink(ctx):
-        def on_beat(pl):
-            if pl["eof"]:
-                eofs.append(counter.now)
-        await stream_sink(ctx, net.o, until=lambda pl: len(eofs) == len(frames),
-                          on_beat=on_beat)
-
-    simulate(net, src, sink, counter=counter)
+    _, eofs = run_beats(net, frames, lanes=net.i_shape.lanes)
     stages = {s["name"]: s["cycles"] for s in dense_stage_cycles(g, p, net)}
     gaps = [b - a for a, b in zip(eofs, eofs[1:], strict=False)]
     assert len(set(gaps)) == 1

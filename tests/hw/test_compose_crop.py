@@ -6,14 +6,12 @@ import math
 import random
 
 import pytest
-import torch
-from helpers import valid_qgraph
+from helpers import golden_frames, valid_qgraph
 
 from contract.point import DesignPoint, LayerChoice
 from hw.build import dense_stage_cycles
 from hw.compose import Network
-from hw.sim import CycleCounter, run_stream, simulate, stream_sink, stream_source
-from hw.width import frame_beats
+from hw.sim import run_beats, run_stream
 from models.ops.crop import folded_margin
 
 
@@ -23,16 +21,6 @@ def _dense_frames(g, rng, n):
     out = [(sites, [[v] * c for _ in sites]) for v in (0, 127, -127)]
     out += [(sites, [[rng.randint(-127, 127) for _ in range(c)] for _ in sites])
             for _ in range(n)]
-    return out
-
-
-def _golden(g, frames):
-    out = []
-    for coords, feats in frames:
-        c = torch.tensor(coords, dtype=torch.int64).reshape(-1, 2)
-        f = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), g.input.in_shape[0])
-        oc, of = g.run_frame(c, f)
-        out.append(([tuple(v) for v in oc.tolist()], of.tolist()))
     return out
 
 
@@ -77,25 +65,12 @@ def test_valid_convs_bit_exact(k, stall):
     net = Network(g, _point(g, **SETTINGS[k]))
     frames = _dense_frames(g, random.Random(k), 2)
     got = run_stream(net, frames, idle=stall, stall=stall, seed=k, max_cycles=400_000)[0]
-    assert got == _golden(g, frames)
+    assert got == golden_frames(g, frames)
 
 
 def _interval(net, frames):
-    beats = [b for c, f in frames for b in frame_beats(c, f, net.i_shape.lanes)]
-    counter = CycleCounter()
-    eofs = []
-
-    async def src(ctx):
-        await stream_source(ctx, net.i, beats)
-
-    async def sink(ctx):
-        def on_beat(pl):
-            if pl["eof"]:
-                eofs.append(counter.now)
-        await stream_sink(ctx, net.o, until=lambda pl: len(eofs) == len(frames),
-                          on_beat=on_beat)
-
-    simulate(net, src, sink, counter=counter, max_cycles=400_000)
+    """End-of-frame intervals of ``frames`` back to back, never stalled (the first left out)."""
+    _, eofs = run_beats(net, frames, lanes=net.i_shape.lanes, max_cycles=400_000)
     return [b - a for a, b in zip(eofs[1:], eofs[2:], strict=False)]
 
 

@@ -4,22 +4,11 @@ model, on dense and sparse frames, under idles and stalls."""
 import random
 
 import pytest
-import torch
-from helpers import maxpool_qgraph
+from helpers import golden_frames, maxpool_qgraph
 
 from contract.point import DesignPoint
 from hw.compose import Network
 from hw.sim import run_stream
-
-
-def _golden(g, frames):
-    out = []
-    for coords, feats in frames:
-        c = torch.tensor(coords, dtype=torch.int64).reshape(-1, 2)
-        f = torch.tensor(feats, dtype=torch.int64).reshape(len(coords), g.input.in_shape[0])
-        oc, of = g.run_frame(c, f)
-        out.append(([tuple(v) for v in oc.tolist()], of.tolist()))
-    return out
 
 
 def _frames(g, rng, densities):
@@ -43,4 +32,4 @@ def test_maxpool_network_bit_exact(head, pool_first, h, w, lanes, pe):
     frames = _frames(g, random.Random(h * w), [0.2, 0.6, 1.0])
     got = run_stream(Network(g, point), frames, idle=0.3, stall=0.3, seed=1,
                      max_cycles=200_000)[0]
-    assert got == _golden(g, frames)
+    assert got == golden_frames(g, frames)

@@ -37,6 +37,11 @@ def row(model: str, device: str, d: Path) -> dict:
         "mae_pts": 100 * p["mae"], "max_pts": 100 * p["max_error"],
         "mae_additive_pts": 100 * p["mae_additive"],
         "max_additive_pts": 100 * p["max_error_additive"],
+        "ilp_model": p.get("predictor_ilp", p["predictor"]),
+        "mae_ilp_pts": 100 * p.get("mae_ilp", p["mae"]),
+        "max_ilp_pts": 100 * p.get("max_error_ilp", p["max_error"]),
+        "finetune_gain": ("/".join(f"{100 * v:+.2f}" for v in front["finetune_gain"])
+                          if "finetune_gain" in front else ""),
         "bound_broken": ",".join(str(int(k)) for k in front.loc[~front["bound_ok"], "point"]),
     }
 
@@ -50,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--device", action="append", required=True)
     ap.add_argument("--points", type=int, default=6)
+    ap.add_argument("--finetune", type=int, default=0,
+                    help="QAT epochs per front point (codesign dse --finetune)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "accuracy_fronts")
     ap.add_argument("--collect", action="store_true", help="only read earlier runs in --work")
     ap.add_argument("--reports", type=Path, default=ROOT / "reports")
@@ -61,7 +68,8 @@ def main(argv=None) -> int:
             if not args.collect:
                 print(f"== {m} on {dev}", flush=True)
                 subprocess.run([sys.executable, "-m", "codesign", "dse", "--model", m, "--device",
-                                dev, "--points", str(args.points), "--out", str(d)], check=True)
+                                dev, "--points", str(args.points), "--finetune",
+                                str(args.finetune), "--out", str(d)], check=True)
             rows.append(row(m, dev, d))
     df = pd.DataFrame(rows)
     args.reports.mkdir(parents=True, exist_ok=True)
@@ -72,22 +80,31 @@ def main(argv=None) -> int:
         "",
         f"`python benchmarks/accuracy_fronts.py {' '.join('--model ' + m for m in args.model)} "
         f"{' '.join('--device ' + d for d in args.device)}` (`codesign dse --points "
-        f"{args.points}`, 80 % utilisation). Errors are in accuracy points over held-out design "
+        f"{args.points}"
+        + (f" --finetune {args.finetune}" if args.finetune else "")
+        + "`, 80 % utilisation). Errors are in accuracy points over held-out design "
         "points (the front's, all-int8 left out, and 12 random mixes), measured on the `eval` "
-        "set; see docs/ACCURACY.md.",
+        "set; `predictor` gives each point's predicted accuracy, `ILP model` is the linear model "
+        "the integer program sums; see docs/ACCURACY.md."
+        + (" `QAT gain`: measured gain of each front point after the fine-tune." if args.finetune
+           else ""),
         "",
         "| model | device | points | II [cycles] | measured [%] | metric | sens / eval samples "
-        "| predictor | held-out points | mean / worst error | additive: mean / worst "
-        "| bound broken |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| predictor | held-out points | mean / worst error | ILP model: mean / worst "
+        "| additive: mean / worst | bound broken |" + (" QAT gain [points] |" if args.finetune
+                                                      else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.finetune
+                                                                  else ""),
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['device']} | {r['points']} | {r['ii_cycles']} | "
             f"{r['accuracy_measured']} | {r['metric']} | {r['sens']:,} / {r['eval']:,} | "
             f"{r['predictor']} | {r['held_out']} | {r['mae_pts']:.2f} / {r['max_pts']:.2f} | "
+            f"{r['ilp_model']}: {r['mae_ilp_pts']:.2f} / {r['max_ilp_pts']:.2f} | "
             f"{r['mae_additive_pts']:.2f} / {r['max_additive_pts']:.2f} | "
-            f"{r['bound_broken'] or '-'} |")
+            f"{r['bound_broken'] or '-'} |" + (f" {r['finetune_gain']} |" if args.finetune
+                                               else ""))
     write_text(args.reports / "accuracy_fronts.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -39,26 +39,30 @@ def _command(argv: list[str]) -> int:
     return int(args._run(args) or 0)
 
 
-def convert(model, *, calib=None, formats="int8") -> Model:
+def convert(model, *, calib=None, formats="int8", val=None) -> Model:
     """A network ready for the flow.
 
     ``model``: a built-in name (``"digits"``), a checkpoint path, ``"file.py:factory"`` or a
     QONNX ``"model.onnx"`` (with ``calib``: an .npz / .npy path, ``"file.py:function"``, or an
     array ``[N, C, H, W]`` / a pair ``(x, y)``), or a ``torch.nn.Module`` (with ``calib`` as
-    above). ``formats``: the weight formats :meth:`Model.predict` and :attr:`Model.qgraph` use
-    (one name or ``{layer: format}``); a QONNX model keeps its own quantizers (the default).
+    above). ``val``: held-out inputs of such a model, in any form ``calib`` takes (the DSE
+    measures sensitivity on the first half and the front's accuracy on the second; default: the
+    halves of ``calib``). ``formats``: the weight formats :meth:`Model.predict` and
+    :attr:`Model.qgraph` use (one name or ``{layer: format}``); a QONNX model keeps its own
+    quantizers (the default).
     """
     from models import user, zoo
 
     if isinstance(model, torch.nn.Module):
         model = _module_ref(model)
-    calib = _calib_ref(calib)
+    calib, val = _calib_ref(calib), _calib_ref(val)
     try:
         if user.is_user_ref(str(model)) or user.is_qonnx_ref(str(model)):
-            bundle = zoo.load(str(model), calib=calib)
+            bundle = zoo.load(str(model), calib=calib, val=val)
         else:
-            if calib is not None:
-                raise CodesignError(f"calib is for a PyTorch or QONNX model, not {model!r}")
+            for name, given in (("calib", calib), ("val", val)):
+                if given is not None:
+                    raise CodesignError(f"{name} is for a PyTorch or QONNX model, not {model!r}")
             bundle = zoo.load(str(model))
     except (zoo.ModelError, ValueError, OSError) as exc:
         raise CodesignError(str(exc).splitlines()[0]) from None

@@ -45,6 +45,7 @@ class FlowConfig:
     stall: float = 0.0
     synth: bool = True
     implement: bool | None = None  # place and route; None: on for the Lattice parts
+    finetune: int = 0  # QAT epochs of every front point; the chosen one's weights go to hardware
     out: str = "runs/flow"
 
     def __post_init__(self):
@@ -61,6 +62,7 @@ class FlowConfig:
         check_drop("--max-drop", self.max_drop)
         check_count("--frames", self.frames, high=100_000)
         check_count("--points", self.points, high=1000)
+        check_count("--finetune", self.finetune, low=0, high=10_000)
         check_mhz("--clock-mhz", self.clock_mhz)
         check_probability("--stall", self.stall)
         if self.sim not in ("verilator", "icarus"):

@@ -21,8 +21,18 @@ format) is measured (:func:`calibrate`), and two models are fitted to it:
   single-layer drops (:func:`fit_linear`): what a layer costs *in company*, which is what the
   single-layer drops miss.
 
-:meth:`Sensitivity.predict` uses the one of additive, noise and linear with the smallest
-leave-one-out error on the calibration points (all three errors are kept).
+and a third that is not linear in the assignment:
+
+- **superposition**: the network's outputs on the calibration set with each layer alone in each
+  format are measured once; an assignment's outputs are predicted as the all-reference outputs
+  plus ``alpha`` times the sum of its layers' deviations, sample by sample, and scored with the
+  real metric (:meth:`Bundle.metrics_from_outputs`). Interactions that flip a sample only
+  together, and the per-sample structure the other models average away, are kept.
+
+The integer program sums linear costs, so it uses the one of additive, noise and linear with the
+smallest leave-one-out error on the calibration points (``fit["ilp_use"]``). The predicted
+accuracy of a design point (what the front reports and what the check compares) comes from the
+model with the smallest leave-one-out error of all four (``fit["use"]``); every error is kept.
 :func:`check_predictions` compares predictions with the measured metric of other assignments
 (the front's points and random mixes of another seed: design points the fit never saw). Tables
 are cached as JSON because measuring them is the slow part.
@@ -50,14 +60,19 @@ __all__ = [
     "fit_noise_model",
     "calibration_assignments",
     "PREDICTOR_VERSION",
+    "Superposition",
 ]
 
 #: Bumped when what a cached table holds or how it is measured changes.
 PREDICTOR_VERSION = 2
 #: Random mixed assignments measured to calibrate the predictors.
-CALIBRATION_POINTS = 32
+CALIBRATION_POINTS = 64
 #: Bumped when the calibration's models change (a cached table is then calibrated again).
-CALIBRATION_VERSION = 5
+CALIBRATION_VERSION = 8
+#: The superposition's scale of the summed deviations, ``alpha * n ** -gamma`` for ``n`` changed
+#: layers, is chosen from these (by the calibration points).
+ALPHAS = tuple(round(0.6 + 0.1 * i, 1) for i in range(9))
+GAMMAS = tuple(round(0.1 * i, 1) for i in range(6))
 
 #: Metrics tried in order as "accuracy" (higher is better).
 _METRICS = ("accuracy", "p10", "p5")
@@ -112,14 +127,35 @@ class Sensitivity:
     calibration: list = field(default_factory=list)
     n: int = 0
     fitted: dict | None = None
+    #: path of the :class:`Superposition` tables (``.npz``) when they were measured
+    superposition: str | None = None
+
+    @property
+    def ilp_model(self) -> str:
+        """The linear model the integer program sums: additive, noise or linear."""
+        fit = self.fit or {}
+        return fit.get("ilp_use", fit.get("use", "additive"))
 
     @property
     def uses_noise(self) -> bool:
-        return bool(self.noise) and bool(self.fit) and self.fit.get("use") == "noise"
+        return bool(self.noise) and self.ilp_model == "noise"
 
     @property
     def uses_fitted(self) -> bool:
-        return bool(self.fitted) and bool(self.fit) and self.fit.get("use") == "linear"
+        return bool(self.fitted) and self.ilp_model == "linear"
+
+    @property
+    def predictor(self) -> str:
+        """The model a design point's predicted accuracy comes from."""
+        return (self.fit or {}).get("use", "additive")
+
+    def point_drop(self, assignment: dict, bundle=None) -> float:
+        """Predicted drop of one design point by :attr:`predictor`: the superposition of
+        per-layer output deviations when it won (needs ``bundle`` to score outputs), else the
+        linear model's :meth:`predict_drop`."""
+        if self.predictor == "superposition" and bundle is not None and self.superposition:
+            return Superposition.load(self.superposition).predict_drop(bundle, assignment)
+        return self.predict_drop(assignment)
 
     def coefficient(self, layer: str, fmt: str) -> float:
         """The linear accuracy cost of ``layer`` in ``fmt`` the integer program sums: its noise
@@ -189,6 +225,109 @@ class Sensitivity:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+class Superposition:
+    """Per-sample superposition of per-layer output deviations (see the module docstring).
+
+    ``ref`` is the all-reference network's outputs on ``split`` (``[N, K]``, as
+    :meth:`models.zoo.Bundle.evaluate_outputs` lays them out), ``deltas[(layer, format)]`` the
+    outputs with only that layer in that format minus ``ref``, ``base`` the metric of ``ref``.
+    An assignment that changes ``n`` layers gets ``ref + alpha * n ** -gamma * sum(deltas)``:
+    ``gamma > 0`` when many small deviations hurt less together than their sum (rounding errors
+    that partly cancel, or saturate in a ReLU), as on eventdigits.
+    """
+
+    def __init__(self, *, split: str, metric: str, base: float, ref, deltas: dict,
+                 alpha: float = 1.0, gamma: float = 0.0):
+        self.split, self.metric, self.base = split, metric, float(base)
+        self.ref, self.deltas = ref, deltas
+        self.alpha, self.gamma = float(alpha), float(gamma)
+
+    def outputs(self, assignment: dict, alpha: float | None = None,
+                gamma: float | None = None):
+        alpha = self.alpha if alpha is None else alpha
+        gamma = self.gamma if gamma is None else gamma
+        changed = [d for d in (self.deltas.get((layer, fmt)) for layer, fmt in assignment.items())
+                   if d is not None]
+        out = self.ref.copy()
+        if changed:
+            out += alpha * len(changed) ** -gamma * sum(changed)
+        return out
+
+    def predict_drop(self, bundle, assignment: dict, alpha: float | None = None,
+                     gamma: float | None = None) -> float:
+        got = bundle.metrics_from_outputs(self.outputs(assignment, alpha, gamma), self.split)
+        return self.base - float(got[self.metric])
+
+    @classmethod
+    def measure(cls, bundle, layers, formats, *, reference: str, split: str, metric: str,
+                progress=None) -> Superposition:
+        import numpy as np
+
+        ref_assign = dict.fromkeys(layers, reference)
+        got, ref = bundle.evaluate_outputs(ref_assign, split)
+        ref = np.asarray(ref, dtype=np.float64)
+        deltas = {}
+        for layer in layers:
+            for fmt in formats:
+                if fmt == reference:
+                    continue
+                _, out = bundle.evaluate_outputs({**ref_assign, layer: fmt}, split)
+                deltas[(layer, fmt)] = np.asarray(out, dtype=np.float64) - ref
+                if progress:
+                    progress(f"superposition: outputs with {layer} in {fmt} on '{split}'")
+        return cls(split=split, metric=metric, base=float(got[metric]), ref=ref, deltas=deltas)
+
+    def save(self, path) -> None:
+        import numpy as np
+
+        from common.fsutil import atomic_path
+
+        keys = sorted(self.deltas)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, ref=self.ref, deltas=np.stack([self.deltas[k] for k in keys]),
+                         keys=np.array([f"{layer}|{fmt}" for layer, fmt in keys]),
+                         meta=np.array([self.split, self.metric, repr(self.base),
+                                        repr(self.alpha), repr(self.gamma)]))
+
+    @classmethod
+    def load(cls, path) -> Superposition:
+        import numpy as np
+
+        path = Path(path)
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in _SUPERPOSITIONS:
+            with np.load(path) as z:
+                split, metric, base, alpha, gamma = (str(v) for v in z["meta"])
+                deltas = {tuple(str(k).split("|", 1)): d
+                          for k, d in zip(z["keys"], z["deltas"], strict=True)}
+                _SUPERPOSITIONS[key] = cls(split=split, metric=metric, base=float(base),
+                                           ref=z["ref"], deltas=deltas, alpha=float(alpha),
+                                           gamma=float(gamma))
+        return _SUPERPOSITIONS[key]
+
+
+_SUPERPOSITIONS: dict = {}
+
+
+def fit_superposition(bundle, sp: Superposition, calib,
+                      assignments) -> tuple[float, float, float]:
+    """The ``(alpha, gamma)`` of :data:`ALPHAS` x :data:`GAMMAS` with the smallest mean absolute
+    error on the calibration points, and the leave-one-out error of that choice (each point
+    predicted with the pair chosen on the others): ``(alpha, gamma, loo)``."""
+    import numpy as np
+
+    grid = [(a, g) for a in ALPHAS for g in GAMMAS]
+    measured = np.array([c["measured_drop"] for c in calib])
+    err = np.array([[abs(sp.predict_drop(bundle, a, alpha, gamma) - m)
+                     for a, m in zip(assignments, measured, strict=True)]
+                    for alpha, gamma in grid])
+    total = err.sum(1)
+    loo = [err[int(np.argmin(total - err[:, i])), i] for i in range(err.shape[1])]
+    alpha, gamma = grid[int(np.argmin(total))]
+    return float(alpha), float(gamma), float(np.mean(loo))
+
+
 def _power(a: float, b: float, x: float) -> float:
     return a * x ** b if x > 0 else 0.0
 
@@ -248,7 +387,8 @@ def calibration_assignments(layers, formats, reference, count, seed=0):
 def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8",
                         split: str = "val", progress=None,
                         calibration: int = CALIBRATION_POINTS,
-                        calib_split: str | None = None) -> Sensitivity:
+                        calib_split: str | None = None,
+                        superposition_path=None) -> Sensitivity:
     """Measure the drop and the output noise of every (layer, format) with only that layer in the
     format on ``split``, then calibrate the noise-to-drop map on mixed assignments measured on
     ``calib_split`` (default ``split``; :func:`calibrate`). A bundle without ``evaluate_outputs``
@@ -282,25 +422,33 @@ def measure_sensitivity(bundle, formats, *, layers=None, reference: str = "int8"
             if has_outputs:
                 noise[layer][fmt] = _relative_noise(out, ref_out)
             if progress:
-                progress(layer, fmt, base - value)
+                progress(f"sensitivity: {layer} in {fmt}: drop {100 * (base - value):+.2f} "
+                         f"points on '{split}'")
     sens = Sensitivity(model=bundle.name, metric=metric, reference=reference, base=base,
                        drops=drops, split=split, noise=noise,
                        n=int(base_metrics.get("n", 0)))
     if not has_outputs or len(formats) < 2 or calibration <= 0:
         return sens
-    return calibrate(bundle, sens, formats, split=calib_split or split, count=calibration)
+    return calibrate(bundle, sens, formats, split=calib_split or split, count=calibration,
+                     superposition_path=superposition_path, progress=progress)
 
 
 def calibrate(bundle, sens: Sensitivity, formats, *, split: str,
-              count: int = CALIBRATION_POINTS) -> Sensitivity:
+              count: int = CALIBRATION_POINTS, superposition_path=None,
+              progress=None) -> Sensitivity:
     """``sens`` with its noise-to-drop map fitted on mixed assignments measured on ``split``
-    (drops from the all-reference design measured there too)."""
+    (drops from the all-reference design measured there too); with ``superposition_path`` the
+    :class:`Superposition` tables are measured on ``split`` too, saved there and fitted."""
     layers = list(sens.drops)
     ref = dict.fromkeys(layers, sens.reference)
     base = float(bundle.evaluate(ref, split=split)[sens.metric])
     calib = []
-    for a in calibration_assignments(layers, formats, sens.reference, count):
+    assignments = calibration_assignments(layers, formats, sens.reference, count)
+    for i, a in enumerate(assignments):
         measured = base - float(bundle.evaluate(a, split=split)[sens.metric])
+        if progress:
+            progress(f"calibration point {i + 1}/{len(assignments)}: drop "
+                     f"{100 * measured:+.2f} points on '{split}'")
         cost = sum(sens.noise[layer][f] for layer, f in a.items())
         calib.append({"formats": "/".join(a[layer] for layer in layers), "noise": cost,
                       "measured_drop": measured,
@@ -314,11 +462,25 @@ def calibrate(bundle, sens: Sensitivity, formats, *, split: str,
     fit["loo_additive"] = fit["mae_additive"]
     fit["loo_noise"] = _loo_noise(calib)
     fit["loo_linear"] = loo
-    fit["use"] = min(("additive", "noise", "linear"), key=lambda k: fit[f"loo_{k}"])
+    fit["ilp_use"] = min(("additive", "noise", "linear"), key=lambda k: fit[f"loo_{k}"])
+    fit["use"] = fit["ilp_use"]
+    sp_path = None
+    if superposition_path is not None and callable(getattr(bundle, "metrics_from_outputs", None)):
+        others = [f for f in formats if f != sens.reference]
+        sp = Superposition.measure(bundle, layers, others, reference=sens.reference, split=split,
+                                   metric=sens.metric, progress=progress)
+        sp.alpha, sp.gamma, fit["loo_superposition"] = fit_superposition(bundle, sp, calib,
+                                                                         assignments)
+        fit["alpha"], fit["gamma"] = sp.alpha, sp.gamma
+        sp.save(superposition_path)
+        sp_path = str(superposition_path)
+        if fit["loo_superposition"] < fit[f"loo_{fit['use']}"]:
+            fit["use"] = "superposition"
     fit["points"] = len(calib)
     fit["split"] = split
     fit["version"] = CALIBRATION_VERSION
-    return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib, "fitted": fitted})
+    return Sensitivity(**{**asdict(sens), "fit": fit, "calibration": calib, "fitted": fitted,
+                          "superposition": sp_path})
 
 
 def _loo_noise(calib) -> float:
@@ -396,14 +558,24 @@ def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
             want = kw.get("calib_split") or sens.split
             fit = sens.fit or {}
             stale = fit.get("split") != want or fit.get("version") != CALIBRATION_VERSION
+            if sens.superposition and not Path(sens.superposition).is_file():
+                stale = True  # its tables were deleted
             if sens.noise and stale and kw.get("calibration", CALIBRATION_POINTS) > 0:
                 sens = calibrate(bundle, sens, sorted(sens.formats()), split=want,
-                                 count=kw.get("calibration", CALIBRATION_POINTS))
+                                 count=kw.get("calibration", CALIBRATION_POINTS),
+                                 superposition_path=_superposition_path(path),
+                                 progress=kw.get("progress"))
                 sens.save(path)
             return sens
-    sens = measure_sensitivity(bundle, sorted(wanted), **kw)
+    sens = measure_sensitivity(bundle, sorted(wanted), superposition_path=_superposition_path(path),
+                               **kw)
     sens.save(path)
     return sens
+
+
+def _superposition_path(path: Path) -> Path:
+    """Where the :class:`Superposition` tables of the cached table ``path`` go."""
+    return path.with_name(path.stem + ".superposition.npz")
 
 
 def synthetic_sensitivity(workload, formats, *, seed: int = 0, base: float = 0.95,
@@ -430,7 +602,8 @@ def check_predictions(bundle, sens: Sensitivity, assignments, *, split: str | No
     the table's own base), so a prediction is ``base - predicted drop`` on the same samples as the
     measurement. Returns a pandas DataFrame with columns ``predicted``, ``measured``, ``error``
     (predicted minus measured), ``predicted_additive`` and ``error_additive`` (the additive
-    predictor, for comparison) and ``formats`` (the assignment, compact).
+    predictor, for comparison), ``predicted_ilp`` (the linear model the integer program sums)
+    and ``formats`` (the assignment, compact).
     """
     import pandas as pd
 
@@ -438,9 +611,10 @@ def check_predictions(bundle, sens: Sensitivity, assignments, *, split: str | No
     rows = []
     for a in assignments:
         measured = float(bundle.evaluate(dict(a), split=split or sens.split)[sens.metric])
-        predicted = base - sens.predict_drop(a)
+        predicted = base - sens.point_drop(a, bundle)
         additive = base - sens.additive_drop(a)
         rows.append({"predicted": predicted, "measured": measured, "error": predicted - measured,
                      "predicted_additive": additive, "error_additive": additive - measured,
+                     "predicted_ilp": base - sens.predict_drop(a),
                      "formats": ",".join(f"{k}={v}" for k, v in a.items())})
     return pd.DataFrame(rows)

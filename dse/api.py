@@ -17,6 +17,10 @@
 - ``choices.csv``: every candidate the program chose from;
 - ``accuracy_check.csv``: predicted against measured accuracy of ``check`` front points (all by
   default; trained models only), also in ``pareto.csv``'s ``accuracy_measured`` column;
+- with ``finetune=N``: ``finetuned/point_<k>/model.pt``, each front point's weights after ``N``
+  epochs of quantization-aware fine-tuning in its formats (:func:`models.train.finetune`), a
+  checkpoint ``codesign build --model`` takes with ``point_<k>.json``; ``pareto.csv`` gains
+  ``accuracy_finetuned`` and ``finetune_gain`` (measured on `eval` like ``accuracy_measured``);
 - ``workload.json``, ``sensitivity.json``, ``budget.json``: the inputs, for reproduction.
 
 Models named ``synthetic<N>`` (e.g. ``synthetic50``) are the made-up dense networks of
@@ -99,7 +103,8 @@ def load_workload(model: str, formats, *, frames: int = 32, log=None, precheck=N
     if log:
         log(f"sensitivity of {len(w)} layers x {len(formats)} formats on the held-out 'sens' "
             f"set, the predictor's calibration points on 'eval' (cached in {cache})")
-    sens = accuracy.load_or_measure(bundle, formats, cache, split="sens", calib_split="eval")
+    sens = accuracy.load_or_measure(bundle, formats, cache, split="sens", calib_split="eval",
+                                    progress=log)
     return w, sens, bundle
 
 
@@ -131,6 +136,11 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
         for xi, p, m in zip(x, pred, meas, strict=True):
             if np.isfinite(m):
                 ax.plot([xi, xi], [p, m], color="tab:red", alpha=0.5, lw=1.2)
+    tuned = 100 * np.asarray(df["accuracy_finetuned"] if "accuracy_finetuned" in df
+                             else np.full(len(df), np.nan), dtype=float)
+    if np.isfinite(tuned).any():
+        ax.plot(x, tuned, "P", color="tab:purple", markersize=8, label="measured after QAT "
+                "fine-tune", zorder=4)
     for k, (xi, p) in enumerate(zip(x, pred, strict=True)):
         r = df.iloc[k]
         ax.annotate(f"{int(r['point'])}", (xi, p), textcoords="offset points", xytext=(5, 4),
@@ -149,7 +159,7 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
                 label=f"chosen: point {chosen}", zorder=5)
     ax.set_xlabel(f"latency of one frame [us] at {clock_mhz:g} MHz")
     ax.set_ylabel("accuracy [%]")
-    ys = [pred, meas]
+    ys = [pred, meas, tuned]
     if refs is not None and len(refs):
         ys += [100 * refs["accuracy_pred"].to_numpy(dtype=float),
                100 * refs["accuracy_measured"].to_numpy(dtype=float)]
@@ -194,7 +204,7 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
 def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_FORMATS,
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
             frames: int = 32, time_limit: float | None = 20.0, max_par: int = 64,
-            activity: str = "mean", check: int | None = None, log=None):
+            activity: str = "mean", check: int | None = None, finetune: int = 0, log=None):
     """Run the design-space exploration and write its files; returns the front DataFrame."""
     out = Path(out)
     budget = devices.budget(device, util)
@@ -205,6 +215,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--points must be a positive integer, not {points!r}")
     if not clock_mhz > 0:
         raise CodesignError(f"--clock-mhz must be positive, not {clock_mhz!r}")
+    if not isinstance(finetune, int) or finetune < 0:
+        raise CodesignError(f"--finetune must be a non-negative integer, not {finetune!r}")
     rmodel = for_budget(budget)
 
     def fits(w):
@@ -222,6 +234,10 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                                 "formats") from None
 
     w, sens, bundle = load_workload(model, formats, frames=frames, log=log, precheck=fits)
+    if finetune and (bundle is None or any(layer.formats for layer in w.layers)):
+        raise CodesignError("--finetune needs a trained model whose formats the DSE chooses (a "
+                            "synthetic workload has no weights; an imported QONNX model keeps "
+                            "its own quantizers)")
     formats = with_layer_formats(w, formats)
     cands, table = pareto.price(w, formats, sens, model=rmodel, activity=activity,
                                 max_lanes=max_par, max_pe=max_par)
@@ -249,6 +265,15 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         got = bundle.evaluate(ref, split="eval")
         base, n_eval = float(got[sens.metric]), int(got.get("n", 0))
     df = pareto.solutions_frame(front, base=base, clock_mhz=clock_mhz, to_drop=sens.drop_of)
+    if len(df) and bundle is not None and sens.predictor == "superposition":
+        # a point's predicted accuracy from the better (non-linear) model; the program's own
+        # linear prediction stays beside it
+        df["accuracy_pred_ilp"] = df["accuracy_pred"]
+        drops = [sens.point_drop({layer.name: c.format
+                                  for layer, c in zip(w.layers, sol.choices, strict=True)}, bundle)
+                 for _, sol in front]
+        df["acc_drop"] = drops
+        df["accuracy_pred"] = [base - d for d in drops]
     fmodel = fmax.fmax_model() if budget.family == "ecp5" else None
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
@@ -304,6 +329,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             float(bundle.evaluate(dict(zip(names, f.split("/"), strict=True)),
                                   split="eval")[sens.metric])
             for f in refs["formats"]]
+    if finetune:
+        _finetune_front(bundle, w, front, df, epochs=finetune, out=out / "finetuned", log=log)
     with atomic_path(out / "pareto.csv") as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
@@ -324,6 +351,30 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             log(f"warning: measured accuracy breaks the bound of point(s) "
                 f"{', '.join(map(str, broken))} (see pareto.csv bound_ok)")
     return df
+
+
+def _finetune_front(bundle, w, front, df, *, epochs: int, out: Path, log=None) -> None:
+    """Fine-tune every front point (:func:`models.train.finetune`) into ``out/point_<k>`` and add
+    its measured accuracy before and after to ``df``."""
+    import shutil
+
+    from models.train import finetune
+
+    if out.exists():
+        shutil.rmtree(out)
+    after, gain = [], []
+    for (_, sol), (_, row) in zip(front, df.iterrows(), strict=True):
+        k = int(row["point"])
+        formats = {layer.name: c.format for layer, c in zip(w.layers, sol.choices, strict=True)}
+        res = finetune(bundle, formats, epochs=epochs, out_dir=out / f"point_{k}")
+        after.append(res["after"])
+        gain.append(res["gain"])
+        if log:
+            log(f"point {k}: {epochs} epoch(s) of QAT in its formats: {100 * res['before']:.2f} "
+                f"-> {100 * res['after']:.2f} % on {res['n']:,} eval samples "
+                f"({100 * res['gain']:+.2f} points); weights in {out / f'point_{k}'}")
+    df["accuracy_finetuned"] = after
+    df["finetune_gain"] = gain
 
 
 def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = False,
@@ -361,6 +412,7 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
     parts = [chk[~ref_only]] + ([held] if held is not None else [])
     pts = pd.concat(parts) if any(len(x) for x in parts) else chk.iloc[:0]
     err, add = pts["error"].abs(), pts["error_additive"].abs()
+    lin = (pts["predicted_ilp"] - pts["measured"]).abs() if "predicted_ilp" in pts else err
     return {
         "metric": sens.metric, "sens_samples": sens.n, "eval_samples": n_eval,
         "one_sample_points": round(100.0 / n_eval, 4) if n_eval else None,
@@ -372,6 +424,9 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
         "max_error": float(err.max()) if len(pts) else 0.0,
         "mae_additive": float(add.mean()) if len(pts) else 0.0,
         "max_error_additive": float(add.max()) if len(pts) else 0.0,
+        "predictor_ilp": "fixed formats" if fixed else sens.ilp_model,
+        "mae_ilp": float(lin.mean()) if len(pts) else 0.0,
+        "max_error_ilp": float(lin.max()) if len(pts) else 0.0,
     }
 
 
@@ -381,7 +436,10 @@ def predictor_line(summary: dict) -> str:
             f"points ({summary['front_points']} of the front, {summary['random_points']} random) "
             f"measured on {summary['eval_samples']:,} eval samples: mean |error| "
             f"{pts * summary['mae']:.2f} points, worst {pts * summary['max_error']:.2f} "
-            f"(additive predictor: {pts * summary['mae_additive']:.2f}, worst "
+            + (f"(the program's linear model, {summary['predictor_ilp']}: "
+               f"{pts * summary['mae_ilp']:.2f}, worst {pts * summary['max_error_ilp']:.2f}; "
+               if summary.get("predictor_ilp") not in (None, summary["predictor"]) else "(")
+            + f"additive predictor: {pts * summary['mae_additive']:.2f}, worst "
             f"{pts * summary['max_error_additive']:.2f})")
 
 

@@ -17,12 +17,21 @@ import torch.nn.functional as F
 
 from .qnet import QNet
 
-__all__ = ["HELD_OUT", "ModelSpec", "ClassifierSpec"]
+__all__ = ["HELD_OUT", "ModelSpec", "ClassifierSpec", "pool_metrics"]
 
 #: The DSE's held-out sets: ``sens`` (per-layer sensitivity and the accuracy predictor's
 #: calibration) and ``eval`` (the measured accuracy of design points). Each spec maps them to data
 #: splits of its own (:attr:`ModelSpec.held_out`), pooled over its cross-validation folds.
 HELD_OUT = ("sens", "eval")
+
+
+def pool_metrics(parts: list[dict]) -> dict:
+    """Metrics of several models on disjoint samples as one: means weighted by sample count."""
+    n = [int(p.get("n", 1)) for p in parts]
+    out = {k: sum(float(p[k]) * w for p, w in zip(parts, n, strict=True)) / sum(n)
+           for k in parts[0] if k != "n" and isinstance(parts[0][k], (int, float))}
+    out["n"] = sum(n)
+    return out
 
 
 class ModelSpec:
@@ -62,6 +71,11 @@ class ModelSpec:
     def fit(self, model, *, epochs: int, lr: float, seed: int, progress: bool) -> None:
         raise NotImplementedError
 
+    def fine_tune(self, model, *, epochs: int, lr: float, seed: int, progress: bool) -> None:
+        """Quantization-aware fine-tuning of a quantized ``model`` (fake-quant mode): the
+        training of :meth:`fit`, on the data it trains on."""
+        self.fit(model, epochs=epochs, lr=lr, seed=seed, progress=progress)
+
     def evaluate(self, model, *, split: str, mode: str) -> dict:
         raise NotImplementedError
 
@@ -77,6 +91,16 @@ class ModelSpec:
         """``(evaluate(model, split, "int"), outputs(model, split))``; a spec whose two share
         the slow part computes them in one pass."""
         return self.evaluate(model, split=split, mode="int"), self.outputs(model, split=split)
+
+    def metrics_from_outputs(self, model, outputs: np.ndarray, *, split: str) -> dict:
+        """The metrics :meth:`evaluate` gives on ``split`` when the hardware part's outputs are
+        ``outputs`` (``[N, K]``, as :meth:`outputs` returns them): what the accuracy predictor's
+        superposition of per-layer output deviations is scored with."""
+        raise NotImplementedError
+
+    def output_rows(self, split: str) -> int:
+        """How many rows :meth:`outputs` gives on ``split``."""
+        raise NotImplementedError
 
     def outputs(self, model, *, split: str) -> np.ndarray:
         """``[N, K]`` float64 outputs of the hardware part (the QNet, fake-quant, exact) on every
@@ -190,6 +214,14 @@ class ClassifierSpec(ModelSpec):
         x, _ = self.data(split)
         return np.concatenate([self.logits(model, x[i : i + 512], mode="fake").numpy()
                                for i in range(0, len(x), 512)])
+
+    def output_rows(self, split):
+        return len(self.data(split)[1])
+
+    def metrics_from_outputs(self, model, outputs, *, split):
+        _, y = self.data(split)
+        pred = torch.as_tensor(np.asarray(outputs)).argmax(1)
+        return {"accuracy": float((pred == y).double().mean()), "n": len(y)}
 
     def evaluate(self, model, *, split, mode):
         x, y = self.data(split)

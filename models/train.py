@@ -18,7 +18,7 @@ from .checkpoint import save_checkpoint
 from .quant.formats import TRAIN_FORMATS, FormatError, act_format
 from .registry import spec
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "train", "finetune"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,60 @@ def _quantized_copy(s, model, fmt):
 def _prefixed(d: dict, prefix: str) -> dict:
     return {prefix + k: v for k, v in d.items() if k != "n"}
 
+
+
+def finetune(bundle, formats: dict, *, epochs: int, out_dir=None, seed: int = 1,
+             split: str = "eval", progress: bool = False) -> dict:
+    """Quantization-aware fine-tuning of one mixed-precision design point.
+
+    Every model ``bundle`` measures ``split`` with (each cross-validation fold's model on its own
+    held-out data, see :meth:`models.zoo.Bundle.evaluate`) is quantized with ``formats``
+    (``{layer: format}``), fine-tuned for ``epochs`` epochs in fake-quant mode with its weight and
+    activation scales frozen, on the data its spec trains on (:meth:`ModelSpec.fine_tune`: the
+    training split, or an imported model's calibration half), at a tenth of the spec's learning
+    rate, and measured again with the integer model. Returns ``{"before", "after", "gain", "n",
+    "epochs", "metric"}`` (metrics pooled over the folds, weighted by sample count).
+
+    ``out_dir``: also write the fine-tuned model (the first fold's: the one that goes to hardware)
+    as ``out_dir/model.pt``, a checkpoint every command takes (``codesign build --model``), whose
+    layers keep the fine-tuned weights and scales in ``formats``, and ``metrics.json``.
+    """
+    from .spec import pool_metrics
+
+    if epochs < 1:
+        raise ValueError(f"fine-tuning needs at least 1 epoch, not {epochs!r}")
+    members = bundle._members(split)
+    before, after, tuned = [], [], []
+    for i, (b, data) in enumerate(members):
+        model = b.quantized(formats)
+        before.append(b.spec.evaluate(model, split=data, mode="int"))
+        qnet = b.spec.qnet(model)
+        qnet.set_mode("fake")
+        lr = getattr(b.spec, "lr", 1e-2) / 10
+        torch.manual_seed(seed + i)
+        b.spec.fine_tune(model, epochs=epochs, lr=lr, seed=seed + i, progress=progress)
+        model.eval()
+        after.append(b.spec.evaluate(model, split=data, mode="int"))
+        qnet.set_mode("float")  # the formats and their (frozen) scales stay the fine-tuned ones
+        tuned.append(model)
+    pb, pa = pool_metrics(before), pool_metrics(after)
+    metric = next(k for k in ("accuracy", "p10", "p5") if k in pa)
+    res = {"metric": metric, "before": pb[metric], "after": pa[metric],
+           "gain": pa[metric] - pb[metric], "n": int(pa["n"]), "epochs": epochs,
+           "folds": len(members), "formats": dict(formats)}
+    if out_dir is not None:
+        from common.fsutil import atomic_path, write_json
+
+        out_dir = Path(out_dir)
+        model = tuned[0]
+        metrics = {**(bundle.meta.get("metrics") or {}), "finetune": res}
+        if bundle.meta.get("model") == "user":
+            blob = {**bundle.meta, "qnet": model, "qat": True, "metrics": metrics}
+            with atomic_path(out_dir / "model.pt") as tmp:
+                torch.save(blob, tmp)
+        else:
+            # no training config: the fine-tuned weights are not what the recipe would retrain
+            save_checkpoint(out_dir / "model.pt", spec_name=bundle.spec.name, model=model,
+                            fmt="mixed", qat=True, metrics=metrics, config=None)
+        write_json(out_dir / "metrics.json", metrics)
+    return res

@@ -12,6 +12,11 @@ vectors for a network of linear layers) and optionally
 ``(x, y)``. The first half of the rows calibrates (and measures per-layer sensitivity), the second
 half is the test split (all rows when there are fewer than 4). Without labels, "accuracy" is the
 agreement of the quantized model's argmax with the float module's on the same inputs.
+
+Held-out data (``--val``, same file kinds as ``--calib``): the DSE's two held-out sets
+(:data:`models.spec.HELD_OUT`) are then the user's own samples, never used to calibrate: ``sens``
+the first half of the rows, ``eval`` the second. Without ``--val`` they are the two halves of
+``--calib`` (``sens`` the calibration half, ``eval`` the test half).
 """
 
 from __future__ import annotations
@@ -121,14 +126,14 @@ class UserSpec(ClassifierSpec):
     """A user's network: its data are the calibration inputs (see the module docstring)."""
 
     def __init__(self, name: str, x: torch.Tensor, y: torch.Tensor | None, *, source: dict,
-                 sparse: bool = False):
+                 sparse: bool = False, val=None):
         self.source = source
         self.x = x
         self.labelled = y is not None
         self._y = y
-        n_val = len(x) if len(x) < 4 else (len(x) + 1) // 2
-        self._val = slice(0, n_val)
-        self._test = slice(0, len(x)) if len(x) < 4 else slice(n_val, len(x))
+        self._val, self._test = _halves(len(x))
+        #: ``(x, y)`` of ``--val``: the held-out sets' own samples (None: the halves of ``x``)
+        self.val = val
         to_input = None
         if sparse:
             from .sparse import SparseTensor
@@ -136,6 +141,14 @@ class UserSpec(ClassifierSpec):
             to_input = SparseTensor.from_dense
         super().__init__(name, build=self._no_build, data=self._split, default_epochs=0,
                          sparse=sparse, to_input=to_input)
+
+    @property
+    def held_out(self) -> dict:
+        """The data splits of :data:`models.spec.HELD_OUT`: the halves of ``--val`` when given,
+        else the calibration half (``sens``) and the test half (``eval``) of ``--calib``."""
+        if self.val is not None:
+            return {"sens": "sens", "eval": "eval"}
+        return {"sens": "val", "eval": "test"}
 
     def _no_build(self):
         raise ModelError(f"{self.name} is an imported model: rebuild it from "
@@ -147,6 +160,11 @@ class UserSpec(ClassifierSpec):
             self._y = float_logits.argmax(1)
 
     def _split(self, split):
+        if split in ("sens", "eval") and self.val is not None:
+            vx, vy = self.val
+            first, second = _halves(len(vx))
+            sel = first if split == "sens" else second
+            return vx[sel], vy[sel]
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}")
         sel = self._test if split == "test" else self._val  # QAT trains on the val half
@@ -156,14 +174,60 @@ class UserSpec(ClassifierSpec):
         raise ModelError(f"{self.name} is imported with its own weights: train it in PyTorch; "
                          "codesign quantizes it (PTQ)")
 
+    def fine_tune(self, model, *, epochs, lr, seed, progress):
+        """QAT of the imported network on the calibration half of ``--calib`` (as ``codesign
+        train --qat`` does): the only labelled rows that are neither held out nor the test half."""
+        ClassifierSpec.fit(self, model, epochs=epochs, lr=lr, seed=seed, progress=progress)
 
-def user_checkpoint_path(ref, calib, cache: Path) -> Path:
+
+def _halves(n: int) -> tuple[slice, slice]:
+    """The first and second half of ``n`` rows (both all of them when ``n < 4``)."""
+    if n < 4:
+        return slice(0, n), slice(0, n)
+    return slice(0, (n + 1) // 2), slice((n + 1) // 2, n)
+
+
+def load_val(val, like: torch.Tensor, labels_of) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of ``--val`` (as :func:`load_inputs` reads it), checked against the calibration
+    inputs ``like`` (same sample shape) and labelled by ``labels_of(x)`` when it has no labels."""
+    try:
+        x, y = load_inputs(val)
+    except ModelError as exc:
+        raise ModelError(str(exc).replace("calibration", "held-out (--val)")) from None
+    if list(x.shape[1:]) != list(like.shape[1:]):
+        raise ModelError(f"held-out inputs (--val) have shape {list(x.shape[1:])} per row, the "
+                         f"calibration inputs {list(like.shape[1:])}")
+    if len(x) < 2:
+        raise ModelError(f"held-out inputs (--val) need at least 2 rows (one each for 'sens' "
+                         f"and 'eval'), not {len(x)}")
+    return x, (labels_of(x) if y is None else y)
+
+
+def _data_file(ref, what: str) -> Path:
+    data = Path(str(ref).split(":")[0]) if is_user_ref(ref) else Path(str(ref))
+    if not data.is_file():
+        raise ModelError(f"{what} {data} does not exist")
+    return data
+
+
+def _val_key(val) -> bytes:
+    """What a ``--val`` adds to an import's cache key (nothing without one, so imports made
+    before ``--val`` existed keep their place)."""
+    if val is None:
+        return b""
+    return b"val\0" + _data_file(val, "held-out data (--val)").read_bytes() + str(val).encode()
+
+
+def user_checkpoint_path(ref, calib, cache: Path, val=None) -> Path:
     """Where the cache (``cache``) keeps the import of ``ref`` calibrated on ``calib``."""
     path, name = parse_ref(ref)
     data = Path(str(calib).split(":")[0]) if is_user_ref(calib) else Path(str(calib))
     if not data.is_file():
         raise ModelError(f"calibration data {data} does not exist")
-    key = _digest(path.read_bytes(), name.encode(), data.read_bytes(), str(calib).encode())
+    parts = [path.read_bytes(), name.encode(), data.read_bytes(), str(calib).encode()]
+    if val is not None:
+        parts.append(_val_key(val))
+    key = _digest(*parts)
     return Path(cache) / "imports" / f"{path.stem}-{name}-{key[:12]}" / "model.pt"
 
 
@@ -172,7 +236,7 @@ def is_qonnx_ref(text) -> bool:
     return str(text).endswith(".onnx")
 
 
-def import_qonnx(path, calib, out_path, *, version: int) -> dict:
+def import_qonnx(path, calib, out_path, *, version: int, val=None) -> dict:
     """Import the QONNX model at ``path`` with its own quantizers, measure its agreement with
     ``qonnx``'s execution on the test split, and save it as a checkpoint of format ``version``;
     return its metrics (also in ``metrics.json`` beside it)."""
@@ -201,6 +265,10 @@ def import_qonnx(path, calib, out_path, *, version: int) -> dict:
         # without labels, "accuracy" is agreement with the model's own (qonnx) execution
         spec._y = torch.from_numpy(
             qonnx_execute(model, x.numpy())[model.graph.output[0].name].argmax(1))
+    if val is not None:
+        spec.val = load_val(val, x, lambda v: torch.from_numpy(
+            qonnx_execute(model, v.numpy())[model.graph.output[0].name].argmax(1)))
+        source["val"] = str(val if is_user_ref(val) else Path(val).resolve())
     _, yt = spec.data("test")
     ours = spec.evaluate(qnet, split="test", mode="int")
     metrics = {"model": model_name, "source": str(path), "calib": source["calib"],
@@ -211,7 +279,7 @@ def import_qonnx(path, calib, out_path, *, version: int) -> dict:
                "formats": dict(qnet.formats), "test_n": ours["n"], "qonnx_agreement": agree}
     blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
             "name": model_name, "x": x, "y": spec._y, "sparse": False, "format": "qonnx",
-            "qat": False, "folded": True, "metrics": metrics}
+            "qat": False, "folded": True, "metrics": metrics, "val": spec.val}
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         torch.save(blob, tmp)
@@ -219,7 +287,7 @@ def import_qonnx(path, calib, out_path, *, version: int) -> dict:
     return metrics
 
 
-def qonnx_checkpoint_path(path, calib, cache: Path) -> Path:
+def qonnx_checkpoint_path(path, calib, cache: Path, val=None) -> Path:
     """Where the cache (``cache``) keeps the import of the QONNX file ``path`` with ``calib``."""
     path = Path(path)
     if not path.is_file():
@@ -229,13 +297,16 @@ def qonnx_checkpoint_path(path, calib, cache: Path) -> Path:
         raise ModelError(f"calibration data {data} does not exist")
     from .quant import QUANT_VERSION
 
-    key = _digest(path.read_bytes(), data.read_bytes(), str(calib).encode(),
-                  f"q{QUANT_VERSION}".encode())
+    parts = [path.read_bytes(), data.read_bytes(), str(calib).encode(),
+             f"q{QUANT_VERSION}".encode()]
+    if val is not None:
+        parts.append(_val_key(val))
+    key = _digest(*parts)
     return Path(cache) / "imports" / f"{path.stem}-qonnx-{key[:12]}" / "model.pt"
 
 
 def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_format=None,
-                 qat_epochs: int = 5, progress: bool = False) -> dict:
+                 qat_epochs: int = 5, progress: bool = False, val=None) -> dict:
     """Trace, calibrate and save ``ref`` as a checkpoint of format ``version``; return its
     metrics (also in ``metrics.json`` beside it).
 
@@ -274,6 +345,17 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
               "labelled": y is not None}
     spec = UserSpec(model_name, x, y, source=source, sparse=sparse)
     spec.set_reference(ref_logits)
+    if val is not None:
+        def float_labels(v):
+            with torch.no_grad():
+                if sparse:
+                    from .sparse import SparseTensor
+
+                    return module(SparseTensor.from_dense(v)).argmax(1)
+                return module(v).argmax(1)
+
+        spec.val = load_val(val, x, float_labels)
+        source["val"] = str(val if is_user_ref(val) else Path(val).resolve())
     qnet.fold_bn()
     qnet.calibrate(spec.calibration_batches(qnet), abits=abits)
     float_acc = spec.evaluate(qnet, split="test", mode="float")
@@ -285,8 +367,7 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
         before = spec.evaluate(_quantized(qnet, fmt), split="test", mode="int")["accuracy"]
         qnet.set_formats(fmt)
         qnet.set_mode("fake")
-        ClassifierSpec.fit(spec, qnet, epochs=qat_epochs, lr=spec.lr / 10, seed=0,
-                           progress=progress)
+        spec.fine_tune(qnet, epochs=qat_epochs, lr=spec.lr / 10, seed=0, progress=progress)
         after = spec.evaluate(qnet, split="test", mode="int")["accuracy"]
         qnet.set_mode("float")  # formats and weight scales stay the fine-tuned ones
         qat = {"format": fmt, "epochs": qat_epochs, "data": "the calibration half of --calib",
@@ -299,7 +380,7 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     blob = {"version": version, "model": "user", "user": source, "qnet": qnet,
             "name": model_name, "x": x, "y": spec._y, "sparse": sparse, "format": "fp32",
             "qat": qat is not None,
-            "folded": True, "metrics": metrics}
+            "folded": True, "metrics": metrics, "val": spec.val}
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         torch.save(blob, tmp)
@@ -318,5 +399,5 @@ def _quantized(qnet, fmt):
 def spec_from_blob(blob) -> tuple[UserSpec, torch.nn.Module]:
     """``(spec, qnet)`` of a saved import (the inputs and labels are saved with it)."""
     spec = UserSpec(blob["name"], blob["x"], blob["y"], source=blob["user"],
-                    sparse=blob.get("sparse", False))
+                    sparse=blob.get("sparse", False), val=blob.get("val"))
     return spec, blob["qnet"]

@@ -33,7 +33,7 @@ from .checkpoint import (
 from .qnet import QNet
 from .quant.formats import FormatError
 from .registry import REGISTRY, ModelError, model_names, register, spec
-from .spec import HELD_OUT, ClassifierSpec, ModelSpec
+from .spec import HELD_OUT, ClassifierSpec, ModelSpec, pool_metrics
 from .train import TrainConfig, train
 
 __all__ = [
@@ -91,7 +91,7 @@ class Bundle:
     def cv_bundles(self) -> list[Bundle]:
         """This bundle and the models of its spec's other cross-validation folds (trained with the
         same configuration on demand, cached beside its checkpoint as ``<slot>-cv<k>``)."""
-        if self.spec.cv_folds <= 1 or self.spec.cv_fold != 0 or "config" not in self.meta:
+        if self.spec.cv_folds <= 1 or self.spec.cv_fold != 0 or not self.meta.get("config"):
             return [self]
         cached = self.__dict__.get("_cv")
         if cached is None:
@@ -122,14 +122,31 @@ class Bundle:
 
         got = [b.spec.evaluate_outputs(b.quantized(formats), split=data)
                for b, data in self._members(split)]
-        return _pool([g[0] for g in got]), np.concatenate([g[1] for g in got])
+        return pool_metrics([g[0] for g in got]), np.concatenate([g[1] for g in got])
+
+    def metrics_from_outputs(self, outputs, split: str) -> dict:
+        """The metrics on ``split`` of outputs laid out as :meth:`evaluate_outputs` returns them
+        (the cross-validation folds' models' outputs one after another), pooled like
+        :meth:`evaluate`."""
+        import numpy as np
+
+        outputs = np.asarray(outputs)
+        parts, at = [], 0
+        for b, data in self._members(split):
+            n = b.spec.output_rows(data)
+            parts.append(b.spec.metrics_from_outputs(b.model, outputs[at : at + n], split=data))
+            at += n
+        if at != len(outputs):
+            raise ValueError(f"{len(outputs)} output rows for {at} samples of {split!r}")
+        return pool_metrics(parts)
 
     def evaluate(self, formats=None, split="val", mode="int") -> dict:
         """Metrics of the model quantized with ``formats`` (None: the float model). A held-out
         set (``sens``, ``eval``) pools every cross-validation fold's model on its own split,
         weighted by sample count."""
         if split in HELD_OUT:
-            return _pool([b._evaluate(formats, data, mode) for b, data in self._members(split)])
+            return pool_metrics([b._evaluate(formats, data, mode)
+                                 for b, data in self._members(split)])
         return self._evaluate(formats, split, mode)
 
     def _evaluate(self, formats, split, mode) -> dict:
@@ -142,20 +159,12 @@ class Bundle:
         return self.spec.frames(self.model, n, seed=seed, split=split)
 
 
-def _pool(parts: list[dict]) -> dict:
-    """Metrics of several models on disjoint samples as one: means weighted by sample count."""
-    n = [int(p.get("n", 1)) for p in parts]
-    out = {k: sum(float(p[k]) * w for p, w in zip(parts, n, strict=True)) / sum(n)
-           for k in parts[0] if k != "n" and isinstance(parts[0][k], (int, float))}
-    out["n"] = sum(n)
-    return out
-
-
 def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,
-         calib=None) -> Bundle:
+         calib=None, val=None) -> Bundle:
     """A :class:`Bundle` from a registry name (cached, trained on demand), a checkpoint path, or
-    a user's ``file.py:factory`` with its calibration inputs ``calib`` (imported on demand into
-    the cache, :mod:`models.user`)."""
+    a user's ``file.py:factory`` or QONNX ``.onnx`` with its calibration inputs ``calib`` and
+    optional held-out inputs ``val`` (the DSE's ``sens`` and ``eval`` sets), imported on demand
+    into the cache (:mod:`models.user`)."""
     name_or_path = str(name_or_path)
     looks_like_path = name_or_path.endswith(".pt") or os.sep in name_or_path
     if name_or_path.endswith(".json"):
@@ -166,17 +175,20 @@ def load(name_or_path, *, train_if_missing: bool = True, progress: bool = True,
         if calib is None:
             raise ModelError(f"{name_or_path} is a QONNX model: give its inputs with --calib "
                              "(.npz with x [and y], .npy, or file.py:function)")
-        path = user.qonnx_checkpoint_path(name_or_path, calib, cache_dir())
+        path = user.qonnx_checkpoint_path(name_or_path, calib, cache_dir(), val=val)
         if not path.is_file():
-            user.import_qonnx(name_or_path, calib, path, version=CHECKPOINT_VERSION)
+            user.import_qonnx(name_or_path, calib, path, version=CHECKPOINT_VERSION, val=val)
         looks_like_path = True
     elif user.is_user_ref(name_or_path):
         if calib is None:
             raise ModelError(f"{name_or_path} is a PyTorch model: give its calibration inputs "
                              "with --calib (.npz with x [and y], .npy, or file.py:function)")
-        path = user.user_checkpoint_path(name_or_path, calib, cache_dir())
+        path = user.user_checkpoint_path(name_or_path, calib, cache_dir(), val=val)
         if not path.is_file():
-            user.import_model(name_or_path, calib, path, version=CHECKPOINT_VERSION)
+            user.import_model(name_or_path, calib, path, version=CHECKPOINT_VERSION, val=val)
+    elif val is not None:
+        raise ModelError(f"--val is for a file.py:factory or .onnx model, not {name_or_path!r} "
+                         "(a built-in model has its own held-out sets)")
     elif looks_like_path:
         path = Path(name_or_path)
         if path.is_dir():

@@ -242,10 +242,19 @@ def write_report(out, cfg) -> dict:
             "| design | accuracy |", "|---|---|",
             f"| all int8 (measured) | {ev['int8']:.4f} |",
             f"| chosen point (predicted) | {acc['predicted']:.4f} |",
-            f"| chosen point (measured) | {ev['chosen']:.4f} |",
+            *([f"| chosen point before fine-tuning (measured) | {acc['finetune']['before']:.4f} |",
+               f"| chosen point after {acc['finetune']['epochs']} epoch(s) of QAT (measured) | "
+               f"{ev['chosen']:.4f} |"] if acc.get("finetune") else
+              [f"| chosen point (measured) | {ev['chosen']:.4f} |"]),
             "", f"Measured drop from all-int8: {100 * ev['drop']:.2f} points, {verdict} the "
             f"flow's bound of {100 * ev['max_drop']:.2f} points (`--max-drop`).",
         ]
+        if acc.get("finetune"):
+            ft = acc["finetune"]
+            lines += ["", f"`--finetune {ft['epochs']}`: the chosen point's weights were "
+                      f"fine-tuned in its formats ({100 * ft['gain']:+.2f} points on `eval`); "
+                      f"the hardware, its co-simulation and the test split below use them "
+                      f"(`{ft['checkpoint']}`)."]
     n_test = acc.get("test_n")
     lines += ["", "## Accuracy of the model that goes to hardware (its test split"
               + (f", {n_test:,} samples" if n_test else "") + ", integer reference)", ""]

@@ -56,7 +56,7 @@ def _qgraph(model: str, formats):
 def run(args) -> int:
     from contract.point import DesignPoint, load_point
 
-    args.model = resolve_model(args.model, args.calib)
+    args.model = resolve_model(args.model, args.calib, args.val)
     from hw.build import build, top_name
     from models.quant.formats import WEIGHT_FORMATS
 

@@ -42,13 +42,17 @@ def add_arguments(p):
     p.add_argument("--check", type=arg(check_count, "--check", low=0, high=1000), default=None,
                    help="front points whose accuracy is measured against the prediction "
                         "(default: every point)")
+    p.add_argument("--finetune", type=arg(check_count, "--finetune", low=0, high=10_000),
+                   default=0, metavar="N",
+                   help="also fine-tune every front point N epochs in its formats (QAT) and "
+                        "measure the gain; the weights go to DIR/finetuned/point_<k>/model.pt")
     p.add_argument("--out", required=True, help="output directory")
 
 
 def run(args) -> int:
     from dse.api import explore
 
-    args.model = resolve_model(args.model, args.calib)
+    args.model = resolve_model(args.model, args.calib, args.val)
     def log(msg):
         print(msg, file=sys.stderr)
 
@@ -58,9 +62,11 @@ def run(args) -> int:
         df = explore(args.model, args.device, out=args.out, util=args.util,
                      formats=args.formats, clock_mhz=args.clock_mhz, points=args.points,
                      objective=args.objective, frames=args.frames, time_limit=args.time_limit,
-                     max_par=args.max_par, check=args.check, log=log)
-    cols = ["point", "accuracy_pred", "ii_cycles", "latency_cycles", "fps", "dsp", "lut",
-            "bram18", "format_counts"]
+                     max_par=args.max_par, check=args.check, finetune=args.finetune, log=log)
+    cols = ["point", "accuracy_pred", "accuracy_measured", "ii_cycles", "latency_cycles", "fps",
+            "dsp", "lut", "bram18", "format_counts"]
+    if args.finetune:
+        cols.insert(3, "accuracy_finetuned")
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {args.out}/pareto.csv, pareto.png, point_*.json, choices.csv")
     return 0

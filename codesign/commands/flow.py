@@ -46,6 +46,10 @@ def add_arguments(p):
     p.add_argument("--implement", action=argparse.BooleanOptionalAction, default=d.implement,
                    help="place, route and time the design with nextpnr (`codesign implement`); "
                         "default on for Lattice ECP5 parts, which are the parts it takes")
+    p.add_argument("--finetune", type=arg(check_count, "--finetune", low=0, high=10_000),
+                   default=d.finetune, metavar="N",
+                   help="fine-tune every front point N epochs in its formats (QAT); the chosen "
+                        "point is built, simulated and measured with its fine-tuned weights")
     p.add_argument("--out", default=None, help="run directory (default runs/flow-<model>)")
     p.add_argument("--force", action="store_true", help="redo every stage")
 
@@ -111,11 +115,11 @@ def pick_point(pareto_csv: Path, max_drop: float) -> dict:
 def run(args) -> int:
     from models.zoo import ModelError
 
-    cfg = FlowConfig(model=resolve_model(args.model, args.calib), device=args.device,
+    cfg = FlowConfig(model=resolve_model(args.model, args.calib, args.val), device=args.device,
                      util=args.util, formats=args.formats,
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
-                     implement=args.implement, out=out_dir(args))
+                     implement=args.implement, finetune=args.finetune, out=out_dir(args))
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {
@@ -131,6 +135,17 @@ def run(args) -> int:
 
     def ckpt() -> str:
         return json.loads(paths["model"].read_text())["checkpoint"]
+
+    def hw_ckpt() -> str:
+        """The weights that go to hardware: the model's, or with ``--finetune`` the chosen
+        point's fine-tuned ones."""
+        if not cfg.finetune:
+            return ckpt()
+        k = json.loads(paths["pick"].read_text())["point"]
+        path = paths["dse"] / "finetuned" / f"point_{k}" / "model.pt"
+        if not path.is_file():
+            raise CodesignError(f"{path} is missing; re-run with --force")
+        return str(path)
 
     def verilog() -> Path:
         m = json.loads((paths["build"] / "manifest.json").read_text())
@@ -152,7 +167,8 @@ def run(args) -> int:
             shutil.rmtree(paths["dse"])
         _cli(["dse", "--model", ckpt(), "--device", cfg.device, "--util", str(cfg.util),
               "--formats", cfg.formats, "--clock-mhz", str(cfg.clock_mhz),
-              "--points", str(cfg.points), "--out", str(paths["dse"])])
+              "--points", str(cfg.points), "--finetune", str(cfg.finetune),
+              "--out", str(paths["dse"])])
 
     def do_pick():
         choice = pick_point(paths["dse"] / "pareto.csv", cfg.max_drop)
@@ -165,7 +181,7 @@ def run(args) -> int:
     def do_build():
         if paths["build"].exists():
             shutil.rmtree(paths["build"])
-        argv = ["build", "--model", ckpt(), "--point", str(paths["point"]),
+        argv = ["build", "--model", hw_ckpt(), "--point", str(paths["point"]),
                 "--out", str(paths["build"])]
         # a Lattice part's resources come from nextpnr (implement), not synth_xilinx
         synth = cfg.synth and not cfg.lattice
@@ -183,6 +199,7 @@ def run(args) -> int:
         from models import zoo
 
         b = zoo.load(ckpt())
+        hw = zoo.load(hw_ckpt()) if cfg.finetune else b  # the weights in the hardware
         point = json.loads(paths["point"].read_text())
         formats = {layer["name"]: layer["format"] for layer in point["layers"]}
         fixed = bool(getattr(b.qnet_base, "fixed_formats", False))
@@ -193,8 +210,8 @@ def run(args) -> int:
             b.evaluate(None, split="test")["accuracy"],
             "float_is": imported.get("float_is", "the float model"),
             "int8": None if fixed else b.evaluate("int8", split="test", mode="int").get("accuracy"),
-            "chosen": b.evaluate(formats, split="test", mode="int").get("accuracy"),
-            "chosen_metrics": b.evaluate(formats, split="test", mode="int"),
+            "chosen": hw.evaluate(formats, split="test", mode="int").get("accuracy"),
+            "chosen_metrics": hw.evaluate(formats, split="test", mode="int"),
             "predicted": json.loads(paths["pick"].read_text())["accuracy_pred"],
             "split": "test",
         }
@@ -204,9 +221,20 @@ def run(args) -> int:
             e8 = b.evaluate("int8", split="eval", mode="int")
             ec = b.evaluate(formats, split="eval", mode="int")
             metric = "accuracy" if "accuracy" in ec else next(iter(ec))
-            res["eval"] = {"n": int(ec.get("n", 0)), "int8": e8[metric], "chosen": ec[metric],
-                           "drop": e8[metric] - ec[metric], "max_drop": cfg.max_drop,
-                           "within_bound": e8[metric] - ec[metric] <= cfg.max_drop + 1e-12,
+            chosen = ec[metric]
+            if cfg.finetune:
+                # measured by the DSE on the same samples (every fold's model fine-tuned alike)
+                import pandas as pd
+
+                front = pd.read_csv(paths["dse"] / "pareto.csv").set_index("point")
+                k = json.loads(paths["pick"].read_text())["point"]
+                chosen = float(front.loc[k, "accuracy_finetuned"])
+                res["finetune"] = {"epochs": cfg.finetune, "before": ec[metric],
+                                   "after": chosen, "gain": chosen - ec[metric],
+                                   "checkpoint": hw_ckpt()}
+            res["eval"] = {"n": int(ec.get("n", 0)), "int8": e8[metric], "chosen": chosen,
+                           "drop": e8[metric] - chosen, "max_drop": cfg.max_drop,
+                           "within_bound": e8[metric] - chosen <= cfg.max_drop + 1e-12,
                            "cv_folds": b.spec.cv_folds}
             res["test_n"] = int(res["chosen_metrics"].get("n", 0))
         if imported.get("qonnx_agreement"):
@@ -234,12 +262,14 @@ def run(args) -> int:
     stages = [
         Stage("model", do_model, lambda: [paths["model"]], lambda: {"model": cfg.model}),
         Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"],
-              digests("model", keys=("device", "util", "formats", "clock_mhz", "points"))),
+              digests("model", keys=("device", "util", "formats", "clock_mhz", "points",
+                                     "finetune"))),
         Stage("pick", do_pick, lambda: [paths["pick"], paths["point"]],
               lambda: {**digests(keys=("max_drop",))(),
                        "pareto": file_digest(paths["dse"] / "pareto.csv")}),
         Stage("build", do_build, lambda: [paths["build"] / "manifest.json", verilog()],
-              digests("model", "point", keys=("synth",))),
+              lambda: {**digests("model", "point", keys=("synth",))(),
+                       "weights": file_digest(hw_ckpt())}),
         Stage("sim", do_sim, lambda: [paths["build"] / "sim_summary.json"],
               lambda: {**digests("model", "point", keys=("frames", "sim", "stall"))(),
                        "manifest": file_digest(paths["build"] / "manifest.json"),
@@ -250,7 +280,8 @@ def run(args) -> int:
                           "verilog": file_digest(verilog())})]
           if cfg.implements else []),
         Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]],
-              digests("model", "point", "pick", keys=())),
+              lambda: {**digests("model", "point", "pick", keys=("finetune",))(),
+                       "weights": file_digest(hw_ckpt())}),
         Stage("report", do_report, lambda: [paths["report"]],
               lambda: {**digests("model", "point", "pick", "accuracy")(),
                        "sim": file_digest(paths["build"] / "sim_summary.json"),

@@ -24,6 +24,9 @@ def add_arguments(p):
                    help="digits, eventdigits or eye; or your model as file.py:factory (imported "
                         "with its own weights and calibrated on --calib)")
     p.add_argument("--calib", default=None, help="calibration inputs of a file.py:factory model")
+    p.add_argument("--val", default=None,
+                   help="held-out inputs of a file.py:factory model (the DSE's sens and eval "
+                        "sets; default: the halves of --calib)")
     p.add_argument("--format", default="fp32", help=f"one of {', '.join(TRAIN_FORMATS)}")
     p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning")
     p.add_argument("--epochs", type=arg(check_count, "--epochs", high=100_000), default=None,
@@ -61,13 +64,14 @@ def run(args) -> int:
                 args.model, args.calib, Path(args.out) / "model.pt", version=CHECKPOINT_VERSION,
                 abits=args.abits, qat_format=args.format if args.qat else None,
                 qat_epochs=5 if args.qat_epochs is None else args.qat_epochs,
-                progress=not args.quiet)
+                progress=not args.quiet, val=args.val)
         except (ModelError, ValueError) as exc:
             raise CodesignError(str(exc).splitlines()[0]) from None
         print(json.dumps(metrics))
         return 0
-    if args.calib is not None:
-        raise CodesignError(f"--calib is for a file.py:factory model, not {args.model!r}")
+    for name, given in (("--calib", args.calib), ("--val", args.val)):
+        if given is not None:
+            raise CodesignError(f"{name} is for a file.py:factory model, not {args.model!r}")
 
     try:
         cfg = TrainConfig(model=args.model, format=args.format, qat=args.qat, epochs=args.epochs,

@@ -294,6 +294,20 @@ class EyeSpec(ModelSpec):
         h, _ = m.gru(torch.as_tensor(emb, dtype=torch.float32).reshape(*lab.shape[:2], EMBED))
         return _metrics(torch.sigmoid(m.head(h)) * _SCALE, lab, closed), emb
 
+    def output_rows(self, split):
+        lab = self.data(split)[1]
+        return int(lab.shape[0] * lab.shape[1])
+
+    @torch.no_grad()
+    def metrics_from_outputs(self, model, outputs, *, split):
+        """The metrics of backbone embeddings ``outputs`` (``[S * T, EMBED]``) through the GRU
+        and the head, as :meth:`evaluate_outputs` computes them."""
+        _, lab, closed = self.data(split)
+        m = copy.deepcopy(model).eval()
+        emb = torch.as_tensor(np.asarray(outputs), dtype=torch.float32)
+        h, _ = m.gru(emb.reshape(*lab.shape[:2], EMBED))
+        return _metrics(torch.sigmoid(m.head(h)) * _SCALE, lab, closed)
+
     def outputs(self, model, *, split):
         """The backbone's embeddings of every window, ``[S * T, EMBED]``: the integer model's
         accumulators times their scale (what the GRU takes in ``int`` mode)."""

@@ -186,3 +186,86 @@ def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
     note = fewer_points_note(6, 6, 2, levels=[515, 1025])
     assert "only 2 initiation intervals" in note and "515, 1,025 cycles" in note
     assert fewer_points_note(6, 6, 6) == ""
+
+
+class LogitBundle:
+    """A classifier whose logits move by the sum of per-layer deviations: its accuracy interacts
+    across layers (a sample flips only when deviations add up), which no linear model of the
+    drops holds and the superposition of output deviations does exactly."""
+
+    name = "logits"
+    SCALE = {"int8": 0.0, "int4": 1.0, "dybit4": 0.5}
+    WEIGHT = {"a": 1.0, "b": 0.7, "c": 0.4, "d": 1.2}
+
+    def __init__(self, gamma=0.0):
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        self.gamma = gamma
+        self.ref = rng.normal(size=(600, 4))
+        self.y = self.ref.argmax(1)
+        self.dirs = {k: rng.normal(size=(600, 4)) for k in self.WEIGHT}
+        self.calls = 0
+
+    def layer_names(self):
+        return list(self.WEIGHT)
+
+    def _outputs(self, formats):
+        n = max(1, sum(f != "int8" for f in formats.values()))
+        out = self.ref.copy()
+        for k, f in formats.items():
+            out = out + n ** -self.gamma * self.SCALE[f] * self.WEIGHT[k] * self.dirs[k]
+        return out
+
+    def metrics_from_outputs(self, outputs, split):
+        return {"accuracy": float((outputs.argmax(1) == self.y).mean()), "n": len(self.y)}
+
+    def evaluate(self, formats, split="val"):
+        self.calls += 1
+        return self.metrics_from_outputs(self._outputs(formats), split)
+
+    def evaluate_outputs(self, formats, split):
+        out = self._outputs(formats)
+        return self.metrics_from_outputs(out, split), out
+
+
+def test_superposition_of_output_deviations_predicts_interacting_drops(tmp_path):
+    from dse.accuracy import ALPHAS, Superposition, calibration_assignments
+
+    b = LogitBundle()
+    path = tmp_path / "sens.json"
+    sens = load_or_measure(b, ["int8", "int4", "dybit4"], path, calibration=16)
+    fit = sens.fit
+    # the deviations add exactly here (alpha 1, gamma 0)
+    assert fit["use"] == "superposition" and fit["alpha"] == pytest.approx(1.0)
+    assert fit["gamma"] == 0.0
+    assert 1.0 in ALPHAS and fit["loo_superposition"] == pytest.approx(0.0, abs=1e-12)
+    assert fit["loo_superposition"] < min(fit["loo_linear"], fit["loo_noise"],
+                                          fit["loo_additive"])
+    # the program still sums a linear model; a point's prediction is the superposition's
+    assert sens.ilp_model in ("additive", "noise", "linear")
+    held = calibration_assignments(b.layer_names(), ["int8", "int4", "dybit4"], "int8", 10,
+                                   seed=7)
+    chk = check_predictions(b, sens, held)
+    assert chk["error"].abs().max() == pytest.approx(0.0, abs=1e-12)
+    assert (chk["predicted_ilp"] - chk["measured"]).abs().max() > 0.005  # what it missed
+    # the tables are saved beside the cache, reused, and re-measured when deleted
+    sp = Superposition.load(sens.superposition)
+    assert (sp.alpha, sp.gamma) == (1.0, 0.0) and set(sp.deltas) == {
+        (k, f) for k in b.WEIGHT for f in ("int4", "dybit4")}
+    calls = b.calls
+    again = load_or_measure(b, ["int8", "int4", "dybit4"], path, calibration=16)
+    assert b.calls == calls and again == sens
+    from pathlib import Path
+
+    Path(sens.superposition).unlink()
+    load_or_measure(b, ["int8", "int4", "dybit4"], path, calibration=16)
+    assert b.calls > calls and Path(sens.superposition).is_file()
+
+
+def test_superposition_learns_that_many_deviations_hurt_less_together(tmp_path):
+    """Deviations that shrink as more layers change (n ** -0.3 here) are fitted as gamma."""
+    b = LogitBundle(gamma=0.3)
+    sens = load_or_measure(b, ["int8", "int4", "dybit4"], tmp_path / "s.json", calibration=16)
+    assert (sens.fit["alpha"], sens.fit["gamma"]) == (1.0, 0.3)
+    assert sens.fit["loo_superposition"] == pytest.approx(0.0, abs=1e-12)

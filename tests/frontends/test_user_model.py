@@ -163,3 +163,127 @@ def test_qat_fine_tunes_an_imported_model(tmp_path, capsys):
     assert main(["train", "--model", f"{ex}:build", "--calib", f"{ex}:calib", "--qat",
                  "--out", str(tmp_path / "y")]) == 2
     assert "--qat needs a quantized --format" in capsys.readouterr().err
+
+
+def test_val_gives_the_held_out_sets(user_files, capsys):
+    """`--val`: the DSE's held-out sets are the user's own rows (sens the first half, eval the
+    second), not the halves of --calib; the import with --val is cached apart from the one
+    without, and unlabelled --val rows are labelled by the float module."""
+    import torch
+
+    from models import zoo
+
+    d = user_files
+    rng = np.random.default_rng(1)
+    val_x = rng.random((10, 1, 8, 8), dtype=np.float32)
+    np.savez(d / "val.npz", x=val_x, y=rng.integers(0, 3, 10))
+    ref, calib = f"{d}/net.py:build", str(d / "calib.npz")
+    assert main(["dse", "--model", ref, "--calib", calib, "--val", str(d / "val.npz"),
+                 "--device", "XC7Z020", "--points", "1", "--out", str(d / "dse")]) == 0
+    pred = json.loads((d / "dse" / "predictor.json").read_text())
+    assert pred["sens_samples"] == 5 and pred["eval_samples"] == 5  # not 8 / 8 from --calib
+    b = zoo.load(ref, calib=calib, val=str(d / "val.npz"))
+    xe, ye = b.spec.data("eval")
+    assert torch.equal(xe, torch.from_numpy(val_x[5:]))
+    assert torch.equal(ye, torch.as_tensor(np.load(d / "val.npz")["y"][5:]))
+    assert b.spec.data("test")[0].shape[0] == 8  # the import's own test half is unchanged
+    without = zoo.load(ref, calib=calib)
+    assert without.checkpoint != b.checkpoint and without.spec.held_out == {"sens": "val",
+                                                                             "eval": "test"}
+    np.save(d / "val_x.npy", val_x)
+    unl = zoo.load(ref, calib=calib, val=str(d / "val_x.npy"))
+    with torch.no_grad():
+        want = unl.spec.logits(unl.model, torch.from_numpy(val_x[:5]), mode="float").argmax(1)
+    assert torch.equal(unl.spec.data("sens")[1], want)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("model,val,match", [
+    ("{d}/net.py:build", "{d}/nothere.npz",
+     r"held-out data \(--val\) .*nothere.npz does not exist"),
+    ("{d}/net.py:build", "{d}/wide.npz", r"held-out inputs \(--val\) have shape \[3, 8, 8\]"),
+    ("{d}/net.py:build", "{d}/one.npz", r"at least 2 rows"),
+    ("{d}/net.py:build", "{d}/bad.npz", r"held-out \(--val\) data .* is unreadable"),
+    ("digits", "{d}/calib.npz", "--val is for a file.py:factory or .onnx model"),
+])
+def test_bad_val_is_one_line_exit_2_nothing_written(user_files, capsys, model, val, match):
+    d = user_files
+    (d / "bad.npz").write_bytes(b"not a zip")
+    np.savez(d / "wide.npz", x=np.zeros((4, 3, 8, 8), dtype=np.float32))
+    np.savez(d / "one.npz", x=np.zeros((1, 1, 8, 8), dtype=np.float32))
+    argv = ["dse", "--model", model.format(d=d), "--val", val.format(d=d), "--device", "XC7Z020",
+            "--out", str(d / "o")]
+    if model != "digits":
+        argv += ["--calib", str(d / "calib.npz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert re.search(match, err), err
+    assert not (d / "o").exists()
+    assert not list((d / "cache").glob("imports/*/model.pt"))
+
+
+def test_finetune_every_front_point(user_files, capsys):
+    """`codesign dse --finetune N`: each front point fine-tuned in its own formats; the gain is the
+    saved checkpoint's measured accuracy minus the point's, and `codesign build` takes it."""
+    import pandas as pd
+    import torch
+
+    from models import zoo
+
+    d = user_files
+    ref, calib = f"{d}/net.py:build", str(d / "calib.npz")
+    out = d / "dse"
+    assert main(["dse", "--model", ref, "--calib", calib, "--device", "XC7Z020", "--points", "2",
+                 "--formats", "int8,int4", "--finetune", "2", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "pareto.csv")
+    orig = zoo.load(ref, calib=calib)
+    for _, row in df.iterrows():
+        k = int(row["point"])
+        point = json.loads((out / f"point_{k}.json").read_text())
+        formats = {layer["name"]: layer["format"] for layer in point["layers"]}
+        tuned = zoo.load(str(out / "finetuned" / f"point_{k}" / "model.pt"))
+        after = tuned.evaluate(formats, split="eval")["accuracy"]
+        assert row["accuracy_finetuned"] == pytest.approx(after, abs=1e-12)
+        assert row["finetune_gain"] == pytest.approx(after - row["accuracy_measured"], abs=1e-12)
+        # the weights moved, and the saved model keeps the point's formats
+        w0 = [p.detach().clone() for p in orig.model.parameters()]
+        w1 = list(tuned.model.parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(w0, w1, strict=True))
+        assert tuned.qnet_base.formats == formats
+    k = int(df["point"].iloc[0])
+    assert main(["build", "--model", str(out / "finetuned" / f"point_{k}"), "--point",
+                 str(out / f"point_{k}.json"), "--out", str(d / "b")]) == 0
+    assert (out / "pareto.png").is_file()
+    capsys.readouterr()
+    assert main(["dse", "--model", "synthetic6", "--device", "XC7Z020", "--finetune", "1",
+                 "--out", str(d / "s")]) == 2
+    assert "--finetune needs a trained model" in capsys.readouterr().err
+    assert not (d / "s").exists()
+
+
+@pytest.mark.rtl
+def test_flow_builds_the_finetuned_weights(user_files, capsys):
+    """`codesign flow --finetune N`: the chosen point's fine-tuned checkpoint is what is built and
+    co-simulated (0 mismatches against its golden model), and the report states the gain."""
+    from cosim.runner import simulator_missing
+
+    if simulator_missing("verilator"):
+        pytest.skip("verilator missing")
+    d = user_files
+    out = d / "run"
+    assert main(["flow", "--model", f"{d}/net.py:build", "--calib", str(d / "calib.npz"),
+                 "--device", "XC7Z020", "--points", "2", "--formats", "int8,int4",
+                 "--finetune", "1", "--frames", "3", "--no-synth", "--out", str(out)]) == 0
+    pick = json.loads((out / "pick.json").read_text())
+    tuned = out / "dse" / "finetuned" / f"point_{pick['point']}" / "model.pt"
+    manifest = json.loads((out / "build" / "manifest.json").read_text())
+    assert manifest["model"] == str(tuned)
+    sim = json.loads((out / "build" / "sim_summary.json").read_text())
+    assert sim["mismatches"] == 0 and sim["frames"] >= 3
+    acc = json.loads((out / "accuracy.json").read_text())
+    ft = acc["finetune"]
+    assert ft["epochs"] == 1 and acc["eval"]["chosen"] == ft["after"]
+    assert ft["gain"] == pytest.approx(ft["after"] - ft["before"])
+    assert "epoch(s) of QAT" in (out / "report.md").read_text()
+    capsys.readouterr()

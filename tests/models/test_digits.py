@@ -147,7 +147,7 @@ def test_cross_validation_folds_hold_out_disjoint_test_splits():
 
 
 def test_held_out_metrics_pool_the_folds_by_sample_count():
-    from models.zoo import _pool
+    from models.spec import pool_metrics as _pool
 
     got = _pool([{"accuracy": 1.0, "n": 300}, {"accuracy": 0.5, "n": 100}])
     assert got == {"accuracy": pytest.approx(0.875), "n": 400}

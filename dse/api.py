@@ -257,6 +257,22 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                                               log=log, spacing=spacing)
     fixed = any(layer.formats for layer in w.layers)
     names = [layer.name for layer in w.layers]
+    levels = sorted({sol.ii for _, sol in rows})
+    if bundle is not None and not fixed and sens.predictor == "superposition" and front:
+        # the program's linear model is blind where layers cost accuracy only together: walk
+        # from the fastest point back to all-reference, one layer at a time as the better
+        # predictor ranks them, and keep what is non-dominated under that predictor
+        def predict(formats):
+            return sens.point_drop(formats, bundle)
+
+        path = pareto.toward_reference(problem, front[0][1], predict, sens.reference,
+                                       time_limit=time_limit, log=log)
+        front, _ = pareto.front_by(problem, rows + [(None, sol) for sol in path], predict)
+        levels = sorted({sol.ii for _, sol in rows} | {sol.ii for sol in path})
+        if log:
+            log(f"{len(path)} designs on the path from the fastest point to all-"
+                f"{sens.reference}, ranked by the superposition predictor; {len(front)} "
+                "non-dominated points in all")
     base, n_eval = sens.base, 0
     if bundle is not None:
         # predictions are anchored on the reference design measured on the evaluation set, so
@@ -335,8 +351,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
         refs.to_csv(tmp, index=False)
-    note = fewer_points_note(points, len(rows), len(df), fixed=fixed,
-                             levels=sorted({sol.ii for _, sol in rows}))
+    note = fewer_points_note(points, len(rows), len(df), fixed=fixed, levels=levels)
     sizes = (f"{sens.metric}: predicted from {sens.n:,} 'sens' samples, measured on "
              f"{n_eval:,} 'eval' samples" if bundle is not None else sens.metric)
     plot_front(out / "pareto.png", df, refs,

@@ -34,7 +34,7 @@ from .latency import rows_of
 from .workload import Workload
 
 __all__ = ["price", "pool", "make_problem", "sweep", "non_dominated", "solutions_frame",
-           "FRONT_COLUMNS"]
+           "FRONT_COLUMNS", "toward_reference", "front_by"]
 
 #: Columns of the front table (pareto.csv), in order.
 FRONT_COLUMNS = (
@@ -187,6 +187,73 @@ def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "i
             keep.append((b, s))
     keep.sort(key=lambda bs: (key(bs[1]), -bs[1].drop))
     return keep
+
+
+def _formats_of(problem: Problem, sol: Solution) -> dict:
+    return {name: c.format for name, c in zip(problem.names, sol.choices, strict=True)}
+
+
+def _fixed_formats(problem: Problem, formats: dict) -> Problem:
+    """``problem`` with each layer's candidates (and pool) restricted to its format in
+    ``formats``, and no accuracy bound."""
+    def keep(per_layer):
+        return tuple(tuple(c for c in cs if c.choice.format == formats[name])
+                     for name, cs in zip(problem.names, per_layer, strict=True))
+
+    return replace(problem, candidates=keep(problem.candidates),
+                   pool=keep(problem.pool) if problem.pool else (), max_drop=None)
+
+
+def toward_reference(problem: Problem, start: Solution, predict, reference: str, *,
+                     time_limit: float | None = None, log=None) -> list[Solution]:
+    """Designs between ``start`` and the all-``reference`` one that a non-linear predictor ranks.
+
+    From ``start``'s formats, one layer at a time goes back to ``reference``: each step the layer
+    whose change lowers ``predict(formats)`` (a predicted drop) most. Every assignment on that
+    path is solved with its formats fixed (the fastest design of those formats that fits), so
+    the front can hold points between the linear sweep's, ranked by the better predictor where
+    the integer program's linear model is blind (its fitted cost of a layer is often 0 while the
+    layer costs accuracy beside others). Returns the solved designs, in path order; assignments
+    that do not fit or time out are skipped."""
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    cur = _formats_of(problem, start)
+    out = []
+    while any(f != reference for f in cur.values()):
+        best = None
+        for name, f in cur.items():
+            if f == reference:
+                continue
+            trial = {**cur, name: reference}
+            d = predict(trial)
+            if best is None or d < best[0] - 1e-12:
+                best = (d, trial)
+        cur = best[1]
+        fixed = _fixed_formats(problem, cur)
+        if not all(fixed.candidates):
+            continue
+        try:
+            out.append(optimise(fixed, time_limit=limit))
+        except (Infeasible, SolverTimeout) as exc:
+            if log:
+                log(f"path design {'/'.join(cur.values())}: {exc}")
+    return out
+
+
+def front_by(problem: Problem, rows, predict):
+    """The non-dominated ``(bound, solution)`` of ``rows`` when a design's accuracy is
+    ``predict(formats)`` (a predicted drop) rather than the program's summed cost; returns
+    ``(front, drops)`` with the predicted drop of each front point, fastest first."""
+    key = (lambda s: s.ii) if problem.objective == "ii" else (lambda s: s.latency)
+    scored = [(b, s, predict(_formats_of(problem, s))) for b, s in rows]
+    keep = []
+    for b, s, d in scored:
+        dominated = any((key(t) <= key(s) and e <= d + 1e-12)
+                        and (key(t) < key(s) or e < d - 1e-12) for _, t, e in scored)
+        duplicate = any(key(t) == key(s) and abs(e - d) <= 1e-12 for _, t, e in keep)
+        if not dominated and not duplicate:
+            keep.append((b, s, d))
+    keep.sort(key=lambda bsd: (key(bsd[1]), -bsd[2]))
+    return [(b, s) for b, s, _ in keep], [d for _, _, d in keep]
 
 
 def solutions_frame(rows, *, base: float, clock_mhz: float, to_drop=None) -> pd.DataFrame:

@@ -169,3 +169,56 @@ def test_a_folded_choice_reaches_the_point_file():
     assert [(c.format, c.lanes, c.pe, c.datapath, c.kfold) for c in got.layers] == \
         [(c.format, c.lanes, c.pe, c.datapath, c.kfold) for c in ch]
     assert any(c.kfold == 3 for c in got.layers)
+
+
+def test_path_toward_reference_and_the_front_under_another_predictor():
+    """toward_reference: from the fastest point, one layer a step goes back to int8 (the one
+    the predictor gains most from), each assignment solved with its formats fixed; front_by
+    keeps what no other design beats in II and in that predictor's drop."""
+    from dataclasses import replace
+
+    from dse.ilp import brute_force
+
+    # the fastest point of this one has 3 layers in dybit4
+    problem, front, rows, _, _ = _front(n=6, points=4, formats=("int8", "dybit4"), count=2,
+                                        device="XC7Z020", util=0.15)
+    names = problem.names
+    weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
+
+    def predict(formats):  # an interaction the program's linear costs do not hold
+        k = sum(f != "int8" for f in formats.values())
+        return sum(weight[n] for n, f in formats.items() if f != "int8") + 0.02 * (k > 2)
+
+    seen = []
+
+    def counting(formats):
+        seen.append(dict(formats))
+        return predict(formats)
+
+    fastest = front[0][1]
+    path = pareto.toward_reference(problem, fastest, counting, "int8")
+    changed = sum(c.format != "int8" for c in fastest.choices)
+    assert changed == 3 and len(path) == changed  # every step fits on this budget
+    prev = {n: c.format for n, c in zip(names, fastest.choices, strict=True)}
+    for sol in path:
+        now = {n: c.format for n, c in zip(names, sol.choices, strict=True)}
+        back = [n for n in names if prev[n] != now[n]]
+        assert len(back) == 1 and now[back[0]] == "int8"
+        # the step taken is the one the predictor liked best among the possible ones
+        options = [{**prev, n: "int8"} for n in names if prev[n] != "int8"]
+        assert predict(now) == min(predict(o) for o in options)
+        # the fastest design of exactly those formats
+        fixed = pareto._fixed_formats(problem, now)
+        assert sol.ii == brute_force(replace(fixed, max_drop=None)).ii
+        prev = now
+    assert all(f == "int8" for f in prev.values())
+    both, drops = pareto.front_by(problem, rows + [(None, s) for s in path], predict)
+    assert drops == [predict({n: c.format for n, c in zip(names, s.choices, strict=True)})
+                     for _, s in both]
+    iis = [s.ii for _, s in both]
+    assert iis == sorted(iis) and drops == sorted(drops, reverse=True)
+    everything = rows + [(None, s) for s in path]
+    for _, s in everything:  # every design is on the front or beaten by a front point
+        d = predict({n: c.format for n, c in zip(names, s.choices, strict=True)})
+        assert any(t.ii <= s.ii and e <= d + 1e-12 for (_, t), e in zip(both, drops,
+                                                                           strict=True))

@@ -68,10 +68,11 @@ PREDICTOR_VERSION = 2
 #: Random mixed assignments measured to calibrate the predictors.
 CALIBRATION_POINTS = 64
 #: Bumped when the calibration's models change (a cached table is then calibrated again).
-CALIBRATION_VERSION = 8
-#: The superposition's scale of the summed deviations, ``alpha * n ** -gamma`` for ``n`` changed
-#: layers, is chosen from these (by the calibration points).
-ALPHAS = tuple(round(0.6 + 0.1 * i, 1) for i in range(9))
+CALIBRATION_VERSION = 9
+#: The superposition's scale of the summed deviations of ``n`` changed layers,
+#: ``alpha ** (1 - 1 / n) * n ** -gamma`` (1 for one layer: its deviation is measured), is chosen
+#: from these by the calibration points.
+ALPHAS = tuple(round(0.8 + 0.2 * i, 1) for i in range(7))
 GAMMAS = tuple(round(0.1 * i, 1) for i in range(6))
 
 #: Metrics tried in order as "accuracy" (higher is better).
@@ -231,9 +232,11 @@ class Superposition:
     ``ref`` is the all-reference network's outputs on ``split`` (``[N, K]``, as
     :meth:`models.zoo.Bundle.evaluate_outputs` lays them out), ``deltas[(layer, format)]`` the
     outputs with only that layer in that format minus ``ref``, ``base`` the metric of ``ref``.
-    An assignment that changes ``n`` layers gets ``ref + alpha * n ** -gamma * sum(deltas)``:
-    ``gamma > 0`` when many small deviations hurt less together than their sum (rounding errors
-    that partly cancel, or saturate in a ReLU), as on eventdigits.
+    An assignment that changes ``n`` layers gets ``ref + scale(n) * sum(deltas)`` with
+    ``scale(n) = alpha ** (1 - 1 / n) * n ** -gamma``: exactly the measured outputs for one layer;
+    ``alpha > 1`` when a few layers' deviations hurt more together than their sum (a later
+    layer's rounding of an already-deviated input), ``gamma > 0`` when many hurt less (errors that
+    partly cancel, or saturate in a ReLU); eventdigits has both.
     """
 
     def __init__(self, *, split: str, metric: str, base: float, ref, deltas: dict,
@@ -250,7 +253,8 @@ class Superposition:
                    if d is not None]
         out = self.ref.copy()
         if changed:
-            out += alpha * len(changed) ** -gamma * sum(changed)
+            n = len(changed)
+            out += alpha ** (1.0 - 1.0 / n) * n ** -gamma * sum(changed)
         return out
 
     def predict_drop(self, bundle, assignment: dict, alpha: float | None = None,
@@ -319,9 +323,13 @@ def fit_superposition(bundle, sp: Superposition, calib,
 
     grid = [(a, g) for a in ALPHAS for g in GAMMAS]
     measured = np.array([c["measured_drop"] for c in calib])
-    err = np.array([[abs(sp.predict_drop(bundle, a, alpha, gamma) - m)
-                     for a, m in zip(assignments, measured, strict=True)]
-                    for alpha, gamma in grid])
+    err = np.zeros((len(grid), len(assignments)))
+    for i, (a, m) in enumerate(zip(assignments, measured, strict=True)):
+        if sum(k in sp.deltas for k in a.items()) <= 1:
+            # no or one layer changed: the prediction is the measured outputs for every pair
+            err[:, i] = abs(sp.predict_drop(bundle, a) - m)
+            continue
+        err[:, i] = [abs(sp.predict_drop(bundle, a, alpha, gamma) - m) for alpha, gamma in grid]
     total = err.sum(1)
     loo = [err[int(np.argmin(total - err[:, i])), i] for i in range(err.shape[1])]
     alpha, gamma = grid[int(np.argmin(total))]

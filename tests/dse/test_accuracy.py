@@ -197,11 +197,11 @@ class LogitBundle:
     SCALE = {"int8": 0.0, "int4": 1.0, "dybit4": 0.5}
     WEIGHT = {"a": 1.0, "b": 0.7, "c": 0.4, "d": 1.2}
 
-    def __init__(self, gamma=0.0):
+    def __init__(self, gamma=0.0, alpha=1.0):
         import numpy as np
 
         rng = np.random.default_rng(0)
-        self.gamma = gamma
+        self.gamma, self.alpha = gamma, alpha
         self.ref = rng.normal(size=(600, 4))
         self.y = self.ref.argmax(1)
         self.dirs = {k: rng.normal(size=(600, 4)) for k in self.WEIGHT}
@@ -212,9 +212,10 @@ class LogitBundle:
 
     def _outputs(self, formats):
         n = max(1, sum(f != "int8" for f in formats.values()))
+        scale = self.alpha ** (1 - 1 / n) * n ** -self.gamma
         out = self.ref.copy()
         for k, f in formats.items():
-            out = out + n ** -self.gamma * self.SCALE[f] * self.WEIGHT[k] * self.dirs[k]
+            out = out + scale * self.SCALE[f] * self.WEIGHT[k] * self.dirs[k]
         return out
 
     def metrics_from_outputs(self, outputs, split):
@@ -263,9 +264,11 @@ def test_superposition_of_output_deviations_predicts_interacting_drops(tmp_path)
     assert b.calls > calls and Path(sens.superposition).is_file()
 
 
-def test_superposition_learns_that_many_deviations_hurt_less_together(tmp_path):
-    """Deviations that shrink as more layers change (n ** -0.3 here) are fitted as gamma."""
-    b = LogitBundle(gamma=0.3)
+@pytest.mark.parametrize("alpha,gamma", [(1.0, 0.3), (1.4, 0.0), (1.6, 0.2)])
+def test_superposition_learns_how_deviations_combine(tmp_path, alpha, gamma):
+    """Deviations that grow beyond their sum when a few layers change (alpha) and shrink as
+    many do (gamma) are fitted as such; one layer alone is always its measured deviation."""
+    b = LogitBundle(gamma=gamma, alpha=alpha)
     sens = load_or_measure(b, ["int8", "int4", "dybit4"], tmp_path / "s.json", calibration=16)
-    assert (sens.fit["alpha"], sens.fit["gamma"]) == (1.0, 0.3)
+    assert (sens.fit["alpha"], sens.fit["gamma"]) == (alpha, gamma)
     assert sens.fit["loo_superposition"] == pytest.approx(0.0, abs=1e-12)

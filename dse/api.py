@@ -403,9 +403,9 @@ def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = F
                 "accuracy and the DSE gives the fastest design that fits")
     why = ("neighbouring bounds chose the same formats, or a design was slower and no more "
            "accurate than another")
-    if len(levels) == 1:
+    if levels and (len(levels) == 1 or distinct == 1):
         why = (f"the fastest design that fits ({levels[0]:,} cycles) is already the most "
-               "accurate: no slower design is more accurate")
+               "accurate: no slower design is predicted more accurate")
     elif levels and len(levels) <= distinct + 1:
         why = (f"the budget leaves only {len(levels)} initiation intervals between them "
                f"({', '.join(f'{v:,}' for v in levels)} cycles: parallelism comes in powers of "

@@ -186,6 +186,9 @@ def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
     note = fewer_points_note(6, 6, 2, levels=[515, 1025])
     assert "only 2 initiation intervals" in note and "515, 1,025 cycles" in note
     assert fewer_points_note(6, 6, 6) == ""
+    # one point although two intervals fit: the fastest is predicted the most accurate
+    one = fewer_points_note(6, 6, 1, levels=[259, 513])
+    assert "(259 cycles) is already the most accurate" in one
 
 
 class LogitBundle:

@@ -323,3 +323,27 @@ def test_flow_runs_on_the_qonnx_file(tmp_path, monkeypatch):
         report
     point = json.loads((out / "point.json").read_text())
     assert {layer["format"] for layer in point["layers"]} == {"int4", "int8"}
+
+
+def test_val_for_a_qonnx_model_is_labelled_by_qonnx_when_unlabelled(tmp_path, monkeypatch):
+    """`--val` on a QONNX import: the held-out sets are its halves, its labels kept, and rows
+    without labels labelled by qonnx's own execution of the model."""
+    from models import zoo
+    from models.frontends.qonnx_import import load_qonnx, qonnx_execute
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    z = np.load(CALIB)
+    x, y = z["x"][-40:], z["y"][-40:]
+    np.savez(tmp_path / "val.npz", x=x, y=y)
+    np.save(tmp_path / "val_x.npy", x)
+    b = zoo.load(str(EXAMPLE), calib=str(CALIB), val=str(tmp_path / "val.npz"))
+    xs, ys = b.spec.data("sens")
+    xe, ye = b.spec.data("eval")
+    assert np.array_equal(xs.numpy(), x[:20]) and np.array_equal(xe.numpy(), x[20:])
+    assert np.array_equal(ye.numpy(), y[20:])
+    assert b.evaluate(dict(b.qnet_base.formats), split="eval")["n"] == 20
+    unl = zoo.load(str(EXAMPLE), calib=str(CALIB), val=str(tmp_path / "val_x.npy"))
+    model = load_qonnx(EXAMPLE)
+    want = qonnx_execute(model, x[:20])[model.graph.output[0].name].argmax(1)
+    assert np.array_equal(unl.spec.data("sens")[1].numpy(), want)
+    assert unl.checkpoint != b.checkpoint

@@ -258,6 +258,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     fixed = any(layer.formats for layer in w.layers)
     names = [layer.name for layer in w.layers]
     levels = sorted({sol.ii for _, sol in rows})
+    point_drops = None  # each front point's drop by the superposition, when it predicts them
     if bundle is not None and not fixed and sens.predictor == "superposition" and front:
         # the program's linear model is blind where layers cost accuracy only together: walk
         # from the fastest point back to all-reference, one layer at a time as the better
@@ -267,7 +268,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
 
         path = pareto.toward_reference(problem, front[0][1], predict, sens.reference,
                                        time_limit=time_limit, log=log)
-        front, _ = pareto.front_by(problem, rows + [(None, sol) for sol in path], predict)
+        front, point_drops = pareto.front_by(problem, rows + [(None, sol) for sol in path],
+                                             predict)
         levels = sorted({sol.ii for _, sol in rows} | {sol.ii for sol in path})
         if log:
             log(f"{len(path)} designs on the path from the fastest point to all-"
@@ -281,15 +283,12 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         got = bundle.evaluate(ref, split="eval")
         base, n_eval = float(got[sens.metric]), int(got.get("n", 0))
     df = pareto.solutions_frame(front, base=base, clock_mhz=clock_mhz, to_drop=sens.drop_of)
-    if len(df) and bundle is not None and sens.predictor == "superposition":
+    if point_drops is not None:
         # a point's predicted accuracy from the better (non-linear) model; the program's own
         # linear prediction stays beside it
         df["accuracy_pred_ilp"] = df["accuracy_pred"]
-        drops = [sens.point_drop({layer.name: c.format
-                                  for layer, c in zip(w.layers, sol.choices, strict=True)}, bundle)
-                 for _, sol in front]
-        df["acc_drop"] = drops
-        df["accuracy_pred"] = [base - d for d in drops]
+        df["acc_drop"] = point_drops
+        df["accuracy_pred"] = [base - d for d in point_drops]
     fmodel = fmax.fmax_model() if budget.family == "ecp5" else None
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
@@ -346,7 +345,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                                   split="eval")[sens.metric])
             for f in refs["formats"]]
     if finetune:
-        _finetune_front(bundle, w, front, df, epochs=finetune, out=out / "finetuned", log=log)
+        _finetune_front(bundle, w, front, df, epochs=finetune, metric=sens.metric,
+                        out=out / "finetuned", log=log)
     with atomic_path(out / "pareto.csv") as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
@@ -368,9 +368,11 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     return df
 
 
-def _finetune_front(bundle, w, front, df, *, epochs: int, out: Path, log=None) -> None:
+def _finetune_front(bundle, w, front, df, *, epochs: int, metric: str, out: Path,
+                    log=None) -> None:
     """Fine-tune every front point (:func:`models.train.finetune`) into ``out/point_<k>`` and add
-    its measured accuracy before and after to ``df``."""
+    its measured accuracy after, and its gain over ``accuracy_measured``, to ``df``."""
+    import math
     import shutil
 
     from models.train import finetune
@@ -381,7 +383,9 @@ def _finetune_front(bundle, w, front, df, *, epochs: int, out: Path, log=None) -
     for (_, sol), (_, row) in zip(front, df.iterrows(), strict=True):
         k = int(row["point"])
         formats = {layer.name: c.format for layer, c in zip(w.layers, sol.choices, strict=True)}
-        res = finetune(bundle, formats, epochs=epochs, out_dir=out / f"point_{k}")
+        measured = float(row["accuracy_measured"])
+        res = finetune(bundle, formats, epochs=epochs, metric=metric, out_dir=out / f"point_{k}",
+                       before=None if math.isnan(measured) else measured)
         after.append(res["after"])
         gain.append(res["gain"])
         if log:

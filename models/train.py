@@ -111,9 +111,8 @@ def _prefixed(d: dict, prefix: str) -> dict:
     return {prefix + k: v for k, v in d.items() if k != "n"}
 
 
-
-def finetune(bundle, formats: dict, *, epochs: int, out_dir=None, seed: int = 1,
-             split: str = "eval", progress: bool = False) -> dict:
+def finetune(bundle, formats: dict, *, epochs: int, metric: str, out_dir=None, seed: int = 1,
+             split: str = "eval", before: float | None = None, progress: bool = False) -> dict:
     """Quantization-aware fine-tuning of one mixed-precision design point.
 
     Every model ``bundle`` measures ``split`` with (each cross-validation fold's model on its own
@@ -122,7 +121,8 @@ def finetune(bundle, formats: dict, *, epochs: int, out_dir=None, seed: int = 1,
     activation scales frozen, on the data its spec trains on (:meth:`ModelSpec.fine_tune`: the
     training split, or an imported model's calibration half), at a tenth of the spec's learning
     rate, and measured again with the integer model. Returns ``{"before", "after", "gain", "n",
-    "epochs", "metric"}`` (metrics pooled over the folds, weighted by sample count).
+    "epochs", "metric"}`` for ``metric`` (pooled over the folds, weighted by sample count);
+    ``before``, when the caller has already measured the point on ``split``, is taken as given.
 
     ``out_dir``: also write the fine-tuned model (the first fold's: the one that goes to hardware)
     as ``out_dir/model.pt``, a checkpoint every command takes (``codesign build --model``), whose
@@ -133,10 +133,11 @@ def finetune(bundle, formats: dict, *, epochs: int, out_dir=None, seed: int = 1,
     if epochs < 1:
         raise ValueError(f"fine-tuning needs at least 1 epoch, not {epochs!r}")
     members = bundle._members(split)
-    before, after, tuned = [], [], []
+    measured, after, tuned = [], [], []
     for i, (b, data) in enumerate(members):
         model = b.quantized(formats)
-        before.append(b.spec.evaluate(model, split=data, mode="int"))
+        if before is None:
+            measured.append(b.spec.evaluate(model, split=data, mode="int"))
         qnet = b.spec.qnet(model)
         qnet.set_mode("fake")
         lr = getattr(b.spec, "lr", 1e-2) / 10
@@ -146,10 +147,11 @@ def finetune(bundle, formats: dict, *, epochs: int, out_dir=None, seed: int = 1,
         after.append(b.spec.evaluate(model, split=data, mode="int"))
         qnet.set_mode("float")  # the formats and their (frozen) scales stay the fine-tuned ones
         tuned.append(model)
-    pb, pa = pool_metrics(before), pool_metrics(after)
-    metric = next(k for k in ("accuracy", "p10", "p5") if k in pa)
-    res = {"metric": metric, "before": pb[metric], "after": pa[metric],
-           "gain": pa[metric] - pb[metric], "n": int(pa["n"]), "epochs": epochs,
+    pa = pool_metrics(after)
+    if before is None:
+        before = pool_metrics(measured)[metric]
+    res = {"metric": metric, "before": before, "after": pa[metric],
+           "gain": pa[metric] - before, "n": int(pa["n"]), "epochs": epochs,
            "folds": len(members), "formats": dict(formats)}
     if out_dir is not None:
         from common.fsutil import atomic_path, write_json

@@ -34,7 +34,8 @@ from .latency import rows_of
 from .workload import Workload
 
 __all__ = ["price", "pool", "make_problem", "sweep", "non_dominated", "solutions_frame",
-           "FRONT_COLUMNS", "toward_reference", "front_by"]
+           "FRONT_COLUMNS", "toward_reference", "front_by", "ii_levels", "by_level",
+           "best_at_level", "thin"]
 
 #: Columns of the front table (pareto.csv), in order.
 FRONT_COLUMNS = (
@@ -172,6 +173,91 @@ def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None
     return out
 
 
+def ii_levels(problem: Problem, lo: int, hi: int) -> list[int]:
+    """Every II a design of ``problem`` can have between ``lo`` and ``hi`` cycles: a network's II
+    is one of its candidates' cycle counts."""
+    return sorted({c.cost.cycles for cs in problem.candidates for c in cs
+                   if lo <= c.cost.cycles <= hi})
+
+
+def by_level(problem: Problem, lo: int, hi: int, *, most: int = 48,
+             time_limit: float | None = None, log=None) -> list[tuple[None, Solution]]:
+    """The most accurate design (by the program's own accuracy model) at each II level between
+    ``lo`` (the fastest design's II) and ``hi`` (the most accurate one's), as ``(None, solution)``
+    rows for :func:`non_dominated` / :func:`front_by`.
+
+    A network's II is one of its candidates' cycle counts, so those between ``lo`` and ``hi`` are
+    every level a front point can sit on; :func:`sweep`'s accuracy bounds, evenly spaced in
+    drop, jump over some of them (eye on XCZU3EG: 4 of its 9). At most ``most`` levels are
+    solved, evenly spread when there are more. Levels that do not solve in time are skipped."""
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    levels = ii_levels(problem, lo, hi)
+    if len(levels) > most:
+        levels = [levels[round(k * (len(levels) - 1) / (most - 1))] for k in range(most)]
+    out = []
+    for v in levels:
+        try:
+            out.append((None, optimise(replace(problem, objective="drop", max_drop=None),
+                                       time_limit=limit, upper=v)))
+        except (Infeasible, SolverTimeout) as exc:
+            if log:
+                log(f"II level {v:,}: {exc}")
+    return out
+
+
+def best_at_level(problem: Problem, start: Solution, level: int, predict, *,
+                  time_limit: float | None = None, log=None, solved: dict | None = None
+                  ) -> Solution:
+    """A local search for the design with the lowest ``predict(formats)`` whose II is at most
+    ``level``, from ``start`` (a design at that level): one layer's format at a time, the change
+    the predictor likes best among those whose fixed-format design still reaches the level,
+    until no change lowers the prediction. ``solved`` caches fixed-format solves between calls
+    (keyed by formats and level). Returns ``start`` when nothing better reaches the level."""
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    solved = {} if solved is None else solved
+    options = [sorted({c.choice.format for c in cs}) for cs in problem.candidates]
+    cur, best = _formats_of(problem, start), start
+    now = predict(cur)
+    while True:
+        trials = []
+        for name, opts in zip(problem.names, options, strict=True):
+            for f in opts:
+                if f != cur[name]:
+                    trial = {**cur, name: f}
+                    d = predict(trial)
+                    if d < now - 1e-12:
+                        trials.append((d, trial))
+        trials.sort(key=lambda dt: dt[0])
+        for d, trial in trials:
+            k = (tuple(trial.values()), level)
+            if k not in solved:
+                solved[k] = None
+                try:
+                    sol = optimise(_fixed_formats(problem, trial), time_limit=limit, upper=level)
+                    solved[k] = sol if sol.ii <= level else None
+                except Infeasible:
+                    pass  # most changes that gain accuracy cost resources the level lacks
+                except SolverTimeout as exc:
+                    if log:
+                        log(f"II level {level:,}, design {'/'.join(trial.values())}: {exc}")
+            if solved[k] is not None:
+                cur, now, best = trial, d, solved[k]
+                break
+        else:
+            return best
+
+
+def thin(front: list, keep: int) -> list[int]:
+    """Indices of ``keep`` points of a front (fastest first) spread evenly along it, both ends
+    kept; all of them when there are no more than ``keep``."""
+    n = len(front)
+    if n <= keep:
+        return list(range(n))
+    if keep == 1:
+        return [0]
+    return sorted({round(k * (n - 1) / (keep - 1)) for k in range(keep)})
+
+
 def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "ii"):
     """The points no other point beats in both the objective and the predicted drop."""
     key = (lambda s: s.ii) if objective == "ii" else (lambda s: s.latency)
@@ -205,18 +291,41 @@ def _fixed_formats(problem: Problem, formats: dict) -> Problem:
 
 
 def toward_reference(problem: Problem, start: Solution, predict, reference: str, *,
-                     time_limit: float | None = None, log=None) -> list[Solution]:
+                     per_cycle: bool = False, time_limit: float | None = None,
+                     log=None) -> list[Solution]:
     """Designs between ``start`` and the all-``reference`` one that a non-linear predictor ranks.
 
-    From ``start``'s formats, one layer at a time goes back to ``reference``: each step the layer
-    whose change lowers ``predict(formats)`` (a predicted drop) most. Every assignment on that
-    path is solved with its formats fixed (the fastest design of those formats that fits), so
-    the front can hold points between the linear sweep's, ranked by the better predictor where
-    the integer program's linear model is blind (its fitted cost of a layer is often 0 while the
-    layer costs accuracy beside others). Returns the solved designs, in path order; assignments
-    that do not fit or time out are skipped."""
+    From ``start``'s formats, one layer at a time goes back to ``reference``. Each step takes
+    the layer whose change lowers ``predict(formats)`` (a predicted drop) most or, with
+    ``per_cycle``, the one that buys the most predicted accuracy per cycle of II (or latency)
+    it costs: a change that costs no cycles and loses nothing first, then the best gain per
+    cycle. The first walk follows the predictor; the second traces the front between the
+    fastest and the all-``reference`` design level by level, where the accuracy bounds of
+    :func:`sweep` jump over II levels. Every assignment on a path is solved with its formats
+    fixed (the fastest design of those formats that fits), so the front can hold points between
+    the sweep's, ranked by the better predictor where the integer program's linear model is
+    blind (its fitted cost of a layer is often 0 while the layer costs accuracy beside others).
+    Returns the solved designs, in path order; assignments that do not fit or time out are
+    skipped (``per_cycle`` does not step to them)."""
     limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    key = (lambda s: s.ii) if problem.objective == "ii" else (lambda s: s.latency)
+    solved: dict = {}
+
+    def design(formats):
+        k = tuple(formats.values())
+        if k not in solved:
+            solved[k] = None
+            fixed = _fixed_formats(problem, formats)
+            if all(fixed.candidates):
+                try:
+                    solved[k] = optimise(fixed, time_limit=limit)
+                except (Infeasible, SolverTimeout) as exc:
+                    if log:
+                        log(f"path design {'/'.join(formats.values())}: {exc}")
+        return solved[k]
+
     cur = _formats_of(problem, start)
+    at, now = key(start), predict(cur)
     out = []
     while any(f != reference for f in cur.values()):
         best = None
@@ -225,17 +334,25 @@ def toward_reference(problem: Problem, start: Solution, predict, reference: str,
                 continue
             trial = {**cur, name: reference}
             d = predict(trial)
-            if best is None or d < best[0] - 1e-12:
-                best = (d, trial)
-        cur = best[1]
-        fixed = _fixed_formats(problem, cur)
-        if not all(fixed.candidates):
-            continue
-        try:
-            out.append(optimise(fixed, time_limit=limit))
-        except (Infeasible, SolverTimeout) as exc:
-            if log:
-                log(f"path design {'/'.join(cur.values())}: {exc}")
+            if per_cycle:
+                sol = design(trial)
+                if sol is None:
+                    continue
+                gain, cost = now - d, key(sol) - at
+                score = ((2, gain) if gain >= 0 else (0, gain)) if cost <= 0 else \
+                    (1, gain / cost)
+            else:
+                score = (0, -d)
+            if best is None or score[0] > best[0][0] or (
+                    score[0] == best[0][0] and score[1] > best[0][1] + 1e-12):
+                best = (score, trial, d)
+        if best is None:
+            break
+        _, cur, now = best
+        sol = design(cur)
+        if sol is not None:
+            out.append(sol)
+            at = key(sol)
     return out
 
 

@@ -212,6 +212,7 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
         assert sol.ii == brute_force(replace(fixed, max_drop=None)).ii
         prev = now
     assert all(f == "int8" for f in prev.values())
+    assert len(path) >= 2  # this problem's fastest design has two dybit4 layers
     both, drops = pareto.front_by(problem, rows + [(None, s) for s in path], predict)
     assert drops == [predict({n: c.format for n, c in zip(names, s.choices, strict=True)})
                      for _, s in both]
@@ -222,3 +223,120 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
         d = predict({n: c.format for n, c in zip(names, s.choices, strict=True)})
         assert any(t.ii <= s.ii and e <= d + 1e-12 for (_, t), e in zip(both, drops,
                                                                            strict=True))
+
+
+def _exact(problem, keep=lambda c: True):
+    """Every fitting design of a small problem (brute force), its candidates filtered by
+    ``keep``; None when a layer has none left."""
+    import itertools
+    from dataclasses import replace
+
+    from dse.ilp import _fits
+    from dse.problem import evaluate
+
+    cands = tuple(tuple(c for c in cs if keep(c)) for cs in problem.candidates)
+    if not all(cands):
+        return []
+    p = replace(problem, candidates=cands, max_drop=None)
+    return [s for picks in itertools.product(*(range(len(c)) for c in cands))
+            if _fits(p, s := evaluate(p, picks))]
+
+
+def test_the_levels_complete_the_front():
+    """by_level: at every II a design can have, the most accurate design there; with it the
+    front is the exact one (brute force over every design). The accuracy bounds alone can jump
+    over levels (eye on XCZU3EG: 4 points from the bounds, 9 with the levels); a problem where
+    they do is too slow to brute-force here, so this checks the levels' part is exact."""
+    problem, front, rows, _, _ = _front(n=4, points=2, formats=("int8", "int4"), count=2,
+                                        device="XC7Z020", util=0.15)
+    everything = _exact(problem)
+    exact = pareto.non_dominated([(None, s) for s in everything])
+    lo, hi = front[0][1].ii, max(s.ii for _, s in rows)
+    levels = pareto.ii_levels(problem, lo, hi)
+    assert levels[0] == lo and levels[-1] == hi
+    assert {s.ii for _, s in exact} <= set(levels)
+    got = pareto.by_level(problem, lo, hi)
+    assert len(got) == len(levels)
+    for v, (_, sol) in zip(levels, got, strict=True):
+        assert sol.ii <= v
+        assert sol.drop == pytest.approx(min(s.drop for s in everything if s.ii <= v), abs=1e-9)
+    both = pareto.non_dominated(rows + got)
+    assert [(s.ii, round(s.drop, 9)) for _, s in both] == \
+        [(s.ii, round(s.drop, 9)) for _, s in exact]
+    assert [(s.ii, round(s.drop, 9)) for _, s in pareto.non_dominated(got)] == \
+        [(s.ii, round(s.drop, 9)) for _, s in exact]  # the levels alone give the whole front
+
+
+def test_best_at_level_is_a_local_optimum_of_the_predictor():
+    """best_at_level: a design at the level, no worse than the start under the predictor, and no
+    single layer's change of format that still reaches the level predicts lower."""
+    problem, front, _, _, _ = _front(n=4, points=3, formats=("int8", "int4"), count=2,
+                                     device="XC7Z020", util=0.15)
+    names = problem.names
+
+    def predict(formats):  # int4 layers cost more together than apart
+        k = sum(f != "int8" for f in formats.values())
+        return 0.01 * k + 0.03 * (k > 2) - 0.005 * (formats[names[0]] == "int4")
+
+    def fmts(s):
+        return {n: c.choice.format if hasattr(c, "choice") else c.format
+                for n, c in zip(names, s.choices, strict=True)}
+
+    fastest = front[0][1]
+    level = pareto.ii_levels(problem, fastest.ii, max(s.ii for _, s in front))[1]
+    best = pareto.best_at_level(problem, fastest, level, predict)
+    everything = _exact(problem)
+    assert best.ii <= level and predict(fmts(best)) <= predict(fmts(fastest))
+    now = fmts(best)
+    for n in names:
+        for f in ("int8", "int4"):
+            trial = {**now, n: f}
+            if trial == now or predict(trial) >= predict(now):
+                continue
+            reach = [s for s in everything if fmts(s) == trial and s.ii <= level]
+            assert not reach, f"{n} -> {f} predicts lower and reaches the level"
+
+
+def test_the_walk_per_cycle_takes_the_most_accuracy_per_cycle():
+    """toward_reference(per_cycle=True): each step takes the layer that buys the most predicted
+    accuracy per cycle of II it costs (a free, lossless step first), every step solved with its
+    formats fixed, and the walk ends at all-int8."""
+    from dataclasses import replace
+
+    from dse.ilp import brute_force
+
+    problem, front, _, _, _ = _front(n=5, points=4, formats=("int8", "dybit4"), count=2,
+                                     device="XC7Z020", util=0.2)
+    names = problem.names
+    weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
+
+    def predict(formats):
+        return sum(weight[n] for n, f in formats.items() if f != "int8")
+
+    def ii_of(formats):
+        return brute_force(replace(pareto._fixed_formats(problem, formats), max_drop=None)).ii
+
+    fastest = front[0][1]
+    path = pareto.toward_reference(problem, fastest, predict, "int8", per_cycle=True)
+    prev = {n: c.format for n, c in zip(names, fastest.choices, strict=True)}
+    at = fastest.ii
+    for sol in path:
+        now = {n: c.format for n, c in zip(names, sol.choices, strict=True)}
+        assert sum(prev[n] != now[n] for n in names) == 1
+        assert sol.ii == ii_of(now)
+
+        def score(formats, ii, prev=prev, at=at):
+            gain, cost = predict(prev) - predict(formats), ii - at
+            return ((2, gain) if gain >= 0 else (0, gain)) if cost <= 0 else (1, gain / cost)
+
+        options = [{**prev, n: "int8"} for n in names if prev[n] != "int8"]
+        assert score(now, sol.ii) >= max(score(o, ii_of(o)) for o in options)
+        prev, at = now, sol.ii
+    assert all(f == "int8" for f in prev.values())
+    assert len(path) >= 2  # this problem's fastest design has two dybit4 layers
+
+
+def test_thin_keeps_both_ends_spread_evenly():
+    assert pareto.thin(list(range(9)), 6) == [0, 2, 3, 5, 6, 8]
+    assert pareto.thin(list(range(4)), 6) == [0, 1, 2, 3]
+    assert pareto.thin(list(range(4)), 1) == [0]

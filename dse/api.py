@@ -30,6 +30,7 @@ Models named ``synthetic<N>`` (e.g. ``synthetic50``) are the made-up dense netwo
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from common.errors import CodesignError
@@ -253,28 +254,63 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel,
                                   pool=finer)
     spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
-    front, rows, seconds = pareto.timed_sweep(problem, points=points, time_limit=time_limit,
-                                              log=log, spacing=spacing)
+    t_front = time.perf_counter()
+    front, rows, _ = pareto.timed_sweep(problem, points=points, time_limit=time_limit, log=log,
+                                        spacing=spacing)
+    levels = [front[0][1].ii] if front else []
+    if points > 1 and front:
+        # every II level between the fastest and the most accurate design, each with its most
+        # accurate design: the accuracy bounds, even in drop, jump over some
+        levels = pareto.ii_levels(problem, front[0][1].ii, max(sol.ii for _, sol in rows))
+        rows += pareto.by_level(problem, levels[0], levels[-1], time_limit=time_limit, log=log)
+        front = pareto.non_dominated(rows, problem.objective)
     fixed = any(layer.formats for layer in w.layers)
     names = [layer.name for layer in w.layers]
-    levels = sorted({sol.ii for _, sol in rows})
     point_drops = None  # each front point's drop by the superposition, when it predicts them
-    if bundle is not None and not fixed and sens.predictor == "superposition" and front:
-        # the program's linear model is blind where layers cost accuracy only together: walk
-        # from the fastest point back to all-reference, one layer at a time as the better
-        # predictor ranks them, and keep what is non-dominated under that predictor
-        def predict(formats):
-            return sens.point_drop(formats, bundle)
+    if bundle is not None and not fixed and front:
+        # the accuracy bounds jump over II levels, and the program's linear model is blind
+        # where layers cost accuracy only together: walk from the fastest point back to
+        # all-reference, one layer at a time (the most predicted accuracy per cycle; and, under
+        # the superposition, as the predictor ranks them), and keep what is non-dominated
+        predicted: dict = {}
 
+        def predict(formats):
+            k = tuple(formats.values())
+            if k not in predicted:
+                predicted[k] = sens.point_drop(formats, bundle)
+            return predicted[k]
+
+        superposition = sens.predictor == "superposition"
         path = pareto.toward_reference(problem, front[0][1], predict, sens.reference,
-                                       time_limit=time_limit, log=log)
-        front, point_drops = pareto.front_by(problem, rows + [(None, sol) for sol in path],
-                                             predict)
-        levels = sorted({sol.ii for _, sol in rows} | {sol.ii for sol in path})
+                                       per_cycle=True, time_limit=time_limit, log=log)
+        if superposition:
+            path += pareto.toward_reference(problem, front[0][1], predict, sens.reference,
+                                            time_limit=time_limit, log=log)
+        found = rows + [(None, sol) for sol in path]
+        if superposition:
+            # at each II level, the best design found so far, improved one layer's format at a
+            # time under the predictor while it stays at the level
+            solved: dict = {}
+            for v in sorted(set(levels) | {sol.ii for _, sol in found}):
+                start = min((s for _, s in found if s.ii <= v),
+                            key=lambda s: predict(pareto._formats_of(problem, s)))
+                found.append((None, pareto.best_at_level(problem, start, v, predict,
+                                                         time_limit=time_limit, log=log,
+                                                         solved=solved)))
+        front, drops = pareto.front_by(problem, found, predict)
+        point_drops = drops if superposition else None
         if log:
-            log(f"{len(path)} designs on the path from the fastest point to all-"
-                f"{sens.reference}, ranked by the superposition predictor; {len(front)} "
+            log(f"{len(path)} designs on the paths from the fastest point to all-"
+                f"{sens.reference}, ranked by the {sens.predictor} predictor; {len(front)} "
                 "non-dominated points in all")
+    seconds = time.perf_counter() - t_front
+    if len(front) > points:
+        kept = pareto.thin(front, points)
+        if log:
+            log(f"{len(front)} non-dominated points, more than the {points} asked for: "
+                f"{points} kept, spread evenly from the fastest to the most accurate")
+        front = [front[i] for i in kept]
+        point_drops = None if point_drops is None else [point_drops[i] for i in kept]
     base, n_eval = sens.base, 0
     if bundle is not None:
         # predictions are anchored on the reference design measured on the evaluation set, so
@@ -351,14 +387,17 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df.to_csv(tmp, index=False)
     with atomic_path(out / "references.csv") as tmp:
         refs.to_csv(tmp, index=False)
-    note = fewer_points_note(points, len(rows), len(df), fixed=fixed, levels=levels)
+    note = fewer_points_note(points, len(df), fixed=fixed, levels=levels)
+    write_json(out / "front.json", {"asked": points, "points": len(df), "ii_levels": levels,
+                                    "note": note})
     sizes = (f"{sens.metric}: predicted from {sens.n:,} 'sens' samples, measured on "
              f"{n_eval:,} 'eval' samples" if bundle is not None else sens.metric)
     plot_front(out / "pareto.png", df, refs,
                title=f"{name}: {len(df)} Pareto points (formats {','.join(formats)})\n{sizes}",
                budget_text=f"budget: {budget.describe()}", clock_mhz=clock_mhz)
     if log:
-        log(f"{len(rows)} bounds solved in {seconds:.1f} s, {len(df)} non-dominated points")
+        log(f"front searched in {seconds:.1f} s ({len(rows)} accuracy bounds and II levels "
+            f"solved, {len(levels)} II levels), {len(df)} non-dominated points")
         if note:
             log(note)
         broken = df.loc[~df["bound_ok"], "point"].tolist()
@@ -396,27 +435,32 @@ def _finetune_front(bundle, w, front, df, *, epochs: int, metric: str, out: Path
     df["finetune_gain"] = gain
 
 
-def fewer_points_note(asked: int, solved: int, distinct: int, *, fixed: bool = False,
-                      levels=()) -> str:
-    """One sentence when the front has fewer points than asked, and why ('' otherwise)."""
+def fewer_points_note(asked: int, distinct: int, *, fixed: bool = False, levels=()) -> str:
+    """One sentence when the front has fewer points than asked, and why ('' otherwise).
+
+    ``levels``: every initiation interval a design can have between the fastest design and the
+    most accurate one (the candidates' cycle counts in that range, :func:`dse.pareto.by_level`);
+    the DSE looked for the most accurate design at each."""
     if distinct >= asked:
         return ""
     if fixed:
         return (f"{distinct} of the {asked} points asked for exist: the model fixes every "
                 "layer's format (an imported QONNX model keeps its quantizers), so there is one "
                 "accuracy and the DSE gives the fastest design that fits")
-    why = ("neighbouring bounds chose the same formats, or a design was slower and no more "
-           "accurate than another")
+    head = f"{distinct} of the {asked} points asked for exist: "
     if levels and (len(levels) == 1 or distinct == 1):
-        why = (f"the fastest design that fits ({levels[0]:,} cycles) is already the most "
-               "accurate: no slower design is predicted more accurate")
-    elif levels and len(levels) <= distinct + 1:
-        why = (f"the budget leaves only {len(levels)} initiation intervals between them "
-               f"({', '.join(f'{v:,}' for v in levels)} cycles: parallelism comes in powers of "
-               "two), and each has one most accurate design")
-    return (f"{distinct} of the {asked} points asked for exist: the {solved} accuracy bounds "
-            "between the fastest design and the most accurate one gave only "
-            f"{distinct} different non-dominated designs ({why})")
+        return head + (f"the fastest design that fits ({levels[0]:,} cycles) is already the "
+                       "most accurate: no slower design is predicted more accurate")
+    if levels:
+        span = (f"({', '.join(f'{v:,}' for v in levels)} cycles)" if len(levels) <= asked
+                else f"from {levels[0]:,} to {levels[-1]:,} cycles")
+        rest = ("each has one most accurate design" if len(levels) <= distinct else
+                "at the others the most accurate design found is no more accurate than a "
+                "faster one")
+        return head + (f"the candidates allow {len(levels)} initiation intervals between the "
+                       f"fastest design and the most accurate one {span}, and {rest}")
+    return head + ("the accuracy bounds chose the same formats, or a design was slower and no "
+                   "more accurate than another")
 
 
 def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False) -> dict:

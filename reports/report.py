@@ -68,6 +68,31 @@ def _resource_rows(resources: dict | None, device_name: str, util: float):
     return rows
 
 
+def timing_estimate_lines(timing: dict | None, clock_mhz: float, ii_cycles=None) -> list[str]:
+    """The report's paragraph on a Xilinx design's clock: an estimate (``hw/timing.py``), never
+    shown as a measurement."""
+    if not timing or not timing.get("fmax_mhz"):
+        return []
+    f = timing["fmax_mhz"]
+    bound = (timing.get("logic_only") or {}).get("fmax_mhz")
+    lines = ["### Clock estimate (Xilinx: no open placer)", "",
+             f"**Estimated Fmax {f:.1f} MHz** (the DSE assumed {clock_mhz:g} MHz: "
+             f"{'within' if f >= clock_mhz else '**not within**'} the estimate). Worst "
+             f"register-to-register path `{timing['from']}` -> `{timing['to']}`: "
+             f"{timing['delay_ns']:.2f} ns = {timing['logic_ns']:.2f} ns of cells + "
+             f"{timing['route_ns']:.2f} ns of assumed routing, {timing['levels']} cells "
+             f"({timing['path']})."
+             + (f" With no routing at all the worst path allows {bound:.1f} MHz, a bound no "
+                "placement beats." if bound else "")
+             + (f" At the estimate, the II of {ii_cycles} cycles is {ii_cycles / f:.2f} us."
+                if ii_cycles else ""),
+             "", f"_{timing['basis']}; see docs/IMPLEMENT.md._"]
+    if timing.get("unmodelled"):
+        lines[-1] += (" Cells with no timing model (paths through them not timed): "
+                      + ", ".join(f"{k} x{v}" for k, v in timing["unmodelled"].items()) + ".")
+    return lines
+
+
 def implementation_lines(impl: dict, ii_cycles=None, latency_cycles=None) -> list[str]:
     """The report's section on a placed and routed design (``build/implementation.json``)."""
     f = impl.get("fmax_mhz")
@@ -217,6 +242,8 @@ def write_report(out, cfg) -> dict:
                       "about 10 % of Yosys (`reports/dse_check.md`), so a point at the edge of "
                       "the budget can cross it. The design still fits the device where the "
                       "share is below 100 %; for margin, re-run with a lower `--util`."]
+        est = timing_estimate_lines(resources.get("timing"), cfg.clock_mhz, pick.get("ii_cycles"))
+        lines += [""] + est if est else []
     if impl is not None:
         lines += ["", *implementation_lines(impl, pick.get("ii_cycles"),
                                             pick.get("latency_cycles"))]
@@ -335,6 +362,9 @@ def summary_text(out) -> str:
         ("  resources      " + ", ".join(f"{v['cell']} {v['used']}/{v['available']}"
                                          for v in impl["utilisation"].values())
          + " (nextpnr)"),
+        *([f"  clock          estimated Fmax {res['timing']['fmax_mhz']:.1f} MHz (Xilinx: cell "
+           "delays + assumed routing, no placer; an estimate)"]
+          if (res.get("timing") or {}).get("fmax_mhz") else []),
         *([f"  implemented    {impl['device']}: Fmax {impl['fmax_mhz']:.1f} MHz "
            f"({'met' if impl['timing_met'] else 'missed'} at {impl['clock_mhz']:g} MHz), "
            f"bitstream {out / 'build' / impl['bitstream']['file']}"]

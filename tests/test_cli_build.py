@@ -81,10 +81,17 @@ def test_build_synth_writes_resources(tmp_path):
     small = tmp_path / "small.json"
     tiny_qgraph(0, h=3, w=3, with_dw=False).save(small)
     out = tmp_path / "s"
-    assert main(["build", "--model", str(small), "--out", str(out), "--synth"]) == 0
+    assert main(["build", "--model", str(small), "--out", str(out), "--synth",
+                 "--device", "XC7Z020"]) == 0
     res = json.loads((out / "resources.json").read_text())
-    assert res["top"] == "small_top"
+    assert res["top"] == "small_top" and res["family"] == "xc7"
     assert res["dsp"] > 0 and res["lut"] > 0 and res["ff"] > 0
+    assert set(res["cells"]) & {"DSP48E1"} and not set(res["cells"]) & {"DSP48E2"}
+    # the clock estimate of the 7-series part: a named worst path, labelled as an estimate
+    t = res["timing"]
+    assert t["estimate"] and "no placement" in t["basis"] and t["unmodelled"] == {}
+    assert 20 < t["fmax_mhz"] <= t["logic_only"]["fmax_mhz"] and t["endpoints"] > 0
+    assert t["from"] and t["to"] and t["path"].count("->") == t["levels"] + 1
 
 
 _TB = """`timescale 1ns/1ps

@@ -16,3 +16,20 @@ def test_lut_counts_lutram_and_over_budget_is_flagged():
 def test_old_resources_without_lut_total_use_lut():
     rows = _resource_rows({"lut": 100, "ff": 1, "dsp": 0, "bram18": 0}, "XCZU3EG", 0.8)
     assert rows[0][1] == 100 and rows[0][5] is False
+
+
+def test_xilinx_clock_estimate_is_labelled_and_compared_with_the_assumed_clock():
+    from reports.report import timing_estimate_lines
+
+    t = {"fmax_mhz": 74.8, "delay_ns": 13.377, "logic_ns": 1.784, "route_ns": 11.593,
+         "levels": 10, "path": "FDRE -> LUT2 -> FDRE.D", "from": "a.level", "to": "b.wr",
+         "basis": "estimate: static timing ...; no placement", "unmodelled": {"XORCY": 2},
+         "logic_only": {"fmax_mhz": 248.1}}
+    text = "\n".join(timing_estimate_lines(t, 200, ii_cycles=259))
+    assert "Estimated Fmax 74.8 MHz" in text and "assumed 200 MHz" in text
+    assert "**not within**" in text and "no open placer" in text
+    assert "11.59 ns of assumed routing" in text and "248.1 MHz" in text
+    assert "3.46 us" in text and "XORCY x2" in text and "no placement" in text
+    assert "**not within**" not in "\n".join(timing_estimate_lines(t, 50))
+    assert timing_estimate_lines(None, 200) == [] and timing_estimate_lines(
+        {"fmax_mhz": None}, 200) == []

@@ -29,7 +29,11 @@ def add_arguments(p):
                    help="weight format of every layer for --point default (default int8)")
     p.add_argument("--out", required=True, metavar="DIR", help="build directory")
     p.add_argument("--synth", action=argparse.BooleanOptionalAction, default=False,
-                   help="also synthesize with Yosys (synth_xilinx) and write resources.json")
+                   help="also synthesize with Yosys (synth_xilinx) and write resources.json, "
+                        "with the estimated Fmax of a Xilinx part (no placer: an estimate)")
+    p.add_argument("--device", default=None, metavar="PART",
+                   help="part --synth synthesizes for: a 7-series part (XC7Z020, XC7A100T) "
+                        "in Yosys' xc7 cells, UltraScale+ in xcup cells (default: xcup)")
 
 
 def _qgraph(model: str, formats):
@@ -56,6 +60,12 @@ def _qgraph(model: str, formats):
 def run(args) -> int:
     from contract.point import DesignPoint, load_point
 
+    family = "xcup"
+    if args.device is not None:
+        from dse.devices import device
+
+        family = device(args.device).synth_family
+
     args.model = resolve_model(args.model, args.calib, args.val)
     from hw.build import build, top_name
     from models.quant.formats import WEIGHT_FORMATS
@@ -80,11 +90,14 @@ def run(args) -> int:
                     "its formats, or build from the model or checkpoint")
     # the manifest names the model as cosim must reload it: a registry name, or an absolute path
     ref = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
-    manifest = build(qgraph, point, args.out, synth=args.synth, model=ref, top=top_name(name))
+    manifest = build(qgraph, point, args.out, synth=args.synth, model=ref, top=top_name(name),
+                     family=family)
     summary = {"top": manifest["top"], "verilog": str(Path(args.out) / manifest["verilog"]),
                "manifest": str(Path(args.out) / "manifest.json")}
     if args.synth:
         res = json.loads((Path(args.out) / "resources.json").read_text())
         summary.update({k: res[k] for k in ("lut", "ff", "dsp", "bram18")})
+        if (res.get("timing") or {}).get("fmax_mhz"):
+            summary["fmax_estimate_mhz"] = res["timing"]["fmax_mhz"]
     print(json.dumps(summary), file=sys.stdout)
     return 0

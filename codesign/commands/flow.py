@@ -185,7 +185,7 @@ def run(args) -> int:
                 "--out", str(paths["build"])]
         # a Lattice part's resources come from nextpnr (implement), not synth_xilinx
         synth = cfg.synth and not cfg.lattice
-        _cli(argv + (["--synth"] if synth else ["--no-synth"]))
+        _cli(argv + (["--synth", "--device", cfg.device] if synth else ["--no-synth"]))
 
     def do_sim():
         _cli(["sim", "--build", str(paths["build"]), "--frames", str(cfg.frames),
@@ -268,7 +268,7 @@ def run(args) -> int:
               lambda: {**digests(keys=("max_drop",))(),
                        "pareto": file_digest(paths["dse"] / "pareto.csv")}),
         Stage("build", do_build, lambda: [paths["build"] / "manifest.json", verilog()],
-              lambda: {**digests("model", "point", keys=("synth",))(),
+              lambda: {**digests("model", "point", keys=("synth", "device"))(),
                        "weights": file_digest(hw_ckpt())}),
         Stage("sim", do_sim, lambda: [paths["build"] / "sim_summary.json"],
               lambda: {**digests("model", "point", keys=("frames", "sim", "stall"))(),

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from models.quant.formats import weight_format
@@ -150,10 +151,27 @@ class Sensitivity:
         """The model a design point's predicted accuracy comes from."""
         return (self.fit or {}).get("use", "additive")
 
+    def calibration_key(self, assignment: dict) -> str:
+        """How :attr:`calibration` names an assignment (formats in layer order)."""
+        return "/".join(str(assignment.get(layer, self.reference)) for layer in self.drops)
+
+    @cached_property
+    def _measured(self) -> dict:
+        return {c["formats"]: float(c["measured_drop"]) for c in self.calibration or ()}
+
+    def measured_drop(self, assignment: dict) -> float | None:
+        """The drop measured for ``assignment`` when it is one of the calibration points (on the
+        calibration's split, the same samples the front is measured on), else None."""
+        return self._measured.get(self.calibration_key(assignment))
+
     def point_drop(self, assignment: dict, bundle=None) -> float:
-        """Predicted drop of one design point by :attr:`predictor`: the superposition of
-        per-layer output deviations when it won (needs ``bundle`` to score outputs), else the
-        linear model's :meth:`predict_drop`."""
+        """Predicted drop of one design point: its measurement when it is a calibration point
+        (no model beats it; such a point is not counted as held out), else by :attr:`predictor`:
+        the superposition of per-layer output deviations when it won (needs ``bundle`` to score
+        outputs), else the linear model's :meth:`predict_drop`."""
+        measured = self.measured_drop(assignment)
+        if measured is not None:
+            return measured
         if self.predictor == "superposition" and bundle is not None and self.superposition:
             return Superposition.load(self.superposition).predict_drop(bundle, assignment)
         return self.predict_drop(assignment)

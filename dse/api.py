@@ -325,7 +325,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df["accuracy_pred_ilp"] = df["accuracy_pred"]
         df["acc_drop"] = point_drops
         df["accuracy_pred"] = [base - d for d in point_drops]
-    fmodel = fmax.fmax_model() if budget.family == "ecp5" else None
+    # measured on ECP5 (nextpnr), an estimate of an estimate on Xilinx parts (no placer)
+    fmodel = fmax.fmax_model(family=budget.family)
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
         est = [fmax.design_fmax_mhz(w.layers, sol.choices, fmodel) for _, sol in front]
@@ -467,11 +468,21 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
     """What ``predictor.json`` holds: the held-out set sizes, the predictor in use, its
     calibration fit, and its error on held-out design points (those the calibration never saw:
     the measured front points other than the all-reference one, whose error is 0 by construction,
-    and the random ``held`` mixes), next to the additive predictor's on the same points."""
+    and the calibration points, predicted by their measurement; and the random ``held`` mixes),
+    next to the additive predictor's on the same points."""
     import pandas as pd
 
-    ref_only = chk["formats"].map(
-        lambda f: all(kv.split("=")[1] == sens.reference for kv in f.split(",")))
+    def seen(frame):
+        # the all-reference design (error 0 by construction) and the calibration points (their
+        # prediction is their measurement): not held out
+        def one(f):
+            a = dict(kv.split("=", 1) for kv in f.split(","))
+            return all(v == sens.reference for v in a.values()) \
+                or sens.measured_drop(a) is not None
+        return frame["formats"].map(one).astype(bool) if len(frame) else frame["formats"].isna()
+
+    ref_only = seen(chk)
+    held = held[~seen(held)] if held is not None else None
     parts = [chk[~ref_only]] + ([held] if held is not None else [])
     pts = pd.concat(parts) if any(len(x) for x in parts) else chk.iloc[:0]
     err, add = pts["error"].abs(), pts["error_additive"].abs()
@@ -482,6 +493,7 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
         "predictor": "fixed formats" if fixed else (sens.fit or {}).get("use", "additive"),
         "fit": sens.fit, "calibration_points": len(sens.calibration),
         "held_out_points": int(len(pts)), "front_points": int((~ref_only).sum()),
+        "front_points_seen": int(ref_only.sum()),
         "random_points": 0 if held is None else int(len(held)),
         "mae": float(err.mean()) if len(pts) else 0.0,
         "max_error": float(err.max()) if len(pts) else 0.0,
@@ -503,7 +515,10 @@ def predictor_line(summary: dict) -> str:
                f"{pts * summary['mae_ilp']:.2f}, worst {pts * summary['max_error_ilp']:.2f}; "
                if summary.get("predictor_ilp") not in (None, summary["predictor"]) else "(")
             + f"additive predictor: {pts * summary['mae_additive']:.2f}, worst "
-            f"{pts * summary['max_error_additive']:.2f})")
+            f"{pts * summary['max_error_additive']:.2f})"
+            + (f"; {summary['front_points_seen']} front point(s) measured before (all-int8 or a "
+               "calibration design: predicted by that measurement) not counted"
+               if summary.get("front_points_seen") else ""))
 
 
 def references(problem, sens, *, base: float, clock_mhz: float, time_limit):

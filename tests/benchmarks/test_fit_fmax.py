@@ -67,3 +67,17 @@ def test_fit_recovers_a_planted_model_and_reports_held_out_error(fit_fmax):
     assert model["heldout"]["samples"] == 4
     assert model["heldout"]["max_abs_rel_error"] < 1e-3
     assert model["per_level"]["conv1x1"] == pytest.approx(1.5, abs=1e-3)
+
+
+def test_xilinx_sample_is_the_timing_estimate_and_is_cached(fit_fmax, tmp_path):
+    """--family xcup: a block's sample is hw/timing.py's estimate of its synth_xilinx netlist
+    (worst path named), and a second call with the same Verilog reads it back."""
+    cfg = {"block": "requant", "format": "int8", "c_in": 32, "c_out": 32, "lanes": 1, "pe": 1,
+           "h": 8, "w": 8}
+    s = fit_fmax.estimate_sample(cfg, tmp_path, family="xcup")
+    assert s["fmax_mhz"] > 50 and s["delay_ns"] == pytest.approx(1000 / s["fmax_mhz"], rel=1e-2)
+    assert s["worst_path"]["cells"].endswith(("FDRE.D", "FDRE.CE", "FDRE.R")) or \
+        "DSP48" in s["worst_path"]["cells"]
+    assert s["cells"]["dsp"] >= 1 and not s.get("cached")
+    again = fit_fmax.estimate_sample(cfg, tmp_path, family="xcup")
+    assert again["cached"] and again["fmax_mhz"] == s["fmax_mhz"]

@@ -39,11 +39,12 @@ def test_design_fmax_is_the_slowest_block_derated():
         design_fmax_mhz([pw, dw], choices, MODEL)
 
 
-def test_ecp5_dse_labels_its_clock_an_estimate(tmp_path):
-    """An ECP5 DSE writes the fitted model's Fmax estimate and the time at it beside the
-    cycles; a Xilinx one does not (no estimate there)."""
+def test_dse_labels_its_clock_an_estimate_per_family(tmp_path):
+    """An ECP5 DSE writes the nextpnr-fitted model's Fmax estimate and the time at it beside the
+    cycles; a Xilinx DSE writes its own family's model, fitted to the timing estimate of
+    synth_xilinx netlists (no placer), and says so in the model's provenance."""
     from dse.api import explore
-    from dse.fmax import fmax_model
+    from dse.fmax import fmax_model, model_file
 
     assert fmax_model() is not None and "nextpnr" in fmax_model()["provenance"]
     df = explore("synthetic8", "LFE5U-85F", out=tmp_path / "ecp5", points=2, check=0)
@@ -51,5 +52,10 @@ def test_ecp5_dse_labels_its_clock_an_estimate(tmp_path):
     # (the Fmax column is rounded to 0.1 MHz)
     at = df["latency_cycles"] / df["fmax_est_mhz"]
     assert (abs(df["latency_us_at_fmax_est"] / at - 1) < 0.005).all()
-    x = explore("synthetic8", "XCZU3EG", out=tmp_path / "zu3", points=2, check=0)
-    assert "fmax_est_mhz" not in x.columns
+    for part, fam in (("XCZU3EG", "xcup"), ("XC7Z020", "xc7")):
+        assert model_file(fam).name == f"fmax_model_{fam}.json"
+        model = fmax_model(family=fam)
+        assert model["family"] == fam and "estimate" in model["provenance"]
+        x = explore("synthetic8", part, out=tmp_path / part, points=2, check=0)
+        assert (x["fmax_est_mhz"] > 0).all()
+        assert list(x["fmax_est_mhz"]) != list(df["fmax_est_mhz"])

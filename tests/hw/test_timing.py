@@ -108,7 +108,7 @@ def test_a_combinational_loop_ends():
     assert est["fmax_mhz"] is not None and est["levels"] >= 2
 
 
-@pytest.mark.parametrize("family", ["xcup", "xc7"])
+@pytest.mark.parametrize("family", ["xcup", pytest.param("xc7", marks=pytest.mark.slow)])
 def test_real_netlist_product_register_shortens_the_worst_path(family, tmp_path):
     """A MAC synthesised by Yosys: without the product register the worst path runs through the
     multiplier into the accumulator's adder; registering the product makes it shorter."""

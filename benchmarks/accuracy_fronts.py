@@ -28,9 +28,15 @@ def row(model: str, device: str, d: Path) -> dict:
 
     p = json.loads((d / "predictor.json").read_text())
     front = pd.read_csv(d / "pareto.csv")
+    fj = d / "front.json"
+    searched = json.loads(fj.read_text()) if fj.is_file() else {}
     return {
         "model": model, "device": device, "points": len(front),
+        "ii_levels": len(searched.get("ii_levels") or []) or "",
+        "note": searched.get("note") or "",
+        "seen": p.get("front_points_seen", 0),
         "ii_cycles": "/".join(f"{v:,}" for v in front["ii_cycles"]),
+        "accuracy_pred": "/".join(f"{100 * v:.2f}" for v in front["accuracy_pred"]),
         "accuracy_measured": "/".join(f"{100 * v:.2f}" for v in front["accuracy_measured"]),
         "metric": p["metric"], "sens": p["sens_samples"], "eval": p["eval_samples"],
         "predictor": p["predictor"], "held_out": p["held_out_points"],
@@ -83,28 +89,37 @@ def main(argv=None) -> int:
         f"{args.points}"
         + (f" --finetune {args.finetune}" if args.finetune else "")
         + "`, 80 % utilisation). Errors are in accuracy points over held-out design "
-        "points (the front's, all-int8 left out, and 12 random mixes), measured on the `eval` "
-        "set; `predictor` gives each point's predicted accuracy, `ILP model` is the linear model "
-        "the integer program sums; see docs/ACCURACY.md."
+        "points (the front's and 12 random mixes, less those measured before: all-int8 and any "
+        "calibration design, predicted by its measurement; `seen` counts the front's), measured "
+        "on the `eval` set; `predictor` gives each point's predicted accuracy, `ILP model` is "
+        "the linear model the integer program sums; `II levels`: the initiation intervals the "
+        "candidates allow between the fastest and the most accurate design, each searched for "
+        "its most accurate design; see docs/ACCURACY.md."
         + (" `QAT gain`: measured gain of each front point after the fine-tune." if args.finetune
            else ""),
         "",
-        "| model | device | points | II [cycles] | measured [%] | metric | sens / eval samples "
-        "| predictor | held-out points | mean / worst error | ILP model: mean / worst "
-        "| additive: mean / worst | bound broken |" + (" QAT gain [points] |" if args.finetune
-                                                      else ""),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.finetune
-                                                                  else ""),
+        "| model | device | points | II levels | II [cycles] | predicted [%] | measured [%] "
+        "| metric | sens / eval samples | predictor | held-out points (seen) "
+        "| mean / worst error | ILP model: mean / worst | additive: mean / worst "
+        "| bound broken |" + (" QAT gain [points] |" if args.finetune else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|" if args.finetune else ""),
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['device']} | {r['points']} | {r['ii_cycles']} | "
+            f"| {r['model']} | {r['device']} | {r['points']} | {r['ii_levels']} | "
+            f"{r['ii_cycles']} | {r['accuracy_pred']} | "
             f"{r['accuracy_measured']} | {r['metric']} | {r['sens']:,} / {r['eval']:,} | "
-            f"{r['predictor']} | {r['held_out']} | {r['mae_pts']:.2f} / {r['max_pts']:.2f} | "
+            f"{r['predictor']} | {r['held_out']} ({r['seen']}) | "
+            f"{r['mae_pts']:.2f} / {r['max_pts']:.2f} | "
             f"{r['ilp_model']}: {r['mae_ilp_pts']:.2f} / {r['max_ilp_pts']:.2f} | "
             f"{r['mae_additive_pts']:.2f} / {r['max_additive_pts']:.2f} | "
             f"{r['bound_broken'] or '-'} |" + (f" {r['finetune_gain']} |" if args.finetune
                                                else ""))
+    notes = [f"- {r['model']} on {r['device']}: {r['note']}" for r in rows if r["note"]]
+    if notes:
+        lines += ["", "Fewer points than asked, in the DSE's words (`dse/front.json`):", "",
+                  *notes]
     write_text(args.reports / "accuracy_fronts.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

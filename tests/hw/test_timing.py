@@ -144,3 +144,16 @@ def test_real_netlist_product_register_shortens_the_worst_path(family, tmp_path)
     assert est[True]["fmax_mhz"] > est[False]["fmax_mhz"] > 50
     assert "DSP48" in est[False]["path"]
     assert est[False]["logic_only"]["fmax_mhz"] >= est[False]["fmax_mhz"]
+
+
+def test_carry8_is_two_carry4s_in_a_row():
+    """A CARRY8 (UltraScale+; Yosys maps CARRY4 today, but a netlist may hold one): S0 -> CO7
+    crosses both halves, the lower half's S0 -> CO3 then the upper's carry in -> CO3."""
+    conns = {"CI": ["0"], "CI_TOP": ["0"], "DI": ["0"] * 8, "S": [11] + ["0"] * 7,
+             "CO": list(range(20, 28)), "O": list(range(30, 38))}
+    dirs = {"CI": _IN, "CI_TOP": _IN, "DI": _IN, "S": _IN, "CO": _OUT, "O": _OUT}
+    cells = {"r": _ff(10, 11), "c": {"type": "CARRY8", "parameters": {"CARRY_TYPE": "SINGLE_CY8"},
+                                     "connections": conns, "port_directions": dirs},
+             "e": _ff(27, 40)}
+    est = estimate_netlist(_net(cells), route_base_ps=0, route_fanout_ps=0)
+    assert est["delay_ns"] == pytest.approx((303 + 508 + 114) / 1000)

@@ -51,6 +51,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CodesignError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
+    def _get_values(self, action, arg_strings):
+        # `--util=--`: argparse drops the "--" and, on the Pythons here, hands the option an
+        # empty list instead of refusing it
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one value, "
+                       "not '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def _limit_threads() -> None:
     # The networks are small: a second intra-op thread buys little, and when the other core is

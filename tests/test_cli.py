@@ -61,3 +61,16 @@ def test_cache_slot_holding_another_network_is_refused(tmp_path, monkeypatch):
     shutil.copy(b.checkpoint, slot)
     with pytest.raises(ModelError, match="holds a checkpoint of 'digits'; delete"):
         zoo.load("eventdigits", train_if_missing=False)
+
+
+@pytest.mark.parametrize("argv", [["flow", "--util=--"], ["sim", "--build", "b", "--stall=--"],
+                                  ["dse", "--model", "m", "--device", "X", "--out", "o",
+                                   "--points=--"]])
+def test_an_option_given_double_dash_as_its_value_fails_in_one_line(argv):
+    """argparse drops a "--" value and hands the option an empty list; the CLI refuses it."""
+    from codesign import cli
+    from common.errors import CodesignError
+
+    with pytest.raises(CodesignError, match=r"argument --[a-z-]+: expected one value") as exc:
+        cli.build_parser().parse_args(argv)
+    assert "\n" not in str(exc.value)

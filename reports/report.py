@@ -68,6 +68,27 @@ def _resource_rows(resources: dict | None, device_name: str, util: float):
     return rows
 
 
+def bound_sentence(front) -> str:
+    """What ``bound_ok`` means, and for each point that broke its bound by how much."""
+    if "bound_ok" not in front.columns or "max_drop" not in front.columns:
+        return ""
+    text = ("`bound_ok`: whether a point's measured drop from all-int8 is within the drop it was "
+            "solved for (points from the walk or a level search have no bound of their own).")
+    ref = front.get("accuracy_measured")
+    broke = front[~front["bound_ok"].astype(bool)]
+    if len(broke) and ref is not None and "accuracy_pred" in front.columns:
+        # the all-int8 accuracy the bounds are drops from: a point's prediction plus its drop
+        parts = []
+        for _, r in broke.iterrows():
+            base = float(r["accuracy_pred"]) + float(r.get("acc_drop", float("nan")))
+            drop = 100 * (base - float(r["accuracy_measured"])) if base == base else None
+            parts.append(f"point {int(r['point'])} was solved for a drop of at most "
+                         f"{100 * max(float(r['max_drop']), 0.0):.2f} points and measures "
+                         + (f"{drop:.2f}" if drop is not None else "more"))
+        text += " Broken: " + "; ".join(parts) + "."
+    return text
+
+
 def timing_estimate_lines(timing: dict | None, clock_mhz: float, ii_cycles=None) -> list[str]:
     """The report's paragraph on a Xilinx design's clock: an estimate (``hw/timing.py``), never
     shown as a measurement."""
@@ -181,10 +202,13 @@ def write_report(out, cfg) -> dict:
     note = _load(out / "dse" / "front.json", {}).get("note")
     if note is None:
         note = fewer_points_note(cfg.points, len(front))
+    if note and not note.endswith("."):
+        note += "."
     predictor = _load(out / "dse" / "predictor.json", None)
     if predictor:
         note = " ".join(x for x in (note, predictor_line(predictor) + " (`dse/predictor.json`, "
                                     "docs/ACCURACY.md).") if x)
+    note = " ".join(x for x in (note, bound_sentence(front)) if x)
     cols = [c for c in ("point", "accuracy_pred", "accuracy_measured", "bound_ok", "ii_cycles",
                         "latency_cycles", "fps", "dsp", "lut", "ff", "bram18", "formats")
             if c in front.columns]

@@ -33,3 +33,17 @@ def test_xilinx_clock_estimate_is_labelled_and_compared_with_the_assumed_clock()
     assert "**not within**" not in "\n".join(timing_estimate_lines(t, 50))
     assert timing_estimate_lines(None, 200) == [] and timing_estimate_lines(
         {"fmax_mhz": None}, 200) == []
+
+
+def test_a_broken_bound_is_explained_with_its_figures():
+    import pandas as pd
+
+    from reports.report import bound_sentence
+
+    front = pd.DataFrame({"point": [0, 1], "accuracy_pred": [0.9861, 0.9877],
+                          "acc_drop": [-0.0006, -0.0022], "max_drop": [0.001, float("nan")],
+                          "accuracy_measured": [0.9838, 0.9850], "bound_ok": [False, True]})
+    text = bound_sentence(front)
+    assert "`bound_ok`" in text and "point 0 was solved for a drop of at most 0.10 points" in text
+    assert "measures 0.17" in text and "point 1" not in text
+    assert bound_sentence(front.drop(columns="max_drop")) == ""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common.errors import CodesignError
 
-__all__ = ["Device", "Budget", "devices", "device", "budget", "lattice_parts", "RESOURCES",
-           "LATTICE_FAMILIES"]
+__all__ = ["Device", "Budget", "devices", "device", "budget", "lattice_parts", "synth_family",
+           "RESOURCES", "LATTICE_FAMILIES"]
 
 _TABLE = Path(__file__).with_name("devices.csv")
 
@@ -27,6 +27,16 @@ RESOURCES = ("dsp", "lut", "ff", "bram18")
 
 #: Device families that open tools place and route (nextpnr): `codesign implement` takes them.
 LATTICE_FAMILIES = ("ecp5",)
+
+
+#: Yosys synthesis family (``hw.synth.FAMILIES``) of each device family that is not one already.
+_SYNTH_FAMILY = {"zynq7": "xc7", "artix7": "xc7", "zynqmp": "xcup"}
+
+
+def synth_family(family: str) -> str:
+    """The Yosys family a device family's cells are counted in: ``xc7`` for the 7-series parts
+    (DSP48E1), ``xcup`` for UltraScale+ (DSP48E2), ``ecp5``; a Yosys family is returned as is."""
+    return _SYNTH_FAMILY.get(family, family)
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class Device:
     def synth_family(self) -> str:
         """The Yosys family its cells are counted in (``hw.synth.FAMILIES``): ``xc7`` for the
         7-series parts (DSP48E1), ``xcup`` for UltraScale+ (DSP48E2), ``ecp5``."""
-        return {"zynq7": "xc7", "artix7": "xc7", "zynqmp": "xcup"}.get(self.family, self.family)
+        return synth_family(self.family)
 
     def to_dict(self) -> dict:
         d = asdict(self)

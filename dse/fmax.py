@@ -27,18 +27,15 @@ from functools import cache
 from pathlib import Path
 
 from .cost import DSP_ACC_BITS
+from .devices import synth_family
 
 __all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
            "design_fmax_mhz"]
 
-#: The model file's family for a device family (``dse.devices.Device.family``).
-_FAMILY = {"ecp5": "ecp5", "zynq7": "xc7", "artix7": "xc7", "zynqmp": "xcup"}
-
-
 def model_file(family: str = "ecp5") -> Path:
     """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
     (``xc7``, ``xcup``: fitted to estimates); ``family`` may be a device family."""
-    fam = _FAMILY.get(family, family)
+    fam = synth_family(family)
     return Path(__file__).with_name("fmax_model.json" if fam == "ecp5"
                                     else f"fmax_model_{fam}.json")
 

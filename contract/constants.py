@@ -9,6 +9,7 @@ __all__ = [
     "FIFO_DEPTH",
     "FIFO_MIN_DEPTH",
     "FIFO_LATENCY",
+    "SKID_BEATS",
     "MAC_LATENCY",
     "DATAPATHS",
     "WEIGHT_BITS",
@@ -60,6 +61,9 @@ FIFO_DEPTH = 4
 FIFO_MIN_DEPTH = 3
 #: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
 FIFO_LATENCY = 2
+#: Beats a skid buffer holds (``hw/skid.py``: the registered ``ready`` after every FIFO, after a
+#: window conv's line buffer and between a MAC unit and its requantizer); it adds no latency.
+SKID_BEATS = 1
 
 #: Cycles of a MAC unit's pipeline that do not depend on its format or size: the weight memory's
 #: read (the issue cycle) and the accumulator, which is the output register. The rest is

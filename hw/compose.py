@@ -38,6 +38,7 @@ from models.ops.crop import folded_margin
 from .extend import SignExtend
 from .fifo import MIN_DEPTH, StreamFIFO
 from .requant import Requantizer
+from .skid import SkidBuffer
 from .stream import TokenShape
 from .width import WidthConverter
 
@@ -249,7 +250,9 @@ class Network(wiring.Component):
         out, o_shape = block.o, block.o_shape
         if op.compute and n.requant:
             rq = self._add(f"{n.name}_requant", _requant(n, block, self.stream_bits[n.name]))
-            self._links.append((block.o, rq.i))
+            # the MAC unit's enable starts at a register, not at the FIFO after the requantizer
+            skid = self._add(f"{n.name}_skid", SkidBuffer(layout=block.o_shape.layout()))
+            self._links += [(block.o, skid.i), (skid.o, rq.i)]
             out, o_shape = rq.o, rq.o_shape
         if self.stream_bits[n.name] not in (None, o_shape.data_width):
             raise AssertionError(f"{n.name}: the block's stream has {o_shape.data_width}-bit "

@@ -44,6 +44,7 @@ from .datapath import check_datapath, mac_sums, stored_codes
 from .dwconv import check_window_conv, window_generator
 from .line_buffer import DEFAULT_SLOTS
 from .mac import Pipeline
+from .skid import skid_after
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["Conv3x3", "LATENCY", "kh_kw"]
@@ -165,6 +166,8 @@ class Conv3x3(TokenBlock):
                                                 slots=self.slots, dense=self.dense,
                                                 kernel=self.kernel, margin=self.margin)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
+        # the line buffer's control sees a registered ready, not this unit's enable
+        lbo = skid_after(m, lb.o, lb.out_layout, "lb_skid")
 
         wwords = [0] * (ng << (bbits + fbits))
         for g in range(ng):
@@ -190,7 +193,7 @@ class Conv3x3(TokenBlock):
         w_rd = wmem.read_port()
         b_rd = bmem.read_port()
 
-        win = lb.o.payload
+        win = lbo.payload
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
         g = Signal(range(max(ng, 2)))
@@ -211,8 +214,8 @@ class Conv3x3(TokenBlock):
             waddr = (g << bbits) | b
         issue = Signal()
         m.d.comb += [
-            issue.eq(en & (~live | lb.o.valid)),
-            lb.o.ready.eq(en & live),
+            issue.eq(en & (~live | lbo.valid)),
+            lbo.ready.eq(en & live),
             w_rd.addr.eq(waddr), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]

@@ -46,6 +46,7 @@ from .datapath import check_datapath, mac_sums, stored_codes
 from .dense_line_buffer import DenseLineBuffer
 from .line_buffer import LineBuffer
 from .mac import Pipeline
+from .skid import skid_after
 from .stream import TokenBlock, TokenShape
 
 __all__ = ["DWConv3x3", "LATENCY", "weight_codes", "window_generator"]
@@ -201,6 +202,8 @@ class DWConv3x3(TokenBlock):
                                                 slots=self.slots, dense=self.dense,
                                                 margin=self.margin)
         wiring.connect(m, wiring.flipped(self.i), lb.i)
+        # the line buffer's control sees a registered ready, not this unit's enable
+        lbo = skid_after(m, lb.o, lb.out_layout, "lb_skid")
 
         nf = self.kfold                           # kernel-row steps per sub-step
         fbits = (nf - 1).bit_length()
@@ -232,7 +235,7 @@ class DWConv3x3(TokenBlock):
 
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
-        win = lb.o.payload
+        win = lbo.payload
         # stage 0: sub-step k, row step r; the first step takes the live window beat (so the line
         # buffer moves on at once, as for a full conv's output groups) and keeps it for the rest
         k = Signal(range(max(ng, 2)))
@@ -246,11 +249,11 @@ class DWConv3x3(TokenBlock):
         last = Signal()
         m.d.comb += last.eq(((k == ng - 1) & last_r) | cur.eof)
         issue = Signal()
-        m.d.comb += issue.eq(en & (~first | lb.o.valid))
+        m.d.comb += issue.eq(en & (~first | lbo.valid))
         parts = ([r[:fbits]] if fbits else []) + ([k[:gbits]] if gbits else []) + [cur.beat]
         word = Cat(*parts) if len(parts) > 1 else cur.beat
         m.d.comb += [
-            lb.o.ready.eq(en & first),
+            lbo.ready.eq(en & first),
             w_rd.addr.eq(word), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]

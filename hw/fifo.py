@@ -3,18 +3,22 @@
 One beat per cycle in and out; a beat written into an empty FIFO appears at the output
 :data:`LATENCY` cycles later. ``SyncFIFOBuffered`` of depth 1 or 2 cannot read and write its inner
 storage in the same cycle and runs at half rate, so the storage is ``max(depth, MIN_DEPTH)`` beats
-(the output register included).
+(the output register included). A :class:`~hw.skid.SkidBuffer` after it holds one beat more
+(:data:`contract.constants.SKID_BEATS`) and gives the consumer's ``ready`` a register to end at;
+it adds no latency.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Value
+from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from contract.constants import FIFO_LATENCY, FIFO_MIN_DEPTH
 from contract.cycles import stream_cycles as cycles_per_frame
+
+from .skid import SkidBuffer
 
 __all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH", "cycles_per_frame"]
 
@@ -39,8 +43,8 @@ class StreamFIFO(wiring.Component):
     ----------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
-    level : Out(range(depth + 1))
-        Beats currently stored.
+    level : Out(range(depth + 2))
+        Beats currently stored (the skid buffer's included).
     """
 
     def __init__(self, *, layout, depth):
@@ -51,20 +55,25 @@ class StreamFIFO(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "level": Out(range(self.depth + 1)),
+            "level": Out(range(self.depth + 2)),
         })
 
     def elaborate(self, platform):
         m = Module()
         i_bits, o_bits = Value.cast(self.i.payload), Value.cast(self.o.payload)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(i_bits), depth=self.depth)
+        # the consumer's ready ends at the skid buffer's register, not in the FIFO's read logic
+        m.submodules.skid = skid = SkidBuffer(layout=unsigned(len(o_bits)))
         m.d.comb += [
             fifo.w_data.eq(i_bits),
             fifo.w_en.eq(self.i.valid),
             self.i.ready.eq(fifo.w_rdy),
-            o_bits.eq(fifo.r_data),
-            self.o.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(self.o.ready),
-            self.level.eq(fifo.level),
+            skid.i.payload.eq(fifo.r_data),
+            skid.i.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(skid.i.ready),
+            o_bits.eq(skid.o.payload),
+            self.o.valid.eq(skid.o.valid),
+            skid.o.ready.eq(self.o.ready),
+            self.level.eq(fifo.level + ~skid.i.ready),
         ]
         return m

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract.constants import REQUANT_LATENCY, mac_latency
+from contract.constants import REQUANT_LATENCY, SKID_BEATS, mac_latency
 from contract.cycles import conv1x1_cycles
 
 from .base import ComputeOp
@@ -27,7 +27,8 @@ class PointwiseOp(ComputeOp):
                                                                     choice.datapath) + rq
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
-        return 3 + 1  # two input banks, the output register, the requantizer
+        # two input banks, the output register, the requantizer, the skid buffer before it
+        return 3 + 1 + SKID_BEATS
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         args = super().block_args(node, choice, shape, abits=abits, dense=dense)

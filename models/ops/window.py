@@ -11,6 +11,7 @@ from contract.constants import (
     LINE_BUFFER_SLOTS,
     MAC_LATENCY,
     REQUANT_LATENCY,
+    SKID_BEATS,
     dense_history_columns,
     dense_row_slots,
     line_buffer_ram,
@@ -105,9 +106,10 @@ class WindowOp(ComputeOp):
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # the writer may run slots - 1 - k//2 rows ahead of the emitter's centre row, which
         # still needs k//2 rows above it: (slots - 1) rows, plus the window/compute pipeline
-        # (2 sites) and the requantizer (1)
+        # (2 sites), the requantizer (1) and the skid buffers after the line buffer and before
+        # the requantizer (a beat each)
         slots = LINE_BUFFER_SLOTS if slots is None else slots
-        return (slots - 1) * layer.in_shape[2] + 2 + 1
+        return (slots - 1) * layer.in_shape[2] + 2 + 1 + 2 * SKID_BEATS
 
     def resource_block(self, layer) -> str:
         """The resource model's block entry: a dense network's window blocks (on the dense line
@@ -161,6 +163,16 @@ class WindowOp(ComputeOp):
             hist = dense_history_columns(kw, layer.stride) * kh * width
             luts += _price.lutram_luts(model, hist, b)
         return luts, bram
+
+    def skid_bits(self, layer, choice) -> list[int]:
+        """The requantizer's skid buffer and the one after the line buffer: a window beat of
+        ``kh x kw x lanes`` activations, its tap mask, coordinates and beat index."""
+        kh, kw = kernel_hw(layer)
+        c = layer.in_shape[0]
+        window = (kh * kw * (choice.lanes * getattr(layer, "in_bits", ACT_BITS) + 1)
+                  + _price.coord_bits(layer.out_shape)
+                  + max(1, (math.ceil(c / choice.lanes) - 1).bit_length()) + 1)
+        return super().skid_bits(layer, choice) + [window]
 
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         """LUTs of the line buffer (:meth:`line_buffer_memory`)."""

@@ -14,7 +14,7 @@ width converter        ``sites * max(C/a, C/b) + 1``
 1x1 unit               ``sites * B * G + 1``
 3x3 window blocks      :func:`window_cycles`: input ``B * sites_in`` against output
                        ``B * G * sites_out`` beats, whichever is longer
-global average pool    ``sites * B + 1 + B * (div_bits + 2) + 1``
+global average pool    ``sites * B + 1 + B * (div_bits + 3) + 1``
 2x2 max pool           ``B * (sites_in + sites_out) + 1``
 =====================  ==========================================================================
 """
@@ -132,28 +132,34 @@ def div_bits(*, height: int, width: int, data_width: int = 8) -> int:
     return sum_bits(height=height, width=width, data_width=data_width) + 2
 
 
+#: Cycles per output beat of the global average pool besides its divide cycles: two load cycles
+#: and the output cycle.
+GAP_BEAT_OVERHEAD = 3
+
+
 def gap_cycles(*, active_sites: float, channels: int, lanes: int, height: int, width: int,
                data_width: int = 8) -> float:
     """The global average pool: ``active_sites * C / lanes`` input beats, 1 for the input ``eof``,
-    then per output beat (``C / lanes`` of them) one load cycle, ``div_bits`` divide cycles and one
-    output cycle, and the output ``eof``: ``sites * B + 1 + B * (div_bits + 2) + 1``."""
+    then per output beat (``C / lanes`` of them) two load cycles (the sums, then their magnitude),
+    ``div_bits`` divide cycles and one output cycle, and the output ``eof``:
+    ``sites * B + 1 + B * (div_bits + 3) + 1``."""
     b = channels // lanes
     d = div_bits(height=height, width=width, data_width=data_width)
-    return active_sites * b + 1 + b * (d + 2) + 1
+    return active_sites * b + 1 + b * (d + GAP_BEAT_OVERHEAD) + 1
 
 
 def pool_stall(producer_cycles: float, out_beats: float, *, channels: int, lanes: int,
                height: int, width: int, fifo_depth: int) -> float:
     """Cycles per frame a global pool's division costs the stage that feeds it.
 
-    The pool takes no input while it divides (``B * (div_bits + 2) + 1`` cycles after the end of
+    The pool takes no input while it divides (``B * (div_bits + 3) + 1`` cycles after the end of
     frame); its producer keeps computing the next frame until the FIFO between them and the
     requantizer are full, about ``fifo_depth + 1`` output beats, and then waits.
     ``producer_cycles`` is the producer's stage cycles per frame and ``out_beats`` its output beats
     per frame; ``channels``, ``lanes``, ``height``, ``width`` are the pool's input stream.
     """
     b = channels // lanes
-    tail = b * (div_bits(height=height, width=width) + 2) + 1
+    tail = b * (div_bits(height=height, width=width) + GAP_BEAT_OVERHEAD) + 1
     per_beat = producer_cycles / max(out_beats, 1.0)
     return max(0.0, tail - (fifo_depth + 1) * per_beat)
 

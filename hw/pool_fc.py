@@ -14,7 +14,7 @@ classifier's logits: one token at (0, 0), then ``eof``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 
 from contract.cycles import conv1x1_cycles, sum_bits
@@ -85,7 +85,13 @@ class GlobalAvgPool(TokenBlock):
         dw = div_bits(self.i_shape)
         sites = self.i_shape.height * self.i_shape.width
 
-        sums = Array(Signal(signed(sw * lanes), name=f"sum{k}") for k in range(nb))
+        # the beats' sums rotate: ``sums[0]`` is always the current beat's (no per-beat decoders
+        # or multiplexers; a frame's ``sites * nb`` beats turn the ring whole times)
+        sums = [Signal(signed(sw * lanes), name=f"sum{k}") for k in range(nb)]
+
+        def rotate(head):
+            """The ring moves on by one beat, ``head`` replacing the current beat's sums."""
+            return [sums[k].eq(sums[k + 1]) for k in range(nb - 1)] + [sums[nb - 1].eq(head)]
         count = Signal(range(sites + 1))
         beat = Signal(range(max(nb, 2)))
         step = Signal(range(dw + 1))
@@ -102,10 +108,9 @@ class GlobalAvgPool(TokenBlock):
         # state as `always @*` blocks, which Icarus never evaluates while their inputs keep their
         # initial values (i.ready would read x until the first state change).
         for i in range(lanes):
-            s = sums[beat].word_select(i, sw).as_signed()
-            num = Signal(signed(dw + 1), name=f"num{i}")
-            m.d.comb += num.eq((s << 1) + count)
-            loads.append((num, Mux(num < 0, -num + divisor - 1, num)))
+            s = sums[0].word_select(i, sw).as_signed()
+            num = Signal(signed(dw + 1), name=f"num{i}")  # registered in LOAD (timing)
+            loads.append((num, (s << 1) + count, Mux(num < 0, -num + divisor - 1, num)))
             q = Mux(neg[i], -qa[i], qa[i])
             m.d.comb += self.o.payload.data[i].eq(Mux(count == 0, 0, q))
         with m.FSM() as fsm:
@@ -115,19 +120,24 @@ class GlobalAvgPool(TokenBlock):
                         m.d.sync += beat.eq(0)
                         m.next = "LOAD"
                     with m.Else():
-                        word = sums[beat]
+                        word = sums[0]
                         new = Cat(*[
                             (word[i * sw:(i + 1) * sw].as_signed()
                              + self.i.payload.data[i])[:sw] for i in range(lanes)
                         ])
-                        m.d.sync += sums[beat].eq(new)
+                        m.d.sync += rotate(new)
                         with m.If(beat == nb - 1):
                             m.d.sync += [beat.eq(0), count.eq(count + 1)]
                         with m.Else():
                             m.d.sync += beat.eq(beat + 1)
             with m.State("LOAD"):
+                # the beat's sums, doubled and offset (one cycle: the word select and an add)
+                for num, value, _ in loads:
+                    m.d.sync += num.eq(value)
+                m.next = "MAG"
+            with m.State("MAG"):
                 # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
-                for i, (num, mag) in enumerate(loads):
+                for i, (num, _, mag) in enumerate(loads):
                     m.d.sync += [rem[i].eq(0), qa[i].eq(mag), neg[i].eq(num < 0)]
                 m.d.sync += step.eq(0)
                 m.next = "DIV"
@@ -144,7 +154,7 @@ class GlobalAvgPool(TokenBlock):
                     m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(self.o.ready):
-                    m.d.sync += sums[beat].eq(0)
+                    m.d.sync += rotate(0)
                     with m.If(beat == nb - 1):
                         m.d.sync += beat.eq(0)
                         m.next = "EOF"

@@ -36,7 +36,7 @@ class GlobalAvgPool(StageOp):
                           lanes=self._lanes(choice, lanes), height=h, width=w)
 
     def input_fifo_sites(self, layer) -> int:
-        # The pool takes no input while it divides (B * (div_bits + 2) + 1 cycles after a frame's
+        # The pool takes no input while it divides (B * (div_bits + 3) + 1 cycles after a frame's
         # end); a FIFO in front of it that holds that many beats lets its producer go on with the
         # next frame meanwhile. With the default 4 beats the stall went back up the pipeline to
         # the bottleneck stage: digits at 283 cycles a frame for a 259-cycle design, digits_lenet

@@ -11,7 +11,8 @@ from functools import cache
 
 from contract.constants import ACT_BITS
 
-__all__ = ["memory_bram18", "memory", "fifo", "coord_bits", "acc_bits", "mac_price", "mac_key"]
+__all__ = ["memory_bram18", "memory", "fifo", "skid", "coord_bits", "acc_bits", "mac_price",
+           "mac_key"]
 
 #: BRAM18 aspect ratios (depth, width) of a RAMB18E2 in simple dual-port mode.
 BRAM18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
@@ -94,12 +95,27 @@ def mac_price(model, fmt: str, datapath: str) -> dict:
                          "benchmarks/fit_resources.py") from None
 
 
+#: A skid buffer (``hw/skid.py``) of ``w`` bits as Yosys maps it, the same in xcup, xc7 and ecp5
+#: (synthesised alone at 16, 64 and 200 bits): a 2:1 multiplexer and a register per bit, and its
+#: two state flip-flops with their logic. Priced structurally: the network fit's FIFO terms were
+#: fitted before the FIFOs had one.
+SKID_LUT = (4, 1)   # (base, per bit)
+SKID_FF = (2, 1)
+
+
+def skid(width: int) -> dict:
+    """``{"lut", "ff"}`` of a skid buffer on ``width`` payload bits."""
+    return {"lut": SKID_LUT[0] + SKID_LUT[1] * width, "ff": SKID_FF[0] + SKID_FF[1] * width}
+
+
 def fifo(model, width: int) -> dict:
-    """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms)."""
+    """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms) and its
+    output skid buffer (:func:`skid`)."""
     f = (model.stage or {}).get("fifo")
+    sk = skid(width)
     if not f:
-        return {"lut": 0.0, "ff": 0.0}
-    return {r: f[r]["base"] + f[r]["per_bit"] * width for r in ("lut", "ff")}
+        return {"lut": float(sk["lut"]), "ff": float(sk["ff"])}
+    return {r: f[r]["base"] + f[r]["per_bit"] * width + sk[r] for r in ("lut", "ff")}
 
 
 def coord_bits(in_shape) -> int:

@@ -321,6 +321,17 @@ class ComputeOp(Op):
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         return 0
 
+    def skid_bits(self, layer, choice) -> list[int]:
+        """Payload bits of each skid buffer inside the stage (``hw/skid.py``): the one between
+        the MAC unit and its requantizer carries ``pe`` accumulators of the requantizer's width
+        (Yosys drops the bits above it) and the output coordinates."""
+        if not self.requantized(layer):
+            return []
+        from models.quant.formats import weight_format
+
+        acc = self.acc_bits(layer, weight_format(choice.format).name)
+        return [choice.pe * acc + _price.coord_bits(layer.out_shape) + 1]
+
     def fold_bits(self, layer, choice) -> int:
         """Bits of a window beat (``kh x kw x lanes`` activations): what a folded block buffers
         per input beat and multiplexes by kernel row."""
@@ -370,6 +381,10 @@ class ComputeOp(Op):
                 per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
                 v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe
             res[r] = v
+        for bits in self.skid_bits(layer, choice):
+            sk = _price.skid(bits)
+            res["lut"] += sk["lut"]
+            res["ff"] += sk["ff"]
         # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
         lut_w, bram_w = _price.memory(model, macs * fmt.bits,
                                       math.ceil(self.weight_count(layer) / macs))

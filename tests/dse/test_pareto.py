@@ -179,15 +179,16 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
 
     from dse.ilp import brute_force
 
-    # the fastest point of this one has 3 layers in dybit4
+    # the fastest point of this one has 2 layers in dybit4 (the budget decides how many: the
+    # parts priced since the skid buffers moved it from XC7Z020 at 15 %)
     problem, front, rows, _, _ = _front(n=6, points=4, formats=("int8", "dybit4"), count=2,
-                                        device="XC7Z020", util=0.15)
+                                        device="XCZU3EG", util=0.2)
     names = problem.names
     weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
 
     def predict(formats):  # an interaction the program's linear costs do not hold
         k = sum(f != "int8" for f in formats.values())
-        return sum(weight[n] for n, f in formats.items() if f != "int8") + 0.02 * (k > 2)
+        return sum(weight[n] for n, f in formats.items() if f != "int8") + 0.02 * (k > 1)
 
     seen = []
 
@@ -198,7 +199,7 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
     fastest = front[0][1]
     path = pareto.toward_reference(problem, fastest, counting, "int8")
     changed = sum(c.format != "int8" for c in fastest.choices)
-    assert changed == 3 and len(path) == changed  # every step fits on this budget
+    assert changed == 2 and len(path) == changed  # every step fits on this budget
     prev = {n: c.format for n, c in zip(names, fastest.choices, strict=True)}
     for sol in path:
         now = {n: c.format for n, c in zip(names, sol.choices, strict=True)}
@@ -306,7 +307,7 @@ def test_the_walk_per_cycle_takes_the_most_accuracy_per_cycle():
     from dse.ilp import brute_force
 
     problem, front, _, _, _ = _front(n=5, points=4, formats=("int8", "dybit4"), count=2,
-                                     device="XC7Z020", util=0.2)
+                                     device="XC7Z020", util=0.22)
     names = problem.names
     weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
 

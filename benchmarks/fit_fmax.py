@@ -177,7 +177,7 @@ def features(cfg: dict) -> dict:
     from dse.fmax import block_features
 
     return block_features(cfg["block"], cfg["format"], cfg["lanes"], 3,
-                          acc_bits=cfg.get("acc_bits", 32))
+                          acc_bits=cfg.get("acc_bits", 32), dense=bool(cfg.get("dense")))
 
 
 def network_sample(build_dir) -> dict:

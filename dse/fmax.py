@@ -41,16 +41,20 @@ def model_file(family: str = "ecp5") -> Path:
 
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
-                   acc_bits: int = 32) -> dict:
+                   acc_bits: int = 32, dense: bool = False) -> dict:
     """``{"kind", "format", "levels"}`` of a block (see the module docstring). ``kind`` is a
     block of the calibration grid: ``conv1x1`` (and linear), ``dwconv3x3`` (depthwise window),
     ``conv3x3`` (full window), ``requant`` (one level when its multiply spans two MULT18X18D,
-    beyond a ``acc_bits`` of 19), ``width``."""
+    beyond a ``acc_bits`` of 19), ``width``. A window block of a dense network (``dense``: on
+    the dense line buffer, whose paths differ from the sparse one's) is the kind
+    ``<kind>_dense``; a model without that kind prices it as ``<kind>``."""
     products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
                 "conv3x3": kernel * kernel * lanes}.get(kind, 0)
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])
+    if dense and kind in ("dwconv3x3", "conv3x3"):
+        kind += "_dense"
     return {"kind": kind, "format": fmt if products else "none", "levels": levels}
 
 
@@ -66,7 +70,8 @@ def layer_blocks(layer, choice) -> list[dict]:
     from models import ops
 
     acc = ops.of(layer).acc_bits(layer, choice.format)
-    return [block_features(kind, choice.format, choice.lanes, k),
+    return [block_features(kind, choice.format, choice.lanes, k,
+                           dense=bool(getattr(layer, "dense", False))),
             block_features("requant", "none", choice.pe, acc_bits=acc)]
 
 
@@ -80,6 +85,8 @@ def fmax_model(path=None, family: str = "ecp5") -> dict | None:
 
 def block_delay_ns(feats: dict, model: dict) -> float:
     kind = feats["kind"]
+    if kind not in model["base"]:  # a model fitted before dense window blocks had their kind
+        kind = kind.removesuffix("_dense")
     return (model["base"].get(kind, max(model["base"].values()))
             + model["per_level"].get(kind, 0.0) * feats["levels"]
             + model["mult"].get(feats["format"], 0.0))

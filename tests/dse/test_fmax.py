@@ -59,3 +59,18 @@ def test_dse_labels_its_clock_an_estimate_per_family(tmp_path):
         x = explore("synthetic8", part, out=tmp_path / part, points=2, check=0)
         assert (x["fmax_est_mhz"] > 0).all()
         assert list(x["fmax_est_mhz"]) != list(df["fmax_est_mhz"])
+
+
+def test_dense_window_blocks_have_their_own_kind_and_fall_back_without_it():
+    """A dense network's window block (dense line buffer) is ``<kind>_dense``; a model fitted
+    without that kind prices it as the sparse kind, a model with it by its own terms."""
+    dw = LayerWork(name="dw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                   groups=32, acc_bits={"int8": 18}, dense=True)
+    feats = layer_blocks(dw, LayerChoice("int8", 1, 1))[0]
+    assert feats["kind"] == "dwconv3x3_dense"
+    assert block_features("conv1x1", "int8", 1, dense=True)["kind"] == "conv1x1"
+    sparse = dict(feats, kind="dwconv3x3")
+    assert block_delay_ns(feats, MODEL) == block_delay_ns(sparse, MODEL)
+    own = {**MODEL, "base": {**MODEL["base"], "dwconv3x3_dense": 5.0},
+           "per_level": {**MODEL["per_level"], "dwconv3x3_dense": 0.5}}
+    assert block_delay_ns(feats, own) == pytest.approx(5.0 + 0.5 * feats["levels"] + 4.0)

@@ -3,8 +3,8 @@ import random
 import pytest
 from amaranth.hdl import unsigned
 
-from hw.skid import SkidBuffer
 from hw.sim import CycleCounter, simulate, stream_sink, stream_source
+from hw.skid import SkidBuffer
 from hw.stream import TokenShape
 
 

@@ -46,9 +46,6 @@ from common.fsutil import write_json  # noqa: E402
 
 __all__ = ["configs", "harness", "implement_sample", "estimate_sample", "features", "fit", "main"]
 
-_KINDS = ("conv1x1", "dwconv3x3", "conv3x3", "requant", "width")
-
-
 def configs() -> list[dict]:
     """The block configurations implemented: every block kind and weight format, at small and
     large parallelism (a subset of the resource grid: place and route takes minutes each)."""
@@ -193,11 +190,12 @@ def network_sample(build_dir) -> dict:
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
     res = build_dir / "resources.json"
+    estimate = (json.loads(res.read_text()).get("timing") or {}).get("fmax_mhz") \
+        if res.is_file() else None
     if (build_dir / "implementation.json").is_file():
         impl = json.loads((build_dir / "implementation.json").read_text())
-    elif res.is_file() and (json.loads(res.read_text()).get("timing") or {}).get("fmax_mhz"):
-        # a Xilinx build (`codesign build --synth --device`): the estimate, no placer
-        impl = {"fmax_mhz": json.loads(res.read_text())["timing"]["fmax_mhz"]}
+    elif estimate:  # a Xilinx build (`codesign build --synth --device`): the estimate, no placer
+        impl = {"fmax_mhz": estimate}
     else:  # nextpnr's own report of a run by hand
         fmax = parse_report(json.loads((build_dir / "implement" / "report.json").read_text()))
         impl = {"fmax_mhz": min(v["achieved_mhz"] for v in fmax["fmax"].values())}

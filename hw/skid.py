@@ -9,9 +9,9 @@ register.
 
 Behaviour: one beat per cycle through, no added latency (``o`` is ``i`` while the buffer is empty).
 When the consumer refuses a beat the producer offers, the buffer takes it (``full``); the next
-cycles offer the buffered beat, and ``i.ready`` is low until it has gone. It holds at most one beat:
-a stage's hold (:meth:`models.ops.base.Op.hold`) counts it as one site
-(:data:`contract.constants.SKID_SITES`).
+cycles offer the buffered beat, and ``i.ready`` is low until it has gone. It holds at most one beat
+(:data:`contract.constants.SKID_BEATS`), which a stage's hold (:meth:`models.ops.base.Op.hold`)
+and a FIFO's (:func:`models.ops.add.fifo_hold`) count.
 """
 
 from __future__ import annotations

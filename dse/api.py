@@ -41,7 +41,11 @@ from . import accuracy, devices, fmax, ilp, pareto, workload
 from .cost import for_budget
 from .ilp import OBJECTIVES
 
-__all__ = ["explore", "load_workload", "DEFAULT_FORMATS"]
+#: How the DSE counts a design's clock (``--clock``): each design's estimated Fmax, or the one
+#: assumed clock of ``--clock-mhz``.
+CLOCKS = ("estimate", "assumed")
+
+__all__ = ["explore", "load_workload", "DEFAULT_FORMATS", "CLOCKS"]
 
 DEFAULT_FORMATS = ("int8", "int4", "dybit4")
 #: Random mixed assignments measured on the evaluation set to check the predictor beyond the front.
@@ -116,11 +120,12 @@ def with_layer_formats(w, formats) -> list[str]:
 
 
 def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float,
-               chosen: int | None = None) -> None:
+               chosen: int | None = None, estimated: bool = False) -> None:
     """The front a user reads: latency (linear, microseconds at ``clock_mhz``; cycles on the top
     axis) against accuracy in percent; each point's predicted accuracy (filled) and measured one
     (cross) joined by a line, so the gap shows; the reference designs (``refs``, the rows of
-    ``references.csv``) on the same axes; ``chosen`` ringed."""
+    ``references.csv``) on the same axes; ``chosen`` ringed. ``estimated``: the latency at each
+    design's own estimated Fmax (``latency_us_at_fmax_est``), no cycles axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,7 +133,14 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    x = df["latency_cycles"].to_numpy(dtype=float) / clock_mhz
+    estimated = estimated and "latency_us_at_fmax_est" in df
+
+    def us(t):  # a table's latency in us, at each design's estimated clock or the assumed one
+        if estimated:
+            return t["latency_us_at_fmax_est"].to_numpy(dtype=float)
+        return t["latency_cycles"].to_numpy(dtype=float) / clock_mhz
+
+    x = us(df)
     pred = 100 * df["accuracy_pred"].to_numpy(dtype=float)
     meas = 100 * df.get("accuracy_measured", np.full(len(df), np.nan)).to_numpy(dtype=float)
     ax.plot(x, pred, "o-", color="tab:blue", label="predicted", zorder=3)
@@ -147,18 +159,20 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
         ax.annotate(f"{int(r['point'])}", (xi, p), textcoords="offset points", xytext=(5, 4),
                     fontsize=8)
     styles = {"int8": ("s", "black"), "greedy": ("^", "tab:gray")}
-    for _, r in (refs.iterrows() if refs is not None else ()):
+    ref_x = us(refs) if refs is not None and len(refs) else []
+    for (_, r), rx in zip(refs.iterrows() if refs is not None else (), ref_x, strict=True):
         marker, color = styles.get(r["design"], ("D", "tab:green"))
         acc = r["accuracy_measured"] if np.isfinite(r["accuracy_measured"]) else \
             r["accuracy_pred"]
-        ax.plot(r["latency_cycles"] / clock_mhz, 100 * acc, marker, color=color, markersize=8,
+        ax.plot(rx, 100 * acc, marker, color=color, markersize=8,
                 label=f"{r['label']}: II {int(r['ii_cycles']):,}, {int(r['dsp'])} DSP",
                 zorder=2)
     if chosen is not None and chosen in set(df["point"]):
         k = int(np.flatnonzero(df["point"].to_numpy() == chosen)[0])
         ax.plot(x[k], pred[k], "o", ms=16, mfc="none", mec="tab:orange", mew=2,
                 label=f"chosen: point {chosen}", zorder=5)
-    ax.set_xlabel(f"latency of one frame [us] at {clock_mhz:g} MHz")
+    ax.set_xlabel("latency of one frame [us] at each design's estimated Fmax" if estimated
+                  else f"latency of one frame [us] at {clock_mhz:g} MHz")
     ax.set_ylabel("accuracy [%]")
     ys = [pred, meas, tuned]
     if refs is not None and len(refs):
@@ -170,9 +184,10 @@ def plot_front(path, df, refs, *, title: str, budget_text: str, clock_mhz: float
     pad = max(0.5, 0.15 * (hi - lo))
     ax.set_ylim(lo - pad, hi + pad)  # a prediction above 100 % shows (and says what it is)
     ax.set_xlim(left=0)
-    top = ax.secondary_xaxis("top", functions=(lambda us: us * clock_mhz,
-                                               lambda c: c / clock_mhz))
-    top.set_xlabel("latency [cycles]")
+    if not estimated:  # one clock: cycles on the top axis
+        top = ax.secondary_xaxis("top", functions=(lambda t: t * clock_mhz,
+                                                   lambda c: c / clock_mhz))
+        top.set_xlabel("latency [cycles]")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best", framealpha=0.85)
     ax.set_title(f"{title}\n{budget_text}", fontsize=9)
@@ -205,8 +220,14 @@ def _point(model_name: str, w, sol, row, *, clock_mhz: float, budget, objective:
 def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_FORMATS,
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
             frames: int = 32, time_limit: float | None = 20.0, max_par: int = 64,
-            activity: str = "mean", check: int | None = None, finetune: int = 0, log=None):
-    """Run the design-space exploration and write its files; returns the front DataFrame."""
+            activity: str = "mean", check: int | None = None, finetune: int = 0,
+            clock: str = "estimate", log=None):
+    """Run the design-space exploration and write its files; returns the front DataFrame.
+
+    ``clock="estimate"``: each design runs at its own estimated Fmax (:mod:`dse.fmax`, the
+    device family's fitted model) and the front minimises time (cycles x estimated clock
+    period); ``"assumed"``: every design runs at ``clock_mhz`` and the front minimises
+    cycles. A family without a fitted model falls back to ``"assumed"`` (logged)."""
     out = Path(out)
     budget = devices.budget(device, util)
     formats = _formats(formats)
@@ -218,7 +239,15 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--clock-mhz must be positive, not {clock_mhz!r}")
     if not isinstance(finetune, int) or finetune < 0:
         raise CodesignError(f"--finetune must be a non-negative integer, not {finetune!r}")
+    if clock not in CLOCKS:
+        raise CodesignError(f"--clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
     rmodel = for_budget(budget)
+    # measured on ECP5 (nextpnr), an estimate of an estimate on Xilinx parts (no placer)
+    fmodel = fmax.fmax_model(family=budget.family)
+    timed = clock == "estimate" and fmodel is not None
+    if clock == "estimate" and fmodel is None and log:
+        log(f"no Fmax model for the {budget.family} family: the front counts cycles at "
+            f"{clock_mhz:g} MHz")
 
     def fits(w):
         """Even the cheapest choice of every layer must fit the budget (resources only: the
@@ -240,8 +269,9 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                             "synthetic workload has no weights; an imported QONNX model keeps "
                             "its own quantizers)")
     formats = with_layer_formats(w, formats)
+    by_clock = fmodel if timed else None
     cands, table = pareto.price(w, formats, sens, model=rmodel, activity=activity,
-                                max_lanes=max_par, max_pe=max_par)
+                                max_lanes=max_par, max_pe=max_par, fmax_model=by_clock)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "choices.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -250,9 +280,12 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     write_json(out / "budget.json", {**budget.to_dict(), "resource_model": rmodel.status,
                                      "resource_model_provenance": rmodel.provenance})
     finer = pareto.pool(w, formats, sens, model=rmodel, activity=activity, max_lanes=max_par,
-                        max_pe=max_par)
+                        max_pe=max_par, fmax_model=by_clock)
     problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel,
-                                  pool=finer)
+                                  pool=finer, timed=timed)
+    if log and timed:
+        log(f"the front counts time at each design's estimated Fmax ({budget.family} model): "
+            f"{len(ilp.clock_levels(problem))} clock levels among the candidates")
     spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
     t_front = time.perf_counter()
     front, rows, _ = pareto.timed_sweep(problem, points=points, time_limit=time_limit, log=log,
@@ -261,9 +294,10 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     if points > 1 and front:
         # every II level between the fastest and the most accurate design, each with its most
         # accurate design: the accuracy bounds, even in drop, jump over some
-        levels = pareto.ii_levels(problem, front[0][1].ii, max(sol.ii for _, sol in rows))
+        levels = pareto.ii_levels(problem, min(sol.ii for _, sol in rows),
+                                  max(sol.ii for _, sol in rows))
         rows += pareto.by_level(problem, levels[0], levels[-1], time_limit=time_limit, log=log)
-        front = pareto.non_dominated(rows, problem.objective)
+        front = pareto.non_dominated(rows, problem)
     fixed = any(layer.formats for layer in w.layers)
     names = [layer.name for layer in w.layers]
     point_drops = None  # each front point's drop by the superposition, when it predicts them
@@ -325,16 +359,17 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df["accuracy_pred_ilp"] = df["accuracy_pred"]
         df["acc_drop"] = point_drops
         df["accuracy_pred"] = [base - d for d in point_drops]
-    # measured on ECP5 (nextpnr), an estimate of an estimate on Xilinx parts (no placer)
-    fmodel = fmax.fmax_model(family=budget.family)
+    fmax_of = (lambda sol: fmax.design_fmax_mhz(w.layers, sol.choices, fmodel)) if fmodel \
+        else None
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
-        est = [fmax.design_fmax_mhz(w.layers, sol.choices, fmodel) for _, sol in front]
+        est = [fmax_of(sol) for _, sol in front]
         df["fmax_est_mhz"] = [round(f, 1) for f in est]
         df["latency_us_at_fmax_est"] = [round(lat / f, 2)
                                         for lat, f in zip(df["latency_cycles"], est, strict=True)]
         df["fps_at_fmax_est"] = [f * 1e6 / ii for ii, f in zip(df["ii_cycles"], est, strict=True)]
-    refs = references(problem, sens, base=base, clock_mhz=clock_mhz, time_limit=time_limit)
+    refs = references(problem, sens, base=base, clock_mhz=clock_mhz, time_limit=time_limit,
+                      fmax_of=fmax_of)
     name = getattr(w, "name", str(model))
     model_ref = str(model)
     for old in out.glob("point_*.json"):
@@ -390,12 +425,14 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         refs.to_csv(tmp, index=False)
     note = fewer_points_note(points, len(df), fixed=fixed, levels=levels)
     write_json(out / "front.json", {"asked": points, "points": len(df), "ii_levels": levels,
+                                    "clock": "estimate" if timed else "assumed",
                                     "note": note})
     sizes = (f"{sens.metric}: predicted from {sens.n:,} 'sens' samples, measured on "
              f"{n_eval:,} 'eval' samples" if bundle is not None else sens.metric)
     plot_front(out / "pareto.png", df, refs,
                title=f"{name}: {len(df)} Pareto points (formats {','.join(formats)})\n{sizes}",
-               budget_text=f"budget: {budget.describe()}", clock_mhz=clock_mhz)
+               budget_text=f"budget: {budget.describe()}", clock_mhz=clock_mhz,
+               estimated=timed)
     if log:
         log(f"front searched in {seconds:.1f} s ({len(rows)} accuracy bounds and II levels "
             f"solved, {len(levels)} II levels), {len(df)} non-dominated points")
@@ -521,10 +558,11 @@ def predictor_line(summary: dict) -> str:
                if summary.get("front_points_seen") else ""))
 
 
-def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
+def references(problem, sens, *, base: float, clock_mhz: float, time_limit, fmax_of=None):
     """The all-int8 design (the program restricted to int8) and the greedy folding design (FINN's
     way: raise the bottleneck layer's parallelism while the budget allows, int8), as rows with
-    the front's figures; none when int8 is not among the formats or does not fit."""
+    the front's figures (with ``fmax_of(solution)``, its estimated Fmax and the time at it);
+    none when int8 is not among the formats or does not fit."""
     from dataclasses import replace
 
     import pandas as pd
@@ -558,6 +596,12 @@ def references(problem, sens, *, base: float, clock_mhz: float, time_limit):
                          "lut": sol.lut,
                          "ff": sol.ff, "bram18": sol.bram18,
                          "formats": "/".join(c.format for c in sol.choices)})
+            if fmax_of:
+                f = fmax_of(sol)
+                rows[-1].update(fmax_est_mhz=round(f, 1),
+                                latency_us_at_fmax_est=round(sol.reported_latency / f, 2))
     cols = ["design", "label", "accuracy_pred", "accuracy_measured", "ii_cycles",
             "latency_cycles", "fps", "latency_us", "dsp", "lut", "ff", "bram18", "formats"]
+    if fmax_of:
+        cols += ["fmax_est_mhz", "latency_us_at_fmax_est"]
     return pd.DataFrame(rows, columns=cols)

@@ -30,7 +30,7 @@ from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
 __all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
-           "design_fmax_mhz"]
+           "design_fmax_mhz", "choice_delay_ns", "period_mhz"]
 
 def model_file(family: str = "ecp5") -> Path:
     """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
@@ -92,11 +92,23 @@ def block_delay_ns(feats: dict, model: dict) -> float:
             + model["mult"].get(feats["format"], 0.0))
 
 
+def choice_delay_ns(layer, choice, model: dict) -> float:
+    """Estimated critical path of one layer's stage at ``choice``: its slowest block, ns (no
+    routing derate: that is the whole design's, :func:`design_fmax_mhz`)."""
+    return max(block_delay_ns(f, model) for f in layer_blocks(layer, choice))
+
+
 def design_fmax_mhz(layers, choices, model: dict | None = None) -> float | None:
     """Estimated Fmax of a design: its slowest block, derated for routing in a whole network."""
     model = model if model is not None else fmax_model()
     if not model:
         return None
-    worst = max(block_delay_ns(f, model) for layer, ch in zip(layers, choices, strict=True)
-                for f in layer_blocks(layer, ch))
-    return 1000.0 / (worst * (1.0 + model.get("routing", 0.0)))
+    worst = max(choice_delay_ns(layer, ch, model)
+                for layer, ch in zip(layers, choices, strict=True))
+    return period_mhz(worst, model)
+
+
+def period_mhz(delay_ns: float, model: dict) -> float:
+    """The clock (MHz) of a design whose slowest block's delay is ``delay_ns``: derated for
+    routing in a whole network."""
+    return 1000.0 / (delay_ns * (1.0 + model.get("routing", 0.0)))

@@ -72,7 +72,6 @@ def greedy(problem: Problem) -> Solution | None:
             continue
         if problem.max_drop is not None and sol.drop > problem.max_drop + 1e-9:
             continue
-        key = sol.ii if problem.objective == "ii" else sol.latency
-        if best is None or key < (best.ii if problem.objective == "ii" else best.latency):
+        if best is None or problem.cycles(sol) < problem.cycles(best):
             best = sol
     return best

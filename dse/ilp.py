@@ -22,6 +22,7 @@ problem itself (:class:`Problem`, :func:`evaluate`) is :mod:`dse.problem`, re-ex
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -44,6 +45,9 @@ __all__ = [
     "solve",
     "decode",
     "optimise",
+    "optimise_timed",
+    "clock_levels",
+    "at_clock",
     "prune",
     "evaluate",
     "brute_force",
@@ -87,10 +91,6 @@ def _fits(problem: Problem, sol: Solution) -> bool:
     if any(getattr(sol, r) > problem.budget.limit(r) for r in RESOURCES):
         return False
     return problem.max_drop is None or sol.drop <= problem.max_drop + 1e-9
-
-
-def _objective_value(problem: Problem, sol: Solution):
-    return {"ii": sol.ii, "latency": sol.latency, "drop": sol.drop}[problem.objective]
 
 
 def check_budget(problem: Problem) -> None:
@@ -341,6 +341,8 @@ def trim(problem: Problem, sol: Solution) -> Solution:
     best = evaluate(problem, picks)
     if best.ii != sol.ii:
         return sol
+    # a timed problem's design keeps its clock: no move to a slower block
+    delay_cap = best.delay_ns if problem.timed else math.inf
     improved = True
     while improved:
         improved = False
@@ -348,7 +350,7 @@ def trim(problem: Problem, sol: Solution) -> Solution:
             cur = cands[picks[i]]
             order = sorted((k for k, c in enumerate(cands)
                             if c.choice.format == cur.choice.format and k != picks[i]
-                            and c.cost.cycles <= best.ii),
+                            and c.cost.cycles <= best.ii and c.delay_ns <= delay_cap),
                            key=lambda k: (cands[k].cost.dsp, cands[k].cost.lut))
             for k in order:
                 trial = picks[:i] + [k] + picks[i + 1:]
@@ -362,14 +364,28 @@ def trim(problem: Problem, sol: Solution) -> Solution:
 
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
-             formulation: str = "levels", warm: bool = True, upper: int | None = None,
+             formulation: str = "levels", warm: bool = True, upper: float | None = None,
              lower: int | None = None, start: Solution | None = None) -> Solution:
     """Check the budget, bound the II with the greedy baseline, then build, solve and decode.
 
-    ``upper``: the objective of a known feasible point (e.g. the previous point of a Pareto sweep),
-    used instead of the greedy bound; ``start``: that point, handed to CBC as its first
-    incumbent; ``lower``: a known lower bound on the II.
+    ``upper``: the objective (:meth:`Problem.key`) of a known feasible point (e.g. the previous
+    point of a Pareto sweep), used instead of the greedy bound; ``start``: that point, handed to
+    CBC as its first incumbent; ``lower``: a known lower bound on the II (in cycles). A
+    :attr:`~Problem.timed` problem is solved by :func:`optimise_timed`.
     """
+    if problem.timed and problem.objective != "drop":
+        return optimise_timed(problem, time_limit=time_limit, tie_break=tie_break,
+                              formulation=formulation, warm=warm, upper=upper, lower=lower,
+                              start=start)
+    return _optimise_cycles(problem, time_limit=time_limit, tie_break=tie_break,
+                            formulation=formulation, warm=warm, upper=upper, lower=lower,
+                            start=start)
+
+
+def _optimise_cycles(problem: Problem, *, time_limit, tie_break, formulation, warm, upper,
+                     lower, start) -> Solution:
+    """:func:`optimise` of the cycles (or the drop) the program's objective counts; ``upper``
+    in those units."""
     check_budget(problem)
     t0 = time.perf_counter()
     work = problem
@@ -378,7 +394,7 @@ def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bo
     elif warm and problem.objective != "drop":
         start = greedy(problem)
         if start is not None:
-            work = prune(problem, start.ii if problem.objective == "ii" else start.latency)
+            work = prune(problem, problem.cycles(start))
     if start is not None and problem.max_drop is not None and start.drop > problem.max_drop:
         start = None
     model = solve(build(work, tie_break=tie_break, formulation=formulation, ii_lower=lower,
@@ -396,6 +412,89 @@ def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bo
     return replace(sol, solve_seconds=time.perf_counter() - t0)
 
 
+def clock_levels(problem: Problem) -> list[float]:
+    """The clock periods a design of ``problem`` can have (ns, ascending): a design's period is
+    its slowest candidate's ``delay_ns``, so it is one of theirs."""
+    return sorted({c.delay_ns for cs in problem.candidates for c in cs})
+
+
+def at_clock(problem: Problem, period: float) -> Problem | None:
+    """``problem`` with only the candidates whose ``delay_ns`` is at most ``period`` (its pool
+    too); None when a layer has none."""
+    def keep(per_layer):
+        return tuple(tuple(c for c in cs if c.delay_ns <= period) for cs in per_layer)
+
+    cands = keep(problem.candidates)
+    if not all(cands):
+        return None
+    return replace(problem, candidates=cands, pool=keep(problem.pool) if problem.pool else ())
+
+
+def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_break=False,
+                   formulation="levels", warm=True, upper: float | None = None,
+                   lower: int | None = None, start: Solution | None = None) -> Solution:
+    """The design with the least time (cycles x estimated clock period, :meth:`Problem.key`).
+
+    A design's period is a step function of its choices (the slowest one's ``delay_ns``), so
+    the time is not linear in them. One cycles program is solved per clock level instead
+    (:func:`clock_levels`), over the candidates that reach it (:func:`at_clock`), and the
+    least time kept. First over every candidate: its cycles ``c0`` bound every level's from
+    below, so level ``p`` is skipped once ``c0 * p`` reaches the best time found, and, the
+    levels being ascending, every slower one with it. Each level's program is pruned to
+    the cycles that would beat the best time. ``upper`` (a known time) and ``start`` (that
+    point) bound the search from the start; ``lower`` bounds the II in cycles.
+
+    Raises :class:`Infeasible` when no design fits (or none beats ``upper``)."""
+    check_budget(problem)
+    t0 = time.perf_counter()
+    levels = clock_levels(problem)
+    best = start if start is not None and _fits(problem, start) else None
+    best_t = problem.key(best) if best is not None else upper if upper is not None else math.inf
+    if upper is not None:
+        best_t = min(best_t, upper)
+    kw = dict(time_limit=time_limit, tie_break=tie_break, formulation=formulation, warm=warm)
+    ii_lower = lower if problem.objective == "ii" else None
+    proven = True
+
+    def cap(period):  # the most cycles that still beat the best time at ``period``
+        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / period)
+
+    try:
+        first = _optimise_cycles(problem, upper=cap(levels[0]), lower=ii_lower, start=None, **kw)
+    except Infeasible:
+        if best is None:
+            raise
+        # nothing fits in the cycles that would beat the known point, at any clock
+        return replace(best, solve_seconds=time.perf_counter() - t0)
+    except SolverTimeout:
+        if best is None:
+            raise
+        first, floor_cycles, proven = None, 0, False
+    else:
+        proven = first.proven
+        floor_cycles = problem.cycles(first)
+        if problem.key(first) < best_t:
+            best, best_t = first, problem.key(first)
+    if problem.objective == "ii" and first is not None:
+        ii_lower = max(ii_lower or 0, floor_cycles)
+    for period in levels:
+        if floor_cycles * period >= best_t - 1e-9:
+            break  # no design at this clock or a slower one can beat the best time
+        sub = at_clock(problem, period)
+        if sub is None:
+            continue
+        try:
+            sol = _optimise_cycles(sub, upper=cap(period), lower=ii_lower, start=None, **kw)
+        except (Infeasible, SolverTimeout):
+            continue  # nothing at this clock both fits and beats the best time
+        proven = proven and sol.proven
+        if problem.key(sol) < best_t - 1e-9:
+            best, best_t = sol, problem.key(sol)
+    if best is None:
+        raise Infeasible(_infeasible_message(problem, "Infeasible"))
+    return replace(best, solve_seconds=time.perf_counter() - t0, proven=proven and best.proven)
+
+
 def brute_force(problem: Problem) -> Solution | None:
     """The optimum by enumerating every assignment (small problems only); None if infeasible."""
     best = None
@@ -404,7 +503,7 @@ def brute_force(problem: Problem) -> Solution | None:
         sol = evaluate(problem, picks)
         if not _fits(problem, sol):
             continue
-        key = _objective_value(problem, sol)
+        key = problem.key(sol)
         if best is None or key < best_key:
             best, best_key = sol, key
     return best

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import pandas as pd
 
+from . import fmax
 from .accuracy import Sensitivity
 from .cost import ResourceModel, candidates, converter_coefficients, layer_cost
 from .devices import Budget
@@ -46,8 +47,11 @@ FRONT_COLUMNS = (
 
 
 def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceModel | None = None,
-          activity: str = "mean", max_lanes: int = 64, max_pe: int = 64, count: int = 6):
-    """Candidates per layer and the table of all of them (``choices.csv``)."""
+          activity: str = "mean", max_lanes: int = 64, max_pe: int = 64, count: int = 6,
+          fmax_model: dict | None = None):
+    """Candidates per layer and the table of all of them (``choices.csv``). With ``fmax_model``
+    (:func:`dse.fmax.fmax_model`), each candidate carries its estimated delay
+    (:func:`dse.fmax.choice_delay_ns`, column ``delay_ns``)."""
     per_layer = []
     rows = []
     for layer in workload.layers:
@@ -56,31 +60,34 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
                              model=model):
             cost = layer_cost(layer, ch, model=model, activity=activity)
             acc_cost = sens.coefficient(layer.name, ch.format)
-            cands.append(Candidate(ch, cost, acc_cost))
+            delay = fmax.choice_delay_ns(layer, ch, fmax_model) if fmax_model else 0.0
+            cands.append(Candidate(ch, cost, acc_cost, delay_ns=delay))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
                          "lanes": ch.lanes, "pe": ch.pe, "datapath": ch.datapath,
                          "kfold": ch.kfold,
                          "cycles": cost.cycles, "fill": cost.fill,
                          "dsp": cost.dsp, "lut": cost.lut, "ff": cost.ff, "bram18": cost.bram18,
-                         "acc_drop": sens.drop(layer.name, ch.format), "acc_cost": acc_cost})
+                         "acc_drop": sens.drop(layer.name, ch.format), "acc_cost": acc_cost,
+                         **({"delay_ns": round(delay, 3)} if fmax_model else {})})
         per_layer.append(tuple(cands))
     return tuple(per_layer), pd.DataFrame(rows)
 
 
 def pool(workload: Workload, formats, sens: Sensitivity, *, model: ResourceModel | None = None,
-         activity: str = "mean", max_lanes: int = 64, max_pe: int = 64):
+         activity: str = "mean", max_lanes: int = 64, max_pe: int = 64,
+         fmax_model: dict | None = None):
     """Per layer, the candidates over every divisor of its channel counts (no thinning): what
     :func:`dse.ilp.trim` may move a solved point to (:attr:`dse.problem.Problem.pool`). Pricing
     them is cheap (0.2 s for SEE-D's 8,600); solving over them is not, so the program keeps
     :func:`price`'s thinned grid."""
     cands, _ = price(workload, formats, sens, model=model, activity=activity,
-                     max_lanes=max_lanes, max_pe=max_pe, count=1 << 30)
+                     max_lanes=max_lanes, max_pe=max_pe, count=1 << 30, fmax_model=fmax_model)
     return cands
 
 
 def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                  objective: str = "ii", model: ResourceModel | None = None,
-                 pool=()) -> Problem:
+                 pool=(), timed: bool = False) -> Problem:
     pos = {layer.name: i for i, layer in enumerate(workload.layers)}
     rows = tuple(rows_of(layer, tuple(pos[p] for p in layer.producers))
                  for layer in workload.layers)
@@ -88,11 +95,7 @@ def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                    edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
                    objective=objective, converter=converter_coefficients(model), rows=rows,
                    edge_bits=tuple(workload.layers[c].in_bits for _, c in workload.edges()),
-                   pool=tuple(pool))
-
-
-def _key(problem: Problem, sol: Solution) -> int:
-    return sol.ii if problem.objective == "ii" else sol.latency
+                   pool=tuple(pool), timed=timed)
 
 
 def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None,
@@ -149,7 +152,8 @@ def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None
         p_lo, p_hi = to_drop(d_lo), to_drop(d_hi)
         bounds = [max(d_lo, to_cost(p_lo + (p_hi - p_lo) * k / (points - 1)))
                   for k in range(points - 1)]
-    lower = fastest.ii if problem.objective == "ii" else None
+    # the fastest point's II bounds every other's from below; in time, not in cycles
+    lower = fastest.ii if problem.objective == "ii" and not problem.timed else None
     out = []
     prev = None
     for i, b in enumerate(bounds):
@@ -161,7 +165,7 @@ def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None
             break
         try:
             sol = optimise(replace(problem, max_drop=b), time_limit=left,
-                           upper=None if prev is None else _key(problem, prev), lower=lower,
+                           upper=None if prev is None else problem.key(prev), lower=lower,
                            start=prev)
         except (Infeasible, SolverTimeout) as exc:
             if log:
@@ -233,7 +237,9 @@ def best_at_level(problem: Problem, start: Solution, level: int, predict, *,
             if k not in solved:
                 solved[k] = None
                 try:
-                    sol = optimise(_fixed_formats(problem, trial), time_limit=limit, upper=level)
+                    # the fastest design of these formats at the II level, in cycles
+                    sol = optimise(replace(_fixed_formats(problem, trial), timed=False),
+                                   time_limit=limit, upper=level)
                     solved[k] = sol if sol.ii <= level else None
                 except Infeasible:
                     pass  # most changes that gain accuracy cost resources the level lacks
@@ -258,9 +264,10 @@ def thin(front: list, keep: int) -> list[int]:
     return sorted({round(k * (n - 1) / (keep - 1)) for k in range(keep)})
 
 
-def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "ii"):
-    """The points no other point beats in both the objective and the predicted drop."""
-    key = (lambda s: s.ii) if objective == "ii" else (lambda s: s.latency)
+def non_dominated(rows: list[tuple[float | None, Solution]], by: str | Problem = "ii"):
+    """The points no other point beats in both the objective and the predicted drop. ``by``:
+    ``"ii"`` or ``"latency"`` (cycles), or a problem, whose :meth:`~Problem.key` counts."""
+    key = _keyer(by)
     keep = []
     for b, s in rows:
         dominated = any(
@@ -273,6 +280,12 @@ def non_dominated(rows: list[tuple[float | None, Solution]], objective: str = "i
             keep.append((b, s))
     keep.sort(key=lambda bs: (key(bs[1]), -bs[1].drop))
     return keep
+
+
+def _keyer(by):
+    if isinstance(by, Problem):
+        return by.key
+    return (lambda s: s.ii) if by == "ii" else (lambda s: s.latency)
 
 
 def _formats_of(problem: Problem, sol: Solution) -> dict:
@@ -308,7 +321,7 @@ def toward_reference(problem: Problem, start: Solution, predict, reference: str,
     Returns the solved designs, in path order; assignments that do not fit or time out are
     skipped (``per_cycle`` does not step to them)."""
     limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
-    key = (lambda s: s.ii) if problem.objective == "ii" else (lambda s: s.latency)
+    key = problem.key
     solved: dict = {}
 
     def design(formats):
@@ -360,7 +373,7 @@ def front_by(problem: Problem, rows, predict):
     """The non-dominated ``(bound, solution)`` of ``rows`` when a design's accuracy is
     ``predict(formats)`` (a predicted drop) rather than the program's summed cost; returns
     ``(front, drops)`` with the predicted drop of each front point, fastest first."""
-    key = (lambda s: s.ii) if problem.objective == "ii" else (lambda s: s.latency)
+    key = problem.key
     scored = [(b, s, predict(_formats_of(problem, s))) for b, s in rows]
     keep = []
     for b, s, d in scored:
@@ -404,5 +417,5 @@ def timed_sweep(problem: Problem, **kw):
     """:func:`sweep` and :func:`non_dominated`, with the wall time of the whole front."""
     t0 = time.perf_counter()
     rows = sweep(problem, **kw)
-    front = non_dominated(rows, problem.objective)
+    front = non_dominated(rows, problem)
     return front, rows, time.perf_counter() - t0

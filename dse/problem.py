@@ -27,6 +27,9 @@ class Candidate:
     choice: LayerChoice
     cost: Cost
     drop: float = 0.0
+    #: Estimated critical path of the choice's blocks, ns (:func:`dse.fmax.choice_delay_ns`):
+    #: a design's clock period is its slowest choice's. 0: not estimated.
+    delay_ns: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,11 @@ class Problem:
     max_drop : float or None
         Bound on the predicted accuracy drop (None: unbounded).
     objective : str
-        ``"ii"`` or ``"latency"``.
+        ``"ii"``, ``"latency"`` or ``"drop"``.
+    timed : bool
+        The ``"ii"`` and ``"latency"`` objectives count time, not cycles: cycles x the design's
+        estimated clock period (its slowest candidate's ``delay_ns``), so a faster clock can win
+        over fewer cycles (:meth:`key`). Every candidate then needs its ``delay_ns``.
     converter : dict
         ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
         :func:`dse.cost.converter_cost` prices it.
@@ -72,6 +79,7 @@ class Problem:
     rows: tuple = ()
     edge_bits: tuple = ()
     pool: tuple = ()
+    timed: bool = False
 
     def __post_init__(self):
         if len(self.names) != len(self.candidates):
@@ -85,6 +93,20 @@ class Problem:
             raise ValueError("pool: one list of extra candidates per layer")
         if not self.converter:
             object.__setattr__(self, "converter", converter_coefficients())
+        if self.timed and any(c.delay_ns <= 0 for cs in (*self.candidates, *self.pool)
+                              for c in cs):
+            raise ValueError("a timed problem needs every candidate's delay_ns")
+
+    def cycles(self, sol: Solution) -> int:
+        """The cycles the objective counts: the II, or the program's own latency."""
+        return sol.latency if self.objective == "latency" else sol.ii
+
+    def key(self, sol: Solution) -> float:
+        """What the objective minimises: the predicted drop, or cycles (:meth:`cycles`), times
+        the estimated clock period in ns when the problem is :attr:`timed`."""
+        if self.objective == "drop":
+            return sol.drop
+        return self.cycles(sol) * sol.delay_ns if self.timed else self.cycles(sol)
 
     def bits_of(self, e: int) -> int:
         """Lane bits of edge ``e``'s stream."""
@@ -122,6 +144,9 @@ class Solution:
     #: The program's own choices where :func:`dse.ilp.trim` moved some to the problem's ``pool``
     #: (what a later solve can take as its first incumbent); empty: ``choices`` are the program's.
     solved_choices: tuple = ()
+    #: The design's estimated clock period: its slowest choice's ``delay_ns`` (0: not
+    #: estimated).
+    delay_ns: float = 0.0
 
     @property
     def reported_latency(self) -> int:
@@ -165,5 +190,5 @@ def evaluate(problem: Problem, picks) -> Solution:
     return Solution(
         choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),
         drops=tuple(c.drop for c in cands), ii=ii, latency=latency, drop=sum(c.drop for c in cands),
-        converters=n_conv, lone_latency=lone, **res,
+        converters=n_conv, lone_latency=lone, delay_ns=max(c.delay_ns for c in cands), **res,
     )

@@ -193,12 +193,14 @@ def write_report(out, cfg) -> dict:
     front = pd.read_csv(out / "dse" / "pareto.csv")
     refs_csv = out / "dse" / "references.csv"
     refs = pd.read_csv(refs_csv) if refs_csv.is_file() else None
+    front_info = _load(out / "dse" / "front.json", {})
     plot_front(out / "pareto.png", front, refs,
                title=f"{model.get('model', cfg.model)} on {cfg.device}: {len(front)} Pareto points",
                budget_text=f"{cfg.util:.0%} utilisation ceiling; chosen point ringed",
-               clock_mhz=cfg.clock_mhz, chosen=pick.get("point"))
+               clock_mhz=cfg.clock_mhz, chosen=pick.get("point"),
+               estimated=front_info.get("clock") == "estimate")
     # the DSE's own sentence (it knows the II levels it searched); older runs: the general one
-    note = _load(out / "dse" / "front.json", {}).get("note")
+    note = front_info.get("note")
     if note is None:
         note = fewer_points_note(cfg.points, len(front))
     if note and not note.endswith("."):

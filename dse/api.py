@@ -284,7 +284,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel,
                                   pool=finer, timed=timed)
     if log and timed:
-        log(f"the front counts time at each design's estimated Fmax ({budget.family} model): "
+        fam = fmodel.get("family", budget.family)
+        log(f"the front counts time at each design's estimated Fmax ({fam} model): "
             f"{len(ilp.clock_levels(problem))} clock levels among the candidates")
     spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
     t_front = time.perf_counter()

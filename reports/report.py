@@ -88,16 +88,23 @@ def bound_sentence(front) -> str:
     return text
 
 
-def timing_estimate_lines(timing: dict | None, clock_mhz: float, ii_cycles=None) -> list[str]:
+def timing_estimate_lines(timing: dict | None, clock_mhz: float, ii_cycles=None,
+                          dse_fmax: float | None = None) -> list[str]:
     """The report's paragraph on a Xilinx design's clock: an estimate (``hw/timing.py``), never
-    shown as a measurement."""
+    shown as a measurement. ``dse_fmax``: the DSE's own estimate of the point's clock, where it
+    counted time at it (``--clock estimate``) rather than at ``clock_mhz``."""
     if not timing or not timing.get("fmax_mhz"):
         return []
     f = timing["fmax_mhz"]
     bound = (timing.get("logic_only") or {}).get("fmax_mhz")
+    if dse_fmax:
+        against = (f"the DSE counted this point at its Fmax model's {dse_fmax:.1f} MHz, "
+                   f"{100 * (dse_fmax / f - 1):+.1f} % from the netlist's estimate")
+    else:
+        against = (f"the DSE assumed {clock_mhz:g} MHz: "
+                   f"{'within' if f >= clock_mhz else '**not within**'} the estimate")
     lines = ["### Clock estimate (Xilinx: no open placer)", "",
-             f"**Estimated Fmax {f:.1f} MHz** (the DSE assumed {clock_mhz:g} MHz: "
-             f"{'within' if f >= clock_mhz else '**not within**'} the estimate). Worst "
+             f"**Estimated Fmax {f:.1f} MHz** ({against}). Worst "
              f"register-to-register path `{timing['from']}` -> `{timing['to']}`: "
              f"{timing['delay_ns']:.2f} ns = {timing['logic_ns']:.2f} ns of cells + "
              f"{timing['route_ns']:.2f} ns of assumed routing, {timing['levels']} cells "
@@ -267,7 +274,10 @@ def write_report(out, cfg) -> dict:
                       "about 10 % of Yosys (`reports/dse_check.md`), so a point at the edge of "
                       "the budget can cross it. The design still fits the device where the "
                       "share is below 100 %; for margin, re-run with a lower `--util`."]
-        est = timing_estimate_lines(resources.get("timing"), cfg.clock_mhz, pick.get("ii_cycles"))
+        timed = _load(out / "dse" / "front.json", {}).get("clock") == "estimate"
+        est = timing_estimate_lines(resources.get("timing"), cfg.clock_mhz, pick.get("ii_cycles"),
+                                    dse_fmax=(point.get("dse") or {}).get("fmax_est_mhz")
+                                    if timed else None)
         lines += [""] + est if est else []
     if impl is not None:
         lines += ["", *implementation_lines(impl, pick.get("ii_cycles"),

@@ -33,6 +33,10 @@ def test_xilinx_clock_estimate_is_labelled_and_compared_with_the_assumed_clock()
     assert "**not within**" not in "\n".join(timing_estimate_lines(t, 50))
     assert timing_estimate_lines(None, 200) == [] and timing_estimate_lines(
         {"fmax_mhz": None}, 200) == []
+    # a DSE that counted time at its own estimate is compared with that, not the assumed clock
+    timed = "\n".join(timing_estimate_lines(t, 200, dse_fmax=80.0))
+    assert "Fmax model's 80.0 MHz, +7.0 % from the netlist's estimate" in timed
+    assert "assumed 200" not in timed
 
 
 def test_a_broken_bound_is_explained_with_its_figures():

@@ -72,6 +72,17 @@ def compare(model: str, device: str, fronts: dict) -> list[dict]:
     return rows
 
 
+def markdown(df) -> str:
+    """A pipe table of ``df`` (no optional dependency)."""
+    def cell(v):
+        return "" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def plot(path: Path, results: dict) -> None:
     import matplotlib
 
@@ -133,12 +144,12 @@ def main(argv=None) -> int:
         "frame (II) at the point's estimated Fmax (an estimate: nextpnr-fitted blocks on ECP5, "
         "the synth_xilinx timing estimate on Xilinx parts).",
         "",
-        table.to_markdown(index=False),
+        markdown(table),
         "",
         "The fastest point of each front:",
         "",
-        fastest[["model", "device", "cycles_ii", "cycles_fmax_est", "cycles_us", "time_ii",
-                 "time_fmax_est", "time_us", "speedup"]].to_markdown(index=False),
+        markdown(fastest[["model", "device", "cycles_ii", "cycles_fmax_est", "cycles_us",
+                          "time_ii", "time_fmax_est", "time_us", "speedup"]]),
         "",
         "![fronts](clock_objective.png)",
         "",

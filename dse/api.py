@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from common.errors import CodesignError
@@ -289,37 +290,43 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             f"{len(ilp.clock_levels(problem))} clock levels among the candidates")
     spacing = (sens.drop_of, sens.cost_of) if sens.uses_noise else None
     t_front = time.perf_counter()
-    front, rows, _ = pareto.timed_sweep(problem, points=points, time_limit=time_limit, log=log,
-                                        spacing=spacing)
-    levels = [front[0][1].ii] if front else []
-    if points > 1 and front:
-        # every II level between the fastest and the most accurate design, each with its most
-        # accurate design: the accuracy bounds, even in drop, jump over some
-        levels = pareto.ii_levels(problem, min(sol.ii for _, sol in rows),
-                                  max(sol.ii for _, sol in rows))
-        rows += pareto.by_level(problem, levels[0], levels[-1], time_limit=time_limit, log=log)
-        front = pareto.non_dominated(rows, problem)
     fixed = any(layer.formats for layer in w.layers)
     names = [layer.name for layer in w.layers]
-    point_drops = None  # each front point's drop by the superposition, when it predicts them
-    if bundle is not None and not fixed and front:
+    guided = bundle is not None and not fixed
+    superposition = sens.predictor == "superposition"
+    predicted: dict = {}
+
+    def predict(formats):
+        k = tuple(formats.values())
+        if k not in predicted:
+            predicted[k] = sens.point_drop(formats, bundle)
+        return predicted[k]
+
+    def search(prob):
+        """The designs one objective's searches find: the sweep's accuracy bounds, the most
+        accurate design at each II level and, for a trained model, the paths back to
+        all-reference; returns ``(rows, found, levels, path designs)``."""
+        front, rows, _ = pareto.timed_sweep(prob, points=points, time_limit=time_limit, log=log,
+                                            spacing=spacing)
+        levels = [front[0][1].ii] if front else []
+        if points > 1 and front:
+            # every II level between the fastest and the most accurate design, each with its
+            # most accurate design: the accuracy bounds, even in drop, jump over some
+            levels = pareto.ii_levels(prob, min(sol.ii for _, sol in rows),
+                                      max(sol.ii for _, sol in rows))
+            rows += pareto.by_level(prob, levels[0], levels[-1], time_limit=time_limit,
+                                    log=log)
+            front = pareto.non_dominated(rows, prob)
+        if not guided or not front:
+            return rows, list(rows), levels, 0
         # the accuracy bounds jump over II levels, and the program's linear model is blind
         # where layers cost accuracy only together: walk from the fastest point back to
         # all-reference, one layer at a time (the most predicted accuracy per cycle; and, under
         # the superposition, as the predictor ranks them), and keep what is non-dominated
-        predicted: dict = {}
-
-        def predict(formats):
-            k = tuple(formats.values())
-            if k not in predicted:
-                predicted[k] = sens.point_drop(formats, bundle)
-            return predicted[k]
-
-        superposition = sens.predictor == "superposition"
-        path = pareto.toward_reference(problem, front[0][1], predict, sens.reference,
+        path = pareto.toward_reference(prob, front[0][1], predict, sens.reference,
                                        per_cycle=True, time_limit=time_limit, log=log)
         if superposition:
-            path += pareto.toward_reference(problem, front[0][1], predict, sens.reference,
+            path += pareto.toward_reference(prob, front[0][1], predict, sens.reference,
                                             time_limit=time_limit, log=log)
         found = rows + [(None, sol) for sol in path]
         if superposition:
@@ -328,16 +335,31 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             solved: dict = {}
             for v in sorted(set(levels) | {sol.ii for _, sol in found}):
                 start = min((s for _, s in found if s.ii <= v),
-                            key=lambda s: predict(pareto._formats_of(problem, s)))
-                found.append((None, pareto.best_at_level(problem, start, v, predict,
+                            key=lambda s: predict(pareto._formats_of(prob, s)))
+                found.append((None, pareto.best_at_level(prob, start, v, predict,
                                                          time_limit=time_limit, log=log,
                                                          solved=solved)))
+        return rows, found, levels, len(path)
+
+    # In time, the cycles objective's searches run too, and the front is the non-dominated
+    # designs of both: every point of the cycles front is then on the time front or beaten by
+    # one of its points in both time and accuracy. (The searches step along II levels, so
+    # alone in time they can miss the most accurate mixes the cycles search finds.)
+    rows, found, levels, n_path = [], [], set(), 0
+    for prob in [problem] + ([replace(problem, timed=False)] if timed else []):
+        r, f, lv, n = search(prob)
+        rows, found, levels, n_path = rows + r, found + f, levels | set(lv), n_path + n
+    levels = sorted(levels)
+    point_drops = None  # each front point's drop by the superposition, when it predicts them
+    if guided and found:
         front, drops = pareto.front_by(problem, found, predict)
         point_drops = drops if superposition else None
         if log:
-            log(f"{len(path)} designs on the paths from the fastest point to all-"
+            log(f"{n_path} designs on the paths from the fastest point to all-"
                 f"{sens.reference}, ranked by the {sens.predictor} predictor; {len(front)} "
                 "non-dominated points in all")
+    else:
+        front = pareto.non_dominated(rows, problem)
     seconds = time.perf_counter() - t_front
     if len(front) > points:
         kept = pareto.thin(front, points)
@@ -564,8 +586,6 @@ def references(problem, sens, *, base: float, clock_mhz: float, time_limit, fmax
     way: raise the bottleneck layer's parallelism while the budget allows, int8), as rows with
     the front's figures (with ``fmax_of(solution)``, its estimated Fmax and the time at it);
     none when int8 is not among the formats or does not fit."""
-    from dataclasses import replace
-
     import pandas as pd
 
     from .greedy import greedy_folding

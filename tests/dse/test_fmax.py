@@ -99,5 +99,11 @@ def test_dse_minimises_time_at_each_designs_estimated_clock(tmp_path):
     assert list(time_us) == sorted(time_us)
     assert (t["ii_cycles"] / t["fmax_est_mhz"]).iloc[0] <= \
         (a["ii_cycles"] / a["fmax_est_mhz"]).iloc[0] * 1.001  # (Fmax rounded to 0.1 MHz)
+    # every point of the cycles front is on the time front or beaten there in both time and
+    # predicted accuracy (the time search includes the cycles one)
+    for _, r in a.iterrows():
+        us = r["ii_cycles"] / r["fmax_est_mhz"]
+        assert ((t["ii_cycles"] / t["fmax_est_mhz"] <= us * 1.001)
+                & (t["accuracy_pred"] >= r["accuracy_pred"] - 1e-9)).any()
     with pytest.raises(CodesignError, match="--clock"):
         explore("synthetic8", "LFE5U-85F", out=tmp_path / "x", clock="measured")

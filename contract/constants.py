@@ -10,6 +10,7 @@ __all__ = [
     "FIFO_MIN_DEPTH",
     "FIFO_LATENCY",
     "SKID_BEATS",
+    "FIFO_SLICE_BEATS",
     "MAC_LATENCY",
     "DATAPATHS",
     "WEIGHT_BITS",
@@ -59,10 +60,14 @@ def act_width(lo: int, hi: int) -> int:
 FIFO_DEPTH = 4
 #: Smallest FIFO storage that sustains one beat per cycle.
 FIFO_MIN_DEPTH = 3
-#: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output.
-FIFO_LATENCY = 2
-#: Beats a skid buffer holds (``hw/skid.py``: the registered ``ready`` after every FIFO, after a
-#: window conv's line buffer and between a MAC unit and its requantizer); it adds no latency.
+#: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output (its storage's
+#: two, and its output register slice's one).
+FIFO_LATENCY = 3
+#: Beats a FIFO's output register slice holds (``hw/slice.py``: registered ``ready``, ``valid``
+#: and payload after every FIFO).
+FIFO_SLICE_BEATS = 2
+#: Beats a skid buffer holds (``hw/skid.py``: the registered ``ready`` after a window conv's line
+#: buffer and between a MAC unit and its requantizer); it adds no latency.
 SKID_BEATS = 1
 
 #: Cycles of a MAC unit's pipeline that do not depend on its format or size: the weight memory's

@@ -3,9 +3,10 @@
 One beat per cycle in and out; a beat written into an empty FIFO appears at the output
 :data:`LATENCY` cycles later. ``SyncFIFOBuffered`` of depth 1 or 2 cannot read and write its inner
 storage in the same cycle and runs at half rate, so the storage is ``max(depth, MIN_DEPTH)`` beats
-(the output register included). A :class:`~hw.skid.SkidBuffer` after it holds one beat more
-(:data:`contract.constants.SKID_BEATS`) and gives the consumer's ``ready`` a register to end at;
-it adds no latency.
+(the output register included). A :class:`~hw.slice.RegisterSlice` after it holds two beats more
+(:data:`contract.constants.FIFO_SLICE_BEATS`): the consumer's ``ready`` ends at its register, and
+the storage's read data (a block RAM's, slow to leave it) at its output register, one cycle of
+latency more.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from contract.constants import FIFO_LATENCY, FIFO_MIN_DEPTH
 from contract.cycles import stream_cycles as cycles_per_frame
 
-from .skid import SkidBuffer
+from .slice import RegisterSlice
 
 __all__ = ["StreamFIFO", "LATENCY", "MIN_DEPTH", "cycles_per_frame"]
 
@@ -43,8 +44,8 @@ class StreamFIFO(wiring.Component):
     ----------
     i : In(stream.Signature(layout))
     o : Out(stream.Signature(layout))
-    level : Out(range(depth + 2))
-        Beats currently stored (the skid buffer's included).
+    level : Out(range(depth + 3))
+        Beats currently stored (the register slice's included).
     """
 
     def __init__(self, *, layout, depth):
@@ -55,25 +56,25 @@ class StreamFIFO(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "level": Out(range(self.depth + 2)),
+            "level": Out(range(self.depth + 3)),
         })
 
     def elaborate(self, platform):
         m = Module()
         i_bits, o_bits = Value.cast(self.i.payload), Value.cast(self.o.payload)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=len(i_bits), depth=self.depth)
-        # the consumer's ready ends at the skid buffer's register, not in the FIFO's read logic
-        m.submodules.skid = skid = SkidBuffer(layout=unsigned(len(o_bits)))
+        # the consumer's ready, and the storage's read data, each end at a register
+        m.submodules.slice = out = RegisterSlice(layout=unsigned(len(o_bits)))
         m.d.comb += [
             fifo.w_data.eq(i_bits),
             fifo.w_en.eq(self.i.valid),
             self.i.ready.eq(fifo.w_rdy),
-            skid.i.payload.eq(fifo.r_data),
-            skid.i.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(skid.i.ready),
-            o_bits.eq(skid.o.payload),
-            self.o.valid.eq(skid.o.valid),
-            skid.o.ready.eq(self.o.ready),
-            self.level.eq(fifo.level + ~skid.i.ready),
+            out.i.payload.eq(fifo.r_data),
+            out.i.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(out.i.ready),
+            o_bits.eq(out.o.payload),
+            self.o.valid.eq(out.o.valid),
+            out.o.ready.eq(self.o.ready),
+            self.level.eq(fifo.level + out.count),
         ]
         return m

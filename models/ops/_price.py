@@ -97,8 +97,8 @@ def mac_price(model, fmt: str, datapath: str) -> dict:
 
 #: A skid buffer (``hw/skid.py``) of ``w`` bits as Yosys maps it, the same in xcup, xc7 and ecp5
 #: (synthesised alone at 16, 64 and 200 bits): a 2:1 multiplexer and a register per bit, and its
-#: two state flip-flops with their logic. Priced structurally: the network fit's FIFO terms were
-#: fitted before the FIFOs had one.
+#: two state flip-flops with their logic. Priced structurally, as the FIFO's register slice: the
+#: network fit's FIFO terms were fitted before the FIFOs had either.
 SKID_LUT = (4, 1)   # (base, per bit)
 SKID_FF = (2, 1)
 
@@ -108,14 +108,27 @@ def skid(width: int) -> dict:
     return {"lut": SKID_LUT[0] + SKID_LUT[1] * width, "ff": SKID_FF[0] + SKID_FF[1] * width}
 
 
+#: A register slice (``hw/slice.py``) of ``w`` bits as Yosys maps it (alone at 16, 64 and 200
+#: bits: xcup and xc7 w + 8 LUT, ecp5 w + 9; 2 w + 3 FF in all three): a 2:1 multiplexer before
+#: the main register, the main and the spare registers, and three state flip-flops.
+SLICE_LUT = (9, 1)   # (base, per bit)
+SLICE_FF = (3, 2)
+
+
+def register_slice(width: int) -> dict:
+    """``{"lut", "ff"}`` of a register slice on ``width`` payload bits."""
+    return {"lut": SLICE_LUT[0] + SLICE_LUT[1] * width,
+            "ff": SLICE_FF[0] + SLICE_FF[1] * width}
+
+
 def fifo(model, width: int) -> dict:
     """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms) and its
-    output skid buffer (:func:`skid`)."""
+    output register slice (:func:`register_slice`)."""
     f = (model.stage or {}).get("fifo")
-    sk = skid(width)
+    out = register_slice(width)
     if not f:
-        return {"lut": float(sk["lut"]), "ff": float(sk["ff"])}
-    return {r: f[r]["base"] + f[r]["per_bit"] * width + sk[r] for r in ("lut", "ff")}
+        return {"lut": float(out["lut"]), "ff": float(out["ff"])}
+    return {r: f[r]["base"] + f[r]["per_bit"] * width + out[r] for r in ("lut", "ff")}
 
 
 def coord_bits(in_shape) -> int:

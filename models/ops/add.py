@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from contract.constants import RESIDUAL_LATENCY, SKID_BEATS, act_width
+from contract.constants import FIFO_SLICE_BEATS, RESIDUAL_LATENCY, act_width
 from contract.cycles import stream_cycles
 
 from . import _price
@@ -29,15 +29,15 @@ from .registry import GraphError, register
 __all__ = ["Add", "branch_holds", "fifo_hold", "EDGE_HOLD_ESTIMATE"]
 
 #: Sites an inter-stage FIFO holds when the stream's lanes are not known yet (the DSE's estimate:
-#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats and its output skid buffer, at a site per
+#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats and its output register slice, at a site per
 #: two beats or more).
 EDGE_HOLD_ESTIMATE = 3
 
 
 def fifo_hold(*, depth: int, beats: int) -> int:
-    """Sites a FIFO of ``depth`` beats (and its output skid buffer) holds on a stream of
+    """Sites a FIFO of ``depth`` beats (and its output register slice) holds on a stream of
     ``beats`` beats per site."""
-    return math.ceil((depth + SKID_BEATS) / beats) + 1
+    return math.ceil((depth + FIFO_SLICE_BEATS) / beats) + 1
 
 
 def branch_holds(qgraph, add, *, node_hold, edge_hold) -> list:

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from contract.constants import SKID_BEATS
+from contract.constants import FIFO_SLICE_BEATS
 from hw.fifo import LATENCY, StreamFIFO, cycles_per_frame
 from hw.sim import CycleCounter, simulate, stream_sink, stream_source
 from hw.stream import TokenShape
@@ -71,4 +71,4 @@ def test_fifo_absorbs_depth_beats_while_stalled():
             accepted.append(ready)
 
     simulate(dut, src)
-    assert sum(accepted) == 5 + SKID_BEATS  # the output skid buffer holds one more
+    assert sum(accepted) == 5 + FIFO_SLICE_BEATS  # the output register slice holds two more

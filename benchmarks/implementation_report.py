@@ -48,6 +48,7 @@ def row(label: str, build: Path) -> dict:
         "bitstream_bytes": impl["bitstream"]["bytes"],
         "synth_s": impl["wall"]["synth_s"], "pnr_s": impl["wall"]["pnr_s"],
         "lut_mapper": impl["synth_cells"].get("lut_mapper", "abc9"),
+        "router": impl.get("router", "router1"),  # before hw.pnr.ROUTER, nextpnr's default
     }
 
 
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         df.to_csv(tmp, index=False)
     cols = ["design", "formats", "ii_cycles", "fmax_mhz", "us_per_frame", "lut4_used",
             "lut4_pred_dse", "ff_used", "mult18_used", "mult18_pred_dse", "ebr_used",
-            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s"]
+            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s", "router"]
     lines = ["# Open implementation on ECP5 (nextpnr-ecp5)", "",
              "`codesign implement` of each build on its device; `*_pred_dse` is the sum of the "
              "point's per-layer predictions by the DSE's ECP5 resource model (stream width "

@@ -174,7 +174,8 @@ def features(cfg: dict) -> dict:
     from dse.fmax import block_features
 
     return block_features(cfg["block"], cfg["format"], cfg["lanes"], 3,
-                          acc_bits=cfg.get("acc_bits", 32), dense=bool(cfg.get("dense")))
+                          acc_bits=cfg.get("acc_bits", 32), dense=bool(cfg.get("dense")),
+                          datapath=cfg.get("datapath", ""))
 
 
 def network_sample(build_dir) -> dict:
@@ -213,12 +214,13 @@ def network_sample(build_dir) -> dict:
     return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
 
 
-def _design(feats: list[dict], kinds, formats) -> np.ndarray:
+def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
     rows = []
     for f in feats:
         r = [1.0 if f["kind"] == k else 0.0 for k in kinds]
         r += [f["levels"] if f["kind"] == k else 0.0 for k in kinds]
         r += [1.0 if f["format"] == fm else 0.0 for fm in formats]
+        r += [1.0 if f.get("datapath") == d else 0.0 for d in datapaths]
         rows.append(r)
     return np.asarray(rows)
 
@@ -248,7 +250,8 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     feats = [features(s["config"]) for s in samples]
     kinds = sorted({f["kind"] for f in feats})
     formats = sorted({f["format"] for f in feats} - {"none"})
-    a = _design(feats, kinds, formats)
+    datapaths = sorted({f.get("datapath", "") for f in feats} - {""})
+    a = _design(feats, kinds, formats, datapaths)
     y = np.asarray([s["delay_ns"] for s in samples])
     held = np.asarray([i % holdout_every == holdout_every - 1 for i in range(len(samples))])
     coef_fit = _nnls(a[~held], y[~held])
@@ -257,12 +260,13 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     err = (pred_f - meas_f) / meas_f
     coef = _nnls(a, y)
     names = ([f"base:{k}" for k in kinds] + [f"per_level:{k}" for k in kinds]
-             + [f"mult:{f}" for f in formats])
+             + [f"mult:{f}" for f in formats] + [f"datapath:{d}" for d in datapaths])
     c = dict(zip(names, (round(float(v), 4) for v in coef), strict=True))
     return {
         "base": {k: c[f"base:{k}"] for k in kinds},
         "per_level": {k: c[f"per_level:{k}"] for k in kinds},
         "mult": {f: c[f"mult:{f}"] for f in formats},
+        "datapath": {d: c[f"datapath:{d}"] for d in datapaths},
         "heldout": {"samples": int(held.sum()),
                     "mean_abs_rel_error": round(float(np.mean(np.abs(err[held]))), 4),
                     "max_abs_rel_error": round(float(np.max(np.abs(err[held]))), 4)},
@@ -321,7 +325,8 @@ def main(argv=None) -> int:
     if args.network:
         model = fit_routing(model, [network_sample(d) for d in args.network],
                             [network_sample(d) for d in args.heldout_network])
-    print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "heldout",
+    print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "datapath",
+                                                "heldout",
                                                 "routing", "networks")}, indent=1))
     if not args.no_write:
         write_json(args.out, model)
@@ -353,6 +358,7 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
         p = pred[_key(s["config"])]
         w = s.get("worst_path") or {}
         rows.append({"block": s["config"]["block"], "format": s["config"]["format"],
+                     "datapath": s["config"].get("datapath", ""),
                      "lanes": s["config"]["lanes"], "pe": s["config"]["pe"],
                      "acc_bits": s["config"].get("acc_bits", ""),
                      "fmax_mhz": s["fmax_mhz"], "pred_mhz": p["pred_mhz"],
@@ -392,7 +398,9 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     title = ("# Fmax model (ECP5, nextpnr-ecp5)" if fam == "ecp5" else
              f"# Fmax model ({fam}: fitted to an estimate, no placer)")
     lines = [title, "", model["provenance"] + ".", "",
-             "delay_ns = base[kind] + per_level[kind] * levels + mult[format]; a design: its "
+             "delay_ns = base[kind] + per_level[kind] * levels + mult[format] + "
+             "datapath[datapath:format] (a datapath other than the format's default); a "
+             "design: its "
              "slowest block x (1 + routing), routing = "
              + (f"{model['routing']}." if model.get("routing") is not None else
                 "0 (not fitted: no implemented network given with --network)."), "",
@@ -400,6 +408,8 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
              *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
              "", "| format | multiply ns |", "|---|---|",
              *[f"| {f} | {v} |" for f, v in model["mult"].items()], "",
+             "| datapath:format | adds ns |", "|---|---|",
+             *[f"| {d} | {v} |" for d, v in model.get("datapath", {}).items()], "",
              f"Blocks alone: held-out error mean {100 * h['mean_abs_rel_error']:.1f} %, worst "
              f"{100 * h['max_abs_rel_error']:.1f} % ({h['samples']} blocks held out of "
              f"{len(samples)}; every block in `fmax_blocks{sfx}.csv`).", ""]

@@ -343,8 +343,9 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
 
     # In time, the cycles objective's searches run too, and the front is the non-dominated
     # designs of both: every point of the cycles front is then on the time front or beaten by
-    # one of its points in both time and accuracy. (The searches step along II levels, so
-    # alone in time they can miss the most accurate mixes the cycles search finds.)
+    # one of its points in both time and accuracy (before either is thinned to ``points``).
+    # (The searches step along II levels, so alone in time they can miss the most accurate
+    # mixes the cycles search finds.)
     rows, found, levels, n_path = [], [], set(), 0
     for prob in [problem] + ([replace(problem, timed=False)] if timed else []):
         r, f, lv, n = search(prob)

@@ -3,12 +3,15 @@
 ``dse/fmax_model.json`` (written by ``benchmarks/fit_fmax.py`` from nextpnr-ecp5 runs of every
 block alone) gives, per block kind, the critical path in ns as
 
-    delay = base[kind] + per_level[kind] * levels + mult[format]
+    delay = base[kind] + per_level[kind] * levels + mult[format] + datapath[datapath:format]
 
 where ``levels`` is the depth of the adder tree that sums one accumulator's products in a cycle
-(the accumulator add included) and ``mult[format]`` the multiply (a MULT18X18D for int formats,
-shift-adds in LUTs for DyBit); a design runs at ``1000 / (max over its blocks of delay *
-(1 + routing))`` MHz, ``routing`` fitted on whole networks implemented with ``codesign implement``.
+(the accumulator add included), ``mult[format]`` the multiply (a MULT18X18D for int formats,
+shift-adds in LUTs for DyBit) and ``datapath[...]`` what a datapath other than the format's
+default adds (two products per DSP with their correction, ``dsp2:int8``; LUT multipliers,
+``lut:int4``; 0 in a model fitted without it); a design runs at ``1000 / (max over its blocks
+of delay * (1 + routing))`` MHz, ``routing`` fitted on whole networks implemented with
+``codesign implement``.
 It is an estimate, labelled so wherever it appears (``fmax_est_mhz``); ``implementation.json``
 holds the measurement.
 
@@ -26,6 +29,8 @@ import math
 from functools import cache
 from pathlib import Path
 
+from contract.constants import default_datapath
+
 from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
@@ -41,8 +46,10 @@ def model_file(family: str = "ecp5") -> Path:
 
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
-                   acc_bits: int = 32, dense: bool = False) -> dict:
-    """``{"kind", "format", "levels"}`` of a block (see the module docstring). ``kind`` is a
+                   acc_bits: int = 32, dense: bool = False, datapath: str = "") -> dict:
+    """``{"kind", "format", "levels", "datapath"}`` of a block (see the module docstring);
+    ``"datapath"`` is ``"<datapath>:<format>"`` for a datapath other than the format's default
+    (:func:`contract.constants.default_datapath`), else ``""``. ``kind`` is a
     block of the calibration grid: ``conv1x1`` (and linear), ``dwconv3x3`` (depthwise window),
     ``conv3x3`` (full window), ``requant`` (one level when its multiply spans two MULT18X18D,
     beyond a ``acc_bits`` of 19), ``width``. A window block of a dense network (``dense``: on
@@ -55,7 +62,9 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])
     if dense and kind in ("dwconv3x3", "conv3x3"):
         kind += "_dense"
-    return {"kind": kind, "format": fmt if products else "none", "levels": levels}
+    special = products and datapath and datapath != default_datapath(fmt)
+    return {"kind": kind, "format": fmt if products else "none", "levels": levels,
+            "datapath": f"{datapath}:{fmt}" if special else ""}
 
 
 def layer_blocks(layer, choice) -> list[dict]:
@@ -71,7 +80,8 @@ def layer_blocks(layer, choice) -> list[dict]:
 
     acc = ops.of(layer).acc_bits(layer, choice.format)
     return [block_features(kind, choice.format, choice.lanes, k,
-                           dense=bool(getattr(layer, "dense", False))),
+                           dense=bool(getattr(layer, "dense", False)),
+                           datapath=choice.datapath),
             block_features("requant", "none", choice.pe, acc_bits=acc)]
 
 
@@ -89,7 +99,8 @@ def block_delay_ns(feats: dict, model: dict) -> float:
         kind = kind.removesuffix("_dense")
     return (model["base"].get(kind, max(model["base"].values()))
             + model["per_level"].get(kind, 0.0) * feats["levels"]
-            + model["mult"].get(feats["format"], 0.0))
+            + model["mult"].get(feats["format"], 0.0)
+            + model.get("datapath", {}).get(feats.get("datapath", ""), 0.0))
 
 
 def choice_delay_ns(layer, choice, model: dict) -> float:

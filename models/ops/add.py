@@ -29,8 +29,8 @@ from .registry import GraphError, register
 __all__ = ["Add", "branch_holds", "fifo_hold", "EDGE_HOLD_ESTIMATE"]
 
 #: Sites an inter-stage FIFO holds when the stream's lanes are not known yet (the DSE's estimate:
-#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats and its output register slice, at a site per
-#: two beats or more).
+#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats and its output register slice, at a site
+#: per two beats or more).
 EDGE_HOLD_ESTIMATE = 3
 
 

@@ -88,9 +88,11 @@ def test_dse_minimises_time_at_each_designs_estimated_clock(tmp_path):
 
     from dse.api import explore
 
-    t = explore("synthetic8", "LFE5U-85F", out=tmp_path / "t", points=3, check=0)
-    a = explore("synthetic8", "LFE5U-85F", out=tmp_path / "a", points=3, check=0,
+    # (points enough that neither front is thinned: a thinned front keeps no such guarantee)
+    t = explore("synthetic8", "LFE5U-85F", out=tmp_path / "t", points=12, check=0)
+    a = explore("synthetic8", "LFE5U-85F", out=tmp_path / "a", points=12, check=0,
                 clock="assumed")
+    assert 2 <= len(a) < 12 and 2 <= len(t) < 12
     assert json.loads((tmp_path / "t" / "front.json").read_text())["clock"] == "estimate"
     assert json.loads((tmp_path / "a" / "front.json").read_text())["clock"] == "assumed"
     assert (pd.read_csv(tmp_path / "t" / "choices.csv")["delay_ns"] > 0).all()
@@ -107,3 +109,21 @@ def test_dse_minimises_time_at_each_designs_estimated_clock(tmp_path):
                 & (t["accuracy_pred"] >= r["accuracy_pred"] - 1e-9)).any()
     with pytest.raises(CodesignError, match="--clock"):
         explore("synthetic8", "LFE5U-85F", out=tmp_path / "x", clock="measured")
+
+
+def test_a_datapath_other_than_the_formats_default_has_its_own_term():
+    """Two products per DSP (``dsp2``) and LUT multipliers add their own delay, by datapath and
+    format; the format's default datapath adds none, and a model fitted without the term prices
+    every datapath alike."""
+    pw = LayerWork(name="pw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                   acc_bits={"int8": 18, "int4": 14})
+    assert block_features("conv1x1", "int8", 4, datapath="dsp2")["datapath"] == "dsp2:int8"
+    assert block_features("conv1x1", "int8", 4, datapath="dsp")["datapath"] == ""
+    assert block_features("requant", "none", 4, datapath="dsp2")["datapath"] == ""
+    packed = layer_blocks(pw, LayerChoice("int8", 4, 4, datapath="dsp2"))
+    plain = layer_blocks(pw, LayerChoice("int8", 4, 4))
+    assert [b["datapath"] for b in packed] == ["dsp2:int8", ""]
+    assert block_delay_ns(packed[0], MODEL) == block_delay_ns(plain[0], MODEL)
+    own = {**MODEL, "datapath": {"dsp2:int8": 2.0}}
+    assert block_delay_ns(packed[0], own) == pytest.approx(block_delay_ns(plain[0], own) + 2.0)
+    assert block_delay_ns(plain[1], own) == block_delay_ns(plain[1], MODEL)

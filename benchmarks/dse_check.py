@@ -49,7 +49,7 @@ from common.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
 from dse.cost import LayerChoice, for_dsp_cell, layer_cost, resource_model  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
-from dse.latency import lone_frame_latency, rows_of  # noqa: E402
+from dse.latency import layer_timing, lone_frame_latency, rows_of  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -104,7 +104,8 @@ def _lone(workload, choice, model) -> int:
     pos = {x.name: i for i, x in enumerate(workload.layers)}
     rows = [rows_of(x, tuple(pos[p] for p in x.producers)) for x in workload.layers]
     return lone_frame_latency(rows, [layer_cost(x, choice[x.name], model=model).cycles
-                                     for x in workload.layers])
+                                     for x in workload.layers],
+                              [layer_timing(x, choice[x.name]) for x in workload.layers])
 
 
 def _mean_after_first(values):
@@ -134,8 +135,8 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
         ch = choice[lay_d.name]
         cost_d = layer_cost(lay_d, ch, model=model)
         cost_s = layer_cost(lay_s, ch, model=model)
-        cands_dse.append(Candidate(ch, cost_d))
-        cands_sim.append(Candidate(ch, cost_s))
+        cands_dse.append(Candidate(ch, cost_d, timing=layer_timing(lay_d, ch)))
+        cands_sim.append(Candidate(ch, cost_s, timing=layer_timing(lay_s, ch)))
         node = qgraph.node(lay_d.name)
         with_gap = any(s["op"] == "gap" for s in lay_d.stages)
         sub = _sub_qgraph(qgraph, node, with_gap)
@@ -217,7 +218,7 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
     qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
     w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
                        name=bundle.name)
-    cands = tuple((Candidate(ch, layer_cost(x, ch, model=model)),)
+    cands = tuple((Candidate(ch, layer_cost(x, ch, model=model), timing=layer_timing(x, ch)),)
                   for x in w.layers
                   for ch in [LayerChoice.from_dict(layers[x.name])])
     prob = Problem(names=tuple(x.name for x in w.layers), candidates=cands,

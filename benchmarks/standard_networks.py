@@ -51,7 +51,7 @@ def lone_latency(run: Path) -> int:
     from contract.point import LayerChoice
     from dse import devices
     from dse.cost import for_budget, layer_cost
-    from dse.latency import lone_frame_latency, rows_of
+    from dse.latency import layer_timing, lone_frame_latency, rows_of
     from dse.workload import Workload
 
     w = Workload.from_json((run / "dse" / "workload.json").read_text())
@@ -62,7 +62,8 @@ def lone_latency(run: Path) -> int:
     pos = {x.name: i for i, x in enumerate(w.layers)}
     rows = [rows_of(x, tuple(pos[p] for p in x.producers)) for x in w.layers]
     return lone_frame_latency(rows, [layer_cost(x, choice[x.name], model=model).cycles
-                                     for x in w.layers])
+                                     for x in w.layers],
+                              [layer_timing(x, choice[x.name]) for x in w.layers])
 
 
 def collect(row: dict, out: Path, *, frames: int) -> dict:

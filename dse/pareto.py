@@ -31,7 +31,7 @@ from .ilp import (
     SolverTimeout,
     optimise,
 )
-from .latency import rows_of
+from .latency import layer_timing, rows_of
 from .workload import Workload
 
 __all__ = ["price", "pool", "make_problem", "sweep", "non_dominated", "solutions_frame",
@@ -61,7 +61,8 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
             cost = layer_cost(layer, ch, model=model, activity=activity)
             acc_cost = sens.coefficient(layer.name, ch.format)
             delay = fmax.choice_delay_ns(layer, ch, fmax_model) if fmax_model else 0.0
-            cands.append(Candidate(ch, cost, acc_cost, delay_ns=delay))
+            cands.append(Candidate(ch, cost, acc_cost, delay_ns=delay,
+                                   timing=layer_timing(layer, ch)))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
                          "lanes": ch.lanes, "pe": ch.pe, "datapath": ch.datapath,
                          "kfold": ch.kfold,

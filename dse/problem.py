@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .cost import ACT_BITS, Cost, LayerChoice, converter_coefficients
 from .devices import RESOURCES, Budget
-from .latency import lone_frame_latency
+from .latency import Timing, lone_frame_latency
 
 __all__ = ["OBJECTIVES", "Candidate", "Problem", "Solution", "network_latency", "evaluate"]
 
@@ -30,6 +30,9 @@ class Candidate:
     #: Estimated critical path of the choice's blocks, ns (:func:`dse.fmax.choice_delay_ns`):
     #: a design's clock period is its slowest choice's. 0: not estimated.
     delay_ns: float = 0.0
+    #: What the choice adds to its rows' times in a lone frame (:func:`dse.latency.layer_timing`);
+    #: None: :class:`dse.latency.Timing`'s defaults.
+    timing: Timing | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ def evaluate(problem: Problem, picks) -> Solution:
     # Converter prices are fractional; the budget is an integer, so ceil(total) <= limit
     # exactly when total <= limit, as in the program.
     res = {r: math.ceil(v - 1e-9) for r, v in res.items()}
-    lone = (lone_frame_latency(problem.rows, [c.cost.cycles for c in cands])
+    lone = (lone_frame_latency(problem.rows, [c.cost.cycles for c in cands],
+                               [c.timing for c in cands])
             if problem.rows else 0)
     return Solution(
         choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),

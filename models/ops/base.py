@@ -302,6 +302,12 @@ class ComputeOp(Op):
     def requantized(self, layer) -> bool:
         return getattr(layer, "requant", True) is not False
 
+    def pipeline(self, layer, choice) -> int:
+        """Cycles a beat spends in the stage's pipeline beyond its share of the work (from its
+        line buffer or input bank to the requantizer's output): part of :meth:`tail`, and what
+        the row-level latency model (:mod:`dse.latency`) adds per row."""
+        raise NotImplementedError
+
     # -- resources --------------------------------------------------------------------------
     def mac_count(self, layer, choice) -> int:
         kh, kw = kernel_hw(layer)

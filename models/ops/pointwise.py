@@ -20,11 +20,14 @@ class PointwiseOp(ComputeOp):
         return conv1x1_cycles(active_sites=self.site_count(layer, stats), c_in=layer.in_shape[0],
                               c_out=layer.out_shape[0], lanes=choice.lanes, pe=choice.pe)
 
-    def tail(self, layer, choice, stats, *, lanes=None) -> float:
+    def pipeline(self, layer, choice) -> int:
+        # the MAC unit (issue, products of its lanes, tree, accumulator) and the requantizer
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
+        return mac_latency(choice.format, choice.lanes, choice.datapath) + rq
+
+    def tail(self, layer, choice, stats, *, lanes=None) -> float:
         g = layer.out_shape[0] // choice.pe
-        return self.beats(layer, choice) * g + mac_latency(choice.format, choice.lanes,
-                                                                    choice.datapath) + rq
+        return self.beats(layer, choice) * g + self.pipeline(layer, choice)
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # two input banks, the output register, the requantizer, the skid buffer before it

@@ -82,11 +82,18 @@ class WindowOp(ComputeOp):
                              margin=getattr(layer, "margin", 0) if margin is None else margin,
                              burst=self.burst)
 
+    def pipeline(self, layer, choice) -> int:
+        # the line buffer's output stage, the MAC unit (its issue and accumulator, products and
+        # tree) and the requantizer
+        taps = kernel_hw(layer)[0] * kernel_hw(layer)[1]
+        mac = mac_latency(choice.format, self.products(layer, choice, taps), choice.datapath)
+        rq = REQUANT_LATENCY if self.requantized(layer) else 0
+        return MAC_LATENCY + mac + rq + 1
+
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         # stride 1: the last two output rows (the emitter runs a row behind the writer);
         # stride 2: the last input row and the last output row
         _, h, _ = layer.in_shape
-        rq = REQUANT_LATENCY if self.requantized(layer) else 0
         b, g = self.beats(layer, choice), self.group_cycles(layer, choice)
         row_out = sites(stats) / layer.out_shape[1]
         p = getattr(layer, "margin", 0)
@@ -97,9 +104,7 @@ class WindowOp(ComputeOp):
         if layer.stride == 1:
             # the last k//2 + 1 output rows wait for the end of frame
             rows = kernel_hw(layer)[0] // 2 + 1
-            taps = kernel_hw(layer)[0] * kernel_hw(layer)[1]
-            mac = mac_latency(choice.format, self.products(layer, choice, taps), choice.datapath)
-            return rows * row_out * b * g + MAC_LATENCY + mac + rq + 1
+            return rows * row_out * b * g + self.pipeline(layer, choice)
         row_in = sites(stats, "active_in_mean") / h
         return row_in * b + row_out * b * g
 

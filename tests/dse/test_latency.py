@@ -2,8 +2,11 @@
 
 import pytest
 
-from dse.latency import PIPE_CYCLES, Rows, lone_frame_latency, rows_of
+from dse.latency import PIPE_CYCLES, Rows, Timing, layer_timing, lone_frame_latency, rows_of
 from dse.workload import LayerWork
+
+#: no pipeline, no pass-through tails, the input present at once: the rows alone
+BARE = Timing(pipe=0)
 
 
 def _pw(name, h, producers=(), stride=1):
@@ -17,15 +20,15 @@ def test_a_chain_of_1x1_stages_streams_site_by_site():
     # it streams in and ends a site's work (80 / 64 cycles) after the first
     rows = [_pw("a", 8), _pw("b", 8, (0,))]
     assert rows[1].streams
-    assert lone_frame_latency(rows, [80, 80], pipe=0) == 82  # ceil(80 + 1.25)
+    assert lone_frame_latency(rows, [80, 80], [BARE] * 2) == 82  # ceil(80 + 1.25)
     assert lone_frame_latency(rows, [80, 80]) == 82 + 2 * PIPE_CYCLES
 
 
 def test_the_slow_stage_sets_the_pace():
     rows = [_pw("a", 8), _pw("b", 8, (0,))]
-    assert lone_frame_latency(rows, [800, 80], pipe=0) == 802  # the fast one trails by a site
+    assert lone_frame_latency(rows, [800, 80], [BARE] * 2) == 802  # the fast one trails by a site
     # the slow second stage starts each row as the first begins sending it
-    assert lone_frame_latency(rows, [80, 800], pipe=0) == 800
+    assert lone_frame_latency(rows, [80, 800], [BARE] * 2) == 800
 
 
 def test_a_window_waits_for_the_row_below_and_a_pool_for_every_row():
@@ -40,10 +43,47 @@ def test_a_window_waits_for_the_row_below_and_a_pool_for_every_row():
                              "out_shape": (4, 1, 1), "active_in": 64, "active_out": 1},))
     assert rows_of(gap, ()).out == (7,)
     # the window's row r waits for input row r + 1: its last two rows follow the producer's last
-    got = lone_frame_latency([_pw("a", 8), r], [80, 80], pipe=0)
+    got = lone_frame_latency([_pw("a", 8), r], [80, 80], [BARE] * 2)
     assert got == 80 + 2 * 10
 
 
 def test_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="one Rows"):
         lone_frame_latency([Rows(1, 1, (0,), (0,), ())], [])
+
+
+def test_the_input_arrives_a_beat_a_cycle_and_pass_through_stages_delay_every_row():
+    """A layer fed by the network input waits for its rows at one beat a cycle (``in_row``
+    cycles each); a stage's pass-through tails (``after``) delay each row of its output stream."""
+    rows = [_pw("a", 8), _pw("b", 8, (0,))]
+    # 8 input rows of 10 beats, a stage of 40 cycles (5 a row): input-bound, its last row 5
+    # cycles after the input's last (80)
+    assert lone_frame_latency(rows[:1], [40], [Timing(pipe=0, in_row=10)]) == 85
+    assert lone_frame_latency(rows[:1], [40], [BARE]) == 40
+    # and the pipe once more
+    assert lone_frame_latency(rows[:1], [40], [Timing(pipe=7, in_row=10)]) == 92
+    # a global pool's division after the first layer's rows reaches the second one
+    after = Timing(pipe=0, after=50)
+    assert lone_frame_latency(rows, [80, 80], [after, BARE]) == 82 + 50
+
+
+def test_layer_timing_counts_the_chosen_pipeline_the_stage_tails_and_the_input_beats():
+    from contract.constants import FIFO_LATENCY, mac_latency
+    from contract.point import LayerChoice
+    from models import ops
+
+    gap = {"name": "p", "op": "gap", "in_shape": (16, 8, 8), "out_shape": (16, 1, 1),
+           "active_in": 64, "active_out": 1}
+    pw = LayerWork(name="pw", op="conv", in_shape=(16, 8, 8), out_shape=(16, 8, 8),
+                   acc_bits={"int8": 20}, stages=(gap,))
+    t2 = layer_timing(pw, LayerChoice("int8", 2, 4))
+    t8 = layer_timing(pw, LayerChoice("int8", 8, 4))
+    # a deeper adder tree at 8 lanes
+    assert t8.pipe - t2.pipe == mac_latency("int8", 8) - mac_latency("int8", 2) > 0
+    assert t2.pipe == FIFO_LATENCY + ops.of(pw).pipeline(pw, LayerChoice("int8", 2, 4))
+    # 8 sites of 16 channels a row, at 2 and 8 lanes
+    assert (t2.in_row, t8.in_row) == (64, 16)
+    # the global pool's division, at the layer's pe (4 output lanes: 4 beats a site) and its FIFO
+    assert t2.after > FIFO_LATENCY + 4 * 2
+    assert layer_timing(LayerWork(name="x", op="conv", in_shape=(16, 8, 8),
+                                  out_shape=(16, 8, 8)), LayerChoice("int8", 2, 4)).after == 0

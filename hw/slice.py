@@ -76,5 +76,9 @@ class RegisterSlice(wiring.Component):
                 m.d.sync += [main.eq(i_bits), main_valid.eq(take)]
         with m.Elif(take):
             # the consumer stalls with a beat in the main register: the offered one waits
-            m.d.sync += [spare.eq(i_bits), spare_valid.eq(1), ready.eq(0)]
+            m.d.sync += [spare_valid.eq(1), ready.eq(0)]
+        # the spare register takes the offered payload whenever it may be needed (``ready``, a
+        # register, is its only enable): its many bits then wait on no logic of the consumer's
+        with m.If(ready):
+            m.d.sync += spare.eq(i_bits)
         return m

@@ -35,6 +35,7 @@ __all__ = [
     "for_dsp_cell",
     "cycles",
     "fill_cycles",
+    "stage_tails",
     "resources",
     "layer_cost",
     "converter_cost",
@@ -160,12 +161,19 @@ def fill_cycles(layer: LayerWork, choice: LayerChoice) -> int:
     the slowest stage's pace, then drains through each stage after it.
     """
     total = ops.of(layer).tail(layer, choice, layer.stats()) + FIFO_LATENCY
+    return math.ceil(total + stage_tails(layer, choice) - 1e-9)
+
+
+def stage_tails(layer: LayerWork, choice: LayerChoice) -> float:
+    """Cycles the pass-through stages ``layer`` feeds add after its block: each one's ``tail``
+    and its FIFO (a join's other inputs are counted with its first)."""
+    total = 0.0
     for s in layer.stages:
         if s.get("shadow"):  # counted with the join's first input
             continue
         total += ops.get(s["op"]).tail(_stage_node(s), None, _stage_stats(layer, s, "mean"),
                                        lanes=_stage_lanes(s, choice)) + FIFO_LATENCY
-    return math.ceil(total - 1e-9)
+    return total
 
 
 # -- resources -------------------------------------------------------------------------------------

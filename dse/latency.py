@@ -53,6 +53,8 @@ from dataclasses import dataclass
 from contract.constants import FIFO_LATENCY, MAC_LATENCY, REQUANT_LATENCY
 from models import ops
 
+from .cost import stage_tails
+
 __all__ = ["Rows", "rows_of", "Timing", "layer_timing", "lone_frame_latency", "PIPE_CYCLES"]
 
 #: Cycles a row spends in a stage beyond its share of the work when its :class:`Timing` is not
@@ -85,19 +87,12 @@ class Timing:
 
 def layer_timing(layer, choice) -> Timing:
     """The :class:`Timing` of a :class:`dse.workload.LayerWork` at ``choice``."""
-    from .cost import _stage_lanes, _stage_node, _stage_stats
-
     op = ops.of(layer)
-    after = 0.0
-    for s in layer.stages:
-        if s.get("shadow"):  # the join's latency is counted with its first input
-            continue
-        after += FIFO_LATENCY + ops.get(s["op"]).tail(
-            _stage_node(s), None, _stage_stats(layer, s, "mean"), lanes=_stage_lanes(s, choice))
     c, h, _ = layer.in_shape
     stats = layer.stats()
     row_sites = max(1.0, float(stats.get("active_in_mean", 0.0)) / h)
-    return Timing(pipe=float(FIFO_LATENCY + op.pipeline(layer, choice)), after=after,
+    return Timing(pipe=float(FIFO_LATENCY + op.pipeline(layer, choice)),
+                  after=stage_tails(layer, choice),
                   in_row=row_sites * -(-c // choice.lanes))
 
 

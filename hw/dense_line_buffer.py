@@ -39,6 +39,11 @@ rewritten each cycle, shifting the new columns in. ``Hc`` (:func:`history_column
 ``kw - stride`` (``kw - 1`` at stride 2 when ``kw // 2`` is even: 5x5, 9x9). Per-cycle read
 multiplexing is therefore ``kh`` row selects of ``s`` words, not ``kh * kw`` taps from every memory.
 
+Output stages: stage 1 holds a step while its row-memory reads arrive, stage 2 holds it with the
+read data registered straight from the memories (no logic between a block RAM's output and a
+register) and its history word; the window, the output and the history write-back are formed in
+stage 2. One enable moves both (the pipeline stalls only when the consumer holds an output beat).
+
 Emitter: follows the reader ``L`` steps behind (:func:`lag_steps`: ``kw // 2`` at stride 1,
 ``kw // 4`` at stride 2), so the window of site ``(oy, ox)`` is complete when the reader reads the
 step ``L`` positions later. The steps form one stream over rows: the first ``L`` steps of a row are
@@ -50,7 +55,10 @@ rows are already complete; the next frame then starts with as many steps without
 
 Writer: stores the input rows into the slots with counters (the row, the address in the row),
 relative to the reader's frame, so it runs on into the next frame while the reader and emitter
-finish the current one. The reader reads a row once input rows up to ``min(c + kh//2, H - 1)``
+finish the current one. A taken beat is written a cycle later from registers (its word, address
+and slot), so the memories' write enables do not wait on the writer's ``ready``; the reader
+counts a row complete (``wr_c``) once its last word is written, the writer its own progress
+(``wr``) at once. The reader reads a row once input rows up to ``min(c + kh//2, H - 1)``
 (``c = s * oy``) are complete; the writer may write a row that replaces one the reader no longer
 needs, and the row that only the reader's current output row still needs (``c - kh//2``) word by
 word behind the reader's read address: at stride 2 it writes both input rows of the next output
@@ -62,16 +70,17 @@ Frames back to back, never stalled, the consumer taking one window beat per ``G`
 always ready) and the end-of-frame beat at once, measured from one output end-of-frame beat to the
 next::
 
-    max(B * H * W, G * B * H_out * W_out) + 1
+    max(B * H * W, G * B * H_out * W_out) + 1 (+ 1)
 
-that is one cycle per output beat and one for the end of frame when the emitter is the bottleneck
-(stride 1, or stride 2 with ``G * H_out * W_out > H * W``), and one cycle per input beat otherwise:
-:func:`contract.cycles.window_cycles` exactly (measured with ``G`` = 1, 2, 4, 8, kernels 3 to 11x5),
-except at stride 1 with ``G = 1``, where the block is two cycles faster (``B * H * W + 1`` against
-``+ 3``), and at stride 2 with ``G * H_out * W_out = H * W`` (both sides the bottleneck), where it
-can be a cycle slower. A frame after a drain (the second frame
-after an idle start; every frame at stride 2 when the writer is the bottleneck) also takes up to
-``L * B`` prefill cycles, hidden when the writer is the bottleneck or the consumer holds the
+that is one cycle per output beat, one for the end of frame and one more (the end of frame waits
+for both output stages to empty) when the emitter is the bottleneck (stride 1, or stride 2 with
+``G * H_out * W_out > H * W``), and one cycle per input beat and one for the end of frame
+otherwise: within :func:`contract.cycles.window_cycles` (measured with ``G`` = 1, 2, 4, 8,
+kernels 3 to 11x5; at stride 1 with ``G = 1`` the block's ``B * H * W + 2`` against the
+formula's ``+ 3``; at stride 2 with ``G * H_out * W_out = H * W``, both sides the bottleneck, it
+can be a cycle slower). A frame after a drain (the second frame after an idle start; every frame
+at stride 2 when the writer is the bottleneck) also takes up to ``L * B`` prefill cycles, hidden
+when the writer is the bottleneck or the consumer holds the
 end-of-frame beat (``G > 1``).
 """
 
@@ -220,7 +229,8 @@ class DenseLineBuffer(wiring.Component):
         r_next = Signal()                              # the reader is a frame ahead of the emitter
 
         # ---- writer state ----------------------------------------------------------------
-        wr = Signal(range(rows + 1))                   # row being written; rows < wr complete
+        wr = Signal(range(rows + 1))                   # row being written (rows < wr taken)
+        wr_c = Signal(range(rows + 1))                 # rows < wr_c complete in their memory
         wslot = Signal(sbits)
         waddr = Signal(range(max(RW, 2)))
         wb = Signal(range(max(B, 2)))
@@ -246,11 +256,19 @@ class DenseLineBuffer(wiring.Component):
             w_row_end = waddr == RW - 1
         else:
             w_row_end = (waddr == RW - 1) & (wpar == (W - 1) % 2)
+        # the write stage: the taken beat's word, address and slot are registered every cycle
+        # and written a cycle later, so the row memories' write enables start at registers, not
+        # at `ready` (a comparison of the writer's and the reader's counters); a row counts as
+        # complete (`wr_c`, which the reader reads) when its last word is in its memory
+        w_en, w_done, w_par = Signal(), Signal(), Signal()
+        w_addr, w_slot, w_data = Signal.like(waddr), Signal(sbits), Signal(word)
+        m.d.sync += [w_en.eq(take), w_done.eq(take & w_row_end), w_addr.eq(waddr),
+                     w_slot.eq(wslot), w_par.eq(wpar), w_data.eq(ip.data.as_value())]
         for (k, p), wp in wports.items():
-            en = take & (wslot == k)
+            en = w_en & (w_slot == k)
             if s == 2:
-                en = en & (wpar == p)
-            m.d.comb += [wp.addr.eq(waddr), wp.data.eq(ip.data.as_value()), wp.en.eq(en)]
+                en = en & (w_par == p)
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(en)]
         w_row_done = take & w_row_end
         with m.If(take):
             with m.If(w_row_end):
@@ -264,16 +282,21 @@ class DenseLineBuffer(wiring.Component):
                     m.d.sync += wpar.eq(wpar ^ last_beat)
 
         # ---- issue (stage 0) -------------------------------------------------------------
-        # Stage 1 holds one step (the memory data of its reads); the end-of-frame beat waits in
-        # its own flag, so prefill steps of the next frame go on while the consumer holds it.
-        s1_valid = Signal()
-        s1_out = Signal()      # the step emits a window beat
+        # Stage 1 holds one step while its memory reads arrive, stage 2 the same step with the
+        # row memories' read data registered as they come out (no logic between a block RAM's
+        # output and a register: on ECP5 a DP16KD's unregistered read alone takes 5.8 ns) and
+        # the history read; the window is formed from stage 2. One enable moves both stages.
+        # The end-of-frame beat waits in its own flag, so prefill steps of the next frame go on
+        # while the consumer holds it.
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_out, s2_out = Signal(), Signal()    # the step emits a window beat
         eof_q = Signal()       # the end-of-frame beat is offered
         out1 = s1_valid & s1_out
-        adv = Signal()         # stage 1 takes a new step
-        m.d.comb += adv.eq(~out1 | (self.o.ready & ~eof_q))
+        out2 = s2_valid & s2_out
+        adv = Signal()         # the stages take a new step
+        m.d.comb += adv.eq(~out2 | (self.o.ready & ~eof_q))
 
-        ready_r = wr > need
+        ready_r = wr_c > need
         # the reader has read its whole frame, the emitter has its last `lag` steps to go
         boundary = r_next & (rr == 0) & (raddr == 0)
         run = ~pre & ~e_done
@@ -281,7 +304,7 @@ class DenseLineBuffer(wiring.Component):
             # read the next frame's first steps with them if its rows are there, else go on
             # without reads (never wait for the next frame's input to finish this one)
             # (decided per step: the beats of a drain step all drain, the reader staying put)
-            combined = (wr > need_l) & (b == 0)
+            combined = (wr_c > need_l) & (b == 0)
             pair_ok = Mux(boundary, combined, ready_r)
             drain_ok = boundary & ~combined
         elif L:
@@ -297,7 +320,7 @@ class DenseLineBuffer(wiring.Component):
         i_virt = Signal()      # prefill step past the frame's end (no read)
         i_drain = Signal()     # emitter alone (no read)
         m.d.comb += [
-            i_eof.eq(e_done & ~eof_q & (~out1 | self.o.ready)),
+            i_eof.eq(e_done & ~eof_q & ~out1 & (~out2 | self.o.ready)),
             i_drain.eq(adv & run & drain_ok),
             i_pair.eq(adv & run & pair_ok),
             i_pre.eq(adv & pre & ~r_next & ready_r),
@@ -359,7 +382,8 @@ class DenseLineBuffer(wiring.Component):
                     ]
             with m.Else():
                 m.d.sync += raddr.eq(raddr + 1)
-        m.d.sync += wr.eq(wr + w_row_done - Mux(r_switch, H, 0))
+        m.d.sync += [wr.eq(wr + w_row_done - Mux(r_switch, H, 0)),
+                     wr_c.eq(wr_c + w_done - Mux(r_switch, H, 0))]
         for rp in rports.values():
             m.d.comb += [rp.addr.eq(raddr), rp.en.eq(r_step)]
 
@@ -376,44 +400,52 @@ class DenseLineBuffer(wiring.Component):
             for dx in range(kw):
                 m.d.comb += mask[kw * dy + dx].eq(inside(cy, dy, ry, H) & inside(cx, dx, rx, W))
 
-        # ---- stage 1: memory data, output, history write-back ----------------------------
-        s1_b = Signal.like(b)
-        s1_y = Signal.like(oy)
-        s1_x = Signal.like(ox)
-        s1_mask = Signal(kh * kw)
-        s1_rbase = Signal(sbits)
+        # ---- stage 1: memory data arriving; stage 2: registered, output, history write-back -
+        s1_b, s2_b = Signal.like(b), Signal.like(b)
+        s1_y, s2_y = Signal.like(oy), Signal.like(oy)
+        s1_x, s2_x = Signal.like(ox), Signal.like(ox)
+        s1_mask, s2_mask = Signal(kh * kw), Signal(kh * kw)
+        s1_rbase, s2_rbase = Signal(sbits), Signal(sbits)
         sends = e_step
         if self.margin:
             p = self.margin
             sends = e_step & (oy >= p) & (oy < Ho - p) & (ox >= p) & (ox < Wo - p)
+        rq = {}
+        for key, d in rdata.items():
+            rq[key] = d if isinstance(d, Const) else Signal(word, name=f"rq{key[0]}_p{key[1]}")
         with m.If(adv):
             m.d.sync += [
                 s1_valid.eq(step), s1_out.eq(sends), s1_b.eq(b),
                 s1_rbase.eq(rbase), s1_y.eq(oy), s1_x.eq(ox), s1_mask.eq(mask),
+                s2_valid.eq(s1_valid), s2_out.eq(s1_out), s2_b.eq(s1_b),
+                s2_rbase.eq(s1_rbase), s2_y.eq(s1_y), s2_x.eq(s1_x), s2_mask.eq(s1_mask),
             ]
+            m.d.sync += [rq[key].eq(d) for key, d in rdata.items() if isinstance(rq[key], Signal)]
 
         hbits = Hc * kh * word
-        commit = s1_valid & adv
+        commit = s2_valid & adv
         if B == 1:
             hist_reg = Signal(hbits)
             hist = hist_reg
         else:
+            # read as the step enters stage 2, written back as it leaves: the next step of the
+            # same beat enters stage 2 at least a cycle after the write (B >= 2)
             hmem = Memory(shape=unsigned(hbits), depth=B, init=[],
                           attrs={"ram_style": "distributed"})
             m.submodules.history = hmem
             h_rd = hmem.read_port()
             h_wr = hmem.write_port()
-            m.d.comb += [h_rd.addr.eq(b), h_rd.en.eq(adv & step)]
+            m.d.comb += [h_rd.addr.eq(s1_b), h_rd.en.eq(adv)]
             hist = h_rd.data
 
         cols = [[hist[(c * kh + dy) * word:(c * kh + dy + 1) * word] for dy in range(kh)]
                 for c in range(Hc)]
         for p in range(s):
-            sel = Array(rdata[k, p] for k in range(N))
+            sel = Array(rq[k, p] for k in range(N))
             col = []
             for dy in range(kh):
                 w = Signal(word, name=f"new{p}_{dy}")
-                m.d.comb += w.eq(sel[(s1_rbase + dy)[:sbits]])
+                m.d.comb += w.eq(sel[(s2_rbase + dy)[:sbits]])
                 col.append(w)
             cols.append(col)
         new_hist = Cat(*(cols[c][dy] for c in range(s, s + Hc) for dy in range(kh)))
@@ -421,16 +453,16 @@ class DenseLineBuffer(wiring.Component):
             with m.If(commit):
                 m.d.sync += hist_reg.eq(new_hist)
         else:
-            m.d.comb += [h_wr.addr.eq(s1_b), h_wr.data.eq(new_hist), h_wr.en.eq(commit)]
+            m.d.comb += [h_wr.addr.eq(s2_b), h_wr.data.eq(new_hist), h_wr.en.eq(commit)]
 
         # the end-of-frame beat: y = x = 0, taps and mask 0, beat 0
         op = self.o.payload
         live = Signal(kh * kw)
         m.d.comb += [
-            live.eq(Mux(eof_q, 0, s1_mask)),
-            self.o.valid.eq(eof_q | out1),
-            op.y.eq(Mux(eof_q, 0, s1_y)), op.x.eq(Mux(eof_q, 0, s1_x)), op.mask.eq(live),
-            op.beat.eq(Mux(eof_q, 0, s1_b)), op.eof.eq(eof_q),
+            live.eq(Mux(eof_q, 0, s2_mask)),
+            self.o.valid.eq(eof_q | out2),
+            op.y.eq(Mux(eof_q, 0, s2_y)), op.x.eq(Mux(eof_q, 0, s2_x)), op.mask.eq(live),
+            op.beat.eq(Mux(eof_q, 0, s2_b)), op.eof.eq(eof_q),
         ]
         for dy in range(kh):
             for dx in range(kw):

@@ -327,6 +327,10 @@ class ComputeOp(Op):
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         return 0
 
+    def line_buffer_registers(self, layer, choice) -> int:
+        """Flip-flops of the line buffer beyond the block's fitted terms."""
+        return 0
+
     def skid_bits(self, layer, choice) -> list[int]:
         """Payload bits of each skid buffer inside the stage (``hw/skid.py``): the one between
         the MAC unit and its requantizer carries ``pe`` accumulators of the requantizer's width
@@ -396,6 +400,7 @@ class ComputeOp(Op):
                                       math.ceil(self.weight_count(layer) / macs))
         res["lut"] += lut_w
         res["lut"] += lb
+        res["ff"] += self.line_buffer_registers(layer, choice)
         res["bram18"] = bram_w + lb_bram
         return res
 

@@ -12,6 +12,7 @@ from contract.constants import (
     MAC_LATENCY,
     REQUANT_LATENCY,
     SKID_BEATS,
+    WINDOW_STAGES,
     dense_history_columns,
     dense_row_slots,
     line_buffer_ram,
@@ -83,12 +84,16 @@ class WindowOp(ComputeOp):
                              burst=self.burst)
 
     def pipeline(self, layer, choice) -> int:
-        # the line buffer's output stage, the MAC unit (its issue and accumulator, products and
+        # the line buffer's output stages, the MAC unit (its issue and accumulator, products and
         # tree) and the requantizer
         taps = kernel_hw(layer)[0] * kernel_hw(layer)[1]
         mac = mac_latency(choice.format, self.products(layer, choice, taps), choice.datapath)
         rq = REQUANT_LATENCY if self.requantized(layer) else 0
-        return MAC_LATENCY + mac + rq + 1
+        return MAC_LATENCY + mac + rq + self._window_stages(layer)
+
+    @staticmethod
+    def _window_stages(layer) -> int:
+        return WINDOW_STAGES[bool(getattr(layer, "dense", False))]
 
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         # stride 1: the last two output rows (the emitter runs a row behind the writer);
@@ -111,10 +116,11 @@ class WindowOp(ComputeOp):
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # the writer may run slots - 1 - k//2 rows ahead of the emitter's centre row, which
         # still needs k//2 rows above it: (slots - 1) rows, plus the window/compute pipeline
-        # (2 sites), the requantizer (1) and the skid buffers after the line buffer and before
-        # the requantizer (a beat each)
+        # (2 sites, one more for a second window stage), the requantizer (1) and the skid
+        # buffers after the line buffer and before the requantizer (a beat each)
         slots = LINE_BUFFER_SLOTS if slots is None else slots
-        return (slots - 1) * layer.in_shape[2] + 2 + 1 + 2 * SKID_BEATS
+        return ((slots - 1) * layer.in_shape[2] + 1 + self._window_stages(layer) + 1
+                + 2 * SKID_BEATS)
 
     def resource_block(self, layer) -> str:
         """The resource model's block entry: a dense network's window blocks (on the dense line
@@ -168,6 +174,14 @@ class WindowOp(ComputeOp):
             hist = dense_history_columns(kw, layer.stride) * kh * width
             luts += _price.lutram_luts(model, hist, b)
         return luts, bram
+
+    def line_buffer_registers(self, layer, choice) -> int:
+        """Flip-flops of the dense line buffer's second output stage: every row memory's read
+        word, registered as it leaves the memory (the block fits predate it)."""
+        if not getattr(layer, "dense", False):
+            return 0
+        width = choice.lanes * getattr(layer, "in_bits", ACT_BITS)
+        return dense_row_slots(kernel_hw(layer)[0]) * layer.stride * width
 
     def skid_bits(self, layer, choice) -> list[int]:
         """The requantizer's skid buffer and the one after the line buffer: a window beat of

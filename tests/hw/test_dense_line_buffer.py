@@ -208,8 +208,10 @@ def test_cycles_no_stalls(height, width, channels, lanes, stride, kernel):
                             stride=stride, kernel=kernel)
     b = channels // lanes
     ho, wo = window_output_size(height, width, stride)
-    # exactly one cycle per output (stride 1) or input (stride 2) beat and one for the eof
-    assert measured == [b * max(height * width, ho * wo) + 1] * len(measured)
+    # exactly one cycle per output (stride 1) or input (stride 2) beat and one for the eof; when
+    # the emitter is the bottleneck one more: the eof waits for both pipeline stages to empty
+    extra = 2 if ho * wo >= height * width else 1
+    assert measured == [b * max(height * width, ho * wo) + extra] * len(measured)
     assert all(abs(m - est) <= 3 for m in measured)
 
 

@@ -165,14 +165,17 @@ class Conv1x1(TokenBlock):
         cx = [Signal.like(self.i.payload.x, name=f"x{k}") for k in range(2)]
         wbank = Signal()
         wbeat = Signal(range(max(nb, 2)))
+        wfirst = Signal(init=1)  # wbeat == 0, a register (it reaches `ready` too)
         release = Signal(2)
         convert = Signal(2)     # a bank whose site is done and whose eof follows becomes eof
         # the compute side's state, declared here for the input side's attach rule
         rbank = Signal()
         g = Signal(range(max(ng, 2)))
         b = Signal(range(max(nb, 2)))
-        last_b = b == nb - 1
-        last_g = g == ng - 1
+        # `b == nb - 1` and `g == ng - 1` as registers that move with the counters: they reach
+        # the input's `ready` (the attach rule), which the FIFO's register slice waits on
+        last_b = Signal(init=nb == 1)
+        last_g = Signal(init=ng == 1)
         # An eof beat attaches to the site of the bank written last while that bank waits or is
         # in compute (not in its last cycle, when it may be released), so it takes no bank and the
         # next frame's first site loads while the frame's last site computes: frames of one site
@@ -184,7 +187,7 @@ class Conv1x1(TokenBlock):
                                 & (self.i.payload.y[0] | self.i.payload.x[0]))
         attach = Signal()
         m.d.comb += attach.eq(
-            self.i.payload.eof & (wbeat == 0) & full.bit_select(prev, 1)
+            self.i.payload.eof & wfirst & full.bit_select(prev, 1)
             & ~eof_bank.bit_select(prev, 1) & ~eof_after.bit_select(prev, 1)
             & ~((rbank == prev) & last_b & last_g))
         m.d.comb += [
@@ -198,7 +201,7 @@ class Conv1x1(TokenBlock):
         with m.If(self.i.valid & attach):
             m.d.comb += mark.eq(Mux(prev, 0b10, 0b01))
         with m.Elif(self.i.valid & self.i.ready & ~drop):
-            with m.If(wbeat == 0):
+            with m.If(wfirst):
                 for k in range(2):
                     with m.If(wbank == k):
                         sh = self.stride - 1  # output coordinates: (y, x) / stride
@@ -206,10 +209,10 @@ class Conv1x1(TokenBlock):
                                      cx[k].eq(self.i.payload.x >> sh),
                                      eof_bank[k].eq(self.i.payload.eof)]
             with m.If(self.i.payload.eof | (wbeat == nb - 1)):
-                m.d.sync += [wbeat.eq(0), wbank.eq(~wbank)]
+                m.d.sync += [wbeat.eq(0), wfirst.eq(1), wbank.eq(~wbank)]
                 m.d.comb += fill.eq(Mux(wbank, 0b10, 0b01))
             with m.Else():
-                m.d.sync += wbeat.eq(wbeat + 1)
+                m.d.sync += [wbeat.eq(wbeat + 1), wfirst.eq(0)]
         m.d.sync += [full.eq((full | fill) & ~release),
                      eof_after.eq((eof_after | mark) & ~convert & ~release)]
 
@@ -225,17 +228,19 @@ class Conv1x1(TokenBlock):
             w_rd.addr.eq(g * nb + b), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
+        b_first = [b.eq(0), last_b.eq(nb == 1)]
+        g_first = [g.eq(0), last_g.eq(ng == 1)]
         with m.If(issue):
             with m.If(~is_eof & last_b & last_g & eof_after.bit_select(rbank, 1)):
-                m.d.sync += [g.eq(0), b.eq(0)]
+                m.d.sync += [*g_first, *b_first]
                 m.d.comb += convert.eq(Mux(rbank, 0b10, 0b01))
             with m.Elif(is_eof | (last_b & last_g)):
-                m.d.sync += [g.eq(0), b.eq(0), rbank.eq(~rbank)]
+                m.d.sync += [*g_first, *b_first, rbank.eq(~rbank)]
                 m.d.comb += release.eq(Mux(rbank, 0b10, 0b01))
             with m.Elif(last_b):
-                m.d.sync += [b.eq(0), g.eq(g + 1)]
+                m.d.sync += [*b_first, g.eq(g + 1), last_g.eq(g == ng - 2)]
             with m.Else():
-                m.d.sync += b.eq(b + 1)
+                m.d.sync += [b.eq(b + 1), last_b.eq(b == nb - 2)]
 
         for k in range(2):
             with m.If(convert[k]):

@@ -246,9 +246,12 @@ class DenseLineBuffer(wiring.Component):
 
         # ---- writer ----------------------------------------------------------------------
         ip = self.i.payload
-        behind = waddr < raddr
-        may_write = (wr < wlim) | ((wr == wlim) & ~lo[-1] & behind)
-        m.d.comb += self.i.ready.eq(ip.eof | may_write)
+        # `ready` is a register: whether the writer may write at its position of the next cycle
+        # (after this cycle's beat, if one is taken), by the reader's state of this cycle. The
+        # reader only ever widens what the writer may overwrite (a frame switch too), so a
+        # cycle-old reader state is safe; it costs a cycle when the writer waits on the reader.
+        ready_w = Signal(init=1)
+        m.d.comb += self.i.ready.eq(ip.eof | ready_w)
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready & ~ip.eof)
         last_beat = wb == B - 1
@@ -270,16 +273,24 @@ class DenseLineBuffer(wiring.Component):
                 en = en & (w_par == p)
             m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(en)]
         w_row_done = take & w_row_end
+        waddr_n = Signal.like(waddr)   # the writer's address of the next cycle
+        m.d.comb += waddr_n.eq(waddr)
+        m.d.sync += waddr.eq(waddr_n)
         with m.If(take):
             with m.If(w_row_end):
-                m.d.sync += [waddr.eq(0), wb.eq(0), wpar.eq(0), wslot.eq(wslot + 1)]
+                m.d.comb += waddr_n.eq(0)
+                m.d.sync += [wb.eq(0), wpar.eq(0), wslot.eq(wslot + 1)]
             with m.Elif(last_beat & ~wpar if s == 2 else Const(0)):
                 # end of an even column: its odd neighbour takes the same addresses
-                m.d.sync += [waddr.eq(waddr - (B - 1)), wb.eq(0), wpar.eq(1)]
+                m.d.comb += waddr_n.eq(waddr - (B - 1))
+                m.d.sync += [wb.eq(0), wpar.eq(1)]
             with m.Else():
-                m.d.sync += [waddr.eq(waddr + 1), wb.eq(Mux(last_beat, 0, wb + 1))]
+                m.d.comb += waddr_n.eq(waddr + 1)
+                m.d.sync += wb.eq(Mux(last_beat, 0, wb + 1))
                 if s == 2:
                     m.d.sync += wpar.eq(wpar ^ last_beat)
+        wr_n = wr + w_row_done
+        m.d.sync += ready_w.eq((wr_n < wlim) | ((wr_n == wlim) & ~lo[-1] & (waddr_n < raddr)))
 
         # ---- issue (stage 0) -------------------------------------------------------------
         # Stage 1 holds one step while its memory reads arrive, stage 2 the same step with the

@@ -49,6 +49,7 @@ def row(label: str, build: Path) -> dict:
         "synth_s": impl["wall"]["synth_s"], "pnr_s": impl["wall"]["pnr_s"],
         "lut_mapper": impl["synth_cells"].get("lut_mapper", "abc9"),
         "router": impl.get("router", "router1"),  # before hw.pnr.ROUTER, nextpnr's default
+        "seed": impl.get("seed", 1),
     }
 
 
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("builds", nargs="+", metavar="LABEL=BUILD_DIR")
     p.add_argument("--out", default=str(ROOT / "reports"))
+    p.add_argument("--note", default="", help="a paragraph under the title: what the builds are")
     args = p.parse_args(argv)
     import matplotlib
 
@@ -73,13 +75,16 @@ def main(argv=None) -> int:
         df.to_csv(tmp, index=False)
     cols = ["design", "formats", "ii_cycles", "fmax_mhz", "us_per_frame", "lut4_used",
             "lut4_pred_dse", "ff_used", "mult18_used", "mult18_pred_dse", "ebr_used",
-            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s", "router"]
-    lines = ["# Open implementation on ECP5 (nextpnr-ecp5)", "",
-             "`codesign implement` of each build on its device; `*_pred_dse` is the sum of the "
-             "point's per-layer predictions by the DSE's ECP5 resource model (stream width "
-             "converters not included); `us_per_frame` is the II at the measured Fmax. Wall "
-             "times were measured with other jobs sharing the 2 cores.", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s", "router", "seed"]
+    lines = ["# Open implementation on ECP5 (nextpnr-ecp5)", ""]
+    if args.note:
+        lines += [args.note, ""]
+    lines += ["`codesign implement` of each build on its device; `*_pred_dse` is the sum of the "
+              "point's per-layer predictions by the DSE's ECP5 resource model (stream width "
+              "converters not included); `us_per_frame` is the II at the measured Fmax; `seed` "
+              "nextpnr's placement seed. Wall times were measured with other jobs sharing the "
+              "2 cores.", "",
+              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     lines += ["", "Worst path of each design:", ""]
     lines += [f"- {r['design']}: `{r['worst_path']}`, {r['worst_logic_ns']:.1f} ns logic + "

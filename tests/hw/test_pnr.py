@@ -118,6 +118,7 @@ def tiny_build(tmp_path):
     (["--device", "XCZU3EG"], "has no open place-and-route flow"),
     (["--device", "NOPE"], "unknown device 'NOPE'"),
     (["--clock-mhz", "-5"], "--clock-mhz: must be a clock"),
+    (["--seeds", "0"], "--seeds: must be an integer in [1, 64]"),
 ])
 def test_bad_inputs_are_one_line_and_write_nothing(tiny_build, capsys, argv, needle):
     before = sorted(p.name for p in tiny_build.iterdir())
@@ -175,6 +176,28 @@ def test_implement_a_block_on_ecp5(toy_build, capsys):
     text = "\n".join(implementation_lines(impl, ii_cycles=1000))
     assert f"Fmax {impl['fmax_mhz']:.1f} MHz" in text and "MULT18X18D" in text
     assert f"{1000 / impl['fmax_mhz']:.2f} us per frame" in text
+
+
+def test_implement_keeps_the_fastest_of_several_seeds(toy_build, capsys):
+    """--seeds N: one synthesis, N placements; the record lists each seed's Fmax and keeps the
+    fastest, whose report, log and configuration (the bitstream's source) are the ones kept."""
+    assert main(["implement", "--build", str(toy_build), "--device", "LFE5U-25F",
+                 "--clock-mhz", "100", "--seed", "3", "--seeds", "2"]) == 0
+    impl = json.loads((toy_build / "implementation.json").read_text())
+    tried = impl["seeds"]
+    assert [t["seed"] for t in tried] == [3, 4]
+    assert all(t["fmax_mhz"] > 0 and t["pnr_s"] > 0 for t in tried)
+    best = max(tried, key=lambda t: t["fmax_mhz"])
+    assert (impl["seed"], impl["fmax_mhz"]) == (best["seed"], best["fmax_mhz"])
+    work = toy_build / "implement"
+    report = parse_report(json.loads((work / "report.json").read_text()))
+    assert min(v["achieved_mhz"] for v in report["fmax"].values()) == impl["fmax_mhz"]
+    top = json.loads((toy_build / "manifest.json").read_text())["top"]
+    assert (work / f"{top}.config").read_bytes() == \
+        (work / f"{top}_seed{best['seed']}.config").read_bytes()
+    assert all((work / f"nextpnr_seed{t['seed']}.log").is_file() for t in tried)
+    assert impl["wall"]["pnr_s"] == pytest.approx(sum(t["pnr_s"] for t in tried), abs=0.11)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["seed"] == best["seed"]
 
 
 @pytest.mark.slow

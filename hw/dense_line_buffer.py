@@ -263,16 +263,16 @@ class DenseLineBuffer(wiring.Component):
         # and written a cycle later, so the row memories' write enables start at registers, not
         # at `ready` (a comparison of the writer's and the reader's counters); a row counts as
         # complete (`wr_c`, which the reader reads) when its last word is in its memory
+        w_row_done = take & w_row_end
         w_en, w_done, w_par = Signal(), Signal(), Signal()
         w_addr, w_slot, w_data = Signal.like(waddr), Signal(sbits), Signal(word)
-        m.d.sync += [w_en.eq(take), w_done.eq(take & w_row_end), w_addr.eq(waddr),
+        m.d.sync += [w_en.eq(take), w_done.eq(w_row_done), w_addr.eq(waddr),
                      w_slot.eq(wslot), w_par.eq(wpar), w_data.eq(ip.data.as_value())]
         for (k, p), wp in wports.items():
             en = w_en & (w_slot == k)
             if s == 2:
                 en = en & (w_par == p)
             m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(w_data), wp.en.eq(en)]
-        w_row_done = take & w_row_end
         waddr_n = Signal.like(waddr)   # the writer's address of the next cycle
         m.d.comb += waddr_n.eq(waddr)
         m.d.sync += waddr.eq(waddr_n)
@@ -421,9 +421,13 @@ class DenseLineBuffer(wiring.Component):
         if self.margin:
             p = self.margin
             sends = e_step & (oy >= p) & (oy < Ho - p) & (ox >= p) & (ox < Wo - p)
-        rq = {}
-        for key, d in rdata.items():
-            rq[key] = d if isinstance(d, Const) else Signal(word, name=f"rq{key[0]}_p{key[1]}")
+        rq = {}   # the row memories' read words, registered (an empty memory's constant stays)
+        for (k, p), d in rdata.items():
+            rq[k, p] = d
+            if not isinstance(d, Const):
+                rq[k, p] = Signal(word, name=f"rq{k}_p{p}")
+                with m.If(adv):
+                    m.d.sync += rq[k, p].eq(d)
         with m.If(adv):
             m.d.sync += [
                 s1_valid.eq(step), s1_out.eq(sends), s1_b.eq(b),
@@ -431,7 +435,6 @@ class DenseLineBuffer(wiring.Component):
                 s2_valid.eq(s1_valid), s2_out.eq(s1_out), s2_b.eq(s1_b),
                 s2_rbase.eq(s1_rbase), s2_y.eq(s1_y), s2_x.eq(s1_x), s2_mask.eq(s1_mask),
             ]
-            m.d.sync += [rq[key].eq(d) for key, d in rdata.items() if isinstance(rq[key], Signal)]
 
         hbits = Hc * kh * word
         commit = s2_valid & adv

@@ -231,7 +231,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     wall["total_s"] = round(sum(wall.values()), 1)
 
     fmax = parsed["fmax"]
-    achieved = min((v["achieved_mhz"] for v in fmax.values()), default=None)
+    achieved = best["fmax_mhz"]
     from importlib.metadata import version
 
     return {

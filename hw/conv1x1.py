@@ -257,7 +257,7 @@ class Conv1x1(TokenBlock):
         # then the operand registers, the products and the adder tree: `depth` more stages, with
         # the bias memory read `depth` stages late so that its word arrives with the sums
         depth = self.latency - LATENCY
-        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(x_rd.data, name="acts")
+        codes, acts = pipe.data(w_rd.data, name="codes"), pipe.data(x_rd.data, name="acts")
         sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=lanes,
                         code=lambda p, ln: codes[(p * lanes + ln) * cb:(p * lanes + ln + 1) * cb],
                         act=lambda p, ln: acts[ln * abits:(ln + 1) * abits].as_signed())

@@ -266,7 +266,7 @@ class Conv3x3(TokenBlock):
         # the bias memory read `depth` stages late so that its word arrives with the sums
         pipe = Pipeline(m, en)
         depth = self.latency - LATENCY
-        codes, acts = pipe.reg(w_rd.data, name="codes"), pipe.reg(taps1, name="acts")
+        codes, acts = pipe.data(w_rd.data, name="codes"), pipe.data(taps1, name="acts")
         aw = len(Value.cast(taps1)) // (taps * lanes)   # bits of one tap lane
 
         def code(p, j):  # j = ln * taps + t

@@ -291,8 +291,8 @@ class DWConv3x3(TokenBlock):
         # the bias memory read `depth` stages late so that its word arrives with the sums
         pipe = Pipeline(m, en)
         depth = self.latency - LATENCY
-        codes = pipe.reg(w_rd.data, name="codes")
-        acts = [[pipe.reg(taps1[c][i], name=f"act{c}_{i}") for i in range(pe)] for c in range(n)]
+        codes = pipe.data(w_rd.data, name="codes")
+        acts = [[pipe.data(taps1[c][i], name=f"act{c}_{i}") for i in range(pe)] for c in range(n)]
         sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=n,
                         code=lambda i, c: codes[(i * n + c) * cb:(i * n + c + 1) * cb],
                         act=lambda i, c: acts[c][i])

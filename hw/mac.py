@@ -132,13 +132,20 @@ class Pipeline:
     def __init__(self, m, en):
         self.m, self.en = m, en
 
-    def reg(self, value, name=None) -> Signal:
+    def reg(self, value, name=None, *, reset_less=False) -> Signal:
         """``value`` one stage later."""
         value = Value.cast(value)
-        sig = Signal(value.shape(), name=name)
+        sig = Signal(value.shape(), name=name, reset_less=reset_less)
         with self.m.If(self.en):
             self.m.d.sync += sig.eq(value)
         return sig
+
+    def data(self, value, name=None) -> Signal:
+        """``value`` one stage later in a register without reset: an operand or a product, whose
+        value matters only while the valid bit that travels beside it is set. A reset-free
+        register next to a multiplier is one that :mod:`hw.ecp5_dsp` may move into the
+        MULT18X18D (a DSP register's reset does not follow a fabric register's rule)."""
+        return self.reg(value, name=name, reset_less=True)
 
     def delay(self, value, stages: int, name=None) -> Value:
         """``value`` ``stages`` stages later (itself for 0)."""
@@ -158,7 +165,7 @@ def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
     f = _fmt(fmt)
     width = product_width(f, len(Value.cast(act)))
     if f.kind == "int":
-        out = pipe.reg(product(f, code, act), name=name)
+        out = pipe.data(product(f, code, act), name=name)
     else:
         n = f.bits
         code = Value.cast(code)[:n]

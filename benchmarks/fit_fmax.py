@@ -46,9 +46,13 @@ from common.fsutil import write_json  # noqa: E402
 
 __all__ = ["configs", "harness", "implement_sample", "estimate_sample", "features", "fit", "main"]
 
-def configs() -> list[dict]:
+def configs(family: str = "ecp5") -> list[dict]:
     """The block configurations implemented: every block kind and weight format, at small and
-    large parallelism (a subset of the resource grid: place and route takes minutes each)."""
+    large parallelism (a subset of the resource grid: place and route takes minutes each). The
+    requantizers are built as a build for ``family`` builds them (its DSP width)."""
+    from dse.cost import DSP_ACC_BITS, FAMILY_DSP_CELL
+
+    dsp = {"dsp_acc_bits": DSP_ACC_BITS[FAMILY_DSP_CELL[family]]}
     want = []
     for c in grid(quick=False):
         b, f, ln, pe = c["block"], c["format"], c["lanes"], c["pe"]
@@ -60,14 +64,16 @@ def configs() -> list[dict]:
         # (wide window blocks route for 10 minutes and more each: left out of the sweep)
         wide = f == "int8" and b == "conv1x1" and (ln, pe) in ((4, 4), (8, 4))
         mid = f in ("int4", "dybit4") and b == "conv1x1" and (ln, pe) == (4, 4)
-        if b in ("requant", "width") or small or wide or mid:
+        if b == "requant":
+            want.append({**c, **dsp})
+        elif b == "width" or small or wide or mid:
             want.append(c)
     # the requantizer at the accumulator widths networks have (one MULT18X18D up to 19 bits,
     # two beyond), besides the grid's 32
     for ln in (1, 4):
         for acc in (18, 24):
             want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
-                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc})
+                         "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc, **dsp})
     return want
 
 
@@ -302,7 +308,7 @@ def main(argv=None) -> int:
 
     xilinx = args.family != "ecp5"
     args.out = args.out or str(model_file(args.family))
-    cfgs = configs()
+    cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
                                   device=args.device))

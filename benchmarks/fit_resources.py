@@ -216,7 +216,8 @@ def _component(cfg: dict):
                          lanes=cfg["lanes"], data_width=32)
         # ``acc_bits``: the accumulator width the requantizer is sized for (default: all 32)
         return Requantizer(shape=acc, M=rng.integers(1 << 13, 1 << 15, cfg["c_in"]).tolist(),
-                           S=20, lo=0, hi=127, acc_bits=cfg.get("acc_bits"))
+                           S=20, lo=0, hi=127, acc_bits=cfg.get("acc_bits"),
+                           dsp_acc_bits=cfg.get("dsp_acc_bits"))
     if block == "width":
         from hw.width import WidthConverter
 
@@ -483,7 +484,7 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     point = DesignPoint.from_dict(man["point"])
     bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
-    net = Network(qgraph, point)
+    net = Network(qgraph, point, dsp_acc_bits=man.get("dsp_acc_bits"))
     out = []
     for name, comp in net._subs:
         c = cells.get(name)

@@ -162,8 +162,10 @@ def mac_latency(fmt: str, products: int, datapath: str | None = None) -> int:
     return MAC_LATENCY + 1 + PRODUCT_STAGES[datapath] + tree_stages(products)
 
 
-#: Cycles from an input beat's acceptance by the requantizer to its output ``valid``.
-REQUANT_LATENCY = 4
+#: Cycles from an input beat's acceptance by the requantizer to its output ``valid``: the beat
+#: and its ROM word, the multipliers' operands, the products, the rounding add, the split
+#: products' sum, the shift and clamp (``hw/requant.py``).
+REQUANT_LATENCY = 6
 #: Cycles from the residual add's joined input beat to its output ``valid``.
 RESIDUAL_LATENCY = 4
 #: Cycles from the input beat that completes a width converter's output beat to its ``valid``.

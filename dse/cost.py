@@ -213,6 +213,10 @@ class ResourceModel:
 #: two from 20 (synth_ecp5).
 DSP_ACC_BITS = {"DSP48E2": 27, "DSP48E1": 25, "MULT18X18D": 19}
 
+#: The DSP slice of each synthesis family (``hw.synth.FAMILIES``): what a build for the family
+#: sizes its requantizer's multipliers to (``hw.requant``).
+FAMILY_DSP_CELL = {"xcup": "DSP48E2", "xc7": "DSP48E1", "ecp5": "MULT18X18D"}
+
 #: The resource model fitted for each synthesis family that has its own fit (the Xilinx 7 series
 #: share UltraScale+'s, with their DSP width: :func:`for_dsp_cell`).
 _FAMILY_FILES = {"ecp5": "resource_model_ecp5.json"}

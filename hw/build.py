@@ -146,7 +146,9 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     synth : bool
         Also run Yosys and write ``resources.json``.
     family : str
-        Synthesis family of ``synth`` (:data:`hw.synth.FAMILIES`).
+        The target's family (:data:`hw.synth.FAMILIES`): what ``synth`` synthesises for, and the
+        DSP width the requantizers split their multiplications to (``dsp_acc_bits`` in the
+        manifest).
     top : str, optional
         Verilog module name (default :func:`top_name` of the model).
     model : str, optional
@@ -157,7 +159,10 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     out = Path(out)
     model = model or point.model or qgraph.name
     top = top or top_name(model)
-    net = Network(qgraph, point)
+    from dse.cost import DSP_ACC_BITS, FAMILY_DSP_CELL
+
+    dsp_acc_bits = DSP_ACC_BITS[FAMILY_DSP_CELL[family]]
+    net = Network(qgraph, point, dsp_acc_bits=dsp_acc_bits)
     text = kick_comb_blocks(verilog.convert(net, name=top, emit_src=False))
     layers = []
     for node in qgraph.compute_nodes():
@@ -175,7 +180,8 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         clock_mhz=point.clock_mhz, model=model, point=point.to_dict(), layers=layers,
         qgraph="qgraph.json", qgraph_sha256=qgraph_fingerprint(qgraph),
         skip_fifos=[{"from": a, "to": b, "depth": d} for (a, b), d in net.skip_depths.items()],
-        stages_dense=stages, ii_dense=max((s["cycles"] for s in stages), default=0))
+        stages_dense=stages, ii_dense=max((s["cycles"] for s in stages), default=0),
+        family=family, dsp_acc_bits=dsp_acc_bits)
     qgraph.save(out / "qgraph.json")  # the build's own golden model
     if synth:
         from .synth import FAMILIES, synthesize_verilog

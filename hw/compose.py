@@ -94,15 +94,16 @@ class _Stage:
         return ops.of(self.node).hold(self.node, slots=self.slots)
 
 
-def _requant(node, conv, out_bits):
+def _requant(node, conv, out_bits, dsp_acc_bits=None):
     # the accumulator's real width (bounds over the input stream's whole range), so the requant
-    # multiplier fits one DSP per lane
+    # multiplier fits one DSP per lane; wider than the target's DSP: split (hw.requant)
     bits = reference.requant_acc_bits(node, conv.i_shape.data_width)
     width = conv.o_shape.data_width
     return Requantizer(shape=conv.o_shape, M=[int(v) for v in node.M.reshape(-1)], S=int(node.S),
                        lo=int(node.lo), hi=int(node.hi), out_width=out_bits,
                        acc_bits=max(2, min(bits, width)),
-                       R=None if node.R is None else [int(v) for v in node.R.reshape(-1)])
+                       R=None if node.R is None else [int(v) for v in node.R.reshape(-1)],
+                       dsp_acc_bits=dsp_acc_bits)
 
 
 def block_class(op):
@@ -136,6 +137,9 @@ class Network(wiring.Component):
     skip_depth : int, optional
         Force every residual skip FIFO to this depth instead of the computed one (experiments
         only: too small a depth deadlocks the network).
+    dsp_acc_bits : int, optional
+        Widest accumulator one DSP of the target multiplies (``dse.cost.DSP_ACC_BITS``): the
+        requantizers split wider ones (:class:`hw.requant.Requantizer`). Default: never split.
 
     Attributes
     ----------
@@ -149,9 +153,10 @@ class Network(wiring.Component):
         ``{(producer, add node): depth}`` of every computed residual skip FIFO.
     """
 
-    def __init__(self, qgraph, point, *, skip_depth=None):
+    def __init__(self, qgraph, point, *, skip_depth=None, dsp_acc_bits=None):
         point.validate(qgraph)
         self._skip_override = skip_depth
+        self.dsp_acc_bits = dsp_acc_bits
         self.qgraph, self.point = qgraph, point
         self.abits = qgraph.abits
         #: signed lane bits of every node's output stream (docs/CONTRACT.md, "Stream widths")
@@ -249,7 +254,8 @@ class Network(wiring.Component):
             margin=folded_margin(self.qgraph, n) if op.compute else 0))
         out, o_shape = block.o, block.o_shape
         if op.compute and n.requant:
-            rq = self._add(f"{n.name}_requant", _requant(n, block, self.stream_bits[n.name]))
+            rq = self._add(f"{n.name}_requant", _requant(n, block, self.stream_bits[n.name],
+                                                             self.dsp_acc_bits))
             # the MAC unit's enable starts at a register, not at the FIFO after the requantizer
             skid = self._add(f"{n.name}_skid", SkidBuffer(layout=block.o_shape.layout()))
             self._links += [(block.o, skid.i), (skid.o, rq.i)]

@@ -12,9 +12,12 @@ input and output registers inside routes at 310 MHz in nextpnr-ecp5.
 - **output**: when every used product bit goes to exactly one fabric register (its data input),
   those registers become the DSP's output register (``REG_OUTPUT_CLK = CLK0``) and are removed;
   the DSP then drives their nets.
-- **inputs**: when every bit of operand A (or B) comes from a fabric register (or is a constant
-  0), the DSP registers the registers' *data inputs* itself (``REG_INPUTA_CLK = CLK0``): a per-DSP
-  copy of the operand register. The fabric register stays while anything else reads it.
+- **inputs**: when every bit of operand A and every bit of operand B comes from a fabric register
+  (or is a constant 0), the DSP registers the registers' *data inputs* itself
+  (``REG_INPUTA_CLK = REG_INPUTB_CLK = CLK0``): a per-DSP copy of the operand registers. The
+  fabric register stays while anything else reads it. Both operands or neither: nextpnr-ecp5
+  times a DSP with one registered operand as if neither were (``pack.cc``, "mixed input register
+  modes"), from the register's data input through the multiplier, which is longer than before.
 
 Only registers a DSP register can stand for are moved: rising edge of the one clock, no reset
 (the DSP's reset and clock-enable priority is not that of a fabric register, so the generator
@@ -181,6 +184,10 @@ def absorb_registers(netlist: dict) -> dict:
                  "INPUTA": _input_group(idx, name, "A", removed),
                  "INPUTB": _input_group(idx, name, "B", removed)}
         found = {g: v for g, v in found.items() if v is not None}
+        if ("INPUTA" in found) != ("INPUTB" in found):
+            # nextpnr times a MULT18X18D with one operand registered as if neither were (from
+            # the register's data input through the multiplier): both or none
+            found = {g: v for g, v in found.items() if g == "OUTPUT"}
         if not found:
             continue
         clock = next(iter(found.values()))["ctrl"][0]

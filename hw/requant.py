@@ -11,13 +11,20 @@ site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants. The 
 float bias's fraction there, :func:`models.quant.requant.rounding_offsets`); then each ROM word
 also holds the lanes' offsets.
 
-Four pipeline stages (ROM read, multiply, round, shift-clamp) advance together whenever the output
-register is empty or being drained, so the block takes one beat per cycle when unstalled and adds a
-latency of :data:`LATENCY` cycles. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
+Six pipeline stages advance together whenever the output register is empty or being drained, so
+the block takes one beat per cycle when unstalled and adds a latency of :data:`LATENCY` cycles:
+the accepted beat and its ROM word; the multiplier's operands (registers with nothing but a wire
+before them, so that the ECP5 flow can move them into the MULT18X18D, :mod:`hw.ecp5_dsp`); the
+products; the rounding add; the sum of the split products (a register for an unsplit one); the
+shift and clamp. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
 
 ``acc_bits`` (the layer's accumulator width from :func:`models.reference.acc_bits`, which the
 composer computes) narrows the multiplier to the bits the accumulator really uses: up to 27 bits
-times the 15-bit ``M`` fits one DSP48E2 per lane instead of two.
+times the 15-bit ``M`` fits one DSP48E2 per lane instead of two. ``dsp_acc_bits`` is the widest
+accumulator one DSP of the target multiplies (``dse.cost.DSP_ACC_BITS``: 19 for a MULT18X18D):
+a wider one is split into an unsigned low part of ``dsp_acc_bits - 1`` bits and a signed high
+part, each multiplied by ``M`` in its own DSP with its own product register, and the two are
+summed a stage later, not in the multipliers' stage (where Yosys would sum them).
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ class Requantizer(TokenBlock):
     acc_bits : int, optional
         Signed bits the accumulators actually need (default: the stream's ``data_width``); the
         caller guarantees every accumulator fits.
+    dsp_acc_bits : int, optional
+        Widest accumulator one DSP multiplies; wider ones are split (module docstring). Default:
+        never split.
     R : sequence of int, optional
         Per-channel rounding offsets (default ``2^(S-1)`` for every channel).
 
@@ -66,7 +76,8 @@ class Requantizer(TokenBlock):
     o : Out(stream.Signature(o_shape.layout()))
     """
 
-    def __init__(self, *, shape, M, S, lo, hi, out_width=8, acc_bits=None, R=None):
+    def __init__(self, *, shape, M, S, lo, hi, out_width=8, acc_bits=None, R=None,
+                 dsp_acc_bits=None):
         if not isinstance(shape, TokenShape):
             raise TypeError(f"shape must be a TokenShape, not {shape!r}")
         M = [int(v) for v in M]
@@ -88,6 +99,11 @@ class Requantizer(TokenBlock):
             raise ValueError(f"acc_bits must be an integer in [2, {shape.data_width}], "
                              f"not {acc_bits!r}")
         self.acc_bits = acc_bits
+        if dsp_acc_bits is not None and (not isinstance(dsp_acc_bits, int) or dsp_acc_bits < 3):
+            raise ValueError(f"dsp_acc_bits must be an integer >= 3, not {dsp_acc_bits!r}")
+        #: bits of the low part of a split multiplication (None: one multiplier per lane)
+        self.split = (dsp_acc_bits - 1 if dsp_acc_bits is not None and acc_bits > dsp_acc_bits
+                      else None)
         self.i_shape = shape
         self.o_shape = TokenShape(height=shape.height, width=shape.width,
                                   channels=shape.channels, lanes=shape.lanes,
@@ -132,9 +148,10 @@ class Requantizer(TokenBlock):
             with m.Else():
                 m.d.sync += beat.eq(beat + 1)
 
-        # stage a: the accepted beat, with its multipliers arriving from the ROM; stage b: the
-        # products (a multiplier between two registers); stage c: plus the rounding offsets;
-        # then the shift and clamp into the output register
+        # stage a: the accepted beat, with its multipliers arriving from the ROM; b: the
+        # multipliers' operands; c: the products (a multiplier between two registers); d: plus
+        # the rounding offsets; e: the split products' sum; then the shift and clamp into the
+        # output register
         pipe = Pipeline(m, en)
         a_valid = pipe.reg(self.i.valid, name="a_valid")
         a = Signal(self.i_layout, reset_less=True)  # data: a_valid says when it holds a beat
@@ -143,20 +160,30 @@ class Requantizer(TokenBlock):
         pw = self.acc_bits + M_BITS + 1
         if self.R is not None:  # room for the offsets (|R| < 2^(S + M_BITS))
             pw = max(pw, self.S + M_BITS + 1)
+        L = self.split
         sums = []
         for i in range(lanes):
-            mult = rd.data[i * M_BITS:(i + 1) * M_BITS]
+            mult = pipe.data(rd.data[i * M_BITS:(i + 1) * M_BITS], name=f"m{i}")
             acc = a.data[i][:self.acc_bits].as_signed()
-            prod = pipe.data(acc * mult, name=f"prod{i}")
             if self.R is None:
                 offset = 1 << (self.S - 1)
             else:
                 base = lanes * M_BITS + i * rw
-                offset = pipe.reg(rd.data[base:base + rw].as_signed(), name=f"offset{i}")
-            sums.append(pipe.reg((prod + offset)[:pw + 1].as_signed(), name=f"sum{i}"))
-        y_c, x_c, eof_c = (pipe.delay(v, 2, name=n) for v, n in ((a.y, "y"), (a.x, "x"),
-                                                                (a.eof, "eof")))
-        c_valid = pipe.delay(a_valid, 2, name="c_valid")
+                offset = pipe.delay(rd.data[base:base + rw].as_signed(), 2, name=f"offset{i}")
+            if L is None:
+                prod = pipe.data(pipe.data(acc, name=f"acc{i}") * mult, name=f"prod{i}")
+                total = pipe.reg(prod + offset, name=f"round{i}")
+            else:
+                lo = pipe.data(acc[:L], name=f"acc_lo{i}")              # unsigned
+                hi = pipe.data(acc[L:].as_signed(), name=f"acc_hi{i}")  # signed
+                p_lo = pipe.data(lo * mult, name=f"prod_lo{i}")
+                p_hi = pipe.data(hi * mult, name=f"prod_hi{i}")
+                part = pipe.reg(p_lo + offset, name=f"round{i}")
+                total = part + (pipe.reg(p_hi, name=f"prod_hi_d{i}") << L)
+            sums.append(pipe.reg(total[:pw + 1].as_signed(), name=f"sum{i}"))
+        y_c, x_c, eof_c = (pipe.delay(v, LATENCY - 2, name=n)
+                           for v, n in ((a.y, "y"), (a.x, "x"), (a.eof, "eof")))
+        c_valid = pipe.delay(a_valid, LATENCY - 2, name="c_valid")
         with m.If(en):
             m.d.sync += [
                 self.o.valid.eq(c_valid),

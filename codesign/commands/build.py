@@ -32,8 +32,11 @@ def add_arguments(p):
                    help="also synthesize with Yosys (synth_xilinx) and write resources.json, "
                         "with the estimated Fmax of a Xilinx part (no placer: an estimate)")
     p.add_argument("--device", default=None, metavar="PART",
-                   help="part --synth synthesizes for: a 7-series part (XC7Z020, XC7A100T) "
-                        "in Yosys' xc7 cells, UltraScale+ in xcup cells (default: xcup)")
+                   help="the target part: its DSP width sizes the requantizers' multipliers "
+                        "(a Lattice part's MULT18X18D splits accumulators over 19 bits), and "
+                        "--synth synthesizes for its family: a 7-series part (XC7Z020, "
+                        "XC7A100T) in Yosys' xc7 cells, UltraScale+ in xcup cells (default: "
+                        "xcup)")
 
 
 def _qgraph(model: str, formats):

@@ -189,9 +189,10 @@ def run(args) -> int:
             shutil.rmtree(paths["build"])
         argv = ["build", "--model", hw_ckpt(), "--point", str(paths["point"]),
                 "--out", str(paths["build"])]
-        # a Lattice part's resources come from nextpnr (implement), not synth_xilinx
+        # a Lattice part's resources come from nextpnr (implement), not synth_xilinx; the part
+        # sizes the requantizers' multipliers either way
         synth = cfg.synth and not cfg.lattice
-        _cli(argv + (["--synth", "--device", cfg.device] if synth else ["--no-synth"]))
+        _cli(argv + ["--synth" if synth else "--no-synth", "--device", cfg.device])
 
     def do_sim():
         _cli(["sim", "--build", str(paths["build"]), "--frames", str(cfg.frames),

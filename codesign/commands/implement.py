@@ -90,6 +90,10 @@ def run(args) -> int:
     # the verdict names exactly what it measured; an earlier one goes before the run starts
     (build / "implementation.json").unlink(missing_ok=True)
     _say(f"{manifest.top} on {dev.name} ({dev.package}, speed {dev.speed}) at {clock:g} MHz")
+    built = manifest.raw.get("family")
+    if built not in (None, dev.synth_family):
+        _say(f"note: this build's multipliers are sized for {built} DSPs; `codesign build "
+             f"--device {dev.name}` splits its requantizers' wide products for the MULT18X18D")
     impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
                      progress=_say, clock_port=manifest.raw.get("clock", "clk"),

@@ -26,6 +26,10 @@ def test_configs_cover_every_block_kind_and_format(fit_fmax):
     assert {c["format"] for c in cfgs if c["block"] == "conv1x1"} == \
         {"int8", "int4", "dybit4", "dybit8"}
     assert {c.get("acc_bits") for c in cfgs if c["block"] == "requant"} >= {18, 24}
+    # the requantizers as a build for the family sizes them: 19 bits per MULT18X18D
+    assert {c["dsp_acc_bits"] for c in cfgs if c["block"] == "requant"} == {19}
+    assert {c["dsp_acc_bits"] for c in fit_fmax.configs("xcup") if c["block"] == "requant"} == \
+        {27}
 
 
 def test_harness_synthesises_on_ecp5_with_one_pin_each_way(fit_fmax, tmp_path):

@@ -19,8 +19,9 @@ class _Mac(wiring.Component):
     """Operand registers -> multiplier -> product register, all enabled by ``en``; ``ra`` is also
     read by the fabric (a sum beside the product), ``rb`` only by the multiplier."""
 
-    def __init__(self, reset_less: bool):
+    def __init__(self, reset_less: bool, b_reset_less: bool | None = None):
         self.reset_less = reset_less
+        self.b_reset_less = reset_less if b_reset_less is None else b_reset_less
         super().__init__({"a": In(signed(12)), "b": In(signed(10)), "en": In(1),
                           "p": Out(signed(22)), "s": Out(signed(13))})
 
@@ -28,7 +29,7 @@ class _Mac(wiring.Component):
         m = Module()
         rl = self.reset_less
         ra = Signal(signed(12), reset_less=rl)
-        rb = Signal(signed(10), reset_less=rl)
+        rb = Signal(signed(10), reset_less=self.b_reset_less)
         rp = Signal(signed(22), reset_less=rl)
         rs = Signal(signed(13))
         with m.If(self.en):
@@ -38,9 +39,9 @@ class _Mac(wiring.Component):
         return m
 
 
-def _netlist(tmp_path, reset_less: bool) -> dict:
-    d = tmp_path / ("rl" if reset_less else "rst")
-    text = verilog.convert(_Mac(reset_less), name="top", emit_src=False)
+def _netlist(tmp_path, reset_less: bool, b_reset_less: bool | None = None) -> dict:
+    d = tmp_path / f"rl{reset_less}_{b_reset_less}"
+    text = verilog.convert(_Mac(reset_less, b_reset_less), name="top", emit_src=False)
     cells = synthesize_verilog(text, top="top", workdir=d, family="ecp5", netlist=True)
     assert cells["dsp"] == 1
     return json.loads((d / "top.json").read_text())
@@ -134,4 +135,17 @@ def test_a_conv_units_multipliers_take_all_their_registers(tmp_path):
     n = cells["dsp"]
     assert n > 0 and (moved["dsp"], moved["output"], moved["inputa"], moved["inputb"]) == \
         (n, n, n, n)
+    assert verify_absorption(gold, gate, moved["region"], tmp_path)["proved"]
+
+
+def test_one_operand_alone_is_not_registered(tmp_path):
+    """B's register has a reset, so B stays in the fabric; A then does too (nextpnr would time a
+    DSP with one registered operand as if neither were), and the product register still moves."""
+    gold = _netlist(tmp_path, reset_less=True, b_reset_less=False)
+    gate = copy.deepcopy(gold)
+    moved = absorb_registers(gate)
+    assert (moved["output"], moved["inputa"], moved["inputb"], moved["removed_ffs"]) == \
+        (1, 0, 0, 22)
+    dsp = next(c for c in _top(gate)["cells"].values() if c["type"] == "MULT18X18D")
+    assert "REG_INPUTA_CLK" not in dsp["parameters"] and "REG_INPUTB_CLK" not in dsp["parameters"]
     assert verify_absorption(gold, gate, moved["region"], tmp_path)["proved"]

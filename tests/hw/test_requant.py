@@ -60,16 +60,26 @@ def test_requant_rejects_bad_params():
         Requantizer(shape=shape, M=[1, 1], S=3, lo=0, hi=300)
 
 
-@pytest.mark.parametrize("acc_bits", [10, 24])
-def test_requant_narrow_accumulator_exact(acc_bits):
+@pytest.mark.parametrize("acc_bits,dsp_acc_bits", [(10, None), (24, None), (24, 19), (20, 19),
+                                                   (32, 27), (19, 19), (5, 3)])
+def test_requant_narrow_accumulator_exact(acc_bits, dsp_acc_bits):
+    """Narrow accumulators, and accumulators wider than one DSP split into an unsigned low part
+    and a signed high part (the extremes of both parts in the first site)."""
     rng = random.Random(acc_bits)
     c, lanes, S = 4, 2, 12
     shape = TokenShape(height=4, width=4, channels=c, lanes=lanes, data_width=32)
     M = [rng.randrange(1 << 15) for _ in range(c)]
-    dut = Requantizer(shape=shape, M=M, S=S, lo=-127, hi=127, acc_bits=acc_bits)
+    M[1] = (1 << 15) - 1
+    dut = Requantizer(shape=shape, M=M, S=S, lo=-127, hi=127, acc_bits=acc_bits,
+                      dsp_acc_bits=dsp_acc_bits)
+    split = dut.split
+    assert split == (dsp_acc_bits - 1 if dsp_acc_bits and acc_bits > dsp_acc_bits else None)
     top = 1 << (acc_bits - 1)
     frames = [_frame(rng, 4, 4, c, 16, -top, top - 1), _frame(rng, 4, 4, c, 0)]
     frames[0][1][0] = [-top, top - 1, -top, top - 1]
+    if split is not None:  # low part all ones with the high part at -1 and 0, and vice versa
+        low = (1 << split) - 1
+        frames[0][1][1] = [-1, low, -(1 << split), (1 << split)]
     got, _ = _run(dut, frames, seed=3, idle=0.2, stall=0.2)
     for (coords, feats), (gc, gf) in zip(frames, got, strict=True):
         assert gc == coords
@@ -77,9 +87,12 @@ def test_requant_narrow_accumulator_exact(acc_bits):
         assert gf == want.tolist()
 
 
-@pytest.mark.parametrize("lanes,S,acc_bits,stall", [(1, 6, 12, 0.0), (4, 20, 24, 0.3),
-                                                    (2, 13, 18, 0.7), (8, 31, 32, 0.3)])
-def test_requant_per_channel_offsets_exact(lanes, S, acc_bits, stall):
+@pytest.mark.parametrize("lanes,S,acc_bits,stall,dsp", [(1, 6, 12, 0.0, None),
+                                                        (4, 20, 24, 0.3, 19),
+                                                        (2, 13, 18, 0.7, None),
+                                                        (8, 31, 32, 0.3, 19),
+                                                        (2, 8, 26, 0.3, 19)])
+def test_requant_per_channel_offsets_exact(lanes, S, acc_bits, stall, dsp):
     """Per-channel rounding offsets R (an imported layer's bias fraction): exact under stalls,
     offsets from below 0 to above 2^S, narrow accumulators too."""
     from models.quant.requant import rounding_offsets
@@ -93,7 +106,9 @@ def test_requant_per_channel_offsets_exact(lanes, S, acc_bits, stall):
     R = list(rounding_offsets(M, S, frac))
     if S < 15:
         assert min(R) < 0  # a small shift: the offset goes negative
-    dut = Requantizer(shape=shape, M=M, S=S, lo=-7, hi=15, acc_bits=acc_bits, R=R)
+    dut = Requantizer(shape=shape, M=M, S=S, lo=-7, hi=15, acc_bits=acc_bits, R=R,
+                      dsp_acc_bits=dsp)
+    assert (dut.split is not None) == (dsp is not None and acc_bits > dsp)
     big = 1 << (acc_bits - 1)
     frames = [_frame(rng, 4, 5, c, 9, -big, big - 1), _frame(rng, 4, 5, c, 0),
               _frame(rng, 4, 5, c, 20, -big, big - 1)]

@@ -21,10 +21,12 @@ shift and clamp. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros
 ``acc_bits`` (the layer's accumulator width from :func:`models.reference.acc_bits`, which the
 composer computes) narrows the multiplier to the bits the accumulator really uses: up to 27 bits
 times the 15-bit ``M`` fits one DSP48E2 per lane instead of two. ``dsp_acc_bits`` is the widest
-accumulator one DSP of the target multiplies (``dse.cost.DSP_ACC_BITS``: 19 for a MULT18X18D):
-a wider one is split into an unsigned low part of ``dsp_acc_bits - 1`` bits and a signed high
-part, each multiplied by ``M`` in its own DSP with its own product register, and the two are
-summed a stage later, not in the multipliers' stage (where Yosys would sum them).
+accumulator one DSP of the target multiplies (``dse.cost.DSP_ACC_BITS``: 19 for a MULT18X18D,
+whose last bit Yosys multiplies in LUTs): an accumulator of that width or wider is split into an
+unsigned low part of ``dsp_acc_bits - 1`` bits (one DSP) and a signed high part (a second DSP,
+or LUTs for a single bit), each product with its own register, summed a stage later rather than
+in the multipliers' stage (where Yosys would sum them); the DSP count is the one
+``dse.cost`` prices (one DSP up to ``dsp_acc_bits``, two beyond).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Requantizer(TokenBlock):
         if dsp_acc_bits is not None and (not isinstance(dsp_acc_bits, int) or dsp_acc_bits < 3):
             raise ValueError(f"dsp_acc_bits must be an integer >= 3, not {dsp_acc_bits!r}")
         #: bits of the low part of a split multiplication (None: one multiplier per lane)
-        self.split = (dsp_acc_bits - 1 if dsp_acc_bits is not None and acc_bits > dsp_acc_bits
+        self.split = (dsp_acc_bits - 1 if dsp_acc_bits is not None and acc_bits >= dsp_acc_bits
                       else None)
         self.i_shape = shape
         self.o_shape = TokenShape(height=shape.height, width=shape.width,

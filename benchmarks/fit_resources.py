@@ -537,14 +537,14 @@ def fit_network(samples: list[dict], base_model: dict) -> dict:
             stage["gap"][r] = {"per_channel": round(float(c), 3), "per_lane": round(float(k), 3)}
     fifo = [s for s in samples if s["kind"] == "fifo" and s["bram18"] == 0 and s["depth"] <= 16]
     if fifo:
-        from models.ops._price import register_slice
+        from models.ops._price import fifo_output
 
-        # a FIFO module holds its output register slice, which the DSE prices structurally
-        # (models.ops._price.fifo adds it): the terms fit the rest
+        # a FIFO module holds its read register and output register slice, which the DSE
+        # prices structurally (models.ops._price.fifo adds them): the terms fit the rest
         stage["fifo"] = {}
         for r in ("lut", "ff"):
             b, k = nnls([[1.0, s["width"]] for s in fifo],
-                        [s[r] - register_slice(s["width"])[r] for s in fifo])
+                        [s[r] - fifo_output(s["width"])[r] for s in fifo])
             stage["fifo"][r] = {"base": round(float(b), 3), "per_bit": round(float(k), 4)}
     deep = [s for s in samples if s["kind"] == "fifo" and s["depth"] > 16]
     model["network_fit"] = {

@@ -24,6 +24,7 @@ __all__ = [
     "tree_stages",
     "mac_latency",
     "REQUANT_LATENCY",
+    "requant_sites",
     "RESIDUAL_LATENCY",
     "WIDTH_LATENCY",
     "LINE_BUFFER_BANKS",
@@ -62,11 +63,12 @@ FIFO_DEPTH = 4
 #: Smallest FIFO storage that sustains one beat per cycle.
 FIFO_MIN_DEPTH = 3
 #: Cycles from a beat's acceptance into an empty FIFO to ``valid`` at its output (its storage's
-#: two, and its output register slice's one).
-FIFO_LATENCY = 3
-#: Beats a FIFO's output register slice holds (``hw/slice.py``: registered ``ready``, ``valid``
-#: and payload after every FIFO).
-FIFO_SLICE_BEATS = 2
+#: two, its read register's one and its output register slice's one).
+FIFO_LATENCY = 4
+#: Beats a FIFO holds after its storage: its read register's one and its output register
+#: slice's two (``hw/fifo.py``, ``hw/slice.py``: registered ``ready``, ``valid`` and payload
+#: after every FIFO).
+FIFO_SLICE_BEATS = 3
 #: Beats a skid buffer holds (``hw/skid.py``: the registered ``ready`` after a window conv's line
 #: buffer and between a MAC unit and its requantizer); it adds no latency.
 SKID_BEATS = 1
@@ -166,6 +168,12 @@ def mac_latency(fmt: str, products: int, datapath: str | None = None) -> int:
 #: and its ROM word, the multipliers' operands, the products, the rounding add, the split
 #: products' sum, the shift and clamp (``hw/requant.py``).
 REQUANT_LATENCY = 6
+
+
+def requant_sites(beats: int = 1) -> int:
+    """Sites a requantizer holds in flight (its :data:`REQUANT_LATENCY` beats) on a stream of
+    ``beats`` beats per site: its share of a stage's ``hold`` (``beats`` unknown: 1, the most)."""
+    return -(-REQUANT_LATENCY // max(1, int(beats)))
 #: Cycles from the residual add's joined input beat to its output ``valid``.
 RESIDUAL_LATENCY = 4
 #: Cycles from the input beat that completes a width converter's output beat to its ``valid``.

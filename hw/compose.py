@@ -91,7 +91,8 @@ class _Stage:
 
     @property
     def hold(self) -> int:
-        return ops.of(self.node).hold(self.node, slots=self.slots)
+        return ops.of(self.node).hold(self.node, slots=self.slots,
+                                       beats=self.o_shape.beats_per_site)
 
 
 def _requant(node, conv, out_bits, dsp_acc_bits=None):

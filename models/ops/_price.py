@@ -121,11 +121,18 @@ def register_slice(width: int) -> dict:
             "ff": SLICE_FF[0] + SLICE_FF[1] * width}
 
 
+def fifo_output(width: int) -> dict:
+    """``{"lut", "ff"}`` of what follows a FIFO's storage: its read register (``width`` data bits,
+    a valid bit, its enable's LUT) and its register slice (:func:`register_slice`)."""
+    s = register_slice(width)
+    return {"lut": s["lut"] + 1, "ff": s["ff"] + width + 1}
+
+
 def fifo(model, width: int) -> dict:
-    """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms) and its
-    output register slice (:func:`register_slice`)."""
+    """``{"lut", "ff"}`` of a stage FIFO ``width`` bits wide (the network fit's terms) and what
+    follows its storage (:func:`fifo_output`)."""
     f = (model.stage or {}).get("fifo")
-    out = register_slice(width)
+    out = fifo_output(width)
     if not f:
         return {"lut": float(out["lut"]), "ff": float(out["ff"])}
     return {r: f[r]["base"] + f[r]["per_bit"] * width + out[r] for r in ("lut", "ff")}

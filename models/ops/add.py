@@ -29,14 +29,14 @@ from .registry import GraphError, register
 __all__ = ["Add", "branch_holds", "fifo_hold", "EDGE_HOLD_ESTIMATE"]
 
 #: Sites an inter-stage FIFO holds when the stream's lanes are not known yet (the DSE's estimate:
-#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats and its output register slice, at a site
-#: per two beats or more).
-EDGE_HOLD_ESTIMATE = 3
+#: a FIFO of :data:`contract.constants.FIFO_DEPTH` beats, its read register and its output
+#: register slice, at a site per two to four beats: 5 to 3 sites).
+EDGE_HOLD_ESTIMATE = 4
 
 
 def fifo_hold(*, depth: int, beats: int) -> int:
-    """Sites a FIFO of ``depth`` beats (and its output register slice) holds on a stream of
-    ``beats`` beats per site."""
+    """Sites a FIFO of ``depth`` beats (and its read register and output register slice) holds
+    on a stream of ``beats`` beats per site."""
     return math.ceil((depth + FIFO_SLICE_BEATS) / beats) + 1
 
 

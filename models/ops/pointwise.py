@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract.constants import REQUANT_LATENCY, SKID_BEATS, mac_latency
+from contract.constants import REQUANT_LATENCY, SKID_BEATS, mac_latency, requant_sites
 from contract.cycles import conv1x1_cycles
 
 from .base import ComputeOp
@@ -31,7 +31,7 @@ class PointwiseOp(ComputeOp):
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # two input banks, the output register, the requantizer, the skid buffer before it
-        return 3 + 1 + SKID_BEATS
+        return 3 + requant_sites(beats) + SKID_BEATS
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         args = super().block_args(node, choice, shape, abits=abits, dense=dense)

@@ -17,6 +17,7 @@ from contract.constants import (
     dense_row_slots,
     line_buffer_ram,
     mac_latency,
+    requant_sites,
     window_banks,
 )
 from contract.cycles import window_cycles
@@ -116,11 +117,11 @@ class WindowOp(ComputeOp):
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # the writer may run slots - 1 - k//2 rows ahead of the emitter's centre row, which
         # still needs k//2 rows above it: (slots - 1) rows, plus the window/compute pipeline
-        # (2 sites, one more for a second window stage), the requantizer (1) and the skid
+        # (2 sites, one more for a second window stage), the requantizer and the skid
         # buffers after the line buffer and before the requantizer (a beat each)
         slots = LINE_BUFFER_SLOTS if slots is None else slots
-        return ((slots - 1) * layer.in_shape[2] + 1 + self._window_stages(layer) + 1
-                + 2 * SKID_BEATS)
+        return ((slots - 1) * layer.in_shape[2] + 1 + self._window_stages(layer)
+                + requant_sites(beats) + 2 * SKID_BEATS)
 
     def resource_block(self, layer) -> str:
         """The resource model's block entry: a dense network's window blocks (on the dense line

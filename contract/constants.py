@@ -133,13 +133,11 @@ def default_datapath(fmt: str) -> str:
 
 
 #: Register stages of one weight x activation product once its operands are registered, per
-#: datapath: a DSP multiply (one product or a packed pair) is two (the product register, which
-#: the ECP5 flow moves into the MULT18X18D, and a copy of it in the fabric, so that the long route
-#: out of the DSP column ends at a register and not in the adder tree); a LUT multiplier is one
-#: (two Booth rows and their sum: a few LUT levels and one carry chain); a DyBit shift-add is
-#: three (decode the code into sign, run length and mantissa; the shifted copies of the
-#: activation; their sum).
-PRODUCT_STAGES = {"dsp": 2, "dsp2": 2, "lut": 1, "shift-add": 3}
+#: datapath: a DSP multiply (one product or a packed pair) is one; so is a LUT multiplier (two
+#: Booth rows and their sum: a few LUT levels and one carry chain); a DyBit shift-add is three
+#: (decode the code into sign, run length and mantissa; the shifted copies of the activation; their
+#: sum).
+PRODUCT_STAGES = {"dsp": 1, "dsp2": 1, "lut": 1, "shift-add": 3}
 
 #: Levels of a MAC unit's adder tree between two of its registers (two carry chains of at most
 #: ~24 bits fit an 8 ns clock period on ECP5 speed 6: docs/IMPLEMENT.md, "Timing closure").
@@ -167,10 +165,9 @@ def mac_latency(fmt: str, products: int, datapath: str | None = None) -> int:
 
 
 #: Cycles from an input beat's acceptance by the requantizer to its output ``valid``: the beat
-#: and its ROM word, the multipliers' operands, the products (in the DSP, and their fabric copy,
-#: as :data:`PRODUCT_STAGES` ``"dsp"``), the rounding add, the split products' sum, the shift and
-#: clamp (``hw/requant.py``).
-REQUANT_LATENCY = 7
+#: and its ROM word, the multipliers' operands, the products, the rounding add, the split
+#: products' sum, the shift and clamp (``hw/requant.py``).
+REQUANT_LATENCY = 6
 
 
 def requant_sites(beats: int = 1) -> int:

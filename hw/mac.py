@@ -158,16 +158,14 @@ class Pipeline:
 def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
     """:func:`product` of registered operands, registered, ``PRODUCT_STAGES[fmt]`` stages later.
 
-    An int format is one multiplier, its output register and a copy of that (the first goes into
-    the DSP on ECP5, :mod:`hw.ecp5_dsp`; the route out of the DSP then ends at the second, not in
-    the adder tree). A DyBit one is decoded (sign-adjusted
+    An int format is one multiplier and its output register. A DyBit one is decoded (sign-adjusted
     activation, run length, mantissa), then turned into its shifted copies (the leading copy and the
     mantissa's summed copies), then summed: three stages of a few LUT levels each.
     """
     f = _fmt(fmt)
     width = product_width(f, len(Value.cast(act)))
     if f.kind == "int":
-        out = pipe.data(pipe.data(product(f, code, act), name=f"{name}_m"), name=name)
+        out = pipe.data(product(f, code, act), name=name)
     else:
         n = f.bits
         code = Value.cast(code)[:n]
@@ -180,7 +178,7 @@ def pipelined_product(pipe: Pipeline, fmt, code, act, name="prod") -> Value:
         if len(raw) < width:
             raw = Cat(raw, raw[-1].replicate(width - len(raw)))
         out = pipe.reg(raw[:width].as_signed(), name=name)
-    assert PRODUCT_STAGES[default_datapath(f.name)] == (2 if f.kind == "int" else 3)
+    assert PRODUCT_STAGES[default_datapath(f.name)] == (1 if f.kind == "int" else 3)
     return out
 
 

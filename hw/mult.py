@@ -123,9 +123,8 @@ def packed_operand(word, *, wbits: int, abits: int) -> Value:
 
 def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: int,
                              name: str = "pp"):
-    """Both products of a pair: ``packed_operand(word) * act`` registered twice (the product
-    register and its copy, ``PRODUCT_STAGES["dsp2"]`` stages, as an int product in
-    :func:`hw.mac.pipelined_product`), and its slices.
+    """Both products of a pair: ``packed_operand(word) * act`` registered once (one stage, as
+    an int product in :func:`hw.mac.pipelined_product`), and its slices.
 
     Parameters
     ----------
@@ -163,8 +162,7 @@ def pipelined_packed_product(pipe: Pipeline, word, act, *, wbits: int, abits: in
     else:
         raise ValueError(f"a packed word has {2 * wbits} bits and its operand "
                          f"{packed_width(wbits, abits)}, not {len(word)}")
-    # the DSP's product register and its copy in the fabric (PRODUCT_STAGES["dsp2"])
-    prod = pipe.data(pipe.data((operand * act)[:2 * s], name=f"{name}_m"), name=name)
+    prod = pipe.data((operand * act)[:2 * s], name=name)
     return prod[s:2 * s].as_signed(), prod[:s].as_signed(), prod[s - 1]
 
 

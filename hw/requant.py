@@ -11,13 +11,12 @@ site and at end of frame. ``S``, ``lo`` and ``hi`` are per-layer constants. The 
 float bias's fraction there, :func:`models.quant.requant.rounding_offsets`); then each ROM word
 also holds the lanes' offsets.
 
-Seven pipeline stages advance together whenever the output register is empty or being drained,
-so the block takes one beat per cycle when unstalled and adds a latency of :data:`LATENCY`
-cycles: the accepted beat and its ROM word; the multiplier's operands (registers with nothing but
-a wire before them, so that the ECP5 flow can move them into the MULT18X18D, :mod:`hw.ecp5_dsp`);
-the products and their copy in the fabric (as a MAC unit's, ``PRODUCT_STAGES``); the rounding
-add; the sum of the split products (a register for an unsplit one); the shift and clamp.
-Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
+Six pipeline stages advance together whenever the output register is empty or being drained, so
+the block takes one beat per cycle when unstalled and adds a latency of :data:`LATENCY` cycles:
+the accepted beat and its ROM word; the multiplier's operands (registers with nothing but a wire
+before them, so that the ECP5 flow can move them into the MULT18X18D, :mod:`hw.ecp5_dsp`); the
+products; the rounding add; the sum of the split products (a register for an unsplit one); the
+shift and clamp. Coordinates and ``eof`` pass through; ``eof`` beats carry zeros.
 
 ``acc_bits`` (the layer's accumulator width from :func:`models.reference.acc_bits`, which the
 composer computes) narrows the multiplier to the bits the accumulator really uses: up to 27 bits
@@ -152,9 +151,9 @@ class Requantizer(TokenBlock):
                 m.d.sync += beat.eq(beat + 1)
 
         # stage a: the accepted beat, with its multipliers arriving from the ROM; b: the
-        # multipliers' operands; c: the products (a multiplier between two registers) and c2
-        # their copy; d: plus the rounding offsets; e: the split products' sum; then the shift
-        # and clamp into the output register
+        # multipliers' operands; c: the products (a multiplier between two registers); d: plus
+        # the rounding offsets; e: the split products' sum; then the shift and clamp into the
+        # output register
         pipe = Pipeline(m, en)
         a_valid = pipe.reg(self.i.valid, name="a_valid")
         a = Signal(self.i_layout, reset_less=True)  # data: a_valid says when it holds a beat
@@ -172,19 +171,15 @@ class Requantizer(TokenBlock):
                 offset = 1 << (self.S - 1)
             else:
                 base = lanes * M_BITS + i * rw
-                offset = pipe.delay(rd.data[base:base + rw].as_signed(), 3, name=f"offset{i}")
-            def product(x, name, mult=mult):
-                # the DSP's product register, then its copy in the fabric (PRODUCT_STAGES)
-                return pipe.data(pipe.data(x * mult, name=f"{name}_m"), name=name)
-
+                offset = pipe.delay(rd.data[base:base + rw].as_signed(), 2, name=f"offset{i}")
             if L is None:
-                prod = product(pipe.data(acc, name=f"acc{i}"), f"prod{i}")
+                prod = pipe.data(pipe.data(acc, name=f"acc{i}") * mult, name=f"prod{i}")
                 total = pipe.reg(prod + offset, name=f"round{i}")
             else:
                 lo = pipe.data(acc[:L], name=f"acc_lo{i}")              # unsigned
                 hi = pipe.data(acc[L:].as_signed(), name=f"acc_hi{i}")  # signed
-                p_lo = product(lo, f"prod_lo{i}")
-                p_hi = product(hi, f"prod_hi{i}")
+                p_lo = pipe.data(lo * mult, name=f"prod_lo{i}")
+                p_hi = pipe.data(hi * mult, name=f"prod_hi{i}")
                 part = pipe.reg(p_lo + offset, name=f"round{i}")
                 total = part + (pipe.reg(p_hi, name=f"prod_hi_d{i}") << L)
             sums.append(pipe.reg(total[:pw + 1].as_signed(), name=f"sum{i}"))

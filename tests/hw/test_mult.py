@@ -138,8 +138,7 @@ def _sim_packed(wbits, abits, pairs):
         ctx.set(dut.acts, dut.acts_value())
         for w_hi, w_lo in pairs:
             ctx.set(dut.word, pack_pair(w_hi, w_lo, wbits=wbits))
-            for _ in range(PRODUCT_STAGES["dsp2"]):  # the product register and its copy
-                await ctx.tick()
+            await ctx.tick()  # PRODUCT_STAGES["int8"] == 1: the product register
             got = ctx.get(dut.out)
             checked[0] += dut.units
             if got != dut.expect(w_hi, w_lo):
@@ -497,14 +496,14 @@ static void show(const char* what, long w_hi, long w_lo, long a, long got, long 
 // every narrow-range pair x every activation; the words come from hw.mult.pack_pair
 template <class Word, class Acts, class Out>
 static void packed(Vbench* t, Word& word, Acts& acts, Out& out, int wbits, int abits,
-                   int stages, const char* words_file) {
+                   const char* words_file) {
     const int s = wbits + abits - 1, units = 1 << abits, lo_a = -(1 << (abits - 1));
     for (int j = 0; j < units; ++j) put(&acts[0], j * abits, abits, lo_a + j);
     FILE* f = fopen(words_file, "r");
     long w_hi, w_lo, wd, checked = 0, bad = 0;
     while (fscanf(f, "%ld %ld %ld", &w_hi, &w_lo, &wd) == 3) {
         word = wd;
-        for (int k = 0; k < stages; ++k) tick(t);  // the product register and its copy
+        tick(t);  // the product register
         for (int j = 0; j < units; ++j) {
             long a = lo_a + j, base = (long)j * (2 * s + 1);
             long hi = field(&out[0], base, s), lo = field(&out[0], base + s, s);
@@ -552,7 +551,7 @@ def _testbench(dirpath: Path) -> str:
         words.write_text("".join(f"{h} {lo} {pack_pair(h, lo, wbits=wbits)}\n"
                                  for h in _narrow(wbits) for lo in _narrow(wbits)))
         body.append(f'    packed(t, t->{pre}_word, t->{pre}_acts, t->{pre}_out, {wbits}, {abits},'
-                    f' {PRODUCT_STAGES["dsp2"]}, "{words}");')
+                    f' "{words}");')
     for wbits, abits in _Bench.LUT:
         pre = f"l{wbits}{abits}"
         body.append(f"    lut(t, t->{pre}_act, t->{pre}_out, {wbits}, {abits},"

@@ -134,7 +134,8 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
             paths = parse_report(json.loads((d / "report.json").read_text()))["worst_paths"]
             return {**s, "worst_path": (paths or [{}])[0], "cached": True}
     t0 = time.perf_counter()
-    impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=clock_mhz, threads=1)
+    impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=clock_mhz, threads=1,
+                     clock_port="clk")
     path = (impl["worst_paths"] or [{}])[0]
     s = {"config": cfg, "digest": digest, "device": dev.name, "fmax_mhz": impl["fmax_mhz"],
          "delay_ns": round(1000.0 / impl["fmax_mhz"], 3), "worst_path": path,

@@ -477,7 +477,9 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     # ECP5: a `synth_ecp5 -noflatten` of the build (its per-module breakdown), where kept
     sub = "synth" if family == "xcup" else "implement"
     stat = build_dir / sub / "stat.json"
-    if family != "xcup" and (build_dir / sub / "stat_hier.json").is_file():
+    # a synthesis kept hierarchical (`synth_* -top T; stat -json` without flattening: the build's
+    # own synthesis flattens for the timing estimate, nextpnr's for placement)
+    if (build_dir / sub / "stat_hier.json").is_file():
         stat = build_dir / sub / "stat_hier.json"
     text = stat.read_text()
     cells = _module_cells(json.loads(text[text.index("{"):]))

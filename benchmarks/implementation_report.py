@@ -50,6 +50,10 @@ def row(label: str, build: Path) -> dict:
         "lut_mapper": impl["synth_cells"].get("lut_mapper", "abc9"),
         "router": impl.get("router", "router1"),  # before hw.pnr.ROUTER, nextpnr's default
         "seed": impl.get("seed", 1),
+        # every seed's Fmax of an `implement --seeds N` run (the kept one is fmax_mhz)
+        "seeds_fmax": " / ".join(f"{t['fmax_mhz']:g}" for t in impl.get("seeds") or [])
+                      if len(impl.get("seeds") or []) > 1 else "",
+        "dsp_registers": "yes" if impl.get("dsp_registers") else "no",
     }
 
 
@@ -75,14 +79,17 @@ def main(argv=None) -> int:
         df.to_csv(tmp, index=False)
     cols = ["design", "formats", "ii_cycles", "fmax_mhz", "us_per_frame", "lut4_used",
             "lut4_pred_dse", "ff_used", "mult18_used", "mult18_pred_dse", "ebr_used",
-            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s", "router", "seed"]
+            "ebr_pred_dse", "bitstream_bytes", "synth_s", "pnr_s", "router", "seed",
+            "seeds_fmax", "dsp_registers"]
     lines = ["# Open implementation on ECP5 (nextpnr-ecp5)", ""]
     if args.note:
         lines += [args.note, ""]
     lines += ["`codesign implement` of each build on its device; `*_pred_dse` is the sum of the "
               "point's per-layer predictions by the DSE's ECP5 resource model (stream width "
               "converters not included); `us_per_frame` is the II at the measured Fmax; `seed` "
-              "nextpnr's placement seed. Wall times were measured with other jobs sharing the "
+              "nextpnr's placement seed (`seeds_fmax`: every seed of an `--seeds N` run, the fastest "
+              "kept); `dsp_registers`: the multipliers' registers moved into the MULT18X18Ds "
+              "(`hw/ecp5_dsp.py`). Wall times were measured with other jobs sharing the "
               "2 cores.", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]

@@ -87,10 +87,10 @@ def main(argv=None) -> int:
     lines += ["`codesign implement` of each build on its device; `*_pred_dse` is the sum of the "
               "point's per-layer predictions by the DSE's ECP5 resource model (stream width "
               "converters not included); `us_per_frame` is the II at the measured Fmax; `seed` "
-              "nextpnr's placement seed (`seeds_fmax`: every seed of an `--seeds N` run, the fastest "
-              "kept); `dsp_registers`: the multipliers' registers moved into the MULT18X18Ds "
-              "(`hw/ecp5_dsp.py`). Wall times were measured with other jobs sharing the "
-              "2 cores.", "",
+              "nextpnr's placement seed (`seeds_fmax`: every seed of an `--seeds N` run, the "
+              "fastest kept); `dsp_registers`: the multipliers' registers moved into the "
+              "MULT18X18Ds (`hw/ecp5_dsp.py`). Wall times were measured with other jobs "
+              "sharing the 2 cores.", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     lines += ["", "Worst path of each design:", ""]

@@ -186,6 +186,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     absorbed = None
     synth_netlist = workdir / f"{top}_synth.json"
     synth_netlist.unlink(missing_ok=True)
+    shutil.rmtree(workdir / "dsp_check", ignore_errors=True)  # an earlier run's proof
     if dsp_registers:
         say("DSP registers (into the MULT18X18Ds, the rewrite proved with yosys sat)")
         t0 = time.perf_counter()
@@ -196,7 +197,10 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         proof = verify_absorption(gold, gate, moved.pop("region"), workdir, timeout=timeout)
         netlist.replace(synth_netlist)
         netlist.write_text(json.dumps(gate))
-        absorbed = {**moved, "proof": proof}
+        # the proof names the two netlists it holds for: the synthesised and the placed one
+        absorbed = {**moved, "proof": {**proof,
+                                       "synth_netlist_sha256": file_digest(synth_netlist),
+                                       "netlist_sha256": file_digest(netlist)}}
         wall["dsp_s"] = round(time.perf_counter() - t0, 1)
 
     if lpf is None and clock_port:

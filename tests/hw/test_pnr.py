@@ -7,6 +7,7 @@ import pytest
 from helpers import tiny_qgraph
 
 from codesign.cli import main
+from common.digest import file_digest
 from common.errors import CodesignError
 from dse.devices import budget, device, devices
 from hw.pnr import CLOCK_PINS, check_fit, clock_lpf, nextpnr_device_flag, parse_report, timing_line
@@ -171,8 +172,11 @@ def test_implement_a_block_on_ecp5(toy_build, capsys):
     # the DSP register rewrite ran and was proved (this toy's multipliers keep theirs: its
     # registers have a reset); the synthesised netlist is kept beside the placed one
     assert impl["dsp_registers"]["dsp"] == impl["synth_cells"]["dsp"]
-    assert impl["dsp_registers"]["proof"]["proved"] is True
-    assert (toy_build / "implement" / f"{m['top']}_synth.json").is_file()
+    proof = impl["dsp_registers"]["proof"]
+    assert proof["proved"] is True
+    work = toy_build / "implement"
+    assert proof["synth_netlist_sha256"] == file_digest(work / f"{m['top']}_synth.json")
+    assert proof["netlist_sha256"] == file_digest(work / f"{m['top']}.json")
     bit = toy_build / impl["bitstream"]["file"]
     assert bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
     assert "timing met" in out.err or "timing missed" in out.err
@@ -206,12 +210,18 @@ def test_implement_keeps_the_fastest_of_several_seeds(toy_build, capsys):
 
 
 def test_implement_without_dsp_registers_places_the_synthesised_netlist(toy_build):
+    """--no-dsp-registers after a run with them: nothing of the earlier rewrite or its proof
+    stays beside the netlist placed."""
+    assert main(["implement", "--build", str(toy_build), "--device", "LFE5U-25F",
+                 "--clock-mhz", "100"]) == 0
+    assert (toy_build / "implement" / "dsp_check").is_dir()
     assert main(["implement", "--build", str(toy_build), "--device", "LFE5U-25F",
                  "--clock-mhz", "100", "--no-dsp-registers"]) == 0
     impl = json.loads((toy_build / "implementation.json").read_text())
     top = json.loads((toy_build / "manifest.json").read_text())["top"]
     assert impl["dsp_registers"] is None and "dsp_s" not in impl["wall"]
     assert not (toy_build / "implement" / f"{top}_synth.json").exists()
+    assert not (toy_build / "implement" / "dsp_check").exists()
 
 
 @pytest.mark.slow

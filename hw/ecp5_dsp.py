@@ -111,11 +111,19 @@ def _ff_control(cell: dict) -> tuple | None:
     return None
 
 
+def _one_control(idx: _Index, regs: dict) -> dict | None:
+    """``{"regs": regs, "ctrl": (clock, enable)}`` when there are registers and they share one
+    control that a DSP register can stand for, else ``None``."""
+    ctrl = {_ff_control(idx.cells[ff]) for ff in regs.values()}
+    if not regs or None in ctrl or len(ctrl) != 1:
+        return None
+    return {"regs": regs, "ctrl": ctrl.pop()}
+
+
 def _output_group(idx: _Index, name: str) -> dict | None:
     """The fabric registers after a DSP's product (``{pin: register}``) and their control."""
-    cell = idx.cells[name]
-    regs, ctrl = {}, set()
-    for pin, (b,) in cell["connections"].items():
+    regs = {}
+    for pin, (b,) in idx.cells[name]["connections"].items():
         if not (pin[0] == "P" and pin[1:].isdigit()) or not isinstance(b, int):
             continue
         readers = idx.readers.get(b, set())
@@ -124,37 +132,28 @@ def _output_group(idx: _Index, name: str) -> dict | None:
         if len(readers) != 1 or b in idx.port_bits:
             return None
         (ff, ffpin), = readers
-        k = _ff_control(idx.cells[ff]) if ffpin == "DI" else None
-        if k is None:
+        if ffpin != "DI":
             return None
         regs[pin] = ff
-        ctrl.add(k)
-    if not regs or len(ctrl) != 1:
-        return None
-    return {"regs": regs, "ctrl": ctrl.pop()}
+    return _one_control(idx, regs)
 
 
 def _input_group(idx: _Index, name: str, port: str, removed: set) -> dict | None:
     """The fabric registers before operand ``port`` (``{pin: register}``; constant-0 bits
     allowed) and their control."""
-    cell = idx.cells[name]
-    regs, ctrl = {}, set()
+    regs = {}
     for i in range(18):
         pin = f"{port}{i}"
-        b = cell["connections"].get(pin, ["0"])[0]
+        b = idx.cells[name]["connections"].get(pin, ["0"])[0]
         if b == "0":
             continue
         if not isinstance(b, int) or b not in idx.driver:
             return None  # a constant 1 (a DSP register powers up at 0) or an undriven bit
         ff, ffpin = idx.driver[b]
-        k = _ff_control(idx.cells[ff]) if ffpin == "Q" and ff not in removed else None
-        if k is None:
+        if ffpin != "Q" or ff in removed:
             return None
         regs[pin] = ff
-        ctrl.add(k)
-    if not regs or len(ctrl) != 1:
-        return None
-    return {"regs": regs, "ctrl": ctrl.pop()}
+    return _one_control(idx, regs)
 
 
 def absorb_registers(netlist: dict) -> dict:
@@ -184,14 +183,17 @@ def absorb_registers(netlist: dict) -> dict:
                  "INPUTA": _input_group(idx, name, "A", removed),
                  "INPUTB": _input_group(idx, name, "B", removed)}
         found = {g: v for g, v in found.items() if v is not None}
+        if not found:
+            continue
+        # the DSP's registers share its one clock pin
+        clock = next(iter(found.values()))["ctrl"][0]
+        found = {g: v for g, v in found.items() if v["ctrl"][0] == clock}
         if ("INPUTA" in found) != ("INPUTB" in found):
             # nextpnr times a MULT18X18D with one operand registered as if neither were (from
             # the register's data input through the multiplier): both or none
             found = {g: v for g, v in found.items() if g == "OUTPUT"}
-        if not found:
-            continue
-        clock = next(iter(found.values()))["ctrl"][0]
-        found = {g: v for g, v in found.items() if v["ctrl"][0] == clock}
+            if not found:
+                continue
         enables = sorted({v["ctrl"][1] for v in found.values()}, key=str)
         pins = {ce: f"CE{i}" for i, ce in enumerate(enables)}
         conn, dirs, params = cell["connections"], cell.setdefault("port_directions", {}), \

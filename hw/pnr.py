@@ -17,7 +17,6 @@ net 'clk$TRELLIS_IO_IN', from X0/Y11/JPADDIC_PIO to X0/Y0/G_CLKI_TDCC0").
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import time
@@ -192,7 +191,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         t0 = time.perf_counter()
         netlist = workdir / f"{top}.json"
         gold = json.loads(netlist.read_text())
-        gate = copy.deepcopy(gold)
+        gate = json.loads(netlist.read_text())  # a second parse: cheaper than a deep copy
         moved = absorb_registers(gate)
         proof = verify_absorption(gold, gate, moved.pop("region"), workdir, timeout=timeout)
         netlist.replace(synth_netlist)

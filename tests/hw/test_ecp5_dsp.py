@@ -149,3 +149,25 @@ def test_one_operand_alone_is_not_registered(tmp_path):
     dsp = next(c for c in _top(gate)["cells"].values() if c["type"] == "MULT18X18D")
     assert "REG_INPUTA_CLK" not in dsp["parameters"] and "REG_INPUTB_CLK" not in dsp["parameters"]
     assert verify_absorption(gold, gate, moved["region"], tmp_path)["proved"]
+
+
+def test_an_operand_on_another_clock_keeps_both_in_the_fabric(gold):
+    """The DSP's registers share its one clock: B's registers moved to another clock net stay in
+    the fabric, and then so does A (both operands or neither); the product register still
+    moves."""
+    gold = copy.deepcopy(gold)
+    mod = _top(gold)
+    dsp = next(c for c in mod["cells"].values() if c["type"] == "MULT18X18D")
+    b_bits = {b for p, (b,) in dsp["connections"].items() if p[0] == "B" and p[1:].isdigit()}
+    other = max(b for n in mod["netnames"].values() for b in n["bits"] if isinstance(b, int)) + 1
+    mod["ports"]["clk2"] = {"direction": "input", "bits": [other]}
+    mod["netnames"]["clk2"] = {"hide_name": 0, "bits": [other], "attributes": {}}
+    rb = [c for c in mod["cells"].values()
+          if c["type"] == "TRELLIS_FF" and c["connections"]["Q"][0] in b_bits]
+    assert len(rb) == 10
+    for c in rb:
+        c["connections"]["CLK"] = [other]
+    gate = copy.deepcopy(gold)
+    moved = absorb_registers(gate)
+    assert (moved["output"], moved["inputa"], moved["inputb"], moved["removed_ffs"]) == \
+        (1, 0, 0, 22)

@@ -79,17 +79,12 @@ def _sub_qgraph(qgraph, node, with_gap: bool):
 
 
 def _simulate(qgraph, point, frames, build_dir, *, sim="verilator"):
-    """Build ``qgraph`` at ``point`` into ``build_dir`` (reused when unchanged) and simulate."""
+    """Build ``qgraph`` at ``point`` into ``build_dir`` (reused when the network, the point and the
+    generator are unchanged) and simulate."""
     from cosim.session import simulate
-    from hw.build import build, qgraph_fingerprint
+    from hw.build import build, build_is_current
 
-    man = Path(build_dir) / "manifest.json"
-    fp = qgraph_fingerprint(qgraph)
-    fresh = True
-    if man.exists():
-        m = json.loads(man.read_text())
-        fresh = not (m.get("qgraph_sha256") == fp and m.get("point") == point.to_dict())
-    if fresh:
+    if not build_is_current(build_dir, qgraph, point.to_dict()):
         build(qgraph, point, build_dir, model=qgraph.name)
     expected = [qgraph.run_frame(c, f) for c, f in frames]
     res = simulate(build_dir, frames, expected=expected, sim=sim, timeout=400000)

@@ -22,6 +22,7 @@ Every file is written atomically.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -33,8 +34,8 @@ from models import ops
 from .compose import Network
 from .stream import payload_fields
 
-__all__ = ["kick_comb_blocks", "qgraph_fingerprint", "top_name", "port_manifest",
-           "dense_stage_cycles", "build"]
+__all__ = ["kick_comb_blocks", "qgraph_fingerprint", "generator_digest", "build_is_current",
+           "top_name", "port_manifest", "dense_stage_cycles", "build"]
 
 
 _KICK = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;$",
@@ -66,6 +67,30 @@ def qgraph_fingerprint(qgraph) -> str:
     model was retrained or its quantization changed after ``codesign build``).
     """
     return json_digest(qgraph.to_json())
+
+
+#: The packages whose code decides a build's Verilog (:func:`generator_digest`).
+GENERATOR_PACKAGES = ("hw", "contract", "models")
+
+
+def generator_digest() -> str:
+    """SHA-256 over the Python sources of :data:`GENERATOR_PACKAGES` (path and content): a build
+    made by other generator code has another one, so a checker that reuses a build directory can
+    tell it is stale although the network and the point are the same."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(f for pkg in GENERATOR_PACKAGES for f in (root / pkg).rglob("*.py"))
+    return json_digest([[f.relative_to(root).as_posix(), file_digest(f)] for f in files])
+
+
+def build_is_current(build_dir, qgraph, point) -> bool:
+    """Whether ``build_dir`` holds a build of ``qgraph`` at ``point`` (a point's dict) made by
+    this generator code (:func:`generator_digest`): a checker may then reuse it."""
+    man = Path(build_dir) / "manifest.json"
+    if not man.is_file():
+        return False
+    m = json.loads(man.read_text())
+    return (m.get("qgraph_sha256") == qgraph_fingerprint(qgraph) and m.get("point") == point
+            and m.get("generator_sha256") == generator_digest())
 
 
 def top_name(model: str) -> str:
@@ -103,7 +128,7 @@ def write_design(out, *, top: str, text: str, i_shape, o_shape, clock_mhz: float
         "clock": "clk", "reset": "rst", "reset_active": "high", "clock_mhz": clock_mhz,
         "model": model, "point": point,
         "ports": {"input": port_manifest("i", i_shape), "output": port_manifest("o", o_shape)},
-        "layers": list(layers), **extra,
+        "layers": list(layers), "generator_sha256": generator_digest(), **extra,
     }
     return manifest
 

@@ -40,6 +40,18 @@ def test_build_default_point_writes_verilog_and_manifest(qgraph_file, tmp_path, 
 
     assert m["qgraph_sha256"] == qgraph_fingerprint(QGraph.load(qgraph_file))
     assert qgraph_fingerprint(tiny_qgraph(1)) != m["qgraph_sha256"]
+    # a checker reuses the build only for the same network, point and generator code
+    from hw.build import build_is_current, generator_digest
+
+    q = QGraph.load(qgraph_file)
+    assert m["generator_sha256"] == generator_digest()
+    assert build_is_current(out, q, m["point"])
+    assert not build_is_current(out, tiny_qgraph(1), m["point"])
+    assert not build_is_current(out, q, {**m["point"], "clock_mhz": -1})
+    (out / "manifest.json").write_text(json.dumps({**m, "generator_sha256": "0" * 64}))
+    assert not build_is_current(out, q, m["point"])
+    assert not build_is_current(tmp_path / "nothing", q, m["point"])
+    (out / "manifest.json").write_text(json.dumps(m))
     # cosim reads it back
     man = load_manifest(out)
     assert man.input.lanes == inp["lanes"] and man.output.channels == 3

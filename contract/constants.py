@@ -212,9 +212,10 @@ def dense_history_columns(kw: int, stride: int) -> int:
 
 
 #: Output stages of a window generator, from a step's issue to its window beat: the sparse line
-#: buffer's one (the memory data), the dense one's two (the memory data, then that data
-#: registered straight from the memories, ``hw/dense_line_buffer.py``).
-WINDOW_STAGES = {False: 1, True: 2}
+#: buffer's three (the read addresses, the memory data, the window rows chosen by slot,
+#: ``hw/line_buffer.py``), the dense one's two (the memory data, then that data registered
+#: straight from the memories, ``hw/dense_line_buffer.py``).
+WINDOW_STAGES = {False: 3, True: 2}
 
 
 def line_buffer_ram(width: int, depth: int) -> str:

@@ -28,6 +28,12 @@ rows of the current one; slots carry the row and the frame parity. The emitter s
 active columns of a row with a priority encoder, so empty columns cost nothing and rows one cycle
 each.
 
+Pipelining (for the clock, ``docs/IMPLEMENT.md``): the writer registers each taken beat and writes
+it a cycle later; the emitter's step passes three output stages
+(:data:`contract.constants.WINDOW_STAGES`): its read addresses, the memories' words, then each
+window row's slot chosen per bank, and the tap's bank and mask at the output. The stages add
+latency, not cycles per frame.
+
 Cycles per frame, frames back to back, never stalled (``B`` beats per site, ``n_in`` input and
 ``n_out`` output sites, ``G`` cycles the consumer spends per window beat: 1 for the depthwise conv,
 ``C_out / pe`` for the full conv), measured from one end-of-frame output beat to the next
@@ -184,13 +190,19 @@ class LineBuffer(wiring.Component):
         rbits = max(coord_bits(H) + 3, sbits + 2)  # rows -r .. 2H+r, comparisons need headroom
 
         wports, rports = {}, {}
-        attrs = {"ram_style": "block"} if line_buffer_ram(word, depth) == "bram" else None
+        bram = line_buffer_ram(word, depth) == "bram"
+        attrs = {"ram_style": "block"} if bram else None
         for sl in range(N):
             for bk in range(banks):
                 mem = Memory(shape=unsigned(word), depth=depth, init=[], attrs=attrs)
                 m.submodules[f"row{sl}_bank{bk}"] = mem
                 wports[sl, bk] = mem.write_port()
-                rports[sl, bk] = mem.read_port()
+                # A block RAM registers its read data itself. A memory left to synthesis (LUT
+                # RAM on ECP5) is read asynchronously and its word registered here (stage 1,
+                # `rdata`): a synchronous read port there becomes an address register before
+                # the LUT RAM, so the read and the window rows' choice after it would share a
+                # cycle. Both read the memory as it was before a write at the same edge.
+                rports[sl, bk] = mem.read_port() if bram else mem.read_port(domain="comb")
 
         # per-slot row tag (frame-local row and frame parity) and validity bitmap
         tag = Array(Signal(signed(rbits), name=f"tag{k}") for k in range(N))
@@ -246,18 +258,34 @@ class LineBuffer(wiring.Component):
         first_beat = b_in == 0
         new_row = first_beat & (~started | (iy != cur_row))
         # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
-        may_write = ~new_row | (rel <= cyo[N - 1 - ry])
+        # and its issued step (stage a, below) has read the memories: the limit is cy + N - 1 - ry
+        # of that step while it waits there (`sa_hold`), else of the emitter's row (a step read
+        # this cycle is read before a beat taken now is written, a cycle later)
+        sa_hold, sa_lim = Signal(), Signal(signed(rbits))
+        may_write = ~new_row | Mux(sa_hold, rel <= sa_lim, rel <= cyo[N - 1 - ry])
         m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
 
         wslot = Signal(sbits)
         m.d.comb += wslot.eq(slot_base + rel)
         wbank = ip.x[:kbits]
         waddr = Cat(b_in[:bbits], ip.x[kbits:]) if bbits else ip.x[kbits:]
+        # The write stage: a taken beat's word, address, slot and bank are registered and written
+        # a cycle later, so the memories' write enables decode registers (before, the input's
+        # valid, the writer's limit compare and the slot decode ran into every memory's enable in
+        # one cycle: 12-14 ns of routing on ECP5). A row still counts complete when a token of a
+        # later row (or eof) is offered, at least a cycle after its last beat was taken; the
+        # emitter's first read of it samples the memory a cycle after that, after the write.
+        w_en = Signal()
+        w_slot, w_bank = Signal(sbits), Signal(kbits)
+        w_addr = Signal(len(waddr), reset_less=True)
+        w_data = Signal(word, reset_less=True)
+        m.d.sync += [w_en.eq(self.i.valid & self.i.ready & ~ip.eof), w_slot.eq(wslot),
+                     w_bank.eq(wbank), w_addr.eq(waddr), w_data.eq(ip.data.as_value())]
         for (sl, bk), wp in wports.items():
             m.d.comb += [
-                wp.addr.eq(waddr),
-                wp.data.eq(ip.data.as_value()),
-                wp.en.eq(self.i.valid & self.i.ready & ~ip.eof & (wslot == sl) & (wbank == bk)),
+                wp.addr.eq(w_addr),
+                wp.data.eq(w_data),
+                wp.en.eq(w_en & (w_slot == sl) & (w_bank == bk)),
             ]
 
         xbit = Signal(W)
@@ -284,7 +312,7 @@ class LineBuffer(wiring.Component):
         pending_row = self.i.valid & first_beat & ~ip.eof & ~ahead
         frontier = Mux(pending_row, iy, cur_row)
 
-        # ---- emitter: stage 0 (address, mask) -> stage 1 (memory data, output) -------------
+        # ---- emitter: stage 0 (address, mask) -> 1 (memory data) -> 2 (rows, output) -----
         def row_bitmap(o):
             """Bitmap of input row ``cy + o`` (0 unless the row is in its slot)."""
             sl, r = slo[o], cyo[o]
@@ -333,16 +361,24 @@ class LineBuffer(wiring.Component):
         cx = Signal(signed(coord_bits(W) + 2))
         m.d.comb += cx.eq(ox if s == 1 else ox << 1)
 
-        # pipeline: stage 1 registers; the read ports' data registers hold the taps
-        s1_valid = Signal()
-        s1_y = Signal(coord_bits(Ho))
-        s1_x = Signal(coord_bits(Wo))
-        s1_mask = Signal(kh * kw)
-        s1_beat = Signal(coord_bits(B))
-        s1_eof = Signal()
-        s1_slot = [Signal(sbits, name=f"s1_slot{dy}") for dy in range(kh)]
-        s1_bank = [Signal(kbits, name=f"s1_bank{dx}") for dx in range(kw)]
-        advance = ~s1_valid | self.o.ready
+        # Stage a holds an issued step's read addresses, row slots and banks (the emitter's
+        # priority encoder and column arithmetic end here, not at every memory's address); stage
+        # 1 the memories' words; stage 2 each window row's slot chosen per bank. Each stage moves
+        # on when the next one does or it is empty, so a stage adds latency, never a bubble.
+        def stage(tag_):
+            return {"valid": Signal(name=f"{tag_}_valid"),
+                    "y": Signal(coord_bits(Ho), name=f"{tag_}_y"),
+                    "x": Signal(coord_bits(Wo), name=f"{tag_}_x"),
+                    "mask": Signal(kh * kw, name=f"{tag_}_mask"),
+                    "beat": Signal(coord_bits(B), name=f"{tag_}_beat"),
+                    "eof": Signal(name=f"{tag_}_eof"),
+                    "slot": [Signal(sbits, name=f"{tag_}_slot{dy}") for dy in range(kh)],
+                    "bank": [Signal(kbits, name=f"{tag_}_bank{dx}") for dx in range(kw)]}
+        sa, s1 = stage("sa"), stage("s1")
+        s2_valid = Signal()
+        advance2 = ~s2_valid | self.o.ready
+        advance1 = ~s1["valid"] | advance2
+        advance = ~sa["valid"] | advance1      # the emitter issues a step
         issue = Signal()
         issue_eof = Signal()
 
@@ -356,8 +392,8 @@ class LineBuffer(wiring.Component):
                 m.d.comb += mask[kw * dy + dx].eq(ok & bit)
 
         # read addresses: bank j holds the window column c with c % banks == j
-        raddr = {}
         cw = (cols_per_bank - 1).bit_length()
+        sa_addr = []
         for bk in range(banks):
             d = Signal(kbits, name=f"dcol{bk}")
             m.d.comb += d.eq(bk - (cx - rx))
@@ -365,36 +401,73 @@ class LineBuffer(wiring.Component):
             m.d.comb += col.eq(cx - rx + d)
             a = Cat(b_out[:bbits], col[kbits:kbits + cw]) if bbits \
                 else col[kbits:kbits + max(cw, 0)]
-            raddr[bk] = a
-        for (_sl, bk), rp in rports.items():
-            m.d.comb += [rp.addr.eq(raddr[bk]), rp.en.eq(advance)]
+            reg = Signal(len(a), name=f"sa_addr{bk}", reset_less=True)
+            with m.If(advance & issue):
+                m.d.sync += reg.eq(a)
+            sa_addr.append(reg)
+        rdata = {}
+        for (sl, bk), rp in rports.items():
+            m.d.comb += rp.addr.eq(sa_addr[bk])
+            if bram:
+                m.d.comb += rp.en.eq(advance1)
+                rdata[sl, bk] = rp.data
+            else:
+                rdata[sl, bk] = Signal(word, name=f"s1_word{sl}_{bk}", reset_less=True)
+                with m.If(advance1):
+                    m.d.sync += rdata[sl, bk].eq(rp.data)
 
+        m.d.comb += sa_hold.eq(sa["valid"] & ~sa["eof"] & ~advance1)
         with m.If(advance):
-            m.d.sync += s1_valid.eq(issue | issue_eof)
+            m.d.sync += sa["valid"].eq(issue | issue_eof)
             with m.If(issue):
+                m.d.sync += sa_lim.eq(cyo[N - 1 - ry])
                 m.d.sync += [
-                    s1_y.eq(e_row), s1_x.eq(ox), s1_mask.eq(mask), s1_beat.eq(b_out),
-                    s1_eof.eq(0),
+                    sa["y"].eq(e_row), sa["x"].eq(ox), sa["mask"].eq(mask),
+                    sa["beat"].eq(b_out), sa["eof"].eq(0),
                 ]
                 for dy in range(kh):
-                    m.d.sync += s1_slot[dy].eq(slo[dy - ry])
+                    m.d.sync += sa["slot"][dy].eq(slo[dy - ry])
                 for dx in range(kw):
-                    m.d.sync += s1_bank[dx].eq((cx - rx + dx)[:kbits])
+                    m.d.sync += sa["bank"][dx].eq((cx - rx + dx)[:kbits])
             with m.If(issue_eof):
-                m.d.sync += [s1_y.eq(0), s1_x.eq(0), s1_mask.eq(0), s1_beat.eq(0), s1_eof.eq(1)]
+                m.d.sync += [sa["y"].eq(0), sa["x"].eq(0), sa["mask"].eq(0), sa["beat"].eq(0),
+                             sa["eof"].eq(1)]
+        with m.If(advance1):
+            for k_ in ("valid", "y", "x", "mask", "beat", "eof"):
+                m.d.sync += s1[k_].eq(sa[k_])
+            for k_ in ("slot", "bank"):
+                m.d.sync += [d_.eq(s_) for d_, s_ in zip(s1[k_], sa[k_], strict=True)]
+        s1_valid, s1_y, s1_x, s1_mask = s1["valid"], s1["y"], s1["x"], s1["mask"]
+        s1_beat, s1_eof, s1_slot, s1_bank = s1["beat"], s1["eof"], s1["slot"], s1["bank"]
 
-        rdata = Array(rports[sl, bk].data for sl in range(N) for bk in range(banks))
+        # Stage 2: the N x banks memories' words are chosen in two steps with a register between
+        # (a single N * banks : 1 choice per tap, spread over every memory, was the block's
+        # worst path on ECP5: 11-13 ns of routing): here each window row's slot, per bank ...
+        s2_y, s2_x = Signal.like(s1_y), Signal.like(s1_x)
+        s2_mask, s2_beat, s2_eof = Signal.like(s1_mask), Signal.like(s1_beat), Signal()
+        s2_bank = [Signal(kbits, name=f"s2_bank{dx}") for dx in range(kw)]
+        rows_w = [[Signal(word, name=f"s2_row{dy}_bank{bk}", reset_less=True)
+                   for bk in range(banks)] for dy in range(kh)]
+        with m.If(advance2):
+            m.d.sync += [s2_valid.eq(s1_valid), s2_y.eq(s1_y), s2_x.eq(s1_x),
+                         s2_mask.eq(s1_mask), s2_beat.eq(s1_beat), s2_eof.eq(s1_eof)]
+            m.d.sync += [s2_bank[dx].eq(s1_bank[dx]) for dx in range(kw)]
+            for dy in range(kh):
+                for bk in range(banks):
+                    by_slot = Array(rdata[sl, bk] for sl in range(N))
+                    m.d.sync += rows_w[dy][bk].eq(by_slot[s1_slot[dy]])
+        # ... then, at the output, each tap's bank and its mask
         op = self.o.payload
         m.d.comb += [
-            self.o.valid.eq(s1_valid),
-            op.y.eq(s1_y), op.x.eq(s1_x), op.mask.eq(s1_mask), op.beat.eq(s1_beat),
-            op.eof.eq(s1_eof),
+            self.o.valid.eq(s2_valid),
+            op.y.eq(s2_y), op.x.eq(s2_x), op.mask.eq(s2_mask), op.beat.eq(s2_beat),
+            op.eof.eq(s2_eof),
         ]
         for dy in range(kh):
+            by_bank = Array(rows_w[dy])
             for dx in range(kw):
                 t = kw * dy + dx
-                tap = rdata[Cat(s1_bank[dx], s1_slot[dy])]
-                m.d.comb += op.taps[t].as_value().eq(Mux(s1_mask[t], tap, 0))
+                m.d.comb += op.taps[t].as_value().eq(Mux(s2_mask[t], by_bank[s2_bank[dx]], 0))
 
         with m.FSM():
             with m.State("ROW"):

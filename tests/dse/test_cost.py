@@ -75,7 +75,7 @@ def test_cycles_match_verilator_on_digits_stages():
 
 def test_fill_is_the_stage_tail():
     from contract.constants import FIFO_LATENCY as EDGE_LATENCY
-    from contract.constants import MAC_LATENCY, REQUANT_LATENCY, mac_latency
+    from contract.constants import MAC_LATENCY, REQUANT_LATENCY, WINDOW_STAGES, mac_latency
     from models import ops
 
     pw3, fc = _digits_tail()
@@ -84,10 +84,11 @@ def test_fill_is_the_stage_tail():
     assert layer_cost(_pw(32, 64, 4), ch).fill == (4 * 4 + mac_latency("int8", 8) + REQUANT_LATENCY
                                                    + EDGE_LATENCY)
     assert layer_cost(pw3, ch).fill > layer_cost(_pw(32, 64, 4), ch).fill + 60
-    # a stride-1 3x3 layer drains its last two rows
+    # a stride-1 3x3 layer drains its last two rows through the sparse line buffer's 3 stages
     dw = _dw(c=32, h=8)
+    assert WINDOW_STAGES[False] == 3
     assert ops.of(dw).tail(dw, LayerChoice("int8", 8, 8), dw.stats()) == (
-        2 * 8 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 1)
+        2 * 8 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 3)
 
 
 def test_depthwise_and_divisibility_rules():

@@ -50,7 +50,9 @@ empty row; that shows only when it is the bottleneck and its consumer takes a be
 output site set the pace. Measured on the RTL with the default 8 slots: exact on dense maps (8x8,
 16x16, 7x9, 5x7, both strides, ``G`` = 1, 2, 4, 8), within 5 cycles on 60x80 maps at 20 %
 (1011 vs 1009 estimated), within 4 % on 30x40 at 5 %. With 4 slots the writer cannot absorb the
-row-to-row imbalance of sparse maps: up to 25 % slower there, 3 cycles per frame on dense ones.
+row-to-row imbalance of sparse maps: up to 25 % slower there, and on dense maps at stride 1 it
+waits a cycle per row for the emitter's step in its address stage (8x8: 137 cycles against 131,
+16x16: 529 against 515; exact at stride 2 and with 8 slots).
 Every frame, lone or not, lies within :func:`contract.cycles.window_cycle_bounds`::
 
     B * G * n_out + 1  <=  cycles  <=  B * (n_in + G * n_out) + H_out + 4
@@ -259,8 +261,9 @@ class LineBuffer(wiring.Component):
         new_row = first_beat & (~started | (iy != cur_row))
         # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
         # and its issued step (stage a, below) has read the memories: the limit is cy + N - 1 - ry
-        # of that step while it waits there (`sa_hold`), else of the emitter's row (a step read
-        # this cycle is read before a beat taken now is written, a cycle later)
+        # of that step while stage a holds it (`sa_hold`, registers only: whether the step moves
+        # on this cycle depends on the consumer's `ready` through every stage, a chain that put
+        # the writer's enables at 53 MHz in a network), else of the emitter's row
         sa_hold, sa_lim = Signal(), Signal(signed(rbits))
         may_write = ~new_row | Mux(sa_hold, rel <= sa_lim, rel <= cyo[N - 1 - ry])
         m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
@@ -416,7 +419,7 @@ class LineBuffer(wiring.Component):
                 with m.If(advance1):
                     m.d.sync += rdata[sl, bk].eq(rp.data)
 
-        m.d.comb += sa_hold.eq(sa["valid"] & ~sa["eof"] & ~advance1)
+        m.d.comb += sa_hold.eq(sa["valid"] & ~sa["eof"])
         with m.If(advance):
             m.d.sync += sa["valid"].eq(issue | issue_eof)
             with m.If(issue):

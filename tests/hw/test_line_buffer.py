@@ -114,9 +114,11 @@ def test_cycles_no_stalls(stride, density, slots):
         est = cycles_per_frame(height=h, width=w, channels=c, lanes=lanes, stride=stride,
                                active_sites=len(coords), output_sites=n_out)
         if slots == 4:
-            # the documented price of fewer slots on dense maps (sparse: only the bounds hold)
+            # the documented price of fewer slots on dense maps (sparse: only the bounds hold):
+            # at stride 1 the writer waits a cycle per row for the step in stage a (8x8: 137
+            # against 131), at stride 2 none
             if density == 1.0:
-                assert est <= measured <= est + 3
+                assert est <= measured <= est + (h - 2 if stride == 1 else 0)
         elif density == 1.0:
             assert measured == est
         else:

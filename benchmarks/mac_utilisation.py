@@ -102,10 +102,19 @@ def main(argv=None) -> int:
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default=str(ROOT / "reports"))
     args = p.parse_args(argv)
+    from common.fsutil import write_png, write_text
+
+    need = ("build/qgraph.json", "point.json", "build/sim_summary.json", "dse/workload.json")
+    for d in args.runs:
+        missing = [f for f in need if not (Path(d) / f).is_file()]
+        if missing:
+            print(f"error: {d} is not a simulated `codesign flow` run (no {missing[0]}); run "
+                  "benchmarks/standard_networks.py or `codesign flow` first", file=sys.stderr)
+            return 2
     rows = [r for d in args.runs for r in layer_rows(Path(d))]
     df = pd.DataFrame(rows)
     out = Path(args.out)
-    df.to_csv(out / "mac_utilisation.csv", index=False)
+    write_text(out / "mac_utilisation.csv", df.to_csv(index=False))
     lines = ["# MAC utilisation per layer (ideal cycles / measured II)", "",
              "`python benchmarks/mac_utilisation.py` on `codesign flow` runs of "
              "`benchmarks/standard_networks.py`. Ideal: the layer's useful MACs per frame over "
@@ -137,7 +146,7 @@ def main(argv=None) -> int:
                          f"{r['ideal']:,.0f} | {r['utilisation']:.2f} | "
                          f"{r['least_multipliers']} | {r['ceiling']:.2f} |")
         lines.append("")
-    (out / "mac_utilisation.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "mac_utilisation.md", "\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -155,7 +164,7 @@ def main(argv=None) -> int:
         ax.set_ylabel("utilisation", fontsize=8)
         ax.set_title(run, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "mac_utilisation.png", dpi=110)
+    write_png(out / "mac_utilisation.png", fig, dpi=110)
     print(f"wrote {out / 'mac_utilisation.md'}, .csv, .png")
     return 0
 

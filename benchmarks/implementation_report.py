@@ -29,6 +29,12 @@ def row(label: str, build: Path) -> dict:
     pred = {r: (sum(int(x.get(f"pred_{r}", 0) or 0) for x in layers)
                 if any(f"pred_{r}" in x for x in layers) else None)
             for r in ("lut", "ff", "dsp", "bram18")}
+    # a build's manifest keeps the point's layers, not the DSE's figures: a `codesign flow` run
+    # has them in point.json beside its build (the II at the measured activity, which a sparse
+    # network needs); otherwise the manifest's II with every site active (a dense network's II)
+    flow_point = build.parent / "point.json"
+    if not dse and build.name == "build" and flow_point.is_file():
+        dse = json.loads(flow_point.read_text()).get("dse") or {}
     ii = dse.get("ii_cycles") or man.get("ii_dense")
     u, w = impl["utilisation"], (impl.get("worst_paths") or [{}])[0]
     f = impl["fmax_mhz"]
@@ -57,11 +63,25 @@ def row(label: str, build: Path) -> dict:
     }
 
 
+def _note(md: Path) -> str:
+    """The note paragraph under the title of an earlier report (empty if none)."""
+    if not md.is_file():
+        return ""
+    parts = md.read_text().split("\n\n")
+    if len(parts) > 2 and not parts[1].startswith("`codesign implement` of each build"):
+        return parts[1]
+    return ""
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("builds", nargs="+", metavar="LABEL=BUILD_DIR")
     p.add_argument("--out", default=str(ROOT / "reports"))
     p.add_argument("--note", default="", help="a paragraph under the title: what the builds are")
+    p.add_argument("--append", action="store_true",
+                   help="keep the rows of the report in --out (earlier builds, whose directories "
+                        "may be gone) and add these builds' after them, replacing a row of the "
+                        "same label; without --note the report's note stays")
     args = p.parse_args(argv)
     import matplotlib
 
@@ -69,12 +89,37 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    rows = []
+    out = Path(args.out)
+    builds = []
     for item in args.builds:
         label, _, d = item.partition("=")
-        rows.append(row(label, Path(d)))
+        missing = [f for f in ("manifest.json", "implementation.json")
+                   if not (Path(d) / f).is_file()]
+        if not label or not d or missing:
+            print(f"error: {item!r} is not LABEL=BUILD_DIR of an implemented build"
+                  + (f" (no {missing[0]}); run `codesign implement` first" if d and missing
+                     else ""), file=sys.stderr)
+            return 2
+        builds.append((label, Path(d)))
+    rows = []
+    if args.append:
+        if not (out / "implementation.csv").is_file():
+            print(f"error: --append: no {out / 'implementation.csv'} to add to", file=sys.stderr)
+            return 2
+        new_labels = {label for label, _ in builds}
+        # an empty cell: None, as row() gives a missing prediction ("" for seeds_fmax); a count
+        # that pandas read as a float (its column has empty cells) an int again
+        rows = [{k: (("" if k == "seeds_fmax" else None) if pd.isna(v)
+                     else int(v) if isinstance(v, float) and v.is_integer()
+                     and not k.endswith(("_mhz", "_s", "_ns", "_frame", "_share")) else v)
+                 for k, v in r.items()}
+                for r in pd.read_csv(out / "implementation.csv", keep_default_na=False,
+                                     na_values=[""]).to_dict("records")
+                if r["design"] not in new_labels]
+        if not args.note:
+            args.note = _note(out / "implementation.md")
+    rows += [row(label, d) for label, d in builds]
     df = pd.DataFrame(rows)
-    out = Path(args.out)
     with atomic_path(out / "implementation.csv") as tmp:
         df.to_csv(tmp, index=False)
     cols = ["design", "formats", "ii_cycles", "fmax_mhz", "us_per_frame", "lut4_used",
@@ -99,15 +144,19 @@ def main(argv=None) -> int:
               for r in rows]
     lines += ["", "![Fmax and time per frame](implementation.png)", ""]
     write_text(out / "implementation.md", "\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    axes[0].bar(df["design"], df["fmax_mhz"], color="tab:blue")
-    axes[0].axhline(125, color="k", ls="--", lw=0.8)
-    axes[0].text(0, 127, "goal 125 MHz", fontsize=8)
-    axes[0].set_ylabel("measured Fmax (MHz)")
-    axes[1].bar(df["design"], df["us_per_frame"], color="tab:orange")
-    axes[1].set_ylabel("us per frame at the measured Fmax")
-    for ax in axes:
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    # one horizontal bar per build, labels on the y axis (long labels, many builds), first on top
+    n = len(df)
+    y = list(range(n))[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 1.2 + 0.32 * n), sharey=True,
+                             gridspec_kw={"width_ratios": [1, 1]})
+    axes[0].barh(y, df["fmax_mhz"], color="tab:blue")
+    axes[0].axvline(125, color="k", ls="--", lw=0.8)
+    axes[0].text(126, y[0], "goal 125 MHz", fontsize=8, va="center")
+    axes[0].set_xlabel("measured Fmax (MHz)")
+    axes[1].barh(y, df["us_per_frame"], color="tab:orange")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("us per frame at the measured Fmax (log)")
+    axes[0].set_yticks(y, df["design"], fontsize=7)
     fig.suptitle("nextpnr-ecp5, LFE5U-85F speed 6")
     fig.tight_layout()
     write_png(out / "implementation.png", fig)

@@ -1,7 +1,12 @@
-"""Helpers shared by test modules: small hand-made integer graphs.
+"""Helpers shared by test modules: small hand-made integer graphs, and the benchmark scripts
+loaded as modules.
 
 ``pythonpath = ["tests"]`` in pyproject.toml makes this importable as ``helpers``.
 """
+
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -9,7 +14,19 @@ from models.qgraph import QGraph, QNode
 from models.quant.formats import weight_format
 
 __all__ = ["conv_node", "classifier_head", "tiny_qgraph", "maxpool_qgraph", "valid_qgraph",
-           "golden_frames"]
+           "golden_frames", "load_benchmark"]
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (benchmarks/ is not a package), registered in
+    ``sys.modules`` under ``name`` so that the scripts that import each other find it."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def conv_node(rng, name, inp, c_in, c_out, hw, *, k, groups=1, stride=1, relu=True, fmt="int8",

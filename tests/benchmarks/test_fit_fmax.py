@@ -1,22 +1,13 @@
 """benchmarks/fit_fmax.py: block configurations, the harness every block is timed in, and the
 model fit (loaded from its path: benchmarks/ is not a package)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fit_fmax.py"
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def fit_fmax():
-    spec = importlib.util.spec_from_file_location("fit_fmax", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fit_fmax"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fit_fmax")
 
 
 def test_configs_cover_every_block_kind_and_format(fit_fmax):

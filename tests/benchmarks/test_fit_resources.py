@@ -1,21 +1,18 @@
 """benchmarks/fit_resources.py: the calibration script, loaded from its path (benchmarks/ is not a
 package)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fit_resources.py"
 
 
 @pytest.fixture(scope="module")
 def fit_resources():
-    spec = importlib.util.spec_from_file_location("fit_resources", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("fit_resources")
 
 
 def test_command_line_help(fit_resources, capsys):

@@ -2,24 +2,17 @@
 are gone, keeping their rows and its note; a flow's build takes its DSE's II (loaded from its
 path: benchmarks/ is not a package)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "implementation_report.py"
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("implementation_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["implementation_report"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("implementation_report")
 
 
 def _build(d: Path, *, fmax: float, ii_dense: int, preds: bool) -> Path:

@@ -1,23 +1,15 @@
 """benchmarks/mac_utilisation.py: a directory that is not a simulated flow run is refused before
 anything is written (loaded from its path: benchmarks/ is not a package)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "mac_utilisation.py"
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def mac_utilisation():
-    spec = importlib.util.spec_from_file_location("mac_utilisation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mac_utilisation"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("mac_utilisation")
 
 
 @pytest.mark.parametrize("present", [(), ("build/qgraph.json", "point.json")])

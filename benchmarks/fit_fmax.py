@@ -308,6 +308,18 @@ def main(argv=None) -> int:
     from dse.fmax import model_file
 
     xilinx = args.family != "ecp5"
+    # the DSE's own model needs its routing derate, which only whole networks give: a fit of the
+    # blocks alone would write a model that prices every network as its slowest block
+    if not args.out and not args.no_write and not args.network:
+        print(f"error: writing {model_file(args.family).relative_to(ROOT)} needs its routing "
+              "derate: pass the implemented builds with --network BUILD_DIR (repeat), or check "
+              "the blocks with --no-write, or write elsewhere with --out", file=sys.stderr)
+        return 2
+    for d in [*args.network, *args.heldout_network]:
+        if not (Path(d) / "manifest.json").is_file():
+            print(f"error: {d} is not a build directory (no manifest.json); run `codesign "
+                  "build` and `codesign implement` first", file=sys.stderr)
+            return 2
     args.out = args.out or str(model_file(args.family))
     cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)

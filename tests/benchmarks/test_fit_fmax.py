@@ -76,3 +76,19 @@ def test_xilinx_sample_is_the_timing_estimate_and_is_cached(fit_fmax, tmp_path):
     assert s["cells"]["dsp"] >= 1 and not s.get("cached")
     again = fit_fmax.estimate_sample(cfg, tmp_path, family="xcup")
     assert again["cached"] and again["fmax_mhz"] == s["fmax_mhz"]
+
+
+def test_writing_the_dse_model_needs_networks_and_is_refused_before_any_run(fit_fmax, tmp_path,
+                                                                            capsys):
+    from dse.fmax import model_file
+
+    before = model_file("ecp5").read_bytes()
+    work = tmp_path / "work"
+    assert fit_fmax.main(["--workdir", str(work)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs its routing derate" in err[0] and "--network" in err[0]
+    assert fit_fmax.main(["--workdir", str(work), "--network", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a build directory" in err[0]
+    # nothing ran, nothing was written
+    assert not work.exists() and model_file("ecp5").read_bytes() == before

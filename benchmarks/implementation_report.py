@@ -147,8 +147,7 @@ def main(argv=None) -> int:
     # one horizontal bar per build, labels on the y axis (long labels, many builds), first on top
     n = len(df)
     y = list(range(n))[::-1]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 1.2 + 0.32 * n), sharey=True,
-                             gridspec_kw={"width_ratios": [1, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 1.2 + 0.32 * n), sharey=True)
     axes[0].barh(y, df["fmax_mhz"], color="tab:blue")
     axes[0].axvline(125, color="k", ls="--", lw=0.8)
     axes[0].text(126, y[0], "goal 125 MHz", fontsize=8, va="center")

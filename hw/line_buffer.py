@@ -24,7 +24,9 @@ touches is complete (a token of a later row, or end of frame, has arrived), and 
 start relative row ``r`` only when that does not overwrite a row the emitter still needs
 (``r <= c + N - 2``). Rows are numbered relative to the emitter's frame, so the writer may run on
 into the next frame (its row ``y`` is relative row ``H + y``) while the emitter finishes the last
-rows of the current one; slots carry the row and the frame parity. The emitter steps over the
+rows of the current one; slots carry the frame parity and a flag that they hold a row the emitter
+may still read (cleared as it moves past the row or its frame ends; with fewer slots than the
+rows it reads plus its stride, the row number as well). The emitter steps over the
 active columns of a row with a priority encoder, so empty columns cost nothing and rows one cycle
 each.
 
@@ -206,8 +208,17 @@ class LineBuffer(wiring.Component):
                 # cycle. Both read the memory as it was before a write at the same edge.
                 rports[sl, bk] = mem.read_port() if bram else mem.read_port(domain="comb")
 
-        # per-slot row tag (frame-local row and frame parity) and validity bitmap
-        tag = Array(Signal(signed(rbits), name=f"tag{k}") for k in range(N))
+        # Per slot: whether it holds a row of the emitter's window (`tag_ok`), the frame parity
+        # of its row and its validity bitmap. A slot's row leaves the window when the emitter
+        # moves past it (it is cleared then) or its frame ends (cleared by parity). When every
+        # row the emitter may read, ``cy - ry .. cy + s + ry``, has a slot of its own
+        # (``retire``: N > s + 2 ry), a slot whose flag is set holds exactly the row the emitter
+        # expects there, and no row tag is compared: the compare (the slot's tag chosen by the
+        # slot register, against the row register) sat on the emitter's worst path on ECP5,
+        # into the row registers' enables. With fewer slots, a slot may still hold a row the
+        # emitter needs while it asks for the row N later, and the row tag decides.
+        retire = N > s + 2 * ry
+        tag = None if retire else Array(Signal(signed(rbits), name=f"tag{k}") for k in range(N))
         tag_par = Array(Signal(name=f"tag_par{k}") for k in range(N))
         tag_ok = [Signal(name=f"tag_ok{k}") for k in range(N)]
         tag_ok_a = Array(tag_ok)
@@ -235,18 +246,24 @@ class LineBuffer(wiring.Component):
             return f"m{-o}" if o < 0 else f"p{o}"
         cyo = {o: Signal(signed(rbits), init=o, name=f"cy_{_oname(o)}") for o in offsets}
         slo = {o: Signal(sbits, init=o % N, name=f"slot_{_oname(o)}") for o in offsets}
+        # ... and whether row ``cy + o`` is inside the frame (0 <= row < H), kept the same way
+        rok = {o: Signal(init=int(0 <= o < H), name=f"rok_{_oname(o)}") for o in offsets}
+        moving = Signal()  # the emitter leaves its row this cycle (rows cy - ry .. leave)
 
         def next_row():
             """The emitter moves to its next output row (inside the caller's condition)."""
+            m.d.comb += moving.eq(1)
             m.d.sync += e_row.eq(e_row + 1)
             for o in offsets:
-                m.d.sync += [cyo[o].eq(cyo[o] + s), slo[o].eq(slo[o] + s)]
+                m.d.sync += [cyo[o].eq(cyo[o] + s), slo[o].eq(slo[o] + s),
+                             rok[o].eq((cyo[o] >= -s) & (cyo[o] < H - s))]
 
         def next_frame():
             """The emitter's frame ends: row 0 of the next one, whose row 0 is H slots on."""
             m.d.sync += [e_row.eq(0), slot_base.eq(slot_base + H)]
             for o in offsets:
-                m.d.sync += [cyo[o].eq(o), slo[o].eq((slot_base + (H + o) % N)[:sbits])]
+                m.d.sync += [cyo[o].eq(o), slo[o].eq((slot_base + (H + o) % N)[:sbits]),
+                             rok[o].eq(int(0 <= o < H))]
 
         # ---- writer -----------------------------------------------------------------------
         started = Signal()
@@ -303,10 +320,11 @@ class LineBuffer(wiring.Component):
                 with m.If(new_row):
                     m.d.comb += take_row.eq(1)
                     m.d.sync += [
-                        started.eq(1), cur_row.eq(iy),
-                        tag[wslot].eq(iy), tag_par[wslot].eq(par_e ^ ahead),
+                        started.eq(1), cur_row.eq(iy), tag_par[wslot].eq(par_e ^ ahead),
                         bitmap[wslot].eq(xbit),
                     ]
+                    if tag is not None:
+                        m.d.sync += tag[wslot].eq(iy)
                 with m.Elif(first_beat):
                     m.d.sync += bitmap[wslot].eq(bitmap[wslot] | xbit)
 
@@ -317,19 +335,28 @@ class LineBuffer(wiring.Component):
 
         # ---- emitter: stage 0 (address, mask) -> 1 (memory data) -> 2 (rows, output) -----
         def row_bitmap(o):
-            """Bitmap of input row ``cy + o`` (0 unless the row is in its slot)."""
-            sl, r = slo[o], cyo[o]
-            ok = (r >= 0) & (r < H) & tag_ok_a[sl] & (tag[sl] == r) & (tag_par[sl] == par_e)
-            return Mux(ok, bitmap[sl], 0)
+            """Whether input row ``cy + o`` is in its slot, and its bitmap (0 unless it is)."""
+            sl = slo[o]
+            ok = rok[o] & tag_ok_a[sl]
+            if tag is not None:
+                ok = ok & (tag[sl] == cyo[o]) & (tag_par[sl] == par_e)
+            return ok, Mux(ok, bitmap[sl], 0)
 
         def window_rows(centre, tag_):
-            """Bitmaps of the kh input rows around ``cy + centre`` and the output row's site
-            bitmap."""
+            """Bitmaps of the kh input rows around ``cy + centre``, the output row's site bitmap
+            and whether it has a site. A row in its slot has at least one site (the writer
+            starts a row with its first token's bit), so the output row has a site when its
+            centre row is in its slot (stride 1) or any of its rows is (stride 2: the windows
+            of a kw >= 3 wide kernel cover every column): one bit per row, where an OR over the
+            chosen bitmaps' W bits used to sit between the slot registers and the emitter's
+            row registers' enables."""
             rows = [Signal(W, name=f"{tag_}_bm{dy}") for dy in range(kh)]
+            oks = [Signal(name=f"{tag_}_ok{dy}") for dy in range(kh)]
             for dy in range(kh):
-                m.d.comb += rows[dy].eq(row_bitmap(centre - ry + dy))
+                ok, bm = row_bitmap(centre - ry + dy)
+                m.d.comb += [oks[dy].eq(ok), rows[dy].eq(bm)]
             if s == 1:
-                return rows, rows[ry]
+                return rows, rows[ry], oks[ry]
             union = Signal(W, name=f"{tag_}_union")
             u = rows[0]
             for row in rows[1:]:
@@ -339,16 +366,17 @@ class LineBuffer(wiring.Component):
             for ox in range(Wo):
                 cols = [c for c in range(2 * ox - rx, 2 * ox + rx + 1) if 0 <= c < W]
                 m.d.comb += sites[ox].eq(Cat(*(union[c] for c in cols)).any())
-            return rows, sites
+            assert rx >= 1, "stride 2 needs a window at least 3 wide"
+            return rows, sites, Cat(*oks).any()
 
         def ready_for(centre):
             """Input rows up to ``cy + centre + ry`` are complete."""
             return all_done | ((started | pending_row) & (frontier >= cyo[centre + ry + 1]))
 
-        rows_bm, out_bm = window_rows(0, "win")
+        rows_bm, out_bm, out_any = window_rows(0, "win")
         # the next output row, so that the emitter moves on without a bubble
-        _, next_bm = window_rows(s, "next")
-        next_go = (e_row + 1 < Ho) & ready_for(s) & next_bm.any()
+        _, next_bm, next_any = window_rows(s, "next")
+        next_go = (e_row + 1 < Ho) & ready_for(s) & next_any
 
         row_ready = ready_for(0)
         if s == 1:
@@ -477,7 +505,7 @@ class LineBuffer(wiring.Component):
                 with m.If(finished):
                     m.next = "EOF"
                 with m.Elif((e_row < Ho) & row_ready):
-                    with m.If(out_bm.any()):
+                    with m.If(out_any):
                         m.d.sync += [remaining.eq(out_bm), b_out.eq(0)]
                         m.next = "SITES"
                     with m.Else():
@@ -503,11 +531,16 @@ class LineBuffer(wiring.Component):
                     m.next = "ROW"
 
         # a slot turns valid when the writer starts a row in it; the emitter's frame's rows
-        # turn invalid as that frame ends (the writer's rows, of the other parity, stay)
+        # turn invalid as that frame ends (the writer's rows, of the other parity, stay) and,
+        # with `retire`, each as the emitter moves past it (the writer cannot start the row N
+        # later in that slot in the same cycle: its limit is still cy + N - 1 - ry)
         for k in range(N):
+            gone = issue_eof & (tag_par[k] == par_e)
+            if retire:
+                gone = gone | (moving & Cat(*(slo[j - ry] == k for j in range(s))).any())
             with m.If(take_row & (wslot == k)):
                 m.d.sync += tag_ok[k].eq(1)
-            with m.Elif(issue_eof & (tag_par[k] == par_e)):
+            with m.Elif(gone):
                 m.d.sync += tag_ok[k].eq(0)
         return m
 

@@ -17,7 +17,10 @@ where ``levels`` is the depth of the adder tree that sums one accumulator's prod
 (MULT18X18D for int formats, the shift-add in LUTs for DyBit); a network runs at
 ``1000 / (max over its blocks of delay * (1 + routing))`` MHz, ``routing`` fitted from whole
 networks implemented with ``codesign implement`` (``--network``). Configurations are split into
-fit and held-out halves; the held-out error is reported and kept in the model file.
+fit and held-out halves; the held-out error is reported and kept in the model file. The model
+file records each network with its blocks and the generator it was built with, so
+``--reuse-networks`` refits the blocks against the same networks once their build directories are
+gone; ``--seeds N`` keeps each block's fastest of N placements.
 
 ``--family xc7`` or ``--family xcup`` fits the same model for the Xilinx parts, where no open
 placer exists, to each block's *estimated* Fmax (:mod:`hw.timing`: static timing of the
@@ -225,7 +228,26 @@ def network_sample(build_dir) -> dict:
     w = wl.from_qgraph(qgraph, name=man.get("model") or "network")
     blocks = [f for x in w.layers for f in layer_blocks(
         x, LayerChoice.from_dict(layers[x.name]))]
-    return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks}
+    return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks,
+            "generator_sha256": man.get("generator_sha256")}
+
+
+def recorded_networks(model_path: Path) -> list[dict]:
+    """The networks a model file was fitted on (``--reuse-networks``): each one's measured Fmax
+    and its blocks, as :func:`fit_routing` records them, so a refit of the blocks keeps the
+    routing derate's samples without their build directories (gone with the session that
+    implemented them). Raises ValueError naming what is missing."""
+    if not model_path.is_file():
+        raise ValueError(f"{model_path} does not exist: nothing to reuse")
+    nets = json.loads(model_path.read_text()).get("networks") or []
+    if not nets:
+        raise ValueError(f"{model_path} records no networks")
+    bare = [n["design"] for n in nets if not n.get("blocks")]
+    if bare:
+        raise ValueError(f"{model_path} records no blocks for {', '.join(bare)} (fitted before "
+                         "networks were recorded with their blocks)")
+    return [{k: n.get(k) for k in ("design", "fmax_mhz", "blocks", "generator_sha256",
+                                    "heldout")} for n in nets]
 
 
 def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
@@ -250,9 +272,12 @@ def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = ()) -> 
 
     ratio = float(np.mean([(1000.0 / n["fmax_mhz"]) / worst(n) for n in networks]))
     model = dict(model, routing=round(ratio - 1.0, 4))
+    # each network's blocks and generator are kept, so that a later refit of the blocks can
+    # reuse it (--reuse-networks) without its build directory
     model["networks"] = [{"design": n["design"], "fmax_mhz": n["fmax_mhz"],
                           "pred_mhz": round(1000.0 / (worst(n) * ratio), 1),
-                          "heldout": held}
+                          "heldout": held, "generator_sha256": n.get("generator_sha256"),
+                          "blocks": n["blocks"]}
                          for held, group in ((False, networks), (True, heldout))
                          for n in group]
     return model
@@ -310,6 +335,10 @@ def main(argv=None) -> int:
                         "--family xc7/xcup: `codesign build --synth --device` builds) (repeat)")
     p.add_argument("--heldout-network", action="append", default=[], metavar="BUILD_DIR",
                    help="implemented builds the model is checked on, not fitted to (repeat)")
+    p.add_argument("--reuse-networks", action="store_true",
+                   help="fit the routing derate on the networks the model file (--out) was "
+                        "fitted on, as it recorded them (with --network: a build of the same "
+                        "name replaces its record)")
     args = p.parse_args(argv)
     from functools import partial
 
@@ -320,7 +349,7 @@ def main(argv=None) -> int:
     xilinx = args.family != "ecp5"
     # the DSE's own model needs its routing derate, which only whole networks give: a fit of the
     # blocks alone would write a model that prices every network as its slowest block
-    if not args.out and not args.no_write and not args.network:
+    if not args.out and not args.no_write and not args.network and not args.reuse_networks:
         print(f"error: writing {model_file(args.family).relative_to(ROOT)} needs its routing "
               "derate: pass the implemented builds with --network BUILD_DIR (repeat), or check "
               "the blocks with --no-write, or write elsewhere with --out", file=sys.stderr)
@@ -335,6 +364,14 @@ def main(argv=None) -> int:
                   "build` and `codesign implement` first", file=sys.stderr)
             return 2
     args.out = args.out or str(model_file(args.family))
+    reused = []
+    if args.reuse_networks:
+        try:
+            reused = recorded_networks(Path(args.out))
+        except ValueError as e:
+            print(f"error: --reuse-networks: {e}; pass the implemented builds with --network "
+                  "BUILD_DIR", file=sys.stderr)
+            return 2
     cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
@@ -356,9 +393,24 @@ def main(argv=None) -> int:
              "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
                            f" from {len(samples)} {runs}"
                            f" ({wall:.0f} s on {args.workers} worker(s))"}
-    if args.network:
-        model = fit_routing(model, [network_sample(d) for d in args.network],
-                            [network_sample(d) for d in args.heldout_network])
+    if args.network or reused:
+        fresh = [network_sample(d) for d in args.network]
+        held = [network_sample(d) for d in args.heldout_network]
+        names = {n["design"] for n in fresh + held}
+        old = [n for n in reused if n["design"] not in names]
+        fitted = [n for n in old if not n["heldout"]] + fresh
+        if not fitted:
+            print("error: every network on record is held out: pass one to fit the routing "
+                  "derate on with --network BUILD_DIR", file=sys.stderr)
+            return 2
+        from hw.build import generator_digest
+
+        current = generator_digest()
+        stale = [n["design"] for n in old if n.get("generator_sha256") != current]
+        if stale:
+            print(f"note: {', '.join(stale)} were implemented on another generator than this "
+                  "one (generator_sha256 differs)", file=sys.stderr)
+        model = fit_routing(model, fitted, [n for n in old if n["heldout"]] + held)
     print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "datapath",
                                                 "heldout",
                                                 "routing", "networks")}, indent=1))

@@ -110,3 +110,50 @@ def test_seeds_keep_the_fastest_placement_and_cache_apart(fit_fmax, tmp_path):
     assert two["seeds_fmax"][0] == one["fmax_mhz"]  # seed 1 is the same placement
     again = fit_fmax.implement_sample(cfg, tmp_path, seeds=2)
     assert again["cached"] and again["fmax_mhz"] == two["fmax_mhz"]
+
+
+def test_networks_are_recorded_with_their_blocks_and_reused(fit_fmax, tmp_path):
+    """fit_routing keeps each network's blocks and generator in the model, and
+    recorded_networks gives them back from the written file: a later refit computes the same
+    derate from the record as from the build directories (which do not outlive a session)."""
+    import json
+
+    model = {"base": {"conv1x1": 8.0, "requant": 6.0}, "per_level": {"conv1x1": 1.0,
+                                                                    "requant": 0.5},
+             "mult": {"int8": 1.0}}
+    blocks = [{"kind": "conv1x1", "format": "int8", "levels": 3},
+              {"kind": "requant", "format": "none", "levels": 1}]
+    nets = [{"design": "a", "fmax_mhz": 80.0, "blocks": blocks, "generator_sha256": "g1"}]
+    held = [{"design": "b", "fmax_mhz": 70.0, "blocks": blocks[:1], "generator_sha256": "g2"}]
+    fitted = fit_fmax.fit_routing(model, nets, held)
+    # one network: its measured period over its slowest block (12 ns) is the derate
+    assert fitted["routing"] == pytest.approx(1000 / 80 / 12 - 1, abs=1e-4)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(fitted))
+    back = fit_fmax.recorded_networks(path)
+    assert [(n["design"], n["heldout"], n["generator_sha256"]) for n in back] == \
+        [("a", False, "g1"), ("b", True, "g2")]
+    again = fit_fmax.fit_routing(model, [n for n in back if not n["heldout"]],
+                                 [n for n in back if n["heldout"]])
+    assert again["routing"] == fitted["routing"] and again["networks"] == fitted["networks"]
+
+
+def test_reuse_networks_without_blocks_on_record_is_refused_before_any_run(fit_fmax, tmp_path,
+                                                                           capsys):
+    """A model file whose networks were recorded without their blocks (fitted before they
+    were) cannot give the derate its samples: one line, exit 2, nothing run or written."""
+    import json
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"networks": [{"design": "mid_small", "fmax_mhz": 102.75,
+                                             "pred_mhz": 98.5, "heldout": False}]}))
+    before = old.read_bytes()
+    work = tmp_path / "work"
+    assert fit_fmax.main(["--workdir", str(work), "--reuse-networks", "--out", str(old)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "records no blocks for mid_small" in err[0]
+    assert fit_fmax.main(["--workdir", str(work), "--reuse-networks",
+                          "--out", str(tmp_path / "none.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0]
+    assert not work.exists() and old.read_bytes() == before

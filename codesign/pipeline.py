@@ -46,6 +46,7 @@ class FlowConfig:
     synth: bool = True
     implement: bool | None = None  # place and route; None: on for the Lattice parts
     finetune: int = 0  # QAT epochs of every front point; the chosen one's weights go to hardware
+    time_limit: float = 20.0  # the DSE's CBC seconds per program (`codesign dse --time-limit`)
     out: str = "runs/flow"
 
     def __post_init__(self):
@@ -56,6 +57,7 @@ class FlowConfig:
             check_fraction,
             check_mhz,
             check_probability,
+            check_seconds,
         )
 
         check_fraction("--util", self.util)
@@ -65,6 +67,7 @@ class FlowConfig:
         check_count("--finetune", self.finetune, low=0, high=10_000)
         check_mhz("--clock-mhz", self.clock_mhz)
         check_probability("--stall", self.stall)
+        check_seconds("--time-limit", self.time_limit)
         if self.sim not in ("verilator", "icarus"):
             raise CodesignError(f"--sim must be verilator or icarus, not {self.sim!r}")
 

@@ -282,7 +282,8 @@ def decode(model: Model) -> Solution:
     problem = model.problem
     if model.status == "Not Solved":
         raise SolverTimeout(f"solver stopped at its time limit of {model.time_limit:g} s "
-                            "without a feasible point; raise the time limit")
+                            "without a feasible point; raise it with --time-limit (codesign dse, "
+                            "codesign flow)")
     if model.status not in ("Optimal", "Feasible"):
         raise Infeasible(_infeasible_message(problem, model.status))
     picks = []

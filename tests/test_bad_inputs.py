@@ -86,6 +86,7 @@ CASES = [
     (FLOW + ["--stall", "1.0"], {}, None, "--stall: must be a probability in [0"),
     (FLOW + ["--max-drop", "nan"], {}, None, "--max-drop: must be a finite number"),
     (FLOW + ["--frames", "0"], {}, None, "--frames: must be an integer in [1"),
+    (FLOW + ["--time-limit", "-1"], {}, None, "--time-limit: must be a number of seconds"),
     (FLOW + ["--clock-mhz", "inf"], {}, None, "--clock-mhz: must be a finite number"),
     (FLOW + ["--model", "nope"], {}, None, "valid models"),
 ]

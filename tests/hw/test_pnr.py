@@ -250,3 +250,73 @@ def test_implement_a_network_on_ecp5(tiny_build, capsys):
     assert bit.is_file() and bit.stat().st_size == impl["bitstream"]["bytes"] > 10_000
     assert impl["worst_paths"] and impl["worst_paths"][0]["delay_ns"] > 0
     assert ("timing met" in out.err) or ("timing missed" in out.err)
+
+
+def _router_log(overuse):
+    return "".join(f"Info:     iter={i} wires={800000 + i} overused={o} overuse={o} archfail=NA\n"
+                   for i, o in enumerate(overuse, 1))
+
+
+# router2's overuse per iteration in two real runs on LFE5U-85F: the eye backbone at 97 % of
+# the EBR (iterations 1, 5, 10, ... as logged, the rest filled in between) and the digits
+# network at lanes 1, seed 1, which sat at 2-4 wires for 14 iterations and then converged
+_EYE = [88754, 40000, 25000, 18000, 15784, 12000, 9000, 8000, 7000, 6480, 5600, 5000, 4600, 4300,
+        4047, 3800, 3600, 3450, 3350, 3303, 3200, 3100, 3000, 2950, 3000, 3100, 3200, 3300, 3400,
+        3465, 3600, 3750, 3900, 4000, 4104, 4394, 4700, 5000, 5200, 5344, 5553, 5813, 6269, 6553]
+_DIGITS = [11486, 5149, 2132, 1007, 434, 214, 105, 66, 32, 24, 16, 10, 8, 5, 4, 4, 4, 3, 3, 3, 3,
+           3, 4, 3, 4, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 0]
+
+
+def test_router_divergence_is_told_from_a_slow_convergence():
+    from hw.pnr import ROUTER_PATIENCE, router_diverging
+
+    assert ROUTER_PATIENCE == 20
+    why = router_diverging(_router_log(_EYE))
+    assert why == ("routing does not converge: 2,950 overused wires at router2's iteration 24, "
+                   "6,553 at iteration 44")
+    assert router_diverging(_router_log(_EYE[:43])) is None  # 19 iterations after its least
+    for n in range(1, len(_DIGITS) + 1):
+        assert router_diverging(_router_log(_DIGITS[:n])) is None
+    assert router_diverging("Info: Running router2...\n") is None
+    # a second routing pass starts its own count
+    assert router_diverging(_router_log(_EYE) + _router_log(_EYE[:10])) is None
+
+
+def test_a_watched_tool_is_stopped_in_one_line_when_its_log_says_so(tmp_path):
+    """run_logged's watch: a real process logging a router whose overuse grows is killed at the
+    first poll that sees it, long before its timeout, with one line naming the cause."""
+    import os
+    import sys
+    import time
+
+    from hw.pnr import router_diverging
+    from hw.synth import run_logged
+
+    script = tmp_path / "router.py"
+    pid = tmp_path / "pid"
+    script.write_text(
+        "import os, sys, time\n"
+        f"open({str(pid)!r}, 'w').write(str(os.getpid()))\n"
+        "i = 0\n"
+        "while True:\n"
+        "    i += 1\n"
+        "    o = 1000 if i < 5 else 1000 + 100 * i\n"
+        "    print(f'Info:     iter={i} wires=1 overused={o} overuse={o} archfail=NA', "
+        "flush=True)\n"
+        "    time.sleep(0.02)\n")
+    t0 = time.monotonic()
+    with pytest.raises(CodesignError) as exc:
+        run_logged([sys.executable, str(script)], cwd=tmp_path, log=tmp_path / "r.log",
+                   timeout=120, what="toy router", watch=router_diverging, poll=0.2)
+    msg = str(exc.value)
+    assert time.monotonic() - t0 < 60 and len(msg.splitlines()) == 1
+    assert msg.startswith("toy router: routing does not converge: 1,000 overused wires at "
+                          "router2's iteration 1") and msg.endswith(f"see {tmp_path / 'r.log'}")
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid.read_text()), 0)
+    # without a watch, the same call runs a tool to its end as before
+    ok = tmp_path / "ok.py"
+    ok.write_text("print('done')\n")
+    proc = run_logged([sys.executable, str(ok)], cwd=tmp_path, log=tmp_path / "ok.log",
+                      timeout=60, what="toy")
+    assert proc.returncode == 0 and (tmp_path / "ok.log").read_text() == "done\n"

@@ -86,26 +86,20 @@ def run_logged(argv, *, cwd, log: Path, timeout: float, what: str, watch=None,
     well, such as a router whose congestion grows, is stopped then, not at the timeout)."""
     env = dict(os.environ)
     env.setdefault("XDG_CACHE_HOME", str(cache_home()))
-    if watch is None:
-        try:
-            with open(log, "w") as f:
-                return subprocess.run(argv, cwd=cwd, env=env, stdout=f,
-                                      stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}") from None
+    deadline = time.monotonic() + timeout
     with open(log, "w") as f:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
-        t0 = time.monotonic()
         try:
             while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}")
                 try:
-                    proc.wait(timeout=poll)
-                    return subprocess.CompletedProcess(argv, proc.returncode)
+                    code = proc.wait(timeout=min(poll, left) if watch else left)
+                    return subprocess.CompletedProcess(argv, code)
                 except subprocess.TimeoutExpired:
                     pass
-                if time.monotonic() - t0 > timeout:
-                    raise CodesignError(f"{what} timed out after {timeout:.0f} s; see {log}")
-                stop = watch(Path(log).read_text(errors="replace"))
+                stop = watch and watch(Path(log).read_text(errors="replace"))
                 if stop:
                     raise CodesignError(f"{what}: {stop}; see {log}")
         finally:

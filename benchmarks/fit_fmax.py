@@ -364,13 +364,20 @@ def main(argv=None) -> int:
                   "build` and `codesign implement` first", file=sys.stderr)
             return 2
     args.out = args.out or str(model_file(args.family))
-    reused = []
+    old = []
     if args.reuse_networks:
         try:
             reused = recorded_networks(Path(args.out))
         except ValueError as e:
             print(f"error: --reuse-networks: {e}; pass the implemented builds with --network "
                   "BUILD_DIR", file=sys.stderr)
+            return 2
+        # a build given again replaces its record (a network sample is named by its directory)
+        given = {Path(d).name for d in [*args.network, *args.heldout_network]}
+        old = [n for n in reused if n["design"] not in given]
+        if not args.network and all(n["heldout"] for n in old):
+            print("error: --reuse-networks: every network on record is held out: pass one to "
+                  "fit the routing derate on with --network BUILD_DIR", file=sys.stderr)
             return 2
     cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
@@ -393,16 +400,10 @@ def main(argv=None) -> int:
              "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
                            f" from {len(samples)} {runs}"
                            f" ({wall:.0f} s on {args.workers} worker(s))"}
-    if args.network or reused:
+    if args.network or old:
         fresh = [network_sample(d) for d in args.network]
         held = [network_sample(d) for d in args.heldout_network]
-        names = {n["design"] for n in fresh + held}
-        old = [n for n in reused if n["design"] not in names]
         fitted = [n for n in old if not n["heldout"]] + fresh
-        if not fitted:
-            print("error: every network on record is held out: pass one to fit the routing "
-                  "derate on with --network BUILD_DIR", file=sys.stderr)
-            return 2
         from hw.build import generator_digest
 
         current = generator_digest()

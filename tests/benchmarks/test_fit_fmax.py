@@ -156,4 +156,11 @@ def test_reuse_networks_without_blocks_on_record_is_refused_before_any_run(fit_f
                           "--out", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+    # blocks on record, but every network held out: nothing to fit the derate on
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps({"networks": [{"design": "b", "fmax_mhz": 70.0, "heldout": True,
+                                              "blocks": [{"kind": "conv1x1"}]}]}))
+    assert fit_fmax.main(["--workdir", str(work), "--reuse-networks", "--out", str(held)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "every network on record is held out" in err[0]
     assert not work.exists() and old.read_bytes() == before

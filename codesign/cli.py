@@ -94,10 +94,32 @@ def run_command(args) -> int:
         return int(args._run(args) or 0)
 
 
+class _Terminated(Exception):
+    """``SIGTERM`` arrived: raised in the main thread so that every ``finally`` runs (a tool's
+    process is killed, a directory lock released, a half-written output removed), as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     """Run one command; every failure the user can fix is one line on stderr and an exit code:
     2 for bad input or a failed step (and a deadlock), 1 for simulation mismatches
-    (:mod:`common.errors`), 130 when interrupted."""
+    (:mod:`common.errors`), 130 when interrupted, 143 when terminated (``SIGTERM``)."""
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if main_thread:  # a handler not set from Python reads back as None
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _main(argv) -> int:
     try:
         _limit_threads()
         parser = build_parser()
@@ -112,6 +134,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":

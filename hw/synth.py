@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from common.errors import CodesignError
+from common.procs import reap_children
 
 __all__ = ["tool_path", "yosys_path", "run_logged", "cache_home", "synthesize_verilog",
            "synthesize", "summarize_cells", "lutram_luts", "FAMILIES"]
@@ -83,11 +84,13 @@ def run_logged(argv, *, cwd, log: Path, timeout: float, what: str, watch=None,
     project cache (:func:`cache_home`, unless ``XDG_CACHE_HOME`` is set); a timeout is one line
     naming ``what``. ``watch``: called with the log's text every ``poll`` seconds while the tool
     runs; a string it returns stops the tool and becomes the one line (a run that cannot end
-    well, such as a router whose congestion grows, is stopped then, not at the timeout)."""
+    well, such as a router whose congestion grows, is stopped then, not at the timeout). The tool
+    dies with this process, even when it is killed (:func:`common.procs.reap_children`): a
+    nextpnr left routing for an hour after its ``codesign implement`` was stopped is not."""
     env = dict(os.environ)
     env.setdefault("XDG_CACHE_HOME", str(cache_home()))
     deadline = time.monotonic() + timeout
-    with open(log, "w") as f:
+    with open(log, "w") as f, reap_children():
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
         try:
             while True:

@@ -74,3 +74,32 @@ def test_an_option_given_double_dash_as_its_value_fails_in_one_line(argv):
     with pytest.raises(CodesignError, match=r"argument --[a-z-]+: expected one value") as exc:
         cli.build_parser().parse_args(argv)
     assert "\n" not in str(exc.value)
+
+
+def test_sigterm_is_one_line_exit_143_and_the_handler_is_put_back(tmp_path):
+    """A command stopped with SIGTERM unwinds like Ctrl-C (its `finally` blocks run: a tool's
+    process is killed, locks released) and says so in one line; main() puts the previous
+    handler back."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys, time\n"
+        "from codesign import cli\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n"
+        "    finally:\n"
+        "        print('unwound', flush=True)\n"
+        "cli.run_command = run\n"
+        "code = cli.main(['dse', '--model', 'digits', '--device', 'XC7Z020', '--out', "
+        f"{str(tmp_path / 'o')!r}])\n"
+        "assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL\n"
+        "sys.exit(code)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 143, p.stderr
+    assert p.stdout.strip() == "unwound"
+    assert p.stderr.strip() == "error: terminated (SIGTERM)"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # pytest's own is untouched

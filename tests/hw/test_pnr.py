@@ -2,6 +2,7 @@
 implement` on a real build with the real Yosys, nextpnr-ecp5 and ecppack."""
 
 import json
+import os
 
 import pytest
 from helpers import tiny_qgraph
@@ -320,3 +321,59 @@ def test_a_watched_tool_is_stopped_in_one_line_when_its_log_says_so(tmp_path):
     proc = run_logged([sys.executable, str(ok)], cwd=tmp_path, log=tmp_path / "ok.log",
                       timeout=60, what="toy")
     assert proc.returncode == 0 and (tmp_path / "ok.log").read_text() == "done\n"
+
+
+_HOLDS_A_TOOL = """
+import sys
+from codesign.cli import _on_sigterm
+import signal
+signal.signal(signal.SIGTERM, _on_sigterm)
+from hw.synth import run_logged
+try:
+    run_logged(["sh", "-c", "echo $$ > {pid}; exec sleep 120"], cwd={cwd!r}, log={log!r},
+               timeout=300, what="toy tool")
+except BaseException as exc:
+    print(type(exc).__name__, flush=True)
+    raise
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_tool_dies_with_the_command_that_started_it(tmp_path, sig):
+    """A nextpnr left routing for 30 min after its `codesign implement` was stopped: the tool a
+    command runs (here a sleep, through run_logged) is gone soon after the command is, whether it
+    was terminated (the CLI's handler runs run_logged's `finally`) or killed (the watchdog)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid = tmp_path / "pid"
+    code = _HOLDS_A_TOOL.replace("{pid}", str(pid)).replace("{cwd!r}", repr(str(tmp_path))) \
+        .replace("{log!r}", repr(str(tmp_path / "t.log")))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         cwd=os.getcwd())
+    deadline = time.time() + 30
+    while time.time() < deadline and not (pid.exists() and pid.read_text().strip()):
+        time.sleep(0.1)
+    tool = int(pid.read_text())
+    time.sleep(1.0)  # the watchdog has seen the tool
+    assert _alive(tool)
+    os.kill(p.pid, getattr(signal, sig))
+    out, _ = p.communicate(timeout=30)
+    deadline = time.time() + 10
+    while time.time() < deadline and _alive(tool):
+        time.sleep(0.2)
+    assert not _alive(tool)
+    if sig == "SIGTERM":  # the command saw it as an exception: its finally blocks ran
+        assert out.strip() == "_Terminated"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

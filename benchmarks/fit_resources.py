@@ -61,13 +61,18 @@ __all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "sta
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
 _FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json"}
 
-#: The ECP5 model's memory mapping, as synth_ecp5 mapped the grid's blocks: a dual-port RAM (line
-#: buffer bank) up to 128 words in TRELLIS_DPR16X4 cells (16 x 4 in 6 LUT4 sites), deeper in EBR;
-#: a weight ROM of more than 2 Kb and at least 128 words in EBR, else LUT4 logic (16 bits per
-#: LUT). Its requantizer multiply: one MULT18X18D up to a 19-bit accumulator, two from 20
-#: (``dse.cost.DSP_ACC_BITS``; synth_ecp5 of hw.requant at 17-26 bits).
+#: The ECP5 model's memory mapping, as synth_ecp5 maps memories: Yosys' memory_libmap cost rule
+#: with the Lattice cells' costs (``models.ops._price.libmap_choice``; checked against 315
+#: synth_ecp5 runs by ``benchmarks/memory_map.py``): an EBR 128 (+14 for its port emulation),
+#: a TRELLIS_DPR16X4 (16 x 4 in 6 LUT4 sites) 4, read multiplexers and write-enable decoders 0.5
+#: per bit, a ROM bit in LUT4 logic 1/16 (16 bits per LUT). Its requantizer multiply: one
+#: MULT18X18D up to a 19-bit accumulator, two from 20 (``dse.cost.DSP_ACC_BITS``; synth_ecp5 of
+#: hw.requant at 17-26 bits).
 _ECP5_MEMORY = {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
-                "lutram_cells": [[16, 4, 6]], "lutram_max_depth": 128, "bram_min_depth": 128}
+                "lutram_cells": [[16, 4, 6]],
+                "libmap": {"block_cost": 128, "block_extra": 14, "lutram_cell_cost": 4,
+                           "mux": 0.5, "demux": 0.5, "logic_cost_rom": 0.0625,
+                           "logic_cost_ram": 1.0}}
 
 FORMATS = ("int8", "int4", "dybit4", "dybit8")
 
@@ -379,7 +384,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
         bits = weight_format(cfg["format"]).bits
-        lut_mem, _ = memory(rm, macs * bits, -(-layer.weight_count // macs))
+        lut_mem, _ = memory(rm, macs * bits, -(-layer.weight_count // macs), rom=True)
         lut_mem += op.line_buffer_luts(layer, ch, rm)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
         targets["ff"].append(s["ff"])

@@ -34,7 +34,18 @@ def memory_bram18(width: int, depth: int) -> int:
 def _sliced_bram18(width: int, depth: int) -> int:
     if width <= 0:
         return 0
+    if width > _SLICE_BOUND:
+        # a wide word is mostly slices of the aspect ratio with the fewest blocks per bit; the
+        # search covers the last _SLICE_BOUND bits (and stays shallow: weight ROMs are
+        # thousands of bits wide)
+        d, w = min(BRAM18_SHAPES, key=lambda s: math.ceil(depth / s[0]) / s[1])
+        q = max(1, (width - _SLICE_BOUND) // w)
+        return q * math.ceil(depth / d) + _sliced_bram18(width - q * w, depth)
     return min(math.ceil(depth / d) + _sliced_bram18(width - w, depth) for d, w in BRAM18_SHAPES)
+
+
+#: Widths beyond which :func:`_sliced_bram18` takes whole slices of the best aspect ratio.
+_SLICE_BOUND = 36 * 36
 
 
 #: Distributed-RAM cells (depth, width, LUT sites) Yosys maps a dual-port LUTRAM to, unless the
@@ -51,29 +62,68 @@ def lutram_luts(model, width: int, depth: int) -> int:
     return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
 
 
+def libmap_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
+    """Where synthesis puts a ``width`` x ``depth`` memory read through a register: ``"bram"``,
+    ``"lutram"`` or ``"logic"``, by the cost rule of Yosys' ``memory_libmap`` with the family's
+    cell costs (``memory.libmap`` of the resource model; ``None`` for a family without one, which
+    keeps its depth thresholds).
+
+    Each mapping is priced as Yosys prices it: a block RAM ``block_cost`` per BRAM18 plus
+    ``block_extra`` (its port emulation); LUT RAM (RAMs only: Yosys keeps ROMs out of it)
+    ``lutram_cell_cost`` per cell, plus ``mux`` per read-data bit and extra row of cells and
+    ``demux`` per row of cells for the write enables; logic ``logic_cost_rom`` (or
+    ``logic_cost_ram``) per bit, which wins ties. On ECP5 (``benchmarks/memory_map.py``: 315
+    memories of 4-576 bits x 8-4096 words, each synthesised alone with synth_ecp5) it names the
+    mapping and the EBR count of all 315, where the old depth thresholds missed 42: a 576-bit x
+    64-word weight ROM is 16 EBRs, not 2,304 LUT4s; a 64-bit x 64-word line buffer bank 2 EBRs,
+    not 16 TRELLIS_DPR16X4."""
+    lib = model.memory.get("libmap") if model is not None else None
+    if not lib:
+        return None
+    bits = width * depth
+    logic = int(bits * lib["logic_cost_rom" if rom else "logic_cost_ram"])
+    cost = {"bram": lib["block_cost"] * memory_bram18(width, depth) + lib["block_extra"]}
+    if not rom:
+        (cd, cw, _), = model.memory["lutram_cells"]
+        rows = math.ceil(depth / cd)
+        cost["lutram"] = (lib["lutram_cell_cost"] * math.ceil(width / cw) * rows
+                          + lib["mux"] * (rows - 1) * width
+                          + (lib["demux"] * rows if rows > 1 else 0))
+    best = min(cost, key=cost.get)
+    return best if cost[best] < logic else "logic"
+
+
 def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
-    """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank): LUTRAM cells
-    (:func:`lutram_luts`), or block RAM beyond the family's ``memory.lutram_max_depth`` (ECP5:
-    Yosys moves a RAM deeper than 128 words into EBR)."""
-    limit = model.memory.get("lutram_max_depth") if model is not None else None
-    if limit is not None and depth > limit:
+    """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank, read through a register): LUTRAM
+    cells (:func:`lutram_luts`), or block RAM where the family's mapping rule puts it
+    (:func:`libmap_choice`; without one, beyond ``memory.lutram_max_depth`` words)."""
+    choice = libmap_choice(model, width, depth, rom=False)
+    if choice is None:
+        limit = model.memory.get("lutram_max_depth") if model is not None else None
+        choice = "bram" if limit is not None and depth > limit else "lutram"
+    if choice == "bram":
         return 0, memory_bram18(width, depth)
     return lutram_luts(model, width, depth), 0
 
 
-def memory(model, width: int, depth: int) -> tuple[int, int]:
-    """(LUTs, BRAM18) of a memory: LUTRAM when small, block RAM otherwise."""
+def memory(model, width: int, depth: int, *, rom: bool = False) -> tuple[int, int]:
+    """(LUTs, BRAM18) of a memory read through a register (``rom``: a weight or bias ROM): LUTs
+    when small, block RAM otherwise (:func:`libmap_choice` where the family has that rule)."""
     bits = width * depth
     if bits <= 0:
         return 0, 0
-    # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM from
-    # ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16 RAMB18E2,
-    # 576 x 128 in LUTs, so 256; ECP5: 128; default one BRAM18's depth at its widest aspect)
-    shallow = model.memory.get("bram_min_depth", BRAM18_SHAPES[0][0])
-    if bits <= model.memory["lutram_max_bits"] or depth < shallow:
-        per_lut = model.memory["lutram_bits_per_lut"]
-        return math.ceil(width * math.ceil(depth / per_lut)), 0
-    return 0, memory_bram18(width, depth)
+    choice = libmap_choice(model, width, depth, rom=rom)
+    if choice is None:
+        # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM
+        # from ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16
+        # RAMB18E2, 576 x 128 in LUTs, so 256; default one BRAM18's depth at its widest aspect)
+        shallow = model.memory.get("bram_min_depth", BRAM18_SHAPES[0][0])
+        small = bits <= model.memory["lutram_max_bits"] or depth < shallow
+        choice = "lutram" if small else "bram"
+    if choice == "bram":
+        return 0, memory_bram18(width, depth)
+    per_lut = model.memory["lutram_bits_per_lut"]
+    return math.ceil(width * math.ceil(depth / per_lut)), 0
 
 
 def mac_key(fmt: str, datapath: str) -> str:

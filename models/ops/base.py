@@ -397,7 +397,7 @@ class ComputeOp(Op):
             res["ff"] += sk["ff"]
         # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
         lut_w, bram_w = _price.memory(model, macs * fmt.bits,
-                                      math.ceil(self.weight_count(layer) / macs))
+                                      math.ceil(self.weight_count(layer) / macs), rom=True)
         res["lut"] += lut_w
         res["lut"] += lb
         res["ff"] += self.line_buffer_registers(layer, choice)

@@ -151,7 +151,9 @@ class WindowOp(ComputeOp):
         if line_buffer_ram(width, declared) == "bram":
             luts, bram = 0, _price.memory_bram18(width, declared)
         else:
-            luts, bram = _price.dual_port_memory(model, width, depth)
+            # a family priced by Yosys' mapping rule sees the memory as declared
+            libmap = model is not None and model.memory.get("libmap")
+            luts, bram = _price.dual_port_memory(model, width, declared if libmap else depth)
         return LINE_BUFFER_SLOTS * banks * luts, LINE_BUFFER_SLOTS * banks * bram
 
     def _dense_line_buffer_memory(self, layer, choice, model) -> tuple[int, int]:

@@ -1,0 +1,254 @@
+"""Where synth_ecp5 puts a memory (EBR, LUT RAM or LUT4 logic) against the resource model's rule.
+
+Each memory is one Amaranth ``Memory`` of ``width`` x ``depth`` read through a register, as the
+generator's memories are read:
+
+- ``rom``: initialised, a synchronous read port (a weight or bias ROM of ``hw.conv3x3`` and the
+  others);
+- ``ram``: a write port and a synchronous read port (a line-buffer bank, whose asynchronous read
+  is registered right after it; a FIFO).
+
+Each is synthesised alone with :func:`hw.synth.synthesize` (``synth_ecp5``), and the mapping Yosys
+chose is compared with :func:`models.ops._price.libmap_choice` (the rule the DSE prices with) and
+with the depth thresholds the ECP5 model used before it (EBR from 128 words for a RAM; from 2 Kb
+and 128 words for a ROM). Writes a table of every disagreement, the counts, a CSV of every sample
+and a plot.
+
+    python benchmarks/memory_map.py [--quick] [--jobs 2] [--workdir DIR] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WIDTHS = (4, 8, 9, 16, 18, 24, 32, 36, 48, 64, 72, 128, 144, 288, 576)
+DEPTHS = (8, 16, 32, 48, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096)
+RAM_WIDTHS = (4, 8, 9, 16, 18, 24, 32, 36, 48, 64, 72, 144)
+RAM_DEPTHS = (16, 32, 48, 64, 96, 128, 192, 256, 512, 2048)
+QUICK = ((8, 16, 36, 64, 144), (32, 64, 96, 128, 256))
+
+#: The ECP5 model's rule before the memory_libmap rule (dse/resource_model_ecp5.json until
+#: 2026-11-25): a RAM in EBR beyond 128 words, a ROM from more than 2 Kb and 128 words.
+OLD_RAM_DEPTH, OLD_ROM_BITS, OLD_ROM_DEPTH = 128, 2048, 128
+
+
+def memory_component(kind: str, width: int, depth: int):
+    """One memory, read through a register (see the module docstring)."""
+    from amaranth.hdl import Module, unsigned
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+
+    abits = max(1, (depth - 1).bit_length())
+
+    class Mem(wiring.Component):
+        def __init__(self):
+            super().__init__({"waddr": In(abits), "raddr": In(abits), "wdata": In(width),
+                              "we": In(1), "rdata": Out(width)})
+
+        def elaborate(self, platform):
+            m = Module()
+            if kind == "rom":
+                rnd = random.Random(width * 100003 + depth)
+                init = [rnd.getrandbits(width) for _ in range(depth)]
+                m.submodules.mem = mem = Memory(shape=unsigned(width), depth=depth, init=init)
+            else:
+                m.submodules.mem = mem = Memory(shape=unsigned(width), depth=depth, init=[])
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(self.waddr), wp.data.eq(self.wdata), wp.en.eq(self.we)]
+            rp = mem.read_port(domain="sync")
+            m.d.comb += [rp.addr.eq(self.raddr), self.rdata.eq(rp.data)]
+            return m
+
+    return Mem()
+
+
+def observed(res: dict) -> str:
+    if res["bram18"]:
+        return "bram"
+    return "lutram" if res.get("lutram") else "logic"
+
+
+def old_rule(kind: str, width: int, depth: int) -> str:
+    if kind == "rom":
+        big = width * depth > OLD_ROM_BITS and depth >= OLD_ROM_DEPTH
+        return "bram" if big else "logic"
+    return "bram" if depth > OLD_RAM_DEPTH else "lutram"
+
+
+def run_one(job, workdir: Path) -> dict:
+    from amaranth.back import verilog
+
+    from hw.synth import synthesize_verilog
+
+    kind, width, depth = job
+    text = verilog.convert(memory_component(kind, width, depth), name="top", emit_src=False)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    d = workdir / f"{kind}_{width}x{depth}"
+    cached = d / "sample.json"
+    if cached.exists() and json.loads(cached.read_text()).get("key") == key:
+        return json.loads(cached.read_text())
+    t0 = time.perf_counter()
+    res = synthesize_verilog(text, top="top", workdir=d, family="ecp5")
+    out = {"kind": kind, "width": width, "depth": depth, "key": key,
+           "observed": observed(res), "bram18": res["bram18"], "lut": res["lut"],
+           "lutram_cells": res.get("lutram", 0), "lut_total": res.get("lut_total", res["lut"]),
+           "seconds": round(time.perf_counter() - t0, 1)}
+    cached.write_text(json.dumps(out))
+    return out
+
+
+def judge(rows, model) -> None:
+    from models.ops._price import libmap_choice, memory_bram18
+
+    for r in rows:
+        rom = r["kind"] == "rom"
+        r["rule"] = libmap_choice(model, r["width"], r["depth"], rom=rom)
+        r["old"] = old_rule(r["kind"], r["width"], r["depth"])
+        r["rule_bram18"] = memory_bram18(r["width"], r["depth"]) if r["rule"] == "bram" else 0
+        r["old_bram18"] = memory_bram18(r["width"], r["depth"]) if r["old"] == "bram" else 0
+
+
+def markdown(rows, seconds: float) -> str:
+    n = len(rows)
+    rule_ok = sum(r["rule"] == r["observed"] for r in rows)
+    old_ok = sum(r["old"] == r["observed"] for r in rows)
+    rule_ebr = sum(r["rule_bram18"] == r["bram18"] for r in rows)
+    old_ebr = sum(r["old_bram18"] == r["bram18"] for r in rows)
+    lines = [
+        "# Memory mapping on ECP5: synth_ecp5 against the resource model",
+        "",
+        "Written by `benchmarks/memory_map.py`: each memory alone, read through a register "
+        "(`rom`: a weight ROM; `ram`: a write port and a read port, as a line-buffer bank or a "
+        f"FIFO), synthesised with `synth_ecp5`. {n} memories, {seconds:.0f} s of Yosys runs.",
+        "",
+        "| rule | mapping right (EBR / LUT RAM / logic) | EBR count right |",
+        "|---|---:|---:|",
+        f"| `libmap_choice` (Yosys' memory_libmap costs) | {rule_ok} of {n} | {rule_ebr} of {n} |",
+        f"| depth thresholds (the model before) | {old_ok} of {n} | {old_ebr} of {n} |",
+        "",
+    ]
+    wrong = [r for r in rows if r["rule"] != r["observed"]]
+    if not wrong:
+        lines.append("The rule and Yosys agree on every memory.")
+    else:
+        lines += ["Where the rule and Yosys disagree:", "",
+                  "| kind | width | depth | Yosys | rule | old rule | EBR | LUT4 |",
+                  "|---|---:|---:|---|---|---|---:|---:|"]
+    for r in wrong:
+        lines.append(f"| {r['kind']} | {r['width']} | {r['depth']} | {r['observed']} | "
+                     f"{r['rule']} | {r['old']} | {r['bram18']} | {r['lut_total']} |")
+    lines += ["", "Where the old thresholds were wrong and the rule is right: "
+              f"{sum(r['old'] != r['observed'] and r['rule'] == r['observed'] for r in rows)}; "
+              "for example:", "",
+              "| kind | width | depth | Yosys | old rule | EBR | LUT4 |",
+              "|---|---:|---:|---|---|---:|---:|"]
+    fixed = [r for r in rows if r["old"] != r["observed"] and r["rule"] == r["observed"]]
+    for r in fixed[:: max(1, len(fixed) // 12)]:
+        lines.append(f"| {r['kind']} | {r['width']} | {r['depth']} | {r['observed']} | "
+                     f"{r['old']} | {r['bram18']} | {r['lut_total']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colour = {"bram": "tab:blue", "lutram": "tab:green", "logic": "tab:orange"}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for ax, kind in zip(axes, ("rom", "ram"), strict=True):
+        for r in (r for r in rows if r["kind"] == kind):
+            ok = r["rule"] == r["observed"]
+            ax.scatter(r["depth"], r["width"], c=colour[r["observed"]], s=40 if ok else 90,
+                       marker="o" if ok else "X", edgecolors="black" if not ok else "none")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("depth (words)")
+        ax.set_title(f"{kind}: Yosys' mapping (X: the rule disagrees)")
+    axes[0].set_ylabel("width (bits)")
+    for name, c in colour.items():
+        axes[1].scatter([], [], c=c, label=name)
+    axes[1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(ROOT / "reports" / "memory_map_ecp5.md"))
+    p.add_argument("--workdir", default=None, help="Yosys work directories and cached samples "
+                   "(default: a temp dir)")
+    p.add_argument("--jobs", type=int, default=2, help="Yosys runs at a time")
+    p.add_argument("--quick", action="store_true", help="a 5 x 5 grid of each kind")
+    args = p.parse_args(argv)
+
+    from common.errors import CodesignError
+    from dse.cost import resource_model
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"error: {out.parent} is not a directory; pass --out in an existing directory",
+              file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("error: --jobs must be 1 or more", file=sys.stderr)
+        return 2
+    model = resource_model(ROOT / "dse" / "resource_model_ecp5.json")
+    if args.quick:
+        ws, ds = QUICK
+        jobs = [(k, w, d) for k in ("rom", "ram") for w in ws for d in ds]
+    else:
+        jobs = ([("rom", w, d) for w in WIDTHS for d in DEPTHS]
+                + [("ram", w, d) for w in RAM_WIDTHS for d in RAM_DEPTHS])
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="memmap_"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as ex:
+        futures = [ex.submit(run_one, j, work) for j in jobs]
+        for i, f in enumerate(futures, 1):
+            try:
+                r = f.result()
+            except CodesignError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            rows.append(r)
+            print(f"[{i}/{len(jobs)}] {r['kind']} {r['width']}x{r['depth']}: {r['observed']} "
+                  f"({r['bram18']} EBR, {r['lut_total']} LUT4)", file=sys.stderr, flush=True)
+    seconds = sum(r["seconds"] for r in rows)
+    judge(rows, model)
+    text = markdown(rows, seconds)
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    csv_path = out.with_suffix(".csv")
+    with open(csv_path.with_suffix(".csv.tmp"), "w", newline="") as f:
+        keys = ["kind", "width", "depth", "observed", "rule", "old", "bram18", "rule_bram18",
+                "old_bram18", "lut", "lutram_cells", "lut_total", "seconds"]
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    plot(rows, out.with_suffix(".png"))
+    csv_path.with_suffix(".csv.tmp").replace(csv_path)
+    tmp.replace(out)
+    print(text)
+    print(f"wall {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Where synth_ecp5 puts a memory (models.ops._price.libmap_choice, the rule the DSE prices ECP5
+memories with) against real Yosys runs of benchmarks/memory_map.py's memories."""
+
+import pytest
+from helpers import load_benchmark
+
+from dse.cost import resource_model
+from models.ops._price import dual_port_memory, libmap_choice, memory
+
+
+@pytest.fixture(scope="module")
+def ecp5():
+    return resource_model("dse/resource_model_ecp5.json")
+
+
+@pytest.fixture(scope="module")
+def memory_map():
+    return load_benchmark("memory_map")
+
+
+def test_the_rule_prices_each_side_as_yosys_does(ecp5):
+    # a ROM: EBR when 128 per EBR (+14) is less than 1/16 per bit in logic, logic on a tie
+    assert libmap_choice(ecp5, 36, 64, rom=True) == "bram"      # 144 > 142
+    assert libmap_choice(ecp5, 16, 128, rom=True) == "logic"    # 128 < 142
+    assert libmap_choice(ecp5, 576, 64, rom=True) == "bram"     # 16 EBR, not 2,304 LUT4
+    assert libmap_choice(ecp5, 576, 48, rom=True) == "logic"
+    # a RAM: LUT RAM cells with their read multiplexers against EBR
+    assert libmap_choice(ecp5, 8, 128, rom=False) == "lutram"
+    assert libmap_choice(ecp5, 8, 192, rom=False) == "bram"
+    assert libmap_choice(ecp5, 64, 64, rom=False) == "bram"     # a wide line-buffer bank
+    assert libmap_choice(ecp5, 64, 32, rom=False) == "lutram"
+    # what the prices follow from it
+    assert memory(ecp5, 576, 64, rom=True) == (0, 16)
+    assert memory(ecp5, 576, 48, rom=True) == (576 * 3, 0)
+    assert dual_port_memory(ecp5, 64, 64) == (0, 2)
+    assert dual_port_memory(ecp5, 64, 32) == (16 * 2 * 6, 0)   # 32 TRELLIS_DPR16X4, 6 LUT4 each
+
+
+def test_families_without_the_rule_keep_their_thresholds():
+    xcup = resource_model()
+    assert libmap_choice(xcup, 576, 64, rom=True) is None
+    assert memory(xcup, 576, 128) == (576 * 128 // xcup.memory["lutram_bits_per_lut"], 0)
+    assert memory(xcup, 576, 256)[1] == 16
+
+
+@pytest.mark.parametrize("job", [("rom", 36, 64), ("rom", 36, 48), ("ram", 64, 64),
+                                 ("ram", 64, 32), ("ram", 8, 192), ("ram", 8, 128)])
+def test_the_rule_names_what_synth_ecp5_does(memory_map, ecp5, tmp_path, job):
+    """Real synth_ecp5 runs on each side of the rule's boundaries."""
+    r = memory_map.run_one(job, tmp_path)
+    kind, width, depth = job
+    assert r["observed"] == libmap_choice(ecp5, width, depth, rom=kind == "rom")
+    if r["observed"] == "bram":
+        assert r["bram18"] == memory(ecp5, width, depth, rom=kind == "rom")[1]

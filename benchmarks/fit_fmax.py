@@ -228,8 +228,10 @@ def network_sample(build_dir) -> dict:
     w = wl.from_qgraph(qgraph, name=man.get("model") or "network")
     blocks = [f for x in w.layers for f in layer_blocks(
         x, LayerChoice.from_dict(layers[x.name]))]
+    lut = (impl.get("utilisation") or {}).get("lut") or {}
+    share = round(lut["used"] / lut["available"], 4) if lut.get("available") else None
     return {"design": build_dir.name, "fmax_mhz": impl["fmax_mhz"], "blocks": blocks,
-            "generator_sha256": man.get("generator_sha256")}
+            "generator_sha256": man.get("generator_sha256"), "lut_share": share}
 
 
 def recorded_networks(model_path: Path) -> list[dict]:
@@ -247,7 +249,7 @@ def recorded_networks(model_path: Path) -> list[dict]:
         raise ValueError(f"{model_path} records no blocks for {', '.join(bare)} (fitted before "
                          "networks were recorded with their blocks)")
     return [{k: n.get(k) for k in ("design", "fmax_mhz", "blocks", "generator_sha256",
-                                    "heldout")} for n in nets]
+                                    "heldout", "lut_share")} for n in nets]
 
 
 def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
@@ -261,23 +263,45 @@ def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
     return np.asarray(rows)
 
 
+#: The least spread of LUT shares among the fitted networks for a share term to be fitted.
+MIN_SHARE_SPREAD = 0.2
+
+
 def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = ()) -> dict:
-    """``model["routing"]``: the mean ratio of a network's measured critical path to its slowest
-    block's, less one, fitted on ``networks``; every network's prediction, ``heldout`` ones
-    marked."""
-    from dse.fmax import block_delay_ns
+    """The routing factor (:func:`dse.fmax.routing_factor`): how much longer a network's
+    measured critical path is than its slowest block's, fitted on ``networks``; every network's
+    prediction, ``heldout`` ones marked.
+
+    When every fitted network records its ``lut_share`` (the share of the part's LUT4s nextpnr
+    placed) and the shares spread over :data:`MIN_SHARE_SPREAD` or more, the ratio is fitted as
+    a line in the share (least squares, slope at least 0): ``routing`` is its value at the mean
+    share (``routing_ref_share``), ``routing_per_lut_share`` its slope. Otherwise the mean
+    ratio, as before."""
+    from dse.fmax import block_delay_ns, routing_factor
 
     def worst(n):
         return max(block_delay_ns(f, model) for f in n["blocks"])
 
-    ratio = float(np.mean([(1000.0 / n["fmax_mhz"]) / worst(n) for n in networks]))
-    model = dict(model, routing=round(ratio - 1.0, 4))
+    ratios = np.asarray([(1000.0 / n["fmax_mhz"]) / worst(n) for n in networks])
+    shares = [n.get("lut_share") for n in networks]
+    model = {k: v for k, v in model.items()
+             if k not in ("routing_per_lut_share", "routing_ref_share")}
+    if all(u is not None for u in shares) and np.ptp(shares) >= MIN_SHARE_SPREAD:
+        u = np.asarray(shares, dtype=float)
+        slope = max(0.0, float(np.polyfit(u, ratios, 1)[0]))
+        ref = float(np.mean(u))
+        model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
+        model["routing_per_lut_share"] = round(slope, 4)
+        model["routing_ref_share"] = round(ref, 4)
+    else:
+        model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
     # each network's blocks and generator are kept, so that a later refit of the blocks can
     # reuse it (--reuse-networks) without its build directory
     model["networks"] = [{"design": n["design"], "fmax_mhz": n["fmax_mhz"],
-                          "pred_mhz": round(1000.0 / (worst(n) * ratio), 1),
+                          "pred_mhz": round(1000.0 / (worst(n) * routing_factor(
+                              model, n.get("lut_share"))), 1),
                           "heldout": held, "generator_sha256": n.get("generator_sha256"),
-                          "blocks": n["blocks"]}
+                          "lut_share": n.get("lut_share"), "blocks": n["blocks"]}
                          for held, group in ((False, networks), (True, heldout))
                          for n in group]
     return model
@@ -339,6 +363,13 @@ def main(argv=None) -> int:
                    help="fit the routing derate on the networks the model file (--out) was "
                         "fitted on, as it recorded them (with --network: a build of the same "
                         "name replaces its record)")
+    p.add_argument("--heldout-design", action="append", default=[], metavar="NAME",
+                   help="with --reuse-networks: hold out exactly these recorded networks (by "
+                        "design name; 'none': fit on every one) and fit on the others (repeat)")
+    p.add_argument("--routing-only", action="store_true",
+                   help="refit only the routing factor of the model file (--out) on the "
+                        "networks (--network, --heldout-network, --reuse-networks), keeping "
+                        "its block coefficients: nothing is placed")
     args = p.parse_args(argv)
     from functools import partial
 
@@ -349,6 +380,14 @@ def main(argv=None) -> int:
     xilinx = args.family != "ecp5"
     # the DSE's own model needs its routing derate, which only whole networks give: a fit of the
     # blocks alone would write a model that prices every network as its slowest block
+    if args.heldout_design and not args.reuse_networks:
+        print("error: --heldout-design picks among recorded networks: add --reuse-networks",
+              file=sys.stderr)
+        return 2
+    if args.routing_only and not (args.network or args.reuse_networks):
+        print("error: --routing-only refits the routing factor on networks: pass "
+              "--network BUILD_DIR or --reuse-networks", file=sys.stderr)
+        return 2
     if not args.out and not args.no_write and not args.network and not args.reuse_networks:
         print(f"error: writing {model_file(args.family).relative_to(ROOT)} needs its routing "
               "derate: pass the implemented builds with --network BUILD_DIR (repeat), or check "
@@ -375,10 +414,33 @@ def main(argv=None) -> int:
         # a build given again replaces its record (a network sample is named by its directory)
         given = {Path(d).name for d in [*args.network, *args.heldout_network]}
         old = [n for n in reused if n["design"] not in given]
+        unknown = sorted(set(args.heldout_design) - {n["design"] for n in old} - {"none"})
+        if unknown:
+            print(f"error: --heldout-design {', '.join(unknown)}: no such network on record "
+                  f"(recorded: {', '.join(n['design'] for n in old)})", file=sys.stderr)
+            return 2
+        if args.heldout_design:
+            old = [dict(n, heldout=n["design"] in args.heldout_design) for n in old]
         if not args.network and all(n["heldout"] for n in old):
             print("error: --reuse-networks: every network on record is held out: pass one to "
                   "fit the routing derate on with --network BUILD_DIR", file=sys.stderr)
             return 2
+    if args.routing_only:
+        model = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else None
+        if not model or "base" not in model:
+            print(f"error: --routing-only: {args.out} holds no fitted block model; fit the "
+                  "blocks first (without --routing-only)", file=sys.stderr)
+            return 2
+        model = _refit_routing(model, args, old)
+        print(json.dumps({k: model.get(k) for k in ("routing", "routing_per_lut_share",
+                                                    "routing_ref_share")}, indent=1))
+        for n in model["networks"]:
+            print(f"{n['design']}: {n['fmax_mhz']} MHz measured, {n['pred_mhz']} predicted "
+                  f"({'held out' if n['heldout'] else 'fitted'}, LUT share {n['lut_share']})")
+        if not args.no_write:
+            write_json(args.out, model)
+            write_report(model, None, ROOT / "reports")
+        return 0
     cfgs = configs(args.family)
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
@@ -401,17 +463,7 @@ def main(argv=None) -> int:
                            f" from {len(samples)} {runs}"
                            f" ({wall:.0f} s on {args.workers} worker(s))"}
     if args.network or old:
-        fresh = [network_sample(d) for d in args.network]
-        held = [network_sample(d) for d in args.heldout_network]
-        fitted = [n for n in old if not n["heldout"]] + fresh
-        from hw.build import generator_digest
-
-        current = generator_digest()
-        stale = [n["design"] for n in old if n.get("generator_sha256") != current]
-        if stale:
-            print(f"note: {', '.join(stale)} were implemented on another generator than this "
-                  "one (generator_sha256 differs)", file=sys.stderr)
-        model = fit_routing(model, fitted, [n for n in old if n["heldout"]] + held)
+        model = _refit_routing(model, args, old)
     print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "datapath",
                                                 "heldout",
                                                 "routing", "networks")}, indent=1))
@@ -419,6 +471,25 @@ def main(argv=None) -> int:
         write_json(args.out, model)
         write_report(model, samples, ROOT / "reports")
     return 0
+
+
+def _share(n: dict) -> str:
+    return "" if n.get("lut_share") is None else f"{100 * n['lut_share']:.0f} %"
+
+
+def _refit_routing(model: dict, args, old: list[dict]) -> dict:
+    """:func:`fit_routing` on the recorded networks ``old`` and the builds of ``args``."""
+    from hw.build import generator_digest
+
+    fresh = [network_sample(d) for d in args.network]
+    held = [network_sample(d) for d in args.heldout_network]
+    fitted = [n for n in old if not n["heldout"]] + fresh
+    current = generator_digest()
+    stale = [n["design"] for n in old if n.get("generator_sha256") != current]
+    if stale:
+        print(f"note: {', '.join(stale)} were implemented on another generator than this "
+              "one (generator_sha256 differs)", file=sys.stderr)
+    return fit_routing(model, fitted, [n for n in old if n["heldout"]] + held)
 
 
 def timing_basis() -> str:
@@ -441,7 +512,11 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
 
     rows = []
     pred = {s["config"]: s for s in model["samples"]}
-    for s in samples:
+    if samples is None:  # --routing-only: the blocks as the model recorded them
+        rows = [{"block": k[len("block"):k.index("_c_")], "fmax_mhz": r["fmax_mhz"],
+                 "pred_mhz": r["pred_mhz"], "heldout": r["heldout"]}
+                for k, r in pred.items()]
+    for s in samples or ():
         p = pred[_key(s["config"])]
         w = s.get("worst_path") or {}
         rows.append({"block": s["config"]["block"], "format": s["config"]["format"],
@@ -460,8 +535,9 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     sfx = "" if fam == "ecp5" else f"_{fam}"
     what = ("nextpnr-ecp5 Fmax (MHz), LFE5U-85F speed 6" if fam == "ecp5" else
             f"estimated Fmax (MHz), synth_xilinx -family {fam}, hw/timing.py")
-    with atomic_path(out / f"fmax_blocks{sfx}.csv") as tmp:
-        df.to_csv(tmp, index=False)
+    if samples is not None:
+        with atomic_path(out / f"fmax_blocks{sfx}.csv") as tmp:
+            df.to_csv(tmp, index=False)
     fig, ax = plt.subplots(figsize=(6, 5))
     for kind, g in df.groupby("block"):
         ax.scatter(g["fmax_mhz"], g["pred_mhz"], label=kind,
@@ -491,8 +567,12 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
              "datapath[datapath:format] (a datapath other than the format's default); a "
              "design: its "
              "slowest block x (1 + routing), routing = "
-             + (f"{model['routing']}." if model.get("routing") is not None else
-                "0 (not fitted: no implemented network given with --network)."), "",
+             + (f"{model['routing']}" if model.get("routing") is not None else
+                "0 (not fitted: no implemented network given with --network).")
+             + (f" + {model['routing_per_lut_share']} x (LUT share - "
+                f"{model['routing_ref_share']}), the LUT share being the design's share of "
+                "the part's LUT4s." if model.get("routing_per_lut_share") else
+                "." if model.get("routing") is not None else ""), "",
              "| kind | base ns | per level ns |", "|---|---|---|",
              *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
              "", "| format | multiply ns |", "|---|---|",
@@ -501,14 +581,15 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
              *[f"| {d} | {v} |" for d, v in model.get("datapath", {}).items()], "",
              f"Blocks alone: held-out error mean {100 * h['mean_abs_rel_error']:.1f} %, worst "
              f"{100 * h['max_abs_rel_error']:.1f} % ({h['samples']} blocks held out of "
-             f"{len(samples)}; every block in `fmax_blocks{sfx}.csv`).", ""]
+             f"{len(model['samples'])}; every block in `fmax_blocks{sfx}.csv`).", ""]
     if model.get("networks"):
         lines += [("Whole networks (`codesign implement`):" if fam == "ecp5" else
                    "Whole networks (`codesign build --synth --device`, their estimate):"), "",
                   f"| design | {'measured' if fam == 'ecp5' else 'estimated'} MHz | model MHz | "
-                  "error | |", "|---|---|---|---|---|"]
+                  "error | LUT share | |", "|---|---|---|---|---|---|"]
         lines += [f"| {n['design']} | {n['fmax_mhz']} | {n['pred_mhz']} | "
                   f"{100 * (n['pred_mhz'] - n['fmax_mhz']) / n['fmax_mhz']:+.1f} % | "
+                  f"{_share(n)} | "
                   f"{'held out' if n['heldout'] else 'fitted'} |" for n in model["networks"]]
     lines += ["", f"![Fmax model against {'nextpnr' if fam == 'ecp5' else 'the estimate'}]"
               f"(fmax_model{sfx}.png)", ""]

@@ -164,3 +164,58 @@ def test_reuse_networks_without_blocks_on_record_is_refused_before_any_run(fit_f
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "every network on record is held out" in err[0]
     assert not work.exists() and old.read_bytes() == before
+
+
+def test_the_routing_factor_grows_with_the_lut_share_when_the_networks_spread(fit_fmax):
+    """Networks at 12 % and 70 % of the LUTs: the factor is a line in the share through their
+    ratios (each network's measured period over its slowest block); networks at one share get
+    the mean ratio, as before."""
+    from dse.fmax import routing_factor
+
+    model = {"base": {"conv1x1": 10.0}, "per_level": {"conv1x1": 0.0}, "mult": {}}
+    blocks = [{"kind": "conv1x1", "format": "int8", "levels": 1}]
+    nets = [{"design": "small", "fmax_mhz": 90.0, "blocks": blocks, "lut_share": 0.12},
+            {"design": "full", "fmax_mhz": 60.0, "blocks": blocks, "lut_share": 0.70}]
+    held = [{"design": "mid", "fmax_mhz": 75.0, "blocks": blocks, "lut_share": 0.40}]
+    fitted = fit_fmax.fit_routing(model, nets, held)
+    r_small, r_full = 100 / 90, 100 / 60
+    slope = (r_full - r_small) / (0.70 - 0.12)
+    assert fitted["routing_per_lut_share"] == pytest.approx(slope, abs=1e-4)
+    assert fitted["routing_ref_share"] == pytest.approx(0.41)
+    for n, r in zip(fitted["networks"][:2], (r_small, r_full), strict=True):
+        assert n["pred_mhz"] == pytest.approx(100 / r, abs=0.1)  # two points: on the line
+    mid = fitted["networks"][2]
+    assert mid["heldout"] and mid["pred_mhz"] == pytest.approx(
+        100 / routing_factor(fitted, 0.40), abs=0.1)
+    # shares too close together: the mean ratio, no share term
+    close = [dict(n, lut_share=0.12 + 0.1 * i) for i, n in enumerate(nets)]
+    flat = fit_fmax.fit_routing(model, close)
+    assert "routing_per_lut_share" not in flat
+    assert flat["routing"] == pytest.approx((r_small + r_full) / 2 - 1, abs=1e-4)
+
+
+def test_routing_only_refits_the_recorded_networks_without_placing(fit_fmax, tmp_path,
+                                                                   capsys):
+    """--routing-only --reuse-networks --heldout-design: the recorded networks refitted with the
+    one named held out, the block coefficients kept, nothing placed; bad names are one line."""
+    import json
+
+    model = {"base": {"conv1x1": 10.0}, "per_level": {"conv1x1": 0.0}, "mult": {},
+             "heldout": {"samples": 0, "mean_abs_rel_error": 0.0, "max_abs_rel_error": 0.0},
+             "samples": [], "provenance": "test"}
+    blocks = [{"kind": "conv1x1", "format": "int8", "levels": 1}]
+    nets = [{"design": d, "fmax_mhz": f, "blocks": blocks, "lut_share": u}
+            for d, f, u in (("small", 90.0, 0.12), ("mid", 75.0, 0.40), ("full", 60.0, 0.70))]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(fit_fmax.fit_routing(model, nets)))
+    argv = ["--routing-only", "--reuse-networks", "--out", str(path), "--no-write"]
+    assert fit_fmax.main([*argv, "--heldout-design", "mid"]) == 0
+    out = capsys.readouterr().out
+    assert "mid: 75.0 MHz measured" in out and "(held out, LUT share 0.4)" in out
+    assert fit_fmax.main([*argv, "--heldout-design", "none"]) == 0
+    assert "held out" not in capsys.readouterr().out
+    assert fit_fmax.main([*argv, "--heldout-design", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--heldout-design nosuch: no such network on record" in err[0]
+    assert fit_fmax.main(["--routing-only", "--out", str(path), "--no-write"]) == 2
+    assert "--routing-only refits the routing factor on networks" in capsys.readouterr().err

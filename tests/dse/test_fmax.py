@@ -127,3 +127,15 @@ def test_a_datapath_other_than_the_formats_default_has_its_own_term():
     own = {**MODEL, "datapath": {"dsp2:int8": 2.0}}
     assert block_delay_ns(packed[0], own) == pytest.approx(block_delay_ns(plain[0], own) + 2.0)
     assert block_delay_ns(plain[1], own) == block_delay_ns(plain[1], MODEL)
+
+
+def test_a_fuller_part_routes_slower_where_the_model_has_the_share_term():
+    from dse.fmax import period_mhz, routing_factor
+
+    shared = dict(MODEL, routing=0.3, routing_per_lut_share=1.0, routing_ref_share=0.4)
+    assert routing_factor(shared, 0.4) == pytest.approx(1.3)
+    assert routing_factor(shared, 0.7) == pytest.approx(1.6)
+    assert routing_factor(shared, 0.1) == pytest.approx(1.0)
+    assert routing_factor(shared) == pytest.approx(1.3)  # share unknown: at the reference
+    assert routing_factor(MODEL, 0.9) == pytest.approx(1.25)  # no share term: as before
+    assert period_mhz(10.0, shared, lut_share=0.7) == pytest.approx(1000 / 16)

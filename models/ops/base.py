@@ -13,6 +13,7 @@ import math
 
 from contract.constants import ACT_BITS, act_width
 from contract.point import LayerChoice
+from models.reference import ACC_BITS
 
 from . import _price
 from ._price import mac_price
@@ -321,6 +322,12 @@ class ComputeOp(Op):
         """The resource model's ``block`` entry that prices ``layer``."""
         return self.resource_key
 
+    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
+        """``(width, depth, rom)`` of the block's memories its resource fit prices as logic:
+        the bias ROM, one word of ``pe`` accumulators per output group (``hw.conv1x1``,
+        ``hw.conv3x3``)."""
+        return [(choice.pe * ACC_BITS, math.ceil(layer.out_shape[0] / choice.pe), True)]
+
     def line_buffer_memory(self, layer, choice, model=None) -> tuple[int, int]:
         return 0, 0
 
@@ -399,6 +406,11 @@ class ComputeOp(Op):
         lut_w, bram_w = _price.memory(model, macs * fmt.bits,
                                       math.ceil(self.weight_count(layer) / macs), rom=True)
         res["lut"] += lut_w
+        # memories the block's fit holds as its own LUTs (its bias ROM; a 1x1 block's input
+        # buffer): a family whose mapping rule puts one in block RAM (ECP5) prices its EBRs
+        for width, depth, rom in self.block_memories(layer, choice):
+            if _price.libmap_choice(model, width, depth, rom=rom) == "bram":
+                bram_w += _price.memory_bram18(width, depth)
         res["lut"] += lb
         res["ff"] += self.line_buffer_registers(layer, choice)
         res["bram18"] = bram_w + lb_bram

@@ -10,6 +10,8 @@ late 4 x 4 and 2 x 2 maps) then needs 3 multipliers, not 9.
 
 from __future__ import annotations
 
+import math
+
 from contract.point import LayerChoice
 
 from .base import largest_divisor, parallelism_options
@@ -33,6 +35,16 @@ class DWConv3x3(WindowOp):
         if layer.groups != layer.in_shape[0]:
             raise ValueError(f"3x3 conv with groups={layer.groups} (neither 1 nor "
                              f"C_in={layer.in_shape[0]})")
+
+    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
+        # the bias ROM beside the weights, one word per (window beat, sub-step, kernel-row
+        # step) at power-of-two strides (hw.dwconv)
+        from models.reference import ACC_BITS
+
+        nb = math.ceil(layer.in_shape[0] / choice.lanes)
+        ng = choice.lanes // choice.pe
+        depth = nb << ((ng - 1).bit_length() + (choice.kfold - 1).bit_length())
+        return [(choice.pe * ACC_BITS, depth, True)]
 
     def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:
         ln = largest_divisor(layer.in_shape[0], min(lanes, pe))

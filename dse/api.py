@@ -383,12 +383,10 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df["accuracy_pred_ilp"] = df["accuracy_pred"]
         df["acc_drop"] = point_drops
         df["accuracy_pred"] = [base - d for d in point_drops]
-    part_luts = devices.device(budget.device).lut
-
-    def fmax_of(sol):  # at the share of the part's LUTs the design is priced at
-        return fmax.design_fmax_mhz(w.layers, sol.choices, fmodel, lut_share=sol.lut / part_luts)
-
-    fmax_of = fmax_of if fmodel else None
+    # at the routing factor the program's own time counts (the fitted networks' mean LUT share):
+    # the front is non-dominated in that time, so its estimate must be the same
+    fmax_of = (lambda sol: fmax.design_fmax_mhz(w.layers, sol.choices, fmodel)) if fmodel \
+        else None
     if fmodel:
         # the clock each point is estimated to reach (dse/fmax.py), and its time at that clock
         est = [fmax_of(sol) for _, sol in front]

@@ -286,15 +286,12 @@ def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = ()) -> 
     shares = [n.get("lut_share") for n in networks]
     model = {k: v for k, v in model.items()
              if k not in ("routing_per_lut_share", "routing_ref_share")}
+    # a least-squares line passes through the means: the factor at the mean share is the mean
+    model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
     if all(u is not None for u in shares) and np.ptp(shares) >= MIN_SHARE_SPREAD:
-        u = np.asarray(shares, dtype=float)
-        slope = max(0.0, float(np.polyfit(u, ratios, 1)[0]))
-        ref = float(np.mean(u))
-        model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
-        model["routing_per_lut_share"] = round(slope, 4)
-        model["routing_ref_share"] = round(ref, 4)
-    else:
-        model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
+        slope = float(np.polyfit(np.asarray(shares, dtype=float), ratios, 1)[0])
+        model["routing_per_lut_share"] = round(max(0.0, slope), 4)
+        model["routing_ref_share"] = round(float(np.mean(shares)), 4)
     # each network's blocks and generator are kept, so that a later refit of the blocks can
     # reuse it (--reuse-networks) without its build directory
     model["networks"] = [{"design": n["design"], "fmax_mhz": n["fmax_mhz"],

@@ -349,8 +349,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
     from dse.cost import ResourceModel, resources
     from models import ops
-    from models.ops._price import mac_key, memory
-    from models.quant.formats import weight_format
+    from models.ops._price import mac_key
 
     model = json.loads(json.dumps(base_model))
     rm = ResourceModel.from_dict(model)
@@ -383,9 +382,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             x[f"fold:{kind}"] = op.fold_bits(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic
-        bits = weight_format(cfg["format"]).bits
-        lut_mem, _ = memory(rm, macs * bits, -(-layer.weight_count // macs), rom=True)
-        lut_mem += op.line_buffer_luts(layer, ch, rm)
+        lut_mem = op.weight_memory(layer, ch, rm)[0] + op.line_buffer_luts(layer, ch, rm)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
         targets["ff"].append(s["ff"])
         targets["dsp"].append(s["dsp"])

@@ -322,6 +322,15 @@ class ComputeOp(Op):
         """The resource model's ``block`` entry that prices ``layer``."""
         return self.resource_key
 
+    def weight_memory(self, layer, choice, model) -> tuple[int, int]:
+        """(LUTs, BRAM18) of the weight ROM: one word per cycle holds every weight the MACs use
+        in that cycle (:func:`_price.memory`)."""
+        from models.quant.formats import weight_format
+
+        macs = self.mac_count(layer, choice)
+        return _price.memory(model, macs * weight_format(choice.format).bits,
+                             math.ceil(self.weight_count(layer) / macs), rom=True)
+
     def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
         """``(width, depth, rom)`` of the block's memories its resource fit prices as logic:
         the bias ROM, one word of ``pe`` accumulators per output group (``hw.conv1x1``,
@@ -402,9 +411,7 @@ class ComputeOp(Op):
             sk = _price.skid(bits)
             res["lut"] += sk["lut"]
             res["ff"] += sk["ff"]
-        # Weight memory: one word per cycle holds every weight the MACs use in that cycle.
-        lut_w, bram_w = _price.memory(model, macs * fmt.bits,
-                                      math.ceil(self.weight_count(layer) / macs), rom=True)
+        lut_w, bram_w = self.weight_memory(layer, choice, model)
         res["lut"] += lut_w
         # memories the block's fit holds as its own LUTs (its bias ROM; a 1x1 block's input
         # buffer): a family whose mapping rule puts one in block RAM (ECP5) prices its EBRs

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from contract.point import LayerChoice
+from models.reference import ACC_BITS
 
 from .base import largest_divisor, parallelism_options
 from .registry import register
@@ -39,8 +40,6 @@ class DWConv3x3(WindowOp):
     def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
         # the bias ROM beside the weights, one word per (window beat, sub-step, kernel-row
         # step) at power-of-two strides (hw.dwconv)
-        from models.reference import ACC_BITS
-
         nb = math.ceil(layer.in_shape[0] / choice.lanes)
         ng = choice.lanes // choice.pe
         depth = nb << ((ng - 1).bit_length() + (choice.kfold - 1).bit_length())

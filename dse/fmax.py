@@ -36,7 +36,7 @@ from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
 __all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
-           "design_fmax_mhz", "choice_delay_ns", "period_mhz", "routing_factor"]
+           "design_fmax_mhz", "choice_delay_ns", "period_mhz", "routing_factor", "lut_factor"]
 
 def model_file(family: str = "ecp5") -> Path:
     """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
@@ -133,6 +133,15 @@ def routing_factor(model: dict, lut_share: float | None = None) -> float:
     if k and lut_share is not None:
         r += k * (lut_share - model.get("routing_ref_share", 0.0))
     return 1.0 + r
+
+
+def lut_factor(model: dict, device_lut: int) -> tuple[float, float]:
+    """``(a, b)`` with ``a + b x lut`` = :func:`routing_factor` of a design with ``lut`` of the
+    part's ``device_lut`` LUTs: the linear form the DSE's time search prices
+    (:attr:`dse.problem.Problem.routing`)."""
+    k = model.get("routing_per_lut_share") or 0.0
+    return (1.0 + model.get("routing", 0.0) - k * model.get("routing_ref_share", 0.0),
+            k / device_lut)
 
 
 def period_mhz(delay_ns: float, model: dict, *, lut_share: float | None = None) -> float:

@@ -69,6 +69,11 @@ MIN_TIME_LIMIT = 1.0
 #: limit: without it a DSE in time took more than 13 times as long as one in cycles).
 TIMED_BUDGET = 3.0
 
+#: :func:`optimise_timed`'s step down in LUTs where the routing factor grows with them: the
+#: next budget is this share of the factor below the last design's, so the time it returns is
+#: within this share of the least.
+LUT_GAP = 0.01
+
 
 class Infeasible(CodesignError):
     """No design point meets the budget (and accuracy bound); the message names the cause."""
@@ -333,8 +338,8 @@ def trim(problem: Problem, sol: Solution) -> Solution:
         return sum(getattr(s, r) / max(getattr(b, r), 1) for r in RESOURCES)
 
     picks = []
-    for cands, ch in zip(problem.candidates, sol.choices, strict=True):
-        k = next((k for k, c in enumerate(cands) if c.choice == ch), None)
+    for cands, ch, cost in zip(problem.candidates, sol.choices, sol.costs, strict=True):
+        k = next((k for k, c in enumerate(cands) if c.choice == ch and c.cost == cost), None)
         if k is None:
             return sol
         picks.append(k)
@@ -442,19 +447,28 @@ def at_clock(problem: Problem, period: float) -> Problem | None:
 def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_break=False,
                    formulation="levels", warm=True, upper: float | None = None,
                    lower: int | None = None, start: Solution | None = None) -> Solution:
-    """The design with the least time (cycles x estimated clock period, :meth:`Problem.key`).
+    """The design with the least time (cycles x estimated clock period x routing factor,
+    :meth:`Problem.key`).
 
     A design's period is a step function of its choices (the slowest one's ``delay_ns``), so
     the time is not linear in them. One cycles program is solved per clock level instead
     (:func:`clock_levels`), over the candidates that reach it (:func:`at_clock`), and the
     least time kept. First over every candidate: its cycles ``c0`` bound every level's from
-    below, so level ``p`` is skipped once ``c0 * p`` reaches the best time found, and, the
-    levels being ascending, every slower one with it. Each level's program is pruned to
-    the cycles that would beat the best time. ``upper`` (a known time) and ``start`` (that
-    point) bound the search from the start; ``lower`` bounds the II in cycles.
+    below, so level ``p`` is skipped once ``c0 * p * f`` (``f`` the routing factor of the
+    fewest LUTs any design has) reaches the best time found, and, the levels being ascending,
+    every slower one with it. Each level's program is pruned to the cycles that would beat the
+    best time. ``upper`` (a known time) and ``start`` (that point) bound the search from the
+    start; ``lower`` bounds the II in cycles.
 
-    Each level's solve starts from the greedy design at that clock when it beats the best time,
-    and the levels together take at most :data:`TIMED_BUDGET` times ``time_limit`` (when one is
+    Where the routing factor grows with the LUTs (:attr:`Problem.routing`), a design with fewer
+    LUTs and more cycles can take less time: at each level the program is solved again with
+    the LUT budget just under the last design's (by :data:`LUT_GAP` of its factor), while a
+    design of its cycles could still win. Any design between two such budgets has at least the
+    cycles of the design found above it and a factor at most :data:`LUT_GAP` smaller, so the
+    time found is within that of the least.
+
+    Each solve starts from the greedy design at its clock when it beats the best time, and
+    the solves together take at most :data:`TIMED_BUDGET` times ``time_limit`` (when one is
     given): the best design found by then is returned, marked not proven.
 
     Raises :class:`Infeasible` when no design fits (or none beats ``upper``)."""
@@ -462,6 +476,9 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + TIMED_BUDGET * time_limit
     levels = clock_levels(problem)
+    lut_floor = problem.lut_floor()
+    f_min = problem.factor(lut_floor)
+    per_lut = problem.routing[1] if problem.routing else 0.0
     best = start if start is not None and _fits(problem, start) else None
     best_t = problem.key(best) if best is not None else upper if upper is not None else math.inf
     if upper is not None:
@@ -471,7 +488,10 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     proven = True
 
     def cap(period):  # the most cycles that still beat the best time at ``period``
-        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / period)
+        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / (period * f_min))
+
+    def beaten(cycles, period):  # no design of these cycles or more at ``period`` can win
+        return cycles * period * f_min >= best_t - 1e-9
 
     try:
         first = _optimise_cycles(problem, upper=cap(levels[0]), lower=ii_lower, start=None, **kw)
@@ -491,31 +511,39 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
             best, best_t = first, problem.key(first)
     if problem.objective == "ii" and first is not None:
         ii_lower = max(ii_lower or 0, floor_cycles)
+    out_of_time = False
     for period in levels:
-        if floor_cycles * period >= best_t - 1e-9:
+        if beaten(floor_cycles, period) or out_of_time:
             break  # no design at this clock or a slower one can beat the best time
         sub = at_clock(problem, period)
-        if sub is None:
-            continue
-        if deadline is not None:
-            left = deadline - time.perf_counter()
-            if left < MIN_TIME_LIMIT:
-                proven = False  # the levels' budget is spent: the best design so far
+        while sub is not None:
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left < MIN_TIME_LIMIT:
+                    proven, out_of_time = False, True  # the budget is spent: the best so far
+                    break
+                kw["time_limit"] = min(time_limit, left)
+            warm_start = greedy(sub) if warm else None
+            limit = cap(period)
+            if warm_start is not None and not (
+                    _fits(sub, warm_start) and problem.key(warm_start) < best_t - 1e-9
+                    and (limit is None or problem.cycles(warm_start) <= limit)):
+                warm_start = None
+            try:
+                sol = _optimise_cycles(sub, upper=limit, lower=ii_lower, start=warm_start, **kw)
+            except (Infeasible, SolverTimeout):
+                break  # nothing at this clock (and LUT budget) both fits and beats the best
+            proven = proven and sol.proven
+            if problem.key(sol) < best_t - 1e-9:
+                best, best_t = sol, problem.key(sol)
+            if not per_lut or beaten(problem.cycles(sol), period):
                 break
-            kw["time_limit"] = min(time_limit, left)
-        warm_start = greedy(sub) if warm else None
-        limit = cap(period)
-        if warm_start is not None and not (
-                _fits(sub, warm_start) and problem.key(warm_start) < best_t - 1e-9
-                and (limit is None or problem.cycles(warm_start) <= limit)):
-            warm_start = None
-        try:
-            sol = _optimise_cycles(sub, upper=limit, lower=ii_lower, start=warm_start, **kw)
-        except (Infeasible, SolverTimeout):
-            continue  # nothing at this clock both fits and beats the best time
-        proven = proven and sol.proven
-        if problem.key(sol) < best_t - 1e-9:
-            best, best_t = sol, problem.key(sol)
+            # fewer LUTs route faster: the least cycles under a budget just below this design's
+            below = min(sol.lut, sub.budget.lut) - max(
+                1, math.ceil(LUT_GAP * problem.factor(sol.lut) / per_lut))
+            if below < lut_floor:
+                break
+            sub = replace(sub, budget=replace(sub.budget, lut=below))
     if best is None:
         raise Infeasible(_infeasible_message(problem, "Infeasible"))
     return replace(best, solve_seconds=time.perf_counter() - t0, proven=proven and best.proven)

@@ -88,7 +88,7 @@ def pool(workload: Workload, formats, sens: Sensitivity, *, model: ResourceModel
 
 def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                  objective: str = "ii", model: ResourceModel | None = None,
-                 pool=(), timed: bool = False) -> Problem:
+                 pool=(), timed: bool = False, routing: tuple = ()) -> Problem:
     pos = {layer.name: i for i, layer in enumerate(workload.layers)}
     rows = tuple(rows_of(layer, tuple(pos[p] for p in layer.producers))
                  for layer in workload.layers)
@@ -96,7 +96,7 @@ def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
                    edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
                    objective=objective, converter=converter_coefficients(model), rows=rows,
                    edge_bits=tuple(workload.layers[c].in_bits for _, c in workload.edges()),
-                   pool=tuple(pool), timed=timed)
+                   pool=tuple(pool), timed=timed, routing=tuple(routing))
 
 
 def sweep(problem: Problem, *, points: int = 10, time_limit: float | None = None,

@@ -60,6 +60,10 @@ class Problem:
     converter : dict
         ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
         :func:`dse.cost.converter_cost` prices it.
+    routing : tuple of (float, float)
+        ``(a, b)``: a timed design's routing factor is ``a + b x`` its LUTs (a fuller part
+        routes longer, :func:`dse.fmax.lut_factor`), so its time is cycles x period x factor;
+        empty: the factor is 1 (the fitted networks' mean share, the same for every design).
     edge_bits : tuple of int
         Per edge, the lane bits of its stream (the consumer's ``in_bits``); empty: all
         :data:`ACT_BITS`.
@@ -83,6 +87,7 @@ class Problem:
     edge_bits: tuple = ()
     pool: tuple = ()
     timed: bool = False
+    routing: tuple = ()
 
     def __post_init__(self):
         if len(self.names) != len(self.candidates):
@@ -104,12 +109,25 @@ class Problem:
         """The cycles the objective counts: the II, or the program's own latency."""
         return sol.latency if self.objective == "latency" else sol.ii
 
+    def factor(self, lut: float) -> float:
+        """The routing factor (:attr:`routing`) of a design with ``lut`` LUTs."""
+        return self.routing[0] + self.routing[1] * lut if self.routing else 1.0
+
+    def lut_floor(self) -> int:
+        """The fewest LUTs any design can have: each layer's cheapest candidate (pool too)."""
+        pools = self.pool or ((),) * len(self.candidates)
+        return sum(min(c.cost.lut for c in (*cs, *extra))
+                   for cs, extra in zip(self.candidates, pools, strict=True))
+
     def key(self, sol: Solution) -> float:
         """What the objective minimises: the predicted drop, or cycles (:meth:`cycles`), times
-        the estimated clock period in ns when the problem is :attr:`timed`."""
+        the estimated clock period in ns and the routing factor at the design's LUTs
+        (:meth:`factor`) when the problem is :attr:`timed`."""
         if self.objective == "drop":
             return sol.drop
-        return self.cycles(sol) * sol.delay_ns if self.timed else self.cycles(sol)
+        if not self.timed:
+            return self.cycles(sol)
+        return self.cycles(sol) * sol.delay_ns * self.factor(sol.lut)
 
     def bits_of(self, e: int) -> int:
         """Lane bits of edge ``e``'s stream."""

@@ -69,12 +69,6 @@ MIN_TIME_LIMIT = 1.0
 #: limit: without it a DSE in time took more than 13 times as long as one in cycles).
 TIMED_BUDGET = 3.0
 
-#: :func:`optimise_timed`'s step down in LUTs where the routing factor grows with them: the
-#: next budget is this share of the factor below the last design's, so the time it returns is
-#: within this share of the least.
-LUT_GAP = 0.01
-
-
 class Infeasible(CodesignError):
     """No design point meets the budget (and accuracy bound); the message names the cause."""
 
@@ -124,8 +118,10 @@ def check_budget(problem: Problem) -> None:
 
 
 def build(problem: Problem, *, tie_break: bool = False, formulation: str = "levels",
-          ii_lower: int | None = None, start: Solution | None = None) -> Model:
-    """Step 1: the PuLP problem of ``problem`` (no solving)."""
+          ii_lower: int | None = None, start: Solution | None = None,
+          least_lut_within: int | None = None) -> Model:
+    """Step 1: the PuLP problem of ``problem`` (no solving). ``least_lut_within``: minimise the
+    LUTs instead, among the designs whose cycles (:meth:`Problem.cycles`) are at most that."""
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
     x = [
         [lp.add_variable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]
@@ -163,12 +159,13 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
             big = per_bit * bits * w_max
             lp += t >= per_bit * bits * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
             conv_terms[r].append(base * z + t)
+    used = {}
     for r in RESOURCES:
         use = pulp.lpSum(getattr(c.cost, r) * v for cands, xs in zip(problem.candidates, x,
                                                                      strict=True)
                          for c, v in zip(cands, xs, strict=True))
-        extra = pulp.lpSum(conv_terms.get(r, []))
-        lp += use + extra <= problem.budget.limit(r), f"budget_{r}"
+        used[r] = use + pulp.lpSum(conv_terms.get(r, []))
+        lp += used[r] <= problem.budget.limit(r), f"budget_{r}"
     drop = pulp.lpSum(c.drop * v for cands, xs in zip(problem.candidates, x, strict=True)
                       for c, v in zip(cands, xs, strict=True))
     if problem.max_drop is not None:
@@ -180,7 +177,10 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
         objective = ii + pulp.lpSum(c.cost.fill * v for cands, xs in zip(problem.candidates, x,
                                                                          strict=True)
                                     for c, v in zip(cands, xs, strict=True))
-    if tie_break and problem.objective != "drop":
+    if least_lut_within is not None:
+        lp += objective <= least_lut_within, "cycles_cap"
+        objective = used["lut"]
+    elif tie_break and problem.objective != "drop":
         # Worth less than one cycle in total: among equally fast points prefer the smaller drop.
         max_drop_total = sum(max(abs(c.drop) for c in cands) for cands in problem.candidates)
         objective = objective + 0.5 / (max_drop_total or 1.0) * drop
@@ -461,11 +461,12 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     start; ``lower`` bounds the II in cycles.
 
     Where the routing factor grows with the LUTs (:attr:`Problem.routing`), a design with fewer
-    LUTs and more cycles can take less time: at each level the program is solved again with
-    the LUT budget just under the last design's (by :data:`LUT_GAP` of its factor), while a
-    design of its cycles could still win. Any design between two such budgets has at least the
-    cycles of the design found above it and a factor at most :data:`LUT_GAP` smaller, so the
-    time found is within that of the least.
+    LUTs and more cycles can take less time, so each level descends a staircase: after the
+    least cycles ``c`` under a LUT budget, one program finds the fewest LUTs ``L`` among the
+    designs of at most ``c`` cycles, and the next solve has the budget ``L - 1``. Every design
+    skipped has at least ``c`` cycles and at least ``L`` LUTs (so at least that factor): the
+    least time is found exactly. The descent stops once ``c`` at the factor of the fewest LUTs
+    any design of the level could have cannot beat the best time.
 
     Each solve starts from the greedy design at its clock when it beats the best time, and
     the solves together take at most :data:`TIMED_BUDGET` times ``time_limit`` (when one is
@@ -476,8 +477,7 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + TIMED_BUDGET * time_limit
     levels = clock_levels(problem)
-    lut_floor = problem.lut_floor()
-    f_min = problem.factor(lut_floor)
+    f_min = problem.factor(problem.lut_floor())
     per_lut = problem.routing[1] if problem.routing else 0.0
     best = start if start is not None and _fits(problem, start) else None
     best_t = problem.key(best) if best is not None else upper if upper is not None else math.inf
@@ -487,11 +487,11 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     ii_lower = lower if problem.objective == "ii" else None
     proven = True
 
-    def cap(period):  # the most cycles that still beat the best time at ``period``
-        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / (period * f_min))
+    def cap(period, f=f_min):  # the most cycles that still beat the best time at ``period``
+        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / (period * f))
 
-    def beaten(cycles, period):  # no design of these cycles or more at ``period`` can win
-        return cycles * period * f_min >= best_t - 1e-9
+    def beaten(cycles, period, f=f_min):  # no design of these cycles or more can win
+        return cycles * period * f >= best_t - 1e-9
 
     try:
         first = _optimise_cycles(problem, upper=cap(levels[0]), lower=ii_lower, start=None, **kw)
@@ -516,6 +516,8 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
         if beaten(floor_cycles, period) or out_of_time:
             break  # no design at this clock or a slower one can beat the best time
         sub = at_clock(problem, period)
+        # the least routing factor of a design at this clock
+        f_lvl = problem.factor(sub.lut_floor()) if sub is not None else f_min
         while sub is not None:
             if deadline is not None:
                 left = deadline - time.perf_counter()
@@ -524,7 +526,7 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
                     break
                 kw["time_limit"] = min(time_limit, left)
             warm_start = greedy(sub) if warm else None
-            limit = cap(period)
+            limit = cap(period, f_lvl)
             if warm_start is not None and not (
                     _fits(sub, warm_start) and problem.key(warm_start) < best_t - 1e-9
                     and (limit is None or problem.cycles(warm_start) <= limit)):
@@ -536,17 +538,43 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
             proven = proven and sol.proven
             if problem.key(sol) < best_t - 1e-9:
                 best, best_t = sol, problem.key(sol)
-            if not per_lut or beaten(problem.cycles(sol), period):
+            if not per_lut or beaten(problem.cycles(sol), period, f_lvl):
                 break
-            # fewer LUTs route faster: the least cycles under a budget just below this design's
-            below = min(sol.lut, sub.budget.lut) - max(
-                1, math.ceil(LUT_GAP * problem.factor(sol.lut) / per_lut))
-            if below < lut_floor:
+            # fewer LUTs route faster: the design of the fewest LUTs within these cycles, then
+            # the least cycles under a budget just below its LUTs, while the fewest LUTs of any
+            # design at this clock that could still win leaves a small enough factor
+            lean = _least_lut(sub, problem.cycles(sol), time_limit=kw["time_limit"],
+                              formulation=formulation)
+            if lean is None:
+                proven = False  # no proven fewest LUTs: the descent stops here
                 break
-            sub = replace(sub, budget=replace(sub.budget, lut=below))
+            if problem.key(lean) < best_t - 1e-9:
+                best, best_t = lean, problem.key(lean)
+            # a design with fewer LUTs has more cycles: at least the next II level's
+            more = problem.cycles(lean) + 1
+            if problem.objective == "ii":
+                more = min((c.cost.cycles for cs in sub.candidates for c in cs
+                            if c.cost.cycles > problem.cycles(lean)), default=math.inf)
+            limit = cap(period, f_lvl)
+            floor = (prune(sub, limit) if limit is not None else sub).lut_floor()
+            f_lvl = problem.factor(floor)
+            if lean.lut - 1 < floor or beaten(more, period, f_lvl):
+                break
+            sub = replace(sub, budget=replace(sub.budget, lut=lean.lut - 1))
     if best is None:
         raise Infeasible(_infeasible_message(problem, "Infeasible"))
     return replace(best, solve_seconds=time.perf_counter() - t0, proven=proven and best.proven)
+
+
+def _least_lut(problem: Problem, cycles: int, *, time_limit, formulation) -> Solution | None:
+    """The design of ``problem`` with the fewest LUTs among those of at most ``cycles``
+    (:meth:`Problem.cycles`); None when the solver proves none (its time limit)."""
+    work = prune(problem, cycles)
+    model = solve(build(work, formulation=formulation, least_lut_within=cycles),
+                  time_limit=time_limit)
+    if model.status != "Optimal":
+        return None
+    return decode(model)
 
 
 def brute_force(problem: Problem) -> Solution | None:

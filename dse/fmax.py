@@ -139,9 +139,8 @@ def lut_factor(model: dict, device_lut: int) -> tuple[float, float]:
     """``(a, b)`` with ``a + b x lut`` = :func:`routing_factor` of a design with ``lut`` of the
     part's ``device_lut`` LUTs: the linear form the DSE's time search prices
     (:attr:`dse.problem.Problem.routing`)."""
-    k = model.get("routing_per_lut_share") or 0.0
-    return (1.0 + model.get("routing", 0.0) - k * model.get("routing_ref_share", 0.0),
-            k / device_lut)
+    a = routing_factor(model, 0.0)
+    return a, (routing_factor(model, 1.0) - a) / device_lut
 
 
 def period_mhz(delay_ns: float, model: dict, *, lut_share: float | None = None) -> float:

@@ -69,6 +69,7 @@ MIN_TIME_LIMIT = 1.0
 #: limit: without it a DSE in time took more than 13 times as long as one in cycles).
 TIMED_BUDGET = 3.0
 
+
 class Infeasible(CodesignError):
     """No design point meets the budget (and accuracy bound); the message names the cause."""
 

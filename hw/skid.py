@@ -51,17 +51,25 @@ class SkidBuffer(wiring.Component):
         full = Signal()
         # ``~full`` in a register of its own, so no inverter sits before the producer's enable
         ready = Signal(init=1)
-        buf = Signal(len(i_bits))
+        buf = Signal(len(i_bits), reset_less=True)
         m.d.comb += [
             self.i.ready.eq(ready),
             self.o.valid.eq(full | self.i.valid),
             o_bits.eq(Mux(full, buf, i_bits)),
         ]
+        # The buffer takes the offered beat on every cycle it is empty, not only when the
+        # consumer refuses it: its clock enable is then the register ``~full`` (``ready``), not
+        # the consumer's ``ready`` through ``i.valid`` and the producer's logic. That chain,
+        # fanned out over a window beat's hundreds of bits, was the digits network's worst path
+        # on LFE5U-85F (13.6 of 14.8 ns routing, docs/IMPLEMENT.md). An empty buffer's word is
+        # never offered (``o`` is ``i`` then), so what it holds while empty does not matter.
+        with m.If(ready):
+            m.d.sync += buf.eq(i_bits)
         with m.If(full):
             with m.If(self.o.ready):
                 m.d.sync += [full.eq(0), ready.eq(1)]
         with m.Elif(self.i.valid & ~self.o.ready):
-            m.d.sync += [full.eq(1), ready.eq(0), buf.eq(i_bits)]
+            m.d.sync += [full.eq(1), ready.eq(0)]
         return m
 
 

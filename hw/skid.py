@@ -58,12 +58,14 @@ class SkidBuffer(wiring.Component):
             o_bits.eq(Mux(full, buf, i_bits)),
         ]
         # The buffer takes the offered beat on every cycle it is empty, not only when the
-        # consumer refuses it: its clock enable is then the register ``~full`` (``ready``), not
+        # consumer refuses it: its clock enable is then the register ``full`` (inverted), not
         # the consumer's ``ready`` through ``i.valid`` and the producer's logic. That chain,
         # fanned out over a window beat's hundreds of bits, was the digits network's worst path
         # on LFE5U-85F (13.6 of 14.8 ns routing, docs/IMPLEMENT.md). An empty buffer's word is
         # never offered (``o`` is ``i`` then), so what it holds while empty does not matter.
-        with m.If(ready):
+        # ``full`` (which already chooses every output bit), not ``ready``: the producer's
+        # control starts at ``ready``, whose net must stay small.
+        with m.If(~full):
             m.d.sync += buf.eq(i_bits)
         with m.If(full):
             with m.If(self.o.ready):

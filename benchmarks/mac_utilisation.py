@@ -10,7 +10,10 @@ run) is what every stage of the dataflow pipeline actually gets. Utilisation = i
 the share of cycles its multipliers do useful work. Writes ``reports/mac_utilisation.md``,
 ``.csv`` and ``.png``.
 
-    python benchmarks/mac_utilisation.py RUN_DIR [RUN_DIR ...]
+    python benchmarks/mac_utilisation.py RUN_DIR [RUN_DIR ...] [--keep reports/mac_utilisation.csv]
+
+``--keep`` merges an earlier CSV: its runs not given again keep their rows (a run directory that
+is gone, or a network not rerun), so rerunning some networks does not drop the others.
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default=str(ROOT / "reports"))
+    p.add_argument("--keep", metavar="CSV",
+                   help="an earlier mac_utilisation.csv: its runs that are not given again keep "
+                        "their rows (run directories gone or not rerun), in their order, first")
     args = p.parse_args(argv)
     from common.fsutil import write_png, write_text
 
@@ -111,8 +117,21 @@ def main(argv=None) -> int:
             print(f"error: {d} is not a simulated `codesign flow` run (no {missing[0]}); run "
                   "benchmarks/standard_networks.py or `codesign flow` first", file=sys.stderr)
             return 2
+    if args.keep and not Path(args.keep).is_file():
+        print(f"error: --keep {args.keep} is not a file; give an earlier mac_utilisation.csv",
+              file=sys.stderr)
+        return 2
     rows = [r for d in args.runs for r in layer_rows(Path(d))]
     df = pd.DataFrame(rows)
+    if args.keep:
+        old = pd.read_csv(args.keep)
+        fresh = set(df["run"])
+        kept = old[~old["run"].isin(fresh)]
+        # an earlier run's place in the report is kept; a new run goes after them
+        order = list(dict.fromkeys(list(old["run"]) + list(df["run"])))
+        df = pd.concat([kept, df], ignore_index=True)
+        df["_order"] = df["run"].map({r: i for i, r in enumerate(order)})
+        df = df.sort_values("_order", kind="stable").drop(columns="_order")
     out = Path(args.out)
     write_text(out / "mac_utilisation.csv", df.to_csv(index=False))
     lines = ["# MAC utilisation per layer (ideal cycles / measured II)", "",

@@ -106,7 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "reports"))
     p.add_argument("--keep", metavar="CSV",
                    help="an earlier mac_utilisation.csv: its runs that are not given again keep "
-                        "their rows (run directories gone or not rerun), in their order, first")
+                        "their rows and their place (run directories gone or not rerun); new "
+                        "runs come after them")
     args = p.parse_args(argv)
     from common.fsutil import write_png, write_text
 
@@ -117,14 +118,21 @@ def main(argv=None) -> int:
             print(f"error: {d} is not a simulated `codesign flow` run (no {missing[0]}); run "
                   "benchmarks/standard_networks.py or `codesign flow` first", file=sys.stderr)
             return 2
-    if args.keep and not Path(args.keep).is_file():
-        print(f"error: --keep {args.keep} is not a file; give an earlier mac_utilisation.csv",
-              file=sys.stderr)
-        return 2
+    old = None
+    if args.keep:
+        try:
+            old = pd.read_csv(args.keep)
+        except (OSError, ValueError) as e:  # missing, unreadable, empty or not a CSV
+            print(f"error: --keep {args.keep} cannot be read as a CSV ({type(e).__name__}); give "
+                  "an earlier mac_utilisation.csv", file=sys.stderr)
+            return 2
+        if "run" not in old.columns:
+            print(f"error: --keep {args.keep} has no 'run' column: it is not a "
+                  "mac_utilisation.csv", file=sys.stderr)
+            return 2
     rows = [r for d in args.runs for r in layer_rows(Path(d))]
     df = pd.DataFrame(rows)
-    if args.keep:
-        old = pd.read_csv(args.keep)
+    if old is not None:
         fresh = set(df["run"])
         kept = old[~old["run"].isin(fresh)]
         # an earlier run's place in the report is kept; a new run goes after them

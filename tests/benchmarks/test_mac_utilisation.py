@@ -15,10 +15,7 @@ def mac_utilisation():
 @pytest.mark.parametrize("present", [(), ("build/qgraph.json", "point.json")])
 def test_a_run_without_its_simulation_is_refused_in_one_line(mac_utilisation, tmp_path, capsys,
                                                              present):
-    run = tmp_path / "run"
-    for f in present:
-        (run / f).parent.mkdir(parents=True, exist_ok=True)
-        (run / f).write_text(json.dumps({}))
+    run = _run_dir(tmp_path / "run", present)
     out = tmp_path / "out"
     assert mac_utilisation.main([str(run), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -26,6 +23,16 @@ def test_a_run_without_its_simulation_is_refused_in_one_line(mac_utilisation, tm
     missing = "build/sim_summary.json" if present else "build/qgraph.json"
     assert f"(no {missing})" in err[0]
     assert not out.exists()
+
+
+def _run_dir(run, files=("build/qgraph.json", "point.json", "build/sim_summary.json",
+                          "dse/workload.json")):
+    """A directory with ``files`` (empty JSON) under ``run``; by default every file a flow run
+    must have."""
+    for f in files:
+        (run / f).parent.mkdir(parents=True, exist_ok=True)
+        (run / f).write_text(json.dumps({}))
+    return run
 
 
 def _row(run, layer, util):
@@ -39,13 +46,7 @@ def test_keep_merges_an_earlier_csv_and_replaces_the_runs_given_again(mac_utilis
                                                                       monkeypatch):
     import pandas as pd
 
-    runs = {}
-    for name in ("b", "c"):
-        run = runs[name] = tmp_path / name
-        for f in ("build/qgraph.json", "point.json", "build/sim_summary.json",
-                  "dse/workload.json"):
-            (run / f).parent.mkdir(parents=True, exist_ok=True)
-            (run / f).write_text(json.dumps({}))
+    runs = {name: _run_dir(tmp_path / name) for name in ("b", "c")}
     fresh = {"b": [_row("b", "x", 0.5)], "c": [_row("c", "y", 0.25)]}
     monkeypatch.setattr(mac_utilisation, "layer_rows", lambda run: fresh[run.name])
     keep = tmp_path / "old.csv"
@@ -62,14 +63,17 @@ def test_keep_merges_an_earlier_csv_and_replaces_the_runs_given_again(mac_utilis
     assert "| q |" not in md
 
 
-def test_keep_of_a_missing_csv_is_refused_in_one_line(mac_utilisation, tmp_path, capsys):
-    run = tmp_path / "run"
-    for f in ("build/qgraph.json", "point.json", "build/sim_summary.json", "dse/workload.json"):
-        (run / f).parent.mkdir(parents=True, exist_ok=True)
-        (run / f).write_text(json.dumps({}))
+@pytest.mark.parametrize("content, why", [(None, "cannot be read as a CSV"),
+                                           ("", "cannot be read as a CSV"),
+                                           ("layer,utilisation\nx,0.5\n", "has no 'run' column")])
+def test_keep_of_a_bad_csv_is_refused_in_one_line(mac_utilisation, tmp_path, capsys, content,
+                                                  why):
+    run = _run_dir(tmp_path / "run")
+    keep = tmp_path / "old.csv"
+    if content is not None:
+        keep.write_text(content)
     out = tmp_path / "out"
-    assert mac_utilisation.main([str(run), "--out", str(out),
-                                 "--keep", str(tmp_path / "none.csv")]) == 2
+    assert mac_utilisation.main([str(run), "--out", str(out), "--keep", str(keep)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --keep") and "is not a file" in err[0]
+    assert len(err) == 1 and err[0].startswith(f"error: --keep {keep}") and why in err[0]
     assert not out.exists()

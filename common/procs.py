@@ -23,20 +23,28 @@ import os, signal, sys, time
 sys.path.insert(0, sys.argv[2])
 from common.procs import descendants
 parent, me, seen = int(sys.argv[1]), os.getpid(), set()
-while True:
+
+
+def alive():
     try:
         os.kill(parent, 0)
-        alive = os.getppid() == parent
+        return os.getppid() == parent
     except OSError:
-        alive = False
-    if not alive:
+        return False
+
+
+while True:
+    if not alive():
         for pid in sorted(seen | descendants(seen)):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         sys.exit(0)
-    seen = descendants({parent}) - {me}
+    now = descendants({parent}) - {me}
+    # the parent's children move to init the moment it dies: a scan that ran after that sees
+    # none of them, so it may only add to what was seen while the parent was alive
+    seen = now if alive() else seen | now
     time.sleep(0.5)
 """
 

@@ -358,7 +358,7 @@ def test_a_tool_dies_with_the_command_that_started_it(tmp_path, sig):
     while time.time() < deadline and not (pid.exists() and pid.read_text().strip()):
         time.sleep(0.1)
     tool = int(pid.read_text())
-    time.sleep(1.0)  # the watchdog has seen the tool
+    time.sleep(2.5)  # the watchdog (started beside the tool, scanning twice a second) saw it
     assert _alive(tool)
     os.kill(p.pid, getattr(signal, sig))
     out, _ = p.communicate(timeout=30)

@@ -38,6 +38,7 @@ def layer_rows(run: Path) -> list[dict]:
     ii = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame (its fill) is the longest
     choice = {c["name"]: c for c in point["layers"]}
     work = _workload(run)
+    clock = _design_clock(run, work, choice)
     rows = []
     for node in q["nodes"]:
         if node["name"] not in choice:
@@ -61,13 +62,14 @@ def layer_rows(run: Path) -> list[dict]:
         mults = _multipliers(groups, c["lanes"], c["pe"], kfold, kh * kw)
         ideal = macs / mults
         least = _least_multipliers(layer, c["format"], point["dse"]["ii_cycles"], groups,
-                                   kh * kw)
+                                   kh * kw, clock=clock)
         rows.append({"run": run.name, "layer": node["name"], "kernel": f"{kh}x{kw}",
                      "groups": groups, "format": c["format"], "sites": sites,
                      "datapath": c.get("datapath", ""), "lanes": c["lanes"], "pe": c["pe"],
                      "kfold": kfold, "macs": macs, "multipliers": mults, "ideal": ideal,
                      "ii_measured": ii, "utilisation": ideal / ii,
-                     "least_multipliers": least, "ceiling": macs / least / ii})
+                     "least_multipliers": least, "ceiling": macs / least / ii,
+                     "ceiling_clock": "estimate" if clock else "none"})
     return rows
 
 
@@ -84,14 +86,43 @@ def _workload(run: Path) -> dict:
     return {layer.name: layer for layer in w.layers}
 
 
-def _least_multipliers(layer, fmt: str, ii: int, groups: int, taps: int) -> int:
+def _design_clock(run: Path, work: dict, choice: dict):
+    """``(fmax model, period ns)`` of a run whose DSE counted time (its ``choices.csv`` has
+    ``delay_ns``): the design's estimated period is its slowest layer's; None for a run that
+    counted cycles at a fixed clock."""
+    import csv
+
+    from contract.point import LayerChoice
+    from dse import fmax
+
+    with open(run / "dse" / "choices.csv", newline="") as f:
+        if "delay_ns" not in (csv.DictReader(f).fieldnames or ()):
+            return None
+    family = json.loads((run / "dse" / "budget.json").read_text())["family"]
+    model = fmax.fmax_model(family=family)
+    if model is None:
+        return None
+    period = max(fmax.choice_delay_ns(work[name], LayerChoice(
+        c["format"], c["lanes"], c["pe"], c.get("datapath", ""), c.get("kfold", 1)), model)
+        for name, c in choice.items() if name in work)
+    return model, period
+
+
+def _least_multipliers(layer, fmt: str, ii: int, groups: int, taps: int, *,
+                       clock=None) -> int:
     """The fewest multipliers any design of ``layer`` in ``fmt`` has (every divisor of its
-    channel counts, every datapath and kernel fold the DSE knows) that keeps the DSE's II: the
-    ceiling of its utilisation at that II."""
+    channel counts, every datapath and kernel fold the DSE knows) that keeps the DSE's II, and,
+    when the DSE counted time (``clock``: the fmax model and the design's period), its clock:
+    the ceiling of its utilisation at that II. A wider layer with fewer multipliers may have a
+    deeper adder tree than the design's slowest block; the DSE then kept more, narrower ones
+    (LeNet-5's conv2 on XC7Z020: 400 at 9.3 ns where 240 need 14.8 ns)."""
+    from dse import fmax
     from dse.cost import candidates, layer_cost
 
     best = None
     for ch in candidates(layer, [fmt], count=1 << 30):
+        if clock is not None and fmax.choice_delay_ns(layer, ch, clock[0]) > clock[1] + 1e-9:
+            continue
         if layer_cost(layer, ch).cycles <= ii:
             m = _multipliers(groups, ch.lanes, ch.pe, ch.kfold, taps)
             best = m if best is None else min(best, m)
@@ -155,7 +186,10 @@ def main(argv=None) -> int:
              "and cropped (`crop` stage): only the kept sites' MACs count as useful. *Fewest "
              "multipliers at this II*: the least any design of the layer in its format has (every "
              "divisor of its channel counts, every datapath and kernel fold the DSE knows) that "
-             "keeps the DSE's II; *ceiling*: the utilisation that design would reach, the most "
+             "keeps the DSE's II and, when the DSE counted time (the estimated clock), the "
+             "design's "
+             "clock (a wider layer with fewer multipliers may have a slower block than any the "
+             "design has); *ceiling*: the utilisation that design would reach, the most "
              "this layer can have in this network. A dense head after a global pool does a few "
              "hundred MACs a frame: one multiplier is already more than it needs.", ""]
     for run, g in df.groupby("run", sort=False):
@@ -166,6 +200,10 @@ def main(argv=None) -> int:
                   "MACs/frame | multipliers | ideal cycles | utilisation | fewest multipliers "
                   "at this II | ceiling |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        if "ceiling_clock" not in g or g["ceiling_clock"].isna().any():
+            lines[-2:-2] = ["Rows kept from an earlier CSV whose ceiling did not yet hold the "
+                            "design's clock: a design with fewer multipliers it counts may "
+                            "have a slower clock.", ""]
         for _, r in g.iterrows():
             lines.append(f"| {r['layer']} | {r['kernel']} | {r['groups']} | {r['format']} | "
                          f"{r['datapath']} | {r['lanes']} | {r['pe']} | {r['kfold']} | "

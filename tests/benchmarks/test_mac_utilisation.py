@@ -105,3 +105,31 @@ def test_the_ceiling_keeps_the_designs_estimated_clock(mac_utilisation):
             by_count.setdefault(m, []).append(fmax.choice_delay_ns(layer, ch, model))
     assert min(by_count[held]) <= period + 1e-9
     assert min(by_count[free]) > period
+
+
+def test_the_design_clock_is_read_only_from_a_run_that_counted_time(mac_utilisation, tmp_path):
+    """A run's DSE counted time when its choices.csv has ``delay_ns``: the period is its slowest
+    chosen layer's estimated delay in its family's model; a run at an assumed clock has none."""
+    from contract.point import LayerChoice
+    from dse import fmax
+    from dse.workload import LayerWork
+
+    wide = LayerWork(name="a", op="conv", in_shape=(6, 14, 14), out_shape=(16, 14, 14),
+                     kernel=5, dense=True)
+    narrow = LayerWork(name="b", op="conv", in_shape=(16, 14, 14), out_shape=(16, 14, 14),
+                       dense=True)
+    choice = {"a": {"format": "int4", "lanes": 6, "pe": 2, "datapath": "lut"},
+              "b": {"format": "int8", "lanes": 1, "pe": 1}}
+    run = tmp_path / "run"
+    (run / "dse").mkdir(parents=True)
+    (run / "dse" / "budget.json").write_text(json.dumps({"family": "zynq7"}))
+    (run / "dse" / "choices.csv").write_text("layer,format,cycles\n")
+    work = {"a": wide, "b": narrow}
+    assert mac_utilisation._design_clock(run, work, choice) is None
+    (run / "dse" / "choices.csv").write_text("layer,format,cycles,delay_ns\n")
+    model, period = mac_utilisation._design_clock(run, work, choice)
+    assert model == fmax.fmax_model(family="zynq7")
+    delays = [fmax.choice_delay_ns(work[k], LayerChoice(c["format"], c["lanes"], c["pe"],
+                                                        c.get("datapath", "")), model)
+              for k, c in choice.items()]
+    assert period == max(delays) and delays[0] != delays[1]

@@ -236,11 +236,18 @@ class Conv3x3(TokenBlock):
             if nf > 1:
                 with m.If(~is_eof & last_r):
                     m.d.sync += r.eq(0)
-            if ng > 1 or nf > 1:
-                with m.If(live & ~win.eof):
-                    m.d.sync += buf[b].eq(win.taps)
             with m.If(live & (b == 0)):
                 m.d.sync += [site_y.eq(win.y), site_x.eq(win.x)]
+
+        # The buffer's word of beat b takes the offered window beat on every cycle the unit waits
+        # at (g = 0, b) (its first row step), issued or not: the cycle it is issued is the last one
+        # there, so the word holds the issued beat (an end-of-frame beat's taps are never read).
+        # The enable is then a decode of registers, not `en` and the window beat's `valid` (the
+        # dense 3x3 blocks' worst path on ECP5: `g` or `o.valid` into the enables of every buffer
+        # bit, 1.2 ns of logic and 6.5-10 ns of routing).
+        if ng > 1 or nf > 1:
+            with m.If(live):
+                m.d.sync += buf[b].eq(win.taps)
 
         # stage 1: taps (of the row step's kernel rows) registered, weight and bias words arriving
         v1, first1, last1, eof1 = Signal(), Signal(), Signal(), Signal()

@@ -149,6 +149,7 @@ def main(argv=None) -> int:
         table.to_csv(tmp, index=False)
     plot(out / "clock_objective.png", results)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    below = sorted({f"{r.model} on {r.device}" for r in table.itertuples() if r.speedup < 1})
     lines = [
         "# Minimising time at the estimated clock vs cycles at an assumed one",
         "",
@@ -162,6 +163,12 @@ def main(argv=None) -> int:
         "",
         markdown(table),
         "",
+        *([f"A speed-up below 1 ({', '.join(below)}): "
+           "each front keeps only the points asked, spread evenly from the fastest to the most "
+           "accurate, so the time front may hold no point between two accuracies that the "
+           "cycles front has one between; its match is then a more accurate, slower point. "
+           "Ask for more points (`--points`) to compare there.", ""]
+          if below else []),
         "The fastest point of each front in time (it may not be the front's point 0: a "
         "cycles front is numbered by cycles), with its predicted accuracy:",
         "",

@@ -142,7 +142,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from common.fsutil import write_png, write_text
 
-    need = ("build/qgraph.json", "point.json", "build/sim_summary.json", "dse/workload.json")
+    need = ("build/qgraph.json", "point.json", "build/sim_summary.json", "dse/workload.json",
+            "dse/choices.csv", "dse/budget.json")
     for d in args.runs:
         missing = [f for f in need if not (Path(d) / f).is_file()]
         if missing:
@@ -187,9 +188,8 @@ def main(argv=None) -> int:
              "multipliers at this II*: the least any design of the layer in its format has (every "
              "divisor of its channel counts, every datapath and kernel fold the DSE knows) that "
              "keeps the DSE's II and, when the DSE counted time (the estimated clock), the "
-             "design's "
-             "clock (a wider layer with fewer multipliers may have a slower block than any the "
-             "design has); *ceiling*: the utilisation that design would reach, the most "
+             "design's clock (a wider layer with fewer multipliers may have a slower block than "
+             "any the design has); *ceiling*: the utilisation that design would reach, the most "
              "this layer can have in this network. A dense head after a global pool does a few "
              "hundred MACs a frame: one multiplier is already more than it needs.", ""]
     for run, g in df.groupby("run", sort=False):

@@ -242,9 +242,10 @@ class Conv3x3(TokenBlock):
         # The buffer's word of beat b takes the offered window beat on every cycle the unit waits
         # at (g = 0, b) (its first row step), issued or not: the cycle it is issued is the last one
         # there, so the word holds the issued beat (an end-of-frame beat's taps are never read).
-        # The enable is then a decode of registers, not `en` and the window beat's `valid` (the
-        # dense 3x3 blocks' worst path on ECP5: `g` or `o.valid` into the enables of every buffer
-        # bit, 1.2 ns of logic and 6.5-10 ns of routing).
+        # The enable is then a decode of registers (`g`, `b`), not `en` and the window beat's
+        # `valid`: with those, `o.valid` into every buffer bit's enable was the worst path of
+        # dense 3x3 placements on ECP5 (1.2 ns of logic, 6.5-10 ns of routing). The decode's own
+        # net still reaches every bit (docs/IMPLEMENT.md, stop 41).
         if ng > 1 or nf > 1:
             with m.If(live):
                 m.d.sync += buf[b].eq(win.taps)

@@ -26,7 +26,7 @@ def test_a_run_without_its_simulation_is_refused_in_one_line(mac_utilisation, tm
 
 
 def _run_dir(run, files=("build/qgraph.json", "point.json", "build/sim_summary.json",
-                          "dse/workload.json")):
+                          "dse/workload.json", "dse/choices.csv", "dse/budget.json")):
     """A directory with ``files`` (empty JSON) under ``run``; by default every file a flow run
     must have."""
     for f in files:

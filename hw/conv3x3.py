@@ -221,18 +221,22 @@ class Conv3x3(TokenBlock):
         ]
         is_eof = live & win.eof
         last_b = b == nb - 1
+        # `live` again, in a register of its own that follows (g, r): it chooses between the
+        # window beat and the buffer for every tap bit and enables the buffer, a net of hundreds
+        # of loads that the counters' own update (through `live` into `issue`) no longer rides
+        live_q = Signal(init=1)
         with m.If(issue):
             with m.If(is_eof):
                 pass
             if nf > 1:
                 with m.Elif(~last_r):
-                    m.d.sync += r.eq(r + 1)
+                    m.d.sync += [r.eq(r + 1), live_q.eq(0)]
             with m.Elif(last_b & (g == ng - 1)):
-                m.d.sync += [b.eq(0), g.eq(0)]
+                m.d.sync += [b.eq(0), g.eq(0), live_q.eq(1)]
             with m.Elif(last_b):
-                m.d.sync += [b.eq(0), g.eq(g + 1)]
+                m.d.sync += [b.eq(0), g.eq(g + 1), live_q.eq(0)]
             with m.Else():
-                m.d.sync += b.eq(b + 1)
+                m.d.sync += [b.eq(b + 1), live_q.eq(g == 0)]
             if nf > 1:
                 with m.If(~is_eof & last_r):
                     m.d.sync += r.eq(0)
@@ -247,7 +251,7 @@ class Conv3x3(TokenBlock):
         # dense 3x3 placements on ECP5 (1.2 ns of logic, 6.5-10 ns of routing). The decode's own
         # net still reaches every bit (docs/IMPLEMENT.md, stop 41).
         if ng > 1 or nf > 1:
-            with m.If(live):
+            with m.If(live_q):
                 m.d.sync += buf[b].eq(win.taps)
 
         # stage 1: taps (of the row step's kernel rows) registered, weight and bias words arriving
@@ -256,7 +260,7 @@ class Conv3x3(TokenBlock):
             first, last = (b == 0) & (r == 0), (last_b & last_r) | is_eof
         else:
             first, last = b == 0, last_b | is_eof
-        src = Mux(live, win.taps.as_value(), buf[b])
+        src = Mux(live_q, win.taps.as_value(), buf[b])
         if nf > 1:
             step = len(src) // nf
             src = Array(src[i * step:(i + 1) * step] for i in range(nf))[r]

@@ -246,7 +246,7 @@ class Conv3x3(TokenBlock):
         # The buffer's word of beat b takes the offered window beat on every cycle the unit waits
         # at (g = 0, b) (its first row step), issued or not: the cycle it is issued is the last one
         # there, so the word holds the issued beat (an end-of-frame beat's taps are never read).
-        # The enable is then a decode of registers (`g`, `b`), not `en` and the window beat's
+        # The enable is then registers (`live_q` and a decode of `b`), not `en` and the beat's
         # `valid`: with those, `o.valid` into every buffer bit's enable was the worst path of
         # dense 3x3 placements on ECP5 (1.2 ns of logic, 6.5-10 ns of routing). The decode's own
         # net still reaches every bit (docs/IMPLEMENT.md, stop 41).

@@ -102,9 +102,8 @@ def _design_clock(run: Path, work: dict, choice: dict):
     model = fmax.fmax_model(family=family)
     if model is None:
         return None
-    period = max(fmax.choice_delay_ns(work[name], LayerChoice(
-        c["format"], c["lanes"], c["pe"], c.get("datapath", ""), c.get("kfold", 1)), model)
-        for name, c in choice.items() if name in work)
+    period = max(fmax.choice_delay_ns(work[name], LayerChoice.from_dict(c), model)
+                 for name, c in choice.items() if name in work)
     return model, period
 
 

@@ -47,7 +47,8 @@ def model_file(family: str = "ecp5") -> Path:
 
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
-                   acc_bits: int = 32, dense: bool = False, datapath: str = "") -> dict:
+                   acc_bits: int = 32, dense: bool = False, datapath: str = "",
+                   products: int | None = None) -> dict:
     """``{"kind", "format", "levels", "datapath"}`` of a block (see the module docstring);
     ``"datapath"`` is ``"<datapath>:<format>"`` for a datapath other than the format's default
     (:func:`contract.constants.default_datapath`), else ``""``. ``kind`` is a
@@ -55,9 +56,14 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
     ``conv3x3`` (full window), ``requant`` (one level when its multiply spans two MULT18X18D,
     beyond a ``acc_bits`` of 19), ``width``. A window block of a dense network (``dense``: on
     the dense line buffer, whose paths differ from the sparse one's) is the kind
-    ``<kind>_dense``; a model without that kind prices it as ``<kind>``."""
-    products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
-                "conv3x3": kernel * kernel * lanes}.get(kind, 0)
+    ``<kind>_dense``; a model without that kind prices it as ``<kind>``. ``products`` (summed
+    into one accumulator a cycle) defaults to a square ``kernel``'s at ``lanes``; a layer passes
+    its op's count (:func:`layer_blocks`: a non-square kernel, rows folded over cycles)."""
+    if products is None:
+        products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
+                    "conv3x3": kernel * kernel * lanes}.get(kind, 0)
+    elif kind not in ("conv1x1", "dwconv3x3", "conv3x3"):
+        products = 0
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])
@@ -71,18 +77,24 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
 def layer_blocks(layer, choice) -> list[dict]:
     """The calibrated blocks a layer's stage is made of: its compute block and its
     requantizer."""
-    if layer.kernel == 1:
-        kind, k = "conv1x1", 1
-    elif layer.groups == layer.in_shape[0] and layer.groups > 1:
-        kind, k = "dwconv3x3", layer.kernel
-    else:
-        kind, k = "conv3x3", layer.kernel
     from models import ops
+    from models.ops.base import kernel_hw
 
-    acc = ops.of(layer).acc_bits(layer, choice.format)
-    return [block_features(kind, choice.format, choice.lanes, k,
+    op = ops.of(layer)
+    kh, kw = kernel_hw(layer)
+    if layer.kernel == 1:
+        kind, products = "conv1x1", choice.lanes
+    else:
+        kind = ("dwconv3x3" if layer.groups == layer.in_shape[0] and layer.groups > 1
+                else "conv3x3")
+        # the products one accumulator sums a cycle, as the block builds them: a 11x5 kernel
+        # has 55 taps, not 121, and a kernel folded over its rows sums one row a cycle
+        products = (op.products(layer, choice, kh * kw) if hasattr(op, "products")
+                    else kh * kw * (choice.lanes if kind == "conv3x3" else 1))
+    acc = op.acc_bits(layer, choice.format)
+    return [block_features(kind, choice.format, choice.lanes, kh,
                            dense=bool(getattr(layer, "dense", False)),
-                           datapath=choice.datapath),
+                           datapath=choice.datapath, products=products),
             block_features("requant", "none", choice.pe, acc_bits=acc)]
 
 

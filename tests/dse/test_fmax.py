@@ -140,3 +140,24 @@ def test_a_fuller_part_routes_slower_where_the_model_has_the_share_term():
     assert routing_factor(shared) == pytest.approx(1.3)  # share unknown: at the reference
     assert routing_factor(MODEL, 0.9) == pytest.approx(1.25)  # no share term: as before
     assert period_mhz(10.0, shared, lut_share=0.7) == pytest.approx(1000 / 16)
+
+
+def test_a_layers_products_are_counted_as_its_block_builds_them():
+    """A layer's tree depth comes from the products its block sums into one accumulator a
+    cycle: a non-square kernel's taps (11x5 = 55, not 11x11) times its lanes, a kernel folded
+    over its rows (``kfold``) one row a cycle; a depthwise unit its own taps at any lanes."""
+    stem = LayerWork(name="stem", op="conv", in_shape=(1, 49, 10), out_shape=(64, 25, 5),
+                     kernel=11, kernel_w=5, stride=2, acc_bits={"int4": 16, "int8": 20},
+                     dense=True)
+    assert layer_blocks(stem, LayerChoice("int4", 1, 1))[0]["levels"] == 6      # 55 products
+    conv = LayerWork(name="c", op="conv", in_shape=(8, 8, 8), out_shape=(16, 8, 8), kernel=3,
+                     acc_bits={"int8": 20})
+    assert layer_blocks(conv, LayerChoice("int8", 8, 2))[0]["levels"] == 7      # 72 products
+    folded = LayerChoice("int8", 8, 2, kfold=3)
+    assert layer_blocks(conv, folded)[0]["levels"] == 5                         # 24 products
+    dw = LayerWork(name="dw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                   groups=32, acc_bits={"int8": 18})
+    assert layer_blocks(dw, LayerChoice("int8", 8, 2))[0]["levels"] == 4        # 9 products
+    # a square kernel at kfold 1 keeps the features the calibration grid was fitted on
+    assert layer_blocks(conv, LayerChoice("int8", 1, 2))[0] == block_features("conv3x3", "int8",
+                                                                              1, 3)

@@ -64,7 +64,7 @@ def configs(family: str = "ecp5") -> list[dict]:
         # every format small; int8 (the multiplier path) also wide
         small = (b == "conv1x1" and (ln, pe) == (1, 1)) or (b == "dwconv3x3" and ln == 1) \
             or (b == "conv3x3" and (ln, pe) == (1, 2))
-        # (wide window blocks route for 10 minutes and more each: left out of the sweep)
+        # (wide window blocks route for 10 minutes and more each: only the three below)
         wide = f == "int8" and b == "conv1x1" and (ln, pe) in ((4, 4), (8, 4))
         mid = f in ("int4", "dybit4") and b == "conv1x1" and (ln, pe) == (4, 4)
         if b == "requant":
@@ -77,6 +77,13 @@ def configs(family: str = "ecp5") -> list[dict]:
         for acc in (18, 24):
             want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc, **dsp})
+    # full window convs with deeper adder trees (18 and 72 products an accumulator): with only
+    # the 9-product blocks above, a kind's base and per-level terms cannot be told apart, and
+    # the model extrapolated a DS-CNN stem (55 products) to 35 % below its measured Fmax
+    win = {"block": "conv3x3", "c_out": 16, "h": 8, "w": 8, "stride": 1}
+    want += [{**win, "format": "int4", "dense": True, "c_in": 8, "lanes": 8, "pe": 1},
+             {**win, "format": "int8", "dense": True, "c_in": 2, "lanes": 2, "pe": 4},
+             {**win, "format": "int8", "c_in": 2, "lanes": 2, "pe": 4}]
     return want
 
 

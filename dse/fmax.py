@@ -62,8 +62,6 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
     if products is None:
         products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
                     "conv3x3": kernel * kernel * lanes}.get(kind, 0)
-    elif kind not in ("conv1x1", "dwconv3x3", "conv3x3"):
-        products = 0
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])
@@ -87,10 +85,9 @@ def layer_blocks(layer, choice) -> list[dict]:
     else:
         kind = ("dwconv3x3" if layer.groups == layer.in_shape[0] and layer.groups > 1
                 else "conv3x3")
-        # the products one accumulator sums a cycle, as the block builds them: a 11x5 kernel
-        # has 55 taps, not 121, and a kernel folded over its rows sums one row a cycle
-        products = (op.products(layer, choice, kh * kw) if hasattr(op, "products")
-                    else kh * kw * (choice.lanes if kind == "conv3x3" else 1))
+        # the products one accumulator sums a cycle, as the block (a window op) builds them: a
+        # 11x5 kernel has 55 taps, not 121, and a kernel folded over its rows sums one row a cycle
+        products = op.products(layer, choice, kh * kw)
     acc = op.acc_bits(layer, choice.format)
     return [block_features(kind, choice.format, choice.lanes, kh,
                            dense=bool(getattr(layer, "dense", False)),

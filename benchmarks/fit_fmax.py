@@ -15,8 +15,10 @@ The model (``dse/fmax_model.json``): the critical path of a block in ns is
 where ``levels`` is the depth of the adder tree that sums one accumulator's products in a cycle
 (``ceil(log2(products + 1))``, the accumulator add included) and ``mult[format]`` the multiply
 (MULT18X18D for int formats, the shift-add in LUTs for DyBit); a network runs at
-``1000 / (max over its blocks of delay * (1 + routing))`` MHz, ``routing`` fitted from whole
-networks implemented with ``codesign implement`` (``--network``). Configurations are split into
+``1000 / (max over its blocks of delay + routing_ns)`` MHz, ``routing_ns`` (a line in the share
+of the part's LUT4s the network uses) fitted from whole networks implemented with ``codesign
+implement`` (``--network``; the Xilinx estimates keep a factor, ``delay * (1 + routing)``:
+:func:`fit_routing`). Configurations are split into
 fit and held-out halves; the held-out error is reported and kept in the model file. The model
 file records each network with its blocks and the generator it was built with, so
 ``--reuse-networks`` refits the blocks against the same networks once their build directories are
@@ -274,40 +276,64 @@ def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
 MIN_SHARE_SPREAD = 0.2
 
 
-def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = ()) -> dict:
-    """The routing factor (:func:`dse.fmax.routing_factor`): how much longer a network's
-    measured critical path is than its slowest block's, fitted on ``networks``; every network's
-    prediction, ``heldout`` ones marked.
+#: The derate's keys in a model file, both forms (:func:`dse.fmax.period_ns`).
+ROUTING_KEYS = ("routing", "routing_per_lut_share", "routing_ns", "routing_ns_per_lut_share",
+                "routing_ref_share")
 
-    When every fitted network records its ``lut_share`` (the share of the part's LUT4s nextpnr
-    placed) and the shares spread over :data:`MIN_SHARE_SPREAD` or more, the ratio is fitted as
-    a line in the share (least squares, slope at least 0): ``routing`` is its value at the mean
-    share (``routing_ref_share``), ``routing_per_lut_share`` its slope. Otherwise the mean
-    ratio, as before."""
-    from dse.fmax import block_delay_ns, routing_factor
 
-    def worst(n):
-        return max(block_delay_ns(f, model) for f in n["blocks"])
+def _routing_terms(model: dict, networks: list[dict], additive: bool) -> dict:
+    """The derate's terms fitted on ``networks`` (see :func:`fit_routing`)."""
+    from dse.fmax import block_delay_ns
 
-    ratios = np.asarray([(1000.0 / n["fmax_mhz"]) / worst(n) for n in networks])
+    worst = [max(block_delay_ns(f, model) for f in n["blocks"]) for n in networks]
+    period = [1000.0 / n["fmax_mhz"] for n in networks]
+    # additive: the nanoseconds a network's path has over its slowest block; else their ratio
+    y = np.asarray([p - w if additive else p / w for p, w in zip(period, worst, strict=True)])
+    key = "routing_ns" if additive else "routing"
     shares = [n.get("lut_share") for n in networks]
-    model = {k: v for k, v in model.items()
-             if k not in ("routing_per_lut_share", "routing_ref_share")}
-    # a least-squares line passes through the means: the factor at the mean share is the mean
-    model["routing"] = round(float(np.mean(ratios)) - 1.0, 4)
+    # a least-squares line passes through the means: the derate at the mean share is the mean
+    terms = {key: round(float(np.mean(y)) - (0.0 if additive else 1.0), 4)}
     if all(u is not None for u in shares) and np.ptp(shares) >= MIN_SHARE_SPREAD:
-        slope = float(np.polyfit(np.asarray(shares, dtype=float), ratios, 1)[0])
-        model["routing_per_lut_share"] = round(max(0.0, slope), 4)
-        model["routing_ref_share"] = round(float(np.mean(shares)), 4)
+        slope = float(np.polyfit(np.asarray(shares, dtype=float), y, 1)[0])
+        terms[f"{key}_per_lut_share"] = round(max(0.0, slope), 4)
+        terms["routing_ref_share"] = round(float(np.mean(shares)), 4)
+    return terms
+
+
+def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = (), *,
+                additive: bool = True) -> dict:
+    """The routing derate (:func:`dse.fmax.period_ns`): how much longer a network's measured
+    critical path is than its slowest block's, fitted on ``networks``; every network's
+    prediction, ``heldout`` ones marked, and each fitted one's prediction with itself left out
+    of the fit (``loo_pred_mhz``, when two or more others remain).
+
+    ``additive`` (the ECP5 model): the path's excess in ns (``routing_ns``), else the ratio
+    (``routing``, a factor: the Xilinx estimates). When every fitted network records its
+    ``lut_share`` (the share of the part's LUT4s nextpnr placed) and the shares spread over
+    :data:`MIN_SHARE_SPREAD` or more, the excess or ratio is fitted as a line in the share (least
+    squares, slope at least 0): the derate's value at the mean share (``routing_ref_share``) and
+    its slope (``..._per_lut_share``). Otherwise the mean."""
+    from dse.fmax import block_delay_ns, period_mhz
+
+    def pred(m, n):
+        worst = max(block_delay_ns(f, m) for f in n["blocks"])
+        return round(period_mhz(worst, m, lut_share=n.get("lut_share")), 1)
+
+    model = {k: v for k, v in model.items() if k not in ROUTING_KEYS}
+    model.update(_routing_terms(model, networks, additive))
     # each network's blocks and generator are kept, so that a later refit of the blocks can
     # reuse it (--reuse-networks) without its build directory
-    model["networks"] = [{"design": n["design"], "fmax_mhz": n["fmax_mhz"],
-                          "pred_mhz": round(1000.0 / (worst(n) * routing_factor(
-                              model, n.get("lut_share"))), 1),
-                          "heldout": held, "generator_sha256": n.get("generator_sha256"),
-                          "lut_share": n.get("lut_share"), "blocks": n["blocks"]}
-                         for held, group in ((False, networks), (True, heldout))
-                         for n in group]
+    out = []
+    for held, group in ((False, networks), (True, heldout)):
+        for i, n in enumerate(group):
+            rec = {"design": n["design"], "fmax_mhz": n["fmax_mhz"], "pred_mhz": pred(model, n),
+                   "heldout": held, "generator_sha256": n.get("generator_sha256"),
+                   "lut_share": n.get("lut_share"), "blocks": n["blocks"]}
+            rest = [m for k, m in enumerate(networks) if not held and k != i]
+            if len(rest) >= 2:
+                rec["loo_pred_mhz"] = pred({**model, **_routing_terms(model, rest, additive)}, n)
+            out.append(rec)
+    model["networks"] = out
     return model
 
 
@@ -436,8 +462,7 @@ def main(argv=None) -> int:
                   "blocks first (without --routing-only)", file=sys.stderr)
             return 2
         model = _refit_routing(model, args, old)
-        print(json.dumps({k: model.get(k) for k in ("routing", "routing_per_lut_share",
-                                                    "routing_ref_share")}, indent=1))
+        print(json.dumps({k: model[k] for k in ROUTING_KEYS if k in model}, indent=1))
         for n in model["networks"]:
             print(f"{n['design']}: {n['fmax_mhz']} MHz measured, {n['pred_mhz']} predicted "
                   f"({'held out' if n['heldout'] else 'fitted'}, LUT share {n['lut_share']})")
@@ -493,13 +518,35 @@ def _refit_routing(model: dict, args, old: list[dict]) -> dict:
     if stale:
         print(f"note: {', '.join(stale)} were implemented on another generator than this "
               "one (generator_sha256 differs)", file=sys.stderr)
-    return fit_routing(model, fitted, [n for n in old if n["heldout"]] + held)
+    return fit_routing(model, fitted, [n for n in old if n["heldout"]] + held,
+                       additive=args.family == "ecp5")
 
 
 def timing_basis() -> str:
     from hw.timing import BASIS
 
     return BASIS.removeprefix("estimate: ")
+
+
+def _err(pred: float, meas: float) -> str:
+    return f"{100 * (pred - meas) / meas:+.1f} %"
+
+
+def _routing_text(model: dict) -> str:
+    """The report's sentence on the routing derate, in the model's form."""
+    ref = model.get("routing_ref_share")
+    share = "the LUT share being the design's share of the part's LUT4s."
+    if "routing_ns" in model:
+        k = model.get("routing_ns_per_lut_share")
+        return ("its slowest block's delay + routing_ns, routing_ns = "
+                f"{model['routing_ns']}" + (f" + {k} x (LUT share - {ref}) ns, " + share
+                                            if k else " ns."))
+    if model.get("routing") is None:
+        return ("its slowest block's delay (routing not fitted: no implemented network "
+                "given with --network).")
+    k = model.get("routing_per_lut_share")
+    return ("its slowest block x (1 + routing), routing = " + f"{model['routing']}"
+            + (f" + {k} x (LUT share - {ref}), " + share if k else "."))
 
 
 def write_report(model: dict, samples: list[dict], out: Path) -> None:
@@ -569,14 +616,7 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     lines = [title, "", model["provenance"] + ".", "",
              "delay_ns = base[kind] + per_level[kind] * levels + mult[format] + "
              "datapath[datapath:format] (a datapath other than the format's default); a "
-             "design: its "
-             "slowest block x (1 + routing), routing = "
-             + (f"{model['routing']}" if model.get("routing") is not None else
-                "0 (not fitted: no implemented network given with --network).")
-             + (f" + {model['routing_per_lut_share']} x (LUT share - "
-                f"{model['routing_ref_share']}), the LUT share being the design's share of "
-                "the part's LUT4s." if model.get("routing_per_lut_share") else
-                "." if model.get("routing") is not None else ""), "",
+             "design: " + _routing_text(model), "",
              "| kind | base ns | per level ns |", "|---|---|---|",
              *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
              "", "| format | multiply ns |", "|---|---|",
@@ -590,10 +630,12 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
         lines += [("Whole networks (`codesign implement`):" if fam == "ecp5" else
                    "Whole networks (`codesign build --synth --device`, their estimate):"), "",
                   f"| design | {'measured' if fam == 'ecp5' else 'estimated'} MHz | model MHz | "
-                  "error | LUT share | |", "|---|---|---|---|---|---|"]
+                  "error | left out of the fit | LUT share | |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {n['design']} | {n['fmax_mhz']} | {n['pred_mhz']} | "
-                  f"{100 * (n['pred_mhz'] - n['fmax_mhz']) / n['fmax_mhz']:+.1f} % | "
-                  f"{_share(n)} | "
+                  f"{_err(n['pred_mhz'], n['fmax_mhz'])} | "
+                  + (f"{n['loo_pred_mhz']} MHz, {_err(n['loo_pred_mhz'], n['fmax_mhz'])}"
+                     if n.get("loo_pred_mhz") else "") + f" | {_share(n)} | "
                   f"{'held out' if n['heldout'] else 'fitted'} |" for n in model["networks"]]
     lines += ["", f"![Fmax model against {'nextpnr' if fam == 'ecp5' else 'the estimate'}]"
               f"(fmax_model{sfx}.png)", ""]

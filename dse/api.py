@@ -282,11 +282,11 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                                      "resource_model_provenance": rmodel.provenance})
     finer = pareto.pool(w, formats, sens, model=rmodel, activity=activity, max_lanes=max_par,
                         max_pe=max_par, fmax_model=by_clock)
-    # a design's routing factor grows with the share of the part's LUTs it fills
+    # a design's routing derate grows with the share of the part's LUTs it fills
     device_lut = devices.device(budget.device).lut
     problem = pareto.make_problem(w, cands, budget, objective=objective, model=rmodel,
                                   pool=finer, timed=timed,
-                                  routing=fmax.lut_factor(fmodel, device_lut) if timed else ())
+                                  routing=fmax.lut_routing(fmodel, device_lut) if timed else ())
     if log and timed:
         fam = fmodel.get("family", budget.family)
         log(f"the front counts time at each design's estimated Fmax ({fam} model): "
@@ -386,7 +386,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         df["accuracy_pred_ilp"] = df["accuracy_pred"]
         df["acc_drop"] = point_drops
         df["accuracy_pred"] = [base - d for d in point_drops]
-    # at the routing factor the program's own time counts (at the design's share of the part's
+    # at the routing derate the program's own time counts (at the design's share of the part's
     # LUTs): the front is non-dominated in that time, so its estimate must be the same
     fmax_of = (lambda sol: fmax.design_fmax_mhz(w.layers, sol.choices, fmodel,
                                                 lut_share=sol.lut / device_lut)) if fmodel \

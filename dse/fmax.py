@@ -10,9 +10,14 @@ where ``levels`` is the depth of the adder tree that sums one accumulator's prod
 shift-adds in LUTs for DyBit) and ``datapath[...]`` what a datapath other than the format's
 default adds (two products per DSP with their correction, ``dsp2:int8``; LUT multipliers,
 ``lut:int4``; 0 in a model fitted without it); a design runs at ``1000 / (max over its blocks
-of delay * routing_factor)`` MHz, the routing factor fitted on whole networks implemented with
-``codesign implement``: ``1 + routing``, and where the model has it a term that grows with the
-share of the part's LUTs the design uses (:func:`routing_factor`).
+of delay * routing_factor + routing_ns)`` MHz, the routing derate fitted on whole networks
+implemented with ``codesign implement``. The ECP5 model's derate is additive (:func:`routing_ns`):
+nanoseconds of wire that a network's critical path has beyond its slowest block's logic, growing
+with the share of the part's LUTs the design uses; the Xilinx estimates keep a factor
+(:func:`routing_factor`, ``1 + routing``). Why additive: congestion lengthens every path's wires by
+about the same time, whatever its logic; a factor charged the deepest block's logic for it and
+priced a DS-CNN, whose 55-product stem is the slowest block alone but not its critical path, 17.5 %
+slow (docs/IMPLEMENT.md, "The routing derate made additive").
 It is an estimate, labelled so wherever it appears (``fmax_est_mhz``); ``implementation.json``
 holds the measurement.
 
@@ -36,7 +41,8 @@ from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
 __all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
-           "design_fmax_mhz", "choice_delay_ns", "period_mhz", "routing_factor", "lut_factor"]
+           "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns", "routing_factor",
+           "routing_ns", "lut_routing"]
 
 def model_file(family: str = "ecp5") -> Path:
     """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
@@ -122,7 +128,7 @@ def choice_delay_ns(layer, choice, model: dict) -> float:
 def design_fmax_mhz(layers, choices, model: dict | None = None, *,
                     lut_share: float | None = None) -> float | None:
     """Estimated Fmax of a design: its slowest block, derated for routing in a whole network
-    that uses ``lut_share`` of the part's LUTs (:func:`routing_factor`)."""
+    that uses ``lut_share`` of the part's LUTs (:func:`period_ns`)."""
     model = model if model is not None else fmax_model()
     if not model:
         return None
@@ -131,28 +137,48 @@ def design_fmax_mhz(layers, choices, model: dict | None = None, *,
     return period_mhz(worst, model, lut_share=lut_share)
 
 
-def routing_factor(model: dict, lut_share: float | None = None) -> float:
-    """How much longer a whole network's critical path is than its slowest block's alone:
-    ``1 + routing + routing_per_lut_share x (lut_share - routing_ref_share)``. A fuller part
-    routes longer (the digits network at 70 % of the LUT4s of an LFE5U-85F ran 1.77 x its
-    slowest block's delay, at 12 % 1.10 x). A model without the share term, or a design whose
-    share is not known, gets the derate at the fitted networks' mean share, ``routing``."""
-    r = model.get("routing", 0.0)
-    k = model.get("routing_per_lut_share")
+def _share_term(model: dict, key: str, lut_share: float | None) -> float:
+    k = model.get(f"{key}_per_lut_share")
     if k and lut_share is not None:
-        r += k * (lut_share - model.get("routing_ref_share", 0.0))
-    return 1.0 + r
+        return k * (lut_share - model.get("routing_ref_share", 0.0))
+    return 0.0
 
 
-def lut_factor(model: dict, device_lut: int) -> tuple[float, float]:
-    """``(a, b)`` with ``a + b x lut`` = :func:`routing_factor` of a design with ``lut`` of the
-    part's ``device_lut`` LUTs: the linear form the DSE's time search prices
-    (:attr:`dse.problem.Problem.routing`)."""
-    a = routing_factor(model, 0.0)
-    return a, (routing_factor(model, 1.0) - a) / device_lut
+def routing_factor(model: dict, lut_share: float | None = None) -> float:
+    """The multiplicative part of the routing derate (the Xilinx estimates' form): ``1 + routing
+    + routing_per_lut_share x (lut_share - routing_ref_share)``; 1 in a model with an additive
+    derate only (:func:`routing_ns`). A model without the share term, or a design whose share is
+    not known, gets the derate at the fitted networks' mean share."""
+    return 1.0 + model.get("routing", 0.0) + _share_term(model, "routing", lut_share)
+
+
+def routing_ns(model: dict, lut_share: float | None = None) -> float:
+    """The additive part of the routing derate (the ECP5 model's form): ``routing_ns +
+    routing_ns_per_lut_share x (lut_share - routing_ref_share)`` nanoseconds that a whole
+    network's critical path has beyond its slowest block's alone (at least 0). On an LFE5U-85F
+    the digits networks ran 1.7 ns over their slowest block at 12 % of the LUT4s and 7.3 ns at
+    70 %. 0 in a model without it."""
+    if "routing_ns" not in model:
+        return 0.0
+    return max(0.0, model["routing_ns"] + _share_term(model, "routing_ns", lut_share))
+
+
+def period_ns(delay_ns: float, model: dict, *, lut_share: float | None = None) -> float:
+    """The clock period (ns) of a whole design whose slowest block's delay is ``delay_ns``."""
+    return delay_ns * routing_factor(model, lut_share) + routing_ns(model, lut_share)
+
+
+def lut_routing(model: dict, device_lut: int) -> tuple[float, float, float, float]:
+    """``(a, b, c, d)`` with ``delay x (a + b x lut) + c + d x lut`` = :func:`period_ns` of a
+    design with ``lut`` of the part's ``device_lut`` LUTs: the linear form the DSE's time search
+    prices (:attr:`dse.problem.Problem.routing`)."""
+    a, c = routing_factor(model, 0.0), routing_ns(model, 0.0)
+    b = (routing_factor(model, 1.0) - a) / device_lut
+    d = (routing_ns(model, 1.0) - c) / device_lut
+    return a, b, c, d
 
 
 def period_mhz(delay_ns: float, model: dict, *, lut_share: float | None = None) -> float:
-    """The clock (MHz) of a design whose slowest block's delay is ``delay_ns``: derated for
-    routing in a whole network (:func:`routing_factor`)."""
-    return 1000.0 / (delay_ns * routing_factor(model, lut_share))
+    """The clock (MHz) of a design whose slowest block's delay is ``delay_ns``, derated for
+    routing in a whole network (:func:`period_ns`)."""
+    return 1000.0 / period_ns(delay_ns, model, lut_share=lut_share)

@@ -448,25 +448,25 @@ def at_clock(problem: Problem, period: float) -> Problem | None:
 def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_break=False,
                    formulation="levels", warm=True, upper: float | None = None,
                    lower: int | None = None, start: Solution | None = None) -> Solution:
-    """The design with the least time (cycles x estimated clock period x routing factor,
+    """The design with the least time (cycles x estimated clock period derated for routing,
     :meth:`Problem.key`).
 
     A design's period is a step function of its choices (the slowest one's ``delay_ns``), so
     the time is not linear in them. One cycles program is solved per clock level instead
     (:func:`clock_levels`), over the candidates that reach it (:func:`at_clock`), and the
     least time kept. First over every candidate: its cycles ``c0`` bound every level's from
-    below, so level ``p`` is skipped once ``c0 * p * f`` (``f`` the routing factor of the
-    fewest LUTs any design has) reaches the best time found, and, the levels being ascending,
+    below, so level ``p`` is skipped once ``c0`` times ``p`` derated at the fewest LUTs any
+    design has (:meth:`Problem.period`) reaches the best time found, and, the levels being ascending,
     every slower one with it. Each level's program is pruned to the cycles that would beat the
     best time. ``upper`` (a known time) and ``start`` (that point) bound the search from the
     start; ``lower`` bounds the II in cycles.
 
-    Where the routing factor grows with the LUTs (:attr:`Problem.routing`), a design with fewer
+    Where the routing derate grows with the LUTs (:attr:`Problem.routing`), a design with fewer
     LUTs and more cycles can take less time, so each level descends a staircase: after the
     least cycles ``c`` under a LUT budget, one program finds the fewest LUTs ``L`` among the
     designs of at most ``c`` cycles, and the next solve has the budget ``L - 1``. Every design
-    skipped has at least ``c`` cycles and at least ``L`` LUTs (so at least that factor): the
-    least time is found exactly. The descent stops once ``c`` at the factor of the fewest LUTs
+    skipped has at least ``c`` cycles and at least ``L`` LUTs (so at least that derate): the
+    least time is found exactly. The descent stops once ``c`` at the derate of the fewest LUTs
     any design of the level could have cannot beat the best time.
 
     Each solve starts from the greedy design at its clock when it beats the best time, and
@@ -478,8 +478,8 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + TIMED_BUDGET * time_limit
     levels = clock_levels(problem)
-    f_min = problem.factor(problem.lut_floor())
-    per_lut = problem.routing[1] if problem.routing else 0.0
+    lut_min = problem.lut_floor()
+    per_lut = problem.routes_by_lut
     best = start if start is not None and _fits(problem, start) else None
     best_t = problem.key(best) if best is not None else upper if upper is not None else math.inf
     if upper is not None:
@@ -488,11 +488,13 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     ii_lower = lower if problem.objective == "ii" else None
     proven = True
 
-    def cap(period, f=f_min):  # the most cycles that still beat the best time at ``period``
-        return None if math.isinf(best_t) else math.floor((best_t - 1e-9) / (period * f))
+    # the most cycles that still beat the best time at ``period`` with at least ``lut`` LUTs
+    def cap(period, lut=lut_min):
+        return (None if math.isinf(best_t) else
+                math.floor((best_t - 1e-9) / problem.period(period, lut)))
 
-    def beaten(cycles, period, f=f_min):  # no design of these cycles or more can win
-        return cycles * period * f >= best_t - 1e-9
+    def beaten(cycles, period, lut=lut_min):  # no design of these cycles or more can win
+        return cycles * problem.period(period, lut) >= best_t - 1e-9
 
     try:
         first = _optimise_cycles(problem, upper=cap(levels[0]), lower=ii_lower, start=None, **kw)
@@ -517,8 +519,8 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
         if beaten(floor_cycles, period) or out_of_time:
             break  # no design at this clock or a slower one can beat the best time
         sub = at_clock(problem, period)
-        # the least routing factor of a design at this clock
-        f_lvl = problem.factor(sub.lut_floor()) if sub is not None else f_min
+        # the fewest LUTs of a design at this clock (its least routing derate)
+        lut_lvl = sub.lut_floor() if sub is not None else lut_min
         while sub is not None:
             if deadline is not None:
                 left = deadline - time.perf_counter()
@@ -527,7 +529,7 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
                     break
                 kw["time_limit"] = min(time_limit, left)
             warm_start = greedy(sub) if warm else None
-            limit = cap(period, f_lvl)
+            limit = cap(period, lut_lvl)
             if warm_start is not None and not (
                     _fits(sub, warm_start) and problem.key(warm_start) < best_t - 1e-9
                     and (limit is None or problem.cycles(warm_start) <= limit)):
@@ -539,11 +541,11 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
             proven = proven and sol.proven
             if problem.key(sol) < best_t - 1e-9:
                 best, best_t = sol, problem.key(sol)
-            if not per_lut or beaten(problem.cycles(sol), period, f_lvl):
+            if not per_lut or beaten(problem.cycles(sol), period, lut_lvl):
                 break
             # fewer LUTs route faster: the design of the fewest LUTs within these cycles, then
             # the least cycles under a budget just below its LUTs, while the fewest LUTs of any
-            # design at this clock that could still win leaves a small enough factor
+            # design at this clock that could still win leaves a small enough derate
             lean = _least_lut(sub, problem.cycles(sol), time_limit=kw["time_limit"],
                               formulation=formulation)
             if lean is None:
@@ -556,10 +558,9 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
             if problem.objective == "ii":
                 more = min((c.cost.cycles for cs in sub.candidates for c in cs
                             if c.cost.cycles > problem.cycles(lean)), default=math.inf)
-            limit = cap(period, f_lvl)
-            floor = (prune(sub, limit) if limit is not None else sub).lut_floor()
-            f_lvl = problem.factor(floor)
-            if lean.lut - 1 < floor or beaten(more, period, f_lvl):
+            limit = cap(period, lut_lvl)
+            lut_lvl = (prune(sub, limit) if limit is not None else sub).lut_floor()
+            if lean.lut - 1 < lut_lvl or beaten(more, period, lut_lvl):
                 break
             sub = replace(sub, budget=replace(sub.budget, lut=lean.lut - 1))
     if best is None:

@@ -60,10 +60,12 @@ class Problem:
     converter : dict
         ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
         :func:`dse.cost.converter_cost` prices it.
-    routing : tuple of (float, float)
-        ``(a, b)``: a timed design's routing factor is ``a + b x`` its LUTs (a fuller part
-        routes longer, :func:`dse.fmax.lut_factor`), so its time is cycles x period x factor;
-        empty: the factor is 1 (the fitted networks' mean share, the same for every design).
+    routing : tuple of float
+        ``(a, b, c, d)``: a timed design whose slowest candidate's delay is ``delay_ns`` runs at
+        a period of ``delay_ns x (a + b x lut) + c + d x lut`` ns for its LUTs (a fuller part
+        routes longer, :func:`dse.fmax.lut_routing`: a factor, an added wire delay, or both), so
+        its time is cycles x that period; ``(a, b)`` is a factor alone; empty: the period is the
+        delay (the fitted networks' mean share, the same for every design).
     edge_bits : tuple of int
         Per edge, the lane bits of its stream (the consumer's ``in_bits``); empty: all
         :data:`ACT_BITS`.
@@ -109,9 +111,18 @@ class Problem:
         """The cycles the objective counts: the II, or the program's own latency."""
         return sol.latency if self.objective == "latency" else sol.ii
 
-    def factor(self, lut: float) -> float:
-        """The routing factor (:attr:`routing`) of a design with ``lut`` LUTs."""
-        return self.routing[0] + self.routing[1] * lut if self.routing else 1.0
+    def period(self, delay_ns: float, lut: float) -> float:
+        """The clock period (ns) of a design with ``lut`` LUTs whose slowest candidate's delay is
+        ``delay_ns``, derated for routing (:attr:`routing`); non-decreasing in both."""
+        if not self.routing:
+            return delay_ns
+        a, b, c, d = (*self.routing, 0.0, 0.0)[:4]
+        return delay_ns * (a + b * lut) + c + d * lut
+
+    @property
+    def routes_by_lut(self) -> bool:
+        """Whether a design's routing derate grows with its LUTs (:attr:`routing`)."""
+        return any(v for v in self.routing[1::2])
 
     def lut_floor(self) -> int:
         """The fewest LUTs any design can have: each layer's cheapest candidate (pool too)."""
@@ -121,13 +132,13 @@ class Problem:
 
     def key(self, sol: Solution) -> float:
         """What the objective minimises: the predicted drop, or cycles (:meth:`cycles`), times
-        the estimated clock period in ns and the routing factor at the design's LUTs
-        (:meth:`factor`) when the problem is :attr:`timed`."""
+        the estimated clock period in ns derated for routing at the design's LUTs
+        (:meth:`period`) when the problem is :attr:`timed`."""
         if self.objective == "drop":
             return sol.drop
         if not self.timed:
             return self.cycles(sol)
-        return self.cycles(sol) * sol.delay_ns * self.factor(sol.lut)
+        return self.cycles(sol) * self.period(sol.delay_ns, sol.lut)
 
     def bits_of(self, e: int) -> int:
         """Lane bits of edge ``e``'s stream."""

@@ -126,8 +126,8 @@ def test_networks_are_recorded_with_their_blocks_and_reused(fit_fmax, tmp_path):
     nets = [{"design": "a", "fmax_mhz": 80.0, "blocks": blocks, "generator_sha256": "g1"}]
     held = [{"design": "b", "fmax_mhz": 70.0, "blocks": blocks[:1], "generator_sha256": "g2"}]
     fitted = fit_fmax.fit_routing(model, nets, held)
-    # one network: its measured period over its slowest block (12 ns) is the derate
-    assert fitted["routing"] == pytest.approx(1000 / 80 / 12 - 1, abs=1e-4)
+    # one network: its measured period less its slowest block's delay (12 ns) is the derate
+    assert fitted["routing_ns"] == pytest.approx(1000 / 80 - 12, abs=1e-4)
     path = tmp_path / "model.json"
     path.write_text(json.dumps(fitted))
     back = fit_fmax.recorded_networks(path)
@@ -135,7 +135,7 @@ def test_networks_are_recorded_with_their_blocks_and_reused(fit_fmax, tmp_path):
         [("a", False, "g1"), ("b", True, "g2")]
     again = fit_fmax.fit_routing(model, [n for n in back if not n["heldout"]],
                                  [n for n in back if n["heldout"]])
-    assert again["routing"] == fitted["routing"] and again["networks"] == fitted["networks"]
+    assert again["routing_ns"] == fitted["routing_ns"] and again["networks"] == fitted["networks"]
 
 
 def test_reuse_networks_without_blocks_on_record_is_refused_before_any_run(fit_fmax, tmp_path,
@@ -177,7 +177,7 @@ def test_the_routing_factor_grows_with_the_lut_share_when_the_networks_spread(fi
     nets = [{"design": "small", "fmax_mhz": 90.0, "blocks": blocks, "lut_share": 0.12},
             {"design": "full", "fmax_mhz": 60.0, "blocks": blocks, "lut_share": 0.70}]
     held = [{"design": "mid", "fmax_mhz": 75.0, "blocks": blocks, "lut_share": 0.40}]
-    fitted = fit_fmax.fit_routing(model, nets, held)
+    fitted = fit_fmax.fit_routing(model, nets, held, additive=False)
     r_small, r_full = 100 / 90, 100 / 60
     slope = (r_full - r_small) / (0.70 - 0.12)
     assert fitted["routing_per_lut_share"] == pytest.approx(slope, abs=1e-4)
@@ -189,9 +189,41 @@ def test_the_routing_factor_grows_with_the_lut_share_when_the_networks_spread(fi
         100 / routing_factor(fitted, 0.40), abs=0.1)
     # shares too close together: the mean ratio, no share term
     close = [dict(n, lut_share=0.12 + 0.1 * i) for i, n in enumerate(nets)]
-    flat = fit_fmax.fit_routing(model, close)
+    flat = fit_fmax.fit_routing(model, close, additive=False)
     assert "routing_per_lut_share" not in flat
     assert flat["routing"] == pytest.approx((r_small + r_full) / 2 - 1, abs=1e-4)
+
+
+def test_the_additive_derate_is_a_line_of_nanoseconds_in_the_share(fit_fmax):
+    """The ECP5 form: each network's measured period less its slowest block's delay, as a line
+    in the LUT share; a network whose slowest block is deeper gets the same nanoseconds, not a
+    larger share of them; each fitted network's prediction with itself left out is recorded."""
+    from dse.fmax import period_ns
+
+    model = {"base": {"conv1x1": 10.0, "conv3x3": 14.0}, "per_level": {"conv1x1": 0.0,
+             "conv3x3": 0.0}, "mult": {}}
+    b1 = [{"kind": "conv1x1", "format": "int8", "levels": 1}]
+    b3 = [*b1, {"kind": "conv3x3", "format": "int8", "levels": 4}]
+    # excess over the slowest block: 1 ns at 10 %, 4 ns at 40 %, 7 ns at 70 %
+    nets = [{"design": "a", "fmax_mhz": 1000 / 11, "blocks": b1, "lut_share": 0.10},
+            {"design": "b", "fmax_mhz": 1000 / 14, "blocks": b1, "lut_share": 0.40},
+            {"design": "c", "fmax_mhz": 1000 / 17, "blocks": b1, "lut_share": 0.70}]
+    held = [{"design": "deep", "fmax_mhz": 1000 / 20, "blocks": b3, "lut_share": 0.55}]
+    fitted = fit_fmax.fit_routing(model, nets, held)
+    assert "routing" not in fitted
+    assert fitted["routing_ns_per_lut_share"] == pytest.approx(10.0, abs=1e-3)
+    assert fitted["routing_ref_share"] == pytest.approx(0.4)
+    assert fitted["routing_ns"] == pytest.approx(4.0, abs=1e-3)
+    deep = fitted["networks"][3]
+    assert deep["heldout"] and deep["pred_mhz"] == pytest.approx(1000 / (14.0 + 5.5), abs=0.1)
+    assert period_ns(14.0, fitted, lut_share=0.55) == pytest.approx(19.5, abs=1e-3)
+    # left out, each of the three is predicted from the line through the other two: exact here
+    for n in fitted["networks"][:3]:
+        assert n["loo_pred_mhz"] == pytest.approx(n["fmax_mhz"], abs=0.1)
+    assert "loo_pred_mhz" not in deep
+    # a factor fitted to the same networks charges the deep block's logic for the wire
+    factor = fit_fmax.fit_routing(model, nets, held, additive=False)
+    assert factor["networks"][3]["pred_mhz"] < deep["pred_mhz"] - 5
 
 
 def test_routing_only_refits_the_recorded_networks_without_placing(fit_fmax, tmp_path,

@@ -142,6 +142,47 @@ def test_a_fuller_part_routes_slower_where_the_model_has_the_share_term():
     assert period_mhz(10.0, shared, lut_share=0.7) == pytest.approx(1000 / 16)
 
 
+def test_the_additive_derate_adds_wire_time_not_a_share_of_the_logic():
+    """The ECP5 model's form: a network's period is its slowest block's delay plus nanoseconds
+    of routing that grow with the LUT share, the same for a deep block as for a shallow one; the
+    DSE's linear form (``lut_routing``) gives the same period."""
+    from dse.fmax import lut_routing, period_ns, routing_factor, routing_ns
+
+    add = {k: v for k, v in MODEL.items() if k != "routing"}
+    add.update(routing_ns=4.0, routing_ns_per_lut_share=10.0, routing_ref_share=0.4)
+    assert routing_factor(add, 0.7) == 1.0
+    assert routing_ns(add, 0.4) == pytest.approx(4.0)
+    assert routing_ns(add, 0.7) == pytest.approx(7.0)
+    assert routing_ns(add) == pytest.approx(4.0)  # share unknown: at the reference
+    assert routing_ns(add, 0.0) == 0.0  # never below the block alone
+    assert period_ns(8.0, add, lut_share=0.7) - period_ns(6.0, add, lut_share=0.7) == \
+        pytest.approx(2.0)
+    assert design_fmax_mhz(*_deep_and_shallow(), add, lut_share=0.7) == pytest.approx(
+        1000 / (max(_deep_and_shallow_delays(add)) + 7.0))
+    a, b, c, d = lut_routing(add, 10_000)
+    for share in (0.1, 0.4, 0.9):
+        lut = share * 10_000
+        assert 8.0 * (a + b * lut) + c + d * lut == pytest.approx(
+            period_ns(8.0, add, lut_share=share))
+    a, b, c, d = lut_routing(dict(MODEL, routing=0.3, routing_per_lut_share=1.0,
+                                  routing_ref_share=0.4), 10_000)
+    assert (c, d) == (0.0, 0.0) and 8.0 * (a + b * 7_000) == pytest.approx(8.0 * 1.6)
+
+
+def _deep_and_shallow():
+    pw = LayerWork(name="pw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8),
+                   acc_bits={"int8": 18})
+    dw = LayerWork(name="dw", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                   groups=32, acc_bits={"int8": 18})
+    return [pw, dw], [LayerChoice("int8", 8, 2), LayerChoice("int8", 1, 1)]
+
+
+def _deep_and_shallow_delays(model):
+    layers, choices = _deep_and_shallow()
+    return [block_delay_ns(f, model) for lw, ch in zip(layers, choices, strict=True)
+            for f in layer_blocks(lw, ch)]
+
+
 def test_a_layers_products_are_counted_as_its_block_builds_them():
     """A layer's tree depth comes from the products its block sums into one accumulator a
     cycle: a non-square kernel's taps (11x5 = 55, not 11x11) times its lanes, a kernel folded

@@ -265,11 +265,13 @@ def test_timed_optimum_equals_brute_force():
     assert feasible >= 40 and clock_won >= 3
 
 
-def test_timed_optimum_with_a_routing_factor_that_grows_with_the_luts():
-    """Where a design's routing factor grows with its LUTs (``Problem.routing``), the time
-    search descends each clock level's staircase of (least cycles, fewest LUTs at them): the
-    time it finds is the enumerated least, and on some instances it is a design with fewer LUTs
-    and more cycles than the share-blind search keeps."""
+@pytest.mark.parametrize("form", ["factor", "added ns"])
+def test_timed_optimum_with_a_routing_derate_that_grows_with_the_luts(form):
+    """Where a design's routing derate grows with its LUTs (``Problem.routing``: a factor, or
+    nanoseconds added to its slowest block's delay), the time search descends each clock level's
+    staircase of (least cycles, fewest LUTs at them): the time it finds is the enumerated least,
+    and on some instances it is a design with fewer LUTs and more cycles than the share-blind
+    search keeps."""
     from dataclasses import replace
 
     feasible = share_won = 0
@@ -277,7 +279,11 @@ def test_timed_optimum_with_a_routing_factor_that_grows_with_the_luts():
         if feasible >= 30:
             break
         base = _timed(_instance(seed), seed)
-        problem = replace(base, routing=(1.0, 2.0 / base.budget.lut))
+        mean_delay = sum(c.delay_ns for cs in base.candidates for c in cs) / sum(
+            len(cs) for cs in base.candidates)
+        routing = ((1.0, 2.0 / base.budget.lut) if form == "factor" else
+                   (1.0, 0.0, 0.5, 2.0 * mean_delay / base.budget.lut))
+        problem = replace(base, routing=routing)
         best = ilp.brute_force(problem)
         if best is None:
             continue

@@ -456,10 +456,10 @@ def optimise_timed(problem: Problem, *, time_limit: float | None = None, tie_bre
     (:func:`clock_levels`), over the candidates that reach it (:func:`at_clock`), and the
     least time kept. First over every candidate: its cycles ``c0`` bound every level's from
     below, so level ``p`` is skipped once ``c0`` times ``p`` derated at the fewest LUTs any
-    design has (:meth:`Problem.period`) reaches the best time found, and, the levels being ascending,
-    every slower one with it. Each level's program is pruned to the cycles that would beat the
-    best time. ``upper`` (a known time) and ``start`` (that point) bound the search from the
-    start; ``lower`` bounds the II in cycles.
+    design has (:meth:`Problem.period`) reaches the best time found, and, the levels being
+    ascending, every slower one with it. Each level's program is pruned to the cycles that would
+    beat the best time. ``upper`` (a known time) and ``start`` (that point) bound the search from
+    the start; ``lower`` bounds the II in cycles.
 
     Where the routing derate grows with the LUTs (:attr:`Problem.routing`), a design with fewer
     LUTs and more cycles can take less time, so each level descends a staircase: after the

@@ -18,7 +18,9 @@ fits by non-negative least squares
 - LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
   + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a 3x3 block, whose address and
   read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
-  (LUTs after removing what the memory model prices as LUTRAM);
+  (LUTs after removing what the memory model prices as LUTRAM; LUTs and FFs after removing
+  what the price adds structurally inside the block, ``ComputeOp.block_structural``: its skid
+  buffers and line-buffer registers);
 - DSP = mac_dsp[format] * MACs (+ base[kind]);
 - requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + per_bit * bits.
 
@@ -27,7 +29,8 @@ The coefficients, the raw samples and the fit errors are written to ``dse/resour
 interrupted run resumes.
 
 ``--network DIR`` (repeatable; ``codesign build --synth`` directories) calibrates what exists only
-in a composed network, from Yosys' per-module breakdown of the whole design (``synth/stat.json``):
+in a composed network, from Yosys' per-module breakdown of the whole design (``synth/stat.json``,
+or ``synth/stat_hier.json``, which the script synthesises when the build's own is flattened):
 the requantizer as the composer instantiates it (its accumulator at the layer's real width, so
 one DSP48E2 per lane where that fits 27 bits; a block-grid sample uses the full 32), the residual
 add, the global pool, and the stream FIFOs. Only the ``requant`` and ``stage`` sections change;
@@ -117,8 +120,9 @@ def grid(quick: bool = False) -> list[dict]:
                              "lanes": 1, "pe": 2, "h": 34, "w": 34, "stride": st})
         cfgs.append({"block": "dwconv3x3", "format": "int8", "c_in": 64, "c_out": 64,
                      "lanes": 1, "pe": 1, "h": 8, "w": 8, "stride": 1})
-        # Wide-input 1x1 blocks (the networks' pointwise layers take 16-64 lanes in).
-        for ln, pe in ((16, 1), (32, 1), (32, 2)):
+        # Wide-input 1x1 blocks (the networks' pointwise layers take 16-64 lanes in), with
+        # several outputs a beat (the digits DSE points' pointwise layers: 16 and 32 lanes x 4)
+        for ln, pe in ((16, 1), (32, 1), (32, 2), (16, 4), (32, 4)):
             cfgs.append({"block": "conv1x1", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8})
     cfgs += datapath_grid(quick) + dense_grid(quick)
@@ -167,6 +171,9 @@ def dense_grid(quick: bool = False) -> list[dict]:
         cfgs.append({"block": "conv3x3", "format": "int8", "datapath": "dsp2", "dense": True,
                      "c_in": 8, "c_out": 16, "lanes": 2, "pe": 4, "h": 16, "w": 16,
                      "stride": 1})
+        # a stem: one input channel, eight outputs a beat, on a 16-wide map
+        cfgs.append({"block": "conv3x3", "format": "int8", "dense": True, "c_in": 1,
+                     "c_out": 16, "lanes": 1, "pe": 8, "h": 16, "w": 16, "stride": 1})
         # kernel rows folded over three cycles (the row mux and the beat buffer)
         for ln, pe, dense in ((1, 4, False), (2, 4, True), (4, 2, True), (2, 8, True)):
             cfgs.append({"block": "conv3x3", "format": "int4", "dense": dense, "kfold": 3,
@@ -381,10 +388,12 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             # the kernel-row mux and the window-beat buffer scale with the window's bits
             x[f"fold:{kind}"] = op.fold_bits(layer, ch)
         rows.append([x[c] for c in cols])
-        # what the memory model prices as LUTRAM is not logic
+        # what the memory model prices as LUTRAM is not logic, and what the price adds
+        # structurally (the block's skid buffers and line-buffer registers) is not the terms'
         lut_mem = op.weight_memory(layer, ch, rm)[0] + op.line_buffer_luts(layer, ch, rm)
-        targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem)
-        targets["ff"].append(s["ff"])
+        inner = op.block_structural(layer, ch)
+        targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem - inner["lut"])
+        targets["ff"].append(s["ff"] - inner["ff"])
         targets["dsp"].append(s["dsp"])
     a = np.asarray(rows, dtype=np.float64)
     # Coefficients without samples (a format or block not synthesised) keep their prior value.
@@ -483,8 +492,14 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     # own synthesis flattens for the timing estimate, nextpnr's for placement)
     if (build_dir / sub / "stat_hier.json").is_file():
         stat = build_dir / sub / "stat_hier.json"
+    elif family == "xcup":
+        stat = _hier_stat(build_dir, man["top"])
     text = stat.read_text()
     cells = _module_cells(json.loads(text[text.index("{"):]))
+    if not cells:
+        raise SystemExit(f"error: {stat} has no per-module breakdown (a flattened synthesis); "
+                         f"synthesise {build_dir} without flattening into "
+                         f"{stat.with_name('stat_hier.json')}")
     point = DesignPoint.from_dict(man["point"])
     bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
@@ -505,6 +520,27 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
         elif isinstance(comp, StreamFIFO):
             out.append({"kind": "fifo", "width": comp.layout.size, "depth": comp.depth,
                         "node": node, **c})
+    return out
+
+
+def _hier_stat(build_dir: Path, top: str) -> Path:
+    """``synth/stat_hier.json`` of a ``codesign build --synth`` directory: its Verilog through
+    ``synth_xilinx -family xcup`` kept hierarchical (the build's own synthesis flattens the
+    design for its timing estimate, which leaves no per-module breakdown)."""
+    from hw.synth import FAMILIES, run_logged, yosys_path
+
+    d = build_dir / "synth"
+    out = d / "stat_hier.json"
+    verilog = (build_dir / "verilog" / f"{top}.v").resolve()
+    script = d / "hier.ys"
+    script.write_text(f"read_verilog -sv {verilog}\n{FAMILIES['xcup']} -top {top}\n"
+                      "tee -q -o stat_hier.json stat -json\n")
+    print(f"{build_dir}: hierarchical synthesis for the per-module breakdown", file=sys.stderr)
+    res = run_logged([yosys_path(), "-q", script.name], cwd=d, log=d / "hier.log",
+                     timeout=3600, what=f"hierarchical synthesis of {build_dir}")
+    if res.returncode != 0 or not out.is_file():
+        raise SystemExit(f"error: the hierarchical synthesis of {build_dir} failed; see "
+                         f"{d / 'hier.log'}")
     return out
 
 
@@ -585,7 +621,6 @@ def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -
     """``base_model`` with ``stage[<op>]`` fitted from ``samples`` (see the module docstring)."""
     from dse.cost import ResourceModel
     from models import ops
-    from models.ops._price import coord_bits
 
     model = json.loads(json.dumps(base_model))
     bare = ResourceModel.from_dict({**model, "stage": {}})  # structural part only
@@ -601,8 +636,8 @@ def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -
             feats = op.price_features(stage, lanes=cfg["lanes"])
             cols = sorted(feats)
             rows.append([feats[k] for k in cols])
-            struct = op.stage_price(stage, lanes=cfg["lanes"], model=bare,
-                                    coord_bits=coord_bits(stage["in_shape"]))
+            # the block alone: its own memories, not the FIFOs the price puts around it
+            struct = op.block_structural(stage, lanes=cfg["lanes"], model=bare)
             targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - struct["lut"])
             targets["ff"].append(s["ff"] - struct["ff"])
             cfgs.append(cfg)

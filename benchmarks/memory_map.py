@@ -88,7 +88,7 @@ def old_rule(kind: str, width: int, depth: int) -> str:
     return "bram" if depth > OLD_RAM_DEPTH else "lutram"
 
 
-def run_one(job, workdir: Path) -> dict:
+def run_one(job, workdir: Path, family: str = "ecp5") -> dict:
     from amaranth.back import verilog
 
     from hw.synth import synthesize_verilog
@@ -96,12 +96,12 @@ def run_one(job, workdir: Path) -> dict:
     kind, width, depth = job
     text = verilog.convert(memory_component(kind, width, depth), name="top", emit_src=False)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
-    d = workdir / f"{kind}_{width}x{depth}"
+    d = workdir / (f"{kind}_{width}x{depth}" + ("" if family == "ecp5" else f"_{family}"))
     cached = d / "sample.json"
     if cached.exists() and json.loads(cached.read_text()).get("key") == key:
         return json.loads(cached.read_text())
     t0 = time.perf_counter()
-    res = synthesize_verilog(text, top="top", workdir=d, family="ecp5")
+    res = synthesize_verilog(text, top="top", workdir=d, family=family)
     out = {"kind": kind, "width": width, "depth": depth, "key": key,
            "observed": observed(res), "bram18": res["bram18"], "lut": res["lut"],
            "lutram_cells": res.get("lutram", 0), "lut_total": res.get("lut_total", res["lut"]),

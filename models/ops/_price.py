@@ -62,7 +62,8 @@ def lutram_luts(model, width: int, depth: int) -> int:
     return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
 
 
-def libmap_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
+def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None = None
+                  ) -> str | None:
     """Where synthesis puts a ``width`` x ``depth`` memory read through a register: ``"bram"``,
     ``"lutram"`` or ``"logic"``, by the cost rule of Yosys' ``memory_libmap`` with the family's
     cell costs (``memory.libmap`` of the resource model; ``None`` for a family without one, which
@@ -76,15 +77,18 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
     memories of 4-576 bits x 8-4096 words, each synthesised alone with synth_ecp5) it names the
     mapping and the EBR count of all 315, where the old depth thresholds missed 42: a 576-bit x
     64-word weight ROM is 16 EBRs, not 2,304 LUT4s; a 64-bit x 64-word line buffer bank 2 EBRs,
-    not 16 TRELLIS_DPR16X4."""
-    lib = model.memory.get("libmap") if model is not None else None
+    not 16 TRELLIS_DPR16X4. ``lib``: these costs instead of ``memory.libmap`` (the Xilinx
+    model's ``memory.ram_libmap``, :func:`memory`); its ``cell`` is the LUT RAM cell the rule
+    counts (default the family's one ``lutram_cells``)."""
+    if lib is None:
+        lib = model.memory.get("libmap") if model is not None else None
     if not lib:
         return None
     bits = width * depth
     logic = int(bits * lib["logic_cost_rom" if rom else "logic_cost_ram"])
     cost = {"bram": lib["block_cost"] * memory_bram18(width, depth) + lib["block_extra"]}
     if not rom:
-        (cd, cw, _), = model.memory["lutram_cells"]
+        cd, cw = lib.get("cell") or model.memory["lutram_cells"][0][:2]
         rows = math.ceil(depth / cd)
         cost["lutram"] = (lib["lutram_cell_cost"] * math.ceil(width / cw) * rows
                           + lib["mux"] * (rows - 1) * width
@@ -113,6 +117,11 @@ def memory(model, width: int, depth: int, *, rom: bool = False) -> tuple[int, in
     if bits <= 0:
         return 0, 0
     choice = libmap_choice(model, width, depth, rom=rom)
+    if choice is None and not rom and model.memory.get("ram_libmap"):
+        # a family whose ROMs keep the thresholds but whose RAMs (the FIFOs' storage) are
+        # priced by Yosys' rule: on UltraScale+ a 69-bit x 76-word FIFO is 2 RAMB18E2, where
+        # the thresholds said LUT RAM (dse/resource_model.json, reports/dse_check.md)
+        choice = libmap_choice(model, width, depth, rom=False, lib=model.memory["ram_libmap"])
     if choice is None:
         # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM
         # from ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16

@@ -210,6 +210,13 @@ class StageOp(Op):
         """``{"lut", "ff", "dsp", "bram18"}`` of the stage (and its input FIFO) at ``lanes``."""
         return {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
 
+    def block_structural(self, stage, *, lanes: int, model) -> dict:
+        """``{"lut", "ff"}`` of what :meth:`stage_price` prices structurally that the stage's
+        block alone holds (its own memories; not the FIFOs around it): the calibration fit
+        (``benchmarks/fit_resources.py --stage-ops``) synthesises the block alone and fits its
+        terms to the rest."""
+        return {"lut": 0.0, "ff": 0.0}
+
     def price_features(self, stage, *, lanes: int) -> dict:
         """The fitted terms of the price: ``{term: value}`` (coefficients per resource)."""
         return {}
@@ -350,13 +357,28 @@ class ComputeOp(Op):
     def skid_bits(self, layer, choice) -> list[int]:
         """Payload bits of each skid buffer inside the stage (``hw/skid.py``): the one between
         the MAC unit and its requantizer carries ``pe`` accumulators of the requantizer's width
-        (Yosys drops the bits above it) and the output coordinates."""
+        (Yosys drops the bits above it) and the output coordinates; then the compute block's
+        own (:meth:`block_skid_bits`)."""
         if not self.requantized(layer):
-            return []
+            return self.block_skid_bits(layer, choice)
         from models.quant.formats import weight_format
 
         acc = self.acc_bits(layer, weight_format(choice.format).name)
-        return [choice.pe * acc + _price.coord_bits(layer.out_shape) + 1]
+        return ([choice.pe * acc + _price.coord_bits(layer.out_shape) + 1]
+                + self.block_skid_bits(layer, choice))
+
+    def block_skid_bits(self, layer, choice) -> list[int]:
+        """Payload bits of the skid buffers inside the compute block itself (none here)."""
+        return []
+
+    def block_structural(self, layer, choice) -> dict:
+        """``{"lut", "ff"}`` that the price adds structurally for what is inside the compute
+        block (its skid buffers, its line buffer's registers): a block synthesised alone holds
+        them, so the resource fit takes them out of its targets before fitting the block's
+        terms (``benchmarks/fit_resources.py``), and the price adds them back once."""
+        sk = [_price.skid(b) for b in self.block_skid_bits(layer, choice)]
+        return {"lut": sum(x["lut"] for x in sk),
+                "ff": sum(x["ff"] for x in sk) + self.line_buffer_registers(layer, choice)}
 
     def fold_bits(self, layer, choice) -> int:
         """Bits of a window beat (``kh x kw x lanes`` activations): what a folded block buffers

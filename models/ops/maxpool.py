@@ -145,13 +145,20 @@ class MaxPool2x2(StageOp):
         columns = stage["in_shape"][2] // 2
         return {"base": 1.0, "per_lane": float(lanes), "per_column": float(columns)}
 
+    def _row_buffer(self, stage, *, lanes: int, model) -> tuple[int, int]:
+        c, _, w = stage["in_shape"]
+        return _price.memory(model, lanes * stage.get("bits", ACT_BITS), (w // 2) * (c // lanes))
+
+    def block_structural(self, stage, *, lanes: int, model) -> dict:
+        return {"lut": float(self._row_buffer(stage, lanes=lanes, model=model)[0]), "ff": 0.0}
+
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """The row buffer (``W/2 * C/lanes`` words of ``lanes * 8`` bits) as the memory model
         prices it, the input FIFO, and the fitted logic (:meth:`price_features`)."""
         c, _, w = stage["in_shape"]
         res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
         act = stage.get("bits", ACT_BITS)
-        lut_m, bram_m = _price.memory(model, lanes * act, (w // 2) * (c // lanes))
+        lut_m, bram_m = self._row_buffer(stage, lanes=lanes, model=model)
         res["lut"] += lut_m
         res["bram18"] += bram_m
         bits = _price.stream_bits(lanes, _price.coord_bits(stage["in_shape"]), act)

@@ -186,15 +186,15 @@ class WindowOp(ComputeOp):
         width = choice.lanes * getattr(layer, "in_bits", ACT_BITS)
         return dense_row_slots(kernel_hw(layer)[0]) * layer.stride * width
 
-    def skid_bits(self, layer, choice) -> list[int]:
-        """The requantizer's skid buffer and the one after the line buffer: a window beat of
-        ``kh x kw x lanes`` activations, its tap mask, coordinates and beat index."""
+    def block_skid_bits(self, layer, choice) -> list[int]:
+        """The skid buffer after the line buffer: a window beat of ``kh x kw x lanes``
+        activations, its tap mask, coordinates and beat index."""
         kh, kw = kernel_hw(layer)
         c = layer.in_shape[0]
         window = (kh * kw * (choice.lanes * getattr(layer, "in_bits", ACT_BITS) + 1)
                   + _price.coord_bits(layer.out_shape)
                   + max(1, (math.ceil(c / choice.lanes) - 1).bit_length()) + 1)
-        return super().skid_bits(layer, choice) + [window]
+        return [window]
 
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         """LUTs of the line buffer (:meth:`line_buffer_memory`)."""

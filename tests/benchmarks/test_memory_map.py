@@ -36,11 +36,32 @@ def test_the_rule_prices_each_side_as_yosys_does(ecp5):
     assert dual_port_memory(ecp5, 64, 32) == (16 * 2 * 6, 0)   # 32 TRELLIS_DPR16X4, 6 LUT4 each
 
 
-def test_families_without_the_rule_keep_their_thresholds():
+def test_xilinx_roms_keep_their_thresholds_and_rams_follow_the_rule():
+    """UltraScale+: ROMs (weights, biases) by the depth thresholds; RAMs (FIFO storage) by
+    Yosys' rule with the Xilinx costs (129 a RAMB18E2, 16 a 64 x 7 LUT RAM cell)."""
     xcup = resource_model()
     assert libmap_choice(xcup, 576, 64, rom=True) is None
-    assert memory(xcup, 576, 128) == (576 * 128 // xcup.memory["lutram_bits_per_lut"], 0)
-    assert memory(xcup, 576, 256)[1] == 16
+    assert memory(xcup, 576, 128, rom=True) == (576 * 128 // xcup.memory["lutram_bits_per_lut"],
+                                                0)
+    assert memory(xcup, 576, 256, rom=True)[1] == 16
+    # a FIFO before the global pool: LUT RAM to 64 words, block RAM from 76 (the thresholds
+    # said LUT RAM below 256 words)
+    assert memory(xcup, 69, 64)[1] == 0
+    assert memory(xcup, 69, 76) == (0, 2)
+    assert memory(xcup, 8, 256)[1] == 0     # narrow: 4 rows of LUT RAM cost less
+    assert memory(xcup, 39, 152) == (0, 2)
+
+
+@pytest.mark.parametrize("job", [("ram", 69, 64), ("ram", 69, 76), ("ram", 39, 128),
+                                 ("ram", 39, 152), ("ram", 8, 256)])
+def test_the_xilinx_ram_rule_names_what_synth_xilinx_does(memory_map, tmp_path, job):
+    """Real synth_xilinx -family xcup runs on each side of the RAM rule's boundaries."""
+    xcup = resource_model()
+    _, width, depth = job
+    r = memory_map.run_one(job, tmp_path, family="xcup")
+    lut, bram = memory(xcup, width, depth)
+    assert r["bram18"] == bram
+    assert (r["observed"] == "bram") == (bram > 0)
 
 
 @pytest.mark.parametrize("job", [("rom", 36, 64), ("rom", 36, 48), ("ram", 64, 64),

@@ -55,18 +55,20 @@ class Flatten(TokenBlock):
         m = Module()
         s = self.i_shape
         nb = s.beats_per_site
-        sites = s.height * s.width
-        site = Signal(range(sites + 1))          # next expected site (raster index); sites = done
+        # the next expected site as its coordinates (not a raster index): a beat is that site
+        # when both compare equal, with no multiply on the path into ``ready`` (a raster index
+        # ``y * W + x`` compared with a counter held LeNet-5's flatten at 17.7 ns on ECP5)
+        ey = Signal.like(self.i.payload.y, name="ey")
+        ex = Signal.like(self.i.payload.x, name="ex")
         beat = Signal(range(max(nb, 2)))
-        here = Signal(range(sites + 1))
+        done = Signal()    # every site has left: the next beat is the end of frame
         p = self.i.payload
-        m.d.comb += here.eq(p.y * s.width + p.x)
-        done = site == sites
+        here = (p.y == ey) & (p.x == ex)
         take = Signal()    # the input beat is the expected site's: pass it
         zero = Signal()    # the expected site is absent: emit a zero beat instead
         m.d.comb += [
-            take.eq(self.i.valid & ~p.eof & ~done & (here == site)),
-            zero.eq(self.i.valid & ~done & (p.eof | (here != site))),
+            take.eq(self.i.valid & ~p.eof & ~done & here),
+            zero.eq(self.i.valid & ~done & (p.eof | ~here)),
         ]
         m.d.comb += [
             self.o.valid.eq(take | zero | (self.i.valid & p.eof & done)),
@@ -79,9 +81,17 @@ class Flatten(TokenBlock):
         m.d.comb += advance.eq(self.o.ready & (take | zero))
         with m.If(advance):
             with m.If(beat == nb - 1):
-                m.d.sync += [beat.eq(0), site.eq(site + 1)]
+                m.d.sync += beat.eq(0)
+                with m.If(ex == s.width - 1):
+                    m.d.sync += ex.eq(0)
+                    with m.If(ey == s.height - 1):
+                        m.d.sync += [ey.eq(0), done.eq(1)]
+                    with m.Else():
+                        m.d.sync += ey.eq(ey + 1)
+                with m.Else():
+                    m.d.sync += ex.eq(ex + 1)
             with m.Else():
                 m.d.sync += beat.eq(beat + 1)
         with m.If(self.o.ready & self.i.valid & p.eof & done):
-            m.d.sync += [site.eq(0), beat.eq(0)]
+            m.d.sync += [ey.eq(0), ex.eq(0), beat.eq(0), done.eq(0)]
         return m

@@ -176,6 +176,10 @@ class Conv1x1(TokenBlock):
         # the input's `ready` (the attach rule), which the FIFO's register slice waits on
         last_b = Signal(init=nb == 1)
         last_g = Signal(init=ng == 1)
+        # the weight word's address `g * nb + b` as a counter that moves with them: no multiply
+        # and add in front of the weight memory (LeNet-5's 400 -> 120 dense head on LFE5U-85F:
+        # 5.7 ns of logic before its address fanned out to the weight EBRs)
+        wa = Signal(range(max(ng * nb, 2)))
         # An eof beat attaches to the site of the bank written last while that bank waits or is
         # in compute (not in its last cycle, when it may be released), so it takes no bank and the
         # next frame's first site loads while the frame's last site computes: frames of one site
@@ -225,11 +229,11 @@ class Conv1x1(TokenBlock):
         m.d.comb += issue.eq(en & ready_bank)
         m.d.comb += [
             x_rd.addr.eq(rbank * nb + b), x_rd.en.eq(en),
-            w_rd.addr.eq(g * nb + b), w_rd.en.eq(en),
+            w_rd.addr.eq(wa), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
         b_first = [b.eq(0), last_b.eq(nb == 1)]
-        g_first = [g.eq(0), last_g.eq(ng == 1)]
+        g_first = [g.eq(0), last_g.eq(ng == 1), wa.eq(0)]
         with m.If(issue):
             with m.If(~is_eof & last_b & last_g & eof_after.bit_select(rbank, 1)):
                 m.d.sync += [*g_first, *b_first]
@@ -238,9 +242,9 @@ class Conv1x1(TokenBlock):
                 m.d.sync += [*g_first, *b_first, rbank.eq(~rbank)]
                 m.d.comb += release.eq(Mux(rbank, 0b10, 0b01))
             with m.Elif(last_b):
-                m.d.sync += [*b_first, g.eq(g + 1), last_g.eq(g == ng - 2)]
+                m.d.sync += [*b_first, g.eq(g + 1), last_g.eq(g == ng - 2), wa.eq(wa + 1)]
             with m.Else():
-                m.d.sync += [b.eq(b + 1), last_b.eq(b == nb - 2)]
+                m.d.sync += [b.eq(b + 1), last_b.eq(b == nb - 2), wa.eq(wa + 1)]
 
         for k in range(2):
             with m.If(convert[k]):

@@ -354,18 +354,17 @@ class ComputeOp(Op):
         """Flip-flops of the line buffer beyond the block's fitted terms."""
         return 0
 
-    def skid_bits(self, layer, choice) -> list[int]:
-        """Payload bits of each skid buffer inside the stage (``hw/skid.py``): the one between
-        the MAC unit and its requantizer carries ``pe`` accumulators of the requantizer's width
-        (Yosys drops the bits above it) and the output coordinates; then the compute block's
-        own (:meth:`block_skid_bits`)."""
+    def requant_skid_bits(self, layer, choice) -> list[int]:
+        """Payload bits of the skid buffer (``hw/skid.py``) the composer puts between the MAC
+        unit and its requantizer, outside the block: ``pe`` accumulators of the requantizer's
+        width (Yosys drops the bits above it) and the output coordinates (none without a
+        requantizer)."""
         if not self.requantized(layer):
-            return self.block_skid_bits(layer, choice)
+            return []
         from models.quant.formats import weight_format
 
         acc = self.acc_bits(layer, weight_format(choice.format).name)
-        return ([choice.pe * acc + _price.coord_bits(layer.out_shape) + 1]
-                + self.block_skid_bits(layer, choice))
+        return [choice.pe * acc + _price.coord_bits(layer.out_shape) + 1]
 
     def block_skid_bits(self, layer, choice) -> list[int]:
         """Payload bits of the skid buffers inside the compute block itself (none here)."""
@@ -429,7 +428,12 @@ class ComputeOp(Op):
                 per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
                 v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe
             res[r] = v
-        for bits in self.skid_bits(layer, choice):
+        # priced structurally: the skid buffer before the requantizer, and what the block holds
+        # that its fitted terms leave out (its own skid buffers and line-buffer registers)
+        inner = self.block_structural(layer, choice)
+        res["lut"] += inner["lut"]
+        res["ff"] += inner["ff"]
+        for bits in self.requant_skid_bits(layer, choice):
             sk = _price.skid(bits)
             res["lut"] += sk["lut"]
             res["ff"] += sk["ff"]
@@ -441,7 +445,6 @@ class ComputeOp(Op):
             if _price.libmap_choice(model, width, depth, rom=rom) == "bram":
                 bram_w += _price.memory_bram18(width, depth)
         res["lut"] += lb
-        res["ff"] += self.line_buffer_registers(layer, choice)
         res["bram18"] = bram_w + lb_bram
         return res
 

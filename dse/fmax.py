@@ -80,7 +80,7 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
 
 def layer_blocks(layer, choice) -> list[dict]:
     """The calibrated blocks a layer's stage is made of: its compute block and its
-    requantizer."""
+    requantizer (where it has one)."""
     from models import ops
     from models.ops.base import kernel_hw
 
@@ -94,11 +94,13 @@ def layer_blocks(layer, choice) -> list[dict]:
         # the products one accumulator sums a cycle, as the block (a window op) builds them: a
         # 11x5 kernel has 55 taps, not 121, and a kernel folded over its rows sums one row a cycle
         products = op.products(layer, choice, kh * kw)
-    acc = op.acc_bits(layer, choice.format)
-    return [block_features(kind, choice.format, choice.lanes, kh,
-                           dense=bool(getattr(layer, "dense", False)),
-                           datapath=choice.datapath, products=products),
-            block_features("requant", "none", choice.pe, acc_bits=acc)]
+    blocks = [block_features(kind, choice.format, choice.lanes, kh,
+                             dense=bool(getattr(layer, "dense", False)),
+                             datapath=choice.datapath, products=products)]
+    if op.requantized(layer):  # the classifier's raw logits have none
+        blocks.append(block_features("requant", "none", choice.pe,
+                                     acc_bits=op.acc_bits(layer, choice.format)))
+    return blocks
 
 
 @cache

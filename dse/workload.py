@@ -96,6 +96,11 @@ class LayerWork:
         The border a dense stride-1 window conv leaves to the crop after it
         (:func:`models.ops.crop.folded_margin`): its block computes only the inner sites, and
         the crop stage's ``active_in`` counts only those. 0: every site.
+    requant : bool
+        A requantizer follows the layer's accumulator (the graph node's ``requant``); given as
+        None, the op's default (:attr:`models.ops.base.Op.default_requant`: a linear layer, the
+        classifier, none; every other layer one). Priced, and counted in the pipeline, only
+        where True.
     """
 
     name: str
@@ -118,6 +123,7 @@ class LayerWork:
     dense: bool = False
     in_bits: int = ACT_BITS
     margin: int = 0
+    requant: bool | None = None
 
     def __post_init__(self):
         pairs = self.acc_bits.items() if isinstance(self.acc_bits, dict) else self.acc_bits
@@ -144,6 +150,11 @@ class LayerWork:
             ops.of(self).check_geometry(self)
         except ValueError as exc:
             raise ValueError(f"layer {self.name}: {exc}") from None
+        if self.requant is None:
+            object.__setattr__(self, "requant", ops.of(self).default_requant)
+        elif not isinstance(self.requant, bool):
+            raise ValueError(f"layer {self.name}: requant must be true or false, not "
+                             f"{self.requant!r}")
         # Unmeasured activity means a dense map: every site active.
         h_in, w_in = self.in_shape[1:]
         h_out, w_out = self.out_shape[1:]
@@ -224,6 +235,8 @@ class LayerWork:
             del d["in_bits"]
         if not self.margin:
             del d["margin"]
+        if self.requant == ops.of(self).default_requant:  # the workload files of before
+            del d["requant"]
         d["stages"] = [dict(s, in_shape=list(s["in_shape"]),
                             **({"out_shape": list(s["out_shape"])} if "out_shape" in s else {}))
                        for s in self.stages]
@@ -449,6 +462,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 dense=bool(getattr(qgraph, "dense", False)),
                 margin=folded_margin(qgraph, node),
                 in_bits=in_bits(node),
+                requant=bool(node.requant),
             )
         )
     if stats:

@@ -110,18 +110,24 @@ def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
     return lutram_luts(model, width, depth), 0
 
 
+def rule_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
+    """:func:`libmap_choice` under the family's rule for this kind of memory: ``memory.libmap``
+    for both (ECP5), or ``memory.ram_libmap`` for RAMs alone (UltraScale+, whose ROMs keep the
+    depth thresholds: a 69-bit x 76-word FIFO is 2 RAMB18E2, where the thresholds said LUT RAM;
+    dse/resource_model.json, reports/dse_check.md). None where the family has no rule."""
+    choice = libmap_choice(model, width, depth, rom=rom)
+    if choice is None and not rom and model is not None and model.memory.get("ram_libmap"):
+        choice = libmap_choice(model, width, depth, rom=False, lib=model.memory["ram_libmap"])
+    return choice
+
+
 def memory(model, width: int, depth: int, *, rom: bool = False) -> tuple[int, int]:
     """(LUTs, BRAM18) of a memory read through a register (``rom``: a weight or bias ROM): LUTs
-    when small, block RAM otherwise (:func:`libmap_choice` where the family has that rule)."""
+    when small, block RAM otherwise (:func:`rule_choice` where the family has a rule)."""
     bits = width * depth
     if bits <= 0:
         return 0, 0
-    choice = libmap_choice(model, width, depth, rom=rom)
-    if choice is None and not rom and model.memory.get("ram_libmap"):
-        # a family whose ROMs keep the thresholds but whose RAMs (the FIFOs' storage) are
-        # priced by Yosys' rule: on UltraScale+ a 69-bit x 76-word FIFO is 2 RAMB18E2, where
-        # the thresholds said LUT RAM (dse/resource_model.json, reports/dse_check.md)
-        choice = libmap_choice(model, width, depth, rom=False, lib=model.memory["ram_libmap"])
+    choice = rule_choice(model, width, depth, rom=rom)
     if choice is None:
         # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM
         # from ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16

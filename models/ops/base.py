@@ -307,8 +307,15 @@ class ComputeOp(Op):
     def beats(self, layer, choice) -> int:
         return layer.in_shape[0] // choice.lanes
 
+    #: Whether a layer of this op has a requantizer when its workload does not say
+    #: (:attr:`dse.workload.LayerWork.requant` None).
+    default_requant = True
+
     def requantized(self, layer) -> bool:
-        return getattr(layer, "requant", True) is not False
+        """Whether a requantizer follows the layer's accumulator (the graph node's ``requant``,
+        carried by the workload); the op's :attr:`default_requant` where the layer does not say."""
+        r = getattr(layer, "requant", None)
+        return self.default_requant if r is None else bool(r)
 
     def pipeline(self, layer, choice) -> int:
         """Cycles a beat spends in the stage's pipeline beyond its share of the work (from its
@@ -440,9 +447,10 @@ class ComputeOp(Op):
         lut_w, bram_w = self.weight_memory(layer, choice, model)
         res["lut"] += lut_w
         # memories the block's fit holds as its own LUTs (its bias ROM; a 1x1 block's input
-        # buffer): a family whose mapping rule puts one in block RAM (ECP5) prices its EBRs
+        # buffer): where the family's mapping rule puts one in block RAM (ECP5's for both; the
+        # UltraScale+ RAM rule for the input buffer) its blocks are priced
         for width, depth, rom in self.block_memories(layer, choice):
-            if _price.libmap_choice(model, width, depth, rom=rom) == "bram":
+            if _price.rule_choice(model, width, depth, rom=rom) == "bram":
                 bram_w += _price.memory_bram18(width, depth)
         res["lut"] += lb
         res["bram18"] = bram_w + lb_bram

@@ -6,7 +6,6 @@ Hardware: :class:`hw.conv1x1.Conv1x1` and a requantizer.
 
 from __future__ import annotations
 
-from contract.constants import ACT_BITS
 from contract.cycles import conv1x1_cycles
 
 from . import _price
@@ -64,13 +63,6 @@ class Conv1x1(PointwiseOp):
             res["lut"] += lut
             res["bram18"] += bram
         return res
-
-    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
-        # the bias ROM, and the input buffer: two sites of C_in / lanes beats (hw.conv1x1)
-        in_bits = getattr(layer, "in_bits", ACT_BITS)
-        beats = -(-layer.in_shape[0] // choice.lanes)
-        return [*super().block_memories(layer, choice),
-                (choice.lanes * in_bits, 2 * beats, False)]
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),

@@ -20,9 +20,9 @@ class Linear(PointwiseOp):
     def site_count(self, layer, stats) -> float:
         return 1
 
-    def requantized(self, layer) -> bool:
-        # the classifier is priced without a requantizer; the composer adds one if requant is set
-        return False
+    #: a linear layer is most often the classifier, whose raw logits leave unrequantized; a
+    #: hidden one (an MLP's, LeNet-5's fc1 and fc2) says ``requant`` in its workload
+    default_requant = False
 
     def golden(self, node, inputs):
         import torch

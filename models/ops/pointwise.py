@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract.constants import REQUANT_LATENCY, SKID_BEATS, mac_latency, requant_sites
+from contract.constants import ACT_BITS, REQUANT_LATENCY, SKID_BEATS, mac_latency, requant_sites
 from contract.cycles import conv1x1_cycles
 
 from .base import ComputeOp
@@ -32,6 +32,14 @@ class PointwiseOp(ComputeOp):
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # two input banks, the output register, the requantizer, the skid buffer before it
         return 3 + requant_sites(beats) + SKID_BEATS
+
+    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
+        # the bias ROM, and the input buffer: two sites of C_in / lanes beats (hw.conv1x1; a
+        # linear layer's too: LeNet-5's fc1 holds 2 x 50 words of 8 x 8 bits in 2 EBRs)
+        in_bits = getattr(layer, "in_bits", ACT_BITS)
+        beats = -(-layer.in_shape[0] // choice.lanes)
+        return [*super().block_memories(layer, choice),
+                (choice.lanes * in_bits, 2 * beats, False)]
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         args = super().block_args(node, choice, shape, abits=abits, dense=dense)

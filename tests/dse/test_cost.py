@@ -230,3 +230,42 @@ def test_ecp5_parts_are_priced_with_their_own_fit():
                        kernel=3, groups=32, acc_bits={"int8": 17})
     assert layer_cost(shallow, choice, model=ecp5).dsp - \
         layer_cost(narrow, choice, model=ecp5).dsp == ecp5.requant["dsp"]
+
+
+def test_a_hidden_linear_layer_is_priced_with_its_requantizer_and_input_buffer():
+    """LeNet-5's fc1 and fc2 (linear layers whose outputs feed another layer) have a requantizer
+    the classifier does not; the 1x1 unit's input buffer (two sites of C_in / lanes words) is
+    the linear layer's as much as the 1x1 conv's. Before, both were missed: the ECP5 model
+    priced the LeNet-5 build (runs of stop 44) 123 MULT18X18D and 20 DP16KD where synth_ecp5
+    used 133 and 22 (fc1's requantizer 8 + fc2's 2; fc1's 2 x 50 x 64-bit buffer in 2 EBRs)."""
+    from contract.point import LayerChoice
+    from dse.cost import for_budget, layer_cost
+    from dse.devices import budget
+    from dse.workload import LayerWork
+    from models import ops
+
+    ecp5 = for_budget(budget("LFE5U-85F"))
+    head = LayerWork(name="fc", op="linear", in_shape=(400, 1, 1), out_shape=(120, 1, 1))
+    hidden = LayerWork(name="fc", op="linear", in_shape=(400, 1, 1), out_shape=(120, 1, 1),
+                       requant=True)
+    assert head.requant is False and not ops.of(head).requantized(head)
+    assert ops.of(hidden).requantized(hidden)
+    # the field round-trips, and the classifier's (the op's default) is left out of the file
+    assert "requant" not in head.to_dict() and hidden.to_dict()["requant"] is True
+    assert LayerWork.from_dict(hidden.to_dict()) == hidden
+    with pytest.raises(ValueError, match="requant"):
+        LayerWork(name="fc", op="linear", in_shape=(4, 1, 1), out_shape=(2, 1, 1), requant=1)
+    choice = LayerChoice("int8", 8, 8)
+    a, b = layer_cost(head, choice, model=ecp5), layer_cost(hidden, choice, model=ecp5)
+    acc = ops.of(hidden).acc_bits(hidden, "int8")
+    per = ecp5.requant["dsp"] * (2 if acc > ecp5.requant["dsp_acc_bits"] else 1)
+    assert b.dsp - a.dsp == pytest.approx(8 * per) and b.lut > a.lut and b.ff > a.ff
+    # 8 lanes x 8 bits x 2 x 50 words: 2 EBRs on ECP5 (as synth_ecp5 maps hw.conv1x1's buffer)
+    from models.ops import _price
+
+    assert (64, 100, False) in ops.of(head).block_memories(head, choice)
+    assert _price.rule_choice(ecp5, 64, 100, rom=False) == "bram"
+    assert _price.memory_bram18(64, 100) == 2
+    assert a.bram18 == ops.of(head).weight_memory(head, choice, ecp5)[1] + 2 + sum(
+        _price.memory_bram18(w, d) for w, d, rom in ops.of(head).block_memories(head, choice)[:-1]
+        if _price.rule_choice(ecp5, w, d, rom=rom) == "bram")

@@ -82,6 +82,15 @@ def configs(family: str = "ecp5") -> list[dict]:
     # full window convs with deeper adder trees (18 and 72 products an accumulator): with only
     # the 9-product blocks above, a kind's base and per-level terms cannot be told apart, and
     # the model extrapolated a DS-CNN stem (55 products) to 35 % below its measured Fmax
+    # the pass-through stages with one input and one output (dse.fmax.STAGE_KINDS): a stage's
+    # path is a few comparators or an adder and a multiplexer, at the lanes of the layer before
+    # it; LeNet-5's critical path ran through its flatten (docs/IMPLEMENT.md, stop 43)
+    from dse.fmax import STAGE_KINDS
+
+    for kind in STAGE_KINDS:
+        for ln in (1, 8):
+            want.append({"block": kind, "format": "int8", "c_in": 16, "c_out": 16, "lanes": ln,
+                         "pe": ln, "h": 8, "w": 8})
     win = {"block": "conv3x3", "c_out": 16, "h": 8, "w": 8, "stride": 1}
     want += [{**win, "format": "int4", "dense": True, "c_in": 8, "lanes": 8, "pe": 1},
              {**win, "format": "int8", "dense": True, "c_in": 2, "lanes": 2, "pe": 4},

@@ -40,9 +40,17 @@ from contract.constants import default_datapath
 from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
-__all__ = ["block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
+__all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
            "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns", "routing_factor",
            "routing_ns", "lut_routing"]
+
+#: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): one input
+#: stream, one output, no weights; their delay is a constant per kind (no adder tree, no
+#: multiply). A model fitted without one prices it as no path (0 ns): the other pass-through
+#: stages (add, concat, crop, gap) are not timed alone, and the networks recorded in a model
+#: file before this list keep their blocks.
+STAGE_KINDS = ("flatten", "maxpool", "avgpool")
+
 
 def model_file(family: str = "ecp5") -> Path:
     """``dse/fmax_model.json`` (ECP5, measured by nextpnr) or ``dse/fmax_model_<family>.json``
@@ -79,8 +87,9 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
 
 
 def layer_blocks(layer, choice) -> list[dict]:
-    """The calibrated blocks a layer's stage is made of: its compute block and its
-    requantizer (where it has one)."""
+    """The calibrated blocks a layer's stage is made of: its compute block, its requantizer
+    (where it has one) and the pass-through stages of :data:`STAGE_KINDS` that its output
+    stream feeds (LeNet-5's max-pools and flatten)."""
     from models import ops
     from models.ops.base import kernel_hw
 
@@ -100,6 +109,8 @@ def layer_blocks(layer, choice) -> list[dict]:
     if op.requantized(layer):  # the classifier's raw logits have none
         blocks.append(block_features("requant", "none", choice.pe,
                                      acc_bits=op.acc_bits(layer, choice.format)))
+    blocks += [block_features(st["op"], "none", choice.pe)
+               for st in getattr(layer, "stages", ()) if st["op"] in STAGE_KINDS]
     return blocks
 
 
@@ -113,6 +124,8 @@ def fmax_model(path=None, family: str = "ecp5") -> dict | None:
 
 def block_delay_ns(feats: dict, model: dict) -> float:
     kind = feats["kind"]
+    if kind in STAGE_KINDS and kind not in model["base"]:
+        return 0.0  # a model fitted before the sweep timed the pass-through stages
     if kind not in model["base"]:  # a model fitted before dense window blocks had their kind
         kind = kind.removesuffix("_dense")
     return (model["base"].get(kind, max(model["base"].values()))

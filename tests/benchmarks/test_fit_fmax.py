@@ -13,7 +13,11 @@ def fit_fmax():
 def test_configs_cover_every_block_kind_and_format(fit_fmax):
     cfgs = fit_fmax.configs()
     kinds = {c["block"] for c in cfgs}
-    assert kinds == {"conv1x1", "dwconv3x3", "conv3x3", "requant", "width"}
+    assert kinds == {"conv1x1", "dwconv3x3", "conv3x3", "requant", "width", "flatten",
+                     "maxpool", "avgpool"}
+    # the pass-through stages: one constant delay a kind (no tree, no multiply)
+    stage = [fit_fmax.features(c) for c in cfgs if c["block"] in ("flatten", "maxpool")]
+    assert stage and all(f["levels"] == 0 and f["format"] == "none" for f in stage)
     assert {c["format"] for c in cfgs if c["block"] == "conv1x1"} == \
         {"int8", "int4", "dybit4", "dybit8"}
     assert {c.get("acc_bits") for c in cfgs if c["block"] == "requant"} >= {18, 24}

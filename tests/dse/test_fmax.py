@@ -202,3 +202,26 @@ def test_a_layers_products_are_counted_as_its_block_builds_them():
     # a square kernel at kfold 1 keeps the features the calibration grid was fitted on
     assert layer_blocks(conv, LayerChoice("int8", 1, 2))[0] == block_features("conv3x3", "int8",
                                                                               1, 3)
+
+
+def test_pass_through_stages_are_blocks_of_the_layer_before_them():
+    """A layer's flatten / max-pool stage is timed as a block of that layer (LeNet-5's critical
+    path ran through its flatten, which the model could not see); a hidden linear layer has a
+    requantizer, the classifier none; a model fitted before the stages were timed prices them
+    as no path, not as its slowest kind."""
+    conv = LayerWork(name="c", op="conv", in_shape=(6, 14, 14), out_shape=(16, 10, 10), kernel=5,
+                     stages=({"name": "p", "op": "maxpool", "in_shape": (16, 10, 10),
+                              "out_shape": (16, 5, 5), "active_in": 100, "active_out": 25},
+                             {"name": "f", "op": "flatten", "in_shape": (16, 5, 5),
+                              "out_shape": (400, 1, 1), "active_in": 25, "active_out": 1}))
+    blocks = layer_blocks(conv, LayerChoice("int8", 2, 4))
+    assert [b["kind"] for b in blocks] == ["conv3x3", "requant", "maxpool", "flatten"]
+    assert block_delay_ns(blocks[3], MODEL) == 0.0
+    assert block_delay_ns(blocks[3], {**MODEL, "base": {**MODEL["base"], "flatten": 11.0}}) \
+        == pytest.approx(11.0)
+    head = LayerWork(name="fc", op="linear", in_shape=(400, 1, 1), out_shape=(120, 1, 1))
+    hidden = LayerWork(name="fc", op="linear", in_shape=(400, 1, 1), out_shape=(120, 1, 1),
+                       requant=True)
+    assert [b["kind"] for b in layer_blocks(head, LayerChoice("int8", 8, 8))] == ["conv1x1"]
+    assert [b["kind"] for b in layer_blocks(hidden, LayerChoice("int8", 8, 8))] == \
+        ["conv1x1", "requant"]

@@ -40,9 +40,9 @@ from contract.constants import default_datapath
 from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
-__all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "fmax_model", "model_file",
-           "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns", "routing_factor",
-           "routing_ns", "lut_routing"]
+__all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "fmax_model",
+           "model_file", "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns",
+           "routing_factor", "routing_ns", "lut_routing"]
 
 #: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): one input
 #: stream, one output, no weights; their delay is a constant per kind (no adder tree, no

@@ -88,7 +88,7 @@ def configs(family: str = "ecp5") -> list[dict]:
     from dse.fmax import STAGE_KINDS
 
     for kind in STAGE_KINDS:
-        for ln in (1, 8):
+        for ln in (1, 8, 16):  # 16 beats a site, 2, 1 (the pools' update forwarding)
             want.append({"block": kind, "format": "int8", "c_in": 16, "c_out": 16, "lanes": ln,
                          "pe": ln, "h": 8, "w": 8})
     win = {"block": "conv3x3", "c_out": 16, "h": 8, "w": 8, "stride": 1}

@@ -633,7 +633,7 @@ def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -
         for s in group:
             cfg = s["config"]
             stage = {"name": name, "op": name, "in_shape": (cfg["c_in"], cfg["h"], cfg["w"])}
-            feats = op.price_features(stage, lanes=cfg["lanes"])
+            feats = op.price_features(stage, lanes=cfg["lanes"], model=bare)
             cols = sorted(feats)
             rows.append([feats[k] for k in cols])
             # the block alone: its own memories, not the FIFOs the price puts around it

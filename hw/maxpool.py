@@ -9,8 +9,11 @@ the monotone requantizer, so none is needed.
 
 A row buffer of ``W//2 * B`` words (``B = channels / lanes`` beats per site, one word per beat)
 holds the running maximum of the current output row, and a ``W//2``-bit bitmap the columns that
-have one. Input beats update it by read-modify-write through an asynchronous read port, so the
-second site of a window may follow the first on the next cycle. Raster order means an output row
+have one. An input beat updates its word by read-modify-write on the cycle after it is accepted
+(from registers: its word address, values and whether it opens the window), through an
+asynchronous read port, so the second site of a window may follow the first on the next cycle;
+the flush reads through a second port (and, with one beat a site, takes the word of a row's
+last site from its update when that is still being written). Raster order means an output row
 is complete once a token of a later output row (or the end of frame) is offered: that beat is held
 back while the row's columns leave in increasing ``xo`` (a priority encoder over the bitmap, one
 beat per cycle), then the bitmap is empty and the beat goes in. Input and flush never overlap, so
@@ -82,7 +85,8 @@ class MaxPool2x2(TokenBlock):
 
         sw = self._store_width(dw)
         m.submodules.rows = mem = Memory(shape=unsigned(lanes * sw), depth=wo * nb, init=[])
-        rd = mem.read_port(domain="comb")
+        rd = mem.read_port(domain="comb")      # the update's read, at the registered beat's word
+        rd_out = mem.read_port(domain="comb")  # the flush's read
         wr = mem.write_port()
 
         bitmap = Signal(wo)
@@ -93,6 +97,25 @@ class MaxPool2x2(TokenBlock):
             with m.If(bitmap[k]):
                 m.d.comb += col.eq(k)
 
+        def lane(word, i):
+            v = word[i * sw:(i + 1) * sw]
+            return v.as_signed() if self.shape.signed else v
+
+        # The update of the row buffer a cycle after its beat is accepted: the accepted beat's
+        # word address, values and whether it opens its window are registered, and the next cycle
+        # reads that word, combines and writes it back. So the input's coordinates reach only
+        # registers, not the memory's read address (the read-modify-write of an unregistered
+        # address was the block's critical path: 83 MHz alone on ECP5). A beat of the same word
+        # on the next cycle (one beat a site) reads after the write.
+        upd = Signal()
+        upd_addr = Signal(range(max(wo * nb, 2)))
+        upd_fresh = Signal()
+        upd_x = [Signal.like(ip.data[i], name=f"upd_x{i}") for i in range(lanes)]
+        new = Cat(*[self._combine(upd_fresh, upd_x[i], lane(rd.data, i), sw)[:sw]
+                    for i in range(lanes)])
+        m.d.comb += [rd.addr.eq(upd_addr), wr.addr.eq(upd_addr), wr.data.eq(new), wr.en.eq(upd)]
+        m.d.sync += upd.eq(0)
+
         yo, xo = ip.y >> 1, ip.x >> 1
         kept = (ip.y < 2 * ho) & (ip.x < 2 * wo)
         flush = Signal()
@@ -100,12 +123,20 @@ class MaxPool2x2(TokenBlock):
         m.d.comb += [
             flush.eq(self.i.valid & bitmap.any() & (ip.eof | (kept & (yo != row)))),
             out_free.eq(~self.o.valid | self.o.ready),
-            rd.addr.eq(Mux(flush, col * nb, xo * nb) + beat),
+            rd_out.addr.eq(col * nb + beat),
         ]
-
-        def lane(word, i):
-            v = word[i * sw:(i + 1) * sw]
-            return v.as_signed() if self.shape.signed else v
+        # The flush starts at the earliest on the cycle after a row's last beat, whose update is
+        # then being written: its first word is (lowest column, beat 0) and the update's (column
+        # of the last site, beat B - 1), the same word only with one beat a site (B = 1) and no
+        # column of the row below the last site's. Then (known when the beat is accepted, so a
+        # register selects) the flush takes the update's word; with B > 1 it never has to.
+        word = rd_out.data
+        if nb == 1:
+            hit = Signal()
+            below = Cat(*[bitmap[k] & (xo > k) for k in range(wo)]).any()
+            with m.If(self.i.valid & ~flush & ~ip.eof & kept):
+                m.d.sync += hit.eq(~below)
+            word = Mux(upd & hit, new, rd_out.data)
 
         last_beat = beat == nb - 1
         with m.If(self.o.ready):
@@ -119,7 +150,7 @@ class MaxPool2x2(TokenBlock):
                     op.eof.eq(0),
                     beat.eq(Mux(last_beat, 0, beat + 1)),
                 ]
-                m.d.sync += [op.data[i].eq(self._output(lane(rd.data, i))) for i in range(lanes)]
+                m.d.sync += [op.data[i].eq(self._output(lane(word, i))) for i in range(lanes)]
                 with m.If(last_beat):
                     m.d.sync += bitmap.eq(bitmap & (bitmap - 1))
         with m.Elif(ip.eof):
@@ -134,10 +165,9 @@ class MaxPool2x2(TokenBlock):
                 with m.If(kept):
                     # the bitmap bit is set after the site's last beat: until then every beat of
                     # the window's first site finds it clear and overwrites its stale word
-                    fresh = ~bitmap.bit_select(xo, 1)
-                    new = [self._combine(fresh, ip.data[i], lane(rd.data, i), sw)[:sw]
-                           for i in range(lanes)]
-                    m.d.comb += [wr.en.eq(1), wr.addr.eq(xo * nb + beat), wr.data.eq(Cat(*new))]
+                    m.d.sync += [upd.eq(1), upd_addr.eq(xo * nb + beat),
+                                 upd_fresh.eq(~bitmap.bit_select(xo, 1)),
+                                 *[upd_x[i].eq(ip.data[i]) for i in range(lanes)]]
                     m.d.sync += row.eq(yo)
                     with m.If(last_beat):
                         m.d.sync += bitmap.bit_select(xo, 1).eq(1)

@@ -62,6 +62,21 @@ def lutram_luts(model, width: int, depth: int) -> int:
     return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
 
 
+#: Asynchronous read ports one set of a family's LUT-RAM cells serves besides its write port,
+#: unless the resource model's ``memory.lutram_read_ports`` says otherwise: Xilinx RAM32M16 and
+#: RAM64M8 have one read-write port and several read-only ones (a max-pool's row buffer with two
+#: read ports synthesises in one set on xcup); ECP5's TRELLIS_DPR16X4 has one, so Yosys
+#: duplicates the cells for each further read port.
+LUTRAM_READ_PORTS = 3
+
+
+def lutram_copies(model, read_ports: int) -> int:
+    """How many copies of a LUT RAM's cells ``read_ports`` asynchronous read ports take."""
+    per = (model.memory.get("lutram_read_ports") if model is not None else None) \
+        or LUTRAM_READ_PORTS
+    return max(1, math.ceil(read_ports / per))
+
+
 def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None = None
                   ) -> str | None:
     """Where synthesis puts a ``width`` x ``depth`` memory read through a register: ``"bram"``,

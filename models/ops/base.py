@@ -217,14 +217,14 @@ class StageOp(Op):
         terms to the rest."""
         return {"lut": 0.0, "ff": 0.0}
 
-    def price_features(self, stage, *, lanes: int) -> dict:
+    def price_features(self, stage, *, lanes: int, model=None) -> dict:
         """The fitted terms of the price: ``{term: value}`` (coefficients per resource)."""
         return {}
 
     def fitted(self, stage, *, lanes: int, model) -> dict:
         """``{"lut", "ff"}`` of the fitted terms (0 where the model has no coefficients)."""
         coef = (model.stage or {}).get(self.fit_key or self.name) or {}
-        feats = self.price_features(stage, lanes=lanes)
+        feats = self.price_features(stage, lanes=lanes, model=model)
         return {r: sum(coef.get(r, {}).get(k, 0.0) * v for k, v in feats.items())
                 for r in ("lut", "ff")}
 

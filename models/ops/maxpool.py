@@ -140,14 +140,29 @@ class MaxPool2x2(StageOp):
                                             (32, 32, 32, 8), (16, 8, 64, 2), (64, 16, 16, 16),
                                             (32, 60, 80, 4), (4, 28, 28, 4)))
 
-    def price_features(self, stage, *, lanes: int) -> dict:
-        # a comparator and a register per lane; the bitmap and its priority encoder per column
-        columns = stage["in_shape"][2] // 2
-        return {"base": 1.0, "per_lane": float(lanes), "per_column": float(columns)}
+    def price_features(self, stage, *, lanes: int, model=None) -> dict:
+        # a comparator and a register per lane; the bitmap and its priority encoder per column;
+        # the row buffer's read multiplexers: a bit of each read port per row of LUT-RAM cells
+        # beyond the first (synth_ecp5: a 320 x 32-bit buffer in 20 rows of TRELLIS_DPR16X4
+        # takes ~1,200 LUT4s of multiplexers besides its 1,920 in the cells)
+        c, _, w = stage["in_shape"]
+        columns = w // 2
+        cells = (model.memory.get("lutram_cells") if model is not None else None) \
+            or _price.XILINX_LUTRAM_CELLS
+        depth, width = columns * (c // lanes), lanes * stage.get("bits", ACT_BITS)
+        rows = -(-depth // min(d for d, _, _ in cells))
+        return {"base": 1.0, "per_lane": float(lanes), "per_column": float(columns),
+                "per_read_mux": float(2 * width * (rows - 1))}
 
     def _row_buffer(self, stage, *, lanes: int, model) -> tuple[int, int]:
+        # LUT RAM whatever its size: read asynchronously, it cannot be block RAM; two read ports
+        # (the update's and the flush's, hw.maxpool), so a family whose LUT-RAM cells have one
+        # (ECP5) takes the cells twice (synth_ecp5 of a 320 x 32-bit row buffer: 1,920 LUTs in
+        # TRELLIS_DPR16X4, as priced)
         c, _, w = stage["in_shape"]
-        return _price.memory(model, lanes * stage.get("bits", ACT_BITS), (w // 2) * (c // lanes))
+        luts = _price.lutram_luts(model, lanes * stage.get("bits", ACT_BITS),
+                                  (w // 2) * (c // lanes))
+        return luts * _price.lutram_copies(model, 2), 0
 
     def block_structural(self, stage, *, lanes: int, model) -> dict:
         return {"lut": float(self._row_buffer(stage, lanes=lanes, model=model)[0]), "ff": 0.0}

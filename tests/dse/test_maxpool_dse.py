@@ -83,3 +83,22 @@ def test_golden_pool_matches_torch_on_the_graphs_dense_map():
     assert torch.equal(env["mp1"][1].t().reshape(4, 4, 4),
                        torch.nn.functional.max_pool2d(stem[None].double(), 2)[0].long())
     assert torch.equal(env["mp1"][0], maxpool2(*env["stem"], height=8, width=8)[0])
+
+
+def test_the_row_buffer_is_priced_as_lut_ram_with_its_two_read_ports():
+    """hw.maxpool reads its row buffer asynchronously through two ports (the update's and the
+    flush's): LUT RAM whatever its size, and on ECP5, whose TRELLIS_DPR16X4 has one read port,
+    twice the cells (synth_ecp5 of the 32-channel 60 x 80 calibration at 4 lanes: 1,920 LUT4s in
+    the cells); Xilinx' multi-port cells take both in one set."""
+    from dse.cost import for_budget, resource_model
+    from models import ops
+    from models.ops import _price
+
+    ecp5, xcup = for_budget(devices.budget("LFE5U-85F")), resource_model()
+    assert _price.lutram_copies(ecp5, 2) == 2 and _price.lutram_copies(xcup, 2) == 1
+    assert _price.lutram_copies(ecp5, 1) == 1
+    stage = {"name": "p", "op": "maxpool", "in_shape": (32, 60, 80)}
+    op = ops.get("maxpool")
+    assert op.block_structural(stage, lanes=4, model=ecp5)["lut"] == 1920
+    one = _price.lutram_luts(xcup, 32, 320)
+    assert op.block_structural(stage, lanes=4, model=xcup)["lut"] == one

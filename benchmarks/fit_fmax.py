@@ -79,9 +79,6 @@ def configs(family: str = "ecp5") -> list[dict]:
         for acc in (18, 24):
             want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc, **dsp})
-    # full window convs with deeper adder trees (18 and 72 products an accumulator): with only
-    # the 9-product blocks above, a kind's base and per-level terms cannot be told apart, and
-    # the model extrapolated a DS-CNN stem (55 products) to 35 % below its measured Fmax
     # the pass-through stages with one input and one output (dse.fmax.STAGE_KINDS): a stage's
     # path is a few comparators or an adder and a multiplexer, at the lanes of the layer before
     # it; LeNet-5's critical path ran through its flatten (docs/IMPLEMENT.md, stop 43)
@@ -91,6 +88,9 @@ def configs(family: str = "ecp5") -> list[dict]:
         for ln in (1, 8, 16):  # 16 beats a site, 2, 1 (the pools' update forwarding)
             want.append({"block": kind, "format": "int8", "c_in": 16, "c_out": 16, "lanes": ln,
                          "pe": ln, "h": 8, "w": 8})
+    # full window convs with deeper adder trees (18 and 72 products an accumulator): with only
+    # the 9-product blocks above, a kind's base and per-level terms cannot be told apart, and
+    # the model extrapolated a DS-CNN stem (55 products) to 35 % below its measured Fmax
     win = {"block": "conv3x3", "c_out": 16, "h": 8, "w": 8, "stride": 1}
     want += [{**win, "format": "int4", "dense": True, "c_in": 8, "lanes": 8, "pe": 1},
              {**win, "format": "int8", "dense": True, "c_in": 2, "lanes": 2, "pe": 4},

@@ -54,11 +54,17 @@ _SLICE_BOUND = 36 * 36
 XILINX_LUTRAM_CELLS = ((32, 14, 8), (64, 7, 8))
 
 
+def lutram_cells(model) -> tuple:
+    """The family's LUT-RAM cells ``(depth, width, LUT sites)``: the resource model's
+    ``memory.lutram_cells``, else :data:`XILINX_LUTRAM_CELLS`."""
+    return (model.memory.get("lutram_cells") if model is not None else None) \
+        or XILINX_LUTRAM_CELLS
+
+
 def lutram_luts(model, width: int, depth: int) -> int:
     """LUT sites of a ``width`` x ``depth`` dual-port LUTRAM in whichever of the family's cells
     takes fewer (ECP5: TRELLIS_DPR16X4, 16 x 4 in 6 LUT4 sites)."""
-    cells = (model.memory.get("lutram_cells") if model is not None else None) \
-        or XILINX_LUTRAM_CELLS
+    cells = lutram_cells(model)
     return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
 
 

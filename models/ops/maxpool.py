@@ -140,29 +140,31 @@ class MaxPool2x2(StageOp):
                                             (32, 32, 32, 8), (16, 8, 64, 2), (64, 16, 16, 16),
                                             (32, 60, 80, 4), (4, 28, 28, 4)))
 
+    #: The row buffer's asynchronous read ports (hw.maxpool: the update's and the flush's).
+    READ_PORTS = 2
+
+    def _row_buffer_shape(self, stage, *, lanes: int) -> tuple[int, int]:
+        """``(width, depth)`` of the row buffer: ``W/2 * C/lanes`` words of ``lanes`` values."""
+        c, _, w = stage["in_shape"]
+        return lanes * stage.get("bits", ACT_BITS), (w // 2) * (c // lanes)
+
     def price_features(self, stage, *, lanes: int, model=None) -> dict:
         # a comparator and a register per lane; the bitmap and its priority encoder per column;
         # the row buffer's read multiplexers: a bit of each read port per row of LUT-RAM cells
         # beyond the first (synth_ecp5: a 320 x 32-bit buffer in 20 rows of TRELLIS_DPR16X4
         # takes ~1,200 LUT4s of multiplexers besides its 1,920 in the cells)
-        c, _, w = stage["in_shape"]
-        columns = w // 2
-        cells = (model.memory.get("lutram_cells") if model is not None else None) \
-            or _price.XILINX_LUTRAM_CELLS
-        depth, width = columns * (c // lanes), lanes * stage.get("bits", ACT_BITS)
-        rows = -(-depth // min(d for d, _, _ in cells))
-        return {"base": 1.0, "per_lane": float(lanes), "per_column": float(columns),
-                "per_read_mux": float(2 * width * (rows - 1))}
+        width, depth = self._row_buffer_shape(stage, lanes=lanes)
+        rows = -(-depth // min(d for d, _, _ in _price.lutram_cells(model)))
+        return {"base": 1.0, "per_lane": float(lanes),
+                "per_column": float(stage["in_shape"][2] // 2),
+                "per_read_mux": float(self.READ_PORTS * width * (rows - 1))}
 
     def _row_buffer(self, stage, *, lanes: int, model) -> tuple[int, int]:
-        # LUT RAM whatever its size: read asynchronously, it cannot be block RAM; two read ports
-        # (the update's and the flush's, hw.maxpool), so a family whose LUT-RAM cells have one
-        # (ECP5) takes the cells twice (synth_ecp5 of a 320 x 32-bit row buffer: 1,920 LUTs in
-        # TRELLIS_DPR16X4, as priced)
-        c, _, w = stage["in_shape"]
-        luts = _price.lutram_luts(model, lanes * stage.get("bits", ACT_BITS),
-                                  (w // 2) * (c // lanes))
-        return luts * _price.lutram_copies(model, 2), 0
+        # LUT RAM whatever its size: read asynchronously, it cannot be block RAM; a family whose
+        # LUT-RAM cells have one read port (ECP5) takes the cells once per port (synth_ecp5 of a
+        # 320 x 32-bit row buffer: 1,920 LUTs in TRELLIS_DPR16X4, as priced)
+        luts = _price.lutram_luts(model, *self._row_buffer_shape(stage, lanes=lanes))
+        return luts * _price.lutram_copies(model, self.READ_PORTS), 0
 
     def block_structural(self, stage, *, lanes: int, model) -> dict:
         return {"lut": float(self._row_buffer(stage, lanes=lanes, model=model)[0]), "ff": 0.0}

@@ -16,17 +16,22 @@ component over a grid of ``lanes`` / ``pe``, synthesises it for UltraScale+ (:mo
 fits by non-negative least squares
 
 - LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
-  + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a 3x3 block, whose address and
-  read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
+  + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a window block, whose address
+  and read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
+  (+ per_fold_bit[kind] * the folded beat's bits, + per_window_bit[kind] * the window's
+  ``kh x kw x lanes x 8`` bits for a kind the grid holds 5x5 and 7x7 probes of, ``kernel_grid``)
   (LUTs after removing what the memory model prices as LUTRAM; LUTs and FFs after removing
   what the price adds structurally inside the block, ``ComputeOp.block_structural``: its skid
   buffers and line-buffer registers);
 - DSP = mac_dsp[format] * MACs (+ base[kind]);
+- a block whose weight ROM is one word (every product by a constant, which synthesis folds:
+  ``const_grid``) has its MACs in ``mac["<key>@const"]`` instead of ``mac[<key>]``;
 - requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + per_bit * bits.
 
 The coefficients, the raw samples and the fit errors are written to ``dse/resource_model.json``
 (``"status": "fitted"``). Samples are cached per configuration in the work directory, so an
-interrupted run resumes.
+interrupted run resumes; the model file's own samples seed that cache (:func:`seed_cache`), so a
+fresh checkout synthesises only the configurations whose Verilog changed since the fit.
 
 ``--network DIR`` (repeatable; ``codesign build --synth`` directories) calibrates what exists only
 in a composed network, from Yosys' per-module breakdown of the whole design (``synth/stat.json``,
@@ -58,8 +63,8 @@ sys.path.append(str(ROOT / "benchmarks"))  # _sweep (after ROOT: benchmarks/dse.
 
 from common.fsutil import write_json  # noqa: E402
 
-__all__ = ["grid", "synth_sample", "fit", "fit_network", "network_samples", "stage_op_samples",
-           "fit_stage_ops", "main"]
+__all__ = ["grid", "kernel_grid", "const_grid", "seed_cache", "synth_sample", "fit",
+           "fit_network", "network_samples", "stage_op_samples", "fit_stage_ops", "main"]
 
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
 _FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json"}
@@ -125,7 +130,54 @@ def grid(quick: bool = False) -> list[dict]:
         for ln, pe in ((16, 1), (32, 1), (32, 2), (16, 4), (32, 4)):
             cfgs.append({"block": "conv1x1", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8})
-    cfgs += datapath_grid(quick) + dense_grid(quick)
+    cfgs += datapath_grid(quick) + dense_grid(quick) + kernel_grid(quick) + const_grid(quick)
+    return cfgs
+
+
+def const_grid(quick: bool = False) -> list[dict]:
+    """Window blocks whose weight ROM is one word (every output a beat of one input channel: a
+    stem), so that every product is by a constant and synthesis folds it: their MACs are
+    fitted into ``mac["<key>@const"]``, one entry per format and datapath."""
+    if quick:
+        return []
+    cfgs = []
+    for fmt, dp in (("int8", ""), ("int8", "dsp2"), ("int4", ""), ("int4", "lut"),
+                    ("int4", "dsp2"), ("dybit4", ""), ("dybit8", "")):
+        cfg = {"block": "conv3x3", "format": fmt, "dense": True, "c_in": 1, "c_out": 4,
+               "lanes": 1, "pe": 4, "h": 8, "w": 8, "stride": 1}
+        cfgs.append(dict(cfg, datapath=dp) if dp else cfg)
+    # two lanes, and LeNet-5's first conv (5x5, 6 outputs a beat)
+    cfgs.append({"block": "conv3x3", "format": "int4", "datapath": "lut", "dense": True,
+                 "c_in": 2, "c_out": 4, "lanes": 2, "pe": 4, "h": 8, "w": 8, "stride": 1})
+    cfgs.append({"block": "conv3x3", "format": "dybit4", "dense": True, "kernel": 5,
+                 "c_in": 1, "c_out": 6, "lanes": 1, "pe": 6, "h": 12, "w": 12, "stride": 1})
+    return cfgs
+
+
+def kernel_grid(quick: bool = False) -> list[dict]:
+    """Full convs with 5x5 and 7x7 windows (LeNet-5's, a ResNet stem's): a deeper adder tree
+    per output and a wider window beat than the 3x3 blocks the other grids hold, in each
+    multiplier datapath (DSP, two products per DSP, LUT, DyBit shift-add) and with the kernel
+    rows folded (``kfold`` = the rows)."""
+    if quick:
+        return []
+    cfgs = []
+    for fmt, dp, ln, pe, kf in (("int8", "", 1, 2, 1), ("int8", "dsp2", 2, 4, 1),
+                                ("int8", "dsp2", 2, 4, 5), ("int4", "lut", 1, 2, 1),
+                                ("int4", "lut", 2, 2, 1), ("dybit4", "", 1, 2, 1),
+                                ("dybit4", "", 1, 4, 1)):
+        cfg = {"block": "conv3x3", "format": fmt, "dense": True, "kernel": 5, "c_in": 2,
+               "c_out": 16, "lanes": ln, "pe": pe, "h": 12, "w": 12, "stride": 1}
+        if dp:
+            cfg["datapath"] = dp
+        if kf > 1:
+            cfg["kfold"] = kf
+        cfgs.append(cfg)
+    # sparse 5x5 (the event networks' line buffer) and a 7x7 stem
+    cfgs.append({"block": "conv3x3", "format": "int8", "kernel": 5, "c_in": 2, "c_out": 16,
+                 "lanes": 1, "pe": 2, "h": 12, "w": 12, "stride": 1})
+    cfgs.append({"block": "conv3x3", "format": "int8", "dense": True, "kernel": 7, "c_in": 1,
+                 "c_out": 16, "lanes": 1, "pe": 2, "h": 16, "w": 16, "stride": 1})
     return cfgs
 
 
@@ -201,6 +253,7 @@ def _component(cfg: dict):
     shape = TokenShape(height=cfg["h"], width=cfg["w"], channels=cfg["c_in"], lanes=cfg["lanes"])
     # keys a configuration has only when it differs from the grid's first version
     extra = {k: cfg[k] for k in ("datapath", "dense", "kfold") if k in cfg}
+    k = cfg.get("kernel", 3)  # only the window conv takes another kernel (kernel_grid)
     if block == "conv1x1":
         from hw.conv1x1 import Conv1x1
 
@@ -219,8 +272,9 @@ def _component(cfg: dict):
 
         return Conv3x3(shape=shape, c_out=cfg["c_out"], pe=cfg["pe"], stride=cfg["stride"],
                        fmt=cfg["format"],
-                       weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"], 3, 3), rng),
-                       bias=rng.integers(-1000, 1000, cfg["c_out"]), **extra)
+                       weight=_weights(cfg["format"], (cfg["c_out"], cfg["c_in"], k, k), rng),
+                       bias=rng.integers(-1000, 1000, cfg["c_out"]),
+                       **({"kernel": k} if k != 3 else {}), **extra)
     if block == "requant":
         from hw.requant import Requantizer
 
@@ -295,6 +349,22 @@ def synth_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
     return sample
 
 
+def seed_cache(workdir: Path, model: dict, family: str) -> int:
+    """Write the samples a committed model was fitted from (``model["fit"]["samples"]``, each
+    with its digest) into ``workdir`` where the cache has none, so that a fresh checkout
+    re-synthesises only the configurations whose Verilog, synthesis command or Yosys changed
+    (:func:`synth_sample` compares the digest); how many were written."""
+    n = 0
+    for smp in model.get("fit", {}).get("samples", []):
+        if "digest" not in smp or smp.get("family", family) != family:
+            continue
+        cached = Path(workdir) / _key(smp["config"]) / "sample.json"
+        if not cached.is_file():
+            write_json(cached, smp)
+            n += 1
+    return n
+
+
 def synth_all(cfgs: list[dict], workdir: Path, family: str = "xcup", *, workers: int = 1,
               scheduler: str | None = None) -> tuple[list[dict], float]:
     """Synthesise ``cfgs`` as independent Dask jobs (:func:`_sweep.run_jobs`); the samples that
@@ -327,7 +397,7 @@ def _layer(cfg):
         return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_in, ho, wo),
                          kernel=3, stride=st, groups=c_in, dense=dense)
     return LayerWork(name="x", op="conv", in_shape=(c_in, h, w), out_shape=(c_out, ho, wo),
-                     kernel=3, stride=st, dense=dense)
+                     kernel=cfg.get("kernel", 3), stride=st, dense=dense)
 
 
 def _choice(cfg):
@@ -362,11 +432,19 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     rm = ResourceModel.from_dict(model)
     kinds = ("conv1x1", "dwconv3x3", "conv3x3", "dwconv3x3_dense", "conv3x3_dense")
     compute = [s for s in samples if s["config"]["block"] in kinds]
-    macs_keys = sorted({mac_key(s["config"]["format"], _choice(s["config"]).datapath)
-                        for s in compute})
+    def key(cfg):  # the MAC entry: a one-word weight ROM's products are by constants
+        layer, ch = _layer(cfg), _choice(cfg)
+        const = "@const" if ops.of(layer).constant_weights(layer, ch) else ""
+        return mac_key(cfg["format"], ch.datapath) + const
+
+    macs_keys = sorted({key(s["config"]) for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
             + [f"fold:{k}" for k in ("conv3x3", "conv3x3_dense")]
+            # the window's bits only where a kind has kernels other than 3x3: with 3x3 alone
+            # they are ``72 x lanes``, the lane term's own column
+            + [f"win:{k}" for k in sorted({_kind(s["config"]) for s in compute
+                                           if s["config"].get("kernel", 3) != 3})]
             + [f"mac:{f}" for f in macs_keys])
     rows, targets = [], {"lut": [], "ff": [], "dsp": []}
     for s in compute:
@@ -380,13 +458,15 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         x[f"base:{kind}"] = 1.0
         x[f"lane:{kind}"] = cfg["lanes"]
         x[f"pe:{kind}"] = cfg["pe"]
-        x[f"mac:{mac_key(cfg['format'], ch.datapath)}"] = macs
-        if layer.kernel == 3:
+        x[f"mac:{key(cfg)}"] = macs
+        if layer.kernel > 1:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
         if ch.kfold > 1:
             # the kernel-row mux and the window-beat buffer scale with the window's bits
             x[f"fold:{kind}"] = op.fold_bits(layer, ch)
+        if f"win:{kind}" in x:
+            x[f"win:{kind}"] = op.window_bits(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic, and what the price adds
         # structurally (the block's skid buffers and line-buffer registers) is not the terms'
@@ -409,7 +489,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
-                             (f"fold:{k}", "per_fold_bit")):
+                             (f"fold:{k}", "per_fold_bit"), (f"win:{k}", "per_window_bit")):
                 if col in fitted:
                     blk.setdefault(key, {})[r] = round(c[col], 4)
         for f in macs_keys:
@@ -724,6 +804,11 @@ def main(argv=None) -> int:
 
     workdir = Path(args.workdir)
     cfgs = grid(args.quick)
+    if args.out.is_file():
+        seeded = seed_cache(workdir, json.loads(args.out.read_text()), args.family)
+        if seeded:
+            print(f"{seeded} samples of {args.out.name} seeded into {workdir} (each reused "
+                  f"only if its Verilog is unchanged)", file=sys.stderr)
     if args.cached_only:
         cfgs = [c for c in cfgs if (workdir / _key(c) / "sample.json").is_file()]
     samples, wall = synth_all(cfgs, workdir, args.family, workers=args.workers,

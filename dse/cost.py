@@ -185,7 +185,9 @@ class ResourceModel:
     status: str
     provenance: str
     mac: dict  # format -> {"lut", "ff", "dsp"} per multiply-accumulate
-    block: dict  # kind -> {"base", "per_lane", "per_pe"[, "per_lb_lut"]}: {"lut", "ff", "dsp"}
+    # kind -> {"base", "per_lane", "per_pe"[, "per_lb_lut", "per_fold_bit", "per_window_bit"]}:
+    # {"lut", "ff", "dsp"}
+    block: dict
     requant: dict  # per output lane {"lut", "ff", "dsp"} (+ "base": {"lut", "ff"})
     memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
     converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}

@@ -170,10 +170,14 @@ def mac_key(fmt: str, datapath: str) -> str:
     return fmt if datapath == default_datapath(fmt) else f"{fmt}/{datapath}"
 
 
-def mac_price(model, fmt: str, datapath: str) -> dict:
+def mac_price(model, fmt: str, datapath: str, *, constant: bool = False) -> dict:
     """``{"lut", "ff", "dsp"}`` of one product and its share of the adder tree, for ``fmt`` on
-    ``datapath`` (fitted coefficients; a packed pair's DSP is half a DSP per product)."""
+    ``datapath`` (fitted coefficients; a packed pair's DSP is half a DSP per product).
+    ``constant``: the product's weight is a constant (a one-word weight ROM), which synthesis
+    folds into the multiplier: the ``"<key>@const"`` entry where the fit has one."""
     key = mac_key(fmt, datapath)
+    if constant and f"{key}@const" in model.mac:
+        return model.mac[f"{key}@const"]
     try:
         return model.mac[key]
     except KeyError:

@@ -328,6 +328,12 @@ class ComputeOp(Op):
         kh, kw = kernel_hw(layer)
         return kh * kw // choice.kfold * choice.lanes * choice.pe
 
+    def constant_weights(self, layer, choice) -> bool:
+        """Whether the weight ROM is one word: every weight is used every cycle, so each product
+        is by a constant that synthesis folds into the multiplier (a stem with one input channel
+        and every output a beat, as LeNet-5's first conv at 1 lane x 6)."""
+        return self.weight_count(layer) <= self.mac_count(layer, choice)
+
     def weight_count(self, layer) -> int:
         kh, kw = kernel_hw(layer)
         return layer.out_shape[0] * (layer.in_shape[0] // layer.groups) * kh * kw
@@ -386,12 +392,16 @@ class ComputeOp(Op):
         return {"lut": sum(x["lut"] for x in sk),
                 "ff": sum(x["ff"] for x in sk) + self.line_buffer_registers(layer, choice)}
 
-    def fold_bits(self, layer, choice) -> int:
-        """Bits of a window beat (``kh x kw x lanes`` activations): what a folded block buffers
-        per input beat and multiplexes by kernel row."""
+    def window_bits(self, layer, choice) -> int:
+        """Bits of one window beat, ``kh x kw x lanes`` activations: the taps a window block
+        registers and steers to its MACs every beat (a 5x5 window holds 25 / 9 of a 3x3's)."""
         kh, kw = kernel_hw(layer)
-        return (kh * kw * choice.lanes * getattr(layer, "in_bits", ACT_BITS)
-                * math.ceil(layer.in_shape[0] / choice.lanes))
+        return kh * kw * choice.lanes * getattr(layer, "in_bits", ACT_BITS)
+
+    def fold_bits(self, layer, choice) -> int:
+        """Bits of a window beat over every input beat of a site: what a folded block buffers
+        per input beat and multiplexes by kernel row."""
+        return self.window_bits(layer, choice) * math.ceil(layer.in_shape[0] / choice.lanes)
 
     def acc_bits(self, layer, fmt) -> int:
         """The accumulator's width under ``fmt``: measured from the quantized weights where the
@@ -410,7 +420,8 @@ class ComputeOp(Op):
 
         fmt = weight_format(choice.format)
         macs = self.mac_count(layer, choice)
-        mac = mac_price(model, fmt.name, choice.datapath)
+        mac = mac_price(model, fmt.name, choice.datapath,
+                        constant=self.constant_weights(layer, choice))
         # the MAC coefficients are fitted at 8-bit activations; a product's LUTs and registers
         # (LUT or shift-add partial products, the adder tree after a DSP) scale with its width,
         # wbits + abits (docs/CONTRACT.md, "Stream widths")
@@ -431,6 +442,8 @@ class ComputeOp(Op):
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
                 v += blk.get("per_fold_bit", {}).get(r, 0) * self.fold_bits(layer, choice)
+            if "per_window_bit" in blk:  # the window's registers and tap muxes (k x k)
+                v += blk["per_window_bit"].get(r, 0) * self.window_bits(layer, choice)
             if self.requantized(layer):
                 per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
                 v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe

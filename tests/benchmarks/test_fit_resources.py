@@ -62,3 +62,43 @@ def test_sweep_runs_the_same_on_one_and_two_dask_workers(fit_resources):
     two, _ = run_jobs(math.factorial, items, workers=2)
     assert one[:3] == two[:3] == [120, 3628800, math.factorial(20)]
     assert "ValueError" in one[3]["error"] and "ValueError" in two[3]["error"]
+
+
+def test_a_committed_models_samples_seed_the_cache_only_where_the_verilog_is_unchanged(
+        fit_resources, tmp_path):
+    """A fresh checkout refits from the samples the committed model holds: a seeded sample
+    whose digest is today's Verilog's is reused as it is; one of another family or without a
+    digest is not seeded, and an existing cache entry is not overwritten."""
+    from amaranth.back import verilog
+
+    cfg = {"block": "width", "format": "int8", "c_in": 16, "c_out": 16, "lanes": 1, "pe": 2,
+           "h": 8, "w": 8}
+    text = verilog.convert(fit_resources._component(cfg), name="top", emit_src=False)
+    digest = fit_resources._digest(text, "xcup")
+    other = dict(cfg, pe=8)
+    model = {"fit": {"samples": [
+        {"config": cfg, "family": "xcup", "digest": digest, "lut": 77, "lutram_luts": 0,
+         "srl": 0, "ff": 33, "dsp": 0, "bram18": 0},
+        {"config": other, "family": "ecp5", "digest": digest, "lut": 1},
+        {"config": dict(cfg, pe=4), "family": "xcup", "lut": 1}]}}
+    assert fit_resources.seed_cache(tmp_path, model, "xcup") == 1
+    assert not (tmp_path / fit_resources._key(other)).exists()
+    s = fit_resources.synth_sample(cfg, tmp_path)
+    assert s["cached"] and s["lut"] == 77 and s["ff"] == 33
+    # a second seeding leaves what is there
+    model["fit"]["samples"][0]["lut"] = 5
+    assert fit_resources.seed_cache(tmp_path, model, "xcup") == 0
+    assert fit_resources.synth_sample(cfg, tmp_path)["lut"] == 77
+
+
+def test_the_kernel_grid_builds_5x5_and_7x7_windows(fit_resources):
+    """The kernel probes are window convs of their kernel, priced as such (the fit's layer)."""
+    cfgs = fit_resources.kernel_grid()
+    assert {c["kernel"] for c in cfgs} == {5, 7}
+    assert {c.get("datapath", "") for c in cfgs} >= {"", "dsp2", "lut"}
+    for cfg in cfgs:
+        comp = fit_resources._component(cfg)
+        assert comp.kernel == (cfg["kernel"], cfg["kernel"])
+        assert comp.kfold == cfg.get("kfold", 1)
+        assert fit_resources._layer(cfg).kernel == cfg["kernel"]
+    assert fit_resources.kernel_grid(quick=True) == []

@@ -269,3 +269,38 @@ def test_a_hidden_linear_layer_is_priced_with_its_requantizer_and_input_buffer()
     assert a.bram18 == ops.of(head).weight_memory(head, choice, ecp5)[1] + 2 + sum(
         _price.memory_bram18(w, d) for w, d, rom in ops.of(head).block_memories(head, choice)[:-1]
         if _price.rule_choice(ecp5, w, d, rom=rom) == "bram")
+
+
+def test_a_one_word_weight_rom_is_priced_with_constant_multipliers():
+    """LeNet-5's first conv at 1 lane x 6 outputs a beat uses every weight every cycle: its
+    weight ROM is one word, so each product is by a constant that Yosys folds (synth_xilinx:
+    4,330 LUT for the block where the general shift-add MACs priced 16,135). Such a layer takes
+    the ``"<key>@const"`` MAC entry; a layer that steps through its weights keeps the general
+    one, and a model fitted without the entry prices both alike."""
+    import dataclasses
+
+    from contract.point import LayerChoice
+    from dse.cost import resource_model
+    from dse.workload import LayerWork
+    from models import ops
+    from models.ops._price import mac_price
+
+    conv1 = LayerWork(name="conv1", op="conv", in_shape=(1, 32, 32), out_shape=(6, 32, 32),
+                      kernel=5, dense=True)
+    full, half = LayerChoice("dybit4", 1, 6), LayerChoice("dybit4", 1, 3)
+    op = ops.of(conv1)
+    assert op.constant_weights(conv1, full) and not op.constant_weights(conv1, half)
+    model = resource_model()
+    assert "dybit4@const" in model.mac  # fitted from const_grid's probes
+    assert mac_price(model, "dybit4", "shift-add", constant=True) == model.mac["dybit4@const"]
+    assert mac_price(model, "dybit4", "shift-add") == model.mac["dybit4"]
+    # the entry changes exactly the MAC term of the constant layer
+    general = dataclasses.replace(model, mac={k: v for k, v in model.mac.items()
+                                              if not k.endswith("@const")})
+    macs = op.mac_count(conv1, full)
+    d = op.price(conv1, full, general)["lut"] - op.price(conv1, full, model)["lut"]
+    narrow = 1.0  # 8-bit activations: the coefficients' own width
+    assert d == pytest.approx(macs * narrow * (model.mac["dybit4"]["lut"]
+                                               - model.mac["dybit4@const"]["lut"]))
+    assert d > 0
+    assert op.price(conv1, half, general) == op.price(conv1, half, model)

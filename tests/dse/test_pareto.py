@@ -20,6 +20,16 @@ def _front(n=8, device="XCZU3EG", util=0.5, points=6, formats=("int8", "int4", "
     return problem, front, rows, table, sens
 
 
+def _front_where(ok, utils, **kw):
+    """The first of ``utils`` whose front satisfies ``ok(problem, front)``: which budget gives a
+    front of a given shape moves with every refit of the resource model."""
+    for util in utils:
+        res = _front(util=util, **kw)
+        if ok(res[0], res[1]):
+            return res
+    pytest.fail(f"no budget of {utils} gives the front this test needs")
+
+
 def test_front_is_non_dominated_and_within_budget():
     problem, front, rows, table, _ = _front()
     assert len(front) >= 2
@@ -179,11 +189,13 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
 
     from dse.ilp import brute_force
 
-    # the fastest point of this one has 2 layers in dybit4 (the budget decides how many: the
-    # parts priced since the skid buffers, the FIFO register slices and the requantizer's
-    # operand registers (refitted 2026-11-25) moved it three times)
-    problem, front, rows, _, _ = _front(n=6, points=4, formats=("int8", "dybit4"), count=2,
-                                        device="XC7Z020", util=0.33)
+    # a budget whose fastest point has at least 2 layers in dybit4, so that the predictor's
+    # interaction matters (which budget does moves with every refit of the resource model:
+    # the first of these that does is taken)
+    problem, front, rows, _, _ = _front_where(
+        lambda _, f: sum(c.format != "int8" for c in f[0][1].choices) >= 2,
+        (0.33, 0.34, 0.31, 0.35, 0.3, 0.32), n=6, points=4, formats=("int8", "dybit4"),
+        count=2, device="XC7Z020")
     names = problem.names
     weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
 
@@ -200,7 +212,7 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
     fastest = front[0][1]
     path = pareto.toward_reference(problem, fastest, counting, "int8")
     changed = sum(c.format != "int8" for c in fastest.choices)
-    assert changed == 2 and len(path) == changed  # every step fits on this budget
+    assert changed >= 2 and len(path) == changed  # every step fits on this budget
     prev = {n: c.format for n, c in zip(names, fastest.choices, strict=True)}
     for sol in path:
         now = {n: c.format for n, c in zip(names, sol.choices, strict=True)}
@@ -272,8 +284,11 @@ def test_the_levels_complete_the_front():
 def test_best_at_level_is_a_local_optimum_of_the_predictor():
     """best_at_level: a design at the level, no worse than the start under the predictor, and no
     single layer's change of format that still reaches the level predicts lower."""
-    problem, front, _, _, _ = _front(n=4, points=3, formats=("int8", "int4"), count=2,
-                                     device="XC7Z020", util=0.15)
+    # a budget with a slower level to reach (at least two points on the front)
+    problem, front, _, _, _ = _front_where(
+        lambda p, f: len(pareto.ii_levels(p, f[0][1].ii, max(s.ii for _, s in f))) > 1,
+        (0.15, 0.14, 0.16, 0.13, 0.17, 0.12, 0.18), n=4, points=3, formats=("int8", "int4"),
+        count=2, device="XC7Z020")
     names = problem.names
 
     def predict(formats):  # int4 layers cost more together than apart

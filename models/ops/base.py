@@ -347,6 +347,8 @@ class ComputeOp(Op):
         in that cycle (:func:`_price.memory`)."""
         from models.quant.formats import weight_format
 
+        if self.constant_weights(layer, choice):
+            return 0, 0  # one word: constants, folded into the multipliers
         macs = self.mac_count(layer, choice)
         return _price.memory(model, macs * weight_format(choice.format).bits,
                              math.ceil(self.weight_count(layer) / macs), rom=True)

@@ -291,6 +291,9 @@ def test_a_one_word_weight_rom_is_priced_with_constant_multipliers():
     op = ops.of(conv1)
     assert op.constant_weights(conv1, full) and not op.constant_weights(conv1, half)
     model = resource_model()
+    # the one-word ROM is no memory at all (its constants are in the multipliers)
+    assert op.weight_memory(conv1, full, model) == (0, 0)
+    assert op.weight_memory(conv1, half, model)[0] > 0
     assert "dybit4@const" in model.mac  # fitted from const_grid's probes
     assert mac_price(model, "dybit4", "shift-add", constant=True) == model.mac["dybit4@const"]
     assert mac_price(model, "dybit4", "shift-add") == model.mac["dybit4"]

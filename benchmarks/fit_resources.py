@@ -432,12 +432,12 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     rm = ResourceModel.from_dict(model)
     kinds = ("conv1x1", "dwconv3x3", "conv3x3", "dwconv3x3_dense", "conv3x3_dense")
     compute = [s for s in samples if s["config"]["block"] in kinds]
-    def key(cfg):  # the MAC entry: a one-word weight ROM's products are by constants
+    def mac_entry(cfg):  # the MAC entry: a one-word weight ROM's products are by constants
         layer, ch = _layer(cfg), _choice(cfg)
         const = "@const" if ops.of(layer).constant_weights(layer, ch) else ""
         return mac_key(cfg["format"], ch.datapath) + const
 
-    macs_keys = sorted({key(s["config"]) for s in compute})
+    macs_keys = sorted({mac_entry(s["config"]) for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
             + [f"fold:{k}" for k in ("conv3x3", "conv3x3_dense")]
@@ -458,7 +458,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         x[f"base:{kind}"] = 1.0
         x[f"lane:{kind}"] = cfg["lanes"]
         x[f"pe:{kind}"] = cfg["pe"]
-        x[f"mac:{key(cfg)}"] = macs
+        x[f"mac:{mac_entry(cfg)}"] = macs
         if layer.kernel > 1:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)

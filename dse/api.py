@@ -309,8 +309,16 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         """The designs one objective's searches find: the sweep's accuracy bounds, the most
         accurate design at each II level and, for a trained model, the paths back to
         all-reference; returns ``(rows, found, levels, path designs)``."""
+        what = "time" if prob.timed else "cycles"
+        t0 = time.perf_counter()
+
+        def progress(msg):  # each search's stage, so a long front is not a silent one
+            if log:
+                log(f"front ({what}): {msg} ({time.perf_counter() - t0:.0f} s)")
+
         front, rows, _ = pareto.timed_sweep(prob, points=points, time_limit=time_limit, log=log,
                                             spacing=spacing)
+        progress(f"{len(rows)} designs at the accuracy bounds")
         levels = [front[0][1].ii] if front else []
         if points > 1 and front:
             # every II level between the fastest and the most accurate design, each with its
@@ -320,6 +328,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             rows += pareto.by_level(prob, levels[0], levels[-1], time_limit=time_limit,
                                     log=log)
             front = pareto.non_dominated(rows, prob)
+            progress(f"the most accurate design at each of {len(levels)} II levels")
         if not guided or not front:
             return rows, list(rows), levels, 0
         # the accuracy bounds jump over II levels, and the program's linear model is blind
@@ -328,15 +337,22 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         # the superposition, as the predictor ranks them), and keep what is non-dominated
         path = pareto.toward_reference(prob, front[0][1], predict, sens.reference,
                                        per_cycle=True, time_limit=time_limit, log=log)
+        progress(f"{len(path)} designs on the path to all-{sens.reference} by accuracy per "
+                 "cycle")
         if superposition:
             path += pareto.toward_reference(prob, front[0][1], predict, sens.reference,
                                             time_limit=time_limit, log=log)
+            progress(f"{len(path)} designs on both paths to all-{sens.reference}")
         found = rows + [(None, sol) for sol in path]
         if superposition:
             # at each II level, the best design found so far, improved one layer's format at a
             # time under the predictor while it stays at the level
             solved: dict = {}
-            for v in sorted(set(levels) | {sol.ii for _, sol in found}):
+            at_levels = sorted(set(levels) | {sol.ii for _, sol in found})
+            for i, v in enumerate(at_levels):
+                if i % 8 == 0:
+                    progress(f"improving the best design at II level {i + 1} of "
+                             f"{len(at_levels)} one layer at a time")
                 start = min((s for _, s in found if s.ii <= v),
                             key=lambda s: predict(pareto._formats_of(prob, s)))
                 found.append((None, pareto.best_at_level(prob, start, v, predict,

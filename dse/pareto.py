@@ -367,6 +367,10 @@ def toward_reference(problem: Problem, start: Solution, predict, reference: str,
         if sol is not None:
             out.append(sol)
             at = key(sol)
+        if log:  # a step solves up to one program per layer left: say where the walk is
+            left = sum(f != reference for f in cur.values())
+            log(f"path to all-{reference}{' (per cycle)' if per_cycle else ''}: {left} "
+                f"layers left, {len(solved)} designs solved")
     return out
 
 

@@ -226,8 +226,8 @@ def line_buffer_ram(width: int, depth: int) -> str:
 
 
 #: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,
-#: or ``eof``) to that row's first output beat: the output register.
-MAXPOOL_LATENCY = 1
+#: or ``eof``) to that row's first output beat: the flush's read register and the output register.
+MAXPOOL_LATENCY = 2
 
 
 #: Kernel sizes (each side) of the window convs (line buffer + MACs), "same" padding: 3, 5 and 7

@@ -124,8 +124,8 @@ class MaxPool2x2(StageOp):
         return sites(stats) / layer.out_shape[1] * b + 1 + MAXPOOL_LATENCY
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
-        # an output row's two input rows, and the output register
-        return 2 * layer.in_shape[2] + 1
+        # an output row's two input rows, the flush's read register and the output register
+        return 2 * layer.in_shape[2] + 2
 
     def output_fifo_sites(self, layer) -> int:
         # a flushed output row (and the beat after it): the row leaves at one beat a cycle

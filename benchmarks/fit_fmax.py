@@ -379,6 +379,54 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     }
 
 
+def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3) -> dict:
+    """``model`` with the blocks of ``kinds`` refitted on ``samples`` (their new runs) and every
+    other coefficient and sample kept: what :func:`fit` of the whole sweep gives, for kinds whose
+    blocks have no format or datapath term (the pass-through stages), whose only columns are
+    their own ``base`` and ``per_level``. Raises ValueError for a kind that shares a column, or
+    that has no new sample."""
+    feats = [features(s["config"]) for s in samples]
+    shared = sorted({f["kind"] for f in feats if f["format"] != "none" or f.get("datapath")})
+    if shared:
+        raise ValueError(f"{', '.join(shared)} share the format terms with other kinds: refit "
+                         "the whole sweep")
+    missing = sorted(set(kinds) - {f["kind"] for f in feats})
+    if missing:
+        raise ValueError(f"no new sample of {', '.join(missing)}")
+    model = json.loads(json.dumps(model))
+    kept = [r for r in model["samples"]
+            if not any(r["config"].startswith(f"block{k}_") for k in kinds)]
+    for k in kinds:
+        mine = [(s, f) for s, f in zip(samples, feats, strict=True) if f["kind"] == k]
+        a = np.asarray([[1.0, f["levels"]] for _, f in mine])
+        y = np.asarray([s["delay_ns"] for s, _ in mine])
+        held = np.asarray([i % holdout_every == holdout_every - 1 for i in range(len(mine))])
+        # a kind seen at one adder-tree depth has no per-level term (as in fit: a zero column)
+        cols = [0, 1] if np.ptp(a[:, 1]) > 0 else [0]
+        coef_fit = np.zeros(2)
+        coef_fit[cols] = _nnls(a[~held][:, cols], y[~held])
+        coef = np.zeros(2)
+        coef[cols] = _nnls(a[:, cols], y)
+        model["base"][k], model["per_level"][k] = (round(float(v), 4) for v in coef)
+        pred = 1000.0 / (a @ coef_fit)
+        kept += [{"config": _key(s["config"]), "fmax_mhz": s["fmax_mhz"],
+                  "pred_mhz": round(float(p), 1), "heldout": bool(h)}
+                 for (s, _), p, h in zip(mine, pred, held, strict=True)]
+    model["samples"] = kept
+
+    def err(rows):
+        e = [abs(r["pred_mhz"] - r["fmax_mhz"]) / r["fmax_mhz"] for r in rows]
+        return e or [0.0]
+
+    held_rows = [r for r in kept if r["heldout"]]
+    model["heldout"] = {"samples": len(held_rows),
+                        "mean_abs_rel_error": round(float(np.mean(err(held_rows))), 4),
+                        "max_abs_rel_error": round(float(np.max(err(held_rows))), 4)}
+    model["fit_error"] = {"mean_abs_rel_error": round(float(np.mean(
+        err([r for r in kept if not r["heldout"]]))), 4)}
+    return model
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="LFE5U-85F", help="ECP5 part placed and routed")
@@ -405,6 +453,11 @@ def main(argv=None) -> int:
     p.add_argument("--heldout-design", action="append", default=[], metavar="NAME",
                    help="with --reuse-networks: hold out exactly these recorded networks (by "
                         "design name; 'none': fit on every one) and fit on the others (repeat)")
+    p.add_argument("--kinds", default=None, metavar="K[,K]",
+                   help="place only the blocks of these kinds (the pass-through stages: "
+                        "maxpool, avgpool, flatten) and refit their terms into the model file "
+                        "(--out), keeping every other block's coefficients and samples; with "
+                        "--reuse-networks and/or --network for the routing derate")
     p.add_argument("--routing-only", action="store_true",
                    help="refit only the routing factor of the model file (--out) on the "
                         "networks (--network, --heldout-network, --reuse-networks), keeping "
@@ -479,7 +532,24 @@ def main(argv=None) -> int:
             write_json(args.out, model)
             write_report(model, None, ROOT / "reports")
         return 0
-    cfgs = configs(args.family)
+    kinds = [k for k in (args.kinds or "").split(",") if k]
+    base_model = None
+    if kinds:
+        from dse.fmax import STAGE_KINDS
+
+        bad = sorted(set(kinds) - set(STAGE_KINDS))
+        if bad:
+            print(f"error: --kinds {','.join(bad)}: only the pass-through stages "
+                  f"({', '.join(STAGE_KINDS)}) are refitted alone; refit the whole sweep",
+                  file=sys.stderr)
+            return 2
+        base_model = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() \
+            else None
+        if not base_model or "base" not in base_model or not base_model.get("samples"):
+            print(f"error: --kinds: {args.out} holds no fitted block model to refit into; fit "
+                  "the whole sweep first", file=sys.stderr)
+            return 2
+    cfgs = [c for c in configs(args.family) if not kinds or features(c)["kind"] in kinds]
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
                                   device=args.device, seeds=args.seeds))
@@ -495,11 +565,20 @@ def main(argv=None) -> int:
             f"hw/timing.py (an estimate: {timing_basis()})" if xilinx
             else "nextpnr-ecp5 runs of the blocks alone"
             + (f" (each the fastest of seeds 1-{args.seeds})" if args.seeds > 1 else ""))
-    model = {"family": args.family, "device": args.family if xilinx else args.device,
-             **fit(samples),
-             "provenance": f"fit_fmax on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-                           f" from {len(samples)} {runs}"
-                           f" ({wall:.0f} s on {args.workers} worker(s))"}
+    when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    if kinds:
+        if len(samples) < len(cfgs):
+            print(f"error: {len(cfgs) - len(samples)} of the {len(cfgs)} blocks failed; the "
+                  f"model file is unchanged", file=sys.stderr)
+            return 1
+        model = refit_kinds(base_model, samples, kinds)
+        model["provenance"] = (f"{base_model.get('provenance', '')}; {', '.join(kinds)} "
+                               f"refitted on {when} from {len(samples)} {runs}")
+    else:
+        model = {"family": args.family, "device": args.family if xilinx else args.device,
+                 **fit(samples),
+                 "provenance": f"fit_fmax on {when} from {len(samples)} {runs}"
+                               f" ({wall:.0f} s on {args.workers} worker(s))"}
     if args.network or old:
         model = _refit_routing(model, args, old)
     print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "datapath",
@@ -507,7 +586,7 @@ def main(argv=None) -> int:
                                                 "routing", "networks")}, indent=1))
     if not args.no_write:
         write_json(args.out, model)
-        write_report(model, samples, ROOT / "reports")
+        write_report(model, samples, ROOT / "reports", kinds=kinds)
     return 0
 
 
@@ -558,10 +637,12 @@ def _routing_text(model: dict) -> str:
             + (f" + {k} x (LUT share - {ref}), " + share if k else "."))
 
 
-def write_report(model: dict, samples: list[dict], out: Path) -> None:
+def write_report(model: dict, samples: list[dict], out: Path, kinds=()) -> None:
     """``reports/fmax_blocks.csv`` (every block's measured Fmax and worst path), and
     ``fmax_model.png``: predicted against measured, held-out points marked; for a Xilinx family
-    ``fmax_blocks_<family>.csv``, ``fmax_model_<family>.md/.png`` against the estimate."""
+    ``fmax_blocks_<family>.csv``, ``fmax_model_<family>.md/.png`` against the estimate. With
+    ``kinds`` (``--kinds``), ``samples`` are those kinds' new runs: they replace those kinds'
+    rows of the existing CSV and the other rows stay."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -593,6 +674,9 @@ def write_report(model: dict, samples: list[dict], out: Path) -> None:
     df = pd.DataFrame(rows)
     fam = model.get("family", "ecp5")
     sfx = "" if fam == "ecp5" else f"_{fam}"
+    if kinds and (out / f"fmax_blocks{sfx}.csv").is_file():
+        old = pd.read_csv(out / f"fmax_blocks{sfx}.csv")
+        df = pd.concat([old[~old["block"].isin(kinds)], df], ignore_index=True)
     what = ("nextpnr-ecp5 Fmax (MHz), LFE5U-85F speed 6" if fam == "ecp5" else
             f"estimated Fmax (MHz), synth_xilinx -family {fam}, hw/timing.py")
     if samples is not None:

@@ -97,6 +97,18 @@ def test_writing_the_dse_model_needs_networks_and_is_refused_before_any_run(fit_
     assert fit_fmax.main(["--workdir", str(work), "--no-write", "--seeds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seeds 0" in err[0]
+    assert fit_fmax.main(["--workdir", str(work), "--no-write", "--kinds", "conv1x1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--kinds conv1x1" in err[0] and "whole sweep" in err[0]
+    assert fit_fmax.main(["--workdir", str(work), "--kinds", "maxpool",
+                          "--out", str(tmp_path / "none.json"), "--network", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a build directory" in err[0]
+    (tmp_path / "empty.json").write_text("{}")
+    assert fit_fmax.main(["--workdir", str(work), "--kinds", "maxpool", "--no-write",
+                          "--out", str(tmp_path / "empty.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no fitted block model" in err[0]
     # nothing ran, nothing was written
     assert not work.exists() and model_file("ecp5").read_bytes() == before
 
@@ -255,3 +267,38 @@ def test_routing_only_refits_the_recorded_networks_without_placing(fit_fmax, tmp
     assert len(err) == 1 and "--heldout-design nosuch: no such network on record" in err[0]
     assert fit_fmax.main(["--routing-only", "--out", str(path), "--no-write"]) == 2
     assert "--routing-only refits the routing factor on networks" in capsys.readouterr().err
+
+
+def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax):
+    """A refit of the pools alone gives the pools' terms a whole fit gives (their columns are
+    their own) and leaves every other coefficient and sample as it was; a kind with a format
+    term is refused."""
+    def sample(block, lanes, fmax, fmt="int8"):
+        cfg = {"block": block, "format": fmt, "c_in": 16, "c_out": 16, "lanes": lanes,
+               "pe": lanes, "h": 8, "w": 8}
+        return {"config": cfg, "fmax_mhz": fmax, "delay_ns": 1000.0 / fmax}
+
+    old = [sample("conv1x1", 1, 150.0), sample("conv1x1", 4, 120.0), sample("conv1x1", 8, 110.0),
+           sample("flatten", 1, 200.0), sample("flatten", 8, 180.0),
+           sample("maxpool", 1, 90.0), sample("maxpool", 8, 100.0), sample("maxpool", 16, 80.0)]
+    model = fit_fmax.fit(old)
+    new = [sample("maxpool", 1, 135.0), sample("maxpool", 8, 100.0), sample("maxpool", 16, 90.0)]
+    whole = fit_fmax.fit(old[:5] + new)
+    got = fit_fmax.refit_kinds(model, new, ["maxpool"])
+    assert got["base"]["maxpool"] == pytest.approx(whole["base"]["maxpool"], abs=1e-3)
+    assert got["base"]["maxpool"] != pytest.approx(model["base"]["maxpool"], abs=1e-2)
+    for k in ("conv1x1", "flatten"):
+        assert got["base"][k] == model["base"][k] and got["per_level"][k] == model["per_level"][k]
+    assert got["mult"] == model["mult"]
+    pools = [r for r in got["samples"] if r["config"].startswith("blockmaxpool_")]
+    assert sorted(r["fmax_mhz"] for r in pools) == [90.0, 100.0, 135.0]
+    assert [r for r in got["samples"] if not r["config"].startswith("blockmaxpool_")] == \
+        [r for r in model["samples"] if not r["config"].startswith("blockmaxpool_")]
+    # the held-out pool (the third) predicted from the other two
+    held = [r for r in pools if r["heldout"]]
+    assert len(held) == 1
+    assert held[0]["pred_mhz"] == pytest.approx(2000.0 / (1000 / 135 + 10), abs=0.1)
+    with pytest.raises(ValueError, match="share the format terms"):
+        fit_fmax.refit_kinds(model, [sample("conv1x1", 2, 130.0)], ["conv1x1"])
+    with pytest.raises(ValueError, match="no new sample of avgpool"):
+        fit_fmax.refit_kinds(model, new, ["maxpool", "avgpool"])

@@ -346,6 +346,22 @@ def fit_routing(model: dict, networks: list[dict], heldout: list[dict] = (), *,
     return model
 
 
+def _held_out(n: int, every: int) -> np.ndarray:
+    """Which of ``n`` samples are held out: every ``every``-th."""
+    return np.asarray([i % every == every - 1 for i in range(n)], dtype=bool)
+
+
+def _errors(pred, meas, held) -> dict:
+    """The model file's ``heldout`` and ``fit_error`` entries: relative errors of ``pred``
+    against ``meas`` on the held-out samples and on the fitted ones."""
+    err = np.abs((np.asarray(pred, dtype=float) - meas) / np.asarray(meas, dtype=float))
+    held = np.asarray(held, dtype=bool)
+    return {"heldout": {"samples": int(held.sum()),
+                        "mean_abs_rel_error": round(float(np.mean(err[held])), 4),
+                        "max_abs_rel_error": round(float(np.max(err[held])), 4)},
+            "fit_error": {"mean_abs_rel_error": round(float(np.mean(err[~held])), 4)}}
+
+
 def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     """Least squares on the fit part (every sample but each ``holdout_every``-th), errors on the
     held-out rest; then refit on all for the coefficients kept."""
@@ -355,11 +371,10 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     datapaths = sorted({f.get("datapath", "") for f in feats} - {""})
     a = _design(feats, kinds, formats, datapaths)
     y = np.asarray([s["delay_ns"] for s in samples])
-    held = np.asarray([i % holdout_every == holdout_every - 1 for i in range(len(samples))])
+    held = _held_out(len(samples), holdout_every)
     coef_fit = _nnls(a[~held], y[~held])
     pred_f = 1000.0 / (a @ coef_fit)
     meas_f = np.asarray([s["fmax_mhz"] for s in samples])
-    err = (pred_f - meas_f) / meas_f
     coef = _nnls(a, y)
     names = ([f"base:{k}" for k in kinds] + [f"per_level:{k}" for k in kinds]
              + [f"mult:{f}" for f in formats] + [f"datapath:{d}" for d in datapaths])
@@ -369,10 +384,7 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
         "per_level": {k: c[f"per_level:{k}"] for k in kinds},
         "mult": {f: c[f"mult:{f}"] for f in formats},
         "datapath": {d: c[f"datapath:{d}"] for d in datapaths},
-        "heldout": {"samples": int(held.sum()),
-                    "mean_abs_rel_error": round(float(np.mean(np.abs(err[held]))), 4),
-                    "max_abs_rel_error": round(float(np.max(np.abs(err[held]))), 4)},
-        "fit_error": {"mean_abs_rel_error": round(float(np.mean(np.abs(err[~held]))), 4)},
+        **_errors(pred_f, meas_f, held),
         "samples": [{"config": _key(s["config"]), "fmax_mhz": s["fmax_mhz"],
                      "pred_mhz": round(float(p), 1), "heldout": bool(h)}
                     for s, p, h in zip(samples, pred_f, held, strict=True)],
@@ -400,7 +412,7 @@ def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3)
         mine = [(s, f) for s, f in zip(samples, feats, strict=True) if f["kind"] == k]
         a = np.asarray([[1.0, f["levels"]] for _, f in mine])
         y = np.asarray([s["delay_ns"] for s, _ in mine])
-        held = np.asarray([i % holdout_every == holdout_every - 1 for i in range(len(mine))])
+        held = _held_out(len(mine), holdout_every)
         # a kind seen at one adder-tree depth has no per-level term (as in fit: a zero column)
         cols = [0, 1] if np.ptp(a[:, 1]) > 0 else [0]
         coef_fit = np.zeros(2)
@@ -413,17 +425,9 @@ def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3)
                   "pred_mhz": round(float(p), 1), "heldout": bool(h)}
                  for (s, _), p, h in zip(mine, pred, held, strict=True)]
     model["samples"] = kept
-
-    def err(rows):
-        e = [abs(r["pred_mhz"] - r["fmax_mhz"]) / r["fmax_mhz"] for r in rows]
-        return e or [0.0]
-
-    held_rows = [r for r in kept if r["heldout"]]
-    model["heldout"] = {"samples": len(held_rows),
-                        "mean_abs_rel_error": round(float(np.mean(err(held_rows))), 4),
-                        "max_abs_rel_error": round(float(np.max(err(held_rows))), 4)}
-    model["fit_error"] = {"mean_abs_rel_error": round(float(np.mean(
-        err([r for r in kept if not r["heldout"]]))), 4)}
+    # the errors over every sample, the kept ones at the predictions they were recorded with
+    model.update(_errors([r["pred_mhz"] for r in kept], [r["fmax_mhz"] for r in kept],
+                         [r["heldout"] for r in kept]))
     return model
 
 

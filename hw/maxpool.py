@@ -128,14 +128,13 @@ class MaxPool2x2(TokenBlock):
         b_en = Signal()
         b_addr = Signal.like(a_addr)
         b_fresh = Signal()
-        b_gen = Signal()
         b_x = [Signal.like(ip.data[i], name=f"b_x{i}") for i in range(lanes)]
         b_kept = Signal(lanes * sw)
         new = Cat(*[self._combine(b_fresh, b_x[i], lane(b_kept, i), sw)[:sw]
                     for i in range(lanes)])
         m.d.comb += [rd.addr.eq(a_addr), wr.addr.eq(b_addr), wr.data.eq(new), wr.en.eq(b_en)]
         m.d.sync += [a_en.eq(0), b_en.eq(a_en), b_addr.eq(a_addr), b_fresh.eq(a_fresh),
-                     b_gen.eq(a_gen), *[b_x[i].eq(a_x[i]) for i in range(lanes)],
+                     *[b_x[i].eq(a_x[i]) for i in range(lanes)],
                      b_kept.eq(Mux(b_en & (b_addr == a_addr), new, rd.data))]
 
         yo, xo = ip.y >> 1, ip.x >> 1

@@ -15,7 +15,7 @@ coordinates and features as stream payloads, and back), used by tests and by co-
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 
 from contract.constants import WIDTH_LATENCY
 from contract.cycles import width_cycles as cycles_per_frame
@@ -79,14 +79,13 @@ class WidthConverter(TokenBlock):
         cy = Signal.like(o.payload.y)
         cx = Signal.like(o.payload.x)
 
-        out_data = Signal()
-        m.d.comb += out_data.eq(count >= b)
+        # Timing: o.ready (a combinational ready from the next block) and i.valid are the late
+        # signals. Everything that depends on the buffer's fill is decoded from registers for both
+        # cases of this cycle's output (``count`` and ``count - b``), and the handshakes only
+        # choose between the two, so neither a subtractor nor a compare sits behind o.ready.
+        out_data = Signal()              # count >= b, kept as a register
         out_fire = Signal()
-        after = Signal(range(n + 1))
-        m.d.comb += [
-            out_fire.eq(out_data & o.ready),
-            after.eq(count - (out_fire * b)),
-        ]
+        m.d.comb += out_fire.eq(out_data & o.ready)
         pass_eof = Signal()
         m.d.comb += pass_eof.eq((count == 0) & i.valid & i.payload.eof)
 
@@ -99,8 +98,14 @@ class WidthConverter(TokenBlock):
         for j in range(b):
             m.d.comb += o.payload.data[j].eq(buf[j])
 
+        # room with no output beat this cycle (after = count) and with one (after = count - b)
+        room_hold, room_out = Signal(), Signal()
+        m.d.comb += [
+            room_hold.eq((count <= n - a) & ((in_beat != 0) | (count == 0))),
+            room_out.eq((count <= n - a + b) & ((in_beat != 0) | (count == b))),
+        ]
+        room = Mux(out_fire, room_out, room_hold)
         in_fire = Signal()
-        room = (after + a <= n) & ((in_beat != 0) | (after == 0))
         m.d.comb += in_fire.eq(i.valid & ~i.payload.eof & room)
         m.d.comb += i.ready.eq(Mux(i.payload.eof, (count == 0) & o.ready, room))
 
@@ -109,14 +114,29 @@ class WidthConverter(TokenBlock):
                 m.d.sync += buf[j].eq(buf[j + b] if j + b < n else 0)
         with m.If(in_fire):
             for j in range(n):
-                for k in range(a):
-                    if k <= j:
-                        with m.If(after == j - k):
-                            m.d.sync += buf[j].eq(i.payload.data[k])
+                for k in range(min(a, j + 1)):
+                    # input lane k lands in buf[j] when after == j - k
+                    at = j - k
+                    hit = Mux(out_fire, count == at + b, count == at) if at + b <= n \
+                        else (~out_fire & (count == at))
+                    with m.If(hit):
+                        m.d.sync += buf[j].eq(i.payload.data[k])
             with m.If(in_beat == 0):
                 m.d.sync += [cy.eq(i.payload.y), cx.eq(i.payload.x)]
             m.d.sync += in_beat.eq(Mux(in_beat == in_beats - 1, 0, in_beat + 1))
-        m.d.sync += count.eq(after + in_fire * a)
+        # count' = count - out_fire * b + in_fire * a, each sum formed from the register alone
+        def sums(d):
+            nxt = Signal(range(n + 1), name=f"count_{'m' if d < 0 else 'p'}{abs(d)}")
+            m.d.comb += nxt.eq(count + d)
+            return nxt
+        c_out, c_in, c_both = sums(-b), sums(a), sums(a - b)
+        with m.Switch(Cat(in_fire, out_fire)):
+            with m.Case(0b01):
+                m.d.sync += [count.eq(c_in), out_data.eq(c_in >= b)]
+            with m.Case(0b10):
+                m.d.sync += [count.eq(c_out), out_data.eq(c_out >= b)]
+            with m.Case(0b11):
+                m.d.sync += [count.eq(c_both), out_data.eq(c_both >= b)]
         return m
 
 

@@ -391,6 +391,15 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     }
 
 
+def alone_kinds() -> tuple[str, ...]:
+    """The kinds ``--kinds`` refits alone: the pass-through stages (:data:`dse.fmax.STAGE_KINDS`)
+    and the lane-width converter, whose only columns in the fit are their own ``base`` and
+    ``per_level`` (no format, datapath or adder-tree term shared with another kind)."""
+    from dse.fmax import STAGE_KINDS
+
+    return (*STAGE_KINDS, "width")
+
+
 def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3) -> dict:
     """``model`` with the blocks of ``kinds`` refitted on ``samples`` (their new runs) and every
     other coefficient and sample kept: what :func:`fit` of the whole sweep gives, for kinds whose
@@ -458,8 +467,8 @@ def main(argv=None) -> int:
                    help="with --reuse-networks: hold out exactly these recorded networks (by "
                         "design name; 'none': fit on every one) and fit on the others (repeat)")
     p.add_argument("--kinds", default=None, metavar="K[,K]",
-                   help="place only the blocks of these kinds (the pass-through stages: "
-                        "maxpool, avgpool, flatten) and refit their terms into the model file "
+                   help="place only the blocks of these kinds (the pass-through stages "
+                        "maxpool, avgpool, flatten, and width) and refit their terms into the model file "
                         "(--out), keeping every other block's coefficients and samples; with "
                         "--reuse-networks and/or --network for the routing derate")
     p.add_argument("--routing-only", action="store_true",
@@ -539,13 +548,11 @@ def main(argv=None) -> int:
     kinds = [k for k in (args.kinds or "").split(",") if k]
     base_model = None
     if kinds:
-        from dse.fmax import STAGE_KINDS
-
-        bad = sorted(set(kinds) - set(STAGE_KINDS))
+        bad = sorted(set(kinds) - set(alone_kinds()))
         if bad:
-            print(f"error: --kinds {','.join(bad)}: only the pass-through stages "
-                  f"({', '.join(STAGE_KINDS)}) are refitted alone; refit the whole sweep",
-                  file=sys.stderr)
+            print(f"error: --kinds {','.join(bad)}: only the pass-through stages and the width "
+                  f"converter ({', '.join(alone_kinds())}) are refitted alone; refit the whole "
+                  "sweep", file=sys.stderr)
             return 2
         base_model = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() \
             else None

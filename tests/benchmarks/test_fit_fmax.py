@@ -302,3 +302,12 @@ def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax)
         fit_fmax.refit_kinds(model, [sample("conv1x1", 2, 130.0)], ["conv1x1"])
     with pytest.raises(ValueError, match="no new sample of avgpool"):
         fit_fmax.refit_kinds(model, new, ["maxpool", "avgpool"])
+    # the width converter's only column is its own too: refitted alone as a whole fit does it
+    wold = [sample("width", 1, 210.0), sample("width", 2, 180.0), sample("width", 4, 175.0)]
+    wnew = [sample("width", 1, 230.0), sample("width", 2, 200.0), sample("width", 4, 190.0)]
+    wmodel = fit_fmax.fit(old + wold)
+    wgot = fit_fmax.refit_kinds(wmodel, wnew, ["width"])
+    assert wgot["base"]["width"] == pytest.approx(fit_fmax.fit(old + wnew)["base"]["width"],
+                                                  abs=1e-3)
+    assert wgot["base"]["maxpool"] == wmodel["base"]["maxpool"]
+    assert "width" in fit_fmax.alone_kinds() and "conv1x1" not in fit_fmax.alone_kinds()

@@ -468,8 +468,9 @@ def main(argv=None) -> int:
                         "design name; 'none': fit on every one) and fit on the others (repeat)")
     p.add_argument("--kinds", default=None, metavar="K[,K]",
                    help="place only the blocks of these kinds (the pass-through stages "
-                        "maxpool, avgpool, flatten, and width) and refit their terms into the model file "
-                        "(--out), keeping every other block's coefficients and samples; with "
+                        "maxpool, avgpool, flatten, and width) and refit their terms into the "
+                        "model file (--out), keeping every other block's coefficients and "
+                        "samples; with "
                         "--reuse-networks and/or --network for the routing derate")
     p.add_argument("--routing-only", action="store_true",
                    help="refit only the routing factor of the model file (--out) on the "

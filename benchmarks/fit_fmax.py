@@ -403,7 +403,7 @@ def alone_kinds() -> tuple[str, ...]:
 def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3) -> dict:
     """``model`` with the blocks of ``kinds`` refitted on ``samples`` (their new runs) and every
     other coefficient and sample kept: what :func:`fit` of the whole sweep gives, for kinds whose
-    blocks have no format or datapath term (the pass-through stages), whose only columns are
+    blocks have no format or datapath term (:func:`alone_kinds`), whose only columns are
     their own ``base`` and ``per_level``. Raises ValueError for a kind that shares a column, or
     that has no new sample."""
     feats = [features(s["config"]) for s in samples]
@@ -468,10 +468,10 @@ def main(argv=None) -> int:
                         "design name; 'none': fit on every one) and fit on the others (repeat)")
     p.add_argument("--kinds", default=None, metavar="K[,K]",
                    help="place only the blocks of these kinds (the pass-through stages "
-                        "maxpool, avgpool, flatten, and width) and refit their terms into the "
-                        "model file (--out), keeping every other block's coefficients and "
-                        "samples; with "
-                        "--reuse-networks and/or --network for the routing derate")
+                        "maxpool, avgpool, flatten, and the width converter, width) and refit "
+                        "their terms into the model file (--out), keeping every other block's "
+                        "coefficients and samples; with --reuse-networks and/or --network for "
+                        "the routing derate")
     p.add_argument("--routing-only", action="store_true",
                    help="refit only the routing factor of the model file (--out) on the "
                         "networks (--network, --heldout-network, --reuse-networks), keeping "

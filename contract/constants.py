@@ -27,6 +27,7 @@ __all__ = [
     "requant_sites",
     "RESIDUAL_LATENCY",
     "WIDTH_LATENCY",
+    "ROM_SLICE_MAX_DEPTH",
     "LINE_BUFFER_BANKS",
     "WINDOW_KERNELS",
     "window_banks",
@@ -178,6 +179,12 @@ def requant_sites(beats: int = 1) -> int:
 RESIDUAL_LATENCY = 4
 #: Cycles from the input beat that completes a width converter's output beat to its ``valid``.
 WIDTH_LATENCY = 1
+
+#: Words of the deepest weight ROM that a MAC unit reads in slices, each at its own copy of the
+#: address register (``hw/weight_rom.py``): up to here a ROM is logic on every family (ECP5's
+#: mapping rule puts a 1,200-bit x 32 ROM in logic, x 64 in block RAM; UltraScale+ keeps
+#: ROMs under 256 words in LUTs), where Yosys merges equal code bits across the whole MAC array.
+ROM_SLICE_MAX_DEPTH = 32
 
 #: Column banks of a 3x3 line buffer (the four columns a window reads in one cycle).
 LINE_BUFFER_BANKS = 4

@@ -46,6 +46,7 @@ from .line_buffer import DEFAULT_SLOTS
 from .mac import Pipeline
 from .skid import skid_after
 from .stream import TokenBlock, TokenShape
+from .weight_rom import weight_rom
 
 __all__ = ["Conv3x3", "LATENCY", "kh_kw"]
 
@@ -187,10 +188,11 @@ class Conv3x3(TokenBlock):
             for p in range(pe):
                 word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
             bwords.append(word)
-        m.submodules.wmem = wmem = Memory(shape=unsigned(pe * lanes * taps * cb),
-                                          depth=ng << (bbits + fbits), init=wwords)
+        # one slice of the (shallow) weight ROM per (pe, lane): the taps of one accumulator's
+        # products from one lane (hw/weight_rom.py)
+        w_rd = weight_rom(m, "wmem", width=pe * lanes * taps * cb, depth=ng << (bbits + fbits),
+                          init=wwords, slices=pe * lanes)
         m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng, init=bwords)
-        w_rd = wmem.read_port()
         b_rd = bmem.read_port()
 
         win = lbo.payload

@@ -169,6 +169,13 @@ def summarize_cells(cells: dict) -> dict:
     return out
 
 
+#: Script lines after the sources are read: a register whose wire carries the ``keep`` attribute
+#: (a weight ROM slice's address copy, ``hw/weight_rom.py``) is kept as its own flip-flop. Yosys
+#: puts a Verilog ``(* keep *)`` on the wire, not on the flip-flop ``proc`` makes of it, and
+#: ``opt_merge`` merges flip-flops with equal inputs unless the cells are kept.
+KEEP_REGISTERS = "proc\nsetattr -set keep 1 a:keep %ci1:+[Q] t:$dff %i\n"
+
+
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
                        family: str = "xcup", netlist: bool = False,
                        extra: dict | None = None, timing: bool = False) -> dict:
@@ -205,6 +212,7 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         (workdir / name).write_text(text)
         reads += (f"read_rtlil {name}\n" if name.endswith(".il")
                   else f"read_verilog -sv {name}\n")
+    reads += KEEP_REGISTERS
     script.write_text(
         reads +
         f"{FAMILIES[family]} -top {top}\n"

@@ -14,9 +14,10 @@ path on ECP5; docs/IMPLEMENT.md, "The weight ROM in slices").
 groups of products that sit together: one accumulator's products, or one lane's), each with its
 own copy of the address register, read combinationally from it. The copies carry the ``keep``
 attribute: :func:`hw.synth.synthesize_verilog` moves it from the registers' wires onto their
-flip-flops before synthesis (Yosys does not merge two kept cells; Vivado keeps a ``keep``
-register as well), so each slice's ROM logic is a function of its own address and nothing is
-shared across slices: its code registers feed only its own products. Deeper ROMs (block RAM)
+flip-flops before synthesis (Yosys does not merge two kept cells), so each slice's ROM logic is
+a function of its own address and nothing is shared across slices: its code registers feed only
+its own products. (A user taking the Verilog to Vivado keeps the copies apart with
+``synth_design -keep_equivalent_registers``; not checked here, no Vivado.) Deeper ROMs (block RAM)
 are one memory with a synchronous read port, as before. Either way the read behaves as a
 synchronous read port: ``data`` is the word at the ``addr`` of the last cycle with ``en``.
 """

@@ -38,7 +38,7 @@ from models.reference import ACC_BITS, check_acc_bits
 from .datapath import check_datapath, mac_sums, stored_codes
 from .mac import Pipeline
 from .stream import TokenBlock, TokenShape
-from .weight_rom import weight_rom
+from .weight_rom import rom_slices, weight_rom
 
 __all__ = ["Conv1x1", "cycles_per_frame", "fill_cycles", "LATENCY"]
 
@@ -142,8 +142,10 @@ class Conv1x1(TokenBlock):
                         code = int(self.codes[g * pe + p, b * lanes + ln])
                         word |= code << ((p * lanes + ln) * cb)
                 words.append(word)
-        # one slice of the (shallow) weight ROM per accumulator (hw/weight_rom.py)
-        w_rd = weight_rom(m, "wmem", width=pe * lanes * cb, depth=ng * nb, init=words, slices=pe)
+        # one slice of the (shallow) weight ROM per accumulator on a fabric datapath
+        # (hw/weight_rom.py)
+        w_rd = weight_rom(m, "wmem", width=pe * lanes * cb, depth=ng * nb, init=words,
+                          slices=rom_slices(self.datapath, pe))
         bias_words = []
         for g in range(ng):
             word = 0

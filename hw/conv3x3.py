@@ -46,7 +46,7 @@ from .line_buffer import DEFAULT_SLOTS
 from .mac import Pipeline
 from .skid import skid_after
 from .stream import TokenBlock, TokenShape
-from .weight_rom import weight_rom
+from .weight_rom import rom_slices, weight_rom
 
 __all__ = ["Conv3x3", "LATENCY", "kh_kw"]
 
@@ -188,10 +188,10 @@ class Conv3x3(TokenBlock):
             for p in range(pe):
                 word |= (int(self.bias[g * pe + p]) & ((1 << ACC_BITS) - 1)) << (p * ACC_BITS)
             bwords.append(word)
-        # one slice of the (shallow) weight ROM per (pe, lane): the taps of one accumulator's
-        # products from one lane (hw/weight_rom.py)
+        # one slice of the (shallow) weight ROM per (pe, lane) on a fabric datapath: the taps of
+        # one accumulator's products from one lane (hw/weight_rom.py)
         w_rd = weight_rom(m, "wmem", width=pe * lanes * taps * cb, depth=ng << (bbits + fbits),
-                          init=wwords, slices=pe * lanes)
+                          init=wwords, slices=rom_slices(self.datapath, pe * lanes))
         m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=ng, init=bwords)
         b_rd = bmem.read_port()
 

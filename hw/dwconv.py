@@ -48,7 +48,7 @@ from .line_buffer import LineBuffer
 from .mac import Pipeline
 from .skid import skid_after
 from .stream import TokenBlock, TokenShape
-from .weight_rom import weight_rom
+from .weight_rom import rom_slices, weight_rom
 
 __all__ = ["DWConv3x3", "LATENCY", "weight_codes", "window_generator"]
 
@@ -227,8 +227,10 @@ class DWConv3x3(TokenBlock):
                     a = (((b << gbits) | k) << fbits) | r
                     wwords[a] = word
                     bwords[a] = bword
-        # one slice of the (shallow) weight ROM per channel (hw/weight_rom.py)
-        w_rd = weight_rom(m, "wmem", width=pe * n * cb, depth=depth_w, init=wwords, slices=pe)
+        # one slice of the (shallow) weight ROM per channel on a fabric datapath
+        # (hw/weight_rom.py)
+        w_rd = weight_rom(m, "wmem", width=pe * n * cb, depth=depth_w, init=wwords,
+                          slices=rom_slices(self.datapath, pe))
         m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=depth_w,
                                           init=bwords)
         b_rd = bmem.read_port()

@@ -29,7 +29,21 @@ from amaranth.lib.memory import Memory
 
 from contract.constants import ROM_SLICE_MAX_DEPTH
 
-__all__ = ["weight_rom", "ROM_SLICE_MAX_DEPTH"]
+__all__ = ["weight_rom", "rom_slices", "ROM_SLICE_MAX_DEPTH"]
+
+#: Datapaths whose products are fabric logic (LUT multipliers, DyBit shift-add): their code
+#: registers stay in the fabric, so a shared one is a long net. On a DSP datapath each
+#: MULT18X18D takes its operand register in (hw.ecp5_dsp), a copy of its own, so sharing costs
+#: nothing there; and sliced, a code register right after the ROM's logic gets a synchronous
+#: reset from Yosys (a ROM bit that is 0 whenever an address bit is), which a DSP register
+#: cannot stand for: the digits network's DSPs took their operand registers 56 times in 103
+#: where they took them 95 times unsliced.
+FABRIC_DATAPATHS = ("lut", "shift-add")
+
+
+def rom_slices(datapath: str, groups: int) -> int:
+    """Slices of a MAC unit's weight ROM: ``groups`` on a fabric datapath, else one."""
+    return groups if datapath in FABRIC_DATAPATHS else 1
 
 
 class _SlicedRead:

@@ -196,6 +196,13 @@ def datapath_grid(quick: bool = False) -> list[dict]:
         cfgs.append({"block": "dwconv3x3", "format": "int4", "datapath": "lut", "c_in": 32,
                      "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
     if not quick:
+        # Wide-input 1x1 blocks on the int4 datapaths (the digits DSE-fastest point's pointwise
+        # layers: 16 lanes x 4 and 8 x 8 on LUT multipliers, 32 x 4 two a DSP), where the
+        # linear terms fitted on at most 8 lanes priced the network's blocks 20-70 % high
+        for dp, ln, pe in (("lut", 16, 4), ("lut", 32, 4), ("lut", 8, 8), ("dsp2", 16, 4),
+                           ("dsp2", 32, 4), ("dsp2", 8, 8)):
+            cfgs.append({"block": "conv1x1", "format": "int4", "datapath": dp, "c_in": 32,
+                         "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8})
         for fmt, ln, pe, st in (("int8", 4, 1, 2), ("int8", 8, 2, 2), ("dybit4", 4, 2, 1)):
             cfgs.append({"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": st})
@@ -226,6 +233,10 @@ def dense_grid(quick: bool = False) -> list[dict]:
         # a stem: one input channel, eight outputs a beat, on a 16-wide map
         cfgs.append({"block": "conv3x3", "format": "int8", "dense": True, "c_in": 1,
                      "c_out": 16, "lanes": 1, "pe": 8, "h": 16, "w": 16, "stride": 1})
+        # and on LUT multipliers (the digits DSE-fastest point's stem)
+        cfgs.append({"block": "conv3x3", "format": "int4", "datapath": "lut", "dense": True,
+                     "c_in": 1, "c_out": 16, "lanes": 1, "pe": 8, "h": 16, "w": 16,
+                     "stride": 1})
         # kernel rows folded over three cycles (the row mux and the beat buffer)
         for ln, pe, dense in ((1, 4, False), (2, 4, True), (4, 2, True), (2, 8, True)):
             cfgs.append({"block": "conv3x3", "format": "int4", "dense": dense, "kfold": 3,

@@ -290,10 +290,19 @@ def layer_cost(layer: LayerWork, choice: LayerChoice, *, model: ResourceModel | 
 
 
 def converter_coefficients(model: ResourceModel | None = None) -> dict:
-    """``{"lut": (base, per_bit), "ff": (base, per_bit)}``: a converter between ``a`` and ``b``
-    lanes costs ``base + per_bit * 8 * (a + b)`` when ``a != b``."""
+    """``{"lut": (base, per_bit, fifo_per_bit), "ff": (...)}``: a converter between ``a`` and
+    ``b`` lanes costs ``base + per_bit * 8 * (a + b)`` when ``a != b``.
+
+    ``fifo_per_bit`` is what one more lane bit costs the stage FIFO in front of a layer
+    (:func:`models.ops._price.fifo`, its storage and output registers). A layer's price holds
+    that FIFO at its own input width, but where a converter follows the FIFO the composer
+    (:mod:`hw.compose`) builds the FIFO at the producer's width, before the converter: the
+    program adds ``fifo_per_bit * 8 * (a - b)`` on the edge that carries the layer's input FIFO
+    (:meth:`dse.problem.Problem.fifo_edge`), ``a`` the producer's width and ``b`` the layer's."""
     model = model or resource_model()
-    return {r: (float(model.converter["base"][r]), float(model.converter["per_bit"][r]))
+    one, two = _price.fifo(model, 1), _price.fifo(model, 2)
+    return {r: (float(model.converter["base"][r]), float(model.converter["per_bit"][r]),
+                float(two[r] - one[r]))
             for r in ("lut", "ff")}
 
 

@@ -151,14 +151,22 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
                            for cand, xv in zip(problem.candidates[p], x[p], strict=True))
         w_in = pulp.lpSum(cand.choice.lanes * xv
                           for cand, xv in zip(problem.candidates[c], x[c], strict=True))
-        w_max = max(pes) + max(lanes)
+        fifo = problem.fifo_edge(e)
         for r in ("lut", "ff"):
-            base, per_bit = problem.converter[r]
-            # t = per_bit * bits when z = 1, else 0: the product of a binary and a linear term.
-            t = lp.add_variable(f"t_{r}_{e}", lowBound=0)
+            base, per_bit, *rest = problem.converter[r]
+            # the consumer's input FIFO at the producer's width (Problem.converter)
+            k = rest[0] if fifo and rest else 0.0
+            a_out, a_in = per_bit + k, per_bit - k  # per lane bit of w_out, of w_in
+            # t = the width terms when z = 1, else 0: the product of a binary and a linear
+            # term, which may be negative (a narrower producer's FIFO)
             bits = problem.bits_of(e)
-            big = per_bit * bits * w_max
-            lp += t >= per_bit * bits * (w_out + w_in) - big * (1 - z), f"convcost_{r}_{e}"
+            big = bits * (max(a_out, 0) * max(pes) + max(a_in, 0) * max(lanes))
+            neg = bits * (max(-a_out, 0) * max(pes) + max(-a_in, 0) * max(lanes))
+            t = lp.add_variable(f"t_{r}_{e}", lowBound=-neg)
+            lp += (t >= a_out * bits * w_out + a_in * bits * w_in - big * (1 - z),
+                   f"convcost_{r}_{e}")
+            if neg:
+                lp += t >= -neg * z, f"convzero_{r}_{e}"
             conv_terms[r].append(base * z + t)
     used = {}
     for r in RESOURCES:
@@ -211,8 +219,9 @@ def _set_start(model: Model, start: Solution) -> bool:
     for e, (p, c) in enumerate(problem.edges):
         a, b = sol.choices[p].pe, sol.choices[c].lanes
         values[f"z_{e}"] = 0.0 if a == b else 1.0
-        for r, (_, per_bit) in problem.converter.items():
-            values[f"t_{r}_{e}"] = 0.0 if a == b else per_bit * problem.bits_of(e) * (a + b)
+        price = problem.converter_price(a, b, problem.bits_of(e), fifo=problem.fifo_edge(e))
+        for r, (base, *_) in problem.converter.items():
+            values[f"t_{r}_{e}"] = 0.0 if a == b else price[r] - base
     for name, var in model.lp.variablesDict().items():
         if name.startswith("y_"):
             var.setInitialValue(1.0 if int(name[2:]) <= sol.ii else 0.0)

@@ -58,8 +58,12 @@ class Problem:
         estimated clock period (its slowest candidate's ``delay_ns``), so a faster clock can win
         over fewer cycles (:meth:`key`). Every candidate then needs its ``delay_ns``.
     converter : dict
-        ``{"lut": (base, per_bit), "ff": (base, per_bit)}`` of a width converter, as
-        :func:`dse.cost.converter_cost` prices it.
+        ``{"lut": (base, per_bit[, fifo_per_bit]), "ff": (...)}`` of a width converter, as
+        :func:`dse.cost.converter_coefficients` gives them: a converter between widths ``a`` and
+        ``b`` costs ``base + per_bit * bits * (a + b)``, and on the edge that carries the
+        consumer's input FIFO (:meth:`fifo_edge`) the FIFO, built at the producer's width ``a``
+        but priced in the layer at ``b``, adds ``fifo_per_bit * bits * (a - b)`` (negative
+        where the producer is narrower).
     routing : tuple of float
         ``(a, b, c, d)``: a timed design whose slowest candidate's delay is ``delay_ns`` runs at
         a period of ``delay_ns x (a + b x lut) + c + d x lut`` ns for its LUTs (a fuller part
@@ -125,10 +129,20 @@ class Problem:
         return any(v for v in self.routing[1::2])
 
     def lut_floor(self) -> int:
-        """The fewest LUTs any design can have: each layer's cheapest candidate (pool too)."""
+        """The fewest LUTs any design can have: each layer's cheapest candidate (pool too), less
+        what a converter edge can take off (a consumer's input FIFO at a narrower producer's
+        width, :attr:`converter`)."""
         pools = self.pool or ((),) * len(self.candidates)
-        return sum(min(c.cost.lut for c in (*cs, *extra))
-                   for cs, extra in zip(self.candidates, pools, strict=True))
+        allc = [(*cs, *extra) for cs, extra in zip(self.candidates, pools, strict=True)]
+        floor = sum(min(c.cost.lut for c in cs) for cs in allc)
+        for e, (p, c) in enumerate(self.edges):
+            if not self.fifo_edge(e):
+                continue
+            pes = {x.choice.pe for x in allc[p]}
+            lanes = {x.choice.lanes for x in allc[c]}
+            floor += min((min(0.0, self.converter_price(a, b, self.bits_of(e), fifo=True)["lut"])
+                          for a in pes for b in lanes), default=0.0)
+        return math.floor(floor)
 
     def key(self, sol: Solution) -> float:
         """What the objective minimises: the predicted drop, or cycles (:meth:`cycles`), times
@@ -144,13 +158,25 @@ class Problem:
         """Lane bits of edge ``e``'s stream."""
         return self.edge_bits[e] if self.edge_bits else ACT_BITS
 
-    def converter_price(self, width_in: int, width_out: int, bits: int = ACT_BITS) -> dict:
-        """``{"lut", "ff"}`` (unrounded) of a converter between two stream widths of ``bits``-bit
-        lanes."""
+    def fifo_edge(self, e: int) -> bool:
+        """Whether edge ``e`` carries its consumer's input FIFO: the first edge into it (the
+        stream from its first producer; a join's output takes its first input's width)."""
+        c = self.edges[e][1]
+        return all(c2 != c for _, c2 in self.edges[:e])
+
+    def converter_price(self, width_in: int, width_out: int, bits: int = ACT_BITS, *,
+                        fifo: bool = False) -> dict:
+        """``{"lut", "ff"}`` (unrounded) of a converter from ``width_in`` (the producer's) to
+        ``width_out`` lanes of ``bits`` bits; with ``fifo``, and the consumer's input FIFO
+        moved to the producer's width (see :attr:`converter`)."""
         if width_in == width_out:
             return {"lut": 0.0, "ff": 0.0}
-        bits = bits * (width_in + width_out)
-        return {r: b + p * bits for r, (b, p) in self.converter.items()}
+        out = {}
+        for r, (b, p, *rest) in self.converter.items():
+            out[r] = b + p * bits * (width_in + width_out)
+            if fifo and rest:
+                out[r] += rest[0] * bits * (width_in - width_out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -209,8 +235,8 @@ def evaluate(problem: Problem, picks) -> Solution:
     n_conv = 0
     for e, (p, c) in enumerate(problem.edges):
         price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes,
-                                        problem.bits_of(e))
-        if price["lut"] or price["ff"]:
+                                        problem.bits_of(e), fifo=problem.fifo_edge(e))
+        if cands[p].choice.pe != cands[c].choice.lanes:
             n_conv += 1
         res["lut"] += price["lut"]
         res["ff"] += price["ff"]

@@ -39,6 +39,10 @@ def _instance(seed):
     objective = rng.choice(ilp.OBJECTIVES)
     conv = {"lut": (rng.randint(0, 40), rng.choice([0.5, 1.0, 2.0])),
             "ff": (rng.randint(0, 40), rng.choice([0.5, 1.0]))}
+    if rng.random() < 0.5:
+        # the consumer's input FIFO moved to the producer's width: per lane bit up to 4x the
+        # converter's, so an edge from a narrower producer can take LUTs and FFs off
+        conv = {r: (*v, rng.choice([0.25, 1.0, 4.0])) for r, v in conv.items()}
     return ilp.Problem(names=tuple(f"l{i}" for i in range(n)), candidates=tuple(cands),
                        edges=tuple(edges), budget=b, max_drop=max_drop, objective=objective,
                        converter=conv)

@@ -194,8 +194,8 @@ def test_path_toward_reference_and_the_front_under_another_predictor():
     # the first of these that does is taken)
     problem, front, rows, _, _ = _front_where(
         lambda _, f: sum(c.format != "int8" for c in f[0][1].choices) >= 2,
-        (0.33, 0.34, 0.31, 0.35, 0.3, 0.32), n=6, points=4, formats=("int8", "dybit4"),
-        count=2, device="XC7Z020")
+        (0.33, 0.34, 0.31, 0.35, 0.3, 0.32, 0.23, 0.345, 0.22, 0.275), n=6, points=4,
+        formats=("int8", "dybit4"), count=2, device="XC7Z020")
     names = problem.names
     weight = {n: 0.01 * (i + 1) for i, n in enumerate(names)}
 

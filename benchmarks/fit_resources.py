@@ -197,8 +197,8 @@ def datapath_grid(quick: bool = False) -> list[dict]:
                      "c_out": 32, "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1})
     if not quick:
         # Wide-input 1x1 blocks on the int4 datapaths (the digits DSE-fastest point's pointwise
-        # layers: 16 lanes x 4 and 8 x 8 on LUT multipliers, 32 x 4 two a DSP), where the
-        # linear terms fitted on at most 8 lanes priced the network's blocks 20-70 % high
+        # layers: 16 lanes x 4 and 8 x 8 on LUT multipliers, 32 x 4 two a DSP), which the grid
+        # held only up to 8 lanes
         for dp, ln, pe in (("lut", 16, 4), ("lut", 32, 4), ("lut", 8, 8), ("dsp2", 16, 4),
                            ("dsp2", 32, 4), ("dsp2", 8, 8)):
             cfgs.append({"block": "conv1x1", "format": "int4", "datapath": dp, "c_in": 32,

@@ -193,9 +193,10 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
     against Yosys (``resources.json`` of ``codesign build --synth``) for one built design; with
     an ECP5 ``device``, the ECP5 model against ``synth_ecp5`` (``implement/stat.json`` of
     ``codesign implement``)."""
-    from dse.cost import converter_coefficients, for_budget
+    from dse.cost import for_budget
     from dse.devices import budget
-    from dse.ilp import Problem, evaluate
+    from dse.ilp import evaluate
+    from dse.pareto import make_problem
     from hw.synth import summarize_cells
     from models import zoo
 
@@ -216,11 +217,7 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
     cands = tuple((Candidate(ch, layer_cost(x, ch, model=model), timing=layer_timing(x, ch)),)
                   for x in w.layers
                   for ch in [LayerChoice.from_dict(layers[x.name])])
-    prob = Problem(names=tuple(x.name for x in w.layers), candidates=cands,
-                   edges=tuple(w.edges()), budget=budget("XCZU9EG", 1.0),
-                   converter=converter_coefficients(model),
-                   edge_bits=tuple(w.layers[c].in_bits for _, c in w.edges()))
-    sol = evaluate(prob, [0] * len(cands))
+    sol = evaluate(make_problem(w, cands, budget("XCZU9EG", 1.0), model=model), [0] * len(cands))
     fmts = sorted({c["format"] for c in layers.values()})
     rows = []
     for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):

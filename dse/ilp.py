@@ -151,12 +151,9 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
                            for cand, xv in zip(problem.candidates[p], x[p], strict=True))
         w_in = pulp.lpSum(cand.choice.lanes * xv
                           for cand, xv in zip(problem.candidates[c], x[c], strict=True))
-        fifo = problem.fifo_edge(e)
         for r in ("lut", "ff"):
-            base, per_bit, *rest = problem.converter[r]
-            # the consumer's input FIFO at the producer's width (Problem.converter)
-            k = rest[0] if fifo and rest else 0.0
-            a_out, a_in = per_bit + k, per_bit - k  # per lane bit of w_out, of w_in
+            # per lane bit of w_out (the producer's width) and of w_in (the consumer's)
+            base, a_out, a_in = problem.converter_terms(r, problem.fifo_edge(e))
             # t = the width terms when z = 1, else 0: the product of a binary and a linear
             # term, which may be negative (a narrower producer's FIFO)
             bits = problem.bits_of(e)

@@ -164,18 +164,25 @@ class Problem:
         c = self.edges[e][1]
         return all(c2 != c for _, c2 in self.edges[:e])
 
+    def converter_terms(self, r: str, fifo: bool) -> tuple[float, float, float]:
+        """``(base, per_in_bit, per_out_bit)`` of resource ``r``: a converter from ``width_in``
+        (the producer's) to ``width_out`` lanes of ``bits`` bits costs ``base + bits *
+        (per_in_bit * width_in + per_out_bit * width_out)``; with ``fifo``, the consumer's
+        input FIFO moved to the producer's width (see :attr:`converter`)."""
+        base, per_bit, *rest = self.converter[r]
+        k = rest[0] if fifo and rest else 0.0
+        return base, per_bit + k, per_bit - k
+
     def converter_price(self, width_in: int, width_out: int, bits: int = ACT_BITS, *,
                         fifo: bool = False) -> dict:
         """``{"lut", "ff"}`` (unrounded) of a converter from ``width_in`` (the producer's) to
-        ``width_out`` lanes of ``bits`` bits; with ``fifo``, and the consumer's input FIFO
-        moved to the producer's width (see :attr:`converter`)."""
+        ``width_out`` lanes of ``bits`` bits (:meth:`converter_terms`)."""
         if width_in == width_out:
             return {"lut": 0.0, "ff": 0.0}
         out = {}
-        for r, (b, p, *rest) in self.converter.items():
-            out[r] = b + p * bits * (width_in + width_out)
-            if fifo and rest:
-                out[r] += rest[0] * bits * (width_in - width_out)
+        for r in self.converter:
+            base, a_in, a_out = self.converter_terms(r, fifo)
+            out[r] = base + bits * (a_in * width_in + a_out * width_out)
         return out
 
 

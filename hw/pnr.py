@@ -190,7 +190,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
               lpf: str | None = None, router: str = ROUTER,
               clock_port: str | None = None, seeds: int = 1,
-              dsp_registers: bool = True) -> dict:
+              dsp_registers: bool = True, lut_mapper: str | None = None) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
@@ -202,7 +202,8 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     Fmax; its report and log become ``report.json`` and ``nextpnr.log``). With
     ``dsp_registers`` the fabric registers around each MULT18X18D move into the DSP, the rewrite
     proved equal to the synthesised netlist (:mod:`hw.ecp5_dsp`; the record's
-    ``dsp_registers``; the synthesised netlist stays as ``<top>_synth.json``)."""
+    ``dsp_registers``; the synthesised netlist stays as ``<top>_synth.json``). ``lut_mapper``:
+    :func:`hw.synth.synthesize_verilog`'s."""
     check_tools()
     flag = nextpnr_device_flag(device)
     workdir = Path(workdir)
@@ -213,7 +214,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     say("synthesis (yosys synth_ecp5)")
     t0 = time.perf_counter()
     cells = synthesize_verilog(verilog, top=top, workdir=workdir, family="ecp5", netlist=True,
-                               timeout=timeout, extra=extra)
+                               timeout=timeout, extra=extra, lut_mapper=lut_mapper)
     wall["synth_s"] = round(time.perf_counter() - t0, 1)
     check_fit(cells, device)
     absorbed = None

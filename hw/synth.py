@@ -36,6 +36,26 @@ __all__ = ["tool_path", "yosys_path", "run_logged", "cache_home", "synthesize_ve
            "synthesize", "summarize_cells", "lutram_luts", "FAMILIES"]
 
 #: Yosys synthesis command per family name.
+#: ECP5 LUT mappers (:func:`synthesize_verilog`'s ``lut_mapper``): ABC9 (``synth_ecp5``'s own),
+#: the default, or classic ``abc -lut 4``. ABC9 knows the carry chains' and cells' delays: on
+#: today's blocks it places a requantizer at 224 MHz where classic ABC's mapping reaches 132 (and
+#: a width converter at 161 against 135), while classic ABC maps a width converter's multiplexers
+#: into 0.3-0.9x the LUTs (docs/IMPLEMENT.md, "The LUT mapper").
+LUT_MAPPERS = ("abc9", "abc")
+ECP5_LUT_MAPPER = "abc9"
+_MAPPER_NAMES = {"abc": "abc -lut 4", "abc9": "abc9"}
+
+
+def synthesis_flow(family: str, lut_mapper: str | None = None) -> str:
+    """The synthesis recipe :func:`synthesize_verilog` runs for ``family`` (the command and, on
+    ECP5, a LUT mapper other than the default), in words: what a cache of synthesis results keys
+    on."""
+    mapper = lut_mapper or ECP5_LUT_MAPPER
+    if family != "ecp5" or mapper == ECP5_LUT_MAPPER:
+        return FAMILIES[family]
+    return f"{FAMILIES[family]} + {_MAPPER_NAMES[mapper]}"
+
+
 FAMILIES = {
     "xcup": "synth_xilinx -family xcup -noiopad",
     "xc7": "synth_xilinx -family xc7 -noiopad",
@@ -178,7 +198,8 @@ KEEP_REGISTERS = "proc\nsetattr -set keep 1 a:keep %ci1:+[Q] t:$dff %i\n"
 
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
                        family: str = "xcup", netlist: bool = False,
-                       extra: dict | None = None, timing: bool = False) -> dict:
+                       extra: dict | None = None, timing: bool = False,
+                       lut_mapper: str | None = None) -> dict:
     """Synthesize Verilog text for ``family`` (:data:`FAMILIES`: ``xcup`` UltraScale+, ``xc7``
     7 series with DSP48E1, ``ecp5``) and return :func:`summarize_cells` of ``top``.
 
@@ -192,9 +213,19 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     (no open placer exists for these parts). Yowasp compiles Yosys on first use and
     caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
     environment already sets it.
+
+    ``lut_mapper`` (ECP5 only, :data:`LUT_MAPPERS`; default :data:`ECP5_LUT_MAPPER`): ``abc9``,
+    ``synth_ecp5``'s own, which falls back to classic ABC where the WebAssembly ABC9 exits
+    without output, or ``abc``, classic ``abc -lut 4``. The result's ``lut_mapper`` (ECP5) says
+    which one mapped the design.
     """
     if family not in FAMILIES:
         raise CodesignError(f"unknown synthesis family {family!r}; known: {', '.join(FAMILIES)}")
+    if lut_mapper is not None and lut_mapper not in LUT_MAPPERS:
+        raise CodesignError(f"unknown LUT mapper {lut_mapper!r}; known: {', '.join(LUT_MAPPERS)}")
+    if lut_mapper is not None and family != "ecp5":
+        raise CodesignError(f"the LUT mapper {lut_mapper!r} is for ECP5 only; {family} maps with "
+                            "synth_xilinx's own")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"{top}.v"
@@ -213,29 +244,30 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
         reads += (f"read_rtlil {name}\n" if name.endswith(".il")
                   else f"read_verilog -sv {name}\n")
     reads += KEEP_REGISTERS
-    script.write_text(
-        reads +
-        f"{FAMILIES[family]} -top {top}\n"
-        f"{out_json}"
-        f"tee -o {stat.name} stat -json\n"
-    )
+    classic = (f"{FAMILIES[family]} -top {top} -run :map_luts\n"
+               "abc -lut 4 -dress\nclean\n"
+               f"{FAMILIES[family]} -top {top} -run map_cells:\n")
+    outputs = f"{out_json}tee -o {stat.name} stat -json\n"
     log = workdir / "yosys.log"
-    proc = _run_yosys(script, log, timeout=timeout, top=top)
-    mapper = None
-    if proc.returncode != 0 and family == "ecp5" and "ERROR" not in log.read_text():
-        # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) dies without an error message on
-        # some netlists (the log holds at most yowasp's first-run notice); map those LUTs with
-        # classic ABC instead, and say so in the result.
-        mapper = "abc -lut 4 (abc9 exited without output)"
-        script.write_text(
-            reads +
-            f"{FAMILIES[family]} -top {top} -run :map_luts\n"
-            "abc -lut 4 -dress\nclean\n"
-            f"{FAMILIES[family]} -top {top} -run map_cells:\n"
-            f"{out_json}"
-            f"tee -o {stat.name} stat -json\n"
-        )
+    if family == "ecp5" and (lut_mapper or ECP5_LUT_MAPPER) == "abc":
+        mapper = _MAPPER_NAMES["abc"]
+        script.write_text(reads + classic + outputs)
         proc = _run_yosys(script, log, timeout=timeout, top=top)
+    else:
+        mapper = _MAPPER_NAMES["abc9"] if family == "ecp5" else None
+        full = workdir / "yosys_abc9.log" if family == "ecp5" else None
+        script.write_text(reads + f"{FAMILIES[family]} -top {top}\n" + outputs)
+        proc = _run_yosys(script, log, timeout=timeout, top=top, full_log=full)
+        if proc.returncode != 0 and family == "ecp5" and "ERROR" not in log.read_text():
+            # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) fails on some netlists
+            # with nothing on its quiet output (Yosys 0.70: an assertion in
+            # abc_ops_reintegrate, only in the full log); map those LUTs with classic ABC
+            # instead, and say so, with the cause, in the result.
+            mapper = f"abc -lut 4 (abc9 failed: {abc9_failure(full)})"
+            script.write_text(reads + classic + outputs)
+            proc = _run_yosys(script, log, timeout=timeout, top=top)
+        if full is not None and proc.returncode == 0:
+            full.unlink(missing_ok=True)  # megabytes of a run that worked
     if proc.returncode != 0 or not stat.exists():
         tail = log.read_text().strip().splitlines()[-1:] or ["no output"]
         raise CodesignError(
@@ -263,9 +295,28 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     return out
 
 
-def _run_yosys(script: Path, log: Path, *, timeout: float, top: str):
-    return run_logged([yosys_path(), "-q", "-s", script.name], cwd=script.parent, log=log,
-                      timeout=timeout, what=f"yosys on {top}")
+def _run_yosys(script: Path, log: Path, *, timeout: float, top: str,
+               full_log: Path | None = None):
+    """Yosys on ``script``, quiet (its output in ``log``); ``full_log`` also keeps the whole
+    log (``-l``), where the WebAssembly build's assertion failures are written."""
+    extra = ["-l", full_log.name] if full_log is not None else []
+    return run_logged([yosys_path(), "-q", *extra, "-s", script.name], cwd=script.parent,
+                      log=log, timeout=timeout, what=f"yosys on {top}")
+
+
+def abc9_failure(full_log: Path | None) -> str:
+    """Why ABC9 failed, in a few words, from a full Yosys log: the error line and the module
+    being mapped (``exited without output`` when the log says nothing)."""
+    try:
+        text = full_log.read_text(errors="replace") if full_log is not None else ""
+    except OSError:
+        text = ""
+    errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR:")]
+    if not errors:
+        return "exited without output"
+    modules = re.findall(r"from module `([^']+)'", text)
+    where = f" while mapping {modules[-1]}" if modules else ""
+    return f"{errors[-1][len('ERROR:'):].strip()}{where}"
 
 
 def synthesize(component, *, name: str, workdir, timeout: float = 3600,

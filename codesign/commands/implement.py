@@ -48,6 +48,11 @@ def add_arguments(p):
                    help="place the synthesised netlist as it is; by default the registers "
                         "around each multiplier move into its MULT18X18D (the rewrite is "
                         "proved equal to the synthesised netlist with yosys sat)")
+    p.add_argument("--lut-mapper", choices=("abc9", "abc"), default="abc9",
+                   help="Yosys LUT mapper: abc9, synth_ecp5's own and the resource and Fmax "
+                        "models' (the default; classic ABC where the WebAssembly ABC9 exits "
+                        "without output, and the record says so), or abc, classic `abc -lut 4` "
+                        "(fewer LUTs in wide multiplexers, slower arithmetic)")
 
 
 def _say(msg: str) -> None:
@@ -97,7 +102,8 @@ def run(args) -> int:
     impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
                      progress=_say, clock_port=manifest.raw.get("clock", "clk"),
-                     seeds=args.seeds, dsp_registers=args.dsp_registers)
+                     seeds=args.seeds, dsp_registers=args.dsp_registers,
+                     lut_mapper=args.lut_mapper)
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}
     impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"

@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from common.errors import CodesignError
 from hw.conv1x1 import Conv1x1
 from hw.stream import TokenShape
-from hw.synth import lutram_luts, summarize_cells, synthesize, synthesize_verilog
+from hw.synth import lutram_luts, summarize_cells, synthesis_flow, synthesize, synthesize_verilog
 from models.quant.formats import weight_format
 
 
@@ -98,3 +98,51 @@ def test_requant_narrow_accumulator_takes_one_dsp_per_lane(tmp_path):
                          acc_bits=bits)
         dsp[bits] = synthesize(rq, name=f"rq{bits}", workdir=tmp_path / str(bits))["dsp"]
     assert dsp == {24: 2, 32: 4}
+
+
+def test_lut_mapper_is_checked_before_any_work(tmp_path):
+    with pytest.raises(CodesignError, match="unknown LUT mapper 'abc10'; known: abc9, abc"):
+        synthesize_verilog("module m; endmodule\n", top="m", workdir=tmp_path / "a",
+                           family="ecp5", lut_mapper="abc10")
+    with pytest.raises(CodesignError, match="for ECP5 only"):
+        synthesize_verilog("module m; endmodule\n", top="m", workdir=tmp_path / "b",
+                           family="xcup", lut_mapper="abc")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+_ADDER = ("module add(input clk, input [15:0] a, input [15:0] b, output reg [15:0] y);\n"
+          "  always @(posedge clk) y <= (a ^ {b[7:0], b[15:8]}) + b;\nendmodule\n")
+
+
+@pytest.mark.slow  # two Yosys runs
+def test_ecp5_lut_mappers_map_the_same_design(tmp_path):
+    """ABC9 by default, classic ABC on request; each recorded in the result and the script,
+    and a cache key (:func:`synthesis_flow`) tells them apart."""
+    abc = synthesize_verilog(_ADDER, top="add", workdir=tmp_path / "abc", family="ecp5",
+                             lut_mapper="abc")
+    abc9 = synthesize_verilog(_ADDER, top="add", workdir=tmp_path / "abc9", family="ecp5")
+    assert abc["lut_mapper"] == "abc -lut 4" and abc9["lut_mapper"] == "abc9"
+    assert synthesis_flow("ecp5") == synthesis_flow("ecp5", "abc9") == "synth_ecp5"
+    assert synthesis_flow("ecp5", "abc") == "synth_ecp5 + abc -lut 4"
+    assert synthesis_flow("xcup") == "synth_xilinx -family xcup -noiopad"
+    assert "abc -lut 4 -dress" in (tmp_path / "abc" / "synth.ys").read_text()
+    assert "abc -lut" not in (tmp_path / "abc9" / "synth.ys").read_text()
+    for r in (abc, abc9):
+        assert r["ff"] == 16 and r["lut"] > 0
+
+
+def test_abc9_failure_names_the_error_and_the_module(tmp_path):
+    from hw.synth import abc9_failure
+
+    log = tmp_path / "yosys_abc9.log"
+    log.write_text(
+        "Extracted 10 AND gates and 0 wires from module `top.a' to a netlist network\n"
+        "Extracted 16253 AND gates and 0 wires from module `top.stem_conv' to a netlist\n"
+        "3.44.20.7. Executing ABC_OPS_REINTEGRATE pass\n"
+        "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.\n")
+    assert abc9_failure(log) == ("Assert `GetSize(conn.first) == GetSize(conn.second)' failed "
+                                 "in rtlil.cc:3091. while mapping top.stem_conv")
+    log.write_text("yowasp: compiling\n")
+    assert abc9_failure(log) == "exited without output"
+    assert abc9_failure(tmp_path / "absent.log") == "exited without output"
+    assert abc9_failure(None) == "exited without output"

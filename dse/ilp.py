@@ -137,7 +137,8 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
     conv_terms = {"lut": [], "ff": []}
     for e, (p, c) in enumerate(problem.edges):
         pes = sorted({cand.choice.pe for cand in problem.candidates[p]})
-        lanes = {cand.choice.lanes for cand in problem.candidates[c]}
+        # the consumer's lanes, or the pe of a join's first input (Problem.edge_to_pe)
+        lanes = {problem.sink_width(e, cand.choice) for cand in problem.candidates[c]}
         if len(pes) == 1 and lanes == set(pes):
             continue
         z = lp.add_variable(f"z_{e}", cat=pulp.LpBinary)
@@ -145,11 +146,11 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
             out_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[p], x[p], strict=True)
                                if cand.choice.pe == v)
             in_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[c], x[c], strict=True)
-                              if cand.choice.lanes == v)
+                              if problem.sink_width(e, cand.choice) == v)
             lp += z >= out_v - in_v, f"conv_{e}_{v}"
         w_out = pulp.lpSum(cand.choice.pe * xv
                            for cand, xv in zip(problem.candidates[p], x[p], strict=True))
-        w_in = pulp.lpSum(cand.choice.lanes * xv
+        w_in = pulp.lpSum(problem.sink_width(e, cand.choice) * xv
                           for cand, xv in zip(problem.candidates[c], x[c], strict=True))
         for r in ("lut", "ff"):
             # per lane bit of w_out (the producer's width) and of w_in (the consumer's)
@@ -214,7 +215,7 @@ def _set_start(model: Model, start: Solution) -> bool:
             values[v.name] = 1.0 if k == picks[i] else 0.0
     values["ii"] = float(sol.ii)
     for e, (p, c) in enumerate(problem.edges):
-        a, b = sol.choices[p].pe, sol.choices[c].lanes
+        a, b = sol.choices[p].pe, problem.sink_width(e, sol.choices[c])
         values[f"z_{e}"] = 0.0 if a == b else 1.0
         price = problem.converter_price(a, b, problem.bits_of(e), fifo=problem.fifo_edge(e))
         for r, (base, *_) in problem.converter.items():

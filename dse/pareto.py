@@ -92,10 +92,15 @@ def make_problem(workload: Workload, cands, budget: Budget, *, max_drop=None,
     pos = {layer.name: i for i, layer in enumerate(workload.layers)}
     rows = tuple(rows_of(layer, tuple(pos[p] for p in layer.producers))
                  for layer in workload.layers)
+    # the streams the composer may convert: into each layer, and into a residual add as its
+    # later input (to the add's width, its first input's: once, not per consumer of the add)
+    conv = workload.converter_edges()
     return Problem(names=tuple(layer.name for layer in workload.layers), candidates=tuple(cands),
-                   edges=tuple(workload.edges()), budget=budget, max_drop=max_drop,
-                   objective=objective, converter=converter_coefficients(model), rows=rows,
-                   edge_bits=tuple(workload.layers[c].in_bits for _, c in workload.edges()),
+                   edges=tuple((p, c) for p, c, _, _ in conv), budget=budget,
+                   max_drop=max_drop, objective=objective,
+                   converter=converter_coefficients(model), rows=rows,
+                   edge_bits=tuple(bits for *_, bits in conv),
+                   edge_to_pe=tuple(j for _, _, j, _ in conv),
                    pool=tuple(pool), timed=timed, routing=tuple(routing))
 
 

@@ -73,6 +73,11 @@ class Problem:
     edge_bits : tuple of int
         Per edge, the lane bits of its stream (the consumer's ``in_bits``); empty: all
         :data:`ACT_BITS`.
+    edge_to_pe : tuple of bool
+        Per edge, whether its converter goes to the second layer's ``pe`` rather than its
+        ``lanes``: a stream that enters a residual add as a later input, converted to the add's
+        width, its first input's (:meth:`dse.workload.Workload.converter_edges`); no input FIFO
+        on such an edge. Empty: none.
     rows : tuple of dse.latency.Rows
         Per layer, its rows for the reported lone-frame latency (:mod:`dse.latency`); empty: the
         program's own ``II + sum(fill)`` is reported.
@@ -91,6 +96,7 @@ class Problem:
     converter: dict = field(default_factory=dict)
     rows: tuple = ()
     edge_bits: tuple = ()
+    edge_to_pe: tuple = ()
     pool: tuple = ()
     timed: bool = False
     routing: tuple = ()
@@ -105,6 +111,8 @@ class Problem:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.pool and len(self.pool) != len(self.candidates):
             raise ValueError("pool: one list of extra candidates per layer")
+        if self.edge_to_pe and len(self.edge_to_pe) != len(self.edges):
+            raise ValueError("edge_to_pe: one flag per edge")
         if not self.converter:
             object.__setattr__(self, "converter", converter_coefficients())
         if self.timed and any(c.delay_ns <= 0 for cs in (*self.candidates, *self.pool)
@@ -139,7 +147,7 @@ class Problem:
             if not self.fifo_edge(e):
                 continue
             pes = {x.choice.pe for x in allc[p]}
-            lanes = {x.choice.lanes for x in allc[c]}
+            lanes = {self.sink_width(e, x.choice) for x in allc[c]}
             floor += min((min(0.0, self.converter_price(a, b, self.bits_of(e), fifo=True)["lut"])
                           for a in pes for b in lanes), default=0.0)
         return math.floor(floor)
@@ -158,11 +166,23 @@ class Problem:
         """Lane bits of edge ``e``'s stream."""
         return self.edge_bits[e] if self.edge_bits else ACT_BITS
 
+    def to_pe(self, e: int) -> bool:
+        """Whether edge ``e`` is converted to its second layer's ``pe`` (:attr:`edge_to_pe`)."""
+        return bool(self.edge_to_pe) and bool(self.edge_to_pe[e])
+
+    def sink_width(self, e: int, choice) -> int:
+        """The width edge ``e``'s converter goes to when its second layer takes ``choice``: its
+        ``lanes``, or its ``pe`` on an edge into a join (:attr:`edge_to_pe`)."""
+        return choice.pe if self.to_pe(e) else choice.lanes
+
     def fifo_edge(self, e: int) -> bool:
         """Whether edge ``e`` carries its consumer's input FIFO: the first edge into it (the
-        stream from its first producer; a join's output takes its first input's width)."""
+        stream from its first producer; a join's output takes its first input's width). An
+        edge into a join (:attr:`edge_to_pe`) never does."""
+        if self.to_pe(e):
+            return False
         c = self.edges[e][1]
-        return all(c2 != c for _, c2 in self.edges[:e])
+        return all(c2 != c or self.to_pe(e2) for e2, (_, c2) in enumerate(self.edges[:e]))
 
     def converter_terms(self, r: str, fifo: bool) -> tuple[float, float, float]:
         """``(base, per_in_bit, per_out_bit)`` of resource ``r``: a converter from ``width_in``
@@ -241,9 +261,10 @@ def evaluate(problem: Problem, picks) -> Solution:
     res = {r: sum(getattr(c.cost, r) for c in cands) for r in RESOURCES}
     n_conv = 0
     for e, (p, c) in enumerate(problem.edges):
-        price = problem.converter_price(cands[p].choice.pe, cands[c].choice.lanes,
+        width_out = problem.sink_width(e, cands[c].choice)
+        price = problem.converter_price(cands[p].choice.pe, width_out,
                                         problem.bits_of(e), fifo=problem.fifo_edge(e))
-        if cands[p].choice.pe != cands[c].choice.lanes:
+        if cands[p].choice.pe != width_out:
             n_conv += 1
         res["lut"] += price["lut"]
         res["ff"] += price["ff"]

@@ -183,6 +183,8 @@ class LayerWork:
                 s["bits"] = int(s["bits"])
             if "skip_sites" in s:
                 s["skip_sites"] = int(s["skip_sites"])
+            if "join_input" in s:
+                s["join_input"] = int(s["join_input"])
             for flag in ("shadow", "buffered"):
                 if flag in s:
                     s[flag] = bool(s[flag])
@@ -287,6 +289,44 @@ class Workload:
         """(producer index, consumer index) of every stream between compute layers."""
         pos = {layer.name: i for i, layer in enumerate(self.layers)}
         return [(pos[p], i) for i, layer in enumerate(self.layers) for p in layer.producers]
+
+    def converter_edges(self) -> list[tuple[int, int, bool, int]]:
+        """``(producer, layer, to_join, bits)`` of every stream on which the composer may build a
+        width converter (:meth:`hw.compose.Composer._connect_edge`), ``bits`` its lane bits.
+
+        A stream into a compute layer (``to_join`` False) is converted from the producer's
+        ``pe`` to the layer's ``lanes``: :meth:`edges`, but for the streams that reach the layer
+        as a later input of a residual add. The composer converts such a stream once, before
+        the add, to the add's width: its first input's, so ``layer`` is then the compute layer
+        whose stream is that first input and the converter goes to its ``pe`` (``to_join``
+        True); the add's output is converted to each consumer's lanes on the first input's
+        edges. A workload without the joins' ``join_input`` marks, or a join that narrows its
+        stream (a concat, ``lanes_gcd``), keeps :meth:`edges` for those streams."""
+        pos = {layer.name: i for i, layer in enumerate(self.layers)}
+        # per join, the one layer whose output stream is its first input (an entry not shadowed)
+        first: dict[str, list[int]] = {}
+        for i, layer in enumerate(self.layers):
+            for s in layer.stages:
+                if not s.get("shadow"):
+                    first.setdefault(s["name"], []).append(i)
+        joins = {}  # layer index -> [(first-input layer, bits)] of the adds it enters later
+        for q, layer in enumerate(self.layers):
+            for s in layer.stages:
+                if s.get("join_input") and "lanes_gcd" not in s \
+                        and len(first.get(s["name"], ())) == 1:
+                    joins.setdefault(q, []).append((first[s["name"]][0],
+                                                    s.get("bits", ACT_BITS)))
+        out, later = [], []
+        for c, layer in enumerate(self.layers):
+            prods = {pos[p] for p in layer.producers}
+            for p in layer.producers:
+                q = pos[p]
+                if any(j in prods and j != q for j, _ in joins.get(q, ())):
+                    continue  # behind an add this stream enters later: converted before it
+                out.append((q, c, False, layer.in_bits))
+        for q, js in joins.items():
+            later += [(q, j, True, bits) for j, bits in js]
+        return out + sorted(later)
 
     def to_dict(self) -> dict:
         return {
@@ -395,6 +435,9 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
                 chain = [dict(s, lanes_gcd=math.gcd(div, s.get("lanes_gcd", div)))
                          for s in chain]
             if k > 0:
+                # the join this stream enters as its k-th input: the composer converts it to
+                # the join's width there (Workload.converter_edges)
+                chain = [dict(chain[0], join_input=k), *chain[1:]]
                 chain = [dict(s, shadow=True) for s in chain]
             if len(n.inputs) > 1 and skip_input(qgraph, n) == k:
                 chain = [dict(s, buffered=True) for s in chain]

@@ -43,9 +43,13 @@ def _instance(seed):
         # the consumer's input FIFO moved to the producer's width: per lane bit up to 4x the
         # converter's, so an edge from a narrower producer can take LUTs and FFs off
         conv = {r: (*v, rng.choice([0.25, 1.0, 4.0])) for r, v in conv.items()}
+    to_pe = ()
+    if len(edges) == n and rng.random() < 0.5:
+        # the skip stream enters a residual add: converted to the add's first input's pe
+        to_pe = (False,) * (n - 1) + (True,)
     return ilp.Problem(names=tuple(f"l{i}" for i in range(n)), candidates=tuple(cands),
                        edges=tuple(edges), budget=b, max_drop=max_drop, objective=objective,
-                       converter=conv)
+                       converter=conv, edge_to_pe=to_pe)
 
 
 def _value(problem, sol):
@@ -105,6 +109,26 @@ def test_converter_priced_on_width_mismatch():
     assert same.lut == 200 and same.converters == 0
     assert diff.lut == 200 + 10 + 8 * (2 + 4) and diff.ff == 200 + 4 * (2 + 4)
     assert diff.converters == 1
+
+
+def test_converter_into_a_join_goes_to_the_first_inputs_pe_without_a_fifo():
+    """A stream that enters a residual add as its later input (Problem.edge_to_pe) is converted
+    to the add's width, the pe of the layer whose stream is its first input, and the edge holds
+    no input FIFO (the skip FIFO is priced with the producer)."""
+    cost = Cost(cycles=10, fill=1, dsp=0, lut=100, ff=100, bram18=0)
+    skip = ilp.Candidate(LayerChoice("int8", 1, 1), cost)
+    first = (ilp.Candidate(LayerChoice("int8", 1, 4), cost),
+             ilp.Candidate(LayerChoice("int8", 4, 1), cost))
+    conv = {"lut": (10, 1.0, 0.5), "ff": (0, 0.5, 0.5)}
+    b = Budget(device="TEST", util=1.0, dsp=0, lut=1000, ff=1000, bram18=0)
+    p = ilp.Problem(names=("skip", "first"), candidates=((skip,), first), edges=((0, 1),),
+                    edge_to_pe=(True,), budget=b, converter=conv)
+    assert not p.fifo_edge(0)
+    to4 = ilp.evaluate(p, [0, 0])  # the add runs at 4 lanes (first's pe): 1 -> 4
+    same = ilp.evaluate(p, [0, 1])  # first's pe 1 (its lanes 4 do not matter)
+    assert same.converters == 0 and same.lut == 200
+    assert to4.converters == 1 and to4.lut == 200 + 10 + 8 * (1 + 4)
+    assert to4.ff == 200 + 4 * (1 + 4)
 
 
 def test_infeasible_names_resource_and_minimum():
@@ -208,6 +232,32 @@ def test_trim_moves_to_the_pool_and_the_solved_point_still_warm_starts():
     assert pooled.lut == 400 and pooled.solved_choices[1] == LayerChoice("int8", 4, 4)
     model = ilp.build(base, start=pooled)
     assert model.warm
+
+
+def test_trim_narrows_a_skip_producer_whose_converter_into_the_add_is_priced_once():
+    """ResNet-8's stem on XC7Z020: its stream feeds stage1's first conv and, through the skip
+    FIFO, the add after stage1's second, whose output feeds two layers. A narrower stem (3 x 1
+    for 1 x 4, fewer resources, the II kept) needs a converter on each of its two streams (to
+    the first conv's lanes, and to the add's width before it), not one per consumer of the add:
+    priced so, the trim takes it; priced per consumer, as the edges of before, it does not."""
+    def cand(lanes, pe, cycles, lut):
+        return ilp.Candidate(LayerChoice("int4", lanes, pe),
+                             Cost(cycles=cycles, fill=1, dsp=0, lut=lut, ff=100, bram18=0), 0.0)
+
+    stem = (cand(1, 4, 75, 300), cand(3, 1, 100, 250))
+    conv4 = (cand(4, 4, 100, 100),)
+    conv = {"lut": (0, 0.5), "ff": (0, 0.0)}  # a 1 -> 4 converter of 8-bit lanes: 20 LUT
+    b = Budget(device="TEST", util=1.0, dsp=10, lut=5000, ff=5000, bram18=10)
+    names, cands = ("stem", "conv2", "c1", "c2"), (stem, conv4, conv4, conv4)
+    joined = ilp.Problem(names=names, candidates=cands, edges=((0, 1), (1, 2), (1, 3), (0, 1)),
+                         edge_to_pe=(False, False, False, True), budget=b, converter=conv)
+    sol = ilp.optimise(joined)
+    assert sol.ii == 100 and sol.choices[0] == LayerChoice("int4", 3, 1)
+    assert sol.lut == 250 + 300 + 2 * 20 and sol.converters == 2
+    per_consumer = ilp.Problem(names=names, candidates=cands,
+                               edges=((0, 1), (1, 2), (0, 2), (1, 3), (0, 3)), budget=b,
+                               converter=conv)
+    assert ilp.optimise(per_consumer).choices[0] == LayerChoice("int4", 1, 4)
 
 
 def test_pool_prices_every_divisor_the_grid_thins_out():

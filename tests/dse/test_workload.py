@@ -70,6 +70,22 @@ def test_from_qgraph_edges_stages_and_kinds():
     assert set(w.edges()) == {(0, 1), (1, 2), (2, 3), (0, 3), (3, 4)}
 
 
+def test_converter_edges_convert_a_later_add_input_once_to_the_adds_width():
+    """The stem enters the add as its second input: the composer converts it before the add, to
+    the add's width (its first input's, pw's pe), not on the edge to the add's consumer
+    (hw.compose); the add's output goes to down's lanes on pw's edge."""
+    w = from_qgraph(_graph())
+    assert [s.get("join_input") for s in w.layers[0].stages] == [1]
+    assert w.converter_edges() == [(0, 1, False, 8), (1, 2, False, 8), (2, 3, False, 8),
+                                   (3, 4, False, 8), (0, 2, True, 8)]
+    assert Workload.from_json(w.to_json()) == w
+    # a workload without the marks (written before them) keeps one converter per producer
+    old = Workload.from_dict({**w.to_dict(), "layers": [
+        {**d, "stages": [{k: v for k, v in s.items() if k != "join_input"} for s in d["stages"]]}
+        for d in w.to_dict()["layers"]]})
+    assert [(p, c) for p, c, _, _ in old.converter_edges()] == old.edges()
+
+
 def test_measure_activity_sparse_frame():
     g = _graph()
     coords = torch.tensor([[0, 0], [0, 1], [5, 5]])

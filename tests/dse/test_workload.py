@@ -1,5 +1,7 @@
 """Workload records: validation, JSON round trip, extraction from a QGraph, the synthetic net."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,40 @@ def test_narrow_streams_are_priced_at_their_width():
     assert dict(by["pw"].acc_bits)["int8"] < dict(wide.layers[2].acc_bits)["int8"]
     with pytest.raises(ValueError, match="in_bits"):
         dataclasses.replace(by["dw"], in_bits=1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_converter_edges_count_the_converters_the_composer_builds(seed):
+    """Every stream the DSE prices a width converter on is one hw.compose builds one on, and no
+    other: over random lanes / pe of a residual network (the add's later input converted before
+    the add, never after it), the count of priced converters equals the composer's."""
+    import random
+
+    from helpers import tiny_qgraph
+
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.width import WidthConverter
+
+    g = tiny_qgraph(seed % 2, h=4, w=4)
+    rng = random.Random(seed)
+    default = DesignPoint.default(g)
+    layers = []
+    for c in default.layers:
+        n = g.node(c.name)
+        c_in, c_out = n.in_shape[0], n.out_shape[0]
+        lanes = rng.choice([d for d in range(1, c_in + 1) if c_in % d == 0])
+        if n.groups > 1:  # a depthwise conv: pe divides lanes
+            pe = rng.choice([d for d in range(1, lanes + 1) if lanes % d == 0])
+        else:
+            pe = rng.choice([d for d in range(1, c_out + 1) if c_out % d == 0])
+        layers.append(dataclasses.replace(c, lanes=lanes, pe=pe))
+    point = DesignPoint(model="tiny", layers=tuple(layers), fifo_depth=default.fifo_depth)
+    net = Network(g, point)
+    built = sum(isinstance(comp, WidthConverter) for _, comp in net._subs)
+    wl = from_qgraph(g)
+    ch = {c.name: c for c in point.layers}
+    names = [layer.name for layer in wl.layers]
+    priced = sum(ch[names[p]].pe != (ch[names[c]].pe if to_join else ch[names[c]].lanes)
+                 for p, c, to_join, _ in wl.converter_edges())
+    assert priced == built, (point.layers, priced, built)

@@ -292,7 +292,7 @@ class Workload:
 
     def converter_edges(self) -> list[tuple[int, int, bool, int]]:
         """``(producer, layer, to_join, bits)`` of every stream on which the composer may build a
-        width converter (:meth:`hw.compose.Composer._connect_edge`), ``bits`` its lane bits.
+        width converter (:meth:`hw.compose.Network._connect_edge`), ``bits`` its lane bits.
 
         A stream into a compute layer (``to_join`` False) is converted from the producer's
         ``pe`` to the layer's ``lanes``: :meth:`edges`, but for the streams that reach the layer

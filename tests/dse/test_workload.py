@@ -179,6 +179,10 @@ def test_converter_edges_count_the_converters_the_composer_builds(seed):
     from helpers import tiny_qgraph
 
     from contract.point import DesignPoint
+    from dse import devices
+    from dse.cost import Cost
+    from dse.ilp import Candidate, evaluate
+    from dse.pareto import make_problem
     from hw.compose import Network
     from hw.width import WidthConverter
 
@@ -198,9 +202,10 @@ def test_converter_edges_count_the_converters_the_composer_builds(seed):
     point = DesignPoint(model="tiny", layers=tuple(layers), fifo_depth=default.fifo_depth)
     net = Network(g, point)
     built = sum(isinstance(comp, WidthConverter) for _, comp in net._subs)
+    # priced the way the DSE prices a design: its problem's edges, counted by ilp.evaluate
     wl = from_qgraph(g)
-    ch = {c.name: c for c in point.layers}
-    names = [layer.name for layer in wl.layers]
-    priced = sum(ch[names[p]].pe != (ch[names[c]].pe if to_join else ch[names[c]].lanes)
-                 for p, c, to_join, _ in wl.converter_edges())
+    cost = Cost(cycles=1, fill=0, dsp=0, lut=0, ff=0, bram18=0)
+    cands = tuple((Candidate(point.choice(layer.name), cost),) for layer in wl.layers)
+    problem = make_problem(wl, cands, devices.budget("XCZU3EG", 0.8))
+    priced = evaluate(problem, [0] * len(cands)).converters
     assert priced == built, (point.layers, priced, built)

@@ -242,6 +242,25 @@ def dense_grid(quick: bool = False) -> list[dict]:
             cfgs.append({"block": "conv3x3", "format": "int4", "dense": dense, "kfold": 3,
                          "c_in": 8, "c_out": 16, "lanes": ln, "pe": pe, "h": 8, "w": 8,
                          "stride": 1})
+        # depthwise with its kernel rows folded (MobileNet's late layers): the held window
+        # beat and the row mux, on each multiplier datapath, dense and sparse; kfold 1 beside
+        # the LUT-multiplier ones (the others' are in the grids above), so that each fold has
+        # its unfolded twin (tests/benchmarks/test_fit_resources.py compares the two)
+        for fmt, dp, ln, pe, dense, kf in (
+                ("int4", "lut", 4, 4, True, 3), ("int4", "lut", 2, 2, True, 3),
+                ("int4", "lut", 4, 4, True, 1), ("int4", "lut", 2, 2, True, 1),
+                ("int8", "", 4, 4, True, 3), ("int8", "", 4, 1, True, 3),
+                ("dybit4", "", 4, 4, True, 3), ("int8", "", 2, 2, False, 3),
+                ("int4", "lut", 4, 4, False, 3)):
+            cfg = {"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
+                   "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1}
+            if dp:
+                cfg["datapath"] = dp
+            if dense:
+                cfg["dense"] = True
+            if kf > 1:
+                cfg["kfold"] = kf
+            cfgs.append(cfg)
     return cfgs
 
 
@@ -451,7 +470,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     macs_keys = sorted({mac_entry(s["config"]) for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
-            + [f"fold:{k}" for k in ("conv3x3", "conv3x3_dense")]
+            + [f"fold:{k}" for k in kinds[1:]]
             # the window's bits only where a kind has kernels other than 3x3: with 3x3 alone
             # they are ``72 x lanes``, the lane term's own column
             + [f"win:{k}" for k in sorted({_kind(s["config"]) for s in compute

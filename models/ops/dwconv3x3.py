@@ -74,6 +74,12 @@ class DWConv3x3(WindowOp):
     def mac_count(self, layer, choice) -> int:
         return 9 * choice.pe // choice.kfold
 
+    def fold_bits(self, layer, choice) -> int:
+        """A folded depthwise block holds one window beat (each input beat is its own
+        channels' window, not a slice of every output's) and steers its kernel rows to the
+        ``pe x 3`` multipliers: the window beat's bits, not a site's."""
+        return self.window_bits(layer, choice)
+
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, stride=node.stride, fmt=choice.format, weight=node.weight,
                     bias=node.bias, pe=choice.pe, datapath=choice.datapath, dense=dense,

@@ -1,6 +1,8 @@
 """Cost model: cycles are the hw formulas, resources behave, candidates are legal."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +137,31 @@ def test_memory_bram18_aspect_ratios():
     assert memory_bram18(8, 2048) == 1  # 2K x 9
     assert memory_bram18(1, 16385) == 2
     assert memory_bram18(0, 10) == 0
+
+
+#: ROMs read through a register, synthesised alone (``synth_xilinx -family xcup``, the
+#: memory of ``benchmarks/memory_map.py``'s ``memory_component``, 2026-11-28): (width, depth)
+#: -> the RAMB18E2 Yosys used. 576 x 256 / 576 x 128: the weight ROMs measured earlier (16
+#: RAMB18E2 / LUTs, ``models.ops._price.memory``).
+XCUP_ROMS = {(32, 512): 1, (16, 1024): 1, (32, 480): 1, (32, 448): 1, (32, 384): 1,
+             (64, 384): 2, (64, 256): 0, (48, 320): 0, (12, 512): 0, (8, 512): 0, (4, 1024): 0,
+             (2, 2048): 0, (576, 256): 16, (576, 128): 0}
+
+
+@pytest.mark.parametrize(("width", "depth"), sorted(XCUP_ROMS))
+def test_the_ultrascale_rom_rule_maps_each_probe_as_yosys_did(width, depth):
+    """A ROM goes to block RAM where Yosys' memory_libmap finds it cheaper than logic (a bit in
+    LUTs costs 1/64 of a LUT6, a RAMB18E2 129 + 14): 32 x 384 (12,288 bits) is one RAMB18E2 and
+    64 x 256 (16,384 bits, two blocks half full) stays in LUTs, which a bound on the bits (16 Kb
+    and 256 words, the rule before) had the wrong way round for 5 of these 14."""
+    from dse.cost import ResourceModel
+    from models.ops import _price
+
+    model = ResourceModel.from_dict(json.loads(
+        (Path(__file__).resolve().parents[2] / "dse" / "resource_model.json").read_text()))
+    lut, bram = _price.memory(model, width, depth, rom=True)
+    assert bram == XCUP_ROMS[width, depth]
+    assert (lut == 0) == (bram > 0)
 
 
 def test_converter_cost():

@@ -135,9 +135,9 @@ def rule_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
     """:func:`libmap_choice` under the family's rule for this kind of memory: ``memory.libmap``
     for both (ECP5), or ``memory.ram_libmap`` (UltraScale+) for RAMs, and for ROMs where it has a
     ``logic_cost_rom`` (a 69-bit x 76-word FIFO is 2 RAMB18E2, where the depth thresholds said
-    LUT RAM; a 32-bit x 384-word ROM one RAMB18E2 and a 64-bit x 256-word one 256 LUTs, where
-    they said LUTs and block RAM; dse/resource_model.json, reports/dse_check.md). None where the
-    family has no rule (the depth thresholds then decide)."""
+    LUT RAM; a 32-bit x 384-word ROM is one RAMB18E2, where the 16 Kb bound said LUTs, and a
+    64-bit x 256-word one, at the bound, 256 LUTs; dse/resource_model.json,
+    reports/dse_check.md). None where the family has no rule (the thresholds then decide)."""
     choice = libmap_choice(model, width, depth, rom=rom)
     lib = model.memory.get("ram_libmap") if model is not None else None
     if choice is None and lib and (not rom or "logic_cost_rom" in lib):

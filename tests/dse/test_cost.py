@@ -152,8 +152,8 @@ XCUP_ROMS = {(32, 512): 1, (16, 1024): 1, (32, 480): 1, (32, 448): 1, (32, 384):
 def test_the_ultrascale_rom_rule_maps_each_probe_as_yosys_did(width, depth):
     """A ROM goes to block RAM where Yosys' memory_libmap finds it cheaper than logic (a bit in
     LUTs costs 1/64 of a LUT6, a RAMB18E2 129 + 14): 32 x 384 (12,288 bits) is one RAMB18E2 and
-    64 x 256 (16,384 bits, two blocks half full) stays in LUTs, which a bound on the bits (16 Kb
-    and 256 words, the rule before) had the wrong way round for 5 of these 14."""
+    64 x 256 (16,384 bits, two blocks half full) stays in LUTs. The rule before (LUTs up to 16 Kb
+    or below 256 words) put 5 of these 14 in LUTs that Yosys puts in block RAM."""
     from dse.cost import ResourceModel
     from models.ops import _price
 

@@ -1,8 +1,6 @@
 """Cost model: cycles are the hw formulas, resources behave, candidates are legal."""
 
-import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -154,12 +152,10 @@ def test_the_ultrascale_rom_rule_maps_each_probe_as_yosys_did(width, depth):
     LUTs costs 1/64 of a LUT6, a RAMB18E2 129 + 14): 32 x 384 (12,288 bits) is one RAMB18E2 and
     64 x 256 (16,384 bits, two blocks half full) stays in LUTs. The rule before (LUTs up to 16 Kb
     or below 256 words) put 5 of these 14 in LUTs that Yosys puts in block RAM."""
-    from dse.cost import ResourceModel
+    from dse.cost import resource_model
     from models.ops import _price
 
-    model = ResourceModel.from_dict(json.loads(
-        (Path(__file__).resolve().parents[2] / "dse" / "resource_model.json").read_text()))
-    lut, bram = _price.memory(model, width, depth, rom=True)
+    lut, bram = _price.memory(resource_model(), width, depth, rom=True)
     assert bram == XCUP_ROMS[width, depth]
     assert (lut == 0) == (bram > 0)
 

@@ -14,7 +14,15 @@ with the depth thresholds the ECP5 model used before it (EBR from 128 words for 
 and 128 words for a ROM). Writes a table of every disagreement, the counts, a CSV of every sample
 and a plot.
 
-    python benchmarks/memory_map.py [--quick] [--jobs 2] [--workdir DIR] [--out FILE.md]
+``--family xcup`` / ``xc7`` does the same for the AMD parts' RAMs (``synth_xilinx``; a line
+buffer's row memory or bank, a FIFO's storage): a grid of 4-32 bits x 64-768 words and as many
+random shapes of 2-40 bits x 40-900 words, against :func:`models.ops._price.rule_choice` under
+the part's model (:func:`dse.cost.for_dsp_cell`: a 7-series part prices its own LUT RAM cells)
+and against the rule before it (whole 64 x 7 cells at 16 each, half a LUT per bit of read
+multiplexer).
+
+    python benchmarks/memory_map.py [--family ecp5|xcup|xc7] [--quick] [--jobs 2]
+                                    [--workdir DIR] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import random
 import sys
 import tempfile
@@ -81,7 +90,38 @@ def observed(res: dict) -> str:
     return "lutram" if res.get("lutram") else "logic"
 
 
-def old_rule(kind: str, width: int, depth: int) -> str:
+#: The AMD RAM grid (``--family xcup`` / ``xc7``): where the LUT RAM / block RAM boundary lies
+#: for line-buffer rows and FIFOs; and the seed of as many random shapes held out from it.
+XILINX_RAM_WIDTHS = (4, 8, 16, 24, 32)
+XILINX_RAM_DEPTHS = (64, 96, 128, 192, 256, 384, 512, 768)
+XILINX_RANDOM_SEED = 7
+
+
+def xilinx_jobs(quick: bool = False) -> list[tuple]:
+    """The AMD RAM grid and its random shapes (2-40 bits x 40-900 words)."""
+    if quick:
+        return [("ram", w, d) for w in (8, 16) for d in (192, 256, 384)]
+    rnd = random.Random(XILINX_RANDOM_SEED)
+    shapes = sorted({(rnd.randint(2, 40), rnd.randint(40, 900)) for _ in range(40)})
+    return ([("ram", w, d) for w in XILINX_RAM_WIDTHS for d in XILINX_RAM_DEPTHS]
+            + [("ram", w, d) for w, d in shapes])
+
+
+def old_xilinx_rule(width: int, depth: int) -> str:
+    """The AMD RAM rule before 2026-11-28 (FIFO storage; a line buffer's memories under 4 Kb
+    were always priced in LUT RAM): whole 64 x 7 cells at 16 each, half a LUT per bit per
+    extra row of cells for the read multiplexer and per row for the write demultiplexer."""
+    from models.ops._price import memory_bram18
+
+    rows = math.ceil(depth / 64)
+    lutram = 16 * math.ceil(width / 7) * rows + 0.5 * (rows - 1) * width + (
+        0.5 * rows if rows > 1 else 0)
+    return "bram" if 129 * memory_bram18(width, depth) + 14 < lutram else "lutram"
+
+
+def old_rule(kind: str, width: int, depth: int, family: str = "ecp5") -> str:
+    if family != "ecp5":
+        return old_xilinx_rule(width, depth)
     if kind == "rom":
         big = width * depth > OLD_ROM_BITS and depth >= OLD_ROM_DEPTH
         return "bram" if big else "logic"
@@ -110,18 +150,20 @@ def run_one(job, workdir: Path, family: str = "ecp5") -> dict:
     return out
 
 
-def judge(rows, model) -> None:
-    from models.ops._price import libmap_choice, memory_bram18
+def judge(rows, model, family: str = "ecp5") -> None:
+    from models.ops._price import memory_bram18, rule_choice
 
     for r in rows:
         rom = r["kind"] == "rom"
-        r["rule"] = libmap_choice(model, r["width"], r["depth"], rom=rom)
-        r["old"] = old_rule(r["kind"], r["width"], r["depth"])
+        r["rule"] = rule_choice(model, r["width"], r["depth"], rom=rom)
+        r["old"] = old_rule(r["kind"], r["width"], r["depth"], family)
         r["rule_bram18"] = memory_bram18(r["width"], r["depth"]) if r["rule"] == "bram" else 0
         r["old_bram18"] = memory_bram18(r["width"], r["depth"]) if r["old"] == "bram" else 0
 
 
-def markdown(rows, seconds: float) -> str:
+def markdown(rows, seconds: float, family: str = "ecp5") -> str:
+    if family != "ecp5":
+        return xilinx_markdown(rows, seconds, family)
     n = len(rows)
     rule_ok = sum(r["rule"] == r["observed"] for r in rows)
     old_ok = sum(r["old"] == r["observed"] for r in rows)
@@ -162,6 +204,57 @@ def markdown(rows, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def xilinx_markdown(rows, seconds: float, family: str) -> str:
+    n = len(rows)
+    grid = [r for r in rows if r["width"] in XILINX_RAM_WIDTHS and r["depth"] in XILINX_RAM_DEPTHS]
+    held = [r for r in rows if r not in grid]
+
+    def right(sub, key):
+        return sum(r[key] == r["observed"] for r in sub)
+
+    def small_right(sub):  # the line buffer's price before: LUT RAM below 4 Kb
+        return sum((r["observed"] == "lutram") == (r["width"] * r["depth"] < 4096) for r in sub)
+
+    lines = [
+        f"# RAM mapping on {family}: synth_xilinx against the resource model",
+        "",
+        f"Written by `benchmarks/memory_map.py --family {family}`: each RAM alone (a write port "
+        "and a read port read through a register, as a line buffer's row memory or bank and a "
+        f"FIFO's storage), synthesised with `synth_xilinx -family {family}`. {n} RAMs "
+        f"({len(grid)} on a grid, {len(held)} random shapes), {seconds:.0f} s of Yosys runs.",
+        "",
+        "| rule | grid: mapping right | random shapes: mapping right | BRAM18 count right |",
+        "|---|---:|---:|---:|",
+        f"| `rule_choice` (cells priced by the bits they hold) | {right(grid, 'rule')} of "
+        f"{len(grid)} | {right(held, 'rule')} of {len(held)} | "
+        f"{sum(r['rule_bram18'] == r['bram18'] for r in rows)} of {n} |",
+        f"| whole 64 x 7 cells (the FIFO rule before) | {right(grid, 'old')} of {len(grid)} | "
+        f"{right(held, 'old')} of {len(held)} | "
+        f"{sum(r['old_bram18'] == r['bram18'] for r in rows)} of {n} |",
+        f"| LUT RAM below 4 Kb (a line buffer's price before) | {small_right(grid)} of "
+        f"{len(grid)} | {small_right(held)} of {len(held)} | |",
+        "",
+    ]
+    wrong = [r for r in rows if r["rule"] != r["observed"]]
+    lines.append("The rule and Yosys agree on every RAM." if not wrong else
+                 "Where the rule and Yosys disagree: " + ", ".join(
+                     f"{r['width']} x {r['depth']} ({r['observed']}, rule {r['rule']})"
+                     for r in wrong) + ".")
+    lines += ["", "Yosys' mapping on the grid (LUTRAM: its LUTs):", "",
+              "| bits \\ words | " + " | ".join(str(d) for d in XILINX_RAM_DEPTHS) + " |",
+              "|---|" + "---|" * len(XILINX_RAM_DEPTHS)]
+    at = {(r["width"], r["depth"]): r for r in grid}
+    for w in XILINX_RAM_WIDTHS:
+        cells = []
+        for d in XILINX_RAM_DEPTHS:
+            r = at.get((w, d))
+            cells.append("" if r is None else
+                         ("BRAM" if r["observed"] == "bram" else f"LUTRAM {r['lut_total']}")
+                         + ("" if r["rule"] == r["observed"] else " (rule wrong)"))
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows, path: Path) -> None:
     import matplotlib
 
@@ -171,6 +264,9 @@ def plot(rows, path: Path) -> None:
     colour = {"bram": "tab:blue", "lutram": "tab:green", "logic": "tab:orange"}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, kind in zip(axes, ("rom", "ram"), strict=True):
+        if not any(r["kind"] == kind for r in rows):
+            ax.set_visible(False)
+            continue
         for r in (r for r in rows if r["kind"] == kind):
             ok = r["rule"] == r["observed"]
             ax.scatter(r["depth"], r["width"], c=colour[r["observed"]], s=40 if ok else 90,
@@ -190,7 +286,9 @@ def plot(rows, path: Path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(ROOT / "reports" / "memory_map_ecp5.md"))
+    p.add_argument("--family", choices=("ecp5", "xcup", "xc7"), default="ecp5",
+                   help="synthesis family (default ecp5; xcup / xc7: the AMD RAM grid)")
+    p.add_argument("--out", default=None, help="report (default reports/memory_map_<family>.md)")
     p.add_argument("--workdir", default=None, help="Yosys work directories and cached samples "
                    "(default: a temp dir)")
     p.add_argument("--jobs", type=int, default=2, help="Yosys runs at a time")
@@ -198,9 +296,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from common.errors import CodesignError
-    from dse.cost import resource_model
+    from dse.cost import for_dsp_cell, resource_model
 
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "reports" / f"memory_map_{args.family}.md")
     if not out.parent.is_dir():
         print(f"error: {out.parent} is not a directory; pass --out in an existing directory",
               file=sys.stderr)
@@ -209,7 +307,10 @@ def main(argv=None) -> int:
         print("error: --jobs must be 1 or more", file=sys.stderr)
         return 2
     model = resource_model(ROOT / "dse" / "resource_model_ecp5.json")
-    if args.quick:
+    if args.family != "ecp5":
+        model = for_dsp_cell(resource_model(), "DSP48E1" if args.family == "xc7" else "DSP48E2")
+        jobs = xilinx_jobs(args.quick)
+    elif args.quick:
         ws, ds = QUICK
         jobs = [(k, w, d) for k in ("rom", "ram") for w in ws for d in ds]
     else:
@@ -220,7 +321,7 @@ def main(argv=None) -> int:
     rows = []
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as ex:
-        futures = [ex.submit(run_one, j, work) for j in jobs]
+        futures = [ex.submit(run_one, j, work, args.family) for j in jobs]
         for i, f in enumerate(futures, 1):
             try:
                 r = f.result()
@@ -231,8 +332,8 @@ def main(argv=None) -> int:
             print(f"[{i}/{len(jobs)}] {r['kind']} {r['width']}x{r['depth']}: {r['observed']} "
                   f"({r['bram18']} EBR, {r['lut_total']} LUT4)", file=sys.stderr, flush=True)
     seconds = sum(r["seconds"] for r in rows)
-    judge(rows, model)
-    text = markdown(rows, seconds)
+    judge(rows, model, args.family)
+    text = markdown(rows, seconds, args.family)
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text(text)
     csv_path = out.with_suffix(".csv")

@@ -226,12 +226,20 @@ _FAMILY_FILES = {"ecp5": "resource_model_ecp5.json"}
 
 def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
     """``model`` for a device whose DSP slice is ``dsp_cell``: the requantizer's one-DSP
-    accumulator width of that slice (the fit itself is UltraScale+'s)."""
+    accumulator width of that slice (the fit itself is UltraScale+'s) and, for the 7-series
+    parts (DSP48E1), their LUT RAM cells (``memory.xc7``: RAM32M and RAM64M, 4 LUTs each, in
+    place of UltraScale+'s RAM32M16 and RAM64M8) as Yosys' mapping rule prices them."""
     bits = DSP_ACC_BITS.get(dsp_cell)
     if bits is None:
         return model
     if model.dsp_cell != dsp_cell:
         model = replace(model, dsp_cell=dsp_cell)
+        fabric = model.memory.get("xc7") if dsp_cell == "DSP48E1" else None
+        if fabric:
+            memory = {k: v for k, v in model.memory.items() if k != "xc7"}
+            memory["lutram_cells"] = fabric["lutram_cells"]
+            memory["ram_libmap"] = {**memory["ram_libmap"], **fabric["ram_libmap"]}
+            model = replace(model, memory=memory)
     if model.requant.get("dsp_acc_bits") in (None, bits):
         return model
     return replace(model, requant={**model.requant, "dsp_acc_bits": bits})

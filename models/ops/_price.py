@@ -100,7 +100,14 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
     64-word weight ROM is 16 EBRs, not 2,304 LUT4s; a 64-bit x 64-word line buffer bank 2 EBRs,
     not 16 TRELLIS_DPR16X4. ``lib``: these costs instead of ``memory.libmap`` (the Xilinx
     model's ``memory.ram_libmap``, :func:`memory`); its ``cell`` is the LUT RAM cell the rule
-    counts (default the family's one ``lutram_cells``)."""
+    counts (default the family's one ``lutram_cells``).
+
+    A ``lib`` with ``cells`` (``[depth, width, cost]`` each: the Xilinx LUT RAMs, whose Yosys
+    library scales a cell's cost by the bits of its width it holds, ``widthscale``) prices LUT
+    RAM in the cheaper of its cells: ``cost * width / cell width`` per row of cells, plus the
+    read mux and write demux above. Fitted to where synth_xilinx puts 40 RAMs of 4-32 bits x
+    64-768 words on each of xcup and xc7 (every one placed as Yosys placed it, where counting
+    whole cells placed none of the widths right): ``reports/dse_check.md``."""
     if lib is None:
         lib = model.memory.get("libmap") if model is not None else None
     if not lib:
@@ -109,11 +116,16 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
     logic = int(bits * lib["logic_cost_rom" if rom else "logic_cost_ram"])
     cost = {"bram": lib["block_cost"] * memory_bram18(width, depth) + lib["block_extra"]}
     if not rom:
-        cd, cw = lib.get("cell") or model.memory["lutram_cells"][0][:2]
-        rows = math.ceil(depth / cd)
-        cost["lutram"] = (lib["lutram_cell_cost"] * math.ceil(width / cw) * rows
-                          + lib["mux"] * (rows - 1) * width
-                          + (lib["demux"] * rows if rows > 1 else 0))
+        def lutram(cd: int, per_row: float) -> float:
+            # the cells, the read multiplexer over their rows, the write-enable decoder
+            rows = math.ceil(depth / cd)
+            return (per_row * rows + lib["mux"] * (rows - 1) * width
+                    + (lib["demux"] * rows if rows > 1 else 0))
+        if "cells" in lib:
+            cost["lutram"] = min(lutram(cd, c * width / cw) for cd, cw, c in lib["cells"])
+        else:
+            cd, cw = lib.get("cell") or model.memory["lutram_cells"][0][:2]
+            cost["lutram"] = lutram(cd, lib["lutram_cell_cost"] * math.ceil(width / cw))
     best = min(cost, key=cost.get)
     return best if cost[best] < logic else "logic"
 
@@ -121,8 +133,9 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
 def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
     """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank, read through a register): LUTRAM
     cells (:func:`lutram_luts`), or block RAM where the family's mapping rule puts it
-    (:func:`libmap_choice`; without one, beyond ``memory.lutram_max_depth`` words)."""
-    choice = libmap_choice(model, width, depth, rom=False)
+    (:func:`rule_choice`: ECP5's ``memory.libmap``, UltraScale+'s ``memory.ram_libmap``;
+    without one, beyond ``memory.lutram_max_depth`` words)."""
+    choice = rule_choice(model, width, depth, rom=False)
     if choice is None:
         limit = model.memory.get("lutram_max_depth") if model is not None else None
         choice = "bram" if limit is not None and depth > limit else "lutram"

@@ -73,3 +73,27 @@ def test_the_rule_names_what_synth_ecp5_does(memory_map, ecp5, tmp_path, job):
     assert r["observed"] == libmap_choice(ecp5, width, depth, rom=kind == "rom")
     if r["observed"] == "bram":
         assert r["bram18"] == memory(ecp5, width, depth, rom=kind == "rom")[1]
+
+
+#: Each side of the AMD RAM rule's LUT RAM / block RAM boundary, where the two families differ
+#: (16 x 192 and 24 x 96: LUT RAM on xcup's 7- and 14-bit cells; block RAM and LUT RAM on xc7's
+#: 3- and 6-bit ones) and where a line buffer's row memory sits (MobileNet-v1 0.25 at 96 x 96:
+#: 8 bits x 384 words, block RAM on both, where the price had LUT RAM).
+XILINX_BOUNDARY = [("xcup", 8, 256), ("xcup", 8, 384), ("xcup", 16, 192), ("xcup", 16, 256),
+                   ("xc7", 16, 128), ("xc7", 16, 192), ("xc7", 24, 96), ("xc7", 24, 128)]
+
+
+@pytest.mark.parametrize("family,width,depth", XILINX_BOUNDARY)
+def test_the_xilinx_ram_rule_places_each_part_family_as_synth_xilinx_does(
+        memory_map, tmp_path, family, width, depth):
+    """Real synth_xilinx runs of a RAM read through a register (a line buffer's row memory, a
+    FIFO's storage) against :func:`models.ops._price.dual_port_memory` under the part's model:
+    the mapping and the block count."""
+    from dse.cost import for_dsp_cell
+
+    model = for_dsp_cell(resource_model(), "DSP48E1" if family == "xc7" else "DSP48E2")
+    r = memory_map.run_one(("ram", width, depth), tmp_path, family=family)
+    lut, bram = dual_port_memory(model, width, depth)
+    assert r["observed"] == ("bram" if bram else "lutram")
+    assert r["bram18"] == bram
+

@@ -10,9 +10,11 @@ from dse.cost import (
     candidates,
     converter_cost,
     cycles,
+    for_dsp_cell,
     layer_cost,
     memory_bram18,
     parallelism_options,
+    resource_model,
     resources,
 )
 from dse.workload import LayerWork
@@ -330,3 +332,20 @@ def test_a_one_word_weight_rom_is_priced_with_constant_multipliers():
                                                - model.mac["dybit4@const"]["lut"]))
     assert d > 0
     assert op.price(conv1, half, general) == op.price(conv1, half, model)
+
+
+def test_a_7_series_part_prices_its_own_lut_ram_cells():
+    """DSP48E1 parts are 7-series: RAM32M (32 x 6) and RAM64M (64 x 3) in 4 LUTs each, priced
+    by Yosys' rule at 8 a cell, where UltraScale+ has RAM32M16 and RAM64M8 (8 LUTs, 16). An
+    8-bit x 192-word RAM is LUT RAM on both; 16 x 192 is block RAM on xc7 alone (synth_xilinx,
+    tests/benchmarks/test_memory_map.py)."""
+    from models.ops import _price
+
+    xcup = resource_model()
+    xc7 = for_dsp_cell(xcup, "DSP48E1")
+    assert "xc7" in xcup.memory and "xc7" not in xc7.memory
+    assert [tuple(c) for c in _price.lutram_cells(xc7)] == [(32, 6, 4), (64, 3, 4)]
+    assert _price.lutram_cells(xcup) == _price.XILINX_LUTRAM_CELLS  # the original is untouched
+    assert _price.dual_port_memory(xc7, 8, 192) == (4 * 3 * 3, 0)    # 9 RAM64M
+    assert _price.dual_port_memory(xcup, 16, 192)[1] == 0
+    assert _price.dual_port_memory(xc7, 16, 192) == (0, 1)

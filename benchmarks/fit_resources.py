@@ -679,12 +679,8 @@ def fit_network(samples: list[dict], base_model: dict) -> dict:
     if add:
         lanes = sum(s["lanes"] for s in add)
         stage["add"] = {r: round(sum(s[r] for s in add) / lanes, 3) for r in ("lut", "ff", "dsp")}
-    gap = [s for s in samples if s["kind"] == "gap"]
-    if gap:
-        stage["gap"] = {}
-        for r in ("lut", "ff"):
-            c, k = nnls([[s["channels"], s["lanes"]] for s in gap], [s[r] for s in gap])
-            stage["gap"][r] = {"per_channel": round(float(c), 3), "per_lane": round(float(k), 3)}
+    # the global pool's terms come from its own calibration grid (--stage-ops): one network's
+    # pool cannot tell its per-lane logic from its per-channel ring
     fifo = [s for s in samples if s["kind"] == "fifo" and s["bram18"] == 0 and s["depth"] <= 16]
     if fifo:
         from models.ops._price import fifo_output

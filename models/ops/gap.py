@@ -7,7 +7,7 @@ Hardware: :class:`hw.pool_fc.GlobalAvgPool` at its producer's lanes.
 from __future__ import annotations
 
 from contract.constants import ACT_BITS
-from contract.cycles import div_bits, gap_cycles, pool_stall
+from contract.cycles import div_bits, gap_cycles, pool_stall, sum_bits
 
 from .base import StageOp, sites
 from .registry import register
@@ -19,6 +19,12 @@ class GlobalAvgPool(StageOp):
     node_op = "gap"
     block = "hw.pool_fc:GlobalAvgPool"
     keeps_range = True
+    #: Yosys calibration of the fitted terms (``benchmarks/fit_resources.py --stage-ops``): maps
+    #: of 3x3 to 30x40 sites, 8-256 channels at 1-32 lanes (a ring of 1-32 beats).
+    calibration = tuple({"c": c, "h": h, "w": w, "lanes": ln}
+                        for c, h, w, ln in ((8, 8, 8, 1), (16, 8, 8, 4), (64, 8, 8, 8),
+                                            (256, 3, 3, 8), (64, 16, 16, 16), (32, 4, 4, 32),
+                                            (128, 7, 7, 4), (16, 30, 40, 2)))
 
     def golden(self, node, inputs):
         import torch
@@ -58,16 +64,27 @@ class GlobalAvgPool(StageOp):
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         raise ValueError("a global pool cannot sit inside a residual branch")
 
+    def price_features(self, stage, *, lanes: int, model=None) -> dict:
+        # per lane: the accumulating adder (sum bits) and the restoring divider (its dividend's
+        # bits); per channel: its sum in the ring of beats (registers, no multiplexers). A fit
+        # per channel alone (one network's pool, 64 channels at 8 lanes) priced MobileNet's
+        # 256-channel pool at 2,916 LUT6 where synth_xilinx used 194.
+        c, h, w = stage["in_shape"]
+        bits = stage.get("bits", ACT_BITS)
+        sw = sum_bits(height=h, width=w, data_width=bits)
+        dw = div_bits(height=h, width=w, data_width=bits)
+        return {"base": 1.0, "per_lane_bit": float(lanes * (sw + dw)),
+                "per_ring_bit": float(c * sw)}
+
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         from . import _price
 
-        st = model.stage or {}
         res = {"lut": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0}
-        if "gap" not in st:
+        if "gap" not in (model.stage or {}):
             return res
+        fit = self.fitted(stage, lanes=lanes, model=model)
         for r in ("lut", "ff"):
-            res[r] += (st["gap"][r]["per_channel"] * stage["in_shape"][0]
-                       + st["gap"][r]["per_lane"] * lanes)
+            res[r] += fit[r]
         bits = _price.stream_bits(lanes, coord_bits, stage.get("bits", ACT_BITS))
         f = _price.fifo(model, bits)
         res["lut"] += f["lut"]

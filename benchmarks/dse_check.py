@@ -205,10 +205,10 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
     if device is not None and budget(device).family == "ecp5":
         text = (build_dir / "implement" / "stat.json").read_text()
         got = summarize_cells(json.loads(text[text.index("{"):])["design"]["num_cells_by_type"])
-        model = for_budget(budget(device))
     else:
         got = json.loads((build_dir / "resources.json").read_text())
-        model = resource_model()
+    # an AMD part's own model (a 7-series part: DSP48E1 widths, its LUT RAM cells)
+    model = for_budget(budget(device)) if device is not None else resource_model()
     bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     layers = {c["name"]: c for c in man["point"]["layers"]}
     qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})

@@ -67,7 +67,14 @@ __all__ = ["grid", "kernel_grid", "const_grid", "seed_cache", "synth_sample", "f
            "fit_network", "network_samples", "stage_op_samples", "fit_stage_ops", "main"]
 
 _MODEL_FILE = ROOT / "dse" / "resource_model.json"
-_FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json"}
+_FAMILY_FILE = {"xcup": _MODEL_FILE, "ecp5": ROOT / "dse" / "resource_model_ecp5.json",
+                "xc7": ROOT / "dse" / "resource_model_xc7.json"}
+
+#: The 7-series model's LUT RAM cells (RAM32M: 32 x 6, RAM64M: 64 x 3, 4 LUTs each) and their
+#: cost in Yosys' mapping rule (8 a cell, by the bits of its width it holds:
+#: ``benchmarks/memory_map.py --family xc7``); the rest of its memory rule is UltraScale+'s.
+_XC7_LUTRAM_CELLS = [[32, 6, 4], [64, 3, 4]]
+_XC7_RAM_CELLS = [[32, 6, 8], [64, 3, 8]]
 
 #: The ECP5 model's memory mapping, as synth_ecp5 maps memories: Yosys' memory_libmap cost rule
 #: with the Lattice cells' costs (``models.ops._price.libmap_choice``; checked against 315
@@ -764,29 +771,37 @@ def fit_stage_ops(samples: list[dict], base_model: dict, family: str = "xcup") -
 
 
 def _base_model(out: Path, family: str) -> dict:
-    """The model the fit starts from: ``out`` if it exists, else (ECP5) the UltraScale+ model
-    with the ECP5's memory mapping (:data:`_ECP5_MEMORY`) and multiplier width."""
+    """The model the fit starts from: ``out`` if it exists, else the UltraScale+ model with
+    the family's memory mapping (ECP5: :data:`_ECP5_MEMORY`; 7-series: its LUT RAM cells) and
+    multiplier width, its requantizer to be fitted from the grid."""
     if out.is_file():
         return json.loads(out.read_text())
-    if family != "ecp5":
+    if family == "xcup":
         raise SystemExit(f"error: {out} does not exist")
     base = json.loads(_MODEL_FILE.read_text())
     for k in ("fit", "network_fit", "stage_fit"):
         base.pop(k, None)
     from dse.cost import DSP_ACC_BITS
 
-    base["memory"] = dict(_ECP5_MEMORY)
+    if family == "ecp5":
+        base["memory"] = dict(_ECP5_MEMORY)
+    else:
+        base["memory"] = {**{k: v for k, v in base["memory"].items() if k != "xc7"},
+                          "lutram_cells": _XC7_LUTRAM_CELLS,
+                          "ram_libmap": {**base["memory"]["ram_libmap"], "cells": _XC7_RAM_CELLS}}
+    cell = "MULT18X18D" if family == "ecp5" else "DSP48E1"
     base["requant"] = {"base": {"lut": 0.0, "ff": 0.0}, "lut": 0.0, "ff": 0.0, "dsp": 1.0,
-                       "dsp_acc_bits": DSP_ACC_BITS["MULT18X18D"]}
+                       "dsp_acc_bits": DSP_ACC_BITS[cell]}
     return base
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--family", choices=("xcup", "ecp5"), default="xcup",
-                   help="synthesis family (default xcup; ecp5 fits dse/resource_model_ecp5.json)")
+    p.add_argument("--family", choices=("xcup", "ecp5", "xc7"), default="xcup",
+                   help="synthesis family (default xcup; ecp5 / xc7 fit "
+                        "dse/resource_model_<family>.json)")
     p.add_argument("--workdir", default=None,
-                   help="sample cache (default build/fit_resources[_ecp5])")
+                   help="sample cache (default build/fit_resources[_<family>])")
     p.add_argument("--quick", action="store_true", help="a small grid (smoke test)")
     p.add_argument("--out", default=None, help="model file (default: the family's)")
     p.add_argument("--workers", type=int, default=1,

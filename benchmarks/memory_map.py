@@ -17,7 +17,7 @@ and a plot.
 ``--family xcup`` / ``xc7`` does the same for the AMD parts' RAMs (``synth_xilinx``; a line
 buffer's row memory or bank, a FIFO's storage): a grid of 4-32 bits x 64-768 words and as many
 random shapes of 2-40 bits x 40-900 words, against :func:`models.ops._price.rule_choice` under
-the part's model (:func:`dse.cost.for_dsp_cell`: a 7-series part prices its own LUT RAM cells)
+the family's model (:func:`dse.cost.for_family`: the 7 series price their own LUT RAM cells)
 and against the rule before it (whole 64 x 7 cells at 16 each, half a LUT per bit of read
 multiplexer).
 
@@ -296,7 +296,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from common.errors import CodesignError
-    from dse.cost import for_dsp_cell, resource_model
+    from dse.cost import for_family, resource_model
 
     out = Path(args.out or ROOT / "reports" / f"memory_map_{args.family}.md")
     if not out.parent.is_dir():
@@ -308,7 +308,7 @@ def main(argv=None) -> int:
         return 2
     model = resource_model(ROOT / "dse" / "resource_model_ecp5.json")
     if args.family != "ecp5":
-        model = for_dsp_cell(resource_model(), "DSP48E1" if args.family == "xc7" else "DSP48E2")
+        model = for_family(args.family, "DSP48E1" if args.family == "xc7" else "DSP48E2")
         jobs = xilinx_jobs(args.quick)
     elif args.quick:
         ws, ds = QUICK

@@ -89,9 +89,9 @@ def test_the_xilinx_ram_rule_places_each_part_family_as_synth_xilinx_does(
     """Real synth_xilinx runs of a RAM read through a register (a line buffer's row memory, a
     FIFO's storage) against :func:`models.ops._price.dual_port_memory` under the part's model:
     the mapping and the block count."""
-    from dse.cost import for_dsp_cell
+    from dse.cost import for_family
 
-    model = for_dsp_cell(resource_model(), "DSP48E1" if family == "xc7" else "DSP48E2")
+    model = for_family(family, "DSP48E1" if family == "xc7" else "DSP48E2")
     r = memory_map.run_one(("ram", width, depth), tmp_path, family=family)
     lut, bram = dual_port_memory(model, width, depth)
     assert r["observed"] == ("bram" if bram else "lutram")

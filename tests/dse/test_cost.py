@@ -10,7 +10,6 @@ from dse.cost import (
     candidates,
     converter_cost,
     cycles,
-    for_dsp_cell,
     layer_cost,
     memory_bram18,
     parallelism_options,
@@ -339,13 +338,16 @@ def test_a_7_series_part_prices_its_own_lut_ram_cells():
     by Yosys' rule at 8 a cell, where UltraScale+ has RAM32M16 and RAM64M8 (8 LUTs, 16). An
     8-bit x 192-word RAM is LUT RAM on both; 16 x 192 is block RAM on xc7 alone (synth_xilinx,
     tests/benchmarks/test_memory_map.py)."""
+    from dse.cost import for_budget
+    from dse.devices import budget
     from models.ops import _price
 
     xcup = resource_model()
-    xc7 = for_dsp_cell(xcup, "DSP48E1")
-    assert "xc7" in xcup.memory and "xc7" not in xc7.memory
+    xc7 = for_budget(budget("XC7Z020"))
+    assert for_budget(budget("XC7A100T")) == xc7 and xc7.dsp_cell == "DSP48E1"
+    assert "xc7" in xc7.provenance and "xcup" in xcup.provenance
     assert [tuple(c) for c in _price.lutram_cells(xc7)] == [(32, 6, 4), (64, 3, 4)]
-    assert _price.lutram_cells(xcup) == _price.XILINX_LUTRAM_CELLS  # the original is untouched
+    assert _price.lutram_cells(xcup) == _price.XILINX_LUTRAM_CELLS
     assert _price.dual_port_memory(xc7, 8, 192) == (4 * 3 * 3, 0)    # 9 RAM64M
     assert _price.dual_port_memory(xcup, 16, 192)[1] == 0
     assert _price.dual_port_memory(xc7, 16, 192) == (0, 1)

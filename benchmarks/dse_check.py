@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.fsutil import atomic_path, write_png  # noqa: E402
 from dse import workload as wl  # noqa: E402
-from dse.cost import LayerChoice, for_dsp_cell, layer_cost, resource_model  # noqa: E402
+from dse.cost import LayerChoice, for_family, layer_cost, resources  # noqa: E402
 from dse.ilp import Candidate, network_latency  # noqa: E402
 from dse.latency import layer_timing, lone_frame_latency, rows_of  # noqa: E402
 
@@ -120,8 +120,8 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     # the DSE's workload (its default: 32 test frames, seed 0) and the simulated frames' own
     w_dse = wl.from_bundle(bundle, frames=32)
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
-    cell = (pdict.get("dse", {}).get("budget") or {}).get("dsp_cell", "DSP48E2")
-    model = for_dsp_cell(resource_model(), cell)
+    bud = pdict.get("dse", {}).get("budget") or {}
+    model = for_family(bud.get("family", "zynqmp"), bud.get("dsp_cell", "DSP48E2"))
     choice = {c.name: dataclasses.replace(c, name="", pred=()) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []
@@ -188,17 +188,126 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     return rows
 
 
+def _build_model(man: dict, device: str | None):
+    """The resource model a build was priced with: its part's (``device``), else its synthesis
+    family's (the manifest's ``family``) at that family's DSP slice."""
+    from dse.cost import FAMILY_DSP_CELL, for_budget
+    from dse.devices import budget
+
+    if device is not None:
+        return for_budget(budget(device))
+    fam = man.get("family") or "xcup"
+    return for_family(fam, FAMILY_DSP_CELL.get(fam, "DSP48E2"))
+
+
+def _priced_design(build_dir: Path, man: dict, model, frames: int):
+    """(workload, {layer: choice}, the program's solution) of a built design under ``model``."""
+    from dse.devices import budget
+    from dse.ilp import evaluate
+    from dse.pareto import make_problem
+    from models import zoo
+
+    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+    layers = {c["name"]: c for c in man["point"]["layers"]}
+    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
+    w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
+                       name=bundle.name)
+    choices = {x.name: LayerChoice.from_dict(layers[x.name]) for x in w.layers}
+    cands = tuple((Candidate(choices[x.name], layer_cost(x, choices[x.name], model=model),
+                             timing=layer_timing(x, choices[x.name])),) for x in w.layers)
+    sol = evaluate(make_problem(w, cands, budget("XCZU9EG", 1.0), model=model), [0] * len(cands))
+    return w, choices, sol
+
+
+#: LUT sites of a flattened netlist's cells (LUT RAM cells and shift registers included).
+_NETLIST_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2,
+                 "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "SRL16E": 1, "SRLC32E": 1}
+
+
+def module_rows(build_dir, *, frames: int = 32, device: str | None = None) -> list[dict]:
+    """The price against Yosys module by module, for an AMD build synthesised with ``codesign
+    build --synth`` (its flattened netlist ``synth/<top>.json`` keeps each cell's instance
+    path): per layer its compute block (the block, its requantizer and skid buffers) against
+    the op's price, and what the price puts around it (the input FIFO, the pass-through stages
+    it feeds: ``dse.cost.resources`` less the op's price) against the FIFO and stage modules in
+    front of and after it; then the width converters against the program's converter terms."""
+    import re
+
+    from models import ops
+
+    build_dir = Path(build_dir)
+    man = json.loads((build_dir / "manifest.json").read_text())
+    netlist = build_dir / "synth" / f"{man['top']}.json"
+    if not netlist.is_file():
+        raise SystemExit(f"error: {netlist} is missing; run `codesign build --synth` for "
+                         f"{build_dir} (an AMD part)")
+    model = _build_model(man, device)
+    w, choices, sol = _priced_design(build_dir, man, model, frames)
+    cells = json.loads(netlist.read_text())["modules"][man["top"]]["cells"]
+    per: dict = {}
+    for name, cell in cells.items():
+        m = re.match(r"\$flatten\\([^.]+)\.", name) or re.match(r"([^$][^.]*)\.", name)
+        c = per.setdefault(m.group(1) if m else "", {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0})
+        t = cell["type"]
+        if t.startswith("LUT") and t[3:].isdigit() or t in _NETLIST_LUTS:
+            c["lut"] += _NETLIST_LUTS.get(t, 1)
+        elif t.startswith("FD"):
+            c["ff"] += 1
+        elif t.startswith("DSP48"):
+            c["dsp"] += 1
+        elif t.startswith("RAMB18"):
+            c["bram18"] += 1
+        elif t.startswith("RAMB36"):
+            c["bram18"] += 2
+    names = {x.name for x in w.layers} | {st["name"] for x in w.layers for st in x.stages}
+
+    def edge_dst(mod):
+        """The node a FIFO / converter / sign extension module feeds (``<src>_to_<dst><k>_*``)."""
+        for dst in names:
+            if re.search(rf"_to_{re.escape(dst)}\d_(fifo|width|extend)$", mod):
+                return dst
+        return None
+
+    used, rows = set(), []
+
+    def add(layer, part, priced, mods):
+        got = {r: sum(per[m][r] for m in mods) for r in ("lut", "ff", "dsp", "bram18")}
+        used.update(mods)
+        rows.append({"layer": layer, "part": part, "modules": len(mods),
+                     **{f"{r}_priced": round(priced[r]) for r in got},
+                     **{f"{r}_yosys": got[r] for r in got}})
+
+    for x in w.layers:
+        ch, op = choices[x.name], ops.of(x)
+        block = op.price(x, ch, model)
+        whole = resources(x, ch, model)
+        add(x.name, "block", block, [m for m in per if m in (f"{x.name}_conv",
+                                                            f"{x.name}_requant",
+                                                            f"{x.name}_skid")])
+        own = {x.name} | {st["name"] for st in x.stages}
+        around = [m for m in per if m not in used and not m.endswith("_width")
+                  and (edge_dst(m) in own
+                       or any(m.startswith(f"{st['name']}_") and edge_dst(m) is None
+                              for st in x.stages))]
+        add(x.name, "fifo + stages", {r: whole[r] - block[r] for r in whole}, around)
+    conv = [m for m in per if m.endswith("_width") or m.endswith("_extend")]
+    priced = {r: getattr(sol, r) - sum(row[f"{r}_priced"] for row in rows)
+              for r in ("lut", "ff", "dsp", "bram18")}
+    # the program prices each converter and moves the FIFO before it to the producer's width
+    # (dse.cost.converter_coefficients): the layers' rows hold their FIFOs at their own width
+    add("(edges)", "converters, FIFO widths", priced, conv)
+    rest = [m for m in per if m not in used]
+    add("(other)", "unattributed", dict.fromkeys(("lut", "ff", "dsp", "bram18"), 0), rest)
+    return rows
+
+
 def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> list[dict]:
     """Predicted (the DSE's model, converters included, as :func:`dse.ilp.evaluate` sums them)
     against Yosys (``resources.json`` of ``codesign build --synth``) for one built design; with
     an ECP5 ``device``, the ECP5 model against ``synth_ecp5`` (``implement/stat.json`` of
     ``codesign implement``)."""
-    from dse.cost import for_budget
     from dse.devices import budget
-    from dse.ilp import evaluate
-    from dse.pareto import make_problem
     from hw.synth import summarize_cells
-    from models import zoo
 
     build_dir = Path(build_dir)
     man = json.loads((build_dir / "manifest.json").read_text())
@@ -207,18 +316,10 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
         got = summarize_cells(json.loads(text[text.index("{"):])["design"]["num_cells_by_type"])
     else:
         got = json.loads((build_dir / "resources.json").read_text())
-    # an AMD part's own model (a 7-series part: DSP48E1 widths, its LUT RAM cells)
-    model = for_budget(budget(device)) if device is not None else resource_model()
-    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
-    layers = {c["name"]: c for c in man["point"]["layers"]}
-    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
-    w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
-                       name=bundle.name)
-    cands = tuple((Candidate(ch, layer_cost(x, ch, model=model), timing=layer_timing(x, ch)),)
-                  for x in w.layers
-                  for ch in [LayerChoice.from_dict(layers[x.name])])
-    sol = evaluate(make_problem(w, cands, budget("XCZU9EG", 1.0), model=model), [0] * len(cands))
-    fmts = sorted({c["format"] for c in layers.values()})
+    # the part's own model (a 7-series part: its own fit and DSP48E1 widths)
+    model = _build_model(man, device)
+    _, _, sol = _priced_design(build_dir, man, model, frames)
+    fmts = sorted({c["format"] for c in man["point"]["layers"]})
     rows = []
     for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):
         pred, meas = getattr(sol, r), got[key]
@@ -325,6 +426,13 @@ def main(argv=None) -> int:
     p.add_argument("--accuracy", action="store_true",
                    help="instead: predicted vs measured accuracy of the --front points plus "
                         "uniform and random mixes; writes reports/dse_check_accuracy_<model>.csv")
+    p.add_argument("--modules", metavar="BUILD_DIR",
+                   help="instead: the price against Yosys module by module for one AMD "
+                        "`codesign build --synth` directory; writes "
+                        "reports/dse_check_modules.csv")
+    p.add_argument("--device", default=None,
+                   help="the part --synth / --modules builds were priced for (default: the "
+                        "build's synthesis family)")
     p.add_argument("--front", action="append", default=[], metavar="DSE_DIR")
     p.add_argument("--random", type=int, default=6, help="random mixes for --accuracy")
     args = p.parse_args(argv)
@@ -344,8 +452,19 @@ def main(argv=None) -> int:
                   f"{len(g)} points, max |error| {g['error'].abs().max():.4f}, mean |error| "
                   f"{g['error'].abs().mean():.4f}")
         return 0
+    if args.modules:
+        df = pd.DataFrame(module_rows(args.modules, device=args.device))
+        out = Path(args.out) if args.out else REPORTS / "dse_check_modules.csv"
+        with atomic_path(out) as tmp:
+            df.to_csv(tmp, index=False)
+        print(df.to_string(index=False))
+        tot = df[[c for c in df.columns if c.endswith(("_priced", "_yosys"))]].sum()
+        print("total: " + ", ".join(f"{r} {tot[f'{r}_priced']:.0f} priced / "
+                                    f"{tot[f'{r}_yosys']:.0f} Yosys"
+                                    for r in ("lut", "ff", "dsp", "bram18")))
+        return 0
     if args.synth:
-        df = pd.DataFrame([r for d in args.synth for r in resource_rows(d)])
+        df = pd.DataFrame([r for d in args.synth for r in resource_rows(d, device=args.device)])
         out = Path(args.out) if args.out else REPORTS / "dse_check_resources.csv"
         with atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)

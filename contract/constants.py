@@ -195,7 +195,9 @@ LINE_BUFFER_SLOTS = 8
 
 #: A line buffer memory (a sparse one's row-slot bank, a dense one's row slot) goes to block RAM
 #: from this many bits: 4 Kb in LUTRAM is about 75 LUT6 on UltraScale+, a BRAM18 holds 18 Kb.
-#: Below it the family's synthesis chooses (UltraScale+: LUTRAM; ECP5: LUTRAM up to 128 words).
+#: Below it the family's synthesis chooses, by Yosys' memory_libmap costs, and the price follows
+#: the same rule (``models.ops._price.rule_choice``): an 8-bit x 384-word row is a BRAM18 on
+#: both AMD families, 16 x 192 LUT RAM on UltraScale+ and a BRAM18 on the 7 series.
 LB_BRAM_BITS = 4096
 
 

@@ -132,13 +132,15 @@ class WindowOp(ComputeOp):
         """(LUTs, BRAM18) of the line buffer as Yosys maps it.
 
         Sparse (:class:`hw.line_buffer.LineBuffer`): ``slots x banks`` column-bank memories of
-        ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in the family's LUTRAM cells
-        (:func:`_price.dual_port_memory`; on UltraScale+ RAM32M16 or RAM64M8, exact on the digits
-        and event-digits builds; on ECP5 TRELLIS_DPR16X4, or an EBR beyond 128 words).
+        ``ceil(W/banks) * B`` words of ``lanes * 8`` bits, each in the family's LUTRAM cells or
+        block RAM as its Yosys mapping rule puts it (:func:`_price.dual_port_memory`; on
+        UltraScale+ RAM32M16 or RAM64M8, exact on the digits and event-digits builds; on ECP5
+        TRELLIS_DPR16X4, or an EBR beyond 128 words).
 
         Dense (:class:`hw.dense_line_buffer.DenseLineBuffer`): a row memory per slot (two at
-        stride 2, by column parity) of ``W * B`` words, in block RAM or LUTRAM as
-        :func:`contract.constants.line_buffer_ram` says, and the per-beat history (``B``
+        stride 2, by column parity) of ``W * B`` words, in block RAM where
+        :func:`contract.constants.line_buffer_ram` asks for it, else where the family's rule puts
+        it (:func:`_price.dual_port_memory`), and the per-beat history (``B``
         words of ``history columns x kh x lanes x in_bits`` bits in LUTRAM; registers when
         ``B = 1``, which the block's fit prices)."""
         if getattr(layer, "dense", False):

@@ -1,0 +1,27 @@
+"""benchmarks/dse_check.py --modules: the price against Yosys module by module, on a real
+`codesign build --synth` of a small network for a 7-series part."""
+
+import json
+
+import pytest
+from helpers import load_benchmark, tiny_qgraph
+
+from codesign.cli import main
+
+
+@pytest.mark.slow
+def test_every_module_of_a_synthesised_build_is_attributed_once(tmp_path):
+    small = tmp_path / "small.json"
+    tiny_qgraph(0, h=3, w=3, with_dw=False).save(small)
+    out = tmp_path / "s"
+    assert main(["build", "--model", str(small), "--out", str(out), "--synth",
+                 "--device", "XC7Z020"]) == 0
+    rows = load_benchmark("dse_check").module_rows(out)
+    got = json.loads((out / "resources.json").read_text())
+    # the modules' cells add up to the whole netlist's, each counted once
+    for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):
+        assert sum(row[f"{r}_yosys"] for row in rows) == got[key], r
+    blocks = [row for row in rows if row["part"] == "block"]
+    assert blocks and all(row["modules"] >= 2 for row in blocks)  # the block and its requantizer
+    assert all(row["lut_priced"] > 0 for row in blocks)
+    assert rows[-1]["part"] == "unattributed"

@@ -200,18 +200,18 @@ def _build_model(man: dict, device: str | None):
     return for_family(fam, FAMILY_DSP_CELL.get(fam, "DSP48E2"))
 
 
-def _priced_design(build_dir: Path, man: dict, model, frames: int):
+def _priced_design(build_dir: Path, man: dict, model):
     """(workload, {layer: choice}, the program's solution) of a built design under ``model``."""
     from dse.devices import budget
     from dse.ilp import evaluate
     from dse.pareto import make_problem
-    from models import zoo
+    from models.qgraph import QGraph
 
-    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
     layers = {c["name"]: c for c in man["point"]["layers"]}
-    qgraph = bundle.qgraph({n: c["format"] for n, c in layers.items()})
-    w = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, bundle.frames(frames, split="test")),
-                       name=bundle.name)
+    # the graph the build was made from (its formats applied); a price does not depend on the
+    # activity, so its layers are taken as dense
+    qgraph = QGraph.load(build_dir / man.get("qgraph", "qgraph.json"))
+    w = wl.from_qgraph(qgraph, name=qgraph.name)
     choices = {x.name: LayerChoice.from_dict(layers[x.name]) for x in w.layers}
     cands = tuple((Candidate(choices[x.name], layer_cost(x, choices[x.name], model=model),
                              timing=layer_timing(x, choices[x.name])),) for x in w.layers)
@@ -224,7 +224,7 @@ _NETLIST_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1
                  "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "SRL16E": 1, "SRLC32E": 1}
 
 
-def module_rows(build_dir, *, frames: int = 32, device: str | None = None) -> list[dict]:
+def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
     """The price against Yosys module by module, for an AMD build synthesised with ``codesign
     build --synth`` (its flattened netlist ``synth/<top>.json`` keeps each cell's instance
     path): per layer its compute block (the block, its requantizer and skid buffers) against
@@ -242,7 +242,7 @@ def module_rows(build_dir, *, frames: int = 32, device: str | None = None) -> li
         raise SystemExit(f"error: {netlist} is missing; run `codesign build --synth` for "
                          f"{build_dir} (an AMD part)")
     model = _build_model(man, device)
-    w, choices, sol = _priced_design(build_dir, man, model, frames)
+    w, choices, sol = _priced_design(build_dir, man, model)
     cells = json.loads(netlist.read_text())["modules"][man["top"]]["cells"]
     per: dict = {}
     for name, cell in cells.items():
@@ -301,7 +301,7 @@ def module_rows(build_dir, *, frames: int = 32, device: str | None = None) -> li
     return rows
 
 
-def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> list[dict]:
+def resource_rows(build_dir, *, device: str | None = None) -> list[dict]:
     """Predicted (the DSE's model, converters included, as :func:`dse.ilp.evaluate` sums them)
     against Yosys (``resources.json`` of ``codesign build --synth``) for one built design; with
     an ECP5 ``device``, the ECP5 model against ``synth_ecp5`` (``implement/stat.json`` of
@@ -318,7 +318,7 @@ def resource_rows(build_dir, *, frames: int = 32, device: str | None = None) -> 
         got = json.loads((build_dir / "resources.json").read_text())
     # the part's own model (a 7-series part: its own fit and DSP48E1 widths)
     model = _build_model(man, device)
-    _, _, sol = _priced_design(build_dir, man, model, frames)
+    _, _, sol = _priced_design(build_dir, man, model)
     fmts = sorted({c["format"] for c in man["point"]["layers"]})
     rows = []
     for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):

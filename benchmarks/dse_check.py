@@ -215,8 +215,8 @@ def _priced_design(build_dir: Path, man: dict, model):
     choices = {x.name: LayerChoice.from_dict(layers[x.name]) for x in w.layers}
     cands = tuple((Candidate(choices[x.name], layer_cost(x, choices[x.name], model=model),
                              timing=layer_timing(x, choices[x.name])),) for x in w.layers)
-    sol = evaluate(make_problem(w, cands, budget("XCZU9EG", 1.0), model=model), [0] * len(cands))
-    return w, choices, sol
+    problem = make_problem(w, cands, budget("XCZU9EG", 1.0), model=model)
+    return w, choices, problem, evaluate(problem, [0] * len(cands))
 
 
 #: LUT sites of a flattened netlist's cells (LUT RAM cells and shift registers included).
@@ -242,7 +242,15 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
         raise SystemExit(f"error: {netlist} is missing; run `codesign build --synth` for "
                          f"{build_dir} (an AMD part)")
     model = _build_model(man, device)
-    w, choices, sol = _priced_design(build_dir, man, model)
+    w, choices, problem, sol = _priced_design(build_dir, man, model)
+    # where a converter follows a layer's input FIFO the composer builds that FIFO at the
+    # producer's width: the program moves its price there (dse.cost.converter_coefficients)
+    moved = {x.name: dict.fromkeys(("lut", "ff"), 0.0) for x in w.layers}
+    for e, (p, c) in enumerate(problem.edges):
+        a, b = sol.choices[p].pe, problem.sink_width(e, sol.choices[c])
+        if a != b and problem.fifo_edge(e):
+            for r, (_, _, k) in problem.converter.items():
+                moved[w.layers[c].name][r] += k * problem.bits_of(e) * (a - b)
     cells = json.loads(netlist.read_text())["modules"][man["top"]]["cells"]
     per: dict = {}
     for name, cell in cells.items():
@@ -289,16 +297,38 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
                   and (edge_dst(m) in own
                        or any(m.startswith(f"{st['name']}_") and edge_dst(m) is None
                               for st in x.stages))]
-        add(x.name, "fifo + stages", {r: whole[r] - block[r] for r in whole}, around)
+        add(x.name, "fifo + stages",
+            {r: whole[r] - block[r] + moved[x.name].get(r, 0.0) for r in whole}, around)
     conv = [m for m in per if m.endswith("_width") or m.endswith("_extend")]
     priced = {r: getattr(sol, r) - sum(row[f"{r}_priced"] for row in rows)
               for r in ("lut", "ff", "dsp", "bram18")}
-    # the program prices each converter and moves the FIFO before it to the producer's width
-    # (dse.cost.converter_coefficients): the layers' rows hold their FIFOs at their own width
-    add("(edges)", "converters, FIFO widths", priced, conv)
+    add("(edges)", "converters", priced, conv)
     rest = [m for m in per if m not in used]
     add("(other)", "unattributed", dict.fromkeys(("lut", "ff", "dsp", "bram18"), 0), rest)
     return rows
+
+
+def plot_modules(df, path: Path, *, title: str) -> None:
+    """Priced against Yosys per layer (its block and what is around it) and for the converters:
+    LUTs and flip-flops side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = df.groupby("layer", sort=False)[["lut_priced", "lut_yosys", "ff_priced", "ff_yosys"]].sum()
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.35 * len(g)), 6.5), sharex=True)
+    x = range(len(g))
+    for ax, r in zip(axes, ("lut", "ff"), strict=True):
+        ax.bar([i - 0.2 for i in x], g[f"{r}_priced"], 0.4, label="priced")
+        ax.bar([i + 0.2 for i in x], g[f"{r}_yosys"], 0.4, label="Yosys")
+        ax.set_ylabel(r.upper())
+        ax.legend(fontsize=8)
+    axes[1].set_xticks(list(x), g.index, rotation=70, fontsize=7)
+    axes[0].set_title(f"{title}: the price against Yosys per layer (block, FIFO and stages)",
+                      fontsize=9)
+    fig.tight_layout()
+    write_png(path, fig, dpi=110)
 
 
 def resource_rows(build_dir, *, device: str | None = None) -> list[dict]:
@@ -318,7 +348,7 @@ def resource_rows(build_dir, *, device: str | None = None) -> list[dict]:
         got = json.loads((build_dir / "resources.json").read_text())
     # the part's own model (a 7-series part: its own fit and DSP48E1 widths)
     model = _build_model(man, device)
-    _, _, sol = _priced_design(build_dir, man, model)
+    *_, sol = _priced_design(build_dir, man, model)
     fmts = sorted({c["format"] for c in man["point"]["layers"]})
     rows = []
     for r, key in (("lut", "lut_total"), ("ff", "ff"), ("dsp", "dsp"), ("bram18", "bram18")):
@@ -457,6 +487,7 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else REPORTS / "dse_check_modules.csv"
         with atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)
+        plot_modules(df, out.with_suffix(".png"), title=Path(args.modules).name)
         print(df.to_string(index=False))
         tot = df[[c for c in df.columns if c.endswith(("_priced", "_yosys"))]].sum()
         print("total: " + ", ".join(f"{r} {tot[f'{r}_priced']:.0f} priced / "

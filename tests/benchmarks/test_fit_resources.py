@@ -55,6 +55,21 @@ def test_ecp5_family_writes_its_own_model(fit_resources):
     assert all(s["family"] == "ecp5" for s in model["fit"]["samples"])
 
 
+def test_the_7_series_family_writes_its_own_model(fit_resources):
+    """`--family xc7`: the grid synthesised with synth_xilinx -family xc7, the 7-series LUT RAM
+    cells in its memory rule, the requantizer sized for a DSP48E1; BRAM18 exact on every
+    sample."""
+    model = json.loads(fit_resources._FAMILY_FILE["xc7"].read_text())
+    assert "-family xc7" in model["provenance"] and model["fit"]["samples"]
+    assert all(s["family"] == "xc7" for s in model["fit"]["samples"])
+    assert model["memory"]["lutram_cells"] == [[32, 6, 4], [64, 3, 4]]
+    assert model["memory"]["ram_libmap"]["cells"] == [[32, 6, 8], [64, 3, 8]]
+    assert model["requant"]["dsp_acc_bits"] == 25 and "source" not in model["requant"]
+    report = model["fit"]["report"]
+    assert report["bram18"]["exact"] == report["bram18"]["samples"] >= 147
+    assert set(model["stage"]) >= {"gap", "maxpool", "fifo", "add"}
+
+
 def test_sweep_runs_the_same_on_one_and_two_dask_workers(fit_resources):
     """The calibration jobs on a real local Dask cluster: results in the order of the items,
     identical on 1 and 2 workers; a job that raises is reported, not fatal."""

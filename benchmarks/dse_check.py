@@ -224,6 +224,14 @@ _NETLIST_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1
                  "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "SRL16E": 1, "SRLC32E": 1}
 
 
+def _edge_of(mod: str, dst: str | None, layer: str, dsts: set, srcs: set) -> bool:
+    """Whether FIFO module ``mod`` (``<src>_to_<dst><k>_fifo``) is ``layer``'s: into the layer,
+    or from the layer or one of its own stages into one of its stages."""
+    if dst is None or dst not in dsts:
+        return False
+    return dst == layer or mod[:mod.rindex(f"_to_{dst}")] in srcs
+
+
 def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
     """The price against Yosys module by module, for an AMD build synthesised with ``codesign
     build --synth`` (its flattened netlist ``synth/<top>.json`` keeps each cell's instance
@@ -292,11 +300,16 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
         add(x.name, "block", block, [m for m in per if m in (f"{x.name}_conv",
                                                             f"{x.name}_requant",
                                                             f"{x.name}_skid")])
-        own = {x.name} | {st["name"] for st in x.stages}
-        around = [m for m in per if m not in used and not m.endswith("_width")
-                  and (edge_dst(m) in own
-                       or any(m.startswith(f"{st['name']}_") and edge_dst(m) is None
-                              for st in x.stages))]
+        # its own stages (a join's first input owns the join; the second, a shadow stage, only
+        # the skip FIFO into it); the FIFOs into it and its stages from it or its own stages
+        mine = [st for st in x.stages if not st.get("shadow")]
+        srcs = {x.name} | {st["name"] for st in mine}
+        dsts = {x.name} | {st["name"] for st in x.stages}
+        blocks = {f"{x.name}_fork"} | {f"{st['name']}_{suffix}" for st in mine
+                                       for suffix in (st["op"], "fork")}
+
+        around = [m for m in per if m not in used and not m.endswith(("_width", "_extend"))
+                  and (m in blocks or _edge_of(m, edge_dst(m), x.name, dsts, srcs))]
         add(x.name, "fifo + stages",
             {r: whole[r] - block[r] + moved[x.name].get(r, 0.0) for r in whole}, around)
     conv = [m for m in per if m.endswith("_width") or m.endswith("_extend")]

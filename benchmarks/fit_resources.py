@@ -138,7 +138,23 @@ def grid(quick: bool = False) -> list[dict]:
             cfgs.append({"block": "conv1x1", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": pe, "h": 8, "w": 8})
     cfgs += datapath_grid(quick) + dense_grid(quick) + kernel_grid(quick) + const_grid(quick)
-    return cfgs
+    return cfgs + beats_grid(quick)
+
+
+def beats_grid(quick: bool = False) -> list[dict]:
+    """Dense full 3x3 convs with many input beats a site (``C_in / lanes`` of 4 and 16: a
+    ResNet's later stages), in each multiplier datapath: the other window probes have at most 8
+    input channels (2-4 beats), and the CIFAR ResNet's 16-beat convs were priced 33-52 % below
+    what they synthesised to (``reports/dse_check.md``, section 000000000). Their terms:
+    ``per_beat_bit``, over the window beats past a site's first (``ComputeOp.beat_bits``)."""
+    if quick:
+        return []
+    return [{"block": "conv3x3", "format": fmt, "dense": True, "c_in": c, "c_out": co,
+             "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1, **({"datapath": dp} if dp else {})}
+            for fmt, dp, c, co, ln, pe in (("int4", "lut", 32, 32, 2, 8),
+                                           ("int4", "dsp2", 64, 32, 4, 4),
+                                           ("int8", "", 32, 16, 2, 4),
+                                           ("int4", "lut", 16, 16, 4, 4))]
 
 
 def const_grid(quick: bool = False) -> list[dict]:
@@ -478,6 +494,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
             + [f"fold:{k}" for k in kinds[1:]]
+            + [f"beat:{k}" for k in kinds if k.startswith("conv3x3")]
             # the window's bits only where a kind has kernels other than 3x3: with 3x3 alone
             # they are ``72 x lanes``, the lane term's own column
             + [f"win:{k}" for k in sorted({_kind(s["config"]) for s in compute
@@ -504,6 +521,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             x[f"fold:{kind}"] = op.fold_bits(layer, ch)
         if f"win:{kind}" in x:
             x[f"win:{kind}"] = op.window_bits(layer, ch)
+        if f"beat:{kind}" in x and ch.kfold == 1:
+            x[f"beat:{kind}"] = op.beat_bits(layer, ch)
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic, and what the price adds
         # structurally (the block's skid buffers and line-buffer registers) is not the terms'
@@ -526,7 +545,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
-                             (f"fold:{k}", "per_fold_bit"), (f"win:{k}", "per_window_bit")):
+                             (f"fold:{k}", "per_fold_bit"), (f"win:{k}", "per_window_bit"),
+                             (f"beat:{k}", "per_beat_bit")):
                 if col in fitted:
                     blk.setdefault(key, {})[r] = round(c[col], 4)
         for f in macs_keys:

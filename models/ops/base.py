@@ -405,6 +405,11 @@ class ComputeOp(Op):
         per input beat and multiplexes by kernel row."""
         return self.window_bits(layer, choice) * math.ceil(layer.in_shape[0] / choice.lanes)
 
+    def beat_bits(self, layer, choice) -> int:
+        """Bits of the window beats past the first of a site (``window_bits x (B - 1)``, ``B``
+        the input beats a site): what an unfolded full conv steers by beat."""
+        return self.window_bits(layer, choice) * (math.ceil(layer.in_shape[0] / choice.lanes) - 1)
+
     def acc_bits(self, layer, fmt) -> int:
         """The accumulator's width under ``fmt``: measured from the quantized weights where the
         workload holds it (``layer.acc_bits``), else the bound from the fan-in."""
@@ -444,6 +449,8 @@ class ComputeOp(Op):
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
                 v += blk.get("per_fold_bit", {}).get(r, 0) * self.fold_bits(layer, choice)
+            elif "per_beat_bit" in blk:  # the beats of a site a full conv steers
+                v += blk["per_beat_bit"].get(r, 0) * self.beat_bits(layer, choice)
             if "per_window_bit" in blk:  # the window's registers and tap muxes (k x k)
                 v += blk["per_window_bit"].get(r, 0) * self.window_bits(layer, choice)
             if self.requantized(layer):

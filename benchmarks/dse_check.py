@@ -219,11 +219,6 @@ def _priced_design(build_dir: Path, man: dict, model):
     return w, choices, problem, evaluate(problem, [0] * len(cands))
 
 
-#: LUT sites of a flattened netlist's cells (LUT RAM cells and shift registers included).
-_NETLIST_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2,
-                 "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "SRL16E": 1, "SRLC32E": 1}
-
-
 def _edge_of(mod: str, dst: str | None, layer: str, dsts: set, srcs: set) -> bool:
     """Whether FIFO module ``mod`` (``<src>_to_<dst><k>_fifo``) is ``layer``'s: into the layer,
     or from the layer or one of its own stages into one of its stages."""
@@ -241,9 +236,13 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
     front of and after it; then the width converters against the program's converter terms."""
     import re
 
+    from hw.synth import lutram_luts
     from models import ops
 
     build_dir = Path(build_dir)
+    if not (build_dir / "manifest.json").is_file():
+        raise SystemExit(f"error: {build_dir} has no manifest.json; give a `codesign build "
+                         f"--synth` directory")
     man = json.loads((build_dir / "manifest.json").read_text())
     netlist = build_dir / "synth" / f"{man['top']}.json"
     if not netlist.is_file():
@@ -265,8 +264,10 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
         m = re.match(r"\$flatten\\([^.]+)\.", name) or re.match(r"([^$][^.]*)\.", name)
         c = per.setdefault(m.group(1) if m else "", {"lut": 0, "ff": 0, "dsp": 0, "bram18": 0})
         t = cell["type"]
-        if t.startswith("LUT") and t[3:].isdigit() or t in _NETLIST_LUTS:
-            c["lut"] += _NETLIST_LUTS.get(t, 1)
+        if t.startswith("LUT") and t[3:].isdigit() or t.startswith("SRL"):
+            c["lut"] += 1
+        elif lutram_luts(t) is not None:
+            c["lut"] += lutram_luts(t)
         elif t.startswith("FD"):
             c["ff"] += 1
         elif t.startswith("DSP48"):

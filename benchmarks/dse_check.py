@@ -121,7 +121,7 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
     w_dse = wl.from_bundle(bundle, frames=32)
     w_sim = wl.from_qgraph(qgraph, wl.measure_activity(qgraph, frames), name=bundle.name)
     bud = pdict.get("dse", {}).get("budget") or {}
-    model = for_family(bud.get("family", "zynqmp"), bud.get("dsp_cell", "DSP48E2"))
+    model = for_family(bud.get("family", "zynqmp"), bud.get("dsp_cell"))
     choice = {c.name: dataclasses.replace(c, name="", pred=()) for c in point.layers}
     tag = Path(point_file).parent.name + "-" + Path(point_file).stem
     rows = []
@@ -191,13 +191,12 @@ def check_point(bundle, point_file, frames, *, work, lone: int, log=print) -> li
 def _build_model(man: dict, device: str | None):
     """The resource model a build was priced with: its part's (``device``), else its synthesis
     family's (the manifest's ``family``) at that family's DSP slice."""
-    from dse.cost import FAMILY_DSP_CELL, for_budget
+    from dse.cost import for_budget
     from dse.devices import budget
 
     if device is not None:
         return for_budget(budget(device))
-    fam = man.get("family") or "xcup"
-    return for_family(fam, FAMILY_DSP_CELL.get(fam, "DSP48E2"))
+    return for_family(man.get("family") or "xcup")
 
 
 def _priced_design(build_dir: Path, man: dict, model):

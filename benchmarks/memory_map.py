@@ -31,7 +31,6 @@ import argparse
 import csv
 import hashlib
 import json
-import math
 import random
 import sys
 import tempfile
@@ -107,16 +106,18 @@ def xilinx_jobs(quick: bool = False) -> list[tuple]:
             + [("ram", w, d) for w, d in shapes])
 
 
-def old_xilinx_rule(width: int, depth: int) -> str:
-    """The AMD RAM rule before 2026-11-28 (FIFO storage; a line buffer's memories under 4 Kb
-    were always priced in LUT RAM): whole 64 x 7 cells at 16 each, half a LUT per bit per
-    extra row of cells for the read multiplexer and per row for the write demultiplexer."""
-    from models.ops._price import memory_bram18
+#: The AMD RAM rule before 2026-11-28 (FIFO storage; a line buffer's memories under 4 Kb were
+#: always priced in LUT RAM): whole 64 x 7 cells at 16 each, half a LUT per bit per extra row of
+#: cells for the read multiplexer and per row for the write demultiplexer.
+OLD_XILINX_RAM_LIB = {"block_cost": 129, "block_extra": 14, "lutram_cell_cost": 16,
+                      "cell": [64, 7], "mux": 0.5, "demux": 0.5, "logic_cost_ram": 1.0}
 
-    rows = math.ceil(depth / 64)
-    lutram = 16 * math.ceil(width / 7) * rows + 0.5 * (rows - 1) * width + (
-        0.5 * rows if rows > 1 else 0)
-    return "bram" if 129 * memory_bram18(width, depth) + 14 < lutram else "lutram"
+
+def old_xilinx_rule(width: int, depth: int) -> str:
+    """Where :data:`OLD_XILINX_RAM_LIB` put a RAM (:func:`models.ops._price.libmap_choice`)."""
+    from models.ops._price import libmap_choice
+
+    return libmap_choice(None, width, depth, rom=False, lib=OLD_XILINX_RAM_LIB)
 
 
 def old_rule(kind: str, width: int, depth: int, family: str = "ecp5") -> str:
@@ -308,7 +309,7 @@ def main(argv=None) -> int:
         return 2
     model = resource_model(ROOT / "dse" / "resource_model_ecp5.json")
     if args.family != "ecp5":
-        model = for_family(args.family, "DSP48E1" if args.family == "xc7" else "DSP48E2")
+        model = for_family(args.family)
         jobs = xilinx_jobs(args.quick)
     elif args.quick:
         ws, ds = QUICK

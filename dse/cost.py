@@ -240,15 +240,16 @@ def for_dsp_cell(model: ResourceModel, dsp_cell: str) -> ResourceModel:
     return replace(model, requant={**model.requant, "dsp_acc_bits": bits})
 
 
-def for_family(family: str, dsp_cell: str) -> ResourceModel:
+def for_family(family: str, dsp_cell: str | None = None) -> ResourceModel:
     """The resource model of a device family (``zynq7``, ``xc7``, ``ecp5``...): its Yosys
     family's fit (``resource_model_<family>.json``, else UltraScale+'s) at ``dsp_cell``'s
-    width."""
+    width (default: the family's own slice, :data:`FAMILY_DSP_CELL`)."""
     from .devices import synth_family
 
-    name = _FAMILY_FILES.get(synth_family(family or ""))
+    fam = synth_family(family or "")
+    name = _FAMILY_FILES.get(fam)
     model = resource_model(_MODEL_FILE.with_name(name)) if name else resource_model()
-    return for_dsp_cell(model, dsp_cell)
+    return for_dsp_cell(model, dsp_cell or FAMILY_DSP_CELL.get(fam, "DSP48E2"))
 
 
 def for_budget(budget) -> ResourceModel:

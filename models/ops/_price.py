@@ -106,8 +106,8 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
     library scales a cell's cost by the bits of its width it holds, ``widthscale``) prices LUT
     RAM in the cheaper of its cells: ``cost * width / cell width`` per row of cells, plus the
     read mux and write demux above. Fitted to where synth_xilinx puts 40 RAMs of 4-32 bits x
-    64-768 words on each of xcup and xc7 (every one placed as Yosys placed it, where counting
-    whole cells placed none of the widths right): ``reports/dse_check.md``."""
+    64-768 words on each of xcup and xc7 (every one placed as Yosys placed it; with whole cells
+    counted, no one read-mux cost fits that grid): ``reports/dse_check.md``."""
     if lib is None:
         lib = model.memory.get("libmap") if model is not None else None
     if not lib:

@@ -91,7 +91,7 @@ def test_the_xilinx_ram_rule_places_each_part_family_as_synth_xilinx_does(
     the mapping and the block count."""
     from dse.cost import for_family
 
-    model = for_family(family, "DSP48E1" if family == "xc7" else "DSP48E2")
+    model = for_family(family)
     r = memory_map.run_one(("ram", width, depth), tmp_path, family=family)
     lut, bram = dual_port_memory(model, width, depth)
     assert r["observed"] == ("bram" if bram else "lutram")

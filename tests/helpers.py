@@ -89,6 +89,19 @@ def tiny_qgraph(seed=0, *, fmt="int8", h=6, w=5, with_dw=True, classifier=True, 
     return QGraph(name="tiny", nodes=tuple(nodes))
 
 
+def synth_small_build(tmp_path, device="XC7Z020"):
+    """``codesign build --synth`` of the smallest network with a conv, a requantizer and the
+    classifier head (which keeps Yosys short) for ``device``: its build directory."""
+    from codesign.cli import main
+
+    small = tmp_path / "small.json"
+    tiny_qgraph(0, h=3, w=3, with_dw=False).save(small)
+    out = tmp_path / "s"
+    assert main(["build", "--model", str(small), "--out", str(out), "--synth",
+                 "--device", device]) == 0
+    return out
+
+
 def maxpool_qgraph(seed=0, *, h=8, w=8, c_in=2, formats=("int8", "int8", "int8"), head="classifier",
                    pool_first=False):
     """A LeNet-like network with 2x2 max pools: 3x3 stem, max pool, 1x1, max pool, then a global

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from helpers import tiny_qgraph
+from helpers import synth_small_build, tiny_qgraph
 
 from codesign.cli import main
 from cosim.manifest import load_manifest
@@ -89,12 +89,7 @@ def test_build_bad_point_is_one_line_error(qgraph_file, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_build_synth_writes_resources(tmp_path):
-    # the smallest network with a conv, a requantizer and the classifier head keeps Yosys short
-    small = tmp_path / "small.json"
-    tiny_qgraph(0, h=3, w=3, with_dw=False).save(small)
-    out = tmp_path / "s"
-    assert main(["build", "--model", str(small), "--out", str(out), "--synth",
-                 "--device", "XC7Z020"]) == 0
+    out = synth_small_build(tmp_path, "XC7Z020")
     res = json.loads((out / "resources.json").read_text())
     assert res["top"] == "small_top" and res["family"] == "xc7"
     assert res["dsp"] > 0 and res["lut"] > 0 and res["ff"] > 0

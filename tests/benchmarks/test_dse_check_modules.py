@@ -4,18 +4,12 @@
 import json
 
 import pytest
-from helpers import load_benchmark, tiny_qgraph
-
-from codesign.cli import main
+from helpers import load_benchmark, synth_small_build
 
 
 @pytest.mark.slow
 def test_every_module_of_a_synthesised_build_is_attributed_once(tmp_path):
-    small = tmp_path / "small.json"
-    tiny_qgraph(0, h=3, w=3, with_dw=False).save(small)
-    out = tmp_path / "s"
-    assert main(["build", "--model", str(small), "--out", str(out), "--synth",
-                 "--device", "XC7Z020"]) == 0
+    out = synth_small_build(tmp_path, "XC7Z020")
     rows = load_benchmark("dse_check").module_rows(out)
     got = json.loads((out / "resources.json").read_text())
     # the modules' cells add up to the whole netlist's, each counted once

@@ -255,7 +255,7 @@ def module_rows(build_dir, *, device: str | None = None) -> list[dict]:
     for e, (p, c) in enumerate(problem.edges):
         a, b = sol.choices[p].pe, problem.sink_width(e, sol.choices[c])
         if a != b and problem.fifo_edge(e):
-            for r, (_, _, k) in problem.converter.items():
+            for r, (_, _, k, *_) in problem.converter.items():
                 moved[w.layers[c].name][r] += k * problem.bits_of(e) * (a - b)
     cells = json.loads(netlist.read_text())["modules"][man["top"]]["cells"]
     per: dict = {}

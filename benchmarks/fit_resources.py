@@ -26,7 +26,8 @@ fits by non-negative least squares
 - DSP = mac_dsp[format] * MACs (+ base[kind]);
 - a block whose weight ROM is one word (every product by a constant, which synthesis folds:
   ``const_grid``) has its MACs in ``mac["<key>@const"]`` instead of ``mac[<key>]``;
-- requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + per_bit * bits.
+- requantizer LUT/FF/DSP per output lane; converter LUT/FF = base + bits * (per_bit * (a + b)
+  + per_mux_bit * (a (a + 1) / 2 + a b)), a -> b lanes.
 
 The coefficients, the raw samples and the fit errors are written to ``dse/resource_model.json``
 (``"status": "fitted"``). Samples are cached per configuration in the work directory, so an
@@ -102,6 +103,15 @@ def grid(quick: bool = False) -> list[dict]:
     for a, b in ([(1, 2), (2, 8), (8, 2), (4, 1), (4, 16)] if not quick else [(1, 4), (4, 1)]):
         cfgs.append({"block": "width", "format": "int8", "c_in": 16, "c_out": 16, "lanes": a,
                      "pe": b, "h": 8, "w": 8})
+    if not quick:
+        # converters as networks have them (64 and 128 channels): a wide input costs more than
+        # a wide output (each buffer entry chooses among up to `a` input lanes), which the
+        # (a + b) term alone cannot follow (dse.cost.converter_mux_inputs); from one lane Yosys
+        # maps 128 channels to 30-40 % more LUTs than 64 (1 -> 16: 276 against 198 on xc7)
+        for a, b, c in ((4, 2, 64), (2, 4, 64), (4, 8, 64), (1, 8, 64), (1, 16, 64), (16, 4, 64),
+                        (1, 8, 128), (1, 16, 128)):
+            cfgs.append({"block": "width", "format": "int8", "c_in": c, "c_out": c,
+                         "lanes": a, "pe": b, "h": 8, "w": 8})
     if not quick:
         # Memory probes: where Yosys moves a weight ROM from LUT logic into block RAM.
         for c in (64, 128):
@@ -477,7 +487,7 @@ def _nnls(a: np.ndarray, b: np.ndarray, *, relative: bool = False) -> np.ndarray
 
 def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
-    from dse.cost import ResourceModel, resources
+    from dse.cost import ResourceModel, converter_mux_inputs, resources
     from models import ops
     from models.ops._price import mac_key
 
@@ -572,13 +582,24 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             model["requant"][r] = round(v, 3)
     wc = [s for s in samples if s["config"]["block"] == "width"]
     if wc:
-        bits = np.asarray([[1.0, 8 * (s["config"]["lanes"] + s["config"]["pe"])] for s in wc])
+        # base + bits x (per_bit x (a + b) + per_mux_bit x the input lanes its entries choose
+        # among); the second term only where the grid has enough converters to tell them apart
+        mux = len(wc) > 3
+        bits = np.asarray([[1.0, 8 * (s["config"]["lanes"] + s["config"]["pe"]),
+                            8 * converter_mux_inputs(s["config"]["lanes"], s["config"]["pe"])]
+                           for s in wc])[:, :3 if mux else 2]
         for r in ("lut", "ff"):
             t = np.asarray([s[r] + (s["lutram_luts"] + s["srl"] if r == "lut" else 0)
                             for s in wc], dtype=np.float64)
             coef = _nnls(bits, t)
             model["converter"]["base"][r] = round(float(coef[0]), 3)
             model["converter"]["per_bit"][r] = round(float(coef[1]), 4)
+            if mux:
+                model["converter"].setdefault("per_mux_bit", {})[r] = round(float(coef[2]), 4)
+            pred = bits @ coef
+            report[f"converter_{r}"] = {
+                "mean_abs_rel_error": round(float(np.mean(np.abs(pred / np.maximum(t, 1) - 1))),
+                                            4)}
     # BRAM18: the memory model is not fitted; report how it compares.
     bram = []
     for s in compute:

@@ -41,6 +41,7 @@ __all__ = [
     "layer_cost",
     "converter_cost",
     "converter_coefficients",
+    "converter_mux_inputs",
     "divisors",
     "parallelism_options",
     "candidates",
@@ -191,7 +192,8 @@ class ResourceModel:
     block: dict
     requant: dict  # per output lane {"lut", "ff", "dsp"} (+ "base": {"lut", "ff"})
     memory: dict  # {"lutram_max_bits", "lutram_bits_per_lut", "line_buffer_rows"}
-    converter: dict  # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}}
+    # {"base": {"lut", "ff"}, "per_bit": {"lut", "ff"}[, "per_mux_bit": {"lut", "ff"}]}
+    converter: dict
     stage: dict = None  # {"fifo", "add", "gap"}: composed-network terms (fit_network)
     #: The target's DSP slice (:data:`contract.constants.DSP_WIDE_BITS`): which packed pairs fit.
     dsp_cell: str = "DSP48E2"
@@ -301,9 +303,19 @@ def layer_cost(layer: LayerWork, choice: LayerChoice, *, model: ResourceModel | 
                 dsp=r["dsp"], lut=r["lut"], ff=r["ff"], bram18=r["bram18"])
 
 
+def converter_mux_inputs(width_in: int, width_out: int) -> int:
+    """Input lanes a converter's buffer entries choose among: entry ``j`` of its ``a + b`` takes
+    any of ``min(a, j + 1)`` input lanes (:class:`hw.width.WidthConverter`), so ``a (a + 1) / 2
+    + a b`` in all (``a`` = ``width_in``, ``b`` = ``width_out``). What makes a wide input cost
+    more than a wide output: 1 -> 16 lanes takes 17, 16 -> 4 lanes 200."""
+    a, b = width_in, width_out
+    return a * (a + 1) // 2 + a * b
+
+
 def converter_coefficients(model: ResourceModel | None = None) -> dict:
-    """``{"lut": (base, per_bit, fifo_per_bit), "ff": (...)}``: a converter between ``a`` and
-    ``b`` lanes costs ``base + per_bit * 8 * (a + b)`` when ``a != b``.
+    """``{"lut": (base, per_bit, fifo_per_bit, per_mux_bit), "ff": (...)}``: a converter from
+    ``a`` to ``b`` lanes of ``bits`` bits costs ``base + bits * (per_bit * (a + b) + per_mux_bit
+    * converter_mux_inputs(a, b))`` when ``a != b``.
 
     ``fifo_per_bit`` is what one more lane bit costs the stage FIFO in front of a layer
     (:func:`models.ops._price.fifo`, its storage and output registers). A layer's price holds
@@ -313,15 +325,16 @@ def converter_coefficients(model: ResourceModel | None = None) -> dict:
     (:meth:`dse.problem.Problem.fifo_edge`), ``a`` the producer's width and ``b`` the layer's."""
     model = model or resource_model()
     one, two = _price.fifo(model, 1), _price.fifo(model, 2)
+    mux = model.converter.get("per_mux_bit", {})
     return {r: (float(model.converter["base"][r]), float(model.converter["per_bit"][r]),
-                float(two[r] - one[r]))
+                float(two[r] - one[r]), float(mux.get(r, 0.0)))
             for r in ("lut", "ff")}
 
 
 def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = None, *,
                    bits: int = ACT_BITS) -> dict:
     """``{"lut", "ff"}`` of a stream width converter from ``width_in`` to ``width_out`` lanes of
-    ``bits`` bits.
+    ``bits`` bits (:func:`converter_coefficients`, without the FIFO term).
 
     Zero when the widths agree. The converter never limits throughput: it moves one beat per cycle
     on each side, and the layers around it need at least as many cycles per site.
@@ -329,8 +342,11 @@ def converter_cost(width_in: int, width_out: int, model: ResourceModel | None = 
     if width_in == width_out:
         return {"lut": 0, "ff": 0}
     model = model or resource_model()
-    bits = bits * (width_in + width_out)
-    return {r: math.ceil(model.converter["base"][r] + model.converter["per_bit"][r] * bits)
+    mux = model.converter.get("per_mux_bit", {})
+    lanes, inputs = width_in + width_out, converter_mux_inputs(width_in, width_out)
+    return {r: math.ceil(model.converter["base"][r]
+                         + bits * (model.converter["per_bit"][r] * lanes
+                                   + mux.get(r, 0.0) * inputs))
             for r in ("lut", "ff")}
 
 

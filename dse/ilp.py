@@ -142,26 +142,41 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
         if len(pes) == 1 and lanes == set(pes):
             continue
         z = lp.add_variable(f"z_{e}", cat=pulp.LpBinary)
+        out_of = {v: pulp.lpSum(xv for cand, xv in zip(problem.candidates[p], x[p], strict=True)
+                                if cand.choice.pe == v) for v in pes}
         for v in pes:
-            out_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[p], x[p], strict=True)
-                               if cand.choice.pe == v)
             in_v = pulp.lpSum(xv for cand, xv in zip(problem.candidates[c], x[c], strict=True)
                               if problem.sink_width(e, cand.choice) == v)
-            lp += z >= out_v - in_v, f"conv_{e}_{v}"
+            lp += z >= out_of[v] - in_v, f"conv_{e}_{v}"
         w_out = pulp.lpSum(cand.choice.pe * xv
                            for cand, xv in zip(problem.candidates[p], x[p], strict=True))
         w_in = pulp.lpSum(problem.sink_width(e, cand.choice) * xv
                           for cand, xv in zip(problem.candidates[c], x[c], strict=True))
+        # the input lanes the converter's entries choose among, a (a + 1) / 2 + a b
+        # (dse.cost.converter_mux_inputs): the first term is the producer's choice alone; the
+        # product ``ab`` >= a * w_in is exact at its least, since exactly one pe value v is the
+        # producer's (out_v = 1) and every other v's bound is at most 0
+        mux_inputs, mux_big = 0, 0
+        if any(problem.converter_mux(r) for r in ("lut", "ff")):
+            ab = lp.add_variable(f"ab_{e}", lowBound=0)
+            for v in pes:
+                lp += ab >= v * w_in - v * max(lanes) * (1 - out_of[v]), f"convab_{e}_{v}"
+            half_sq = pulp.lpSum(cand.choice.pe * (cand.choice.pe + 1) // 2 * xv
+                                 for cand, xv in zip(problem.candidates[p], x[p], strict=True))
+            mux_inputs = half_sq + ab
+            mux_big = max(pes) * (max(pes) + 1) // 2 + max(pes) * max(lanes)
         for r in ("lut", "ff"):
             # per lane bit of w_out (the producer's width) and of w_in (the consumer's)
             base, a_out, a_in = problem.converter_terms(r, problem.fifo_edge(e))
+            mux = problem.converter_mux(r)
             # t = the width terms when z = 1, else 0: the product of a binary and a linear
             # term, which may be negative (a narrower producer's FIFO)
             bits = problem.bits_of(e)
-            big = bits * (max(a_out, 0) * max(pes) + max(a_in, 0) * max(lanes))
+            big = bits * (max(a_out, 0) * max(pes) + max(a_in, 0) * max(lanes) + mux * mux_big)
             neg = bits * (max(-a_out, 0) * max(pes) + max(-a_in, 0) * max(lanes))
             t = lp.add_variable(f"t_{r}_{e}", lowBound=-neg)
-            lp += (t >= a_out * bits * w_out + a_in * bits * w_in - big * (1 - z),
+            lp += (t >= a_out * bits * w_out + a_in * bits * w_in
+                   + (mux * bits * mux_inputs if mux else 0) - big * (1 - z),
                    f"convcost_{r}_{e}")
             if neg:
                 lp += t >= -neg * z, f"convzero_{r}_{e}"
@@ -217,6 +232,7 @@ def _set_start(model: Model, start: Solution) -> bool:
     for e, (p, c) in enumerate(problem.edges):
         a, b = sol.choices[p].pe, problem.sink_width(e, sol.choices[c])
         values[f"z_{e}"] = 0.0 if a == b else 1.0
+        values[f"ab_{e}"] = float(a * b)
         price = problem.converter_price(a, b, problem.bits_of(e), fifo=problem.fifo_edge(e))
         for r, (base, *_) in problem.converter.items():
             values[f"t_{r}_{e}"] = 0.0 if a == b else price[r] - base

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .cost import ACT_BITS, Cost, LayerChoice, converter_coefficients
+from .cost import ACT_BITS, Cost, LayerChoice, converter_coefficients, converter_mux_inputs
 from .devices import RESOURCES, Budget
 from .latency import Timing, lone_frame_latency
 
@@ -58,9 +58,10 @@ class Problem:
         estimated clock period (its slowest candidate's ``delay_ns``), so a faster clock can win
         over fewer cycles (:meth:`key`). Every candidate then needs its ``delay_ns``.
     converter : dict
-        ``{"lut": (base, per_bit[, fifo_per_bit]), "ff": (...)}`` of a width converter, as
-        :func:`dse.cost.converter_coefficients` gives them: a converter between widths ``a`` and
-        ``b`` costs ``base + per_bit * bits * (a + b)``, and on the edge that carries the
+        ``{"lut": (base, per_bit[, fifo_per_bit[, per_mux_bit]]), "ff": (...)}`` of a width
+        converter, as :func:`dse.cost.converter_coefficients` gives them: a converter from width
+        ``a`` to ``b`` costs ``base + bits * (per_bit * (a + b) + per_mux_bit * (a (a + 1) / 2 +
+        a b))`` (:func:`dse.cost.converter_mux_inputs`), and on the edge that carries the
         consumer's input FIFO (:meth:`fifo_edge`) the FIFO, built at the producer's width ``a``
         but priced in the layer at ``b``, adds ``fifo_per_bit * bits * (a - b)`` (negative
         where the producer is narrower).
@@ -193,6 +194,12 @@ class Problem:
         k = rest[0] if fifo and rest else 0.0
         return base, per_bit + k, per_bit - k
 
+    def converter_mux(self, r: str) -> float:
+        """Resource ``r`` per bit of the input lanes a converter's buffer entries choose among
+        (:func:`dse.cost.converter_mux_inputs`); 0 for a model without that term."""
+        c = self.converter[r]
+        return float(c[3]) if len(c) > 3 else 0.0
+
     def converter_price(self, width_in: int, width_out: int, bits: int = ACT_BITS, *,
                         fifo: bool = False) -> dict:
         """``{"lut", "ff"}`` (unrounded) of a converter from ``width_in`` (the producer's) to
@@ -200,9 +207,11 @@ class Problem:
         if width_in == width_out:
             return {"lut": 0.0, "ff": 0.0}
         out = {}
+        inputs = converter_mux_inputs(width_in, width_out)
         for r in self.converter:
             base, a_in, a_out = self.converter_terms(r, fifo)
-            out[r] = base + bits * (a_in * width_in + a_out * width_out)
+            out[r] = base + bits * (a_in * width_in + a_out * width_out
+                                    + self.converter_mux(r) * inputs)
         return out
 
 

@@ -47,6 +47,11 @@ def _instance(seed):
     if len(edges) == n and rng.random() < 0.5:
         # the skip stream enters a residual add: converted to the add's first input's pe
         to_pe = (False,) * (n - 1) + (True,)
+    if rng.random() < 0.5:
+        # the input lanes each buffer entry chooses among, a (a + 1) / 2 + a b: a product of
+        # the two layers' choices, which the program linearises
+        conv = {r: (*v, *(0.0,) * (3 - len(v)), rng.choice([0.1, 0.5, 2.0]))
+                for r, v in conv.items()}
     return ilp.Problem(names=tuple(f"l{i}" for i in range(n)), candidates=tuple(cands),
                        edges=tuple(edges), budget=b, max_drop=max_drop, objective=objective,
                        converter=conv, edge_to_pe=to_pe)
@@ -109,6 +114,45 @@ def test_converter_priced_on_width_mismatch():
     assert same.lut == 200 and same.converters == 0
     assert diff.lut == 200 + 10 + 8 * (2 + 4) and diff.ff == 200 + 4 * (2 + 4)
     assert diff.converters == 1
+
+
+def test_converter_mux_term_prices_the_wide_input():
+    """With a per-mux-bit term a converter is priced by the lanes its entries choose among,
+    a (a + 1) / 2 + a b: from 4 lanes to 1 costs more than from 1 to 4, and the program
+    (which linearises the product a b) picks the cheaper direction as evaluate prices it."""
+    from dse.cost import converter_mux_inputs
+
+    assert converter_mux_inputs(1, 16) == 17 and converter_mux_inputs(4, 2) == 18
+    assert converter_mux_inputs(16, 4) == 200
+    cost = Cost(cycles=10, fill=1, dsp=0, lut=100, ff=100, bram18=0)
+    conv = {"lut": (10, 1.0, 0.0, 0.5), "ff": (0, 0.5, 0.0, 0.0)}
+    b = Budget(device="TEST", util=1.0, dsp=0, lut=1000, ff=1000, bram18=0)
+    prod = (ilp.Candidate(LayerChoice("int8", 1, 1), cost),
+            ilp.Candidate(LayerChoice("int8", 1, 4), cost))
+    cons = (ilp.Candidate(LayerChoice("int8", 1, 1), cost),
+            ilp.Candidate(LayerChoice("int8", 4, 1), cost))
+    p = ilp.Problem(names=("a", "b"), candidates=(prod, cons), edges=((0, 1),), budget=b,
+                    converter=conv)
+    up = ilp.evaluate(p, [0, 1])    # 1 -> 4 lanes: 1 + 4 = 5 inputs
+    down = ilp.evaluate(p, [1, 0])  # 4 -> 1 lanes: 10 + 4 = 14 inputs
+    assert up.lut == 200 + 10 + 8 * (1.0 * 5 + 0.5 * 5)
+    assert down.lut == 200 + 10 + 8 * (1.0 * 5 + 0.5 * 14)
+    assert up.ff == down.ff == 200 + 4 * 5
+    # into a layer of 2 lanes from a producer of pe 1 (3 inputs) or of pe 4 (18 inputs), the
+    # same cycles either way: a budget that admits only the first makes the program take it
+    two = (ilp.Candidate(LayerChoice("int8", 2, 1), cost),)
+    narrow = ilp.evaluate(ilp.Problem(names=("a", "b"), candidates=(prod, two), edges=((0, 1),),
+                                      budget=b, converter=conv), [0, 0])
+    for lut, want in ((int(narrow.lut), 0), (int(narrow.lut) - 1, None)):
+        tight = Budget(device="TEST", util=1.0, dsp=0, lut=lut, ff=1000, bram18=0)
+        p2 = ilp.Problem(names=("a", "b"), candidates=(prod, two), edges=((0, 1),),
+                         budget=tight, converter=conv)
+        if want is None:
+            with pytest.raises(ilp.Infeasible):
+                ilp.optimise(p2)
+            continue
+        sol = ilp.optimise(p2)
+        assert sol.choices[0].pe == 1 and sol.lut == narrow.lut
 
 
 def test_converter_into_a_join_goes_to_the_first_inputs_pe_without_a_fifo():

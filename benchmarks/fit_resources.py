@@ -156,15 +156,25 @@ def beats_grid(quick: bool = False) -> list[dict]:
     ResNet's later stages), in each multiplier datapath: the other window probes have at most 8
     input channels (2-4 beats), and the CIFAR ResNet's 16-beat convs were priced 33-52 % below
     what they synthesised to (``reports/dse_check.md``, section 000000000). Their terms:
-    ``per_beat_bit``, over the window beats past a site's first (``ComputeOp.beat_bits``)."""
+    ``per_beat_bit``, over the window beats past a site's first (``ComputeOp.beat_bits``).
+    With 4 or more beats the block holds them in LUT RAM (``hw/conv3x3.py``), whose term is
+    ``per_ram_beat_bit`` (``ComputeOp.ram_beat_bits``): so two sparse probes, a folded one (a
+    CIFAR ResNet's last conv) and two at 32 and 64 beats (one lane) besides."""
     if quick:
         return []
-    return [{"block": "conv3x3", "format": fmt, "dense": True, "c_in": c, "c_out": co,
-             "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1, **({"datapath": dp} if dp else {})}
-            for fmt, dp, c, co, ln, pe in (("int4", "lut", 32, 32, 2, 8),
-                                           ("int4", "dsp2", 64, 32, 4, 4),
-                                           ("int8", "", 32, 16, 2, 4),
-                                           ("int4", "lut", 16, 16, 4, 4))]
+    return [{"block": "conv3x3", "format": fmt, "dense": dense, "c_in": c, "c_out": co,
+             "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1, **({"datapath": dp} if dp else {}),
+             **({"kfold": kf} if kf > 1 else {})}
+            for fmt, dp, c, co, ln, pe, dense, kf in (
+                ("int4", "lut", 32, 32, 2, 8, True, 1),
+                ("int4", "dsp2", 64, 32, 4, 4, True, 1),
+                ("int8", "", 32, 16, 2, 4, True, 1),
+                ("int4", "lut", 16, 16, 4, 4, True, 1),
+                ("int4", "lut", 64, 64, 8, 4, True, 3),
+                ("int8", "", 32, 16, 2, 4, False, 1),
+                ("int4", "lut", 16, 16, 4, 4, False, 1),
+                ("int4", "lut", 32, 32, 1, 8, True, 1),
+                ("int4", "lut", 64, 32, 1, 8, True, 1))]
 
 
 def const_grid(quick: bool = False) -> list[dict]:
@@ -505,6 +515,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
             + [f"fold:{k}" for k in kinds[1:]]
             + [f"beat:{k}" for k in kinds if k.startswith("conv3x3")]
+            + [f"rambeat:{k}" for k in kinds if k.startswith("conv3x3")]
+            + [f"rom:{k}" for k in kinds if k.startswith("conv3x3")]
             # the window's bits only where a kind has kernels other than 3x3: with 3x3 alone
             # they are ``72 x lanes``, the lane term's own column
             + [f"win:{k}" for k in sorted({_kind(s["config"]) for s in compute
@@ -530,13 +542,20 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             # the kernel-row mux and the window-beat buffer scale with the window's bits
             x[f"fold:{kind}"] = op.fold_bits(layer, ch)
         if f"win:{kind}" in x:
-            x[f"win:{kind}"] = op.window_bits(layer, ch)
+            x[f"win:{kind}"] = op.steered_bits(layer, ch)
         if f"beat:{kind}" in x and ch.kfold == 1:
             x[f"beat:{kind}"] = op.beat_bits(layer, ch)
+        if f"rambeat:{kind}" in x:
+            x[f"rambeat:{kind}"] = op.ram_beat_bits(layer, ch)
+        if f"rom:{kind}" in x:
+            # what synthesis spends on a weight ROM kept in LUTs beyond the memory model's
+            # count (its address decode and the read mux of a deep, wide word)
+            x[f"rom:{kind}"] = op.weight_memory(layer, ch, rm)[0]
         rows.append([x[c] for c in cols])
         # what the memory model prices as LUTRAM is not logic, and what the price adds
         # structurally (the block's skid buffers and line-buffer registers) is not the terms'
-        lut_mem = op.weight_memory(layer, ch, rm)[0] + op.line_buffer_luts(layer, ch, rm)
+        lut_mem = (op.weight_memory(layer, ch, rm)[0] + op.line_buffer_luts(layer, ch, rm)
+                   + op.beat_buffer_luts(layer, ch, rm))
         inner = op.block_structural(layer, ch)
         targets["lut"].append(s["lut"] + s["lutram_luts"] + s["srl"] - lut_mem - inner["lut"])
         targets["ff"].append(s["ff"] - inner["ff"])
@@ -556,7 +575,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
                              (f"fold:{k}", "per_fold_bit"), (f"win:{k}", "per_window_bit"),
-                             (f"beat:{k}", "per_beat_bit")):
+                             (f"beat:{k}", "per_beat_bit"), (f"rambeat:{k}", "per_ram_beat_bit"),
+                             (f"rom:{k}", "per_rom_lut")):
                 if col in fitted:
                     blk.setdefault(key, {})[r] = round(c[col], 4)
         for f in macs_keys:

@@ -73,6 +73,11 @@ FIFO_SLICE_BEATS = 3
 #: Beats a skid buffer holds (``hw/skid.py``: the registered ``ready`` after a window conv's line
 #: buffer and between a MAC unit and its requantizer); it adds no latency.
 SKID_BEATS = 1
+#: Input beats a site from which a full k x k conv keeps the window beats its later output
+#: groups and row steps re-read in LUT RAM rather than registers (``hw/conv3x3.py``): with
+#: ``B`` beats, registers cost ``B`` flip-flops a window bit and a ``B:1`` read mux, LUT RAM a
+#: fraction of a LUT a bit up to its cell depth (32 on AMD, 16 on ECP5) and a 2:1 mux.
+BEAT_BUFFER_RAM_BEATS = 4
 
 #: Cycles of a MAC unit's pipeline that do not depend on its format or size: the weight memory's
 #: read (the issue cycle) and the accumulator, which is the output register. The rest is

@@ -9,8 +9,9 @@ runs ``G = C_out / pe`` output groups; each group takes ``B`` cycles, one per in
 ``pe x lanes x 9`` products (:func:`hw.mac.product`, so DyBit layers use no DSP) summed into ``pe``
 accumulators that start from the bias. After the ``B``-th beat the group leaves as one output beat
 of ``pe`` int32 accumulators, so the output is a token stream with ``lanes = pe``. Group 0 consumes
-the window beats as they arrive and keeps them in a ``B``-entry register buffer that groups
-``1 .. G-1`` re-read.
+the window beats as they arrive and keeps them in a ``B``-entry buffer that groups ``1 .. G-1``
+re-read: registers for ``B`` under :data:`contract.constants.BEAT_BUFFER_RAM_BEATS`, else LUT RAM
+(one memory per row step of a folded kernel).
 
 Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
 ``g * 2^ceil(log2 B) + b`` holds the ``pe x lanes x 9`` codes of output channels ``g*pe ..`` and
@@ -36,7 +37,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY, mac_latency
+from contract.constants import BEAT_BUFFER_RAM_BEATS, MAC_LATENCY, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.reference import ACC_BITS
 
@@ -201,7 +202,17 @@ class Conv3x3(TokenBlock):
         g = Signal(range(max(ng, 2)))
         b = Signal(range(max(nb, 2)))
         site_y, site_x = Signal.like(win.y), Signal.like(win.x)
-        buf = Array(Signal(len(win.taps.as_value()), name=f"buf{k}") for k in range(nb))
+        tap_bits = len(win.taps.as_value())
+        step = tap_bits // nf  # bits of one row step's kernel rows
+        # The window beats of a site that later groups and row steps re-read: with few beats
+        # (B < BEAT_BUFFER_RAM_BEATS) registers and a B:1 read mux; with more, one LUT RAM per
+        # row step (B words of its rows, written together, read asynchronously at `b`): a B x
+        # row-steps read mux of every tap bit and B x window flip-flops become LUT RAM cells
+        # and an nf:1 mux (a 64-channel 3x3 conv at 8 lanes, kfold 3: 4,608 flip-flops and a
+        # 24:1 mux of 192 bits). Same reads and writes: cycle for cycle the same block.
+        beat_ram = nb >= BEAT_BUFFER_RAM_BEATS and (ng > 1 or nf > 1)
+        if not beat_ram:
+            buf = Array(Signal(tap_bits, name=f"buf{k}") for k in range(nb))
 
         # stage 0: issue (g, b, r); group 0 takes the live window beat in its first row step,
         # later groups and row steps the buffer
@@ -252,7 +263,20 @@ class Conv3x3(TokenBlock):
         # `valid`: with those, `o.valid` into every buffer bit's enable was the worst path of
         # dense 3x3 placements on ECP5 (1.2 ns of logic, 6.5-10 ns of routing). The decode's own
         # net still reaches every bit (docs/IMPLEMENT.md, stop 41).
-        if ng > 1 or nf > 1:
+        if beat_ram:
+            rows_rd = []
+            for i in range(nf):
+                mem = Memory(shape=unsigned(step), depth=nb, init=[],
+                             attrs={"ram_style": "distributed"})
+                m.submodules[f"beats{i}"] = mem
+                wr, rd = mem.write_port(), mem.read_port(domain="comb")
+                m.d.comb += [
+                    wr.addr.eq(b), wr.en.eq(live_q),
+                    wr.data.eq(win.taps.as_value()[i * step:(i + 1) * step]),
+                    rd.addr.eq(b),
+                ]
+                rows_rd.append(rd.data)
+        elif ng > 1 or nf > 1:
             with m.If(live_q):
                 m.d.sync += buf[b].eq(win.taps)
 
@@ -262,10 +286,14 @@ class Conv3x3(TokenBlock):
             first, last = (b == 0) & (r == 0), (last_b & last_r) | is_eof
         else:
             first, last = b == 0, last_b | is_eof
-        src = Mux(live_q, win.taps.as_value(), buf[b])
-        if nf > 1:
-            step = len(src) // nf
-            src = Array(src[i * step:(i + 1) * step] for i in range(nf))[r]
+        if beat_ram:
+            # a live beat is always the first row step (r = 0): its first rows
+            held = Array(rows_rd)[r] if nf > 1 else rows_rd[0]
+            src = Mux(live_q, win.taps.as_value()[:step], held)
+        else:
+            src = Mux(live_q, win.taps.as_value(), buf[b])
+            if nf > 1:
+                src = Array(src[i * step:(i + 1) * step] for i in range(nf))[r]
         taps1 = Signal(len(src), name="taps1") if nf > 1 else Signal.like(win.taps)
         y1, x1 = Signal.like(win.y), Signal.like(win.x)
         with m.If(en):

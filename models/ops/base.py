@@ -400,15 +400,36 @@ class ComputeOp(Op):
         kh, kw = kernel_hw(layer)
         return kh * kw * choice.lanes * getattr(layer, "in_bits", ACT_BITS)
 
+    def steered_bits(self, layer, choice) -> int:
+        """Bits of the window a block registers and steers to its MACs each cycle: the window
+        beat's, a ``kfold``-th of it when the kernel rows are folded (the fitted
+        ``per_window_bit`` term; the whole beat's registers are :meth:`fold_bits`')."""
+        return self.window_bits(layer, choice) // choice.kfold
+
+    def held_beats(self, layer, choice) -> int:
+        """Window beats of a site the block holds in registers and multiplexes by beat: all
+        ``B = ceil(C_in / lanes)`` (a block that keeps them in LUT RAM, priced by
+        :meth:`beat_buffer_luts`, reads one)."""
+        return math.ceil(layer.in_shape[0] / choice.lanes)
+
+    def beat_buffer_luts(self, layer, choice, model) -> int:
+        """LUT sites of the LUT RAM that holds a site's window beats (none here)."""
+        return 0
+
+    def ram_beat_bits(self, layer, choice) -> int:
+        """The window beats of a site the block keeps in LUT RAM, in bits of the window
+        times address bits (none here): the fitted ``per_ram_beat_bit`` term."""
+        return 0
+
     def fold_bits(self, layer, choice) -> int:
-        """Bits of a window beat over every input beat of a site: what a folded block buffers
-        per input beat and multiplexes by kernel row."""
-        return self.window_bits(layer, choice) * math.ceil(layer.in_shape[0] / choice.lanes)
+        """Bits of a window beat over every held input beat of a site: what a folded block
+        buffers per input beat and multiplexes by kernel row (:meth:`held_beats`)."""
+        return self.window_bits(layer, choice) * self.held_beats(layer, choice)
 
     def beat_bits(self, layer, choice) -> int:
-        """Bits of the window beats past the first of a site (``window_bits x (B - 1)``, ``B``
-        the input beats a site): what an unfolded full conv steers by beat."""
-        return self.window_bits(layer, choice) * (math.ceil(layer.in_shape[0] / choice.lanes) - 1)
+        """Bits of the held window beats past the first of a site (``window_bits x (B - 1)``,
+        ``B`` the :meth:`held_beats`): what an unfolded full conv steers by beat."""
+        return self.window_bits(layer, choice) * (self.held_beats(layer, choice) - 1)
 
     def acc_bits(self, layer, fmt) -> int:
         """The accumulator's width under ``fmt``: measured from the quantized weights where the
@@ -440,6 +461,7 @@ class ComputeOp(Op):
         if "dsp_acc_bits" in rq and self.acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:
             rq_dsp *= 2  # the accumulator x M product no longer fits one DSP slice
         lb, lb_bram = self.line_buffer_memory(layer, choice, model)
+        lut_rom = self.weight_memory(layer, choice, model)[0] if "per_rom_lut" in blk else 0
         res = {}
         for r in ("lut", "ff", "dsp"):
             v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
@@ -451,8 +473,12 @@ class ComputeOp(Op):
                 v += blk.get("per_fold_bit", {}).get(r, 0) * self.fold_bits(layer, choice)
             elif "per_beat_bit" in blk:  # the beats of a site a full conv steers
                 v += blk["per_beat_bit"].get(r, 0) * self.beat_bits(layer, choice)
+            if "per_ram_beat_bit" in blk:  # ... when it keeps them in LUT RAM
+                v += blk["per_ram_beat_bit"].get(r, 0) * self.ram_beat_bits(layer, choice)
+            if "per_rom_lut" in blk:  # a weight ROM in LUTs: its decode and read mux
+                v += blk["per_rom_lut"].get(r, 0) * lut_rom
             if "per_window_bit" in blk:  # the window's registers and tap muxes (k x k)
-                v += blk["per_window_bit"].get(r, 0) * self.window_bits(layer, choice)
+                v += blk["per_window_bit"].get(r, 0) * self.steered_bits(layer, choice)
             if self.requantized(layer):
                 per_lane = rq_dsp if r == "dsp" else rq.get(r, 0)
                 v += rq.get("base", {}).get(r, 0) + per_lane * choice.pe
@@ -467,7 +493,7 @@ class ComputeOp(Op):
             res["lut"] += sk["lut"]
             res["ff"] += sk["ff"]
         lut_w, bram_w = self.weight_memory(layer, choice, model)
-        res["lut"] += lut_w
+        res["lut"] += lut_w + self.beat_buffer_luts(layer, choice, model)
         # memories the block's fit holds as its own LUTs (its bias ROM; a 1x1 block's input
         # buffer): where the family's mapping rule puts one in block RAM (ECP5's for both; the
         # UltraScale+ RAM rule for the input buffer) its blocks are priced

@@ -7,8 +7,11 @@ requantizer.
 
 from __future__ import annotations
 
-from contract.constants import WINDOW_KERNELS
+import math
 
+from contract.constants import BEAT_BUFFER_RAM_BEATS, WINDOW_KERNELS
+
+from . import _price
 from .base import kernel_hw
 from .registry import register
 from .window import WindowOp
@@ -24,6 +27,34 @@ class Conv3x3(WindowOp):
     def matches(self, node) -> bool:
         kh, kw = kernel_hw(node)
         return kh in WINDOW_KERNELS and kw in WINDOW_KERNELS and node.groups == 1
+
+    def beat_ram(self, layer, choice) -> bool:
+        """Whether the block keeps a site's window beats in LUT RAM (``hw.conv3x3``: ``B >=``
+        :data:`contract.constants.BEAT_BUFFER_RAM_BEATS` beats that later output groups or row
+        steps re-read)."""
+        nb = math.ceil(layer.in_shape[0] / choice.lanes)
+        return nb >= BEAT_BUFFER_RAM_BEATS and (layer.out_shape[0] > choice.pe
+                                                  or choice.kfold > 1)
+
+    def held_beats(self, layer, choice) -> int:
+        return 1 if self.beat_ram(layer, choice) else super().held_beats(layer, choice)
+
+    def ram_beat_bits(self, layer, choice) -> int:
+        """``window_bits x ceil(log2 B)``: what grows with the beats in LUT RAM is the depth of
+        its address decode and read mux, not a mux input per beat (blocks of 16 and 64 beats:
+        a term per beat priced the 64-beat one 58 % over Yosys)."""
+        if not self.beat_ram(layer, choice):
+            return 0
+        nb = math.ceil(layer.in_shape[0] / choice.lanes)
+        return self.window_bits(layer, choice) * (nb - 1).bit_length()
+
+    def beat_buffer_luts(self, layer, choice, model) -> int:
+        """One LUT RAM per row step, ``B`` words of its share of the window's bits."""
+        if not self.beat_ram(layer, choice):
+            return 0
+        nb = math.ceil(layer.in_shape[0] / choice.lanes)
+        return choice.kfold * _price.lutram_luts(
+            model, self.window_bits(layer, choice) // choice.kfold, nb)
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),

@@ -183,3 +183,37 @@ def test_the_committed_model_prices_converters_by_the_lanes_their_entries_choose
     if family != "ecp5":
         assert model["converter"]["per_mux_bit"]["lut"] > 0
         assert converter_cost(16, 4, rm)["lut"] > converter_cost(4, 16, rm)["lut"]
+
+
+def test_the_price_knows_which_full_convs_keep_their_beats_in_lut_ram(fit_resources):
+    """``models.ops.conv3x3.Conv3x3.beat_ram`` (the price) and ``hw.conv3x3`` (the block) agree
+    on which blocks hold a site's window beats in LUT RAM (one memory per row step) on every
+    many-beat probe and a few-beat one; the RAM's price is its LUT RAM cells."""
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    from dse.cost import for_family
+    from models import ops
+
+    cfgs = fit_resources.beats_grid() + [
+        {"block": "conv3x3", "format": "int8", "dense": True, "c_in": 2, "c_out": 16,
+         "lanes": 1, "pe": 2, "h": 8, "w": 8, "stride": 1}]
+    rm = for_family("xc7")
+    seen = set()
+    for cfg in cfgs:
+        layer, ch = fit_resources._layer(cfg), fit_resources._choice(cfg)
+        op = ops.of(layer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            mods = fit_resources._component(cfg).elaborate(None)._named_submodules
+        mems = [n for n in mods if n.startswith("beats")]
+        ram = op.beat_ram(layer, ch)
+        seen.add(ram)
+        assert len(mems) == (ch.kfold if ram else 0), cfg
+        luts = op.beat_buffer_luts(layer, ch, rm)
+        assert (luts > 0) == ram and (op.ram_beat_bits(layer, ch) > 0) == ram
+        if ram:
+            assert op.beat_bits(layer, ch) == 0
+            assert op.fold_bits(layer, ch) == op.window_bits(layer, ch)
+    assert seen == {True, False}

@@ -335,3 +335,53 @@ def test_conv3x3_kernel_rows_folded(height, width, c_in, c_out, lanes, pe, strid
         assert dut.cycles_per_frame(height * width) == est
         for t0, t1 in zip(times[-3:], times[-2:], strict=False):
             assert abs((t1 - t0) - est) <= 2, (t1 - t0, est)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("height,width,c_in,c_out,lanes,pe,stride,fmt,datapath,kfold,dense", [
+    (5, 6, 8, 4, 2, 2, 1, "int8", "", 1, False),      # B = 4
+    (6, 5, 8, 2, 1, 1, 2, "int4", "lut", 3, False),   # B = 8, rows folded
+    (6, 7, 8, 4, 2, 4, 1, "int8", "dsp2", 3, True),   # B = 4, rows folded, dense
+    (5, 5, 16, 4, 1, 2, 1, "dybit4", "", 1, True),    # B = 16
+])
+def test_window_beats_in_lut_ram_are_the_register_buffer_cycle_for_cycle(
+        monkeypatch, height, width, c_in, c_out, lanes, pe, stride, fmt, datapath, kfold, dense,
+        stall):
+    """With B >= BEAT_BUFFER_RAM_BEATS input beats a site the window beats that later groups and
+    row steps re-read sit in LUT RAM (one memory per row step): bit-exact against the golden conv
+    on random, empty, single-site, border and dense frames under stalls, and every output beat
+    leaves in the same cycle as from the register buffer it replaces."""
+    import hw.conv3x3 as conv_mod
+    from contract.constants import BEAT_BUFFER_RAM_BEATS
+
+    assert c_in // lanes >= BEAT_BUFFER_RAM_BEATS
+    rng = random.Random(height * 17 + width + c_in + kfold)
+    levels = [int(v) for v in weight_format(fmt).levels]
+    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * 9)],
+                      dtype=np.int64).reshape(c_out, c_in, 3, 3)
+    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
+    border = [(y, x) for y in range(height) for x in range(width)
+              if y in (0, height - 1) or x in (0, width - 1)]
+    dense_frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
+                    for _ in range(3)]
+    frames = dense_frames if dense else [
+        random_frame(rng, height=height, width=width, channels=c_in, density=0.5), ([], []),
+        ([(height // 2, width // 2)], [[-127] * c_in]),
+        (border, [[127] * c_in for _ in border])] + dense_frames
+    shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
+
+    def run():
+        dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
+                      bias=bias, datapath=datapath, dense=dense, kfold=kfold)
+        mems = [n for n in dut.elaborate(None)._named_submodules if n.startswith("beats")]
+        return mems, run_frames(dut, frames, lanes=lanes, seed=9, idle=stall, stall=stall)
+
+    mems, (got, times) = run()
+    assert len(mems) == kfold
+    for n, ((coords, feats), out) in enumerate(zip(frames, got, strict=True)):
+        assert out == tuple(conv3x3_reference(coords, feats, height=height, width=width,
+                                              weight=weight, bias=bias, stride=stride)), n
+    monkeypatch.setattr(conv_mod, "BEAT_BUFFER_RAM_BEATS", 10 ** 6)
+    reg_mems, (reg_got, reg_times) = run()
+    assert reg_mems == [] and reg_got == got
+    assert reg_times == times

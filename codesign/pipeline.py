@@ -47,6 +47,9 @@ class FlowConfig:
     implement: bool | None = None  # place and route; None: on for the Lattice parts
     finetune: int = 0  # QAT epochs of every front point; the chosen one's weights go to hardware
     time_limit: float = 20.0  # the DSE's CBC seconds per program (`codesign dse --time-limit`)
+    # what the DSE's objective counts: time at each design's estimated clock, or cycles at
+    # clock_mhz (`codesign dse --clock`)
+    clock: str = "estimate"
     out: str = "runs/flow"
 
     def __post_init__(self):
@@ -68,6 +71,8 @@ class FlowConfig:
         check_mhz("--clock-mhz", self.clock_mhz)
         check_probability("--stall", self.stall)
         check_seconds("--time-limit", self.time_limit)
+        if self.clock not in ("estimate", "assumed"):
+            raise CodesignError(f"--clock must be estimate or assumed, not {self.clock!r}")
         if self.sim not in ("verilator", "icarus"):
             raise CodesignError(f"--sim must be verilator or icarus, not {self.sim!r}")
 

@@ -191,6 +191,22 @@ def test_flow_implements_on_lattice_parts_by_default():
     assert FlowConfig(device="ulx3s").lattice
 
 
+def test_flow_passes_its_clock_objective_to_the_dse():
+    """`codesign flow --clock assumed` has the DSE minimise cycles (as `codesign dse --clock`);
+    the config checks the value like the command line, and the DSE stage's digest holds it, so
+    changing it re-runs the DSE."""
+    from codesign.commands import flow
+    from codesign.pipeline import FlowConfig
+    from common.errors import CodesignError
+
+    assert FlowConfig().clock == "estimate" and flow.defaults().clock == "estimate"
+    assert flow.defaults(clock="assumed").clock == "assumed"
+    with pytest.raises(CodesignError, match="--clock must be estimate or assumed"):
+        FlowConfig(clock="fast")
+    src = Path(flow.__file__).read_text()
+    assert '"--clock", cfg.clock' in src and '"time_limit", "clock"' in src
+
+
 def test_pick_point_needs_the_measured_accuracy_within_the_drop_too(tmp_path):
     p = tmp_path / "pareto.csv"
     p.write_text("point,accuracy_pred,accuracy_measured,ii_cycles,latency_cycles\n"

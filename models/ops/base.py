@@ -403,7 +403,7 @@ class ComputeOp(Op):
     def steered_bits(self, layer, choice) -> int:
         """Bits of the window a block registers and steers to its MACs each cycle: the window
         beat's, a ``kfold``-th of it when the kernel rows are folded (the fitted
-        ``per_window_bit`` term; the whole beat's registers are :meth:`fold_bits`')."""
+        ``per_window_bit`` term; the whole beat's registers are :meth:`fold_bits`)."""
         return self.window_bits(layer, choice) // choice.kfold
 
     def held_beats(self, layer, choice) -> int:

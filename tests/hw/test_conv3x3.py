@@ -25,6 +25,19 @@ def random_weights(rng, fmt, c_out, c_in):
     return w.reshape(c_out, c_in, 3, 3), b
 
 
+def edge_case_frames(rng, *, height, width, c_in, dense, n_dense):
+    """``n_dense`` dense random frames; on a sparse map first a half-dense random frame, the
+    empty frame, a single site and the border at the extremes."""
+    border = [(y, x) for y in range(height) for x in range(width)
+              if y in (0, height - 1) or x in (0, width - 1)]
+    dense_frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
+                    for _ in range(n_dense)]
+    return dense_frames if dense else [
+        random_frame(rng, height=height, width=width, channels=c_in, density=0.5), ([], []),
+        ([(height // 2, width // 2)], [[-127] * c_in]),
+        (border, [[127] * c_in for _ in border])] + dense_frames
+
+
 def check(frames, *, height, width, c_in, c_out, lanes, pe, stride, fmt, seed=0, **kw):
     rng = random.Random(seed)
     weight, bias = random_weights(rng, fmt, c_out, c_in)
@@ -313,14 +326,8 @@ def test_conv3x3_kernel_rows_folded(height, width, c_in, c_out, lanes, pe, strid
     weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * k * k)],
                       dtype=np.int64).reshape(c_out, c_in, k, k)
     bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
-    border = [(y, x) for y in range(height) for x in range(width)
-              if y in (0, height - 1) or x in (0, width - 1)]
-    dense_frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
-                    for _ in range(4)]
-    frames = dense_frames if dense else [
-        random_frame(rng, height=height, width=width, channels=c_in, density=0.5), ([], []),
-        ([(height // 2, width // 2)], [[-127] * c_in]),
-        (border, [[127] * c_in for _ in border])] + dense_frames
+    frames = edge_case_frames(rng, height=height, width=width, c_in=c_in, dense=dense,
+                              n_dense=4)
     shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
     dut = Conv3x3(shape=shape, c_out=c_out, pe=pe, stride=stride, fmt=fmt, weight=weight,
                   bias=bias, kernel=kernel, datapath=datapath, dense=dense, kfold=k)
@@ -356,18 +363,9 @@ def test_window_beats_in_lut_ram_are_the_register_buffer_cycle_for_cycle(
 
     assert c_in // lanes >= BEAT_BUFFER_RAM_BEATS
     rng = random.Random(height * 17 + width + c_in + kfold)
-    levels = [int(v) for v in weight_format(fmt).levels]
-    weight = np.array([rng.choice(levels) for _ in range(c_out * c_in * 9)],
-                      dtype=np.int64).reshape(c_out, c_in, 3, 3)
-    bias = np.array([rng.randint(-5000, 5000) for _ in range(c_out)], dtype=np.int64)
-    border = [(y, x) for y in range(height) for x in range(width)
-              if y in (0, height - 1) or x in (0, width - 1)]
-    dense_frames = [random_frame(rng, height=height, width=width, channels=c_in, density=1.0)
-                    for _ in range(3)]
-    frames = dense_frames if dense else [
-        random_frame(rng, height=height, width=width, channels=c_in, density=0.5), ([], []),
-        ([(height // 2, width // 2)], [[-127] * c_in]),
-        (border, [[127] * c_in for _ in border])] + dense_frames
+    weight, bias = random_weights(rng, fmt, c_out, c_in)
+    frames = edge_case_frames(rng, height=height, width=width, c_in=c_in, dense=dense,
+                              n_dense=3)
     shape = TokenShape(height=height, width=width, channels=c_in, lanes=lanes)
 
     def run():

@@ -461,7 +461,7 @@ class ComputeOp(Op):
         if "dsp_acc_bits" in rq and self.acc_bits(layer, fmt.name) > rq["dsp_acc_bits"]:
             rq_dsp *= 2  # the accumulator x M product no longer fits one DSP slice
         lb, lb_bram = self.line_buffer_memory(layer, choice, model)
-        lut_rom = self.weight_memory(layer, choice, model)[0] if "per_rom_lut" in blk else 0
+        lut_w, bram_w = self.weight_memory(layer, choice, model)
         res = {}
         for r in ("lut", "ff", "dsp"):
             v = (blk["base"].get(r, 0) + blk["per_lane"].get(r, 0) * choice.lanes
@@ -476,7 +476,7 @@ class ComputeOp(Op):
             if "per_ram_beat_bit" in blk:  # ... when it keeps them in LUT RAM
                 v += blk["per_ram_beat_bit"].get(r, 0) * self.ram_beat_bits(layer, choice)
             if "per_rom_lut" in blk:  # a weight ROM in LUTs: its decode and read mux
-                v += blk["per_rom_lut"].get(r, 0) * lut_rom
+                v += blk["per_rom_lut"].get(r, 0) * lut_w
             if "per_window_bit" in blk:  # the window's registers and tap muxes (k x k)
                 v += blk["per_window_bit"].get(r, 0) * self.steered_bits(layer, choice)
             if self.requantized(layer):
@@ -492,7 +492,6 @@ class ComputeOp(Op):
             sk = _price.skid(bits)
             res["lut"] += sk["lut"]
             res["ff"] += sk["ff"]
-        lut_w, bram_w = self.weight_memory(layer, choice, model)
         res["lut"] += lut_w + self.beat_buffer_luts(layer, choice, model)
         # memories the block's fit holds as its own LUTs (its bias ROM; a 1x1 block's input
         # buffer): where the family's mapping rule puts one in block RAM (ECP5's for both; the

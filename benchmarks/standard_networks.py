@@ -30,23 +30,30 @@ DEVICES = ("XC7Z020", "XCZU3EG")
 
 
 def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synth: bool,
-            clock: str = "estimate") -> dict:
+            clock: str = "estimate", least: str = "resources") -> dict:
     ref = f"examples/{net}.py"
     model, calib = QONNX.get(net, (f"{ref}:build", f"{ref}:calib"))
     argv = [sys.executable, "-m", "codesign", "flow", "--model", model,
             "--calib", calib, "--device", device, "--frames", str(frames),
             "--stall", str(stall), "--out", str(out), "--synth" if synth else "--no-synth",
-            "--clock", clock]
+            "--clock", clock, "--least", least]
     t0 = time.time()
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     row = {"network": net, "device": device, "wall_s": round(time.time() - t0, 1)}
     if clock != "estimate":
         row["dse_clock"] = clock
+    if least != "resources":
+        row["dse_least"] = least
     if r.returncode != 0:
         err = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
         row["result"] = err[-1][7:] if err else f"exit {r.returncode}"
         return row
     return collect(row, out, frames=frames)
+
+
+def run_tag(clock: str = "estimate", least: str = "resources") -> str:
+    """A run directory's suffix: what its flow's DSE did other than by default."""
+    return ("-cycles" if clock == "assumed" else "") + ("-fewest" if least == "multipliers" else "")
 
 
 def lone_latency(run: Path) -> int:
@@ -116,8 +123,10 @@ def write_report(rows, out: Path, *, frames: int, stall: float) -> None:
              "| network | device | result | mismatches | II pred | II sim | latency pred | "
              "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if r.get("dse_clock") == "assumed":  # the DSE minimised cycles, not estimated time
-            r = {**r, "network": f"{r['network']} (cycles)"}
+        how = [w for k, w in (("dse_clock", "cycles"), ("dse_least", "fewest multipliers"))
+               if r.get(k) in ("assumed", "multipliers")]
+        if how:  # the DSE minimised cycles, not estimated time; kept the fewest multipliers
+            r = {**r, "network": f"{r['network']} ({', '.join(how)})"}
         if r.get("result") != "ok":
             lines.append(f"| {r['network']} | {r['device']} | {r['result']} | | | | | | | | |")
             continue
@@ -145,6 +154,9 @@ def main(argv=None) -> int:
                    help="the flow's DSE objective: time at each design's estimated clock "
                         "(default) or cycles (`codesign flow --clock`); an `assumed` run's "
                         "directory and row say so")
+    p.add_argument("--least", choices=("resources", "multipliers"), default="resources",
+                   help="what the DSE's points keep least of at their II (`codesign flow "
+                        "--least`); a `multipliers` run's directory and row say so")
     p.add_argument("--runs", default=str(ROOT / "runs" / "standard"))
     p.add_argument("--out", default=str(ROOT / "reports"))
     p.add_argument("--merge", nargs="+", metavar="CSV",
@@ -157,7 +169,7 @@ def main(argv=None) -> int:
             rows += [{k: v for k, v in r.items() if not pd.isna(v)}
                      for r in pd.read_csv(f).to_dict("records")]
         for r in rows:  # the latency the current model predicts for each run's design
-            tag = "-cycles" if r.get("dse_clock") == "assumed" else ""
+            tag = run_tag(r.get("dse_clock", "estimate"), r.get("dse_least", "resources"))
             run = Path(args.runs) / f"{r['network']}-{r['device']}{tag}"
             if r.get("result") == "ok" and (run / "dse" / "workload.json").is_file():
                 r["latency_pred"] = lone_latency(run)
@@ -168,10 +180,10 @@ def main(argv=None) -> int:
     for net in args.nets.split(","):
         for dev in args.devices.split(","):
             print(f"{net} on {dev} ...", flush=True)
-            tag = "" if args.clock == "estimate" else "-cycles"
+            tag = run_tag(args.clock, args.least)
             row = run_one(net, dev, out=Path(args.runs) / f"{net}-{dev}{tag}",
                           frames=args.frames, stall=args.stall, synth=args.synth,
-                          clock=args.clock)
+                          clock=args.clock, least=args.least)
             print(f"  {row}", flush=True)
             rows.append(row)
     write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)

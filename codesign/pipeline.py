@@ -50,6 +50,9 @@ class FlowConfig:
     # what the DSE's objective counts: time at each design's estimated clock, or cycles at
     # clock_mhz (`codesign dse --clock`)
     clock: str = "estimate"
+    # among the designs of a point's II, the smallest share of the budget or the fewest
+    # multipliers (`codesign dse --least`)
+    least: str = "resources"
     out: str = "runs/flow"
 
     def __post_init__(self):
@@ -73,6 +76,8 @@ class FlowConfig:
         check_seconds("--time-limit", self.time_limit)
         if self.clock not in ("estimate", "assumed"):
             raise CodesignError(f"--clock must be estimate or assumed, not {self.clock!r}")
+        if self.least not in ("resources", "multipliers"):
+            raise CodesignError(f"--least must be resources or multipliers, not {self.least!r}")
         if self.sim not in ("verilator", "icarus"):
             raise CodesignError(f"--sim must be verilator or icarus, not {self.sim!r}")
 

@@ -45,8 +45,10 @@ from .ilp import OBJECTIVES
 #: How the DSE counts a design's clock (``--clock``): each design's estimated Fmax, or the one
 #: assumed clock of ``--clock-mhz``.
 CLOCKS = ("estimate", "assumed")
+#: What a point keeps least of among the designs of its II (``--least``).
+LEAST = ("resources", "multipliers")
 
-__all__ = ["explore", "load_workload", "DEFAULT_FORMATS", "CLOCKS"]
+__all__ = ["explore", "load_workload", "DEFAULT_FORMATS", "CLOCKS", "LEAST"]
 
 DEFAULT_FORMATS = ("int8", "int4", "dybit4")
 #: Random mixed assignments measured on the evaluation set to check the predictor beyond the front.
@@ -222,13 +224,18 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
             clock_mhz: float = 200.0, points: int = 10, objective: str = "ii",
             frames: int = 32, time_limit: float | None = 20.0, max_par: int = 64,
             activity: str = "mean", check: int | None = None, finetune: int = 0,
-            clock: str = "estimate", log=None):
+            clock: str = "estimate", least: str = "resources", log=None):
     """Run the design-space exploration and write its files; returns the front DataFrame.
 
     ``clock="estimate"``: each design runs at its own estimated Fmax (:mod:`dse.fmax`, the
     device family's fitted model) and the front minimises time (cycles x estimated clock
     period); ``"assumed"``: every design runs at ``clock_mhz`` and the front minimises
-    cycles. A family without a fitted model falls back to ``"assumed"`` (logged)."""
+    cycles. A family without a fitted model falls back to ``"assumed"`` (logged).
+
+    ``least="resources"``: among the designs of a point's II (and time), the program's and then
+    the one :func:`dse.ilp.trim` frees resources from; ``"multipliers"``: then the one with the
+    fewest multipliers (:func:`dse.ilp.fewest_multipliers`), the most MAC utilisation, at some
+    LUTs and FFs within the budget."""
     out = Path(out)
     budget = devices.budget(device, util)
     formats = _formats(formats)
@@ -242,6 +249,8 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         raise CodesignError(f"--finetune must be a non-negative integer, not {finetune!r}")
     if clock not in CLOCKS:
         raise CodesignError(f"--clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
+    if least not in LEAST:
+        raise CodesignError(f"--least must be one of {', '.join(LEAST)}, not {least!r}")
     rmodel = for_budget(budget)
     # measured on ECP5 (nextpnr), an estimate of an estimate on Xilinx parts (no placer)
     fmodel = fmax.fmax_model(family=budget.family)
@@ -388,6 +397,15 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
                 f"{points} kept, spread evenly from the fastest to the most accurate")
         front = [front[i] for i in kept]
         point_drops = None if point_drops is None else [point_drops[i] for i in kept]
+    if least == "multipliers" and front:
+        before = [ilp.multipliers(sol, problem) for _, sol in front]
+        front = [(d, ilp.fewest_multipliers(problem, sol, time_limit=time_limit))
+                 for d, sol in front]
+        after = [ilp.multipliers(sol, problem) for _, sol in front]
+        if log:
+            moved = sum(a < b for a, b in zip(after, before, strict=True))
+            log(f"fewest multipliers at each point's II: {moved} of {len(front)} points "
+                f"changed, {sum(before):,} -> {sum(after):,} multipliers in all")
     base, n_eval = sens.base, 0
     if bundle is not None:
         # predictions are anchored on the reference design measured on the evaluation set, so
@@ -396,6 +414,9 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         got = bundle.evaluate(ref, split="eval")
         base, n_eval = float(got[sens.metric]), int(got.get("n", 0))
     df = pareto.solutions_frame(front, base=base, clock_mhz=clock_mhz, to_drop=sens.drop_of)
+    # the products a cycle the point's blocks compute (a packed DSP counts two, a LUT multiplier
+    # or shift-add unit one): what --least multipliers keeps fewest of
+    df["multipliers"] = [ilp.multipliers(sol, problem) for _, sol in front]
     if point_drops is not None:
         # a point's predicted accuracy from the better (non-linear) model; the program's own
         # linear prediction stays beside it

@@ -303,6 +303,12 @@ def layer_cost(layer: LayerWork, choice: LayerChoice, *, model: ResourceModel | 
                 dsp=r["dsp"], lut=r["lut"], ff=r["ff"], bram18=r["bram18"])
 
 
+def multipliers(layer: LayerWork, choice: LayerChoice) -> int:
+    """The multipliers (or shift-add units, or halves of a packed DSP) of one (layer, choice):
+    the products its block computes a cycle (:meth:`models.ops.base.ComputeOp.mac_count`)."""
+    return ops.of(layer).mac_count(layer, choice)
+
+
 def converter_mux_inputs(width_in: int, width_out: int) -> int:
     """Input lanes a converter's buffer entries choose among: entry ``j`` of its ``a + b`` takes
     any of ``min(a, j + 1)`` input lanes (:class:`hw.width.WidthConverter`), so ``a (a + 1) / 2

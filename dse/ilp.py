@@ -55,11 +55,16 @@ __all__ = [
     "network_latency",
     "DEFAULT_TIME_LIMIT",
     "SolverTimeout",
+    "fewest_multipliers",
+    "multipliers",
 ]
 
 #: CBC time limit of one solve, in seconds, when the caller gives none: every solve is bounded.
 #: A solve that reaches it returns its best point with ``proven=False``.
 DEFAULT_TIME_LIMIT = 20.0
+
+#: What :func:`build` may minimise among the designs of at most given cycles.
+LEAST = ("lut", "multipliers")
 
 #: Shortest CBC time limit used (seconds).
 MIN_TIME_LIMIT = 1.0
@@ -120,9 +125,13 @@ def check_budget(problem: Problem) -> None:
 
 def build(problem: Problem, *, tie_break: bool = False, formulation: str = "levels",
           ii_lower: int | None = None, start: Solution | None = None,
-          least_lut_within: int | None = None) -> Model:
-    """Step 1: the PuLP problem of ``problem`` (no solving). ``least_lut_within``: minimise the
-    LUTs instead, among the designs whose cycles (:meth:`Problem.cycles`) are at most that."""
+          least_within: int | None = None, least: str = "lut") -> Model:
+    """Step 1: the PuLP problem of ``problem`` (no solving). ``least_within``: among the designs
+    whose cycles (:meth:`Problem.cycles`) are at most that, minimise ``least`` instead:
+    ``"lut"``, or ``"multipliers"`` (:attr:`Candidate.multipliers`; among as many, the smallest
+    share of the budget, :func:`_share`)."""
+    if least not in LEAST:
+        raise ValueError(f"least must be one of {LEAST}, not {least!r}")
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
     x = [
         [lp.add_variable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]
@@ -199,9 +208,17 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
         objective = ii + pulp.lpSum(c.cost.fill * v for cands, xs in zip(problem.candidates, x,
                                                                          strict=True)
                                     for c, v in zip(cands, xs, strict=True))
-    if least_lut_within is not None:
-        lp += objective <= least_lut_within, "cycles_cap"
+    if least_within is not None:
+        lp += objective <= least_within, "cycles_cap"
         objective = used["lut"]
+        if least == "multipliers":
+            # worth less than one multiplier in all: each share is at most 1 within the budget
+            share = pulp.lpSum(used[r] * (1.0 / max(problem.budget.limit(r), 1))
+                               for r in RESOURCES)
+            objective = pulp.lpSum(c.multipliers * v
+                                   for cands, xs in zip(problem.candidates, x, strict=True)
+                                   for c, v in zip(cands, xs, strict=True)) \
+                + 0.5 / len(RESOURCES) * share
     elif tie_break and problem.objective != "drop":
         # Worth less than one cycle in total: among equally fast points prefer the smaller drop.
         max_drop_total = sum(max(abs(c.drop) for c in cands) for cands in problem.candidates)
@@ -401,6 +418,78 @@ def trim(problem: Problem, sol: Solution) -> Solution:
                    solved_choices=(sol.solved_choices or sol.choices) if moved else ())
 
 
+def multipliers(sol: Solution, problem: Problem) -> int:
+    """The multipliers of ``sol``'s choices (:attr:`Candidate.multipliers`), 0 for a choice
+    that ``problem`` and its pool do not price."""
+    total = 0
+    for cands, extra, ch, cost in zip(problem.candidates, problem.pool or [()] * len(sol.choices),
+                                      sol.choices, sol.costs, strict=True):
+        total += next((c.multipliers for c in (*cands, *extra)
+                       if c.choice == ch and c.cost == cost), 0)
+    return total
+
+
+def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | None = None,
+                       formulation: str = "levels") -> Solution:
+    """The design with the fewest multipliers among those no slower than ``sol`` in the
+    program's own terms, in ``sol``'s formats and drops (its predicted accuracy), within the budget;
+    among as many, the smallest share of the budget. ``sol`` itself when none has fewer.
+
+    What the program and :func:`trim` leave: at a point's II, a layer off the critical path may
+    keep a design whose multipliers idle part of the time because it is the cheaper one in
+    LUTs and FFs (a 3x3 conv at kernel fold 1 has no fold multiplexers; ResNet-20's two
+    64-channel convs on XC7Z020 at 144 multipliers where 96 keep the II). Here the multipliers
+    count first, over every divisor of the channel counts (the problem's ``pool``): the MAC
+    utilisation issue 13 measures, at the price of some LUTs and FFs within the budget
+    (``codesign dse --least multipliers``).
+
+    "No slower": cycles (or the latency, :meth:`Problem.cycles`) at most ``sol``'s, and in a
+    :attr:`~Problem.timed` problem no choice with a longer ``delay_ns`` than ``sol``'s clock
+    and, where the routing derate grows with the LUTs (:attr:`Problem.routes_by_lut`), no more
+    LUTs: a time (:meth:`Problem.key`) at most ``sol``'s."""
+    fmts = [ch.format for ch in sol.choices]
+    pool = problem.pool or [()] * len(fmts)
+    cap = problem.cycles(sol)
+    delay_cap = sol.delay_ns if problem.timed else math.inf
+    cands = []
+    for cs, extra, fmt, drop in zip(problem.candidates, pool, fmts, sol.drops, strict=True):
+        seen, keep = set(), []
+        for c in (*cs, *extra):
+            if (c.choice.format == fmt and c.drop == drop and c.cost.cycles <= cap
+                    and c.delay_ns <= delay_cap + 1e-9 and (c.choice, c.cost) not in seen):
+                seen.add((c.choice, c.cost))
+                keep.append(c)
+        cands.append(tuple(keep))
+    full = replace(problem, candidates=tuple(cands), pool=())
+    picks = []
+    for cs, ch, cost in zip(full.candidates, sol.choices, sol.costs, strict=True):
+        k = next((k for k, c in enumerate(cs) if c.choice == ch and c.cost == cost), None)
+        if k is None:
+            return sol  # a choice the problem does not price (a hand-made point)
+        picks.append(k)
+    start = evaluate(full, picks)
+    before = sum(full.candidates[i][k].multipliers for i, k in enumerate(picks))
+    work = replace(full, rows=())  # the lone-frame latency once, for the design kept
+    if problem.timed and problem.routes_by_lut:
+        # more LUTs route slower: a design of more would not keep the time
+        work = replace(work, budget=replace(work.budget, lut=min(work.budget.lut, sol.lut)))
+    try:
+        model = solve(build(work, formulation=formulation, least_within=cap, least="multipliers",
+                            start=start), time_limit=time_limit)
+        new = decode(model)
+    except (Infeasible, SolverTimeout):
+        return sol
+    picks = [next(k for k, c in enumerate(cs) if c.choice == ch and c.cost == cost)
+             for cs, ch, cost in zip(full.candidates, new.choices, new.costs, strict=True)]
+    if sum(full.candidates[i][k].multipliers for i, k in enumerate(picks)) >= before:
+        return sol
+    new = evaluate(full, picks)
+    if not _fits(problem, new) or problem.key(new) > problem.key(sol) + 1e-9:
+        return sol
+    return replace(new, solve_seconds=sol.solve_seconds, proven=sol.proven and model.status
+                   == "Optimal", solved_choices=sol.solved_choices or sol.choices)
+
+
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,
              formulation: str = "levels", warm: bool = True, upper: float | None = None,
              lower: int | None = None, start: Solution | None = None) -> Solution:
@@ -595,7 +684,7 @@ def _least_lut(problem: Problem, cycles: int, *, time_limit, formulation) -> Sol
     """The design of ``problem`` with the fewest LUTs among those of at most ``cycles``
     (:meth:`Problem.cycles`); None when the solver proves none (its time limit)."""
     work = prune(problem, cycles)
-    model = solve(build(work, formulation=formulation, least_lut_within=cycles),
+    model = solve(build(work, formulation=formulation, least_within=cycles),
                   time_limit=time_limit)
     if model.status != "Optimal":
         return None

@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import fmax
 from .accuracy import Sensitivity
-from .cost import ResourceModel, candidates, converter_coefficients, layer_cost
+from .cost import ResourceModel, candidates, converter_coefficients, layer_cost, multipliers
 from .devices import Budget
 from .ilp import (
     DEFAULT_TIME_LIMIT,
@@ -62,7 +62,8 @@ def price(workload: Workload, formats, sens: Sensitivity, *, model: ResourceMode
             acc_cost = sens.coefficient(layer.name, ch.format)
             delay = fmax.choice_delay_ns(layer, ch, fmax_model) if fmax_model else 0.0
             cands.append(Candidate(ch, cost, acc_cost, delay_ns=delay,
-                                   timing=layer_timing(layer, ch)))
+                                   timing=layer_timing(layer, ch),
+                                   multipliers=multipliers(layer, ch)))
             rows.append({"layer": layer.name, "kind": layer.kind, "format": ch.format,
                          "lanes": ch.lanes, "pe": ch.pe, "datapath": ch.datapath,
                          "kfold": ch.kfold,

@@ -33,6 +33,9 @@ class Candidate:
     #: What the choice adds to its rows' times in a lone frame (:func:`dse.latency.layer_timing`);
     #: None: :class:`dse.latency.Timing`'s defaults.
     timing: Timing | None = None
+    #: The choice's multipliers (:func:`dse.cost.multipliers`): what
+    #: :func:`dse.ilp.fewest_multipliers` minimises. 0: not counted.
+    multipliers: int = 0
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,22 @@ def test_flow_passes_its_clock_objective_to_the_dse():
     assert '"--clock", cfg.clock' in src and '"time_limit", "clock"' in src
 
 
+def test_flow_least_reaches_the_dse_and_its_digest():
+    """`codesign flow --least multipliers` has the DSE keep the fewest multipliers at each
+    point's II (as `codesign dse --least`); checked like the command line, in the DSE stage's
+    digest."""
+    from codesign.commands import flow
+    from codesign.pipeline import FlowConfig
+    from common.errors import CodesignError
+
+    assert FlowConfig().least == "resources" and flow.defaults().least == "resources"
+    assert FlowConfig(least="multipliers").least == "multipliers"
+    with pytest.raises(CodesignError, match="--least must be resources or multipliers"):
+        FlowConfig(least="luts")
+    src = Path(flow.__file__).read_text()
+    assert '"--least", cfg.least' in src and '"clock", "least"' in src
+
+
 def test_pick_point_needs_the_measured_accuracy_within_the_drop_too(tmp_path):
     p = tmp_path / "pareto.csv"
     p.write_text("point,accuracy_pred,accuracy_measured,ii_cycles,latency_cycles\n"

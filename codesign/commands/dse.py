@@ -37,6 +37,10 @@ def add_arguments(p):
                    help="estimate: each design at its own estimated Fmax (dse/fmax.py), the "
                         "front minimises time; assumed: every design at --clock-mhz, the front "
                         "minimises cycles")
+    p.add_argument("--least", choices=("resources", "multipliers"), default="resources",
+                   help="among the designs of a point's II (and time): resources, the smallest "
+                        "share of the budget (default); multipliers, the fewest multipliers (the "
+                        "most MAC utilisation), then the smallest share")
     p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=32,
                    help="test frames to measure activity on")
     p.add_argument("--time-limit", type=arg(check_seconds, "--time-limit"), default=20.0,
@@ -67,7 +71,7 @@ def run(args) -> int:
                      formats=args.formats, clock_mhz=args.clock_mhz, points=args.points,
                      objective=args.objective, frames=args.frames, time_limit=args.time_limit,
                      max_par=args.max_par, check=args.check, finetune=args.finetune,
-                     clock=args.clock, log=log)
+                     clock=args.clock, least=args.least, log=log)
     cols = ["point", "accuracy_pred", "accuracy_measured", "ii_cycles", "latency_cycles", "fps",
             "dsp", "lut", "bram18", "format_counts"]
     if "fmax_est_mhz" in df:

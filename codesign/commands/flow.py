@@ -49,6 +49,9 @@ def add_arguments(p):
     p.add_argument("--clock", choices=("estimate", "assumed"), default=d.clock,
                    help="the DSE's objective: time at each design's estimated clock (default) "
                         "or cycles at --clock-mhz (as `codesign dse --clock`)")
+    p.add_argument("--least", choices=("resources", "multipliers"), default=d.least,
+                   help="what the DSE's points keep least of among the designs of their II (as "
+                        "`codesign dse --least`)")
     p.add_argument("--max-drop", type=arg(check_drop, "--max-drop"), default=d.max_drop,
                    help="accuracy drop allowed for the chosen point, as a fraction (0.01 = 1 pt)")
     p.add_argument("--frames", type=arg(check_count, "--frames", high=100_000), default=d.frames,
@@ -141,7 +144,8 @@ def run(args) -> int:
                      clock_mhz=args.clock_mhz, points=args.points, max_drop=args.max_drop,
                      frames=args.frames, sim=args.sim, stall=args.stall, synth=args.synth,
                      implement=args.implement, finetune=args.finetune,
-                     time_limit=args.time_limit, clock=args.clock, out=out_dir(args))
+                     time_limit=args.time_limit, clock=args.clock, least=args.least,
+                     out=out_dir(args))
     _check_inputs(cfg)
     out = Path(cfg.out)
     paths = {
@@ -190,7 +194,7 @@ def run(args) -> int:
         _cli(["dse", "--model", ckpt(), "--device", cfg.device, "--util", str(cfg.util),
               "--formats", cfg.formats, "--clock-mhz", str(cfg.clock_mhz),
               "--points", str(cfg.points), "--finetune", str(cfg.finetune),
-              "--time-limit", str(cfg.time_limit), "--clock", cfg.clock,
+              "--time-limit", str(cfg.time_limit), "--clock", cfg.clock, "--least", cfg.least,
               "--out", str(paths["dse"])])
 
     def do_pick():
@@ -287,7 +291,7 @@ def run(args) -> int:
         Stage("model", do_model, lambda: [paths["model"]], lambda: {"model": cfg.model}),
         Stage("dse", do_dse, lambda: [paths["dse"] / "pareto.csv"],
               digests("model", keys=("device", "util", "formats", "clock_mhz", "points",
-                                     "finetune", "time_limit", "clock"))),
+                                     "finetune", "time_limit", "clock", "least"))),
         Stage("pick", do_pick, lambda: [paths["pick"], paths["point"]],
               lambda: {**digests(keys=("max_drop",))(),
                        "pareto": file_digest(paths["dse"] / "pareto.csv")}),

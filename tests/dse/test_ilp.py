@@ -407,3 +407,141 @@ def test_timed_problem_needs_every_delay():
         from dataclasses import replace
 
         replace(problem, timed=True)
+
+
+def _counted(problem, seed):
+    """``problem`` with each candidate's multipliers (lanes x pe x 9 over a kernel fold, as
+    :func:`dse.cost.multipliers` counts a 3x3 conv's, plus a little noise so that designs of one
+    II differ in multipliers and resources both ways) and a drop per layer and format."""
+    from dataclasses import replace
+
+    rng = random.Random(2000 + seed)
+    # a layer's drop is its format's, as the sensitivity prices it
+    drop = [{f: round(rng.uniform(0, 0.05), 4) for f in ("int8", "int4", "dybit4")}
+            for _ in problem.candidates]
+    # two formats, so that a point's format has alternatives in most layers
+    cands = [[replace(c, choice=LayerChoice(rng.choice(["int8", "int4"]), c.choice.lanes,
+                                            c.choice.pe))
+              for c in cs] for cs in problem.candidates]
+    cands = tuple(tuple(replace(c, drop=drop[i][c.choice.format],
+                                multipliers=c.choice.lanes * c.choice.pe * 9
+                                // rng.choice([1, 3]) + rng.randint(0, 2)) for c in cs)
+                  for i, cs in enumerate(cands))
+    objective = problem.objective if problem.objective != "drop" else "ii"
+    return replace(problem, candidates=cands, objective=objective)
+
+
+def _fewest_by_enumeration(problem, sol):
+    """The fewest multipliers of an assignment in ``sol``'s formats and drops, within the budget, no
+    slower (the program's cycles; in time, no longer delay and no more LUTs where routing
+    grows with them)."""
+    import itertools
+
+    best = None
+    for picks in itertools.product(*(range(len(c)) for c in problem.candidates)):
+        s = ilp.evaluate(problem, picks)
+        if [c.format for c in s.choices] != [c.format for c in sol.choices] or any(
+                a != b for a, b in zip(s.drops, sol.drops, strict=True)):
+            continue
+        if problem.cycles(s) > problem.cycles(sol) or not ilp._fits(problem, s):
+            continue
+        if problem.timed and (s.delay_ns > sol.delay_ns + 1e-9
+                              or problem.routes_by_lut and s.lut > sol.lut):
+            continue
+        m = sum(problem.candidates[i][k].multipliers for i, k in enumerate(picks))
+        best = m if best is None else min(best, m)
+    return best
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_fewest_multipliers_equals_enumeration(timed):
+    """``fewest_multipliers`` keeps the point's formats (so its predicted drop), its cycles (and
+    in time its clock and, where routing grows with the LUTs, its LUTs) and the budget, and has
+    the fewest multipliers any such design has; the point itself when it already has them."""
+    from dataclasses import replace
+
+    checked = moved = 0
+    for seed in range(400):
+        if checked >= 120:
+            break
+        problem = _counted(_instance(seed), seed)
+        if timed:
+            problem = _timed(problem, seed)
+            if seed % 2:
+                problem = replace(problem, routing=(1.0, 2.0 / problem.budget.lut))
+        try:
+            sol = ilp.optimise(problem, time_limit=5)
+        except ilp.Infeasible:
+            continue
+        checked += 1
+        got = ilp.fewest_multipliers(problem, sol, time_limit=5)
+        least = _fewest_by_enumeration(problem, sol)
+        assert ilp.multipliers(got, problem) == least, seed
+        assert [c.format for c in got.choices] == [c.format for c in sol.choices]
+        assert got.drop == pytest.approx(sol.drop)
+        assert problem.cycles(got) <= problem.cycles(sol)
+        assert problem.key(got) <= problem.key(sol) + 1e-9
+        assert ilp._fits(problem, got)
+        if ilp.multipliers(sol, problem) == least:
+            assert got is sol  # nothing to gain: the point as it was
+        else:
+            moved += 1
+            assert got.solved_choices
+    # in time most alternatives have a slower clock: fewer points can move
+    assert checked >= 120 and moved >= (3 if timed else 5)
+
+
+def test_fewest_multipliers_trades_luts_for_idle_multipliers_within_the_budget():
+    """ResNet-20's 64-channel 3x3 conv on XC7Z020 (II 24,577): at kernel fold 1 it has 144
+    multipliers busy two thirds of the time, folded 3x 96 busy all of it, at more LUTs (the
+    fold's multiplexers and wider window). The program and the trim keep the cheaper 144;
+    ``fewest_multipliers`` takes the 96 while the LUT budget has room for them, and keeps the
+    144 when it does not."""
+    from dataclasses import replace
+
+    def cand(lanes, pe, kfold, cycles, lut, mults):
+        return ilp.Candidate(LayerChoice("int4", lanes, pe, "lut", kfold),
+                             Cost(cycles=cycles, fill=1, dsp=0, lut=lut, ff=lut, bram18=0), 0.0,
+                             multipliers=mults)
+
+    first = (cand(4, 4, 3, 24_576, 5000, 48),)
+    conv = (cand(4, 4, 1, 16_384, 9000, 144), cand(8, 4, 3, 24_576, 9400, 96),
+            cand(4, 2, 1, 32_768, 4500, 72))
+    b = Budget(device="TEST", util=1.0, dsp=0, lut=20_000, ff=20_000, bram18=0)
+    problem = ilp.Problem(names=("a", "b"), candidates=(first, conv), edges=((0, 1),), budget=b,
+                          converter={"lut": (0, 0.0), "ff": (0, 0.0)})
+    sol = ilp.optimise(problem)
+    assert sol.ii == 24_576 and sol.choices[1].kfold == 1 and ilp.multipliers(sol, problem) == 192
+    got = ilp.fewest_multipliers(problem, sol)
+    assert got.ii == 24_576 and got.choices[1] == LayerChoice("int4", 8, 4, "lut", 3)
+    assert ilp.multipliers(got, problem) == 144 and got.lut == 14_400
+    tight = replace(problem, budget=replace(b, lut=14_000))
+    assert ilp.fewest_multipliers(tight, ilp.optimise(tight)).choices[1].kfold == 1
+
+
+def test_priced_candidates_count_their_multipliers():
+    """:func:`dse.pareto.price` counts each candidate's multipliers as the block has them: a
+    full 3x3 conv lanes x pe x 9 / kfold, a depthwise one pe x 9 / kfold, a dense layer
+    lanes x pe."""
+    from dse import accuracy, pareto
+    from dse.workload import LayerWork, Workload
+
+    w = Workload(name="t", layers=(
+        LayerWork(name="c", op="conv", in_shape=(16, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                  active_in=1.0, active_out=1.0),
+        LayerWork(name="d", op="conv", in_shape=(32, 8, 8), out_shape=(32, 8, 8), kernel=3,
+                  active_in=1.0, active_out=1.0, groups=32),
+        LayerWork(name="f", op="linear", in_shape=(32, 1, 1), out_shape=(10, 1, 1),
+                  active_in=1.0, active_out=1.0),
+    ))
+    sens = accuracy.synthetic_sensitivity(w, ["int8"])
+    cands, _ = pareto.price(w, ["int8"], sens, count=1 << 30)
+    folds = set()
+    for layer, cs in zip(w.layers, cands, strict=True):
+        for c in cs:
+            ch = c.choice
+            width = ch.pe if layer.kind == "dwconv3x3" else ch.lanes * ch.pe
+            taps = 1 if layer.op == "linear" else 9
+            assert c.multipliers == width * taps // ch.kfold, (layer.name, ch)
+            folds.add((layer.kind, ch.kfold))
+    assert ("conv3x3", 3) in folds and ("dwconv3x3", 3) in folds

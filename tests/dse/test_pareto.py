@@ -359,3 +359,41 @@ def test_thin_keeps_both_ends_spread_evenly():
     assert pareto.thin(list(range(9)), 6) == [0, 2, 3, 5, 6, 8]
     assert pareto.thin(list(range(4)), 6) == [0, 1, 2, 3]
     assert pareto.thin(list(range(4)), 1) == [0]
+
+
+def test_least_multipliers_keeps_each_points_ii_and_formats_with_fewer_multipliers(tmp_path):
+    """``explore(least="multipliers")`` (``codesign dse --least multipliers``): every point of
+    the front keeps its II, formats and predicted accuracy, fits the budget, and has at most
+    the multipliers of the default's same point (``pareto.csv`` column ``multipliers``), fewer
+    on some; its point file holds the choices it counts."""
+    from contract.point import DesignPoint
+    from dse.api import explore
+    from dse.cost import multipliers
+    from dse.devices import budget
+    from dse.workload import Workload
+
+    kw = dict(points=3, check=0, clock="assumed", formats=["int8", "int4"])
+    base = explore("synthetic8", "XC7Z020", out=tmp_path / "r", **kw)
+    few = explore("synthetic8", "XC7Z020", out=tmp_path / "m", least="multipliers", **kw)
+    assert len(base) == len(few) >= 2
+    b = budget("XC7Z020")
+    cols = ["ii_cycles", "formats", "acc_drop"]
+    assert (few[cols].to_numpy() == base[cols].to_numpy()).all()
+    assert (few["multipliers"] <= base["multipliers"]).all()
+    assert (few["multipliers"] < base["multipliers"]).any()
+    for r in ("dsp", "lut", "ff", "bram18"):
+        assert (few[r] <= b.limit(r)).all()
+    w = Workload.from_json((tmp_path / "m" / "workload.json").read_text())
+    for k, row in few.iterrows():
+        p = DesignPoint.from_json((tmp_path / "m" / f"point_{k}.json").read_text())
+        assert sum(multipliers(layer, c) for layer, c in zip(w.layers, p.layers, strict=True)) \
+            == row["multipliers"]
+
+
+def test_least_must_be_resources_or_multipliers(tmp_path):
+    from common.errors import CodesignError
+    from dse.api import explore
+
+    with pytest.raises(CodesignError, match="--least must be one of resources, multipliers"):
+        explore("synthetic8", "XC7Z020", out=tmp_path / "x", least="luts")
+    assert not (tmp_path / "x").exists()

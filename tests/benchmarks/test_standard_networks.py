@@ -1,0 +1,33 @@
+"""benchmarks/standard_networks.py: a run that the DSE made other than by default (cycles at
+the assumed clock, the fewest multipliers) says so in its directory and its report row, so a
+merge finds its run again (loaded from its path: benchmarks/ is not a package)."""
+
+import pytest
+from helpers import load_benchmark
+
+
+@pytest.fixture(scope="module")
+def standard_networks():
+    return load_benchmark("standard_networks")
+
+
+def test_run_tag_names_what_the_dse_did(standard_networks):
+    tag = standard_networks.run_tag
+    assert tag() == "" and tag("estimate", "resources") == ""
+    assert tag("assumed") == "-cycles"
+    assert tag(least="multipliers") == "-fewest"
+    assert tag("assumed", "multipliers") == "-cycles-fewest"
+
+
+def test_report_rows_say_how_their_dse_ran(standard_networks, tmp_path):
+    ok = {"result": "ok", "mismatches": 0, "frames": 5, "ii_pred": 100, "ii_sim": 100,
+          "latency_pred": 300, "latency_sim": 310, "dsp": 1, "lut": 10, "bram18": 0}
+    rows = [{"network": "a", "device": "XC7Z020", **ok},
+            {"network": "b", "device": "XC7Z020", "dse_clock": "assumed", **ok},
+            {"network": "c", "device": "XC7Z020", "dse_clock": "assumed",
+             "dse_least": "multipliers", **ok}]
+    standard_networks.write_report(rows, tmp_path, frames=5, stall=0.3)
+    md = (tmp_path / "standard_networks.md").read_text()
+    assert "| a | XC7Z020 | ok" in md
+    assert "| b (cycles) | XC7Z020 | ok" in md
+    assert "| c (cycles, fewest multipliers) | XC7Z020 | ok" in md

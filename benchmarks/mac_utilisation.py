@@ -190,7 +190,11 @@ def main(argv=None) -> int:
              "design's clock (a wider layer with fewer multipliers may have a slower block than "
              "any the design has); *ceiling*: the utilisation that design would reach, the most "
              "this layer can have in this network. A dense head after a global pool does a few "
-             "hundred MACs a frame: one multiplier is already more than it needs.", ""]
+             "hundred MACs a frame: one multiplier is already more than it needs. A run "
+             "named `-cycles` is of `codesign flow --clock assumed` (the DSE minimised cycles, "
+             "not time at the estimated clock), `-fewest` of `--least multipliers` (at each "
+             "point's II the design with the fewest multipliers, not the smallest share of the "
+             "budget), `-int8` of `--formats int8`.", ""]
     for run, g in df.groupby("run", sort=False):
         weighted = g["macs"].sum() / (g["multipliers"] * g["ii_measured"]).sum()
         lines += [f"## {run} (II {g['ii_measured'].iloc[0]:,.0f} cycles; MAC-weighted "

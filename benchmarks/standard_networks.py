@@ -30,13 +30,13 @@ DEVICES = ("XC7Z020", "XCZU3EG")
 
 
 def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synth: bool,
-            clock: str = "estimate", least: str = "resources") -> dict:
+            clock: str = "estimate", least: str = "resources", formats: str | None = None) -> dict:
     ref = f"examples/{net}.py"
     model, calib = QONNX.get(net, (f"{ref}:build", f"{ref}:calib"))
     argv = [sys.executable, "-m", "codesign", "flow", "--model", model,
             "--calib", calib, "--device", device, "--frames", str(frames),
             "--stall", str(stall), "--out", str(out), "--synth" if synth else "--no-synth",
-            "--clock", clock, "--least", least]
+            "--clock", clock, "--least", least, *(["--formats", formats] if formats else [])]
     t0 = time.time()
     r = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     row = {"network": net, "device": device, "wall_s": round(time.time() - t0, 1)}
@@ -44,6 +44,8 @@ def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synt
         row["dse_clock"] = clock
     if least != "resources":
         row["dse_least"] = least
+    if formats:
+        row["formats"] = formats
     if r.returncode != 0:
         err = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
         row["result"] = err[-1][7:] if err else f"exit {r.returncode}"
@@ -51,9 +53,12 @@ def run_one(net: str, device: str, *, out: Path, frames: int, stall: float, synt
     return collect(row, out, frames=frames)
 
 
-def run_tag(clock: str = "estimate", least: str = "resources") -> str:
-    """A run directory's suffix: what its flow's DSE did other than by default."""
-    return ("-cycles" if clock == "assumed" else "") + ("-fewest" if least == "multipliers" else "")
+def run_tag(clock: str = "estimate", least: str = "resources", formats: str | None = None) -> str:
+    """A run directory's suffix: what its flow's DSE did other than by default (the weight
+    formats it was given, e.g. ``-int8``; cycles; the fewest multipliers)."""
+    return ((f"-{formats.replace(',', '-')}" if formats else "")
+            + ("-cycles" if clock == "assumed" else "")
+            + ("-fewest" if least == "multipliers" else ""))
 
 
 def lone_latency(run: Path) -> int:
@@ -123,9 +128,10 @@ def write_report(rows, out: Path, *, frames: int, stall: float) -> None:
              "| network | device | result | mismatches | II pred | II sim | latency pred | "
              "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        how = [w for k, w in (("dse_clock", "cycles"), ("dse_least", "fewest multipliers"))
-               if r.get(k) in ("assumed", "multipliers")]
-        if how:  # the DSE minimised cycles, not estimated time; kept the fewest multipliers
+        how = ([str(r["formats"])] if r.get("formats") else []) + [
+            w for k, w in (("dse_clock", "cycles"), ("dse_least", "fewest multipliers"))
+            if r.get(k) in ("assumed", "multipliers")]
+        if how:  # its formats; the DSE minimised cycles, not time; kept the fewest multipliers
             r = {**r, "network": f"{r['network']} ({', '.join(how)})"}
         if r.get("result") != "ok":
             lines.append(f"| {r['network']} | {r['device']} | {r['result']} | | | | | | | | |")
@@ -157,6 +163,9 @@ def main(argv=None) -> int:
     p.add_argument("--least", choices=("resources", "multipliers"), default="resources",
                    help="what the DSE's points keep least of at their II (`codesign flow "
                         "--least`); a `multipliers` run's directory and row say so")
+    p.add_argument("--formats", default=None,
+                   help="the weight formats the flow's DSE may choose (`codesign flow --formats`; "
+                        "default the flow's); a run's directory and row name them")
     p.add_argument("--runs", default=str(ROOT / "runs" / "standard"))
     p.add_argument("--out", default=str(ROOT / "reports"))
     p.add_argument("--merge", nargs="+", metavar="CSV",
@@ -169,7 +178,8 @@ def main(argv=None) -> int:
             rows += [{k: v for k, v in r.items() if not pd.isna(v)}
                      for r in pd.read_csv(f).to_dict("records")]
         for r in rows:  # the latency the current model predicts for each run's design
-            tag = run_tag(r.get("dse_clock", "estimate"), r.get("dse_least", "resources"))
+            tag = run_tag(r.get("dse_clock", "estimate"), r.get("dse_least", "resources"),
+                          r.get("formats"))
             run = Path(args.runs) / f"{r['network']}-{r['device']}{tag}"
             if r.get("result") == "ok" and (run / "dse" / "workload.json").is_file():
                 r["latency_pred"] = lone_latency(run)
@@ -180,10 +190,10 @@ def main(argv=None) -> int:
     for net in args.nets.split(","):
         for dev in args.devices.split(","):
             print(f"{net} on {dev} ...", flush=True)
-            tag = run_tag(args.clock, args.least)
+            tag = run_tag(args.clock, args.least, args.formats)
             row = run_one(net, dev, out=Path(args.runs) / f"{net}-{dev}{tag}",
                           frames=args.frames, stall=args.stall, synth=args.synth,
-                          clock=args.clock, least=args.least)
+                          clock=args.clock, least=args.least, formats=args.formats)
             print(f"  {row}", flush=True)
             rows.append(row)
     write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)

@@ -17,6 +17,8 @@ def test_run_tag_names_what_the_dse_did(standard_networks):
     assert tag("assumed") == "-cycles"
     assert tag(least="multipliers") == "-fewest"
     assert tag("assumed", "multipliers") == "-cycles-fewest"
+    assert tag("assumed", "multipliers", "int8") == "-int8-cycles-fewest"
+    assert tag(formats="int8,int4") == "-int8-int4"
 
 
 def test_report_rows_say_how_their_dse_ran(standard_networks, tmp_path):
@@ -25,9 +27,12 @@ def test_report_rows_say_how_their_dse_ran(standard_networks, tmp_path):
     rows = [{"network": "a", "device": "XC7Z020", **ok},
             {"network": "b", "device": "XC7Z020", "dse_clock": "assumed", **ok},
             {"network": "c", "device": "XC7Z020", "dse_clock": "assumed",
-             "dse_least": "multipliers", **ok}]
+             "dse_least": "multipliers", **ok},
+            {"network": "d", "device": "XC7Z020", "dse_clock": "assumed", "formats": "int8",
+             **ok}]
     standard_networks.write_report(rows, tmp_path, frames=5, stall=0.3)
     md = (tmp_path / "standard_networks.md").read_text()
     assert "| a | XC7Z020 | ok" in md
     assert "| b (cycles) | XC7Z020 | ok" in md
     assert "| c (cycles, fewest multipliers) | XC7Z020 | ok" in md
+    assert "| d (int8, cycles) | XC7Z020 | ok" in md

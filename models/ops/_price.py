@@ -175,6 +175,11 @@ def memory(model, width: int, depth: int, *, rom: bool = False) -> tuple[int, in
     if choice == "bram":
         return 0, memory_bram18(width, depth)
     per_lut = model.memory["lutram_bits_per_lut"]
+    if rom:
+        # a ROM in logic is a multiplexer tree over every address: a 192-word one takes the
+        # LUTs of 256 words (synth_xilinx: 96 x 192 bits in 384 LUTs, as 96 x 256; synth_ecp5:
+        # 96 x 48 in 384 LUT4s, as 96 x 64)
+        depth = 1 << (depth - 1).bit_length()
     return math.ceil(width * math.ceil(depth / per_lut)), 0
 
 

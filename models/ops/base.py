@@ -349,9 +349,14 @@ class ComputeOp(Op):
 
         if self.constant_weights(layer, choice):
             return 0, 0  # one word: constants, folded into the multipliers
-        macs = self.mac_count(layer, choice)
-        return _price.memory(model, macs * weight_format(choice.format).bits,
-                             math.ceil(self.weight_count(layer) / macs), rom=True)
+        width = self.mac_count(layer, choice) * weight_format(choice.format).bits
+        return _price.memory(model, width, self.weight_depth(layer, choice), rom=True)
+
+    def weight_depth(self, layer, choice) -> int:
+        """Words of the weight ROM as the block declares it: one per cycle's weights. A block
+        whose address is a concatenation of counters (:class:`~models.ops.conv3x3.Conv3x3`)
+        pads it to their powers of two."""
+        return math.ceil(self.weight_count(layer) / self.mac_count(layer, choice))
 
     def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
         """``(width, depth, rom)`` of the block's memories its resource fit prices as logic:

@@ -37,13 +37,16 @@ class DWConv3x3(WindowOp):
             raise ValueError(f"3x3 conv with groups={layer.groups} (neither 1 nor "
                              f"C_in={layer.in_shape[0]})")
 
-    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
-        # the bias ROM beside the weights, one word per (window beat, sub-step, kernel-row
-        # step) at power-of-two strides (hw.dwconv)
+    def weight_depth(self, layer, choice) -> int:
+        """One word per (window beat, sub-step, kernel-row step) at power-of-two strides
+        (``hw.dwconv``), the weight ROM's and the bias ROM's."""
         nb = math.ceil(layer.in_shape[0] / choice.lanes)
         ng = choice.lanes // choice.pe
-        depth = nb << ((ng - 1).bit_length() + (choice.kfold - 1).bit_length())
-        return [(choice.pe * ACC_BITS, depth, True)]
+        return nb << ((ng - 1).bit_length() + (choice.kfold - 1).bit_length())
+
+    def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
+        # the bias ROM beside the weights, at the weights' depth
+        return [(choice.pe * ACC_BITS, self.weight_depth(layer, choice), True)]
 
     def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:
         ln = largest_divisor(layer.in_shape[0], min(lanes, pe))

@@ -217,3 +217,42 @@ def test_the_price_knows_which_full_convs_keep_their_beats_in_lut_ram(fit_resour
             assert op.beat_bits(layer, ch) == 0
             assert op.fold_bits(layer, ch) == op.window_bits(layer, ch)
     assert seen == {True, False}
+
+
+def test_the_price_counts_the_weight_rom_words_the_block_declares(fit_resources):
+    """``ComputeOp.weight_depth`` (the price) is the depth of the weight ROM the block declares
+    on every grid configuration (a folded window conv's address is a concatenation of counters,
+    so a kfold-3 ROM has 4 words a beat; ResNet-8's all-int8 stage2_conv2 was priced in LUTs
+    at the 192 words it uses and took 11 RAMB18 in Yosys at its 256), one memory or its
+    slices alike; and a ROM kept in logic is priced as its multiplexer tree over every address
+    (a 192-word ROM as 256 words: synth_xilinx, 96 x 192 bits in 384 LUTs)."""
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    from dse.cost import for_family
+    from models import ops
+    from models.ops import _price
+
+    cfgs = (fit_resources.grid() + fit_resources.beats_grid() + fit_resources.kernel_grid()
+            + fit_resources.datapath_grid() + fit_resources.dense_grid())
+    padded = 0
+    for cfg in cfgs:
+        if cfg["block"] not in ("conv1x1", "conv3x3", "dwconv3x3"):
+            continue  # the requantizer, the width converter: no weights
+        layer, ch = fit_resources._layer(cfg), fit_resources._choice(cfg)
+        op = ops.of(layer)
+        if op.constant_weights(layer, ch):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnusedElaboratable)
+            mods = fit_resources._component(cfg).elaborate(None)._named_submodules
+        mems = [m[0] if isinstance(m, tuple) else m for n, m in mods.items()
+                if n.startswith("wmem")]
+        assert mems, cfg
+        assert {m.depth for m in mems} == {op.weight_depth(layer, ch)}, cfg
+        padded += op.weight_depth(layer, ch) * op.mac_count(layer, ch) > op.weight_count(layer)
+    assert padded >= 3  # the grid holds blocks whose ROM is padded
+    rm = for_family("xc7")
+    assert _price.memory(rm, 96, 192, rom=True) == (384, 0) == _price.memory(rm, 96, 256, rom=True)
+    assert _price.memory(for_family("ecp5"), 96, 48, rom=True) == (384, 0)

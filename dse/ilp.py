@@ -129,7 +129,7 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
     """Step 1: the PuLP problem of ``problem`` (no solving). ``least_within``: among the designs
     whose cycles (:meth:`Problem.cycles`) are at most that, minimise ``least`` instead:
     ``"lut"``, or ``"multipliers"`` (:attr:`Candidate.multipliers`; among as many, the smallest
-    share of the budget, :func:`_share`)."""
+    share of the budget: each resource's use over its limit, summed)."""
     if least not in LEAST:
         raise ValueError(f"least must be one of {LEAST}, not {least!r}")
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
@@ -432,16 +432,17 @@ def multipliers(sol: Solution, problem: Problem) -> int:
 def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | None = None,
                        formulation: str = "levels") -> Solution:
     """The design with the fewest multipliers among those no slower than ``sol`` in the
-    program's own terms, in ``sol``'s formats and drops (its predicted accuracy), within the budget;
-    among as many, the smallest share of the budget. ``sol`` itself when none has fewer.
+    program's own terms, in ``sol``'s formats and drops (its predicted accuracy), within the
+    budget; among as many, the smallest share of the budget. ``sol`` itself when none has
+    fewer.
 
     What the program and :func:`trim` leave: at a point's II, a layer off the critical path may
     keep a design whose multipliers idle part of the time because it is the cheaper one in
-    LUTs and FFs (a 3x3 conv at kernel fold 1 has no fold multiplexers; ResNet-20's two
-    64-channel convs on XC7Z020 at 144 multipliers where 96 keep the II). Here the multipliers
-    count first, over every divisor of the channel counts (the problem's ``pool``): the MAC
-    utilisation issue 13 measures, at the price of some LUTs and FFs within the budget
-    (``codesign dse --least multipliers``).
+    LUTs and FFs (a 3x3 conv at kernel fold 1 has no fold multiplexers: ResNet-8's
+    stage2_conv2 and stage3_conv2 on XC7Z020 at 144 multipliers each where 96 keep the II).
+    Here the multipliers count first, over every divisor of the channel counts (the problem's
+    ``pool``): the MAC utilisation ``benchmarks/mac_utilisation.py`` measures, at the price of
+    some LUTs and FFs within the budget (``codesign dse --least multipliers``).
 
     "No slower": cycles (or the latency, :meth:`Problem.cycles`) at most ``sol``'s, and in a
     :attr:`~Problem.timed` problem no choice with a longer ``delay_ns`` than ``sol``'s clock
@@ -486,8 +487,9 @@ def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | N
     new = evaluate(full, picks)
     if not _fits(problem, new) or problem.key(new) > problem.key(sol) + 1e-9:
         return sol
-    return replace(new, solve_seconds=sol.solve_seconds, proven=sol.proven and model.status
-                   == "Optimal", solved_choices=sol.solved_choices or sol.choices)
+    proven = sol.proven and model.status == "Optimal"
+    return replace(new, solve_seconds=sol.solve_seconds, proven=proven,
+                   solved_choices=sol.solved_choices or sol.choices)
 
 
 def optimise(problem: Problem, *, time_limit: float | None = None, tie_break: bool = False,

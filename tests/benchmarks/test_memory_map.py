@@ -31,7 +31,9 @@ def test_the_rule_prices_each_side_as_yosys_does(ecp5):
     assert libmap_choice(ecp5, 64, 32, rom=False) == "lutram"
     # what the prices follow from it
     assert memory(ecp5, 576, 64, rom=True) == (0, 16)
-    assert memory(ecp5, 576, 48, rom=True) == (576 * 3, 0)
+    # ... a ROM in logic is a multiplexer tree over every address: 48 words as 64, 4 LUT4 a bit
+    # (synth_ecp5: rom 4 x 48 in 16 LUT4, 8 x 48 in 32, reports/memory_map_ecp5.csv)
+    assert memory(ecp5, 576, 48, rom=True) == (576 * 4, 0)
     assert dual_port_memory(ecp5, 64, 64) == (0, 2)
     assert dual_port_memory(ecp5, 64, 32) == (16 * 2 * 6, 0)   # 32 TRELLIS_DPR16X4, 6 LUT4 each
 

@@ -110,8 +110,20 @@ def collect(row: dict, out: Path, *, frames: int) -> dict:
     return row
 
 
-def write_report(rows, out: Path, *, frames: int, stall: float) -> None:
-    """``standard_networks.csv`` and ``.md`` in ``out`` from the rows of :func:`run_one`."""
+def report_notes(md: Path) -> list[str]:
+    """The paragraphs a written report holds between its method paragraph and its table (what
+    was said of its rows by hand), so that ``--merge`` keeps them; none when there is no
+    report."""
+    if not md.is_file():
+        return []
+    lines = md.read_text().splitlines()
+    table = next((i for i, ln in enumerate(lines) if ln.startswith("| network |")), len(lines))
+    return [ln for ln in lines[4:table] if ln.strip()]
+
+
+def write_report(rows, out: Path, *, frames: int, stall: float, notes=()) -> None:
+    """``standard_networks.csv`` and ``.md`` in ``out`` from the rows of :func:`run_one`;
+    ``notes``: paragraphs between the method paragraph and the table."""
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +136,7 @@ def write_report(rows, out: Path, *, frames: int, stall: float) -> None:
              "(the first frame's fill left out). Latency: a lone frame (the first one, into an "
              "empty pipeline, no stalls), predicted and simulated. Resources: the DSE's model "
              "of the chosen point.",
-             "",
+             "", *(x for n in notes for x in (n, "")),
              "| network | device | result | mismatches | II pred | II sim | latency pred | "
              "latency sim | DSP | LUT | BRAM18 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -183,7 +195,9 @@ def main(argv=None) -> int:
             run = Path(args.runs) / f"{r['network']}-{r['device']}{tag}"
             if r.get("result") == "ok" and (run / "dse" / "workload.json").is_file():
                 r["latency_pred"] = lone_latency(run)
-        write_report(rows, Path(args.out), frames=args.frames, stall=args.stall)
+        # what the report said of its rows by hand stays (edit it for the new ones)
+        write_report(rows, Path(args.out), frames=args.frames, stall=args.stall,
+                     notes=report_notes(Path(args.out) / "standard_networks.md"))
         print(f"wrote {Path(args.out) / 'standard_networks.csv'}, .md")
         return 0
     rows = []

@@ -398,14 +398,14 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
         front = [front[i] for i in kept]
         point_drops = None if point_drops is None else [point_drops[i] for i in kept]
     if least == "multipliers" and front:
-        before = [ilp.multipliers(sol, problem) for _, sol in front]
+        before = [sol.multipliers for _, sol in front]
         front = [(d, ilp.fewest_multipliers(problem, sol, time_limit=time_limit))
                  for d, sol in front]
-        after = [ilp.multipliers(sol, problem) for _, sol in front]
         if log:
-            moved = sum(a < b for a, b in zip(after, before, strict=True))
+            moved = sum(sol.multipliers < b for (_, sol), b in zip(front, before, strict=True))
             log(f"fewest multipliers at each point's II: {moved} of {len(front)} points "
-                f"changed, {sum(before):,} -> {sum(after):,} multipliers in all")
+                f"changed, {sum(before):,} -> {sum(sol.multipliers for _, sol in front):,} "
+                "multipliers in all")
     base, n_eval = sens.base, 0
     if bundle is not None:
         # predictions are anchored on the reference design measured on the evaluation set, so
@@ -416,7 +416,7 @@ def explore(model: str, device: str, *, out, util: float = 0.8, formats=DEFAULT_
     df = pareto.solutions_frame(front, base=base, clock_mhz=clock_mhz, to_drop=sens.drop_of)
     # the products a cycle the point's blocks compute (a packed DSP counts two, a LUT multiplier
     # or shift-add unit one): what --least multipliers keeps fewest of
-    df["multipliers"] = [ilp.multipliers(sol, problem) for _, sol in front]
+    df["multipliers"] = [sol.multipliers for _, sol in front]
     if point_drops is not None:
         # a point's predicted accuracy from the better (non-linear) model; the program's own
         # linear prediction stays beside it

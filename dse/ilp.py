@@ -56,7 +56,6 @@ __all__ = [
     "DEFAULT_TIME_LIMIT",
     "SolverTimeout",
     "fewest_multipliers",
-    "multipliers",
 ]
 
 #: CBC time limit of one solve, in seconds, when the caller gives none: every solve is bounded.
@@ -378,18 +377,10 @@ def trim(problem: Problem, sol: Solution) -> Solution:
     def score(s):
         return sum(getattr(s, r) / max(getattr(b, r), 1) for r in RESOURCES)
 
-    picks = []
-    for cands, ch, cost in zip(problem.candidates, sol.choices, sol.costs, strict=True):
-        k = next((k for k, c in enumerate(cands) if c.choice == ch and c.cost == cost), None)
-        if k is None:
-            return sol
-        picks.append(k)
-    if problem.pool:
-        merged = []
-        for cands, extra in zip(problem.candidates, problem.pool, strict=True):
-            have = {c.choice for c in cands}
-            merged.append(tuple(cands) + tuple(c for c in extra if c.choice not in have))
-        problem = replace(problem, candidates=tuple(merged), pool=())
+    picks = _picks(problem.candidates, sol)
+    if picks is None:
+        return sol
+    problem = _with_pool(problem)  # the pool's candidates go after the grid's: picks hold
     # the trials need no lone-frame latency (the row model): the trimmed design gets it once
     full, problem = problem, replace(problem, rows=())
     best = evaluate(problem, picks)
@@ -418,15 +409,28 @@ def trim(problem: Problem, sol: Solution) -> Solution:
                    solved_choices=(sol.solved_choices or sol.choices) if moved else ())
 
 
-def multipliers(sol: Solution, problem: Problem) -> int:
-    """The multipliers of ``sol``'s choices (:attr:`Candidate.multipliers`), 0 for a choice
-    that ``problem`` and its pool do not price."""
-    total = 0
-    for cands, extra, ch, cost in zip(problem.candidates, problem.pool or [()] * len(sol.choices),
-                                      sol.choices, sol.costs, strict=True):
-        total += next((c.multipliers for c in (*cands, *extra)
-                       if c.choice == ch and c.cost == cost), 0)
-    return total
+def _picks(candidates, sol: Solution) -> list[int] | None:
+    """The index of each of ``sol``'s choices among its layer's ``candidates``; None when one
+    is not among them (a hand-made point)."""
+    picks = []
+    for cands, ch, cost in zip(candidates, sol.choices, sol.costs, strict=True):
+        k = next((k for k, c in enumerate(cands) if c.choice == ch and c.cost == cost), None)
+        if k is None:
+            return None
+        picks.append(k)
+    return picks
+
+
+def _with_pool(problem: Problem) -> Problem:
+    """``problem`` with its ``pool``'s candidates after each layer's own (those of a choice it
+    does not have), and no pool."""
+    if not problem.pool:
+        return problem
+    merged = []
+    for cands, extra in zip(problem.candidates, problem.pool, strict=True):
+        have = {c.choice for c in cands}
+        merged.append(tuple(cands) + tuple(c for c in extra if c.choice not in have))
+    return replace(problem, candidates=tuple(merged), pool=())
 
 
 def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | None = None,
@@ -448,29 +452,18 @@ def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | N
     :attr:`~Problem.timed` problem no choice with a longer ``delay_ns`` than ``sol``'s clock
     and, where the routing derate grows with the LUTs (:attr:`Problem.routes_by_lut`), no more
     LUTs: a time (:meth:`Problem.key`) at most ``sol``'s."""
-    fmts = [ch.format for ch in sol.choices]
-    pool = problem.pool or [()] * len(fmts)
     cap = problem.cycles(sol)
     delay_cap = sol.delay_ns if problem.timed else math.inf
-    cands = []
-    for cs, extra, fmt, drop in zip(problem.candidates, pool, fmts, sol.drops, strict=True):
-        seen, keep = set(), []
-        for c in (*cs, *extra):
-            if (c.choice.format == fmt and c.drop == drop and c.cost.cycles <= cap
-                    and c.delay_ns <= delay_cap + 1e-9 and (c.choice, c.cost) not in seen):
-                seen.add((c.choice, c.cost))
-                keep.append(c)
-        cands.append(tuple(keep))
-    full = replace(problem, candidates=tuple(cands), pool=())
-    picks = []
-    for cs, ch, cost in zip(full.candidates, sol.choices, sol.costs, strict=True):
-        k = next((k for k, c in enumerate(cs) if c.choice == ch and c.cost == cost), None)
-        if k is None:
-            return sol  # a choice the problem does not price (a hand-made point)
-        picks.append(k)
-    start = evaluate(full, picks)
-    before = sum(full.candidates[i][k].multipliers for i, k in enumerate(picks))
+    full = _with_pool(problem)
+    full = replace(full, candidates=tuple(
+        tuple(c for c in cs if c.choice.format == ch.format and c.drop == drop
+              and c.cost.cycles <= cap and c.delay_ns <= delay_cap + 1e-9)
+        for cs, ch, drop in zip(full.candidates, sol.choices, sol.drops, strict=True)))
+    picks = _picks(full.candidates, sol)
+    if picks is None:
+        return sol
     work = replace(full, rows=())  # the lone-frame latency once, for the design kept
+    start = evaluate(work, picks)
     if problem.timed and problem.routes_by_lut:
         # more LUTs route slower: a design of more would not keep the time
         work = replace(work, budget=replace(work.budget, lut=min(work.budget.lut, sol.lut)))
@@ -480,11 +473,9 @@ def fewest_multipliers(problem: Problem, sol: Solution, *, time_limit: float | N
         new = decode(model)
     except (Infeasible, SolverTimeout):
         return sol
-    picks = [next(k for k, c in enumerate(cs) if c.choice == ch and c.cost == cost)
-             for cs, ch, cost in zip(full.candidates, new.choices, new.costs, strict=True)]
-    if sum(full.candidates[i][k].multipliers for i, k in enumerate(picks)) >= before:
+    if new.multipliers >= start.multipliers:
         return sol
-    new = evaluate(full, picks)
+    new = evaluate(full, _picks(full.candidates, new))
     if not _fits(problem, new) or problem.key(new) > problem.key(sol) + 1e-9:
         return sol
     proven = sol.proven and model.status == "Optimal"

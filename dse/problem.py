@@ -244,6 +244,8 @@ class Solution:
     #: The design's estimated clock period: its slowest choice's ``delay_ns`` (0: not
     #: estimated).
     delay_ns: float = 0.0
+    #: Its choices' multipliers (:attr:`Candidate.multipliers`, summed).
+    multipliers: int = 0
 
     @property
     def reported_latency(self) -> int:
@@ -289,5 +291,6 @@ def evaluate(problem: Problem, picks) -> Solution:
     return Solution(
         choices=tuple(c.choice for c in cands), costs=tuple(c.cost for c in cands),
         drops=tuple(c.drop for c in cands), ii=ii, latency=latency, drop=sum(c.drop for c in cands),
-        converters=n_conv, lone_latency=lone, delay_ns=max(c.delay_ns for c in cands), **res,
+        converters=n_conv, lone_latency=lone, delay_ns=max(c.delay_ns for c in cands),
+        multipliers=sum(c.multipliers for c in cands), **res,
     )

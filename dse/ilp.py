@@ -63,7 +63,7 @@ __all__ = [
 DEFAULT_TIME_LIMIT = 20.0
 
 #: What :func:`build` may minimise among the designs of at most given cycles.
-LEAST = ("lut", "multipliers")
+LEAST_OF = ("lut", "multipliers")
 
 #: Shortest CBC time limit used (seconds).
 MIN_TIME_LIMIT = 1.0
@@ -129,8 +129,8 @@ def build(problem: Problem, *, tie_break: bool = False, formulation: str = "leve
     whose cycles (:meth:`Problem.cycles`) are at most that, minimise ``least`` instead:
     ``"lut"``, or ``"multipliers"`` (:attr:`Candidate.multipliers`; among as many, the smallest
     share of the budget: each resource's use over its limit, summed)."""
-    if least not in LEAST:
-        raise ValueError(f"least must be one of {LEAST}, not {least!r}")
+    if least not in LEAST_OF:
+        raise ValueError(f"least must be one of {LEAST_OF}, not {least!r}")
     lp = pulp.LpProblem("dse", pulp.LpMinimize)
     x = [
         [lp.add_variable(f"x_{i}_{k}", cat=pulp.LpBinary) for k in range(len(cands))]

@@ -225,11 +225,13 @@ def dense_history_columns(kw: int, stride: int) -> int:
     return stride * dense_lag_steps(kw, stride) + kw // 2
 
 
-#: Output stages of a window generator, from a step's issue to its window beat: the sparse line
-#: buffer's three (the read addresses, the memory data, the window rows chosen by slot,
-#: ``hw/line_buffer.py``), the dense one's two (the memory data, then that data registered
-#: straight from the memories, ``hw/dense_line_buffer.py``).
-WINDOW_STAGES = {False: 3, True: 2}
+#: Stages of a window generator between its input and its window beats: the sparse line
+#: buffer's five (its entry register and the emitter's registered decisions, which see a token
+#: two cycles after it is offered, then the three output stages from a step's issue: the read
+#: addresses, the memory data, the window rows chosen by slot, ``hw/line_buffer.py``), the dense
+#: one's two (the memory data, then that data registered straight from the memories,
+#: ``hw/dense_line_buffer.py``).
+WINDOW_STAGES = {False: 5, True: 2}
 
 
 def line_buffer_ram(width: int, depth: int) -> str:

@@ -30,11 +30,15 @@ rows it reads plus its stride, the row number as well). The emitter steps over t
 active columns of a row with a priority encoder, so empty columns cost nothing and rows one cycle
 each.
 
-Pipelining (for the clock, ``docs/IMPLEMENT.md``): the writer registers each taken beat and writes
-it a cycle later; the emitter's step passes three output stages
-(:data:`contract.constants.WINDOW_STAGES`): its read addresses, the memories' words, then each
-window row's slot chosen per bank, and the tap's bank and mask at the output. The stages add
-latency, not cycles per frame.
+Pipelining (for the clock, ``docs/IMPLEMENT.md``): each input token enters a register with what
+the writer decides from the stream alone (its beat, whether it starts a site or a row, its column
+bit and slot); the writer registers each taken beat and writes it a cycle later; the emitter
+decides from registers computed a cycle ahead (whether its row and the next are ready and have a
+site, whether its frame is finished, whether a site is the row's last); its step passes three
+output stages: its read addresses, the memories' words, then each window row's slot chosen per
+bank, and the tap's bank and mask at the output (:data:`contract.constants.WINDOW_STAGES`
+counts five with the entry register and the registered decisions). The stages add latency (two
+cycles on a lone frame for the entry and the decisions), not cycles per frame back to back.
 
 Cycles per frame, frames back to back, never stalled (``B`` beats per site, ``n_in`` input and
 ``n_out`` output sites, ``G`` cycles the consumer spends per window beat: 1 for the depthwise conv,
@@ -109,6 +113,17 @@ def window_layout(*, y_bits: int, x_bits: int, lanes: int, width: int,
 def _check_int(name, value, lo=1):
     if not isinstance(value, int) or isinstance(value, bool) or value < lo:
         raise TypeError(f"{name} must be an integer >= {lo}, not {value!r}")
+
+
+def _at_most_one(bits, lo: int, hi: int):
+    """``(any, at_most_one)`` of ``bits[lo:hi]`` as a balanced tree: no carry chain, where
+    ``bits & (bits - 1) == 0`` has one as long as the row."""
+    if hi - lo == 1:
+        return bits[lo], Const(1, 1)
+    mid = (lo + hi) // 2
+    any_lo, one_lo = _at_most_one(bits, lo, mid)
+    any_hi, one_hi = _at_most_one(bits, mid, hi)
+    return any_lo | any_hi, one_lo & one_hi & ~(any_lo & any_hi)
 
 
 def _lowest_set(bits, lo: int, hi: int):
@@ -239,8 +254,8 @@ class LineBuffer(wiring.Component):
         # ``o``, and its slot ``(slot_base + cy + o) % N`` are registers that move with e_row
         # (+s per output row, reloaded at the end of a frame), so no adder sits between e_row
         # and the row tags, bitmaps and the writer's limit.
-        offsets = sorted({o for dy in range(kh) for o in (dy - ry, s + dy - ry)}
-                         | {ry + 1, s + ry + 1, N - 1 - ry})
+        offsets = sorted({o for dy in range(kh) for o in (dy - ry, s + dy - ry, 2 * s + dy - ry)}
+                         | {ry + 1, s + ry + 1, 2 * s + ry + 1, N - 1 - ry, N - 1 - ry - H})
 
         def _oname(o):
             return f"m{-o}" if o < 0 else f"p{o}"
@@ -249,10 +264,10 @@ class LineBuffer(wiring.Component):
         # ... and whether row ``cy + o`` is inside the frame (0 <= row < H), kept the same way
         rok = {o: Signal(init=int(0 <= o < H), name=f"rok_{_oname(o)}") for o in offsets}
         moving = Signal()  # the emitter leaves its row this cycle (rows cy - ry .. leave)
+        switching = Signal()  # the emitter's frame ends this cycle (the next one's row 0 next)
 
         def next_row():
             """The emitter moves to its next output row (inside the caller's condition)."""
-            m.d.comb += moving.eq(1)
             m.d.sync += e_row.eq(e_row + 1)
             for o in offsets:
                 m.d.sync += [cyo[o].eq(cyo[o] + s), slo[o].eq(slo[o] + s),
@@ -266,41 +281,75 @@ class LineBuffer(wiring.Component):
                              rok[o].eq(int(0 <= o < H))]
 
         # ---- writer -----------------------------------------------------------------------
+        # The entry stage: each input token is registered with what the writer decides from it
+        # that depends on the token stream alone (its beat, whether it starts a site or a row,
+        # its column bit, its slot: row 0 of its frame's slot moves on H at each end of frame),
+        # so that the writer's decisions and the enables they drive start at registers (the
+        # input row through the new-row compare, the limit compare and the slot decode into the
+        # bitmaps' enables was a worst path on ECP5). One cycle of latency, no bubble.
+        ip = self.i.payload
+        t_valid, t_eof, t_first, t_new = Signal(), Signal(), Signal(), Signal()
+        t_y, t_x = Signal.like(ip.y), Signal.like(ip.x)
+        t_b = Signal(range(max(B, 2)))
+        t_data = Signal(word, reset_less=True)
+        t_xbit = Signal(W)
+        t_slot = Signal(sbits)
+        t_sel = Signal(N)                  # t_slot, one-hot
+        n_b = Signal(range(max(B, 2)))     # the beat of the next token to enter
+        n_fresh = Signal(init=1)           # no site since the last end of frame
+        n_prev_y = Signal.like(ip.y)       # the row of the last site to enter
+        n_base = Signal(sbits)             # the slot of row 0 of the entering token's frame
+        take = Signal()                    # the writer takes the token in the entry stage
+        t_ready = Signal()
+        m.d.comb += [t_ready.eq(~t_valid | take), self.i.ready.eq(t_ready)]
+        n_slot = Signal(sbits)
+        m.d.comb += n_slot.eq(n_base + ip.y)
+        with m.If(t_ready):
+            m.d.sync += [
+                t_valid.eq(self.i.valid), t_y.eq(ip.y), t_x.eq(ip.x), t_eof.eq(ip.eof),
+                t_data.eq(ip.data.as_value()), t_b.eq(n_b), t_first.eq(n_b == 0),
+                t_new.eq((n_b == 0) & (n_fresh | (ip.y != n_prev_y))),
+                t_xbit.eq(Const(1, W) << ip.x), t_slot.eq(n_slot),
+                t_sel.eq(Const(1, N) << n_slot),
+            ]
+            with m.If(self.i.valid):
+                with m.If(ip.eof):
+                    m.d.sync += [n_fresh.eq(1), n_base.eq(n_base + H), n_b.eq(0)]
+                with m.Else():
+                    m.d.sync += [n_fresh.eq(0), n_prev_y.eq(ip.y),
+                                 n_b.eq(Mux(n_b == B - 1, 0, n_b + 1))]
+
         started = Signal()
         cur_row = Signal(signed(rbits))
-        b_in = Signal(range(max(B, 2)))
-
-        ip = self.i.payload
-        iy = Cat(ip.y, Const(0, rbits - len(ip.y))).as_signed()
-        rel = Signal(signed(rbits + 1))
-        m.d.comb += rel.eq(iy + Mux(ahead, H, 0))
-        first_beat = b_in == 0
-        new_row = first_beat & (~started | (iy != cur_row))
+        iy = Cat(t_y, Const(0, rbits - len(t_y))).as_signed()
+        first_beat = t_first
         # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
         # and its issued step (stage a, below) has read the memories: the limit is cy + N - 1 - ry
         # of that step while stage a holds it (`sa_hold`, registers only: whether the step moves
         # on this cycle depends on the consumer's `ready` through every stage, a chain that put
-        # the writer's enables at 53 MHz in a network), else of the emitter's row
+        # the writer's enables at 53 MHz in a network), else of the emitter's row. The token's
+        # row is relative to the emitter's frame, H on while the writer is a frame ahead; the
+        # limit is kept in the writer's own numbers as well (``lim - H``), so the token's row
+        # meets registers in one compare, not an adder and a compare.
         sa_hold, sa_lim = Signal(), Signal(signed(rbits))
-        may_write = ~new_row | Mux(sa_hold, rel <= sa_lim, rel <= cyo[N - 1 - ry])
-        m.d.comb += self.i.ready.eq(Mux(ip.eof, ~ahead, may_write))
+        sa_lim_h, lim, lim_h = Signal(signed(rbits)), cyo[N - 1 - ry], cyo[N - 1 - ry - H]
+        may_write = ~t_new | Mux(sa_hold, Mux(ahead, iy <= sa_lim_h, iy <= sa_lim),
+                                 Mux(ahead, iy <= lim_h, iy <= lim))
+        m.d.comb += take.eq(t_valid & Mux(t_eof, ~ahead, may_write))
 
-        wslot = Signal(sbits)
-        m.d.comb += wslot.eq(slot_base + rel)
-        wbank = ip.x[:kbits]
-        waddr = Cat(b_in[:bbits], ip.x[kbits:]) if bbits else ip.x[kbits:]
         # The write stage: a taken beat's word, address, slot and bank are registered and written
         # a cycle later, so the memories' write enables decode registers (before, the input's
         # valid, the writer's limit compare and the slot decode ran into every memory's enable in
         # one cycle: 12-14 ns of routing on ECP5). A row still counts complete when a token of a
         # later row (or eof) is offered, at least a cycle after its last beat was taken; the
         # emitter's first read of it samples the memory a cycle after that, after the write.
+        waddr = Cat(t_b[:bbits], t_x[kbits:]) if bbits else t_x[kbits:]
         w_en = Signal()
         w_slot, w_bank = Signal(sbits), Signal(kbits)
         w_addr = Signal(len(waddr), reset_less=True)
         w_data = Signal(word, reset_less=True)
-        m.d.sync += [w_en.eq(self.i.valid & self.i.ready & ~ip.eof), w_slot.eq(wslot),
-                     w_bank.eq(wbank), w_addr.eq(waddr), w_data.eq(ip.data.as_value())]
+        m.d.sync += [w_en.eq(take & ~t_eof), w_slot.eq(t_slot),
+                     w_bank.eq(t_x[:kbits]), w_addr.eq(waddr), w_data.eq(t_data)]
         for (sl, bk), wp in wports.items():
             m.d.comb += [
                 wp.addr.eq(w_addr),
@@ -308,29 +357,28 @@ class LineBuffer(wiring.Component):
                 wp.en.eq(w_en & (w_slot == sl) & (w_bank == bk)),
             ]
 
-        xbit = Signal(W)
-        m.d.comb += xbit.eq(Const(1, W) << ip.x)
         take_row = Signal()
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(ip.eof):
+        with m.If(take):
+            with m.If(t_eof):
                 m.d.sync += [ahead.eq(1), e_started.eq(started), e_last.eq(cur_row),
                              started.eq(0)]
             with m.Else():
-                m.d.sync += b_in.eq(Mux(b_in == B - 1, 0, b_in + 1))
-                with m.If(new_row):
+                with m.If(t_new):
                     m.d.comb += take_row.eq(1)
-                    m.d.sync += [
-                        started.eq(1), cur_row.eq(iy), tag_par[wslot].eq(par_e ^ ahead),
-                        bitmap[wslot].eq(xbit),
-                    ]
-                    if tag is not None:
-                        m.d.sync += tag[wslot].eq(iy)
-                with m.Elif(first_beat):
-                    m.d.sync += bitmap[wslot].eq(bitmap[wslot] | xbit)
+                    m.d.sync += [started.eq(1), cur_row.eq(iy)]
+                    for k in range(N):
+                        with m.If(t_sel[k]):
+                            m.d.sync += [tag_par[k].eq(par_e ^ ahead), bitmap[k].eq(t_xbit)]
+                            if tag is not None:
+                                m.d.sync += tag[k].eq(iy)
+                with m.Elif(t_first):
+                    for k in range(N):
+                        with m.If(t_sel[k]):
+                            m.d.sync += bitmap[k].eq(bitmap[k] | t_xbit)
 
         # rows below `frontier` are complete; `all_done` once the frame's eof is here
-        all_done = ahead | (self.i.valid & ip.eof)
-        pending_row = self.i.valid & first_beat & ~ip.eof & ~ahead
+        all_done = ahead | (t_valid & t_eof)
+        pending_row = t_valid & first_beat & ~t_eof & ~ahead
         frontier = Mux(pending_row, iy, cur_row)
 
         # ---- emitter: stage 0 (address, mask) -> 1 (memory data) -> 2 (rows, output) -----
@@ -376,16 +424,80 @@ class LineBuffer(wiring.Component):
         rows_bm, out_bm, out_any = window_rows(0, "win")
         # the next output row, so that the emitter moves on without a bubble
         _, next_bm, next_any = window_rows(s, "next")
-        next_go = (e_row + 1 < Ho) & ready_for(s) & next_any
 
-        row_ready = ready_for(0)
-        if s == 1:
-            finished = ahead & (~e_started | (e_row > e_last))
+        # Timing: the emitter's decisions come from registers (docs/IMPLEMENT.md, stop 57).
+        # Whether its row and the next are ready and have a site (`rdy0`, `any0`, `rdys`,
+        # `anys`) and whether its frame is finished (`fin`) are computed a cycle ahead for the
+        # rows it will be at (the next ones when it moves, the next frame's when it ends this
+        # one), so no carry chain or slot choice sits between a register and the hundred-odd
+        # enables that a move drives. `fin` is exact. The readiness sees the writer as it was a
+        # cycle before (rows only complete, so that is the safe side) and the occupancy sees
+        # the slots' flags a cycle before: a row that the writer starts is in its flag a cycle
+        # later, and its window is ready, at the earliest, a cycle after a token of a later row
+        # (or the end of the frame) has been offered, so a ready window's flags are current.
+        # A flag clears when the emitter moves past its row (never a row of the window it moves
+        # to) or as its frame ends (the next frame's rows, of the other parity, stay). With 4
+        # slots (not a DSE choice) the decisions stay as they were: the writer is then at most
+        # two rows ahead, so the emitter would wait out the cycle's lag on every row (8x8 at
+        # stride 1: 140 cycles a frame against 137), and without `retire` the row tags decide.
+        def row_ok(o):
+            return rok[o] & tag_ok_a[slo[o]]
+
+        def window_any(centre, ok=row_ok):
+            if s == 1:
+                return ok(centre)
+            return Cat(*(ok(centre - ry + dy) for dy in range(kh))).any()
+
+        def new_ok(o):
+            """Whether row ``o`` of the next frame is in its slot, as the emitter's frame ends."""
+            if not 0 <= o < H:
+                return Const(0, 1)
+            sl = (slot_base + (H + o) % N)[:sbits]
+            return tag_ok_a[sl] & (tag_par[sl] != par_e)
+
+        pend_n = t_valid & first_beat & ~t_eof
+        front_n = Mux(pend_n, iy, cur_row)
+
+        def ready_new(centre):
+            """Rows up to ``centre + ry`` of the writer's frame are complete (the emitter's
+            next frame, as it ends this one)."""
+            return (t_valid & t_eof) | ((started | pend_n) & (front_n >= centre + ry + 1))
+
+        rdy0, rdys, any0, anys = (Signal(name=n_) for n_ in ("rdy0", "rdys", "any0", "anys"))
+        m.d.sync += [
+            rdy0.eq(Mux(switching, ready_new(0), Mux(moving, ready_for(s), ready_for(0)))),
+            rdys.eq(Mux(switching, ready_new(s), Mux(moving, ready_for(2 * s), ready_for(s)))),
+            any0.eq(Mux(switching, window_any(0, new_ok),
+                        Mux(moving, window_any(s), window_any(0)))),
+            anys.eq(Mux(switching, window_any(s, new_ok),
+                        Mux(moving, window_any(2 * s), window_any(s)))),
+        ]
+        if retire and N >= 8:
+            next_go = (e_row + 1 < Ho) & rdys & anys
+            row_ready = rdy0
         else:
-            finished = ahead & (~e_started | (cy > e_last + ry))
-        finished = finished | (ahead & (e_row >= Ho))
+            next_go = (e_row + 1 < Ho) & ready_for(s) & next_any
+            row_ready, any0 = ready_for(0), out_any
+
+        # finished: ahead & (~e_started | the emitter past the frame's last row), next state
+        eof_take = take & t_eof
+        if s == 1:
+            past_e = Mux(moving, e_row >= e_last, e_row > e_last)
+            past_c = Mux(moving, e_row >= cur_row, e_row > cur_row)
+        else:  # cy - ry > e_last; cy - ry is cyo[-ry], cyo[s - ry] after a move
+            past_e = Mux(moving, cyo[s - ry] > e_last, cyo[-ry] > e_last)
+            past_c = Mux(moving, cyo[s - ry] > cur_row, cyo[-ry] > cur_row)
+        fin_next = (ahead | eof_take) & (
+            ~Mux(eof_take, started, e_started) | Mux(eof_take, past_c, past_e)
+            | (e_row >= Ho) | (moving & (e_row >= Ho - 1)))
+        finished = Signal()
+        m.d.sync += finished.eq(~switching & fin_next)
 
         remaining = Signal(Wo)
+        one_left = Signal()  # `remaining` has at most one bit set (the row's last site)
+
+        def load_remaining(v):
+            m.d.sync += [remaining.eq(v), one_left.eq(_at_most_one(v, 0, Wo)[1])]
         b_out = Signal(range(max(B, 2)))
         ox = Signal(coord_bits(Wo))
         m.d.comb += ox.eq(_lowest_set(remaining, 0, Wo)[1])
@@ -432,13 +544,23 @@ class LineBuffer(wiring.Component):
             m.d.comb += col.eq(cx - rx + d)
             a = Cat(b_out[:bbits], col[kbits:kbits + cw]) if bbits \
                 else col[kbits:kbits + max(cw, 0)]
-            reg = Signal(len(a), name=f"sa_addr{bk}", reset_less=True)
-            with m.If(advance & issue):
-                m.d.sync += reg.eq(a)
-            sa_addr.append(reg)
+            # one copy per slot's memory where the memories are LUT RAM, read asynchronously:
+            # one register drove the address of the N memories of its bank, spread over the
+            # part (the sparse blocks' worst path once the emitter's decisions were registers,
+            # 1.3 ns of logic and 8-9 ns of routing on ECP5). Each copy has its own initial
+            # value (meaningless: stage a is empty after reset), so that synthesis does not
+            # merge the copies back into one.
+            copies = []
+            for sl in range(1 if bram else N):
+                reg = Signal(len(a), name=f"sa_addr{bk}_{sl}", reset_less=True,
+                             init=sl % (1 << len(a)))
+                with m.If(advance & issue):
+                    m.d.sync += reg.eq(a)
+                copies.append(reg)
+            sa_addr.append(copies)
         rdata = {}
         for (sl, bk), rp in rports.items():
-            m.d.comb += rp.addr.eq(sa_addr[bk])
+            m.d.comb += rp.addr.eq(sa_addr[bk][0 if bram else sl])
             if bram:
                 m.d.comb += rp.en.eq(advance1)
                 rdata[sl, bk] = rp.data
@@ -451,7 +573,7 @@ class LineBuffer(wiring.Component):
         with m.If(advance):
             m.d.sync += sa["valid"].eq(issue | issue_eof)
             with m.If(issue):
-                m.d.sync += sa_lim.eq(cyo[N - 1 - ry])
+                m.d.sync += [sa_lim.eq(lim), sa_lim_h.eq(lim_h)]
                 m.d.sync += [
                     sa["y"].eq(e_row), sa["x"].eq(ox), sa["mask"].eq(mask),
                     sa["beat"].eq(b_out), sa["eof"].eq(0),
@@ -500,35 +622,50 @@ class LineBuffer(wiring.Component):
                 t = kw * dy + dx
                 m.d.comb += op.taps[t].as_value().eq(Mux(s2_mask[t], by_bank[s2_bank[dx]], 0))
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("ROW"):
                 with m.If(finished):
                     m.next = "EOF"
                 with m.Elif((e_row < Ho) & row_ready):
-                    with m.If(out_any):
-                        m.d.sync += [remaining.eq(out_bm), b_out.eq(0)]
+                    with m.If(any0):
+                        load_remaining(out_bm)
+                        m.d.sync += b_out.eq(0)
                         m.next = "SITES"
                     with m.Else():
                         next_row()
             with m.State("SITES"):
-                m.d.comb += issue.eq(advance)
                 with m.If(advance):
                     with m.If(b_out == B - 1):
-                        m.d.sync += [b_out.eq(0), remaining.eq(remaining & (remaining - 1))]
-                        with m.If((remaining & (remaining - 1)) == 0):
+                        m.d.sync += b_out.eq(0)
+                        load_remaining(remaining & (remaining - 1))
+                        with m.If(one_left):
                             next_row()
                             with m.If(next_go):
-                                m.d.sync += remaining.eq(next_bm)
+                                load_remaining(next_bm)
                             with m.Else():
                                 m.next = "ROW"
                     with m.Else():
                         m.d.sync += b_out.eq(b_out + 1)
             with m.State("EOF"):
-                m.d.comb += issue_eof.eq(advance)
                 with m.If(advance):
                     next_frame()
                     m.d.sync += [ahead.eq(0), par_e.eq(~par_e)]
                     m.next = "ROW"
+
+        # `moving`, `switching`, `issue` and `issue_eof` as expressions of registers (the FSM's
+        # conditions above), not set inside its states: a signal set inside a process is
+        # undefined at time 0 in an event-driven simulator (Icarus) until an input of its
+        # process changes. `finished`, chosen by `switching`, then stayed undefined and the
+        # depthwise stride-1 block hung on Icarus' Python path; an undefined `issue` sent a
+        # window beat in an empty frame at stride 2 (the slow stride-2 block test, failing on
+        # Icarus before this change; Verilator, two-state, never showed either)
+        m.d.comb += [
+            moving.eq((fsm.ongoing("ROW") & ~finished & (e_row < Ho) & row_ready & ~any0)
+                      | (fsm.ongoing("SITES") & advance & (b_out == B - 1) & one_left)),
+            switching.eq(fsm.ongoing("EOF") & advance),
+            issue.eq(fsm.ongoing("SITES") & advance),
+            issue_eof.eq(fsm.ongoing("EOF") & advance),
+        ]
 
         # a slot turns valid when the writer starts a row in it; the emitter's frame's rows
         # turn invalid as that frame ends (the writer's rows, of the other parity, stay) and,
@@ -538,7 +675,7 @@ class LineBuffer(wiring.Component):
             gone = issue_eof & (tag_par[k] == par_e)
             if retire:
                 gone = gone | (moving & Cat(*(slo[j - ry] == k for j in range(s))).any())
-            with m.If(take_row & (wslot == k)):
+            with m.If(take_row & t_sel[k]):
                 m.d.sync += tag_ok[k].eq(1)
             with m.Elif(gone):
                 m.d.sync += tag_ok[k].eq(0)

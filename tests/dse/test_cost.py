@@ -85,11 +85,11 @@ def test_fill_is_the_stage_tail():
     assert layer_cost(_pw(32, 64, 4), ch).fill == (4 * 4 + mac_latency("int8", 8) + REQUANT_LATENCY
                                                    + EDGE_LATENCY)
     assert layer_cost(pw3, ch).fill > layer_cost(_pw(32, 64, 4), ch).fill + 60
-    # a stride-1 3x3 layer drains its last two rows through the sparse line buffer's 3 stages
+    # a stride-1 3x3 layer drains its last two rows through the sparse line buffer's 5 stages
     dw = _dw(c=32, h=8)
-    assert WINDOW_STAGES[False] == 3
+    assert WINDOW_STAGES[False] == 5
     assert ops.of(dw).tail(dw, LayerChoice("int8", 8, 8), dw.stats()) == (
-        2 * 8 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 3)
+        2 * 8 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 5)
 
 
 def test_depthwise_and_divisibility_rules():

@@ -427,10 +427,10 @@ class LineBuffer(wiring.Component):
 
         # Timing: the emitter's decisions come from registers (docs/IMPLEMENT.md, stop 57).
         # Whether its row and the next are ready and have a site (`rdy0`, `any0`, `rdys`,
-        # `anys`) and whether its frame is finished (`fin`) are computed a cycle ahead for the
+        # `anys`) and whether its frame is finished (`finished`) are computed a cycle ahead for the
         # rows it will be at (the next ones when it moves, the next frame's when it ends this
         # one), so no carry chain or slot choice sits between a register and the hundred-odd
-        # enables that a move drives. `fin` is exact. The readiness sees the writer as it was a
+        # enables that a move drives. `finished` is exact. The readiness sees the writer as it was a
         # cycle before (rows only complete, so that is the safe side) and the occupancy sees
         # the slots' flags a cycle before: a row that the writer starts is in its flag a cycle
         # later, and its window is ready, at the earliest, a cycle after a token of a later row

@@ -43,15 +43,26 @@ def point_formats(layer_names, point: str):
     raise CodesignError(f"point must be one of {', '.join(POINTS)}, not {point!r}")
 
 
-def special_frames(rng: random.Random, *, height: int, width: int, channels: int) -> list:
+def special_frames(rng: random.Random, *, height: int, width: int, channels: int,
+                   dense: bool = False) -> list:
     """Empty, full, single-site (first, last and an inner site), border-only, empty again.
 
     Feature values favour the extremes (-127, 127) and 0, so saturation and zero paths are hit.
+    ``dense`` (a network whose frames hold every site, ``QGraph.dense``): every frame full, the
+    specials in the values instead: all 127, all -127, all 0, mixed extremes, and a
+    checkerboard of 127 and -127.
     """
     def feats(n):
         return [[rng.choice([-127, 127, 0, rng.randint(-127, 127)]) for _ in range(channels)]
                 for _ in range(n)]
     full = [(y, x) for y in range(height) for x in range(width)]
+    if dense:
+        def const(v):
+            return [[v] * channels for _ in full]
+        checker = [[127 if (y + x + ch) % 2 else -127 for ch in range(channels)]
+                   for y, x in full]
+        return [(full, const(127)), (full, const(-127)), (full, const(0)),
+                (full, feats(len(full))), (full, checker)]
     border = [(y, x) for y, x in full if y in (0, height - 1) or x in (0, width - 1)]
     return [([], []), (full, feats(len(full))), ([(0, 0)], feats(1)),
             ([(height - 1, width - 1)], feats(1)), ([(height // 2, width // 3)], feats(1)),
@@ -72,7 +83,8 @@ class Design:
         data = list(self.bundle.frames(n, seed=seed)) if n else []
         if len(data) < n:
             raise CodesignError(f"{self.model} has only {len(data)} test frames, {n} requested")
-        special = special_frames(random.Random(seed + 1), height=h, width=w, channels=c)
+        special = special_frames(random.Random(seed + 1), height=h, width=w, channels=c,
+                                 dense=self.qgraph.dense)
         return data + special, len(special)
 
 

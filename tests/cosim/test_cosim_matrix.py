@@ -33,6 +33,16 @@ def test_special_frames_cover_empty_full_single_and_borders():
     assert sorted(sites[5]) == sites[5]  # raster order
 
 
+def test_special_frames_of_a_dense_network_are_full():
+    # a dense network refuses a frame without every site: its specials are in the values
+    frames = matrix.special_frames(random.Random(0), height=3, width=4, channels=2, dense=True)
+    full = [(y, x) for y in range(3) for x in range(4)]
+    assert [c for c, _ in frames] == [full] * 5
+    values = [{v for f in feats for v in f} for _, feats in frames]
+    assert values[:3] == [{127}, {-127}, {0}] and values[4] == {127, -127}
+    assert all(len(feats) == 12 and all(len(f) == 2 for f in feats) for _, feats in frames)
+
+
 def test_csv_rows_merge_and_round_trip(tmp_path):
     def row(model, stall, sim="verilator", check="matrix", mism=0):
         return {"check": check, "model": model, "point": "int8", "stall": stall, "sim": sim,

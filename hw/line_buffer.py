@@ -322,7 +322,6 @@ class LineBuffer(wiring.Component):
         started = Signal()
         cur_row = Signal(signed(rbits))
         iy = Cat(t_y, Const(0, rbits - len(t_y))).as_signed()
-        first_beat = t_first
         # relative row q overwrites q - N, which the emitter no longer needs once q - N < cy - ry
         # and its issued step (stage a, below) has read the memories: the limit is cy + N - 1 - ry
         # of that step while stage a holds it (`sa_hold`, registers only: whether the step moves
@@ -378,7 +377,8 @@ class LineBuffer(wiring.Component):
 
         # rows below `frontier` are complete; `all_done` once the frame's eof is here
         all_done = ahead | (t_valid & t_eof)
-        pending_row = t_valid & first_beat & ~t_eof & ~ahead
+        offered_site = t_valid & t_first & ~t_eof  # a token starting a site waits in the entry
+        pending_row = offered_site & ~ahead
         frontier = Mux(pending_row, iy, cur_row)
 
         # ---- emitter: stage 0 (address, mask) -> 1 (memory data) -> 2 (rows, output) -----
@@ -455,24 +455,24 @@ class LineBuffer(wiring.Component):
             sl = (slot_base + (H + o) % N)[:sbits]
             return tag_ok_a[sl] & (tag_par[sl] != par_e)
 
-        pend_n = t_valid & first_beat & ~t_eof
-        front_n = Mux(pend_n, iy, cur_row)
+        front_n = Mux(offered_site, iy, cur_row)
 
         def ready_new(centre):
             """Rows up to ``centre + ry`` of the writer's frame are complete (the emitter's
             next frame, as it ends this one)."""
-            return (t_valid & t_eof) | ((started | pend_n) & (front_n >= centre + ry + 1))
+            return (t_valid & t_eof) | ((started | offered_site) & (front_n >= centre + ry + 1))
 
-        rdy0, rdys, any0, anys = (Signal(name=n_) for n_ in ("rdy0", "rdys", "any0", "anys"))
-        m.d.sync += [
-            rdy0.eq(Mux(switching, ready_new(0), Mux(moving, ready_for(s), ready_for(0)))),
-            rdys.eq(Mux(switching, ready_new(s), Mux(moving, ready_for(2 * s), ready_for(s)))),
-            any0.eq(Mux(switching, window_any(0, new_ok),
-                        Mux(moving, window_any(s), window_any(0)))),
-            anys.eq(Mux(switching, window_any(s, new_ok),
-                        Mux(moving, window_any(2 * s), window_any(s)))),
-        ]
         if retire and N >= 8:
+            rdy0, rdys, any0, anys = (Signal(name=n_) for n_ in ("rdy0", "rdys", "any0", "anys"))
+            m.d.sync += [
+                rdy0.eq(Mux(switching, ready_new(0), Mux(moving, ready_for(s), ready_for(0)))),
+                rdys.eq(Mux(switching, ready_new(s),
+                            Mux(moving, ready_for(2 * s), ready_for(s)))),
+                any0.eq(Mux(switching, window_any(0, new_ok),
+                            Mux(moving, window_any(s), window_any(0)))),
+                anys.eq(Mux(switching, window_any(s, new_ok),
+                            Mux(moving, window_any(2 * s), window_any(s)))),
+            ]
             next_go = (e_row + 1 < Ho) & rdys & anys
             row_ready = rdy0
         else:

@@ -79,6 +79,10 @@ SKID_BEATS = 1
 #: fraction of a LUT a bit up to its cell depth (32 on AMD, 16 on ECP5) and a 2:1 mux.
 BEAT_BUFFER_RAM_BEATS = 4
 
+#: The folds of a depthwise 3x3 block (``hw.dwconv``, ``models.ops.dwconv3x3``): a channel's 9
+#: taps in 1 cycle, 3 (a kernel row a cycle) or 9 (a tap a cycle), with 9, 3 or 1 multipliers.
+DW_KFOLDS = (1, 3, 9)
+
 #: Cycles of a MAC unit's pipeline that do not depend on its format or size: the weight memory's
 #: read (the issue cycle) and the accumulator, which is the output register. The rest is
 #: :func:`mac_latency`'s.

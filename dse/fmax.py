@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -101,8 +102,12 @@ def layer_blocks(layer, choice) -> list[dict]:
         kind = ("dwconv3x3" if layer.groups == layer.in_shape[0] and layer.groups > 1
                 else "conv3x3")
         # the products one accumulator sums a cycle, as the block (a window op) builds them: a
-        # 11x5 kernel has 55 taps, not 121, and a kernel folded over its rows sums one row a cycle
-        products = op.products(layer, choice, kh * kw)
+        # 11x5 kernel has 55 taps, not 121, and a kernel folded over its rows sums one row a
+        # cycle. Not a depthwise fold: every depthwise block of the calibration grid sums its 9
+        # taps (one tree depth at any lanes), so the model's depthwise delay is one figure, the
+        # line buffer's, which a fold does not shorten (measured: docs/IMPLEMENT.md)
+        products = op.products(layer, choice if kind == "conv3x3" else replace(choice, kfold=1),
+                               kh * kw)
     blocks = [block_features(kind, choice.format, choice.lanes, kh,
                              dense=bool(getattr(layer, "dense", False)),
                              datapath=choice.datapath, products=products)]

@@ -15,12 +15,16 @@ throughput needs a quarter of them (the DSE chooses the pair).
 With ``kfold = 3`` each sub-step spreads the window over its three kernel rows, one a cycle:
 ``pe x 3`` products a cycle summed into ``pe`` accumulators that start from the bias, the output
 beat leaving after the third row, so ``G = 3 lanes / pe`` cycles a window beat for a third of the
-multipliers (a depthwise layer far off the network's bottleneck needs few).
+multipliers (a depthwise layer far off the network's bottleneck needs few). With ``kfold = 9``
+the sub-step takes one tap a cycle (``pe`` products, ``G = 9 lanes / pe``): a ninth of the
+multipliers, for the layers that even a third keeps idle most of the time (SEE-D's and
+MobileNet's late maps, where one multiplier does a layer's work within the network's II).
 
 Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
-``((b << ceil(log2 G')) | k) << ceil(log2 kfold) | r`` holds the ``pe x 9 / kfold`` codes of row
-step ``r`` of sub-step ``k`` of beat ``b`` (``G' = lanes / pe``; channel major, tap ``3*ky+kx``
-minor); the biases sit in a second memory with the same addressing.
+``((b << ceil(log2 G')) | k) << ceil(log2 kfold) | r`` holds the ``pe x 9 / kfold`` codes of
+step ``r`` (a kernel row, or a tap at ``kfold = 9``) of sub-step ``k`` of beat ``b`` (``G' =
+lanes / pe``; channel major, tap ``3*ky+kx`` minor); the biases sit in a second memory with the
+same addressing.
 
 Cycles per frame: the compute side takes a window beat every ``G`` cycles, so the block runs at
 :func:`contract.cycles.window_cycles` with ``cycles_per_beat = G``; the
@@ -36,7 +40,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from contract.constants import MAC_LATENCY, line_buffer_ram, mac_latency
+from contract.constants import DW_KFOLDS, MAC_LATENCY, line_buffer_ram, mac_latency
 from contract.cycles import window_cycles, window_output_size
 from models.quant.formats import weight_format
 from models.reference import ACC_BITS, check_acc_bits
@@ -143,7 +147,8 @@ class DWConv3x3(TokenBlock):
         Dense maps at stride 1: the output sites closer than this to a border are not computed
         (the crop after a zero-padded conv, folded: :func:`models.ops.crop.folded_margin`).
     kfold : int
-        1 (default: the 9 taps at once) or 3 (one kernel row a cycle, 3 products per channel).
+        1 (default: the 9 taps at once), 3 (one kernel row a cycle, 3 products per channel) or 9
+        (one tap a cycle, 1 product per channel).
 
     Attributes
     ----------
@@ -165,8 +170,9 @@ class DWConv3x3(TokenBlock):
         self.pe = pe
         self.dense = bool(dense)
         self.margin = margin
-        if kfold not in (1, 3):
-            raise ValueError(f"kfold must be 1 or 3 (kernel rows a cycle), not {kfold!r}")
+        if kfold not in DW_KFOLDS:
+            raise ValueError(f"kfold must be 1, 3 or 9 (the window's 9 taps over that many "
+                             f"cycles), not {kfold!r}")
         self.kfold = kfold
         self.fmt, self.weight, self.bias, self.codes, self.slots = check_window_conv(
             shape=shape, stride=stride, fmt=fmt, weight=weight, weight_shape=(c, 1, 3, 3),
@@ -206,11 +212,11 @@ class DWConv3x3(TokenBlock):
         # the line buffer's control sees a registered ready, not this unit's enable
         lbo = skid_after(m, lb.o, lb.out_layout, "lb_skid")
 
-        nf = self.kfold                           # kernel-row steps per sub-step
+        nf = self.kfold                           # steps per sub-step (kernel rows or taps)
         fbits = (nf - 1).bit_length()
         n = 9 // nf                               # taps multiplied per cycle and channel
         # word ((b << gbits) | k) << fbits | r: the pe channels b*lanes + k*pe .. of window beat
-        # b, sub-step k, kernel rows r*3/nf ..
+        # b, sub-step k, taps r*9/nf .. (kernel rows at nf = 3)
         depth_w = nb << (gbits + fbits)
         wwords = [0] * depth_w
         bwords = [0] * depth_w

@@ -5,13 +5,16 @@ channel: each window beat of ``lanes`` channels takes ``lanes / pe`` cycles, so 
 ``lanes``) and a requantizer. At stride 2 the writer takes four input sites per output site, and
 ``lanes = 4 pe`` keeps the multipliers busy. ``kfold = 3`` spreads the window over its kernel
 rows (``pe x 3`` MACs, ``3 lanes / pe`` cycles a beat): a layer far off the bottleneck (MobileNet's
-late 4 x 4 and 2 x 2 maps) then needs 3 multipliers, not 9.
+late 4 x 4 and 2 x 2 maps) then needs 3 multipliers, not 9; ``kfold = 9`` over its taps (``pe``
+MACs, ``9 lanes / pe`` cycles a beat): 1 multiplier (SEE-D's late blocks, whose depthwise
+layers do a few percent of the network's work).
 """
 
 from __future__ import annotations
 
 import math
 
+from contract.constants import DW_KFOLDS
 from contract.point import LayerChoice
 from models.reference import ACC_BITS
 
@@ -72,7 +75,7 @@ class DWConv3x3(WindowOp):
         return taps // choice.kfold  # one output channel per lane: its own taps (a row folded)
 
     def kfolds(self, layer) -> tuple[int, ...]:
-        return (1, 3)  # all 9 taps a cycle, or one kernel row
+        return DW_KFOLDS  # all 9 taps a cycle, one kernel row, or one tap
 
     def mac_count(self, layer, choice) -> int:
         return 9 * choice.pe // choice.kfold
@@ -80,7 +83,7 @@ class DWConv3x3(WindowOp):
     def fold_bits(self, layer, choice) -> int:
         """A folded depthwise block holds one window beat (each input beat is its own
         channels' window, not a slice of every output's) and steers its kernel rows to the
-        ``pe x 3`` multipliers: the window beat's bits, not a site's."""
+        ``pe x 9 / kfold`` multipliers: the window beat's bits, not a site's."""
         return self.window_bits(layer, choice)
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:

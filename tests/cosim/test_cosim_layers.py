@@ -116,7 +116,7 @@ def _datapath_block(case, tmp_path_factory):
     elif kind == "dw":
         w, b = _weights(fmt, (8, 1, 3, 3), 13), _bias(8, 14)
         block = DWConv3x3(shape=shape, stride=stride, fmt=fmt, weight=w, bias=b, pe=pe,
-                          datapath=datapath, dense=dense)
+                          datapath=datapath, dense=dense, kfold=fold[0] if fold else 1)
         golden = conv_golden(weight=w, bias=b, stride=stride, height=H, width=W, groups=8)
     else:
         w, b = _weights(fmt, (4, 8, 3, 3), 15), _bias(4, 16)
@@ -134,9 +134,12 @@ def _datapath_block(case, tmp_path_factory):
     pytest.param(("dw", "int4", "lut", 4, 1, 2, False), marks=pytest.mark.slow),
     pytest.param(("full", "int8", "dsp2", 2, 4, 2, True), marks=pytest.mark.slow),
     ("dw", "int8", "", 8, 2, 2, True),
+    ("dw", "int4", "lut", 2, 1, 1, False, 9),
+    pytest.param(("dw", "int8", "", 4, 2, 2, True, 9), marks=pytest.mark.slow),
 ], ids=lambda c: "-".join(str(v) for v in c))
 def test_datapath_and_dense_blocks(case, tmp_path_factory, kit, sim_cache):
-    """dsp2 / LUT datapaths, kernel rows folded, depthwise pe < lanes and the dense line buffer
+    """dsp2 / LUT datapaths, kernel rows (a depthwise conv's taps) folded, depthwise pe < lanes
+    and the dense line buffer
     in Verilator,
     bit-exact under stalls 0 / 0.3 / 0.7: sparse blocks on the special frames (empty,
     full, single-site, border) and random ones, dense blocks on dense frames; cycles of dense
@@ -162,4 +165,4 @@ def test_datapath_and_dense_blocks(case, tmp_path_factory, kit, sim_cache):
                 assert abs(got - want) <= 0.1 * want, (got, want)
         elif stall == 0.0 and kind != "pw":
             _check_window_cycles(r, frames, block, stride, 8, lanes,
-                                 (lanes // pe) if kind == "dw" else 4 // pe * fold)
+                                 (lanes // pe if kind == "dw" else 4 // pe) * fold)

@@ -93,7 +93,8 @@ def test_datapath_defaults_round_trips_and_is_checked():
 
 
 def test_kfold_round_trips_and_only_window_convs_fold():
-    """A full window conv folds its kh rows, a depthwise 3x3 its 3; a 1x1 has no rows to fold."""
+    """A full window conv folds its kh rows, a depthwise 3x3 its 3 rows or 9 taps; a 1x1 has no
+    rows to fold."""
     from contract.point import LayerChoice, PointError
     from dse.cost import candidates, cycles
     from dse.workload import LayerWork
@@ -111,8 +112,10 @@ def test_kfold_round_trips_and_only_window_convs_fold():
     assert cycles(conv, folded) > cycles(conv, flat)
     assert {c.kfold for c in candidates(conv, ["int8"])} == {1, 3}
     assert {c.kfold for c in candidates(pw, ["int8"])} == {1}
-    assert {c.kfold for c in candidates(dw, ["int8"])} == {1, 3}
+    assert {c.kfold for c in candidates(dw, ["int8"])} == {1, 3, 9}
     assert cycles(dw, LayerChoice("int8", 2, 2, kfold=3)) > cycles(dw, LayerChoice("int8", 2, 2))
+    assert (cycles(dw, LayerChoice("int8", 2, 2, kfold=9))
+            > cycles(dw, LayerChoice("int8", 2, 2, kfold=3)))
     for layer, k in ((pw, 3), (dw, 5)):
         with pytest.raises(ValueError, match="kfold"):
             cycles(layer, LayerChoice("int8", 2, 2, kfold=k))

@@ -23,8 +23,8 @@ MobileNet's late maps, where one multiplier does a layer's work within the netwo
 Weights live in a memory initialised with their hardware codes (``WeightFormat.encode``): word
 ``((b << ceil(log2 G')) | k) << ceil(log2 kfold) | r`` holds the ``pe x 9 / kfold`` codes of
 step ``r`` (a kernel row, or a tap at ``kfold = 9``) of sub-step ``k`` of beat ``b`` (``G' =
-lanes / pe``; channel major, tap ``3*ky+kx`` minor); the biases sit in a second memory with the
-same addressing.
+lanes / pe``; channel major, tap ``3*ky+kx`` minor); the biases sit in a second memory, one word
+``(b << ceil(log2 G')) | k`` a sub-step (the weight word without its step bits).
 
 Cycles per frame: the compute side takes a window beat every ``G`` cycles, so the block runs at
 :func:`contract.cycles.window_cycles` with ``cycles_per_beat = G``; the
@@ -219,7 +219,9 @@ class DWConv3x3(TokenBlock):
         # b, sub-step k, taps r*9/nf .. (kernel rows at nf = 3)
         depth_w = nb << (gbits + fbits)
         wwords = [0] * depth_w
-        bwords = [0] * depth_w
+        # the biases once per sub-step (the accumulator starts from them at its first step):
+        # word (b << gbits) | k, the weight word without its step bits
+        bwords = [0] * (nb << gbits)
         for b in range(nb):
             for k in range(ng):
                 for r in range(nf):
@@ -232,12 +234,12 @@ class DWConv3x3(TokenBlock):
                         bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
                     a = (((b << gbits) | k) << fbits) | r
                     wwords[a] = word
-                    bwords[a] = bword
+                    bwords[a >> fbits] = bword
         # one slice of the (shallow) weight ROM per channel on a fabric datapath
         # (hw/weight_rom.py)
         w_rd = weight_rom(m, "wmem", width=pe * n * cb, depth=depth_w, init=wwords,
                           slices=rom_slices(self.datapath, pe))
-        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=depth_w,
+        m.submodules.bmem = bmem = Memory(shape=unsigned(pe * ACC_BITS), depth=len(bwords),
                                           init=bwords)
         b_rd = bmem.read_port()
 
@@ -304,7 +306,8 @@ class DWConv3x3(TokenBlock):
         sums = mac_sums(pipe, self.fmt, self.datapath, pe=pe, n=n,
                         code=lambda i, c: codes[(i * n + c) * cb:(i * n + c + 1) * cb],
                         act=lambda i, c: acts[c][i])
-        m.d.comb += b_rd.addr.eq(pipe.delay(word, depth, name="bias_word"))
+        m.d.comb += b_rd.addr.eq(pipe.delay(word[fbits:] if fbits else word, depth,
+                                            name="bias_word"))
         vd, yd, xd, eofd, fd, ld = (pipe.delay(s_, depth) for s_ in (v1, y1, x1, eof1, f1, l1))
         # the output register (with kfold, the accumulator of the row steps)
         op = self.o.payload

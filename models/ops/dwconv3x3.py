@@ -48,8 +48,9 @@ class DWConv3x3(WindowOp):
         return nb << ((ng - 1).bit_length() + (choice.kfold - 1).bit_length())
 
     def block_memories(self, layer, choice) -> list[tuple[int, int, bool]]:
-        # the bias ROM beside the weights, at the weights' depth
-        return [(choice.pe * ACC_BITS, self.weight_depth(layer, choice), True)]
+        # the bias ROM beside the weights: one word a sub-step, not one a step of a fold
+        depth = self.weight_depth(layer, choice) >> (choice.kfold - 1).bit_length()
+        return [(choice.pe * ACC_BITS, depth, True)]
 
     def default_choice(self, layer, *, lanes: int, pe: int) -> LayerChoice:
         ln = largest_divisor(layer.in_shape[0], min(lanes, pe))

@@ -289,12 +289,14 @@ def dense_grid(quick: bool = False) -> list[dict]:
         # beat and the row mux, on each multiplier datapath, dense and sparse; kfold 1 beside
         # the LUT-multiplier ones (the others' are in the grids above), so that each fold has
         # its unfolded twin (tests/benchmarks/test_fit_resources.py compares the two)
+        folds = (("int4", "lut", 4, 4, True), ("int4", "lut", 2, 2, True),
+                 ("int8", "", 4, 4, True), ("int8", "", 4, 1, True), ("dybit4", "", 4, 4, True),
+                 ("int8", "", 2, 2, False), ("int4", "lut", 4, 4, False))
+        # each fold probe at kfold 3 and 9 (a depthwise block's taps one a cycle)
         for fmt, dp, ln, pe, dense, kf in (
-                ("int4", "lut", 4, 4, True, 3), ("int4", "lut", 2, 2, True, 3),
+                *[(*f, 3) for f in folds],
                 ("int4", "lut", 4, 4, True, 1), ("int4", "lut", 2, 2, True, 1),
-                ("int8", "", 4, 4, True, 3), ("int8", "", 4, 1, True, 3),
-                ("dybit4", "", 4, 4, True, 3), ("int8", "", 2, 2, False, 3),
-                ("int4", "lut", 4, 4, False, 3)):
+                *[(*f, 9) for f in folds]):
             cfg = {"block": "dwconv3x3", "format": fmt, "c_in": 32, "c_out": 32,
                    "lanes": ln, "pe": pe, "h": 8, "w": 8, "stride": 1}
             if dp:

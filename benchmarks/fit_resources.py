@@ -18,7 +18,8 @@ fits by non-negative least squares
 - LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
   + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a window block, whose address
   and read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
-  (+ per_fold_bit[kind] * the folded beat's bits, + per_window_bit[kind] * the window's
+  (+ per_fold_bit[kind] * the folded beat's bits, per_tap_fold_bit[kind] for a depthwise block
+  folded over its 9 taps, + per_window_bit[kind] * the window's
   ``kh x kw x lanes x 8`` bits for a kind the grid holds 5x5 and 7x7 probes of, ``kernel_grid``)
   (LUTs after removing what the memory model prices as LUTRAM; LUTs and FFs after removing
   what the price adds structurally inside the block, ``ComputeOp.block_structural``: its skid
@@ -516,6 +517,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
             + [f"fold:{k}" for k in kinds[1:]]
+            + [f"tapfold:{k}" for k in kinds if k.startswith("dwconv3x3")]
             + [f"beat:{k}" for k in kinds if k.startswith("conv3x3")]
             + [f"rambeat:{k}" for k in kinds if k.startswith("conv3x3")]
             + [f"rom:{k}" for k in kinds if k.startswith("conv3x3")]
@@ -541,8 +543,9 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
         if ch.kfold > 1:
-            # the kernel-row mux and the window-beat buffer scale with the window's bits
-            x[f"fold:{kind}"] = op.fold_bits(layer, ch)
+            # the kernel-row mux and the window-beat buffer scale with the window's bits; a
+            # depthwise fold over its 9 taps (a 16-entry tap mux, 16-step ROM words) has its own
+            x[f"{'tapfold' if ch.kfold == 9 else 'fold'}:{kind}"] = op.fold_bits(layer, ch)
         if f"win:{kind}" in x:
             x[f"win:{kind}"] = op.steered_bits(layer, ch)
         if f"beat:{kind}" in x and ch.kfold == 1:
@@ -576,7 +579,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
-                             (f"fold:{k}", "per_fold_bit"), (f"win:{k}", "per_window_bit"),
+                             (f"fold:{k}", "per_fold_bit"), (f"tapfold:{k}", "per_tap_fold_bit"),
+                             (f"win:{k}", "per_window_bit"),
                              (f"beat:{k}", "per_beat_bit"), (f"rambeat:{k}", "per_ram_beat_bit"),
                              (f"rom:{k}", "per_rom_lut")):
                 if col in fitted:

@@ -187,7 +187,8 @@ class ResourceModel:
     status: str
     provenance: str
     mac: dict  # format -> {"lut", "ff", "dsp"} per multiply-accumulate
-    # kind -> {"base", "per_lane", "per_pe"[, "per_lb_lut", "per_fold_bit", "per_window_bit"]}:
+    # kind -> {"base", "per_lane", "per_pe"[, "per_lb_lut", "per_fold_bit", "per_tap_fold_bit",
+    # "per_window_bit", ...]}:
     # {"lut", "ff", "dsp"}
     block: dict
     requant: dict  # per output lane {"lut", "ff", "dsp"} (+ "base": {"lut", "ff"})

@@ -475,7 +475,10 @@ class ComputeOp(Op):
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
-                v += blk.get("per_fold_bit", {}).get(r, 0) * self.fold_bits(layer, choice)
+                # (a depthwise fold over its 9 taps: its own term where the model has one)
+                term = ("per_tap_fold_bit" if choice.kfold == 9 and "per_tap_fold_bit" in blk
+                        else "per_fold_bit")
+                v += blk.get(term, {}).get(r, 0) * self.fold_bits(layer, choice)
             elif "per_beat_bit" in blk:  # the beats of a site a full conv steers
                 v += blk["per_beat_bit"].get(r, 0) * self.beat_bits(layer, choice)
             if "per_ram_beat_bit" in blk:  # ... when it keeps them in LUT RAM

@@ -224,17 +224,17 @@ class DWConv3x3(TokenBlock):
         bwords = [0] * (nb << gbits)
         for b in range(nb):
             for k in range(ng):
+                chans = [b * lanes + k * pe + i for i in range(pe)]
+                bwords[(b << gbits) | k] = sum(
+                    (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
+                    for i, ch in enumerate(chans))
                 for r in range(nf):
-                    word = bword = 0
-                    for i in range(pe):
-                        ch = b * lanes + k * pe + i
+                    word = 0
+                    for i, ch in enumerate(chans):
                         for c in range(n):
                             t = r * n + c
                             word |= int(self.codes[ch, 0, t // 3, t % 3]) << ((i * n + c) * cb)
-                        bword |= (int(self.bias[ch]) & ((1 << ACC_BITS) - 1)) << (i * ACC_BITS)
-                    a = (((b << gbits) | k) << fbits) | r
-                    wwords[a] = word
-                    bwords[a >> fbits] = bword
+                    wwords[(((b << gbits) | k) << fbits) | r] = word
         # one slice of the (shallow) weight ROM per channel on a fabric datapath
         # (hw/weight_rom.py)
         w_rd = weight_rom(m, "wmem", width=pe * n * cb, depth=depth_w, init=wwords,

@@ -498,6 +498,11 @@ def _nnls(a: np.ndarray, b: np.ndarray, *, relative: bool = False) -> np.ndarray
     return reg.coef_
 
 
+#: The fit's column of each fold term an op prices its folded bits under
+#: (``ComputeOp.fold_term``).
+_FOLD_COLUMNS = {"per_fold_bit": "fold", "per_tap_fold_bit": "tapfold"}
+
+
 def fit(samples: list[dict], base_model: dict) -> dict:
     """Coefficients of the resource model from ``samples`` (see the module docstring)."""
     from dse.cost import ResourceModel, converter_mux_inputs, resources
@@ -543,9 +548,10 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
         if ch.kfold > 1:
-            # the kernel-row mux and the window-beat buffer scale with the window's bits; a
-            # depthwise fold over its 9 taps (a 16-entry tap mux, 16-step ROM words) has its own
-            x[f"{'tapfold' if ch.kfold == 9 else 'fold'}:{kind}"] = op.fold_bits(layer, ch)
+            # the kernel-row mux and the window-beat buffer scale with the window's bits, under
+            # the op's term for its fold (a depthwise fold over its 9 taps has its own)
+            col = _FOLD_COLUMNS[op.fold_term(ch)]
+            x[f"{col}:{kind}"] = op.fold_bits(layer, ch)
         if f"win:{kind}" in x:
             x[f"win:{kind}"] = op.steered_bits(layer, ch)
         if f"beat:{kind}" in x and ch.kfold == 1:
@@ -579,7 +585,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
-                             (f"fold:{k}", "per_fold_bit"), (f"tapfold:{k}", "per_tap_fold_bit"),
+                             *((f"{c}:{k}", t) for t, c in _FOLD_COLUMNS.items()),
                              (f"win:{k}", "per_window_bit"),
                              (f"beat:{k}", "per_beat_bit"), (f"rambeat:{k}", "per_ram_beat_bit"),
                              (f"rom:{k}", "per_rom_lut")):

@@ -431,6 +431,10 @@ class ComputeOp(Op):
         buffers per input beat and multiplexes by kernel row (:meth:`held_beats`)."""
         return self.window_bits(layer, choice) * self.held_beats(layer, choice)
 
+    def fold_term(self, choice) -> str:
+        """The resource model's coefficient that prices :meth:`fold_bits` at this fold."""
+        return "per_fold_bit"
+
     def beat_bits(self, layer, choice) -> int:
         """Bits of the held window beats past the first of a site (``window_bits x (B - 1)``,
         ``B`` the :meth:`held_beats`): what an unfolded full conv steers by beat."""
@@ -475,9 +479,9 @@ class ComputeOp(Op):
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
-                # (a depthwise fold over its 9 taps: its own term where the model has one)
-                term = ("per_tap_fold_bit" if choice.kfold == 9 and "per_tap_fold_bit" in blk
-                        else "per_fold_bit")
+                # (the op's own term for this fold where the model has one)
+                term = self.fold_term(choice)
+                term = term if term in blk else "per_fold_bit"
                 v += blk.get(term, {}).get(r, 0) * self.fold_bits(layer, choice)
             elif "per_beat_bit" in blk:  # the beats of a site a full conv steers
                 v += blk["per_beat_bit"].get(r, 0) * self.beat_bits(layer, choice)

@@ -87,6 +87,11 @@ class DWConv3x3(WindowOp):
         ``pe x 9 / kfold`` multipliers: the window beat's bits, not a site's."""
         return self.window_bits(layer, choice)
 
+    def fold_term(self, choice) -> str:
+        """A fold over the 9 taps (a 16-entry tap mux, 16-step ROM words) has a term of its
+        own; a fold over the kernel rows the shared one."""
+        return "per_tap_fold_bit" if choice.kfold == 9 else "per_fold_bit"
+
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(shape=shape, stride=node.stride, fmt=choice.format, weight=node.weight,
                     bias=node.bias, pe=choice.pe, datapath=choice.datapath, dense=dense,

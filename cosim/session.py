@@ -115,7 +115,7 @@ def stall_timeout(timeout: int, stall: float) -> int:
 def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verilator",
              path: str = "fast", stall_in: float = 0.0, stall_out: float = 0.0, seed: int = 0,
              timeout: int = 100000, work_dir=None, cache_dir=None, progress=None,
-             hdl_clock: bool = True) -> SimResult:
+             hdl_clock: bool = True, probes=()) -> SimResult:
     """Simulate ``frames`` (list of ``(coords, feats)``) through the design of ``manifest``.
 
     Parameters
@@ -145,6 +145,10 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
     hdl_clock : bool
         Fast path only: clock and reset generated inside the wrapper (default, fastest) rather
         than by a cocotb ``Clock``.
+    probes : sequence of (str, str)
+        Fast path only: streams inside the design to time, ``(valid, ready)`` hierarchical
+        names below the top (:func:`cosim.wrapper.wrapper_verilog`); ``extra["probes"]`` then
+        holds each one's ``(first, last, beats)`` over the run.
     """
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
@@ -156,6 +160,8 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
     timeout = stall_timeout(timeout, max(stall_in, stall_out))
     if not frames:
         raise CodesignError("nothing to simulate: no frames")
+    if probes and path != "fast":
+        raise CodesignError("probes are timed by the fast path's wrapper: use path='fast'")
     require_simulator(sim)
     if expected is None:
         if golden is None:
@@ -177,9 +183,10 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
         job = {"manifest": str(m.root / "manifest.json"), "seed": seed, "stall_in": stall_in,
                "stall_out": stall_out, "timeout": timeout, "result": str(result_file)}
         t0 = time.perf_counter()
+        extra = {}
         if path == "fast":
             wrapper = work_dir / f"{WRAPPER_TOP}.v"
-            wrapper.write_text(wrapper_verilog(m, hdl_clock=hdl_clock))
+            wrapper.write_text(wrapper_verilog(m, hdl_clock=hdl_clock, probes=probes))
             job["hdl_clock"] = hdl_clock
             build_dir, reused = cached_build(sim, [m.verilog, wrapper], WRAPPER_TOP, cache_dir,
                                              top_only=hdl_clock)
@@ -199,6 +206,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
             res = _read_result(result_file, work_dir)
             trace = read_trace(trace_file)
             out, frames_in = trace.out, trace.frames_in
+            extra["probes"] = trace.probes
             stopped = None
             if res["timed_out"] or trace.timeout is not None:
                 t = trace.timeout or {}
@@ -255,7 +263,8 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
                          sim_wall_s=res["wall_s"], wall_s=time.perf_counter() - t0,
                          sim_cpu_s=res.get("cpu_s", 0.0),
                          stopped=stopped, build_reused=reused, stall_in=stall_in,
-                         stall_out=stall_out, seed=seed, extra={"work_dir": str(work_dir)})
+                         stall_out=stall_out, seed=seed,
+                         extra={"work_dir": str(work_dir), **extra})
 
 
 def _read_result(result_file: Path, work_dir: Path) -> dict:

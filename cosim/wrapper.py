@@ -9,13 +9,15 @@ came out (plus a short drain to catch extra beats) or when no stream moved for `
 cocotb only drives the clock and reset and waits for ``done``.
 
 Trace file lines: ``I <cycle> <eof>`` (first and end-of-frame input beats), ``O <cycle> <hex>``
-(every output beat), and a final ``D <cycles>`` or ``T <cycle> <n_in> <in_valid> <in_ready>
-<n_out> <frames_out>`` (timeout).
+(every output beat), ``P <index> <first> <last> <beats>`` per probe (a stream inside the design,
+by hierarchical reference: the cycles of its first and last transfer of the run, and how many
+there were; written at the end), and a final ``D <cycles>`` or ``T <cycle> <n_in> <in_valid>
+<in_ready> <n_out> <frames_out>`` (timeout).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .manifest import Manifest
 
@@ -68,7 +70,7 @@ module {wtop} (
     reg         first_of_frame, draining;
     wire pause_in  = rng_in  < thr_in;
     wire pause_out = rng_out < thr_out;
-
+{probe_decl}
     initial begin
         done = 0; timed_out = 0; in_valid = 0; out_ready = 0;
         if (!$value$plusargs("cosim_in=%s", in_name)) $fatal(1, "cosim: +cosim_in missing");
@@ -98,7 +100,7 @@ module {wtop} (
         if (rst) begin
             in_valid <= 0; out_ready <= 0; done <= 0; timed_out <= 0;
             cycle <= 0; n_in <= 0; n_out <= 0; frames_out <= 0; n_loaded <= 0;
-            idle <= 0; drain <= 0; draining <= 0; first_of_frame <= 1;
+{probe_reset}            idle <= 0; drain <= 0; draining <= 0; first_of_frame <= 1;
             rng_in <= seed * 32'h9E3779B1 | 1;
             rng_out <= (seed + 32'h7F4A7C15) * 32'h85EBCA77 | 1;
         end else if (!done) begin
@@ -106,7 +108,7 @@ module {wtop} (
             rng_in <= xorshift(rng_in);
             rng_out <= xorshift(rng_out);
             idle <= idle + 1;
-            if (in_valid && in_ready) begin
+{probe_count}            if (in_valid && in_ready) begin
                 n_in <= n_in + 1;
                 idle <= 0;
                 if (first_of_frame || in_payload[{i_eof}])
@@ -134,11 +136,12 @@ module {wtop} (
             if (draining) begin
                 drain <= drain + 1;
                 if (drain == DRAIN) begin
-                    $fwrite(fout, "D %0d\\n", cycle);
+{probe_dump}                    $fwrite(fout, "D %0d\\n", cycle);
                     $fflush(fout);
                     done <= 1;
                 end
             end else if (idle >= timeout) begin
+{probe_dump}\
                 $fwrite(fout, "T %0d %0d %0d %0d %0d %0d\\n", cycle, n_in, in_valid, in_ready,
                         n_out, frames_out);
                 $fflush(fout);
@@ -167,14 +170,41 @@ _CLOCK_GEN = """\
 """
 
 
-def wrapper_verilog(m: Manifest, *, hdl_clock: bool = True) -> str:
-    """The fast-path harness around ``m.top`` (its text depends only on the ports).
+def _probe_code(probes) -> dict:
+    """The wrapper's lines for ``probes``: ``(valid, ready)`` hierarchical names below the DUT
+    instance (``features_3_requant.o__valid``), one stream each."""
+    decl, reset, count, dump = [], [], [], []
+    for k, (valid, ready) in enumerate(probes):
+        for ref in (valid, ready):
+            if not all(part.isidentifier() for part in ref.split(".")):
+                raise ValueError(f"probe {ref!r} is not a hierarchical name")
+        decl.append(f"    reg  [31:0] p{k}_first, p{k}_last, p{k}_n;\n"
+                    f"    wire        p{k}_fire = dut.{valid} && dut.{ready};\n")
+        reset.append(f"            p{k}_n <= 0; p{k}_first <= 0; p{k}_last <= 0;\n")
+        count.append(f"            if (p{k}_fire) begin\n"
+                     f"                if (p{k}_n == 0) p{k}_first <= cycle;\n"
+                     f"                p{k}_last <= cycle;\n"
+                     f"                p{k}_n <= p{k}_n + 1;\n"
+                     f"            end\n")
+        dump.append(f'                $fwrite(fout, "P {k} %0d %0d %0d\\n", p{k}_first, p{k}_last, '
+                    f"p{k}_n);\n")
+    return {"probe_decl": "".join(decl), "probe_reset": "".join(reset),
+            "probe_count": "".join(count), "probe_dump": "".join(dump)}
+
+
+def wrapper_verilog(m: Manifest, *, hdl_clock: bool = True, probes=()) -> str:
+    """The fast-path harness around ``m.top`` (its text depends only on the ports, and on
+    ``probes``).
 
     With ``hdl_clock`` the wrapper makes its own clock and reset (fastest); otherwise it has
-    ``clk`` and ``rst`` inputs for a cocotb ``Clock`` and ``TB.reset``.
+    ``clk`` and ``rst`` inputs for a cocotb ``Clock`` and ``TB.reset``. ``probes``: streams
+    inside the design to time, ``(valid, ready)`` hierarchical names below the DUT instance
+    (e.g. ``("features_3_requant.o__valid", "features_3_requant.o__ready")``): the trace gets
+    the cycles of each one's first and last transfer and its count (:attr:`Trace.probes`).
     """
     i, o = m.input, m.output
     return _TEMPLATE.format(
+        **_probe_code(probes),
         clock_ports="" if hdl_clock else _CLOCK_PORTS,
         clock_gen=_CLOCK_GEN if hdl_clock else "",
         top=m.top, wtop=WRAPPER_TOP, iw=i.payload_width, ow=o.payload_width,
@@ -210,12 +240,14 @@ def write_input_file(path, words) -> int:
 @dataclass
 class Trace:
     """What the wrapper saw: ``frames_in`` (first, eof) input cycles per frame, ``out`` (cycle,
-    word) per output beat, and how the run ended."""
+    word) per output beat, how the run ended, and ``probes``: per probe of the wrapper, in its
+    order, ``(first, last, beats)`` (the cycles of its first and last transfer, how many)."""
 
     frames_in: list
     out: list
     done_cycle: int | None
     timeout: dict | None
+    probes: list = field(default_factory=list)
 
 
 def read_trace(path) -> Trace:
@@ -223,6 +255,7 @@ def read_trace(path) -> Trace:
     first = None
     done_cycle = None
     timeout = None
+    probes = {}
     with open(path) as f:
         for line in f:
             parts = line.split()
@@ -237,9 +270,11 @@ def read_trace(path) -> Trace:
                 if parts[2] == "1":
                     frames_in.append((first, cycle))
                     first = None
+            elif tag == "P":
+                probes[int(parts[1])] = tuple(map(int, parts[2:5]))
             elif tag == "D":
                 done_cycle = int(parts[1])
             elif tag == "T":
                 keys = ("cycle", "n_in", "in_valid", "in_ready", "n_out", "frames_out")
                 timeout = dict(zip(keys, map(int, parts[1:]), strict=True))
-    return Trace(frames_in, out, done_cycle, timeout)
+    return Trace(frames_in, out, done_cycle, timeout, [probes[k] for k in sorted(probes)])

@@ -1,9 +1,11 @@
 """Whole-network co-simulation: designs composed by hw/ against QGraph.run_frame."""
 
 import random
+from pathlib import Path
 
 import pytest
 
+from common.errors import CodesignError
 from cosim.cycles import compare_cycles, predicted_frame_cycles
 from cosim.manifest import load_manifest
 from cosim.session import simulate
@@ -102,3 +104,36 @@ def test_narrow_streams_network_verilator(tmp_path, kit, sim_cache, tiny_graph):
         r = simulate(d, frames, qgraph_golden(g), sim="verilator", stall_in=stall,
                      stall_out=stall, seed=seed, cache_dir=sim_cache)
         assert r.ok and r.frames == len(frames), (r.mismatches[:3], r.stopped)
+
+
+def test_probes_time_each_stage_inside_the_network(tiny_net, kit, sim_cache):
+    """The fast path's probes (hierarchical, the stages' requantizer outputs) count every beat of
+    each stage, a site's C / 2 beats and a frame's end-of-frame token, and see a frame's stages
+    begin and end in their order in the chain, the network output after the last."""
+    from cosim.wrapper import read_trace
+
+    sim = kit.any_sim()
+    kit.need(sim)
+    d, golden, g = tiny_net(MIXED, lanes=2, pe=2, head="map")
+    names = ["stem", "dw", "pw1", "pw2", "pw3"]
+    probes = [(f"{n}_requant.o__valid", f"{n}_requant.o__ready") for n in names]
+    frames = _frames(g, kit, seed=25, n=8)[:6]
+    r = simulate(d, frames, golden, sim=sim, stall_in=0.3, stall_out=0.3, seed=9,
+                 cache_dir=sim_cache, probes=probes)
+    assert r.ok, (r.mismatches[:3], r.stopped)
+    env = [g.run_frame_all(c, f) for c, f in frames]
+    want = [sum(len(e[n][0]) * g.node(n).out_shape[0] // 2 + 1 for e in env) for n in names]
+    got = r.extra["probes"]
+    assert [b for _, _, b in got] == want
+    for (f0, l0, _), (f1, l1, _) in zip(got, got[1:], strict=False):
+        assert f0 < f1 and l0 < l1
+    trace = read_trace(Path(r.extra["work_dir"]) / "trace.txt")
+    assert got[-1][1] <= trace.out[-1][0]  # the last stage drives the output port
+    assert got[0][0] > trace.frames_in[0][0]
+    # one frame alone: the last stage's last beat at most a few cycles before the network's
+    one = simulate(d, frames[1:2], golden, sim=sim, cache_dir=sim_cache, probes=probes)
+    start = read_trace(Path(one.extra["work_dir"]) / "trace.txt").frames_in[0][0]
+    assert 0 <= one.latency[0] - (one.extra["probes"][-1][1] - start) < 16
+    with pytest.raises(CodesignError, match="fast path"):
+        simulate(d, frames[:1], golden, sim=sim, path="python", probes=probes,
+                 cache_dir=sim_cache)

@@ -2,7 +2,15 @@
 
 import pytest
 
-from dse.latency import PIPE_CYCLES, Rows, Timing, layer_timing, lone_frame_latency, rows_of
+from dse.latency import (
+    PIPE_CYCLES,
+    Rows,
+    Timing,
+    layer_timing,
+    lone_frame_latency,
+    row_times,
+    rows_of,
+)
 from dse.workload import LayerWork
 
 #: no pipeline, no pass-through tails, the input present at once: the rows alone
@@ -27,8 +35,9 @@ def test_a_chain_of_1x1_stages_streams_site_by_site():
 def test_the_slow_stage_sets_the_pace():
     rows = [_pw("a", 8), _pw("b", 8, (0,))]
     assert lone_frame_latency(rows, [800, 80], [BARE] * 2) == 802  # the fast one trails by a site
-    # the slow second stage starts each row as the first begins sending it
-    assert lone_frame_latency(rows, [80, 800], [BARE] * 2) == 800
+    # the slow second stage starts each row once the first has sent the row's first site (a
+    # 1x1 block takes a whole site before it works on it): 800 + 80 / 64, rounded up
+    assert lone_frame_latency(rows, [80, 800], [BARE] * 2) == 802
 
 
 def test_a_window_waits_for_the_row_below_and_a_pool_for_every_row():
@@ -65,6 +74,12 @@ def test_the_input_arrives_a_beat_a_cycle_and_pass_through_stages_delay_every_ro
     # a global pool's division after the first layer's rows reaches the second one
     after = Timing(pipe=0, after=50)
     assert lone_frame_latency(rows, [80, 80], [after, BARE]) == 82 + 50
+    # row by row: the first layer's own rows at 10, 20, ..., its stream's 50 later, and the
+    # second's last row is the latency
+    t = row_times(rows, [80, 80], [after, BARE])
+    assert t[0].own == tuple(10.0 * (i + 1) for i in range(8))
+    assert t[0].done == tuple(x + 50 for x in t[0].own)
+    assert t[1].own == t[1].done and t[1].done[-1] == 131.25  # the latency: 132
 
 
 def test_layer_timing_counts_the_chosen_pipeline_the_stage_tails_and_the_input_beats():

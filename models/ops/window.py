@@ -98,7 +98,7 @@ class WindowOp(ComputeOp):
 
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         # stride 1: the last two output rows (the emitter runs a row behind the writer);
-        # stride 2: the last input row and the last output row
+        # stride 2: the last input row and the last output row; then the block's pipeline
         _, h, _ = layer.in_shape
         b, g = self.beats(layer, choice), self.group_cycles(layer, choice)
         row_out = sites(stats) / layer.out_shape[1]
@@ -112,7 +112,7 @@ class WindowOp(ComputeOp):
             rows = kernel_hw(layer)[0] // 2 + 1
             return rows * row_out * b * g + self.pipeline(layer, choice)
         row_in = sites(stats, "active_in_mean") / h
-        return row_in * b + row_out * b * g
+        return row_in * b + row_out * b * g + self.pipeline(layer, choice)
 
     def hold(self, layer, *, beats: int = 1, slots: int | None = None) -> int:
         # the writer may run slots - 1 - k//2 rows ahead of the emitter's centre row, which

@@ -90,6 +90,11 @@ def test_fill_is_the_stage_tail():
     assert WINDOW_STAGES[False] == 5
     assert ops.of(dw).tail(dw, LayerChoice("int8", 8, 8), dw.stats()) == (
         2 * 8 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 5)
+    # at stride 2: the last input row (8 sites of 4 beats) and the last output row (4 sites),
+    # then the same pipeline
+    dw2 = _dw(c=32, h=8, stride=2)
+    assert ops.of(dw2).tail(dw2, LayerChoice("int8", 8, 8), dw2.stats()) == (
+        8 * 4 + 4 * 4 + MAC_LATENCY + mac_latency("int8", 9) + REQUANT_LATENCY + 5)
 
 
 def test_depthwise_and_divisibility_rules():

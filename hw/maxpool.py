@@ -92,8 +92,8 @@ class MaxPool2x2(TokenBlock):
         # The row buffer in slices of ROW_SLICE_LANES lanes, each its own memory with its own
         # copy of the two read addresses: one register drove the read address of every LUT-RAM
         # cell of the word (a 16-lane pool's worst path on ECP5: 1.2 ns of logic, 8.2 of
-        # routing). The copies carry ``keep`` (hw.weight_rom: synthesis does not merge them)
-        # and no reset (no read is used before its address is set).
+        # routing). The copies have distinct initial values (meaningless: no read is used
+        # before its address is set) so that synthesis keeps them apart.
         slices = [(lo, min(lo + ROW_SLICE_LANES, lanes))
                   for lo in range(0, lanes, ROW_SLICE_LANES)]
         rds, rd_outs, wrs = [], [], []
@@ -113,7 +113,7 @@ class MaxPool2x2(TokenBlock):
         col = Signal(range(max(wo, 2)))
         raddr = Signal(range(max(depth, 2)))
         raddr_copies = [raddr] + [
-            Signal.like(raddr, name=f"raddr_{k}", reset_less=True, attrs={"keep": 1})
+            Signal.like(raddr, name=f"raddr_{k}", reset_less=True, init=k % max(depth, 2))
             for k in range(1, len(slices))]
 
         def lowest(bits):
@@ -140,7 +140,7 @@ class MaxPool2x2(TokenBlock):
         a_en = Signal()
         a_addr = Signal(range(max(depth, 2)))
         a_addr_copies = [a_addr] + [
-            Signal.like(a_addr, name=f"a_addr_{k}", reset_less=True, attrs={"keep": 1})
+            Signal.like(a_addr, name=f"a_addr_{k}", reset_less=True, init=k % max(depth, 2))
             for k in range(1, len(slices))]
         a_fresh = Signal()
         a_gen = Signal()
@@ -150,23 +150,14 @@ class MaxPool2x2(TokenBlock):
         b_fresh = Signal()
         b_x = [Signal.like(ip.data[i], name=f"b_x{i}") for i in range(lanes)]
         b_kept = Signal(lanes * sw)
-        # whether the beat opens its window selects every lane's result: a copy per slice of
-        # the row buffer (the 16-lane pools' worst path once the read addresses were copied:
-        # 2.4 ns of logic, 6.7 of routing), kept apart as the addresses (each is loaded every
-        # cycle and read only with ``b_en``)
-        b_fresh_copies = [b_fresh] + [
-            Signal(name=f"b_fresh_{k}", reset_less=True, attrs={"keep": 1})
-            for k in range(1, len(slices))]
-        new = Cat(*[self._combine(b_fresh_copies[i // ROW_SLICE_LANES], b_x[i],
-                                  lane(b_kept, i), sw)[:sw]
+        new = Cat(*[self._combine(b_fresh, b_x[i], lane(b_kept, i), sw)[:sw]
                     for i in range(lanes)])
         for (lo, hi), rd, wr, a_k in zip(slices, rds, wrs, a_addr_copies, strict=True):
             m.d.comb += [rd.addr.eq(a_k), wr.addr.eq(b_addr), wr.data.eq(new[lo * sw:hi * sw]),
                          wr.en.eq(b_en)]
         rd_data = Cat(*[rd.data for rd in rds])
         rd_out_data = Cat(*[rd.data for rd in rd_outs])
-        m.d.sync += [a_en.eq(0), b_en.eq(a_en), b_addr.eq(a_addr),
-                     *[f_k.eq(a_fresh) for f_k in b_fresh_copies],
+        m.d.sync += [a_en.eq(0), b_en.eq(a_en), b_addr.eq(a_addr), b_fresh.eq(a_fresh),
                      *[b_x[i].eq(a_x[i]) for i in range(lanes)],
                      b_kept.eq(Mux(b_en & (b_addr == a_addr), new, rd_data))]
 

@@ -39,9 +39,6 @@ __all__ = ["MaxPool2x2", "LATENCY", "cycles_per_frame"]
 #: ``eof``: the flush's read register and the output register.
 LATENCY = MAXPOOL_LATENCY
 
-#: Lanes of each slice of the row buffer (each slice its own memory with its own read addresses).
-ROW_SLICE_LANES = 4
-
 
 class MaxPool2x2(TokenBlock):
     """2x2 / stride 2 max pooling of a token stream over its active sites.
@@ -88,21 +85,10 @@ class MaxPool2x2(TokenBlock):
         ip, op = self.i.payload, self.o.payload
 
         sw = self._store_width(dw)
-        depth = wo * nb
-        # The row buffer in slices of ROW_SLICE_LANES lanes, each its own memory with its own
-        # copy of the two read addresses: one register drove the read address of every LUT-RAM
-        # cell of the word (a 16-lane pool's worst path on ECP5: 1.2 ns of logic, 8.2 of
-        # routing). The copies have distinct initial values (meaningless: no read is used
-        # before its address is set) so that synthesis keeps them apart.
-        slices = [(lo, min(lo + ROW_SLICE_LANES, lanes))
-                  for lo in range(0, lanes, ROW_SLICE_LANES)]
-        rds, rd_outs, wrs = [], [], []
-        for k, (lo, hi) in enumerate(slices):
-            mem = Memory(shape=unsigned((hi - lo) * sw), depth=depth, init=[])
-            m.submodules[f"rows{k}" if k else "rows"] = mem
-            rds.append(mem.read_port(domain="comb"))      # the update's read, at stage A's word
-            rd_outs.append(mem.read_port(domain="comb"))  # the flush's read
-            wrs.append(mem.write_port())
+        m.submodules.rows = mem = Memory(shape=unsigned(lanes * sw), depth=wo * nb, init=[])
+        rd = mem.read_port(domain="comb")      # the update's read, at stage A's word
+        rd_out = mem.read_port(domain="comb")  # the flush's read
+        wr = mem.write_port()
 
         bitmap = Signal(wo)
         row = Signal(coord_bits(ho))
@@ -111,10 +97,7 @@ class MaxPool2x2(TokenBlock):
         # current as the bitmap changes: the bitmap's priority encoder and the address arithmetic
         # do not sit in front of the row buffer's read (the 8-lane pools' worst path)
         col = Signal(range(max(wo, 2)))
-        raddr = Signal(range(max(depth, 2)))
-        raddr_copies = [raddr] + [
-            Signal.like(raddr, name=f"raddr_{k}", reset_less=True, init=k % max(depth, 2))
-            for k in range(1, len(slices))]
+        raddr = Signal(range(max(wo * nb, 2)))
 
         def lowest(bits):
             k_ = Signal(range(max(wo, 2)))
@@ -138,10 +121,7 @@ class MaxPool2x2(TokenBlock):
         # flushed while ``gen`` is still its value.
         gen = Signal()
         a_en = Signal()
-        a_addr = Signal(range(max(depth, 2)))
-        a_addr_copies = [a_addr] + [
-            Signal.like(a_addr, name=f"a_addr_{k}", reset_less=True, init=k % max(depth, 2))
-            for k in range(1, len(slices))]
+        a_addr = Signal(range(max(wo * nb, 2)))
         a_fresh = Signal()
         a_gen = Signal()
         a_x = [Signal.like(ip.data[i], name=f"a_x{i}") for i in range(lanes)]
@@ -152,14 +132,10 @@ class MaxPool2x2(TokenBlock):
         b_kept = Signal(lanes * sw)
         new = Cat(*[self._combine(b_fresh, b_x[i], lane(b_kept, i), sw)[:sw]
                     for i in range(lanes)])
-        for (lo, hi), rd, wr, a_k in zip(slices, rds, wrs, a_addr_copies, strict=True):
-            m.d.comb += [rd.addr.eq(a_k), wr.addr.eq(b_addr), wr.data.eq(new[lo * sw:hi * sw]),
-                         wr.en.eq(b_en)]
-        rd_data = Cat(*[rd.data for rd in rds])
-        rd_out_data = Cat(*[rd.data for rd in rd_outs])
+        m.d.comb += [rd.addr.eq(a_addr), wr.addr.eq(b_addr), wr.data.eq(new), wr.en.eq(b_en)]
         m.d.sync += [a_en.eq(0), b_en.eq(a_en), b_addr.eq(a_addr), b_fresh.eq(a_fresh),
                      *[b_x[i].eq(a_x[i]) for i in range(lanes)],
-                     b_kept.eq(Mux(b_en & (b_addr == a_addr), new, rd_data))]
+                     b_kept.eq(Mux(b_en & (b_addr == a_addr), new, rd.data))]
 
         yo, xo = ip.y >> 1, ip.x >> 1
         kept = (ip.y < 2 * ho) & (ip.x < 2 * wo)
@@ -167,13 +143,13 @@ class MaxPool2x2(TokenBlock):
         # input's handshake drives no enable of its values. The bitmap bit is set after a site's
         # last beat: until then every beat of the window's first site finds it clear and
         # overwrites its stale word
-        m.d.sync += [*[a_k.eq(xo * nb + beat) for a_k in a_addr_copies], a_gen.eq(gen),
+        m.d.sync += [a_addr.eq(xo * nb + beat), a_gen.eq(gen),
                      a_fresh.eq(~bitmap.bit_select(xo, 1)),
                      *[a_x[i].eq(ip.data[i]) for i in range(lanes)]]
         flush = Signal()
         m.d.comb += [
             flush.eq(self.i.valid & bitmap.any() & (ip.eof | (kept & (yo != row)))),
-            *[rp.addr.eq(r_k) for rp, r_k in zip(rd_outs, raddr_copies, strict=True)],
+            rd_out.addr.eq(raddr),
         ]
         # The flushed words pass a register (``f``) before the output register. A flush starts
         # at the earliest on the cycle after a row's last beat is accepted, so up to two of the
@@ -206,7 +182,7 @@ class MaxPool2x2(TokenBlock):
         # stage B's result goes into ``f`` through one multiplexer: at a load in place of the
         # read, while ``f`` holds in place of its word
         take_new = Mux(f_free, b_en & (b_addr == raddr), f_hit)
-        m.d.sync += f_word.eq(Mux(take_new, new, Mux(f_free, rd_out_data, f_word)))
+        m.d.sync += f_word.eq(Mux(take_new, new, Mux(f_free, rd_out.data, f_word)))
         # whether stage B will write ``f``'s word, a cycle ahead (stage A against what ``f``
         # will hold), so the word's multiplexers are selected by a register. (``f`` loads a
         # flushed word only while its row flushes, so the ``gen`` compare matters only while it
@@ -227,12 +203,11 @@ class MaxPool2x2(TokenBlock):
                 with m.If(last_beat):
                     rest = bitmap & (bitmap - 1)
                     nxt = lowest(rest)
-                    m.d.sync += [bitmap.eq(rest), col.eq(nxt),
-                                 *[r_k.eq(nxt * nb) for r_k in raddr_copies]]
+                    m.d.sync += [bitmap.eq(rest), col.eq(nxt), raddr.eq(nxt * nb)]
                     with m.If(rest == 0):
                         m.d.sync += gen.eq(~gen)
                 with m.Else():
-                    m.d.sync += [r_k.eq(raddr + 1) for r_k in raddr_copies]
+                    m.d.sync += raddr.eq(raddr + 1)
         with m.Elif(ip.eof):
             m.d.comb += self.i.ready.eq(f_free)
         with m.Else():
@@ -246,5 +221,5 @@ class MaxPool2x2(TokenBlock):
                         # raster order: a site of the window row's second input row can open a
                         # column left of the first row's lowest
                         with m.If(~bitmap.any() | (xo < col)):
-                            m.d.sync += [col.eq(xo), *[r_k.eq(xo * nb) for r_k in raddr_copies]]
+                            m.d.sync += [col.eq(xo), raddr.eq(xo * nb)]
         return m

@@ -41,8 +41,6 @@ CONFIGS = [
     (4, 4, 3, 3, True, 8),     # 1 x 1 output, lanes == channels
     (8, 4, 2, 2, False, 5),    # smallest map
     (6, 3, 7, 4, True, 16),    # odd H, wide values
-    (12, 6, 4, 6, True, 8),    # the row buffer in two slices of 4 and 2 lanes
-    (16, 16, 2, 4, False, 8),  # four slices, a row buffer of 2 words
 ]
 STALLS = [0.0, 0.3, 0.7]
 
@@ -113,8 +111,7 @@ def test_reference_is_torch_max_pool():
         assert out_feats == [pooled[:, yo, xo].long().tolist() for yo, xo in active]
 
 
-@pytest.mark.parametrize("c,lanes,h,w,sgn,dw",
-                         CONFIGS[:4] + CONFIGS[-2:] + [(8, 2, 16, 15, True, 8)])
+@pytest.mark.parametrize("c,lanes,h,w,sgn,dw", CONFIGS[:4] + [(8, 2, 16, 15, True, 8)])
 def test_maxpool_cycles(c, lanes, h, w, sgn, dw):
     rng = random.Random(c * h + w)
     dut = MaxPool2x2(shape=_shape(c, lanes, h, w, sgn, dw))

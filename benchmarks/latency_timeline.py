@@ -7,8 +7,8 @@ times the output stream of every compute layer's stage from inside the design (i
 ``o__valid`` / ``o__ready``, or the block's own where it has no requantizer; hierarchical probes,
 :func:`cosim.wrapper.wrapper_verilog`): the cycles of its first and last beat from the frame's first
 input beat. Beside them, :func:`dse.latency.row_times` on the same frame's workload (its own
-activity): the end of the layer's first and last own rows. The error of a layer's last beat,
-minus its producer's, is what that layer adds.
+activity): when the layer's first own row begins and its last ends. The error of a layer's last
+beat, minus its producer's, is what that layer adds.
 
 Usage::
 
@@ -103,7 +103,7 @@ def timeline(build: Path, *, frame_index: int = 0, split: str = "test", seed: in
             continue
         first, last, beats = measured[x.name]
         lr = pred[k]
-        p_first = lr.own[0] - cycles[k] / len(lr.own)  # the first row's start
+        p_first = lr.start[0]  # the first row's start
         err = lr.own[-1] - (last - origin)
         added = err - max((prev_err.get(w.layers[p].name, 0.0) for p in
                            [i for i, y in enumerate(w.layers) if y.name in x.producers]),

@@ -15,15 +15,25 @@ a 1x1 at stride ``s``: ``s r``; after a global pool or a flatten, every row). So
     F_k(r) = max(F_k(r - 1), max over producers p of F_p(need_k(r)) + pipe) + t_k
 
 (rows are the grain of a window stage: its line buffer emits an output row once the last input
-row it reads is complete). A 1x1 stage takes its input site by site as the producer's row streams
-in over the producer's row time ``t_p``, so its row ends at
-``max(F_k(r - 1) + t_k, E + t_k / n_k, E - t_p + t_p / n_p + t_k)``, ``E = F_p(r) + pipe``,
-``n_k`` and ``n_p`` the mean sites of a row: a site's work after its input row when it keeps up,
-its row's work after the input row's first site when it does not (the block takes a whole site
-before it works on it). Measured against the RTL layer by layer
-(``benchmarks/latency_timeline.py``, MobileNetV1-0.25 on XC7Z020): without the first site, every
-depthwise layer between two slower 1x1 layers came out early by its last rows' first sites, and
-the network's lone frame 10.4 % short; with it, 5.3 %.
+row it reads is complete). On a dense map the line buffer's emitter runs ``L`` sites behind its
+reader (:func:`contract.constants.dense_lag_steps`: ``kw // 2`` at stride 1), and the reader reads
+the next output row's first columns only once that row's input rows are in: the row's last ``L``
+sites wait for input row ``late_k(r) = need_k(r + 1)``, so
+``F_k(r) >= F_p(late_k(r)) + pipe + L t_k / n_k`` (``n_k`` the mean sites of a row; not the last
+row, which drains without). A 1x1 stage takes its input site by site as the producer's row
+streams in, so its row ends at ``max(F_k(r - 1) + t_k, E + t_k / n_k, B + t_p / n_p + t_k)``,
+``E = F_p(r) + pipe`` and ``B`` the producer's row's start plus ``pipe``: a site's work after its
+input row when it keeps up, its row's work after the input row's first site when it does not (the
+block takes a whole site before it works on it).
+
+Measured against the RTL stage by stage (``benchmarks/latency_timeline.py``: every stage's first
+and last beat of a lone frame, from inside the design): on MobileNetV1-0.25 at II 18,433 on
+XC7Z020 the model without the two terms above was 10.4 % short (81,783 against 91,267), every
+depthwise layer at 6x6 between two slower 1x1 layers losing about 900 cycles (its last site of a
+row waiting for the input row after next, and the 1x1 after it starting a row at its first
+site); with them, 91,167 (-0.1 %), every 1x1 stage's last beat within 36 cycles. (A depthwise
+layer's own rows, paced by the slower 1x1 after it, still come out early in the model: it has no
+back-pressure; the 1x1 after it, which sets the pace, does not.)
 
 Here ``pipe`` is the cycles a row spends in a stage's pipeline beyond its work (its input FIFO, the
 line buffer's output stage, the MAC pipeline of the chosen datapath and size, the requantizer:
@@ -54,8 +64,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from contract.constants import FIFO_LATENCY, MAC_LATENCY, REQUANT_LATENCY
+from contract.constants import FIFO_LATENCY, MAC_LATENCY, REQUANT_LATENCY, dense_lag_steps
 from models import ops
+from models.ops.base import kernel_hw
 
 from .cost import stage_tails
 
@@ -122,6 +133,14 @@ class Rows:
         Mean active sites of an output row.
     streams : bool
         A 1x1 stage, which takes its input site by site (a window stage waits for whole rows).
+    late : tuple of int
+        ``late[r]``: the last input row the last ``late_sites`` sites of output row ``r`` wait
+        for (empty: none). The dense line buffer's emitter runs ``L`` steps behind its reader
+        (:func:`contract.constants.dense_lag_steps`), and the reader steps on into the next
+        output row's first columns only once that row's input rows are complete: a row's last
+        ``L`` sites leave after the input rows of the next output row.
+    late_sites : int
+        ``L``.
     """
 
     rows: int
@@ -131,6 +150,8 @@ class Rows:
     producers: tuple
     sites: float = 1.0
     streams: bool = False
+    late: tuple = ()
+    late_sites: int = 0
 
 
 def _window_need(rows_out: int, rows_in: int, *, stride: int, reach: int) -> tuple:
@@ -163,8 +184,16 @@ def rows_of(layer, producers: tuple = ()) -> Rows:
             k = max(1, len(out) // rows_after)
             out = tuple(out[min(k * q + k - 1, len(out) - 1)] for q in range(rows_after))
     sites = max(1.0, float(getattr(layer, "active_out", h_out)) / h_out)
+    late, lag = (), 0
+    if layer.kernel > 1 and getattr(layer, "dense", False) and h_out > 1:
+        kh, kw = kernel_hw(layer)
+        lag = dense_lag_steps(kw, layer.stride)
+        if lag:
+            # the next output row's first reads; the last row drains without them
+            late = _window_need(h_out, h_in, stride=layer.stride, reach=kh // 2)[1:] + (-1,)
     return Rows(rows=h_out, rows_in=h_in, need=need, out=out, producers=tuple(producers),
-                sites=sites, streams=layer.kernel == 1 and h_in > 1)
+                sites=sites, streams=layer.kernel == 1 and h_in > 1, late=late,
+                late_sites=lag)
 
 
 def lone_frame_latency(rows, cycles, timing=None) -> int:
@@ -186,10 +215,19 @@ class LayerRows:
         stages it feeds).
     done : tuple of float
         Each row of its output stream (after those stages), what its consumers wait for.
+    start : tuple of float
+        When each row of its own output begins (its input rows in and its previous row out).
     """
 
     own: tuple
     done: tuple
+    start: tuple = ()
+
+
+def _row_index(src_rows: int, rows_in: int, n: int) -> int:
+    """The row of a producer's stream of ``src_rows`` rows that holds row ``n`` of a consumer's
+    input of ``rows_in`` rows: the same row, or should the stream have others, in proportion."""
+    return n if src_rows == rows_in else (n + 1) * src_rows // rows_in - 1
 
 
 def row_times(rows, cycles, timing=None) -> list:
@@ -216,33 +254,50 @@ def row_times(rows, cycles, timing=None) -> list:
     done: list[list[float]] = []   # per layer: the time each row of its output stream is out
     row_time: list[float] = []     # per layer: its cycles per row of its output stream
     owns: list[list[float]] = []   # per layer: the time each row of its own output is out
+    begun: list[list[float]] = []  # per layer: when each row of its output stream begins
+    firsts: list[list[float]] = []  # per layer: when each row of its own output begins
     for k, (rw, c, tm) in enumerate(zip(rows, cycles, timing, strict=True)):
         t = float(c) / rw.rows
         rows_in = rw.rows_in
         pipe = tm.pipe
-        own, prev = [], 0.0
-        for n in rw.need:
+        own, starts, prev = [], [], 0.0
+        for p in rw.producers:
+            if p >= k:
+                raise ValueError(f"layer {k}: producer {p} is not an earlier layer")
+
+        def row_end(p, n, src_rows_in=rows_in, pipe=pipe):
+            """When row ``n`` of the layer's input stream is in from producer ``p``."""
+            src = done[p]
+            i = _row_index(len(src), src_rows_in, n)
+            return src[min(max(i, 0), len(src) - 1)] + pipe
+
+        for r, n in enumerate(rw.need):
             # the network input: its row n is in after (n + 1) rows' beats
             ready = 0.0 if rw.producers else (n + 1) * tm.in_row + pipe + t
             for p in rw.producers:
-                if p >= k:
-                    raise ValueError(f"layer {k}: producer {p} is not an earlier layer")
-                src = done[p]
-                # the producer's stream has this layer's input rows; should it have others, the
-                # rows are taken in proportion
-                i = n if len(src) == rows_in else (n + 1) * len(src) // rows_in - 1
-                end = src[min(max(i, 0), len(src) - 1)] + pipe
+                end = row_end(p, n)
                 if rw.streams:
                     # a 1x1 stage takes its input row site by site as it streams in over the
                     # producer's row time: one that keeps up ends a site's work after the row,
                     # a slower one its own row's work after the row began
+                    first = begun[p][min(max(_row_index(len(begun[p]), rows_in, n), 0),
+                                         len(begun[p]) - 1)] + pipe
                     ready = max(ready, end + t / rw.sites,
-                                end - row_time[p] + row_time[p] / rows[p].sites + t)
+                                first + row_time[p] / rows[p].sites + t)
                 else:
                     ready = max(ready, end + t)
             prev = max(prev + t, ready)
+            starts.append(prev - t)
+            if rw.late and rw.late[r] > n:
+                # the row's last sites wait for the input rows the next output row reads first
+                late = max((row_end(p, rw.late[r]) for p in rw.producers),
+                           default=(rw.late[r] + 1) * tm.in_row + pipe)
+                prev = max(prev, late + rw.late_sites * t / rw.sites)
             own.append(prev)
         done.append([own[i] + tm.after for i in rw.out])
+        begun.append([starts[i] + tm.after for i in rw.out])
         row_time.append(float(c) / len(rw.out))
         owns.append(own)
-    return [LayerRows(tuple(o), tuple(d)) for o, d in zip(owns, done, strict=True)]
+        firsts.append(starts)
+    return [LayerRows(tuple(o), tuple(d), tuple(b))
+            for o, d, b in zip(owns, done, firsts, strict=True)]

@@ -82,6 +82,35 @@ def test_the_input_arrives_a_beat_a_cycle_and_pass_through_stages_delay_every_ro
     assert t[1].own == t[1].done and t[1].done[-1] == 131.25  # the latency: 132
 
 
+def test_a_dense_window_row_s_last_site_waits_for_the_next_row_s_input_rows():
+    """The dense line buffer's emitter runs ``kw // 2`` steps behind its reader, which steps into
+    the next output row's first columns only once that row's input rows are in: a row's last
+    site leaves a site's work after the input row the next output row needs (row ``r + 2`` at
+    3x3, stride 1); the last row drains without. A 1x1 stage after it starts a row once the
+    row's first site is out, from when the row began, not from its delayed end."""
+    import dataclasses
+
+    a = _pw("a", 8)
+    w = LayerWork(name="w", op="conv", in_shape=(4, 8, 8), out_shape=(4, 8, 8), kernel=3,
+                  dense=True)
+    r = rows_of(w, (0,))
+    assert r.late == (2, 3, 4, 5, 6, 7, 7, -1) and r.late_sites == 1
+    assert rows_of(dataclasses.replace(w, dense=False), (0,)).late == ()  # the sparse buffer
+    s2 = dataclasses.replace(w, out_shape=(4, 4, 4), stride=2)
+    assert rows_of(s2, (0,)).late == ()  # 3x3 at stride 2: the emitter does not lag
+    # a slow producer (100 cycles a row) and a fast window (10 a row, 1.25 a site): the window's
+    # row r is out a site after the producer's row r + 2 (100 (r + 3)); its last two rows need
+    # no later input: a row's work each after the row before
+    t = row_times([a, r], [800, 80], [BARE] * 2)
+    assert t[1].own[:6] == tuple(100.0 * (i + 3) + 1.25 for i in range(6))
+    assert t[1].own[6:] == (811.25, 821.25)
+    # a slow 1x1 after it (200 a row): its row 0 ends 200 after the window's first site (the
+    # window's row 0 began at 200), not 200 after its delayed end less a row
+    c = _pw("c", 8, (1,))
+    t = row_times([a, r, c], [800, 80, 1600], [BARE] * 3)
+    assert t[2].own[0] == 200 + 1.25 + 200
+
+
 def test_layer_timing_counts_the_chosen_pipeline_the_stage_tails_and_the_input_beats():
     from contract.constants import FIFO_LATENCY, mac_latency
     from contract.point import LayerChoice

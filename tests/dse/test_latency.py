@@ -1,5 +1,7 @@
 """dse.latency: the lone-frame latency row by row."""
 
+import dataclasses
+
 import pytest
 
 from dse.latency import (
@@ -109,6 +111,20 @@ def test_a_dense_window_row_s_last_site_waits_for_the_next_row_s_input_rows():
     c = _pw("c", 8, (1,))
     t = row_times([a, r, c], [800, 80, 1600], [BARE] * 3)
     assert t[2].own[0] == 200 + 1.25 + 200
+
+
+def test_a_cropped_layer_spends_its_cycles_on_its_inner_rows():
+    """A zero-padded conv computed on its inner sites (``margin``) skips its border rows: its
+    cycles are spread over the rows it keeps (LeNet-5's 5x5 convs, 4 of 32 and of 14 rows)."""
+    w = LayerWork(name="w", op="conv", in_shape=(4, 8, 8), out_shape=(4, 8, 8), kernel=3,
+                  margin=1, dense=True)
+    r = rows_of(w)
+    assert r.margin == 1
+    # the network input at once: 60 cycles over rows 1..6 (10 each), rows 0 and 7 free (the
+    # dense buffer's lag adds nothing here: the input is all in at cycle 0)
+    t = row_times([r], [60], [BARE])
+    assert t[0].own == (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 60.0)
+    assert lone_frame_latency([rows_of(dataclasses.replace(w, margin=0))], [60], [BARE]) == 60
 
 
 def test_layer_timing_counts_the_chosen_pipeline_the_stage_tails_and_the_input_beats():

@@ -30,7 +30,7 @@ beat: its cycles are spread over the rows it keeps (LeNet-5: -5.5 % before, +1.5
 
 Measured against the RTL stage by stage (``benchmarks/latency_timeline.py``: every stage's first
 and last beat of a lone frame, from inside the design): on MobileNetV1-0.25 at II 18,433 on
-XC7Z020 the model without the two terms above was 10.4 % short (81,783 against 91,267), every
+XC7Z020 the model without the first two terms above was 10.4 % short (81,783 against 91,267), every
 depthwise layer at 6x6 between two slower 1x1 layers losing about 900 cycles (its last site of a
 row waiting for the input row after next, and the 1x1 after it starting a row at its first
 site); with them, 91,167 (-0.1 %), every 1x1 stage's last beat within 36 cycles. (A depthwise
@@ -273,11 +273,10 @@ def row_times(rows, cycles, timing=None) -> list:
             if p >= k:
                 raise ValueError(f"layer {k}: producer {p} is not an earlier layer")
 
-        def row_end(p, n, src_rows_in=rows_in, pipe=pipe):
-            """When row ``n`` of the layer's input stream is in from producer ``p``."""
-            src = done[p]
-            i = _row_index(len(src), src_rows_in, n)
-            return src[min(max(i, 0), len(src) - 1)] + pipe
+        def at(stream, n, rows_in=rows_in, pipe=pipe):
+            """``stream``'s entry for row ``n`` of the layer's input, through the pipe."""
+            i = _row_index(len(stream), rows_in, n)
+            return stream[min(max(i, 0), len(stream) - 1)] + pipe
 
         for r, n in enumerate(rw.need):
             # a border row of a cropped layer: its sites skipped, a cycle a beat (left out)
@@ -285,22 +284,20 @@ def row_times(rows, cycles, timing=None) -> list:
             # the network input: its row n is in after (n + 1) rows' beats
             ready = 0.0 if rw.producers else (n + 1) * tm.in_row + pipe + t
             for p in rw.producers:
-                end = row_end(p, n)
+                end = at(done[p], n)
                 if rw.streams:
                     # a 1x1 stage takes its input row site by site as it streams in over the
                     # producer's row time: one that keeps up ends a site's work after the row,
                     # a slower one its own row's work after the row began
-                    first = begun[p][min(max(_row_index(len(begun[p]), rows_in, n), 0),
-                                         len(begun[p]) - 1)] + pipe
                     ready = max(ready, end + t / rw.sites,
-                                first + row_time[p] / rows[p].sites + t)
+                                at(begun[p], n) + row_time[p] / rows[p].sites + t)
                 else:
                     ready = max(ready, end + t)
             prev = max(prev + t, ready)
             starts.append(prev - t)
             if rw.late and rw.late[r] > n:
                 # the row's last sites wait for the input rows the next output row reads first
-                late = max((row_end(p, rw.late[r]) for p in rw.producers),
+                late = max((at(done[p], rw.late[r]) for p in rw.producers),
                            default=(rw.late[r] + 1) * tm.in_row + pipe)
                 prev = max(prev, late + rw.late_sites * t / rw.sites)
             own.append(prev)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parent))  # _checks (after the root: dse.py is not dse)
 
 
 def measure(build: Path, frames: int, *, seed: int = 0) -> list[dict]:
@@ -81,21 +82,19 @@ def main(argv=None) -> int:
     p.add_argument("--label", default=None, help="report name (default: the build's parent)")
     p.add_argument("--out", default=str(ROOT / "reports"))
     args = p.parse_args(argv)
+    from _checks import not_a_build, write_error
+
     build = Path(args.build)
-    if not (build / "manifest.json").is_file():
-        print(f"error: {build} is not a `codesign build` directory (no manifest.json); run "
-              "`codesign build` or `codesign flow` first", file=sys.stderr)
+    if why := not_a_build(build):
+        print(f"error: {why}", file=sys.stderr)
         return 2
     if args.frames < 1:
         print(f"error: --frames must be at least 1, not {args.frames}", file=sys.stderr)
         return 2
     label = args.label or build.resolve().parent.name
     out = Path(args.out)
-    try:  # an output that cannot be written fails before the simulation, not after it
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f".frame_cycles_{label}.probe").touch()
-        (out / f".frame_cycles_{label}.probe").unlink()
-    except OSError as e:
+    # an output that cannot be written fails before the simulation, not after it
+    if e := write_error(out, f"frame_cycles_{label}"):
         print(f"error: cannot write to --out {out} ({e.strerror}); give a writable directory",
               file=sys.stderr)
         return 2

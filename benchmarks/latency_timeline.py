@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parent))  # _checks (after the root: dse.py is not dse)
 
 from common.errors import CodesignError  # noqa: E402
 from common.fsutil import atomic_path, write_png  # noqa: E402
@@ -163,10 +164,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None,
                    help="CSV path (default reports/latency_timeline_<model>.csv)")
     args = p.parse_args(argv)
+    from _checks import not_a_build, write_error
+
     build = Path(args.build)
-    if not (build / "manifest.json").is_file():
-        print(f"error: {build} is not a `codesign build` directory (no manifest.json); run "
-              "`codesign build` or `codesign flow` first", file=sys.stderr)
+    if why := not_a_build(build):
+        print(f"error: {why}", file=sys.stderr)
         return 2
     if args.frame < 0:
         print(f"error: --frame must be 0 or more, not {args.frame}", file=sys.stderr)
@@ -174,12 +176,8 @@ def main(argv=None) -> int:
     # a flow run's build directory is <run>/build: name the table after the run
     name = build.resolve().parent.name if build.resolve().name == "build" else build.name
     out = Path(args.out) if args.out else REPORTS / f"latency_timeline_{name}.csv"
-    try:  # an output that cannot be written fails before the simulation, not after it
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.probe"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
+    # an output that cannot be written fails before the simulation, not after it
+    if e := write_error(out.parent, out.name):
         print(f"error: cannot write {out} ({e.strerror}); give a writable --out", file=sys.stderr)
         return 2
     try:

@@ -103,6 +103,18 @@ class GlobalAvgPool(TokenBlock):
         divisor = Signal(unsigned(dw))
         m.d.comb += divisor.eq(count << 1)
         loads = []
+        # Timing: each lane's divider is driven by registers of its own, not by the FSM's state
+        # and the site count that every lane shares: whether the next cycle is the sign step
+        # (`mag`) or a quotient step (`div`), and the divisor, copied per lane where there are
+        # several lanes (kept apart in synthesis: hw.synth moves `keep` onto the flip-flops).
+        # At 16 lanes the state register into every lane's remainder (about 430 flip-flops)
+        # was the block's worst path on ECP5, 1.2 ns of logic and 8.1 ns of routing
+        # (docs/IMPLEMENT.md, stop 60). The copies change no cycle.
+        keep = {"keep": 1} if lanes > 1 else {}
+        mag = [Signal(name=f"mag{i}", attrs=keep) for i in range(lanes)]
+        div = [Signal(name=f"div{i}", attrs=keep) for i in range(lanes)]
+        dvs = [Signal(unsigned(dw), name=f"divisor{i}", attrs=keep) for i in range(lanes)]
+        m.d.sync += [d.eq(divisor) for d in dvs]  # count holds from LOAD to the frame's end
 
         # Combinational outputs are driven outside the FSM: Yosys emits comb statements inside a
         # state as `always @*` blocks, which Icarus never evaluates while their inputs keep their
@@ -110,7 +122,7 @@ class GlobalAvgPool(TokenBlock):
         for i in range(lanes):
             s = sums[0].word_select(i, sw).as_signed()
             num = Signal(signed(dw + 1), name=f"num{i}")  # registered in LOAD (timing)
-            loads.append((num, (s << 1) + count, Mux(num < 0, -num + divisor - 1, num)))
+            loads.append((num, (s << 1) + count, Mux(num < 0, -num + dvs[i] - 1, num)))
             q = Mux(neg[i], -qa[i], qa[i])
             m.d.comb += self.o.payload.data[i].eq(Mux(count == 0, 0, q))
         with m.FSM() as fsm:
@@ -134,23 +146,16 @@ class GlobalAvgPool(TokenBlock):
                 # the beat's sums, doubled and offset (one cycle: the word select and an add)
                 for num, value, _ in loads:
                     m.d.sync += num.eq(value)
+                m.d.sync += [f.eq(1) for f in mag]
                 m.next = "MAG"
             with m.State("MAG"):
-                # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
-                for i, (num, _, mag) in enumerate(loads):
-                    m.d.sync += [rem[i].eq(0), qa[i].eq(mag), neg[i].eq(num < 0)]
                 m.d.sync += step.eq(0)
+                m.d.sync += [f.eq(0) for f in mag] + [f.eq(1) for f in div]
                 m.next = "DIV"
             with m.State("DIV"):
-                for i in range(lanes):
-                    r = Cat(qa[i][dw - 1], rem[i][:dw])
-                    sub = r >= divisor
-                    m.d.sync += [
-                        rem[i].eq(Mux(sub, r - divisor, r)),
-                        qa[i].eq(Cat(sub, qa[i][:dw - 1])),
-                    ]
                 m.d.sync += step.eq(step + 1)
                 with m.If(step == dw - 1):
+                    m.d.sync += [f.eq(0) for f in div]
                     m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(self.o.ready):
@@ -165,6 +170,17 @@ class GlobalAvgPool(TokenBlock):
                 with m.If(self.o.ready):
                     m.d.sync += count.eq(0)
                     m.next = "ACC"
+        for i, (num, _, magnitude) in enumerate(loads):
+            with m.If(mag[i]):
+                # floor(num / d) = -ceil(-num / d) = -((|num| + d - 1) // d) for num < 0
+                m.d.sync += [rem[i].eq(0), qa[i].eq(magnitude), neg[i].eq(num < 0)]
+            with m.Elif(div[i]):
+                r = Cat(qa[i][dw - 1], rem[i][:dw])
+                sub = r >= dvs[i]
+                m.d.sync += [
+                    rem[i].eq(Mux(sub, r - dvs[i], r)),
+                    qa[i].eq(Cat(sub, qa[i][:dw - 1])),
+                ]
         m.d.comb += [
             self.i.ready.eq(fsm.ongoing("ACC")),
             self.o.valid.eq(fsm.ongoing("EMIT") | fsm.ongoing("EOF")),

@@ -74,3 +74,24 @@ def test_pool_fc_exact(fmt, lanes, fc_lanes, pe):
         # the linear layer's pipeline past its issue (its output register, until it was
         # deepened for timing closure: latency 2)
         assert cycles == want + dut.fc.latency - 1
+
+
+def test_synthesis_keeps_each_lanes_divider_registers(tmp_path):
+    """Each lane's divider steps on its own copies of the step flags and the divisor (the FSM
+    state into every lane's remainder was the 16-lane pool's worst path on ECP5): Yosys keeps
+    one copy of each per lane, not one shared register (docs/IMPLEMENT.md, stop 60)."""
+    import json
+    import re
+
+    from hw.synth import synthesize
+
+    lanes = 4
+    dut = GlobalAvgPool(shape=TokenShape(height=4, width=4, channels=8, lanes=lanes))
+    synthesize(dut, name="gap", workdir=tmp_path, family="ecp5", netlist=True)
+    cells = json.loads((tmp_path / "gap.json").read_text())["modules"]["gap"]["cells"]
+    copies = {}
+    for name, cell in cells.items():
+        hit = re.match(r"\\?(mag|div|divisor)(\d+)_TRELLIS_FF", name)
+        if cell["type"] == "TRELLIS_FF" and hit:
+            copies.setdefault(hit.group(1), set()).add(int(hit.group(2)))
+    assert copies == {k: set(range(lanes)) for k in ("mag", "div", "divisor")}

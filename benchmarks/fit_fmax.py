@@ -79,9 +79,11 @@ def configs(family: str = "ecp5") -> list[dict]:
         for acc in (18, 24):
             want.append({"block": "requant", "format": "int8", "c_in": 32, "c_out": 32,
                          "lanes": ln, "pe": ln, "h": 8, "w": 8, "acc_bits": acc, **dsp})
-    # the pass-through stages with one input and one output (dse.fmax.STAGE_KINDS): a stage's
-    # path is a few comparators or an adder and a multiplexer, at the lanes of the layer before
-    # it; LeNet-5's critical path ran through its flatten (docs/IMPLEMENT.md, stop 43)
+    # the pass-through stages (dse.fmax.STAGE_KINDS): a stage's path is a few comparators or
+    # an adder and a multiplexer, at the lanes of the layer before it; LeNet-5's critical path
+    # ran through its flatten (docs/IMPLEMENT.md, stop 43), the digits network's at lanes 1
+    # through its global pool (stop 60). A residual add and a concatenation take two streams
+    # of these shapes (the concatenation's second as many channels as its first)
     from dse.fmax import STAGE_KINDS
 
     for kind in STAGE_KINDS:
@@ -99,10 +101,14 @@ def configs(family: str = "ecp5") -> list[dict]:
 
 
 def harness(dut):
-    """``dut`` between a one-pin input shift register and a registered XOR fold of its output."""
+    """``dut`` between a one-pin input shift register and a registered XOR fold of its output.
+    A block of two input streams (``a``, ``b``: a residual add, a concatenation) takes both
+    from the one shift register, one after the other."""
     from amaranth import Cat, Module, Signal
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
+
+    ins = [getattr(dut, n) for n in (("a", "b") if hasattr(dut, "a") else ("i",))]
 
     class Harness(wiring.Component):
         def __init__(self):
@@ -111,13 +117,17 @@ def harness(dut):
         def elaborate(self, platform):
             m = Module()
             m.submodules.dut = dut
-            w_in = len(dut.i.payload.as_value())
-            sh = Signal(w_in + 1)
+            widths = [len(port.payload.as_value()) for port in ins]
+            sh = Signal(sum(widths) + len(ins))
             m.d.sync += sh.eq(Cat(self.sin, sh[:-1]))
-            m.d.comb += [dut.i.payload.eq(sh[:w_in]), dut.i.valid.eq(sh[w_in]),
-                         dut.o.ready.eq(self.rdy)]
-            level = Signal(len(dut.o.payload.as_value()) + 2)
-            m.d.sync += level.eq(Cat(dut.o.payload.as_value(), dut.o.valid, dut.i.ready))
+            at = 0
+            for port, w in zip(ins, widths, strict=True):
+                m.d.comb += [port.payload.eq(sh[at:at + w]), port.valid.eq(sh[at + w])]
+                at += w + 1
+            m.d.comb += dut.o.ready.eq(self.rdy)
+            level = Signal(len(dut.o.payload.as_value()) + 1 + len(ins))
+            m.d.sync += level.eq(Cat(dut.o.payload.as_value(), dut.o.valid,
+                                     *(port.ready for port in ins)))
             while len(level) > 1:
                 bits = [level[i:i + 4].xor() for i in range(0, len(level), 4)]
                 nxt = Signal(len(bits))

@@ -364,6 +364,21 @@ def _component(cfg: dict):
         from hw.width import WidthConverter
 
         return WidthConverter(shape=shape, lanes_out=cfg["pe"])
+    # the pass-through stages whose blocks take more than their input stream's shape: a
+    # residual add's requantizer constants, a concatenation's second stream, a crop's kernel
+    if block == "add":
+        from hw.residual import ResidualAdd
+
+        return ResidualAdd(shape=shape, Ma=int(rng.integers(1 << 13, 1 << 15)),
+                           Mb=int(rng.integers(1 << 13, 1 << 15)), S=15, lo=-128, hi=127)
+    if block == "concat":
+        from hw.concat import Concat
+
+        return Concat(shape=shape, channels_b=cfg["c_in"])
+    if block == "crop":
+        from hw.crop import Crop
+
+        return Crop(shape=shape, kernel=3)
     from models import ops
 
     if block in ops.names() and ops.get(block).stage:

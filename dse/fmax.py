@@ -45,12 +45,13 @@ __all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "f
            "model_file", "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns",
            "routing_factor", "routing_ns", "lut_routing"]
 
-#: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): one input
-#: stream, one output, no weights; their delay is a constant per kind (no adder tree, no
-#: multiply). A model fitted without one prices it as no path (0 ns): the other pass-through
-#: stages (add, concat, crop, gap) are not timed alone, and the networks recorded in a model
-#: file before this list keep their blocks.
-STAGE_KINDS = ("flatten", "maxpool", "avgpool")
+#: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): no weights;
+#: their delay is a constant per kind (no adder tree, no multiply). Every pass-through op is one:
+#: the flatten, the 2x2 pools, the global pool, the crop, and the two joins (the residual add
+#: and the concatenation, placed with both input streams). A model fitted without one prices it
+#: as no path (0 ns), and the networks recorded in a model file before a kind was listed keep
+#: their blocks.
+STAGE_KINDS = ("flatten", "maxpool", "avgpool", "gap", "crop", "add", "concat")
 
 
 def model_file(family: str = "ecp5") -> Path:
@@ -73,10 +74,17 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
     the dense line buffer, whose paths differ from the sparse one's) is the kind
     ``<kind>_dense``; a model without that kind prices it as ``<kind>``. ``products`` (summed
     into one accumulator a cycle) defaults to a square ``kernel``'s at ``lanes``; a layer passes
-    its op's count (:func:`layer_blocks`: a non-square kernel, rows folded over cycles)."""
+    its op's count (:func:`layer_blocks`: a non-square kernel, rows folded over cycles). A
+    pass-through stage (:data:`STAGE_KINDS`) has no products; its ``levels`` are those of a tree
+    over its ``lanes`` instead, the width of the word its control reaches (a global pool at 16
+    lanes runs at 108 MHz alone on ECP5, at 1 lane at 174: its dividers' state fans out to every
+    lane)."""
     if products is None:
         products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
                     "conv3x3": kernel * kernel * lanes}.get(kind, 0)
+    if kind in STAGE_KINDS:
+        return {"kind": kind, "format": "none", "levels": math.ceil(math.log2(lanes + 1)),
+                "datapath": ""}
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])

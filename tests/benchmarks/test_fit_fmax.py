@@ -14,10 +14,14 @@ def test_configs_cover_every_block_kind_and_format(fit_fmax):
     cfgs = fit_fmax.configs()
     kinds = {c["block"] for c in cfgs}
     assert kinds == {"conv1x1", "dwconv3x3", "conv3x3", "requant", "width", "flatten",
-                     "maxpool", "avgpool"}
-    # the pass-through stages: one constant delay a kind (no tree, no multiply)
-    stage = [fit_fmax.features(c) for c in cfgs if c["block"] in ("flatten", "maxpool")]
-    assert stage and all(f["levels"] == 0 and f["format"] == "none" for f in stage)
+                     "maxpool", "avgpool", "gap", "crop", "add", "concat"}
+    # the pass-through stages: no multiply; a delay that grows with the lanes their control
+    # reaches (levels of a tree over the lanes)
+    stage = [(c, fit_fmax.features(c)) for c in cfgs
+             if c["block"] in ("flatten", "maxpool", "gap", "add")]
+    assert {f["levels"] for _, f in stage} == {1, 4, 5}
+    assert all(f["format"] == "none" and f["levels"] == c["lanes"].bit_length()
+               for c, f in stage)
     assert {c["format"] for c in cfgs if c["block"] == "conv1x1"} == \
         {"int8", "int4", "dybit4", "dybit8"}
     assert {c.get("acc_bits") for c in cfgs if c["block"] == "requant"} >= {18, 24}
@@ -42,6 +46,28 @@ def test_harness_synthesises_on_ecp5_with_one_pin_each_way(fit_fmax, tmp_path):
     res = synthesize_verilog(text, top="top", workdir=tmp_path, family="ecp5", netlist=True)
     assert res["ff"] > 0 and res["lut"] > 0 and (tmp_path / "top.json").is_file()
     assert res.get("lut_mapper", "abc9").startswith(("abc9", "abc -lut 4"))
+
+@pytest.mark.parametrize("block", ["add", "concat", "crop", "gap"])
+def test_harness_takes_every_pass_through_stage(fit_fmax, block):
+    """The joins take both input streams from the one shift register (each stream's valid and
+    ready in the fold, so synthesis keeps both), the others their one: the top still has only
+    the harness' pins."""
+    import re
+
+    from amaranth.back import verilog
+
+    cfg = {"block": block, "format": "int8", "c_in": 16, "c_out": 16, "lanes": 8, "pe": 8,
+           "h": 8, "w": 8}
+    dut = fit_fmax._component(cfg)
+    ins = ("a", "b") if block in ("add", "concat") else ("i",)
+    assert all(hasattr(dut, n) for n in ins)
+    text = verilog.convert(fit_fmax.harness(dut), name="top", emit_src=False)
+    top = text[text.index("module top"):]
+    top = top[:top.index("endmodule")]
+    ports = set(re.findall(r"^\s*(?:input|output)\s+(?:\[[^\]]*\]\s*)?\\?(\S+?)\s*;", top, re.M))
+    assert ports == {"clk", "rst", "sin", "rdy", "sout"}
+    widths = sum(len(getattr(dut, n).payload.as_value()) + 1 for n in ins)
+    assert re.search(rf"reg \[{widths - 1}:0\] sh\b", top)
 
 
 def test_fit_recovers_a_planted_model_and_reports_held_out_error(fit_fmax):
@@ -294,10 +320,12 @@ def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax)
     assert sorted(r["fmax_mhz"] for r in pools) == [90.0, 100.0, 135.0]
     assert [r for r in got["samples"] if not r["config"].startswith("blockmaxpool_")] == \
         [r for r in model["samples"] if not r["config"].startswith("blockmaxpool_")]
-    # the held-out pool (the third) predicted from the other two
+    # the held-out pool (the third, 16 lanes) predicted from the other two: the line through
+    # their delays at their lanes' levels (1 lane: 1, 8 lanes: 4), at 16 lanes' 5
     held = [r for r in pools if r["heldout"]]
     assert len(held) == 1
-    assert held[0]["pred_mhz"] == pytest.approx(2000.0 / (1000 / 135 + 10), abs=0.1)
+    assert held[0]["pred_mhz"] == pytest.approx(
+        1000.0 / (1000 / 135 + (1000 / 100 - 1000 / 135) * 4 / 3), abs=0.1)
     with pytest.raises(ValueError, match="share the format terms"):
         fit_fmax.refit_kinds(model, [sample("conv1x1", 2, 130.0)], ["conv1x1"])
     with pytest.raises(ValueError, match="no new sample of avgpool"):

@@ -46,7 +46,8 @@ __all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "f
            "routing_factor", "routing_ns", "lut_routing"]
 
 #: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): no weights;
-#: their delay is a constant per kind (no adder tree, no multiply). Every pass-through op is one:
+#: their delay is a kind's base and a term in their lanes (no adder tree, no multiply:
+#: :func:`block_features`). Every pass-through op is one:
 #: the flatten, the 2x2 pools, the global pool, the crop, and the two joins (the residual add
 #: and the concatenation, placed with both input streams). A model fitted without one prices it
 #: as no path (0 ns), and the networks recorded in a model file before a kind was listed keep

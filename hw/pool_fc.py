@@ -99,7 +99,7 @@ class GlobalAvgPool(TokenBlock):
         # it moves the ring as it arrives), the division starts after the last beat's move, and
         # the next output beat's sums are at ``sums[1]`` while the sent one's move is pending.
         rot_out = Signal()
-        taken = [Signal(signed(self.i_shape.data_width), name=f"taken{i}") for i in range(lanes)]
+        taken = [Signal.like(self.i.payload.data[i], name=f"taken{i}") for i in range(lanes)]
         groups = min(nb, 16)
         keep = {"keep": 1} if groups > 1 else {}
         rot = [Signal(name=f"rot{k}", attrs=keep) for k in range(groups)]
@@ -134,11 +134,12 @@ class GlobalAvgPool(TokenBlock):
         dvs = [Signal(unsigned(dw), name=f"divisor{i}", attrs=keep) for i in range(lanes)]
         m.d.sync += [d.eq(divisor) for d in dvs]  # count holds from LOAD to the frame's end
 
+        # the next beat's sums: ``sums[1]`` while the sent beat's move is pending (after EMIT)
+        nxt = Mux(rot_out, sums[1], sums[0]) if nb > 1 else sums[0]
+
         # Combinational outputs are driven outside the FSM: Yosys emits comb statements inside a
         # state as `always @*` blocks, which Icarus never evaluates while their inputs keep their
         # initial values (i.ready would read x until the first state change).
-        # the next beat's sums: ``sums[1]`` while the sent beat's move is pending (after EMIT)
-        nxt = Mux(rot_out, sums[1], sums[0]) if nb > 1 else sums[0]
         for i in range(lanes):
             s = nxt.word_select(i, sw).as_signed()
             num = Signal(signed(dw + 1), name=f"num{i}")  # registered in LOAD (timing)

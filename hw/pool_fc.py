@@ -88,28 +88,10 @@ class GlobalAvgPool(TokenBlock):
         # the beats' sums rotate: ``sums[0]`` is always the current beat's (no per-beat decoders
         # or multiplexers; a frame's ``sites * nb`` beats turn the ring whole times)
         sums = [Signal(signed(sw * lanes), name=f"sum{k}") for k in range(nb)]
-        # Timing: the ring moves a cycle after the handshake that moves it (an input beat taken,
-        # or an output beat sent), on registers: whether it is an output beat's (`rot_out`,
-        # the head then 0), the input beat's values (`taken`), and copies of whether it moves
-        # (`rot<k>`, kept: one per group of words, at most 16 groups),
-        # each the enable of its words only. Before, the FSM's state and the handshake drove the
-        # enable of every sum in one net (the digits network's worst path at 1 lane on ECP5,
-        # 1.5 + 8.3 ns, 64 words of 13 bits). The ring is then a cycle behind the handshakes,
-        # in the same order: an input beat still finds its word at ``sums[0]`` (the beat before
-        # it moves the ring as it arrives), the division starts after the last beat's move, and
-        # the next output beat's sums are at ``sums[1]`` while the sent one's move is pending.
-        rot_out = Signal()
-        taken = [Signal.like(self.i.payload.data[i], name=f"taken{i}") for i in range(lanes)]
-        groups = min(nb, 16)
-        keep = {"keep": 1} if groups > 1 else {}
-        rot = [Signal(name=f"rot{k}", attrs=keep) for k in range(groups)]
-        moves = Signal()  # a handshake this cycle moves the ring next cycle
-        m.d.sync += [rot_out.eq(0), *[r.eq(moves) for r in rot]]
-        head = Cat(*[Mux(rot_out, 0, sums[0].word_select(i, sw).as_signed() + taken[i])[:sw]
-                     for i in range(lanes)])
-        for k in range(nb):
-            with m.If(rot[k * groups // nb]):
-                m.d.sync += sums[k].eq(sums[k + 1] if k < nb - 1 else head)
+
+        def rotate(head):
+            """The ring moves on by one beat, ``head`` replacing the current beat's sums."""
+            return [sums[k].eq(sums[k + 1]) for k in range(nb - 1)] + [sums[nb - 1].eq(head)]
         count = Signal(range(sites + 1))
         beat = Signal(range(max(nb, 2)))
         step = Signal(range(dw + 1))
@@ -134,14 +116,11 @@ class GlobalAvgPool(TokenBlock):
         dvs = [Signal(unsigned(dw), name=f"divisor{i}", attrs=keep) for i in range(lanes)]
         m.d.sync += [d.eq(divisor) for d in dvs]  # count holds from LOAD to the frame's end
 
-        # the next beat's sums: ``sums[1]`` while the sent beat's move is pending (after EMIT)
-        nxt = Mux(rot_out, sums[1], sums[0]) if nb > 1 else sums[0]
-
         # Combinational outputs are driven outside the FSM: Yosys emits comb statements inside a
         # state as `always @*` blocks, which Icarus never evaluates while their inputs keep their
         # initial values (i.ready would read x until the first state change).
         for i in range(lanes):
-            s = nxt.word_select(i, sw).as_signed()
+            s = sums[0].word_select(i, sw).as_signed()
             num = Signal(signed(dw + 1), name=f"num{i}")  # registered in LOAD (timing)
             loads.append((num, (s << 1) + count, Mux(num < 0, -num + dvs[i] - 1, num)))
             q = Mux(neg[i], -qa[i], qa[i])
@@ -153,7 +132,12 @@ class GlobalAvgPool(TokenBlock):
                         m.d.sync += beat.eq(0)
                         m.next = "LOAD"
                     with m.Else():
-                        m.d.sync += [t.eq(self.i.payload.data[i]) for i, t in enumerate(taken)]
+                        word = sums[0]
+                        new = Cat(*[
+                            (word[i * sw:(i + 1) * sw].as_signed()
+                             + self.i.payload.data[i])[:sw] for i in range(lanes)
+                        ])
+                        m.d.sync += rotate(new)
                         with m.If(beat == nb - 1):
                             m.d.sync += [beat.eq(0), count.eq(count + 1)]
                         with m.Else():
@@ -175,7 +159,7 @@ class GlobalAvgPool(TokenBlock):
                     m.next = "EMIT"
             with m.State("EMIT"):
                 with m.If(self.o.ready):
-                    m.d.sync += rot_out.eq(1)
+                    m.d.sync += rotate(0)
                     with m.If(beat == nb - 1):
                         m.d.sync += beat.eq(0)
                         m.next = "EOF"
@@ -197,8 +181,6 @@ class GlobalAvgPool(TokenBlock):
                     rem[i].eq(Mux(sub, r - dvs[i], r)),
                     qa[i].eq(Cat(sub, qa[i][:dw - 1])),
                 ]
-        m.d.comb += moves.eq((fsm.ongoing("ACC") & self.i.valid & ~self.i.payload.eof)
-                             | (fsm.ongoing("EMIT") & self.o.ready))
         m.d.comb += [
             self.i.ready.eq(fsm.ongoing("ACC")),
             self.o.valid.eq(fsm.ongoing("EMIT") | fsm.ongoing("EOF")),

@@ -78,9 +78,8 @@ def test_pool_fc_exact(fmt, lanes, fc_lanes, pe):
 
 def test_synthesis_keeps_each_lanes_divider_registers(tmp_path):
     """Each lane's divider steps on its own copies of the step flags and the divisor (the FSM
-    state into every lane's remainder was the 16-lane pool's worst path on ECP5), and each group
-    of the ring's words moves on its own copy of the move enable: Yosys keeps them apart, not one
-    shared register (docs/IMPLEMENT.md, stop 60)."""
+    state into every lane's remainder was the 16-lane pool's worst path on ECP5): Yosys keeps
+    one copy of each per lane, not one shared register (docs/IMPLEMENT.md, stop 60)."""
     import json
     import re
 
@@ -92,9 +91,7 @@ def test_synthesis_keeps_each_lanes_divider_registers(tmp_path):
     cells = json.loads((tmp_path / "gap.json").read_text())["modules"]["gap"]["cells"]
     copies = {}
     for name, cell in cells.items():
-        hit = re.match(r"\\?(mag|div|divisor|rot)(\d+)_TRELLIS_FF", name)
+        hit = re.match(r"\\?(mag|div|divisor)(\d+)_TRELLIS_FF", name)
         if cell["type"] == "TRELLIS_FF" and hit:
             copies.setdefault(hit.group(1), set()).add(int(hit.group(2)))
-    # and the ring's move enable, one copy per word here (2 beats a site)
-    assert copies == {**{k: set(range(lanes)) for k in ("mag", "div", "divisor")},
-                      "rot": {0, 1}}
+    assert copies == {k: set(range(lanes)) for k in ("mag", "div", "divisor")}

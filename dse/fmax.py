@@ -80,12 +80,12 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
     over its ``lanes`` instead, the width of the word its control reaches (a global pool at 16
     lanes runs at 108 MHz alone on ECP5, at 1 lane at 174: its dividers' state fans out to every
     lane)."""
-    if products is None:
-        products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
-                    "conv3x3": kernel * kernel * lanes}.get(kind, 0)
     if kind in STAGE_KINDS:
         return {"kind": kind, "format": "none", "levels": math.ceil(math.log2(lanes + 1)),
                 "datapath": ""}
+    if products is None:
+        products = {"conv1x1": lanes, "dwconv3x3": kernel * kernel,
+                    "conv3x3": kernel * kernel * lanes}.get(kind, 0)
     levels = math.ceil(math.log2(products + 1)) if products else 0
     if kind == "requant":
         levels = int(acc_bits > DSP_ACC_BITS["MULT18X18D"])

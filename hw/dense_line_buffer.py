@@ -405,10 +405,16 @@ class DenseLineBuffer(wiring.Component):
                     ]
             with m.Else():
                 m.d.sync += raddr.eq(raddr + 1)
-        m.d.sync += [wr.eq(wr + w_row_done - Mux(r_switch, H, 0)),
-                     wr_c.eq(wr_c + w_done - Mux(r_switch, H, 0))]
+        # both counters' next values with and without the reader's frame switch are formed from
+        # registers and the switch (the reader's step, through its handshake) only selects one
+        wr_n, wr_c_n = wr + w_row_done, wr_c + w_done
+        m.d.sync += [wr.eq(Mux(r_switch, wr_n - H, wr_n)),
+                     wr_c.eq(Mux(r_switch, wr_c_n - H, wr_c_n))]
+        # the row memories read whenever the stages move (a step or a bubble enters stage 1;
+        # a bubble's word is never used), so the read registers' enable is the stages' own, not
+        # the reader's decision (which compares its position with the writer's)
         for rp in rports.values():
-            m.d.comb += [rp.addr.eq(raddr), rp.en.eq(r_step)]
+            m.d.comb += [rp.addr.eq(raddr), rp.en.eq(adv)]
 
         # mask of the emitter's site: rows and columns inside the map
         cy = oy if s == 1 else oy << 1

@@ -218,42 +218,43 @@ class Conv3x3(TokenBlock):
         # later groups and row steps the buffer
         if nf > 1:
             r = Signal(range(nf))
-            live = (g == 0) & (r == 0)
             last_r = r == nf - 1
             waddr = Cat(r, b[:bbits], g) if bbits else Cat(r, g)
         else:
-            live = g == 0
             last_r = True
             waddr = (g << bbits) | b
         issue = Signal()
+        # `live` from a register of its own (a copy of `live_q`, below, kept apart), so the
+        # counters' update and the handshake start at a register, not at a compare of `g`
+        live_i = Signal(init=1, attrs={"keep": 1})
         m.d.comb += [
-            issue.eq(en & (~live | lbo.valid)),
-            lbo.ready.eq(en & live),
+            issue.eq(en & (~live_i | lbo.valid)),
+            lbo.ready.eq(en & live_i),
             w_rd.addr.eq(waddr), w_rd.en.eq(en),
             b_rd.en.eq(en),
         ]
-        is_eof = live & win.eof
+        is_eof = live_i & win.eof
         last_b = b == nb - 1
         # `live` again, in a register of its own that follows (g, r): it chooses between the
         # window beat and the buffer for every tap bit and enables the buffer, a net of hundreds
         # of loads that the counters' own update (through `live` into `issue`) no longer rides
-        live_q = Signal(init=1)
+        live_q = Signal(init=1, attrs={"keep": 1})
         with m.If(issue):
             with m.If(is_eof):
                 pass
             if nf > 1:
                 with m.Elif(~last_r):
-                    m.d.sync += [r.eq(r + 1), live_q.eq(0)]
+                    m.d.sync += [r.eq(r + 1), live_q.eq(0), live_i.eq(0)]
             with m.Elif(last_b & (g == ng - 1)):
-                m.d.sync += [b.eq(0), g.eq(0), live_q.eq(1)]
+                m.d.sync += [b.eq(0), g.eq(0), live_q.eq(1), live_i.eq(1)]
             with m.Elif(last_b):
-                m.d.sync += [b.eq(0), g.eq(g + 1), live_q.eq(0)]
+                m.d.sync += [b.eq(0), g.eq(g + 1), live_q.eq(0), live_i.eq(0)]
             with m.Else():
-                m.d.sync += [b.eq(b + 1), live_q.eq(g == 0)]
+                m.d.sync += [b.eq(b + 1), live_q.eq(g == 0), live_i.eq(g == 0)]
             if nf > 1:
                 with m.If(~is_eof & last_r):
                     m.d.sync += r.eq(0)
-            with m.If(live & (b == 0)):
+            with m.If(live_i & (b == 0)):
                 m.d.sync += [site_y.eq(win.y), site_x.eq(win.x)]
 
         # The buffer's word of beat b takes the offered window beat on every cycle the unit waits
@@ -300,8 +301,8 @@ class Conv3x3(TokenBlock):
             m.d.sync += [
                 v1.eq(issue), first1.eq(first), last1.eq(last), eof1.eq(is_eof),
                 taps1.eq(src),
-                y1.eq(Mux(live & (b == 0), win.y, site_y)),
-                x1.eq(Mux(live & (b == 0), win.x, site_x)),
+                y1.eq(Mux(live_i & (b == 0), win.y, site_y)),
+                x1.eq(Mux(live_i & (b == 0), win.x, site_x)),
             ]
 
         # then the operand registers, the products and the adder tree: `depth` more stages, with

@@ -224,8 +224,11 @@ class Conv3x3(TokenBlock):
             last_r = True
             waddr = (g << bbits) | b
         issue = Signal()
-        # `live` from a register of its own (a copy of `live_q`, below, kept apart), so the
-        # counters' update and the handshake start at a register, not at a compare of `g`
+        # `live` (the unit takes the offered window beat: group 0, row step 0) is two registers
+        # that follow (g, r), kept apart in synthesis: `live_i` for the issue, the handshake and
+        # the site's coordinates, so the counters' update starts at a register, not at a compare
+        # of `g` (`g` -> its own enable was the dense 3x3 unit's worst path alone on ECP5), and
+        # `live_q` (below) for the net of hundreds of loads
         live_i = Signal(init=1, attrs={"keep": 1})
         m.d.comb += [
             issue.eq(en & (~live_i | lbo.valid)),
@@ -235,9 +238,8 @@ class Conv3x3(TokenBlock):
         ]
         is_eof = live_i & win.eof
         last_b = b == nb - 1
-        # `live` again, in a register of its own that follows (g, r): it chooses between the
-        # window beat and the buffer for every tap bit and enables the buffer, a net of hundreds
-        # of loads that the counters' own update (through `live` into `issue`) no longer rides
+        # `live_q` chooses between the window beat and the buffer for every tap bit and enables
+        # the buffer: a net of hundreds of loads that the counters' own update no longer rides
         live_q = Signal(init=1, attrs={"keep": 1})
         with m.If(issue):
             with m.If(is_eof):

@@ -383,3 +383,27 @@ def test_window_beats_in_lut_ram_are_the_register_buffer_cycle_for_cycle(
     reg_mems, (reg_got, reg_times) = run()
     assert reg_mems == [] and reg_got == got
     assert reg_times == times
+
+
+def test_synthesis_keeps_both_live_registers(tmp_path):
+    """The unit's `live` is two registers (the issue's and the taps' select), kept apart in
+    synthesis: Yosys would otherwise merge them into one, whose net then runs from the group
+    counter's update into every tap bit's select (docs/IMPLEMENT.md, stop 61)."""
+    import json
+    import re
+
+    from hw.synth import synthesize
+
+    rng = random.Random(5)
+    fmt = "int8"
+    levels = [int(v) for v in weight_format(fmt).levels]
+    weight = np.array([rng.choice(levels) for _ in range(4 * 2 * 9)],
+                      dtype=np.int64).reshape(4, 2, 3, 3)
+    bias = np.zeros(4, dtype=np.int64)
+    dut = Conv3x3(shape=TokenShape(height=4, width=4, channels=2, lanes=1), c_out=4, pe=2,
+                  stride=1, fmt=fmt, weight=weight, bias=bias, dense=True)
+    synthesize(dut, name="conv", workdir=tmp_path, family="ecp5", netlist=True)
+    cells = json.loads((tmp_path / "conv.json").read_text())["modules"]["conv"]["cells"]
+    found = {re.match(r"\\?(live_[iq])_TRELLIS_FF", n).group(1) for n, c in cells.items()
+             if c["type"] == "TRELLIS_FF" and re.match(r"\\?live_[iq]_TRELLIS_FF", n)}
+    assert found == {"live_i", "live_q"}

@@ -72,3 +72,34 @@ def test_fifo_absorbs_depth_beats_while_stalled():
 
     simulate(dut, src)
     assert sum(accepted) == 5 + FIFO_SLICE_BEATS  # the output register slice holds two more
+
+
+@pytest.mark.parametrize("depth,idle,stall", [(3, 0.3, 0.5), (4, 0.6, 0.1), (6, 0.1, 0.7)])
+def test_fifo_storage_never_reads_the_entry_it_writes(depth, idle, stall):
+    """The storage carries Yosys' ``no_rw_check`` (no read-during-write logic after a block
+    RAM): that is only right if no cycle reads the entry it writes. Random traffic, full and
+    empty included; every cycle both ports' enables and addresses are checked."""
+    shape = TokenShape(height=2, width=2, channels=1, lanes=1)
+    dut = StreamFIFO(layout=shape.layout(), depth=depth)
+    rng = random.Random(depth)
+    beats = [{"y": 0, "x": 0, "data": [rng.randint(-128, 127)], "eof": int(i == 199)}
+             for i in range(200)]
+    both, done = [], []
+
+    async def src(ctx):
+        await stream_source(ctx, dut.i, beats, rng=3, idle=idle)
+
+    async def sink(ctx):
+        got = await stream_sink(ctx, dut.o, until=lambda p: p["eof"], rng=4, stall=stall)
+        assert got == beats
+        done.append(1)
+
+    async def watch(ctx):
+        wp, rp = dut.storage_ports  # the simulation's elaboration's
+        while not done:
+            _, _, we, re, wa, ra = await ctx.tick().sample(wp.en, rp.en, wp.addr, rp.addr)
+            if we and re:
+                both.append(wa == ra)
+
+    simulate(dut, src, sink, watch)
+    assert both and not any(both)  # reads and writes in one cycle happened, never of one entry

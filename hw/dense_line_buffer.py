@@ -450,7 +450,9 @@ class DenseLineBuffer(wiring.Component):
         for (k, p), d in rdata.items():
             rq[k, p] = d
             if not isinstance(d, Const):
-                rq[k, p] = Signal(word, name=f"rq{k}_p{p}")
+                # no reset (a word counts only with its step's valid), so that on ECP5 it can
+                # become the block RAM's own output register (hw.ecp5_ebr)
+                rq[k, p] = Signal(word, name=f"rq{k}_p{p}", reset_less=True)
                 with m.If(adv):
                     m.d.sync += rq[k, p].eq(d)
         with m.If(adv):

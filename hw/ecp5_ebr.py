@@ -18,7 +18,10 @@ reset pin is a constant 0 and neither port is 36 bits wide (then one read leaves
 outputs), those registers become the port's output register (``OCE`` their
 enable) and are removed; the RAM then drives their nets. Cycle for cycle the same: the RAM's read
 is still registered once inside it (the address), and its data once more, by the same clock and
-enable, where the fabric register held it.
+enable, where the fabric register held it. As for the MULT18X18D's registers, both the proof
+and the rewrite take the RAM's output register to power up at 0, as the fabric register does;
+the generator's registers after a RAM read hold data that a valid bit qualifies (a FIFO's, a line
+buffer step's), so a first word before any read is never used either way.
 
 :func:`verify_absorption` proves the rewrite with Yosys: the RAMs and the registers it touched are
 cut out of both netlists, and ``sat -tempinduct`` proves the two regions equal from power-up on

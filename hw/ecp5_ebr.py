@@ -34,13 +34,9 @@ proof for every such sequence holds for the one the array gives.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
-from common.errors import CodesignError
-
-from .ecp5_dsp import _ff_control, _Index, _param, _top
-from .synth import run_logged, yosys_path
+from .ecp5_dsp import _ff_control, _finish_region, _Index, _param, _prove_regions, _top
 
 __all__ = ["absorb_output_registers", "verify_absorption", "MODEL", "PORTS"]
 
@@ -197,18 +193,7 @@ def _region(mod: dict, rams, ffs, outputs, raw_from: int, name: str) -> dict:
                 cell["connections"][f"RAW{p}{i}"] = [b]
                 cell.setdefault("port_directions", {})[f"RAW{p}{i}"] = "input"
             ports[f"raw{k}{p}"] = {"direction": "input", "bits": bits}
-    driven, read = set(), set()
-    for cell in cells.values():
-        for pin, bits in cell["connections"].items():
-            out = cell.get("port_directions", {}).get(pin) == "output"
-            (driven if out else read).update(b for b in bits if isinstance(b, int))
-    for b in sorted(read - driven - {x for v in ports.values() for x in v["bits"]}):
-        ports[f"i{b}"] = {"direction": "input", "bits": [b]}
-    for b in sorted(outputs):
-        if b not in driven:
-            raise CodesignError(f"block RAM register check: net bit {b} is not driven in {name}")
-        ports[f"o{b}"] = {"direction": "output", "bits": [b]}
-    return {"ports": ports, "cells": cells, "netnames": {}}
+    return _finish_region(cells, ports, outputs, f"block RAM register check ({name})")
 
 
 def verify_absorption(gold: dict, gate: dict, region: dict, workdir, *,
@@ -222,51 +207,12 @@ def verify_absorption(gold: dict, gate: dict, region: dict, workdir, *,
     work.mkdir(parents=True, exist_ok=True)
     if not rams:
         return {"proved": True, "rams": 0, "registers": 0, "inputs": 0, "outputs": 0}
-    _, gmod = _top(gold)
-    _, tmod = _top(gate)
-    inside = set(rams) | set(ffs)
-    drivers = set()
-    for n in inside:
-        cell = gmod["cells"][n]
-        for pin, bits in cell["connections"].items():
-            if cell.get("port_directions", {}).get(pin) == "output":
-                drivers.update(b for b in bits if isinstance(b, int))
-    outside = {b for n, cell in gmod["cells"].items() if n not in inside
-               for pin, bits in cell["connections"].items()
-               if cell.get("port_directions", {}).get(pin) != "output"
-               for b in bits if isinstance(b, int)}
-    port_bits = {b for p in gmod["ports"].values() for b in p["bits"] if isinstance(b, int)}
-    outputs = {b for b in drivers if b in outside or b in port_bits}
-    top_bit = max((b for m in (gmod, tmod) for c in m["cells"].values()
-                   for bits in c["connections"].values() for b in bits if isinstance(b, int)),
-                  default=0) + 1
-    mods = {n: _region(m, rams, ffs, outputs, top_bit, n) for n, m in (("gold", gmod),
-                                                                        ("gate", tmod))}
-    ins = {p: v for m in mods.values() for p, v in m["ports"].items() if v["direction"] == "input"}
-    for m in mods.values():
-        for p, v in ins.items():
-            m["ports"].setdefault(p, v)
-    for n, m in mods.items():
-        (work / f"{n}.json").write_text(json.dumps({"creator": "hw.ecp5_ebr",
-                                                    "modules": {n: m}}))
-    (work / "dp16kd_model.v").write_text(MODEL)
-    script = ["read_verilog -sv dp16kd_model.v", "read_verilog +/ecp5/common_sim.vh",
-              "read_json gold.json", "read_json gate.json",
-              "miter -equiv -make_assert -ignore_gold_x gold gate miter",
-              "hierarchy -top miter", "proc", "flatten", "opt_clean",
-              "sat -verify -tempinduct -prove-asserts -set-init-zero -seq 1 miter"]
-    (work / "check.ys").write_text("\n".join(script) + "\n")
-    log = work / "yosys.log"
-    proc = run_logged([yosys_path(), "-q", "-l", log.name, "check.ys"], cwd=work,
-                      log=work / "yosys.out", timeout=timeout,
-                      what="the block RAM register equivalence check")
-    text = log.read_text(errors="replace") if log.exists() else ""
-    if proc.returncode != 0 or "SUCCESS!" not in text:
-        errs = [ln.strip() for ln in text.splitlines() if "ERROR" in ln] or \
-            [ln.strip() for ln in text.splitlines() if "failed" in ln]
-        raise CodesignError("the netlist with registers moved into the DP16KDs is not proved "
-                            f"equal to the synthesised one ({(errs or ['no proof'])[0]}); see "
-                            f"{log}; implement with --no-ebr-registers to place it without")
-    n_in = sum(1 for v in mods["gold"]["ports"].values() if v["direction"] == "input")
-    return {"proved": True, "rams": len(rams), "registers": len(ffs), "inputs": n_in,
-            "outputs": len(outputs)}
+    checked = _prove_regions(
+        gold, gate, set(rams) | set(ffs),
+        lambda mod, outputs, free, name: _region(mod, rams, ffs, outputs, free, name),
+        work, model=("dp16kd_model.v", MODEL), creator="hw.ecp5_ebr",
+        what="the block RAM register equivalence check", timeout=timeout,
+        failure="the netlist with registers moved into the DP16KDs is not proved equal to the "
+                "synthesised one",
+        hint="implement with --no-ebr-registers to place it without")
+    return {"proved": True, "rams": len(rams), "registers": len(ffs), **checked}

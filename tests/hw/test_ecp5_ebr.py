@@ -71,16 +71,11 @@ def test_a_register_with_logic_before_it_stays(gold):
     """A read bit that goes anywhere but one register's data input keeps the port as it is."""
     gate = copy.deepcopy(gold)
     cells = _top(gate)["cells"]
-    ram_name = next(n for n, c in cells.items() if c["type"] == "DP16KD")
-    # a second reader of one read bit: a LUT beside the register
-    ram = cells[ram_name]
-    port = next(p for p in "AB" if any(
-        isinstance(ram["connections"].get(f"DO{p}{i}", [None])[0], int)
-        and any(ram["connections"][f"DO{p}{i}"][0] in c["connections"].get("DI", [])
-                for c in cells.values() if c["type"] == "TRELLIS_FF") for i in range(18)))
-    bit = next(ram["connections"][f"DO{port}{i}"][0] for i in range(18)
-               if any(ram["connections"][f"DO{port}{i}"][0] in c["connections"].get("DI", [])
-                      for c in cells.values() if c["type"] == "TRELLIS_FF"))
+    ram, = _rams(gate)
+    # a second reader of one read bit that goes into a register: a LUT beside the register
+    into_ffs = {c["connections"]["DI"][0] for c in cells.values() if c["type"] == "TRELLIS_FF"}
+    bit = next(b for p in "AB" for i in range(18)
+               if (b := ram["connections"].get(f"DO{p}{i}", [None])[0]) in into_ffs)
     cells["extra_lut"] = {"type": "LUT4", "parameters": {"INIT": "0000000000000010"},
                           "port_directions": {"A": "input", "B": "input", "C": "input",
                                               "D": "input", "Z": "output"},

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,17 @@ def configs(family: str = "ecp5") -> list[dict]:
     want += [{**win, "format": "int4", "dense": True, "c_in": 8, "lanes": 8, "pe": 1},
              {**win, "format": "int8", "dense": True, "c_in": 2, "lanes": 2, "pe": 4},
              {**win, "format": "int8", "c_in": 2, "lanes": 2, "pe": 4}]
+    # kernels folded over their rows (kfold): the adder tree sums one row step, the window
+    # stays whole, so these tell the window's width (dse.fmax's per_kbit) from the tree's depth;
+    # 3x3 to 7x7, 400 to 1,600 window bits (LeNet-5's conv2, 1,200, is not one of them: it is
+    # the network the model is checked on)
+    fold = {**win, "dense": True, "format": "int8"}
+    want += [{**fold, "kernel": 5, "kfold": 5, "c_in": 4, "lanes": 4, "pe": 4, "h": 12, "w": 12},
+             {**fold, "kernel": 5, "kfold": 5, "c_in": 8, "lanes": 8, "pe": 2, "h": 12, "w": 12},
+             {**fold, "format": "int4", "datapath": "lut", "kernel": 5, "kfold": 5, "c_in": 2,
+              "lanes": 2, "pe": 8, "h": 12, "w": 12},
+             {**fold, "kfold": 3, "c_in": 8, "lanes": 8, "pe": 2},
+             {**fold, "kernel": 7, "kfold": 7, "c_in": 3, "lanes": 3, "pe": 2, "h": 16, "w": 16}]
     return want
 
 
@@ -226,11 +238,18 @@ def estimate_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
 def features(cfg: dict) -> dict:
     """``{"kind", "format", "levels"}`` of a block configuration (:func:`dse.fmax.block_features`,
     which the DSE prices designs by)."""
-    from dse.fmax import block_features
+    from contract.constants import ACT_BITS
+    from dse.fmax import WINDOW_KINDS, block_features
 
-    return block_features(cfg["block"], cfg["format"], cfg["lanes"], 3,
+    b, k = cfg["block"], cfg.get("kernel", 3)
+    window = b in WINDOW_KINDS
+    # a full window conv sums one kernel row step's products a cycle (``kfold``), as
+    # dse.fmax.layer_blocks counts them; the sweep's streams carry int8 activations
+    products = k // cfg.get("kfold", 1) * k * cfg["lanes"] if b == "conv3x3" else None
+    return block_features(b, cfg["format"], cfg["lanes"], k,
                           acc_bits=cfg.get("acc_bits", 32), dense=bool(cfg.get("dense")),
-                          datapath=cfg.get("datapath", ""))
+                          datapath=cfg.get("datapath", ""), products=products,
+                          window_bits=k * k * cfg["lanes"] * ACT_BITS if window else 0)
 
 
 def network_sample(build_dir) -> dict:
@@ -290,15 +309,25 @@ def recorded_networks(model_path: Path) -> list[dict]:
                                     "heldout", "lut_share")} for n in nets]
 
 
-def _design(feats: list[dict], kinds, formats, datapaths=()) -> np.ndarray:
+def _design(feats: list[dict], kinds, formats, datapaths=(), kbit_kinds=()) -> np.ndarray:
     rows = []
     for f in feats:
         r = [1.0 if f["kind"] == k else 0.0 for k in kinds]
         r += [f["levels"] if f["kind"] == k else 0.0 for k in kinds]
+        r += [f.get("window_kbits", 0.0) if f["kind"] == k else 0.0 for k in kbit_kinds]
         r += [1.0 if f["format"] == fm else 0.0 for fm in formats]
         r += [1.0 if f.get("datapath") == d else 0.0 for d in datapaths]
         rows.append(r)
     return np.asarray(rows)
+
+
+def kbit_kinds(samples: list[dict]) -> list[str]:
+    """The kinds that get a window term (``per_kbit``): those with a sample whose kernel is
+    folded over its rows (``kfold`` > 1). Unfolded, a window block's products and its window's
+    bits grow together (``kh x kw x lanes``), so its levels and its window cannot be told apart
+    and the per-level term stands for both (dse/fmax.py)."""
+    return sorted({features(s["config"])["kind"] for s in samples
+                   if s["config"].get("kfold", 1) > 1})
 
 
 #: The least spread of LUT shares among the fitted networks for a share term to be fitted.
@@ -389,7 +418,8 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     kinds = sorted({f["kind"] for f in feats})
     formats = sorted({f["format"] for f in feats} - {"none"})
     datapaths = sorted({f.get("datapath", "") for f in feats} - {""})
-    a = _design(feats, kinds, formats, datapaths)
+    kbits = kbit_kinds(samples)
+    a = _design(feats, kinds, formats, datapaths, kbits)
     y = np.asarray([s["delay_ns"] for s in samples])
     held = _held_out(len(samples), holdout_every)
     coef_fit = _nnls(a[~held], y[~held])
@@ -397,11 +427,13 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     meas_f = np.asarray([s["fmax_mhz"] for s in samples])
     coef = _nnls(a, y)
     names = ([f"base:{k}" for k in kinds] + [f"per_level:{k}" for k in kinds]
+             + [f"per_kbit:{k}" for k in kbits]
              + [f"mult:{f}" for f in formats] + [f"datapath:{d}" for d in datapaths])
     c = dict(zip(names, (round(float(v), 4) for v in coef), strict=True))
     return {
         "base": {k: c[f"base:{k}"] for k in kinds},
         "per_level": {k: c[f"per_level:{k}"] for k in kinds},
+        **({"per_kbit": {k: c[f"per_kbit:{k}"] for k in kbits}} if kbits else {}),
         "mult": {f: c[f"mult:{f}"] for f in formats},
         "datapath": {d: c[f"datapath:{d}"] for d in datapaths},
         **_errors(pred_f, meas_f, held),
@@ -412,44 +444,67 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
 
 
 def alone_kinds() -> tuple[str, ...]:
-    """The kinds ``--kinds`` refits alone: the pass-through stages (:data:`dse.fmax.STAGE_KINDS`)
-    and the lane-width converter, whose only columns in the fit are their own ``base`` and
-    ``per_level`` (no format, datapath or adder-tree term shared with another kind)."""
+    """The kinds whose only columns in the fit are their own ``base`` and ``per_level``: the
+    pass-through stages (:data:`dse.fmax.STAGE_KINDS`) and the lane-width converter (no
+    format, datapath or adder-tree term shared with another kind). :func:`refit_kinds` refits
+    them as :func:`fit` would; any other kind with the shared terms held."""
     from dse.fmax import STAGE_KINDS
 
     return (*STAGE_KINDS, "width")
 
 
+def _key_kind(key: str) -> str:
+    """The block kind of a recorded sample's configuration key (:func:`_key`): its block, and
+    ``_dense`` for a window block on the dense line buffer."""
+    from dse.fmax import WINDOW_KINDS
+
+    block = re.search(r"(?:^|_)block([a-z0-9]+)_", key).group(1)
+    return f"{block}_dense" if block in WINDOW_KINDS and "_denseTrue_" in key else block
+
+
 def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3) -> dict:
     """``model`` with the blocks of ``kinds`` refitted on ``samples`` (their new runs) and every
-    other coefficient and sample kept: what :func:`fit` of the whole sweep gives, for kinds whose
-    blocks have no format or datapath term (:func:`alone_kinds`), whose only columns are
-    their own ``base`` and ``per_level``. Raises ValueError for a kind that shares a column, or
-    that has no new sample."""
+    other coefficient and sample kept. A kind's own terms are fitted: its ``base``, its
+    ``per_level`` (when its samples span more than one adder-tree depth) and its ``per_kbit``
+    (when they hold a folded kernel, :func:`kbit_kinds`). The format and datapath terms, which
+    other kinds share, are held at the model's values (each sample's delay less them is
+    fitted): for the kinds of :func:`alone_kinds` that is what :func:`fit` of the whole sweep
+    gives; for a window kind it moves the kind's terms only. Raises ValueError for a kind that
+    has no new sample, or a sample whose format or datapath the model has no term for."""
     feats = [features(s["config"]) for s in samples]
-    shared = sorted({f["kind"] for f in feats if f["format"] != "none" or f.get("datapath")})
-    if shared:
-        raise ValueError(f"{', '.join(shared)} share the format terms with other kinds: refit "
-                         "the whole sweep")
     missing = sorted(set(kinds) - {f["kind"] for f in feats})
     if missing:
         raise ValueError(f"no new sample of {', '.join(missing)}")
+    unknown = sorted({f["format"] for f in feats if f["kind"] in kinds and f["format"] != "none"
+                      and f["format"] not in model["mult"]}
+                     | {f["datapath"] for f in feats if f["kind"] in kinds and f.get("datapath")
+                        and f["datapath"] not in model.get("datapath", {})})
+    if unknown:
+        raise ValueError(f"the model has no term for {', '.join(unknown)}: refit the whole sweep")
     model = json.loads(json.dumps(model))
-    kept = [r for r in model["samples"]
-            if not any(r["config"].startswith(f"block{k}_") for k in kinds)]
+    kept = [r for r in model["samples"] if _key_kind(r["config"]) not in kinds]
     for k in kinds:
         mine = [(s, f) for s, f in zip(samples, feats, strict=True) if f["kind"] == k]
-        a = np.asarray([[1.0, f["levels"]] for _, f in mine])
-        y = np.asarray([s["delay_ns"] for s, _ in mine])
+        fixed = np.asarray([model["mult"].get(f["format"], 0.0)
+                            + model.get("datapath", {}).get(f.get("datapath", ""), 0.0)
+                            for _, f in mine])
+        a = np.asarray([[1.0, f["levels"], f.get("window_kbits", 0.0)] for _, f in mine])
+        y = np.asarray([s["delay_ns"] for s, _ in mine]) - fixed
         held = _held_out(len(mine), holdout_every)
-        # a kind seen at one adder-tree depth has no per-level term (as in fit: a zero column)
-        cols = [0, 1] if np.ptp(a[:, 1]) > 0 else [0]
-        coef_fit = np.zeros(2)
+        # a kind seen at one adder-tree depth has no per-level term (as in fit: a zero column),
+        # one without a folded kernel no window term
+        cols = [0] + ([1] if np.ptp(a[:, 1]) > 0 else []) \
+            + ([2] if k in kbit_kinds([s for s, _ in mine]) else [])
+        coef_fit = np.zeros(3)
         coef_fit[cols] = _nnls(a[~held][:, cols], y[~held])
-        coef = np.zeros(2)
+        coef = np.zeros(3)
         coef[cols] = _nnls(a[:, cols], y)
-        model["base"][k], model["per_level"][k] = (round(float(v), 4) for v in coef)
-        pred = 1000.0 / (a @ coef_fit)
+        model["base"][k], model["per_level"][k], kb = (round(float(v), 4) for v in coef)
+        if 2 in cols:
+            model.setdefault("per_kbit", {})[k] = kb
+        elif k in model.get("per_kbit", {}):
+            del model["per_kbit"][k]
+        pred = 1000.0 / (a @ coef_fit + fixed)
         kept += [{"config": _key(s["config"]), "fmax_mhz": s["fmax_mhz"],
                   "pred_mhz": round(float(p), 1), "heldout": bool(h)}
                  for (s, _), p, h in zip(mine, pred, held, strict=True)]
@@ -487,11 +542,11 @@ def main(argv=None) -> int:
                    help="with --reuse-networks: hold out exactly these recorded networks (by "
                         "design name; 'none': fit on every one) and fit on the others (repeat)")
     p.add_argument("--kinds", default=None, metavar="K[,K]",
-                   help="place only the blocks of these kinds (the pass-through stages "
-                        "maxpool, avgpool, flatten, and the width converter, width) and refit "
-                        "their terms into the model file (--out), keeping every other block's "
-                        "coefficients and samples; with --reuse-networks and/or --network for "
-                        "the routing derate")
+                   help="place only the blocks of these kinds (e.g. maxpool, width, "
+                        "conv3x3_dense) and refit their own terms into the model file (--out), "
+                        "keeping every other block's coefficients and samples and holding the "
+                        "format and datapath terms the kinds share; with --reuse-networks "
+                        "and/or --network for the routing derate")
     p.add_argument("--routing-only", action="store_true",
                    help="refit only the routing factor of the model file (--out) on the "
                         "networks (--network, --heldout-network, --reuse-networks), keeping "
@@ -569,11 +624,11 @@ def main(argv=None) -> int:
     kinds = [k for k in (args.kinds or "").split(",") if k]
     base_model = None
     if kinds:
-        bad = sorted(set(kinds) - set(alone_kinds()))
+        swept = sorted({features(c)["kind"] for c in configs(args.family)})
+        bad = sorted(set(kinds) - set(swept))
         if bad:
-            print(f"error: --kinds {','.join(bad)}: only the pass-through stages and the width "
-                  f"converter ({', '.join(alone_kinds())}) are refitted alone; refit the whole "
-                  "sweep", file=sys.stderr)
+            print(f"error: --kinds {','.join(bad)}: no such block kind in the sweep (its kinds: "
+                  f"{', '.join(swept)})", file=sys.stderr)
             return 2
         base_model = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() \
             else None
@@ -613,7 +668,7 @@ def main(argv=None) -> int:
                                f" ({wall:.0f} s on {args.workers} worker(s))"}
     if args.network or old:
         model = _refit_routing(model, args, old)
-    print(json.dumps({k: model.get(k) for k in ("base", "per_level", "mult", "datapath",
+    print(json.dumps({k: model.get(k) for k in ("base", "per_level", "per_kbit", "mult", "datapath",
                                                 "heldout",
                                                 "routing", "networks")}, indent=1))
     if not args.no_write:
@@ -674,7 +729,9 @@ def write_report(model: dict, samples: list[dict], out: Path, kinds=()) -> None:
     ``fmax_model.png``: predicted against measured, held-out points marked; for a Xilinx family
     ``fmax_blocks_<family>.csv``, ``fmax_model_<family>.md/.png`` against the estimate. With
     ``kinds`` (``--kinds``), ``samples`` are those kinds' new runs: they replace those kinds'
-    rows of the existing CSV and the other rows stay."""
+    rows of the existing CSV (by its ``kind`` column: a dense window block is
+    ``<block>_dense``) and the other rows stay; ``config`` names each row's configuration as
+    the model file's samples do."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -686,13 +743,14 @@ def write_report(model: dict, samples: list[dict], out: Path, kinds=()) -> None:
     rows = []
     pred = {s["config"]: s for s in model["samples"]}
     if samples is None:  # --routing-only: the blocks as the model recorded them
-        rows = [{"block": k[len("block"):k.index("_c_")], "fmax_mhz": r["fmax_mhz"],
+        rows = [{"kind": _key_kind(k), "fmax_mhz": r["fmax_mhz"],
                  "pred_mhz": r["pred_mhz"], "heldout": r["heldout"]}
                 for k, r in pred.items()]
     for s in samples or ():
         p = pred[_key(s["config"])]
         w = s.get("worst_path") or {}
-        rows.append({"block": s["config"]["block"], "format": s["config"]["format"],
+        rows.append({"kind": features(s["config"])["kind"], "block": s["config"]["block"],
+                     "format": s["config"]["format"],
                      "datapath": s["config"].get("datapath", ""),
                      "lanes": s["config"]["lanes"], "pe": s["config"]["pe"],
                      "acc_bits": s["config"].get("acc_bits", ""),
@@ -702,20 +760,21 @@ def write_report(model: dict, samples: list[dict], out: Path, kinds=()) -> None:
                      "heldout": p["heldout"], "worst_from": w.get("from"),
                      "worst_to": w.get("to"), "logic_ns": w.get("logic_ns"),
                      "routing_ns": w.get("routing_ns"), "lut": s["cells"]["lut_total"],
-                     "dsp": s["cells"]["dsp"], "seconds": s["seconds"]})
+                     "dsp": s["cells"]["dsp"], "seconds": s["seconds"],
+                     "config": _key(s["config"])})
     df = pd.DataFrame(rows)
     fam = model.get("family", "ecp5")
     sfx = "" if fam == "ecp5" else f"_{fam}"
     if kinds and (out / f"fmax_blocks{sfx}.csv").is_file():
         old = pd.read_csv(out / f"fmax_blocks{sfx}.csv")
-        df = pd.concat([old[~old["block"].isin(kinds)], df], ignore_index=True)
+        df = pd.concat([old[~old["kind"].isin(kinds)], df], ignore_index=True)
     what = ("nextpnr-ecp5 Fmax (MHz), LFE5U-85F speed 6" if fam == "ecp5" else
             f"estimated Fmax (MHz), synth_xilinx -family {fam}, hw/timing.py")
     if samples is not None:
         with atomic_path(out / f"fmax_blocks{sfx}.csv") as tmp:
             df.to_csv(tmp, index=False)
     fig, ax = plt.subplots(figsize=(6, 5))
-    for kind, g in df.groupby("block"):
+    for kind, g in df.groupby("kind"):
         ax.scatter(g["fmax_mhz"], g["pred_mhz"], label=kind,
                    marker="o", alpha=0.8)
         h = g[g["heldout"]]
@@ -739,11 +798,14 @@ def write_report(model: dict, samples: list[dict], out: Path, kinds=()) -> None:
     title = ("# Fmax model (ECP5, nextpnr-ecp5)" if fam == "ecp5" else
              f"# Fmax model ({fam}: fitted to an estimate, no placer)")
     lines = [title, "", model["provenance"] + ".", "",
-             "delay_ns = base[kind] + per_level[kind] * levels + mult[format] + "
-             "datapath[datapath:format] (a datapath other than the format's default); a "
+             "delay_ns = base[kind] + per_level[kind] * levels + per_kbit[kind] * "
+             "window_kbits + mult[format] + datapath[datapath:format] (a datapath other than "
+             "the format's default; window_kbits: a window block's kh x kw x lanes activation "
+             "bits / 1000, its term fitted where the sweep holds folded kernels); a "
              "design: " + _routing_text(model), "",
-             "| kind | base ns | per level ns |", "|---|---|---|",
-             *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} |" for k in model["base"]],
+             "| kind | base ns | per level ns | per window kbit ns |", "|---|---|---|---|",
+             *[f"| {k} | {model['base'][k]} | {model['per_level'][k]} | "
+               f"{model.get('per_kbit', {}).get(k, '')} |" for k in model["base"]],
              "", "| format | multiply ns |", "|---|---|",
              *[f"| {f} | {v} |" for f, v in model["mult"].items()], "",
              "| datapath:format | adds ns |", "|---|---|",

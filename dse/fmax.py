@@ -3,13 +3,20 @@
 ``dse/fmax_model.json`` (written by ``benchmarks/fit_fmax.py`` from nextpnr-ecp5 runs of every
 block alone) gives, per block kind, the critical path in ns as
 
-    delay = base[kind] + per_level[kind] * levels + mult[format] + datapath[datapath:format]
+    delay = base[kind] + per_level[kind] * levels + per_kbit[kind] * window_kbits
+            + mult[format] + datapath[datapath:format]
 
 where ``levels`` is the depth of the adder tree that sums one accumulator's products in a cycle
-(the accumulator add included), ``mult[format]`` the multiply (a MULT18X18D for int formats,
-shift-adds in LUTs for DyBit) and ``datapath[...]`` what a datapath other than the format's
-default adds (two products per DSP with their correction, ``dsp2:int8``; LUT multipliers,
-``lut:int4``; 0 in a model fitted without it); a design runs at ``1000 / (max over its blocks
+(the accumulator add included), ``window_kbits`` a window block's window beat in thousands of
+bits (``kh x kw x lanes`` activations: what its row selects and tap registers fan out over),
+``mult[format]`` the multiply (a MULT18X18D for int formats, shift-adds in LUTs for DyBit) and
+``datapath[...]`` what a datapath other than the format's default adds (two products per DSP
+with their correction, ``dsp2:int8``; LUT multipliers, ``lut:int4``; 0 in a model fitted
+without it). ``per_kbit`` is fitted for a kind whose sweep holds kernels folded over their rows
+(``kfold``): unfolded, a window's bits and its adder tree grow together and one term stands for
+both; folded, the tree shrinks and the window does not (a 5x5 int8 window of 4 lanes folded
+five times ran at 83 MHz alone, where levels alone gave 107; docs/IMPLEMENT.md, stop 62). A
+model or kind without it prices no window term; a design runs at ``1000 / (max over its blocks
 of delay * routing_factor + routing_ns)`` MHz, the routing derate fitted on whole networks
 implemented with ``codesign implement``. The ECP5 model's derate is additive (:func:`routing_ns`):
 nanoseconds of wire that a network's critical path has beyond its slowest block's logic, growing
@@ -41,9 +48,9 @@ from contract.constants import default_datapath
 from .cost import DSP_ACC_BITS
 from .devices import synth_family
 
-__all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "fmax_model",
-           "model_file", "design_fmax_mhz", "choice_delay_ns", "period_mhz", "period_ns",
-           "routing_factor", "routing_ns", "lut_routing"]
+__all__ = ["STAGE_KINDS", "WINDOW_KINDS", "block_features", "layer_blocks", "block_delay_ns",
+           "fmax_model", "model_file", "design_fmax_mhz", "choice_delay_ns", "period_mhz",
+           "period_ns", "routing_factor", "routing_ns", "lut_routing"]
 
 #: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): no weights;
 #: their delay is a kind's base and a term in their lanes (no adder tree, no multiply:
@@ -53,6 +60,10 @@ __all__ = ["STAGE_KINDS", "block_features", "layer_blocks", "block_delay_ns", "f
 #: as no path (0 ns), and the networks recorded in a model file before a kind was listed keep
 #: their blocks.
 STAGE_KINDS = ("flatten", "maxpool", "avgpool", "gap", "crop", "add", "concat")
+
+#: The window blocks (``<kind>_dense`` on the dense line buffer): their features carry the
+#: window beat's width (``window_kbits``).
+WINDOW_KINDS = ("dwconv3x3", "conv3x3")
 
 
 def model_file(family: str = "ecp5") -> Path:
@@ -65,8 +76,9 @@ def model_file(family: str = "ecp5") -> Path:
 
 def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
                    acc_bits: int = 32, dense: bool = False, datapath: str = "",
-                   products: int | None = None) -> dict:
-    """``{"kind", "format", "levels", "datapath"}`` of a block (see the module docstring);
+                   products: int | None = None, window_bits: int = 0) -> dict:
+    """``{"kind", "format", "levels", "datapath"}`` of a block (see the module docstring),
+    and ``"window_kbits"`` for a window block given its ``window_bits`` (the beat's bits);
     ``"datapath"`` is ``"<datapath>:<format>"`` for a datapath other than the format's default
     (:func:`contract.constants.default_datapath`), else ``""``. ``kind`` is a
     block of the calibration grid: ``conv1x1`` (and linear), ``dwconv3x3`` (depthwise window),
@@ -92,8 +104,11 @@ def block_features(kind: str, fmt: str, lanes: int, kernel: int = 1, *,
     if dense and kind in ("dwconv3x3", "conv3x3"):
         kind += "_dense"
     special = products and datapath and datapath != default_datapath(fmt)
-    return {"kind": kind, "format": fmt if products else "none", "levels": levels,
-            "datapath": f"{datapath}:{fmt}" if special else ""}
+    feats = {"kind": kind, "format": fmt if products else "none", "levels": levels,
+             "datapath": f"{datapath}:{fmt}" if special else ""}
+    if window_bits and kind.removesuffix("_dense") in WINDOW_KINDS:
+        feats["window_kbits"] = round(window_bits / 1000, 4)
+    return feats
 
 
 def layer_blocks(layer, choice) -> list[dict]:
@@ -119,7 +134,9 @@ def layer_blocks(layer, choice) -> list[dict]:
                                kh * kw)
     blocks = [block_features(kind, choice.format, choice.lanes, kh,
                              dense=bool(getattr(layer, "dense", False)),
-                             datapath=choice.datapath, products=products)]
+                             datapath=choice.datapath, products=products,
+                             window_bits=op.window_bits(layer, choice) if layer.kernel != 1
+                             else 0)]
     if op.requantized(layer):  # the classifier's raw logits have none
         blocks.append(block_features("requant", "none", choice.pe,
                                      acc_bits=op.acc_bits(layer, choice.format)))
@@ -144,6 +161,7 @@ def block_delay_ns(feats: dict, model: dict) -> float:
         kind = kind.removesuffix("_dense")
     return (model["base"].get(kind, max(model["base"].values()))
             + model["per_level"].get(kind, 0.0) * feats["levels"]
+            + model.get("per_kbit", {}).get(kind, 0.0) * feats.get("window_kbits", 0.0)
             + model["mult"].get(feats["format"], 0.0)
             + model.get("datapath", {}).get(feats.get("datapath", ""), 0.0))
 

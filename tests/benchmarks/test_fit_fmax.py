@@ -123,9 +123,9 @@ def test_writing_the_dse_model_needs_networks_and_is_refused_before_any_run(fit_
     assert fit_fmax.main(["--workdir", str(work), "--no-write", "--seeds", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--seeds 0" in err[0]
-    assert fit_fmax.main(["--workdir", str(work), "--no-write", "--kinds", "conv1x1"]) == 2
+    assert fit_fmax.main(["--workdir", str(work), "--no-write", "--kinds", "conv9x9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--kinds conv1x1" in err[0] and "whole sweep" in err[0]
+    assert len(err) == 1 and "--kinds conv9x9" in err[0] and "conv3x3_dense" in err[0]
     assert fit_fmax.main(["--workdir", str(work), "--kinds", "maxpool",
                           "--out", str(tmp_path / "none.json"), "--network", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -326,8 +326,14 @@ def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax)
     assert len(held) == 1
     assert held[0]["pred_mhz"] == pytest.approx(
         1000.0 / (1000 / 135 + (1000 / 100 - 1000 / 135) * 4 / 3), abs=0.1)
-    with pytest.raises(ValueError, match="share the format terms"):
-        fit_fmax.refit_kinds(model, [sample("conv1x1", 2, 130.0)], ["conv1x1"])
+    # a kind with a format term: its own terms refitted, the format's held
+    conv = fit_fmax.refit_kinds(model, [sample("conv1x1", 1, 140.0), sample("conv1x1", 4, 125.0),
+                                        sample("conv1x1", 8, 100.0)], ["conv1x1"])
+    assert conv["mult"] == model["mult"] and conv["base"]["maxpool"] == model["base"]["maxpool"]
+    assert conv["base"]["conv1x1"] + model["mult"]["int8"] + conv["per_level"]["conv1x1"] == \
+        pytest.approx(1000 / 140.0, abs=0.3)
+    with pytest.raises(ValueError, match="no term for int4"):
+        fit_fmax.refit_kinds(model, [sample("conv1x1", 2, 130.0, "int4")], ["conv1x1"])
     with pytest.raises(ValueError, match="no new sample of avgpool"):
         fit_fmax.refit_kinds(model, new, ["maxpool", "avgpool"])
     # the width converter's only column is its own too: refitted alone as a whole fit does it
@@ -339,3 +345,41 @@ def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax)
                                                   abs=1e-3)
     assert wgot["base"]["maxpool"] == wmodel["base"]["maxpool"]
     assert "width" in fit_fmax.alone_kinds() and "conv1x1" not in fit_fmax.alone_kinds()
+
+
+def test_a_folded_window_fits_a_window_term_that_unfolded_ones_cannot(fit_fmax):
+    """Unfolded, a window block's products and its window's bits grow together: no window term
+    (``per_kbit``) is fitted. With kernels folded over their rows the window's bits and the
+    adder tree part, and a refit of the dense window kind fits the term from them; the samples
+    of the other kinds and the format terms are kept, and dse.fmax prices the term."""
+    from dse.fmax import block_delay_ns
+
+    def sample(lanes, fmax, kernel=3, kfold=1):
+        cfg = {"block": "conv3x3", "format": "int8", "dense": True, "c_in": lanes,
+               "c_out": 16, "lanes": lanes, "pe": 2, "h": 8, "w": 8, "stride": 1,
+               **({"kernel": kernel, "kfold": kfold} if kfold > 1 else {})}
+        return {"config": cfg, "fmax_mhz": fmax, "delay_ns": 1000.0 / fmax}
+
+    plain = [sample(1, 130.0), sample(2, 120.0), sample(8, 100.0),
+             {"config": {"block": "conv1x1", "format": "int8", "c_in": 16, "c_out": 16,
+                         "lanes": 4, "pe": 4, "h": 8, "w": 8},
+              "fmax_mhz": 125.0, "delay_ns": 8.0}]
+    assert fit_fmax.kbit_kinds(plain) == []
+    model = fit_fmax.fit(plain)
+    assert "per_kbit" not in model
+    # a 5x5 window of 4 lanes folded five times: 20 products (as the 2-lane 3x3's 18: the same
+    # levels), 800 bits; 8 lanes: 40 products, 1,600 bits
+    folded = [sample(1, 130.0), sample(2, 120.0), sample(8, 100.0),
+              sample(4, 85.0, 5, 5), sample(8, 66.0, 5, 5), sample(3, 86.0, 7, 7)]
+    assert fit_fmax.kbit_kinds(folded) == ["conv3x3_dense"]
+    feats = fit_fmax.features(folded[3]["config"])
+    assert feats["levels"] == fit_fmax.features(folded[1]["config"])["levels"] == 5
+    assert feats["window_kbits"] == 0.8
+    got = fit_fmax.refit_kinds(model, folded, ["conv3x3_dense"])
+    assert got["per_kbit"]["conv3x3_dense"] > 1.0
+    assert got["mult"] == model["mult"] and got["base"]["conv1x1"] == model["base"]["conv1x1"]
+    assert sorted(r["fmax_mhz"] for r in got["samples"]) == [66.0, 85.0, 86.0, 100.0, 120.0,
+                                                              125.0, 130.0]
+    # the folded 5x5 is priced slower than the unfolded 2-lane 3x3 at the same levels
+    assert block_delay_ns(feats, got) > block_delay_ns(
+        fit_fmax.features(folded[1]["config"]), got) + 0.8

@@ -207,8 +207,22 @@ def test_a_layers_products_are_counted_as_its_block_builds_them():
     for kf in (3, 9):
         assert layer_blocks(dw, LayerChoice("int8", 8, 2, kfold=kf))[0]["levels"] == 4
     # a square kernel at kfold 1 keeps the features the calibration grid was fitted on
-    assert layer_blocks(conv, LayerChoice("int8", 1, 2))[0] == block_features("conv3x3", "int8",
-                                                                              1, 3)
+    assert layer_blocks(conv, LayerChoice("int8", 1, 2))[0] == block_features(
+        "conv3x3", "int8", 1, 3, window_bits=72)
+    # the window's bits: kh x kw x lanes activations of the layer's input, folded or not (a fold
+    # shortens the tree, not the window); narrower activations, fewer bits
+    assert layer_blocks(conv, folded)[0]["window_kbits"] == 0.576
+    assert layer_blocks(conv, LayerChoice("int8", 8, 2))[0]["window_kbits"] == 0.576
+    narrow = LayerWork(name="c", op="conv", in_shape=(8, 8, 8), out_shape=(16, 8, 8), kernel=3,
+                       acc_bits={"int8": 20}, in_bits=4)
+    assert layer_blocks(narrow, folded)[0]["window_kbits"] == 0.288
+    # a model with a window term prices it; one without (or a 1x1 block, which has no window)
+    # does not
+    feats = layer_blocks(conv, folded)[0]
+    own = {**MODEL, "per_kbit": {"conv3x3": 2.5}}
+    assert block_delay_ns(feats, own) == pytest.approx(block_delay_ns(feats, MODEL) + 1.44)
+    pw = LayerWork(name="p", op="conv", in_shape=(8, 8, 8), out_shape=(16, 8, 8), kernel=1)
+    assert "window_kbits" not in layer_blocks(pw, LayerChoice("int8", 8, 2))[0]
 
 
 def test_pass_through_stages_are_blocks_of_the_layer_before_them():

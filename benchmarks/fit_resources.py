@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -80,14 +81,16 @@ _XC7_RAM_CELLS = [[32, 6, 8], [64, 3, 8]]
 
 #: The ECP5 model's memory mapping, as synth_ecp5 maps memories: Yosys' memory_libmap cost rule
 #: with the Lattice cells' costs (``models.ops._price.libmap_choice``; checked against 315
-#: synth_ecp5 runs by ``benchmarks/memory_map.py``): an EBR 128 (+14 for its port emulation),
+#: synth_ecp5 runs by ``benchmarks/memory_map.py``, 435 since the RAMs marked ``no_rw_check``):
+#: an EBR 128 (+14 for its port emulation; +0 for a RAM marked ``no_rw_check``, all 120 such),
 #: a TRELLIS_DPR16X4 (16 x 4 in 6 LUT4 sites) 4, read multiplexers and write-enable decoders 0.5
 #: per bit, a ROM bit in LUT4 logic 1/16 (16 bits per LUT). Its requantizer multiply: one
 #: MULT18X18D up to a 19-bit accumulator, two from 20 (``dse.cost.DSP_ACC_BITS``; synth_ecp5 of
 #: hw.requant at 17-26 bits).
 _ECP5_MEMORY = {"lutram_max_bits": 2048, "lutram_bits_per_lut": 16, "line_buffer_rows": 2,
                 "lutram_cells": [[16, 4, 6]],
-                "libmap": {"block_cost": 128, "block_extra": 14, "lutram_cell_cost": 4,
+                "libmap": {"block_cost": 128, "block_extra": 14, "block_extra_no_rw_check": 0,
+                           "lutram_cell_cost": 4,
                            "mux": 0.5, "demux": 0.5, "logic_cost_rom": 0.0625,
                            "logic_cost_ram": 1.0}}
 
@@ -697,8 +700,8 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     # own synthesis flattens for the timing estimate, nextpnr's for placement)
     if (build_dir / sub / "stat_hier.json").is_file():
         stat = build_dir / sub / "stat_hier.json"
-    elif family == "xcup":
-        stat = _hier_stat(build_dir, man["top"])
+    elif family in ("xcup", "ecp5"):
+        stat = _hier_stat(build_dir, man["top"], family)
     text = stat.read_text()
     cells = _module_cells(json.loads(text[text.index("{"):]))
     if not cells:
@@ -706,8 +709,13 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
                          f"synthesise {build_dir} without flattening into "
                          f"{stat.with_name('stat_hier.json')}")
     point = DesignPoint.from_dict(man["point"])
-    bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
-    qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
+    if (build_dir / "qgraph.json").is_file():  # the build's own integer network
+        from models.qgraph import QGraph
+
+        qgraph = QGraph.load(build_dir / "qgraph.json")
+    else:
+        bundle = zoo.load(man["model"], train_if_missing=False, progress=False)
+        qgraph = bundle.qgraph({c.name: c.format for c in point.layers})
     net = Network(qgraph, point, dsp_acc_bits=man.get("dsp_acc_bits"))
     out = []
     for name, comp in net._subs:
@@ -728,21 +736,30 @@ def network_samples(build_dir, family: str = "xcup") -> list[dict]:
     return out
 
 
-def _hier_stat(build_dir: Path, top: str) -> Path:
-    """``synth/stat_hier.json`` of a ``codesign build --synth`` directory: its Verilog through
-    ``synth_xilinx -family xcup`` kept hierarchical (the build's own synthesis flattens the
-    design for its timing estimate, which leaves no per-module breakdown)."""
+def _hier_stat(build_dir: Path, top: str, family: str = "xcup") -> Path:
+    """``stat_hier.json`` of a build: its Verilog through the family's synthesis kept
+    hierarchical, beside the build's own (``synth/`` of a ``codesign build --synth`` for
+    ``xcup``, ``implement/`` for ``ecp5``, made here if absent). The build's own synthesis
+    flattens the design (for its timing estimate, for placement), which leaves no per-module
+    breakdown. On ECP5 it is the netlist before ``codesign implement``'s MULT18X18D and DP16KD
+    register rewrites (a RAM's read register counts as flip-flops)."""
     from hw.synth import FAMILIES, run_logged, yosys_path
 
-    d = build_dir / "synth"
+    d = build_dir / ("synth" if family == "xcup" else "implement")
+    d.mkdir(exist_ok=True)
     out = d / "stat_hier.json"
-    verilog = (build_dir / "verilog" / f"{top}.v").resolve()
+    # the yowasp tools see their working directory only: the Verilog is copied into it
+    src = d / "hier_src.v"
+    shutil.copyfile(build_dir / "verilog" / f"{top}.v", src)
     script = d / "hier.ys"
-    script.write_text(f"read_verilog -sv {verilog}\n{FAMILIES['xcup']} -top {top}\n"
+    # synth_xilinx keeps the hierarchy unless asked to flatten, synth_ecp5 flattens unless not
+    keep = " -noflatten" if family == "ecp5" else ""
+    script.write_text(f"read_verilog -sv {src.name}\n{FAMILIES[family]} -top {top}{keep}\n"
                       "tee -q -o stat_hier.json stat -json\n")
     print(f"{build_dir}: hierarchical synthesis for the per-module breakdown", file=sys.stderr)
     res = run_logged([yosys_path(), "-q", script.name], cwd=d, log=d / "hier.log",
                      timeout=3600, what=f"hierarchical synthesis of {build_dir}")
+    src.unlink()
     if res.returncode != 0 or not out.is_file():
         raise SystemExit(f"error: the hierarchical synthesis of {build_dir} failed; see "
                          f"{d / 'hier.log'}")

@@ -73,7 +73,11 @@ def memory_component(kind: str, width: int, depth: int):
                 init = [rnd.getrandbits(width) for _ in range(depth)]
                 m.submodules.mem = mem = Memory(shape=unsigned(width), depth=depth, init=init)
             else:
-                m.submodules.mem = mem = Memory(shape=unsigned(width), depth=depth, init=[])
+                # ramnrw: a RAM whose reads never meet a write of the same word, so marked
+                # (hw.fifo's storage, hw.dense_line_buffer's rows)
+                attrs = {"no_rw_check": 1} if kind == "ramnrw" else None
+                m.submodules.mem = mem = Memory(shape=unsigned(width), depth=depth, init=[],
+                                                attrs=attrs)
                 wp = mem.write_port()
                 m.d.comb += [wp.addr.eq(self.waddr), wp.data.eq(self.wdata), wp.en.eq(self.we)]
             rp = mem.read_port(domain="sync")
@@ -156,7 +160,8 @@ def judge(rows, model, family: str = "ecp5") -> None:
 
     for r in rows:
         rom = r["kind"] == "rom"
-        r["rule"] = rule_choice(model, r["width"], r["depth"], rom=rom)
+        r["rule"] = rule_choice(model, r["width"], r["depth"], rom=rom,
+                                no_rw_check=r["kind"] == "ramnrw")
         r["old"] = old_rule(r["kind"], r["width"], r["depth"], family)
         r["rule_bram18"] = memory_bram18(r["width"], r["depth"]) if r["rule"] == "bram" else 0
         r["old_bram18"] = memory_bram18(r["width"], r["depth"]) if r["old"] == "bram" else 0
@@ -174,8 +179,10 @@ def markdown(rows, seconds: float, family: str = "ecp5") -> str:
         "# Memory mapping on ECP5: synth_ecp5 against the resource model",
         "",
         "Written by `benchmarks/memory_map.py`: each memory alone, read through a register "
-        "(`rom`: a weight ROM; `ram`: a write port and a read port, as a line-buffer bank or a "
-        f"FIFO), synthesised with `synth_ecp5`. {n} memories, {seconds:.0f} s of Yosys runs.",
+        "(`rom`: a weight ROM; `ram`: a write port and a read port, as a line-buffer bank; "
+        "`ramnrw`: the same marked `no_rw_check`, as a FIFO's storage and a dense line "
+        f"buffer's rows), synthesised with `synth_ecp5`. {n} memories, {seconds:.0f} s of "
+        "Yosys runs.",
         "",
         "| rule | mapping right (EBR / LUT RAM / logic) | EBR count right |",
         "|---|---:|---:|",
@@ -263,8 +270,8 @@ def plot(rows, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colour = {"bram": "tab:blue", "lutram": "tab:green", "logic": "tab:orange"}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, kind in zip(axes, ("rom", "ram"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
+    for ax, kind in zip(axes, ("rom", "ram", "ramnrw"), strict=True):
         if not any(r["kind"] == kind for r in rows):
             ax.set_visible(False)
             continue
@@ -278,8 +285,8 @@ def plot(rows, path: Path) -> None:
         ax.set_title(f"{kind}: Yosys' mapping (X: the rule disagrees)")
     axes[0].set_ylabel("width (bits)")
     for name, c in colour.items():
-        axes[1].scatter([], [], c=c, label=name)
-    axes[1].legend(loc="lower right")
+        axes[2].scatter([], [], c=c, label=name)
+    axes[2].legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -313,10 +320,11 @@ def main(argv=None) -> int:
         jobs = xilinx_jobs(args.quick)
     elif args.quick:
         ws, ds = QUICK
-        jobs = [(k, w, d) for k in ("rom", "ram") for w in ws for d in ds]
+        jobs = [(k, w, d) for k in ("rom", "ram", "ramnrw") for w in ws for d in ds]
     else:
         jobs = ([("rom", w, d) for w in WIDTHS for d in DEPTHS]
-                + [("ram", w, d) for w in RAM_WIDTHS for d in RAM_DEPTHS])
+                + [(k, w, d) for k in ("ram", "ramnrw") for w in RAM_WIDTHS
+                   for d in RAM_DEPTHS])
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="memmap_"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -83,8 +83,8 @@ def lutram_copies(model, read_ports: int) -> int:
     return max(1, math.ceil(read_ports / per))
 
 
-def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None = None
-                  ) -> str | None:
+def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None = None,
+                  no_rw_check: bool = False) -> str | None:
     """Where synthesis puts a ``width`` x ``depth`` memory read through a register: ``"bram"``,
     ``"lutram"`` or ``"logic"``, by the cost rule of Yosys' ``memory_libmap`` with the family's
     cell costs (``memory.libmap`` of the resource model; ``None`` for a family without one, which
@@ -102,6 +102,12 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
     model's ``memory.ram_libmap``, :func:`memory`); its ``cell`` is the LUT RAM cell the rule
     counts (default the family's one ``lutram_cells``).
 
+    ``no_rw_check``: a RAM whose reads never meet a write of the same word, marked so for Yosys
+    (``hw.fifo``'s storage, ``hw.dense_line_buffer``'s rows): a block RAM needs none of the
+    logic that gives a read the old word on such a collision, and costs
+    ``block_extra_no_rw_check`` instead of ``block_extra`` where the rule has it
+    (``benchmarks/memory_map.py``'s ``ramnrw`` memories).
+
     A ``lib`` with ``cells`` (``[depth, width, cost]`` each: the Xilinx LUT RAMs, whose Yosys
     library scales a cell's cost by the bits of its width it holds, ``widthscale``) prices LUT
     RAM in the cheaper of its cells: ``cost * width / cell width`` per row of cells, plus the
@@ -114,7 +120,10 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
         return None
     bits = width * depth
     logic = int(bits * lib["logic_cost_rom" if rom else "logic_cost_ram"])
-    cost = {"bram": lib["block_cost"] * memory_bram18(width, depth) + lib["block_extra"]}
+    extra = lib["block_extra"]
+    if no_rw_check and not rom:
+        extra = lib.get("block_extra_no_rw_check", extra)
+    cost = {"bram": lib["block_cost"] * memory_bram18(width, depth) + extra}
     if not rom:
         def lutram(cd: int, per_row: float) -> float:
             # the cells, the read multiplexer over their rows, the write-enable decoder
@@ -130,12 +139,14 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
     return best if cost[best] < logic else "logic"
 
 
-def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
+def dual_port_memory(model, width: int, depth: int, *, no_rw_check: bool = False
+                     ) -> tuple[int, int]:
     """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank, read through a register): LUTRAM
     cells (:func:`lutram_luts`), or block RAM where the family's mapping rule puts it
     (:func:`rule_choice`: ECP5's ``memory.libmap``, UltraScale+'s ``memory.ram_libmap``;
-    without one, beyond ``memory.lutram_max_depth`` words)."""
-    choice = rule_choice(model, width, depth, rom=False)
+    without one, beyond ``memory.lutram_max_depth`` words; ``no_rw_check``:
+    :func:`libmap_choice`)."""
+    choice = rule_choice(model, width, depth, rom=False, no_rw_check=no_rw_check)
     if choice is None:
         limit = model.memory.get("lutram_max_depth") if model is not None else None
         choice = "bram" if limit is not None and depth > limit else "lutram"
@@ -144,27 +155,29 @@ def dual_port_memory(model, width: int, depth: int) -> tuple[int, int]:
     return lutram_luts(model, width, depth), 0
 
 
-def rule_choice(model, width: int, depth: int, *, rom: bool) -> str | None:
+def rule_choice(model, width: int, depth: int, *, rom: bool, no_rw_check: bool = False
+                ) -> str | None:
     """:func:`libmap_choice` under the family's rule for this kind of memory: ``memory.libmap``
     for both (ECP5), or ``memory.ram_libmap`` (UltraScale+) for RAMs, and for ROMs where it has a
     ``logic_cost_rom`` (a 69-bit x 76-word FIFO is 2 RAMB18E2, where the depth thresholds said
     LUT RAM; a 32-bit x 384-word ROM is one RAMB18E2, where the 16 Kb bound said LUTs, and a
     64-bit x 256-word one, at the bound, 256 LUTs; dse/resource_model.json,
     reports/dse_check.md). None where the family has no rule (the thresholds then decide)."""
-    choice = libmap_choice(model, width, depth, rom=rom)
+    choice = libmap_choice(model, width, depth, rom=rom, no_rw_check=no_rw_check)
     lib = model.memory.get("ram_libmap") if model is not None else None
     if choice is None and lib and (not rom or "logic_cost_rom" in lib):
-        choice = libmap_choice(model, width, depth, rom=rom, lib=lib)
+        choice = libmap_choice(model, width, depth, rom=rom, lib=lib, no_rw_check=no_rw_check)
     return choice
 
 
-def memory(model, width: int, depth: int, *, rom: bool = False) -> tuple[int, int]:
+def memory(model, width: int, depth: int, *, rom: bool = False, no_rw_check: bool = False
+           ) -> tuple[int, int]:
     """(LUTs, BRAM18) of a memory read through a register (``rom``: a weight or bias ROM): LUTs
     when small, block RAM otherwise (:func:`rule_choice` where the family has a rule)."""
     bits = width * depth
     if bits <= 0:
         return 0, 0
-    choice = rule_choice(model, width, depth, rom=rom)
+    choice = rule_choice(model, width, depth, rom=rom, no_rw_check=no_rw_check)
     if choice is None:
         # Yosys keeps shallow memories (wide weight words) in LUTs even when large; block RAM
         # from ``memory.bram_min_depth`` words (synth_xilinx: a 576-bit x 256 weight ROM in 16
@@ -291,5 +304,5 @@ def skip_fifo(model, stage: dict, *, lanes: int, coord_bits: int) -> dict:
     ``skip_sites``: the FIFO sits on the join's other input)."""
     bits = stream_bits(lanes, coord_bits, stage.get("bits", ACT_BITS))
     depth = stage.get("skip_sites", 0) * math.ceil(stage["in_shape"][0] / lanes)
-    lut_m, bram_m = memory(model, bits, depth)
+    lut_m, bram_m = memory(model, bits, depth, no_rw_check=True)  # hw.fifo's storage
     return {"lut": lut_m, "bram18": bram_m}

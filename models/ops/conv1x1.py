@@ -56,10 +56,11 @@ class Conv1x1(PointwiseOp):
         sites = self.input_fifo_sites(layer)
         if sites:
             beats = layer.in_shape[0] // choice.lanes
+            # the edge's hw.fifo storage (no_rw_check: :func:`_price.libmap_choice`)
             lut, bram = _price.memory(model, _price.stream_bits(choice.lanes,
                                                                 _price.coord_bits(layer.in_shape),
                                                                 layer.in_bits),
-                                      sites * beats)
+                                      sites * beats, no_rw_check=True)
             res["lut"] += lut
             res["bram18"] += bram
         return res

@@ -171,7 +171,9 @@ class WindowOp(ComputeOp):
             if line_buffer_ram(width, depth) == "bram":
                 bram += _price.memory_bram18(width, depth)
             else:
-                lut_m, bram_m = _price.dual_port_memory(model, width, depth)
+                # its rows are marked no_rw_check (hw.dense_line_buffer): a block RAM needs no
+                # read-during-write logic, which moves Yosys' choice towards it
+                lut_m, bram_m = _price.dual_port_memory(model, width, depth, no_rw_check=True)
                 luts, bram = luts + lut_m, bram + bram_m
         slots = dense_row_slots(kh)
         luts, bram = slots * luts, slots * bram

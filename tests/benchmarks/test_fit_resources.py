@@ -259,3 +259,24 @@ def test_the_price_counts_the_weight_rom_words_the_block_declares(fit_resources)
     rm = for_family("xc7")
     assert _price.memory(rm, 96, 192, rom=True) == (384, 0) == _price.memory(rm, 96, 256, rom=True)
     assert _price.memory(for_family("ecp5"), 96, 48, rom=True) == (384, 0)
+
+
+def test_an_ecp5_builds_modules_come_from_its_hierarchical_synthesis(fit_resources, tmp_path):
+    """``--family ecp5 --network BUILD``: the build's Verilog through ``synth_ecp5 -noflatten``
+    (real Yosys; the build's own synthesis is flattened) gives each FIFO and requantizer its
+    own cells, with the configuration the cost model prices them by."""
+    from helpers import tiny_qgraph
+
+    from codesign.cli import main
+
+    tiny_qgraph(0).save(tmp_path / "tiny.json")
+    build = tmp_path / "build"
+    assert main(["build", "--model", str(tmp_path / "tiny.json"), "--out", str(build)]) == 0
+    samples = fit_resources.network_samples(build, "ecp5")
+    assert (build / "implement" / "stat_hier.json").is_file()
+    assert not (build / "implement" / "hier_src.v").exists()  # the copy for yowasp is gone
+    fifos = [s for s in samples if s["kind"] == "fifo"]
+    rqs = [s for s in samples if s["kind"] == "requant"]
+    assert fifos and rqs
+    assert all(s["lut"] > 0 and s["width"] > 0 and s["depth"] > 0 for s in fifos)
+    assert all(s["lut"] > 0 and s["dsp"] >= 1 for s in rqs)

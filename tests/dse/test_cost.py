@@ -10,6 +10,7 @@ from dse.cost import (
     candidates,
     converter_cost,
     cycles,
+    for_family,
     layer_cost,
     memory_bram18,
     parallelism_options,
@@ -356,3 +357,25 @@ def test_a_7_series_part_prices_its_own_lut_ram_cells():
     assert _price.dual_port_memory(xc7, 8, 192) == (4 * 3 * 3, 0)    # 9 RAM64M
     assert _price.dual_port_memory(xcup, 16, 192)[1] == 0
     assert _price.dual_port_memory(xc7, 16, 192) == (0, 1)
+
+
+def test_a_ram_marked_no_rw_check_goes_to_block_ram_sooner_on_ecp5():
+    """synth_ecp5 maps a RAM whose reads never meet a write of the same word (``no_rw_check``:
+    the FIFOs' storage, the dense line buffer's rows) to an EBR without the read-during-write
+    logic, which moves its choice: 16 x 96 and 64 x 48 (and the other four of
+    ``benchmarks/memory_map.py``'s 120 such RAMs that differ) go to block RAM where the same
+    RAM unmarked stays in LUT RAM. The rule prices both as Yosys maps them; other families'
+    rules (no ``block_extra_no_rw_check``) are unchanged."""
+    from models.ops import _price
+
+    ecp5 = for_family("ecp5")
+    for width, depth, ebr in ((16, 96, 1), (64, 48, 2), (9, 128, 1)):
+        assert _price.dual_port_memory(ecp5, width, depth)[1] == 0
+        assert _price.dual_port_memory(ecp5, width, depth, no_rw_check=True) == (0, ebr)
+    # far from the boundary the mark changes nothing
+    assert _price.dual_port_memory(ecp5, 8, 16, no_rw_check=True) == \
+        _price.dual_port_memory(ecp5, 8, 16)
+    xcup = for_family("xcup")
+    for width, depth in ((16, 96), (32, 512), (8, 384)):
+        assert _price.dual_port_memory(xcup, width, depth, no_rw_check=True) == \
+            _price.dual_port_memory(xcup, width, depth)

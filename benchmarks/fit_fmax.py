@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "benchmarks"))  # after ROOT: benchmarks/dse.py is not dse
 
 # one block generator, one sample key, one fit with the resource calibration
-from fit_resources import _component, _key, _nnls, grid  # noqa: E402
+from fit_resources import _choice, _component, _key, _layer, _nnls, grid  # noqa: E402
 
 from common.fsutil import write_json  # noqa: E402
 
@@ -236,20 +236,17 @@ def estimate_sample(cfg: dict, workdir: Path, family: str = "xcup") -> dict:
 
 
 def features(cfg: dict) -> dict:
-    """``{"kind", "format", "levels"}`` of a block configuration (:func:`dse.fmax.block_features`,
-    which the DSE prices designs by)."""
-    from contract.constants import ACT_BITS
-    from dse.fmax import WINDOW_KINDS, block_features
+    """``{"kind", "format", "levels", ...}`` of a block configuration, as the DSE prices designs
+    by (:mod:`dse.fmax`): a compute block's are its layer's (:func:`dse.fmax.layer_blocks`, the
+    layer and choice the resource fit builds for it: products of a folded kernel's row step,
+    window bits), the others' :func:`dse.fmax.block_features`."""
+    from dse.fmax import block_features, layer_blocks
 
-    b, k = cfg["block"], cfg.get("kernel", 3)
-    window = b in WINDOW_KINDS
-    # a full window conv sums one kernel row step's products a cycle (``kfold``), as
-    # dse.fmax.layer_blocks counts them; the sweep's streams carry int8 activations
-    products = k // cfg.get("kfold", 1) * k * cfg["lanes"] if b == "conv3x3" else None
-    return block_features(b, cfg["format"], cfg["lanes"], k,
+    if cfg["block"] in ("conv1x1", "dwconv3x3", "conv3x3"):
+        return layer_blocks(_layer(cfg), _choice(cfg))[0]
+    return block_features(cfg["block"], cfg["format"], cfg["lanes"], 3,
                           acc_bits=cfg.get("acc_bits", 32), dense=bool(cfg.get("dense")),
-                          datapath=cfg.get("datapath", ""), products=products,
-                          window_bits=k * k * cfg["lanes"] * ACT_BITS if window else 0)
+                          datapath=cfg.get("datapath", ""))
 
 
 def network_sample(build_dir) -> dict:
@@ -443,16 +440,6 @@ def fit(samples: list[dict], holdout_every: int = 3) -> dict:
     }
 
 
-def alone_kinds() -> tuple[str, ...]:
-    """The kinds whose only columns in the fit are their own ``base`` and ``per_level``: the
-    pass-through stages (:data:`dse.fmax.STAGE_KINDS`) and the lane-width converter (no
-    format, datapath or adder-tree term shared with another kind). :func:`refit_kinds` refits
-    them as :func:`fit` would; any other kind with the shared terms held."""
-    from dse.fmax import STAGE_KINDS
-
-    return (*STAGE_KINDS, "width")
-
-
 def _key_kind(key: str) -> str:
     """The block kind of a recorded sample's configuration key (:func:`_key`): its block, and
     ``_dense`` for a window block on the dense line buffer."""
@@ -468,8 +455,9 @@ def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3)
     ``per_level`` (when its samples span more than one adder-tree depth) and its ``per_kbit``
     (when they hold a folded kernel, :func:`kbit_kinds`). The format and datapath terms, which
     other kinds share, are held at the model's values (each sample's delay less them is
-    fitted): for the kinds of :func:`alone_kinds` that is what :func:`fit` of the whole sweep
-    gives; for a window kind it moves the kind's terms only. Raises ValueError for a kind that
+    fitted): for a kind with no such term (the pass-through stages, the width converter) that
+    is what :func:`fit` of the whole sweep gives; for a window kind it moves the kind's terms
+    only. Raises ValueError for a kind that
     has no new sample, or a sample whose format or datapath the model has no term for."""
     feats = [features(s["config"]) for s in samples]
     missing = sorted(set(kinds) - {f["kind"] for f in feats})

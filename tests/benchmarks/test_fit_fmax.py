@@ -299,7 +299,7 @@ def test_routing_only_refits_the_recorded_networks_without_placing(fit_fmax, tmp
 def test_refit_kinds_replaces_one_stage_kinds_terms_and_keeps_the_rest(fit_fmax):
     """A refit of the pools alone gives the pools' terms a whole fit gives (their columns are
     their own) and leaves every other coefficient and sample as it was; a kind with a format
-    term is refused."""
+    term is refitted with the format's term held, and refused where the model has none."""
     def sample(block, lanes, fmax, fmt="int8"):
         cfg = {"block": block, "format": fmt, "c_in": 16, "c_out": 16, "lanes": lanes,
                "pe": lanes, "h": 8, "w": 8}

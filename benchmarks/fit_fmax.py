@@ -449,6 +449,15 @@ def _key_kind(key: str) -> str:
     return f"{block}_dense" if block in WINDOW_KINDS and "_denseTrue_" in key else block
 
 
+def _missing_terms(model: dict, feats: list[dict]) -> list[str]:
+    """The formats and datapaths of ``feats`` that ``model`` has no term for (which
+    :func:`refit_kinds` holds at the model's values)."""
+    return sorted({f["format"] for f in feats
+                   if f["format"] != "none" and f["format"] not in model["mult"]}
+                  | {f["datapath"] for f in feats
+                     if f.get("datapath") and f["datapath"] not in model.get("datapath", {})})
+
+
 def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3) -> dict:
     """``model`` with the blocks of ``kinds`` refitted on ``samples`` (their new runs) and every
     other coefficient and sample kept. A kind's own terms are fitted: its ``base``, its
@@ -463,10 +472,7 @@ def refit_kinds(model: dict, samples: list[dict], kinds, holdout_every: int = 3)
     missing = sorted(set(kinds) - {f["kind"] for f in feats})
     if missing:
         raise ValueError(f"no new sample of {', '.join(missing)}")
-    unknown = sorted({f["format"] for f in feats if f["kind"] in kinds and f["format"] != "none"
-                      and f["format"] not in model["mult"]}
-                     | {f["datapath"] for f in feats if f["kind"] in kinds and f.get("datapath")
-                        and f["datapath"] not in model.get("datapath", {})})
+    unknown = _missing_terms(model, [f for f in feats if f["kind"] in kinds])
     if unknown:
         raise ValueError(f"the model has no term for {', '.join(unknown)}: refit the whole sweep")
     model = json.loads(json.dumps(model))
@@ -625,6 +631,11 @@ def main(argv=None) -> int:
                   "the whole sweep first", file=sys.stderr)
             return 2
     cfgs = [c for c in configs(args.family) if not kinds or features(c)["kind"] in kinds]
+    unknown = _missing_terms(base_model, [features(c) for c in cfgs]) if kinds else []
+    if unknown:  # refit_kinds holds them at the model's values: it has to have them
+        print(f"error: --kinds: {args.out} has no term for {', '.join(unknown)}; refit the "
+              "whole sweep", file=sys.stderr)
+        return 2
     job = (partial(estimate_sample, workdir=Path(args.workdir).resolve(), family=args.family)
            if xilinx else partial(implement_sample, workdir=Path(args.workdir).resolve(),
                                   device=args.device, seeds=args.seeds))

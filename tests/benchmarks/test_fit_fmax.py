@@ -1,6 +1,8 @@
 """benchmarks/fit_fmax.py: block configurations, the harness every block is timed in, and the
 model fit (loaded from its path: benchmarks/ is not a package)."""
 
+import json
+
 import pytest
 from helpers import load_benchmark
 
@@ -136,6 +138,14 @@ def test_writing_the_dse_model_needs_networks_and_is_refused_before_any_run(fit_
                           "--out", str(tmp_path / "empty.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no fitted block model" in err[0]
+    # a model without the format terms the kind's blocks need: refused before any placement
+    bare = json.loads(model_file("ecp5").read_text())
+    bare["mult"].pop("int4")
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    assert fit_fmax.main(["--workdir", str(work), "--kinds", "conv3x3_dense", "--no-write",
+                          "--out", str(tmp_path / "bare.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no term for int4" in err[0]
     # nothing ran, nothing was written
     assert not work.exists() and model_file("ecp5").read_bytes() == before
 

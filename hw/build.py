@@ -9,7 +9,8 @@ Outputs in ``out`` (docs/CONTRACT.md, "Build outputs"):
   (:func:`qgraph_fingerprint`, to detect a stale build), both stream ports with their field
   layout (:func:`hw.stream.payload_fields`) and map geometry, one entry per compute layer, the
   computed residual skip FIFO depths, and every stage's cycles per frame for a dense input
-  (``stages_dense``; ``ii_dense`` is their maximum, the dense initiation interval).
+  (``stages_dense``, a compute layer's as the DSE prices its stage; ``ii_dense`` is their
+  maximum, the dense initiation interval).
 - ``qgraph.json``: the integer network the Verilog computes (the build's own golden model, so
   ``codesign sim`` needs nothing else; its digest is ``qgraph_sha256``).
 - ``resources.json`` (``synth=True``): Yosys cell counts of the top for the synthesis family
@@ -134,25 +135,32 @@ def write_design(out, *, top: str, text: str, i_shape, o_shape, clock_mhz: float
 
 
 def dense_stage_cycles(qgraph, point, net) -> list[dict]:
-    """Cycles per frame of every stage (its op's block formula) when every site is active.
+    """Cycles per frame of every stage when every site is active.
 
-    The network's initiation interval for dense maps is the largest of them.
+    A compute layer's entry is the DSE's figure for its stage (:func:`dse.cost.cycles`: its block
+    formula and what the pass-through stages it feeds add, a crop's or a pool's hold on its
+    output stream), so the manifest's II is the one the DSE chose the point by; a pass-through
+    node's is its own block formula. The network's initiation interval for dense maps is the
+    largest of them.
     """
+    from dse import cost, workload
     from models.ops.crop import folded_margin
 
+    layers = {layer.name: layer for layer in workload.from_qgraph(qgraph).layers}
     out = []
     nodes = {n.name: n for n in qgraph.nodes}
     for node in qgraph.nodes[1:]:
-        _, ih, iw = node.in_shape
-        _, oh, ow = node.out_shape
-        stats = {"active_sites_mean": oh * ow, "active_in_mean": ih * iw}
-        if node.op == "crop" and folded_margin(qgraph, nodes[node.inputs[0]]):
-            stats["active_in_mean"] = oh * ow  # its conv sends the kept sites only
         op = ops.of(node)
-        choice = point.choice(node.name) if op.compute else None
-        extra = {"margin": m} if op.compute and (m := folded_margin(qgraph, node)) else {}
-        cycles = math.ceil(op.cycles(node, choice, stats, lanes=net.stages[node.name].in_lanes,
-                                     **extra))
+        if op.compute:
+            cycles = cost.cycles(layers[node.name], point.choice(node.name))
+        else:
+            _, ih, iw = node.in_shape
+            _, oh, ow = node.out_shape
+            stats = {"active_sites_mean": oh * ow, "active_in_mean": ih * iw}
+            if node.op == "crop" and folded_margin(qgraph, nodes[node.inputs[0]]):
+                stats["active_in_mean"] = oh * ow  # its conv sends the kept sites only
+            cycles = math.ceil(op.cycles(node, None, stats,
+                                         lanes=net.stages[node.name].in_lanes))
         out.append({"name": node.name, "op": node.op, "cycles": cycles})
     return out
 

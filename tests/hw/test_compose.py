@@ -183,6 +183,35 @@ def test_dense_initiation_interval_matches_slowest_stage():
     assert max(stages["pw1"], stages["pw2"]) <= gaps[0] <= max(stages.values()) + 5
 
 
+def test_dense_interval_counts_a_pools_hold_on_its_conv():
+    """A conv whose output a 2x2 max pool takes two lanes at a time (stem at 2 lanes x 4): the
+    pool holds the conv back, which the conv's block formula alone (259 cycles) does not see.
+    The manifest's stage figure is the DSE's (its pass-through stages' stalls counted) and the
+    simulated interval is that figure."""
+    import dataclasses
+
+    from helpers import maxpool_qgraph
+
+    from hw.build import dense_stage_cycles
+    from hw.sim import run_beats
+    from models import ops
+
+    g = maxpool_qgraph(0, h=16, w=16)
+    p = DesignPoint.default(g)
+    p = dataclasses.replace(p, layers=tuple(dataclasses.replace(c, lanes=2, pe=4)
+                                            if c.name == "stem" else c for c in p.layers))
+    net = Network(g, p)
+    stages = {s["name"]: s["cycles"] for s in dense_stage_cycles(g, p, net)}
+    stem = g.node("stem")
+    block = ops.of(stem).cycles(stem, p["stem"], {"active_sites_mean": 256,
+                                                  "active_in_mean": 256}, lanes=2)
+    assert stages["stem"] > block
+    _, h, w = g.input.in_shape
+    _, eofs = run_beats(net, _frames(g, random.Random(0), [h * w] * 4), lanes=net.i_shape.lanes)
+    gaps = {b - a for a, b in zip(eofs, eofs[1:], strict=False)}
+    assert gaps == {max(stages.values())} == {stages["stem"]}
+
+
 def test_narrow_streams_carry_each_tensors_range_bit_exact():
     """A tensor travels in the bits of its clamp range (contract.constants.act_width): 4-bit
     unsigned in 5-bit lanes, 3-bit signed narrow in 3; a join takes its inputs at its own width,

@@ -8,7 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json", "write_png", "write_text", "undo_new_on_failure"]
+__all__ = ["atomic_path", "staged_dir", "write_json", "write_png", "write_text",
+           "undo_new_on_failure"]
 
 
 @contextmanager
@@ -28,6 +29,26 @@ def atomic_path(path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def staged_dir(path):
+    """Yield an empty work directory beside ``path`` (``.<name>.partial``); if the block succeeds
+    it replaces ``path`` whole, so an interrupted or failed run leaves an earlier ``path`` (and
+    whatever record names its files) as it was. A failed run's directory stays, under its
+    ``.partial`` name, for its logs; the next run clears it."""
+    import shutil
+
+    path = Path(path)
+    work = path.parent / f".{path.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    yield work
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    os.replace(work, path)
 
 
 def write_text(path, text: str) -> None:

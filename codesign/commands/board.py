@@ -186,7 +186,7 @@ def _bitstream(build, manifest, b, core_file, common) -> dict:
     """Place, route and pack the board top (reused when the core and the accelerator it was
     made from are unchanged); ``DIR/board.json``."""
     from common.digest import file_digest
-    from common.fsutil import write_json
+    from common.fsutil import staged_dir, write_json
     from dse.devices import device
     from hw.board import BOARD_TOP, board_plan
     from hw.pnr import implement, timing_line
@@ -200,16 +200,19 @@ def _bitstream(build, manifest, b, core_file, common) -> dict:
                 and file_digest(bit) == old["bitstream"]["sha256"]:
             _say(f"bitstream {bit} is up to date")
             return old
-    record.unlink(missing_ok=True)
     files = board_plan(b)
     dev = device(b.device)
     _say(f"{BOARD_TOP} for {b.name} ({dev.name}) at {b.clock_hz / 1e6:g} MHz")
     sources = {manifest.verilog.name: manifest.verilog.read_text(),
                f"{BOARD_TOP}.il": files[f"{BOARD_TOP}.il"]}
     t0 = time.perf_counter()
-    impl = implement(core_file.read_text(), top=BOARD_TOP, device=dev,
-                     workdir=build / "board" / "implement", clock_mhz=b.clock_hz / 1e6,
-                     progress=_say, extra=sources, lpf=files[f"{BOARD_TOP}.lpf"])
+    # made beside board/implement and swapped in when done (codesign implement's rule): a
+    # stopped run leaves the earlier bitstream and its record as they were
+    with staged_dir(build / "board" / "implement") as work:
+        impl = implement(core_file.read_text(), top=BOARD_TOP, device=dev, workdir=work,
+                         clock_mhz=b.clock_hz / 1e6, progress=_say, extra=sources,
+                         lpf=files[f"{BOARD_TOP}.lpf"])
+        record.unlink(missing_ok=True)
     impl["bitstream"]["file"] = f"board/implement/{impl['bitstream']['file']}"
     impl["key"] = key
     impl["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -2,7 +2,9 @@
 open tools (Yosys ``synth_ecp5``, ``nextpnr-ecp5``, ``ecppack``) for a Lattice ECP5 part.
 
 Writes ``DIR/implement/`` (the netlist, the tools' logs, nextpnr's ``report.json`` and the
-bitstream ``<top>.bit``) and ``DIR/implementation.json``: the achieved Fmax of each clock,
+bitstream ``<top>.bit``; made in ``DIR/.implement.partial/``, which replaces it when the run is
+done, so a stopped or failed run leaves an earlier implementation whole, its logs under the
+partial name) and ``DIR/implementation.json``: the achieved Fmax of each clock,
 utilisation, the worst paths, the bitstream's size and digest and the wall time of each step, tied
 to the build's Verilog by its SHA-256. Prints progress, the one-line timing verdict and one JSON
 line. A design that does not fit fails after synthesis naming the resource; a clock that is not
@@ -91,24 +93,27 @@ def _check(args):
 
 def run(args) -> int:
     from common.digest import file_digest
-    from common.fsutil import write_json
+    from common.fsutil import staged_dir, write_json
     from hw.pnr import implement, timing_line
 
     manifest, dev, clock = _check(args)
     build = Path(args.build)
-    # the verdict names exactly what it measured; an earlier one goes before the run starts
-    (build / "implementation.json").unlink(missing_ok=True)
     _say(f"{manifest.top} on {dev.name} ({dev.package}, speed {dev.speed}) at {clock:g} MHz")
     built = manifest.raw.get("family")
     if built not in (None, dev.synth_family):
         _say(f"note: this build's multipliers are sized for {built} DSPs; `codesign build "
              f"--device {dev.name}` splits its requantizers' wide products for the MULT18X18D")
-    impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
-                     workdir=build / "implement", clock_mhz=clock, seed=args.seed,
-                     progress=_say, clock_port=manifest.raw.get("clock", "clk"),
-                     seeds=args.seeds, dsp_registers=args.dsp_registers,
-                     ebr_registers=args.ebr_registers,
-                     lut_mapper=args.lut_mapper)
+    # the run works in a directory of its own that replaces DIR/implement only when it is done:
+    # stopped or failed, it leaves an earlier implementation and its record as they were; done,
+    # the earlier record goes before its files do, and the new one is written after them
+    with staged_dir(build / "implement") as work:
+        impl = implement(manifest.verilog.read_text(), top=manifest.top, device=dev,
+                         workdir=work, clock_mhz=clock, seed=args.seed,
+                         progress=_say, clock_port=manifest.raw.get("clock", "clk"),
+                         seeds=args.seeds, dsp_registers=args.dsp_registers,
+                         ebr_registers=args.ebr_registers,
+                         lut_mapper=args.lut_mapper)
+        (build / "implementation.json").unlink(missing_ok=True)
     impl["checked"] = {"manifest_sha256": file_digest(build / "manifest.json"),
                        "verilog_sha256": manifest.raw.get("verilog_sha256")}
     impl["bitstream"]["file"] = f"implement/{impl['bitstream']['file']}"

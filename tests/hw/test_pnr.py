@@ -230,6 +230,39 @@ def test_implement_without_dsp_registers_places_the_synthesised_netlist(toy_buil
     assert not (toy_build / "implement" / "dsp_check").exists()
 
 
+def test_a_stopped_implement_leaves_the_earlier_one_whole(toy_build, monkeypatch):
+    """A second run that fails (or is stopped) half way, after its tools wrote files: the first
+    run's record, bitstream and directory stay as they were, the record still naming its
+    bitstream; the failed run's files stay under the partial name, and a later run clears them."""
+    import hw.pnr
+
+    argv = ["implement", "--build", str(toy_build), "--device", "LFE5U-25F", "--clock-mhz", "100"]
+    assert main(argv) == 0
+    record = (toy_build / "implementation.json").read_bytes()
+    impl = json.loads(record)
+    bit = toy_build / impl["bitstream"]["file"]
+    before = {f.name: file_digest(f) for f in (toy_build / "implement").iterdir() if f.is_file()}
+    real = hw.pnr.implement
+
+    def stopped(*a, workdir, **kw):
+        (workdir / "nextpnr.log").write_text("half a run\n")
+        (workdir / bit.name).write_bytes(b"not a bitstream")
+        raise CodesignError("nextpnr-ecp5 failed (exit 1): placement stopped")
+
+    monkeypatch.setattr(hw.pnr, "implement", stopped)
+    assert main(argv) == 2
+    assert (toy_build / "implementation.json").read_bytes() == record
+    assert file_digest(bit) == impl["bitstream"]["sha256"]
+    assert {f.name: file_digest(f) for f in (toy_build / "implement").iterdir()
+            if f.is_file()} == before
+    partial = toy_build / ".implement.partial"
+    assert (partial / "nextpnr.log").read_text() == "half a run\n"
+    monkeypatch.setattr(hw.pnr, "implement", real)
+    assert main(argv + ["--no-dsp-registers", "--no-ebr-registers"]) == 0
+    assert not partial.exists()
+    assert json.loads((toy_build / "implementation.json").read_text())["dsp_registers"] is None
+
+
 @pytest.mark.slow
 def test_implement_a_network_on_ecp5(tiny_build, capsys):
     """The real tools end to end on a small network (minutes): Fmax, utilisation, a bitstream."""

@@ -402,6 +402,8 @@ def calibration_assignments(layers, formats, reference, count, seed=0):
     changed layers spreads from few to all."""
     rng = random.Random(seed)
     others = [f for f in formats if f != reference]
+    if not others:
+        return []  # the reference alone: nothing to mix
     out = [dict.fromkeys(layers, f) for f in others]
     for i in range(count):
         share = (i + 1) / (count + 1)
@@ -586,7 +588,9 @@ def load_or_measure(bundle, formats, path, **kw) -> Sensitivity:
             stale = fit.get("split") != want or fit.get("version") != CALIBRATION_VERSION
             if sens.superposition and not Path(sens.superposition).is_file():
                 stale = True  # its tables were deleted
-            if sens.noise and stale and kw.get("calibration", CALIBRATION_POINTS) > 0:
+            # (a table of one format has no mix to calibrate on: measure_sensitivity's rule)
+            if sens.noise and stale and len(sens.formats()) > 1 \
+                    and kw.get("calibration", CALIBRATION_POINTS) > 0:
                 sens = calibrate(bundle, sens, sorted(sens.formats()), split=want,
                                  count=kw.get("calibration", CALIBRATION_POINTS),
                                  superposition_path=_superposition_path(path),

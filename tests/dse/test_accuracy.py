@@ -63,6 +63,26 @@ def test_sensitivity_cache(tmp_path):
     assert b.calls > calls
 
 
+def test_a_cached_table_of_one_format_is_not_calibrated_again(tmp_path):
+    """A table of the reference format alone whose calibration record is stale (made by another
+    CALIBRATION_VERSION): there is no mix to calibrate on, so it is used as it is (it crashed in
+    calibration_assignments, choosing from no other format)."""
+    import json
+
+    from dse.accuracy import calibration_assignments
+
+    b = FakeBundle()
+    path = tmp_path / "sens.json"
+    s1 = load_or_measure(b, ["int8"], path)
+    d = json.loads(path.read_text())
+    d["fit"] = {**(d.get("fit") or {}), "version": -1, "split": "val"}
+    path.write_text(json.dumps(d))
+    calls = b.calls
+    s2 = load_or_measure(b, ["int8"], path, calibration=4)
+    assert b.calls == calls and s2.drops == s1.drops
+    assert calibration_assignments(["a", "b"], ["int8"], "int8", 4) == []
+
+
 class NoisyBundle:
     """A model whose output noise adds over layers and whose drop is ``0.5 * noise ** 1.5``
     of the summed noise, with an interaction the additive predictor cannot see."""

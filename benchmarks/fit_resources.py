@@ -18,6 +18,8 @@ fits by non-negative least squares
 - LUT, FF of a compute block = base[kind] + per_lane[kind] * lanes + per_pe[kind] * pe
   + mac[format] * MACs (+ per_lb_lut[kind] * line-buffer LUTs for a window block, whose address
   and read-mux logic grows with the map width; the grid has 34- and 16-wide and stride-2 probes)
+  (+ per_map_col[kind] * the map's columns for a sparse window block: its row bitmaps and their
+  occupancy logic, which grow with the width whether the rows sit in LUT RAM or block RAM)
   (+ per_fold_bit[kind] * the folded beat's bits, per_tap_fold_bit[kind] for a depthwise block
   folded over its 9 taps, + per_window_bit[kind] * the window's
   ``kh x kw x lanes x 8`` bits for a kind the grid holds 5x5 and 7x7 probes of, ``kernel_grid``)
@@ -539,6 +541,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
     macs_keys = sorted({mac_entry(s["config"]) for s in compute})
     cols = ([f"base:{k}" for k in kinds] + [f"lane:{k}" for k in kinds]
             + [f"pe:{k}" for k in kinds] + [f"lb:{k}" for k in kinds[1:]]
+            # the sparse line buffer's row bitmaps and their occupancy logic: a map column each
+            + [f"col:{k}" for k in kinds[1:3]]
             + [f"fold:{k}" for k in kinds[1:]]
             + [f"tapfold:{k}" for k in kinds if k.startswith("dwconv3x3")]
             + [f"beat:{k}" for k in kinds if k.startswith("conv3x3")]
@@ -565,6 +569,8 @@ def fit(samples: list[dict], base_model: dict) -> dict:
         if layer.kernel > 1:
             # the line buffer's address / read-mux logic scales with its LUTRAM cells
             x[f"lb:{kind}"] = op.line_buffer_luts(layer, ch, rm)
+        if f"col:{kind}" in x:
+            x[f"col:{kind}"] = op.bitmap_columns(layer)
         if ch.kfold > 1:
             # the kernel-row mux and the window-beat buffer scale with the window's bits, under
             # the op's term for its fold (a depthwise fold over its 9 taps has its own)
@@ -603,6 +609,7 @@ def fit(samples: list[dict], base_model: dict) -> dict:
             blk = model["block"].setdefault(k, {"base": {}, "per_lane": {}, "per_pe": {}})
             for col, key in ((f"base:{k}", "base"), (f"lane:{k}", "per_lane"),
                              (f"pe:{k}", "per_pe"), (f"lb:{k}", "per_lb_lut"),
+                             (f"col:{k}", "per_map_col"),
                              *((f"{c}:{k}", t) for t, c in _FOLD_COLUMNS.items()),
                              (f"win:{k}", "per_window_bit"),
                              (f"beat:{k}", "per_beat_bit"), (f"rambeat:{k}", "per_ram_beat_bit"),

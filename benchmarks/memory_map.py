@@ -21,8 +21,12 @@ the family's model (:func:`dse.cost.for_family`: the 7 series price their own LU
 and against the rule before it (whole 64 x 7 cells at 16 each, half a LUT per bit of read
 multiplexer).
 
+For ECP5 it also fits what a LUT RAM deeper than one cell takes in LUT4 logic (its read
+multiplexer and write decode, per read bit by its rows of cells, :func:`lutram_logic_fit`);
+``--write-model`` stores that table in ``dse/resource_model_ecp5.json``.
+
     python benchmarks/memory_map.py [--family ecp5|xcup|xc7] [--quick] [--jobs 2]
-                                    [--workdir DIR] [--out FILE.md]
+                                    [--workdir DIR] [--out FILE.md] [--write-model]
 """
 
 from __future__ import annotations
@@ -167,6 +171,59 @@ def judge(rows, model, family: str = "ecp5") -> None:
         r["old_bram18"] = memory_bram18(r["width"], r["depth"]) if r["old"] == "bram" else 0
 
 
+def lutram_logic_fit(rows, cell_depth: int = 16) -> dict:
+    """LUT4s a LUT RAM takes beyond its cells (the read multiplexer over its rows of cells and
+    the write-enable decode), from the RAMs (``ram``, ``ramnrw``) synth_ecp5 put in LUT RAM
+    deeper than one cell: ``per_bit[r] x width + per_row x r`` for ``r`` rows of cells, one
+    ``per_bit`` for each row count of the grid and one ``per_row``, by least squares; with the
+    errors of that price and of the cells alone (the model before it)."""
+    import math
+
+    import numpy as np
+
+    ram = [r for r in rows if r["kind"] != "rom" and r["observed"] == "lutram"
+           and r["depth"] > cell_depth]
+    if not ram:
+        return {"rows": [], "per_bit": [], "per_row": 0.0, "memories": 0}
+    n = [math.ceil(r["depth"] / cell_depth) for r in ram]
+    counts = sorted(set(n))
+    a = np.array([[r["width"] * (k == c) for c in counts] + [k]
+                  for r, k in zip(ram, n, strict=True)], dtype=float)
+    y = np.array([r["lut"] for r in ram], dtype=float)
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    err = np.abs(a @ coef - y)
+    return {"rows": counts, "per_bit": [round(float(v), 4) for v in coef[:-1]],
+            "per_row": round(float(coef[-1]), 4), "memories": len(ram),
+            "lut4_logic": int(y.sum()),
+            "mean_abs_error": round(float(err.mean()), 2),
+            "max_abs_error": round(float(err.max()), 2),
+            "mean_abs_error_without": round(float(y.mean()), 1),
+            "max_abs_error_without": int(y.max())}
+
+
+def _widths_by_rows(rows, cell_depth: int = 16) -> dict:
+    import math
+
+    out = {}
+    for r in rows:
+        if r["kind"] != "rom" and r["observed"] == "lutram" and r["depth"] > cell_depth:
+            out.setdefault(math.ceil(r["depth"] / cell_depth), set()).add(r["width"])
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def write_lutram_logic(path: Path, fit: dict) -> None:
+    """Store the fitted table in the ECP5 model's ``memory.lutram_logic`` (what
+    :func:`models.ops._price.lutram_logic` prices), with its errors and where it came from."""
+    from common.fsutil import write_json
+
+    model = json.loads(path.read_text())
+    model["memory"]["lutram_logic"] = {
+        **{k: fit[k] for k in ("rows", "per_bit", "per_row")},
+        "fit": {k: v for k, v in fit.items() if k not in ("rows", "per_bit", "per_row")}
+        | {"source": "benchmarks/memory_map.py --write-model (synth_ecp5, each RAM alone)"}}
+    write_json(path, model)
+
+
 def markdown(rows, seconds: float, family: str = "ecp5") -> str:
     if family != "ecp5":
         return xilinx_markdown(rows, seconds, family)
@@ -209,6 +266,31 @@ def markdown(rows, seconds: float, family: str = "ecp5") -> str:
     for r in fixed[:: max(1, len(fixed) // 12)]:
         lines.append(f"| {r['kind']} | {r['width']} | {r['depth']} | {r['observed']} | "
                      f"{r['old']} | {r['bram18']} | {r['lut_total']} |")
+    fit = lutram_logic_fit(rows)
+    per = dict(zip(fit["rows"], fit["per_bit"], strict=True))
+    lines += ["", "## LUT RAM: the logic beyond the cells", "",
+              f"The {fit['memories']} RAMs Yosys put in LUT RAM deeper than one cell take "
+              f"{fit.get('lut4_logic', 0):,} LUT4 of logic besides their TRELLIS_DPR16X4 cells: "
+              "the read multiplexer over the rows of cells and the write-enable decode. Priced "
+              "as `per_bit[rows] x width + per_row x rows` (`memory.lutram_logic`, written by "
+              "`--write-model`; `models.ops._price.lutram_logic`), per_row "
+              f"{fit['per_row']:g}:", "",
+              "| rows of cells | " + " | ".join(str(r) for r in fit["rows"]) + " |",
+              "|---|" + "---:|" * len(fit["rows"]),
+              "| LUT4 per read bit | " + " | ".join(f"{per[r]:g}" for r in fit["rows"]) + " |",
+              "", "| price | mean abs error (LUT4) | worst |", "|---|---:|---:|",
+              f"| cells and the table | {fit.get('mean_abs_error')} | "
+              f"{fit.get('max_abs_error')} |",
+              f"| cells only (before) | {fit.get('mean_abs_error_without')} | "
+              f"{fit.get('max_abs_error_without')} |", "",
+              "Not a line: synth_ecp5 builds the wider multiplexers with the slice's PFUMX and "
+              "L6MUX21, which are not LUT4s, so 8 rows take fewer LUT4 than 6. Each row count "
+              "holds the widths Yosys keeps in LUT RAM at that depth: "
+              + ", ".join(f"{r} rows {len(ws)} width{'s' if len(ws) > 1 else ''} "
+                          f"({min(ws)}-{max(ws)} bits)" if len(ws) > 1 else
+                          f"{r} rows only {ws[0]} bits"
+                          for r, ws in _widths_by_rows(rows).items()) + "."]
+
     return "\n".join(lines) + "\n"
 
 
@@ -301,6 +383,9 @@ def main(argv=None) -> int:
                    "(default: a temp dir)")
     p.add_argument("--jobs", type=int, default=2, help="Yosys runs at a time")
     p.add_argument("--quick", action="store_true", help="a 5 x 5 grid of each kind")
+    p.add_argument("--write-model", action="store_true",
+                   help="ecp5: store the LUT RAM logic table fitted here in "
+                        "dse/resource_model_ecp5.json (memory.lutram_logic)")
     args = p.parse_args(argv)
 
     from common.errors import CodesignError
@@ -313,6 +398,10 @@ def main(argv=None) -> int:
         return 2
     if args.jobs < 1:
         print("error: --jobs must be 1 or more", file=sys.stderr)
+        return 2
+    if args.write_model and (args.family != "ecp5" or args.quick):
+        print("error: --write-model fits the ECP5 model from the full grid; drop --family or "
+              "--quick", file=sys.stderr)
         return 2
     model = resource_model(ROOT / "dse" / "resource_model_ecp5.json")
     if args.family != "ecp5":
@@ -355,6 +444,8 @@ def main(argv=None) -> int:
     plot(rows, out.with_suffix(".png"))
     csv_path.with_suffix(".csv.tmp").replace(csv_path)
     tmp.replace(out)
+    if args.write_model:
+        write_lutram_logic(ROOT / "dse" / "resource_model_ecp5.json", lutram_logic_fit(rows))
     print(text)
     print(f"wall {time.perf_counter() - t0:.0f} s")
     return 0

@@ -61,11 +61,37 @@ def lutram_cells(model) -> tuple:
         or XILINX_LUTRAM_CELLS
 
 
-def lutram_luts(model, width: int, depth: int) -> int:
+def lutram_luts(model, width: int, depth: int, *, logic: bool = False) -> int:
     """LUT sites of a ``width`` x ``depth`` dual-port LUTRAM in whichever of the family's cells
-    takes fewer (ECP5: TRELLIS_DPR16X4, 16 x 4 in 6 LUT4 sites)."""
+    takes fewer (ECP5: TRELLIS_DPR16X4, 16 x 4 in 6 LUT4 sites); with ``logic``, and the logic
+    that reads and writes one deeper than a cell (:func:`lutram_logic`; the line buffers' and a
+    folded conv's beat memories: a pool prices its row buffer's read multiplexers by a fitted
+    term of its own, ``per_read_mux``)."""
     cells = lutram_cells(model)
-    return min(luts * math.ceil(width / w) * math.ceil(depth / d) for d, w, luts in cells)
+    d, w, luts = min(cells, key=lambda c: c[2] * math.ceil(width / c[1]) * math.ceil(depth / c[0]))
+    rows = math.ceil(depth / d)
+    return luts * math.ceil(width / w) * rows + (lutram_logic(model, width, rows) if logic else 0)
+
+
+def lutram_logic(model, width: int, rows: int) -> int:
+    """LUTs of a LUT RAM's read multiplexer over its ``rows`` rows of cells and its write-enable
+    decode, where the resource model has ``memory.lutram_logic`` (ECP5; fitted by
+    ``benchmarks/memory_map.py --write-model``, exact on every LUT RAM of its grid):
+    ``per_bit[rows] x width + per_row x rows``, ``per_bit`` tabled by rows (synth_ecp5's muxes
+    use the slice's PFUMX / L6MUX21 unevenly: 1, 2, 4, 10, 6 LUT4 per bit at 2, 3, 4, 6, 8 rows),
+    interpolated between its entries and grown in proportion to ``rows - 1`` past the last.
+    0 for one row of cells or a model without the table."""
+    table = model.memory.get("lutram_logic") if model is not None else None
+    if not table or rows <= 1:
+        return 0
+    rs, per = table["rows"], table["per_bit"]
+    if rows >= rs[-1]:
+        a = per[-1] * (rows - 1) / (rs[-1] - 1)
+    else:
+        i = next(i for i, r in enumerate(rs) if r >= rows)
+        lo_r, lo = (rs[i - 1], per[i - 1]) if i else (1, 0.0)
+        a = lo + (per[i] - lo) * (rows - lo_r) / (rs[i] - lo_r)
+    return math.ceil(a * width + table["per_row"] * rows)
 
 
 #: Asynchronous read ports one set of a family's LUT-RAM cells serves besides its write port,
@@ -142,17 +168,17 @@ def libmap_choice(model, width: int, depth: int, *, rom: bool, lib: dict | None 
 def dual_port_memory(model, width: int, depth: int, *, no_rw_check: bool = False
                      ) -> tuple[int, int]:
     """(LUTs, BRAM18) of a dual-port RAM (a line buffer bank, read through a register): LUTRAM
-    cells (:func:`lutram_luts`), or block RAM where the family's mapping rule puts it
-    (:func:`rule_choice`: ECP5's ``memory.libmap``, UltraScale+'s ``memory.ram_libmap``;
-    without one, beyond ``memory.lutram_max_depth`` words; ``no_rw_check``:
-    :func:`libmap_choice`)."""
+    cells and their read and write logic (:func:`lutram_luts`), or block RAM where the family's
+    mapping rule puts it (:func:`rule_choice`: ECP5's ``memory.libmap``, UltraScale+'s
+    ``memory.ram_libmap``; without one, beyond ``memory.lutram_max_depth`` words;
+    ``no_rw_check``: :func:`libmap_choice`)."""
     choice = rule_choice(model, width, depth, rom=False, no_rw_check=no_rw_check)
     if choice is None:
         limit = model.memory.get("lutram_max_depth") if model is not None else None
         choice = "bram" if limit is not None and depth > limit else "lutram"
     if choice == "bram":
         return 0, memory_bram18(width, depth)
-    return lutram_luts(model, width, depth), 0
+    return lutram_luts(model, width, depth, logic=True), 0
 
 
 def rule_choice(model, width: int, depth: int, *, rom: bool, no_rw_check: bool = False

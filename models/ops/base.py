@@ -370,6 +370,11 @@ class ComputeOp(Op):
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         return 0
 
+    def bitmap_columns(self, layer) -> int:
+        """Columns of the occupancy bitmaps a sparse line buffer keeps per row slot (the map's
+        width; 0 for a block without one)."""
+        return 0
+
     def line_buffer_registers(self, layer, choice) -> int:
         """Flip-flops of the line buffer beyond the block's fitted terms."""
         return 0
@@ -478,6 +483,8 @@ class ComputeOp(Op):
                  + mac.get(r, 0) * macs * (1.0 if r == "dsp" else narrow))
             if lb:  # line-buffer addressing and read muxes grow with its depth
                 v += blk.get("per_lb_lut", {}).get(r, 0) * lb
+            if "per_map_col" in blk:  # a sparse line buffer's row bitmaps
+                v += blk["per_map_col"].get(r, 0) * self.bitmap_columns(layer)
             if choice.kfold > 1:  # the kernel-row mux and the window-beat buffer
                 # (the op's own term for this fold where the model has one)
                 term = self.fold_term(choice)

@@ -63,7 +63,7 @@ class Conv3x3(WindowOp):
             return 0
         nb = math.ceil(layer.in_shape[0] / choice.lanes)
         return choice.kfold * _price.lutram_luts(
-            model, self.window_bits(layer, choice) // choice.kfold, nb)
+            model, self.window_bits(layer, choice) // choice.kfold, nb, logic=True)
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return dict(super().block_args(node, choice, shape, abits=abits, dense=dense),

@@ -179,7 +179,7 @@ class WindowOp(ComputeOp):
         luts, bram = slots * luts, slots * bram
         if b > 1:
             hist = dense_history_columns(kw, layer.stride) * kh * width
-            luts += _price.lutram_luts(model, hist, b)
+            luts += _price.lutram_luts(model, hist, b, logic=True)
         return luts, bram
 
     def line_buffer_registers(self, layer, choice) -> int:
@@ -203,3 +203,8 @@ class WindowOp(ComputeOp):
     def line_buffer_luts(self, layer, choice, model=None) -> int:
         """LUTs of the line buffer (:meth:`line_buffer_memory`)."""
         return self.line_buffer_memory(layer, choice, model)[0]
+
+    def bitmap_columns(self, layer) -> int:
+        """The sparse line buffer (:class:`hw.line_buffer.LineBuffer`) keeps an occupancy bitmap
+        of the map's width per row slot; the dense one keeps none."""
+        return 0 if getattr(layer, "dense", False) else layer.in_shape[2]

@@ -35,7 +35,46 @@ def test_the_rule_prices_each_side_as_yosys_does(ecp5):
     # (synth_ecp5: rom 4 x 48 in 16 LUT4, 8 x 48 in 32, reports/memory_map_ecp5.csv)
     assert memory(ecp5, 576, 48, rom=True) == (576 * 4, 0)
     assert dual_port_memory(ecp5, 64, 64) == (0, 2)
-    assert dual_port_memory(ecp5, 64, 32) == (16 * 2 * 6, 0)   # 32 TRELLIS_DPR16X4, 6 LUT4 each
+    # 32 TRELLIS_DPR16X4, 6 LUT4 each, and the read multiplexer over their two rows and the
+    # write decode: 66 LUT4, as synth_ecp5 maps it (reports/memory_map_ecp5.csv, ram 64 x 32)
+    assert dual_port_memory(ecp5, 64, 32) == (16 * 2 * 6 + 66, 0)
+
+
+def test_lut_ram_logic_is_tabled_by_rows_of_cells(ecp5):
+    """A LUT RAM's read multiplexer and write decode on ECP5: the grid's table (per read bit
+    by rows of cells, plus one LUT4 a row), exact where Yosys was run, interpolated between its
+    row counts and grown with the rows past its last; none for one row of cells, none where a
+    model has no table (UltraScale+), and none in the cells-only count a pool's fitted read
+    multiplexer term goes with."""
+    from models.ops._price import lutram_logic, lutram_luts
+
+    # synth_ecp5 (reports/memory_map_ecp5.csv): 8 x 128 (8 rows) 56 LUT4, 18 x 64 (4 rows) 76,
+    # 4 x 96 (6 rows) 46, 9 x 48 (3 rows) 21
+    assert [lutram_logic(ecp5, w, r) for w, r in ((8, 8), (18, 4), (4, 6), (9, 3))] == \
+        [56, 76, 46, 21]
+    assert lutram_logic(ecp5, 8, 1) == 0
+    five = lutram_logic(ecp5, 8, 5)  # between 4 rows (36) and 6 rows (86)
+    assert lutram_logic(ecp5, 8, 4) < five < lutram_logic(ecp5, 8, 6)
+    t = ecp5.memory["lutram_logic"]
+    assert lutram_logic(ecp5, 4, 32) == -(-(t["per_bit"][-1] * 31 / 15 * 4 + 32) // 1)
+    assert lutram_luts(ecp5, 8, 128) == 16 * 6
+    assert lutram_luts(ecp5, 8, 128, logic=True) == 16 * 6 + 56
+    assert lutram_logic(resource_model(), 8, 8) == 0
+
+
+def test_the_lut_ram_table_is_fitted_from_the_grid(memory_map):
+    """memory_map.lutram_logic_fit recovers a table the samples were made from, one per_bit per
+    row count and one per_row, and says what the cells alone would miss."""
+    per, per_row = {2: 1.0, 4: 4.0, 8: 6.0}, 1.0
+    rows = [{"kind": k, "width": w, "depth": 16 * r, "observed": "lutram",
+             "lut": int(per[r] * w + per_row * r)}
+            for k in ("ram", "ramnrw") for r in per for w in (4, 8, 16)]
+    rows += [{"kind": "rom", "width": 8, "depth": 64, "observed": "logic", "lut": 500},
+             {"kind": "ram", "width": 8, "depth": 16, "observed": "lutram", "lut": 0}]
+    fit = memory_map.lutram_logic_fit(rows)
+    assert fit["rows"] == [2, 4, 8] and fit["per_bit"] == [1.0, 4.0, 6.0]
+    assert fit["per_row"] == 1.0 and fit["memories"] == 18 and fit["max_abs_error"] == 0
+    assert fit["max_abs_error_without"] == 6 * 16 + 8
 
 
 def test_xilinx_roms_keep_their_thresholds_and_rams_follow_the_rule():
@@ -75,6 +114,9 @@ def test_the_rule_names_what_synth_ecp5_does(memory_map, ecp5, tmp_path, job):
     assert r["observed"] == libmap_choice(ecp5, width, depth, rom=kind == "rom")
     if r["observed"] == "bram":
         assert r["bram18"] == memory(ecp5, width, depth, rom=kind == "rom")[1]
+    if kind == "ram" and r["observed"] == "lutram":
+        # every LUT4 of it: the cells and their read multiplexer and write decode
+        assert dual_port_memory(ecp5, width, depth) == (r["lut_total"], 0)
 
 
 #: Each side of the AMD RAM rule's LUT RAM / block RAM boundary, where the two families differ

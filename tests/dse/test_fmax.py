@@ -91,8 +91,8 @@ def test_dse_minimises_time_at_each_designs_estimated_clock(tmp_path):
     # (points enough that neither front is thinned: a thinned front keeps no such guarantee;
     # two formats keep the time front, whose points differ in LUTs too, small enough for that)
     kw = dict(points=24, check=0, formats=["int8", "int4"])
-    t = explore("synthetic8", "LFE5U-45F", out=tmp_path / "t", **kw)
-    a = explore("synthetic8", "LFE5U-45F", out=tmp_path / "a", clock="assumed", **kw)
+    t = explore("synthetic8", "LFE5U-85F", out=tmp_path / "t", **kw)
+    a = explore("synthetic8", "LFE5U-85F", out=tmp_path / "a", clock="assumed", **kw)
     assert 2 <= len(a) < 24 and 2 <= len(t) < 24
     assert json.loads((tmp_path / "t" / "front.json").read_text())["clock"] == "estimate"
     assert json.loads((tmp_path / "a" / "front.json").read_text())["clock"] == "assumed"

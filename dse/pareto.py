@@ -243,11 +243,12 @@ def best_at_level(problem: Problem, start: Solution, level: int, predict, *,
             k = (tuple(trial.values()), level)
             if k not in solved:
                 solved[k] = None
+                fixed = _fixed_formats(problem, trial)
                 try:
                     # the fastest design of these formats at the II level, in cycles
-                    sol = optimise(replace(_fixed_formats(problem, trial), timed=False),
-                                   time_limit=limit, upper=level)
-                    solved[k] = sol if sol.ii <= level else None
+                    sol = None if fixed is None else optimise(
+                        replace(fixed, timed=False), time_limit=limit, upper=level)
+                    solved[k] = sol if sol is not None and sol.ii <= level else None
                 except Infeasible:
                     pass  # most changes that gain accuracy cost resources the level lacks
                 except SolverTimeout as exc:
@@ -299,14 +300,18 @@ def _formats_of(problem: Problem, sol: Solution) -> dict:
     return {name: c.format for name, c in zip(problem.names, sol.choices, strict=True)}
 
 
-def _fixed_formats(problem: Problem, formats: dict) -> Problem:
+def _fixed_formats(problem: Problem, formats: dict) -> Problem | None:
     """``problem`` with each layer's candidates (and pool) restricted to its format in
-    ``formats``, and no accuracy bound."""
+    ``formats``, and no accuracy bound; None where a layer has no candidate in its format (the
+    all-int8 reference of a search whose ``--formats`` leave int8 out)."""
     def keep(per_layer):
         return tuple(tuple(c for c in cs if c.choice.format == formats[name])
                      for name, cs in zip(problem.names, per_layer, strict=True))
 
-    return replace(problem, candidates=keep(problem.candidates),
+    candidates = keep(problem.candidates)
+    if not all(candidates):
+        return None
+    return replace(problem, candidates=candidates,
                    pool=keep(problem.pool) if problem.pool else (), max_drop=None)
 
 
@@ -336,7 +341,7 @@ def toward_reference(problem: Problem, start: Solution, predict, reference: str,
         if k not in solved:
             solved[k] = None
             fixed = _fixed_formats(problem, formats)
-            if all(fixed.candidates):
+            if fixed is not None:
                 try:
                     solved[k] = optimise(fixed, time_limit=limit)
                 except (Infeasible, SolverTimeout) as exc:

@@ -314,6 +314,18 @@ def test_best_at_level_is_a_local_optimum_of_the_predictor():
             assert not reach, f"{n} -> {f} predicts lower and reaches the level"
 
 
+def test_a_walk_toward_a_reference_outside_the_formats_finds_nothing():
+    """A search whose formats leave the reference (int8) out (`codesign dse --formats int4`):
+    no step of the walk toward all-int8 has candidates, so the walk returns no design instead
+    of failing (it raised building a problem with a layer of no candidate)."""
+    problem, front, _, _, _ = _front(n=4, points=2, formats=("int4", "dybit4"), count=2)
+    assert all(c.format != "int8" for _, s in front for c in s.choices)
+    assert pareto._fixed_formats(problem, dict.fromkeys(problem.names, "int8")) is None
+    for per_cycle in (False, True):
+        assert pareto.toward_reference(problem, front[0][1], lambda f: 0.0, "int8",
+                                       per_cycle=per_cycle) == []
+
+
 def test_the_walk_per_cycle_takes_the_most_accuracy_per_cycle():
     """toward_reference(per_cycle=True): each step takes the layer that buys the most predicted
     accuracy per cycle of II it costs (a free, lossless step first), every step solved with its

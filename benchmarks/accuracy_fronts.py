@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _pts(v) -> float:
+    """A predictor error in points; NaN where nothing was held out to measure it on."""
+    return float("nan") if v is None else 100 * v
+
+
 def row(model: str, device: str, d: Path) -> dict:
     import pandas as pd
 
@@ -40,12 +45,12 @@ def row(model: str, device: str, d: Path) -> dict:
         "accuracy_measured": "/".join(f"{100 * v:.2f}" for v in front["accuracy_measured"]),
         "metric": p["metric"], "sens": p["sens_samples"], "eval": p["eval_samples"],
         "predictor": p["predictor"], "held_out": p["held_out_points"],
-        "mae_pts": 100 * p["mae"], "max_pts": 100 * p["max_error"],
-        "mae_additive_pts": 100 * p["mae_additive"],
-        "max_additive_pts": 100 * p["max_error_additive"],
+        "mae_pts": _pts(p["mae"]), "max_pts": _pts(p["max_error"]),
+        "mae_additive_pts": _pts(p["mae_additive"]),
+        "max_additive_pts": _pts(p["max_error_additive"]),
         "ilp_model": p.get("predictor_ilp", p["predictor"]),
-        "mae_ilp_pts": 100 * p.get("mae_ilp", p["mae"]),
-        "max_ilp_pts": 100 * p.get("max_error_ilp", p["max_error"]),
+        "mae_ilp_pts": _pts(p.get("mae_ilp", p["mae"])),
+        "max_ilp_pts": _pts(p.get("max_error_ilp", p["max_error"])),
         "finetune_gain": ("/".join(f"{100 * v:+.2f}" for v in front["finetune_gain"])
                           if "finetune_gain" in front else ""),
         "bound_broken": ",".join(str(int(k)) for k in front.loc[~front["bound_ok"], "point"]),

@@ -62,7 +62,9 @@ def check_probability(name: str, value, *, high: float | None = None) -> float:
         from cosim.wrapper import MAX_STALL as high
     v = _number(name, value)
     if not 0.0 <= v <= high:
-        raise CodesignError(f"{name} must be a probability in [0, {high!r}], not {v!r}")
+        # (the wrapper's bound is just below 1: say so, not 0.9999999995343387)
+        top = "1)" if 1.0 - 1e-6 < high < 1.0 else f"{high:g}]"
+        raise CodesignError(f"{name} must be a probability in [0, {top}, not {v!r}")
     return v
 
 

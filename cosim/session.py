@@ -156,7 +156,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
         raise CodesignError(f"simulation path must be one of {PATHS}, not {path!r}")
     for name, p in (("stall_in", stall_in), ("stall_out", stall_out)):
         if not 0.0 <= p <= MAX_STALL:
-            raise CodesignError(f"{name} must be a probability in [0, {MAX_STALL!r}], not {p}")
+            raise CodesignError(f"{name} must be a probability in [0, 1), not {p}")
     timeout = stall_timeout(timeout, max(stall_in, stall_out))
     if not frames:
         raise CodesignError("nothing to simulate: no frames")

@@ -599,18 +599,23 @@ def predictor_summary(sens, chk, held=None, *, n_eval: int, fixed: bool = False)
         "held_out_points": int(len(pts)), "front_points": int((~ref_only).sum()),
         "front_points_seen": int(ref_only.sum()),
         "random_points": 0 if held is None else int(len(held)),
-        "mae": float(err.mean()) if len(pts) else 0.0,
-        "max_error": float(err.max()) if len(pts) else 0.0,
-        "mae_additive": float(add.mean()) if len(pts) else 0.0,
-        "max_error_additive": float(add.max()) if len(pts) else 0.0,
+        # no held-out point, no error: None (null), not a 0 that reads as a perfect predictor
+        "mae": float(err.mean()) if len(pts) else None,
+        "max_error": float(err.max()) if len(pts) else None,
+        "mae_additive": float(add.mean()) if len(pts) else None,
+        "max_error_additive": float(add.max()) if len(pts) else None,
         "predictor_ilp": "fixed formats" if fixed else sens.ilp_model,
-        "mae_ilp": float(lin.mean()) if len(pts) else 0.0,
-        "max_error_ilp": float(lin.max()) if len(pts) else 0.0,
+        "mae_ilp": float(lin.mean()) if len(pts) else None,
+        "max_error_ilp": float(lin.max()) if len(pts) else None,
     }
 
 
 def predictor_line(summary: dict) -> str:
     pts = 100.0
+    if not summary["held_out_points"]:
+        return (f"predictor ({summary['predictor']}) not checked: no held-out design point "
+                "(every front point was measured before, as the all-int8 design or a "
+                "calibration design, and no random mix was asked for)")
     return (f"predictor ({summary['predictor']}) on {summary['held_out_points']} held-out design "
             f"points ({summary['front_points']} of the front, {summary['random_points']} random) "
             f"measured on {summary['eval_samples']:,} eval samples: mean |error| "

@@ -213,6 +213,12 @@ def test_predictor_summary_leaves_out_the_reference_point_and_states_sizes():
     assert seen["held_out_points"] == 1 and seen["front_points"] == 0
     assert seen["front_points_seen"] == 2 and "2 front point(s) measured before" in \
         predictor_line(seen)
+    # nothing held out (every front point measured before, no random mix): no error figures,
+    # not a 0.00 that reads as a perfect predictor
+    none = predictor_summary(cal, chk, None, n_eval=2000)
+    assert none["held_out_points"] == 0 and none["mae"] is None and none["max_error"] is None
+    assert "not checked: no held-out design point" in predictor_line(none)
+    assert "0.00" not in predictor_line(none)
     note = fewer_points_note(6, 2, levels=[515, 1025])
     assert "allow 2 initiation intervals" in note and "(515, 1,025 cycles)" in note
     assert "each has one most accurate design" in note

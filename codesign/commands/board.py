@@ -108,6 +108,13 @@ def _check(args):
             import serial  # noqa: F401
         except ImportError:
             raise CodesignError("pyserial is not installed; run `make setup`") from None
+        if args.port.startswith("/") and not os.path.exists(args.port):
+            # (a pyserial URL, socket:// or loop://, is left to pyserial)
+            raise CodesignError(f"serial port {args.port} does not exist: plug the board in "
+                                "and pass the port it appears as (`ls /dev/ttyUSB*`)")
+        if args.port.startswith("/") and not os.access(args.port, os.R_OK | os.W_OK):
+            raise CodesignError(f"serial port {args.port} is not readable and writable by this "
+                                "user (add it to the port's group, e.g. `dialout`)")
         if args.program and shutil.which("openFPGALoader") is None:
             raise CodesignError("openFPGALoader is not on PATH (it programs the board): "
                                 "`apt-get install openfpgaloader`, or program the bitstream "

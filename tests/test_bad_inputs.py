@@ -36,6 +36,21 @@ def _point_with_list_format(d):
     (d / "p.json").write_text(json.dumps(p))
 
 
+def _frames_file(**arrays):
+    """An edit that writes ``frames.npz`` with ``arrays`` into the copied build."""
+    def edit(d):
+        import numpy as np
+
+        np.savez(d / "frames.npz", **arrays)
+    return edit
+
+
+def _frames(kind):
+    import numpy as np
+
+    return {"nan": np.full((2, 1, 16, 16), np.nan), "none": np.zeros((0, 1, 16, 16))}[kind]
+
+
 DSE = ["dse", "--model", "digits", "--device", "XC7Z020", "--out", "{out}"]
 FLOW = ["flow", "--out", "{out}"]
 TRAIN = ["train", "--model", "digits", "--out", "{out}"]
@@ -83,6 +98,10 @@ CASES = [
     (SIM, {}, lambda d: _manifest(d, {"ports": {}, "top": 1}), "'top' is malformed"),
     (SIM, {}, lambda d: (d / "manifest.json").unlink(), "no manifest at"),
     (SIM + ["--inputs", "{file}"], {}, None, "is unreadable"),
+    (SIM + ["--inputs", "{build}/frames.npz"], {}, _frames_file(x=_frames("nan")),
+     "x holds NaN or infinite values"),
+    (SIM + ["--inputs", "{build}/frames.npz"], {}, _frames_file(x=_frames("none")),
+     "x holds no frame"),
     (FLOW + ["--stall", "1.0"], {}, None, "--stall: must be a probability in [0"),
     (FLOW + ["--max-drop", "nan"], {}, None, "--max-drop: must be a finite number"),
     (FLOW + ["--frames", "0"], {}, None, "--frames: must be an integer in [1"),

@@ -65,7 +65,9 @@ def user_frames(path, qgraph, bundle) -> list:
         raise CodesignError(f"--inputs {path} is unreadable ({exc}); expected a .npz with x") \
             from None
     c, h, w = qgraph.input.in_shape
-    if x.ndim != 4 or x.shape[1:] != (c, h, w) or len(x) == 0:
+    if x.ndim == 4 and len(x) == 0:
+        raise CodesignError(f"--inputs {path}: x holds no frame")
+    if x.ndim != 4 or x.shape[1:] != (c, h, w):
         raise CodesignError(f"--inputs {path}: x has shape {list(x.shape)}, the network takes "
                             f"[N, {c}, {h}, {w}]")
     if active is None:
@@ -74,6 +76,8 @@ def user_frames(path, qgraph, bundle) -> list:
         raise CodesignError(f"--inputs {path}: active has shape {list(active.shape)}, not "
                             f"[{len(x)}, {h}, {w}]")
     if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise CodesignError(f"--inputs {path}: x holds NaN or infinite values")
         if bundle is None:
             raise CodesignError(f"--inputs {path} holds float inputs but the build has no model "
                                 "to quantize them with: give integer inputs")

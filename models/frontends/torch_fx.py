@@ -137,6 +137,10 @@ class _Builder:
     def conv2d(self, node, m: nn.Conv2d):
         (x,) = node.args
         k = m.kernel_size
+        # first: a dilated window is named as such, not by the padding its 'same' size needs
+        if m.dilation != (1, 1) or m.padding_mode != "zeros":
+            raise _unsupported(node, f"Conv2d with dilation {tuple(m.dilation)} or padding "
+                                     f"mode {m.padding_mode!r}")
         extra = self.pad_of.get(x)
         if extra is not None or k[0] != k[1]:
             self.padded_conv2d(node, m, x, extra or (0, 0, 0, 0))
@@ -153,8 +157,6 @@ class _Builder:
                                "padding 0 at stride 1 only")
         if m.padding != "same" and pad != (k // 2, k // 2) and not valid:
             raise _unsupported(node, f"Conv2d {k}x{k} with padding {m.padding}")
-        if m.dilation != (1, 1) or m.padding_mode != "zeros":
-            raise _unsupported(node, "Conv2d with dilation or non-zero padding mode")
         g = m.groups
         depthwise = g == m.in_channels == m.out_channels and k == 3
         weight = m.weight
@@ -179,8 +181,8 @@ class _Builder:
         TensorFlow-style "same" stem such as a DS-CNN's 10x4 / 2). It is the centred odd kernel
         that holds the taps at the same offsets, zeros elsewhere: tap ``i`` of a kernel ``k`` with
         ``top`` padding sits at ``s*o - top + i``, so ``K = 2 * max(top, k - 1 - top) + 1``."""
-        if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros":
-            raise _unsupported(node, "Conv2d with explicit padding and groups or dilation")
+        if m.groups != 1:  # (dilation and padding modes: refused in conv2d, before this)
+            raise _unsupported(node, "Conv2d with explicit padding and groups")
         (kh, kw), (sh, sw) = m.kernel_size, m.stride
         if sh != sw or sh not in (1, 2):
             raise _unsupported(node, f"Conv2d with stride {m.stride}")

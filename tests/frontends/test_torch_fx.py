@@ -83,6 +83,14 @@ def test_quantized_golden_is_the_integer_model():
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(3)), r"AvgPool2d\(kernel=3"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),
     (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
+    # a dilated conv is named by its dilation, whatever padding it has (its 'same' padding 2
+    # was reported as the unsupported part), and so is a non-zero padding mode
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=2, dilation=2)), r"dilation \(2, 2\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, dilation=2)), r"dilation \(2, 2\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, (1, 3), padding=(0, 2), dilation=(1, 2))),
+     r"dilation \(1, 2\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular")),
+     "padding mode 'circular'"),
 ])
 def test_unsupported_is_one_line_naming_node_type_and_list(module, match):
     with pytest.raises(FrontendError, match=match) as e:

@@ -96,6 +96,14 @@ class FlowConfig:
         """Whether the flow places and routes (``implement``, default: on Lattice parts)."""
         return self.lattice if self.implement is None else bool(self.implement)
 
+    def implement_clock_mhz(self, point: dict) -> float:
+        """The clock the implement stage constrains place and route to. Under ``clock =
+        "estimate"`` the DSE chose the point by its own estimated Fmax (``point["dse"]
+        ["fmax_est_mhz"]``), so timing is met or missed against that estimate; under
+        ``"assumed"`` (or a point without an estimate) it is ``clock_mhz``."""
+        est = (point.get("dse") or {}).get("fmax_est_mhz")
+        return float(est) if self.clock == "estimate" and est else self.clock_mhz
+
 
 
 @dataclass

@@ -191,6 +191,20 @@ def test_flow_implements_on_lattice_parts_by_default():
     assert FlowConfig(device="ulx3s").lattice
 
 
+def test_flow_implements_the_chosen_point_at_the_clock_it_was_chosen_for():
+    """Under --clock estimate (the default) the DSE chose the point by its estimated Fmax, so
+    the implement stage constrains place and route to that estimate (timing met means the
+    estimate held); under --clock assumed, or for a point without an estimate, --clock-mhz."""
+    from codesign.pipeline import FlowConfig
+
+    point = {"dse": {"fmax_est_mhz": 67.5}}
+    assert FlowConfig(device="LFE5U-85F").implement_clock_mhz(point) == 67.5
+    assert FlowConfig(device="LFE5U-85F", clock_mhz=90.0).implement_clock_mhz(point) == 67.5
+    assumed = FlowConfig(device="LFE5U-85F", clock="assumed", clock_mhz=90.0)
+    assert assumed.implement_clock_mhz(point) == 90.0
+    assert FlowConfig(device="LFE5U-85F", clock_mhz=90.0).implement_clock_mhz({}) == 90.0
+
+
 def test_flow_passes_its_clock_objective_to_the_dse():
     """`codesign flow --clock assumed` has the DSE minimise cycles (as `codesign dse --clock`);
     the config checks the value like the command line, and the DSE stage's digest holds it, so

@@ -39,7 +39,11 @@ def add_arguments(p):
     p.add_argument("--util", type=arg(check_fraction, "--util"), default=d.util,
                    help="utilisation ceiling (0, 1]")
     p.add_argument("--formats", default=d.formats, help="weight formats the DSE may choose")
-    p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=d.clock_mhz)
+    p.add_argument("--clock-mhz", type=arg(check_mhz, "--clock-mhz"), default=d.clock_mhz,
+                   help=f"the assumed clock (default {d.clock_mhz:g}): of --clock assumed, of "
+                        "the figures in us, and of the implement stage under --clock assumed "
+                        "(under --clock estimate it constrains place and route to the chosen "
+                        "point's estimated Fmax)")
     p.add_argument("--points", type=arg(check_count, "--points", high=1000), default=d.points,
                    help="Pareto points to sweep")
     p.add_argument("--time-limit", type=arg(check_seconds, "--time-limit"),
@@ -220,8 +224,9 @@ def run(args) -> int:
               "--sim", cfg.sim, "--stall", str(cfg.stall)])
 
     def do_implement():
+        clock = cfg.implement_clock_mhz(json.loads(paths["point"].read_text()))
         _cli(["implement", "--build", str(paths["build"]), "--device", cfg.device,
-              "--clock-mhz", str(cfg.clock_mhz)])
+              "--clock-mhz", str(clock)])
 
     def do_accuracy():
         from models import zoo
@@ -304,7 +309,7 @@ def run(args) -> int:
                        "verilog": file_digest(verilog())}),
         *([Stage("implement", do_implement,
                  lambda: [paths["build"] / "implementation.json"],
-                 lambda: {**digests(keys=("device", "clock_mhz"))(),
+                 lambda: {**digests("point", keys=("device", "clock_mhz", "clock"))(),
                           "verilog": file_digest(verilog())})]
           if cfg.implements else []),
         Stage("accuracy", do_accuracy, lambda: [paths["accuracy"]],

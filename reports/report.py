@@ -224,8 +224,11 @@ def write_report(out, cfg) -> dict:
         f"# Flow report: {model.get('model', cfg.model)} on {cfg.device}",
         "",
         f"Checkpoint `{model.get('checkpoint', '?')}`; device {cfg.device} at "
-        f"{cfg.util:.0%} utilisation ceiling; clock {cfg.clock_mhz:g} MHz; weight formats "
-        f"{cfg.formats}.",
+        f"{cfg.util:.0%} utilisation ceiling; "
+        + (f"clock {cfg.clock_mhz:g} MHz" if cfg.clock == "assumed"
+           else f"the DSE timed each design at its estimated Fmax (fps and us at an assumed "
+                f"{cfg.clock_mhz:g} MHz)")
+        + f"; weight formats {cfg.formats}.",
         "",
         "## Latency-accuracy Pareto front",
         "",

@@ -562,6 +562,11 @@ def from_qonnx(path, *, name: str = "net") -> QNet:
     ``logit_scale`` (a constant the model multiplies its raw output by).
     """
     model = load_qonnx(path)
+    if not any(n.op_type == "Quant" for n in model.graph.node):
+        # a float ONNX: its first layer would be refused, which says nothing about why
+        raise FrontendError(f"{path} has no Quant node: it is a float ONNX model, not QONNX; "
+                            "export the quantized model with its quantizers (Brevitas: "
+                            "export_qonnx) or give the PyTorch module as file.py:factory")
     return _Builder(model, name).run()
 
 

@@ -210,6 +210,17 @@ def test_corrupt_and_missing_files_are_one_line(tmp_path):
         from_qonnx(tmp_path / "nope.onnx")
 
 
+def test_a_float_onnx_is_named_as_such(tmp_path):
+    """A float ONNX (torch.onnx.export of an unquantized module: no Quant node) is refused as
+    not QONNX, in one line, not by its first layer ("Conv on 'global_in' is not supported")."""
+    m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU())
+    path = tmp_path / "float.onnx"
+    torch.onnx.export(m, torch.zeros(1, 1, 8, 8), str(path), opset_version=13)
+    with pytest.raises(FrontendError, match="no Quant node: it is a float ONNX model") as e:
+        from_qonnx(path)
+    assert "\n" not in str(e.value)
+
+
 def test_cli_refuses_bad_models_with_exit_2_and_writes_nothing(tmp_path):
     """Every bad QONNX input through the CLI: one line, exit code 2, no output directory."""
     bad = _model(tmp_path / "sig.onnx", extra="Sigmoid")

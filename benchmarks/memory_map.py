@@ -194,21 +194,14 @@ def lutram_logic_fit(rows, cell_depth: int = 16) -> dict:
     err = np.abs(a @ coef - y)
     return {"rows": counts, "per_bit": [round(float(v), 4) for v in coef[:-1]],
             "per_row": round(float(coef[-1]), 4), "memories": len(ram),
+            # the widths behind each row count's per_bit
+            "widths": [sorted({r["width"] for r, k in zip(ram, n, strict=True) if k == c})
+                       for c in counts],
             "lut4_logic": int(y.sum()),
             "mean_abs_error": round(float(err.mean()), 2),
             "max_abs_error": round(float(err.max()), 2),
             "mean_abs_error_without": round(float(y.mean()), 1),
             "max_abs_error_without": int(y.max())}
-
-
-def _widths_by_rows(rows, cell_depth: int = 16) -> dict:
-    import math
-
-    out = {}
-    for r in rows:
-        if r["kind"] != "rom" and r["observed"] == "lutram" and r["depth"] > cell_depth:
-            out.setdefault(math.ceil(r["depth"] / cell_depth), set()).add(r["width"])
-    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def write_lutram_logic(path: Path, fit: dict) -> None:
@@ -219,7 +212,8 @@ def write_lutram_logic(path: Path, fit: dict) -> None:
     model = json.loads(path.read_text())
     model["memory"]["lutram_logic"] = {
         **{k: fit[k] for k in ("rows", "per_bit", "per_row")},
-        "fit": {k: v for k, v in fit.items() if k not in ("rows", "per_bit", "per_row")}
+        "fit": {k: v for k, v in fit.items()
+                if k not in ("rows", "per_bit", "per_row", "widths")}
         | {"source": "benchmarks/memory_map.py --write-model (synth_ecp5, each RAM alone)"}}
     write_json(path, model)
 
@@ -289,7 +283,8 @@ def markdown(rows, seconds: float, family: str = "ecp5") -> str:
               + ", ".join(f"{r} rows {len(ws)} width{'s' if len(ws) > 1 else ''} "
                           f"({min(ws)}-{max(ws)} bits)" if len(ws) > 1 else
                           f"{r} rows only {ws[0]} bits"
-                          for r, ws in _widths_by_rows(rows).items()) + "."]
+                          for r, ws in zip(fit["rows"], fit.get("widths", []), strict=True))
+              + "."]
 
     return "\n".join(lines) + "\n"
 

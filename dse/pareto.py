@@ -244,16 +244,17 @@ def best_at_level(problem: Problem, start: Solution, level: int, predict, *,
             if k not in solved:
                 solved[k] = None
                 fixed = _fixed_formats(problem, trial)
-                try:
-                    # the fastest design of these formats at the II level, in cycles
-                    sol = None if fixed is None else optimise(
-                        replace(fixed, timed=False), time_limit=limit, upper=level)
-                    solved[k] = sol if sol is not None and sol.ii <= level else None
-                except Infeasible:
-                    pass  # most changes that gain accuracy cost resources the level lacks
-                except SolverTimeout as exc:
-                    if log:
-                        log(f"II level {level:,}, design {'/'.join(trial.values())}: {exc}")
+                if fixed is not None:
+                    try:
+                        # the fastest design of these formats at the II level, in cycles
+                        sol = optimise(replace(fixed, timed=False), time_limit=limit,
+                                       upper=level)
+                        solved[k] = sol if sol.ii <= level else None
+                    except Infeasible:
+                        pass  # most changes that gain accuracy cost resources the level lacks
+                    except SolverTimeout as exc:
+                        if log:
+                            log(f"II level {level:,}, design {'/'.join(trial.values())}: {exc}")
             if solved[k] is not None:
                 cur, now, best = trial, d, solved[k]
                 break

@@ -60,11 +60,12 @@ def check_probability(name: str, value, *, high: float | None = None) -> float:
     simulation wrapper takes (``cosim.wrapper.MAX_STALL``)."""
     if high is None:
         from cosim.wrapper import MAX_STALL as high
+        from cosim.wrapper import STALL_RANGE as shown
+    else:
+        shown = f"[0, {high:g}]"
     v = _number(name, value)
     if not 0.0 <= v <= high:
-        # (the wrapper's bound is just below 1: say so, not 0.9999999995343387)
-        top = "1)" if 1.0 - 1e-6 < high < 1.0 else f"{high:g}]"
-        raise CodesignError(f"{name} must be a probability in [0, {top}, not {v!r}")
+        raise CodesignError(f"{name} must be a probability in {shown}, not {v!r}")
     return v
 
 

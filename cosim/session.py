@@ -24,6 +24,7 @@ from .runner import cached_build, require_simulator, run_test
 from .scoreboard import Scoreboard
 from .wrapper import (
     MAX_STALL,
+    STALL_RANGE,
     WRAPPER_TOP,
     read_trace,
     stall_threshold,
@@ -156,7 +157,7 @@ def simulate(manifest, frames, golden=None, *, expected=None, sim: str = "verila
         raise CodesignError(f"simulation path must be one of {PATHS}, not {path!r}")
     for name, p in (("stall_in", stall_in), ("stall_out", stall_out)):
         if not 0.0 <= p <= MAX_STALL:
-            raise CodesignError(f"{name} must be a probability in [0, 1), not {p}")
+            raise CodesignError(f"{name} must be a probability in {STALL_RANGE}, not {p}")
     timeout = stall_timeout(timeout, max(stall_in, stall_out))
     if not frames:
         raise CodesignError("nothing to simulate: no frames")

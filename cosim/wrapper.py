@@ -216,6 +216,8 @@ def wrapper_verilog(m: Manifest, *, hdl_clock: bool = True, probes=()) -> str:
 
 #: Largest stall probability the wrapper takes: its 32-bit threshold must stay below 2**32.
 MAX_STALL = 1.0 - 2.0 ** -31
+#: The range the messages name (MAX_STALL written out says 0.9999999995343387).
+STALL_RANGE = "[0, 1)"
 
 
 def stall_threshold(p: float) -> int:

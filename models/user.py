@@ -323,7 +323,7 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     module = load_factory(ref)
     x, y = load_inputs(calib)
     model_name = re.sub(r"[^A-Za-z0-9_]", "_", f"{path.stem}_{name}")
-    qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()))
+    qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()), example=x[:2])
     sparse = bool(getattr(qnet, "sparse", False))
     try:
         with torch.no_grad():
@@ -340,6 +340,10 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     if ref_logits.dim() != 2:
         raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
                          "classifiers (one logit vector per input)")
+    if len(ref_logits) != len(x):
+        raise ModelError(f"{ref} outputs {len(ref_logits)} rows for {len(x)} inputs: a view or "
+                         "reshape mixes the batch into the features (use x.flatten(1) or "
+                         "x.view(x.size(0), -1))")
     source = {"model": str(ref), "model_file": str(path.resolve()),
               "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
               "labelled": y is not None}

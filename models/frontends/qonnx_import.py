@@ -58,6 +58,7 @@ SUPPORTED_ONNX = (
     "GlobalAveragePool", "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
+    "Softmax / LogSoftmax as the output (dropped: the same argmax)",
 )
 
 #: The streams carry 8-bit signed values, symmetric, or 9-bit ones for a model with 8-bit unsigned
@@ -127,6 +128,7 @@ class _Builder:
         self.notes: list[str] = []
         self.pre_scale = 1.0
         self.logit_scale = 1.0
+        self.logits_tensor: str | None = None  # the raw logits' tensor before a dropped softmax
         self.crop_after: dict[str, int] = {}   # conv -> k: cropped where its value is used
         self.cropped: dict[str, str] = {}
         self.consumers: dict[str, int] = {}
@@ -499,6 +501,22 @@ class _Builder:
     def passthrough(self, node):
         self.val[node.output[0]] = self._get(node, node.input[0])
 
+    def softmax(self, node):
+        """A ``Softmax`` / ``LogSoftmax`` over the classes as the graph's output: dropped, as the
+        PyTorch front end drops it (the same argmax; the accelerator emits the logits)."""
+        v = self._get(node, node.input[0])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        if v[0] not in ("acc", "q") or self.kind.get(v[1]) in ("map", "flat") \
+                or axis not in (1, -1):
+            raise _unsupported(node, f"{node.op_type} on axis {axis} of a {self.kind.get(v[1])}",
+                               "only over the classes of the output logits")
+        if self.consumers.get(node.output[0], 0) != 0 or \
+                node.output[0] != self.model.graph.output[0].name:
+            raise _unsupported(node, f"{node.op_type} not as the model's output",
+                               "a softmax is dropped as the output only")
+        self.logits_tensor = node.input[0]
+        self.val[node.output[0]] = v
+
     # -- dispatch --------------------------------------------------------------------------
     def run(self) -> QNet:
         g = self.model.graph
@@ -510,6 +528,7 @@ class _Builder:
             "Reshape": self.reshape, "Concat": self.concat,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,
+            "Softmax": self.softmax, "LogSoftmax": self.softmax,
         }
         for node in g.node:
             fn = table.get(node.op_type)
@@ -529,7 +548,7 @@ class _Builder:
                     last.w_scale, last.w_scale[:1].expand_as(last.w_scale), rtol=1e-9):
                 raise FrontendError(f"{out[1]}: raw output logits need one weight scale per "
                                     "tensor (they are compared across channels)")
-            self.onnx_names[out[1]] = g.output[0].name
+            self.onnx_names[out[1]] = self.logits_tensor or g.output[0].name
         for name, m in self.net.nodes.items():
             if isinstance(m, QLayer) and not m.requant_out and name != out[1]:
                 raise FrontendError(f"{name}: its output goes on without a Quant (every layer "

@@ -41,8 +41,10 @@ SUPPORTED = (
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh after a conv or Linear",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
-    "AdaptiveAvgPool2d(1) / mean over H, W",
-    "Flatten / view / reshape (after the global pool, or of a dense map: a dense head)",
+    "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
+    "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
+    " squeeze after the global pool",
+    "a softmax / log_softmax as the output (dropped: the same argmax)",
     "Linear after the global pool or a flatten, or on a vector input (an MLP)",
     "+ / torch.add of two maps", "torch.cat of maps on channels (dim 1)",
     "Identity", "Dropout",
@@ -269,7 +271,17 @@ class _Builder:
                   count_include_pad=True, divisor_override=None):
         def one(v):
             return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
+
+        def pair(v):
+            return (v, v) if isinstance(v, int) else tuple(v)
         stride = kernel if stride is None or stride == [] else stride
+        meta = getattr(x, "meta", {}).get("tensor_meta")
+        if meta is not None and len(meta.shape) == 4 and pair(kernel) == tuple(meta.shape[2:]) \
+                and pair(stride) == pair(kernel) and one(padding) == 0 and not ceil_mode \
+                and divisor_override is None:
+            # a pool over the whole map (a CIFAR ResNet's F.avg_pool2d(out, 4)): the global pool
+            self.global_pool(node, x)
+            return
         if (one(kernel), one(stride), one(padding), ceil_mode, divisor_override) != \
                 (2, 2, 0, False, None):
             raise _unsupported(node, f"AvgPool2d(kernel={kernel}, stride={stride}, "
@@ -282,6 +294,26 @@ class _Builder:
         if self.kind.get(self._src(node, x)) != "map":
             raise _unsupported(node, "a global pool of a vector")
         self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
+
+    def squeeze(self, node, x):
+        """``squeeze`` of the pooled ``[N, C, 1, 1]`` vector (after the global pool): nothing."""
+        src = self._src(node, x)
+        if self.kind[src] == "map":
+            raise _unsupported(node, "squeeze of a spatial map", "only after the global pool")
+        self.value[node] = src
+
+    def softmax(self, node, x, dim, what: str):
+        """A softmax or log-softmax over the classes as the module's output: dropped. Both are
+        increasing in each logit, so the argmax (the class, and every accuracy figure) is the
+        logits'; the accelerator emits the logits (decision: docs/FRONTENDS.md)."""
+        src = self._src(node, x)
+        if self.kind[src] in ("map", "flat") or dim not in (None, 1, -1):
+            raise _unsupported(node, f"{what} over dim {dim} of a {self.kind[src]}",
+                               "only over the classes of the output logits")
+        if [u.op for u in node.users] != ["output"]:
+            raise _unsupported(node, f"{what} not as the module's output",
+                               "a softmax is dropped as the output only")
+        self.value[node] = src
 
     def flatten(self, node, x):
         src = self._src(node, x)
@@ -405,6 +437,8 @@ class _Builder:
             self.passthrough(node, node.args[0])
         elif isinstance(m, nn.ZeroPad2d):
             self.pad(node, node.args[0], m.padding)
+        elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            self.softmax(node, node.args[0], m.dim, type(m).__name__)
         else:
             raise _unsupported(node, f"module {node.target} ({type(m).__name__})")
 
@@ -438,18 +472,36 @@ class _Builder:
                            p.get("count_include_pad", True), p.get("divisor_override"))
         elif t is F.adaptive_avg_pool2d and args[1:] in ((1,), ((1, 1),)):
             self.global_pool(node, args[0])
-        elif t in (torch.mean, "mean") and tuple(args[1:2]) in (((2, 3),), ([2, 3],), ((-2, -1),)):
-            self.global_pool(node, args[0])
+        elif t in (torch.mean, "mean"):
+            p = dict(zip(("dim", "keepdim"), args[1:], strict=False)) | dict(kw)
+            dims = p.get("dim")
+            dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+            if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2 or p.get("dtype"):
+                raise _unsupported(node, f"mean over dims {p.get('dim')}", "a mean over H, W")
+            self.global_pool(node, args[0])  # keepdim or not: the pooled vector
+        elif t in (torch.squeeze, "squeeze"):
+            self.squeeze(node, args[0])
+        elif t in (F.softmax, torch.softmax, "softmax", F.log_softmax, torch.log_softmax,
+                   "log_softmax"):
+            p = dict(zip(("dim",), args[1:2], strict=False)) | dict(kw)
+            self.softmax(node, args[0], p.get("dim"), getattr(t, "__name__", str(t)))
         elif t in (torch.flatten, "flatten", "view", "reshape"):
             self.flatten(node, args[0])
         elif t is F.pad:
             p = dict(zip(("pad", "mode", "value"), args[1:], strict=False)) | dict(kw)
             self.pad(node, args[0], p.get("pad"), p.get("mode", "constant"),
                      p.get("value", 0.0) or 0.0)
-        elif t in ("size", getattr):
-            self.value[node] = None  # a shape value (x.view(x.size(0), -1)), not a map
+        elif t in ("size", getattr) or (t is operator.getitem and isinstance(args[0], torch.fx.Node)
+                                         and self.value.get(args[0], 0) is None):
+            # a shape value (x.view(x.size(0), -1), x.view(x.shape[0], -1)), not a map
+            self.value[node] = None
         elif t in (F.dropout, "contiguous"):
             self.passthrough(node, args[0])
+        elif t in (operator.sub, operator.truediv, operator.mul, operator.add, torch.sub,
+                   torch.div, torch.mul, "sub", "div", "mul") and any(
+                isinstance(a, torch.fx.Node) and a.op == "placeholder" for a in args):
+            raise _unsupported(node, f"arithmetic ({getattr(t, '__name__', t)}) on the input",
+                               "normalise the inputs in the --calib data, not in forward()")
         else:
             what = getattr(t, "__name__", str(t))
             raise _unsupported(node, f"function {what}")
@@ -462,11 +514,14 @@ class _Tracer(torch.fx.Tracer):
         return isinstance(m, QModule) or super().is_leaf_module(m, qualname)
 
 
-def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = True) -> QNet:
+def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = True,
+               example: torch.Tensor | None = None) -> QNet:
     """The :class:`QNet` of ``module`` (in eval mode), with its float weights.
 
     ``nonneg_input``: whether the input is non-negative (an unsigned first quantizer, like the
-    built-in networks' images); otherwise the input is quantized symmetric.
+    built-in networks' images); otherwise the input is quantized symmetric. ``example``: a dense
+    input batch; with it the graph's shapes are known (an ``AvgPool2d`` over the whole map is the
+    global pool).
     """
     if not isinstance(module, nn.Module):
         raise FrontendError(f"expected a torch.nn.Module, not {type(module).__name__}")
@@ -476,4 +531,17 @@ def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = Tru
     except Exception as exc:  # noqa: BLE001  (any trace failure is the user's model's)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FrontendError(f"torch.fx cannot trace {type(module).__name__}: {first}") from None
+    if example is not None:
+        import contextlib
+        import io
+
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        quiet = io.StringIO()  # ShapeProp prints a failing node's traceback
+        try:
+            with torch.no_grad(), contextlib.redirect_stderr(quiet), \
+                    contextlib.redirect_stdout(quiet):
+                ShapeProp(gm).propagate(example)
+        except Exception:  # noqa: BLE001  (reported when the caller runs the module on its data)
+            pass
     return _Builder(gm, name, nonneg_input).run().eval()

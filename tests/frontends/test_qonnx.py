@@ -160,6 +160,24 @@ def test_hand_built_model_imports_and_agrees(tmp_path):
     assert any("global average" in n for n in a["notes"])  # the rounded mean is said
 
 
+@pytest.mark.parametrize("tail", ["Softmax", "LogSoftmax"])
+def test_an_output_softmax_is_dropped_and_the_logits_compared(tmp_path, tail):
+    """A (log-)softmax after the classifier: the same network as without it (it was refused),
+    and the agreement compares our logits with the tensor before it: the figures of the model
+    without the softmax, tensor for tensor."""
+    plain_path = _model(tmp_path / "plain.onnx")
+    plain = from_qonnx(plain_path, name="t")
+    path = _model(tmp_path / "soft.onnx", extra=tail)
+    net = from_qonnx(path, name="t")
+    assert list(net.nodes) == list(plain.nodes) and net.formats == plain.formats
+    assert net.onnx_names["Gemm_0"] == "Gemm_0_out0"  # the logits' tensor, not the softmax's
+    x = np.random.default_rng(1).uniform(0, 1, (64, 2, 4, 4)).astype(np.float32)
+    a, ref = agreement(path, net, x), agreement(plain_path, plain, x)
+    strip = [{k: v for k, v in row.items() if k != "tensor"} for row in a["layers"]]
+    assert strip == [{k: v for k, v in row.items() if k != "tensor"} for row in ref["layers"]]
+    assert a["argmax_agreement"] == ref["argmax_agreement"] >= 0.9
+
+
 def test_8bit_unsigned_activations_take_9bit_streams(tmp_path):
     """Brevitas' default QuantReLU (8-bit unsigned, [0, 255]) does not fit the 8-bit signed
     streams: the graph takes 9-bit ones, and its hardware equals the golden model."""

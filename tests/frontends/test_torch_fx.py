@@ -363,3 +363,90 @@ def test_concat_branches_share_a_scale_and_the_network_is_bit_exact(lanes, pe):
     for (c, f), o in zip(frames, got, strict=True):
         oc, of = g.run_frame(c, f)
         assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+
+
+class _Classifier(nn.Module):
+    """conv -> pool -> conv; ``head`` picks how the map becomes the logits (the idioms users
+    write for the global pool, the flatten and a softmax output)."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 3)
+        self.sm, self.lsm = nn.Softmax(dim=1), nn.LogSoftmax(dim=-1)
+        self.head = head
+
+    def forward(self, x):
+        y = F.relu(self.c2(F.max_pool2d(F.relu(self.c1(x)), 2)))  # [N, 6, 4, 4]
+        h = self.head
+        if h == "mean_keepdim":
+            return self.fc(y.mean(dim=(2, 3), keepdim=True).flatten(1))
+        if h == "mean_negative":
+            return self.fc(torch.mean(y, dim=[-1, -2]))
+        if h == "avgpool_whole_map":       # a CIFAR ResNet's F.avg_pool2d(out, 4)
+            return self.fc(F.avg_pool2d(y, 4).view(y.size(0), -1))
+        if h == "avgpool_module_whole_map":
+            return self.fc(nn.functional.avg_pool2d(y, (4, 4), stride=4).view(y.shape[0], -1))
+        if h == "squeeze":
+            return self.fc(F.adaptive_avg_pool2d(y, (1, 1)).squeeze(-1).squeeze(-1))
+        if h == "softmax":
+            return F.softmax(self.fc(y.mean((2, 3))), dim=1)
+        if h == "log_softmax_method":
+            return self.fc(y.mean((2, 3))).log_softmax(-1)
+        if h == "softmax_module":
+            return self.sm(self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1)))
+        if h == "log_softmax_module":
+            return self.lsm(self.fc(y.mean((2, 3))))
+        raise AssertionError(h)
+
+
+@pytest.mark.parametrize("head", ["mean_keepdim", "mean_negative", "avgpool_whole_map",
+                                  "avgpool_module_whole_map", "squeeze", "softmax",
+                                  "log_softmax_method", "softmax_module", "log_softmax_module"])
+def test_common_head_idioms_are_the_global_pool_and_the_logits(head):
+    """Each idiom imports as conv, pool, conv, global pool, linear; a trailing (log-)softmax is
+    dropped (decision: the accelerator emits the logits, whose argmax is the softmax's). Float
+    mode computes the module's logits (its output before a softmax) to float rounding."""
+    torch.manual_seed(11)
+    m = _Classifier(head).eval()
+    x = torch.rand(8, 1, 8, 8)
+    net = from_torch(m, name=head, example=x[:2])
+    assert [type(v).__name__ for v in net.nodes.values()] == [
+        "QInput", "QConv2d", "QMaxPool2d", "QConv2d", "QGlobalAvgPool", "QLinear"]
+    net.set_mode("float")
+    with torch.no_grad():
+        ref = m(x)
+        logits = m.fc(F.relu(m.c2(F.max_pool2d(F.relu(m.c1(x)), 2))).mean((2, 3)))
+    torch.testing.assert_close(net(x), logits, rtol=1e-5, atol=1e-5)
+    assert torch.equal(net(x).argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("forward,match", [
+    # a softmax that is not the output, or not over the classes
+    (lambda m, x: m.fc(F.softmax(m.c1(x), dim=1).mean((2, 3))), "softmax over dim 1 of a map"),
+    (lambda m, x: F.relu(F.softmax(m.fc(m.c1(x).mean((2, 3))), dim=1)),
+     "softmax not as the module's output"),
+    (lambda m, x: F.softmax(m.fc(m.c1(x).mean((2, 3))), dim=0), "softmax over dim 0"),
+    # a mean that is not over H, W; a squeeze of a map
+    (lambda m, x: m.fc(m.c1(x).mean(1)), r"mean over dims 1"),
+    (lambda m, x: m.fc(m.c1(x).mean((1, 2))), r"mean over dims \(1, 2\)"),
+    (lambda m, x: m.fc(m.c1(x).squeeze(1).mean((1, 2))), "squeeze of a spatial map"),
+    # a pool over part of the map is still the 2x2 pool or nothing
+    (lambda m, x: m.fc(F.avg_pool2d(m.c1(x), 4).mean((2, 3))), r"AvgPool2d\(kernel=4"),
+    # preprocessing inside forward(): named, with what to do instead
+    (lambda m, x: m.fc(m.c1((x - 0.5) / 0.25).mean((2, 3))), "arithmetic .sub. on the input"),
+])
+def test_head_idioms_outside_their_place_are_one_line(forward, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return forward(self, x)
+
+    with pytest.raises(FrontendError, match=match) as e:
+        from_torch(Net().eval(), example=torch.rand(2, 1, 8, 8))
+    assert "\n" not in str(e.value)

@@ -39,7 +39,7 @@ SUPPORTED = (
     " or ZeroPad2d / F.pad before it whose centred window is odd and at most 11x11, such as a"
     " DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
-    "ReLU6 / Hardtanh after a conv or Linear",
+    "ReLU6 / Hardtanh / clamp(a, b) after a conv or Linear",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
@@ -448,6 +448,16 @@ class _Builder:
             self.relu(node, args[0])
         elif t is F.relu6:
             self.clamp(node, args[0], 0.0, 6.0, "relu6")
+        elif t in (torch.clamp, torch.clip, "clamp", "clip"):
+            p = dict(zip(("min", "max"), args[1:3], strict=False)) | dict(kw)
+            lo, hi = p.get("min"), p.get("max")
+            if isinstance(lo, int | float) and lo == 0 and hi is None:
+                self.relu(node, args[0])        # x.clamp(min=0)
+            elif isinstance(lo, int | float) and isinstance(hi, int | float):
+                self.clamp(node, args[0], float(lo), float(hi), "clamp")
+            else:
+                raise _unsupported(node, f"clamp(min={lo}, max={hi})",
+                                   "min 0 alone, or constant min and max around 0")
         elif t is F.hardtanh:
             p = dict(zip(("min_val", "max_val"), args[1:3], strict=False)) | dict(kw)
             self.clamp(node, args[0], p.get("min_val", -1.0), p.get("max_val", 1.0), "hardtanh")

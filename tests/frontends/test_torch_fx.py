@@ -152,6 +152,44 @@ def test_relu6_and_hardtanh_are_output_clamps():
                            env["fc"][b].long())
 
 
+@pytest.mark.parametrize("act,clip,relu", [
+    (lambda y: y.clamp(min=0), None, True),
+    (lambda y: torch.clamp(y, 0, 6), (0.0, 6.0), False),
+    (lambda y: torch.clip(y, min=-1.0, max=1.0), (-1.0, 1.0), False),
+])
+def test_clamp_is_the_relu_or_the_output_clamp(act, clip, relu):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(act(self.c(x)).mean((2, 3)))
+
+    torch.manual_seed(2)
+    m = Net().eval()
+    net = from_torch(m)
+    conv = net.nodes["c"]
+    assert conv.clip == clip and bool(conv.relu) == relu
+    x = torch.randn(6, 1, 8, 8)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_one_sided_clamp_is_one_line():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.c(x).clamp(max=6).mean((2, 3))
+
+    with pytest.raises(FrontendError, match=r"clamp\(min=None, max=6\)"):
+        from_torch(Net())
+
+
 def test_clamp_must_follow_a_layer():
     m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
                             torch.nn.ReLU6())

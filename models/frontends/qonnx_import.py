@@ -55,7 +55,8 @@ SUPPORTED_ONNX = (
     "Conv (1x1, 3x3, 5x5, 7x7; 'same' padding at stride 1 or 2, or pads 0 at stride 1; groups 1 "
     "or depthwise 3x3)",
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
-    "GlobalAveragePool", "Reshape / Flatten (after a pool, or of a map: a dense head)",
+    "GlobalAveragePool (or ReduceMean over H, W)",
+    "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
     "Softmax / LogSoftmax as the output (dropped: the same argmax)",
@@ -420,6 +421,17 @@ class _Builder:
         self.notes.append(f"{name}: the global average is rounded (half up) onto its input's "
                           "grid; QONNX keeps the float mean")
 
+    def reduce_mean(self, node):
+        """``ReduceMean`` over H and W (what torch's ONNX exporter emits for
+        ``AdaptiveAvgPool2d(1)`` at opset 18 and later, axes as an input): the global pool."""
+        axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            c = self.const(node.input[1])
+            axes = None if c is None else [int(a) for a in np.asarray(c).reshape(-1)]
+        if axes is None or sorted(a % 4 for a in axes) != [2, 3] or len(axes) != 2:
+            raise _unsupported(node, f"ReduceMean over axes {axes}", "a mean over H, W")
+        self.global_pool(node)
+
     def reshape(self, node):
         v = self._get(node, node.input[0], "q")
         out = self.model.get_tensor_shape(node.output[0])
@@ -525,6 +537,7 @@ class _Builder:
             "Quant": self.quant, "Conv": self.conv, "Gemm": self.gemm, "MatMul": self.gemm,
             "BatchNormalization": self.batchnorm, "Relu": self.relu, "MaxPool": self.maxpool,
             "GlobalAveragePool": self.global_pool, "AveragePool": self.avgpool,
+            "ReduceMean": self.reduce_mean,
             "Reshape": self.reshape, "Concat": self.concat,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,

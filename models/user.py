@@ -109,10 +109,23 @@ def load_inputs(ref) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise ModelError("calibration inputs must be a finite float array [N, C, H, W] (maps) "
                          f"or [N, F] (vectors) with N >= 1, not shape {list(x.shape)}")
     if y is not None:
-        y = torch.as_tensor(np.asarray(y)).long().reshape(-1)
+        ya = np.asarray(y)
+        if ya.dtype.kind not in "iub" and not (ya.dtype.kind == "f" and np.isfinite(ya).all()
+                                               and (ya == np.round(ya)).all()) \
+                or (ya.size and ya.min() < 0):
+            raise ModelError(f"calibration labels y must be class indices (integers from 0), "
+                             f"not {ya.dtype.name} values such as {ya.reshape(-1)[:3].tolist()}")
+        y = torch.as_tensor(ya.astype(np.int64)).reshape(-1)
         if len(y) != len(x):
             raise ModelError(f"calibration labels y have {len(y)} rows, inputs x {len(x)}")
     return x, y
+
+
+def _check_classes(ref, y, classes: int) -> None:
+    """Labels must name one of the model's ``classes`` outputs."""
+    if y is not None and len(y) and int(y.max()) >= classes:
+        raise ModelError(f"calibration label {int(y.max())} is not a class of {ref}, which has "
+                         f"{classes} outputs (labels are class indices 0..{classes - 1})")
 
 
 def _digest(*parts: bytes) -> str:
@@ -253,6 +266,9 @@ def import_qonnx(path, calib, out_path, *, version: int, val=None) -> dict:
     if want is None or list(x.shape[1:]) != [int(v) for v in want[1:]]:
         raise ModelError(f"calibration inputs have shape {list(x.shape[1:])} per row; "
                          f"{path.name} takes {list(want[1:]) if want else '?'}")
+    out_shape = model.get_tensor_shape(model.graph.output[0].name)
+    if out_shape and len(out_shape) == 2 and int(out_shape[1]) > 0:
+        _check_classes(path.name, y, int(out_shape[1]))
     source = {"model": str(path), "model_file": str(path.resolve()),
               "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
               "labelled": y is not None, "format": "qonnx"}
@@ -268,6 +284,8 @@ def import_qonnx(path, calib, out_path, *, version: int, val=None) -> dict:
     if val is not None:
         spec.val = load_val(val, x, lambda v: torch.from_numpy(
             qonnx_execute(model, v.numpy())[model.graph.output[0].name].argmax(1)))
+        if out_shape and len(out_shape) == 2 and int(out_shape[1]) > 0:
+            _check_classes(val, spec.val[1], int(out_shape[1]))
         source["val"] = str(val if is_user_ref(val) else Path(val).resolve())
     _, yt = spec.data("test")
     ours = spec.evaluate(qnet, split="test", mode="int")
@@ -340,6 +358,7 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     if ref_logits.dim() != 2:
         raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
                          "classifiers (one logit vector per input)")
+    _check_classes(ref, y, ref_logits.shape[1])
     if len(ref_logits) != len(x):
         raise ModelError(f"{ref} outputs {len(ref_logits)} rows for {len(x)} inputs: a view or "
                          "reshape mixes the batch into the features (use x.flatten(1) or "
@@ -359,6 +378,7 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
                 return module(v).argmax(1)
 
         spec.val = load_val(val, x, float_labels)
+        _check_classes(val, spec.val[1], ref_logits.shape[1])
         source["val"] = str(val if is_user_ref(val) else Path(val).resolve())
     qnet.fold_bn()
     qnet.calibrate(spec.calibration_batches(qnet), abits=abits)

@@ -249,7 +249,10 @@ def test_cli_refuses_bad_models_with_exit_2_and_writes_nothing(tmp_path):
     wrong = tmp_path / "w.npz"
     np.savez(wrong, x=np.zeros((4, 3, 4, 4), np.float32))
     ok = _model(tmp_path / "ok.onnx")
+    labels = tmp_path / "y.npz"   # the model has 3 outputs
+    np.savez(labels, x=np.zeros((4, 2, 4, 4), np.float32), y=np.array([0, 1, 2, 3]))
     cases = [(bad, calib, "Sigmoid_0: op Sigmoid"), (corrupt, calib, "not a readable ONNX model"),
+             (ok, labels, "calibration label 3 is not a class of ok.onnx, which has 3 outputs"),
              (tmp_path / "missing.onnx", calib, "does not exist"),
              (ok, wrong, "calibration inputs have shape [3, 4, 4] per row"),
              (ok, None, "give its inputs with --calib")]

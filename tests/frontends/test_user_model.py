@@ -113,6 +113,13 @@ def test_user_model_co_simulates_bit_exact(user_files, capsys):
     ("{d}/net.py:build", "{d}/flat.npy", r"fails on the calibration inputs of shape \[4, 64\]"),
     ("{d}/net.py:build", "{d}/flat3.npy", r"\[N, C, H, W\] \(maps\) or \[N, F\]"),
     ("digits", "{d}/calib.npz", "--calib is for a file.py:factory or .onnx model"),
+    # labels that are not class indices of the model (its 3 outputs); they were taken, and
+    # every accuracy figure computed against them (string labels: a TypeError traceback)
+    ("{d}/net.py:build", "{d}/ystr.npz", "labels y must be class indices .* str"),
+    ("{d}/net.py:build", "{d}/yneg.npz", r"labels y must be class indices .* \[-1, "),
+    ("{d}/net.py:build", "{d}/yhalf.npz", r"labels y must be class indices .* \[0.5, "),
+    ("{d}/net.py:build", "{d}/ybig.npz", r"label 3 is not a class of .*net.py:build, which has 3 "
+                                         r"outputs \(labels are class indices 0..2\)"),
 ])
 def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys, model, calib,
                                                                match):
@@ -121,6 +128,11 @@ def test_bad_model_inputs_are_one_line_exit_2_nothing_written(user_files, capsys
     np.savez(d / "noxs.npz", z=np.zeros(3))
     np.save(d / "flat.npy", np.zeros((4, 64), dtype=np.float32))
     np.save(d / "flat3.npy", np.zeros((4, 8, 8), dtype=np.float32))
+    x = np.zeros((4, 1, 8, 8), dtype=np.float32)
+    np.savez(d / "ystr.npz", x=x, y=np.array(["cat", "dog", "cat", "dog"]))
+    np.savez(d / "yneg.npz", x=x, y=np.array([-1, 0, 1, 2]))
+    np.savez(d / "yhalf.npz", x=x, y=np.array([0.5, 1.0, 1.0, 2.0]))
+    np.savez(d / "ybig.npz", x=x, y=np.array([0, 1, 2, 3]))
     argv = ["dse", "--model", model.format(d=d), "--device", "XC7Z020", "--out", str(d / "o")]
     if calib:
         argv += ["--calib", calib.format(d=d)]
@@ -253,12 +265,14 @@ def test_val_gives_the_held_out_sets(user_files, capsys):
     ("{d}/net.py:build", "{d}/one.npz", r"at least 2 rows"),
     ("{d}/net.py:build", "{d}/bad.npz", r"held-out \(--val\) data .* is unreadable"),
     ("digits", "{d}/calib.npz", "--val is for a file.py:factory or .onnx model"),
+    ("{d}/net.py:build", "{d}/ybig.npz", r"label 7 is not a class of .*ybig.npz"),
 ])
 def test_bad_val_is_one_line_exit_2_nothing_written(user_files, capsys, model, val, match):
     d = user_files
     (d / "bad.npz").write_bytes(b"not a zip")
     np.savez(d / "wide.npz", x=np.zeros((4, 3, 8, 8), dtype=np.float32))
     np.savez(d / "one.npz", x=np.zeros((1, 1, 8, 8), dtype=np.float32))
+    np.savez(d / "ybig.npz", x=np.zeros((4, 1, 8, 8), dtype=np.float32), y=np.array([0, 1, 7, 2]))
     argv = ["dse", "--model", model.format(d=d), "--val", val.format(d=d), "--device", "XC7Z020",
             "--out", str(d / "o")]
     if model != "digits":

@@ -32,10 +32,10 @@ def layer_rows(run: Path) -> list[dict]:
     q = json.loads((run / "build" / "qgraph.json").read_text())
     point = json.loads((run / "point.json").read_text())
     sim = json.loads((run / "build" / "sim_summary.json").read_text())
-    n, cpf = sim["frames"], sim["cycles_per_frame"]
-    if sim["stall"][0] != 0 or n < 2:
-        raise SystemExit(f"{run}: the simulation summary is not a --stall 0 run of 2+ frames")
-    ii = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame (its fill) is the longest
+    if sim["stall"][0] != 0 or sim["frames"] < 2 or "interval_cycles" not in sim:
+        raise SystemExit(f"{run}: the simulation summary is not a --stall 0 run of 2+ frames "
+                         "(rerun `codesign sim --stall 0 --frames 4`)")
+    ii = sim["interval_cycles"]["mean"]  # frames 2..N back to back
     choice = {c["name"]: c for c in point["layers"]}
     work = _workload(run)
     clock = _design_clock(run, work, choice)

@@ -94,9 +94,8 @@ def collect(row: dict, out: Path, *, frames: int) -> dict:
     steady = lone = None
     if r0.returncode == 0:
         s0 = json.loads((out / "build" / "sim_summary.json").read_text())
-        n, cpf = s0["frames"], s0["cycles_per_frame"]
-        steady = (cpf["mean"] * n - cpf["max"]) / (n - 1)  # the first frame is the longest
-        lone = cpf["max"]  # the first frame, into an empty pipeline: a lone frame's latency
+        steady = s0["interval_cycles"]["mean"]  # frames 2..N back to back
+        lone = s0["first_frame_cycles"]  # into an empty pipeline: a lone frame's latency
     row.update(result="ok", mismatches=sim["mismatches"], frames=sim["frames"],
                stall=sim["stall"][0], ii_pred=pick["ii_cycles"], ii_sim=steady,
                latency_pred=lone_latency(out), latency_sim=lone,

@@ -77,8 +77,11 @@ class SimResult:
         def stats(v):
             return {"mean": round(statistics.fmean(v), 2) if v else None,
                     "max": max(v) if v else None}
+        # the first frame's cycles are its latency into an empty pipeline; the frames after it,
+        # back to back, measure the initiation interval (what the DSE's II predicts)
         out = {"frames": self.frames, "mismatches": len(self.mismatches),
-               "cycles_per_frame": stats(cpf), "sim": self.sim,
+               "cycles_per_frame": stats(cpf), "interval_cycles": stats(cpf[1:]),
+               "first_frame_cycles": cpf[0] if cpf else None, "sim": self.sim,
                "sim_cycles_per_s": round(self.sim_cycles_per_s, 1),
                "sim_cycles_per_cpu_s": round(self.sim_cycles_per_cpu_s, 1),
                "path": self.path, "latency_cycles": stats(self.latency),

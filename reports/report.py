@@ -11,6 +11,26 @@ from common.fsutil import write_png, write_text
 __all__ = ["write_report", "summary_text", "latency_plot"]
 
 
+def _interval_text(sim: dict, *, short: bool = False) -> str:
+    """The simulated cycles per frame as the II's measure: frames 2..N back to back (the first
+    frame's cycles are its latency into an empty pipeline, given apart). Summaries written
+    before ``interval_cycles`` existed give the mean over every frame, said so."""
+    iv, n = sim.get("interval_cycles") or {}, sim.get("frames", 0)
+    if not sim:
+        return "(not simulated)"
+    if iv.get("mean") is None:
+        cpf = sim.get("cycles_per_frame") or {}
+        if "interval_cycles" in sim:   # one frame: its latency only
+            return f"1 frame, {sim.get('first_frame_cycles')} cycles (its latency; no interval)"
+        return (f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean over every frame "
+                "(the first frame's latency included)")
+    if short:
+        return f"{iv['mean']:.0f} cycles/frame (frames 2-{n} back to back)"
+    return (f"frames 2-{n} back to back: **{iv['mean']:.1f} cycles per frame** on average "
+            f"(max {iv['max']}), the II's measure; the first frame, into an empty pipeline, "
+            f"{sim.get('first_frame_cycles')} cycles (its latency)")
+
+
 def _load(path: Path, default=None):
     if not path.is_file():
         return default
@@ -34,9 +54,9 @@ def latency_plot(point: dict, sim: dict | None, path: Path, *, title: str) -> No
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("predicted cycles per frame")
     ax.axhline(max(cycles, default=0), color="k", ls="--", lw=1, label="predicted II (max)")
-    if sim and sim.get("cycles_per_frame"):
-        ax.axhline(sim["cycles_per_frame"]["mean"], color="tab:red", lw=1,
-                   label="simulated cycles/frame (mean, whole network)")
+    if sim and (sim.get("interval_cycles") or {}).get("mean") is not None:
+        ax.axhline(sim["interval_cycles"]["mean"], color="tab:red", lw=1,
+                   label="simulated interval (frames 2..N back to back, mean)")
     for fmt, c in (("int8", "tab:blue"), ("int4", "tab:green"), ("dybit", "tab:orange")):
         ax.bar([], [], color=c, label=fmt)
     ax.legend(fontsize=8)
@@ -289,8 +309,7 @@ def write_report(out, cfg) -> dict:
     if sim:
         lines += [
             f"{sim['frames']} frames on {sim['sim']}, stall probability {cfg.stall}: "
-            f"**{sim['mismatches']} mismatches**; cycles per frame mean "
-            f"{sim['cycles_per_frame']['mean']:.0f}, max {sim['cycles_per_frame']['max']} "
+            f"**{sim['mismatches']} mismatches**; {_interval_text(sim)} "
             "(simulation speed is in `build/sim_summary.json`; the report holds only figures "
             "that a re-run reproduces).",
             "",
@@ -378,7 +397,7 @@ def summary_text(out) -> str:
     acc = _load(out / "accuracy.json", {})
     manifest = _load(out / "build" / "manifest.json", {})
     impl = _load(out / "build" / "implementation.json")
-    cpf = sim.get("cycles_per_frame", {})
+    point = _load(out / "point.json", {}).get("dse") or {}
     return "\n".join([
         "",
         f"codesign flow: {out}",
@@ -393,13 +412,15 @@ def summary_text(out) -> str:
         f"({'QONNX model' if acc.get('int8', 0) is None else 'float'} "
         f"{acc.get('float', float('nan')):.4f})",
         f"  throughput     predicted II {pick.get('ii_cycles')} cycles; simulated "
-        f"{cpf.get('mean', float('nan')):.0f} cycles/frame mean",
+        + _interval_text(sim, short=True),
         (f"  resources      LUT {res.get('lut_total', res.get('lut'))} (logic + LUTRAM), "
          f"FF {res.get('ff')}, DSP {res.get('dsp')}, BRAM18 {res.get('bram18')}")
-        if res or not impl else
+        if res else
         ("  resources      " + ", ".join(f"{v['cell']} {v['used']}/{v['available']}"
                                          for v in impl["utilisation"].values())
-         + " (nextpnr)"),
+         + " (nextpnr)") if impl else
+        (f"  resources      not synthesised; the DSE's estimate: LUT {point.get('lut')}, "
+         f"FF {point.get('ff')}, DSP {point.get('dsp')}, BRAM18 {point.get('bram18')}"),
         *([f"  clock          estimated Fmax {res['timing']['fmax_mhz']:.1f} MHz (Xilinx: cell "
            "delays + assumed routing, no placer; an estimate)"]
           if (res.get("timing") or {}).get("fmax_mhz") else []),

@@ -84,7 +84,16 @@ def test_flow_end_to_end_and_resume(tmp_path, capsys):
     sim = json.loads((out / "build" / "sim_summary.json").read_text())
     assert sim["mismatches"] == 0 and sim["frames"] == 3
     assert "0 mismatches" in report and Path(out / "latency.png").stat().st_size > 1000
-    capsys.readouterr()
+    # the simulated interval is frames 2..N's (the II's measure), the first frame's latency apart
+    iv = sim["interval_cycles"]["mean"]
+    # the three frames' mean (rounded to 0.01 in the summary) is the first frame and two
+    # intervals
+    assert abs(3 * sim["cycles_per_frame"]["mean"] - sim["first_frame_cycles"] - 2 * iv) < 0.05
+    assert sim["first_frame_cycles"] > iv
+    assert f"frames 2-3 back to back: **{iv:.1f} cycles per frame**" in report
+    said = capsys.readouterr().out
+    assert f"simulated {iv:.0f} cycles/frame (frames 2-3 back to back)" in said
+    assert "resources      not synthesised; the DSE's estimate: LUT " in said and "None" not in said
     assert main(argv) == 0
     assert "up to date, skipped" in capsys.readouterr().err
     assert (out / "report.md").read_text() == report

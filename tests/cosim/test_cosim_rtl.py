@@ -33,6 +33,11 @@ def test_fast_path_verilator_zero_mismatches(toy, kit, sim_cache, stall):
         # Steady state: the frame period equals the block's cycle formula, exactly.
         want = [_formula_cycles(f, **TOY) for f in frames]
         assert r.cycles_per_frame[1:] == want[1:]
+        # the summary's interval is those frames' (the II's measure), the first frame apart
+        s = r.summary()
+        assert s["interval_cycles"]["mean"] == round(sum(want[1:]) / len(want[1:]), 2)
+        assert s["interval_cycles"]["max"] == max(want[1:])
+        assert s["first_frame_cycles"] == r.cycles_per_frame[0] == r.latency[0]
     else:
         assert r.summary()["cycles_per_frame"]["mean"] > sum(
             _formula_cycles(f, **TOY) for f in frames) / len(frames)

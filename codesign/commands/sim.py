@@ -19,6 +19,9 @@ HELP = ("simulate N frames of the model's data set through DIR's Verilog (cocotb
         "with the golden model; writes DIR/sim_summary.json")
 
 
+#: Cycles without any transfer that count as a deadlock, unless --timeout says otherwise.
+DEFAULT_TIMEOUT = 200_000
+
 def locks(args) -> list:
     """The directories this command writes (held locked while it runs)."""
     return [args.build]
@@ -38,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--path", default="fast", choices=("fast", "python"),
                    help="fast: HDL wrapper drives the DUT (default); python: cocotb drives "
                         "every cycle")
-    p.add_argument("--timeout", type=arg(check_count, "--timeout"), default=200000,
+    p.add_argument("--timeout", type=arg(check_count, "--timeout"), default=DEFAULT_TIMEOUT,
                    metavar="CYCLES",
                    help="cycles without any transfer that count as a deadlock")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
@@ -152,7 +155,10 @@ def run(args) -> int:
     write_json(build / "sim_summary.json", summary)
     print(json.dumps(summary), flush=True)
     if result.stopped:
-        raise CodesignError(f"deadlock: {result.stopped}", EXIT_DEADLOCK)
+        hint = (f" (--timeout {args.timeout} is below the default {DEFAULT_TIMEOUT:,}: a design "
+                "that is slow rather than stuck reads the same; raise it)"
+                if args.timeout < DEFAULT_TIMEOUT else "")
+        raise CodesignError(f"deadlock: {result.stopped}{hint}", EXIT_DEADLOCK)
     if result.mismatches:
         raise CodesignError(f"{len(result.mismatches)} of {result.frames} frames mismatch; "
                             f"first: {result.mismatches[0]}", EXIT_MISMATCH)

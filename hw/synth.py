@@ -199,7 +199,7 @@ KEEP_REGISTERS = "proc\nsetattr -set keep 1 a:keep %ci1:+[Q] t:$dff %i\n"
 def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600,
                        family: str = "xcup", netlist: bool = False,
                        extra: dict | None = None, timing: bool = False,
-                       lut_mapper: str | None = None) -> dict:
+                       lut_mapper: str | None = None, progress=None) -> dict:
     """Synthesize Verilog text for ``family`` (:data:`FAMILIES`: ``xcup`` UltraScale+, ``xc7``
     7 series with DSP48E1, ``ecp5``) and return :func:`summarize_cells` of ``top``.
 
@@ -210,7 +210,9 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     ``<top>.json`` that nextpnr places; flattened for the Xilinx families). With ``timing`` on a
     Xilinx family, the result's ``timing`` is :func:`hw.timing.estimate_json` of that netlist: the
     worst register-to-register path with 7-series cell delays and assumed routing, an estimate
-    (no open placer exists for these parts). Yowasp compiles Yosys on first use and
+    (no open placer exists for these parts). ``progress(text)``, when given, hears how long
+    Yosys has run every :data:`HEARTBEAT_S` seconds (a network takes minutes, quietly). Yowasp
+    compiles Yosys on first use and
     caches it under ``XDG_CACHE_HOME``: :func:`cache_home` (the project cache) unless the
     environment already sets it.
 
@@ -252,12 +254,13 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     if family == "ecp5" and (lut_mapper or ECP5_LUT_MAPPER) == "abc":
         mapper = _MAPPER_NAMES["abc"]
         script.write_text(reads + classic + outputs)
-        proc = _run_yosys(script, log, timeout=timeout, top=top)
+        proc = _run_yosys(script, log, timeout=timeout, top=top, progress=progress)
     else:
         mapper = _MAPPER_NAMES["abc9"] if family == "ecp5" else None
         full = workdir / "yosys_abc9.log" if family == "ecp5" else None
         script.write_text(reads + f"{FAMILIES[family]} -top {top}\n" + outputs)
-        proc = _run_yosys(script, log, timeout=timeout, top=top, full_log=full)
+        proc = _run_yosys(script, log, timeout=timeout, top=top, full_log=full,
+                          progress=progress)
         if proc.returncode != 0 and family == "ecp5" and "ERROR" not in log.read_text():
             # The WebAssembly Yosys' ABC9 (synth_ecp5's LUT mapper) fails on some netlists
             # with nothing on its quiet output (Yosys 0.70: an assertion in
@@ -265,7 +268,7 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
             # instead, and say so, with the cause, in the result.
             mapper = f"abc -lut 4 (abc9 failed: {abc9_failure(full)})"
             script.write_text(reads + classic + outputs)
-            proc = _run_yosys(script, log, timeout=timeout, top=top)
+            proc = _run_yosys(script, log, timeout=timeout, top=top, progress=progress)
         if full is not None and proc.returncode == 0:
             full.unlink(missing_ok=True)  # megabytes of a run that worked
     if proc.returncode != 0 or not stat.exists():
@@ -291,17 +294,36 @@ def synthesize_verilog(verilog: str, *, top: str, workdir, timeout: float = 3600
     if timing and xilinx:
         from .timing import estimate_json
 
+        if progress is not None:
+            progress(f"{FAMILIES[family]} done; estimating the worst path's delay")
         out["timing"] = estimate_json(workdir / f"{top}.json", top)
     return out
 
 
+#: Seconds between the lines that say a synthesis is still running.
+HEARTBEAT_S = 30.0
+
+
 def _run_yosys(script: Path, log: Path, *, timeout: float, top: str,
-               full_log: Path | None = None):
+               full_log: Path | None = None, progress=None):
     """Yosys on ``script``, quiet (its output in ``log``); ``full_log`` also keeps the whole
-    log (``-l``), where the WebAssembly build's assertion failures are written."""
+    log (``-l``), where the WebAssembly build's assertion failures are written. ``progress``:
+    told the elapsed time every :data:`HEARTBEAT_S` seconds."""
     extra = ["-l", full_log.name] if full_log is not None else []
+    watch = None
+    if progress is not None:
+        start, said = time.monotonic(), [0]
+
+        def watch(_log_text):
+            k = int((time.monotonic() - start) // HEARTBEAT_S)
+            if k > said[0]:
+                said[0] = k
+                m, s = divmod(int(time.monotonic() - start), 60)
+                progress(f"yosys on {top}: running, {m} min {s:02d} s")
+            return None
     return run_logged([yosys_path(), "-q", *extra, "-s", script.name], cwd=script.parent,
-                      log=log, timeout=timeout, what=f"yosys on {top}")
+                      log=log, timeout=timeout, what=f"yosys on {top}", watch=watch,
+                      poll=min(5.0, HEARTBEAT_S))
 
 
 def abc9_failure(full_log: Path | None) -> str:

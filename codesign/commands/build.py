@@ -94,7 +94,8 @@ def run(args) -> int:
     # the manifest names the model as cosim must reload it: a registry name, or an absolute path
     ref = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
     manifest = build(qgraph, point, args.out, synth=args.synth, model=ref, top=top_name(name),
-                     family=family)
+                     family=family,
+                     progress=lambda msg: print(f"build: {msg}", file=sys.stderr, flush=True))
     summary = {"top": manifest["top"], "verilog": str(Path(args.out) / manifest["verilog"]),
                "manifest": str(Path(args.out) / "manifest.json")}
     if args.synth:

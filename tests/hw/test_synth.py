@@ -146,3 +146,18 @@ def test_abc9_failure_names_the_error_and_the_module(tmp_path):
     assert abc9_failure(log) == "exited without output"
     assert abc9_failure(tmp_path / "absent.log") == "exited without output"
     assert abc9_failure(None) == "exited without output"
+
+
+def test_a_running_synthesis_says_so(tmp_path, monkeypatch):
+    """`codesign build --synth` of a network runs Yosys for minutes: ``progress`` hears the
+    elapsed time every HEARTBEAT_S seconds, then the timing estimate's start."""
+    import hw.synth as synth
+
+    monkeypatch.setattr(synth, "HEARTBEAT_S", 0.2)
+    said = []
+    res = synthesize_verilog(_ADDER, top="add", workdir=tmp_path, family="xc7", timing=True,
+                             progress=said.append)
+    assert res["lut"] > 0 and said, said
+    beats = [s for s in said if s.startswith("yosys on add: running, 0 min ")]
+    assert beats and len(beats) == len(said) - 1, said
+    assert said[-1].startswith("synth_xilinx -family xc7") and "estimating" in said[-1]

@@ -121,12 +121,20 @@ def check_choice(layer: LayerWork, choice: LayerChoice) -> None:
         ops.of(layer).check_choice(layer, choice)
     except ValueError as exc:
         raise ValueError(f"layer {layer.name}: {exc}") from None
+    why = _input_stage_misfit(layer, choice)
+    if why:
+        raise ValueError(f"layer {layer.name}: {why}")
+
+
+def _input_stage_misfit(layer: LayerWork, choice: LayerChoice) -> str | None:
+    """Why a stage between the network input and ``layer`` cannot run at ``choice``'s input lanes
+    (hw.compose runs them there): they must divide its own channels (a flatten of a 1-channel
+    image before an MLP's first linear layer)."""
     for s in layer.stages:
-        # a stage between the network input and this layer runs at its input lanes (hw.compose):
-        # they must divide its own channels (a flatten of a 1-channel image before an MLP)
         if s.get("at") == "input" and s["in_shape"][0] % choice.lanes:
-            raise ValueError(f"layer {layer.name}: lanes ({choice.lanes}) must divide the "
-                             f"{s['in_shape'][0]} channels of {s['name']} ({s['op']}) before it")
+            return (f"lanes ({choice.lanes}) must divide the {s['in_shape'][0]} channels of "
+                    f"{s['name']} ({s['op']}) before it")
+    return None
 
 
 def cycles(layer: LayerWork, choice: LayerChoice, *, activity: str = "mean") -> int:
@@ -374,12 +382,4 @@ def candidates(layer: LayerWork, formats, *, max_lanes: int = 64, max_pe: int = 
     cell = (model or resource_model()).dsp_cell
     out = ops.of(layer).candidates(layer, formats, max_lanes=max_lanes, max_pe=max_pe,
                                    count=count, datapaths=lambda f: datapaths(f, dsp_cell=cell))
-    return [c for c in out if _input_stages_take(layer, c)]
-
-
-def _input_stages_take(layer: LayerWork, choice: LayerChoice) -> bool:
-    try:
-        check_choice(layer, choice)
-    except ValueError:
-        return False
-    return True
+    return [c for c in out if _input_stage_misfit(layer, c) is None]

@@ -22,6 +22,7 @@ HELP = ("simulate N frames of the model's data set through DIR's Verilog (cocotb
 #: Cycles without any transfer that count as a deadlock, unless --timeout says otherwise.
 DEFAULT_TIMEOUT = 200_000
 
+
 def locks(args) -> list:
     """The directories this command writes (held locked while it runs)."""
     return [args.build]

@@ -73,6 +73,18 @@ def _unsupported(node, what: str, why: str = "") -> FrontendError:
                          + "; ".join(SUPPORTED))
 
 
+def _constant_params(node, what: str, *params) -> None:
+    """A pool's kernel, stride and padding must be constants: one computed in ``forward()``
+    (``F.avg_pool2d(x, x.size()[2:])``) is a traced value the import cannot read."""
+    def traced(v):
+        return isinstance(v, torch.fx.Node) or (isinstance(v, (list, tuple))
+                                                and any(traced(e) for e in v))
+    if any(traced(v) for v in params):
+        raise _unsupported(node, f"{what} with a kernel, stride or padding computed in forward()",
+                           "give constants; for a pool over the whole map, "
+                           "AdaptiveAvgPool2d(1) / F.adaptive_avg_pool2d(x, 1)")
+
+
 class _Builder:
     def __init__(self, gm: torch.fx.GraphModule, name: str, nonneg_input: bool):
         self.gm, self.net = gm, QNet(name)
@@ -256,6 +268,8 @@ class _Builder:
         self.value[node] = src
 
     def maxpool2d(self, node, x, kernel, stride, padding=0, dilation=1, ceil_mode=False):
+        _constant_params(node, "MaxPool2d", kernel, stride, padding)
+
         def one(v):
             return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
         stride = kernel if stride is None or stride == [] else stride
@@ -269,6 +283,8 @@ class _Builder:
 
     def avgpool2d(self, node, x, kernel, stride, padding=0, ceil_mode=False,
                   count_include_pad=True, divisor_override=None):
+        _constant_params(node, "AvgPool2d", kernel, stride, padding)
+
         def one(v):
             return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
 
@@ -387,16 +403,23 @@ class _Builder:
     def run(self) -> QNet:
         out = None
         for node in self.gm.graph.nodes:
-            if node.op == "placeholder":
-                self.placeholder(node)
-            elif node.op == "call_module":
-                self._module(node, self.gm.get_submodule(node.target))
-            elif node.op in ("call_function", "call_method"):
-                self._function(node)
-            elif node.op == "output":
-                out = node.args[0]
-            else:
-                raise _unsupported(node, f"a {node.op} node ({node.target})")
+            try:
+                if node.op == "placeholder":
+                    self.placeholder(node)
+                elif node.op == "call_module":
+                    self._module(node, self.gm.get_submodule(node.target))
+                elif node.op in ("call_function", "call_method"):
+                    self._function(node)
+                elif node.op == "output":
+                    out = node.args[0]
+                else:
+                    raise _unsupported(node, f"a {node.op} node ({node.target})")
+            except FrontendError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (a form of a supported op no handler reads)
+                what = getattr(node.target, "__name__", str(node.target))
+                raise _unsupported(node, f"{what} in this form",
+                                   f"{type(exc).__name__}: {exc}") from None
         if not isinstance(out, torch.fx.Node) or self.value.get(out) != list(self.net.nodes)[-1]:
             raise FrontendError("the module must return one tensor, computed last")
         last = self.net.nodes[self.value[out]]
@@ -444,7 +467,7 @@ class _Builder:
 
     def _function(self, node):
         t, args, kw = node.target, node.args, node.kwargs
-        if t in (F.relu, torch.relu, "relu"):
+        if t in (F.relu, torch.relu, "relu", F.relu_, torch.relu_, "relu_"):
             self.relu(node, args[0])
         elif t is F.relu6:
             self.clamp(node, args[0], 0.0, 6.0, "relu6")
@@ -461,7 +484,8 @@ class _Builder:
         elif t is F.hardtanh:
             p = dict(zip(("min_val", "max_val"), args[1:3], strict=False)) | dict(kw)
             self.clamp(node, args[0], p.get("min_val", -1.0), p.get("max_val", 1.0), "hardtanh")
-        elif t in (operator.add, torch.add, "add") and len(args) == 2 and not kw:
+        elif t in (operator.add, operator.iadd, torch.add, "add", "add_") and len(args) == 2 \
+                and not kw:
             self.add(node, *args)
         elif t is torch.cat:
             p = dict(zip(("tensors", "dim"), args, strict=False)) | dict(kw)
@@ -501,9 +525,13 @@ class _Builder:
             p = dict(zip(("pad", "mode", "value"), args[1:], strict=False)) | dict(kw)
             self.pad(node, args[0], p.get("pad"), p.get("mode", "constant"),
                      p.get("value", 0.0) or 0.0)
-        elif t in ("size", getattr) or (t is operator.getitem and isinstance(args[0], torch.fx.Node)
-                                         and self.value.get(args[0], 0) is None):
-            # a shape value (x.view(x.size(0), -1), x.view(x.shape[0], -1)), not a map
+        elif t in ("size", getattr) or (
+                t in (operator.getitem, operator.floordiv, operator.mul, operator.add,
+                      operator.sub, operator.truediv)
+                and all(self.value.get(a, 0) is None for a in args if isinstance(a, torch.fx.Node))
+                and any(isinstance(a, torch.fx.Node) for a in args)):
+            # a shape value, or arithmetic on shape values (x.view(x.size(0), -1),
+            # x.view(x.shape[0], -1), x.shape[-1] // 4), not a map
             self.value[node] = None
         elif t in (F.dropout, "contiguous"):
             self.passthrough(node, args[0])

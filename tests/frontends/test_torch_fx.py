@@ -488,3 +488,48 @@ def test_head_idioms_outside_their_place_are_one_line(forward, match):
     with pytest.raises(FrontendError, match=match) as e:
         from_torch(Net().eval(), example=torch.rand(2, 1, 8, 8))
     assert "\n" not in str(e.value)
+
+
+def _net(forward):
+    """A conv, a second conv and a linear layer, ``forward(self, x)`` wiring them."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return forward(self, x)
+
+    torch.manual_seed(4)
+    return Net().eval()
+
+
+@pytest.mark.parametrize("forward,ops", [
+    # in-place forms: a ResNet's out.add_(identity), x.relu_() / F.relu_
+    (lambda m, x: m.fc(F.relu(m.c2(F.relu(m.c(x))).add_(F.relu(m.c(x)))).mean((2, 3))),
+     ["QConv2d", "QConv2d", "QConv2d", "QAdd"]),
+    (lambda m, x: m.fc(m.c(x).relu_().mean((2, 3))), ["QConv2d"]),
+    (lambda m, x: m.fc(F.relu_(m.c(x)).mean((2, 3))), ["QConv2d"]),
+])
+def test_in_place_forms_import_as_their_ops(forward, ops):
+    m = _net(forward)
+    net = from_torch(m)
+    assert [type(v).__name__ for v in net.nodes.values()] == \
+        ["QInput", *ops, "QGlobalAvgPool", "QLinear"]
+    x = torch.rand(4, 1, 8, 8)
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("forward", [
+    lambda m, x: m.fc(F.avg_pool2d(m.c(x), m.c(x).size()[2:]).flatten(1)),
+    lambda m, x: m.fc(F.max_pool2d(m.c(x), kernel_size=x.shape[-1] // 4).mean((2, 3))),
+])
+def test_a_pool_sized_in_forward_is_one_line(forward):
+    """A kernel computed from a traced size crashed the import (TypeError: 'Node' object is not
+    iterable)."""
+    with pytest.raises(FrontendError, match="computed in forward") as e:
+        from_torch(_net(forward), example=torch.rand(2, 1, 8, 8))
+    assert "\n" not in str(e.value)

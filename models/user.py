@@ -343,6 +343,11 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     model_name = re.sub(r"[^A-Za-z0-9_]", "_", f"{path.stem}_{name}")
     qnet = from_torch(module, name=model_name, nonneg_input=bool((x >= 0).all()), example=x[:2])
     sparse = bool(getattr(qnet, "sparse", False))
+    inp = qnet.input_node
+    if inp.gain is not None:  # the module normalises its input: the sign is the normalised one's
+        from .quant.layers import feat
+
+        inp.nonneg = bool((inp.normalise(feat(x.double())) >= 0).all())
     try:
         with torch.no_grad():
             if sparse:

@@ -96,6 +96,9 @@ class _Builder:
         self.pad_of: dict = {}                 # fx node -> (left, right, top, bottom) zeros
         self.crop_after: dict[str, int] = {}   # conv -> k: crop its border when it is used
         self.cropped: dict[str, str] = {}      # conv -> its crop node
+        self.consts: dict = {}                 # fx get_attr node -> its tensor (a buffer)
+        self.superseded: set = set()           # fx nodes of the input before its normalisation
+        self.input_taken = False               # a layer has read the input
 
     # -- helpers ---------------------------------------------------------------------------------
     def _name(self, node) -> str:
@@ -106,6 +109,11 @@ class _Builder:
         return name
 
     def _raw(self, node, arg, padded=False):
+        if arg in self.superseded:
+            raise _unsupported(node, f"the input before its normalisation ({arg.name}) used "
+                                     "again", "normalise the input once, before any layer")
+        if isinstance(arg, torch.fx.Node) and arg in self.consts:
+            raise _unsupported(node, f"a constant tensor ({arg.name}) used as a map")
         if not isinstance(arg, torch.fx.Node) or arg not in self.value:
             raise _unsupported(node, f"an input of type {type(arg).__name__}")
         if arg in self.pad_of and not padded:
@@ -118,6 +126,8 @@ class _Builder:
         """The QNet node whose value ``arg`` is, as a layer's input: a zero-padded conv's crop
         goes in here, once."""
         src = self._raw(node, arg, padded)
+        if src == next(iter(self.net.nodes)):
+            self.input_taken = True
         if src in self.crop_after:
             if src not in self.cropped:
                 name = f"{src}_crop"
@@ -311,6 +321,54 @@ class _Builder:
             raise _unsupported(node, "a global pool of a vector")
         self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
 
+    def input_affine(self, node, t, args) -> bool:
+        """``x - c``, ``x + c``, ``x * c``, ``x / c`` on the input before any layer reads it,
+        ``c`` a number or a buffer of one value per channel: folded into the input quantizer's
+        normalisation (:attr:`QInput.gain`, :attr:`QInput.shift`), which the host applies
+        before quantizing. Returns whether ``node`` was such an op."""
+        inp = next(iter(self.net.nodes), None)
+        nodes = [a for a in args if isinstance(a, torch.fx.Node) and a not in self.consts]
+        if inp is None or len(args) != 2 or len(nodes) != 1 or self.value.get(nodes[0]) != inp:
+            return False
+        x = nodes[0]
+        c = args[1] if args[0] is x else args[0]
+        op = {operator.sub: "sub", torch.sub: "sub", "sub": "sub",
+              operator.add: "add", torch.add: "add", "add": "add",
+              operator.mul: "mul", torch.mul: "mul", "mul": "mul",
+              operator.truediv: "div", torch.div: "div", "div": "div"}[t]
+        if self.input_taken:
+            raise _unsupported(node, f"a normalisation ({op}) of the input after a layer read it")
+        if op in ("sub", "div") and args[0] is not x:
+            raise _unsupported(node, f"{op} of the input from a constant",
+                               "normalise as (x - mean) / std")
+        value = self.consts.get(c, c) if isinstance(c, torch.fx.Node) else c
+        if not isinstance(value, int | float | torch.Tensor) or isinstance(value, bool):
+            raise _unsupported(node, f"arithmetic ({op}) on the input with {type(value).__name__}",
+                               "normalise the inputs in the --calib data, not in forward()")
+        v = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
+        meta = x.meta.get("tensor_meta")
+        channels = int(meta.shape[1]) if meta is not None and len(meta.shape) >= 2 else None
+        if (v.numel() != 1 and v.numel() != channels) or not torch.isfinite(v).all() or \
+                (op == "div" and (v == 0).any()):
+            raise _unsupported(node, f"a normalisation ({op}) of the input by {v.numel()} values",
+                               "one value, or one per input channel, finite (and non-zero to "
+                               "divide by)")
+        q = self.net.nodes[inp]
+        g = q.gain if q.gain is not None else torch.ones(1, dtype=torch.float64)
+        h = q.shift if q.shift is not None else torch.zeros(1, dtype=torch.float64)
+        if op == "sub":
+            h = h - v
+        elif op == "add":
+            h = h + v
+        elif op == "mul":
+            g, h = g * v, h * v
+        else:
+            g, h = g / v, h / v
+        q.gain, q.shift = g, h
+        self.superseded.add(x)
+        self.value[node] = inp
+        return True
+
     def squeeze(self, node, x):
         """``squeeze`` of the pooled ``[N, C, 1, 1]`` vector (after the global pool): nothing."""
         src = self._src(node, x)
@@ -410,6 +468,8 @@ class _Builder:
                     self._module(node, self.gm.get_submodule(node.target))
                 elif node.op in ("call_function", "call_method"):
                     self._function(node)
+                elif node.op == "get_attr":
+                    self.consts[node] = self._attr(node)
                 elif node.op == "output":
                     out = node.args[0]
                 else:
@@ -422,11 +482,25 @@ class _Builder:
                                    f"{type(exc).__name__}: {exc}") from None
         if not isinstance(out, torch.fx.Node) or self.value.get(out) != list(self.net.nodes)[-1]:
             raise FrontendError("the module must return one tensor, computed last")
+        if self.sparse and getattr(self.net.nodes[next(iter(self.net.nodes))], "gain", None) \
+                is not None:
+            raise FrontendError("a sparse network's input cannot be normalised in forward() "
+                                "(absent sites would not stay zero); normalise the events' "
+                                "features in --calib instead")
         last = self.net.nodes[self.value[out]]
         if isinstance(last, QLinear) and not last.relu:
             last.requant_out = False  # the classifier's raw int32 logits
         self.net.sparse = self.sparse
         return self.net
+
+    def _attr(self, node) -> torch.Tensor:
+        """A buffer or parameter the module reads in ``forward()`` (``self.mean``)."""
+        obj = self.gm
+        for part in str(node.target).split("."):
+            obj = getattr(obj, part)
+        if not isinstance(obj, torch.Tensor):
+            raise _unsupported(node, f"an attribute {node.target} of type {type(obj).__name__}")
+        return obj.detach()
 
     def _module(self, node, m):
         if isinstance(m, QModule):
@@ -467,6 +541,10 @@ class _Builder:
 
     def _function(self, node):
         t, args, kw = node.target, node.args, node.kwargs
+        if t in (operator.sub, operator.add, operator.mul, operator.truediv, torch.sub,
+                 torch.add, torch.mul, torch.div, "sub", "add", "mul", "div") and not kw \
+                and self.input_affine(node, t, args):
+            return
         if t in (F.relu, torch.relu, "relu", F.relu_, torch.relu_, "relu_"):
             self.relu(node, args[0])
         elif t is F.relu6:

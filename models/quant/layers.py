@@ -420,6 +420,12 @@ class QInput(QModule):
     #: ``"half_even"`` (an imported QONNX model's ``Quant`` with ``rounding_mode="ROUND"``).
     rounding = "half_up"
 
+    #: The input's normalisation that an imported module did in ``forward()`` (``(x - mean) /
+    #: std``), ``x * gain + shift`` per channel (float64 ``[C]`` or ``[1]``), applied before the
+    #: quantization, on the host as the quantization is; ``None``: the input as it is.
+    gain = None
+    shift = None
+
     def __init__(self, *, nonneg=True):
         super().__init__()
         self.nonneg = nonneg
@@ -430,16 +436,27 @@ class QInput(QModule):
     def _round(self, x):
         return torch.round(x) if self.rounding == "half_even" else _floor_half_up(x)
 
+    def normalise(self, f: torch.Tensor) -> torch.Tensor:
+        """Channel-last features ``[sites, C]`` through :attr:`gain` and :attr:`shift`."""
+        if self.gain is None:
+            return f
+        return f * self.gain.to(f.dtype) + self.shift.to(f.dtype)
+
     def quantize_feats(self, f: torch.Tensor) -> torch.Tensor:
         lo, hi = self.bounds()
-        return torch.clamp(self._round(f.double() / self.out_scale), lo, hi).long()
+        f = self.normalise(f.double())
+        return torch.clamp(self._round(f / self.out_scale), lo, hi).long()
 
     def quantize(self, x):
         """Integer input map (int64) from a float map: round half up, clamp."""
         return with_feat(x, self.quantize_feats(feat(x)))
 
     def forward(self, x):
-        if self.mode == "float" or self.mode == "int":
+        if self.mode == "int":
+            return x
+        if self.gain is not None:
+            x = with_feat(x, self.normalise(feat(x)))
+        if self.mode == "float":
             return x
         f = feat(x)
         lo, hi = self.bounds()

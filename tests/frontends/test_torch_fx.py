@@ -472,8 +472,8 @@ def test_common_head_idioms_are_the_global_pool_and_the_logits(head):
     (lambda m, x: m.fc(m.c1(x).squeeze(1).mean((1, 2))), "squeeze of a spatial map"),
     # a pool over part of the map is still the 2x2 pool or nothing
     (lambda m, x: m.fc(F.avg_pool2d(m.c1(x), 4).mean((2, 3))), r"AvgPool2d\(kernel=4"),
-    # preprocessing inside forward(): named, with what to do instead
-    (lambda m, x: m.fc(m.c1((x - 0.5) / 0.25).mean((2, 3))), "arithmetic .sub. on the input"),
+    # preprocessing inside forward() that is not a normalisation: named, with what to do
+    (lambda m, x: m.fc(m.c1(x * x).mean((2, 3))), "arithmetic .mul. on the input"),
 ])
 def test_head_idioms_outside_their_place_are_one_line(forward, match):
     class Net(nn.Module):
@@ -532,4 +532,77 @@ def test_a_pool_sized_in_forward_is_one_line(forward):
     iterable)."""
     with pytest.raises(FrontendError, match="computed in forward") as e:
         from_torch(_net(forward), example=torch.rand(2, 1, 8, 8))
+    assert "\n" not in str(e.value)
+
+
+class _Normalised(nn.Module):
+    """An RGB network that normalises its input in forward(), ImageNet-style, from buffers."""
+
+    def __init__(self, how="buffers"):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, 5)
+        self.how = how
+
+    def forward(self, x):
+        if self.how == "buffers":
+            x = (x - self.mean) / self.std
+        else:                                   # scalars, as x * 2 - 1
+            x = x * 2.0 - 1.0
+        x = F.relu(self.c2(F.relu(self.c1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("how", ["buffers", "scalars"])
+def test_an_input_normalisation_folds_into_the_input_quantizer(how):
+    """(x - mean) / std in forward() was refused ('function sub'); it is the input quantizer's
+    gain and shift, applied before quantizing: the float graph computes the module, the
+    quantizer is signed (the normalised input has negatives), the golden model equals integer
+    mode, and the quantized network agrees with the module."""
+    torch.manual_seed(7)
+    m = _Normalised(how).eval()
+    x = torch.rand(64, 3, 8, 8)
+    net = from_torch(m, name="norm", nonneg_input=False, example=x[:2])
+    inp = net.input_node
+    assert inp.gain is not None and inp.gain.numel() == (3 if how == "buffers" else 1)
+    if how == "buffers":
+        torch.testing.assert_close(inp.gain, 1 / m.std.double().reshape(-1))
+        torch.testing.assert_close(inp.shift, -(m.mean / m.std).double().reshape(-1))
+    net.set_mode("float")
+    torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    net.set_mode("int")
+    xi = net.quantize_input(x.double())
+    assert int(xi.min()) < 0                     # the normalised input is quantized signed
+    out = net(xi)
+    coords = torch.nonzero(torch.ones(8, 8, dtype=torch.bool))
+    for b in range(4):
+        _, logits = g.run_frame(coords, xi[b].reshape(3, -1).t())
+        assert torch.equal(logits[0], out[b].long())
+    net.set_mode("fake")
+    assert (net(x).argmax(1) == m(x).argmax(1)).float().mean() >= 0.8
+
+
+@pytest.mark.parametrize("forward,match", [
+    (lambda m, x: m.fc(F.relu(m.c((x - 0.5) / 0.25) + m.c(x)).mean((2, 3))),
+     r"the input before its normalisation \(x\) used again"),
+    (lambda m, x: m.fc(m.c(1.0 - x).mean((2, 3))), "sub of the input from a constant"),
+    (lambda m, x: m.fc(m.c(x / 0.0).mean((2, 3))), r"normalisation \(div\) of the input"),
+    (lambda m, x: m.fc(m.c(x * torch.ones(3)).mean((2, 3))), r"input by 3 values .*one per input"),
+])
+def test_a_normalisation_the_quantizer_cannot_take_is_one_line(forward, match):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return forward(self, x)
+
+    with pytest.raises(FrontendError, match=match) as e:
+        from_torch(Net().eval(), example=torch.rand(2, 1, 8, 8))
     assert "\n" not in str(e.value)

@@ -637,7 +637,8 @@ def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = Tru
     ``nonneg_input``: whether the input is non-negative (an unsigned first quantizer, like the
     built-in networks' images); otherwise the input is quantized symmetric. ``example``: a dense
     input batch; with it the graph's shapes are known (an ``AvgPool2d`` over the whole map is the
-    global pool).
+    global pool). An input the module normalises in ``forward()`` is quantized signed unless
+    ``nonneg_input`` and ``example``'s normalised values are non-negative.
     """
     if not isinstance(module, nn.Module):
         raise FrontendError(f"expected a torch.nn.Module, not {type(module).__name__}")
@@ -660,4 +661,12 @@ def from_torch(module: nn.Module, *, name: str = "net", nonneg_input: bool = Tru
                 ShapeProp(gm).propagate(example)
         except Exception:  # noqa: BLE001  (reported when the caller runs the module on its data)
             pass
-    return _Builder(gm, name, nonneg_input).run().eval()
+    net = _Builder(gm, name, nonneg_input).run().eval()
+    inp = net.input_node
+    if inp.gain is not None:
+        # a normalised input is signed unless the example says otherwise (ImageNet's is)
+        from ..quant.layers import feat
+
+        inp.nonneg = bool(nonneg_input and example is not None
+                          and (inp.normalise(feat(example.double())) >= 0).all())
+    return net

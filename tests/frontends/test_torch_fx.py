@@ -565,8 +565,9 @@ def test_an_input_normalisation_folds_into_the_input_quantizer(how):
     torch.manual_seed(7)
     m = _Normalised(how).eval()
     x = torch.rand(64, 3, 8, 8)
-    net = from_torch(m, name="norm", nonneg_input=False, example=x[:2])
+    net = from_torch(m, name="norm", example=x[:2])   # raw inputs in [0, 1): nonneg_input
     inp = net.input_node
+    assert not inp.nonneg                     # the normalised ones are not
     assert inp.gain is not None and inp.gain.numel() == (3 if how == "buffers" else 1)
     if how == "buffers":
         torch.testing.assert_close(inp.gain, 1 / m.std.double().reshape(-1))

@@ -121,6 +121,39 @@ def load_inputs(ref) -> tuple[torch.Tensor, torch.Tensor | None]:
     return x, y
 
 
+#: Largest difference between the traced graph and the module, as a share of the module's output
+#: range, that float rounding explains (BatchNorm folded, sums reordered).
+TRACE_TOLERANCE = 1e-3
+
+
+def _check_traced(ref, qnet, x, want) -> None:
+    """The traced graph, in float mode, must compute what the module computes on ``x``: torch.fx
+    records what it sees, and a module can do more (an in-place op on a value used afterwards,
+    Python control flow fixed at trace time); such a graph would be quantized and built without a
+    word. ``want``: the module's outputs (after a softmax the graph dropped)."""
+    mode = {k: m.mode for k, m in qnet.nodes.items()}
+    qnet.set_mode("float")
+    try:
+        with torch.no_grad():
+            got = qnet(x).double()
+    finally:
+        for k, m in qnet.nodes.items():
+            m.mode = mode[k]
+    drop = getattr(qnet, "dropped_output", None)
+    if drop == "softmax":
+        got = got.softmax(1)
+    elif drop == "log_softmax":
+        got = got.log_softmax(1)
+    want = want.double()
+    span = float(want.abs().max()) or 1.0
+    err = float((got - want).abs().max()) / span if got.shape == want.shape else float("inf")
+    if not err <= TRACE_TOLERANCE:
+        raise ModelError(f"{ref}: the traced graph does not compute the module (they differ by "
+                         f"{err:.1%} of its output's range on the calibration inputs): torch.fx "
+                         "missed part of forward(), such as Python control flow on values or an "
+                         "in-place op whose result is not used; write it as plain operations")
+
+
 def _check_classes(ref, y, classes: int) -> None:
     """Labels must name one of the model's ``classes`` outputs."""
     if y is not None and len(y) and int(y.max()) >= classes:
@@ -363,11 +396,13 @@ def import_model(ref, calib, out_path, *, version: int, abits: int = 8, qat_form
     if ref_logits.dim() != 2:
         raise ModelError(f"{ref} outputs shape {list(ref_logits.shape)}; the flow takes "
                          "classifiers (one logit vector per input)")
-    _check_classes(ref, y, ref_logits.shape[1])
     if len(ref_logits) != len(x):
         raise ModelError(f"{ref} outputs {len(ref_logits)} rows for {len(x)} inputs: a view or "
                          "reshape mixes the batch into the features (use x.flatten(1) or "
                          "x.view(x.size(0), -1))")
+    _check_classes(ref, y, ref_logits.shape[1])
+    if not sparse:
+        _check_traced(ref, qnet, x[:64], ref_logits[:64])
     source = {"model": str(ref), "model_file": str(path.resolve()),
               "calib": str(calib if is_user_ref(calib) else Path(calib).resolve()),
               "labelled": y is not None}

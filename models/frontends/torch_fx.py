@@ -99,6 +99,7 @@ class _Builder:
         self.consts: dict = {}                 # fx get_attr node -> its tensor (a buffer)
         self.superseded: set = set()           # fx nodes of the input before its normalisation
         self.input_taken = False               # a layer has read the input
+        self.dropped_output: str | None = None  # "softmax" / "log_softmax" after the logits
 
     # -- helpers ---------------------------------------------------------------------------------
     def _name(self, node) -> str:
@@ -387,6 +388,7 @@ class _Builder:
         if [u.op for u in node.users] != ["output"]:
             raise _unsupported(node, f"{what} not as the module's output",
                                "a softmax is dropped as the output only")
+        self.dropped_output = "log_softmax" if "log" in what.lower() else "softmax"
         self.value[node] = src
 
     def flatten(self, node, x):
@@ -491,6 +493,7 @@ class _Builder:
         if isinstance(last, QLinear) and not last.relu:
             last.requant_out = False  # the classifier's raw int32 logits
         self.net.sparse = self.sparse
+        self.net.dropped_output = self.dropped_output
         return self.net
 
     def _attr(self, node) -> torch.Tensor:
@@ -541,6 +544,12 @@ class _Builder:
 
     def _function(self, node):
         t, args, kw = node.target, node.args, node.kwargs
+        if isinstance(t, str) and t.endswith("_") and not t.startswith("_") and not node.users:
+            # out.add_(x) then relu(out): torch.fx records the in-place op but not that `out`
+            # changed, so the graph after it reads the old value (the add would be lost)
+            raise _unsupported(node, f"an in-place {t} whose result is not used",
+                               "torch.fx cannot see it change its operand; write "
+                               f"`out = out.{t[:-1]}(...)` or `out = out + x`")
         if t in (operator.sub, operator.add, operator.mul, operator.truediv, torch.sub,
                  torch.add, torch.mul, torch.div, "sub", "add", "mul", "div") and not kw \
                 and self.input_affine(node, t, args):

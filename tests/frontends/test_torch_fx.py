@@ -607,3 +607,17 @@ def test_a_normalisation_the_quantizer_cannot_take_is_one_line(forward, match):
     with pytest.raises(FrontendError, match=match) as e:
         from_torch(Net().eval(), example=torch.rand(2, 1, 8, 8))
     assert "\n" not in str(e.value)
+
+
+def test_an_in_place_op_whose_result_is_dropped_is_one_line():
+    """`out.add_(skip); relu(out)`: torch.fx records the add_ but not that `out` changed, so the
+    graph after it reads the conv's value; the add would be lost (here refused by the ReLU's
+    fold only by chance; without a ReLU the graph went on without the add)."""
+    def forward(m, x):
+        out = m.c2(F.relu(m.c(x)))
+        out.add_(m.c2(F.relu(m.c(x))))
+        return m.fc(out.mean((2, 3)))
+
+    with pytest.raises(FrontendError, match="an in-place add_ whose result is not used") as e:
+        from_torch(_net(forward))
+    assert "out = out + x" in str(e.value) and "\n" not in str(e.value)

@@ -46,6 +46,22 @@ MODEL = textwrap.dedent("""
     def batch_view():
         return BatchView().eval()
 
+    class TraceTime(Net):
+        # Python state torch.fx fixes at trace time: traced with a ReLU the later calls skip
+        # (the graph would be built without a word)
+        calls = 0
+
+        def forward(self, x):
+            type(self).calls += 1
+            x = self.pool(torch.relu(self.bn(self.c1(x))))
+            y = self.c2(x)
+            x = torch.relu(y) if type(self).calls == 1 else y   # traced with the ReLU
+            return self.fc(x.mean((2, 3)))
+
+    def trace_time():
+        torch.manual_seed(0)
+        return TraceTime().eval()
+
     def image_mlp():
         # an MLP over the 1-channel image: the flatten is the first stage, at the input's lanes
         torch.manual_seed(1)
@@ -161,6 +177,18 @@ def test_a_view_that_mixes_the_batch_is_one_line(user_files, capsys):
     err = capsys.readouterr().err.strip()
     assert "outputs 256 rows for 16 inputs: a view or reshape mixes the batch" in err, err
     assert "\n" not in err and not (d / "o").exists()
+
+
+def test_a_traced_graph_that_is_not_the_module_is_one_line(user_files, capsys):
+    """The import compares the traced graph with the module on the calibration inputs: a
+    forward() whose Python state torch.fx fixed at trace time is refused, nothing written."""
+    d = user_files
+    assert main(["dse", "--model", f"{d}/net.py:trace_time", "--calib", str(d / "calib.npz"),
+                 "--device", "XC7Z020", "--out", str(d / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the traced graph does not compute the module (they differ by" in err, err
+    assert "\n" not in err and not (d / "o").exists()
+    assert not list((d / "cache").glob("imports/*/model.pt"))
 
 
 @pytest.mark.rtl

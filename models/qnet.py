@@ -7,6 +7,8 @@ written once.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -72,6 +74,17 @@ class QNet(nn.Module):
         for m in self.nodes.values():
             m.set_mode(mode)
         return self
+
+    @contextlib.contextmanager
+    def in_mode(self, mode: str):
+        """Every node in ``mode`` inside the ``with`` block, each back in its own mode after."""
+        was = {k: m.mode for k, m in self.nodes.items()}
+        self.set_mode(mode)
+        try:
+            yield self
+        finally:
+            for k, m in self.nodes.items():
+                m.mode = was[k]
 
     @property
     def input_node(self) -> QInput:
@@ -148,16 +161,15 @@ class QNet(nn.Module):
         """Per-tensor activation scales from float-mode outputs on calibration batches."""
         if not self.folded:
             raise RuntimeError("fold BatchNorm before calibrating")
-        mode = {k: m.mode for k, m in self.nodes.items()}
-        self.set_mode("float")
         was_training = self.training
         self.eval()
         samples: dict[str, list[torch.Tensor]] = {}
-        for x in batches:
-            env = self(x, return_all=True)
-            for name, mod in self.nodes.items():
-                if self._has_own_scale(mod):
-                    samples.setdefault(name, []).append(feat(env[name]).reshape(-1).double())
+        with self.in_mode("float"):
+            for x in batches:
+                env = self(x, return_all=True)
+                for name, mod in self.nodes.items():
+                    if self._has_own_scale(mod):
+                        samples.setdefault(name, []).append(feat(env[name]).reshape(-1).double())
         for name, mod in self.nodes.items():
             mod.abits = abits
             if self._has_own_scale(mod):
@@ -168,8 +180,6 @@ class QNet(nn.Module):
                 mod.out_scale.fill_(s)
         self.train(was_training)
         self._share_scales()
-        for k, m in self.nodes.items():
-            m.mode = mode[k]
         if self.formats:
             self.link_scales()
         return self
@@ -237,11 +247,8 @@ class QNet(nn.Module):
         """Integer graph of the quantized network; ``example`` is one float input batch."""
         if not self.formats:
             raise RuntimeError("quantize the network (set_formats) before exporting it")
-        mode = {k: m.mode for k, m in self.nodes.items()}
-        self.set_mode("int")
-        env = self(self.quantize_input(example), return_all=True)
-        for k, m in self.nodes.items():
-            m.mode = mode[k]
+        with self.in_mode("int"):
+            env = self(self.quantize_input(example), return_all=True)
         shape = {k: map_shape(v) for k, v in env.items()}
         nodes = []
         for name, m in self.nodes.items():

@@ -131,14 +131,8 @@ def _check_traced(ref, qnet, x, want) -> None:
     records what it sees, and a module can do more (an in-place op on a value used afterwards,
     Python control flow fixed at trace time); such a graph would be quantized and built without a
     word. ``want``: the module's outputs (after a softmax the graph dropped)."""
-    mode = {k: m.mode for k, m in qnet.nodes.items()}
-    qnet.set_mode("float")
-    try:
-        with torch.no_grad():
-            got = qnet(x).double()
-    finally:
-        for k, m in qnet.nodes.items():
-            m.mode = mode[k]
+    with torch.no_grad(), qnet.in_mode("float"):
+        got = qnet(x).double()
     drop = getattr(qnet, "dropped_output", None)
     if drop == "softmax":
         got = got.softmax(1)

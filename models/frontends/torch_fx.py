@@ -73,6 +73,14 @@ def _unsupported(node, what: str, why: str = "") -> FrontendError:
                          + "; ".join(SUPPORTED))
 
 
+#: Elementwise arithmetic by target (operator, torch function or method name): what an input
+#: normalisation is made of (:meth:`_Builder.input_affine`).
+_ARITH = {operator.sub: "sub", torch.sub: "sub", "sub": "sub",
+          operator.add: "add", torch.add: "add", "add": "add",
+          operator.mul: "mul", torch.mul: "mul", "mul": "mul",
+          operator.truediv: "div", torch.div: "div", "div": "div"}
+
+
 def _constant_params(node, what: str, *params) -> None:
     """A pool's kernel, stride and padding must be constants: one computed in ``forward()``
     (``F.avg_pool2d(x, x.size()[2:])``) is a traced value the import cannot read."""
@@ -333,10 +341,7 @@ class _Builder:
             return False
         x = nodes[0]
         c = args[1] if args[0] is x else args[0]
-        op = {operator.sub: "sub", torch.sub: "sub", "sub": "sub",
-              operator.add: "add", torch.add: "add", "add": "add",
-              operator.mul: "mul", torch.mul: "mul", "mul": "mul",
-              operator.truediv: "div", torch.div: "div", "div": "div"}[t]
+        op = _ARITH[t]
         if self.input_taken:
             raise _unsupported(node, f"a normalisation ({op}) of the input after a layer read it")
         if op in ("sub", "div") and args[0] is not x:
@@ -484,8 +489,7 @@ class _Builder:
                                    f"{type(exc).__name__}: {exc}") from None
         if not isinstance(out, torch.fx.Node) or self.value.get(out) != list(self.net.nodes)[-1]:
             raise FrontendError("the module must return one tensor, computed last")
-        if self.sparse and getattr(self.net.nodes[next(iter(self.net.nodes))], "gain", None) \
-                is not None:
+        if self.sparse and self.net.input_node.gain is not None:
             raise FrontendError("a sparse network's input cannot be normalised in forward() "
                                 "(absent sites would not stay zero); normalise the events' "
                                 "features in --calib instead")
@@ -550,9 +554,7 @@ class _Builder:
             raise _unsupported(node, f"an in-place {t} whose result is not used",
                                "torch.fx cannot see it change its operand; write "
                                f"`out = out.{t[:-1]}(...)` or `out = out + x`")
-        if t in (operator.sub, operator.add, operator.mul, operator.truediv, torch.sub,
-                 torch.add, torch.mul, torch.div, "sub", "add", "mul", "div") and not kw \
-                and self.input_affine(node, t, args):
+        if t in _ARITH and not kw and self.input_affine(node, t, args):
             return
         if t in (F.relu, torch.relu, "relu", F.relu_, torch.relu_, "relu_"):
             self.relu(node, args[0])
@@ -622,8 +624,7 @@ class _Builder:
             self.value[node] = None
         elif t in (F.dropout, "contiguous"):
             self.passthrough(node, args[0])
-        elif t in (operator.sub, operator.truediv, operator.mul, operator.add, torch.sub,
-                   torch.div, torch.mul, "sub", "div", "mul") and any(
+        elif t in _ARITH and any(
                 isinstance(a, torch.fx.Node) and a.op == "placeholder" for a in args):
             raise _unsupported(node, f"arithmetic ({getattr(t, '__name__', t)}) on the input",
                                "normalise the inputs in the --calib data, not in forward()")

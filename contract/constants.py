@@ -38,6 +38,7 @@ __all__ = [
     "dense_lag_steps",
     "dense_history_columns",
     "MAXPOOL_LATENCY",
+    "ACT_LATENCY",
     "WINDOW_STAGES",
 ]
 
@@ -248,6 +249,10 @@ def line_buffer_ram(width: int, depth: int) -> str:
 #: Cycles from the offer of the beat that completes a max-pool output row (a later row's token,
 #: or ``eof``) to that row's first output beat: the flush's read register and the output register.
 MAXPOOL_LATENCY = 2
+
+#: Cycles from a beat's acceptance by a table activation (``hw/act.py``) to its output ``valid``:
+#: the table ROM's read register.
+ACT_LATENCY = 1
 
 
 #: Kernel sizes (each side) of the window convs (line buffer + MACs), "same" padding: 3, 5 and 7

@@ -392,7 +392,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
 
     def in_bits(n):
         # the lane bits a node takes its input stream at (a join: its own, hw.compose)
-        return widths[n.name] if ops.of(n).stage else widths[n.inputs[0]]
+        op = ops.of(n)
+        return op.stage_in_bits(n, widths[n.name]) if op.stage else widths[n.inputs[0]]
 
     def stage_entry(n):
         st = {"name": n.name, "op": ops.of(n).name, "in_shape": tuple(n.in_shape),
@@ -402,6 +403,8 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
             st["active_in"] = sites_of(n.name, n.out_shape)
         if in_bits(n) != ACT_BITS:
             st["bits"] = in_bits(n)
+        if widths[n.name] != in_bits(n):  # a stage that changes the width (a table activation)
+            st["out_bits"] = widths[n.name]
         if tuple(n.out_shape) != tuple(n.in_shape):
             st["out_shape"] = tuple(n.out_shape)
             st["active_out"] = sites_of(n.name, n.out_shape)

@@ -246,7 +246,8 @@ class Network(wiring.Component):
             if lanes != shape.lanes:  # a join that needs fewer lanes: a converter before it
                 shape = dataclasses.replace(shape, lanes=lanes)
             # a join takes its inputs at its own width (the narrower one is sign-extended)
-            shape = dataclasses.replace(shape, data_width=self.stream_bits[n.name])
+            shape = dataclasses.replace(shape, data_width=op.stage_in_bits(
+                n, self.stream_bits[n.name]))
             in_lanes = shape.lanes
         # submodule names as in the Verilog hierarchy that the resource fit reads
         suffix = "conv" if op.compute else op.name

@@ -55,6 +55,9 @@ class QNode:
     #: Per-channel rounding offsets of the requantizer (None: ``2^(S-1)``), see
     #: :func:`models.quant.requant.rounding_offsets`.
     R: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: A table activation's outputs by input, ``2^bits`` entries in two's-complement order
+    #: (:mod:`models.ops.act`); None for every other op.
+    table: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         try:
@@ -79,7 +82,7 @@ class QNode:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if (f.name == "R" and v is None) or (f.name == "kernel_w" and not v):
+            if (f.name in ("R", "table") and v is None) or (f.name == "kernel_w" and not v):
                 continue  # defaults: graphs without them keep their digests
             if isinstance(v, np.ndarray):
                 v = {"shape": list(v.shape), "values": v.reshape(-1).tolist()}
@@ -91,7 +94,7 @@ class QNode:
     @classmethod
     def from_json(cls, d: dict) -> QNode:
         kw = dict(d)
-        for k in ("weight", "bias", "M", "w_scale", "R"):
+        for k in ("weight", "bias", "M", "w_scale", "R", "table"):
             v = kw.get(k)
             if v is not None:
                 dtype = np.float64 if k == "w_scale" else np.int64

@@ -204,7 +204,7 @@ class QNet(nn.Module):
     def _has_own_scale(mod) -> bool:
         if isinstance(mod, QLayer):
             return mod.requant_out
-        return isinstance(mod, (QInput, QAdd))
+        return isinstance(mod, (QInput, QAdd)) or getattr(mod, "own_scale", False)
 
     def link_scales(self) -> None:
         """Propagate producer scales to consumers and compute every (M, S)."""
@@ -219,6 +219,19 @@ class QNet(nn.Module):
                 mod.set_requant()
             elif getattr(mod, "keeps_scale", False):  # pooling: output at the input's scale
                 mod.out_scale.copy_(ins[0].out_scale)
+            elif hasattr(mod, "set_table"):  # a table activation: over its input's range
+                mod.in_scale.copy_(ins[0].out_scale)
+                lo, hi = self.value_range(self.edges[name][0])
+                mod.set_table(lo, hi)
+
+    def value_range(self, name: str) -> tuple[int, int]:
+        """``(lo, hi)`` of the integers node ``name`` outputs: its own bounds, or (pooling, a
+        crop, a concatenation) its inputs' (the widest)."""
+        mod = self.nodes[name]
+        if getattr(mod, "keeps_scale", False) and self.edges[name]:
+            rs = [self.value_range(i) for i in self.edges[name]]
+            return min(r[0] for r in rs), max(r[1] for r in rs)
+        return mod.bounds()
 
     # -- persistence -------------------------------------------------------------------------
     def quant_state(self) -> dict:

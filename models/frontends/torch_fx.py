@@ -15,6 +15,7 @@ Anything else fails with one line naming the node, its type and what is supporte
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.act import QActTable, nonneg_fn
 from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
@@ -40,6 +42,9 @@ SUPPORTED = (
     " DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh / clamp(a, b) after a conv or Linear",
+    "LeakyReLU, Hardswish, Hardsigmoid, SiLU, sigmoid, tanh, GELU, ELU, CELU, SELU, Softplus,"
+    " Mish, Softsign (a table of the quantized input; a sigmoid or tanh as the output is"
+    " dropped)",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
@@ -79,6 +84,19 @@ _ARITH = {operator.sub: "sub", torch.sub: "sub", "sub": "sub",
           operator.add: "add", torch.add: "add", "add": "add",
           operator.mul: "mul", torch.mul: "mul", "mul": "mul",
           operator.truediv: "div", torch.div: "div", "div": "div"}
+
+
+#: Elementwise activations that become a table (:mod:`models.ops.act`): modules ...
+_ACT_MODULES = (nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.GELU,
+                nn.ELU, nn.CELU, nn.SELU, nn.Softplus, nn.Mish, nn.Softsign)
+#: ... and functions or methods by target.
+_ACT_FUNCTIONS = {F.leaky_relu, F.hardswish, F.hardsigmoid, F.silu, torch.sigmoid, F.sigmoid,
+                  torch.tanh, F.tanh, F.gelu, F.elu, F.celu, F.selu, torch.selu, F.softplus,
+                  F.mish, F.softsign, "sigmoid", "tanh"}
+#: Activations increasing in every input: as the module's output after the logits, dropped (the
+#: class is the logits' argmax), as a softmax is; the check applies them again.
+DROPPED_OUTPUTS = {"softmax": lambda t: t.softmax(1), "log_softmax": lambda t: t.log_softmax(1),
+                   "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
 def _constant_params(node, what: str, *params) -> None:
@@ -396,6 +414,45 @@ class _Builder:
         self.dropped_output = "log_softmax" if "log" in what.lower() else "softmax"
         self.value[node] = src
 
+    def activation(self, node, x, fn, what: str):
+        """An elementwise activation: a table of its quantized input (:class:`QActTable`); a
+        sigmoid or tanh on the logits as the module's output is dropped as a softmax is."""
+        src = self._src(node, x)
+        name = what.split("(")[0].lower()
+        if name in DROPPED_OUTPUTS and self.kind[src] not in ("map", "flat") \
+                and [u.op for u in node.users] == ["output"] \
+                and isinstance(self.net.nodes[src], QLinear):
+            self.dropped_output = name
+            self.value[node] = src
+            return
+        self._add(node, QActTable(fn, what, nonneg=nonneg_fn(fn)), src, kind=self.kind[src])
+
+    def act_module(self, node, m):
+        import copy
+
+        if getattr(m, "inplace", False):  # computes on the layer's own copy of its input
+            m = copy.copy(m)
+            m.inplace = False
+        params = {k: getattr(m, k) for k in ("negative_slope", "alpha", "beta", "threshold",
+                                             "approximate") if hasattr(m, k)}
+        args = ", ".join(f"{k}={v}" for k, v in params.items())
+        self.activation(node, node.args[0], m, f"{type(m).__name__}({args})")
+
+    def act_function(self, node, t, args, kw):
+        extra = [*args[1:], *kw.values()]
+        if any(isinstance(a, torch.fx.Node) for a in extra):
+            raise _unsupported(node, f"{getattr(t, '__name__', t)} with a parameter computed "
+                                     "in forward()", "give constants")
+        kw = {k: v for k, v in kw.items() if k != "inplace"}
+        if not isinstance(t, str) and len(args) > 1 and isinstance(args[-1], bool):
+            args = args[:-1]  # a positional inplace flag (F.leaky_relu(x, 0.1, True))
+        # picklable (a user model's checkpoint holds its QNet)
+        fn = (operator.methodcaller(t, *args[1:], **kw) if isinstance(t, str)
+              else functools.partial(t, *args[1:], **kw) if args[1:] or kw else t)
+        what = getattr(t, "__name__", str(t))
+        shown = ", ".join([*(str(a) for a in args[1:]), *(f"{k}={v}" for k, v in kw.items())])
+        self.activation(node, args[0], fn, f"{what}({shown})")
+
     def flatten(self, node, x):
         src = self._src(node, x)
         if self.kind[src] != "map":
@@ -541,6 +598,8 @@ class _Builder:
             self.passthrough(node, node.args[0])
         elif isinstance(m, nn.ZeroPad2d):
             self.pad(node, node.args[0], m.padding)
+        elif isinstance(m, _ACT_MODULES):
+            self.act_module(node, m)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
             self.softmax(node, node.args[0], m.dim, type(m).__name__)
         else:
@@ -602,6 +661,8 @@ class _Builder:
             if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2 or p.get("dtype"):
                 raise _unsupported(node, f"mean over dims {p.get('dim')}", "a mean over H, W")
             self.global_pool(node, args[0])  # keepdim or not: the pooled vector
+        elif t in _ACT_FUNCTIONS:
+            self.act_function(node, t, args, dict(kw))
         elif t in (torch.squeeze, "squeeze"):
             self.squeeze(node, args[0])
         elif t in (F.softmax, torch.softmax, "softmax", F.log_softmax, torch.log_softmax,

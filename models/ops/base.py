@@ -129,6 +129,13 @@ class Op:
         as the block makes it (a classifier's raw logits)."""
         return max(in_bits)
 
+    def stage_in_bits(self, node, out_bits: int) -> int:
+        """Bits of the signed lanes a pass-through stage takes its input stream at, given its
+        output's: the same (a join takes every input at its output's width; a table activation
+        at its table's, :mod:`models.ops.act`). The composer sign-extends a narrower producer's
+        stream on its edge."""
+        return out_bits
+
     # -- contract: cycles, latency, sites in flight ------------------------------------------
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         """The block's cycles per frame (a formula of :mod:`contract.cycles`)."""

@@ -79,7 +79,7 @@ def test_quantized_golden_is_the_integer_model():
     (nn.Sequential(nn.Conv2d(1, 4, 9, padding=4)), r"Conv2d with kernel \(9, 9\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, stride=2)), r"padding 0 and stride \(2, 2\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 5, padding=1)), r"Conv2d 5x5 with padding \(1, 1\)"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Sigmoid()), r"Sigmoid\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.PReLU()), r"PReLU\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(3)), r"AvgPool2d\(kernel=3"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),
     (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
@@ -584,3 +584,136 @@ def test_an_in_place_op_whose_result_is_dropped_is_one_line():
         return m.fc(out.mean((2, 3)))
 
     assert "out = out + x" in _refused(_net(forward), "an in-place add_ whose result is not used")
+
+
+ACTS = [
+    (nn.LeakyReLU(0.1), "LeakyReLU"), (nn.LeakyReLU(0.2, inplace=True), "LeakyReLU"),
+    (nn.Hardswish(), "Hardswish"), (nn.Hardsigmoid(), "Hardsigmoid"), (nn.SiLU(inplace=True),
+                                                                       "SiLU"),
+    (nn.Sigmoid(), "Sigmoid"), (nn.Tanh(), "Tanh"), (nn.GELU(approximate="tanh"), "GELU"),
+    (nn.ELU(0.5), "ELU"), (nn.Mish(), "Mish"), (nn.Softplus(beta=2.0), "Softplus"),
+    (lambda y: F.leaky_relu(y, 0.05, True), "leaky_relu"), (F.hardswish, "hardswish"),
+    (F.silu, "silu"), (torch.sigmoid, "sigmoid"), (lambda y: y.tanh(), "tanh"),
+    (lambda y: F.gelu(y), "gelu"), (lambda y: F.elu(y, alpha=2.0), "elu"),
+]
+
+
+class _ActNet(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.c = nn.Conv2d(2, 4, 3, padding=1)
+        self.act = act if isinstance(act, nn.Module) else None
+        self.fn = None if isinstance(act, nn.Module) else act
+        self.c2 = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.c(x)
+        y = self.act(y) if self.act is not None else self.fn(y)
+        return self.fc(F.relu(self.c2(y)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("act,what", ACTS, ids=[f"{w}{i}" for i, (_, w) in enumerate(ACTS)])
+def test_an_activation_is_a_table_of_its_quantized_input(act, what):
+    """LeakyReLU, Hardswish, SiLU, sigmoid, tanh, GELU, ... after a conv (module or function,
+    in-place or not): a QActTable whose float graph is the module's; quantized, its golden model
+    is the integer model bit for bit, the fake-quant model is the integer one times the scales,
+    and the table is the function on the input grid to half an output step."""
+    from models.ops.act import QActTable
+
+    torch.manual_seed(7)
+    m = _ActNet(act).eval()
+    net = from_torch(m, name="act")
+    acts = [k for k, v in net.nodes.items() if isinstance(v, QActTable)]
+    assert len(acts) == 1 and what.lower() in net.nodes[acts[0]].what.lower()
+    x = torch.randn(16, 2, 6, 6)
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    node = g.node(acts[0])
+    assert node.op == "act" and len(node.table) == 256
+    mod = net.nodes[acts[0]]
+    lo, hi = node.lo, node.hi
+    q = torch.arange(-128, 128)
+    want = (mod.fn(q.double() * node.in_scale) / node.out_scale).clamp(lo, hi)
+    got = torch.from_numpy(node.table)[q & 255].double()
+    inside = (q >= -127)  # the producer's range: [-127, 127]
+    assert float((got - want)[inside].abs().max()) <= 0.5 + 1e-9
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        env = net(xi, return_all=True)
+    coords = torch.tensor([(y, xx) for y in range(6) for xx in range(6)])
+    for b in range(4):
+        assert torch.equal(g.run_frame(coords, xi[b].reshape(2, -1).t())[1][0],
+                           env["fc"][b].long())
+    with net.in_mode("fake"):
+        fake = net(x.double(), return_all=True)[acts[0]]
+    torch.testing.assert_close(fake, env[acts[0]].double() * node.out_scale, rtol=0, atol=1e-12)
+
+
+def test_an_activation_network_is_bit_exact_in_hardware_and_pickles():
+    """Three tables in one network (Hardswish, LeakyReLU after a depthwise conv, SiLU after a 1x1)
+    and a max pool between: the composed hardware equals the golden model in amaranth.sim under
+    stalls; the QNet, which a user model's checkpoint holds, survives pickling."""
+    import io
+
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+            self.act = nn.Hardswish(inplace=True)
+            self.c2 = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+            self.c3 = nn.Conv2d(4, 8, 1)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = self.act(self.c1(x))
+            x = F.max_pool2d(F.leaky_relu(self.c2(x), 0.1), 2)
+            return self.fc(F.silu(self.c3(x)).mean((2, 3)))
+
+    torch.manual_seed(8)
+    m = Net().eval()
+    net = from_torch(m, name="acts")
+    x = torch.randn(12, 2, 8, 8)
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes].count("act") == 3
+    buf = io.BytesIO()
+    torch.save(net, buf)
+    buf.seek(0)
+    again = torch.load(buf, weights_only=False)
+    with net.in_mode("int"), again.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+        assert torch.equal(again(xi), out)
+    coords = [(y, xx) for y in range(8) for xx in range(8)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="acts", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=3, max_cycles=100_000)
+    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]
+
+
+def test_a_sigmoid_or_tanh_on_the_logits_is_dropped_as_the_output():
+    """An increasing function of each logit as the output: dropped (the class is the logits'
+    argmax), as a softmax is; the traced-graph check applies it again."""
+    for fn, name in ((torch.sigmoid, "sigmoid"), (lambda y: y.tanh(), "tanh")):
+        m = _net(lambda m, x, fn=fn: fn(m.fc(m.c(x).mean((2, 3)))))
+        net = from_torch(m)
+        assert net.dropped_output == name
+        assert not any(type(v).__name__ == "QActTable" for v in net.nodes.values())
+    # not as the output: a table (here over the pooled vector before the classifier)
+    m = _net(lambda m, x: m.fc(torch.sigmoid(m.c(x).mean((2, 3)))))
+    net = from_torch(m)
+    assert net.dropped_output is None
+    assert [type(v).__name__ for v in net.nodes.values()][-2:] == ["QActTable", "QLinear"]
+
+
+def test_an_activation_with_a_computed_parameter_is_one_line():
+    _refused(_net(lambda m, x: m.fc(F.leaky_relu(m.c(x), x.shape[2] * 0.01).mean((2, 3)))),
+             "leaky_relu with a parameter computed in forward")

@@ -1,0 +1,94 @@
+"""The table activation block: bit-exact against the op's golden model (the table lookup) under
+stalls on every input value, empty, single-site and border frames, over several (bits, out bits,
+lanes, channels) settings; cycles exactly the stream formula."""
+
+import random
+
+import pytest
+import torch
+
+from contract.constants import ACT_LATENCY
+from contract.cycles import stream_cycles
+from hw.act import ActTable
+from hw.sim import random_frame, run_stream
+from hw.stream import TokenShape
+from models.ops.act import act_table, lookup
+
+# (in bits, out bits, channels, lanes, h, w): int8 -> int8, a 4-bit unsigned input (5-bit lanes)
+# -> int8, int8 -> 4-bit unsigned (5 bits), 2-bit signed -> 3 bits
+CONFIGS = [(8, 8, 4, 1, 5, 6), (5, 8, 6, 3, 4, 4), (8, 5, 8, 8, 3, 7), (2, 3, 2, 2, 3, 3)]
+
+
+def _table(bits, out_bits, seed):
+    """A table that is no function a simpler block would compute: LeakyReLU, then a random
+    permutation of half the entries."""
+    lo, hi = -(1 << (out_bits - 1)) + 1, (1 << (out_bits - 1)) - 1
+    t = act_table(lambda v: torch.nn.functional.leaky_relu(v, 0.1), in_lo=-(1 << (bits - 1)),
+                  in_hi=(1 << (bits - 1)) - 1, in_scale=1.0, out_scale=(1 << bits) / (hi - lo),
+                  lo=lo, hi=hi).tolist()
+    rng = random.Random(seed)
+    idx = rng.sample(range(len(t)), len(t) // 2)
+    vals = [t[i] for i in idx]
+    rng.shuffle(vals)
+    for i, v in zip(idx, vals, strict=True):
+        t[i] = v
+    return t
+
+
+def _frames(rng, bits, c, h, w):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    sites = [(y, x) for y in range(h) for x in range(w)]
+    every = list(range(lo, hi + 1))
+    # every input value on every lane: a dense frame per shift of the values over the lanes
+    full = []
+    for k in range(max(1, -(-len(every) // (len(sites) * c)))):
+        vals = [[every[(k * len(sites) * c + s * c + j) % len(every)] for j in range(c)]
+                for s in range(len(sites))]
+        full.append((sites, vals))
+    border = [(y, x) for y, x in sites if y in (0, h - 1) or x in (0, w - 1)]
+
+    def rand(n):
+        return [[rng.randint(lo, hi) for _ in range(c)] for _ in range(n)]
+    sparse = random_frame(rng, height=h, width=w, channels=c, density=0.3)
+    sparse = (sparse[0], rand(len(sparse[0])))
+    return [*full, ([], []), ([sites[0]], rand(1)), ([sites[-1]], rand(1)),
+            (border, rand(len(border))), sparse]
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("bits,out_bits,c,lanes,h,w", CONFIGS)
+def test_act_table_exact(bits, out_bits, c, lanes, h, w, stall):
+    rng = random.Random(bits * 1000 + c * 10 + lanes)
+    table = _table(bits, out_bits, seed=bits + out_bits)
+    dut = ActTable(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes, data_width=bits),
+                   table=table, out_bits=out_bits)
+    frames = _frames(rng, bits, c, h, w)
+    seen = {v for _, f in frames for row in f for v in row}
+    assert seen == set(range(-(1 << (bits - 1)), 1 << (bits - 1)))  # every table entry read
+    got, _ = run_stream(dut, frames, idle=stall, stall=stall, seed=bits, sync_domain=True)
+    for (coords, feats), out in zip(frames, got, strict=True):
+        want = lookup(torch.tensor(feats, dtype=torch.int64).reshape(len(coords), c), table)
+        assert out == ([tuple(v) for v in coords], want.tolist())
+
+
+def test_act_table_cycles():
+    """Frames back to back, never stalled: one beat a cycle, the stream formula exactly, and the
+    last beat out ``ACT_LATENCY`` cycles after it went in."""
+    rng = random.Random(3)
+    bits, c, lanes, h, w = 8, 4, 2, 5, 4
+    dut = ActTable(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes), out_bits=8,
+                   table=_table(bits, 8, seed=1))
+    frames = _frames(rng, bits, c, h, w)
+    _, total = run_stream(dut, frames, sync_domain=True)
+    assert total == sum(stream_cycles(active_sites=len(f[0]), channels=c, lanes=lanes)
+                        for f in frames) + ACT_LATENCY
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(table=[0] * 128, out_bits=8), "table of 256 entries"),
+    (dict(table=[200] * 256, out_bits=8), "do not fit 8 signed bits"),
+    (dict(table=[0] * 256, out_bits=1), "out_bits"),
+])
+def test_act_table_rejects_bad_tables(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ActTable(shape=TokenShape(height=2, width=2, channels=2, lanes=1), **kw)

@@ -384,6 +384,15 @@ def _component(cfg: dict):
         from hw.crop import Crop
 
         return Crop(shape=shape, kernel=3)
+    if block == "act":  # a SiLU table of an int8 input (a smooth table, as activations are)
+        import torch
+
+        from hw.act import ActTable
+        from models.ops.act import act_table
+
+        table = act_table(torch.nn.functional.silu, in_lo=-127, in_hi=127, in_scale=0.05,
+                          out_scale=0.05, lo=-127, hi=127)
+        return ActTable(shape=shape, table=table.tolist(), out_bits=8)
     from models import ops
 
     if block in ops.names() and ops.get(block).stage:

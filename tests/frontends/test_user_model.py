@@ -66,6 +66,28 @@ MODEL = textwrap.dedent("""
         # an MLP over the 1-channel image: the flatten is the first stage, at the input's lanes
         torch.manual_seed(1)
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 3)).eval()
+
+    class Acts(nn.Module):
+        # the activations of MobileNetV3, YOLO and EfficientNet heads, and a sigmoid output
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+            self.act = nn.Hardswish(inplace=True)
+            self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.c3 = nn.Conv2d(8, 16, 1)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            x = self.act(self.bn(self.c1(x)))
+            x = torch.nn.functional.max_pool2d(
+                torch.nn.functional.leaky_relu(self.c2(x), 0.1), 2)
+            x = torch.nn.functional.silu(self.c3(x))
+            return torch.sigmoid(self.fc(x.mean((2, 3))))
+
+    def acts():
+        torch.manual_seed(2)
+        return Acts().eval()
 """)
 
 
@@ -114,6 +136,37 @@ def test_user_model_co_simulates_bit_exact(user_files, capsys):
     assert main(["sim", "--build", str(out), "--frames", "6", "--stall", "0.3"]) == 0
     summary = json.loads((out / "sim_summary.json").read_text())
     assert summary["mismatches"] == 0 and summary["frames"] >= 6
+    capsys.readouterr()
+
+
+@pytest.mark.rtl
+def test_a_model_with_table_activations_explores_builds_and_co_simulates(user_files, capsys):
+    """Hardswish, LeakyReLU after a depthwise conv, SiLU after a 1x1, and a sigmoid output
+    (dropped): through the CLI from the imported checkpoint (its QNet holds the activations'
+    functions), bit-exact in Verilator under stalls, and the simulated interval the DSE's II."""
+    from cosim.runner import simulator_missing
+
+    if simulator_missing("verilator"):
+        pytest.skip("verilator missing")
+    d = user_files
+    ref, calib = f"{d}/net.py:acts", str(d / "calib.npz")
+    assert main(["dse", "--model", ref, "--calib", calib, "--device", "XC7Z020", "--points", "1",
+                 "--out", str(d / "dse")]) == 0
+    point = json.loads((d / "dse" / "point_0.json").read_text())
+    ckpt, = (d / "cache" / "imports").glob("*/model.pt")
+    out = d / "build"
+    assert main(["build", "--model", str(ckpt), "--point", str(d / "dse" / "point_0.json"),
+                 "--out", str(out)]) == 0
+    qgraph = json.loads((out / "qgraph.json").read_text())
+    assert [n["op"] for n in qgraph["nodes"]].count("act") == 3
+    assert main(["sim", "--build", str(out), "--frames", "6", "--stall", "0.3"]) == 0
+    summary = json.loads((out / "sim_summary.json").read_text())
+    assert summary["mismatches"] == 0 and summary["frames"] >= 6
+    assert main(["sim", "--build", str(out), "--frames", "4", "--stall", "0"]) == 0
+    summary = json.loads((out / "sim_summary.json").read_text())
+    assert summary["mismatches"] == 0
+    ii = point["dse"]["ii_cycles"]
+    assert abs(summary["interval_cycles"]["mean"] - ii) <= 0.1 * ii
     capsys.readouterr()
 
 

@@ -55,6 +55,13 @@ def _idioms():
         "x.relu_()": lambda m, x: m.fc(gap(m.c2(m.c1(x).relu_()))),
         "F.leaky_relu(x)": lambda m, x: m.fc(gap(m.c2(F.leaky_relu(m.c1(x))))),
         "F.silu(x)": lambda m, x: m.fc(gap(m.c2(F.silu(m.c1(x))))),
+        "nn.Hardswish(inplace=True) (MobileNetV3)":
+            lambda m, x: m.fc(gap(m.c2(m.hswish(m.c1(x))))),
+        "y * torch.sigmoid(y) (a swish written out)":
+            lambda m, x: m.fc(gap(m.c2((lambda y: y * torch.sigmoid(y))(m.c1(x))))),
+        "F.gelu(x)": lambda m, x: m.fc(gap(m.c2(F.gelu(m.c1(x))))),
+        "nn.PReLU(6) (a slope per channel)":
+            lambda m, x: m.fc(gap(m.c2(m.prelu(m.c1(x))))),
         "out += identity; relu": lambda m, x: m.fc(gap(m.res(x, "iadd"))),
         "out.add_(identity); relu": lambda m, x: m.fc(gap(m.res(x, "add_"))),
         # the input
@@ -82,6 +89,8 @@ def _module(forward):
             self.c2 = nn.Conv2d(6, 6, 3, stride=2, padding=1)
             self.fc = nn.Linear(6, 4)
             self.head = nn.Linear(6 * 4 * 4, 4)
+            self.prelu = nn.PReLU(6)
+            self.hswish = nn.Hardswish(inplace=True)
 
         def body(self, x):
             return torch.relu(self.c2(torch.relu(self.c1(x))))      # [N, 6, 4, 4]
@@ -110,6 +119,7 @@ def rows() -> list[dict]:
     import torch
 
     from models.frontends import FrontendError, from_torch
+    from models.frontends.torch_fx import DROPPED_OUTPUTS
 
     x = torch.rand(16, 3, 8, 8)
     out = []
@@ -125,10 +135,8 @@ def rows() -> list[dict]:
         net.set_mode("float")
         with torch.no_grad():
             ours, theirs = net(x), m(x)
-        if "log_softmax" in idiom:   # a dropped softmax: ours are the logits before it
-            ours = ours.log_softmax(1)
-        elif "softmax" in idiom:
-            ours = ours.softmax(1)
+        if net.dropped_output:   # a dropped output function: ours are the logits before it
+            ours = DROPPED_OUTPUTS[net.dropped_output](ours)
         same = bool(torch.allclose(ours, theirs.to(ours.dtype), rtol=1e-5, atol=1e-5))
         out.append({"idiom": idiom, "result": "imported" if same else "imported, DIFFERS",
                     "detail": " -> ".join(ops)})
@@ -142,8 +150,8 @@ def main(argv=None) -> int:
              "Written by `python benchmarks/frontend_idioms.py`: each idiom in a small module "
              "(3-channel 8x8 input, two 3x3 convs, a linear head), traced with an example batch. "
              "*imported*: the float graph computes the module's output (its logits before a "
-             "dropped softmax) to float rounding on 16 random inputs; *refused*: the one line "
-             "the user gets.",
+             "dropped softmax or sigmoid) to float rounding on 16 random inputs; *refused*: "
+             "the one line the user gets.",
              "",
              "| idiom | result | ops, or the line |", "|---|---|---|"]
     for r in table:

@@ -99,6 +99,17 @@ DROPPED_OUTPUTS = {"softmax": lambda t: t.softmax(1), "log_softmax": lambda t: t
                    "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
+class _Gated:
+    """``x * f(x)`` for an activation ``f`` (SiLU written as ``x * torch.sigmoid(x)``); a class,
+    so that a user model's checkpoint pickles it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, v):
+        return v * self.fn(v)
+
+
 def _constant_params(node, what: str, *params) -> None:
     """A pool's kernel, stride and padding must be constants: one computed in ``forward()``
     (``F.avg_pool2d(x, x.size()[2:])``) is a traced value the import cannot read."""
@@ -427,6 +438,26 @@ class _Builder:
             return
         self._add(node, QActTable(fn, what, nonneg=nonneg_fn(fn)), src, kind=self.kind[src])
 
+    def gated(self, node, args) -> bool:
+        """``x * f(x)`` (or ``f(x) * x``), ``f`` a table activation used only here (SiLU as
+        ``x * torch.sigmoid(x)``, a swish, ``x * F.hardsigmoid(x)``): one table of the product.
+        Returns whether ``node`` was one."""
+        if len(args) != 2 or not all(isinstance(a, torch.fx.Node) for a in args):
+            return False
+        for gate, x in (args, args[::-1]):
+            name = self.value.get(gate)
+            mod = self.net.nodes[name] if name in self.net.nodes else None
+            if (isinstance(mod, QActTable) and self.users[gate] == 1 and x in self.value
+                    and self.net.edges[name] == (self.value[x],)
+                    and list(self.net.nodes)[-1] == name):
+                del self.net.nodes[name]
+                del self.net.edges[name]
+                fn = _Gated(mod.fn)
+                self._add(node, QActTable(fn, f"x * {mod.what}", nonneg=nonneg_fn(fn)),
+                          self.value[x], kind=self.kind.pop(name))
+                return True
+        return False
+
     def act_module(self, node, m):
         import copy
 
@@ -683,6 +714,8 @@ class _Builder:
             # a shape value, or arithmetic on shape values (x.view(x.size(0), -1),
             # x.view(x.shape[0], -1), x.shape[-1] // 4), not a map
             self.value[node] = None
+        elif t in (operator.mul, torch.mul, "mul") and not kw and self.gated(node, args):
+            pass
         elif t in (F.dropout, "contiguous"):
             self.passthrough(node, args[0])
         elif t in _ARITH and any(

@@ -717,3 +717,27 @@ def test_a_sigmoid_or_tanh_on_the_logits_is_dropped_as_the_output():
 def test_an_activation_with_a_computed_parameter_is_one_line():
     _refused(_net(lambda m, x: m.fc(F.leaky_relu(m.c(x), x.shape[2] * 0.01).mean((2, 3)))),
              "leaky_relu with a parameter computed in forward")
+
+
+@pytest.mark.parametrize("forward", [
+    lambda m, x: m.fc(F.relu(m.c2((lambda y: y * torch.sigmoid(y))(m.c(x)))).mean((2, 3))),
+    lambda m, x: m.fc(F.relu(m.c2((lambda y: y * y.sigmoid())(m.c(x)))).mean((2, 3))),
+    lambda m, x: m.fc(F.relu(m.c2((lambda y: F.hardsigmoid(y) * y)(m.c(x)))).mean((2, 3))),
+])
+def test_x_times_an_activation_of_x_is_one_table(forward):
+    """A swish written out (``y * torch.sigmoid(y)``, ``F.hardsigmoid(y) * y``): one table of
+    the product, the float graph the module's; a product of two different maps stays refused."""
+    from models.ops.act import QActTable
+
+    m = _net(forward)
+    net = from_torch(m)
+    x = torch.randn(8, 1, 8, 8)
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    tables = [v for v in net.nodes.values() if isinstance(v, QActTable)]
+    assert len(tables) == 1 and tables[0].what.startswith("x * ")
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes] == ["input", "conv", "act", "conv", "gap", "linear"]
+    # a product of two maps that are not x and f(x): refused
+    _refused(_net(lambda m, x: m.fc((m.c(x) * torch.sigmoid(m.c(x))).mean((2, 3)))),
+             "function mul")

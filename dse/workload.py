@@ -405,6 +405,7 @@ def from_qgraph(qgraph, stats: dict | None = None, *, name: str | None = None,
             st["bits"] = in_bits(n)
         if widths[n.name] != in_bits(n):  # a stage that changes the width (a table activation)
             st["out_bits"] = widths[n.name]
+        st.update(ops.of(n).stage_fields(n))
         if tuple(n.out_shape) != tuple(n.in_shape):
             st["out_shape"] = tuple(n.out_shape)
             st["active_out"] = sites_of(n.name, n.out_shape)

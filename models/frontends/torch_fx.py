@@ -42,9 +42,9 @@ SUPPORTED = (
     " DS-CNN's 10x4 / 2 stem)",
     "BatchNorm2d after a conv, BatchNorm1d after a Linear", "ReLU after a conv or an add",
     "ReLU6 / Hardtanh / clamp(a, b) after a conv or Linear",
-    "LeakyReLU, Hardswish, Hardsigmoid, SiLU, sigmoid, tanh, GELU, ELU, CELU, SELU, Softplus,"
-    " Mish, Softsign (a table of the quantized input; a sigmoid or tanh as the output is"
-    " dropped)",
+    "LeakyReLU, PReLU, Hardswish, Hardsigmoid, SiLU, sigmoid, tanh, GELU, ELU, CELU, SELU,"
+    " Softplus, Mish, Softsign, x * f(x) of one of them (a table of the quantized input; a"
+    " sigmoid or tanh as the output is dropped)",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
@@ -88,11 +88,11 @@ _ARITH = {operator.sub: "sub", torch.sub: "sub", "sub": "sub",
 
 #: Elementwise activations that become a table (:mod:`models.ops.act`): modules ...
 _ACT_MODULES = (nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.GELU,
-                nn.ELU, nn.CELU, nn.SELU, nn.Softplus, nn.Mish, nn.Softsign)
+                nn.ELU, nn.CELU, nn.SELU, nn.Softplus, nn.Mish, nn.Softsign, nn.PReLU)
 #: ... and functions or methods by target.
 _ACT_FUNCTIONS = {F.leaky_relu, F.hardswish, F.hardsigmoid, F.silu, torch.sigmoid, F.sigmoid,
                   torch.tanh, F.tanh, F.gelu, F.elu, F.celu, F.selu, torch.selu, F.softplus,
-                  F.mish, F.softsign, "sigmoid", "tanh"}
+                  F.mish, F.softsign, F.prelu, torch.prelu, "sigmoid", "tanh"}
 #: Activations increasing in every input: as the module's output after the logits, dropped (the
 #: class is the logits' argmax), as a softmax is; the check applies them again.
 DROPPED_OUTPUTS = {"softmax": lambda t: t.softmax(1), "log_softmax": lambda t: t.log_softmax(1),
@@ -108,6 +108,17 @@ class _Gated:
 
     def __call__(self, v):
         return v * self.fn(v)
+
+
+class _PReLU:
+    """A PReLU's function on features ``[sites, C]`` of any float type (its slopes in float64,
+    so its tables are computed at that precision); picklable."""
+
+    def __init__(self, weight):
+        self.weight = torch.as_tensor(weight).detach().double().reshape(-1).clone()
+
+    def __call__(self, v):
+        return F.prelu(v, self.weight.to(v.dtype))
 
 
 def _constant_params(node, what: str, *params) -> None:
@@ -436,7 +447,19 @@ class _Builder:
             self.dropped_output = name
             self.value[node] = src
             return
-        self._add(node, QActTable(fn, what, nonneg=nonneg_fn(fn)), src, kind=self.kind[src])
+        self._add(node, QActTable(fn, what, nonneg=self._nonneg(node, fn)), src,
+                  kind=self.kind[src])
+
+    @staticmethod
+    def _nonneg(node, fn) -> bool:
+        """Whether ``fn``'s outputs are never negative, on the node's channels (a PReLU has a
+        slope per channel)."""
+        meta = node.meta.get("tensor_meta")
+        channels = int(meta.shape[1]) if meta is not None and len(meta.shape) >= 2 else 1
+        try:
+            return nonneg_fn(fn, channels=channels)
+        except RuntimeError:  # a slope per channel, the channels unknown: signed
+            return False
 
     def gated(self, node, args) -> bool:
         """``x * f(x)`` (or ``f(x) * x``), ``f`` a table activation used only here (SiLU as
@@ -453,7 +476,7 @@ class _Builder:
                 del self.net.nodes[name]
                 del self.net.edges[name]
                 fn = _Gated(mod.fn)
-                self._add(node, QActTable(fn, f"x * {mod.what}", nonneg=nonneg_fn(fn)),
+                self._add(node, QActTable(fn, f"x * {mod.what}", nonneg=self._nonneg(node, fn)),
                           self.value[x], kind=self.kind.pop(name))
                 return True
         return False
@@ -465,11 +488,17 @@ class _Builder:
             m = copy.copy(m)
             m.inplace = False
         params = {k: getattr(m, k) for k in ("negative_slope", "alpha", "beta", "threshold",
-                                             "approximate") if hasattr(m, k)}
+                                             "approximate", "num_parameters") if hasattr(m, k)}
         args = ", ".join(f"{k}={v}" for k, v in params.items())
-        self.activation(node, node.args[0], m, f"{type(m).__name__}({args})")
+        fn = _PReLU(m.weight) if isinstance(m, nn.PReLU) else m
+        self.activation(node, node.args[0], fn, f"{type(m).__name__}({args})")
 
     def act_function(self, node, t, args, kw):
+        # a parameter the module holds (F.prelu(x, self.weight)) is its tensor
+        args = [args[0], *(self.consts.get(a, a) if isinstance(a, torch.fx.Node) else a
+                           for a in args[1:])]
+        kw = {k: self.consts.get(v, v) if isinstance(v, torch.fx.Node) else v
+              for k, v in kw.items()}
         extra = [*args[1:], *kw.values()]
         if any(isinstance(a, torch.fx.Node) for a in extra):
             raise _unsupported(node, f"{getattr(t, '__name__', t)} with a parameter computed "
@@ -478,10 +507,16 @@ class _Builder:
         if not isinstance(t, str) and len(args) > 1 and isinstance(args[-1], bool):
             args = args[:-1]  # a positional inplace flag (F.leaky_relu(x, 0.1, True))
         # picklable (a user model's checkpoint holds its QNet)
-        fn = (operator.methodcaller(t, *args[1:], **kw) if isinstance(t, str)
-              else functools.partial(t, *args[1:], **kw) if args[1:] or kw else t)
+        if t in (F.prelu, torch.prelu):
+            fn = _PReLU(args[1] if len(args) > 1 else kw.get("weight"))
+        else:
+            fn = (operator.methodcaller(t, *args[1:], **kw) if isinstance(t, str)
+                  else functools.partial(t, *args[1:], **kw) if args[1:] or kw else t)
         what = getattr(t, "__name__", str(t))
-        shown = ", ".join([*(str(a) for a in args[1:]), *(f"{k}={v}" for k, v in kw.items())])
+        def show(v):
+            return f"tensor of {v.numel()}" if isinstance(v, torch.Tensor) else str(v)
+        shown = ", ".join([*(show(a) for a in args[1:]), *(f"{k}={show(v)}"
+                                                          for k, v in kw.items())])
         self.activation(node, args[0], fn, f"{what}({shown})")
 
     def flatten(self, node, x):

@@ -9,7 +9,9 @@ the same table, so they agree bit for bit, and the float function is met to the 
 (FINN's thresholds and hls4ml's lookup tables make the same trade; decision: docs/FRONTENDS.md).
 
 Table order: entry ``v & (2^bits - 1)`` holds input ``v`` (two's complement), so the hardware
-addresses it with the input lane's bits as they are. ``bits`` is the input stream's width
+addresses it with the input lane's bits as they are. A function with a parameter per channel
+(``nn.PReLU(C)``) has a table per channel, ``[C, 2^bits]``; a function the same on every channel
+one table, ``[2^bits]``. ``bits`` is the input stream's width
 (:func:`contract.constants.act_width` of the producer's range): an int8 tensor's table has 256
 entries, a 4-bit unsigned one's 32.
 
@@ -37,8 +39,8 @@ __all__ = ["ActTable", "QActTable", "act_table", "lookup", "nonneg_fn", "table_b
 
 
 def table_bits(table) -> int:
-    """Input bits of a table of ``2^bits`` entries."""
-    n = len(table)
+    """Input bits of a table of ``2^bits`` entries (per channel: rows of them)."""
+    n = np.shape(table)[-1] if np.ndim(table) else 0
     if n < 4 or n & (n - 1):
         raise ValueError(f"an activation table has 2^bits entries (bits >= 2), not {n}")
     return n.bit_length() - 1
@@ -53,25 +55,35 @@ def lookup(feats: torch.Tensor, table) -> torch.Tensor:
     if f.numel() and (int(f.min()) < -(1 << (bits - 1)) or int(f.max()) >= 1 << (bits - 1)):
         raise GraphError(f"activation table of {bits}-bit inputs given values in "
                          f"[{int(f.min())}, {int(f.max())}]")
-    return t[f & ((1 << bits) - 1)]
+    idx = f & ((1 << bits) - 1)
+    if t.dim() == 1:
+        return t[idx]
+    if f.dim() != 2 or f.shape[1] != t.shape[0]:
+        raise GraphError(f"activation tables of {t.shape[0]} channels given values of shape "
+                         f"{list(f.shape)}")
+    return t[torch.arange(t.shape[0])[None, :], idx]
 
 
 def act_table(fn, *, in_lo: int, in_hi: int, in_scale: float, out_scale: float, lo: int,
-              hi: int, rounding: str = "half_up") -> np.ndarray:
-    """The table of ``fn`` (a float function of a float64 tensor) from inputs ``[in_lo, in_hi]``
-    at ``in_scale`` to outputs clamped to ``[lo, hi]`` at ``out_scale``: ``2^bits`` int64 entries,
-    ``bits = act_width(in_lo, in_hi)``, in two's-complement order. An entry whose input lies
-    outside ``[in_lo, in_hi]`` holds the value of the nearest input inside it (never read).
-    ``rounding``: ``"half_up"`` (the requantizer's) or ``"half_even"`` (QONNX ``ROUND``)."""
+              hi: int, rounding: str = "half_up", channels: int = 1) -> np.ndarray:
+    """The table of ``fn`` (a float function of float64 features ``[sites, channels]``) from
+    inputs ``[in_lo, in_hi]`` at ``in_scale`` to outputs clamped to ``[lo, hi]`` at
+    ``out_scale``: ``2^bits`` int64 entries, ``bits = act_width(in_lo, in_hi)``, in
+    two's-complement order; ``[channels, 2^bits]`` where the channels' tables differ (a PReLU's).
+    An entry whose input lies outside ``[in_lo, in_hi]`` holds the value of the nearest input
+    inside it (never read). ``rounding``: ``"half_up"`` (the requantizer's) or ``"half_even"``
+    (QONNX ``ROUND``)."""
     bits = act_width(in_lo, in_hi)
     idx = torch.arange(1 << bits, dtype=torch.int64)
     v = torch.where(idx >= 1 << (bits - 1), idx - (1 << bits), idx).clamp(in_lo, in_hi)
+    grid = (v.double() * float(in_scale))[:, None].repeat(1, max(1, int(channels)))
     with torch.no_grad():
-        y = fn(v.double() * float(in_scale)).double() / float(out_scale)
+        y = fn(grid).double().reshape(grid.shape).t() / float(out_scale)
     if not torch.isfinite(y).all():
         raise ValueError("the activation is not finite on its input range")
     y = torch.round(y) if rounding == "half_even" else torch.floor(y + 0.5)
-    return y.clamp(lo, hi).long().numpy()
+    y = y.clamp(lo, hi).long()
+    return (y[0] if bool((y == y[:1]).all()) else y).numpy()
 
 
 class QActTable(QModule):
@@ -100,6 +112,9 @@ class QActTable(QModule):
         self.fn, self.what, self.nonneg = fn, what, nonneg
         self.register_buffer("in_scale", torch.tensor(1.0, dtype=torch.float64))
         self.table: np.ndarray | None = None
+        #: Channels of its input, seen in float mode (calibration): a table per channel where
+        #: the function has parameters per channel.
+        self.channels = 1
 
     def bounds(self) -> tuple[int, int]:
         return self._bounds(self.nonneg)
@@ -108,11 +123,12 @@ class QActTable(QModule):
         lo, hi = self.bounds()
         self.table = act_table(self.fn, in_lo=in_lo, in_hi=in_hi, in_scale=float(self.in_scale),
                                out_scale=float(self.out_scale), lo=lo, hi=hi,
-                               rounding=self.rounding)
+                               rounding=self.rounding, channels=self.channels)
 
     def forward(self, x):
         f = feat(x)
         if self.mode == "float":
+            self.channels = int(f.shape[1]) if f.dim() == 2 else 1
             return with_feat(x, self.fn(f))
         if self.table is None:
             raise RuntimeError("activation is not quantized: calibrate / link scales first")
@@ -148,6 +164,9 @@ class ActTable(StageOp):
         if t is None:
             raise ValueError("act needs its table")
         table_bits(t)
+        if np.ndim(t) not in (1, 2) or (np.ndim(t) == 2 and len(t) != node.in_shape[0]):
+            raise ValueError(f"a table per channel has {node.in_shape[0]} rows, not shape "
+                             f"{list(np.shape(t))}")
         if node.lo > node.hi or int(np.min(t)) < node.lo or int(np.max(t)) > node.hi:
             raise ValueError(f"table values [{int(np.min(t))}, {int(np.max(t))}] outside its "
                              f"range [{node.lo}, {node.hi}]")
@@ -164,6 +183,10 @@ class ActTable(StageOp):
         # width (a narrower producer's sign-extended on its edge, hw.compose)
         return table_bits(node.table)
 
+    def stage_fields(self, node) -> dict:
+        # tables per channel: each lane's ROM holds its channels' (C / lanes of them)
+        return {"act_tables": len(node.table)} if np.ndim(node.table) == 2 else {}
+
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         return stream_cycles(active_sites=sites(stats, "active_in_mean"),
                              channels=layer.in_shape[0], lanes=self._lanes(choice, lanes))
@@ -171,16 +194,18 @@ class ActTable(StageOp):
     def tail(self, layer, choice, stats, *, lanes=None) -> float:
         return float(ACT_LATENCY)
 
-    def rom(self, stage) -> tuple[int, int]:
-        """``(width, depth)`` of a lane's table ROM: ``out_bits x 2^in_bits``."""
+    def rom(self, stage, lanes: int) -> tuple[int, int]:
+        """``(width, depth)`` of a lane's table ROM: ``out_bits x 2^in_bits``, per channel
+        ``C / lanes`` of them (a lane's channels, one a beat)."""
         in_bits = stage.get("bits", 8)
-        return stage.get("out_bits", in_bits), 1 << in_bits
+        tables = stage.get("act_tables", 1)
+        return stage.get("out_bits", in_bits), (1 << in_bits) * max(1, tables // lanes)
 
     def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
         """Its input FIFO, a table ROM per lane (LUTs or block RAM by the family's rule), the
         output register (coordinates, flag, lanes)."""
         res = self.input_fifo_price(stage, lanes=lanes, model=model)
-        width, depth = self.rom(stage)
+        width, depth = self.rom(stage, lanes)
         luts, bram = _price.memory(model, width, depth, rom=True)
         res["lut"] += lanes * luts
         res["bram18"] += lanes * bram
@@ -191,13 +216,14 @@ class ActTable(StageOp):
         return res
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
-        return {"shape": shape, "table": [int(v) for v in node.table],
+        return {"shape": shape, "table": np.asarray(node.table).tolist(),
                 "out_bits": act_width(node.lo, node.hi)}
 
 
-def nonneg_fn(fn, *, span: float = 64.0) -> bool:
-    """Whether ``fn`` is never negative over ``[-span, span]`` (a sigmoid's outputs)."""
-    x = torch.linspace(-span, span, 4097, dtype=torch.float64)
+def nonneg_fn(fn, *, span: float = 64.0, channels: int = 1) -> bool:
+    """Whether ``fn`` is never negative over ``[-span, span]`` on each of ``channels`` (a
+    sigmoid's outputs)."""
+    x = torch.linspace(-span, span, 4097, dtype=torch.float64)[:, None].repeat(1, channels)
     with torch.no_grad():
         return bool((fn(x) >= 0).all())
 

@@ -136,6 +136,11 @@ class Op:
         stream on its edge."""
         return out_bits
 
+    def stage_fields(self, node) -> dict:
+        """What the DSE's stage entry of a pass-through node carries for its price beyond its
+        shapes and widths (:func:`dse.workload.workload`; none here)."""
+        return {}
+
     # -- contract: cycles, latency, sites in flight ------------------------------------------
     def cycles(self, layer, choice, stats, *, lanes=None) -> float:
         """The block's cycles per frame (a formula of :mod:`contract.cycles`)."""

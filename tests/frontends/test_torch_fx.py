@@ -79,7 +79,7 @@ def test_quantized_golden_is_the_integer_model():
     (nn.Sequential(nn.Conv2d(1, 4, 9, padding=4)), r"Conv2d with kernel \(9, 9\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, stride=2)), r"padding 0 and stride \(2, 2\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 5, padding=1)), r"Conv2d 5x5 with padding \(1, 1\)"),
-    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.PReLU()), r"PReLU\)"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Threshold(0.1, 2.0)), r"Threshold\)"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AvgPool2d(3)), r"AvgPool2d\(kernel=3"),
     (nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Linear(8, 10)), "Linear on a spatial map"),
     (nn.Sequential(nn.ReLU(), nn.Conv2d(1, 4, 3, padding=1)), "ReLU not right after"),
@@ -741,3 +741,53 @@ def test_x_times_an_activation_of_x_is_one_table(forward):
     # a product of two maps that are not x and f(x): refused
     _refused(_net(lambda m, x: m.fc((m.c(x) * torch.sigmoid(m.c(x))).mean((2, 3)))),
              "function mul")
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_prelu_is_a_table_per_channel_and_bit_exact_in_hardware(functional):
+    """nn.PReLU(C) (and F.prelu with the module's weight): a table per channel, ``[C, 256]``;
+    the float graph is the module's, the golden model the integer one, and the composed hardware
+    (2 lanes: each lane's ROM holds two channels' tables) the golden model under stalls."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 4, 3, padding=1)
+            self.act = nn.PReLU(4)
+            self.c2 = nn.Conv2d(4, 4, 1)
+            self.fc = nn.Linear(4, 3)
+            with torch.no_grad():
+                self.act.weight.copy_(torch.tensor([0.0, 0.1, 0.25, -0.5]))
+
+        def forward(self, x):
+            y = self.c(x)
+            y = F.prelu(y, self.act.weight) if functional else self.act(y)
+            return self.fc(F.relu(self.c2(y)).mean((2, 3)))
+
+    torch.manual_seed(9)
+    m = Net().eval()
+    x = torch.randn(12, 2, 6, 6)
+    net = from_torch(m, name="prelu", example=x[:2])
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    act = next(n for n in g.nodes if n.op == "act")
+    assert act.table.shape == (4, 256) and act.lo < 0
+    # channel 0's slope is 0 (a ReLU), channel 3's negative: their negative halves differ
+    neg = torch.arange(-127, 0)
+    t = torch.from_numpy(act.table)
+    assert (t[0, neg & 255] == 0).all() and (t[3, neg & 255] > 0).all()
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+    coords = [(y, xx) for y in range(6) for xx in range(6)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="prelu", lanes=2, pe=2)),
+                        frames, idle=0.3, stall=0.3, seed=4, max_cycles=100_000)
+    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]

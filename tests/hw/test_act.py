@@ -71,6 +71,23 @@ def test_act_table_exact(bits, out_bits, c, lanes, h, w, stall):
         assert out == ([tuple(v) for v in coords], want.tolist())
 
 
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("bits,out_bits,c,lanes,h,w", [(8, 8, 6, 2, 4, 4), (5, 8, 4, 1, 3, 5),
+                                                        (4, 4, 3, 3, 3, 3)])
+def test_a_table_per_channel_is_exact(bits, out_bits, c, lanes, h, w, stall):
+    """A PReLU's tables, one per channel: each lane's ROM holds its channels' and a beat counter
+    picks the one of the beat in flight."""
+    rng = random.Random(bits * 100 + c)
+    tables = [_table(bits, out_bits, seed=ch) for ch in range(c)]
+    dut = ActTable(shape=TokenShape(height=h, width=w, channels=c, lanes=lanes, data_width=bits),
+                   table=tables, out_bits=out_bits)
+    frames = _frames(rng, bits, c, h, w)
+    got, _ = run_stream(dut, frames, idle=stall, stall=stall, seed=c, sync_domain=True)
+    for (coords, feats), out in zip(frames, got, strict=True):
+        want = lookup(torch.tensor(feats, dtype=torch.int64).reshape(len(coords), c), tables)
+        assert out == ([tuple(v) for v in coords], want.tolist())
+
+
 def test_act_table_cycles():
     """Frames back to back, never stalled: one beat a cycle, the stream formula exactly, and the
     last beat out ``ACT_LATENCY`` cycles after it went in."""
@@ -85,9 +102,10 @@ def test_act_table_cycles():
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(table=[0] * 128, out_bits=8), "table of 256 entries"),
+    (dict(table=[0] * 128, out_bits=8), "tables of 256 entries"),
     (dict(table=[200] * 256, out_bits=8), "do not fit 8 signed bits"),
     (dict(table=[0] * 256, out_bits=1), "out_bits"),
+    (dict(table=[[0] * 256] * 3, out_bits=8), "one per channel"),
 ])
 def test_act_table_rejects_bad_tables(kw, match):
     with pytest.raises(ValueError, match=match):

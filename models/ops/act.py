@@ -213,6 +213,10 @@ class ActTable(StageOp):
         # block RAM holds its own); the enable and the ready: a LUT each
         res["ff"] += coord_bits + 2 + (0 if bram else lanes * width)
         res["lut"] += 2
+        beats = max(1, stage.get("act_tables", 1) // lanes)
+        if beats > 1:  # the beat counter that picks a lane's channel table
+            res["ff"] += (beats - 1).bit_length()
+            res["lut"] += (beats - 1).bit_length()
         return res
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:

@@ -17,6 +17,14 @@ shape inference) is walked in order through a table of handlers, one per ONNX op
   ``Reshape`` / ``Flatten`` (a dense head over a map), ``Add`` of two quantized maps (a residual
   add), ``Mul`` / ``Div`` by a positive constant on the input or on the output logits, ``Identity``
   and ``Dropout``.
+- An elementwise activation (``Sigmoid``, ``Tanh``, ``LeakyRelu``, ``PRelu`` with one slope,
+  ``HardSigmoid``, ``HardSwish``, ``Elu``, ``Celu``, ``Selu``, ``Softplus``, ``Softsign``,
+  ``Mish``, ``Gelu``, and torch's patterns ``x * Sigmoid(x)``: SiLU, and ``Where(x > t, x,
+  Softplus(x))``: its Softplus) between two ``Quant`` nodes: a table of its
+  quantized input (:class:`~models.ops.act.QActTable`), the ONNX function (with the node's
+  attributes, ONNX's defaults) computed in float64 and rounded half to even onto the ``Quant``
+  after it, whose scale and range are its output's. ``Softmax`` / ``LogSoftmax``, and ``Sigmoid``
+  / ``Tanh``, on the logits as the model's output are dropped (the same argmax).
 
 Where the integer contract and the QONNX float semantics part: the requantizer's fixed-point
 multiplier (15 bits) and round-half-up stand in for the float scale ratio and ``ROUND`` (half to
@@ -31,12 +39,14 @@ what it is and what is supported (:class:`~models.frontends.torch_fx.FrontendErr
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..ops.act import QActTable, nonneg_fn
 from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
@@ -59,8 +69,82 @@ SUPPORTED_ONNX = (
     "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
-    "Softmax / LogSoftmax as the output (dropped: the same argmax)",
+    "Softmax / LogSoftmax, Sigmoid / Tanh on the logits as the output (dropped: the same argmax)",
+    "Sigmoid, Tanh, LeakyRelu, PRelu (one slope), HardSigmoid, HardSwish, Elu, Celu, Selu, "
+    "Softplus (or torch's Where(x > t, x, Softplus(x))), Softsign, Mish, Gelu, x * Sigmoid(x) "
+    "(SiLU) from a Quant to a Quant (a table)",
 )
+
+
+# -- elementwise activations: the ONNX functions in float64 (module level: picklable) ---------
+
+def _leaky_relu(x, *, alpha):
+    return torch.where(x >= 0, x, x * alpha)
+
+
+def _hard_sigmoid(x, *, alpha, beta):
+    return (x * alpha + beta).clamp(0.0, 1.0)
+
+
+def _hard_swish(x):
+    return x * _hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+
+
+def _elu(x, *, alpha):
+    return torch.where(x >= 0, x, alpha * torch.expm1(x.clamp(max=0)))
+
+
+def _celu(x, *, alpha):
+    return x.clamp(min=0) + (alpha * torch.expm1(x.clamp(max=0) / alpha)).clamp(max=0)
+
+
+def _selu(x, *, alpha, gamma):
+    return gamma * torch.where(x > 0, x, alpha * torch.expm1(x.clamp(max=0)))
+
+
+def _softplus(x):
+    return torch.logaddexp(x, torch.zeros_like(x))
+
+
+def _softplus_above(x, *, threshold):
+    return torch.where(x > threshold, x, _softplus(x))
+
+
+def _softsign(x):
+    return x / (1 + x.abs())
+
+
+def _mish(x):
+    return x * torch.tanh(_softplus(x))
+
+
+def _gelu(x, *, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def _silu(x):
+    return x * torch.sigmoid(x)
+
+
+#: ONNX op -> (its attributes with ONNX's defaults, the float function of those attributes)
+_ACT_OPS = {
+    "Sigmoid": ({}, lambda a: torch.sigmoid),
+    "Tanh": ({}, lambda a: torch.tanh),
+    "LeakyRelu": ({"alpha": 0.01}, lambda a: functools.partial(_leaky_relu, **a)),
+    "HardSigmoid": ({"alpha": 0.2, "beta": 0.5}, lambda a: functools.partial(_hard_sigmoid, **a)),
+    "HardSwish": ({}, lambda a: _hard_swish),
+    "Elu": ({"alpha": 1.0}, lambda a: functools.partial(_elu, **a)),
+    "Celu": ({"alpha": 1.0}, lambda a: functools.partial(_celu, **a)),
+    "Selu": ({"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
+             lambda a: functools.partial(_selu, **a)),
+    "Softplus": ({}, lambda a: _softplus),
+    "Softsign": ({}, lambda a: _softsign),
+    "Mish": ({}, lambda a: _mish),
+    "Gelu": ({"approximate": "none"}, lambda a: functools.partial(_gelu, **a)),
+    "PRelu": ({}, lambda a: functools.partial(_leaky_relu, **a)),   # alpha: its slope input
+}
 
 #: The streams carry 8-bit signed values, symmetric, or 9-bit ones for a model with 8-bit unsigned
 #: (or 8-bit signed non-narrow) activations.
@@ -132,6 +216,7 @@ class _Builder:
         self.logits_tensor: str | None = None  # the raw logits' tensor before a dropped softmax
         self.crop_after: dict[str, int] = {}   # conv -> k: cropped where its value is used
         self.cropped: dict[str, str] = {}
+        self.act_input: dict[str, str] = {}   # table activation -> its ONNX input tensor
         self.consumers: dict[str, int] = {}
         for n in model.graph.node:
             for t in n.input:
@@ -161,6 +246,8 @@ class _Builder:
         if v is None:
             c = self.const(tensor)
             v = ("const", c) if c is not None else None
+        if v is not None and v[0] == "act" and "act" not in kinds:
+            raise self._unquantized_act(v[1], f"goes on to {node.name} ({node.op_type})")
         if v is None or (kinds and v[0] not in kinds):
             what = "nothing" if v is None else v[0]
             raise _unsupported(node, f"{node.op_type} on {tensor!r} ({what})")
@@ -184,6 +271,12 @@ class _Builder:
         if s is None:
             raise FrontendError(f"no shape for tensor {tensor!r} after shape inference")
         return tuple(int(v) for v in s[1:])
+
+    def _unquantized_act(self, name, where: str) -> FrontendError:
+        return FrontendError(
+            f"{name}: the output of {self.net.nodes[name].what} {where} without a Quant; a table "
+            "activation takes its output scale and range from a Quant after it: add one (Brevitas: "
+            "a QuantIdentity after the activation, or QuantSigmoid / QuantTanh)")
 
     def _scalar(self, node, arr, what) -> float:
         a = np.asarray(arr, dtype=np.float64)
@@ -227,7 +320,10 @@ class _Builder:
                 f"with range [{lo}, {hi}]", f"the streams carry at most [{_STREAM_LO}, "
                 f"{_STREAM_HI}] (9-bit)")
         scale = self._scalar(node, s, "an activation scale")
-        v = self._get(node, x, "input", "acc", "q")
+        v = self._get(node, x, "input", "acc", "q", "act")
+        if v[0] == "act" and self.consumers.get(x, 0) != 1:
+            raise _unsupported(node, f"a Quant of {v[1]}'s output, which also goes elsewhere",
+                               "a table activation's output goes to its Quant only")
         if v[0] == "input":
             if self.net.nodes:
                 raise _unsupported(node, "a second input quantizer")
@@ -257,6 +353,8 @@ class _Builder:
         mod.qrange = (lo, hi)
         if isinstance(mod, QLayer):
             mod.requant_out = True
+        if isinstance(mod, QActTable):
+            mod.rounding = "half_even"   # rounding_mode ROUND (the only one taken, above)
         self.val[node.output[0]] = ("q", name)
         self.onnx_names[name] = node.output[0]
 
@@ -493,6 +591,8 @@ class _Builder:
     def scale(self, node):
         a, b = node.input[0], node.input[1]
         c = self.const(b)
+        if c is None and node.op_type == "Mul" and self.const(a) is None and self._silu(node):
+            return
         if c is None:
             raise _unsupported(node, f"{node.op_type} by a computed value")
         c = self._scalar(node, c, f"{node.op_type} by a constant")
@@ -511,6 +611,10 @@ class _Builder:
         self.val[node.output[0]] = v
 
     def passthrough(self, node):
+        v = self.val.get(node.input[0])
+        if v is not None and v[0] == "act" and self.consumers.get(node.input[0]) == 1:
+            self.val[node.output[0]] = v   # e.g. a Dropout between an activation and its Quant
+            return
         self.val[node.output[0]] = self._get(node, node.input[0])
 
     def softmax(self, node):
@@ -529,6 +633,112 @@ class _Builder:
         self.logits_tensor = node.input[0]
         self.val[node.output[0]] = v
 
+    def _act_fn(self, node):
+        """``(fn, what)`` of an activation node: its ONNX function with the node's attributes
+        (ONNX's defaults for those it omits); anything else is refused in one line."""
+        op = node.op_type
+        defaults, make = _ACT_OPS[op]
+        params = dict(defaults)
+        for a in node.attribute:
+            if a.name not in defaults:
+                raise _unsupported(node, f"{op} with attribute {a.name!r}",
+                                   f"attributes {sorted(defaults) or 'none'}")
+            v = _attr(node, a.name)
+            if a.name == "approximate":
+                if v not in ("none", "tanh"):
+                    raise _unsupported(node, f"Gelu with approximate={v!r}", "'none' or 'tanh'")
+            elif not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise _unsupported(node, f"{op} with {a.name}={v!r}", "a finite number")
+            params[a.name] = v if a.name == "approximate" else float(v)
+        n_in = 2 if op == "PRelu" else 1
+        if len(node.input) != n_in or len(node.output) != 1 or not all(node.input):
+            raise _unsupported(node, f"{op} with {len(node.input)} inputs and "
+                               f"{len(node.output)} outputs", f"{n_in} input(s), one output")
+        if op == "PRelu":
+            slope = self.const(node.input[1])
+            if slope is None:
+                raise _unsupported(node, "PRelu with a computed slope", "a constant slope")
+            slope = np.asarray(slope, dtype=np.float64)
+            if slope.size != 1:
+                raise _unsupported(node, f"PRelu with a slope of shape {list(slope.shape)}",
+                                   "one slope for the tensor: a table activation is one "
+                                   "function for every channel")
+            params["alpha"] = float(slope.reshape(-1)[0])
+            if not math.isfinite(params["alpha"]):
+                raise _unsupported(node, f"PRelu with slope {params['alpha']}", "a finite slope")
+        if op == "Celu" and params["alpha"] == 0:
+            raise _unsupported(node, "Celu with alpha=0", "a non-zero alpha")
+        shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in params.items())
+        return make(params), f"{op}({shown})"
+
+    def activation(self, node):
+        """An elementwise activation from a ``Quant`` to a ``Quant``: a table of its quantized
+        input (:class:`QActTable`); its output scale and range are the next ``Quant``'s. A
+        ``Sigmoid`` / ``Tanh`` on the logits as the model's output is dropped as a softmax is."""
+        op = node.op_type
+        if op in ("Sigmoid", "Tanh") and self.consumers.get(node.output[0], 0) == 0 and \
+                node.output[0] == self.model.graph.output[0].name:
+            v = self.val.get(node.input[0])
+            if v is not None and v[0] in ("acc", "q") and \
+                    self.kind.get(v[1]) not in ("map", "flat"):
+                self.softmax(node)
+                return
+        fn, what = self._act_fn(node)
+        v = self.val.get(node.input[0])
+        if v is not None and v[0] in ("acc", "input"):
+            src = "the model's input" if v[0] == "input" else f"the output of {v[1]}"
+            raise _unsupported(node, f"{op} on {src} without a Quant before it",
+                               "a table activation reads a quantized tensor: add a Quant before "
+                               "it (Brevitas: a QuantIdentity, or the layer's output_quant)")
+        src = self._get(node, node.input[0], "q")[1]
+        name = self._add(node, QActTable(fn, what, nonneg=nonneg_fn(fn)), src,
+                         kind=self.kind[src])
+        self.shape_of[name] = self.shape_of[src]
+        self.act_input[name] = node.input[0]
+        self.val[node.output[0]] = ("act", name)
+
+    def _silu(self, node) -> bool:
+        """``Mul(x, Sigmoid(x))`` (what torch exports ``SiLU`` as): the sigmoid's table becomes
+        SiLU's. False when ``node`` is not that."""
+        for i in (0, 1):
+            sig, x = node.input[i], node.input[1 - i]
+            v = self.val.get(sig)
+            if v is not None and v[0] == "act" and self.act_input.get(v[1]) == x and \
+                    self.net.nodes[v[1]].fn is torch.sigmoid and self.consumers.get(sig) == 1:
+                m = self.net.nodes[v[1]]
+                m.fn, m.what, m.nonneg = _silu, "SiLU", nonneg_fn(_silu)
+                self.val[node.output[0]] = v
+                return True
+        return False
+
+    def greater(self, node):
+        """``Greater(x, t)`` of a quantized ``x`` and a constant: the condition of torch's
+        ``Softplus`` export (``Where(x > t, x, Softplus(x))``), taken by :meth:`where`."""
+        t = self.const(node.input[1])
+        if t is None:
+            raise _unsupported(node, "Greater than a computed value",
+                               "Where(x > t, x, Softplus(x)): torch's Softplus")
+        v = self._get(node, node.input[0], "q")
+        self.val[node.output[0]] = ("cmp", v[1], node.input[0],
+                                    self._scalar(node, t, "Greater than a constant"))
+
+    def where(self, node):
+        """``Where(x > t, x, Softplus(x))`` (torch's ``Softplus`` with its threshold): the
+        softplus's table takes the threshold."""
+        cond, _, b = (self.val.get(t) for t in node.input[:3])
+        if len(node.input) == 3 and cond is not None and cond[0] == "cmp" and \
+                self.consumers.get(node.input[0]) == 1 and node.input[1] == cond[2] and \
+                b is not None and b[0] == "act" and self.act_input.get(b[1]) == cond[2] and \
+                self.net.nodes[b[1]].fn is _softplus and self.consumers.get(node.input[2]) == 1:
+            m = self.net.nodes[b[1]]
+            m.fn = functools.partial(_softplus_above, threshold=cond[3])
+            m.what = f"Softplus(threshold={cond[3]:g})"
+            self.val[node.output[0]] = b
+            return
+        raise _unsupported(node, "Where other than Where(x > t, x, Softplus(x))",
+                           "torch's Softplus export")
+
     # -- dispatch --------------------------------------------------------------------------
     def run(self) -> QNet:
         g = self.model.graph
@@ -542,6 +752,8 @@ class _Builder:
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,
             "Softmax": self.softmax, "LogSoftmax": self.softmax,
+            **{op: self.activation for op in _ACT_OPS},
+            "Greater": self.greater, "Where": self.where,
         }
         for node in g.node:
             fn = table.get(node.op_type)
@@ -549,6 +761,8 @@ class _Builder:
                 raise _unsupported(node, f"op {node.op_type}")
             fn(node)
         out = self.val.get(g.output[0].name)
+        if out is not None and out[0] == "act":
+            raise self._unquantized_act(out[1], "is the model's output")
         if out is None or out[0] not in ("acc", "q") or out[1] != list(self.net.nodes)[-1]:
             raise FrontendError("the model's output must be its last layer's")
         last = self.net.nodes[out[1]]
@@ -568,6 +782,13 @@ class _Builder:
                                     "but the last needs an output quantizer)")
             if isinstance(m, QAdd) and self.onnx_names.get(name) is None:
                 raise FrontendError(f"{name}: an Add needs an output Quant")
+            if isinstance(m, QActTable):
+                if self.onnx_names.get(name) is None:
+                    raise self._unquantized_act(name, "is not used")
+                self.notes.append(
+                    f"{name}: {m.what} is a table of its quantized input, computed in float64 and "
+                    "rounded half to even onto its Quant's grid; qonnx computes it in float32 (a "
+                    "value within float32 error of a rounding tie may land one step apart)")
         net = self.net
         # 8-bit streams when every quantizer fits [-127, 127], else 9-bit ones (8-bit unsigned
         # activations, Brevitas' default QuantReLU)

@@ -22,7 +22,8 @@ shape inference) is walked in order through a table of handlers, one per ONNX op
   ``Mish``, ``Gelu``, and torch's patterns ``x * Sigmoid(x)``: SiLU, and ``Where(x > t, x,
   Softplus(x))``: its Softplus) between two ``Quant`` nodes: a table of its
   quantized input (:class:`~models.ops.act.QActTable`), the ONNX function (with the node's
-  attributes, ONNX's defaults) computed in float64 and rounded half to even onto the ``Quant``
+  attributes, ONNX's defaults) computed in float32 as qonnx executes it and rounded half to
+  even onto the ``Quant``
   after it, whose scale and range are its output's. ``Softmax`` / ``LogSoftmax``, and ``Sigmoid``
   / ``Tanh``, on the logits as the model's output are dropped (the same argmax).
 
@@ -76,7 +77,7 @@ SUPPORTED_ONNX = (
 )
 
 
-# -- elementwise activations: the ONNX functions in float64 (module level: picklable) ---------
+# -- elementwise activations: the ONNX functions (module level: picklable) ---------------------
 
 def _leaky_relu(x, *, alpha):
     return torch.where(x >= 0, x, x * alpha)
@@ -692,8 +693,9 @@ class _Builder:
                                "a table activation reads a quantized tensor: add a Quant before "
                                "it (Brevitas: a QuantIdentity, or the layer's output_quant)")
         src = self._get(node, node.input[0], "q")[1]
-        name = self._add(node, QActTable(fn, what, nonneg=nonneg_fn(fn)), src,
-                         kind=self.kind[src])
+        mod = QActTable(fn, what, nonneg=nonneg_fn(fn))
+        mod.table_dtype = torch.float32  # as qonnx executes it: ties fall where qonnx's do
+        name = self._add(node, mod, src, kind=self.kind[src])
         self.shape_of[name] = self.shape_of[src]
         self.act_input[name] = node.input[0]
         self.val[node.output[0]] = ("act", name)
@@ -786,9 +788,10 @@ class _Builder:
                 if self.onnx_names.get(name) is None:
                     raise self._unquantized_act(name, "is not used")
                 self.notes.append(
-                    f"{name}: {m.what} is a table of its quantized input, computed in float64 and "
-                    "rounded half to even onto its Quant's grid; qonnx computes it in float32 (a "
-                    "value within float32 error of a rounding tie may land one step apart)")
+                    f"{name}: {m.what} is a table of its quantized input, computed in float32 as "
+                    "qonnx executes it and rounded half to even onto its Quant's grid (equal to "
+                    "qonnx's on every input value where onnxruntime's float32 function is "
+                    "torch's)")
         net = self.net
         # 8-bit streams when every quantizer fits [-127, 127], else 9-bit ones (8-bit unsigned
         # activations, Brevitas' default QuantReLU)

@@ -65,20 +65,25 @@ def lookup(feats: torch.Tensor, table) -> torch.Tensor:
 
 
 def act_table(fn, *, in_lo: int, in_hi: int, in_scale: float, out_scale: float, lo: int,
-              hi: int, rounding: str = "half_up", channels: int = 1) -> np.ndarray:
+              hi: int, rounding: str = "half_up", channels: int = 1,
+              dtype: torch.dtype = torch.float64) -> np.ndarray:
     """The table of ``fn`` (a float function of float64 features ``[sites, channels]``) from
     inputs ``[in_lo, in_hi]`` at ``in_scale`` to outputs clamped to ``[lo, hi]`` at
     ``out_scale``: ``2^bits`` int64 entries, ``bits = act_width(in_lo, in_hi)``, in
     two's-complement order; ``[channels, 2^bits]`` where the channels' tables differ (a PReLU's).
     An entry whose input lies outside ``[in_lo, in_hi]`` holds the value of the nearest input
     inside it (never read). ``rounding``: ``"half_up"`` (the requantizer's) or ``"half_even"``
-    (QONNX ``ROUND``)."""
+    (QONNX ``ROUND``). ``dtype``: the float type the function, its input's dequantization and the
+    division by ``out_scale`` run in (float32: as qonnx executes an imported model, so that a
+    value near a rounding tie lands where qonnx's does)."""
     bits = act_width(in_lo, in_hi)
     idx = torch.arange(1 << bits, dtype=torch.int64)
     v = torch.where(idx >= 1 << (bits - 1), idx - (1 << bits), idx).clamp(in_lo, in_hi)
-    grid = (v.double() * float(in_scale))[:, None].repeat(1, max(1, int(channels)))
+    grid = (v.to(dtype) * torch.tensor(float(in_scale), dtype=dtype))[:, None]
+    grid = grid.repeat(1, max(1, int(channels)))
     with torch.no_grad():
-        y = fn(grid).double().reshape(grid.shape).t() / float(out_scale)
+        y = fn(grid).to(dtype).reshape(grid.shape).t() / torch.tensor(float(out_scale),
+                                                                        dtype=dtype)
     if not torch.isfinite(y).all():
         raise ValueError("the activation is not finite on its input range")
     y = torch.round(y) if rounding == "half_even" else torch.floor(y + 0.5)
@@ -106,6 +111,9 @@ class QActTable(QModule):
     own_scale = True
     #: How the table rounds onto the output grid (``"half_even"``: an imported QONNX ``Quant``).
     rounding = "half_up"
+    #: The float type the table is computed in (float32 for an imported QONNX model, as qonnx
+    #: executes it; see :func:`act_table`).
+    table_dtype = torch.float64
 
     def __init__(self, fn, what: str, *, nonneg: bool = False):
         super().__init__()
@@ -123,7 +131,8 @@ class QActTable(QModule):
         lo, hi = self.bounds()
         self.table = act_table(self.fn, in_lo=in_lo, in_hi=in_hi, in_scale=float(self.in_scale),
                                out_scale=float(self.out_scale), lo=lo, hi=hi,
-                               rounding=self.rounding, channels=self.channels)
+                               rounding=self.rounding, channels=self.channels,
+                               dtype=self.table_dtype)
 
     def forward(self, x):
         f = feat(x)

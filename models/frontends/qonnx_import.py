@@ -17,7 +17,8 @@ shape inference) is walked in order through a table of handlers, one per ONNX op
   ``Reshape`` / ``Flatten`` (a dense head over a map), ``Add`` of two quantized maps (a residual
   add), ``Mul`` / ``Div`` by a positive constant on the input or on the output logits, ``Identity``
   and ``Dropout``.
-- An elementwise activation (``Sigmoid``, ``Tanh``, ``LeakyRelu``, ``PRelu`` with one slope,
+- An elementwise activation (``Sigmoid``, ``Tanh``, ``LeakyRelu``, ``PRelu`` (one slope, or one
+  per channel: a table per channel),
   ``HardSigmoid``, ``HardSwish``, ``Elu``, ``Celu``, ``Selu``, ``Softplus``, ``Softsign``,
   ``Mish``, ``Gelu``, and torch's patterns ``x * Sigmoid(x)``: SiLU, and ``Where(x > t, x,
   Softplus(x))``: its Softplus) between two ``Quant`` nodes: a table of its
@@ -71,7 +72,7 @@ SUPPORTED_ONNX = (
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
     "Softmax / LogSoftmax, Sigmoid / Tanh on the logits as the output (dropped: the same argmax)",
-    "Sigmoid, Tanh, LeakyRelu, PRelu (one slope), HardSigmoid, HardSwish, Elu, Celu, Selu, "
+    "Sigmoid, Tanh, LeakyRelu, PRelu, HardSigmoid, HardSwish, Elu, Celu, Selu, "
     "Softplus (or torch's Where(x > t, x, Softplus(x))), Softsign, Mish, Gelu, x * Sigmoid(x) "
     "(SiLU) from a Quant to a Quant (a table)",
 )
@@ -127,6 +128,17 @@ def _gelu(x, *, approximate):
 
 def _silu(x):
     return x * torch.sigmoid(x)
+
+
+class _ChannelPReLU:
+    """A ``PRelu`` with a slope per channel on features ``[sites, C]``: a table per channel
+    (:mod:`models.ops.act`); picklable."""
+
+    def __init__(self, slope):
+        self.slope = torch.as_tensor(np.asarray(slope, dtype=np.float64).reshape(-1))
+
+    def __call__(self, x):
+        return torch.where(x >= 0, x, x * self.slope.to(x.dtype))
 
 
 #: ONNX op -> (its attributes with ONNX's defaults, the float function of those attributes)
@@ -660,13 +672,19 @@ class _Builder:
             if slope is None:
                 raise _unsupported(node, "PRelu with a computed slope", "a constant slope")
             slope = np.asarray(slope, dtype=np.float64)
-            if slope.size != 1:
+            shape = self.model.get_tensor_shape(node.input[0]) or []
+            c = int(shape[1]) if len(shape) >= 2 else 1
+            # ONNX broadcasts from the last axis: per channel is [C, 1, 1] (torch's export)
+            if slope.size != 1 and tuple(slope.shape) not in ((c, 1, 1), (1, c, 1, 1)):
                 raise _unsupported(node, f"PRelu with a slope of shape {list(slope.shape)}",
-                                   "one slope for the tensor: a table activation is one "
-                                   "function for every channel")
+                                   f"one slope, or one per channel ({c}) along axis 1, "
+                                   f"[{c}, 1, 1]")
+            if not np.isfinite(slope).all():
+                raise _unsupported(node, "PRelu with a slope that is not finite",
+                                   "finite slopes")
+            if slope.size > 1:  # a table per channel (models.ops.act)
+                return _ChannelPReLU(slope), f"PRelu({slope.size} slopes)"
             params["alpha"] = float(slope.reshape(-1)[0])
-            if not math.isfinite(params["alpha"]):
-                raise _unsupported(node, f"PRelu with slope {params['alpha']}", "a finite slope")
         if op == "Celu" and params["alpha"] == 0:
             raise _unsupported(node, "Celu with alpha=0", "a non-zero alpha")
         shown = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"

@@ -82,8 +82,9 @@ def act_table(fn, *, in_lo: int, in_hi: int, in_scale: float, out_scale: float, 
     grid = (v.to(dtype) * torch.tensor(float(in_scale), dtype=dtype))[:, None]
     grid = grid.repeat(1, max(1, int(channels)))
     with torch.no_grad():
-        y = fn(grid).to(dtype).reshape(grid.shape).t() / torch.tensor(float(out_scale),
-                                                                        dtype=dtype)
+        # a function with a parameter per channel broadcasts a one-column grid to its channels
+        y = fn(grid).to(dtype).reshape(len(grid), -1).t() / torch.tensor(float(out_scale),
+                                                                           dtype=dtype)
     if not torch.isfinite(y).all():
         raise ValueError("the activation is not finite on its input range")
     y = torch.round(y) if rounding == "half_even" else torch.floor(y + 0.5)

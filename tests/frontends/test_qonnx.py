@@ -630,8 +630,12 @@ def _refused_line(path, match):
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(op="PRelu", slope=np.array([0.1, 0.2, 0.3, 0.4]).reshape(4, 1, 1)),
-     r"PRelu_0: PRelu with a slope of shape \[4, 1, 1\] is not supported \(one slope"),
+    (dict(op="PRelu", slope=np.arange(8) / 10),  # broadcast along W, not the channels
+     r"PRelu_0: PRelu with a slope of shape \[8\] is not supported \(one slope, or one "
+     r"per channel \(4\)"),
+    (dict(op="PRelu", slope=np.array([0.1, 0.2, 0.3]).reshape(3, 1, 1)),
+     r"PRelu_0: PRelu with a slope of shape \[3, 1, 1\] is not supported \(one slope, or one "
+     r"per channel \(4\)"),
     (dict(op="Gelu", attrs={"approximate": "fast"}),
      r"Gelu_0: Gelu with approximate='fast' is not supported \('none' or 'tanh'\)"),
     (dict(op="LeakyRelu", quant_after=False),
@@ -642,6 +646,18 @@ def _refused_line(path, match):
 ])
 def test_malformed_activation_is_one_line(tmp_path, kw, match):
     _refused_line(_act_model(tmp_path / "bad.onnx", **kw), match)
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 1), (1, 4, 1, 1)])
+def test_prelu_with_a_slope_per_channel_is_a_table_per_channel(tmp_path, shape):
+    """PRelu's slope per channel (axis 1): a ``[4, 256]`` table, each row the channel's
+    function; equal to qonnx on every input value of every channel."""
+    slope = np.array([0.0, 0.1, -0.25, 0.5]).reshape(shape)
+    path = _act_model(tmp_path / "p.onnx", "PRelu", {}, slope=slope)
+    net = from_qonnx(path, name="p")
+    assert net.nodes["PRelu_0"].table.shape == (4, 256)
+    a = agreement(path, net, _grid_input())
+    assert [r["identical"] for r in a["layers"]] == [1.0, 1.0]
 
 
 def test_activation_on_an_unquantized_layer_output_is_one_line(tmp_path):

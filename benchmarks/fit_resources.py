@@ -48,7 +48,8 @@ the block coefficients stay as the grid fitted them.
 ``--stage-ops`` fits the pass-through ops that declare a calibration grid
 (:class:`models.ops.base.StageOp`: ``calibration`` and ``price_features``): each configuration's
 block alone, synthesised, less what the op prices structurally (its memories), fitted per term
-into ``stage[<op>]``; nothing else changes.
+into ``stage[<op>]``; nothing else changes (``--ops a,b``: only those ops are synthesised and
+refitted, every other op's terms kept).
 """
 
 from __future__ import annotations
@@ -836,12 +837,15 @@ def _stage_cfg(op, cal: dict) -> dict:
             "lanes": cal["lanes"], "pe": cal["lanes"], "h": cal["h"], "w": cal["w"]}
 
 
-def stage_op_samples(workdir: Path, family: str = "xcup") -> list[dict]:
-    """Synthesise every calibration configuration of the registered pass-through ops."""
+def stage_op_samples(workdir: Path, family: str = "xcup", only=None) -> list[dict]:
+    """Synthesise every calibration configuration of the registered pass-through ops (of the
+    ops named in ``only``, when given)."""
     from models import ops
 
     samples = []
     for name in ops.names():
+        if only and name not in only:
+            continue
         op = ops.get(name)
         for cal in getattr(op, "calibration", ()):
             s = synth_sample(_stage_cfg(op, cal), workdir, family)
@@ -938,13 +942,16 @@ def main(argv=None) -> int:
                         "synthesises nothing")
     p.add_argument("--stage-ops", action="store_true",
                    help="fit the pass-through ops' own terms from their calibration grids")
+    p.add_argument("--ops", default=None, metavar="OP[,OP]",
+                   help="with --stage-ops: only these ops (e.g. gmp), the others' terms kept")
     args = p.parse_args(argv)
     args.out = Path(args.out or _FAMILY_FILE[args.family])
     args.workdir = args.workdir or ("build/fit_resources" if args.family == "xcup"
                                     else f"build/fit_resources_{args.family}")
     if args.stage_ops:
         base = _base_model(args.out, args.family)
-        model = fit_stage_ops(stage_op_samples(Path(args.workdir), args.family), base,
+        only = set(args.ops.split(",")) if args.ops else None
+        model = fit_stage_ops(stage_op_samples(Path(args.workdir), args.family, only), base,
                               family=args.family)
         print(json.dumps({k: model["stage"][k] for k in model.get("stage_fit", {})}, indent=1))
         if not args.no_write:

@@ -32,6 +32,7 @@ __all__ = [
     "sum_bits",
     "div_bits",
     "gap_cycles",
+    "gmp_cycles",
     "pool_stall",
     "maxpool2_cycles",
 ]
@@ -146,6 +147,13 @@ def gap_cycles(*, active_sites: float, channels: int, lanes: int, height: int, w
     b = channels // lanes
     d = div_bits(height=height, width=width, data_width=data_width)
     return active_sites * b + 1 + b * (d + GAP_BEAT_OVERHEAD) + 1
+
+
+def gmp_cycles(*, active_sites: float, channels: int, lanes: int) -> float:
+    """The global max pool: ``active_sites * C / lanes`` input beats, 1 for the input ``eof``,
+    one cycle per output beat (``C / lanes``) and the output ``eof``: ``sites * B + B + 2``."""
+    b = channels // lanes
+    return active_sites * b + 1 + b + 1
 
 
 def pool_stall(producer_cycles: float, out_beats: float, *, channels: int, lanes: int,

@@ -28,6 +28,7 @@ from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
+from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear, QModule
@@ -47,6 +48,7 @@ SUPPORTED = (
     " sigmoid or tanh as the output is dropped)",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
+    "AdaptiveMaxPool2d(1) / amax over H, W / MaxPool2d over the whole map",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
     " squeeze after the global pool",
     "a softmax / log_softmax as the output (dropped: the same argmax)",
@@ -331,7 +333,15 @@ class _Builder:
 
         def one(v):
             return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
+        def pair(v):
+            return (v, v) if isinstance(v, int) else tuple(v)
         stride = kernel if stride is None or stride == [] else stride
+        meta = getattr(x, "meta", {}).get("tensor_meta")
+        if meta is not None and len(meta.shape) == 4 and pair(kernel) == tuple(meta.shape[2:]) \
+                and pair(stride) == pair(kernel) and one(padding) == 0 and one(dilation) == 1:
+            # a max pool over the whole map: the global max pool
+            self.global_max_pool(node, x)
+            return
         if (one(kernel), one(stride), one(padding), one(dilation), ceil_mode) != (2, 2, 0, 1,
                                                                                  False):
             raise _unsupported(node, f"MaxPool2d(kernel={kernel}, stride={stride}, "
@@ -369,6 +379,11 @@ class _Builder:
         if self.kind.get(self._src(node, x)) != "map":
             raise _unsupported(node, "a global pool of a vector")
         self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
+
+    def global_max_pool(self, node, x):
+        if self.kind.get(self._src(node, x)) != "map":
+            raise _unsupported(node, "a global max pool of a vector")
+        self._add(node, QGlobalMaxPool(), self._src(node, x), kind="pooled")
 
     def input_affine(self, node, t, args) -> bool:
         """``x - c``, ``x + c``, ``x * c``, ``x / c`` on the input before any layer reads it,
@@ -656,6 +671,11 @@ class _Builder:
             if size not in (1, (1, 1)):
                 raise _unsupported(node, f"AdaptiveAvgPool2d({size})")
             self.global_pool(node, node.args[0])
+        elif isinstance(m, nn.AdaptiveMaxPool2d):
+            if m.output_size not in (1, (1, 1)) or m.return_indices:
+                raise _unsupported(node, f"AdaptiveMaxPool2d({m.output_size}"
+                                         f"{', return_indices=True' if m.return_indices else ''})")
+            self.global_max_pool(node, node.args[0])
         elif isinstance(m, nn.Flatten):
             self.flatten(node, node.args[0])
         elif isinstance(m, nn.Linear):
@@ -729,6 +749,16 @@ class _Builder:
             self.global_pool(node, args[0])  # keepdim or not: the pooled vector
         elif t in _ACT_FUNCTIONS:
             self.act_function(node, t, args, dict(kw))
+        elif t is F.adaptive_max_pool2d and args[1:] in ((1,), ((1, 1),)) and \
+                not kw.get("return_indices"):
+            self.global_max_pool(node, args[0])
+        elif t in (torch.amax, "amax"):
+            p = dict(zip(("dim", "keepdim"), args[1:], strict=False)) | dict(kw)
+            dims = p.get("dim")
+            dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+            if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2:
+                raise _unsupported(node, f"amax over dims {p.get('dim')}", "a max over H, W")
+            self.global_max_pool(node, args[0])
         elif t in (torch.squeeze, "squeeze"):
             self.squeeze(node, args[0])
         elif t in (F.softmax, torch.softmax, "softmax", F.log_softmax, torch.log_softmax,

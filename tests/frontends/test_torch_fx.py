@@ -791,3 +791,59 @@ def test_prelu_is_a_table_per_channel_and_bit_exact_in_hardware(functional):
         oc, of = g.run_frame(c, f)
         assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
         assert of.tolist() == [out[b].long().tolist()]
+
+
+@pytest.mark.parametrize("head", [
+    lambda m, x: m.fc(nn.functional.adaptive_max_pool2d(m.body(x), 1).flatten(1)),
+    lambda m, x: m.fc(torch.amax(m.body(x), dim=(2, 3))),
+    lambda m, x: m.fc(m.body(x).amax((-1, -2), keepdim=True).flatten(1)),
+    lambda m, x: m.fc(F.max_pool2d(m.body(x), 4).view(x.shape[0], -1)),  # the whole 4x4 map
+    lambda m, x: m.fc(m.gmp(m.body(x)).squeeze(-1).squeeze(-1)),
+])
+def test_a_global_max_pool_imports_and_is_bit_exact_in_hardware(head):
+    """The global max pool in the forms users write: ``gmp``, the float graph the module's,
+    golden == integer mode, and the composed hardware (at 2 lanes) the golden model in
+    amaranth.sim under stalls."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+            self.c2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+            self.gmp = nn.AdaptiveMaxPool2d(1)
+            self.fc = nn.Linear(6, 3)
+
+        def body(self, x):
+            return F.relu(self.c2(F.relu(self.c1(x))))
+
+        def forward(self, x):
+            return head(self, x)
+
+    torch.manual_seed(10)
+    m = Net().eval()
+    x = torch.randn(12, 2, 8, 8)
+    net = from_torch(m, name="gmp", example=x[:2])
+    assert [type(v).__name__ for v in net.nodes.values()][-2:] == ["QGlobalMaxPool", "QLinear"]
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    assert [n.op for n in g.nodes][-2:] == ["gmp", "linear"]
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+    coords = [(y, xx) for y in range(8) for xx in range(8)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="gmp", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=5, max_cycles=100_000)
+    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]
+
+
+def test_a_max_over_other_dims_is_one_line():
+    _refused(_net(lambda m, x: m.fc(torch.amax(m.c(x), dim=1).flatten(1))),
+             r"amax over dims 1 is not supported \(a max over H, W\)")

@@ -83,7 +83,7 @@ MODEL = textwrap.dedent("""
             x = torch.nn.functional.max_pool2d(
                 torch.nn.functional.leaky_relu(self.c2(x), 0.1), 2)
             x = torch.nn.functional.silu(self.c3(x))
-            return torch.sigmoid(self.fc(x.mean((2, 3))))
+            return torch.sigmoid(self.fc(torch.amax(x, (2, 3))))   # a global max pool
 
     def acts():
         torch.manual_seed(2)
@@ -141,10 +141,10 @@ def test_user_model_co_simulates_bit_exact(user_files, capsys):
 
 @pytest.mark.rtl
 def test_a_model_with_table_activations_explores_builds_and_co_simulates(user_files, capsys):
-    """Hardswish, LeakyReLU after a depthwise conv, SiLU after a 1x1, and a sigmoid output
-    (dropped): through the CLI from the imported checkpoint (its QNet holds the activations'
-    functions), bit-exact in Verilator under stalls 0.3 and 0.7, and at stall 0 the simulated
-    interval within 10 % of the DSE's II."""
+    """Hardswish, LeakyReLU after a depthwise conv, SiLU after a 1x1, a global max pool and a
+    sigmoid output (dropped): through the CLI from the imported checkpoint (its QNet holds the
+    activations' functions), bit-exact in Verilator under stalls 0.3 and 0.7, and at stall 0
+    the simulated interval within 10 % of the DSE's II."""
     from cosim.runner import simulator_missing
 
     if simulator_missing("verilator"):
@@ -160,6 +160,7 @@ def test_a_model_with_table_activations_explores_builds_and_co_simulates(user_fi
                  "--out", str(out)]) == 0
     qgraph = json.loads((out / "qgraph.json").read_text())
     assert [n["op"] for n in qgraph["nodes"]].count("act") == 3
+    assert [n["op"] for n in qgraph["nodes"]][-2:] == ["gmp", "linear"]
     for stall in ("0.3", "0.7"):
         assert main(["sim", "--build", str(out), "--frames", "6", "--stall", stall]) == 0
         summary = json.loads((out / "sim_summary.json").read_text())

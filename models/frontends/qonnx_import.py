@@ -14,6 +14,7 @@ shape inference) is walked in order through a table of handlers, one per ONNX op
 - ``Conv`` (1x1 or 3x3, "same" padding, stride 1 or 2, groups 1 or depthwise 3x3), ``Gemm`` /
   ``MatMul`` (+ ``Add`` of a bias), ``BatchNormalization`` after a conv or linear layer (folded into
   its weight scales and bias), ``Relu``, ``MaxPool`` 2x2/2, ``GlobalAveragePool``,
+  ``GlobalMaxPool`` (``ReduceMax`` over H, W; a ``MaxPool`` over the whole map),
   ``Reshape`` / ``Flatten`` (a dense head over a map), ``Add`` of two quantized maps (a residual
   add), ``Mul`` / ``Div`` by a positive constant on the input or on the output logits, ``Identity``
   and ``Dropout``.
@@ -53,6 +54,7 @@ from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
+from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
 from ..qnet import QNet
 from ..quant.formats import WEIGHT_FORMATS
@@ -68,6 +70,7 @@ SUPPORTED_ONNX = (
     "or depthwise 3x3)",
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
     "GlobalAveragePool (or ReduceMean over H, W)",
+    "GlobalMaxPool (or ReduceMax over H, W, or a MaxPool over the whole map)",
     "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
@@ -498,6 +501,11 @@ class _Builder:
         k = tuple(_attr(node, "kernel_shape", []))
         st = tuple(_attr(node, "strides", [1, 1]))
         pads = tuple(_attr(node, "pads", [0, 0, 0, 0]))
+        shape = self.shape_of.get(v[1], ())
+        if len(shape) == 3 and k == tuple(shape[1:]) and not any(pads) and \
+                tuple(_attr(node, "dilations", [1, 1])) == (1, 1) and k != (2, 2):
+            self.global_max_pool(node)  # a max pool over the whole map
+            return
         if k != (2, 2) or st != (2, 2) or any(pads) or _attr(node, "ceil_mode", 0) or \
                 self.kind[v[1]] != "map":
             raise _unsupported(node, f"MaxPool kernel {list(k)} strides {list(st)} pads "
@@ -532,16 +540,36 @@ class _Builder:
         self.notes.append(f"{name}: the global average is rounded (half up) onto its input's "
                           "grid; QONNX keeps the float mean")
 
-    def reduce_mean(self, node):
-        """``ReduceMean`` over H and W (what torch's ONNX exporter emits for
-        ``AdaptiveAvgPool2d(1)`` at opset 18 and later, axes as an input): the global pool."""
+    def global_max_pool(self, node):
+        """``GlobalMaxPool`` (and ``ReduceMax`` over H, W; a ``MaxPool`` over the whole map):
+        the global max pool, exact (the maximum of values on one grid)."""
+        v = self._get(node, node.input[0], "q")
+        if self.kind[v[1]] != "map":
+            raise _unsupported(node, "a global max pool of a vector")
+        name = self._add(node, QGlobalMaxPool(), v[1], kind="pooled")
+        self.shape_of[name] = (self.shape_of[v[1]][0], 1, 1)
+        self.val[node.output[0]] = ("q", name)
+        self.onnx_names[name] = node.output[0]
+
+    def _reduce_axes(self, node):
         axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
         if axes is None and len(node.input) > 1 and node.input[1]:
             c = self.const(node.input[1])
             axes = None if c is None else [int(a) for a in np.asarray(c).reshape(-1)]
         if axes is None or sorted(a % 4 for a in axes) != [2, 3] or len(axes) != 2:
-            raise _unsupported(node, f"ReduceMean over axes {axes}", "a mean over H, W")
+            what = "a mean" if node.op_type == "ReduceMean" else "a max"
+            raise _unsupported(node, f"{node.op_type} over axes {axes}", f"{what} over H, W")
+
+    def reduce_mean(self, node):
+        """``ReduceMean`` over H and W (what torch's ONNX exporter emits for
+        ``AdaptiveAvgPool2d(1)`` at opset 18 and later, axes as an input): the global pool."""
+        self._reduce_axes(node)
         self.global_pool(node)
+
+    def reduce_max(self, node):
+        """``ReduceMax`` over H and W (``torch.amax(x, (2, 3))``): the global max pool."""
+        self._reduce_axes(node)
+        self.global_max_pool(node)
 
     def reshape(self, node):
         v = self._get(node, node.input[0], "q")
@@ -768,6 +796,7 @@ class _Builder:
             "BatchNormalization": self.batchnorm, "Relu": self.relu, "MaxPool": self.maxpool,
             "GlobalAveragePool": self.global_pool, "AveragePool": self.avgpool,
             "ReduceMean": self.reduce_mean,
+            "GlobalMaxPool": self.global_max_pool, "ReduceMax": self.reduce_max,
             "Reshape": self.reshape, "Concat": self.concat,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,

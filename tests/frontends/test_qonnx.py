@@ -388,6 +388,57 @@ def test_reduce_mean_over_h_w_is_the_global_pool_and_else_one_line(tmp_path, axe
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("pool", ["adaptive", "amax", "whole"])
+def test_brevitas_global_max_pool_imports_and_is_exact(tmp_path, pool):
+    """A Brevitas CNN whose head is a global max pool (``AdaptiveMaxPool2d(1)``, ``torch.amax``
+    over H, W, a ``MaxPool2d`` over the whole map): ``GlobalMaxPool`` / ``ReduceMax`` /
+    ``MaxPool`` in the file, the ``gmp`` op; a maximum of values on one grid is exact, so the
+    integer model's pooled vector and logits equal qonnx's."""
+    brevitas_nn = pytest.importorskip("brevitas.nn")
+    import onnx as _onnx
+    from brevitas.export import export_qonnx
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = brevitas_nn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.conv = brevitas_nn.QuantConv2d(1, 8, 3, padding=1, weight_bit_width=4,
+                                                bias=False)
+            self.bn = nn.BatchNorm2d(8)
+            self.relu = brevitas_nn.QuantReLU(bit_width=4, return_quant_tensor=False)
+            self.gmp = nn.AdaptiveMaxPool2d(1)
+            self.fc = brevitas_nn.QuantLinear(8, 5, bias=True, weight_bit_width=8)
+
+        def forward(self, x):
+            x = self.relu(self.bn(self.conv(self.inp(x))))
+            if pool == "adaptive":
+                x = self.gmp(x)
+            elif pool == "amax":
+                x = torch.amax(x, (2, 3), keepdim=True)
+            else:
+                x = nn.functional.max_pool2d(x, 6)
+            return self.fc(torch.flatten(x, 1))
+
+    torch.manual_seed(0)
+    m = Net()
+    x = torch.rand(64, 1, 6, 6)
+    m.train()
+    m(x)
+    m.eval()
+    path = tmp_path / "gmp.onnx"
+    export_qonnx(m, x[:1], export_path=str(path))
+    ops = {n.op_type for n in _onnx.load(str(path)).graph.node}
+    assert ops & {"GlobalMaxPool", "ReduceMax", "MaxPool"}, ops
+    net = from_qonnx(path, name="gmp")
+    assert [type(v).__name__ for v in net.nodes.values()] == [
+        "QInput", "QConv2d", "QGlobalMaxPool", "QLinear"]
+    a = agreement(path, net, x.numpy())
+    # measured: every tensor identical, the pool's and the logits included (64 inputs)
+    assert all(r["identical"] == 1.0 for r in a["layers"]), a["layers"]
+    assert a["argmax_agreement"] == 1.0
+
+
 def test_python_api_takes_a_qonnx_file(tmp_path, monkeypatch):
     """codesign.api.convert on the .onnx: the model's own formats, and predict() gives the
     imported integer model's logits."""

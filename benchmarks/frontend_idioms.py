@@ -67,7 +67,8 @@ def _idioms():
         # the input
         "(x - mean) / std from per-channel buffers": lambda m, x: m.fc(gap(m.body(m.norm(x)))),
         "x * 2 - 1": lambda m, x: m.fc(gap(m.body(x * 2 - 1))),
-        "1 - x": lambda m, x: m.fc(gap(m.body(1 - x))),
+        "1 - x (an inverted image)": lambda m, x: m.fc(gap(m.body(1 - x))),
+        "1 / x": lambda m, x: m.fc(gap(m.body(1 / x))),
         # pools
         "F.max_pool2d(x, kernel_size=2, stride=2)":
             lambda m, x: m.fc(gap(F.max_pool2d(m.c2(F.relu(m.c1(x))), kernel_size=2, stride=2))),

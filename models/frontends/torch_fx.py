@@ -386,10 +386,10 @@ class _Builder:
         self._add(node, QGlobalMaxPool(), self._src(node, x), kind="pooled")
 
     def input_affine(self, node, t, args) -> bool:
-        """``x - c``, ``x + c``, ``x * c``, ``x / c`` on the input before any layer reads it,
-        ``c`` a number or a buffer of one value per channel: folded into the input quantizer's
-        normalisation (:attr:`QInput.gain`, :attr:`QInput.shift`), which the host applies
-        before quantizing. Returns whether ``node`` was such an op."""
+        """``x - c``, ``c - x``, ``x + c``, ``x * c``, ``x / c`` on the input before any layer
+        reads it, ``c`` a number or a buffer of one value per channel: folded into the input
+        quantizer's normalisation (:attr:`QInput.gain`, :attr:`QInput.shift`), which the host
+        applies before quantizing. Returns whether ``node`` was such an op."""
         inp = next(iter(self.net.nodes), None)
         nodes = [a for a in args if isinstance(a, torch.fx.Node) and a not in self.consts]
         if inp is None or len(args) != 2 or len(nodes) != 1 or self.value.get(nodes[0]) != inp:
@@ -399,8 +399,9 @@ class _Builder:
         op = _ARITH[t]
         if self.input_taken:
             raise _unsupported(node, f"a normalisation ({op}) of the input after a layer read it")
-        if op in ("sub", "div") and args[0] is not x:
-            raise _unsupported(node, f"{op} of the input from a constant",
+        reverse = args[0] is not x   # c - x (an inverted image); c / x is not affine
+        if op == "div" and reverse:
+            raise _unsupported(node, "div of a constant by the input",
                                "normalise as (x - mean) / std")
         value = self.consts.get(c, c) if isinstance(c, torch.fx.Node) else c
         if not isinstance(value, int | float | torch.Tensor) or isinstance(value, bool):
@@ -417,7 +418,9 @@ class _Builder:
         q = self.net.nodes[inp]
         g = q.gain if q.gain is not None else torch.ones(1, dtype=torch.float64)
         h = q.shift if q.shift is not None else torch.zeros(1, dtype=torch.float64)
-        if op == "sub":
+        if op == "sub" and reverse:
+            g, h = -g, v - h
+        elif op == "sub":
             h = h - v
         elif op == "add":
             h = h + v

@@ -526,13 +526,15 @@ class _Normalised(nn.Module):
     def forward(self, x):
         if self.how == "buffers":
             x = (x - self.mean) / self.std
+        elif self.how == "inverted":            # an inverted image, then centred
+            x = 0.5 - (1.0 - x)
         else:                                   # scalars, as x * 2 - 1
             x = x * 2.0 - 1.0
         x = F.relu(self.c2(F.relu(self.c1(x))))
         return self.fc(x.mean((2, 3)))
 
 
-@pytest.mark.parametrize("how", ["buffers", "scalars"])
+@pytest.mark.parametrize("how", ["buffers", "scalars", "inverted"])
 def test_an_input_normalisation_folds_into_the_input_quantizer(how):
     """(x - mean) / std in forward() was refused ('function sub'); it is the input quantizer's
     gain and shift, applied before quantizing: the float graph computes the module, the
@@ -566,7 +568,7 @@ def test_an_input_normalisation_folds_into_the_input_quantizer(how):
 @pytest.mark.parametrize("forward,match", [
     (lambda m, x: m.fc(F.relu(m.c((x - 0.5) / 0.25) + m.c(x)).mean((2, 3))),
      r"the input before its normalisation \(x\) used again"),
-    (lambda m, x: m.fc(m.c(1.0 - x).mean((2, 3))), "sub of the input from a constant"),
+    (lambda m, x: m.fc(m.c(1.0 / x).mean((2, 3))), "div of a constant by the input"),
     (lambda m, x: m.fc(m.c(x / 0.0).mean((2, 3))), r"normalisation \(div\) of the input"),
     (lambda m, x: m.fc(m.c(x * torch.ones(3)).mean((2, 3))), r"input by 3 values .*one per input"),
 ])

@@ -33,6 +33,7 @@ __all__ = [
     "div_bits",
     "gap_cycles",
     "gmp_cycles",
+    "upsample_cycles",
     "pool_stall",
     "maxpool2_cycles",
 ]
@@ -154,6 +155,14 @@ def gmp_cycles(*, active_sites: float, channels: int, lanes: int) -> float:
     one cycle per output beat (``C / lanes``) and the output ``eof``: ``sites * B + B + 2``."""
     b = channels // lanes
     return active_sites * b + 1 + b + 1
+
+
+def upsample_cycles(*, active_in: float, channels: int, lanes: int, rows: float) -> float:
+    """The 2x nearest upsample: each input beat leaves four times (its site at ``(2y, 2x)`` and
+    ``(2y, 2x + 1)``, then the row again at ``2y + 1``), one beat a cycle, plus a cycle per
+    input row with sites (the row's end is seen on the next row's first token) and one for the
+    end of frame: ``4 * sites * B + rows + 1``."""
+    return 4 * active_in * (channels // lanes) + rows + 1
 
 
 def pool_stall(producer_cycles: float, out_beats: float, *, channels: int, lanes: int,

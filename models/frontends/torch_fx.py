@@ -30,6 +30,7 @@ from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
+from ..ops.upsample import QUpsample2x
 from ..qnet import QNet
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear, QModule
 
@@ -47,6 +48,7 @@ SUPPORTED = (
     " Softplus, Mish, Softsign, x * f(x) of one of them (a table of the quantized input; a"
     " sigmoid or tanh as the output is dropped)",
     "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
+    "Upsample / F.interpolate, nearest, by 2",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
     "AdaptiveMaxPool2d(1) / amax over H, W / MaxPool2d over the whole map",
     "Flatten / view / reshape (after the global pool, or of a dense map: a dense head);"
@@ -380,6 +382,26 @@ class _Builder:
             raise _unsupported(node, "a global pool of a vector")
         self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
 
+    def upsample(self, node, x, scale=None, mode="nearest", size=None, align_corners=None,
+                 what="Upsample"):
+        """Nearest upsampling by 2 (``scale_factor=2``, or a ``size`` twice the map's)."""
+        _constant_params(node, what, scale, size)
+        meta = getattr(x, "meta", {}).get("tensor_meta")
+        hw = tuple(meta.shape[2:]) if meta is not None and len(meta.shape) == 4 else None
+
+        def two(v):
+            return v in (2, 2.0) or (isinstance(v, (tuple, list)) and len(v) == 2
+                                     and all(e in (2, 2.0) for e in v))
+        by_size = size is not None and hw is not None and tuple(
+            (size, size) if isinstance(size, int) else size) == (2 * hw[0], 2 * hw[1])
+        if mode != "nearest" or not (two(scale) or by_size):
+            raise _unsupported(node, f"{what}(scale_factor={scale}, size={size}, mode={mode!r})",
+                               "nearest, by 2")
+        src = self._src(node, x)
+        if self.kind.get(src) != "map":
+            raise _unsupported(node, f"{what} of a vector")
+        self._add(node, QUpsample2x(), src)
+
     def global_max_pool(self, node, x):
         if self.kind.get(self._src(node, x)) != "map":
             raise _unsupported(node, "a global max pool of a vector")
@@ -674,6 +696,9 @@ class _Builder:
             if size not in (1, (1, 1)):
                 raise _unsupported(node, f"AdaptiveAvgPool2d({size})")
             self.global_pool(node, node.args[0])
+        elif isinstance(m, (nn.Upsample, nn.UpsamplingNearest2d)):
+            self.upsample(node, node.args[0], m.scale_factor, m.mode, m.size,
+                          what=type(m).__name__)
         elif isinstance(m, nn.AdaptiveMaxPool2d):
             if m.output_size not in (1, (1, 1)) or m.return_indices:
                 raise _unsupported(node, f"AdaptiveMaxPool2d({m.output_size}"
@@ -752,6 +777,12 @@ class _Builder:
             self.global_pool(node, args[0])  # keepdim or not: the pooled vector
         elif t in _ACT_FUNCTIONS:
             self.act_function(node, t, args, dict(kw))
+        elif t in (F.interpolate, F.upsample, F.upsample_nearest):
+            names = ("size", "scale_factor", "mode", "align_corners")
+            p = dict(zip(names, args[1:], strict=False)) | dict(kw)
+            mode = "nearest" if t is F.upsample_nearest else p.get("mode", "nearest")
+            self.upsample(node, args[0], p.get("scale_factor"), mode, p.get("size"),
+                          what=getattr(t, "__name__", "interpolate"))
         elif t is F.adaptive_max_pool2d and args[1:] in ((1,), ((1, 1),)) and \
                 not kw.get("return_indices"):
             self.global_max_pool(node, args[0])

@@ -849,3 +849,66 @@ def test_a_global_max_pool_imports_and_is_bit_exact_in_hardware(head):
 def test_a_max_over_other_dims_is_one_line():
     _refused(_net(lambda m, x: m.fc(torch.amax(m.c(x), dim=1).flatten(1))),
              r"amax over dims 1 is not supported \(a max over H, W\)")
+
+
+@pytest.mark.parametrize("up", [
+    lambda m, y: m.up(y),
+    lambda m, y: F.interpolate(y, scale_factor=2),
+    lambda m, y: F.interpolate(y, scale_factor=2.0, mode="nearest"),
+    lambda m, y: F.interpolate(y, size=(8, 8)),
+    lambda m, y: nn.functional.upsample_nearest(y, scale_factor=2),
+])
+def test_a_nearest_upsample_imports_and_a_decoder_is_bit_exact_in_hardware(up):
+    """A U-Net-style decoder: downsample, upsample by 2 (module, functional, by size), then a
+    concatenation with the skip of the same resolution and a conv: the float graph the module's,
+    golden == integer mode, and the composed hardware the golden model in amaranth.sim under
+    stalls (the skip FIFO holds the long branch's rows)."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+            self.down = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+            self.up = nn.Upsample(scale_factor=2, mode="nearest")
+            self.c2 = nn.Conv2d(8, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            skip = F.relu(self.c1(x))
+            y = up(self, F.relu(self.down(skip)))
+            y = F.relu(self.c2(torch.cat([skip, y], 1)))
+            return self.fc(y.mean((2, 3)))
+
+    torch.manual_seed(11)
+    m = Net().eval()
+    x = torch.randn(12, 2, 8, 8)
+    net = from_torch(m, name="unet", example=x[:2])
+    assert "QUpsample2x" in [type(v).__name__ for v in net.nodes.values()]
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    assert "upsample" in [n.op for n in g.nodes]
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+    coords = [(y, xx) for y in range(8) for xx in range(8)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(2)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="unet", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=6, max_cycles=200_000)
+    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]
+
+
+@pytest.mark.parametrize("forward,match", [
+    (lambda m, x: m.fc(m.c(F.interpolate(x, scale_factor=3)).mean((2, 3))),
+     r"interpolate\(scale_factor=3, size=None, mode='nearest'\) is not supported \(nearest, by 2"),
+    (lambda m, x: m.fc(m.c(F.interpolate(x, scale_factor=2, mode="bilinear")).mean((2, 3))),
+     r"mode='bilinear'"),
+])
+def test_other_upsampling_is_one_line(forward, match):
+    _refused(_net(forward), match)

@@ -14,7 +14,8 @@ shape inference) is walked in order through a table of handlers, one per ONNX op
 - ``Conv`` (1x1 or 3x3, "same" padding, stride 1 or 2, groups 1 or depthwise 3x3), ``Gemm`` /
   ``MatMul`` (+ ``Add`` of a bias), ``BatchNormalization`` after a conv or linear layer (folded into
   its weight scales and bias), ``Relu``, ``MaxPool`` 2x2/2, ``GlobalAveragePool``,
-  ``GlobalMaxPool`` (``ReduceMax`` over H, W; a ``MaxPool`` over the whole map),
+  ``GlobalMaxPool`` (``ReduceMax`` over H, W; a ``MaxPool`` over the whole map), ``Resize``
+  nearest by 2,
   ``Reshape`` / ``Flatten`` (a dense head over a map), ``Add`` of two quantized maps (a residual
   add), ``Mul`` / ``Div`` by a positive constant on the input or on the output logits, ``Identity``
   and ``Dropout``.
@@ -56,6 +57,7 @@ from ..ops.crop import QCrop
 from ..ops.flatten import QFlatten
 from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
+from ..ops.upsample import QUpsample2x
 from ..qnet import QNet
 from ..quant.formats import WEIGHT_FORMATS
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear
@@ -71,6 +73,7 @@ SUPPORTED_ONNX = (
     "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
     "GlobalAveragePool (or ReduceMean over H, W)",
     "GlobalMaxPool (or ReduceMax over H, W, or a MaxPool over the whole map)",
+    "Resize / Upsample, nearest, by 2",
     "Reshape / Flatten (after a pool, or of a map: a dense head)",
     "Gemm / MatMul (+ Add of a bias)", "Add of two quantized maps",
     "Mul / Div by a positive constant on the input or the output", "Identity", "Dropout",
@@ -540,6 +543,30 @@ class _Builder:
         self.notes.append(f"{name}: the global average is rounded (half up) onto its input's "
                           "grid; QONNX keeps the float mean")
 
+    def resize(self, node):
+        """``Resize`` (``Upsample`` before opset 10), nearest, by 2 on H and W, with a coordinate
+        mapping that puts output ``i`` on input ``i // 2`` (torch's export of
+        ``nn.Upsample(scale_factor=2)``: asymmetric, floor): the ``upsample`` op."""
+        v = self._get(node, node.input[0], "q")
+        mode = _attr(node, "mode", "nearest")
+        ctm = _attr(node, "coordinate_transformation_mode", "half_pixel")
+        nm = _attr(node, "nearest_mode", "round_prefer_floor")
+        exact = (ctm, nm) == ("asymmetric", "floor") or (
+            ctm in ("half_pixel", "pytorch_half_pixel")
+            and nm in ("round_prefer_floor", "round_prefer_ceil"))
+        shape = self.shape_of.get(v[1], ())
+        out = self.model.get_tensor_shape(node.output[0]) or []
+        by2 = len(shape) == 3 and len(out) == 4 and tuple(out[1:]) == (
+            shape[0], 2 * shape[1], 2 * shape[2])
+        if mode != "nearest" or (node.op_type == "Resize" and not exact) or not by2 or \
+                self.kind[v[1]] != "map":
+            raise _unsupported(node, f"{node.op_type} mode {mode!r} ({ctm}, {nm}) to shape "
+                               f"{list(out)}", "nearest, by 2 on H and W, on a map")
+        name = self._add(node, QUpsample2x(), v[1])
+        self.shape_of[name] = (shape[0], 2 * shape[1], 2 * shape[2])
+        self.val[node.output[0]] = ("q", name)
+        self.onnx_names[name] = node.output[0]
+
     def global_max_pool(self, node):
         """``GlobalMaxPool`` (and ``ReduceMax`` over H, W; a ``MaxPool`` over the whole map):
         the global max pool, exact (the maximum of values on one grid)."""
@@ -797,6 +824,7 @@ class _Builder:
             "GlobalAveragePool": self.global_pool, "AveragePool": self.avgpool,
             "ReduceMean": self.reduce_mean,
             "GlobalMaxPool": self.global_max_pool, "ReduceMax": self.reduce_max,
+            "Resize": self.resize, "Upsample": self.resize,
             "Reshape": self.reshape, "Concat": self.concat,
             "Flatten": self.reshape, "Add": self.add, "Mul": self.scale, "Div": self.scale,
             "Identity": self.passthrough, "Dropout": self.passthrough,

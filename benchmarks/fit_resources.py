@@ -385,6 +385,10 @@ def _component(cfg: dict):
         from hw.crop import Crop
 
         return Crop(shape=shape, kernel=3)
+    if block == "maxpoolk":  # the ImageNet stem's 3x3 / 2 on the dense line buffer
+        from hw.wmaxpool import WindowMaxPool
+
+        return WindowMaxPool(shape=shape, kernel=3, stride=2, dense=True)
     if block == "act":  # a SiLU table of an int8 input (a smooth table, as activations are)
         import torch
 

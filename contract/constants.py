@@ -39,6 +39,7 @@ __all__ = [
     "dense_history_columns",
     "MAXPOOL_LATENCY",
     "ACT_LATENCY",
+    "window_max_latency",
     "WINDOW_STAGES",
 ]
 
@@ -253,6 +254,13 @@ MAXPOOL_LATENCY = 2
 #: Cycles from a beat's acceptance by a table activation (``hw/act.py``) to its output ``valid``:
 #: the table ROM's read register.
 ACT_LATENCY = 1
+
+
+def window_max_latency(kernel: int) -> int:
+    """Cycles from a window beat taken by a ``k x k`` window max pool (``hw/wmaxpool.py``) to its
+    output ``valid``: the beat's register, the masked taps', one per compare level
+    (``ceil(log2(k^2))``) and the output register."""
+    return 3 + (kernel * kernel - 1).bit_length()
 
 
 #: Kernel sizes (each side) of the window convs (line buffer + MACs), "same" padding: 3, 5 and 7

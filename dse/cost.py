@@ -109,10 +109,14 @@ class _Stage:
     op: str
     in_shape: tuple
     out_shape: tuple
+    #: A window stage's (the k x k max pool's): its op's ``stage_fields``.
+    kernel: int = 1
+    stride: int = 1
 
 
 def _stage_node(s: dict) -> _Stage:
-    return _Stage(s["name"], s["op"], s["in_shape"], s.get("out_shape", s["in_shape"]))
+    return _Stage(s["name"], s["op"], s["in_shape"], s.get("out_shape", s["in_shape"]),
+                  s.get("kernel", 1), s.get("stride", 1))
 
 
 def check_choice(layer: LayerWork, choice: LayerChoice) -> None:

@@ -54,13 +54,13 @@ __all__ = ["STAGE_KINDS", "WINDOW_KINDS", "block_features", "layer_blocks", "blo
 
 #: Pass-through stages the block sweep places alone (``benchmarks/fit_fmax.py``): no weights;
 #: their delay is a kind's base and a term in their lanes (no adder tree, no multiply:
-#: :func:`block_features`). Every pass-through op is one:
-#: the flatten, the 2x2 pools, the global pools, the crop, the table activation, the upsample and
-#: the two joins (the residual add and the concatenation, placed with both input streams). A
-#: model fitted without one prices it as no path (0 ns), and the networks recorded in a model
-#: file before a kind was listed keep their blocks.
+#: :func:`block_features`). Every pass-through op is one: the flatten, the 2x2 pools, the global
+#: pools, the window max pool (``maxpoolk``, 3x3 / 2 on the dense line buffer), the crop, the
+#: table activation, the upsample and the two joins (the residual add and the concatenation,
+#: placed with both input streams). A model fitted without one prices it as no path (0 ns), and
+#: the networks recorded in a model file before a kind was listed keep their blocks.
 STAGE_KINDS = ("flatten", "maxpool", "avgpool", "gap", "crop", "add", "concat", "act", "gmp",
-               "upsample")
+               "upsample", "maxpoolk")
 
 #: The window blocks (``<kind>_dense`` on the dense line buffer): their features carry the
 #: window beat's width (``window_kbits``).

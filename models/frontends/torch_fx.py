@@ -31,6 +31,7 @@ from ..ops.flatten import QFlatten
 from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
 from ..ops.upsample import QUpsample2x
+from ..ops.wmaxpool import QMaxPoolK
 from ..qnet import QNet
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear, QModule
 
@@ -47,7 +48,7 @@ SUPPORTED = (
     "LeakyReLU, PReLU, Hardswish, Hardsigmoid, SiLU, sigmoid, tanh, GELU, ELU, CELU, SELU,"
     " Softplus, Mish, Softsign, x * f(x) of one of them (a table of the quantized input; a"
     " sigmoid or tanh as the output is dropped)",
-    "MaxPool2d(2)", "AvgPool2d(2) (dense maps)",
+    "MaxPool2d(2); MaxPool2d(k, s, k // 2) for k = 3, 5, 7, s = 1, 2", "AvgPool2d(2) (dense maps)",
     "Upsample / F.interpolate, nearest, by 2",
     "AdaptiveAvgPool2d(1) / mean over H, W / AvgPool2d over the whole map",
     "AdaptiveMaxPool2d(1) / amax over H, W / MaxPool2d over the whole map",
@@ -344,10 +345,20 @@ class _Builder:
             # a max pool over the whole map: the global max pool
             self.global_max_pool(node, x)
             return
+        k = one(kernel)
+        if k in (3, 5, 7) and one(stride) in (1, 2) and one(padding) == k // 2 and \
+                one(dilation) == 1 and not ceil_mode:
+            # a "same" window max pool (the ImageNet stem's 3x3 / 2, an SPP block's 5x5 / 1)
+            if self.kind.get(self._src(node, x)) != "map":
+                raise _unsupported(node, "MaxPool2d of a vector")
+            self._add(node, QMaxPoolK(k, one(stride)), self._src(node, x))
+            return
         if (one(kernel), one(stride), one(padding), one(dilation), ceil_mode) != (2, 2, 0, 1,
                                                                                  False):
             raise _unsupported(node, f"MaxPool2d(kernel={kernel}, stride={stride}, "
-                                     f"padding={padding})", "2x2, stride 2, no padding")
+                                     f"padding={padding})",
+                               "2x2 stride 2 no padding, or k x k (k = 3, 5, 7) stride 1 or 2 "
+                               "padding k // 2")
         if self.kind.get(self._src(node, x)) != "map":
             raise _unsupported(node, "MaxPool2d of a vector")
         self._add(node, QMaxPool2d(), self._src(node, x))

@@ -85,6 +85,9 @@ class MaxPool2x2(StageOp):
     block = "hw.maxpool:MaxPool2x2"
     keeps_range = True
 
+    def matches(self, node) -> bool:
+        return int(getattr(node, "kernel", 2)) == 2
+
     def check_geometry(self, layer) -> None:
         c, h, w = layer.in_shape
         if layer.kernel != 2 or layer.stride != 2:

@@ -16,7 +16,8 @@ def test_configs_cover_every_block_kind_and_format(fit_fmax):
     cfgs = fit_fmax.configs()
     kinds = {c["block"] for c in cfgs}
     assert kinds == {"conv1x1", "dwconv3x3", "conv3x3", "requant", "width", "flatten",
-                     "maxpool", "avgpool", "gap", "crop", "add", "concat", "act", "gmp", "upsample"}
+                     "maxpool", "avgpool", "gap", "crop", "add", "concat", "act", "gmp", "upsample",
+                     "maxpoolk"}
     # the pass-through stages: no multiply; a delay that grows with the lanes their control
     # reaches (levels of a tree over the lanes)
     stage = [(c, fit_fmax.features(c)) for c in cfgs

@@ -912,3 +912,51 @@ def test_a_nearest_upsample_imports_and_a_decoder_is_bit_exact_in_hardware(up):
 ])
 def test_other_upsampling_is_one_line(forward, match):
     _refused(_net(forward), match)
+
+
+@pytest.mark.parametrize("pool", [
+    lambda m, y: m.pool(y),                                   # nn.MaxPool2d(3, 2, 1)
+    lambda m, y: F.max_pool2d(y, kernel_size=3, stride=2, padding=1),
+    lambda m, y: F.max_pool2d(y, 5, 1, 2),                    # an SPP block's
+])
+def test_an_imagenet_stem_max_pool_imports_and_is_bit_exact_in_hardware(pool):
+    """The ImageNet ResNet stem (7x7 / 2 conv, BatchNorm, ReLU, MaxPool2d(3, 2, 1)) and an SPP
+    block's 5x5 / 1 pool: the window max pool (``maxpoolk``), the float graph the module's,
+    golden == integer mode, the composed hardware the golden model in amaranth.sim."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(2, 4, 7, stride=2, padding=3, bias=False)
+            self.bn = nn.BatchNorm2d(4)
+            self.pool = nn.MaxPool2d(3, 2, 1)
+            self.c = nn.Conv2d(4, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            y = pool(self, F.relu(self.bn(self.stem(x))))
+            return self.fc(F.relu(self.c(y)).mean((2, 3)))
+
+    torch.manual_seed(12)
+    m = _trained_bn(Net())
+    x = torch.randn(12, 2, 12, 12)
+    net = from_torch(m, name="stem", example=x[:2])
+    assert "QMaxPoolK" in [type(v).__name__ for v in net.nodes.values()]
+    with net.in_mode("float"):
+        torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
+    g = quantize(net, x, formats="int8")
+    assert [n.kind for n in g.nodes].count("maxpoolk") == 1
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+    coords = [(y, xx) for y in range(12) for xx in range(12)]
+    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(2)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model="stem", lanes=2, pe=2)), frames,
+                        idle=0.3, stall=0.3, seed=7, max_cycles=200_000)
+    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
+        oc, of = g.run_frame(c, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]

@@ -58,6 +58,7 @@ from ..ops.flatten import QFlatten
 from ..ops.gmp import QGlobalMaxPool
 from ..ops.maxpool import QMaxPool2d
 from ..ops.upsample import QUpsample2x
+from ..ops.wmaxpool import QMaxPoolK
 from ..qnet import QNet
 from ..quant.formats import WEIGHT_FORMATS
 from ..quant.layers import QAdd, QConv2d, QGlobalAvgPool, QInput, QLayer, QLinear
@@ -70,7 +71,8 @@ SUPPORTED_ONNX = (
     "AveragePool 2x2 stride 2", "Concat on channels (one scale)",
     "Conv (1x1, 3x3, 5x5, 7x7; 'same' padding at stride 1 or 2, or pads 0 at stride 1; groups 1 "
     "or depthwise 3x3)",
-    "BatchNormalization after Conv / Gemm", "Relu", "MaxPool 2x2 stride 2",
+    "BatchNormalization after Conv / Gemm", "Relu",
+    "MaxPool 2x2 stride 2, or k x k (k = 3, 5, 7) at stride 1 or 2 with pads k // 2",
     "GlobalAveragePool (or ReduceMean over H, W)",
     "GlobalMaxPool (or ReduceMax over H, W, or a MaxPool over the whole map)",
     "Resize / Upsample, nearest, by 2",
@@ -509,11 +511,15 @@ class _Builder:
                 tuple(_attr(node, "dilations", [1, 1])) == (1, 1) and k != (2, 2):
             self.global_max_pool(node)  # a max pool over the whole map
             return
-        if k != (2, 2) or st != (2, 2) or any(pads) or _attr(node, "ceil_mode", 0) or \
-                self.kind[v[1]] != "map":
+        window = len(k) == 2 and k[0] == k[1] and k[0] in (3, 5, 7) and len(set(st)) == 1 \
+            and st[0] in (1, 2) and pads == (k[0] // 2,) * 4 \
+            and tuple(_attr(node, "dilations", [1, 1])) == (1, 1)
+        if not window and (k != (2, 2) or st != (2, 2) or any(pads)) or \
+                _attr(node, "ceil_mode", 0) or self.kind[v[1]] != "map":
             raise _unsupported(node, f"MaxPool kernel {list(k)} strides {list(st)} pads "
-                               f"{list(pads)}", "2x2, stride 2, no padding, on a map")
-        name = self._add(node, QMaxPool2d(), v[1])
+                               f"{list(pads)}", "2x2, stride 2, no padding; or k x k (k = 3, "
+                               "5, 7), stride 1 or 2, pads k // 2; on a map")
+        name = self._add(node, QMaxPoolK(k[0], st[0]) if window else QMaxPool2d(), v[1])
         self.shape_of[name] = self._map_shape(node.output[0])
         self.val[node.output[0]] = ("q", name)
         self.onnx_names[name] = node.output[0]

@@ -490,6 +490,42 @@ def test_brevitas_upsample_imports_and_is_exact(tmp_path, requant):
     assert by["Resize_0"]["identical"] >= 0.999 and by["Conv_0"]["isolated"] >= 0.999
 
 
+def test_brevitas_imagenet_stem_max_pool_imports_and_is_exact(tmp_path):
+    """The ImageNet stem's ``MaxPool2d(3, 2, 1)`` after a quantized 7x7 / 2 conv, exported by
+    Brevitas: ``MaxPool`` kernel 3, stride 2, pads 1 is the window max pool; a maximum of values
+    on one grid is exact, so its tensor equals qonnx's fed qonnx's own integers."""
+    brevitas_nn = pytest.importorskip("brevitas.nn")
+    from brevitas.export import export_qonnx
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = brevitas_nn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+            self.stem = brevitas_nn.QuantConv2d(1, 4, 7, stride=2, padding=3,
+                                                weight_bit_width=4, bias=False)
+            self.relu = brevitas_nn.QuantReLU(bit_width=4, return_quant_tensor=False)
+            self.pool = nn.MaxPool2d(3, 2, 1)
+            self.fc = brevitas_nn.QuantLinear(4, 3, bias=True, weight_bit_width=8)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.relu(self.stem(self.inp(x)))).mean((2, 3)))
+
+    torch.manual_seed(0)
+    m = Net()
+    x = torch.rand(32, 1, 12, 12)
+    m.train()
+    m(x)
+    m.eval()
+    path = tmp_path / "stem.onnx"
+    export_qonnx(m, x[:1], export_path=str(path))
+    net = from_qonnx(path, name="stem")
+    assert "QMaxPoolK" in [type(v).__name__ for v in net.nodes.values()]
+    a = agreement(path, net, x.numpy())
+    by = {row["node"]: row for row in a["layers"]}
+    assert by["MaxPool_0"]["isolated"] == 1.0, by["MaxPool_0"]
+
+
 def test_python_api_takes_a_qonnx_file(tmp_path, monkeypatch):
     """codesign.api.convert on the .onnx: the model's own formats, and predict() gives the
     imported integer model's logits."""

@@ -103,6 +103,18 @@ def _quant(name, x, scale, bits, *, signed, narrow=False, zero=0.0):
     return node, inits
 
 
+
+def _export(m, x, path):
+    """A Brevitas module exported to ``path`` after one training-mode pass over ``x`` (the
+    activation quantizers' statistics), as a user exports a calibrated model."""
+    from brevitas.export import export_qonnx
+
+    m.train()
+    m(x)
+    m.eval()
+    export_qonnx(m, x[:1], export_path=str(path))
+    return path
+
 def _model(path, *, act_bits=4, act_signed=False, extra=None, zero=0.0):
     """input [1, 2, 4, 4] -> Quant -> Conv 3x3 (4-bit weights) -> Relu -> Quant -> GAP ->
     Flatten -> Gemm (8-bit) [-> extra op]."""
@@ -275,7 +287,6 @@ def test_brevitas_export_imports_and_agrees(tmp_path):
     Brevitas' own QONNX exporter, then imported: the formats are the quantizers' and the integer
     model agrees with qonnx's execution of the file."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
-    from brevitas.export import export_qonnx
     from brevitas.quant import Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
     from torch import nn
 
@@ -306,11 +317,7 @@ def test_brevitas_export_imports_and_agrees(tmp_path):
         m.bn.running_var.uniform_(0.5, 2.0)
         m.bn.weight.uniform_(-1.5, 1.5)   # negative BatchNorm scales flip the weights' signs
     x = torch.rand(64, 2, 6, 6)
-    m.train()
-    m(x)             # the activation quantizers' statistics
-    m.eval()
-    path = tmp_path / "brevitas.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "brevitas.onnx")
     net = from_qonnx(path, name="bv")
     assert sorted(net.formats.values()) == ["int4", "int8"]   # 4-bit and 6-bit weights
     assert net.nodes["Conv_0"].bounds() == (0, 7)              # 3-bit unsigned activations
@@ -326,7 +333,6 @@ def test_brevitas_global_pool_exported_as_reduce_mean_imports(tmp_path):
     unsupported op; it is the global pool. A trailing softmax is dropped."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
     import onnx as _onnx
-    from brevitas.export import export_qonnx
     from torch import nn
 
     class Net(nn.Module):
@@ -347,11 +353,7 @@ def test_brevitas_global_pool_exported_as_reduce_mean_imports(tmp_path):
     torch.manual_seed(0)
     m = Net()
     x = torch.rand(64, 1, 6, 6)
-    m.train()
-    m(x)
-    m.eval()
-    path = tmp_path / "gap.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "gap.onnx")
     ops = [n.op_type for n in _onnx.load(str(path)).graph.node]
     assert "ReduceMean" in ops and "Softmax" in ops  # what this exporter writes
     net = from_qonnx(path, name="gap")
@@ -396,7 +398,6 @@ def test_brevitas_global_max_pool_imports_and_is_exact(tmp_path, pool):
     integer model's pooled vector and logits equal qonnx's."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
     import onnx as _onnx
-    from brevitas.export import export_qonnx
     from torch import nn
 
     class Net(nn.Module):
@@ -423,11 +424,7 @@ def test_brevitas_global_max_pool_imports_and_is_exact(tmp_path, pool):
     torch.manual_seed(0)
     m = Net()
     x = torch.rand(64, 1, 6, 6)
-    m.train()
-    m(x)
-    m.eval()
-    path = tmp_path / "gmp.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "gmp.onnx")
     ops = {n.op_type for n in _onnx.load(str(path)).graph.node}
     assert ops & {"GlobalMaxPool", "ReduceMax", "MaxPool"}, ops
     net = from_qonnx(path, name="gmp")
@@ -447,7 +444,6 @@ def test_brevitas_upsample_imports_and_is_exact(tmp_path, requant):
     refused in one line, as after a pool (only layers and adds requantize)."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
     import onnx as _onnx
-    from brevitas.export import export_qonnx
     from torch import nn
 
     class Net(nn.Module):
@@ -471,11 +467,7 @@ def test_brevitas_upsample_imports_and_is_exact(tmp_path, requant):
     torch.manual_seed(0)
     m = Net()
     x = torch.rand(32, 1, 6, 6)
-    m.train()
-    m(x)
-    m.eval()
-    path = tmp_path / "up.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "up.onnx")
     assert "Resize" in {n.op_type for n in _onnx.load(str(path)).graph.node}
     if requant:
         _refused_line(path, r"Quant_\d: requantizing the output of Resize_0 to another scale")
@@ -495,7 +487,6 @@ def test_brevitas_imagenet_stem_max_pool_imports_and_is_exact(tmp_path):
     Brevitas: ``MaxPool`` kernel 3, stride 2, pads 1 is the window max pool; a maximum of values
     on one grid is exact, so its tensor equals qonnx's fed qonnx's own integers."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
-    from brevitas.export import export_qonnx
     from torch import nn
 
     class Net(nn.Module):
@@ -514,11 +505,7 @@ def test_brevitas_imagenet_stem_max_pool_imports_and_is_exact(tmp_path):
     torch.manual_seed(0)
     m = Net()
     x = torch.rand(32, 1, 12, 12)
-    m.train()
-    m(x)
-    m.eval()
-    path = tmp_path / "stem.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "stem.onnx")
     net = from_qonnx(path, name="stem")
     assert "QMaxPoolK" in [type(v).__name__ for v in net.nodes.values()]
     a = agreement(path, net, x.numpy())
@@ -699,7 +686,6 @@ def test_brevitas_activation_golden_bit_exact_and_agrees_with_qonnx(tmp_path, ac
     qonnx's own inputs every one of its outputs is qonnx's (18,432 here; 147,456 with 8-bit
     tables)."""
     brevitas_nn = pytest.importorskip("brevitas.nn")
-    from brevitas.export import export_qonnx
     from torch import nn
 
     class Net(nn.Module):
@@ -728,11 +714,7 @@ def test_brevitas_activation_golden_bit_exact_and_agrees_with_qonnx(tmp_path, ac
         m.bn.running_mean.uniform_(-0.2, 0.2)
         m.bn.weight.uniform_(-1.5, 1.5)
     x = torch.rand(64, 2, 6, 6)
-    m.train()
-    m(x)
-    m.eval()
-    path = tmp_path / "act.onnx"
-    export_qonnx(m, x[:1], export_path=str(path))
+    path = _export(m, x, tmp_path / "act.onnx")
     net = from_qonnx(path, name="act")
     assert [type(v).__name__ for v in net.nodes.values()] == [
         "QInput", "QConv2d", "QActTable", "QMaxPool2d", "QFlatten", "QLinear"]

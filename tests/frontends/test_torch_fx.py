@@ -168,6 +168,28 @@ def _net(forward):
     return Net().eval()
 
 
+def _hardware_is_golden(net, g, x, *, frames: int, seed: int):
+    """The composed hardware of ``g`` (2 lanes, pe 2), in amaranth.sim under stalls 0.3, equals
+    the golden model on ``frames`` of the dense inputs ``x``, and the golden model the QNet's
+    integer mode."""
+    from contract.point import DesignPoint
+    from hw.compose import Network
+    from hw.sim import run_stream
+
+    with net.in_mode("int"):
+        xi = net.quantize_input(x.double())
+        out = net(xi)
+    c, h, w = x.shape[1:]
+    coords = [(y, xx) for y in range(h) for xx in range(w)]
+    stream = [(coords, xi[b].reshape(c, -1).t().tolist()) for b in range(frames)]
+    got, _ = run_stream(Network(g, DesignPoint.default(g, model=g.name, lanes=2, pe=2)), stream,
+                        idle=0.3, stall=0.3, seed=seed, max_cycles=200_000)
+    for b, ((cs, f), o) in enumerate(zip(stream, got, strict=True)):
+        oc, of = g.run_frame(cs, f)
+        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
+        assert of.tolist() == [out[b].long().tolist()]
+
+
 def _refused(module, match):
     """``module`` is refused with one line matching ``match``."""
     with pytest.raises(FrontendError, match=match) as e:
@@ -750,9 +772,6 @@ def test_prelu_is_a_table_per_channel_and_bit_exact_in_hardware(functional):
     """nn.PReLU(C) (and F.prelu with the module's weight): a table per channel, ``[C, 256]``;
     the float graph is the module's, the golden model the integer one, and the composed hardware
     (2 lanes: each lane's ROM holds two channels' tables) the golden model under stalls."""
-    from contract.point import DesignPoint
-    from hw.compose import Network
-    from hw.sim import run_stream
 
     class Net(nn.Module):
         def __init__(self):
@@ -782,17 +801,7 @@ def test_prelu_is_a_table_per_channel_and_bit_exact_in_hardware(functional):
     neg = torch.arange(-127, 0)
     t = torch.from_numpy(act.table)
     assert (t[0, neg & 255] == 0).all() and (t[3, neg & 255] > 0).all()
-    with net.in_mode("int"):
-        xi = net.quantize_input(x.double())
-        out = net(xi)
-    coords = [(y, xx) for y in range(6) for xx in range(6)]
-    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
-    got, _ = run_stream(Network(g, DesignPoint.default(g, model="prelu", lanes=2, pe=2)),
-                        frames, idle=0.3, stall=0.3, seed=4, max_cycles=100_000)
-    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
-        oc, of = g.run_frame(c, f)
-        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
-        assert of.tolist() == [out[b].long().tolist()]
+    _hardware_is_golden(net, g, x, frames=3, seed=4)
 
 
 @pytest.mark.parametrize("head", [
@@ -806,9 +815,6 @@ def test_a_global_max_pool_imports_and_is_bit_exact_in_hardware(head):
     """The global max pool in the forms users write: ``gmp``, the float graph the module's,
     golden == integer mode, and the composed hardware (at 2 lanes) the golden model in
     amaranth.sim under stalls."""
-    from contract.point import DesignPoint
-    from hw.compose import Network
-    from hw.sim import run_stream
 
     class Net(nn.Module):
         def __init__(self):
@@ -833,17 +839,7 @@ def test_a_global_max_pool_imports_and_is_bit_exact_in_hardware(head):
         torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
     g = quantize(net, x, formats="int8")
     assert [n.op for n in g.nodes][-2:] == ["gmp", "linear"]
-    with net.in_mode("int"):
-        xi = net.quantize_input(x.double())
-        out = net(xi)
-    coords = [(y, xx) for y in range(8) for xx in range(8)]
-    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(3)]
-    got, _ = run_stream(Network(g, DesignPoint.default(g, model="gmp", lanes=2, pe=2)), frames,
-                        idle=0.3, stall=0.3, seed=5, max_cycles=100_000)
-    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
-        oc, of = g.run_frame(c, f)
-        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
-        assert of.tolist() == [out[b].long().tolist()]
+    _hardware_is_golden(net, g, x, frames=3, seed=5)
 
 
 def test_a_max_over_other_dims_is_one_line():
@@ -863,9 +859,6 @@ def test_a_nearest_upsample_imports_and_a_decoder_is_bit_exact_in_hardware(up):
     concatenation with the skip of the same resolution and a conv: the float graph the module's,
     golden == integer mode, and the composed hardware the golden model in amaranth.sim under
     stalls (the skip FIFO holds the long branch's rows)."""
-    from contract.point import DesignPoint
-    from hw.compose import Network
-    from hw.sim import run_stream
 
     class Net(nn.Module):
         def __init__(self):
@@ -891,17 +884,7 @@ def test_a_nearest_upsample_imports_and_a_decoder_is_bit_exact_in_hardware(up):
         torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
     g = quantize(net, x, formats="int8")
     assert "upsample" in [n.op for n in g.nodes]
-    with net.in_mode("int"):
-        xi = net.quantize_input(x.double())
-        out = net(xi)
-    coords = [(y, xx) for y in range(8) for xx in range(8)]
-    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(2)]
-    got, _ = run_stream(Network(g, DesignPoint.default(g, model="unet", lanes=2, pe=2)), frames,
-                        idle=0.3, stall=0.3, seed=6, max_cycles=200_000)
-    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
-        oc, of = g.run_frame(c, f)
-        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
-        assert of.tolist() == [out[b].long().tolist()]
+    _hardware_is_golden(net, g, x, frames=2, seed=6)
 
 
 @pytest.mark.parametrize("forward,match", [
@@ -923,9 +906,6 @@ def test_an_imagenet_stem_max_pool_imports_and_is_bit_exact_in_hardware(pool):
     """The ImageNet ResNet stem (7x7 / 2 conv, BatchNorm, ReLU, MaxPool2d(3, 2, 1)) and an SPP
     block's 5x5 / 1 pool: the window max pool (``maxpoolk``), the float graph the module's,
     golden == integer mode, the composed hardware the golden model in amaranth.sim."""
-    from contract.point import DesignPoint
-    from hw.compose import Network
-    from hw.sim import run_stream
 
     class Net(nn.Module):
         def __init__(self):
@@ -949,14 +929,4 @@ def test_an_imagenet_stem_max_pool_imports_and_is_bit_exact_in_hardware(pool):
         torch.testing.assert_close(net(x), m(x), rtol=1e-5, atol=1e-5)
     g = quantize(net, x, formats="int8")
     assert [n.kind for n in g.nodes].count("maxpoolk") == 1
-    with net.in_mode("int"):
-        xi = net.quantize_input(x.double())
-        out = net(xi)
-    coords = [(y, xx) for y in range(12) for xx in range(12)]
-    frames = [(coords, xi[b].reshape(2, -1).t().tolist()) for b in range(2)]
-    got, _ = run_stream(Network(g, DesignPoint.default(g, model="stem", lanes=2, pe=2)), frames,
-                        idle=0.3, stall=0.3, seed=7, max_cycles=200_000)
-    for b, ((c, f), o) in enumerate(zip(frames, got, strict=True)):
-        oc, of = g.run_frame(c, f)
-        assert o == ([tuple(v) for v in oc.tolist()], of.tolist())
-        assert of.tolist() == [out[b].long().tolist()]
+    _hardware_is_golden(net, g, x, frames=2, seed=7)

@@ -169,25 +169,41 @@ class WindowMaxPool(StageOp):
     def stage_fields(self, node) -> dict:
         return {"kernel": int(node.kernel), "stride": int(node.stride)}
 
-    def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
-        """Its input FIFO, the line buffer's memories (as the window convs'), the window beat's
-        skid buffer and the compare tree's registers and LUTs: ``k^2 - 1`` compares and
-        selects per lane value, a register stage each two levels."""
-        res = self.input_fifo_price(stage, lanes=lanes, model=model)
+    #: Yosys calibration of the fitted terms (``benchmarks/fit_resources.py --stage-ops --ops
+    #: maxpoolk``): the 3x3 / 2 stem pool on the dense line buffer, 1-8 lanes.
+    calibration = tuple({"c": c, "h": h, "w": w, "lanes": ln}
+                        for c, h, w, ln in ((16, 16, 16, 1), (16, 16, 16, 4), (8, 8, 8, 8),
+                                            (32, 12, 12, 2)))
+
+    def price_features(self, stage, *, lanes: int, model=None) -> dict:
+        # the window registers, the line buffer's row selects and the compare tree all grow with
+        # the window's taps times the lanes' bits
+        taps = stage.get("kernel", 3) ** 2
+        return {"base": 1.0, "per_window_bit": float(taps * lanes * stage.get("bits", ACT_BITS))}
+
+    def block_structural(self, stage, *, lanes: int, model) -> dict:
+        """The line buffer's memories (as the window convs'), its read registers and the window
+        beat's skid buffer: what the fit takes out of a block synthesised alone."""
         op, layer, choice = self._as_window(stage, lanes)
-        luts, bram = op.line_buffer_memory(layer, choice, model)
-        bits = stage.get("bits", ACT_BITS)
-        taps = layer.kernel ** 2
-        res["lut"] += luts + lanes * bits * 2 * (taps - 1) + 60
-        # the window beat's register, the masked taps', and each compare level's outputs
-        tree = taps + sum(math.ceil(taps / 2 ** i) for i in range(1, (taps - 1).bit_length() + 1))
-        res["ff"] += (op.line_buffer_registers(layer, choice) + taps * (lanes * bits + 1)
-                      + lanes * bits * tree + 6 * coord_bits + 40)
+        luts, _ = op.line_buffer_memory(layer, choice, model)
+        res = {"lut": float(luts), "ff": float(op.line_buffer_registers(layer, choice))}
         for b in op.block_skid_bits(layer, choice):
             sk = _price.skid(b)
             res["lut"] += sk["lut"]
             res["ff"] += sk["ff"]
-        res["bram18"] += bram
+        return res
+
+    def stage_price(self, stage, *, lanes: int, coord_bits: int, model) -> dict:
+        """Its input FIFO, the line buffer's memories and the window's skid buffer
+        (:meth:`block_structural`), and the fitted terms of the rest (the line buffer's logic,
+        the window registers, the compare tree)."""
+        res = self.input_fifo_price(stage, lanes=lanes, model=model)
+        op, layer, choice = self._as_window(stage, lanes)
+        res["bram18"] += op.line_buffer_memory(layer, choice, model)[1]
+        inner = self.block_structural(stage, lanes=lanes, model=model)
+        fit = self.fitted(stage, lanes=lanes, model=model)
+        for r in ("lut", "ff"):
+            res[r] += inner[r] + fit[r]
         return res
 
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:

@@ -52,9 +52,16 @@ def test_node_checks_and_registry():
     with pytest.raises(GraphError, match="maps"):
         QNode(name="mp", op="maxpool", inputs=("x",), in_shape=(4, 7, 6), out_shape=(4, 4, 3),
               kernel=2, stride=2)
-    with pytest.raises(GraphError, match="2x2 stride 2"):
-        QNode(name="mp", op="maxpool", inputs=("x",), in_shape=(4, 8, 8), out_shape=(4, 4, 4),
+    # kernel 3 at stride 2 is the "same" window max pool (the ImageNet stem's), its own kind
+    node = QNode(name="mp", op="maxpool", inputs=("x",), in_shape=(4, 8, 8), out_shape=(4, 4, 4),
+                 kernel=3, stride=2)
+    assert node.kind == "maxpoolk"
+    with pytest.raises(GraphError, match="maps"):
+        QNode(name="mp", op="maxpool", inputs=("x",), in_shape=(4, 8, 8), out_shape=(4, 3, 3),
               kernel=3, stride=2)
+    with pytest.raises(GraphError, match="no maxpool op takes kernel 4"):
+        QNode(name="mp", op="maxpool", inputs=("x",), in_shape=(4, 8, 8), out_shape=(4, 2, 2),
+              kernel=4, stride=4)
 
 
 def test_graph_runs_dense_and_sparse_frames_and_round_trips_json():

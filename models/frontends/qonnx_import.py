@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..ops.act import QActTable, nonneg_fn
+from ..ops.act import ChannelPReLU, QActTable, nonneg_fn
 from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
@@ -136,17 +136,6 @@ def _gelu(x, *, approximate):
 
 def _silu(x):
     return x * torch.sigmoid(x)
-
-
-class _ChannelPReLU:
-    """A ``PRelu`` with a slope per channel on features ``[sites, C]``: a table per channel
-    (:mod:`models.ops.act`); picklable."""
-
-    def __init__(self, slope):
-        self.slope = torch.as_tensor(np.asarray(slope, dtype=np.float64).reshape(-1))
-
-    def __call__(self, x):
-        return torch.where(x >= 0, x, x * self.slope.to(x.dtype))
 
 
 #: ONNX op -> (its attributes with ONNX's defaults, the float function of those attributes)
@@ -744,7 +733,7 @@ class _Builder:
                 raise _unsupported(node, "PRelu with a slope that is not finite",
                                    "finite slopes")
             if slope.size > 1:  # a table per channel (models.ops.act)
-                return _ChannelPReLU(slope), f"PRelu({slope.size} slopes)"
+                return ChannelPReLU(slope), f"PRelu({slope.size} slopes)"
             params["alpha"] = float(slope.reshape(-1)[0])
         if op == "Celu" and params["alpha"] == 0:
             raise _unsupported(node, "Celu with alpha=0", "a non-zero alpha")

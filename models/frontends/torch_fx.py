@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.act import QActTable, nonneg_fn
+from ..ops.act import ChannelPReLU, QActTable, nonneg_fn
 from ..ops.avgpool import QAvgPool2d
 from ..ops.concat import QConcat
 from ..ops.crop import QCrop
@@ -115,15 +115,31 @@ class _Gated:
         return v * self.fn(v)
 
 
-class _PReLU:
-    """A PReLU's function on features ``[sites, C]`` of any float type (its slopes in float64,
-    so its tables are computed at that precision); picklable."""
+def _one(v):
+    """A pool's square size or step: ``v`` or ``v[0]`` when both sides agree, else None."""
+    return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
 
-    def __init__(self, weight):
-        self.weight = torch.as_tensor(weight).detach().double().reshape(-1).clone()
 
-    def __call__(self, v):
-        return F.prelu(v, self.weight.to(v.dtype))
+def _pair(v) -> tuple:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _whole_map(x, kernel, stride, padding) -> bool:
+    """Whether a pool of ``kernel`` (steps ``stride``, no ``padding``) covers the whole map of
+    the traced value ``x`` (its shape known from an example batch): the global pool."""
+    meta = getattr(x, "meta", {}).get("tensor_meta")
+    return (meta is not None and len(meta.shape) == 4 and _pair(kernel) == tuple(meta.shape[2:])
+            and _pair(stride) == _pair(kernel) and _one(padding) == 0)
+
+
+def _over_hw(node, args, kw, what: str, want: str) -> None:
+    """A reduction (``mean``, ``amax``) must be over the two spatial dims (any order or sign,
+    ``keepdim`` or not, no ``dtype``): one line naming its dims otherwise."""
+    p = dict(zip(("dim", "keepdim"), args[1:], strict=False)) | dict(kw)
+    dims = p.get("dim")
+    dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+    if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2 or p.get("dtype"):
+        raise _unsupported(node, f"{what} over dims {p.get('dim')}", want)
 
 
 def _constant_params(node, what: str, *params) -> None:
@@ -333,17 +349,11 @@ class _Builder:
 
     def maxpool2d(self, node, x, kernel, stride, padding=0, dilation=1, ceil_mode=False):
         _constant_params(node, "MaxPool2d", kernel, stride, padding)
-
-        def one(v):
-            return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
-        def pair(v):
-            return (v, v) if isinstance(v, int) else tuple(v)
+        one = _one
         stride = kernel if stride is None or stride == [] else stride
-        meta = getattr(x, "meta", {}).get("tensor_meta")
-        if meta is not None and len(meta.shape) == 4 and pair(kernel) == tuple(meta.shape[2:]) \
-                and pair(stride) == pair(kernel) and one(padding) == 0 and one(dilation) == 1:
+        if _whole_map(x, kernel, stride, padding) and one(dilation) == 1:
             # a max pool over the whole map: the global max pool
-            self.global_max_pool(node, x)
+            self.global_pool(node, x, QGlobalMaxPool)
             return
         k = one(kernel)
         if k in (3, 5, 7) and one(stride) in (1, 2) and one(padding) == k // 2 and \
@@ -366,17 +376,9 @@ class _Builder:
     def avgpool2d(self, node, x, kernel, stride, padding=0, ceil_mode=False,
                   count_include_pad=True, divisor_override=None):
         _constant_params(node, "AvgPool2d", kernel, stride, padding)
-
-        def one(v):
-            return v if isinstance(v, int) else (v[0] if v[0] == v[1] else None)
-
-        def pair(v):
-            return (v, v) if isinstance(v, int) else tuple(v)
+        one = _one
         stride = kernel if stride is None or stride == [] else stride
-        meta = getattr(x, "meta", {}).get("tensor_meta")
-        if meta is not None and len(meta.shape) == 4 and pair(kernel) == tuple(meta.shape[2:]) \
-                and pair(stride) == pair(kernel) and one(padding) == 0 and not ceil_mode \
-                and divisor_override is None:
+        if _whole_map(x, kernel, stride, padding) and not ceil_mode and divisor_override is None:
             # a pool over the whole map (a CIFAR ResNet's F.avg_pool2d(out, 4)): the global pool
             self.global_pool(node, x)
             return
@@ -388,10 +390,12 @@ class _Builder:
             raise _unsupported(node, "AvgPool2d of a vector or a sparse map")
         self._add(node, QAvgPool2d(), self._src(node, x))
 
-    def global_pool(self, node, x):
+    def global_pool(self, node, x, pool=QGlobalAvgPool):
+        """The global average pool, or ``pool`` (:class:`QGlobalMaxPool`), of a map."""
         if self.kind.get(self._src(node, x)) != "map":
-            raise _unsupported(node, "a global pool of a vector")
-        self._add(node, QGlobalAvgPool(), self._src(node, x), kind="pooled")
+            what = "a global max pool" if pool is QGlobalMaxPool else "a global pool"
+            raise _unsupported(node, f"{what} of a vector")
+        self._add(node, pool(), self._src(node, x), kind="pooled")
 
     def upsample(self, node, x, scale=None, mode="nearest", size=None, align_corners=None,
                  what="Upsample"):
@@ -412,11 +416,6 @@ class _Builder:
         if self.kind.get(src) != "map":
             raise _unsupported(node, f"{what} of a vector")
         self._add(node, QUpsample2x(), src)
-
-    def global_max_pool(self, node, x):
-        if self.kind.get(self._src(node, x)) != "map":
-            raise _unsupported(node, "a global max pool of a vector")
-        self._add(node, QGlobalMaxPool(), self._src(node, x), kind="pooled")
 
     def input_affine(self, node, t, args) -> bool:
         """``x - c``, ``c - x``, ``x + c``, ``x * c``, ``x / c`` on the input before any layer
@@ -541,7 +540,7 @@ class _Builder:
         params = {k: getattr(m, k) for k in ("negative_slope", "alpha", "beta", "threshold",
                                              "approximate", "num_parameters") if hasattr(m, k)}
         args = ", ".join(f"{k}={v}" for k, v in params.items())
-        fn = _PReLU(m.weight) if isinstance(m, nn.PReLU) else m
+        fn = ChannelPReLU(m.weight) if isinstance(m, nn.PReLU) else m
         self.activation(node, node.args[0], fn, f"{type(m).__name__}({args})")
 
     def act_function(self, node, t, args, kw):
@@ -559,7 +558,7 @@ class _Builder:
             args = args[:-1]  # a positional inplace flag (F.leaky_relu(x, 0.1, True))
         # picklable (a user model's checkpoint holds its QNet)
         if t in (F.prelu, torch.prelu):
-            fn = _PReLU(args[1] if len(args) > 1 else kw.get("weight"))
+            fn = ChannelPReLU(args[1] if len(args) > 1 else kw.get("weight"))
         else:
             fn = (operator.methodcaller(t, *args[1:], **kw) if isinstance(t, str)
                   else functools.partial(t, *args[1:], **kw) if args[1:] or kw else t)
@@ -714,7 +713,7 @@ class _Builder:
             if m.output_size not in (1, (1, 1)) or m.return_indices:
                 raise _unsupported(node, f"AdaptiveMaxPool2d({m.output_size}"
                                          f"{', return_indices=True' if m.return_indices else ''})")
-            self.global_max_pool(node, node.args[0])
+            self.global_pool(node, node.args[0], QGlobalMaxPool)
         elif isinstance(m, nn.Flatten):
             self.flatten(node, node.args[0])
         elif isinstance(m, nn.Linear):
@@ -780,11 +779,7 @@ class _Builder:
         elif t is F.adaptive_avg_pool2d and args[1:] in ((1,), ((1, 1),)):
             self.global_pool(node, args[0])
         elif t in (torch.mean, "mean"):
-            p = dict(zip(("dim", "keepdim"), args[1:], strict=False)) | dict(kw)
-            dims = p.get("dim")
-            dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
-            if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2 or p.get("dtype"):
-                raise _unsupported(node, f"mean over dims {p.get('dim')}", "a mean over H, W")
+            _over_hw(node, args, kw, "mean", "a mean over H, W")
             self.global_pool(node, args[0])  # keepdim or not: the pooled vector
         elif t in _ACT_FUNCTIONS:
             self.act_function(node, t, args, dict(kw))
@@ -796,14 +791,10 @@ class _Builder:
                           what=getattr(t, "__name__", "interpolate"))
         elif t is F.adaptive_max_pool2d and args[1:] in ((1,), ((1, 1),)) and \
                 not kw.get("return_indices"):
-            self.global_max_pool(node, args[0])
+            self.global_pool(node, args[0], QGlobalMaxPool)
         elif t in (torch.amax, "amax"):
-            p = dict(zip(("dim", "keepdim"), args[1:], strict=False)) | dict(kw)
-            dims = p.get("dim")
-            dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
-            if sorted(d % 4 for d in dims) != [2, 3] or len(dims) != 2:
-                raise _unsupported(node, f"amax over dims {p.get('dim')}", "a max over H, W")
-            self.global_max_pool(node, args[0])
+            _over_hw(node, args, kw, "amax", "a max over H, W")
+            self.global_pool(node, args[0], QGlobalMaxPool)
         elif t in (torch.squeeze, "squeeze"):
             self.squeeze(node, args[0])
         elif t in (F.softmax, torch.softmax, "softmax", F.log_softmax, torch.log_softmax,

@@ -35,7 +35,8 @@ from . import _price
 from .base import StageOp, sites
 from .registry import GraphError, register
 
-__all__ = ["ActTable", "QActTable", "act_table", "lookup", "nonneg_fn", "table_bits"]
+__all__ = ["ActTable", "ChannelPReLU", "QActTable", "act_table", "lookup", "nonneg_fn",
+           "table_bits"]
 
 
 def table_bits(table) -> int:
@@ -232,6 +233,20 @@ class ActTable(StageOp):
     def block_args(self, node, choice, shape, *, abits: int, dense: bool = False) -> dict:
         return {"shape": shape, "table": np.asarray(node.table).tolist(),
                 "out_bits": act_width(node.lo, node.hi)}
+
+
+class ChannelPReLU:
+    """A PReLU with a slope per channel, on features ``[sites, C]`` of any float type (the
+    slopes kept in float64, so that a table is computed at the precision asked for); a class,
+    so that a user model's checkpoint pickles it. Both front ends build it (``nn.PReLU``,
+    ``F.prelu``, QONNX ``PRelu`` with a slope per channel)."""
+
+    def __init__(self, weight):
+        self.weight = torch.as_tensor(weight).detach().to(torch.float64).reshape(-1).clone()
+
+    def __call__(self, v):
+        # F.prelu's values, broadcast over the last dim (a one-column grid takes every slope)
+        return torch.where(v >= 0, v, v * self.weight.to(v.dtype))
 
 
 def nonneg_fn(fn, *, span: float = 64.0, channels: int = 1) -> bool:
